@@ -1,0 +1,378 @@
+#include "common.h"
+
+#include <cmath>
+#include <cstring>
+#include <new>
+
+namespace alexnet::binding {
+
+namespace {
+
+struct AddonData {
+  Napi::FunctionReference tensor_ctor;
+};
+
+AddonData& addon_data(Napi::Env env) {
+  auto* data = env.GetInstanceData<AddonData>();
+  ALEXNET_ASSERT(data != nullptr);
+  return *data;
+}
+
+// Marker passed to the constructor from C++ (JS cannot make one).
+struct WrapRequest {
+  const Tensor* tensor;
+  bool owns;
+};
+
+[[noreturn]] void arg_fail(const char* op, const std::string& what) {
+  fail(code::kArgument, op, ": ", what);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// TensorWrap
+
+Napi::Function TensorWrap::Define(Napi::Env env) {
+  Napi::Function ctor = DefineClass(
+      env, "NativeTensor",
+      {
+          InstanceAccessor<&TensorWrap::Guard<&TensorWrap::GetShape>>("shape"),
+          InstanceAccessor<&TensorWrap::Guard<&TensorWrap::GetDtype>>("dtype"),
+          InstanceAccessor<&TensorWrap::Guard<&TensorWrap::GetDevice>>("device"),
+          InstanceAccessor<&TensorWrap::Guard<&TensorWrap::GetDisposed>>("disposed"),
+          InstanceAccessor<&TensorWrap::Guard<&TensorWrap::GetNbytes>>("nbytes"),
+          InstanceMethod<&TensorWrap::Guard<&TensorWrap::Dispose>>("dispose"),
+          InstanceMethod<&TensorWrap::Guard<&TensorWrap::Data>>("data"),
+          InstanceMethod<&TensorWrap::Guard<&TensorWrap::DataSync>>("dataSync"),
+          InstanceMethod<&TensorWrap::Guard<&TensorWrap::View>>("view"),
+      });
+  auto* data = new AddonData();
+  data->tensor_ctor = Napi::Persistent(ctor);
+  env.SetInstanceData<AddonData>(data);
+  return ctor;
+}
+
+template <Napi::Value (TensorWrap::*M)(const Napi::CallbackInfo&)>
+Napi::Value TensorWrap::Guard(const Napi::CallbackInfo& info) {
+  try {
+    return (this->*M)(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    throw to_js_error(info.Env(), std::current_exception());
+  }
+}
+
+Napi::Object TensorWrap::Wrap(Napi::Env env, const Tensor& t, bool owns_storage) {
+  WrapRequest req{&t, owns_storage};
+  return addon_data(env).tensor_ctor.New({Napi::External<WrapRequest>::New(env, &req)});
+}
+
+bool TensorWrap::IsTensor(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject()) return false;
+  return v.As<Napi::Object>().InstanceOf(addon_data(env).tensor_ctor.Value());
+}
+
+TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    Napi::TypeError e = Napi::TypeError::New(
+        info.Env(), "NativeTensor cannot be constructed directly; use empty() or fromData()");
+    e.Set("code", code::kArgument);
+    throw e;
+  }
+  const WrapRequest* req = info[0].As<Napi::External<WrapRequest>>().Data();
+  tensor_ = *req->tensor;
+  if (req->owns) {
+    accounted_bytes_ = tensor_.storage()->bytes();
+    Napi::MemoryManagement::AdjustExternalMemory(info.Env(),
+                                                  static_cast<int64_t>(accounted_bytes_));
+  }
+}
+
+TensorWrap::~TensorWrap() {
+  // Finalizer: the GC found this handle unreachable. Queued tasks still hold the storage.
+  if (accounted_bytes_ != 0) {
+    Napi::MemoryManagement::AdjustExternalMemory(Env(), -static_cast<int64_t>(accounted_bytes_));
+  }
+}
+
+void TensorWrap::Release(Napi::Env env) {
+  if (disposed_) return;
+  disposed_ = true;
+  tensor_ = Tensor();
+  if (accounted_bytes_ != 0) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(accounted_bytes_));
+    accounted_bytes_ = 0;
+  }
+}
+
+const Tensor& TensorWrap::tensor(const char* op) const {
+  if (disposed_) fail(code::kDisposed, op, ": tensor has been disposed");
+  return tensor_;
+}
+
+Napi::Value TensorWrap::GetShape(const Napi::CallbackInfo& info) {
+  const Tensor& t = tensor("shape");
+  Napi::Array a = Napi::Array::New(info.Env(), static_cast<size_t>(t.rank()));
+  for (int i = 0; i < t.rank(); ++i)
+    a.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), static_cast<double>(t.size(i))));
+  return a;
+}
+
+Napi::Value TensorWrap::GetDtype(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), dtype_name(tensor("dtype").dtype()));
+}
+
+Napi::Value TensorWrap::GetDevice(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), tensor("device").device().str());
+}
+
+Napi::Value TensorWrap::GetDisposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), disposed_);
+}
+
+Napi::Value TensorWrap::GetNbytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(tensor("nbytes").nbytes()));
+}
+
+Napi::Value TensorWrap::Dispose(const Napi::CallbackInfo& info) {
+  Release(info.Env());  // idempotent
+  return info.Env().Undefined();
+}
+
+namespace {
+
+Napi::TypedArray new_typed_array(Napi::Env env, DType dtype, size_t n) {
+  if (dtype == DType::Int32) return Napi::Int32Array::New(env, n);
+  return Napi::Float32Array::New(env, n);
+}
+
+void* typed_array_data(const Napi::TypedArray& a) {
+  return static_cast<char*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+}
+
+struct ReadContext {
+  Napi::Promise::Deferred deferred;
+  Napi::Reference<Napi::Value> result;  // a typed array, or undefined for synchronize()
+  std::exception_ptr error;
+};
+
+// Enqueues a task that runs `body` (on the worker, after all earlier work) and then settles
+// the promise on the JS thread. The JS thread never waits.
+Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
+                           std::function<void()> body) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  auto* ctx = new ReadContext{deferred, Napi::Persistent(result), nullptr};
+  auto tsfn = Napi::ThreadSafeFunction::New(
+      env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "alexnet.read", 0, 1);
+  Queue& queue = device_queue(device);
+  queue.enqueue([ctx, tsfn, body = std::move(body), &queue]() mutable {
+    ctx->error = queue.take_error();
+    if (!ctx->error) {
+      try {
+        body();
+      } catch (...) {
+        ctx->error = std::current_exception();
+      }
+    }
+    tsfn.BlockingCall([ctx](Napi::Env env, Napi::Function) {
+      if (ctx->error) {
+        ctx->deferred.Reject(to_js_error(env, ctx->error).Value());
+      } else {
+        ctx->deferred.Resolve(ctx->result.Value());
+      }
+      delete ctx;
+    });
+    tsfn.Release();
+  });
+  return deferred.Promise();
+}
+
+}  // namespace
+
+Napi::Value TensorWrap::Data(const Napi::CallbackInfo& info) {
+  const Tensor t = tensor("data");
+  Napi::Env env = info.Env();
+  Napi::TypedArray out = new_typed_array(env, t.dtype(), static_cast<size_t>(t.numel()));
+  void* dst = typed_array_data(out);
+  // The typed array stays referenced by the context until the promise settles, so its
+  // backing store is alive while the worker writes into it; JS cannot see it before then.
+  return settle_after(env, t.device(), out, [t, dst]() { std::memcpy(dst, t.ptr<char>(), t.nbytes()); });
+}
+
+Napi::Value TensorWrap::DataSync(const Napi::CallbackInfo& info) {
+  const Tensor t = tensor("dataSync");
+  device_queue(t.device()).synchronize();  // explicit, user-requested wait
+  Napi::TypedArray out = new_typed_array(info.Env(), t.dtype(), static_cast<size_t>(t.numel()));
+  std::memcpy(typed_array_data(out), t.ptr<char>(), t.nbytes());
+  return out;
+}
+
+Napi::Value TensorWrap::View(const Napi::CallbackInfo& info) {
+  const Tensor& t = tensor("view");
+  if (info.Length() < 2 || !info[0].IsNumber()) arg_fail("view", "expected (offset, shape)");
+  const double off = info[0].As<Napi::Number>().DoubleValue();
+  if (!(off >= 0) || off != std::floor(off)) arg_fail("view", "offset must be a non-negative integer");
+  Shape s = shape_arg(info[1], "view", "shape");
+  return Wrap(info.Env(), t.view(static_cast<int64_t>(off), s), /*owns_storage=*/false);
+}
+
+Napi::Promise synchronize_device(Napi::Env env, Device device) {
+  return settle_after(env, device, env.Undefined(), [] {});
+}
+
+// ---------------------------------------------------------------------------------------------
+// argument readers
+
+const Tensor& tensor_arg(const Napi::CallbackInfo& info, size_t i, const char* op,
+                         const char* name) {
+  Napi::Value v = info[i];
+  if (!TensorWrap::IsTensor(info.Env(), v))
+    fail(code::kArgument, op, ": expected ", name, " to be a Tensor");
+  return TensorWrap::Unwrap(v.As<Napi::Object>())->tensor(op);
+}
+
+std::optional<Tensor> optional_tensor_arg(const Napi::CallbackInfo& info, size_t i,
+                                          const char* op, const char* name) {
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return std::nullopt;
+  return tensor_arg(info, i, op, name);
+}
+
+Napi::Object options_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  if (i >= info.Length() || info[i].IsUndefined()) return Napi::Object::New(info.Env());
+  if (!info[i].IsObject() || info[i].IsArray()) arg_fail(op, "expected options to be an object");
+  return info[i].As<Napi::Object>();
+}
+
+std::optional<Tensor> optional_tensor_opt(const Napi::Object& o, const char* key, const char* op) {
+  Napi::Value v = o.Get(key);
+  if (v.IsNull() || v.IsUndefined()) return std::nullopt;
+  if (!TensorWrap::IsTensor(o.Env(), v))
+    fail(code::kArgument, op, ": expected option '", key, "' to be a Tensor");
+  return TensorWrap::Unwrap(v.As<Napi::Object>())->tensor(op);
+}
+
+double number_opt(const Napi::Object& o, const char* key, double fallback, const char* op) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) fail(code::kArgument, op, ": expected option '", key, "' to be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  check_finite(op, key, d);
+  return d;
+}
+
+double number_arg(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
+  if (i >= info.Length() || !info[i].IsNumber())
+    fail(code::kArgument, op, ": expected ", name, " to be a number");
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  check_finite(op, name, d);
+  return d;
+}
+
+int64_t int_opt(const Napi::Object& o, const char* key, int64_t fallback, const char* op) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) fail(code::kArgument, op, ": expected option '", key, "' to be an integer");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d == std::floor(d)) || std::fabs(d) > 9.0e15)
+    fail(code::kArgument, op, ": expected option '", key, "' to be an integer but got ", d);
+  return static_cast<int64_t>(d);
+}
+
+bool bool_opt(const Napi::Object& o, const char* key, bool fallback, const char* op) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) fail(code::kArgument, op, ": expected option '", key, "' to be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string string_opt(const Napi::Object& o, const char* key, const std::string& fallback,
+                       const char* op) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsString()) fail(code::kArgument, op, ": expected option '", key, "' to be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::array<int64_t, 2> pair_opt(const Napi::Object& o, const char* key,
+                                std::array<int64_t, 2> fallback, const char* op) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  auto as_int = [&](const Napi::Value& x) -> int64_t {
+    if (!x.IsNumber()) fail(code::kArgument, op, ": expected option '", key, "' to be an integer or a pair of integers");
+    double d = x.As<Napi::Number>().DoubleValue();
+    if (!(d == std::floor(d)) || std::fabs(d) > 1.0e9)
+      fail(code::kArgument, op, ": expected option '", key, "' to hold integers but got ", d);
+    return static_cast<int64_t>(d);
+  };
+  if (v.IsNumber()) {
+    int64_t n = as_int(v);
+    return {n, n};
+  }
+  if (v.IsArray()) {
+    Napi::Array a = v.As<Napi::Array>();
+    if (a.Length() != 2) fail(code::kArgument, op, ": expected option '", key, "' to have 2 entries");
+    return {as_int(a.Get(0u)), as_int(a.Get(1u))};
+  }
+  fail(code::kArgument, op, ": expected option '", key, "' to be an integer or a pair of integers");
+}
+
+Shape shape_arg(const Napi::Value& v, const char* op, const char* name) {
+  if (!v.IsArray()) fail(code::kArgument, op, ": expected ", name, " to be an array of integers");
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > static_cast<uint32_t>(kMaxRank))
+    fail(code::kShape, op, ": tensors have at most ", kMaxRank, " dimensions but ", name, " has ",
+         a.Length());
+  Shape s;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value x = a.Get(i);
+    double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0) || d != std::floor(d) || d > 2147483647.0)
+      fail(code::kShape, op, ": ", name, " must hold non-negative integers");
+    s.dims[s.rank++] = static_cast<int64_t>(d);
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// errors
+
+Napi::Error to_js_error(Napi::Env env, std::exception_ptr e) {
+  std::string code = code::kInternal;
+  std::string message = "unknown native error";
+  try {
+    std::rethrow_exception(e);
+  } catch (const Error& err) {
+    code = err.code();
+    message = err.what();
+  } catch (const std::bad_alloc&) {
+    code = code::kOutOfMemory;
+    message = "out of memory (a native allocation failed)";
+  } catch (const Napi::Error& err) {
+    return err;
+  } catch (const std::exception& err) {
+    message = err.what();
+  } catch (...) {
+  }
+  Napi::Error js = Napi::Error::New(env, message);
+  js.Set("code", Napi::String::New(env, code));
+  return js;
+}
+
+void export_function(Napi::Env env, Napi::Object exports, const char* name, Binding fn) {
+  exports.Set(name, Napi::Function::New(
+                        env,
+                        [fn](const Napi::CallbackInfo& info) -> Napi::Value {
+                          try {
+                            return fn(info);
+                          } catch (const Napi::Error&) {
+                            throw;
+                          } catch (...) {
+                            throw to_js_error(info.Env(), std::current_exception());
+                          }
+                        },
+                        name));
+}
+
+}  // namespace alexnet::binding

@@ -1,0 +1,103 @@
+// Shared pieces of the Node-API binding: the Tensor handle class, argument readers with
+// better-sqlite3-style messages, typed-error conversion and the enqueue helper.
+#pragma once
+
+#include <napi.h>
+
+#include <array>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "../core/check.h"
+#include "../core/device.h"
+#include "../core/tensor.h"
+
+namespace alexnet::binding {
+
+// The JS-visible handle of a native Tensor (`NativeTensor` in src/native.ts).
+class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  static Napi::Object Wrap(Napi::Env env, const Tensor& t, bool owns_storage = true);
+  static bool IsTensor(Napi::Env env, const Napi::Value& v);
+
+  explicit TensorWrap(const Napi::CallbackInfo& info);
+  ~TensorWrap() override;
+
+  // Throws ERR_DISPOSED naming `op`.
+  const Tensor& tensor(const char* op) const;
+
+ private:
+  Napi::Value GetShape(const Napi::CallbackInfo& info);
+  Napi::Value GetDtype(const Napi::CallbackInfo& info);
+  Napi::Value GetDevice(const Napi::CallbackInfo& info);
+  Napi::Value GetDisposed(const Napi::CallbackInfo& info);
+  Napi::Value GetNbytes(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value Data(const Napi::CallbackInfo& info);
+  Napi::Value DataSync(const Napi::CallbackInfo& info);
+  Napi::Value View(const Napi::CallbackInfo& info);
+  void Release(Napi::Env env);
+
+  // Methods throw alexnet::Error; this turns it into a JS error (node-addon-api passes only
+  // Napi::Error through on its own).
+  template <Napi::Value (TensorWrap::*M)(const Napi::CallbackInfo&)>
+  Napi::Value Guard(const Napi::CallbackInfo& info);
+
+  Tensor tensor_;
+  bool disposed_ = false;
+  size_t accounted_bytes_ = 0;  // reported to V8 as external memory
+};
+
+// --- argument readers (all throw alexnet::Error with the op's name) -----------------------
+
+const Tensor& tensor_arg(const Napi::CallbackInfo& info, size_t i, const char* op,
+                         const char* name);
+// null / undefined -> nullopt
+std::optional<Tensor> optional_tensor_arg(const Napi::CallbackInfo& info, size_t i,
+                                          const char* op, const char* name);
+// The options object at position i (undefined -> empty object).
+Napi::Object options_arg(const Napi::CallbackInfo& info, size_t i, const char* op);
+std::optional<Tensor> optional_tensor_opt(const Napi::Object& o, const char* key, const char* op);
+int64_t int_opt(const Napi::Object& o, const char* key, int64_t fallback, const char* op);
+double number_opt(const Napi::Object& o, const char* key, double fallback, const char* op);
+double number_arg(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name);
+bool bool_opt(const Napi::Object& o, const char* key, bool fallback, const char* op);
+std::string string_opt(const Napi::Object& o, const char* key, const std::string& fallback,
+                       const char* op);
+// A number n (-> {n, n}) or a pair [a, b].
+std::array<int64_t, 2> pair_opt(const Napi::Object& o, const char* key,
+                                std::array<int64_t, 2> fallback, const char* op);
+Shape shape_arg(const Napi::Value& v, const char* op, const char* name);
+
+// --- results -------------------------------------------------------------------------------
+
+inline Napi::Value wrap(Napi::Env env, const Tensor& t) { return TensorWrap::Wrap(env, t); }
+inline Napi::Value wrap_optional(Napi::Env env, const std::optional<Tensor>& t) {
+  return t ? wrap(env, *t) : env.Null();
+}
+
+// --- execution -----------------------------------------------------------------------------
+
+// Enqueues `task` on the device's queue. The task captures Tensors by value, which keeps
+// their storage alive until it has run even if JS disposes them first.
+inline void enqueue(Device device, std::function<void()> task) {
+  device_queue(device).enqueue(std::move(task));
+}
+
+// Registers `fn` as exports[name]; alexnet::Error and std::exception thrown inside become JS
+// errors with a `code` property.
+using Binding = std::function<Napi::Value(const Napi::CallbackInfo&)>;
+void export_function(Napi::Env env, Napi::Object exports, const char* name, Binding fn);
+
+// Converts an exception (from a task or a call) into the JS Error object it stands for.
+Napi::Error to_js_error(Napi::Env env, std::exception_ptr e);
+
+}  // namespace alexnet::binding
+
+namespace alexnet::binding {
+// A promise that settles once all work queued on `device` before it has run (rejecting with
+// a deferred task error, if one is pending).
+Napi::Promise synchronize_device(Napi::Env env, Device device);
+}  // namespace alexnet::binding

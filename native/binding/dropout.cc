@@ -1,0 +1,5 @@
+#include "register.h"
+
+namespace alexnet::binding {
+void register_dropout(Napi::Env, Napi::Object) {}
+}  // namespace alexnet::binding

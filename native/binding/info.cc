@@ -1,0 +1,100 @@
+// What this build contains and what it found at run time (`alexnet info`).
+#include "../core/parallel.h"
+#include "../cpu/gemm.h"
+#include "common.h"
+#include "register.h"
+
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/probe.h"
+#endif
+#if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
+#include <cblas.h>
+#endif
+
+#ifndef ALEXNET_BUILD_SYSTEM
+#define ALEXNET_BUILD_SYSTEM "unknown"
+#endif
+
+namespace alexnet::binding {
+
+namespace {
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("buildSystem", ALEXNET_BUILD_SYSTEM);
+  out.Set("napiVersion", NAPI_VERSION);
+
+  Napi::Object cpu = Napi::Object::New(env);
+  cpu.Set("available", true);
+  cpu.Set("blas", cpu::blas_name());
+  cpu.Set("blasCompiled", cpu::blas_compiled());
+  cpu.Set("gemm", cpu::gemm_backend() == cpu::GemmBackend::Blas ? "blas" : "portable");
+  cpu.Set("threads", num_threads());
+#if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
+  cpu.Set("blasThreads", openblas_get_num_threads());
+#endif
+  out.Set("cpu", cpu);
+
+  Napi::Object cuda = Napi::Object::New(env);
+#ifdef ALEXNET_WITH_CUDA
+  static const alexnet::cuda::ProbeResult probe = alexnet::cuda::probe();  // once per process
+  cuda.Set("compiled", true);
+  cuda.Set("available", false);  // the CUDA backend's operators arrive with the CUDA issue
+  cuda.Set("deviceFound", probe.available);
+  cuda.Set("deviceCount", probe.device_count);
+  cuda.Set("runtimeVersion", probe.runtime_version);
+  cuda.Set("driverVersion", probe.driver_version);
+  cuda.Set("architectures", probe.architectures);
+  if (!probe.device_name.empty()) cuda.Set("deviceName", probe.device_name);
+  cuda.Set("reason", probe.available
+                         ? std::string("a GPU (") + probe.device_name +
+                               ") answered, but this build has no CUDA operators yet"
+                         : probe.reason);
+#else
+  cuda.Set("compiled", false);
+  cuda.Set("available", false);
+  cuda.Set("reason", "built without CUDA (nvcc was not found at build time, or ALEXNET_CUDA=0)");
+#endif
+  out.Set("cuda", cuda);
+  return out;
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  double n = number_arg(info, 0, "setNumThreads", "threads");
+  if (n < 1 || n > 64 || n != static_cast<int>(n))
+    fail(code::kArgument, "setNumThreads: threads must be an integer in [1, 64] but got ", n);
+  device_queue(Device{}).synchronize();  // do not resize the pool under a running kernel
+  set_num_threads(static_cast<int>(n));
+#if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
+  openblas_set_num_threads(static_cast<int>(n));
+#endif
+  return info.Env().Undefined();
+}
+
+// setGemmBackend('blas' | 'portable'): takes effect for work enqueued afterwards.
+Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString())
+    fail(code::kArgument, "setGemmBackend: expected 'blas' or 'portable'");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  cpu::GemmBackend b;
+  if (name == "blas") b = cpu::GemmBackend::Blas;
+  else if (name == "portable") b = cpu::GemmBackend::Portable;
+  else fail(code::kArgument, "setGemmBackend: expected 'blas' or 'portable' but got '", name, "'");
+  if (b == cpu::GemmBackend::Blas && !cpu::blas_compiled())
+    fail(code::kArgument, "setGemmBackend: this build has no BLAS; only 'portable' is available");
+  // The switch is a global read by tasks: drain the queue so it applies in program order.
+  device_queue(Device{}).synchronize();
+  cpu::set_gemm_backend(b);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_info(Napi::Env env, Napi::Object exports) {
+  export_function(env, exports, "info", Info);
+  export_function(env, exports, "setNumThreads", SetNumThreads);
+  export_function(env, exports, "setGemmBackend", SetGemmBackend);
+}
+
+}  // namespace alexnet::binding

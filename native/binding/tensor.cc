@@ -1,0 +1,70 @@
+// Creating tensors and waiting on devices.
+#include <cstring>
+
+#include "common.h"
+#include "register.h"
+
+namespace alexnet::binding {
+
+namespace {
+
+Device device_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  if (i >= info.Length() || info[i].IsUndefined()) return Device{};
+  if (!info[i].IsString()) fail(code::kDevice, op, ": expected device to be a string such as 'cpu'");
+  return Device::parse(info[i].As<Napi::String>().Utf8Value());
+}
+
+// empty(shape, dtype = 'float32', device = 'cpu') -> uninitialised tensor
+Napi::Value Empty(const Napi::CallbackInfo& info) {
+  Shape s = shape_arg(info[0], "empty", "shape");
+  DType dt = DType::Float32;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    if (!info[1].IsString()) fail(code::kDtype, "empty: expected dtype to be a string");
+    dt = parse_dtype(info[1].As<Napi::String>().Utf8Value());
+  }
+  Device dev = device_arg(info, 2, "empty");
+  return wrap(info.Env(), Tensor::empty(s, dt, dev));
+}
+
+// fromData(Float32Array | Int32Array, shape, device = 'cpu') -> tensor holding a copy
+Napi::Value FromData(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray())
+    fail(code::kArgument, "fromData: expected first argument to be a Float32Array or Int32Array");
+  Napi::TypedArray a = info[0].As<Napi::TypedArray>();
+  DType dt;
+  if (a.TypedArrayType() == napi_float32_array) dt = DType::Float32;
+  else if (a.TypedArrayType() == napi_int32_array) dt = DType::Int32;
+  else fail(code::kDtype, "fromData: expected a Float32Array or Int32Array");
+  Shape s = shape_arg(info[1], "fromData", "shape");
+  if (static_cast<size_t>(s.numel()) != a.ElementLength())
+    fail(code::kShape, "fromData: shape ", s.str(), " holds ", s.numel(), " elements but the array has ",
+         a.ElementLength());
+  Device dev = device_arg(info, 2, "fromData");
+  Tensor t = Tensor::empty(s, dt, dev);
+  // A synchronous host copy: the caller may reuse its array as soon as we return.
+  const char* src = static_cast<const char*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+  std::memcpy(t.ptr<char>(), src, t.nbytes());
+  return wrap(info.Env(), t);
+}
+
+// synchronize(device = 'cpu') -> Promise<void>
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  return synchronize_device(info.Env(), device_arg(info, 0, "synchronize"));
+}
+
+// pending(device = 'cpu') -> number of tasks queued or running (for tests and diagnostics)
+Napi::Value Pending(const Napi::CallbackInfo& info) {
+  Device dev = device_arg(info, 0, "pending");
+  return Napi::Number::New(info.Env(), static_cast<double>(device_queue(dev).pending()));
+}
+
+}  // namespace
+
+void register_tensor(Napi::Env env, Napi::Object exports) {
+  export_function(env, exports, "empty", Empty);
+  export_function(env, exports, "fromData", FromData);
+  export_function(env, exports, "synchronize", Synchronize);
+  export_function(env, exports, "pending", Pending);
+}
+
+}  // namespace alexnet::binding

@@ -1,0 +1,51 @@
+// Argument checks shared by every operator. Messages name the operator and the argument the
+// way a PyTorch user would: "conv2d: input has 4 channels but weight expects 3".
+#pragma once
+
+#include <initializer_list>
+#include <utility>
+
+#include "tensor.h"
+
+namespace alexnet {
+
+inline void check_dtype(const char* op, const char* name, const Tensor& t, DType want) {
+  if (t.dtype() != want)
+    fail(code::kDtype, op, ": expected ", name, " to be ", dtype_name(want), " but got ",
+         dtype_name(t.dtype()));
+}
+
+inline void check_rank(const char* op, const char* name, const Tensor& t, int rank) {
+  if (t.rank() != rank)
+    fail(code::kShape, op, ": expected ", name, " to have ", rank, " dimensions but got shape ",
+         t.shape().str());
+}
+
+inline void check_shape(const char* op, const char* name, const Tensor& t, const Shape& want) {
+  if (t.shape() != want)
+    fail(code::kShape, op, ": expected ", name, " of shape ", want.str(), " but got ",
+         t.shape().str());
+}
+
+// All tensors must live on the same device as the first one.
+inline void check_same_device(const char* op,
+                              std::initializer_list<std::pair<const char*, const Tensor*>> ts) {
+  const std::pair<const char*, const Tensor*>* first = nullptr;
+  for (const auto& p : ts) {
+    if (p.second == nullptr || !p.second->defined()) continue;
+    if (first == nullptr) {
+      first = &p;
+      continue;
+    }
+    if (p.second->device() != first->second->device())
+      fail(code::kDevice, op, ": ", p.first, " is on ", p.second->device().str(), " but ",
+           first->first, " is on ", first->second->device().str());
+  }
+}
+
+inline void check_finite(const char* op, const char* name, double v) {
+  if (!(v == v) || v == 1.0 / 0.0 || v == -1.0 / 0.0)
+    fail(code::kArgument, op, ": ", name, " must be a finite number but got ", v);
+}
+
+}  // namespace alexnet

@@ -1,0 +1,58 @@
+// Per-device memory and execution queues.
+//
+// Every operator is enqueued on its device's queue and returns at once (design decision 4):
+// for the CPU the queue is a native worker thread; for CUDA (next issue) it is a stream.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "tensor.h"
+
+namespace alexnet {
+
+void* device_alloc(Device device, size_t bytes);  // throws ERR_OUT_OF_MEMORY / ERR_CUDA_UNAVAILABLE
+void device_free(Device device, void* ptr) noexcept;
+
+// An in-order task queue served by one worker thread. Tasks run in submission order. A task
+// that throws does not stop the queue: the first error is kept and handed to the next
+// synchronize()/read, which clears it (like a CUDA stream's deferred error, but not sticky).
+class Queue {
+ public:
+  using Task = std::function<void()>;
+
+  Queue();
+  ~Queue();
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+
+  void enqueue(Task task);
+  // Blocks the calling thread until every task enqueued before has run. Rethrows the kept
+  // error, if any. Only for explicit synchronous reads and teardown.
+  void synchronize();
+  // Takes (and clears) the kept error; null if none. Called from tasks that report back.
+  std::exception_ptr take_error();
+  size_t pending() const;
+
+ private:
+  void run();
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  std::deque<Task> tasks_;
+  bool running_task_ = false;
+  bool stop_ = false;
+  std::exception_ptr error_;
+  std::thread worker_;
+};
+
+// The queue that runs work for `device`. The CPU queue lives for the whole process.
+Queue& device_queue(Device device);
+
+}  // namespace alexnet

@@ -1,0 +1,106 @@
+#include "tensor.h"
+
+#include <cstdlib>
+#include <new>
+#include <sstream>
+
+#include "device.h"
+
+namespace alexnet {
+
+const char* dtype_name(DType d) {
+  switch (d) {
+    case DType::Float32: return "float32";
+    case DType::Int32: return "int32";
+  }
+  return "unknown";
+}
+
+DType parse_dtype(const std::string& name) {
+  if (name == "float32") return DType::Float32;
+  if (name == "int32") return DType::Int32;
+  fail(code::kDtype, "unsupported dtype '", name, "' (expected 'float32' or 'int32')");
+}
+
+size_t dtype_size(DType d) {
+  switch (d) {
+    case DType::Float32: return 4;
+    case DType::Int32: return 4;
+  }
+  return 4;
+}
+
+std::string Device::str() const {
+  if (type == DeviceType::Cpu) return "cpu";
+  return "cuda:" + std::to_string(index);
+}
+
+Device Device::parse(const std::string& s) {
+  if (s == "cpu") return Device{DeviceType::Cpu, 0};
+  if (s == "cuda") return Device{DeviceType::Cuda, 0};
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() < 9) {
+    int index = 0;
+    for (size_t i = 5; i < s.size(); ++i) {
+      if (s[i] < '0' || s[i] > '9') fail(code::kDevice, "unknown device '", s, "'");
+      index = index * 10 + (s[i] - '0');
+    }
+    return Device{DeviceType::Cuda, index};
+  }
+  fail(code::kDevice, "unknown device '", s, "' (expected 'cpu', 'cuda' or 'cuda:N')");
+}
+
+int64_t Shape::numel() const {
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) n *= dims[static_cast<size_t>(i)];
+  return n;
+}
+
+std::string Shape::str() const {
+  std::ostringstream os;
+  os << '[';
+  for (int i = 0; i < rank; ++i) os << (i ? ", " : "") << dims[static_cast<size_t>(i)];
+  os << ']';
+  return os.str();
+}
+
+bool Shape::operator==(const Shape& o) const {
+  if (rank != o.rank) return false;
+  for (int i = 0; i < rank; ++i)
+    if (dims[static_cast<size_t>(i)] != o.dims[static_cast<size_t>(i)]) return false;
+  return true;
+}
+
+Shape Shape::of(std::initializer_list<int64_t> d) {
+  if (d.size() > kMaxRank) fail(code::kShape, "tensors have at most ", kMaxRank, " dimensions");
+  Shape s;
+  for (int64_t v : d) s.dims[static_cast<size_t>(s.rank++)] = v;
+  return s;
+}
+
+Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
+  data_ = device_alloc(device, bytes);
+}
+
+Storage::~Storage() { device_free(device_, data_); }
+
+Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, DType dtype, int64_t offset)
+    : storage_(std::move(storage)), shape_(shape), dtype_(dtype), offset_(offset) {}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (int i = 0; i < shape.rank; ++i)
+    if (shape[i] < 0) fail(code::kShape, "negative dimension in shape ", shape.str());
+  const int64_t n = shape.numel();
+  // Reject absurd sizes before multiplying into bytes (and before asking the allocator).
+  if (n > (int64_t{1} << 40)) fail(code::kOutOfMemory, "tensor of shape ", shape.str(), " is too large");
+  const size_t bytes = static_cast<size_t>(n) * dtype_size(dtype);
+  return Tensor(std::make_shared<Storage>(bytes, device), shape, dtype, 0);
+}
+
+Tensor Tensor::view(int64_t offset, const Shape& shape) const {
+  if (offset < 0 || shape.numel() < 0 || offset + shape.numel() > numel())
+    fail(code::kShape, "view of ", shape.numel(), " elements at offset ", offset,
+         " does not fit in a tensor of ", numel(), " elements");
+  return Tensor(storage_, shape, dtype_, offset_ + offset);
+}
+
+}  // namespace alexnet

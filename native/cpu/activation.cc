@@ -1,0 +1,23 @@
+#include "activation.h"
+
+#include "../core/parallel.h"
+
+namespace alexnet::cpu {
+
+namespace {
+constexpr int64_t kGrain = 1 << 16;  // elementwise work below ~64K elements stays on one core
+}
+
+void relu_forward(float* y, const float* x, int64_t n) {
+  parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+  });
+}
+
+void relu_backward(float* dx, const float* dy, const float* y, int64_t n) {
+  parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+  });
+}
+
+}  // namespace alexnet::cpu
