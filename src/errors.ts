@@ -1,0 +1,27 @@
+// Errors thrown by this library carry a stable `code`, whether they come from the native
+// addon (C++ alexnet::Error) or from the TypeScript layer.
+export type ErrorCode =
+  | 'ERR_ARGUMENT'
+  | 'ERR_SHAPE'
+  | 'ERR_DTYPE'
+  | 'ERR_DEVICE'
+  | 'ERR_DISPOSED'
+  | 'ERR_OUT_OF_MEMORY'
+  | 'ERR_CUDA'
+  | 'ERR_CUDA_UNAVAILABLE'
+  | 'ERR_INTERNAL'
+  | 'ERR_ADDON_NOT_FOUND';
+
+export interface AlexnetError extends Error {
+  code: ErrorCode;
+}
+
+export function alexnetError(code: ErrorCode, message: string): AlexnetError {
+  const e = new Error(message) as AlexnetError;
+  e.code = code;
+  return e;
+}
+
+export function isAlexnetError(e: unknown): e is AlexnetError {
+  return e instanceof Error && typeof (e as Partial<AlexnetError>).code === 'string' && (e as AlexnetError).code.startsWith('ERR_');
+}

@@ -1,0 +1,6 @@
+// alexnet-node: AlexNet for Node.js on a native addon (CPU backend; CUDA when present).
+export { Tensor, synchronize, type Device, type TensorOptions } from './tensor.js';
+export * from './ops/index.js';
+export { alexnetError, isAlexnetError, type AlexnetError, type ErrorCode } from './errors.js';
+export { loadNative, nativePath, type BackendInfo, type DType } from './native.js';
+export { backendInfo, setNumThreads, setGemmBackend, type Info } from './info.js';

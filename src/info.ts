@@ -1,0 +1,41 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadNative, nativePath, packageRoot, type BackendInfo } from './native.js';
+
+export interface Info {
+  version: string;
+  node: string;
+  platform: string;
+  addon: { path: string; buildSystem: string; napiVersion: number };
+  backends: {
+    cpu: BackendInfo['cpu'];
+    cuda: BackendInfo['cuda'];
+  };
+}
+
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** What this installation contains and what it found on this machine (`alexnet info`). */
+export function backendInfo(): Info {
+  const native = loadNative();
+  const i = native.info();
+  return {
+    version: packageVersion(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    addon: { path: nativePath(), buildSystem: i.buildSystem, napiVersion: i.napiVersion },
+    backends: { cpu: i.cpu, cuda: i.cuda },
+  };
+}
+
+/** Threads used by the CPU kernels and OpenBLAS. */
+export function setNumThreads(n: number): void {
+  loadNative().setNumThreads(n);
+}
+
+/** Switches CPU matrix products between OpenBLAS and the portable kernel. */
+export function setGemmBackend(name: 'blas' | 'portable'): void {
+  loadNative().setGemmBackend(name);
+}

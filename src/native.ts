@@ -1,0 +1,213 @@
+// The one typed interface for everything the native module exports, and the loader that finds
+// the .node file. Nothing else in src/ touches the addon directly.
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type DType = 'float32' | 'int32';
+export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : Float32Array;
+
+/** The handle of a native tensor. Wrapped by the `Tensor` class; not used directly. */
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: DType;
+  readonly device: string;
+  readonly disposed: boolean;
+  readonly nbytes: number;
+  dispose(): void;
+  data(): Promise<Float32Array | Int32Array>;
+  dataSync(): Float32Array | Int32Array;
+  view(offset: number, shape: number[]): NativeTensor;
+}
+
+export type Pair = number | [number, number];
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+}
+export interface Conv2dBackwardOptions extends Conv2dOptions {
+  /** compute gradInput (false for the first layer) */
+  computeGradInput?: boolean;
+  /** compute gradBias */
+  computeGradBias?: boolean;
+  /** write gradWeight / gradBias here instead of new tensors */
+  gradWeight?: NativeTensor;
+  gradBias?: NativeTensor;
+  /** add into gradWeight / gradBias instead of overwriting them */
+  accumulate?: boolean;
+}
+export interface Pool2dOptions {
+  kernelSize: Pair;
+  stride?: Pair;
+  padding?: Pair;
+}
+export interface LrnOptions {
+  size: number;
+  alpha?: number;
+  beta?: number;
+  k?: number;
+}
+export interface LinearBackwardOptions {
+  computeGradInput?: boolean;
+  computeGradBias?: boolean;
+  gradWeight?: NativeTensor;
+  gradBias?: NativeTensor;
+  accumulate?: boolean;
+}
+export interface DropoutOptions {
+  p: number;
+  seed: number;
+  /** element offset into the random stream (lets successive calls draw fresh masks) */
+  offset?: number;
+}
+export type SgdConvention = 'pytorch' | 'krizhevsky';
+export interface SgdOptions {
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+  convention?: SgdConvention;
+  /** true on the first step: PyTorch then starts the buffer at the gradient */
+  firstStep?: boolean;
+}
+export interface BackendInfo {
+  buildSystem: string;
+  napiVersion: number;
+  cpu: { available: boolean; blas: string; blasCompiled: boolean; gemm: 'blas' | 'portable'; threads: number; blasThreads?: number };
+  cuda: {
+    compiled: boolean;
+    available: boolean;
+    reason: string;
+    deviceFound?: boolean;
+    deviceCount?: number;
+    runtimeVersion?: number;
+    driverVersion?: number;
+    architectures?: string;
+    deviceName?: string;
+  };
+}
+
+export interface NativeModule {
+  NativeTensor: abstract new (...args: never[]) => NativeTensor;
+  // tensors and queues
+  empty(shape: number[], dtype?: DType, device?: string): NativeTensor;
+  fromData(data: Float32Array | Int32Array, shape: number[], device?: string): NativeTensor;
+  synchronize(device?: string): Promise<void>;
+  pending(device?: string): number;
+  // build and backends
+  info(): BackendInfo;
+  setNumThreads(n: number): void;
+  setGemmBackend(name: 'blas' | 'portable'): void;
+  // elementwise (in place on `t` / `y` / `dst`)
+  fill(t: NativeTensor, value: number): void;
+  copy(dst: NativeTensor, src: NativeTensor): void;
+  scale(t: NativeTensor, alpha: number): void;
+  axpy(y: NativeTensor, alpha: number, x: NativeTensor): void;
+  // relu
+  reluForward(x: NativeTensor): NativeTensor;
+  reluBackward(gradOutput: NativeTensor, output: NativeTensor): NativeTensor;
+  // conv2d: x [N,C,H,W], weight [O,C/groups,kH,kW], bias [O] | null
+  conv2dForward(x: NativeTensor, weight: NativeTensor, bias: NativeTensor | null, options?: Conv2dOptions): NativeTensor;
+  conv2dBackward(
+    gradOutput: NativeTensor,
+    x: NativeTensor,
+    weight: NativeTensor,
+    options?: Conv2dBackwardOptions,
+  ): { gradInput: NativeTensor | null; gradWeight: NativeTensor; gradBias: NativeTensor | null };
+  // max-pool 2-D
+  maxPool2dForward(x: NativeTensor, options: Pool2dOptions): NativeTensor;
+  maxPool2dBackward(gradOutput: NativeTensor, x: NativeTensor, output: NativeTensor, options: Pool2dOptions): NativeTensor;
+  // local response normalisation across channels (PyTorch's convention: alpha / size)
+  lrnForward(x: NativeTensor, options: LrnOptions): NativeTensor;
+  lrnBackward(gradOutput: NativeTensor, x: NativeTensor, output: NativeTensor, options: LrnOptions): NativeTensor;
+  // linear: x [B,in], weight [out,in], bias [out] | null
+  linearForward(x: NativeTensor, weight: NativeTensor, bias: NativeTensor | null): NativeTensor;
+  linearBackward(
+    gradOutput: NativeTensor,
+    x: NativeTensor,
+    weight: NativeTensor,
+    options?: LinearBackwardOptions,
+  ): { gradInput: NativeTensor | null; gradWeight: NativeTensor; gradBias: NativeTensor | null };
+  matmul(a: NativeTensor, b: NativeTensor, options?: { transA?: boolean; transB?: boolean }): NativeTensor;
+  // dropout (inverted): mask holds 0 or 1/(1-p)
+  dropoutForward(x: NativeTensor, options: DropoutOptions): { output: NativeTensor; mask: NativeTensor };
+  dropoutBackward(gradOutput: NativeTensor, mask: NativeTensor): NativeTensor;
+  // softmax and fused softmax cross-entropy (mean over the batch); labels int32 [B]
+  softmax(logits: NativeTensor): NativeTensor;
+  softmaxCrossEntropy(logits: NativeTensor, labels: NativeTensor): { loss: NativeTensor; gradLogits: NativeTensor };
+  // SGD with momentum over flat parameter / gradient / momentum buffers, in place
+  sgdStep(param: NativeTensor, grad: NativeTensor, momentumBuffer: NativeTensor | null, options: SgdOptions): void;
+  // how many rows have their label among the k largest logits -> int32 scalar
+  topkCorrect(logits: NativeTensor, labels: NativeTensor, k: number): NativeTensor;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const packageRoot = resolve(here, '..');
+
+function candidates(): string[] {
+  const list: string[] = [];
+  if (process.env.ALEXNET_ADDON) list.push(resolve(process.env.ALEXNET_ADDON));
+  const prebuildDir = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
+  if (existsSync(prebuildDir)) {
+    for (const f of readdirSync(prebuildDir).sort()) {
+      if (f.endsWith('.node') && f.includes('napi')) list.push(join(prebuildDir, f));
+    }
+  } else {
+    list.push(join(prebuildDir, 'alexnet-node.napi.node'));
+  }
+  list.push(join(packageRoot, 'build', 'Release', 'alexnet.node'));
+  list.push(join(packageRoot, 'build', 'Debug', 'alexnet.node'));
+  return list;
+}
+
+let cached: NativeModule | undefined;
+
+/**
+ * Loads the addon: ALEXNET_ADDON, then the prebuilt for this platform, then a local build.
+ * Fails with one error that lists every path tried and why each failed.
+ */
+export function loadNative(): NativeModule {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const file of candidates()) {
+    if (!existsSync(file)) {
+      tried.push(`  ${file}: not found`);
+      continue;
+    }
+    try {
+      cached = require(file) as NativeModule;
+      loadedFrom = file;
+      return cached;
+    } catch (err) {
+      tried.push(`  ${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  // Last resort: the `bindings` package searches the other usual build folders.
+  try {
+    const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => NativeModule;
+    cached = bindings({ bindings: 'alexnet.node', module_root: packageRoot });
+    loadedFrom = 'bindings';
+    return cached;
+  } catch (err) {
+    tried.push(`  bindings search: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const e = new Error(
+    `alexnet: could not load the native addon. Tried:\n${tried.join('\n')}\n` +
+      'Build it with `npm run build:native` (needs a C++ compiler and CMake) or `npx node-gyp rebuild`, ' +
+      'or set ALEXNET_ADDON to the path of an alexnet.node file.',
+  ) as Error & { code: string };
+  e.code = 'ERR_ADDON_NOT_FOUND';
+  throw e;
+}
+
+let loadedFrom = '';
+/** The file the addon was loaded from (after loadNative()). */
+export function nativePath(): string {
+  return loadedFrom;
+}
