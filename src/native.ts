@@ -99,6 +99,8 @@ export interface NativeModule {
   fromData(data: Float32Array | Int32Array, shape: number[], device?: string): NativeTensor;
   synchronize(device?: string): Promise<void>;
   pending(device?: string): number;
+  /** external memory reported to V8 so far, in bytes */
+  externalMemory(): number;
   // build and backends
   info(): BackendInfo;
   setNumThreads(n: number): void;

@@ -154,7 +154,7 @@ void* typed_array_data(const Napi::TypedArray& a) {
 
 struct ReadContext {
   Napi::Promise::Deferred deferred;
-  Napi::Reference<Napi::Value> result;  // a typed array, or undefined for synchronize()
+  Napi::ObjectReference result;  // the typed array to resolve with; empty for synchronize()
   std::exception_ptr error;
 };
 
@@ -163,7 +163,8 @@ struct ReadContext {
 Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
                            std::function<void()> body) {
   auto deferred = Napi::Promise::Deferred::New(env);
-  auto* ctx = new ReadContext{deferred, Napi::Persistent(result), nullptr};
+  auto* ctx = new ReadContext{deferred, Napi::ObjectReference(), nullptr};
+  if (result.IsObject()) ctx->result = Napi::Persistent(result.As<Napi::Object>());
   auto tsfn = Napi::ThreadSafeFunction::New(
       env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "alexnet.read", 0, 1);
   Queue& queue = device_queue(device);
@@ -180,7 +181,7 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
       if (ctx->error) {
         ctx->deferred.Reject(to_js_error(env, ctx->error).Value());
       } else {
-        ctx->deferred.Resolve(ctx->result.Value());
+        ctx->deferred.Resolve(ctx->result.IsEmpty() ? env.Undefined() : ctx->result.Value());
       }
       delete ctx;
     });

@@ -58,6 +58,13 @@ Napi::Value Pending(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(device_queue(dev).pending()));
 }
 
+// externalMemory() -> the external memory V8 has been told about, in bytes (what the GC
+// weighs when deciding to collect; tensors add their storage size and remove it on dispose).
+Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(),
+                           static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
+}
+
 }  // namespace
 
 void register_tensor(Napi::Env env, Napi::Object exports) {
@@ -65,6 +72,7 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
   export_function(env, exports, "fromData", FromData);
   export_function(env, exports, "synchronize", Synchronize);
   export_function(env, exports, "pending", Pending);
+  export_function(env, exports, "externalMemory", ExternalMemory);
 }
 
 }  // namespace alexnet::binding
