@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+// CPU benchmark: the seed AlexNet's five convolutions and three linear layers, forward and
+// backward, at batch 16 (default), each as milliseconds, GFLOP/s and the fraction of this
+// machine's sgemm rate measured in the same run; then the whole forward pass (pools, ReLUs and
+// softmax included) in images/s. Writes bench/results/cpu-<date>.json and .md.
+//
+//   npm run bench [-- --batch 16 --reps 5 --threads 2]
+//
+// OpenBLAS picks its kernels when it loads: if OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set
+// (some build machines force Haswell kernels), this script re-runs itself without them, as a
+// user's machine would run.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+if (process.env.OPENBLAS_CORETYPE !== undefined || process.env.OPENBLAS_L2_SIZE !== undefined) {
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync(process.execPath, process.argv.slice(1), { env, stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const lib = await import(join(here, '..', 'dist', 'index.js'));
+const { Tensor, conv2d, conv2dBackward, linear, linearBackward, matmul, maxPool2d, relu, softmax, backendInfo, setNumThreads } = lib;
+
+const { values } = parseArgs({
+  options: {
+    batch: { type: 'string', default: '16' },
+    reps: { type: 'string', default: '5' },
+    threads: { type: 'string' },
+    'no-save': { type: 'boolean', default: false },
+  },
+});
+const B = Number(values.batch);
+const reps = Number(values.reps);
+if (values.threads) setNumThreads(Number(values.threads));
+
+function randn(n, std = 1) {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = std * (Math.random() * 2 - 1) * 1.7320508;
+  return a;
+}
+const tensor = (shape, std = 1) => Tensor.from(randn(shape.reduce((a, b) => a * b, 1), std), shape);
+
+// Times `fn` (which enqueues work and returns a tensor to await): best of `reps` after a warm-up.
+async function time(fn) {
+  await (await fn()).data();
+  let best = Infinity;
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    const out = await fn();
+    await out.data();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
+// --- the ceiling: sgemm at a large square size, same process ---------------------------------
+const n = 2048;
+const ga = tensor([n, n]);
+const gb = tensor([n, n]);
+const gemmMs = await time(() => matmul(ga, gb));
+const sgemmGflops = (2 * n ** 3) / gemmMs / 1e6;
+
+// --- layers -------------------------------------------------------------------------------------
+const convs = [
+  { name: 'conv1', in: [B, 3, 227, 227], w: [96, 3, 11, 11], stride: 4, padding: 0, gradInput: false },
+  { name: 'conv2', in: [B, 96, 27, 27], w: [256, 96, 5, 5], stride: 1, padding: 2, gradInput: true },
+  { name: 'conv3', in: [B, 256, 13, 13], w: [384, 256, 3, 3], stride: 1, padding: 1, gradInput: true },
+  { name: 'conv4', in: [B, 384, 13, 13], w: [384, 384, 3, 3], stride: 1, padding: 1, gradInput: true },
+  { name: 'conv5', in: [B, 384, 13, 13], w: [256, 384, 3, 3], stride: 1, padding: 1, gradInput: true },
+];
+const fcs = [
+  { name: 'fc6', in: [B, 9216], w: [4096, 9216] },
+  { name: 'fc7', in: [B, 4096], w: [4096, 4096] },
+  { name: 'fc8', in: [B, 4096], w: [2, 4096] },
+];
+
+const rows = [];
+for (const c of convs) {
+  const x = tensor(c.in);
+  const w = tensor(c.w, 0.05);
+  const b = tensor([c.w[0]]);
+  const opts = { stride: c.stride, padding: c.padding };
+  const y = conv2d(x, w, b, opts);
+  const [, , ho, wo] = y.shape;
+  const fwdFlop = 2 * B * c.w[0] * ho * wo * c.w[1] * c.w[2] * c.w[3];
+  const dy = tensor(y.shape);
+  const fwd = await time(() => conv2d(x, w, b, opts));
+  const bwd = await time(() => conv2dBackward(dy, x, w, { ...opts, computeGradInput: c.gradInput }).gradWeight);
+  const bwdFlop = fwdFlop * (c.gradInput ? 2 : 1);
+  rows.push({ layer: c.name, shape: `${c.in.join('x')} * ${c.w.join('x')}`, fwdMs: fwd, fwdGflops: fwdFlop / fwd / 1e6, bwdMs: bwd, bwdGflops: bwdFlop / bwd / 1e6, fwdFlop, bwdFlop });
+}
+for (const f of fcs) {
+  const x = tensor(f.in);
+  const w = tensor(f.w, 0.01);
+  const b = tensor([f.w[0]]);
+  const dy = tensor([B, f.w[0]]);
+  const fwdFlop = 2 * B * f.w[0] * f.w[1];
+  const fwd = await time(() => linear(x, w, b));
+  const bwd = await time(() => linearBackward(dy, x, w).gradWeight);
+  rows.push({ layer: f.name, shape: `${f.in.join('x')} * ${f.w.join('x')}^T`, fwdMs: fwd, fwdGflops: fwdFlop / fwd / 1e6, bwdMs: bwd, bwdGflops: (2 * fwdFlop) / bwd / 1e6, fwdFlop, bwdFlop: 2 * fwdFlop });
+}
+
+// --- the whole forward pass ---------------------------------------------------------------------
+const params = [...convs.map((c) => c.w), ...fcs.map((f) => f.w)].map((s) => ({ w: tensor(s, 0.02), b: tensor([s[0]], 0.01) }));
+const input = tensor([B, 3, 227, 227]);
+const pool = { kernelSize: 3, stride: 2 };
+const net = () => {
+  let x = maxPool2d(relu(conv2d(input, params[0].w, params[0].b, { stride: 4 })), pool);
+  x = maxPool2d(relu(conv2d(x, params[1].w, params[1].b, { padding: 2 })), pool);
+  x = relu(conv2d(x, params[2].w, params[2].b, { padding: 1 }));
+  x = relu(conv2d(x, params[3].w, params[3].b, { padding: 1 }));
+  x = maxPool2d(relu(conv2d(x, params[4].w, params[4].b, { padding: 1 })), pool).reshape([B, 9216]);
+  x = relu(linear(x, params[5].w, params[5].b));
+  x = relu(linear(x, params[6].w, params[6].b));
+  return softmax(linear(x, params[7].w, params[7].b));
+};
+const netMs = await time(net);
+const netFlop = rows.reduce((s, r) => s + r.fwdFlop, 0);
+const netGflops = netFlop / netMs / 1e6;
+
+// --- report -------------------------------------------------------------------------------------
+const info = backendInfo();
+const pct = (g) => `${((100 * g) / sgemmGflops).toFixed(0)}%`;
+const lines = [];
+lines.push(`# CPU benchmark, batch ${B}`);
+lines.push('');
+lines.push(`${new Date().toISOString()} · ${os.cpus()[0]?.model ?? 'cpu'} · ${info.backends.cpu.threads} threads · ${info.backends.cpu.blas} · node ${process.version}`);
+lines.push('');
+lines.push(`sgemm ${n}x${n}x${n}: ${gemmMs.toFixed(1)} ms = **${sgemmGflops.toFixed(1)} GFLOP/s** (the ceiling below)`);
+lines.push('');
+lines.push('| layer | shape | fwd ms | fwd GFLOP/s | fwd / sgemm | bwd ms | bwd GFLOP/s | bwd / sgemm |');
+lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
+for (const r of rows) {
+  lines.push(`| ${r.layer} | ${r.shape} | ${r.fwdMs.toFixed(2)} | ${r.fwdGflops.toFixed(1)} | ${pct(r.fwdGflops)} | ${r.bwdMs.toFixed(2)} | ${r.bwdGflops.toFixed(1)} | ${pct(r.bwdGflops)} |`);
+}
+lines.push('');
+lines.push(`whole forward pass (convs, ReLUs, pools, linears, softmax): ${netMs.toFixed(1)} ms = **${((B * 1000) / netMs).toFixed(1)} images/s**, ` +
+  `${netGflops.toFixed(1)} GFLOP/s = **${pct(netGflops)} of sgemm** (target >= 75%)`);
+const md = lines.join('\n');
+console.log(md);
+
+if (!values['no-save']) {
+  const dir = join(here, 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().slice(0, 10);
+  const json = { date: new Date().toISOString(), machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, platform: `${process.platform}-${process.arch}` }, node: process.version, backend: info.backends.cpu, batch: B, sgemm: { n, ms: gemmMs, gflops: sgemmGflops }, layers: rows, forward: { ms: netMs, imagesPerSecond: (B * 1000) / netMs, gflops: netGflops, fractionOfSgemm: netGflops / sgemmGflops } };
+  writeFileSync(join(dir, `cpu-${stamp}.json`), JSON.stringify(json, null, 2) + '\n');
+  writeFileSync(join(dir, `cpu-${stamp}.md`), md + '\n');
+  console.log(`\nsaved bench/results/cpu-${stamp}.{json,md}`);
+}
