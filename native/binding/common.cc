@@ -2,7 +2,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <future>
 #include <new>
+
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/runtime.h"
+#endif
 
 namespace alexnet::binding {
 
@@ -158,25 +163,20 @@ struct ReadContext {
   std::exception_ptr error;
 };
 
-// Enqueues a task that runs `body` (on the worker, after all earlier work) and then settles
-// the promise on the JS thread. The JS thread never waits.
+// Settles a promise on the JS thread once all work queued on `device` before this call has
+// run, after `body` (CPU: runs on the worker) or `download` (CUDA: a device->host copy on the
+// stream) has filled `result`. The JS thread never waits.
 Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
-                           std::function<void()> body) {
+                           std::function<void()> body,
+                           const Tensor* download_src = nullptr, void* download_dst = nullptr) {
   auto deferred = Napi::Promise::Deferred::New(env);
   auto* ctx = new ReadContext{deferred, Napi::ObjectReference(), nullptr};
   if (result.IsObject()) ctx->result = Napi::Persistent(result.As<Napi::Object>());
   auto tsfn = Napi::ThreadSafeFunction::New(
       env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "alexnet.read", 0, 1);
-  Queue& queue = device_queue(device);
-  queue.enqueue([ctx, tsfn, body = std::move(body), &queue]() mutable {
-    ctx->error = queue.take_error();
-    if (!ctx->error) {
-      try {
-        body();
-      } catch (...) {
-        ctx->error = std::current_exception();
-      }
-    }
+  // Runs on a worker or CUDA callback thread: hand the result to the JS thread.
+  auto finish = [ctx, tsfn](std::exception_ptr error) mutable {
+    ctx->error = error;
     tsfn.BlockingCall([ctx](Napi::Env env, Napi::Function) {
       if (ctx->error) {
         ctx->deferred.Reject(to_js_error(env, ctx->error).Value());
@@ -186,8 +186,42 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
       delete ctx;
     });
     tsfn.Release();
-  });
+  };
+  if (device.type == DeviceType::Cpu) {
+    Queue& queue = cpu_queue();
+    queue.enqueue([finish, body = std::move(body), &queue]() mutable {
+      std::exception_ptr error = queue.take_error();
+      if (!error) {
+        try {
+          body();
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+      finish(error);
+    });
+    return deferred.Promise();
+  }
+#ifdef ALEXNET_WITH_CUDA
+  try {
+    if (download_src != nullptr) {
+      const Tensor src = *download_src;
+      cuda::download_async(device.index, download_dst, src.ptr<char>(), src.nbytes(),
+                           [finish, src](std::exception_ptr e) mutable { finish(e); });
+    } else {
+      cuda::after_stream(device.index, [finish](std::exception_ptr e) mutable { finish(e); });
+    }
+  } catch (...) {
+    tsfn.Release();
+    delete ctx;
+    throw;
+  }
   return deferred.Promise();
+#else
+  tsfn.Release();
+  delete ctx;
+  fail(code::kCudaUnavailable, "device ", device.str(), " is not available: this build has no CUDA support");
+#endif
 }
 
 }  // namespace
@@ -199,14 +233,27 @@ Napi::Value TensorWrap::Data(const Napi::CallbackInfo& info) {
   void* dst = typed_array_data(out);
   // The typed array stays referenced by the context until the promise settles, so its
   // backing store is alive while the worker writes into it; JS cannot see it before then.
-  return settle_after(env, t.device(), out, [t, dst]() { std::memcpy(dst, t.ptr<char>(), t.nbytes()); });
+  return settle_after(env, t.device(), out, [t, dst]() { std::memcpy(dst, t.ptr<char>(), t.nbytes()); },
+                      &t, dst);
 }
 
 Napi::Value TensorWrap::DataSync(const Napi::CallbackInfo& info) {
   const Tensor t = tensor("dataSync");
-  device_queue(t.device()).synchronize();  // explicit, user-requested wait
   Napi::TypedArray out = new_typed_array(info.Env(), t.dtype(), static_cast<size_t>(t.numel()));
-  std::memcpy(typed_array_data(out), t.ptr<char>(), t.nbytes());
+  if (t.device().type == DeviceType::Cpu) {
+    cpu_queue().synchronize();  // explicit, user-requested wait
+    std::memcpy(typed_array_data(out), t.ptr<char>(), t.nbytes());
+    return out;
+  }
+#ifdef ALEXNET_WITH_CUDA
+  std::promise<void> done;
+  cuda::download_async(t.device().index, typed_array_data(out), t.ptr<char>(), t.nbytes(),
+                       [&done](std::exception_ptr e) {
+                         if (e) done.set_exception(e);
+                         else done.set_value();
+                       });
+  done.get_future().get();  // explicit, user-requested wait; rethrows a device error
+#endif
   return out;
 }
 

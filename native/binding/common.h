@@ -82,9 +82,7 @@ inline Napi::Value wrap_optional(Napi::Env env, const std::optional<Tensor>& t) 
 
 // Enqueues `task` on the device's queue. The task captures Tensors by value, which keeps
 // their storage alive until it has run even if JS disposes them first.
-inline void enqueue(Device device, std::function<void()> task) {
-  device_queue(device).enqueue(std::move(task));
-}
+using ::alexnet::enqueue;  // enqueue(device, task): see core/device.h
 
 // Registers `fn` as exports[name]; alexnet::Error and std::exception thrown inside become JS
 // errors with a `code` property.

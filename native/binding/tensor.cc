@@ -2,6 +2,10 @@
 #include <cstring>
 
 #include "common.h"
+
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/runtime.h"
+#endif
 #include "register.h"
 
 namespace alexnet::binding {
@@ -41,9 +45,16 @@ Napi::Value FromData(const Napi::CallbackInfo& info) {
          a.ElementLength());
   Device dev = device_arg(info, 2, "fromData");
   Tensor t = Tensor::empty(s, dt, dev);
-  // A synchronous host copy: the caller may reuse its array as soon as we return.
+  // The caller may reuse its array as soon as we return: the CPU copy is synchronous; the CUDA
+  // upload goes through pinned staging and is asynchronous on the device's stream.
   const char* src = static_cast<const char*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-  std::memcpy(t.ptr<char>(), src, t.nbytes());
+  if (dev.type == DeviceType::Cpu) {
+    std::memcpy(t.ptr<char>(), src, t.nbytes());
+  } else {
+#ifdef ALEXNET_WITH_CUDA
+    cuda::upload(dev.index, t.ptr<char>(), src, t.nbytes());
+#endif
+  }
   return wrap(info.Env(), t);
 }
 
@@ -55,7 +66,7 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
 // pending(device = 'cpu') -> number of tasks queued or running (for tests and diagnostics)
 Napi::Value Pending(const Napi::CallbackInfo& info) {
   Device dev = device_arg(info, 0, "pending");
-  return Napi::Number::New(info.Env(), static_cast<double>(device_queue(dev).pending()));
+  return Napi::Number::New(info.Env(), static_cast<double>(device_pending(dev)));
 }
 
 // externalMemory() -> the external memory V8 has been told about, in bytes (what the GC

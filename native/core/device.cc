@@ -4,16 +4,29 @@
 #include <cstring>
 #include <new>
 
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/runtime.h"
+#endif
+
 namespace alexnet {
 
 namespace {
 constexpr size_t kAlign = 64;  // a cache line; also what AVX-512 loads like
 }
 
+[[noreturn]] void no_cuda(Device device) {
+  fail(code::kCudaUnavailable, "device ", device.str(),
+       " is not available: this build has no CUDA support (built without nvcc or with ALEXNET_CUDA=0)");
+}
+
 void* device_alloc(Device device, size_t bytes) {
-  if (device.type != DeviceType::Cpu)
-    fail(code::kCudaUnavailable, "device ", device.str(),
-         " is not available in this build (the CUDA backend arrives with the CUDA issue)");
+  if (device.type == DeviceType::Cuda) {
+#ifdef ALEXNET_WITH_CUDA
+    return cuda::alloc(device.index, bytes);
+#else
+    no_cuda(device);
+#endif
+  }
   const size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
   void* p = std::aligned_alloc(kAlign, rounded == 0 ? kAlign : rounded);
   if (p == nullptr)
@@ -22,7 +35,13 @@ void* device_alloc(Device device, size_t bytes) {
 }
 
 void device_free(Device device, void* ptr) noexcept {
-  if (device.type == DeviceType::Cpu) std::free(ptr);
+  if (device.type == DeviceType::Cpu) {
+    std::free(ptr);
+    return;
+  }
+#ifdef ALEXNET_WITH_CUDA
+  cuda::free(device.index, ptr);
+#endif
 }
 
 Queue::Queue() : worker_([this] { run(); }) {}
@@ -88,13 +107,40 @@ size_t Queue::pending() const {
   return tasks_.size() + (running_task_ ? 1 : 0);
 }
 
-Queue& device_queue(Device device) {
-  if (device.type != DeviceType::Cpu)
-    fail(code::kCudaUnavailable, "device ", device.str(), " is not available in this build");
+Queue& cpu_queue() {
   // Deliberately leaked: the worker must outlive every Node environment (worker_threads
   // included) and static destruction order at exit.
   static Queue* cpu = new Queue();
   return *cpu;
+}
+
+void enqueue(Device device, Queue::Task task) {
+  if (device.type == DeviceType::Cpu) {
+    cpu_queue().enqueue(std::move(task));
+    return;
+  }
+#ifdef ALEXNET_WITH_CUDA
+  cuda::DeviceGuard guard(device.index);
+  task();
+#else
+  no_cuda(device);
+#endif
+}
+
+void device_synchronize(Device device) {
+  if (device.type == DeviceType::Cpu) {
+    cpu_queue().synchronize();
+    return;
+  }
+#ifdef ALEXNET_WITH_CUDA
+  cuda::synchronize(device.index);
+#else
+  no_cuda(device);
+#endif
+}
+
+size_t device_pending(Device device) {
+  return device.type == DeviceType::Cpu ? cpu_queue().pending() : 0;
 }
 
 }  // namespace alexnet

@@ -52,7 +52,25 @@ class Queue {
   std::thread worker_;
 };
 
-// The queue that runs work for `device`. The CPU queue lives for the whole process.
-Queue& device_queue(Device device);
+// The queue that runs work for the CPU. It lives for the whole process.
+Queue& cpu_queue();
+
+// Runs `task` in `device`'s order: on the CPU it is queued on the worker thread and errors are
+// deferred to the next read; on a CUDA device the task runs at once on the calling thread with
+// the device current, and only *launches* work on the device's stream (errors in the launch
+// are thrown at once, errors in the kernels surface at the next read).
+void enqueue(Device device, Queue::Task task);
+
+// Blocks until all work queued on `device` has run; rethrows a deferred error.
+void device_synchronize(Device device);
+
+// The CPU queue, for code that only ever runs on the CPU (throws for other devices).
+inline Queue& device_queue(Device device) {
+  if (device.type != DeviceType::Cpu) fail(code::kDevice, "no CPU queue for ", device.str());
+  return cpu_queue();
+}
+
+// Tasks queued or running on `device` (always 0 for CUDA: the stream holds the work).
+size_t device_pending(Device device);
 
 }  // namespace alexnet
