@@ -84,6 +84,18 @@ inline Napi::Value wrap_optional(Napi::Env env, const std::optional<Tensor>& t) 
 // their storage alive until it has run even if JS disposes them first.
 using ::alexnet::enqueue;  // enqueue(device, task): see core/device.h
 
+// Inside a task: true when the work is for a CUDA device (the task then launches our kernels
+// or cuDNN/cuBLAS on cuda::stream(device.index)). Always false in builds without CUDA, where
+// no CUDA tensor can exist.
+inline bool on_cuda(const Device& d) {
+#ifdef ALEXNET_WITH_CUDA
+  return d.type == DeviceType::Cuda;
+#else
+  (void)d;
+  return false;
+#endif
+}
+
 // Registers `fn` as exports[name]; alexnet::Error and std::exception thrown inside become JS
 // errors with a `code` property.
 using Binding = std::function<Napi::Value(const Napi::CallbackInfo&)>;

@@ -1,0 +1,48 @@
+// ReLU forward/backward and the fused bias + ReLU epilogue.
+#include "../ops.h"
+#include "common.cuh"
+
+namespace alexnet::cuda {
+
+namespace {
+
+__global__ void relu_forward_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t n) {
+  GRID_STRIDE(i, n) { y[i] = fmaxf(x[i], 0.f); }
+}
+
+__global__ void relu_backward_kernel(float* __restrict__ dx, const float* __restrict__ dy,
+                                     const float* __restrict__ y, int64_t n) {
+  GRID_STRIDE(i, n) { dx[i] = y[i] > 0.f ? dy[i] : 0.f; }
+}
+
+__global__ void bias_relu_kernel(float* __restrict__ y, const float* __restrict__ bias, int64_t C,
+                                 int64_t S, int64_t n, bool relu) {
+  GRID_STRIDE(i, n) {
+    const float v = y[i] + bias[(i / S) % C];
+    y[i] = relu ? fmaxf(v, 0.f) : v;
+  }
+}
+
+}  // namespace
+
+void relu_forward(float* y, const float* x, int64_t n, void* stream) {
+  if (n == 0) return;
+  relu_forward_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(y, x, n);
+  ALEXNET_CUDA_CHECK_LAUNCH("relu_forward_kernel");
+}
+
+void relu_backward(float* dx, const float* dy, const float* y, int64_t n, void* stream) {
+  if (n == 0) return;
+  relu_backward_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(dx, dy, y, n);
+  ALEXNET_CUDA_CHECK_LAUNCH("relu_backward_kernel");
+}
+
+void bias_relu_forward(float* y, const float* bias, int64_t N, int64_t C, int64_t S, bool relu,
+                       void* stream) {
+  const int64_t n = N * C * S;
+  if (n == 0) return;
+  bias_relu_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(y, bias, C, S, n, relu);
+  ALEXNET_CUDA_CHECK_LAUNCH("bias_relu_kernel");
+}
+
+}  // namespace alexnet::cuda

@@ -1,0 +1,38 @@
+// Shared helpers for our kernels: launch geometry and the launch check.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "../../core/error.h"
+#include "../runtime.h"
+
+namespace alexnet::cuda {
+
+constexpr int kThreads = 256;
+
+// Enough blocks to fill the GPU for a grid-stride loop over n elements (capped; the loop covers the rest).
+inline unsigned blocks_for(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(b, 65535)));
+}
+
+inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+
+// Throws a typed error for a failed CUDA runtime call made by a launcher.
+inline void check_call(cudaError_t e, const char* what, const char* file, int line) {
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    ::alexnet::fail(::alexnet::code::kCuda, what, " failed: ", cudaGetErrorName(e), " (",
+                    cudaGetErrorString(e), ") at ", file, ":", line);
+  }
+}
+#define ALEXNET_CUDA_CALL(call) ::alexnet::cuda::check_call((call), #call, __FILE__, __LINE__)
+
+#define GRID_STRIDE(i, n)                                                              \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+}  // namespace alexnet::cuda

@@ -1,0 +1,48 @@
+// Launchers of our own CUDA kernels (native/cuda/kernels/*.cu). Plain C++ signatures: the
+// stream is a cudaStream_t passed as void*, so g++-compiled bindings can call them. Each
+// launches asynchronously on `stream` and checks the launch (typed error on failure).
+// Semantics match the CPU reference in native/cpu/ exactly (same formulas, same RNG).
+#pragma once
+
+#include <cstdint>
+
+namespace alexnet::cuda {
+
+// --- activation.cu ---
+void relu_forward(float* y /*[n]*/, const float* x /*[n]*/, int64_t n, void* stream);
+void relu_backward(float* dx /*[n]*/, const float* dy /*[n]*/, const float* y /*[n]*/, int64_t n,
+                   void* stream);
+// y[n,c,:] = max(y[n,c,:] + bias[c], 0): the fused epilogue after a convolution or a GEMM
+void bias_relu_forward(float* y /*[N,C,S]*/, const float* bias /*[C]*/, int64_t N, int64_t C,
+                       int64_t S, bool relu, void* stream);
+
+// --- elementwise.cu ---
+void fill(float* t /*[n]*/, float value, int64_t n, void* stream);
+void fill_i32(int32_t* t /*[n]*/, int32_t value, int64_t n, void* stream);
+void scale(float* t /*[n]*/, float alpha, int64_t n, void* stream);
+void axpy(float* y /*[n]*/, float alpha, const float* x /*[n]*/, int64_t n, void* stream);
+
+// --- loss.cu ---
+void softmax_forward(float* y /*[B,C]*/, const float* x /*[B,C]*/, int64_t B, int64_t C,
+                     void* stream);
+// loss[0] = mean_b(logsumexp(z_b) - z_b[label_b]); grad = (softmax(z) - onehot) / B.
+// A label outside [0, C) makes that row's loss NaN (and its gradient 0): the loss read back
+// says so, and the training loop stops on a NaN loss with a message.
+void softmax_cross_entropy(float* loss /*[1]*/, float* grad /*[B,C]*/, const float* logits /*[B,C]*/,
+                           const int32_t* labels /*[B]*/, int64_t B, int64_t C,
+                           float* row_loss_scratch /*[B]*/, void* stream);
+
+// --- sgd.cu ---
+struct SgdParams {
+  float lr, momentum, dampening, weight_decay;
+  bool nesterov, krizhevsky, first_step;
+};
+void sgd_step(float* w /*[n]*/, const float* g /*[n]*/, float* buf /*[n] or null*/, int64_t n,
+              const SgdParams& p, void* stream);
+
+// --- metrics.cu ---
+// correct[0] = #rows whose label has fewer than k logits strictly greater than it
+void topk_correct(int32_t* correct /*[1]*/, const float* logits /*[B,C]*/,
+                  const int32_t* labels /*[B]*/, int64_t B, int64_t C, int64_t k, void* stream);
+
+}  // namespace alexnet::cuda
