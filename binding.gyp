@@ -21,6 +21,7 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-fexceptions", "-std=c++17", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "xcode_settings": {"GCC_ENABLE_CPP_EXCEPTIONS": "YES"},
+      "libraries": ["-ldl"],
       "conditions": [
         ["alexnet_cuda_home!=''", {
           "sources": ["<!@(node scripts/detect.mjs sources cuda)"],

@@ -89,6 +89,11 @@ export interface BackendInfo {
     driverVersion?: number;
     architectures?: string;
     deviceName?: string;
+    /** cuDNN / cuBLAS as the run-time loader found them (CUDA builds) */
+    libraries?: {
+      cudnn: { found: boolean; path: string; version: string };
+      cublas: { found: boolean; path: string; version: string };
+    };
   };
 }
 
@@ -146,6 +151,58 @@ export interface NativeModule {
   sgdStep(param: NativeTensor, grad: NativeTensor, momentumBuffer: NativeTensor | null, options: SgdOptions): void;
   // how many rows have their label among the k largest logits -> int32 scalar
   topkCorrect(logits: NativeTensor, labels: NativeTensor, k: number): NativeTensor;
+  // cuDNN / cuBLAS run-time binding (native/cuda/dynload)
+  /** the numbers our own cuDNN / cuBLAS declarations compile to (pinned by test/cuda-abi.test.ts) */
+  cudaAbi(): CudaAbi;
+  /** loads cuDNN 9 and cuBLAS 12/13 on the first call (once per process) and says what it found */
+  cudaLibraries(): CudaLibraries;
+  /** throws what CUDNN_CHECK / CUBLAS_CHECK throw for `status` (testing aid) */
+  cudaCheckError(library: 'cudnn' | 'cublas', status: number, call: string): void;
+}
+
+export interface CudaAbi {
+  /** enum type -> enumerator name -> value */
+  enums: Record<string, Record<string, number>>;
+  /** sizeof of every enum, handle and perf struct */
+  sizeof: Record<string, number>;
+  alignof: Record<string, number>;
+  /** enum type -> whether its underlying type is signed */
+  signed: Record<string, boolean>;
+  /** perf struct -> field -> byte offset */
+  offsetof: Record<string, Record<string, number>>;
+  /** perf struct -> field -> sizeof(field) */
+  fieldSizeof: Record<string, Record<string, number>>;
+  /** the symbols the loader resolves (required, and looked up when present) */
+  functions: { cudnn: string[]; cudnnOptional: string[]; cublas: string[] };
+  /** our own status names for some codes (no library needed) */
+  cudnnStatusNames: Record<string, string>;
+  cublasStatusNames: Record<string, string>;
+  /** call_name("api.cudnnConvolutionForward(h, &a, x)") */
+  callName: string;
+}
+
+export interface CudaLibraryStatus {
+  found: boolean;
+  /** the file in use, or the last one rejected (see reason) */
+  path: string;
+  /** "9.6.0" / "13.0.0" ("" when nothing was loaded) */
+  version: string;
+  versionNumber: number;
+  /** cudnnGetCudartVersion() when exported (cuDNN only) */
+  cudartVersion?: number;
+  /** every place considered, in order: "<place>: <outcome>" */
+  searched: string[];
+  /** non-fatal remarks (sub-libraries preloaded or absent) */
+  notes: string[];
+  /** why not found ("" when found) */
+  reason: string;
+}
+
+export interface CudaLibraries {
+  cudnn: CudaLibraryStatus;
+  cublas: CudaLibraryStatus;
+  /** what is missing and where it looked ("" when both were found) */
+  reason: string;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -5,6 +5,7 @@
 #include "register.h"
 
 #ifdef ALEXNET_WITH_CUDA
+#include "../cuda/dynload/loader.h"
 #include "../cuda/probe.h"
 #endif
 #if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
@@ -47,10 +48,25 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   cuda.Set("driverVersion", probe.driver_version);
   cuda.Set("architectures", probe.architectures);
   if (!probe.device_name.empty()) cuda.Set("deviceName", probe.device_name);
-  cuda.Set("reason", probe.available
-                         ? std::string("a GPU (") + probe.device_name +
-                               ") answered, but this build has no CUDA operators yet"
-                         : probe.reason);
+  // cuDNN / cuBLAS, loaded here on the first info() call (not at addon load).
+  const alexnet::cuda::Libraries& libs = alexnet::cuda::libraries();
+  auto library = [&](const alexnet::cuda::LibraryStatus& lib) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("found", lib.found);
+    o.Set("path", lib.path);  // the rejected file when found is false (see reason)
+    o.Set("version", lib.version_string);
+    return o;
+  };
+  Napi::Object libraries = Napi::Object::New(env);
+  libraries.Set("cudnn", library(libs.cudnn));
+  libraries.Set("cublas", library(libs.cublas));
+  cuda.Set("libraries", libraries);
+  std::string reason = probe.available
+                           ? std::string("a GPU (") + probe.device_name +
+                                 ") answered, but this build has no CUDA operators yet"
+                           : probe.reason;
+  if (!libs.reason.empty()) reason += "\n" + libs.reason;
+  cuda.Set("reason", reason);
 #else
   cuda.Set("compiled", false);
   cuda.Set("available", false);

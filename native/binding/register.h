@@ -17,5 +17,6 @@ void register_dropout(Napi::Env env, Napi::Object exports);     // dropout
 void register_loss(Napi::Env env, Napi::Object exports);        // softmax, softmaxCrossEntropy
 void register_sgd(Napi::Env env, Napi::Object exports);         // sgdStep
 void register_metrics(Napi::Env env, Napi::Object exports);     // topkCorrect
+void register_cuda_abi(Napi::Env env, Napi::Object exports);    // cudaAbi, cudaLibraries
 
 }  // namespace alexnet::binding

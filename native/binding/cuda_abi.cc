@@ -1,0 +1,158 @@
+// cudaAbi(): the numbers our own cuDNN / cuBLAS declarations compile to (enum values by name,
+// sizeof / alignof / offsetof), for test/cuda-abi.test.ts to pin against the fact sheet.
+// cudaLibraries(): the run-time loader's result (loads on the first call, not at addon load).
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+#include "../cuda/dynload/loader.h"
+#include "common.h"
+#include "register.h"
+
+namespace alexnet::binding {
+
+namespace {
+
+using namespace alexnet::cuda::dnn;   // NOLINT: names below are spelled as cuDNN spells them
+using namespace alexnet::cuda::blas;  // NOLINT
+
+Napi::Value CudaAbi(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+
+  // enums: { typeName: { ENUMERATOR: value } }
+  Napi::Object enums = Napi::Object::New(env);
+  Napi::Object sizes = Napi::Object::New(env);
+  Napi::Object aligns = Napi::Object::New(env);
+  Napi::Object is_signed = Napi::Object::New(env);
+#define ALEXNET_ABI_VALUE(name, value) e.Set(#name, static_cast<double>(name));
+#define ALEXNET_ABI_ENUM(type, list)                                            \
+  {                                                                             \
+    Napi::Object e = Napi::Object::New(env);                                    \
+    list(ALEXNET_ABI_VALUE)                                                     \
+    enums.Set(#type, e);                                                        \
+    sizes.Set(#type, static_cast<double>(sizeof(type)));                        \
+    aligns.Set(#type, static_cast<double>(alignof(type)));                      \
+    is_signed.Set(#type, std::is_signed<std::underlying_type_t<type>>::value);  \
+  }
+  ALEXNET_CUDNN_ENUMS(ALEXNET_ABI_ENUM)
+  ALEXNET_CUBLAS_ENUMS(ALEXNET_ABI_ENUM)
+#undef ALEXNET_ABI_ENUM
+#undef ALEXNET_ABI_VALUE
+
+#define ALEXNET_ABI_HANDLE(type)                                  \
+  sizes.Set(#type, static_cast<double>(sizeof(type)));           \
+  aligns.Set(#type, static_cast<double>(alignof(type)));
+  ALEXNET_CUDNN_HANDLES(ALEXNET_ABI_HANDLE)
+  ALEXNET_CUBLAS_HANDLES(ALEXNET_ABI_HANDLE)
+  ALEXNET_ABI_HANDLE(cudaStream_t)
+#undef ALEXNET_ABI_HANDLE
+
+  // perf structs: sizeof / alignof above, offsetof and field sizes here
+  Napi::Object offsets = Napi::Object::New(env);
+  Napi::Object field_sizes = Napi::Object::New(env);
+#define ALEXNET_ABI_FIELD(T, field)                                           \
+  o.Set(#field, static_cast<double>(offsetof(T, field)));                     \
+  fs.Set(#field, static_cast<double>(sizeof(std::declval<T&>().field)));
+#define ALEXNET_ABI_STRUCT(T)                                                 \
+  {                                                                           \
+    Napi::Object o = Napi::Object::New(env);                                  \
+    Napi::Object fs = Napi::Object::New(env);                                 \
+    ALEXNET_CUDNN_PERF_FIELDS(ALEXNET_ABI_FIELD, T)                           \
+    offsets.Set(#T, o);                                                       \
+    field_sizes.Set(#T, fs);                                                  \
+    sizes.Set(#T, static_cast<double>(sizeof(T)));                            \
+    aligns.Set(#T, static_cast<double>(alignof(T)));                          \
+  }
+  ALEXNET_CUDNN_PERF_STRUCTS(ALEXNET_ABI_STRUCT)
+#undef ALEXNET_ABI_STRUCT
+#undef ALEXNET_ABI_FIELD
+
+  // the symbols the loader resolves, in order
+  auto list = [&](std::initializer_list<const char*> names) {
+    Napi::Array a = Napi::Array::New(env, names.size());
+    uint32_t i = 0;
+    for (const char* n : names) a.Set(i++, n);
+    return a;
+  };
+#define ALEXNET_ABI_NAME(name) #name,
+  Napi::Object functions = Napi::Object::New(env);
+  functions.Set("cudnn", list({ALEXNET_CUDNN_FUNCTIONS(ALEXNET_ABI_NAME)}));
+  functions.Set("cudnnOptional", list({ALEXNET_CUDNN_OPTIONAL_FUNCTIONS(ALEXNET_ABI_NAME)}));
+  functions.Set("cublas", list({ALEXNET_CUBLAS_FUNCTIONS(ALEXNET_ABI_NAME)}));
+#undef ALEXNET_ABI_NAME
+
+  // our status names (no library needed), for a few representative codes
+  Napi::Object names = Napi::Object::New(env);
+  for (int s : {0, 1002, 2000, 2002, 2013, 3007, 4003, 5000, 7777})
+    names.Set(std::to_string(s), alexnet::cuda::cudnn_status_name(s));
+  Napi::Object blas_names = Napi::Object::New(env);
+  for (int s : {0, 3, 7, 13, 15, 99})
+    blas_names.Set(std::to_string(s), alexnet::cuda::cublas_status_name(s));
+
+  out.Set("enums", enums);
+  out.Set("sizeof", sizes);
+  out.Set("alignof", aligns);
+  out.Set("signed", is_signed);
+  out.Set("offsetof", offsets);
+  out.Set("fieldSizeof", field_sizes);
+  out.Set("functions", functions);
+  out.Set("cudnnStatusNames", names);
+  out.Set("cublasStatusNames", blas_names);
+  out.Set("callName", alexnet::cuda::call_name("api.cudnnConvolutionForward(h, &a, x)"));
+  return out;
+}
+
+Napi::Object library_object(Napi::Env env, const alexnet::cuda::LibraryStatus& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("found", s.found);
+  o.Set("path", s.path);
+  o.Set("version", s.version_string);
+  o.Set("versionNumber", static_cast<double>(s.version));
+  if (s.cudart_version) o.Set("cudartVersion", static_cast<double>(s.cudart_version));
+  Napi::Array searched = Napi::Array::New(env, s.searched.size());
+  for (uint32_t i = 0; i < s.searched.size(); ++i) searched.Set(i, s.searched[i]);
+  o.Set("searched", searched);
+  Napi::Array notes = Napi::Array::New(env, s.notes.size());
+  for (uint32_t i = 0; i < s.notes.size(); ++i) notes.Set(i, s.notes[i]);
+  o.Set("notes", notes);
+  o.Set("reason", s.reason);
+  return o;
+}
+
+Napi::Value CudaLibraries(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const alexnet::cuda::Libraries& libs = alexnet::cuda::libraries();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("cudnn", library_object(env, libs.cudnn));
+  out.Set("cublas", library_object(env, libs.cublas));
+  out.Set("reason", libs.reason);
+  return out;
+}
+
+// cudaCheckError(library, status, call): throws what CUDNN_CHECK / CUBLAS_CHECK would throw
+// for that status (the message format and error code are tested without a GPU).
+Napi::Value CudaCheckError(const Napi::CallbackInfo& info) {
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsString())
+    fail(code::kArgument, "cudaCheckError: expected (library: 'cudnn' | 'cublas', status, call)");
+  const std::string lib = info[0].As<Napi::String>().Utf8Value();
+  const int status = info[1].As<Napi::Number>().Int32Value();
+  const std::string call = info[2].As<Napi::String>().Utf8Value();
+  if (lib == "cudnn")
+    alexnet::cuda::check_cudnn(static_cast<cudnnStatus_t>(status), call.c_str(), __FILE__, __LINE__);
+  else if (lib == "cublas")
+    alexnet::cuda::check_cublas(static_cast<cublasStatus_t>(status), call.c_str(), __FILE__, __LINE__);
+  else
+    fail(code::kArgument, "cudaCheckError: library must be 'cudnn' or 'cublas' but got '", lib, "'");
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_cuda_abi(Napi::Env env, Napi::Object exports) {
+  export_function(env, exports, "cudaAbi", CudaAbi);
+  export_function(env, exports, "cudaLibraries", CudaLibraries);
+  export_function(env, exports, "cudaCheckError", CudaCheckError);
+}
+
+}  // namespace alexnet::binding
