@@ -1,5 +1,66 @@
+// localResponseNorm: lrnForward(x, {size, alpha?, beta?, k?}) -> y
+//                    lrnBackward(gradOutput, x, output, options) -> gradInput
+// PyTorch's LocalResponseNorm convention (alpha is divided by size); defaults alpha = 1e-4,
+// beta = 0.75, k = 1. Input [N, C, H, W] or [N, C, L].
+#include "../cpu/lrn.h"
+#include "common.h"
 #include "register.h"
 
 namespace alexnet::binding {
-void register_lrn(Napi::Env, Napi::Object) {}
+
+namespace {
+
+cpu::LrnParams lrn_params(const char* op, const Tensor& x, const Napi::Object& o) {
+  check_dtype(op, "input", x, DType::Float32);
+  if (x.rank() != 4 && x.rank() != 3)
+    fail(code::kShape, op,
+         ": expected input of shape [N, C, H, W] or [N, C, L] (3 or 4 dimensions) but got shape ",
+         x.shape().str());
+  if (o.Get("size").IsUndefined()) fail(code::kArgument, op, ": expected option 'size' (a positive integer)");
+  const int64_t size = int_opt(o, "size", 1, op);
+  if (size < 1) fail(code::kArgument, op, ": size must be a positive integer but got ", size);
+  const double alpha = number_opt(o, "alpha", 1e-4, op);
+  const double beta = number_opt(o, "beta", 0.75, op);
+  const double k = number_opt(o, "k", 1.0, op);
+  if (!(k > 0)) fail(code::kArgument, op, ": k must be positive but got ", k);
+  if (!(alpha >= 0)) fail(code::kArgument, op, ": alpha must be non-negative but got ", alpha);
+  cpu::LrnParams p;
+  p.N = x.size(0), p.C = x.size(1), p.S = x.size(2) * (x.rank() == 4 ? x.size(3) : 1);
+  p.size = size;
+  p.alpha = static_cast<float>(alpha), p.beta = static_cast<float>(beta), p.k = static_cast<float>(k);
+  return p;
+}
+
+Napi::Value LrnForward(const Napi::CallbackInfo& info) {
+  const char* op = "localResponseNorm";
+  const Tensor x = tensor_arg(info, 0, op, "input");
+  const cpu::LrnParams p = lrn_params(op, x, options_arg(info, 1, op));
+  Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
+  enqueue(x.device(), [y, x, p] { cpu::lrn_forward(y.f32(), x.f32(), p); });
+  return wrap(info.Env(), y);
+}
+
+Napi::Value LrnBackward(const Napi::CallbackInfo& info) {
+  const char* op = "localResponseNormBackward";
+  const Tensor dy = tensor_arg(info, 0, op, "gradOutput");
+  const Tensor x = tensor_arg(info, 1, op, "input");
+  const Tensor y = tensor_arg(info, 2, op, "output");
+  const cpu::LrnParams p = lrn_params(op, x, options_arg(info, 3, op));
+  check_dtype(op, "gradOutput", dy, DType::Float32);
+  check_dtype(op, "output", y, DType::Float32);
+  check_same_device(op, {{"input", &x}, {"gradOutput", &dy}, {"output", &y}});
+  check_shape(op, "gradOutput", dy, x.shape());
+  check_shape(op, "output", y, x.shape());
+  Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
+  enqueue(x.device(), [dx, dy, x, p] { cpu::lrn_backward(dx.f32(), dy.f32(), x.f32(), p); });
+  return wrap(info.Env(), dx);
+}
+
+}  // namespace
+
+void register_lrn(Napi::Env env, Napi::Object exports) {
+  export_function(env, exports, "lrnForward", LrnForward);
+  export_function(env, exports, "lrnBackward", LrnBackward);
+}
+
 }  // namespace alexnet::binding

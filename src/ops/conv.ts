@@ -1,1 +1,70 @@
-export {};
+import { loadNative, type Conv2dBackwardOptions as NativeConv2dBackwardOptions, type Conv2dOptions, type NativeTensor } from '../native.js';
+import { handleOf, Tensor } from '../tensor.js';
+
+export type { Conv2dOptions } from '../native.js';
+
+/** Options of conv2dBackward (the forward options plus what to compute and where to write). */
+export interface Conv2dBackwardOptions extends Conv2dOptions {
+  /** compute gradInput (default true; false for the first layer) */
+  computeGradInput?: boolean;
+  /** compute gradBias (default true) */
+  computeGradBias?: boolean;
+  /** write the weight gradient here (shape of weight; may be a view into a larger buffer) */
+  gradWeight?: Tensor<'float32'>;
+  /** write the bias gradient here (shape [outChannels]) */
+  gradBias?: Tensor<'float32'>;
+  /** add into gradWeight / gradBias instead of overwriting them (both must then be given) */
+  accumulate?: boolean;
+}
+
+export interface Conv2dGradients {
+  gradInput: Tensor<'float32'> | null;
+  gradWeight: Tensor<'float32'>;
+  gradBias: Tensor<'float32'> | null;
+}
+
+/**
+ * 2-D convolution (cross-correlation, like torch.nn.functional.conv2d):
+ * input [N, C, H, W], weight [O, C/groups, kH, kW], bias [O] -> [N, O, Ho, Wo].
+ */
+export function conv2d(
+  input: Tensor<'float32'>,
+  weight: Tensor<'float32'>,
+  bias: Tensor<'float32'> | null = null,
+  options: Conv2dOptions = {},
+): Tensor<'float32'> {
+  const op = 'conv2d';
+  const b = bias === null || bias === undefined ? null : handleOf(bias, op, 'bias');
+  return new Tensor(loadNative().conv2dForward(handleOf(input, op, 'input'), handleOf(weight, op, 'weight'), b, options));
+}
+
+/** Gradients of conv2d with respect to its input, weight and bias, given gradOutput. */
+export function conv2dBackward(
+  gradOutput: Tensor<'float32'>,
+  input: Tensor<'float32'>,
+  weight: Tensor<'float32'>,
+  options: Conv2dBackwardOptions = {},
+): Conv2dGradients {
+  const op = 'conv2dBackward';
+  let nativeOptions: unknown = options;
+  if (options !== null && typeof options === 'object' && (options.gradWeight !== undefined || options.gradBias !== undefined)) {
+    nativeOptions = {
+      ...options,
+      gradWeight: options.gradWeight === undefined ? undefined : handleOf(options.gradWeight, op, 'gradWeight'),
+      gradBias: options.gradBias === undefined ? undefined : handleOf(options.gradBias, op, 'gradBias'),
+    };
+  }
+  const r = loadNative().conv2dBackward(
+    handleOf(gradOutput, op, 'gradOutput'),
+    handleOf(input, op, 'input'),
+    handleOf(weight, op, 'weight'),
+    nativeOptions as NativeConv2dBackwardOptions,
+  );
+  const same = (given: Tensor<'float32'> | undefined, h: NativeTensor): Tensor<'float32'> =>
+    given !== undefined && given.handle === h ? given : new Tensor<'float32'>(h);
+  return {
+    gradInput: r.gradInput ? new Tensor<'float32'>(r.gradInput) : null,
+    gradWeight: same(options?.gradWeight, r.gradWeight),
+    gradBias: r.gradBias ? same(options?.gradBias, r.gradBias) : null,
+  };
+}

@@ -1,1 +1,26 @@
-export {};
+import { loadNative, type LrnOptions } from '../native.js';
+import { handleOf, Tensor } from '../tensor.js';
+
+export type { LrnOptions } from '../native.js';
+
+/**
+ * Local response normalisation across channels (torch.nn.functional.local_response_norm):
+ * y_c = x_c / (k + alpha / size * sum_{c' near c} x_c'^2)^beta. Defaults alpha 1e-4, beta 0.75,
+ * k 1 (Krizhevsky et al. 2012 use size 5, k 2, alpha 5e-4 in this convention, beta 0.75).
+ */
+export function localResponseNorm(input: Tensor<'float32'>, options: LrnOptions): Tensor<'float32'> {
+  return new Tensor(loadNative().lrnForward(handleOf(input, 'localResponseNorm', 'input'), options));
+}
+
+/** Gradient of localResponseNorm with respect to its input. */
+export function localResponseNormBackward(
+  gradOutput: Tensor<'float32'>,
+  input: Tensor<'float32'>,
+  output: Tensor<'float32'>,
+  options: LrnOptions,
+): Tensor<'float32'> {
+  const op = 'localResponseNormBackward';
+  return new Tensor(
+    loadNative().lrnBackward(handleOf(gradOutput, op, 'gradOutput'), handleOf(input, op, 'input'), handleOf(output, op, 'output'), options),
+  );
+}

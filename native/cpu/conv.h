@@ -1,0 +1,59 @@
+// 2-D convolution (+ bias) on the CPU: im2col + GEMM, PyTorch layouts (NCHW input, OIHW weight).
+//
+// Several images are unfolded into one column matrix col [C*kH*kW, nb*Ho*Wo] (nb chosen so
+// that col stays around 64 MB, and nb*Ho*Wo >= 2048 so that 13x13 layers still get wide GEMMs),
+// so each group is one large GEMM
+//   Y_g [O/g, nb*Ho*Wo] = W_g [O/g, C/g*kH*kW] @ col_g [C/g*kH*kW, nb*Ho*Wo]
+// whose result is scattered into y [nb, O, Ho*Wo] together with the bias add (outputs with
+// Ho*Wo >= 2048, like conv1's 55x55, get one GEMM per image written in place instead). Backward:
+//   dW_g (+)= dY_g [O/g, nb*HoWo] @ col_g^T,  db = sum_{n,h,w} dY,
+//   dcol_g = W_g^T @ dY_g, then col2im (parallel over input planes: no write races).
+// The unfold/fold/scatter passes run on the fork-join pool; GEMMs run outside of it.
+#pragma once
+
+#include <cstdint>
+
+namespace alexnet::cpu {
+
+struct Conv2dShape {
+  int64_t N = 0, C = 0, H = 0, W = 0;  // input [N, C, H, W]
+  int64_t O = 0, kH = 0, kW = 0;       // weight [O, C/groups, kH, kW]
+  int64_t sH = 1, sW = 1;              // stride
+  int64_t pH = 0, pW = 0;              // zero padding (both sides)
+  int64_t dH = 1, dW = 1;              // dilation
+  int64_t groups = 1;
+  int64_t Ho = 0, Wo = 0;              // output [N, O, Ho, Wo]
+};
+
+// floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1; may be <= 0 (the caller rejects that).
+int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil);
+
+// y = conv2d(x, w) + bias
+void conv2d_forward(float* y,            // [N, O, Ho, Wo]
+                    const float* x,      // [N, C, H, W]
+                    const float* w,      // [O, C/groups, kH, kW]
+                    const float* bias,   // [O] or nullptr
+                    const Conv2dShape& s);
+
+// Gradients of conv2d_forward given dy. dx and db may be nullptr (not computed). With
+// `accumulate`, dw and db are added to instead of overwritten.
+void conv2d_backward(float* dx,          // [N, C, H, W] or nullptr
+                     float* dw,          // [O, C/groups, kH, kW]
+                     float* db,          // [O] or nullptr
+                     const float* dy,    // [N, O, Ho, Wo]
+                     const float* x,     // [N, C, H, W]
+                     const float* w,     // [O, C/groups, kH, kW]
+                     const Conv2dShape& s, bool accumulate);
+
+// The unfold step, exposed for tests and benchmarks: col[(c*kH + kh)*kW + kw][n*Ho*Wo + oh*Wo
+// + ow] = x[n, c, oh*sH - pH + kh*dH, ow*sW - pW + kw*dW] (0 outside), for n in [0, nb).
+void im2col(float* col,                  // [C*kH*kW, nb*Ho*Wo]
+            const float* x,              // [nb, C, H, W]
+            int64_t nb, const Conv2dShape& s);
+
+// The fold step (adjoint of im2col): dx = sum of the col entries that read each input element.
+void col2im(float* dx,                   // [nb, C, H, W] (overwritten)
+            const float* col,            // [C*kH*kW, nb*Ho*Wo]
+            int64_t nb, const Conv2dShape& s);
+
+}  // namespace alexnet::cpu

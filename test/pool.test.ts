@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { maxPool2d, maxPool2dBackward, Tensor } from '../src/index.js';
+import { dot, expectClose, expectCode, f32, f64, finiteDifference, rng, sampleIndices, uniform } from './helpers.js';
+import { maxPool2dBackwardRef, maxPool2dRef, poolOutSize, type PoolGeometry } from './reference/pool.js';
+
+type Pair = [number, number];
+interface Case {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  kernel: Pair;
+  stride?: Pair;
+  padding?: Pair;
+}
+
+const geometry = (c: Case): PoolGeometry => ({ ...c, stride: c.stride ?? c.kernel, padding: c.padding ?? [0, 0] });
+const opts = (c: Case) => ({ kernelSize: c.kernel, ...(c.stride ? { stride: c.stride } : {}), ...(c.padding ? { padding: c.padding } : {}) });
+
+const cases: Case[] = [
+  { N: 1, C: 3, H: 7, W: 9, kernel: [3, 3], stride: [2, 2] }, // AlexNet's overlapping pooling
+  { N: 3, C: 5, H: 10, W: 7, kernel: [2, 3], stride: [1, 2], padding: [1, 1] },
+  { N: 2, C: 7, H: 9, W: 8, kernel: [2, 2] }, // stride defaults to the kernel
+  { N: 3, C: 3, H: 11, W: 11, kernel: [3, 3], stride: [2, 2], padding: [1, 1] },
+  { N: 1, C: 5, H: 13, W: 6, kernel: [3, 2], stride: [4, 3], padding: [1, 0] },
+  { N: 2, C: 2, H: 5, W: 4, kernel: [5, 4] },
+];
+
+describe('maxPool2d', () => {
+  it.each(cases)('forward and backward match the float64 reference and finite differences: %j', async (c) => {
+    const r = rng();
+    const g = geometry(c);
+    const [Ho, Wo] = poolOutSize(g);
+    const x = f64(f32(uniform(g.N * g.C * g.H * g.W, r, -2, 2)));
+    const dy = f64(f32(uniform(g.N * g.C * Ho * Wo, r)));
+    const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
+    const ty = maxPool2d(tx, opts(c));
+    expect(ty.shape).toEqual([g.N, g.C, Ho, Wo]);
+    expectClose(await ty.data(), maxPool2dRef(x, g), { atol: 0, rtol: 0, label: 'maxPool2d forward' });
+
+    const dx = await maxPool2dBackward(Tensor.from(f32(dy), [g.N, g.C, Ho, Wo]), tx, ty, opts(c)).data();
+    expectClose(dx, maxPool2dBackwardRef(dy, x, g), { atol: 1e-6, rtol: 1e-6, label: 'maxPool2d backward vs analytic' });
+    // max is piecewise linear: a small step keeps every window's arg-max in place
+    const fd = finiteDifference((v) => dot(maxPool2dRef(v, g), dy), x, { h: 1e-6, indices: sampleIndices(x.length, 40, r) });
+    expectClose(
+      [...fd.keys()].map((i) => dx[i]!),
+      [...fd.values()],
+      { atol: 1e-5, rtol: 1e-4, label: 'maxPool2d backward vs finite differences' },
+    );
+  });
+
+  it('pads with -inf, not zeros', async () => {
+    const r = rng();
+    const g = geometry({ N: 2, C: 3, H: 6, W: 5, kernel: [3, 3], stride: [2, 2], padding: [1, 1] });
+    const x = f64(f32(uniform(2 * 3 * 6 * 5, r, -3, -1)));
+    const y = await maxPool2d(Tensor.from(f32(x), [2, 3, 6, 5]), { kernelSize: 3, stride: 2, padding: 1 }).data();
+    for (const v of y) expect(v).toBeLessThan(-1 + 1e-6);
+    expectClose(y, maxPool2dRef(x, g), { atol: 0, rtol: 0, label: 'all-negative input with padding' });
+  });
+
+  it('routes ties to the first element of the window and accumulates overlapping windows', async () => {
+    const r = rng();
+    const dyv = uniform(4, r);
+    const opt = { kernelSize: 3, stride: 2 };
+    const dy = Tensor.from(f32(dyv), [1, 1, 2, 2]);
+    // all equal: each window's first (top-left) element wins
+    const flat = Tensor.from(new Float32Array(25).fill(0.5), [1, 1, 5, 5]);
+    const d1 = await maxPool2dBackward(dy, flat, maxPool2d(flat, opt), opt).data();
+    const want1 = new Float64Array(25);
+    want1[0] = f32(dyv)[0]!;
+    want1[2] = f32(dyv)[1]!;
+    want1[10] = f32(dyv)[2]!;
+    want1[12] = f32(dyv)[3]!;
+    expectClose(d1, want1, { atol: 0, rtol: 0, label: 'ties' });
+    // one peak at the centre shared by all four overlapping windows
+    const peak = new Float32Array(25).fill(-1);
+    peak[12] = 3;
+    const tp = Tensor.from(peak, [1, 1, 5, 5]);
+    const yp = maxPool2d(tp, opt);
+    expectClose(await yp.data(), [3, 3, 3, 3], { atol: 0, rtol: 0, label: 'peak forward' });
+    const d2 = await maxPool2dBackward(dy, tp, yp, opt).data();
+    const want2 = new Float64Array(25);
+    want2[12] = f32(dyv).reduce((a, b) => a + b, 0);
+    expectClose(d2, want2, { atol: 1e-6, rtol: 1e-6, label: 'overlapping windows accumulate' });
+  });
+
+  it('AlexNet pool1 (96 x 55x55, 3x3 stride 2) at batch 2', async () => {
+    const r = rng();
+    const g = geometry({ N: 2, C: 96, H: 55, W: 55, kernel: [3, 3], stride: [2, 2] });
+    const x = f64(f32(uniform(2 * 96 * 55 * 55, r)));
+    const tx = Tensor.from(f32(x), [2, 96, 55, 55]);
+    const ty = maxPool2d(tx, { kernelSize: 3, stride: 2 });
+    expect(ty.shape).toEqual([2, 96, 27, 27]);
+    expectClose(await ty.data(), maxPool2dRef(x, g), { atol: 0, rtol: 0, label: 'pool1 forward' });
+    const dy = f64(f32(uniform(2 * 96 * 27 * 27, r)));
+    const dx = await maxPool2dBackward(Tensor.from(f32(dy), ty.shape), tx, ty, { kernelSize: 3, stride: 2 }).data();
+    expectClose(dx, maxPool2dBackwardRef(dy, x, g), { atol: 1e-6, rtol: 1e-6, label: 'pool1 backward' });
+  });
+
+  it('rejects bad input with typed errors and keeps working', async () => {
+    const r = rng();
+    const t = (shape: number[]) => Tensor.from(f32(uniform(shape.reduce((a, b) => a * b, 1), r)), shape);
+    const x = t([2, 3, 8, 8]);
+    expectCode(() => maxPool2d(t([3, 8, 8]), { kernelSize: 2 }), 'ERR_SHAPE', /maxPool2d: expected input .*4 dimensions/);
+    expectCode(() => maxPool2d(Tensor.from(new Int32Array(16), [1, 1, 4, 4]), { kernelSize: 2 }), 'ERR_DTYPE', /maxPool2d/);
+    expectCode(() => maxPool2d(x, {} as { kernelSize: number }), 'ERR_ARGUMENT', /kernelSize/);
+    expectCode(() => maxPool2d(x, undefined as unknown as { kernelSize: number }), 'ERR_ARGUMENT', /kernelSize/);
+    expectCode(() => maxPool2d(x, { kernelSize: 0 }), 'ERR_ARGUMENT', /kernelSize must be positive/);
+    expectCode(() => maxPool2d(x, { kernelSize: 2.5 }), 'ERR_ARGUMENT', /kernelSize/);
+    expectCode(() => maxPool2d(x, { kernelSize: 2, stride: 0 }), 'ERR_ARGUMENT', /stride/);
+    expectCode(() => maxPool2d(x, { kernelSize: 2, padding: -1 }), 'ERR_ARGUMENT', /padding/);
+    expectCode(() => maxPool2d(x, { kernelSize: 3, padding: 2 }), 'ERR_ARGUMENT', /at most half of the kernel size/);
+    expectCode(() => maxPool2d(x, { kernelSize: [9, 2] }), 'ERR_SHAPE', /larger than the padded input/);
+    const y = maxPool2d(x, { kernelSize: 2 });
+    expectCode(() => maxPool2dBackward(t([2, 3, 4, 5]), x, y, { kernelSize: 2 }), 'ERR_SHAPE', /maxPool2dBackward: expected gradOutput of shape \[2, 3, 4, 4\]/);
+    expectCode(() => maxPool2dBackward(t([2, 3, 4, 4]), x, t([2, 3, 4, 3]), { kernelSize: 2 }), 'ERR_SHAPE', /output/);
+    const gone = t([2, 3, 8, 8]);
+    gone.dispose();
+    expectCode(() => maxPool2d(gone, { kernelSize: 2 }), 'ERR_DISPOSED');
+    expectCode(() => maxPool2dBackward(t([2, 3, 4, 4]), gone, y, { kernelSize: 2 }), 'ERR_DISPOSED');
+    // still works
+    const xs = f64(await x.data());
+    expectClose(await maxPool2d(x, { kernelSize: 2 }).data(), maxPool2dRef(xs, geometry({ N: 2, C: 3, H: 8, W: 8, kernel: [2, 2] })), {
+      atol: 0,
+      rtol: 0,
+      label: 'maxPool2d after errors',
+    });
+  });
+});
