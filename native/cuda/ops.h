@@ -46,3 +46,10 @@ void topk_correct(int32_t* correct /*[1]*/, const float* logits /*[B,C]*/,
                   const int32_t* labels /*[B]*/, int64_t B, int64_t C, int64_t k, void* stream);
 
 }  // namespace alexnet::cuda
+
+namespace alexnet::cuda {
+// --- activation.cu ---
+// db[c] = (accumulate ? db[c] : 0) + sum over n, s of dy[n, c, s]   (bias gradient)
+void bias_backward(float* db /*[C]*/, const float* dy /*[N,C,S]*/, int64_t N, int64_t C, int64_t S,
+                   bool accumulate, void* stream);
+}  // namespace alexnet::cuda

@@ -46,3 +46,38 @@ void bias_relu_forward(float* y, const float* bias, int64_t N, int64_t C, int64_
 }
 
 }  // namespace alexnet::cuda
+
+namespace alexnet::cuda {
+
+namespace {
+
+// One block per channel: a deterministic tree reduction over N*S values.
+__global__ void bias_backward_kernel(float* __restrict__ db, const float* __restrict__ dy, int64_t N,
+                                     int64_t C, int64_t S, bool accumulate) {
+  __shared__ float partial[kThreads];
+  const int64_t c = blockIdx.x;
+  float s = 0.f;
+  for (int64_t i = threadIdx.x; i < N * S; i += blockDim.x) {
+    const int64_t n = i / S, j = i % S;
+    s += dy[(n * C + c) * S + j];
+  }
+  partial[threadIdx.x] = s;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) db[c] = (accumulate ? db[c] : 0.f) + partial[0];
+}
+
+}  // namespace
+
+void bias_backward(float* db, const float* dy, int64_t N, int64_t C, int64_t S, bool accumulate,
+                   void* stream) {
+  if (C == 0) return;
+  bias_backward_kernel<<<static_cast<unsigned>(C), kThreads, 0, as_stream(stream)>>>(db, dy, N, C, S,
+                                                                                    accumulate);
+  ALEXNET_CUDA_CHECK_LAUNCH("bias_backward_kernel");
+}
+
+}  // namespace alexnet::cuda

@@ -1,0 +1,60 @@
+// The heavy operators on the GPU: convolution, pooling and LRN on cuDNN, matrix products on
+// cuBLAS. Host C++ (compiled by g++ only in builds with CUDA); everything runs on the device's
+// compute stream (cuda::stream) through per-device cuDNN and cuBLAS handles bound to it.
+#pragma once
+
+#include <cstdint>
+
+namespace alexnet::cuda {
+
+// TF32 tensor-op math for FP32 convolutions and matrix products (default on; off = strict FP32).
+void set_tf32(bool on);
+bool tf32();
+
+struct ConvGeometry {
+  int64_t N, C, H, W;    // input
+  int64_t O, kh, kw;     // weight [O, C/groups, kh, kw]
+  int64_t sh, sw, ph, pw, dh, dw, groups;
+  int64_t Ho, Wo;        // output
+};
+
+// y = conv(x, w) + b ; b may be null. Algorithms are chosen once per geometry (cudnnFind*Ex,
+// fastest successful) and cached; the workspace is one per-device buffer that grows as needed.
+void conv2d_forward(int device, float* y /*[N,O,Ho,Wo]*/, const float* x /*[N,C,H,W]*/,
+                    const float* w /*[O,C/g,kh,kw]*/, const float* b /*[O] or null*/,
+                    const ConvGeometry& g);
+// dx (may be null: not wanted) = conv_transpose(dy, w); dw (+)= corr(x, dy); db (+)= sum(dy).
+void conv2d_backward(int device, float* dx /*[N,C,H,W] or null*/, float* dw /*[O,C/g,kh,kw]*/,
+                     float* db /*[O] or null*/, const float* dy /*[N,O,Ho,Wo]*/,
+                     const float* x, const float* w, const ConvGeometry& g, bool accumulate);
+
+struct PoolGeometry {
+  int64_t N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo;
+};
+void maxpool2d_forward(int device, float* y /*[N,C,Ho,Wo]*/, const float* x /*[N,C,H,W]*/,
+                       const PoolGeometry& g);
+void maxpool2d_backward(int device, float* dx /*[N,C,H,W]*/, const float* dy /*[N,C,Ho,Wo]*/,
+                        const float* x, const float* y, const PoolGeometry& g);
+
+// Cross-channel LRN, PyTorch's convention (alpha / size); size odd, 1..15 (cuDNN's limit).
+void lrn_forward(int device, float* y, const float* x /*[N,C,H,W]*/, int64_t N, int64_t C,
+                 int64_t H, int64_t W, int64_t size, double alpha, double beta, double k);
+void lrn_backward(int device, float* dx, const float* dy, const float* x, const float* y,
+                  int64_t N, int64_t C, int64_t H, int64_t W, int64_t size, double alpha,
+                  double beta, double k);
+
+// Row-major C[M,N] = alpha * op(A) @ op(B) + beta * C on cuBLAS (cublasGemmEx; TF32 compute
+// unless strict FP32 was asked for).
+void gemm(int device, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+          int64_t ldc);
+
+// y[B,out] = x[B,in] @ w[out,in]^T + b
+void linear_forward(int device, float* y, const float* x, const float* w, const float* b,
+                    int64_t B, int64_t in, int64_t out);
+// dx = dy @ w (dx may be null); dw (+)= dy^T @ x; db (+)= sum_b dy (db may be null)
+void linear_backward(int device, float* dx, float* dw, float* db, const float* dy,
+                     const float* x, const float* w, int64_t B, int64_t in, int64_t out,
+                     bool accumulate);
+
+}  // namespace alexnet::cuda
