@@ -2,6 +2,9 @@
 //         conv2dBackward(gradOutput, x, weight, options) -> {gradInput, gradWeight, gradBias}
 // Everything is validated here, synchronously; the kernels run on the device queue.
 #include "../cpu/conv.h"
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/dnn.h"
+#endif
 #include "common.h"
 #include "register.h"
 
@@ -70,6 +73,13 @@ cpu::Conv2dShape conv_shape(const char* op, const Tensor& x, const Tensor& w,
 
 Shape output_shape(const cpu::Conv2dShape& s) { return Shape::of({s.N, s.O, s.Ho, s.Wo}); }
 
+#ifdef ALEXNET_WITH_CUDA
+cuda::ConvGeometry cuda_geometry(const cpu::Conv2dShape& s) {
+  return cuda::ConvGeometry{s.N, s.C, s.H, s.W, s.O, s.kH, s.kW, s.sH, s.sW,
+                            s.pH, s.pW, s.dH, s.dW, s.groups, s.Ho, s.Wo};
+}
+#endif
+
 Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   const char* op = "conv2d";
   const Tensor x = tensor_arg(info, 0, op, "input");
@@ -85,6 +95,11 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   Tensor y = Tensor::empty(output_shape(s), DType::Float32, x.device());
   const Tensor b = bias ? *bias : Tensor();
   enqueue(x.device(), [y, x, w, b, s] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(x.device()))
+      return cuda::conv2d_forward(x.device().index, y.f32(), x.f32(), w.f32(),
+                                  b.defined() ? b.f32() : nullptr, cuda_geometry(s));
+#endif
     cpu::conv2d_forward(y.f32(), x.f32(), w.f32(), b.defined() ? b.f32() : nullptr, s);
   });
   return wrap(info.Env(), y);
@@ -131,6 +146,12 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
                              : Tensor::empty(Shape::of({s.O}), DType::Float32, x.device());
   const Tensor dx = want_dx ? Tensor::empty(x.shape(), DType::Float32, x.device()) : Tensor();
   enqueue(x.device(), [dx, dw, db, dy, x, w, s, accumulate] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(x.device()))
+      return cuda::conv2d_backward(x.device().index, dx.defined() ? dx.f32() : nullptr, dw.f32(),
+                                   db.defined() ? db.f32() : nullptr, dy.f32(), x.f32(), w.f32(),
+                                   cuda_geometry(s), accumulate);
+#endif
     cpu::conv2d_backward(dx.defined() ? dx.f32() : nullptr, dw.f32(),
                          db.defined() ? db.f32() : nullptr, dy.f32(), x.f32(), w.f32(), s,
                          accumulate);

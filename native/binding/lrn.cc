@@ -3,6 +3,9 @@
 // PyTorch's LocalResponseNorm convention (alpha is divided by size); defaults alpha = 1e-4,
 // beta = 0.75, k = 1. Input [N, C, H, W] or [N, C, L].
 #include "../cpu/lrn.h"
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/dnn.h"
+#endif
 #include "common.h"
 #include "register.h"
 
@@ -36,7 +39,14 @@ Napi::Value LrnForward(const Napi::CallbackInfo& info) {
   const Tensor x = tensor_arg(info, 0, op, "input");
   const cpu::LrnParams p = lrn_params(op, x, options_arg(info, 1, op));
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
-  enqueue(x.device(), [y, x, p] { cpu::lrn_forward(y.f32(), x.f32(), p); });
+  enqueue(x.device(), [y, x, p] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(x.device()))
+      return cuda::lrn_forward(x.device().index, y.f32(), x.f32(), p.N, p.C, p.S, 1, p.size, p.alpha,
+                               p.beta, p.k);
+#endif
+    cpu::lrn_forward(y.f32(), x.f32(), p);
+  });
   return wrap(info.Env(), y);
 }
 
@@ -52,7 +62,14 @@ Napi::Value LrnBackward(const Napi::CallbackInfo& info) {
   check_shape(op, "gradOutput", dy, x.shape());
   check_shape(op, "output", y, x.shape());
   Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
-  enqueue(x.device(), [dx, dy, x, p] { cpu::lrn_backward(dx.f32(), dy.f32(), x.f32(), p); });
+  enqueue(x.device(), [dx, dy, x, y, p] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(x.device()))
+      return cuda::lrn_backward(x.device().index, dx.f32(), dy.f32(), x.f32(), y.f32(), p.N, p.C,
+                                p.S, 1, p.size, p.alpha, p.beta, p.k);
+#endif
+    cpu::lrn_backward(dx.f32(), dy.f32(), x.f32(), p);
+  });
   return wrap(info.Env(), dx);
 }
 

@@ -1,6 +1,9 @@
 // maxPool2d: maxPool2dForward(x, {kernelSize, stride?, padding?}) -> y
 //            maxPool2dBackward(gradOutput, x, output, options) -> gradInput
 #include "../cpu/pool.h"
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/dnn.h"
+#endif
 #include "common.h"
 #include "register.h"
 
@@ -44,12 +47,24 @@ cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, const Napi::Object&
 
 Shape output_shape(const cpu::Pool2dShape& s) { return Shape::of({s.N, s.C, s.Ho, s.Wo}); }
 
+#ifdef ALEXNET_WITH_CUDA
+cuda::PoolGeometry cuda_geometry(const cpu::Pool2dShape& s) {
+  return cuda::PoolGeometry{s.N, s.C, s.H, s.W, s.kH, s.kW, s.sH, s.sW, s.pH, s.pW, s.Ho, s.Wo};
+}
+#endif
+
 Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
   const char* op = "maxPool2d";
   const Tensor x = tensor_arg(info, 0, op, "input");
   const cpu::Pool2dShape s = pool_shape(op, x, options_arg(info, 1, op));
   Tensor y = Tensor::empty(output_shape(s), DType::Float32, x.device());
-  enqueue(x.device(), [y, x, s] { cpu::max_pool2d_forward(y.f32(), x.f32(), s); });
+  enqueue(x.device(), [y, x, s] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(x.device()))
+      return cuda::maxpool2d_forward(x.device().index, y.f32(), x.f32(), cuda_geometry(s));
+#endif
+    cpu::max_pool2d_forward(y.f32(), x.f32(), s);
+  });
   return wrap(info.Env(), y);
 }
 
@@ -65,7 +80,14 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
   check_shape(op, "gradOutput", dy, output_shape(s));
   check_shape(op, "output", y, output_shape(s));
   Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
-  enqueue(x.device(), [dx, dy, x, s] { cpu::max_pool2d_backward(dx.f32(), dy.f32(), x.f32(), s); });
+  enqueue(x.device(), [dx, dy, x, y, s] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(x.device()))
+      return cuda::maxpool2d_backward(x.device().index, dx.f32(), dy.f32(), x.f32(), y.f32(),
+                                      cuda_geometry(s));
+#endif
+    cpu::max_pool2d_backward(dx.f32(), dy.f32(), x.f32(), s);
+  });
   return wrap(info.Env(), dx);
 }
 
