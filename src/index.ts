@@ -3,4 +3,4 @@ export { Tensor, synchronize, type Device, type TensorOptions } from './tensor.j
 export * from './ops/index.js';
 export { alexnetError, isAlexnetError, type AlexnetError, type ErrorCode } from './errors.js';
 export { loadNative, nativePath, type BackendInfo, type DType } from './native.js';
-export { backendInfo, packageVersion, setNumThreads, setGemmBackend, type Info } from './info.js';
+export { backendInfo, packageVersion, setNumThreads, setGemmBackend, setTf32, type Info } from './info.js';

@@ -39,3 +39,8 @@ export function setNumThreads(n: number): void {
 export function setGemmBackend(name: 'blas' | 'portable'): void {
   loadNative().setGemmBackend(name);
 }
+
+/** TF32 tensor-op math for FP32 convolutions and matrix products on CUDA (default on). */
+export function setTf32(on: boolean): void {
+  loadNative().setTf32(on);
+}

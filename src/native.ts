@@ -89,6 +89,7 @@ export interface BackendInfo {
     driverVersion?: number;
     architectures?: string;
     deviceName?: string;
+    tf32?: boolean;
     /** cuDNN / cuBLAS as the run-time loader found them (CUDA builds) */
     libraries?: {
       cudnn: { found: boolean; path: string; version: string };
@@ -110,6 +111,8 @@ export interface NativeModule {
   info(): BackendInfo;
   setNumThreads(n: number): void;
   setGemmBackend(name: 'blas' | 'portable'): void;
+  /** TF32 tensor-op math on CUDA (default true); false = strict FP32 */
+  setTf32(on: boolean): void;
   // elementwise (in place on `t` / `y` / `dst`)
   fill(t: NativeTensor, value: number): void;
   copy(dst: NativeTensor, src: NativeTensor): void;

@@ -6,6 +6,7 @@
 
 #ifdef ALEXNET_WITH_CUDA
 #include "../cuda/dynload/loader.h"
+#include "../cuda/dnn.h"
 #include "../cuda/probe.h"
 #endif
 #if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
@@ -41,7 +42,6 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #ifdef ALEXNET_WITH_CUDA
   static const alexnet::cuda::ProbeResult probe = alexnet::cuda::probe();  // once per process
   cuda.Set("compiled", true);
-  cuda.Set("available", false);  // the CUDA backend's operators arrive with the CUDA issue
   cuda.Set("deviceFound", probe.available);
   cuda.Set("deviceCount", probe.device_count);
   cuda.Set("runtimeVersion", probe.runtime_version);
@@ -61,11 +61,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   libraries.Set("cudnn", library(libs.cudnn));
   libraries.Set("cublas", library(libs.cublas));
   cuda.Set("libraries", libraries);
-  std::string reason = probe.available
-                           ? std::string("a GPU (") + probe.device_name +
-                                 ") answered, but this build has no CUDA operators yet"
-                           : probe.reason;
-  if (!libs.reason.empty()) reason += "\n" + libs.reason;
+  // Available = a device ran our probe kernel and cuDNN 9 and cuBLAS loaded.
+  const bool available = probe.available && libs.cudnn_ok && libs.cublas_ok;
+  cuda.Set("available", available);
+  cuda.Set("tf32", alexnet::cuda::tf32());
+  std::string reason;
+  if (!probe.available) reason = probe.reason;
+  if (!libs.reason.empty()) reason += (reason.empty() ? "" : "\n") + libs.reason;
   cuda.Set("reason", reason);
 #else
   cuda.Set("compiled", false);
@@ -105,12 +107,23 @@ Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setTf32(on): TF32 tensor-op math for FP32 convolutions and matrix products on CUDA (default
+// on); off gives strict FP32. Affects work enqueued afterwards; a no-op without CUDA.
+Napi::Value SetTf32(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean()) fail(code::kArgument, "setTf32: expected a boolean");
+#ifdef ALEXNET_WITH_CUDA
+  alexnet::cuda::set_tf32(info[0].As<Napi::Boolean>().Value());
+#endif
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void register_info(Napi::Env env, Napi::Object exports) {
   export_function(env, exports, "info", Info);
   export_function(env, exports, "setNumThreads", SetNumThreads);
   export_function(env, exports, "setGemmBackend", SetGemmBackend);
+  export_function(env, exports, "setTf32", SetTf32);
 }
 
 }  // namespace alexnet::binding
