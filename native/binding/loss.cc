@@ -1,5 +1,57 @@
+// Softmax and fused softmax cross-entropy (mean over the batch):
+//   softmax(logits [B,C]) -> probs [B,C]
+//   softmaxCrossEntropy(logits [B,C], labels int32 [B]) -> {loss: [], gradLogits: [B,C]}
+// Labels live on the device, so a label outside [0, C) is reported by the task: the error is
+// kept by the queue and the next `await t.data()` rejects with it (ERR_ARGUMENT).
+#include "../cpu/loss.h"
+#include "common.h"
 #include "register.h"
 
 namespace alexnet::binding {
-void register_loss(Napi::Env, Napi::Object) {}
+
+namespace {
+
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  const char* op = "softmax";
+  const Tensor z = tensor_arg(info, 0, op, "logits");
+  check_dtype(op, "logits", z, DType::Float32);
+  check_rank(op, "logits", z, 2);
+  Tensor p = Tensor::empty(z.shape(), DType::Float32, z.device());
+  enqueue(z.device(), [p, z] { cpu::softmax_forward(p.f32(), z.f32(), z.size(0), z.size(1)); });
+  return wrap(info.Env(), p);
+}
+
+Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
+  const char* op = "softmaxCrossEntropy";
+  const Tensor z = tensor_arg(info, 0, op, "logits");
+  const Tensor labels = tensor_arg(info, 1, op, "labels");
+  check_same_device(op, {{"logits", &z}, {"labels", &labels}});
+  check_dtype(op, "logits", z, DType::Float32);
+  check_dtype(op, "labels", labels, DType::Int32);
+  check_rank(op, "logits", z, 2);
+  check_rank(op, "labels", labels, 1);
+  const int64_t B = z.size(0), C = z.size(1);
+  if (labels.size(0) != B)
+    fail(code::kShape, op, ": logits has ", B, " rows but labels has ", labels.size(0), " entries");
+  if (B == 0) fail(code::kShape, op, ": the batch is empty (logits ", z.shape().str(), ")");
+  if (C == 0) fail(code::kShape, op, ": logits has no classes (shape ", z.shape().str(), ")");
+  Tensor loss = Tensor::empty(Shape{}, DType::Float32, z.device());
+  Tensor grad = Tensor::empty(z.shape(), DType::Float32, z.device());
+  enqueue(z.device(), [loss, grad, z, labels, B, C] {
+    cpu::softmax_cross_entropy(loss.f32(), grad.f32(), z.f32(), labels.i32(), B, C);
+  });
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("loss", wrap(env, loss));
+  result.Set("gradLogits", wrap(env, grad));
+  return result;
+}
+
+}  // namespace
+
+void register_loss(Napi::Env env, Napi::Object exports) {
+  export_function(env, exports, "softmax", Softmax);
+  export_function(env, exports, "softmaxCrossEntropy", SoftmaxCrossEntropy);
+}
+
 }  // namespace alexnet::binding

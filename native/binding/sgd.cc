@@ -1,5 +1,87 @@
+// SGD with momentum over flat buffers, in place (conventions in native/cpu/sgd.h):
+//   sgdStep(param, grad, momentumBuffer | null, {lr, momentum, dampening, weightDecay,
+//           nesterov, convention: 'pytorch' | 'krizhevsky', firstStep})
+#include <optional>
+#include <string>
+
+#include "../cpu/sgd.h"
+#include "common.h"
 #include "register.h"
 
 namespace alexnet::binding {
-void register_sgd(Napi::Env, Napi::Object) {}
+
+namespace {
+
+bool overlaps(const Tensor& a, const Tensor& b) {
+  if (a.storage() != b.storage() || a.numel() == 0 || b.numel() == 0) return false;
+  return a.offset() < b.offset() + b.numel() && b.offset() < a.offset() + a.numel();
+}
+
+Napi::Value SgdStep(const Napi::CallbackInfo& info) {
+  const char* op = "sgdStep";
+  const Tensor w = tensor_arg(info, 0, op, "param");
+  const Tensor g = tensor_arg(info, 1, op, "grad");
+  const std::optional<Tensor> buf = optional_tensor_arg(info, 2, op, "momentumBuffer");
+  if (info.Length() < 4 || info[3].IsUndefined())
+    fail(code::kArgument, op, ": expected options {lr, ...} as the fourth argument");
+  Napi::Object o = options_arg(info, 3, op);
+
+  cpu::SgdParams p;
+  if (o.Get("lr").IsUndefined()) fail(code::kArgument, op, ": option 'lr' is required");
+  p.lr = number_opt(o, "lr", 0.0, op);  // number_opt rejects NaN and infinities
+  p.momentum = number_opt(o, "momentum", 0.0, op);
+  p.dampening = number_opt(o, "dampening", 0.0, op);
+  p.weight_decay = number_opt(o, "weightDecay", 0.0, op);
+  p.nesterov = bool_opt(o, "nesterov", false, op);
+  p.first_step = bool_opt(o, "firstStep", false, op);
+  const std::string conv = string_opt(o, "convention", "pytorch", op);
+  if (conv == "pytorch") p.convention = cpu::SgdConvention::PyTorch;
+  else if (conv == "krizhevsky") p.convention = cpu::SgdConvention::Krizhevsky;
+  else fail(code::kArgument, op, ": convention must be 'pytorch' or 'krizhevsky' but got '", conv, "'");
+
+  if (p.lr < 0) fail(code::kArgument, op, ": lr must be >= 0 but got ", p.lr);
+  if (p.momentum < 0) fail(code::kArgument, op, ": momentum must be >= 0 but got ", p.momentum);
+  if (p.dampening < 0 || p.dampening > 1)
+    fail(code::kArgument, op, ": dampening must be in [0, 1] but got ", p.dampening);
+  if (p.weight_decay < 0)
+    fail(code::kArgument, op, ": weightDecay must be >= 0 but got ", p.weight_decay);
+  if (p.nesterov) {
+    if (p.convention == cpu::SgdConvention::Krizhevsky)
+      fail(code::kArgument, op, ": nesterov momentum is not defined for the krizhevsky convention");
+    if (p.momentum <= 0 || p.dampening != 0)
+      fail(code::kArgument, op, ": nesterov momentum requires momentum > 0 and zero dampening (got momentum ",
+           p.momentum, ", dampening ", p.dampening, ")");
+  }
+  if (p.momentum != 0 && !buf)
+    fail(code::kArgument, op, ": momentumBuffer is required when momentum is not 0 (momentum ", p.momentum, ")");
+
+  check_same_device(op, {{"param", &w}, {"grad", &g}, {"momentumBuffer", buf ? &*buf : nullptr}});
+  check_dtype(op, "param", w, DType::Float32);
+  check_dtype(op, "grad", g, DType::Float32);
+  check_shape(op, "grad", g, w.shape());
+  if (buf) {
+    check_dtype(op, "momentumBuffer", *buf, DType::Float32);
+    check_shape(op, "momentumBuffer", *buf, w.shape());
+  }
+  // The update is elementwise: the same tensor twice is harmless, a shifted overlap is not.
+  auto check_alias = [&](const Tensor& a, const char* an, const Tensor& b, const char* bn) {
+    if (overlaps(a, b))
+      fail(code::kArgument, op, ": ", an, " and ", bn, " overlap in memory");
+  };
+  check_alias(w, "param", g, "grad");
+  if (buf) {
+    check_alias(w, "param", *buf, "momentumBuffer");
+    check_alias(g, "grad", *buf, "momentumBuffer");
+  }
+  const Tensor b = p.momentum != 0 ? *buf : Tensor();
+  enqueue(w.device(), [w, g, b, p] {
+    cpu::sgd_step(w.f32(), g.f32(), b.defined() ? b.f32() : nullptr, w.numel(), p);
+  });
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_sgd(Napi::Env env, Napi::Object exports) { export_function(env, exports, "sgdStep", SgdStep); }
+
 }  // namespace alexnet::binding
