@@ -4,6 +4,11 @@
 #include <cmath>
 
 #include "../cpu/dropout.h"
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/dnn.h"
+#include "../cuda/ops.h"
+#include "../cuda/runtime.h"
+#endif
 #include "common.h"
 #include "register.h"
 
@@ -43,6 +48,11 @@ Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
   Tensor mask = Tensor::empty(x.shape(), DType::Float32, x.device());
   enqueue(x.device(), [y, mask, x, p, seed, offset] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(x.device()))
+      return cuda::dropout_forward(y.f32(), mask.f32(), x.f32(), x.numel(), cpu::dropout_threshold(p),
+                                   cpu::dropout_scale(p), seed, offset, cuda::stream(x.device().index));
+#endif
     cpu::dropout_forward(y.f32(), mask.f32(), x.f32(), x.numel(), p, seed, offset);
   });
   Napi::Env env = info.Env();
@@ -61,7 +71,13 @@ Napi::Value DropoutBackward(const Napi::CallbackInfo& info) {
   check_dtype(op, "mask", mask, DType::Float32);
   check_shape(op, "gradOutput", dy, mask.shape());
   Tensor dx = Tensor::empty(dy.shape(), DType::Float32, dy.device());
-  enqueue(dy.device(), [dx, dy, mask] { cpu::dropout_backward(dx.f32(), dy.f32(), mask.f32(), dy.numel()); });
+  enqueue(dy.device(), [dx, dy, mask] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(dy.device()))
+      return cuda::dropout_backward(dx.f32(), dy.f32(), mask.f32(), dy.numel(), cuda::stream(dy.device().index));
+#endif
+    cpu::dropout_backward(dx.f32(), dy.f32(), mask.f32(), dy.numel());
+  });
   return wrap(info.Env(), dx);
 }
 

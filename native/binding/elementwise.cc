@@ -5,6 +5,11 @@
 #include <cstdint>
 
 #include "../cpu/elementwise.h"
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/dnn.h"
+#include "../cuda/ops.h"
+#include "../cuda/runtime.h"
+#endif
 #include "common.h"
 #include "register.h"
 
@@ -36,10 +41,20 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
     if (v != std::floor(v) || v < -2147483648.0 || v > 2147483647.0)
       fail(code::kArgument, "fill: value ", v, " is not an int32 (the tensor is int32)");
     const int32_t iv = static_cast<int32_t>(v);
-    enqueue(t.device(), [t, iv] { cpu::fill_i32(t.i32(), iv, t.numel()); });
+    enqueue(t.device(), [t, iv] {
+#ifdef ALEXNET_WITH_CUDA
+      if (on_cuda(t.device())) return cuda::fill_i32(t.i32(), iv, t.numel(), cuda::stream(t.device().index));
+#endif
+      cpu::fill_i32(t.i32(), iv, t.numel());
+    });
   } else {
     const float fv = f32_scalar(info, 1, "fill", "value");
-    enqueue(t.device(), [t, fv] { cpu::fill_f32(t.f32(), fv, t.numel()); });
+    enqueue(t.device(), [t, fv] {
+#ifdef ALEXNET_WITH_CUDA
+      if (on_cuda(t.device())) return cuda::fill(t.f32(), fv, t.numel(), cuda::stream(t.device().index));
+#endif
+      cpu::fill_f32(t.f32(), fv, t.numel());
+    });
   }
   return info.Env().Undefined();
 }
@@ -54,7 +69,12 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   if (dst.shape() != src.shape())
     fail(code::kShape, "copy: dst has shape ", dst.shape().str(), " but src has shape ",
          src.shape().str());
-  enqueue(dst.device(), [dst, src] { cpu::copy_bytes(dst.ptr<char>(), src.ptr<char>(), dst.nbytes()); });
+  enqueue(dst.device(), [dst, src] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(dst.device())) return cuda::copy(dst.device().index, dst.ptr<char>(), src.ptr<char>(), dst.nbytes());
+#endif
+    cpu::copy_bytes(dst.ptr<char>(), src.ptr<char>(), dst.nbytes());
+  });
   return info.Env().Undefined();
 }
 
@@ -62,7 +82,12 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
   const Tensor t = tensor_arg(info, 0, "scale", "tensor");
   check_dtype("scale", "tensor", t, DType::Float32);
   const float a = f32_scalar(info, 1, "scale", "alpha");
-  enqueue(t.device(), [t, a] { cpu::scale_f32(t.f32(), a, t.numel()); });
+  enqueue(t.device(), [t, a] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(t.device())) return cuda::scale(t.f32(), a, t.numel(), cuda::stream(t.device().index));
+#endif
+    cpu::scale_f32(t.f32(), a, t.numel());
+  });
   return info.Env().Undefined();
 }
 
@@ -77,7 +102,12 @@ Napi::Value Axpy(const Napi::CallbackInfo& info) {
     fail(code::kShape, "axpy: y has shape ", y.shape().str(), " but x has shape ", x.shape().str());
   if (overlaps(x, y) && !same_elements(x, y))
     fail(code::kArgument, "axpy: x and y partially overlap in memory (use the same tensor or disjoint ones)");
-  enqueue(y.device(), [y, a, x] { cpu::axpy_f32(y.f32(), a, x.f32(), y.numel()); });
+  enqueue(y.device(), [y, a, x] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(y.device())) return cuda::axpy(y.f32(), a, x.f32(), y.numel(), cuda::stream(y.device().index));
+#endif
+    cpu::axpy_f32(y.f32(), a, x.f32(), y.numel());
+  });
   return info.Env().Undefined();
 }
 

@@ -5,6 +5,11 @@
 #include <optional>
 
 #include "../cpu/linear.h"
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/dnn.h"
+#include "../cuda/ops.h"
+#include "../cuda/runtime.h"
+#endif
 #include "common.h"
 #include "register.h"
 
@@ -43,6 +48,10 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   Tensor y = Tensor::empty(Shape::of({B, out}), DType::Float32, x.device());
   const Tensor b = bias.value_or(Tensor());
   enqueue(x.device(), [y, x, w, b, B, in, out] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(x.device()))
+      return cuda::linear_forward(x.device().index, y.f32(), x.f32(), w.f32(), b.defined() ? b.f32() : nullptr, B, in, out);
+#endif
     cpu::linear_forward(y.f32(), x.f32(), w.f32(), b.defined() ? b.f32() : nullptr, B, in, out);
   });
   return wrap(info.Env(), y);
@@ -95,7 +104,13 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
   Tensor dx = need_dx ? Tensor::empty(x.shape(), DType::Float32, dev) : Tensor();
   Tensor dw = gw ? *gw : Tensor::empty(w.shape(), DType::Float32, dev);
   Tensor db = need_db ? (gb ? *gb : Tensor::empty(Shape::of({out}), DType::Float32, dev)) : Tensor();
-  enqueue(dev, [dx, dw, db, dy, x, w, B, in, out, accumulate] {
+  enqueue(dev, [dev, dx, dw, db, dy, x, w, B, in, out, accumulate] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(dev))
+      return cuda::linear_backward(dev.index, dx.defined() ? dx.f32() : nullptr, dw.f32(),
+                                   db.defined() ? db.f32() : nullptr, dy.f32(), x.f32(), w.f32(), B, in, out,
+                                   accumulate);
+#endif
     cpu::linear_backward(dx.defined() ? dx.f32() : nullptr, dw.f32(),
                          db.defined() ? db.f32() : nullptr, dy.f32(), x.f32(), w.f32(), B, in, out,
                          accumulate);
@@ -130,7 +145,13 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
          "]: inner dimensions differ (a ", a.shape().str(), ta ? " transposed" : "", ", b ",
          b.shape().str(), tb ? " transposed" : "", ")");
   Tensor c = Tensor::empty(Shape::of({M, N}), DType::Float32, a.device());
-  enqueue(a.device(), [c, a, b, M, N, K, ta, tb] { cpu::matmul(c.f32(), a.f32(), b.f32(), M, N, K, ta, tb); });
+  enqueue(a.device(), [c, a, b, M, N, K, ta, tb] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(a.device()))
+      return cuda::gemm(a.device().index, ta, tb, M, N, K, 1.f, a.f32(), ta ? M : K, b.f32(), tb ? K : N, 0.f, c.f32(), N);
+#endif
+    cpu::matmul(c.f32(), a.f32(), b.f32(), M, N, K, ta, tb);
+  });
   return wrap(info.Env(), c);
 }
 

@@ -4,6 +4,11 @@
 // Labels live on the device, so a label outside [0, C) is reported by the task: the error is
 // kept by the queue and the next `await t.data()` rejects with it (ERR_ARGUMENT).
 #include "../cpu/loss.h"
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/dnn.h"
+#include "../cuda/ops.h"
+#include "../cuda/runtime.h"
+#endif
 #include "common.h"
 #include "register.h"
 
@@ -17,7 +22,13 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   check_dtype(op, "logits", z, DType::Float32);
   check_rank(op, "logits", z, 2);
   Tensor p = Tensor::empty(z.shape(), DType::Float32, z.device());
-  enqueue(z.device(), [p, z] { cpu::softmax_forward(p.f32(), z.f32(), z.size(0), z.size(1)); });
+  enqueue(z.device(), [p, z] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(z.device()))
+      return cuda::softmax_forward(p.f32(), z.f32(), z.size(0), z.size(1), cuda::stream(z.device().index));
+#endif
+    cpu::softmax_forward(p.f32(), z.f32(), z.size(0), z.size(1));
+  });
   return wrap(info.Env(), p);
 }
 
@@ -37,7 +48,20 @@ Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
   if (C == 0) fail(code::kShape, op, ": logits has no classes (shape ", z.shape().str(), ")");
   Tensor loss = Tensor::empty(Shape{}, DType::Float32, z.device());
   Tensor grad = Tensor::empty(z.shape(), DType::Float32, z.device());
-  enqueue(z.device(), [loss, grad, z, labels, B, C] {
+#ifdef ALEXNET_WITH_CUDA
+  // Per-row losses before the (deterministic) mean; freed behind the kernels on the stream.
+  const Tensor scratch = on_cuda(z.device()) ? Tensor::empty(Shape::of({B}), DType::Float32, z.device()) : Tensor();
+#endif
+  enqueue(z.device(), [loss, grad, z, labels, B, C
+#ifdef ALEXNET_WITH_CUDA
+                       , scratch
+#endif
+  ] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(z.device()))
+      return cuda::softmax_cross_entropy(loss.f32(), grad.f32(), z.f32(), labels.i32(), B, C, scratch.f32(),
+                                         cuda::stream(z.device().index));
+#endif
     cpu::softmax_cross_entropy(loss.f32(), grad.f32(), z.f32(), labels.i32(), B, C);
   });
   Napi::Env env = info.Env();

@@ -4,6 +4,11 @@
 #include <cmath>
 
 #include "../cpu/metrics.h"
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/dnn.h"
+#include "../cuda/ops.h"
+#include "../cuda/runtime.h"
+#endif
 #include "common.h"
 #include "register.h"
 
@@ -29,6 +34,10 @@ Napi::Value TopkCorrect(const Napi::CallbackInfo& info) {
   const int64_t k = static_cast<int64_t>(kd);
   Tensor out = Tensor::empty(Shape{}, DType::Int32, z.device());
   enqueue(z.device(), [out, z, labels, B, C, k] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(z.device()))
+      return cuda::topk_correct(out.i32(), z.f32(), labels.i32(), B, C, k, cuda::stream(z.device().index));
+#endif
     out.i32()[0] = -1;
     out.i32()[0] = cpu::topk_correct(z.f32(), labels.i32(), B, C, k);
   });

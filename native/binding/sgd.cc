@@ -5,6 +5,11 @@
 #include <string>
 
 #include "../cpu/sgd.h"
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/dnn.h"
+#include "../cuda/ops.h"
+#include "../cuda/runtime.h"
+#endif
 #include "common.h"
 #include "register.h"
 
@@ -75,6 +80,14 @@ Napi::Value SgdStep(const Napi::CallbackInfo& info) {
   }
   const Tensor b = p.momentum != 0 ? *buf : Tensor();
   enqueue(w.device(), [w, g, b, p] {
+#ifdef ALEXNET_WITH_CUDA
+    if (on_cuda(w.device())) {
+      const cuda::SgdParams cp{p.lr, p.momentum, p.dampening, p.weight_decay, p.nesterov,
+                               p.convention == cpu::SgdConvention::Krizhevsky, p.first_step};
+      return cuda::sgd_step(w.f32(), g.f32(), b.defined() ? b.f32() : nullptr, w.numel(), cp,
+                            cuda::stream(w.device().index));
+    }
+#endif
     cpu::sgd_step(w.f32(), g.f32(), b.defined() ? b.f32() : nullptr, w.numel(), p);
   });
   return info.Env().Undefined();

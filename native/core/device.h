@@ -17,7 +17,10 @@
 namespace alexnet {
 
 void* device_alloc(Device device, size_t bytes);  // throws ERR_OUT_OF_MEMORY / ERR_CUDA_UNAVAILABLE
-void device_free(Device device, void* ptr) noexcept;
+void device_free(Device device, void* ptr, size_t bytes) noexcept;
+// The CPU allocator's cache of freed blocks (see device.cc), for diagnostics and tests.
+size_t cpu_cached_bytes();
+void cpu_release_cached();
 
 // An in-order task queue served by one worker thread. Tasks run in submission order. A task
 // that throws does not stop the queue: the first error is kept and handed to the next

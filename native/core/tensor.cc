@@ -81,7 +81,7 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   data_ = device_alloc(device, bytes);
 }
 
-Storage::~Storage() { device_free(device_, data_); }
+Storage::~Storage() { device_free(device_, data_, bytes_); }
 
 Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, DType dtype, int64_t offset)
     : storage_(std::move(storage)), shape_(shape), dtype_(dtype), offset_(offset) {}

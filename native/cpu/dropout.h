@@ -26,21 +26,30 @@
 
 #include <cstdint>
 
+// The CUDA kernel (native/cuda/kernels/dropout.cu) includes this header and calls the same
+// functions, so both backends draw the same mask for the same seed and offset.
+#ifdef __CUDACC__
+#define ALEXNET_HOST_DEVICE __host__ __device__
+#else
+#define ALEXNET_HOST_DEVICE
+#endif
+
 namespace alexnet::cpu {
 
-inline constexpr uint64_t kDropoutGamma = 0x9E3779B97F4A7C15ull;
+#define ALEXNET_DROPOUT_GAMMA 0x9E3779B97F4A7C15ull
+inline constexpr uint64_t kDropoutGamma = ALEXNET_DROPOUT_GAMMA;
 
-inline uint64_t dropout_mix64(uint64_t z) {
+ALEXNET_HOST_DEVICE inline uint64_t dropout_mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
 
-inline uint64_t dropout_key(uint64_t seed) { return dropout_mix64(seed + kDropoutGamma); }
+ALEXNET_HOST_DEVICE inline uint64_t dropout_key(uint64_t seed) { return dropout_mix64(seed + ALEXNET_DROPOUT_GAMMA); }
 
 // The 24 random bits of counter c for a stream with the given key.
-inline uint32_t dropout_bits24(uint64_t key, uint64_t c) {
-  return static_cast<uint32_t>(dropout_mix64(key + (c + 1) * kDropoutGamma) >> 40);
+ALEXNET_HOST_DEVICE inline uint32_t dropout_bits24(uint64_t key, uint64_t c) {
+  return static_cast<uint32_t>(dropout_mix64(key + (c + 1) * ALEXNET_DROPOUT_GAMMA) >> 40);
 }
 
 // ceil(p * 2^24) for p in [0, 1)

@@ -22,6 +22,12 @@ void fill_i32(int32_t* t /*[n]*/, int32_t value, int64_t n, void* stream);
 void scale(float* t /*[n]*/, float alpha, int64_t n, void* stream);
 void axpy(float* y /*[n]*/, float alpha, const float* x /*[n]*/, int64_t n, void* stream);
 
+// --- dropout.cu --- (the RNG of native/cpu/dropout.h: same seed and offset, same mask)
+void dropout_forward(float* y /*[n]*/, float* mask /*[n]*/, const float* x /*[n]*/, int64_t n,
+                     uint32_t threshold, float scale, uint64_t seed, uint64_t offset, void* stream);
+void dropout_backward(float* dx /*[n]*/, const float* dy /*[n]*/, const float* mask /*[n]*/,
+                      int64_t n, void* stream);
+
 // --- loss.cu ---
 void softmax_forward(float* y /*[B,C]*/, const float* x /*[B,C]*/, int64_t B, int64_t C,
                      void* stream);
@@ -33,8 +39,8 @@ void softmax_cross_entropy(float* loss /*[1]*/, float* grad /*[B,C]*/, const flo
                            float* row_loss_scratch /*[B]*/, void* stream);
 
 // --- sgd.cu ---
-struct SgdParams {
-  float lr, momentum, dampening, weight_decay;
+struct SgdParams {  // as cpu::SgdParams; computed in double and rounded once, like the CPU
+  double lr, momentum, dampening, weight_decay;
   bool nesterov, krizhevsky, first_step;
 };
 void sgd_step(float* w /*[n]*/, const float* g /*[n]*/, float* buf /*[n] or null*/, int64_t n,

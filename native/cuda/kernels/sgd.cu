@@ -1,5 +1,5 @@
 // The SGD-with-momentum update over all parameters in one launch (they live in one buffer).
-// Conventions as in native/cpu/sgd: PyTorch's (default) and Krizhevsky et al. 2012.
+// Exactly the arithmetic of native/cpu/sgd.cc: double precision, rounded once per element.
 #include "../ops.h"
 #include "common.cuh"
 
@@ -9,21 +9,21 @@ namespace {
 
 __global__ void sgd_kernel(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ buf,
                            int64_t n, SgdParams p) {
+  const double lr = p.lr, mu = p.momentum, wd = p.weight_decay, damp = 1.0 - p.dampening;
   GRID_STRIDE(i, n) {
-    if (p.krizhevsky) {
-      // v <- mu v - wd lr w - (1 - d) lr g ; w <- w + v   (v starts at 0)
-      const float v0 = (buf == nullptr || p.first_step) ? 0.f : buf[i];
-      const float v = p.momentum * v0 - p.weight_decay * p.lr * w[i] - (1.f - p.dampening) * p.lr * g[i];
-      if (buf != nullptr) buf[i] = v;
-      w[i] += v;
-    } else {
-      float d = g[i] + p.weight_decay * w[i];
-      if (p.momentum != 0.f) {
-        const float b = p.first_step ? d : p.momentum * buf[i] + (1.f - p.dampening) * d;
-        buf[i] = b;
-        d = p.nesterov ? d + p.momentum * b : b;
-      }
-      w[i] -= p.lr * d;
+    const double wi = w[i];
+    const double gi = static_cast<double>(g[i]) + wd * wi;
+    if (mu == 0.0) {  // plain SGD in both conventions; the buffer is not touched
+      w[i] = static_cast<float>(wi - lr * gi);
+    } else if (!p.krizhevsky) {  // PyTorch: b <- mu b + (1-d) g' (b = g' at first); w <- w - lr (nesterov ? g' + mu b : b)
+      const double b = p.first_step ? gi : mu * static_cast<double>(buf[i]) + damp * gi;
+      const double step = p.nesterov ? gi + mu * b : b;
+      buf[i] = static_cast<float>(b);
+      w[i] = static_cast<float>(wi - lr * step);
+    } else {  // Krizhevsky 2012: v <- mu v - lr (1-d) (g + wd w); w <- w + v
+      const double v = (p.first_step ? 0.0 : mu * static_cast<double>(buf[i])) - lr * damp * gi;
+      buf[i] = static_cast<float>(v);
+      w[i] = static_cast<float>(wi + v);
     }
   }
 }
