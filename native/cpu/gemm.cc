@@ -55,6 +55,16 @@ void set_gemm_backend(GemmBackend b) {
 
 namespace {
 
+// Hot loops are compiled three times (AVX-512, AVX2+FMA, baseline x86-64) and the loader picks
+// the one the CPU supports (GCC function multi-versioning), so one prebuilt binary is fast on
+// new CPUs and still runs on old ones.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define ALEXNET_SIMD_CLONES \
+  __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define ALEXNET_SIMD_CLONES
+#endif
+
 constexpr int64_t MR = 6;
 constexpr int64_t NR = 16;
 constexpr int64_t KC = 256;
@@ -101,17 +111,28 @@ void pack_a(bool ta, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_
   }
 }
 
-// C[mr, nr] += alpha * Ap[kc, MR]^T @ Bp[kc, NR]
-inline void micro_kernel(int64_t kc, const float* __restrict Ap, const float* __restrict Bp,
-                         float alpha, float* C, int64_t ldc, int64_t mr, int64_t nr) {
-  float acc[MR][NR] = {};
+// C[mr, nr] += alpha * Ap[kc, MR]^T @ Bp[kc, NR]. The MR x NR accumulator lives in registers
+// as MR vectors of NR floats (GCC vector extensions: one zmm, two ymm or four xmm each).
+typedef float vec16 __attribute__((vector_size(NR * sizeof(float))));
+
+ALEXNET_SIMD_CLONES void micro_kernel(int64_t kc, const float* __restrict Ap,
+                                      const float* __restrict Bp, float alpha, float* C,
+                                      int64_t ldc, int64_t mr, int64_t nr) {
+  vec16 acc[MR] = {};
   for (int64_t k = 0; k < kc; ++k) {
-    const float* b = Bp + k * NR;
+    vec16 b;
+    std::memcpy(&b, Bp + k * NR, sizeof(b));
     const float* a = Ap + k * MR;
+    for (int64_t i = 0; i < MR; ++i) acc[i] += a[i] * b;
+  }
+  if (mr == MR && nr == NR) {
     for (int64_t i = 0; i < MR; ++i) {
-      const float ai = a[i];
-      for (int64_t j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+      vec16 c;
+      std::memcpy(&c, C + i * ldc, sizeof(c));
+      c += alpha * acc[i];
+      std::memcpy(C + i * ldc, &c, sizeof(c));
     }
+    return;
   }
   for (int64_t i = 0; i < mr; ++i)
     for (int64_t j = 0; j < nr; ++j) C[i * ldc + j] += alpha * acc[i][j];
