@@ -26,7 +26,7 @@ if (process.env.OPENBLAS_CORETYPE !== undefined || process.env.OPENBLAS_L2_SIZE 
 
 const here = dirname(fileURLToPath(import.meta.url));
 const lib = await import(join(here, '..', 'dist', 'index.js'));
-const { Tensor, conv2d, conv2dBackward, linear, linearBackward, matmul, maxPool2d, relu, softmax, backendInfo, setNumThreads } = lib;
+const { Tensor, conv2d, conv2dBackward, linear, linearBackward, matmul, maxPool2d, relu, softmax, backendInfo, setNumThreads, synchronize } = lib;
 
 const { values } = parseArgs({
   options: {
@@ -47,15 +47,24 @@ function randn(n, std = 1) {
 }
 const tensor = (shape, std = 1) => Tensor.from(randn(shape.reduce((a, b) => a * b, 1), std), shape);
 
-// Times `fn` (which enqueues work and returns a tensor to await): best of `reps` after a warm-up.
+// Times `fn` (which enqueues work and returns what it made: a tensor, an object of tensors or
+// an array): best of `reps` after a warm-up. Waits with synchronize() (reading a big output
+// back would time the copy), and disposes the outputs so the allocator reuses their memory.
+function disposeAll(out) {
+  if (!out) return;
+  if (typeof out.dispose === 'function') return out.dispose();
+  for (const v of Object.values(out)) disposeAll(v);
+}
 async function time(fn) {
-  await (await fn()).data();
+  disposeAll(fn());
+  await synchronize();
   let best = Infinity;
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
-    const out = await fn();
-    await out.data();
+    const out = fn();
+    await synchronize();
     best = Math.min(best, performance.now() - t0);
+    disposeAll(out);
   }
   return best;
 }
@@ -92,7 +101,7 @@ for (const c of convs) {
   const fwdFlop = 2 * B * c.w[0] * ho * wo * c.w[1] * c.w[2] * c.w[3];
   const dy = tensor(y.shape);
   const fwd = await time(() => conv2d(x, w, b, opts));
-  const bwd = await time(() => conv2dBackward(dy, x, w, { ...opts, computeGradInput: c.gradInput }).gradWeight);
+  const bwd = await time(() => conv2dBackward(dy, x, w, { ...opts, computeGradInput: c.gradInput }));
   const bwdFlop = fwdFlop * (c.gradInput ? 2 : 1);
   rows.push({ layer: c.name, shape: `${c.in.join('x')} * ${c.w.join('x')}`, fwdMs: fwd, fwdGflops: fwdFlop / fwd / 1e6, bwdMs: bwd, bwdGflops: bwdFlop / bwd / 1e6, fwdFlop, bwdFlop });
 }
@@ -103,7 +112,7 @@ for (const f of fcs) {
   const dy = tensor([B, f.w[0]]);
   const fwdFlop = 2 * B * f.w[0] * f.w[1];
   const fwd = await time(() => linear(x, w, b));
-  const bwd = await time(() => linearBackward(dy, x, w).gradWeight);
+  const bwd = await time(() => linearBackward(dy, x, w));
   rows.push({ layer: f.name, shape: `${f.in.join('x')} * ${f.w.join('x')}^T`, fwdMs: fwd, fwdGflops: fwdFlop / fwd / 1e6, bwdMs: bwd, bwdGflops: (2 * fwdFlop) / bwd / 1e6, fwdFlop, bwdFlop: 2 * fwdFlop });
 }
 
@@ -112,6 +121,7 @@ const params = [...convs.map((c) => c.w), ...fcs.map((f) => f.w)].map((s) => ({ 
 const input = tensor([B, 3, 227, 227]);
 const pool = { kernelSize: 3, stride: 2 };
 const net = () => {
+  // (intermediates are left to the finalizers, as a user's code would)
   let x = maxPool2d(relu(conv2d(input, params[0].w, params[0].b, { stride: 4 })), pool);
   x = maxPool2d(relu(conv2d(x, params[1].w, params[1].b, { padding: 2 })), pool);
   x = relu(conv2d(x, params[2].w, params[2].b, { padding: 1 }));

@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include <algorithm>
+#include <vector>
 #include <cmath>
 #include <cstring>
 
@@ -45,17 +46,71 @@ int64_t pool_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad) {
   return span / stride + 1;
 }
 
+// NaN-propagating max (PyTorch's rule: a NaN in the window makes the output NaN). Branch-free,
+// so the loops below vectorise.
+inline float nan_max(float m, float v) { return (v > m || v != v) ? v : m; }
+
+// The row pass of one input row: r[ow] = max over the window's columns. The output columns
+// whose windows lie inside the row are done k by k over all of them at once, which compiles
+// to branch-free (vectorised) selects; the few border columns take the bounded loop.
+template <int K>
+void row_pass_fixed(float* r, const float* row, const Pool2dShape& s) {
+  const int64_t sw = s.sW, pw = s.pW;
+  // interior: ow in [lo, hi) with ow*sw - pw >= 0 and ow*sw - pw + K <= W
+  const int64_t lo = std::min<int64_t>((pw + sw - 1) / sw, s.Wo);
+  const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(s.Wo, (s.W - K + pw) / sw + 1));
+  const float* base = row - pw;
+  for (int64_t ow = lo; ow < hi; ++ow) r[ow] = base[ow * sw];
+  for (int k = 1; k < K; ++k)
+    for (int64_t ow = lo; ow < hi; ++ow) r[ow] = nan_max(r[ow], base[ow * sw + k]);
+  for (int64_t ow = 0; ow < s.Wo; ++ow) {
+    if (ow == lo) ow = hi;
+    if (ow >= s.Wo) break;
+    const int64_t w0 = ow * sw - pw;
+    const int64_t ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + K, s.W);
+    float m = -INFINITY;
+    for (int64_t w = ws; w < we; ++w) m = nan_max(m, row[w]);
+    r[ow] = m;
+  }
+}
+
+void row_pass(float* r, const float* row, const Pool2dShape& s) {
+  switch (s.kW) {
+    case 2: return row_pass_fixed<2>(r, row, s);
+    case 3: return row_pass_fixed<3>(r, row, s);
+    default:
+      for (int64_t ow = 0; ow < s.Wo; ++ow) {
+        const int64_t w0 = ow * s.sW - s.pW;
+        const int64_t ws = std::max<int64_t>(w0, 0), we = std::min(w0 + s.kW, s.W);
+        float m = -INFINITY;
+        for (int64_t w = ws; w < we; ++w) m = nan_max(m, row[w]);
+        r[ow] = m;
+      }
+  }
+}
+
+// Forward is separable: a row pass takes the max over kW columns at each output column, then a
+// column pass takes the max over kH of those rows. Both passes stream through memory; the
+// windows' overlap (3x3 stride 2 reads most pixels twice) is not paid twice per pixel.
 void max_pool2d_forward(float* y, const float* x, const Pool2dShape& s) {
   const int64_t HW = s.H * s.W, HoWo = s.Ho * s.Wo;
   parallel_for(0, s.N * s.C, plane_grain(s), [&](int64_t lo, int64_t hi) {
+    std::vector<float> rows(static_cast<size_t>(s.H * s.Wo));  // [H, Wo] row-pass maxima
     for (int64_t p = lo; p < hi; ++p) {
       const float* plane = x + p * HW;
       float* out = y + p * HoWo;
-      for (int64_t oh = 0; oh < s.Ho; ++oh)
-        for (int64_t ow = 0; ow < s.Wo; ++ow) {
-          const int64_t i = window_argmax(plane, oh, ow, s);
-          out[oh * s.Wo + ow] = i >= 0 ? plane[i] : -INFINITY;
+      for (int64_t h = 0; h < s.H; ++h)
+        row_pass(rows.data() + h * s.Wo, plane + h * s.W, s);
+      for (int64_t oh = 0; oh < s.Ho; ++oh) {
+        const int64_t h0 = oh * s.sH - s.pH;
+        const int64_t hs = std::max<int64_t>(h0, 0), he = std::min(h0 + s.kH, s.H);
+        float* o = out + oh * s.Wo;
+        for (int64_t ow = 0; ow < s.Wo; ++ow) o[ow] = -INFINITY;
+        for (int64_t h = hs; h < he; ++h) {
+          const float* r = rows.data() + h * s.Wo;
+          for (int64_t ow = 0; ow < s.Wo; ++ow) o[ow] = nan_max(o[ow], r[ow]);
         }
+      }
     }
   });
 }
