@@ -120,16 +120,33 @@ for (const f of fcs) {
 const params = [...convs.map((c) => c.w), ...fcs.map((f) => f.w)].map((s) => ({ w: tensor(s, 0.02), b: tensor([s[0]], 0.01) }));
 const input = tensor([B, 3, 227, 227]);
 const pool = { kernelSize: 3, stride: 2 };
+// Each intermediate is disposed as soon as the next operator has been enqueued (the queue keeps
+// its storage alive until that operator has run), as a training loop does.
 const net = () => {
-  // (intermediates are left to the finalizers, as a user's code would)
-  let x = maxPool2d(relu(conv2d(input, params[0].w, params[0].b, { stride: 4 })), pool);
-  x = maxPool2d(relu(conv2d(x, params[1].w, params[1].b, { padding: 2 })), pool);
-  x = relu(conv2d(x, params[2].w, params[2].b, { padding: 1 }));
-  x = relu(conv2d(x, params[3].w, params[3].b, { padding: 1 }));
-  x = maxPool2d(relu(conv2d(x, params[4].w, params[4].b, { padding: 1 })), pool).reshape([B, 9216]);
-  x = relu(linear(x, params[5].w, params[5].b));
-  x = relu(linear(x, params[6].w, params[6].b));
-  return softmax(linear(x, params[7].w, params[7].b));
+  const step = (t, next) => {
+    const y = next(t);
+    if (t !== input) t.dispose();
+    return y;
+  };
+  let x = input;
+  x = step(x, (t) => conv2d(t, params[0].w, params[0].b, { stride: 4 }));
+  x = step(x, relu);
+  x = step(x, (t) => maxPool2d(t, pool));
+  x = step(x, (t) => conv2d(t, params[1].w, params[1].b, { padding: 2 }));
+  x = step(x, relu);
+  x = step(x, (t) => maxPool2d(t, pool));
+  for (const i of [2, 3, 4]) {
+    x = step(x, (t) => conv2d(t, params[i].w, params[i].b, { padding: 1 }));
+    x = step(x, relu);
+  }
+  x = step(x, (t) => maxPool2d(t, pool));
+  x = step(x, (t) => t.reshape([B, 9216]));
+  for (const i of [5, 6]) {
+    x = step(x, (t) => linear(t, params[i].w, params[i].b));
+    x = step(x, relu);
+  }
+  x = step(x, (t) => linear(t, params[7].w, params[7].b));
+  return step(x, softmax);
 };
 const netMs = await time(net);
 const netFlop = rows.reduce((s, r) => s + r.fwdFlop, 0);
