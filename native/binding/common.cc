@@ -161,6 +161,9 @@ struct ReadContext {
   Napi::Promise::Deferred deferred;
   Napi::ObjectReference result;  // the typed array to resolve with; empty for synchronize()
   std::exception_ptr error;
+  // The tensor being read, kept alive until the promise settles on the JS thread, so its
+  // storage is never freed from a CUDA host callback (which may not call CUDA).
+  Tensor keep_alive;
 };
 
 // Settles a promise on the JS thread once all work queued on `device` before this call has
@@ -170,8 +173,9 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
                            std::function<void()> body,
                            const Tensor* download_src = nullptr, void* download_dst = nullptr) {
   auto deferred = Napi::Promise::Deferred::New(env);
-  auto* ctx = new ReadContext{deferred, Napi::ObjectReference(), nullptr};
+  auto* ctx = new ReadContext{deferred, Napi::ObjectReference(), nullptr, Tensor()};
   if (result.IsObject()) ctx->result = Napi::Persistent(result.As<Napi::Object>());
+  if (download_src != nullptr) ctx->keep_alive = *download_src;
   auto tsfn = Napi::ThreadSafeFunction::New(
       env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "alexnet.read", 0, 1);
   // Runs on a worker or CUDA callback thread: hand the result to the JS thread.
@@ -207,7 +211,7 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
     if (download_src != nullptr) {
       const Tensor src = *download_src;
       cuda::download_async(device.index, download_dst, src.ptr<char>(), src.nbytes(),
-                           [finish, src](std::exception_ptr e) mutable { finish(e); });
+                           [finish](std::exception_ptr e) mutable { finish(e); });
     } else {
       cuda::after_stream(device.index, [finish](std::exception_ptr e) mutable { finish(e); });
     }
