@@ -1,9 +1,5 @@
 // relu: reluForward(x) -> y, reluBackward(dy, y) -> dx
 #include "../cpu/activation.h"
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/ops.h"
-#include "../cuda/runtime.h"
-#endif
 #include "common.h"
 #include "register.h"
 

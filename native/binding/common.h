@@ -13,6 +13,13 @@
 #include "../core/device.h"
 #include "../core/tensor.h"
 
+#ifdef ALEXNET_WITH_CUDA
+// The CUDA backend's entry points (our kernels, cuDNN/cuBLAS operators, the stream).
+#include "../cuda/dnn.h"
+#include "../cuda/ops.h"
+#include "../cuda/runtime.h"
+#endif
+
 namespace alexnet::binding {
 
 // The JS-visible handle of a native Tensor (`NativeTensor` in src/native.ts).

@@ -2,9 +2,6 @@
 //         conv2dBackward(gradOutput, x, weight, options) -> {gradInput, gradWeight, gradBias}
 // Everything is validated here, synchronously; the kernels run on the device queue.
 #include "../cpu/conv.h"
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/dnn.h"
-#endif
 #include "common.h"
 #include "register.h"
 

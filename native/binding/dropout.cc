@@ -4,11 +4,6 @@
 #include <cmath>
 
 #include "../cpu/dropout.h"
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/dnn.h"
-#include "../cuda/ops.h"
-#include "../cuda/runtime.h"
-#endif
 #include "common.h"
 #include "register.h"
 

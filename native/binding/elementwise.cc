@@ -5,11 +5,6 @@
 #include <cstdint>
 
 #include "../cpu/elementwise.h"
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/dnn.h"
-#include "../cuda/ops.h"
-#include "../cuda/runtime.h"
-#endif
 #include "common.h"
 #include "register.h"
 
@@ -25,11 +20,7 @@ float f32_scalar(const Napi::CallbackInfo& info, size_t i, const char* op, const
   return static_cast<float>(v);
 }
 
-// True when a and b share storage and their element ranges intersect.
-bool overlaps(const Tensor& a, const Tensor& b) {
-  if (a.storage() != b.storage() || a.numel() == 0 || b.numel() == 0) return false;
-  return a.offset() < b.offset() + b.numel() && b.offset() < a.offset() + a.numel();
-}
+// True when a and b are the very same elements (same storage, same start).
 bool same_elements(const Tensor& a, const Tensor& b) {
   return a.storage() == b.storage() && a.offset() == b.offset();
 }

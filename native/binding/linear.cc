@@ -5,22 +5,12 @@
 #include <optional>
 
 #include "../cpu/linear.h"
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/dnn.h"
-#include "../cuda/ops.h"
-#include "../cuda/runtime.h"
-#endif
 #include "common.h"
 #include "register.h"
 
 namespace alexnet::binding {
 
 namespace {
-
-bool overlaps(const Tensor& a, const Tensor& b) {
-  if (a.storage() != b.storage() || a.numel() == 0 || b.numel() == 0) return false;
-  return a.offset() < b.offset() + b.numel() && b.offset() < a.offset() + a.numel();
-}
 
 // x [B,in] and weight [out,in], float32, same device.
 void check_x_weight(const char* op, const Tensor& x, const Tensor& w) {

@@ -4,11 +4,6 @@
 // Labels live on the device, so a label outside [0, C) is reported by the task: the error is
 // kept by the queue and the next `await t.data()` rejects with it (ERR_ARGUMENT).
 #include "../cpu/loss.h"
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/dnn.h"
-#include "../cuda/ops.h"
-#include "../cuda/runtime.h"
-#endif
 #include "common.h"
 #include "register.h"
 

@@ -3,9 +3,6 @@
 // PyTorch's LocalResponseNorm convention (alpha is divided by size); defaults alpha = 1e-4,
 // beta = 0.75, k = 1. Input [N, C, H, W] or [N, C, L].
 #include "../cpu/lrn.h"
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/dnn.h"
-#endif
 #include "common.h"
 #include "register.h"
 

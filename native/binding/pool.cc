@@ -1,9 +1,6 @@
 // maxPool2d: maxPool2dForward(x, {kernelSize, stride?, padding?}) -> y
 //            maxPool2dBackward(gradOutput, x, output, options) -> gradInput
 #include "../cpu/pool.h"
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/dnn.h"
-#endif
 #include "common.h"
 #include "register.h"
 

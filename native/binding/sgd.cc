@@ -5,22 +5,12 @@
 #include <string>
 
 #include "../cpu/sgd.h"
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/dnn.h"
-#include "../cuda/ops.h"
-#include "../cuda/runtime.h"
-#endif
 #include "common.h"
 #include "register.h"
 
 namespace alexnet::binding {
 
 namespace {
-
-bool overlaps(const Tensor& a, const Tensor& b) {
-  if (a.storage() != b.storage() || a.numel() == 0 || b.numel() == 0) return false;
-  return a.offset() < b.offset() + b.numel() && b.offset() < a.offset() + a.numel();
-}
 
 Napi::Value SgdStep(const Napi::CallbackInfo& info) {
   const char* op = "sgdStep";

@@ -43,6 +43,12 @@ inline void check_same_device(const char* op,
   }
 }
 
+// Whether two tensors share any element (views of one storage with intersecting ranges).
+inline bool overlaps(const Tensor& a, const Tensor& b) {
+  if (a.storage() != b.storage() || a.numel() == 0 || b.numel() == 0) return false;
+  return a.offset() < b.offset() + b.numel() && b.offset() < a.offset() + a.numel();
+}
+
 inline void check_finite(const char* op, const char* name, double v) {
   if (!(v == v) || v == 1.0 / 0.0 || v == -1.0 / 0.0)
     fail(code::kArgument, op, ": ", name, " must be a finite number but got ", v);
