@@ -1,0 +1,470 @@
+// The safetensors format (https://github.com/huggingface/safetensors), read and written without
+// dependencies:
+//
+//   [8 bytes]  N, little-endian u64: length of the header
+//   [N bytes]  UTF-8 JSON object: { "<name>": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]},
+//              ..., "__metadata__": {"<key>": "<string>", ...} }, padded with spaces (we pad to a
+//              multiple of 8 so the data starts 8-byte aligned, as the Python writer does)
+//   [rest]     the data region: each tensor's bytes, row-major, little-endian, at [b, e) relative
+//              to the byte after the header. The tensors cover the region exactly: no overlaps,
+//              no holes, nothing after the last one (as the reference implementation checks).
+//
+// Reading validates the header before allocating anything for the data, so a truncated or
+// hostile file is an ERR_CHECKPOINT error naming the file and the problem, never a crash or a
+// huge allocation: the header is capped at 100 MB (the reference's limit) and each tensor's size
+// is checked against the file's real size before its bytes are read. Duplicate JSON keys (which
+// JSON.parse would silently resolve to the last one) are rejected.
+//
+// Writing is atomic: the bytes go to `<path>.tmp-<pid>-<random>` in the same folder, which is
+// fsynced and then renamed over `<path>`; the folder is fsynced after the rename. A crash at any
+// point leaves either the old file or the new one at `<path>`, never a partial one.
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { endianness } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { checkpointError } from './errors.js';
+
+/** The dtypes this reader understands (sub-byte float formats are not supported). */
+export type SafetensorsDType =
+  | 'BOOL'
+  | 'U8'
+  | 'I8'
+  | 'F8_E5M2'
+  | 'F8_E4M3'
+  | 'I16'
+  | 'U16'
+  | 'F16'
+  | 'BF16'
+  | 'I32'
+  | 'U32'
+  | 'F32'
+  | 'F64'
+  | 'I64'
+  | 'U64';
+
+/** The typed array a dtype is read into. F16/BF16 come back as their raw 16-bit patterns. */
+export type SafetensorsArray =
+  | Uint8Array
+  | Int8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array;
+
+type ArrayCtor = { new (n: number): SafetensorsArray; readonly BYTES_PER_ELEMENT: number };
+
+const DTYPES: Readonly<Record<SafetensorsDType, ArrayCtor>> = {
+  BOOL: Uint8Array,
+  U8: Uint8Array,
+  I8: Int8Array,
+  F8_E5M2: Uint8Array,
+  F8_E4M3: Uint8Array,
+  I16: Int16Array,
+  U16: Uint16Array,
+  F16: Uint16Array,
+  BF16: Uint16Array,
+  I32: Int32Array,
+  U32: Uint32Array,
+  F32: Float32Array,
+  F64: Float64Array,
+  I64: BigInt64Array,
+  U64: BigUint64Array,
+};
+
+/** Bytes per element of a dtype. */
+export function dtypeItemSize(dtype: SafetensorsDType): number {
+  return DTYPES[dtype].BYTES_PER_ELEMENT;
+}
+
+function isDType(x: unknown): x is SafetensorsDType {
+  return typeof x === 'string' && Object.prototype.hasOwnProperty.call(DTYPES, x);
+}
+
+/** One tensor to write. `data` must be the typed array of `dtype` (Float32Array for F32, ...). */
+export interface SafetensorsInput {
+  dtype: 'F32' | 'I32' | SafetensorsDType;
+  shape: readonly number[];
+  data: SafetensorsArray;
+}
+
+/** One tensor read back: a fresh copy of its data. */
+export interface SafetensorsTensor {
+  dtype: SafetensorsDType;
+  shape: number[];
+  data: SafetensorsArray;
+}
+
+export interface SafetensorsFile {
+  tensors: Map<string, SafetensorsTensor>;
+  metadata: Record<string, string>;
+}
+
+export interface WriteSafetensorsOptions {
+  /**
+   * Testing aid: the write fails (as a full disk or a crash would) after this many bytes have
+   * gone to the temporary file. The file at `path` is left untouched.
+   */
+  failAfterBytes?: number;
+}
+
+/** The reference implementation's cap on the header size. */
+export const MAX_HEADER_BYTES = 100_000_000;
+const METADATA_KEY = '__metadata__';
+const CHUNK = 64 * 1024 * 1024;
+
+function requireLittleEndianHost(): void {
+  if (endianness() !== 'LE') throw checkpointError('safetensors: big-endian hosts are not supported');
+}
+
+function describe(x: unknown): string {
+  try {
+    const s = JSON.stringify(x);
+    return s === undefined ? String(x) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
+  } catch {
+    return String(x);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/** Validates the inputs and builds the header (padded to a multiple of 8 bytes). */
+function buildHeader(
+  where: string,
+  tensors: Readonly<Record<string, SafetensorsInput>>,
+  metadata: Readonly<Record<string, string>>,
+): { header: Buffer; names: string[]; dataBytes: number } {
+  const names = Object.keys(tensors).sort();
+  const parts: string[] = [];
+  const metaKeys = Object.keys(metadata).sort();
+  if (metaKeys.length > 0) {
+    const entries = metaKeys.map((k) => {
+      const v = metadata[k];
+      if (typeof v !== 'string') throw checkpointError(`${where}: metadata '${k}' must be a string, got ${typeof v}`);
+      return `${JSON.stringify(k)}:${JSON.stringify(v)}`;
+    });
+    parts.push(`${JSON.stringify(METADATA_KEY)}:{${entries.join(',')}}`);
+  }
+  let offset = 0;
+  for (const name of names) {
+    if (name === METADATA_KEY || name.length === 0) throw checkpointError(`${where}: '${name}' is not a valid tensor name`);
+    const t = tensors[name]!;
+    if (!isDType(t.dtype)) throw checkpointError(`${where}: tensor '${name}': unknown dtype '${String(t.dtype)}'`);
+    const ctor = DTYPES[t.dtype];
+    if (!(t.data instanceof ctor)) {
+      throw checkpointError(`${where}: tensor '${name}': dtype ${t.dtype} needs a ${ctor.name}, got ${t.data?.constructor?.name ?? typeof t.data}`);
+    }
+    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw checkpointError(`${where}: tensor '${name}': shape must be an array of non-negative integers, got ${describe(t.shape)}`);
+    }
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    if (numel !== t.data.length) {
+      throw checkpointError(`${where}: tensor '${name}': shape [${t.shape.join(', ')}] holds ${numel} elements but data has ${t.data.length}`);
+    }
+    const end = offset + t.data.byteLength;
+    parts.push(`${JSON.stringify(name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`);
+    offset = end;
+  }
+  const json = Buffer.from(`{${parts.join(',')}}`, 'utf8');
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded > MAX_HEADER_BYTES) throw checkpointError(`${where}: header of ${padded} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  const header = Buffer.alloc(8 + padded, 0x20);
+  header.writeBigUInt64LE(BigInt(padded), 0);
+  json.copy(header, 8);
+  return { header, names, dataBytes: offset };
+}
+
+function bytesOf(a: SafetensorsArray): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** The whole file in memory (for small files and tests; `writeSafetensors` streams). */
+export function serializeSafetensors(
+  tensors: Readonly<Record<string, SafetensorsInput>>,
+  metadata: Readonly<Record<string, string>> = {},
+): Buffer {
+  requireLittleEndianHost();
+  const { header, names } = buildHeader('serializeSafetensors', tensors, metadata);
+  return Buffer.concat([header, ...names.map((n) => bytesOf(tensors[n]!.data))]);
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer, position: number, budget: { left: number }, tmp: string): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    let n = Math.min(CHUNK, buf.length - done);
+    if (n > budget.left) {
+      n = budget.left;
+      if (n === 0) throw new Error(`injected write failure at byte ${position + done} of ${tmp}`);
+    }
+    const { bytesWritten } = await fh.write(buf, done, n, position + done);
+    done += bytesWritten;
+    budget.left -= bytesWritten;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let dh: FileHandle | undefined;
+  try {
+    dh = await open(dir, 'r');
+    await dh.sync();
+  } catch (e) {
+    // Some platforms (Windows) and file systems cannot fsync a directory; the rename is done.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'EACCES' && code !== 'ENOTSUP') throw e;
+  } finally {
+    await dh?.close();
+  }
+}
+
+/**
+ * Writes `tensors` and `metadata` to `path` as a safetensors file, atomically. Keys are sorted,
+ * the data is laid out in key order, and the header is padded to 8-byte alignment.
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: Readonly<Record<string, SafetensorsInput>>,
+  metadata: Readonly<Record<string, string>> = {},
+  options: WriteSafetensorsOptions = {},
+): Promise<void> {
+  requireLittleEndianHost();
+  const { header, names } = buildHeader(path, tensors, metadata);
+  const full = resolve(path);
+  const dir = dirname(full);
+  const tmp = join(dir, `${basename(full)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  let fh: FileHandle | undefined;
+  let renamed = false;
+  try {
+    fh = await open(tmp, 'wx', 0o644);
+    const budget = { left: options.failAfterBytes ?? Number.POSITIVE_INFINITY };
+    await writeAll(fh, header, 0, budget, tmp);
+    let position = header.length;
+    for (const name of names) {
+      const bytes = bytesOf(tensors[name]!.data);
+      await writeAll(fh, bytes, position, budget, tmp);
+      position += bytes.length;
+    }
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await rename(tmp, full);
+    renamed = true;
+    await fsyncDir(dir);
+  } catch (e) {
+    if (fh !== undefined) await fh.close().catch(() => undefined);
+    if (!renamed) await unlink(tmp).catch(() => undefined);
+    const why = e instanceof Error ? e.message : String(e);
+    throw checkpointError(`${path}: writing the safetensors file failed${renamed ? ' after the rename' : `; '${path}' is unchanged`}: ${why}`, e);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+interface Entry {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * The first key that appears twice in one object of a JSON text that JSON.parse accepted, or
+ * undefined. A light scan: strings, object/array nesting and commas are all it needs to track.
+ */
+function findDuplicateKey(text: string): string | undefined {
+  const stack: (Set<string> | null)[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const start = i;
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c /* \ */) i++;
+        else if (d === 0x22) break;
+      }
+      const top = stack[stack.length - 1];
+      if (top && expectKey) {
+        const key = JSON.parse(text.slice(start, i + 1)) as string;
+        if (top.has(key)) return key;
+        top.add(key);
+        expectKey = false;
+      }
+    } else if (c === 0x7b /* { */) {
+      stack.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      stack.push(null);
+      expectKey = false;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      expectKey = stack[stack.length - 1] != null;
+    }
+  }
+  return undefined;
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** Parses and validates the header against the size of the data region that follows it. */
+function parseHeader(where: string, headerBytes: Uint8Array, dataBytes: number): { entries: Entry[]; metadata: Record<string, string> } {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+  } catch {
+    throw checkpointError(`${where}: the header is not valid UTF-8`);
+  }
+  if (!text.startsWith('{')) throw checkpointError(`${where}: the header does not start with '{' (not a safetensors file?)`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw checkpointError(`${where}: the header is not valid JSON (${(e as Error).message})`);
+  }
+  if (!isPlainObject(json)) throw checkpointError(`${where}: the header is not a JSON object`);
+  const dup = findDuplicateKey(text);
+  if (dup !== undefined) throw checkpointError(`${where}: the header has the key '${dup}' more than once`);
+
+  const metadata: Record<string, string> = {};
+  const entries: Entry[] = [];
+  for (const [name, info] of Object.entries(json)) {
+    if (name === METADATA_KEY) {
+      if (info === null) continue;
+      if (!isPlainObject(info)) throw checkpointError(`${where}: __metadata__ must be an object of strings, got ${describe(info)}`);
+      for (const [k, v] of Object.entries(info)) {
+        if (typeof v !== 'string') throw checkpointError(`${where}: __metadata__ '${k}' must be a string, got ${describe(v)}`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const t = `${where}: tensor '${name}'`;
+    if (!isPlainObject(info)) throw checkpointError(`${t}: the entry is not an object`);
+    const { dtype, shape, data_offsets: offsets } = info;
+    if (!isDType(dtype)) throw checkpointError(`${t}: unknown dtype ${describe(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+      throw checkpointError(`${t}: shape must be an array of non-negative integers, got ${describe(shape)}`);
+    }
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
+      throw checkpointError(`${t}: data_offsets must be two non-negative integers, got ${describe(offsets)}`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (begin > end) throw checkpointError(`${t}: data_offsets [${begin}, ${end}] begin after they end`);
+    if (end > dataBytes) {
+      throw checkpointError(`${t}: data_offsets [${begin}, ${end}] run past the end of the ${dataBytes}-byte data region (file truncated?)`);
+    }
+    // The element count, stopping once it exceeds what the offsets hold (so no overflow).
+    const size = dtypeItemSize(dtype);
+    const dims = shape as number[];
+    const fits = (end - begin) / size;
+    let numel = dims.includes(0) ? 0 : 1;
+    for (let i = 0; numel !== 0 && i < dims.length && numel <= fits; i++) numel *= dims[i]!;
+    if (numel !== fits) {
+      const need = numel > fits ? `more than ${end - begin}` : `${numel * size}`;
+      throw checkpointError(`${t}: shape [${dims.join(', ')}] of ${dtype} needs ${need} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+    }
+    entries.push({ name, dtype, shape: shape as number[], begin, end });
+  }
+
+  // The tensors must tile the data region exactly (as the reference implementation requires).
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let prev: Entry | undefined;
+  for (const e of sorted) {
+    if (e.begin < at) throw checkpointError(`${where}: tensors '${prev!.name}' and '${e.name}' overlap (bytes ${e.begin}..${at})`);
+    if (e.begin > at) throw checkpointError(`${where}: bytes ${at}..${e.begin} of the data region belong to no tensor (a hole before '${e.name}')`);
+    at = e.end;
+    prev = e;
+  }
+  if (at !== dataBytes) {
+    throw checkpointError(`${where}: the data region is ${dataBytes} bytes but the tensors cover ${at}; ${dataBytes - at} trailing bytes belong to no tensor`);
+  }
+  return { entries, metadata };
+}
+
+/** Reads the header length and checks it against the file size. */
+function headerLength(where: string, lengthField: Uint8Array, fileBytes: number): number {
+  const n = Buffer.from(lengthField.buffer, lengthField.byteOffset, 8).readBigUInt64LE(0);
+  if (n > BigInt(MAX_HEADER_BYTES)) throw checkpointError(`${where}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt file?)`);
+  if (n > BigInt(fileBytes - 8)) {
+    throw checkpointError(`${where}: header length ${n} exceeds the ${fileBytes - 8} bytes after the length field (file truncated?)`);
+  }
+  if (n < 2n) throw checkpointError(`${where}: header length ${n} is too small to hold a JSON object`);
+  return Number(n);
+}
+
+/** Parses a safetensors file held in memory. The tensors are copies (aligned, independent). */
+export function parseSafetensors(bytes: Uint8Array, name = '<buffer>'): SafetensorsFile {
+  requireLittleEndianHost();
+  if (bytes.length < 8) throw checkpointError(`${name}: ${bytes.length} bytes is too short for a safetensors file (needs an 8-byte header length)`);
+  const n = headerLength(name, bytes.subarray(0, 8), bytes.length);
+  const dataBytes = bytes.length - 8 - n;
+  const { entries, metadata } = parseHeader(name, bytes.subarray(8, 8 + n), dataBytes);
+  const tensors = new Map<string, SafetensorsTensor>();
+  for (const e of entries) {
+    const data = new DTYPES[e.dtype]((e.end - e.begin) / dtypeItemSize(e.dtype));
+    new Uint8Array(data.buffer).set(bytes.subarray(8 + n + e.begin, 8 + n + e.end));
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
+  }
+  return { tensors, metadata };
+}
+
+async function readExactly(fh: FileHandle, into: Uint8Array, position: number, where: string): Promise<void> {
+  let done = 0;
+  while (done < into.length) {
+    const { bytesRead } = await fh.read(into, done, Math.min(CHUNK, into.length - done), position + done);
+    if (bytesRead === 0) throw checkpointError(`${where}: the file ended early at byte ${position + done} (was it truncated while being read?)`);
+    done += bytesRead;
+  }
+}
+
+/**
+ * Reads a safetensors file (a path, or the file's bytes). Only the header is read before it is
+ * validated; then each tensor's bytes are read into a fresh typed array of its dtype.
+ */
+export async function readSafetensors(source: string | Uint8Array): Promise<SafetensorsFile> {
+  if (typeof source !== 'string') return parseSafetensors(source);
+  requireLittleEndianHost();
+  const where = source;
+  let fh: FileHandle;
+  try {
+    fh = await open(source, 'r');
+  } catch (e) {
+    throw checkpointError(`${where}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw checkpointError(`${where}: not a regular file${st.isDirectory() ? ' (it is a directory)' : ''}`);
+    const size = st.size;
+    if (size < 8) throw checkpointError(`${where}: ${size} bytes is too short for a safetensors file (needs an 8-byte header length)`);
+    const lengthField = new Uint8Array(8);
+    await readExactly(fh, lengthField, 0, where);
+    const n = headerLength(where, lengthField, size);
+    const headerBytes = new Uint8Array(n);
+    await readExactly(fh, headerBytes, 8, where);
+    const { entries, metadata } = parseHeader(where, headerBytes, size - 8 - n);
+    const tensors = new Map<string, SafetensorsTensor>();
+    for (const e of [...entries].sort((a, b) => a.begin - b.begin)) {
+      const data = new DTYPES[e.dtype]((e.end - e.begin) / dtypeItemSize(e.dtype));
+      await readExactly(fh, new Uint8Array(data.buffer), 8 + n + e.begin, where);
+      tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
+    }
+    // Keep the header's order for the caller.
+    const ordered = new Map<string, SafetensorsTensor>();
+    for (const e of entries) ordered.set(e.name, tensors.get(e.name)!);
+    return { tensors: ordered, metadata };
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_CHECKPOINT') throw e;
+    throw checkpointError(`${where}: reading failed (${(e as Error).message})`, e);
+  } finally {
+    await fh.close();
+  }
+}
