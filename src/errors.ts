@@ -10,7 +10,9 @@ export type ErrorCode =
   | 'ERR_CUDA'
   | 'ERR_CUDA_UNAVAILABLE'
   | 'ERR_INTERNAL'
-  | 'ERR_ADDON_NOT_FOUND';
+  | 'ERR_ADDON_NOT_FOUND'
+  | 'ERR_CHECKPOINT'
+  | 'ERR_DATA';
 
 export interface AlexnetError extends Error {
   code: ErrorCode;
