@@ -1,0 +1,150 @@
+// Shared pieces of the data pipeline: the batch and sample formats, the dataset interface,
+// the serialisable dataset description that crosses into worker threads, seeded random
+// numbers derived from (seed, epoch, index), and per-channel normalisation.
+
+/** One decoded, transformed, normalised image. */
+export interface Sample {
+  /** 3*H*W floats, CHW, normalised. */
+  image: Float32Array;
+  label: number;
+}
+
+/** What `loadInto` returns: the label, and the index actually loaded if it differs. */
+export interface SampleInfo {
+  label: number;
+  index?: number;
+}
+
+/** A batch of samples in plain host arrays (the trainer turns them into tensors). */
+export interface Batch {
+  /** N*3*H*W floats, NCHW, normalised. */
+  images: Float32Array;
+  /** N class indices. */
+  labels: Int32Array;
+  /** The dataset index of each sample (a skipped corrupt file shows its replacement's index). */
+  indices: number[];
+  /** [N, 3, H, W]. */
+  shape: [number, number, number, number];
+  /** Position of this batch in the epoch (0-based). */
+  batchIndex: number;
+  epoch: number;
+}
+
+/** What a dataset sample's random augmentation depends on. */
+export interface SampleContext {
+  seed: number;
+  epoch: number;
+}
+
+/** A warning from the pipeline (a corrupt image skipped, ...). */
+export interface DataWarning {
+  code: 'ERR_DATA';
+  message: string;
+  file?: string;
+  index?: number;
+  replacement?: number;
+}
+
+/** Serialisable description of a dataset, so a worker thread can rebuild it. */
+export type DatasetSpec =
+  | { kind: 'synthetic'; options: import('./synthetic.js').SyntheticOptions }
+  | { kind: 'folder'; state: import('./folder.js').ImageFolderState };
+
+/**
+ * What the DataLoader needs from a dataset. `describe()` is required for worker threads
+ * (`workers > 0`); any object with `length`, `sampleShape` and `load` works in-thread.
+ */
+export interface Dataset {
+  readonly length: number;
+  readonly classNames: readonly string[];
+  /** [3, H, W] of every sample. */
+  readonly sampleShape: readonly [number, number, number];
+  load(index: number, ctx: SampleContext): Sample | Promise<Sample>;
+  /**
+   * Optional fast path: writes sample `index`'s image straight into `out` at `offset` (a batch
+   * buffer) instead of allocating; returns its label (and the index actually used).
+   */
+  loadInto?(index: number, ctx: SampleContext, out: Float32Array, offset: number): SampleInfo | Promise<SampleInfo>;
+  describe?(): DatasetSpec;
+  /** Receives warnings (also those raised inside worker threads). */
+  emitWarning?(warning: DataWarning): void;
+}
+
+export interface DataError extends Error {
+  code: 'ERR_DATA';
+  file?: string;
+}
+
+/** An error of the data pipeline (code 'ERR_DATA'); `file` names the offending file, if any. */
+export function dataError(message: string, file?: string, cause?: unknown): DataError {
+  const e = new Error(message, cause === undefined ? undefined : { cause }) as DataError;
+  e.code = 'ERR_DATA';
+  if (file !== undefined) e.file = file;
+  return e;
+}
+
+/** ImageNet statistics of [0,1] RGB pixels (torchvision's defaults). */
+export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
+
+export interface Normalization {
+  mean?: readonly number[];
+  std?: readonly number[];
+}
+
+/** Checks mean/std (3 values each, std > 0) and returns them as tuples. */
+export function checkNormalization(n: Normalization, what: string): { mean: [number, number, number]; std: [number, number, number] } {
+  const mean = n.mean ?? IMAGENET_MEAN;
+  const std = n.std ?? IMAGENET_STD;
+  if (mean.length !== 3 || !mean.every(Number.isFinite)) throw dataError(`${what}: mean must be 3 finite numbers, got [${mean.join(', ')}]`);
+  if (std.length !== 3 || !std.every((s) => Number.isFinite(s) && s > 0)) throw dataError(`${what}: std must be 3 positive numbers, got [${std.join(', ')}]`);
+  return { mean: [mean[0]!, mean[1]!, mean[2]!], std: [std[0]!, std[1]!, std[2]!] };
+}
+
+/** 32-bit hash of a list of integers (murmur3-style mixing); order-sensitive. */
+export function hash32(...values: number[]): number {
+  let h = 0x9e3779b9;
+  for (const v of values) {
+    // Fold values beyond 32 bits too (seeds may be large integers).
+    const lo = v >>> 0;
+    const hi = Math.floor(v / 4294967296) >>> 0;
+    for (const w of hi === 0 ? [lo] : [lo, hi]) {
+      let k = Math.imul(w, 0xcc9e2d51);
+      k = (k << 15) | (k >>> 17);
+      k = Math.imul(k, 0x1b873593);
+      h ^= k;
+      h = (h << 13) | (h >>> 19);
+      h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    }
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** mulberry32: a small seeded generator of floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A generator seeded from several integers, e.g. rngFor(seed, epoch, index). */
+export function rngFor(...values: number[]): () => number {
+  return mulberry32(hash32(...values));
+}
+
+export function checkInt(value: unknown, name: string, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw dataError(`${name} must be an integer >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}

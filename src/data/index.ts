@@ -1,0 +1,30 @@
+// The data pipeline: datasets (synthetic, image folder), transforms, and the DataLoader.
+export {
+  dataError,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  type Batch,
+  type DataError,
+  type Dataset,
+  type DatasetSpec,
+  type DataWarning,
+  type Normalization,
+  type Sample,
+  type SampleContext,
+  type SampleInfo,
+} from './common.js';
+export { SyntheticDataset, SYNTHETIC_CLASSES, type SyntheticOptions } from './synthetic.js';
+export {
+  ImageFolder,
+  DEFAULT_EXTENSIONS,
+  resolveTransform,
+  type CropParams,
+  type DecodedImage,
+  type ImageFolderOptions,
+  type ImageFolderState,
+  type ResizeKernel,
+  type ResolvedTransform,
+  type TransformOptions,
+} from './folder.js';
+export { assembleBatch, datasetFromSpec, type BatchRequest } from './batch.js';
+export { DataLoader, resolveWorkerScript, type DataLoaderOptions, type EpochOptions } from './loader.js';
