@@ -1,0 +1,183 @@
+// AlexNet in three configurations, as a Module whose state-dict names follow torchvision
+// (children `features`, then a parameter-free `flatten` (and `avgpool` for 'torchvision'), then
+// `classifier`; inside those, children are numbered '0', '1', ... like nn.Sequential).
+//
+// 'seed' (default; our design's network), input 3x227x227, numClasses 2, dropout 0.4:
+//   features.0  Conv2d(3, 96, 11, stride 4)            -> 96x55x55
+//   features.1  ReLU
+//   features.2  MaxPool2d(3, 2)                        -> 96x27x27
+//   features.3  Conv2d(96, 256, 5, padding 2)          -> 256x27x27
+//   features.4  ReLU
+//   features.5  MaxPool2d(3, 2)                        -> 256x13x13
+//   features.6  Conv2d(256, 384, 3, padding 1)
+//   features.7  ReLU
+//   features.8  Conv2d(384, 384, 3, padding 1)
+//   features.9  ReLU
+//   features.10 Conv2d(384, 256, 3, padding 1)
+//   features.11 ReLU
+//   features.12 MaxPool2d(3, 2)                        -> 256x6x6
+//   flatten     Flatten                                -> 9216
+//   classifier.0 Linear(9216, 4096), .1 ReLU, .2 Dropout(0.4),
+//   classifier.3 Linear(4096, 4096), .4 ReLU, .5 Dropout(0.4),
+//   classifier.6 Linear(4096, numClasses)
+//
+// 'paper2012' (Krizhevsky et al. 2012, one-GPU form: the two-GPU split is groups = 2), input
+// 3x227x227, numClasses 1000, dropout 0.5, LRN size 5, alpha 5e-4 in PyTorch's convention
+// (the paper's 1e-4 per element), beta 0.75, k 2, after the ReLU of conv1 and conv2, before pooling:
+//   features.0  Conv2d(3, 96, 11, stride 4), .1 ReLU, .2 LocalResponseNorm, .3 MaxPool2d(3, 2)
+//   features.4  Conv2d(96, 256, 5, padding 2, groups 2), .5 ReLU, .6 LocalResponseNorm, .7 MaxPool2d(3, 2)
+//   features.8  Conv2d(256, 384, 3, padding 1), .9 ReLU
+//   features.10 Conv2d(384, 384, 3, padding 1, groups 2), .11 ReLU
+//   features.12 Conv2d(384, 256, 3, padding 1, groups 2), .13 ReLU, .14 MaxPool2d(3, 2) -> 256x6x6
+//   flatten     Flatten
+//   classifier.0 Dropout(0.5), .1 Linear(9216, 4096), .2 ReLU,
+//   classifier.3 Dropout(0.5), .4 Linear(4096, 4096), .5 ReLU, .6 Linear(4096, numClasses)
+//
+// 'torchvision' (torchvision.models.alexnet, the "one weird trick" variant), input 3x224x224,
+// numClasses 1000, dropout 0.5:
+//   features.0  Conv2d(3, 64, 11, stride 4, padding 2), .1 ReLU, .2 MaxPool2d(3, 2)
+//   features.3  Conv2d(64, 192, 5, padding 2), .4 ReLU, .5 MaxPool2d(3, 2)
+//   features.6  Conv2d(192, 384, 3, padding 1), .7 ReLU
+//   features.8  Conv2d(384, 256, 3, padding 1), .9 ReLU
+//   features.10 Conv2d(256, 256, 3, padding 1), .11 ReLU, .12 MaxPool2d(3, 2) -> 256x6x6
+//   avgpool     AdaptiveAvgPool2d(6) (the identity at 224x224 input; other sizes throw)
+//   flatten     Flatten
+//   classifier.0 Dropout(0.5), .1 Linear(9216, 4096), .2 ReLU,
+//   classifier.3 Dropout(0.5), .4 Linear(4096, 4096), .5 ReLU, .6 Linear(4096, numClasses)
+//
+// Initialisation, deterministic from `seed` (mulberry32 on the host, layer by layer, weight then
+// bias):
+//   'paper'   weights N(0, 0.01); biases 1 in conv2, conv4, conv5 and the two hidden dense
+//             layers, 0 in conv1, conv3 and the output layer (Krizhevsky et al. 2012, section 5).
+//   'pytorch' PyTorch's defaults (what torchvision's AlexNet uses): weights
+//             kaiming_uniform_(a = sqrt(5)) = U(+-1/sqrt(fanIn)), biases U(+-1/sqrt(fanIn)).
+// Dropout layer i (0, 1 in order) gets the stream seed `seed * 64 + i + 1`, offset 0.
+import { alexnetError } from '../errors.js';
+import { fillNormal, mulberry32 } from '../nn/init.js';
+import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
+import { Tensor, type Device } from '../tensor.js';
+
+export type AlexNetConfig = 'seed' | 'paper2012' | 'torchvision';
+export type AlexNetInit = 'paper' | 'pytorch';
+
+export interface AlexNetOptions {
+  /** which network (default 'seed') */
+  config?: AlexNetConfig;
+  /** output classes (default 2 for 'seed', 1000 otherwise) */
+  numClasses?: number;
+  /** initialisation (default 'paper') */
+  init?: AlexNetInit;
+  /** seed of the initial values and of the dropout streams: an integer in [0, 2^46) (default 0) */
+  seed?: number;
+  /** dropout probability (default 0.4 for 'seed', 0.5 otherwise) */
+  dropout?: number;
+  /** where the parameters live (default 'cpu') */
+  device?: Device | string;
+}
+
+/** Input side length of each configuration (the input is [N, 3, size, size]). */
+export const ALEXNET_INPUT_SIZE: Readonly<Record<AlexNetConfig, number>> = Object.freeze({ seed: 227, paper2012: 227, torchvision: 224 });
+
+export class AlexNet extends Sequential {
+  readonly config: AlexNetConfig;
+  readonly numClasses: number;
+  readonly inputSize: number;
+  readonly features: Sequential;
+  readonly classifier: Sequential;
+
+  constructor(options: AlexNetOptions = {}) {
+    super();
+    const config = options.config ?? 'seed';
+    if (!(config in ALEXNET_INPUT_SIZE)) {
+      throw alexnetError('ERR_ARGUMENT', `alexnet: config must be 'seed', 'paper2012' or 'torchvision', got ${String(config)}`);
+    }
+    const init = options.init ?? 'paper';
+    if (init !== 'paper' && init !== 'pytorch') throw alexnetError('ERR_ARGUMENT', `alexnet: init must be 'paper' or 'pytorch', got ${String(init)}`);
+    const seed = options.seed ?? 0;
+    if (!Number.isSafeInteger(seed) || seed < 0 || seed >= 2 ** 46) throw alexnetError('ERR_ARGUMENT', `alexnet: seed must be an integer in [0, 2^46), got ${String(seed)}`);
+    const numClasses = options.numClasses ?? (config === 'seed' ? 2 : 1000);
+    if (!Number.isInteger(numClasses) || numClasses < 1) throw alexnetError('ERR_ARGUMENT', `alexnet: numClasses must be a positive integer, got ${String(numClasses)}`);
+    const p = options.dropout ?? (config === 'seed' ? 0.4 : 0.5);
+    this.config = config;
+    this.numClasses = numClasses;
+    this.inputSize = ALEXNET_INPUT_SIZE[config];
+
+    const rng = mulberry32(seed);
+    const device = options.device;
+    // With 'paper' the layers start at zero and are filled below (no wasted uniform draws).
+    const pinit = { init: init === 'pytorch' ? ('pytorch' as const) : ('zeros' as const), rng, device };
+    const conv = (i: number, o: number, k: number, s: number, pad: number, groups = 1) => new Conv2d(i, o, k, { stride: s, padding: pad, groups, ...pinit });
+    const fc = (i: number, o: number) => new Linear(i, o, pinit);
+    let dropouts = 0;
+    const drop = () => new Dropout(p, { seed: seed * 64 + ++dropouts });
+    const pool = () => new MaxPool2d(3, 2);
+    const lrn = () => new LocalResponseNorm(5, 5e-4, 0.75, 2);
+
+    let features: Sequential;
+    let classifier: Sequential;
+    if (config === 'seed') {
+      features = new Sequential(
+        conv(3, 96, 11, 4, 0), new ReLU(), pool(),
+        conv(96, 256, 5, 1, 2), new ReLU(), pool(),
+        conv(256, 384, 3, 1, 1), new ReLU(),
+        conv(384, 384, 3, 1, 1), new ReLU(),
+        conv(384, 256, 3, 1, 1), new ReLU(), pool(),
+      );
+      classifier = new Sequential(fc(9216, 4096), new ReLU(), drop(), fc(4096, 4096), new ReLU(), drop(), fc(4096, numClasses));
+    } else if (config === 'paper2012') {
+      features = new Sequential(
+        conv(3, 96, 11, 4, 0), new ReLU(), lrn(), pool(),
+        conv(96, 256, 5, 1, 2, 2), new ReLU(), lrn(), pool(),
+        conv(256, 384, 3, 1, 1), new ReLU(),
+        conv(384, 384, 3, 1, 1, 2), new ReLU(),
+        conv(384, 256, 3, 1, 1, 2), new ReLU(), pool(),
+      );
+      classifier = new Sequential(drop(), fc(9216, 4096), new ReLU(), drop(), fc(4096, 4096), new ReLU(), fc(4096, numClasses));
+    } else {
+      features = new Sequential(
+        conv(3, 64, 11, 4, 2), new ReLU(), pool(),
+        conv(64, 192, 5, 1, 2), new ReLU(), pool(),
+        conv(192, 384, 3, 1, 1), new ReLU(),
+        conv(384, 256, 3, 1, 1), new ReLU(),
+        conv(256, 256, 3, 1, 1), new ReLU(), pool(),
+      );
+      classifier = new Sequential(drop(), fc(9216, 4096), new ReLU(), drop(), fc(4096, 4096), new ReLU(), fc(4096, numClasses));
+    }
+    this.features = this.addModule('features', features);
+    if (config === 'torchvision') this.addModule('avgpool', new AdaptiveAvgPool2d(6));
+    this.addModule('flatten', new Flatten());
+    this.classifier = this.addModule('classifier', classifier);
+
+    if (init === 'paper') {
+      // conv1..conv5 then fc1..fc3; bias 1 for conv2, conv4, conv5, fc1, fc2.
+      const weighted = [...features.children(), ...classifier.children()].filter((m): m is Conv2d | Linear => m instanceof Conv2d || m instanceof Linear);
+      const biasOne = [false, true, false, true, true, true, true, false];
+      weighted.forEach((m, i) => {
+        const w = m.weight;
+        const host = fillNormal(new Float32Array(w.numel), rng, 0, 0.01);
+        const t = Tensor.from(host, w.shape, { device: w.data.device });
+        w.data.dispose();
+        w.data = t;
+        if (m.bias !== null && biasOne[i]) {
+          const b = Tensor.full(m.bias.shape, 1, { device: m.bias.data.device });
+          m.bias.data.dispose();
+          m.bias.data = b;
+        }
+      });
+    }
+  }
+
+  override forward(x: Tensor<'float32'>): Tensor<'float32'> {
+    const s = this.inputSize;
+    if (x.rank !== 4 || x.shape[1] !== 3 || x.shape[2] !== s || x.shape[3] !== s) {
+      throw alexnetError('ERR_SHAPE', `AlexNet(${this.config}): expected input [N, 3, ${s}, ${s}], got [${x.shape.join(', ')}]`);
+    }
+    return super.forward(x);
+  }
+}
+
+/** Builds AlexNet in one of its configurations (see the layer lists at the top of this file). */
+export function alexnet(options: AlexNetOptions = {}): AlexNet {
+  return new AlexNet(options);
+}
+

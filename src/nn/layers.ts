@@ -1,0 +1,516 @@
+// The layers of AlexNet, PyTorch's names and layouts, each a thin Module over the functional
+// operators in src/ops (forward and backward side by side). See module.ts for who disposes what.
+import { alexnetError } from '../errors.js';
+import { relu, reluBackward } from '../ops/activation.js';
+import { conv2d, conv2dBackward } from '../ops/conv.js';
+import { dropout, dropoutBackward } from '../ops/dropout.js';
+import { linear, linearBackward } from '../ops/linear.js';
+import { localResponseNorm, localResponseNormBackward } from '../ops/lrn.js';
+import { maxPool2d, maxPool2dBackward } from '../ops/pool.js';
+import { Tensor, type Device } from '../tensor.js';
+import { defaultRng, fillUniform, pytorchDefaultBound, type Rng } from './init.js';
+import { fmt, Module, type F32, type Parameter } from './module.js';
+
+type Pair = number | [number, number];
+const pair = (v: Pair): [number, number] => (Array.isArray(v) ? [v[0], v[1]] : [v, v]);
+
+function positiveInt(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw alexnetError('ERR_ARGUMENT', `${what} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+function noForward(layer: string): never {
+  throw alexnetError('ERR_ARGUMENT', `${layer}.backward: no activations kept: call forward in training mode (module.train()) before backward`);
+}
+
+/** How Conv2d / Linear set their initial values. */
+export interface ParameterInitOptions {
+  /** 'pytorch' (default): PyTorch's reset_parameters, U(+-1/sqrt(fanIn)) for weight and bias; 'zeros': all zero (for models that set their own). */
+  init?: 'pytorch' | 'zeros';
+  /** generator for the initial values (default: the module-wide one, see manualSeed) */
+  rng?: Rng;
+  /** device of the parameters (default 'cpu') */
+  device?: Device | string;
+}
+
+function initTensor(shape: number[], fanIn: number, o: ParameterInitOptions): F32 {
+  const init = o.init ?? 'pytorch';
+  if (init === 'zeros') return Tensor.zeros(shape, { device: o.device });
+  if (init !== 'pytorch') throw alexnetError('ERR_ARGUMENT', `init must be 'pytorch' or 'zeros', got ${String(init)}`);
+  const b = pytorchDefaultBound(fanIn);
+  const host = fillUniform(new Float32Array(shape.reduce((a, d) => a * d, 1)), o.rng ?? defaultRng(), -b, b);
+  return Tensor.from(host, shape, { device: o.device });
+}
+
+export interface Conv2dLayerOptions extends ParameterInitOptions {
+  stride?: Pair;
+  padding?: Pair;
+  groups?: number;
+  /** learn a bias (default true) */
+  bias?: boolean;
+}
+
+/** torch.nn.Conv2d: weight [out, in/groups, kH, kW] (OIHW), bias [out]. */
+export class Conv2d extends Module {
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly groups: number;
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  #input: F32 | null = null;
+
+  constructor(inChannels: number, outChannels: number, kernelSize: Pair, options: Conv2dLayerOptions = {}) {
+    super();
+    this.inChannels = positiveInt(inChannels, 'Conv2d: inChannels');
+    this.outChannels = positiveInt(outChannels, 'Conv2d: outChannels');
+    this.kernelSize = pair(kernelSize).map((k) => positiveInt(k, 'Conv2d: kernelSize')) as [number, number];
+    this.stride = pair(options.stride ?? 1);
+    this.padding = pair(options.padding ?? 0);
+    this.groups = positiveInt(options.groups ?? 1, 'Conv2d: groups');
+    if (inChannels % this.groups !== 0 || outChannels % this.groups !== 0) {
+      throw alexnetError('ERR_ARGUMENT', `Conv2d: inChannels (${inChannels}) and outChannels (${outChannels}) must be divisible by groups (${this.groups})`);
+    }
+    const [kh, kw] = this.kernelSize;
+    const fanIn = (inChannels / this.groups) * kh * kw;
+    this.weight = this.addParameter('weight', initTensor([outChannels, inChannels / this.groups, kh, kw], fanIn, options));
+    this.bias = options.bias === false ? null : this.addParameter('bias', initTensor([outChannels], fanIn, options));
+  }
+
+  #opts() {
+    return { stride: this.stride, padding: this.padding, groups: this.groups };
+  }
+
+  forward(x: F32): F32 {
+    this.#input = null;
+    const y = conv2d(x, this.weight.data, this.bias?.data ?? null, this.#opts());
+    if (this.training) this.#input = x;
+    return y;
+  }
+
+  backward(gradOutput: F32, needInputGrad = true): F32 | null {
+    const x = this.#input ?? noForward('Conv2d');
+    this.#input = null;
+    const r = conv2dBackward(gradOutput, x, this.weight.data, {
+      ...this.#opts(),
+      computeGradInput: needInputGrad,
+      computeGradBias: this.bias !== null,
+      gradWeight: this.weight.grad,
+      ...(this.bias !== null ? { gradBias: this.bias.grad } : {}),
+      accumulate: true,
+    });
+    return r.gradInput;
+  }
+
+  override clearCache(): void {
+    this.#input = null;
+  }
+  protected override extraRepr(): string {
+    return `${this.inChannels}, ${this.outChannels}, kernel=${fmt(this.kernelSize)}, stride=${fmt(this.stride)}, padding=${fmt(this.padding)}${this.groups > 1 ? `, groups=${this.groups}` : ''}${this.bias ? '' : ', bias=false'}`;
+  }
+}
+
+export interface LinearLayerOptions extends ParameterInitOptions {
+  /** learn a bias (default true) */
+  bias?: boolean;
+}
+
+/** torch.nn.Linear: y = x W^T + b with weight [out, in], bias [out]; input [N, in]. */
+export class Linear extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  #input: F32 | null = null;
+
+  constructor(inFeatures: number, outFeatures: number, options: LinearLayerOptions = {}) {
+    super();
+    this.inFeatures = positiveInt(inFeatures, 'Linear: inFeatures');
+    this.outFeatures = positiveInt(outFeatures, 'Linear: outFeatures');
+    this.weight = this.addParameter('weight', initTensor([outFeatures, inFeatures], inFeatures, options));
+    this.bias = options.bias === false ? null : this.addParameter('bias', initTensor([outFeatures], inFeatures, options));
+  }
+
+  forward(x: F32): F32 {
+    this.#input = null;
+    const y = linear(x, this.weight.data, this.bias?.data ?? null);
+    if (this.training) this.#input = x;
+    return y;
+  }
+
+  backward(gradOutput: F32, needInputGrad = true): F32 | null {
+    const x = this.#input ?? noForward('Linear');
+    this.#input = null;
+    return linearBackward(gradOutput, x, this.weight.data, {
+      computeGradInput: needInputGrad,
+      computeGradBias: this.bias !== null,
+      gradWeight: this.weight.grad,
+      ...(this.bias !== null ? { gradBias: this.bias.grad } : {}),
+      accumulate: true,
+    }).gradInput;
+  }
+
+  override clearCache(): void {
+    this.#input = null;
+  }
+  protected override extraRepr(): string {
+    return `in=${this.inFeatures}, out=${this.outFeatures}${this.bias ? '' : ', bias=false'}`;
+  }
+}
+
+/** torch.nn.ReLU (backward uses the forward output). */
+export class ReLU extends Module {
+  #output: F32 | null = null;
+
+  forward(x: F32): F32 {
+    this.#output = null;
+    const y = relu(x);
+    if (this.training) this.#output = y;
+    return y;
+  }
+
+  backward(gradOutput: F32, needInputGrad = true): F32 | null {
+    const y = this.#output ?? noForward('ReLU');
+    this.#output = null;
+    return needInputGrad ? reluBackward(gradOutput, y) : null;
+  }
+
+  override clearCache(): void {
+    this.#output = null;
+  }
+}
+
+/** torch.nn.MaxPool2d(kernelSize, stride = kernelSize, padding = 0). */
+export class MaxPool2d extends Module {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  #input: F32 | null = null;
+  #output: F32 | null = null;
+
+  constructor(kernelSize: Pair, stride?: Pair, padding: Pair = 0) {
+    super();
+    this.kernelSize = pair(kernelSize).map((k) => positiveInt(k, 'MaxPool2d: kernelSize')) as [number, number];
+    this.stride = pair(stride ?? kernelSize);
+    this.padding = pair(padding);
+  }
+
+  #opts() {
+    return { kernelSize: this.kernelSize, stride: this.stride, padding: this.padding };
+  }
+
+  forward(x: F32): F32 {
+    this.clearCache();
+    const y = maxPool2d(x, this.#opts());
+    if (this.training) {
+      this.#input = x;
+      this.#output = y;
+    }
+    return y;
+  }
+
+  backward(gradOutput: F32, needInputGrad = true): F32 | null {
+    const x = this.#input ?? noForward('MaxPool2d');
+    const y = this.#output ?? noForward('MaxPool2d');
+    this.clearCache();
+    return needInputGrad ? maxPool2dBackward(gradOutput, x, y, this.#opts()) : null;
+  }
+
+  override clearCache(): void {
+    this.#input = null;
+    this.#output = null;
+  }
+  protected override extraRepr(): string {
+    return `kernel=${fmt(this.kernelSize)}, stride=${fmt(this.stride)}`;
+  }
+}
+
+/**
+ * torch.nn.LocalResponseNorm(size, alpha = 1e-4, beta = 0.75, k = 1), PyTorch's convention:
+ * y_c = x_c / (k + alpha / size * sum_{|c'-c| <= size/2} x_c'^2)^beta. Krizhevsky et al. 2012's
+ * alpha = 1e-4 per element (size 5, k 2) is alpha = 5e-4 here.
+ */
+export class LocalResponseNorm extends Module {
+  #input: F32 | null = null;
+  #output: F32 | null = null;
+
+  constructor(
+    readonly size: number,
+    readonly alpha = 1e-4,
+    readonly beta = 0.75,
+    readonly k = 1,
+  ) {
+    super();
+    positiveInt(size, 'LocalResponseNorm: size');
+  }
+
+  #opts() {
+    return { size: this.size, alpha: this.alpha, beta: this.beta, k: this.k };
+  }
+
+  forward(x: F32): F32 {
+    this.clearCache();
+    const y = localResponseNorm(x, this.#opts());
+    if (this.training) {
+      this.#input = x;
+      this.#output = y;
+    }
+    return y;
+  }
+
+  backward(gradOutput: F32, needInputGrad = true): F32 | null {
+    const x = this.#input ?? noForward('LocalResponseNorm');
+    const y = this.#output ?? noForward('LocalResponseNorm');
+    this.clearCache();
+    return needInputGrad ? localResponseNormBackward(gradOutput, x, y, this.#opts()) : null;
+  }
+
+  override clearCache(): void {
+    this.#input = null;
+    this.#output = null;
+  }
+  protected override extraRepr(): string {
+    return `size=${this.size}, alpha=${this.alpha}, beta=${this.beta}, k=${this.k}`;
+  }
+}
+
+export interface DropoutLayerOptions {
+  /** seed of the random stream (an integer in [0, 2^53); default 0) */
+  seed?: number;
+  /** position in the stream to start at (default 0) */
+  offset?: number;
+}
+
+/**
+ * torch.nn.Dropout(p): identity in eval mode; in training, inverted dropout (kept elements are
+ * scaled by 1/(1-p)). Masks come from a counter-based stream: a call draws elements
+ * [offset, offset + numel) of the stream `seed`, then `offset` advances by numel, so every call
+ * draws a fresh mask and the sequence is fixed by (seed, offset). A checkpoint saves both
+ * (`state()` / `loadState()`) to resume the exact stream.
+ */
+export class Dropout extends Module {
+  readonly p: number;
+  seed: number;
+  offset: number;
+  #mask: F32 | null = null;
+  #identity = false;
+  #pending = false;
+
+  constructor(p = 0.5, options: DropoutLayerOptions = {}) {
+    super();
+    if (typeof p !== 'number' || !(p >= 0 && p < 1)) throw alexnetError('ERR_ARGUMENT', `Dropout: p must be in [0, 1), got ${String(p)}`);
+    this.p = p;
+    this.seed = options.seed ?? 0;
+    this.offset = options.offset ?? 0;
+    if (!Number.isSafeInteger(this.seed) || this.seed < 0) throw alexnetError('ERR_ARGUMENT', `Dropout: seed must be an integer in [0, 2^53), got ${String(this.seed)}`);
+    if (!Number.isSafeInteger(this.offset) || this.offset < 0) throw alexnetError('ERR_ARGUMENT', `Dropout: offset must be a non-negative integer, got ${String(this.offset)}`);
+  }
+
+  forward(x: F32): F32 {
+    this.clearCache();
+    if (!this.training || this.p === 0) {
+      this.#identity = true;
+      this.#pending = this.training;
+      return x;
+    }
+    const { output, mask } = dropout(x, { p: this.p, seed: this.seed, offset: this.offset });
+    this.offset += x.numel;
+    this.#mask = mask;
+    this.#pending = true;
+    return output;
+  }
+
+  backward(gradOutput: F32, needInputGrad = true): F32 | null {
+    if (!this.#pending) noForward('Dropout');
+    const mask = this.#mask;
+    const identity = this.#identity;
+    this.#mask = null; // keep it alive until the op below is queued
+    this.#pending = false;
+    this.#identity = false;
+    let g: F32 | null = null;
+    if (needInputGrad) g = identity ? gradOutput : dropoutBackward(gradOutput, mask!);
+    mask?.dispose();
+    return g;
+  }
+
+  /** The stream position, for checkpoints. */
+  state(): { seed: number; offset: number } {
+    return { seed: this.seed, offset: this.offset };
+  }
+  loadState(s: { seed: number; offset: number }): void {
+    if (!Number.isSafeInteger(s.seed) || s.seed < 0 || !Number.isSafeInteger(s.offset) || s.offset < 0) {
+      throw alexnetError('ERR_ARGUMENT', `Dropout.loadState: expected non-negative integers seed and offset, got ${JSON.stringify(s)}`);
+    }
+    this.seed = s.seed;
+    this.offset = s.offset;
+  }
+
+  override clearCache(): void {
+    this.#mask?.dispose();
+    this.#mask = null;
+    this.#pending = false;
+    this.#identity = false;
+  }
+  protected override extraRepr(): string {
+    return `p=${this.p}`;
+  }
+}
+
+/** torch.nn.Flatten(startDim = 1): [N, C, H, W] -> [N, C*H*W] in C, H, W order (a view). */
+export class Flatten extends Module {
+  #inputShape: readonly number[] | null = null;
+
+  forward(x: F32): F32 {
+    if (x.rank < 2) throw alexnetError('ERR_SHAPE', `Flatten: expected an input of rank >= 2, got ${fmt(x.shape)}`);
+    this.#inputShape = this.training ? x.shape : null;
+    return x.reshape([x.shape[0]!, -1]);
+  }
+
+  backward(gradOutput: F32, needInputGrad = true): F32 | null {
+    const shape = this.#inputShape ?? noForward('Flatten');
+    this.#inputShape = null;
+    return needInputGrad ? gradOutput.reshape(shape) : null;
+  }
+
+  override clearCache(): void {
+    this.#inputShape = null;
+  }
+}
+
+/**
+ * torch.nn.AdaptiveAvgPool2d(outputSize) where the input already has that size: the identity
+ * (torchvision's AlexNet at 224x224 input). Other sizes throw ERR_SHAPE (not implemented).
+ */
+export class AdaptiveAvgPool2d extends Module {
+  readonly outputSize: [number, number];
+  #seen = false;
+
+  constructor(outputSize: Pair) {
+    super();
+    this.outputSize = pair(outputSize);
+  }
+
+  forward(x: F32): F32 {
+    const [h, w] = this.outputSize;
+    if (x.rank !== 4 || x.shape[2] !== h || x.shape[3] !== w) {
+      throw alexnetError(
+        'ERR_SHAPE',
+        `AdaptiveAvgPool2d: only the identity case is implemented: expected input [N, C, ${h}, ${w}], got ${fmt(x.shape)} (use the model's input size)`,
+      );
+    }
+    this.#seen = this.training;
+    return x;
+  }
+
+  backward(gradOutput: F32, needInputGrad = true): F32 | null {
+    if (!this.#seen) noForward('AdaptiveAvgPool2d');
+    this.#seen = false;
+    return needInputGrad ? gradOutput : null;
+  }
+
+  override clearCache(): void {
+    this.#seen = false;
+  }
+  protected override extraRepr(): string {
+    return `outputSize=${fmt(this.outputSize)}`;
+  }
+}
+
+/**
+ * torch.nn.Sequential: children run in order, named '0', '1', ... (or the given names). Owns the
+ * activations between its children (see module.ts): kept for backward in training mode and
+ * disposed once backward has used them or at the next forward; in eval mode each is disposed as
+ * soon as the next child has consumed it.
+ */
+export class Sequential extends Module {
+  #input: F32 | null = null;
+  #output: F32 | null = null;
+  #activations: F32[] = [];
+
+  constructor(...layers: Module[]) {
+    super();
+    layers.forEach((m, i) => this.addModule(String(i), m));
+  }
+
+  /** Appends a layer under the next index (or `name`); returns this. */
+  append(layer: Module, name: string = String(this.children().length)): this {
+    this.addModule(name, layer);
+    return this;
+  }
+
+  get length(): number {
+    return this.children().length;
+  }
+
+  /** The i-th child. */
+  at(i: number): Module {
+    const m = this.children()[i];
+    if (m === undefined) throw alexnetError('ERR_ARGUMENT', `Sequential.at: index ${i} out of range [0, ${this.length})`);
+    return m;
+  }
+
+  forward(x: F32): F32 {
+    this.clearCache();
+    const layers = this.children();
+    let h = x;
+    const kept: F32[] = [];
+    for (const m of layers) {
+      const next = m.forward(h);
+      if (this.training) {
+        if (next !== x) kept.push(next);
+      } else if (h !== x && h !== next) {
+        h.dispose();
+      }
+      h = next;
+    }
+    if (this.training) {
+      this.#input = x;
+      this.#output = h;
+      this.#activations = kept;
+    }
+    return h;
+  }
+
+  backward(gradOutput: F32, needInputGrad = true): F32 | null {
+    if (this.#input === null) noForward('Sequential');
+    const layers = this.children();
+    let g: F32 | null = gradOutput;
+    try {
+      for (let i = layers.length - 1; i >= 0; i--) {
+        const need = i > 0 || needInputGrad;
+        const next: F32 | null = layers[i]!.backward(g!, need);
+        if (g !== gradOutput && g !== next) g!.dispose();
+        if (next === null && need) throw alexnetError('ERR_INTERNAL', `Sequential.backward: child '${i}' returned no input gradient`);
+        g = next;
+      }
+    } finally {
+      this.clearCache();
+    }
+    return g;
+  }
+
+  override clearCache(): void {
+    const keep = new Set<F32 | null>([this.#input, this.#output]);
+    for (const t of new Set(this.#activations)) if (!keep.has(t)) t.dispose();
+    this.#activations = [];
+    this.#input = null;
+    this.#output = null;
+  }
+}
+
+/** The Dropout layers of a module with their dotted names, and their stream positions (for checkpoints). */
+export function dropoutState(module: Module): Record<string, { seed: number; offset: number }> {
+  const out: Record<string, { seed: number; offset: number }> = {};
+  for (const [name, m] of module.namedModules()) if (m instanceof Dropout) out[name] = m.state();
+  return out;
+}
+
+/** Restores what dropoutState returned (every Dropout of the module must be listed). */
+export function loadDropoutState(module: Module, state: Record<string, { seed: number; offset: number }>): void {
+  const drops = module.namedModules().filter((e): e is [string, Dropout] => e[1] instanceof Dropout);
+  const missing = drops.map(([n]) => n).filter((n) => !(n in state));
+  if (missing.length > 0) throw alexnetError('ERR_ARGUMENT', `loadDropoutState: missing state for ${missing.join(', ')}`);
+  for (const [n, d] of drops) d.loadState(state[n]!);
+}

@@ -1,0 +1,265 @@
+// Module and Parameter: the PyTorch-like skeleton every layer builds on.
+//
+// - Children are registered in order (`addModule`), parameters likewise (`addParameter`);
+//   `namedParameters()` walks them and names each one with PyTorch's dotted path
+//   (`features.0.weight`, `classifier.6.bias`, ...): the names of `stateDict()`, of the
+//   parameter store's layout and of a checkpoint.
+// - `forward(x)` in training mode keeps what `backward` needs; `backward(gradOutput)` ADDS the
+//   parameter gradients into `param.grad` (so zero them between steps: `store.zeroGrad()` or
+//   `module.zeroGrad()`) and returns the gradient with respect to the input, or null when the
+//   caller said it does not need it (`needInputGrad = false`, as for the first layer).
+//
+// Ownership of tensors (so that memory stays flat from step to step): a module disposes only
+// the tensors it creates and does not hand out. A leaf layer never disposes its input or its
+// output (the caller owns them); a Sequential owns the activations between its children and
+// disposes them when backward has used them, at the next forward, or (in eval mode) as soon as
+// the next child has consumed them. Operators run in call order on the device queue and storage
+// lives until the last queued task using it has run, so disposing right after enqueueing is safe.
+import { alexnetError } from '../errors.js';
+import { copy, fill } from '../ops/elementwise.js';
+import { Tensor } from '../tensor.js';
+
+export type F32 = Tensor<'float32'>;
+
+/** A learnable tensor and its gradient (same shape, same device). */
+export class Parameter {
+  /** The values. The parameter store rebinds this to a view of its one params buffer. */
+  data: F32;
+  /** The accumulated gradient (zeros at first). The store rebinds it to a view of its grads buffer. */
+  grad: F32;
+
+  constructor(
+    /** The local name inside its module ('weight', 'bias'); the full name comes from namedParameters(). */
+    readonly name: string,
+    data: F32,
+    grad?: F32,
+  ) {
+    if (!(data instanceof Tensor)) throw alexnetError('ERR_ARGUMENT', `Parameter '${name}': expected data to be a Tensor`);
+    if (data.dtype !== 'float32') throw alexnetError('ERR_DTYPE', `Parameter '${name}': data must be float32, got ${data.dtype}`);
+    this.data = data;
+    this.grad = grad ?? Tensor.zeros(data.shape, { device: data.device });
+    if (!sameShape(this.grad.shape, data.shape)) {
+      throw alexnetError('ERR_SHAPE', `Parameter '${name}': grad shape ${fmt(this.grad.shape)} differs from data shape ${fmt(data.shape)}`);
+    }
+  }
+
+  get shape(): readonly number[] {
+    return this.data.shape;
+  }
+  get numel(): number {
+    return this.data.numel;
+  }
+
+  /** Copies values into `data` in place (keeps a store binding): a same-shape Tensor or host array. */
+  assign(values: F32 | Float32Array | ArrayLike<number>): void {
+    if (values instanceof Tensor) {
+      if (!sameShape(values.shape, this.data.shape)) {
+        throw alexnetError('ERR_SHAPE', `Parameter '${this.name}': cannot assign shape ${fmt(values.shape)} to ${fmt(this.data.shape)}`);
+      }
+      if (values.device === this.data.device) {
+        copy(this.data, values);
+        return;
+      }
+      values = values.dataSync();
+    }
+    if (values.length !== this.data.numel) {
+      throw alexnetError('ERR_SHAPE', `Parameter '${this.name}': cannot assign ${values.length} values to shape ${fmt(this.data.shape)}`);
+    }
+    const tmp = Tensor.from(values, this.data.shape, { device: this.data.device });
+    copy(this.data, tmp);
+    tmp.dispose();
+  }
+}
+
+export interface LoadStateDictOptions {
+  /** require exactly the module's keys (default true); shapes are checked either way */
+  strict?: boolean;
+}
+
+export interface LoadStateDictResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+export type StateDict = Map<string, Tensor> | Record<string, Tensor>;
+
+export abstract class Module {
+  /** Training mode (dropout active, activations kept for backward). Set with train() / eval(). */
+  training = true;
+  readonly #children = new Map<string, Module>();
+  readonly #params = new Map<string, Parameter>();
+
+  /** Output of the layer for input `x`. In training mode it keeps what backward needs. */
+  abstract forward(x: F32): F32;
+
+  /**
+   * Adds this layer's parameter gradients into `param.grad` and returns the gradient with respect
+   * to the input of the last training-mode forward (null when `needInputGrad` is false).
+   */
+  abstract backward(gradOutput: F32, needInputGrad?: boolean): F32 | null;
+
+  /** Registers a child under `name` (PyTorch's add_module); returns it. */
+  addModule<M extends Module>(name: string, module: M): M {
+    checkName(name, 'addModule');
+    if (!(module instanceof Module)) throw alexnetError('ERR_ARGUMENT', `addModule('${name}'): expected a Module`);
+    if (this.#children.has(name) || this.#params.has(name)) throw alexnetError('ERR_ARGUMENT', `addModule: '${name}' is already registered`);
+    this.#children.set(name, module);
+    return module;
+  }
+
+  /** Registers a parameter with initial values `data` (a zero gradient is allocated); returns it. */
+  protected addParameter(name: string, data: F32): Parameter {
+    checkName(name, 'addParameter');
+    if (this.#children.has(name) || this.#params.has(name)) throw alexnetError('ERR_ARGUMENT', `addParameter: '${name}' is already registered`);
+    const p = new Parameter(name, data);
+    this.#params.set(name, p);
+    return p;
+  }
+
+  /** Direct children, in registration order. */
+  namedChildren(): [string, Module][] {
+    return [...this.#children];
+  }
+  children(): Module[] {
+    return [...this.#children.values()];
+  }
+  /** This module ('' ) and every descendant with its dotted name, depth first in registration order. */
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix, this]];
+    for (const [name, child] of this.#children) out.push(...child.namedModules(prefix === '' ? name : `${prefix}.${name}`));
+    return out;
+  }
+  /** Parameters owned directly by this module (not its children). */
+  ownParameters(): [string, Parameter][] {
+    return [...this.#params];
+  }
+
+  /** Every parameter with its dotted name, own parameters first, then children in order (as PyTorch). */
+  namedParameters(prefix = ''): [string, Parameter][] {
+    const out: [string, Parameter][] = [];
+    const seen = new Set<Parameter>();
+    for (const [mname, m] of this.namedModules(prefix)) {
+      for (const [pname, p] of m.#params) {
+        if (seen.has(p)) continue;
+        seen.add(p);
+        out.push([mname === '' ? pname : `${mname}.${pname}`, p]);
+      }
+    }
+    return out;
+  }
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+  /** Total number of parameter elements. */
+  numParameters(): number {
+    return this.parameters().reduce((a, p) => a + p.numel, 0);
+  }
+
+  /** Sets training mode on this module and every descendant; returns this. */
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) {
+      m.training = mode;
+      m.clearCache();
+    }
+    return this;
+  }
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Zeroes every parameter gradient (one fill per parameter; a ParameterStore does it in one call). */
+  zeroGrad(): void {
+    for (const p of this.parameters()) fill(p.grad, 0);
+  }
+
+  /**
+   * The parameters by dotted name, in order. The tensors are the live parameters (as PyTorch's
+   * state_dict): copy them if a snapshot must survive later training steps.
+   */
+  stateDict(): Map<string, F32> {
+    return new Map(this.namedParameters().map(([n, p]) => [n, p.data]));
+  }
+
+  /**
+   * Copies `dict` into the parameters. Every shape is checked before anything is copied
+   * (ERR_SHAPE lists all mismatches); with strict (the default) missing or unexpected keys are an
+   * ERR_ARGUMENT that lists both.
+   */
+  loadStateDict(dict: StateDict, { strict = true }: LoadStateDictOptions = {}): LoadStateDictResult {
+    const entries: [string, unknown][] =
+      dict instanceof Map ? [...(dict as Map<string, unknown>)] : dict !== null && typeof dict === 'object' ? Object.entries(dict) : [];
+    if (!(dict instanceof Map) && (dict === null || typeof dict !== 'object')) {
+      throw alexnetError('ERR_ARGUMENT', 'loadStateDict: expected a Map or a record of name -> Tensor');
+    }
+    const given = new Map(entries);
+    const params = this.namedParameters();
+    const expected = new Map(params);
+    const missingKeys = params.map(([n]) => n).filter((n) => !given.has(n));
+    const unexpectedKeys = [...given.keys()].filter((n) => !expected.has(n));
+    if (strict && (missingKeys.length > 0 || unexpectedKeys.length > 0)) {
+      const parts: string[] = [];
+      if (missingKeys.length > 0) parts.push(`missing keys (${missingKeys.length}): ${missingKeys.join(', ')}`);
+      if (unexpectedKeys.length > 0) parts.push(`unexpected keys (${unexpectedKeys.length}): ${unexpectedKeys.join(', ')}`);
+      throw alexnetError('ERR_ARGUMENT', `loadStateDict: the state dict does not match the module: ${parts.join('; ')}`);
+    }
+    const bad: string[] = [];
+    const todo: [Parameter, Tensor][] = [];
+    for (const [name, p] of params) {
+      if (!given.has(name)) continue;
+      const t = given.get(name);
+      if (!(t instanceof Tensor)) {
+        throw alexnetError('ERR_ARGUMENT', `loadStateDict: expected '${name}' to be a Tensor`);
+      }
+      if (t.dtype !== 'float32') throw alexnetError('ERR_DTYPE', `loadStateDict: '${name}' must be float32, got ${t.dtype}`);
+      if (!sameShape(t.shape, p.shape)) bad.push(`${name}: expected ${fmt(p.shape)}, got ${fmt(t.shape)}`);
+      else todo.push([p, t]);
+    }
+    if (bad.length > 0) throw alexnetError('ERR_SHAPE', `loadStateDict: shape mismatch (${bad.length}): ${bad.join('; ')}`);
+    for (const [p, t] of todo) if (p.data !== t) p.assign(t as F32);
+    return { missingKeys, unexpectedKeys };
+  }
+
+  /** Drops what forward kept for backward (disposing what this module created). */
+  clearCache(): void {}
+
+  /** Disposes cached activations and the parameter tensors of this module and its descendants. */
+  dispose(): void {
+    for (const [, m] of this.namedModules()) {
+      m.clearCache();
+      for (const p of m.#params.values()) {
+        p.data.dispose();
+        p.grad.dispose();
+      }
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** A readable tree of the module (PyTorch's repr). */
+  toString(): string {
+    const kids = this.namedChildren();
+    const head = `${this.constructor.name}(${this.extraRepr()}`;
+    if (kids.length === 0) return `${head})`;
+    const body = kids.map(([n, m]) => `  (${n}): ${m.toString().split('\n').join('\n  ')}`).join('\n');
+    return `${head}\n${body}\n)`;
+  }
+  protected extraRepr(): string {
+    return '';
+  }
+}
+
+function checkName(name: string, op: string): void {
+  if (typeof name !== 'string' || name === '' || name.includes('.')) {
+    throw alexnetError('ERR_ARGUMENT', `${op}: a name must be a non-empty string without '.', got ${JSON.stringify(name)}`);
+  }
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function fmt(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}

@@ -1,0 +1,154 @@
+// The parameter store (DESIGN.md decision 5): every parameter of a module, in registration order
+// (the order of namedParameters(), i.e. of the state dict), laid out in ONE contiguous params
+// buffer, with a gradient buffer and a momentum buffer of the same layout. Each Parameter's
+// `data` and `grad` are rebound to views of those buffers, so an optimizer step is one sgdStep
+// call, zeroing the gradients is one fill, and a checkpoint is three flat buffers plus the layout.
+import { alexnetError } from '../errors.js';
+import { copy, fill } from '../ops/elementwise.js';
+import { Tensor, type Device } from '../tensor.js';
+import { fmt, type F32, type Module, type Parameter } from './module.js';
+
+export interface ParameterLayoutEntry {
+  /** dotted state-dict name, e.g. 'features.0.weight' */
+  name: string;
+  /** first element inside the flat buffers */
+  offset: number;
+  shape: readonly number[];
+  numel: number;
+}
+
+export interface ParameterStoreOptions {
+  /** where the buffers live (default: the device of the first parameter, or 'cpu') */
+  device?: Device | string;
+}
+
+export class ParameterStore {
+  /** all parameter values, flat [numel] */
+  readonly params: F32;
+  /** all gradients, same layout */
+  readonly grads: F32;
+  /** the optimizer's momentum buffer (PyTorch's b or Krizhevsky's v), same layout, zeros at first */
+  readonly momentum: F32;
+  readonly layout: readonly ParameterLayoutEntry[];
+  readonly numel: number;
+  readonly device: string;
+  readonly #entries: readonly [string, Parameter][];
+  #disposed = false;
+
+  private constructor(params: F32, grads: F32, momentum: F32, layout: ParameterLayoutEntry[], entries: [string, Parameter][]) {
+    this.params = params;
+    this.grads = grads;
+    this.momentum = momentum;
+    this.layout = Object.freeze(layout.map((e) => Object.freeze(e)));
+    this.numel = params.numel;
+    this.device = params.device;
+    this.#entries = entries;
+  }
+
+  /**
+   * Moves every parameter of `module` into one store: the current values (and gradients) are
+   * copied in, the Parameters' old tensors are disposed and `data` / `grad` become views.
+   */
+  static create(module: Module, options: ParameterStoreOptions = {}): ParameterStore {
+    const entries = module.namedParameters();
+    if (entries.length === 0) throw alexnetError('ERR_ARGUMENT', 'ParameterStore.create: the module has no parameters');
+    const device = String(options.device ?? entries[0]![1].data.device);
+    const layout: ParameterLayoutEntry[] = [];
+    let total = 0;
+    for (const [name, p] of entries) {
+      layout.push({ name, offset: total, shape: [...p.shape], numel: p.numel });
+      total += p.numel;
+    }
+    const onDevice = entries.every(([, p]) => p.data.device === device && p.grad.device === device);
+    let params: F32;
+    let grads: F32;
+    if (onDevice) {
+      params = Tensor.empty([total], { device });
+      grads = Tensor.empty([total], { device });
+      entries.forEach(([, p], i) => {
+        const e = layout[i]!;
+        const v = params.view(e.offset, e.shape);
+        const g = grads.view(e.offset, e.shape);
+        copy(v, p.data);
+        copy(g, p.grad);
+        p.data.dispose();
+        p.grad.dispose();
+        p.data = v;
+        p.grad = g;
+      });
+    } else {
+      // Another device: gather on the host once (a one-time, synchronous setup step).
+      const hostP = new Float32Array(total);
+      const hostG = new Float32Array(total);
+      entries.forEach(([, p], i) => {
+        const e = layout[i]!;
+        hostP.set(p.data.dataSync() as Float32Array, e.offset);
+        hostG.set(p.grad.dataSync() as Float32Array, e.offset);
+      });
+      params = Tensor.from(hostP, [total], { device });
+      grads = Tensor.from(hostG, [total], { device });
+      entries.forEach(([, p], i) => {
+        const e = layout[i]!;
+        p.data.dispose();
+        p.grad.dispose();
+        p.data = params.view(e.offset, e.shape);
+        p.grad = grads.view(e.offset, e.shape);
+      });
+    }
+    const momentum = Tensor.zeros([total], { device });
+    return new ParameterStore(params, grads, momentum, layout, entries);
+  }
+
+  /** Zeroes every gradient: one fill over the grads buffer. */
+  zeroGrad(): void {
+    this.#check();
+    fill(this.grads, 0);
+  }
+
+  /** The layout entry of a parameter by its dotted name. */
+  entry(name: string): ParameterLayoutEntry {
+    const e = this.layout.find((x) => x.name === name);
+    if (e === undefined) throw alexnetError('ERR_ARGUMENT', `ParameterStore: no parameter named '${name}'`);
+    return e;
+  }
+
+  /** The Parameters, by name, in layout order. */
+  namedParameters(): [string, Parameter][] {
+    return [...this.#entries];
+  }
+
+  /** Checks that every Parameter is still bound to this store (nobody replaced data / grad). */
+  verifyBindings(): void {
+    this.#entries.forEach(([name, p], i) => {
+      const e = this.layout[i]!;
+      if (p.data.disposed || p.grad.disposed || p.data.numel !== e.numel) {
+        throw alexnetError('ERR_ARGUMENT', `ParameterStore: parameter '${name}' ${fmt(e.shape)} is no longer bound to the store`);
+      }
+    });
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Frees the three buffers (the parameters' views stop working). Idempotent. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const [, p] of this.#entries) {
+      p.data.dispose();
+      p.grad.dispose();
+    }
+    this.params.dispose();
+    this.grads.dispose();
+    this.momentum.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  #check(): void {
+    if (this.#disposed) throw alexnetError('ERR_DISPOSED', 'ParameterStore has been disposed');
+  }
+}
