@@ -2,6 +2,22 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { backendInfo, packageVersion, setNumThreads } from '../info.js';
 import { seedForward } from './forward.js';
+import { evalCommand, filtersCommand, plotCommand, predictCommand, samplesCommand, trainCommand } from './commands.js';
+
+function num(name: string, min = 0) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number >= ${min}`);
+    return n;
+  };
+}
+
+function oneOf<T extends string>(name: string, values: readonly T[]) {
+  return (value: string): T => {
+    if (!(values as readonly string[]).includes(value)) throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')}`);
+    return value as T;
+  };
+}
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -59,6 +75,74 @@ program
     console.log(`forward pass: ${r.milliseconds.toFixed(1)} ms (${r.imagesPerSecond.toFixed(1)} images/s)`);
     r.probabilities.forEach((p, i) => console.log(`  image ${i}: p = [${p.map((v) => v.toFixed(4)).join(', ')}]`));
   });
+
+program
+  .command('train')
+  .description('train AlexNet (default: the built-in synthetic dataset, the seed network, SGD lr 0.01, momentum 0.9, weight decay 5e-4)')
+  .option('--data <folder>', 'training images, one sub-folder per class (default: the synthetic dataset)')
+  .option('--val-data <folder>', 'validation images, same class folders')
+  .option('--config <name>', 'seed | paper2012 | torchvision', oneOf('config', ['seed', 'paper2012', 'torchvision'] as const), 'seed')
+  .option('--classes <n>', 'number of classes (synthetic: 2 to 8)', positiveInt('classes'))
+  .option('--init <name>', 'paper | pytorch', oneOf('init', ['paper', 'pytorch'] as const), 'pytorch')
+  .option('--device <name>', 'cpu or cuda:N', 'cpu')
+  .option('-b, --batch-size <n>', 'batch size', positiveInt('batch size'), 32)
+  .option('-e, --epochs <n>', 'epochs', positiveInt('epochs'), 4)
+  .option('--lr <x>', 'learning rate', num('lr'), 0.01)
+  .option('--momentum <x>', 'momentum', num('momentum'), 0.9)
+  .option('--weight-decay <x>', 'weight decay', num('weight decay'), 5e-4)
+  .option('--convention <name>', 'pytorch | krizhevsky (SGD momentum convention)', oneOf('convention', ['pytorch', 'krizhevsky'] as const), 'pytorch')
+  .option('--schedule <spec>', 'none | step:N | multistep:A,B | plateau (divide by 10 when validation error stops improving)', 'none')
+  .option('--checkpoint <file>', 'checkpoint file (safetensors), written every --checkpoint-every steps and at the end', 'runs/alexnet.safetensors')
+  .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', num('checkpoint-every'), 50)
+  .option('--resume <file>', 'continue the run saved in this checkpoint')
+  .option('--metrics <file>', 'metrics log (JSON lines)', 'runs/metrics.jsonl')
+  .option('--train-size <n>', 'synthetic training images', positiveInt('train size'), 2048)
+  .option('--val-size <n>', 'synthetic validation images', positiveInt('val size'), 256)
+  .option('--seed <n>', 'seed of the data order, augmentation, initialisation and dropout', num('seed'), 0)
+  .option('--workers <n>', 'data worker threads', num('workers'))
+  .option('--max-steps <n>', 'stop after this many steps', positiveInt('max steps'))
+  .option('--json', 'print one JSON object per line instead of a progress bar, ending with a summary')
+  .action(async (opts) => {
+    await trainCommand({ ...opts, json: Boolean(opts.json) });
+  });
+
+program
+  .command('eval <checkpoint>')
+  .description('top-1 / top-5 accuracy of a checkpoint on its validation data (or --data)')
+  .option('--data <folder>', 'evaluate on this image folder instead')
+  .option('--device <name>', 'cpu or cuda:N', 'cpu')
+  .option('-b, --batch-size <n>', 'batch size', positiveInt('batch size'), 32)
+  .option('--json', 'print one JSON object')
+  .action(async (checkpoint: string, opts) => evalCommand(checkpoint, { ...opts, json: Boolean(opts.json) }));
+
+program
+  .command('predict <checkpoint> <images...>')
+  .description('the top-k classes of each image')
+  .option('-k, --top <n>', 'how many classes to show', positiveInt('top'), 5)
+  .option('--device <name>', 'cpu or cuda:N', 'cpu')
+  .option('--json', 'one JSON object per image')
+  .action(async (checkpoint: string, images: string[], opts) => predictCommand(checkpoint, images, { ...opts, json: Boolean(opts.json) }));
+
+program
+  .command('plot <metrics>')
+  .description('loss and accuracy curves of a metrics log as a PNG')
+  .requiredOption('-o, --out <file>', 'output PNG')
+  .action(async (metrics: string, opts: { out: string }) => plotCommand(metrics, opts.out));
+
+program
+  .command('filters <checkpoint>')
+  .description("the first layer's kernels as an image grid (like figure 3 of the 2012 paper)")
+  .requiredOption('-o, --out <file>', 'output PNG')
+  .option('--scale <n>', 'pixels per kernel pixel', positiveInt('scale'), 4)
+  .action(async (checkpoint: string, opts: { out: string; scale: number }) => filtersCommand(checkpoint, opts.out, opts));
+
+program
+  .command('samples <folder>')
+  .description('write synthetic-dataset images as PNG files, one sub-folder per class (to try predict, or as an image folder)')
+  .option('-n, --count <n>', 'images', positiveInt('count'), 8)
+  .option('--classes <n>', 'number of classes', positiveInt('classes'), 2)
+  .option('--seed <n>', 'seed', num('seed'), 123)
+  .action(async (folder: string, opts: { count: number; classes: number; seed: number }) => samplesCommand(folder, opts));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { code?: string; message?: string };

@@ -1,0 +1,355 @@
+// The training loop: epochs of SGD steps over a DataLoader, evaluation each epoch (top-1 and
+// top-5), a JSON-lines metrics log, checkpoints every N steps and at the end, a clean stop on
+// a NaN/Inf loss (the last good checkpoint is kept) and on an interrupt (Ctrl-C saves first).
+//
+// One step, as in the design:
+//   host batch -> device tensors -> forward -> softmax cross-entropy -> backward (gradients
+//   accumulate into the parameter store) -> one SGD update over the whole store -> loss and
+//   correct counts read back.
+//
+// Resuming is exact: the checkpoint holds the weights, the momentum buffer, the optimizer's step
+// and learning rate, the schedule's state, every dropout stream's offset and the data position
+// (epoch, batch); on the CPU, the losses after a resume equal the uninterrupted run's bit for bit.
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Batch, Dataset } from '../data/common.js';
+import { DataLoader } from '../data/loader.js';
+import { alexnetError } from '../errors.js';
+import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { Dropout } from '../nn/layers.js';
+import type { Module } from '../nn/module.js';
+import { ParameterStore } from '../nn/store.js';
+import { copy } from '../ops/elementwise.js';
+import { softmaxCrossEntropy } from '../ops/loss.js';
+import { topkCorrect } from '../ops/metrics.js';
+import { MultiStepLR, ReduceLROnPlateau, StepLR } from '../optim/schedule.js';
+import { SGD, type SGDOptions } from '../optim/sgd.js';
+import { Tensor } from '../tensor.js';
+
+export type ScheduleSpec =
+  | { kind: 'none' }
+  | { kind: 'step'; stepSize: number; gamma?: number }
+  | { kind: 'multistep'; milestones: number[]; gamma?: number }
+  | { kind: 'plateau'; patience?: number; factor?: number };
+
+export interface TrainProgress {
+  type: 'step' | 'epoch' | 'checkpoint' | 'stopped';
+  step: number;
+  epoch: number;
+  batch: number;
+  batchesPerEpoch: number;
+  epochs: number;
+  loss?: number;
+  top1?: number;
+  lr: number;
+  imagesPerSecond?: number;
+  valTop1?: number;
+  valTop5?: number;
+  valLoss?: number;
+  checkpoint?: string;
+  message?: string;
+}
+
+export interface TrainSummary {
+  steps: number;
+  epochs: number;
+  trainLoss: number;
+  trainTop1: number;
+  valTop1: number;
+  valTop5: number;
+  valLoss: number;
+  imagesPerSecond: number;
+  seconds: number;
+  checkpoint: string | null;
+  stopped: 'completed' | 'interrupted' | 'nan';
+  message?: string;
+  lr: number;
+}
+
+export interface TrainerOptions {
+  model: Module;
+  /** configuration recorded in checkpoints (model config, data, hyper-parameters) */
+  config: Record<string, unknown>;
+  train: Dataset;
+  val?: Dataset;
+  device?: string;
+  batchSize?: number;
+  epochs?: number;
+  optimizer?: Partial<SGDOptions> & { lr: number };
+  schedule?: ScheduleSpec;
+  seed?: number;
+  workers?: number;
+  /** write a checkpoint here every `checkpointEvery` steps and at the end */
+  checkpoint?: string | null;
+  checkpointEvery?: number;
+  /** append JSON lines here */
+  metrics?: string | null;
+  /** log a train record every this many steps */
+  logEvery?: number;
+  /** continue from this checkpoint */
+  resume?: string | null;
+  /** stop after this many steps in total (for tests and smoke runs) */
+  maxSteps?: number;
+  onProgress?: (p: TrainProgress) => void;
+  /** aborting saves a checkpoint after the current step and returns ('interrupted') */
+  signal?: AbortSignal;
+}
+
+interface Position {
+  step: number;
+  epoch: number;
+  batch: number; // next batch in `epoch`
+}
+
+const TOPK = 5;
+
+/** The dropout modules of a model, in order (their stream offsets go into checkpoints). */
+function dropouts(model: Module): Dropout[] {
+  return model
+    .namedModules()
+    .map(([, m]) => m)
+    .filter((m): m is Dropout => m instanceof Dropout);
+}
+
+export class Trainer {
+  readonly model: Module;
+  readonly store: ParameterStore;
+  readonly optimizer: SGD;
+  readonly device: string;
+  readonly batchSize: number;
+  readonly epochs: number;
+  readonly options: TrainerOptions;
+  readonly trainLoader: DataLoader;
+  readonly valLoader: DataLoader | null;
+  #schedule: StepLR | MultiStepLR | ReduceLROnPlateau | null;
+  #pos: Position = { step: 0, epoch: 0, batch: 0 };
+
+  constructor(options: TrainerOptions) {
+    this.options = options;
+    this.device = options.device ?? 'cpu';
+    this.batchSize = options.batchSize ?? 32;
+    this.epochs = options.epochs ?? 1;
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw alexnetError('ERR_ARGUMENT', `train: batchSize must be a positive integer, got ${this.batchSize}`);
+    if (!Number.isInteger(this.epochs) || this.epochs < 1) throw alexnetError('ERR_ARGUMENT', `train: epochs must be a positive integer, got ${this.epochs}`);
+    this.model = options.model;
+    this.store = ParameterStore.create(this.model, { device: this.device });
+    this.optimizer = new SGD(this.store, { lr: 0.01, ...options.optimizer });
+    const s = options.schedule ?? { kind: 'none' };
+    this.#schedule =
+      s.kind === 'step' ? new StepLR(this.optimizer, s.stepSize, s.gamma) :
+      s.kind === 'multistep' ? new MultiStepLR(this.optimizer, s.milestones, s.gamma) :
+      s.kind === 'plateau' ? new ReduceLROnPlateau(this.optimizer, { patience: s.patience ?? 2, factor: s.factor ?? 0.1, mode: 'min' }) :
+      null;
+    const workers = options.workers;
+    this.trainLoader = new DataLoader(options.train, { batchSize: this.batchSize, shuffle: true, seed: options.seed ?? 0, dropLast: true, ...(workers !== undefined ? { workers } : {}) });
+    this.valLoader = options.val ? new DataLoader(options.val, { batchSize: this.batchSize, shuffle: false, dropLast: false, ...(workers !== undefined ? { workers } : {}) }) : null;
+    if (this.trainLoader.length === 0) throw alexnetError('ERR_ARGUMENT', `train: the training set (${options.train.length} samples) is smaller than one batch of ${this.batchSize}`);
+  }
+
+  get position(): Readonly<Position> {
+    return { ...this.#pos };
+  }
+
+  /** Writes a checkpoint of everything a resume needs (atomically). */
+  async saveCheckpoint(path: string): Promise<void> {
+    const weights: Record<string, Tensor> = {};
+    const momentum: Record<string, Tensor> = {};
+    for (const e of this.store.layout) {
+      weights[e.name] = this.store.params.view(e.offset, e.shape);
+      momentum[e.name] = this.store.momentum.view(e.offset, e.shape);
+    }
+    await mkdir(dirname(path), { recursive: true });
+    await saveCheckpoint(path, {
+      weights,
+      optimizer: { momentum, config: { ...this.optimizer.state(), schedule: this.#schedule?.state() ?? null } },
+      step: this.#pos.step,
+      epoch: this.#pos.epoch,
+      rngState: { dropoutOffsets: dropouts(this.model).map((d) => d.offset), seed: this.options.seed ?? 0 },
+      dataOrder: { seed: this.options.seed ?? 0, epoch: this.#pos.epoch, batch: this.#pos.batch },
+      config: this.options.config,
+    });
+    for (const t of [...Object.values(weights), ...Object.values(momentum)]) t.dispose();
+  }
+
+  /** Restores a checkpoint written by saveCheckpoint (same model configuration). */
+  async loadCheckpoint(path: string): Promise<void> {
+    const expect = Object.fromEntries(this.store.layout.map((e) => [e.name, [...e.shape]]));
+    const ck = await loadCheckpoint(path, { expect });
+    for (const e of this.store.layout) {
+      const w = ck.weights[e.name]!;
+      copyInto(this.store.params, e.offset, Tensor.from(w.data as Float32Array, [e.numel], { device: this.device }));
+      const m = ck.optimizer?.momentum[e.name];
+      if (m) copyInto(this.store.momentum, e.offset, Tensor.from(m.data as Float32Array, [e.numel], { device: this.device }));
+    }
+    const cfg = (ck.optimizer?.config ?? {}) as { step?: number; lr?: number; schedule?: unknown };
+    if (typeof cfg.step === 'number' && typeof cfg.lr === 'number') this.optimizer.loadState({ step: cfg.step, lr: cfg.lr });
+    if (this.#schedule && cfg.schedule) (this.#schedule as { loadState(s: unknown): void }).loadState(cfg.schedule);
+    const rng = ck.rngState as { dropoutOffsets?: number[] } | undefined;
+    const ds = dropouts(this.model);
+    if (rng?.dropoutOffsets && rng.dropoutOffsets.length === ds.length) ds.forEach((d, i) => (d.offset = rng.dropoutOffsets![i]!));
+    const order = ck.dataOrder as { epoch?: number; batch?: number } | undefined;
+    this.#pos = { step: ck.step, epoch: order?.epoch ?? ck.epoch, batch: order?.batch ?? 0 };
+  }
+
+  /** Runs the loop; resolves with the summary (also on NaN or interruption). */
+  async run(): Promise<TrainSummary> {
+    const o = this.options;
+    if (o.resume) await this.loadCheckpoint(o.resume);
+    if (o.metrics) await mkdir(dirname(o.metrics), { recursive: true });
+    const log = async (record: object): Promise<void> => {
+      if (o.metrics) await appendFile(o.metrics, JSON.stringify(record) + '\n');
+    };
+    const checkpointEvery = o.checkpointEvery ?? 0;
+    const logEvery = o.logEvery ?? 10;
+    const perEpoch = this.trainLoader.length;
+    const t0 = performance.now();
+    let images = 0;
+    let lastLoss = NaN;
+    let windowLoss = 0;
+    let windowCorrect = 0;
+    let windowCount = 0;
+    let windowSteps = 0;
+    let lastTop1 = 0;
+    let val = { top1: NaN, top5: NaN, loss: NaN };
+    let stopped: TrainSummary['stopped'] = 'completed';
+    let message: string | undefined;
+    let savedCheckpoint: string | null = null;
+    this.model.train();
+
+    const save = async (): Promise<void> => {
+      if (!o.checkpoint) return;
+      await this.saveCheckpoint(o.checkpoint);
+      savedCheckpoint = o.checkpoint;
+      o.onProgress?.({ type: 'checkpoint', ...this.#progressBase(perEpoch), checkpoint: o.checkpoint });
+    };
+
+    outer: while (this.#pos.epoch < this.epochs) {
+      const epoch = this.#pos.epoch;
+      for await (const batch of this.trainLoader.batches({ epoch, startBatch: this.#pos.batch })) {
+        const { loss, correct } = await this.#step(batch);
+        if (!Number.isFinite(loss)) {
+          stopped = 'nan';
+          message = `training stopped: the loss became ${loss} at step ${this.#pos.step + 1} (epoch ${epoch + 1}, batch ${batch.batchIndex + 1}); ` +
+            (savedCheckpoint ? `the last good checkpoint is ${savedCheckpoint}` : 'no checkpoint was written') + '. Lower the learning rate.';
+          await log({ type: 'error', step: this.#pos.step, epoch, message });
+          break outer;
+        }
+        this.#pos = { step: this.#pos.step + 1, epoch, batch: batch.batchIndex + 1 };
+        images += batch.labels.length;
+        lastLoss = loss;
+        lastTop1 = correct / batch.labels.length;
+        windowLoss += loss;
+        windowCorrect += correct;
+        windowCount += batch.labels.length;
+        windowSteps++;
+        const ips = images / ((performance.now() - t0) / 1000);
+        o.onProgress?.({ type: 'step', ...this.#progressBase(perEpoch), loss, top1: lastTop1, imagesPerSecond: ips });
+        if (windowSteps >= logEvery || batch.batchIndex + 1 === perEpoch) {
+          await log({ type: 'train', step: this.#pos.step, epoch, trainLoss: windowLoss / windowSteps, trainTop1: windowCorrect / windowCount, lr: this.optimizer.lr, imagesPerSecond: ips });
+          windowLoss = windowCorrect = windowCount = windowSteps = 0;
+        }
+        if (checkpointEvery > 0 && this.#pos.step % checkpointEvery === 0) await save();
+        if (o.signal?.aborted) {
+          stopped = 'interrupted';
+          message = `interrupted at step ${this.#pos.step}`;
+          break outer;
+        }
+        if (o.maxSteps !== undefined && this.#pos.step >= o.maxSteps) break outer;
+      }
+      // end of the epoch: evaluate, schedule, move on
+      val = await this.evaluate();
+      this.#pos = { step: this.#pos.step, epoch: epoch + 1, batch: 0 };
+      if (this.#schedule instanceof ReduceLROnPlateau) this.#schedule.step(Number.isFinite(val.top1) ? 1 - val.top1 : lastLoss);
+      else this.#schedule?.step();
+      await log({ type: 'val', step: this.#pos.step, epoch: epoch + 1, valLoss: val.loss, valTop1: val.top1, valTop5: val.top5, trainLoss: lastLoss, lr: this.optimizer.lr });
+      o.onProgress?.({ type: 'epoch', ...this.#progressBase(perEpoch), valTop1: val.top1, valTop5: val.top5, valLoss: val.loss });
+    }
+    if (stopped !== 'nan') await save();
+    if (stopped !== 'completed') o.onProgress?.({ type: 'stopped', ...this.#progressBase(perEpoch), message: message ?? stopped });
+    if (Number.isNaN(val.top1) && stopped !== 'nan') val = await this.evaluate();
+    const seconds = (performance.now() - t0) / 1000;
+    return {
+      steps: this.#pos.step,
+      epochs: this.#pos.epoch,
+      trainLoss: lastLoss,
+      trainTop1: lastTop1,
+      valTop1: val.top1,
+      valTop5: val.top5,
+      valLoss: val.loss,
+      imagesPerSecond: images / seconds,
+      seconds,
+      checkpoint: savedCheckpoint,
+      stopped,
+      lr: this.optimizer.lr,
+      ...(message ? { message } : {}),
+    };
+  }
+
+  /** Top-1 / top-5 accuracy and mean loss on the validation set (eval mode: no dropout). */
+  async evaluate(): Promise<{ top1: number; top5: number; loss: number }> {
+    if (!this.valLoader) return { top1: NaN, top5: NaN, loss: NaN };
+    this.model.eval();
+    let n = 0;
+    let c1 = 0;
+    let c5 = 0;
+    let lossSum = 0;
+    try {
+      for await (const batch of this.valLoader.batches({ epoch: 0 })) {
+        const x = Tensor.from(batch.images, batch.shape, { device: this.device });
+        const y = Tensor.from(batch.labels, [batch.labels.length], { device: this.device, dtype: 'int32' });
+        const logits = this.model.forward(x);
+        const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
+        const k = Math.min(TOPK, logits.shape[1]!);
+        const t1 = topkCorrect(logits, y, 1);
+        const t5 = topkCorrect(logits, y, k);
+        const [l, a, b] = await Promise.all([loss.data(), t1.data(), t5.data()]);
+        lossSum += l[0]! * batch.labels.length;
+        c1 += a[0]!;
+        c5 += b[0]!;
+        n += batch.labels.length;
+        for (const t of [x, y, logits, loss, gradLogits, t1, t5]) t.dispose();
+      }
+    } finally {
+      this.model.train();
+    }
+    return { top1: c1 / n, top5: c5 / n, loss: lossSum / n };
+  }
+
+  async close(): Promise<void> {
+    await this.trainLoader.close();
+    await this.valLoader?.close();
+  }
+
+  async #step(batch: Batch): Promise<{ loss: number; correct: number }> {
+    const x = Tensor.from(batch.images, batch.shape, { device: this.device });
+    const y = Tensor.from(batch.labels, [batch.labels.length], { device: this.device, dtype: 'int32' });
+    this.store.zeroGrad();
+    const logits = this.model.forward(x);
+    const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
+    const correct = topkCorrect(logits, y, 1);
+    const gx = this.model.backward(gradLogits, false);
+    this.optimizer.step();
+    const [l, c] = await Promise.all([loss.data(), correct.data()]);
+    for (const t of [x, y, logits, loss, gradLogits, correct]) t.dispose();
+    gx?.dispose();
+    return { loss: l[0]!, correct: c[0]! };
+  }
+
+  #progressBase(perEpoch: number): Omit<TrainProgress, 'type'> {
+    return { step: this.#pos.step, epoch: this.#pos.epoch, batch: this.#pos.batch, batchesPerEpoch: perEpoch, epochs: this.epochs, lr: this.optimizer.lr };
+  }
+}
+
+/** dst[offset : offset + src.numel] = src (then disposes src; the queued copy keeps it alive). */
+function copyInto(dst: Tensor<'float32'>, offset: number, src: Tensor<'float32'>): void {
+  const v = dst.view(offset, src.shape);
+  copy(v, src);
+  v.dispose();
+  src.dispose();
+}
+
+/** Writes a short JSON file (used by the CLI for summaries). */
+export async function writeJson(path: string, value: unknown): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, JSON.stringify(value, null, 2) + '\n');
+}
