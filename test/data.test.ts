@@ -113,7 +113,7 @@ describe('SyntheticDataset', () => {
     const ds = new SyntheticDataset({ size: 40, numClasses: 4, seed: 1 });
     expect(ds.length).toBe(40);
     expect(ds.sampleShape).toEqual([3, 227, 227]);
-    expect(ds.classNames).toEqual(['disc', 'square', 'triangle', 'cross']);
+    expect(ds.classNames).toEqual(['hstripes', 'vstripes', 'disc', 'square']);
     const counts = [0, 0, 0, 0];
     for (let i = 0; i < ds.length; i++) {
       const s = ds.get(i);

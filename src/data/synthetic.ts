@@ -1,17 +1,17 @@
 // A synthetic image classification set that needs convolution to solve: each class is a shape
-// (disc, square, triangle, ...) drawn at a random position, size and rotation, in a random
+// (stripes, disc, square, triangle, ...) drawn at a random position, size and rotation, in a random
 // foreground colour on a random background colour, plus pixel noise. Foreground and background
 // colours are drawn from the same distribution for every class and the shape's area is drawn
 // from the same range, so neither colour nor mean brightness tells the classes apart; only the
 // spatial arrangement of pixels does. Deterministic from (seed, split, index); no files.
 import { checkInt, checkNormalization, dataError, rngFor, type Dataset, type DatasetSpec, type Sample } from './common.js';
 
-export const SYNTHETIC_CLASSES = ['disc', 'square', 'triangle', 'cross', 'ring', 'hstripes', 'vstripes', 'checker'] as const;
+export const SYNTHETIC_CLASSES = ['hstripes', 'vstripes', 'disc', 'square', 'triangle', 'cross', 'ring', 'checker'] as const;
 
 export interface SyntheticOptions {
   /** Number of samples. */
   size: number;
-  /** 2..8 classes, in the order of SYNTHETIC_CLASSES. Default 2 (disc vs square). */
+  /** 2..8 classes, in the order of SYNTHETIC_CLASSES. Default 2 (horizontal vs vertical stripes). */
   numClasses?: number;
   /** Side of the square image. Default 227. */
   imageSize?: number;

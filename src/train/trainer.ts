@@ -150,25 +150,31 @@ export class Trainer {
     return { ...this.#pos };
   }
 
-  /** Writes a checkpoint of everything a resume needs (atomically). */
-  async saveCheckpoint(path: string): Promise<void> {
-    const weights: Record<string, Tensor> = {};
-    const momentum: Record<string, Tensor> = {};
+  /**
+   * Writes a checkpoint of everything a resume needs (atomically). Returns false, writing
+   * nothing, when a weight is NaN or infinite: the previous checkpoint stays the last good one.
+   */
+  async saveCheckpoint(path: string): Promise<boolean> {
+    // One read of each flat buffer; the per-parameter tensors are slices of it.
+    const [params, momentum] = await Promise.all([this.store.params.data(), this.store.momentum.data()]);
+    for (let i = 0; i < params.length; i++) if (!Number.isFinite(params[i]!)) return false;
+    const weights: Record<string, { shape: number[]; data: Float32Array }> = {};
+    const buffers: Record<string, { shape: number[]; data: Float32Array }> = {};
     for (const e of this.store.layout) {
-      weights[e.name] = this.store.params.view(e.offset, e.shape);
-      momentum[e.name] = this.store.momentum.view(e.offset, e.shape);
+      weights[e.name] = { shape: [...e.shape], data: params.subarray(e.offset, e.offset + e.numel) };
+      buffers[e.name] = { shape: [...e.shape], data: momentum.subarray(e.offset, e.offset + e.numel) };
     }
     await mkdir(dirname(path), { recursive: true });
     await saveCheckpoint(path, {
       weights,
-      optimizer: { momentum, config: { ...this.optimizer.state(), schedule: this.#schedule?.state() ?? null } },
+      optimizer: { momentum: buffers, config: { ...this.optimizer.state(), schedule: this.#schedule?.state() ?? null } },
       step: this.#pos.step,
       epoch: this.#pos.epoch,
-      rngState: { dropoutOffsets: dropouts(this.model).map((d) => d.offset), seed: this.options.seed ?? 0 },
+      rngState: { dropout: dropouts(this.model).map((d) => ({ seed: d.seed, offset: d.offset })), seed: this.options.seed ?? 0 },
       dataOrder: { seed: this.options.seed ?? 0, epoch: this.#pos.epoch, batch: this.#pos.batch },
       config: this.options.config,
     });
-    for (const t of [...Object.values(weights), ...Object.values(momentum)]) t.dispose();
+    return true;
   }
 
   /** Restores a checkpoint written by saveCheckpoint (same model configuration). */
@@ -184,9 +190,14 @@ export class Trainer {
     const cfg = (ck.optimizer?.config ?? {}) as { step?: number; lr?: number; schedule?: unknown };
     if (typeof cfg.step === 'number' && typeof cfg.lr === 'number') this.optimizer.loadState({ step: cfg.step, lr: cfg.lr });
     if (this.#schedule && cfg.schedule) (this.#schedule as { loadState(s: unknown): void }).loadState(cfg.schedule);
-    const rng = ck.rngState as { dropoutOffsets?: number[] } | undefined;
+    const rng = ck.rngState as { dropout?: { seed: number; offset: number }[] } | undefined;
     const ds = dropouts(this.model);
-    if (rng?.dropoutOffsets && rng.dropoutOffsets.length === ds.length) ds.forEach((d, i) => (d.offset = rng.dropoutOffsets![i]!));
+    if (rng?.dropout && rng.dropout.length === ds.length) {
+      ds.forEach((d, i) => {
+        d.seed = rng.dropout![i]!.seed;
+        d.offset = rng.dropout![i]!.offset;
+      });
+    }
     const order = ck.dataOrder as { epoch?: number; batch?: number } | undefined;
     this.#pos = { step: ck.step, epoch: order?.epoch ?? ck.epoch, batch: order?.batch ?? 0 };
   }
@@ -211,16 +222,23 @@ export class Trainer {
     let windowSteps = 0;
     let lastTop1 = 0;
     let val = { top1: NaN, top5: NaN, loss: NaN };
-    let stopped: TrainSummary['stopped'] = 'completed';
+    let stopped = 'completed' as TrainSummary['stopped'];
     let message: string | undefined;
     let savedCheckpoint: string | null = null;
     this.model.train();
 
-    const save = async (): Promise<void> => {
-      if (!o.checkpoint) return;
-      await this.saveCheckpoint(o.checkpoint);
+    // false when the weights are no longer finite (nothing written: the last good one stays)
+    const save = async (): Promise<boolean> => {
+      if (!o.checkpoint) return true;
+      if (!(await this.saveCheckpoint(o.checkpoint))) return false;
       savedCheckpoint = o.checkpoint;
       o.onProgress?.({ type: 'checkpoint', ...this.#progressBase(perEpoch), checkpoint: o.checkpoint });
+      return true;
+    };
+    const nanStop = (what: string): void => {
+      stopped = 'nan';
+      message = `training stopped: ${what} at step ${this.#pos.step} (epoch ${this.#pos.epoch + 1}); ` +
+        (savedCheckpoint ? `the last good checkpoint is ${savedCheckpoint}` : 'no checkpoint was written') + '. Lower the learning rate.';
     };
 
     outer: while (this.#pos.epoch < this.epochs) {
@@ -228,9 +246,8 @@ export class Trainer {
       for await (const batch of this.trainLoader.batches({ epoch, startBatch: this.#pos.batch })) {
         const { loss, correct } = await this.#step(batch);
         if (!Number.isFinite(loss)) {
-          stopped = 'nan';
-          message = `training stopped: the loss became ${loss} at step ${this.#pos.step + 1} (epoch ${epoch + 1}, batch ${batch.batchIndex + 1}); ` +
-            (savedCheckpoint ? `the last good checkpoint is ${savedCheckpoint}` : 'no checkpoint was written') + '. Lower the learning rate.';
+          this.#pos = { step: this.#pos.step + 1, epoch, batch: batch.batchIndex + 1 };
+          nanStop(`the loss became ${loss}`);
           await log({ type: 'error', step: this.#pos.step, epoch, message });
           break outer;
         }
@@ -248,7 +265,11 @@ export class Trainer {
           await log({ type: 'train', step: this.#pos.step, epoch, trainLoss: windowLoss / windowSteps, trainTop1: windowCorrect / windowCount, lr: this.optimizer.lr, imagesPerSecond: ips });
           windowLoss = windowCorrect = windowCount = windowSteps = 0;
         }
-        if (checkpointEvery > 0 && this.#pos.step % checkpointEvery === 0) await save();
+        if (checkpointEvery > 0 && this.#pos.step % checkpointEvery === 0 && !(await save())) {
+          nanStop('the weights became NaN or infinite');
+          await log({ type: 'error', step: this.#pos.step, epoch, message });
+          break outer;
+        }
         if (o.signal?.aborted) {
           stopped = 'interrupted';
           message = `interrupted at step ${this.#pos.step}`;
@@ -264,7 +285,7 @@ export class Trainer {
       await log({ type: 'val', step: this.#pos.step, epoch: epoch + 1, valLoss: val.loss, valTop1: val.top1, valTop5: val.top5, trainLoss: lastLoss, lr: this.optimizer.lr });
       o.onProgress?.({ type: 'epoch', ...this.#progressBase(perEpoch), valTop1: val.top1, valTop5: val.top5, valLoss: val.loss });
     }
-    if (stopped !== 'nan') await save();
+    if (stopped !== 'nan' && !(await save())) nanStop('the weights became NaN or infinite');
     if (stopped !== 'completed') o.onProgress?.({ type: 'stopped', ...this.#progressBase(perEpoch), message: message ?? stopped });
     if (Number.isNaN(val.top1) && stopped !== 'nan') val = await this.evaluate();
     const seconds = (performance.now() - t0) / 1000;
