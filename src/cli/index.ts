@@ -83,7 +83,7 @@ program
   .option('--val-data <folder>', 'validation images, same class folders')
   .option('--config <name>', 'seed | paper2012 | torchvision', oneOf('config', ['seed', 'paper2012', 'torchvision'] as const), 'seed')
   .option('--classes <n>', 'number of classes (synthetic: 2 to 8)', positiveInt('classes'))
-  .option('--init <name>', 'paper | pytorch', oneOf('init', ['paper', 'pytorch'] as const), 'pytorch')
+  .option('--init <name>', 'kaiming | paper | pytorch (initial weights)', oneOf('init', ['kaiming', 'paper', 'pytorch'] as const), 'pytorch')
   .option('--device <name>', 'cpu or cuda:N', 'cpu')
   .option('-b, --batch-size <n>', 'batch size', positiveInt('batch size'), 32)
   .option('-e, --epochs <n>', 'epochs', positiveInt('epochs'), 4)

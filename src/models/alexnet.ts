@@ -58,7 +58,7 @@ import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm,
 import { Tensor, type Device } from '../tensor.js';
 
 export type AlexNetConfig = 'seed' | 'paper2012' | 'torchvision';
-export type AlexNetInit = 'paper' | 'pytorch';
+export type AlexNetInit = 'paper' | 'pytorch' | 'kaiming';
 
 export interface AlexNetOptions {
   /** which network (default 'seed') */
@@ -92,7 +92,7 @@ export class AlexNet extends Sequential {
       throw alexnetError('ERR_ARGUMENT', `alexnet: config must be 'seed', 'paper2012' or 'torchvision', got ${String(config)}`);
     }
     const init = options.init ?? 'paper';
-    if (init !== 'paper' && init !== 'pytorch') throw alexnetError('ERR_ARGUMENT', `alexnet: init must be 'paper' or 'pytorch', got ${String(init)}`);
+    if (init !== 'paper' && init !== 'pytorch' && init !== 'kaiming') throw alexnetError('ERR_ARGUMENT', `alexnet: init must be 'paper', 'pytorch' or 'kaiming', got ${String(init)}`);
     const seed = options.seed ?? 0;
     if (!Number.isSafeInteger(seed) || seed < 0 || seed >= 2 ** 46) throw alexnetError('ERR_ARGUMENT', `alexnet: seed must be an integer in [0, 2^46), got ${String(seed)}`);
     const numClasses = options.numClasses ?? (config === 'seed' ? 2 : 1000);
@@ -148,6 +148,19 @@ export class AlexNet extends Sequential {
     this.addModule('flatten', new Flatten());
     this.classifier = this.addModule('classifier', classifier);
 
+    if (init === 'kaiming') {
+      // He et al. 2015 (PyTorch's kaiming_normal_, fan_in, ReLU gain): N(0, 2 / fan_in), biases 0.
+      // Keeps the activations' scale through the eight layers, so training leaves the initial
+      // plateau at once (the paper's N(0, 0.01) and PyTorch's default shrink it layer by layer).
+      const weighted = [...features.children(), ...classifier.children()].filter((m): m is Conv2d | Linear => m instanceof Conv2d || m instanceof Linear);
+      for (const m of weighted) {
+        const w = m.weight;
+        const fanIn = w.numel / w.shape[0]!;
+        const t = Tensor.from(fillNormal(new Float32Array(w.numel), rng, 0, Math.sqrt(2 / fanIn)), w.shape, { device: w.data.device });
+        w.data.dispose();
+        w.data = t;
+      }
+    }
     if (init === 'paper') {
       // conv1..conv5 then fc1..fc3; bias 1 for conv2, conv4, conv5, fc1, fc2.
       const weighted = [...features.children(), ...classifier.children()].filter((m): m is Conv2d | Linear => m instanceof Conv2d || m instanceof Linear);
