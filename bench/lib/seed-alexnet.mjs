@@ -13,8 +13,8 @@ export const CONVS = [
   { name: 'features.10', w: [256, 384, 3, 3], stride: 1, padding: 1, pool: true },
 ];
 export const fcs = (classes) => [
-  { name: 'classifier.1', w: [4096, 9216], dropout: true },
-  { name: 'classifier.4', w: [4096, 4096], dropout: true },
+  { name: 'classifier.0', w: [4096, 9216], dropout: true },
+  { name: 'classifier.3', w: [4096, 4096], dropout: true },
   { name: 'classifier.6', w: [classes, 4096], dropout: false },
 ];
 
@@ -109,7 +109,7 @@ export function trainStep(lib, net, x, labels, { lr = 0.01, step = 0 } = {}) {
         g = reluBackward(g, s.relu);
       }
       g = linearBackward(g, s.input, l.weight, { gradWeight: l.gradWeight, gradBias: l.gradBias }).gradInput;
-      if (l.name === 'classifier.1') g = g.reshape([x.shape[0], 256, 6, 6]);
+      if (l.name === 'classifier.0') g = g.reshape([x.shape[0], 256, 6, 6]);
     } else {
       if (l.pool) g = maxPool2dBackward(g, s.z, s.out, POOL);
       g = reluBackward(g, s.z);

@@ -31,14 +31,8 @@ Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
   const char* op = "softmaxCrossEntropy";
   const Tensor z = tensor_arg(info, 0, op, "logits");
   const Tensor labels = tensor_arg(info, 1, op, "labels");
-  check_same_device(op, {{"logits", &z}, {"labels", &labels}});
-  check_dtype(op, "logits", z, DType::Float32);
-  check_dtype(op, "labels", labels, DType::Int32);
-  check_rank(op, "logits", z, 2);
-  check_rank(op, "labels", labels, 1);
+  check_logits_labels(op, z, labels);
   const int64_t B = z.size(0), C = z.size(1);
-  if (labels.size(0) != B)
-    fail(code::kShape, op, ": logits has ", B, " rows but labels has ", labels.size(0), " entries");
   if (B == 0) fail(code::kShape, op, ": the batch is empty (logits ", z.shape().str(), ")");
   if (C == 0) fail(code::kShape, op, ": logits has no classes (shape ", z.shape().str(), ")");
   Tensor loss = Tensor::empty(Shape{}, DType::Float32, z.device());

@@ -16,14 +16,8 @@ Napi::Value TopkCorrect(const Napi::CallbackInfo& info) {
   const Tensor z = tensor_arg(info, 0, op, "logits");
   const Tensor labels = tensor_arg(info, 1, op, "labels");
   const double kd = number_arg(info, 2, op, "k");
-  check_same_device(op, {{"logits", &z}, {"labels", &labels}});
-  check_dtype(op, "logits", z, DType::Float32);
-  check_dtype(op, "labels", labels, DType::Int32);
-  check_rank(op, "logits", z, 2);
-  check_rank(op, "labels", labels, 1);
+  check_logits_labels(op, z, labels);
   const int64_t B = z.size(0), C = z.size(1);
-  if (labels.size(0) != B)
-    fail(code::kShape, op, ": logits has ", B, " rows but labels has ", labels.size(0), " entries");
   if (kd != std::floor(kd) || kd < 1 || kd > static_cast<double>(C))
     fail(code::kArgument, op, ": k must be an integer in [1, ", C, "] but got ", kd);
   const int64_t k = static_cast<int64_t>(kd);

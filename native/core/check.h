@@ -49,6 +49,17 @@ inline bool overlaps(const Tensor& a, const Tensor& b) {
   return a.offset() < b.offset() + b.numel() && b.offset() < a.offset() + a.numel();
 }
 
+// logits [B, C] float32 and labels [B] int32 on one device (classification losses and metrics).
+inline void check_logits_labels(const char* op, const Tensor& logits, const Tensor& labels) {
+  check_same_device(op, {{"logits", &logits}, {"labels", &labels}});
+  check_dtype(op, "logits", logits, DType::Float32);
+  check_dtype(op, "labels", labels, DType::Int32);
+  check_rank(op, "logits", logits, 2);
+  check_rank(op, "labels", labels, 1);
+  if (labels.size(0) != logits.size(0))
+    fail(code::kShape, op, ": logits has ", logits.size(0), " rows but labels has ", labels.size(0), " entries");
+}
+
 inline void check_finite(const char* op, const char* name, double v) {
   if (!(v == v) || v == 1.0 / 0.0 || v == -1.0 / 0.0)
     fail(code::kArgument, op, ": ", name, " must be a finite number but got ", v);

@@ -9,15 +9,18 @@ namespace alexnet::cuda {
 
 namespace {
 
-__device__ float block_reduce_max(float v, float* shared /*[32]*/) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
+// Block-wide reduction with `op` (max or sum) through warp shuffles and one shared slot per
+// warp; every thread gets the result.
+template <typename Op>
+__device__ float block_reduce(float v, float identity, Op op, float* shared /*[32]*/) {
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffff, v, o));
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   if (lane == 0) shared[warp] = v;
   __syncthreads();
   const int warps = (blockDim.x + 31) >> 5;
-  v = threadIdx.x < warps ? shared[threadIdx.x] : -CUDART_INF_F;
+  v = threadIdx.x < warps ? shared[threadIdx.x] : identity;
   if (warp == 0)
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffff, v, o));
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffff, v, o));
   if (threadIdx.x == 0) shared[0] = v;
   __syncthreads();
   v = shared[0];
@@ -25,21 +28,15 @@ __device__ float block_reduce_max(float v, float* shared /*[32]*/) {
   return v;
 }
 
-__device__ float block_reduce_sum(float v, float* shared /*[32]*/) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  const int warps = (blockDim.x + 31) >> 5;
-  v = threadIdx.x < warps ? shared[threadIdx.x] : 0.f;
-  if (warp == 0)
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
-  if (threadIdx.x == 0) shared[0] = v;
-  __syncthreads();
-  v = shared[0];
-  __syncthreads();
-  return v;
-}
+struct MaxOp {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct SumOp {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
+
+__device__ float block_reduce_max(float v, float* shared) { return block_reduce(v, -CUDART_INF_F, MaxOp{}, shared); }
+__device__ float block_reduce_sum(float v, float* shared) { return block_reduce(v, 0.f, SumOp{}, shared); }
 
 __global__ void softmax_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t C) {
   __shared__ float shared[32];
