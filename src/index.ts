@@ -10,4 +10,4 @@ export * from './models/alexnet.js';
 export * from './data/index.js';
 export * from './io/index.js';
 export * from './viz/index.js';
-export { Trainer, type TrainerOptions, type TrainSummary, type TrainProgress, type ScheduleSpec } from './train/trainer.js';
+export { Trainer, evaluate, type EvalResult, type TrainerOptions, type TrainSummary, type TrainProgress, type ScheduleSpec } from './train/trainer.js';

@@ -11,7 +11,7 @@ import { loadCheckpoint } from '../io/checkpoint.js';
 import { alexnet, ALEXNET_INPUT_SIZE, type AlexNetConfig, type AlexNetInit } from '../models/alexnet.js';
 import { softmax } from '../ops/loss.js';
 import { Tensor } from '../tensor.js';
-import { Trainer, type ScheduleSpec, type TrainProgress, type TrainSummary } from '../train/trainer.js';
+import { evaluate, Trainer, type ScheduleSpec, type TrainProgress, type TrainSummary } from '../train/trainer.js';
 import { plotMetrics } from '../viz/plot.js';
 import { renderFilters } from '../viz/filters.js';
 import type { SgdConvention } from '../native.js';
@@ -216,13 +216,11 @@ export async function evalCommand(checkpoint: string, o: { data?: string; device
   const evalCfg: RunConfig = o.data ? { ...cfg, data: { kind: 'folder', root: resolvePath(o.data), valRoot: resolvePath(o.data) } } : cfg;
   const { val } = await datasets(evalCfg, true);
   if (!val) throw alexnetError('ERR_ARGUMENT', 'eval: no validation data (pass --data <folder>)');
-  const trainer = new Trainer({ model, config: {}, train: val, val, device: o.device, batchSize: o.batchSize, optimizer: { lr: 0 }, workers: 0 });
   try {
-    const r = await trainer.evaluate();
+    const r = await evaluate(model, val, { device: o.device, batchSize: o.batchSize });
     const out = { checkpoint, samples: val.length, valTop1: r.top1, valTop5: r.top5, valLoss: r.loss };
     console.log(o.json ? JSON.stringify(out) : `${checkpoint}: ${val.length} images, top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%, loss ${r.loss.toFixed(4)}`);
   } finally {
-    await trainer.close();
     model.dispose();
   }
 }

@@ -221,7 +221,7 @@ export class Trainer {
     let windowCount = 0;
     let windowSteps = 0;
     let lastTop1 = 0;
-    let val = { top1: NaN, top5: NaN, loss: NaN };
+    let val: EvalResult = { top1: NaN, top5: NaN, loss: NaN, samples: 0 };
     let stopped = 'completed' as TrainSummary['stopped'];
     let message: string | undefined;
     let savedCheckpoint: string | null = null;
@@ -307,33 +307,9 @@ export class Trainer {
   }
 
   /** Top-1 / top-5 accuracy and mean loss on the validation set (eval mode: no dropout). */
-  async evaluate(): Promise<{ top1: number; top5: number; loss: number }> {
-    if (!this.valLoader) return { top1: NaN, top5: NaN, loss: NaN };
-    this.model.eval();
-    let n = 0;
-    let c1 = 0;
-    let c5 = 0;
-    let lossSum = 0;
-    try {
-      for await (const batch of this.valLoader.batches({ epoch: 0 })) {
-        const x = Tensor.from(batch.images, batch.shape, { device: this.device });
-        const y = Tensor.from(batch.labels, [batch.labels.length], { device: this.device, dtype: 'int32' });
-        const logits = this.model.forward(x);
-        const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
-        const k = Math.min(TOPK, logits.shape[1]!);
-        const t1 = topkCorrect(logits, y, 1);
-        const t5 = topkCorrect(logits, y, k);
-        const [l, a, b] = await Promise.all([loss.data(), t1.data(), t5.data()]);
-        lossSum += l[0]! * batch.labels.length;
-        c1 += a[0]!;
-        c5 += b[0]!;
-        n += batch.labels.length;
-        for (const t of [x, y, logits, loss, gradLogits, t1, t5]) t.dispose();
-      }
-    } finally {
-      this.model.train();
-    }
-    return { top1: c1 / n, top5: c5 / n, loss: lossSum / n };
+  async evaluate(): Promise<EvalResult> {
+    if (!this.valLoader) return { top1: NaN, top5: NaN, loss: NaN, samples: 0 };
+    return evaluateLoader(this.model, this.valLoader, this.device);
   }
 
   async close(): Promise<void> {
@@ -358,6 +334,55 @@ export class Trainer {
 
   #progressBase(perEpoch: number): Omit<TrainProgress, 'type'> {
     return { step: this.#pos.step, epoch: this.#pos.epoch, batch: this.#pos.batch, batchesPerEpoch: perEpoch, epochs: this.epochs, lr: this.optimizer.lr };
+  }
+}
+
+export interface EvalResult {
+  top1: number;
+  top5: number;
+  loss: number;
+  samples: number;
+}
+
+async function evaluateLoader(model: Module, loader: DataLoader, device: string): Promise<EvalResult> {
+  const wasTraining = model.training;
+  model.eval();
+  let n = 0;
+  let c1 = 0;
+  let c5 = 0;
+  let lossSum = 0;
+  try {
+    for await (const batch of loader.batches({ epoch: 0 })) {
+      const x = Tensor.from(batch.images, batch.shape, { device });
+      const y = Tensor.from(batch.labels, [batch.labels.length], { device, dtype: 'int32' });
+      const logits = model.forward(x);
+      const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
+      const t1 = topkCorrect(logits, y, 1);
+      const t5 = topkCorrect(logits, y, Math.min(TOPK, logits.shape[1]!));
+      const [l, a, b] = await Promise.all([loss.data(), t1.data(), t5.data()]);
+      lossSum += l[0]! * batch.labels.length;
+      c1 += a[0]!;
+      c5 += b[0]!;
+      n += batch.labels.length;
+      for (const t of [x, y, logits, loss, gradLogits, t1, t5]) t.dispose();
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  return { top1: c1 / n, top5: c5 / n, loss: lossSum / n, samples: n };
+}
+
+/** Top-1 / top-5 accuracy and mean cross-entropy of `model` on `dataset` (eval mode). */
+export async function evaluate(
+  model: Module,
+  dataset: Dataset,
+  { device = 'cpu', batchSize = 32, workers }: { device?: string; batchSize?: number; workers?: number } = {},
+): Promise<EvalResult> {
+  const loader = new DataLoader(dataset, { batchSize, shuffle: false, dropLast: false, ...(workers !== undefined ? { workers } : {}) });
+  try {
+    return await evaluateLoader(model, loader, device);
+  } finally {
+    await loader.close();
   }
 }
 
