@@ -158,6 +158,20 @@ describe('Trainer', () => {
     for (const w of Object.values(ck.weights)) expect(Array.from(w.data as Float32Array).every(Number.isFinite)).toBe(true);
   }, 60_000);
 
+  it('warms the learning rate up linearly over the first steps, then follows the schedule', async () => {
+    const t = new Trainer({ model: smallNet(), config: {}, train: data(96, 'train'), batchSize: 16, epochs: 1, optimizer: { lr: 0.04 }, workers: 0, warmupSteps: 4 });
+    const seen: number[] = [];
+    const step = t.optimizer.step.bind(t.optimizer);
+    t.optimizer.step = () => {
+      seen.push(t.optimizer.lr);
+      step();
+    };
+    await t.run();
+    await t.close();
+    expect(seen.map((v) => +v.toFixed(6))).toEqual([0.01, 0.02, 0.03, 0.04, 0.04, 0.04]);
+    expect(t.optimizer.lr).toBe(0.04);
+  }, 60_000);
+
   it('trains from an image folder of real JPEG and PNG files (decoded off the main thread)', async () => {
     const dir = await tempDir();
     const colours = { red: [220, 40, 40], blue: [40, 40, 220] } as const;

@@ -47,6 +47,7 @@ export interface TrainCliOptions {
   seed: number;
   workers?: number;
   maxSteps?: number;
+  warmup: number;
   json: boolean;
 }
 
@@ -169,6 +170,7 @@ export async function trainCommand(o: TrainCliOptions): Promise<TrainSummary> {
     metrics: o.metrics,
     resume: o.resume ?? null,
     ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
+    warmupSteps: o.warmup,
     onProgress: reporter.onProgress,
     signal: controller.signal,
   });

@@ -88,6 +88,8 @@ export interface TrainerOptions {
   logEvery?: number;
   /** continue from this checkpoint */
   resume?: string | null;
+  /** linear learning-rate warm-up over the first this many steps (Goyal et al. 2017); 0 = none */
+  warmupSteps?: number;
   /** stop after this many steps in total (for tests and smoke runs) */
   maxSteps?: number;
   onProgress?: (p: TrainProgress) => void;
@@ -318,6 +320,19 @@ export class Trainer {
   }
 
   async #step(batch: Batch): Promise<{ loss: number; correct: number }> {
+    // Warm-up scales the scheduled learning rate for this step only: outside the step the
+    // optimizer shows the schedule's value, so schedules and checkpoints never see the factor.
+    const warmup = this.options.warmupSteps ?? 0;
+    const scheduled = this.optimizer.lr;
+    if (this.#pos.step < warmup) this.optimizer.lr = (scheduled * (this.#pos.step + 1)) / warmup;
+    try {
+      return await this.#stepAt(batch);
+    } finally {
+      this.optimizer.lr = scheduled;
+    }
+  }
+
+  async #stepAt(batch: Batch): Promise<{ loss: number; correct: number }> {
     const x = Tensor.from(batch.images, batch.shape, { device: this.device });
     const y = Tensor.from(batch.labels, [batch.labels.length], { device: this.device, dtype: 'int32' });
     this.store.zeroGrad();
