@@ -289,7 +289,15 @@ export class Trainer {
     }
     if (stopped !== 'nan' && !(await save())) nanStop('the weights became NaN or infinite');
     if (stopped !== 'completed') o.onProgress?.({ type: 'stopped', ...this.#progressBase(perEpoch), message: message ?? stopped });
-    if (Number.isNaN(val.top1) && stopped !== 'nan') val = await this.evaluate();
+    // Flush what the log has not seen yet: the last steps, and an evaluation when the run ended
+    // before an epoch did (max steps, interruption).
+    if (windowSteps > 0) {
+      await log({ type: 'train', step: this.#pos.step, epoch: this.#pos.epoch, trainLoss: windowLoss / windowSteps, trainTop1: windowCorrect / windowCount, lr: this.optimizer.lr });
+    }
+    if (Number.isNaN(val.top1) && stopped !== 'nan' && this.valLoader) {
+      val = await this.evaluate();
+      await log({ type: 'val', step: this.#pos.step, epoch: this.#pos.epoch, valLoss: val.loss, valTop1: val.top1, valTop5: val.top5, trainLoss: lastLoss, lr: this.optimizer.lr });
+    }
     const seconds = (performance.now() - t0) / 1000;
     return {
       steps: this.#pos.step,
