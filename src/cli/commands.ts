@@ -1,4 +1,4 @@
-// `alexnet train | eval | predict | plot | filters`: the command-line front of src/train,
+// `alexnet train | eval | predict | export | plot | filters`: the command-line front of src/train,
 // src/io and src/viz.
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
@@ -8,6 +8,7 @@ import { ImageFolder, resolveTransform } from '../data/folder.js';
 import { SyntheticDataset, SYNTHETIC_CLASSES } from '../data/synthetic.js';
 import { alexnetError } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
+import { exportOnnx } from '../io/onnx.js';
 import { alexnet, ALEXNET_INPUT_SIZE, type AlexNetConfig, type AlexNetInit } from '../models/alexnet.js';
 import { softmax } from '../ops/loss.js';
 import { Tensor } from '../tensor.js';
@@ -252,6 +253,25 @@ export async function predictCommand(checkpoint: string, images: string[], o: { 
       const ranked = Array.from(p, (v, c) => ({ class: cfg.classNames[c] ?? String(c), probability: v })).sort((a, b) => b.probability - a.probability).slice(0, k);
       if (o.json) console.log(JSON.stringify({ file: images[i], top: ranked }));
       else console.log(`${images[i]}: ${ranked.map((r) => `${r.class} ${(100 * r.probability).toFixed(1)}%`).join(', ')}`);
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Writes a checkpoint's model as an ONNX file (inference graph, see src/io/onnx.ts). */
+export async function exportCommand(checkpoint: string, o: { out: string; opset: number; batch: 'dynamic' | number; softmax: boolean; json: boolean }): Promise<void> {
+  const { model, cfg } = await modelFromCheckpoint(checkpoint, 'cpu');
+  try {
+    const info = await exportOnnx(model, o.out, { opset: o.opset, batch: o.batch, softmax: o.softmax });
+    const out = { checkpoint, out: o.out, config: cfg.model.config, inputSize: cfg.inputSize, classes: cfg.model.numClasses, classNames: cfg.classNames, ...info, nodes: info.nodes.length };
+    if (o.json) console.log(JSON.stringify(out));
+    else {
+      console.log(
+        `wrote ${o.out}: AlexNet(${cfg.model.config}), opset ${info.opset} (IR ${info.irVersion}), ${info.nodes.length} nodes, ` +
+          `${(info.parameters / 1e6).toFixed(1)}M parameters, ${(info.bytes / 2 ** 20).toFixed(1)} MiB; ` +
+          `input 'input' [${o.batch === 'dynamic' ? 'N' : o.batch}, 3, ${cfg.inputSize}, ${cfg.inputSize}], output 'logits'${o.softmax ? " and 'probabilities'" : ''}`,
+      );
     }
   } finally {
     model.dispose();

@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { backendInfo, packageVersion, setNumThreads } from '../info.js';
 import { seedForward } from './forward.js';
-import { evalCommand, filtersCommand, plotCommand, predictCommand, samplesCommand, trainCommand } from './commands.js';
+import { evalCommand, exportCommand, filtersCommand, plotCommand, predictCommand, samplesCommand, trainCommand } from './commands.js';
 
 function num(name: string, min = 0) {
   return (value: string): number => {
@@ -123,6 +123,17 @@ program
   .option('--device <name>', 'cpu or cuda:N', 'cpu')
   .option('--json', 'one JSON object per image')
   .action(async (checkpoint: string, images: string[], opts) => predictCommand(checkpoint, images, { ...opts, json: Boolean(opts.json) }));
+
+program
+  .command('export <checkpoint>')
+  .description('write the model of a checkpoint as an ONNX file (standard operators; input \'input\' [N, 3, S, S], output \'logits\')')
+  .requiredOption('-o, --out <file>', 'output .onnx file')
+  .option('--opset <n>', 'ONNX operator set, 11 to 21', positiveInt('opset'), 13)
+  .option('--batch <n>', "'dynamic' or a fixed batch size", (v: string) => (v === 'dynamic' ? ('dynamic' as const) : positiveInt('batch')(v)), 'dynamic' as 'dynamic' | number)
+  .option('--softmax', "also output 'probabilities' (softmax of the logits)")
+  .option('--json', 'print one JSON object')
+  .action(async (checkpoint: string, opts: { out: string; opset: number; batch: 'dynamic' | number; softmax?: boolean; json?: boolean }) =>
+    exportCommand(checkpoint, { ...opts, softmax: Boolean(opts.softmax), json: Boolean(opts.json) }));
 
 program
   .command('plot <metrics>')

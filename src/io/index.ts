@@ -27,3 +27,4 @@ export {
   type TensorSource,
 } from './checkpoint.js';
 export { ERR_CHECKPOINT, checkpointError } from './errors.js';
+export { encodeOnnx, exportOnnx, onnxIrVersion, type OnnxExportInfo, type OnnxExportOptions } from './onnx.js';
