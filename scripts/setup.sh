@@ -23,5 +23,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f build/Release/alexnet.node ] || [ ! -f dist/index.js ]; then
-  npm ci --no-audit --no-fund
+  # onnxruntime-node (a dev dependency: the ONNX cross-check) ships its CPU binary; skip its download step
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 fi
