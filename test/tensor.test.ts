@@ -74,6 +74,23 @@ describe('Tensor', () => {
     expect(Tensor.from([3], [1]).dataSync()[0]).toBe(3);
   });
 
+  it('an allocation that cannot be satisfied is a typed out-of-memory error, and the process goes on', () => {
+    // 2^40 floats (4 TiB): refused before asking the allocator
+    expectCode(() => Tensor.empty([1 << 20, 1 << 20]), 'ERR_OUT_OF_MEMORY', /could not allocate 4398046511104 bytes|too large/);
+    expectCode(() => Tensor.empty([1 << 21, 1 << 20]), 'ERR_OUT_OF_MEMORY', /too large/);
+    // 64 GiB: more than this machine has; the allocator fails and says how much was asked
+    let caught: unknown;
+    try {
+      const t = Tensor.empty([16, 1024, 1024, 1024]);
+      // overcommit may hand out the address space: touching it is not needed to pass
+      t.dispose();
+    } catch (e) {
+      caught = e;
+    }
+    if (caught) expect((caught as { code?: string }).code).toBe('ERR_OUT_OF_MEMORY');
+    expect(Array.from(Tensor.from([1, 2], [2]).dataSync())).toEqual([1, 2]);
+  });
+
   it('reports native memory to V8 and releases it on dispose', () => {
     const bytes = 64 * 1024 * 1024;
     const reported = (): number => loadNative().externalMemory();
