@@ -149,6 +149,23 @@ program
   .action(async (checkpoint: string, opts: { out: string; scale: number }) => filtersCommand(checkpoint, opts.out, opts));
 
 program
+  .command('bench')
+  .description('inference and training images/s of the seed AlexNet per batch size, a per-layer table, peak memory, and onnxruntime-node beside it')
+  .option('--device <name>', 'cpu or cuda:N', 'cpu')
+  .option('--batch <list>', 'batch sizes, comma separated (cpu: 1,16; cuda: 1,16,64,128)')
+  .option('--reps <n>', 'timed repetitions (best is kept)', positiveInt('reps'), 3)
+  .option('--no-peer', 'skip onnxruntime-node')
+  .option('--save', 'write bench/results/bench-<device>-<date>.{json,md}')
+  .option('--json', 'one JSON object per batch size: {device, batch, trainImagesPerSecond, inferImagesPerSecond, layers, ...}')
+  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean }) => {
+    // OpenBLAS picks its kernels when the addon loads: forget a forced core type, as users' machines do.
+    delete process.env.OPENBLAS_CORETYPE;
+    delete process.env.OPENBLAS_L2_SIZE;
+    const { benchCommand } = await import('./bench.js');
+    await benchCommand({ ...opts, json: Boolean(opts.json), save: Boolean(opts.save) });
+  });
+
+program
   .command('samples <folder>')
   .description('write synthetic-dataset images as PNG files, one sub-folder per class (to try predict, or as an image folder)')
   .option('-n, --count <n>', 'images', positiveInt('count'), 8)

@@ -1,0 +1,205 @@
+// `alexnet bench`: end-to-end inference and training images/s of the seed AlexNet at several
+// batch sizes, a per-layer forward/backward table, peak memory, and onnxruntime-node's CPU
+// inference of the same network (exported to ONNX) in the same run as the peer.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { exportOnnx } from '../io/onnx.js';
+import { alexnet } from '../models/alexnet.js';
+import type { Module } from '../nn/module.js';
+import { ParameterStore } from '../nn/store.js';
+import { loadNative } from '../native.js';
+import { softmaxCrossEntropy } from '../ops/loss.js';
+import { SGD } from '../optim/sgd.js';
+import { synchronize, Tensor } from '../tensor.js';
+import { backendInfo } from '../info.js';
+
+export interface LayerTiming {
+  name: string;
+  type: string;
+  outputShape: number[];
+  forwardMs: number;
+  backwardMs: number;
+}
+
+export interface BenchResult {
+  device: string;
+  batch: number;
+  inferImagesPerSecond: number;
+  trainImagesPerSecond: number;
+  layers: LayerTiming[];
+  peakRssBytes: number;
+  peakNativeBytes: number;
+  peer?: { name: string; inferImagesPerSecond: number; ratio: number } | { name: string; error: string };
+}
+
+async function best(reps: number, fn: () => Promise<void>): Promise<number> {
+  await fn(); // warm-up: page faults, algorithm searches, thread start
+  let ms = Infinity;
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    ms = Math.min(ms, performance.now() - t0);
+  }
+  return ms;
+}
+
+/** The leaves of a module tree in forward order, with dotted names. */
+function leaves(m: Module, prefix = ''): [string, Module][] {
+  const kids = m.namedChildren();
+  if (kids.length === 0) return [[prefix, m]];
+  return kids.flatMap(([n, c]) => leaves(c, prefix ? `${prefix}.${n}` : n));
+}
+
+export async function benchmark(options: { device: string; batches: number[]; reps: number; peer: boolean }): Promise<BenchResult[]> {
+  const native = loadNative();
+  const results: BenchResult[] = [];
+  let peakRss = 0;
+  let peakNative = 0;
+  const sample = (): void => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    peakNative = Math.max(peakNative, native.externalMemory());
+  };
+  const timer = setInterval(sample, 20);
+  type Ort = typeof import('onnxruntime-node');
+  let ort: Ort | null = null;
+  let onnxPath: string | null = null;
+  let peerError = '';
+  try {
+    for (const B of options.batches) {
+      const model = alexnet({ config: 'seed', init: 'kaiming', seed: 1, device: options.device });
+      const store = ParameterStore.create(model, { device: options.device });
+      const sgd = new SGD(store, { lr: 1e-4 });
+      const host = new Float32Array(B * 3 * 227 * 227).map(() => Math.random() - 0.5);
+      const x = Tensor.from(host, [B, 3, 227, 227], { device: options.device });
+      const y = Tensor.from(Int32Array.from({ length: B }, (_, i) => i % 2), [B], { device: options.device, dtype: 'int32' });
+
+      model.eval();
+      const inferMs = await best(options.reps, async () => {
+        const out = model.forward(x);
+        await synchronize(options.device);
+        out.dispose();
+      });
+      model.train();
+      const trainMs = await best(options.reps, async () => {
+        store.zeroGrad();
+        const logits = model.forward(x);
+        const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
+        model.backward(gradLogits, false)?.dispose();
+        sgd.step();
+        await loss.data();
+        for (const t of [logits, loss, gradLogits]) t.dispose();
+      });
+
+      // per layer: each leaf's forward and backward on its real input
+      const layers: LayerTiming[] = [];
+      let h = x;
+      const chain: { name: string; m: Module; input: Tensor<'float32'>; output: Tensor<'float32'> }[] = [];
+      for (const [name, m] of leaves(model)) {
+        const out = m.forward(h);
+        chain.push({ name, m, input: h, output: out });
+        h = out;
+      }
+      await synchronize(options.device);
+      for (const c of chain) {
+        const forwardMs = await best(options.reps, async () => {
+          const o = c.m.forward(c.input);
+          await synchronize(options.device);
+          if (o !== c.input) o.dispose();
+        });
+        const g = Tensor.full(c.output.shape, 1e-3, { device: options.device });
+        const needInput = c !== chain[0];
+        c.m.forward(c.input); // re-prime the layer's cache for backward
+        // a layer's backward needs the cache of its forward: time both, subtract the forward
+        const bothMs = await best(options.reps, async () => {
+          c.m.forward(c.input);
+          const gx = c.m.backward(g, needInput);
+          await synchronize(options.device);
+          if (gx && gx !== g) gx.dispose();
+        });
+        const backwardMs = Math.max(0, bothMs - forwardMs);
+        g.dispose();
+        layers.push({ name: c.name, type: c.m.constructor.name, outputShape: [...c.output.shape], forwardMs, backwardMs });
+      }
+      sample();
+
+      const r: BenchResult = {
+        device: options.device,
+        batch: B,
+        inferImagesPerSecond: (B * 1000) / inferMs,
+        trainImagesPerSecond: (B * 1000) / trainMs,
+        layers,
+        peakRssBytes: peakRss,
+        peakNativeBytes: peakNative,
+      };
+
+      if (options.peer && options.device === 'cpu') {
+        try {
+          if (!ort) {
+            ort = (await import('onnxruntime-node')) as Ort;
+            onnxPath = join(os.tmpdir(), `alexnet-bench-${process.pid}.onnx`);
+            model.eval();
+            await exportOnnx(model as never, onnxPath, { batch: 'dynamic' });
+          }
+          const session = await ort.InferenceSession.create(onnxPath!, { intraOpNumThreads: os.cpus().length });
+          const feeds = { input: new ort.Tensor('float32', host, [B, 3, 227, 227]) };
+          const peerMs = await best(options.reps, async () => {
+            await session.run(feeds);
+          });
+          const ips = (B * 1000) / peerMs;
+          r.peer = { name: 'onnxruntime-node (CPU)', inferImagesPerSecond: ips, ratio: r.inferImagesPerSecond / ips };
+          await session.release();
+        } catch (e) {
+          peerError = (e as Error).message.split('\n')[0] ?? String(e);
+          r.peer = { name: 'onnxruntime-node (CPU)', error: peerError };
+        }
+      }
+      results.push(r);
+      for (const t of [x, y]) t.dispose();
+      model.dispose();
+      store.dispose();
+    }
+  } finally {
+    clearInterval(timer);
+    if (onnxPath) await rm(onnxPath, { force: true });
+  }
+  return results;
+}
+
+export function benchMarkdown(results: BenchResult[]): string {
+  const info = backendInfo();
+  const lines = [
+    `# alexnet bench (${results[0]?.device ?? 'cpu'})`,
+    '',
+    `${new Date().toISOString()} · ${os.cpus()[0]?.model ?? 'cpu'} · ${os.cpus().length} cores · ${info.backends.cpu.blas} · node ${process.version}`,
+    '',
+    '| batch | inference images/s | training images/s | peer inference images/s | ours / peer | peak RSS |',
+    '|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of results) {
+    const peer = r.peer && 'ratio' in r.peer ? `${r.peer.inferImagesPerSecond.toFixed(1)} | ${r.peer.ratio.toFixed(2)}x` : `${r.peer && 'error' in r.peer ? r.peer.error : 'not run'} | `;
+    lines.push(`| ${r.batch} | ${r.inferImagesPerSecond.toFixed(1)} | ${r.trainImagesPerSecond.toFixed(1)} | ${peer} | ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB |`);
+  }
+  const last = results.at(-1);
+  if (last) {
+    lines.push('', `Per layer at batch ${last.batch} (best of the repetitions):`, '', '| layer | type | output | forward ms | backward ms (forward subtracted) |', '|---|---|---|---:|---:|');
+    for (const l of last.layers) lines.push(`| ${l.name} | ${l.type} | ${l.outputShape.join('x')} | ${l.forwardMs.toFixed(2)} | ${l.backwardMs.toFixed(2)} |`);
+  }
+  return lines.join('\n');
+}
+
+export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean }): Promise<void> {
+  const batches = (o.batch ?? (o.device === 'cpu' ? '1,16' : '1,16,64,128')).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  const results = await benchmark({ device: o.device, batches, reps: o.reps, peer: o.peer });
+  if (o.json) for (const r of results) console.log(JSON.stringify(r));
+  const md = benchMarkdown(results);
+  if (!o.json) console.log(md);
+  if (o.save) {
+    const dir = join(process.cwd(), 'bench', 'results');
+    await mkdir(dir, { recursive: true });
+    const stamp = `bench-${o.device.replace(':', '')}-${new Date().toISOString().slice(0, 10)}`;
+    await writeFile(join(dir, `${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length }, results }, null, 2) + '\n');
+    await writeFile(join(dir, `${stamp}.md`), md + '\n');
+    if (!o.json) console.log(`\nsaved bench/results/${stamp}.{json,md}`);
+  }
+}
