@@ -154,6 +154,10 @@ export interface NativeModule {
   sgdStep(param: NativeTensor, grad: NativeTensor, momentumBuffer: NativeTensor | null, options: SgdOptions): void;
   // how many rows have their label among the k largest logits -> int32 scalar
   topkCorrect(logits: NativeTensor, labels: NativeTensor, k: number): NativeTensor;
+  // the C++-driven per-operator benchmark (no JavaScript in the timed loops)
+  benchOps(options?: { batch?: number; reps?: number }): Promise<
+    { name: string; shape: string; ms: number; gflops: number; gbps: number; fraction: number }[]
+  >;
   // cuDNN / cuBLAS run-time binding (native/cuda/dynload)
   /** the numbers our own cuDNN / cuBLAS declarations compile to (pinned by test/cuda-abi.test.ts) */
   cudaAbi(): CudaAbi;
