@@ -233,13 +233,12 @@ export async function predictCommand(checkpoint: string, images: string[], o: { 
   try {
     // The evaluation transform of training (shorter side 256, centre crop) for each file.
     const files = images.map((f) => resolvePath(f));
-    const normalization = cfg.data.kind === 'synthetic' ? {} : {};
     const folder = ImageFolder.fromState({
       root: '/',
       classNames: cfg.classNames,
       files: files.map((f) => f.replace(/^\//, '')),
       labels: new Int32Array(files.length),
-      transform: resolveTransform({ train: false, cropSize: cfg.inputSize, ...normalization, ...(cfg.data.kind === 'synthetic' ? { resizeSize: cfg.inputSize } : {}) }),
+      transform: resolveTransform({ train: false, cropSize: cfg.inputSize, ...(cfg.data.kind === 'synthetic' ? { resizeSize: cfg.inputSize } : {}) }),
       skipCorrupt: false,
     });
     const k = Math.min(o.top, cfg.classNames.length);

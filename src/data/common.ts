@@ -1,6 +1,7 @@
 // Shared pieces of the data pipeline: the batch and sample formats, the dataset interface,
 // the serialisable dataset description that crosses into worker threads, seeded random
 // numbers derived from (seed, epoch, index), and per-channel normalisation.
+import { mulberry32 } from '../nn/init.js';
 
 /** One decoded, transformed, normalised image. */
 export interface Sample {
@@ -123,18 +124,6 @@ export function hash32(...values: number[]): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
-}
-
-/** mulberry32: a small seeded generator of floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A generator seeded from several integers, e.g. rngFor(seed, epoch, index). */

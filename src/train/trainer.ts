@@ -10,7 +10,7 @@
 // Resuming is exact: the checkpoint holds the weights, the momentum buffer, the optimizer's step
 // and learning rate, the schedule's state, every dropout stream's offset and the data position
 // (epoch, batch); on the CPU, the losses after a resume equal the uninterrupted run's bit for bit.
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Batch, Dataset } from '../data/common.js';
 import { DataLoader } from '../data/loader.js';
@@ -415,10 +415,4 @@ function copyInto(dst: Tensor<'float32'>, offset: number, src: Tensor<'float32'>
   copy(v, src);
   v.dispose();
   src.dispose();
-}
-
-/** Writes a short JSON file (used by the CLI for summaries). */
-export async function writeJson(path: string, value: unknown): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, JSON.stringify(value, null, 2) + '\n');
 }
