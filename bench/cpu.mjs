@@ -7,26 +7,18 @@
 //   npm run bench [-- --batch 16 --reps 5 --threads 2]
 //
 // OpenBLAS picks its kernels when it loads: if OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set
-// (some build machines force Haswell kernels), this script re-runs itself without them, as a
+// (some build machines force Haswell kernels), this script clears them before the addon loads, as a
 // user's machine would run.
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-if (process.env.OPENBLAS_CORETYPE !== undefined || process.env.OPENBLAS_L2_SIZE !== undefined) {
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync(process.execPath, process.argv.slice(1), { env, stdio: 'inherit' });
-  process.exit(r.status ?? 1);
-}
-
 const here = dirname(fileURLToPath(import.meta.url));
 const lib = await import(join(here, '..', 'dist', 'index.js'));
-const { Tensor, conv2d, conv2dBackward, linear, linearBackward, matmul, maxPool2d, relu, softmax, backendInfo, setNumThreads, synchronize } = lib;
+lib.useDefaultOpenblasKernels(); // before the addon loads
+const { Tensor, conv2d, conv2dBackward, linear, linearBackward, matmul, softmax, backendInfo, setNumThreads, synchronize } = lib;
 
 const { values } = parseArgs({
   options: {
@@ -117,36 +109,14 @@ for (const f of fcs) {
 }
 
 // --- the whole forward pass ---------------------------------------------------------------------
-const params = [...convs.map((c) => c.w), ...fcs.map((f) => f.w)].map((s) => ({ w: tensor(s, 0.02), b: tensor([s[0]], 0.01) }));
+// The library's seed AlexNet in evaluation mode, plus the softmax.
+const model = lib.alexnet({ config: 'seed', init: 'kaiming', seed: 1 }).eval();
 const input = tensor([B, 3, 227, 227]);
-const pool = { kernelSize: 3, stride: 2 };
-// Each intermediate is disposed as soon as the next operator has been enqueued (the queue keeps
-// its storage alive until that operator has run), as a training loop does.
 const net = () => {
-  const step = (t, next) => {
-    const y = next(t);
-    if (t !== input) t.dispose();
-    return y;
-  };
-  let x = input;
-  x = step(x, (t) => conv2d(t, params[0].w, params[0].b, { stride: 4 }));
-  x = step(x, relu);
-  x = step(x, (t) => maxPool2d(t, pool));
-  x = step(x, (t) => conv2d(t, params[1].w, params[1].b, { padding: 2 }));
-  x = step(x, relu);
-  x = step(x, (t) => maxPool2d(t, pool));
-  for (const i of [2, 3, 4]) {
-    x = step(x, (t) => conv2d(t, params[i].w, params[i].b, { padding: 1 }));
-    x = step(x, relu);
-  }
-  x = step(x, (t) => maxPool2d(t, pool));
-  x = step(x, (t) => t.reshape([B, 9216]));
-  for (const i of [5, 6]) {
-    x = step(x, (t) => linear(t, params[i].w, params[i].b));
-    x = step(x, relu);
-  }
-  x = step(x, (t) => linear(t, params[7].w, params[7].b));
-  return step(x, softmax);
+  const logits = model.forward(input);
+  const p = softmax(logits);
+  logits.dispose();
+  return p;
 };
 const netMs = await time(net);
 const netFlop = rows.reduce((s, r) => s + r.fwdFlop, 0);

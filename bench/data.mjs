@@ -5,22 +5,16 @@
 // images/s of both and their ratio (target: decoding costs < 10%).
 //
 //   node bench/data.mjs [--steps 8] [--batch 32] [--images 256]
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-if (process.env.OPENBLAS_CORETYPE !== undefined || process.env.OPENBLAS_L2_SIZE !== undefined) {
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  process.exit(spawnSync(process.execPath, process.argv.slice(1), { env, stdio: 'inherit' }).status ?? 1);
-}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const lib = await import(join(here, '..', 'dist', 'index.js'));
+lib.useDefaultOpenblasKernels(); // before the addon loads
 const { default: sharp } = await import('sharp');
 const { values } = parseArgs({ options: { steps: { type: 'string', default: '8' }, batch: { type: 'string', default: '32' }, images: { type: 'string', default: '256' } } });
 const steps = Number(values.steps), batch = Number(values.batch), count = Number(values.images);

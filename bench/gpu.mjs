@@ -10,7 +10,6 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createSeedAlexNet, forward, trainStep } from './lib/seed-alexnet.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const lib = await import(join(here, '..', 'dist', 'index.js'));
@@ -32,7 +31,10 @@ if (!info.backends.cuda.available) {
 }
 lib.setTf32(!values['strict-fp32']);
 const device = 'cuda:0';
-const net = createSeedAlexNet(lib, { device, classes: 2 });
+// The library's own seed AlexNet, its parameter store and SGD (momentum 0.9, weight decay 5e-4).
+const model = lib.alexnet({ config: 'seed', init: 'kaiming', seed: 1, device });
+const store = lib.ParameterStore.create(model, { device });
+const sgd = new lib.SGD(store, { lr: 0.002 });
 const xHost = new Float32Array(B * 3 * 227 * 227).map(() => Math.random() * 2 - 1);
 const x = lib.Tensor.from(xHost, [B, 3, 227, 227], { device });
 const labels = lib.Tensor.from(Int32Array.from({ length: B }, (_, i) => i % 2), [B], { device });
@@ -48,12 +50,19 @@ async function timed(fn) {
 
 // Training: the loss is read back only on the last step (no host synchronisation per step).
 let lastLoss = NaN;
+model.train();
 const trainMs = await timed(async (step, last) => {
-  const loss = trainStep(lib, net, x, labels, { step });
+  store.zeroGrad();
+  const logits = model.forward(x);
+  const { loss, gradLogits } = lib.softmaxCrossEntropy(logits, labels);
+  model.backward(gradLogits, false)?.dispose();
+  sgd.step();
   if (last) lastLoss = (await loss.data())[0];
+  for (const t of [logits, loss, gradLogits]) t.dispose();
 });
+model.eval();
 const inferMs = await timed(async () => {
-  forward(lib, net, x, { train: false });
+  model.forward(x).dispose();
 });
 
 const ours = { trainImagesPerSecond: (B * 1000) / trainMs, inferImagesPerSecond: (B * 1000) / inferMs, trainStepMs: trainMs, inferMs, loss: lastLoss };

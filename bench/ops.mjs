@@ -4,21 +4,15 @@
 // and saves bench/results/ops-cpu-<date>.{json,md}.
 //
 //   node bench/ops.mjs [--batch 16] [--reps 5]
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-if (process.env.OPENBLAS_CORETYPE !== undefined || process.env.OPENBLAS_L2_SIZE !== undefined) {
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  process.exit(spawnSync(process.execPath, process.argv.slice(1), { env, stdio: 'inherit' }).status ?? 1);
-}
 const here = dirname(fileURLToPath(import.meta.url));
 const lib = await import(join(here, '..', 'dist', 'index.js'));
+lib.useDefaultOpenblasKernels(); // before the addon loads
 const { values } = parseArgs({ options: { batch: { type: 'string', default: '16' }, reps: { type: 'string', default: '5' } } });
 const rows = await lib.loadNative().benchOps({ batch: Number(values.batch), reps: Number(values.reps) });
 const info = lib.backendInfo();

@@ -235,6 +235,18 @@ function candidates(): string[] {
 let cached: NativeModule | undefined;
 
 /**
+ * For benchmarks: OpenBLAS picks its kernels when the addon loads, and some build machines force
+ * older ones (OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE). This clears both, as users' machines run.
+ * Returns false when the addon is already loaded (too late to matter).
+ */
+export function useDefaultOpenblasKernels(): boolean {
+  if (cached) return false;
+  delete process.env.OPENBLAS_CORETYPE;
+  delete process.env.OPENBLAS_L2_SIZE;
+  return true;
+}
+
+/**
  * Loads the addon: ALEXNET_ADDON, then the prebuilt for this platform, then a local build.
  * Fails with one error that lists every path tried and why each failed.
  */

@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { backendInfo, packageVersion, setNumThreads } from '../info.js';
 import { seedForward } from './forward.js';
+import { useDefaultOpenblasKernels } from '../native.js';
 import { evalCommand, exportCommand, filtersCommand, plotCommand, predictCommand, samplesCommand, trainCommand } from './commands.js';
 
 function num(name: string, min = 0) {
@@ -158,9 +159,7 @@ program
   .option('--save', 'write bench/results/bench-<device>-<date>.{json,md}')
   .option('--json', 'one JSON object per batch size: {device, batch, trainImagesPerSecond, inferImagesPerSecond, layers, ...}')
   .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean }) => {
-    // OpenBLAS picks its kernels when the addon loads: forget a forced core type, as users' machines do.
-    delete process.env.OPENBLAS_CORETYPE;
-    delete process.env.OPENBLAS_L2_SIZE;
+    useDefaultOpenblasKernels(); // before the addon loads
     const { benchCommand } = await import('./bench.js');
     await benchCommand({ ...opts, json: Boolean(opts.json), save: Boolean(opts.save) });
   });
