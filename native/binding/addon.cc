@@ -26,7 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // that may still report to it finish.
   env.AddCleanupHook([] {
     try {
-      device_queue(Device{}).synchronize();
+      device_synchronize(Device{});
     } catch (...) {
     }
   });

@@ -82,7 +82,7 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   double n = number_arg(info, 0, "setNumThreads", "threads");
   if (n < 1 || n > 64 || n != static_cast<int>(n))
     fail(code::kArgument, "setNumThreads: threads must be an integer in [1, 64] but got ", n);
-  device_queue(Device{}).synchronize();  // do not resize the pool under a running kernel
+  device_synchronize(Device{});  // do not resize the pool under a running kernel
   set_num_threads(static_cast<int>(n));
 #if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
   openblas_set_num_threads(static_cast<int>(n));
@@ -102,7 +102,7 @@ Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
   if (b == cpu::GemmBackend::Blas && !cpu::blas_compiled())
     fail(code::kArgument, "setGemmBackend: this build has no BLAS; only 'portable' is available");
   // The switch is a global read by tasks: drain the queue so it applies in program order.
-  device_queue(Device{}).synchronize();
+  device_synchronize(Device{});
   cpu::set_gemm_backend(b);
   return info.Env().Undefined();
 }

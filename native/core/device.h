@@ -67,12 +67,6 @@ void enqueue(Device device, Queue::Task task);
 // Blocks until all work queued on `device` has run; rethrows a deferred error.
 void device_synchronize(Device device);
 
-// The CPU queue, for code that only ever runs on the CPU (throws for other devices).
-inline Queue& device_queue(Device device) {
-  if (device.type != DeviceType::Cpu) fail(code::kDevice, "no CPU queue for ", device.str());
-  return cpu_queue();
-}
-
 // Tasks queued or running on `device` (always 0 for CUDA: the stream holds the work).
 size_t device_pending(Device device);
 

@@ -98,7 +98,7 @@ class Pool {
 };
 
 Pool& pool() {
-  // Leaked on purpose (see device_queue): lives until the process exits.
+  // Leaked on purpose (see cpu_queue): lives until the process exits.
   static Pool* p = new Pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   return *p;
 }

@@ -15,6 +15,9 @@ void relu_backward(float* dx /*[n]*/, const float* dy /*[n]*/, const float* y /*
 // y[n,c,:] = max(y[n,c,:] + bias[c], 0): the fused epilogue after a convolution or a GEMM
 void bias_relu_forward(float* y /*[N,C,S]*/, const float* bias /*[C]*/, int64_t N, int64_t C,
                        int64_t S, bool relu, void* stream);
+// db[c] = (accumulate ? db[c] : 0) + sum over n, s of dy[n, c, s]   (bias gradient)
+void bias_backward(float* db /*[C]*/, const float* dy /*[N,C,S]*/, int64_t N, int64_t C, int64_t S,
+                   bool accumulate, void* stream);
 
 // --- elementwise.cu ---
 void fill(float* t /*[n]*/, float value, int64_t n, void* stream);
@@ -51,11 +54,4 @@ void sgd_step(float* w /*[n]*/, const float* g /*[n]*/, float* buf /*[n] or null
 void topk_correct(int32_t* correct /*[1]*/, const float* logits /*[B,C]*/,
                   const int32_t* labels /*[B]*/, int64_t B, int64_t C, int64_t k, void* stream);
 
-}  // namespace alexnet::cuda
-
-namespace alexnet::cuda {
-// --- activation.cu ---
-// db[c] = (accumulate ? db[c] : 0) + sum over n, s of dy[n, c, s]   (bias gradient)
-void bias_backward(float* db /*[C]*/, const float* dy /*[N,C,S]*/, int64_t N, int64_t C, int64_t S,
-                   bool accumulate, void* stream);
 }  // namespace alexnet::cuda

@@ -38,16 +38,24 @@ struct SumOp {
 __device__ float block_reduce_max(float v, float* shared) { return block_reduce(v, -CUDART_INF_F, MaxOp{}, shared); }
 __device__ float block_reduce_sum(float v, float* shared) { return block_reduce(v, 0.f, SumOp{}, shared); }
 
-__global__ void softmax_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t C) {
-  __shared__ float shared[32];
-  const float* row = x + blockIdx.x * C;
-  float* out = y + blockIdx.x * C;
+// The row's maximum m and sum of exp(x - m), for a numerically stable softmax (one block a row).
+__device__ void row_max_sumexp(const float* row /*[C]*/, int64_t C, float* shared /*[32]*/, float* m_out,
+                               float* s_out) {
   float m = -CUDART_INF_F;
   for (int64_t j = threadIdx.x; j < C; j += blockDim.x) m = fmaxf(m, row[j]);
   m = block_reduce_max(m, shared);
   float s = 0.f;
   for (int64_t j = threadIdx.x; j < C; j += blockDim.x) s += expf(row[j] - m);
-  s = block_reduce_sum(s, shared);
+  *m_out = m;
+  *s_out = block_reduce_sum(s, shared);
+}
+
+__global__ void softmax_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t C) {
+  __shared__ float shared[32];
+  const float* row = x + blockIdx.x * C;
+  float* out = y + blockIdx.x * C;
+  float m, s;
+  row_max_sumexp(row, C, shared, &m, &s);
   const float inv = 1.f / s;
   for (int64_t j = threadIdx.x; j < C; j += blockDim.x) out[j] = expf(row[j] - m) * inv;
 }
@@ -60,12 +68,8 @@ __global__ void xent_kernel(float* __restrict__ row_loss, float* __restrict__ gr
   float* g = grad + blockIdx.x * C;
   const int32_t label = labels[blockIdx.x];
   const bool valid = label >= 0 && label < C;
-  float m = -CUDART_INF_F;
-  for (int64_t j = threadIdx.x; j < C; j += blockDim.x) m = fmaxf(m, row[j]);
-  m = block_reduce_max(m, shared);
-  float s = 0.f;
-  for (int64_t j = threadIdx.x; j < C; j += blockDim.x) s += expf(row[j] - m);
-  s = block_reduce_sum(s, shared);
+  float m, s;
+  row_max_sumexp(row, C, shared, &m, &s);
   const float inv = 1.f / s;
   const float invB = 1.f / static_cast<float>(B);
   for (int64_t j = threadIdx.x; j < C; j += blockDim.x) {
