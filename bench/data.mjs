@@ -22,11 +22,9 @@ const steps = Number(values.steps), batch = Number(values.batch), count = Number
 // JPEG files of 256x341 (the shorter side is already 256, as after ImageNet preprocessing).
 const dir = await mkdtemp(join(tmpdir(), 'alexnet-data-bench-'));
 const synth = new lib.SyntheticDataset({ size: count, imageSize: 341, seed: 5 });
-const mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
 for (let i = 0; i < count; i++) {
   const { image, label } = synth.get(i);
-  const rgb = Buffer.alloc(341 * 341 * 3);
-  for (let c = 0; c < 3; c++) for (let p = 0; p < 341 * 341; p++) rgb[p * 3 + c] = Math.max(0, Math.min(255, Math.round((image[c * 341 * 341 + p] * std[c] + mean[c]) * 255)));
+  const rgb = lib.toRgb8(image, 341, 341);
   const d = join(dir, synth.classNames[label]);
   await mkdir(d, { recursive: true });
   await sharp(rgb, { raw: { width: 341, height: 341, channels: 3 } }).resize(341, 256).jpeg({ quality: 90 }).toFile(join(d, `${i}.jpg`));

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Dataset } from '../data/common.js';
+import { toRgb8 } from '../data/common.js';
 import { ImageFolder, resolveTransform } from '../data/folder.js';
 import { SyntheticDataset, SYNTHETIC_CLASSES } from '../data/synthetic.js';
 import { alexnetError } from '../errors.js';
@@ -296,17 +297,13 @@ export async function samplesCommand(folder: string, o: { count: number; classes
   const { default: sharp } = await import('sharp');
   const { mkdir } = await import('node:fs/promises');
   const ds = new SyntheticDataset({ size: o.count, numClasses: o.classes, seed: o.seed, split: 'val' });
-  const [, h, w] = [3, 227, 227];
-  const mean = [0.485, 0.456, 0.406];
-  const std = [0.229, 0.224, 0.225];
+  const size = ds.imageSize;
   for (let i = 0; i < ds.length; i++) {
     const { image, label } = ds.get(i);
-    const rgb = Buffer.alloc(h * w * 3);
-    for (let c = 0; c < 3; c++)
-      for (let p = 0; p < h * w; p++) rgb[p * 3 + c] = Math.max(0, Math.min(255, Math.round((image[c * h * w + p]! * std[c]! + mean[c]!) * 255)));
+    const rgb = toRgb8(image, size, size);
     const dir = `${folder}/${ds.classNames[label]}`;
     await mkdir(dir, { recursive: true });
-    await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).png().toFile(`${dir}/${i}.png`);
+    await sharp(rgb, { raw: { width: size, height: size, channels: 3 } }).png().toFile(`${dir}/${i}.png`);
     console.log(`${dir}/${i}.png`);
   }
 }

@@ -88,6 +88,24 @@ export function dataError(message: string, file?: string, cause?: unknown): Data
 export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
 
+/**
+ * The inverse of the normalisation: a normalised CHW image (3*H*W floats) back to interleaved
+ * 8-bit RGB (H*W*3 bytes, what sharp's raw input takes), clamped to [0, 255].
+ */
+export function toRgb8(
+  image: Float32Array,
+  width: number,
+  height: number,
+  mean: readonly number[] = IMAGENET_MEAN,
+  std: readonly number[] = IMAGENET_STD,
+): Uint8Array {
+  const plane = width * height;
+  const rgb = new Uint8Array(plane * 3);
+  for (let c = 0; c < 3; c++)
+    for (let p = 0; p < plane; p++) rgb[p * 3 + c] = Math.max(0, Math.min(255, Math.round((image[c * plane + p]! * std[c]! + mean[c]!) * 255)));
+  return rgb;
+}
+
 export interface Normalization {
   mean?: readonly number[];
   std?: readonly number[];

@@ -3,6 +3,7 @@ export {
   dataError,
   IMAGENET_MEAN,
   IMAGENET_STD,
+  toRgb8,
   type Batch,
   type DataError,
   type Dataset,

@@ -341,8 +341,7 @@ export class Trainer {
   }
 
   async #stepAt(batch: Batch): Promise<{ loss: number; correct: number }> {
-    const x = Tensor.from(batch.images, batch.shape, { device: this.device });
-    const y = Tensor.from(batch.labels, [batch.labels.length], { device: this.device, dtype: 'int32' });
+    const { x, y } = toDevice(batch, this.device);
     this.store.zeroGrad();
     const logits = this.model.forward(x);
     const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
@@ -367,6 +366,14 @@ export interface EvalResult {
   samples: number;
 }
 
+/** A host batch as device tensors: images [N, 3, H, W] and int32 labels [N]. */
+function toDevice(batch: Batch, device: string): { x: Tensor<'float32'>; y: Tensor<'int32'> } {
+  return {
+    x: Tensor.from(batch.images, batch.shape, { device }),
+    y: Tensor.from(batch.labels, [batch.labels.length], { device, dtype: 'int32' }),
+  };
+}
+
 async function evaluateLoader(model: Module, loader: DataLoader, device: string): Promise<EvalResult> {
   const wasTraining = model.training;
   model.eval();
@@ -376,8 +383,7 @@ async function evaluateLoader(model: Module, loader: DataLoader, device: string)
   let lossSum = 0;
   try {
     for await (const batch of loader.batches({ epoch: 0 })) {
-      const x = Tensor.from(batch.images, batch.shape, { device });
-      const y = Tensor.from(batch.labels, [batch.labels.length], { device, dtype: 'int32' });
+      const { x, y } = toDevice(batch, device);
       const logits = model.forward(x);
       const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
       const t1 = topkCorrect(logits, y, 1);
