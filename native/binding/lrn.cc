@@ -53,11 +53,7 @@ Napi::Value LrnBackward(const Napi::CallbackInfo& info) {
   const Tensor x = tensor_arg(info, 1, op, "input");
   const Tensor y = tensor_arg(info, 2, op, "output");
   const cpu::LrnParams p = lrn_params(op, x, options_arg(info, 3, op));
-  check_dtype(op, "gradOutput", dy, DType::Float32);
-  check_dtype(op, "output", y, DType::Float32);
-  check_same_device(op, {{"input", &x}, {"gradOutput", &dy}, {"output", &y}});
-  check_shape(op, "gradOutput", dy, x.shape());
-  check_shape(op, "output", y, x.shape());
+  check_grad_and_output(op, x, dy, y, x.shape());
   Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
   enqueue(x.device(), [dx, dy, x, y, p] {
 #ifdef ALEXNET_WITH_CUDA

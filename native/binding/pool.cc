@@ -71,11 +71,7 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
   const Tensor x = tensor_arg(info, 1, op, "input");
   const Tensor y = tensor_arg(info, 2, op, "output");
   const cpu::Pool2dShape s = pool_shape(op, x, options_arg(info, 3, op));
-  check_dtype(op, "gradOutput", dy, DType::Float32);
-  check_dtype(op, "output", y, DType::Float32);
-  check_same_device(op, {{"input", &x}, {"gradOutput", &dy}, {"output", &y}});
-  check_shape(op, "gradOutput", dy, output_shape(s));
-  check_shape(op, "output", y, output_shape(s));
+  check_grad_and_output(op, x, dy, y, output_shape(s));
   Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
   enqueue(x.device(), [dx, dy, x, y, s] {
 #ifdef ALEXNET_WITH_CUDA

@@ -60,6 +60,17 @@ inline void check_logits_labels(const char* op, const Tensor& logits, const Tens
     fail(code::kShape, op, ": logits has ", logits.size(0), " rows but labels has ", labels.size(0), " entries");
 }
 
+// The backward of a layer given its forward's input x and output y: gradOutput and output are
+// float32 tensors of the forward output's shape, on x's device.
+inline void check_grad_and_output(const char* op, const Tensor& x, const Tensor& dy, const Tensor& y,
+                                  const Shape& out) {
+  check_dtype(op, "gradOutput", dy, DType::Float32);
+  check_dtype(op, "output", y, DType::Float32);
+  check_same_device(op, {{"input", &x}, {"gradOutput", &dy}, {"output", &y}});
+  check_shape(op, "gradOutput", dy, out);
+  check_shape(op, "output", y, out);
+}
+
 inline void check_finite(const char* op, const char* name, double v) {
   if (!(v == v) || v == 1.0 / 0.0 || v == -1.0 / 0.0)
     fail(code::kArgument, op, ": ", name, " must be a finite number but got ", v);
