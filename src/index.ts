@@ -2,8 +2,8 @@
 export { Tensor, synchronize, type Device, type TensorOptions } from './tensor.js';
 export * from './ops/index.js';
 export { alexnetError, isAlexnetError, type AlexnetError, type ErrorCode } from './errors.js';
-export { loadNative, nativePath, useDefaultOpenblasKernels, type BackendInfo, type DType } from './native.js';
-export { backendInfo, packageVersion, setNumThreads, setGemmBackend, setTf32, type Info } from './info.js';
+export { loadNative, nativePath, useDefaultOpenblasKernels, type BackendInfo, type ConvAlgorithm, type DType } from './native.js';
+export { backendInfo, packageVersion, setNumThreads, setGemmBackend, setConvAlgorithm, setTf32, type Info } from './info.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './models/alexnet.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadNative, nativePath, packageRoot, type BackendInfo } from './native.js';
+import { loadNative, nativePath, packageRoot, type BackendInfo, type ConvAlgorithm } from './native.js';
 
 export interface Info {
   version: string;
@@ -38,6 +38,15 @@ export function setNumThreads(n: number): void {
 /** Switches CPU matrix products between OpenBLAS and the portable kernel. */
 export function setGemmBackend(name: 'blas' | 'portable'): void {
   loadNative().setGemmBackend(name);
+}
+
+/**
+ * The CPU convolution path for work issued afterwards: 'auto' (default) and 'direct' use the
+ * direct AVX-512 kernel wherever the CPU and the layer allow it and im2col + GEMM elsewhere;
+ * 'im2col' forces im2col + GEMM everywhere (for comparisons).
+ */
+export function setConvAlgorithm(name: ConvAlgorithm): void {
+  loadNative().setConvAlgorithm(name);
 }
 
 /** TF32 tensor-op math for FP32 convolutions and matrix products on CUDA (default on). */

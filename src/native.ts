@@ -28,7 +28,12 @@ export interface Conv2dOptions {
   padding?: Pair;
   dilation?: Pair;
   groups?: number;
+  /** apply max(y, 0) to the output in the same pass (Conv+ReLU fusion; forward only) */
+  relu?: boolean;
 }
+
+/** CPU convolution path: 'auto' (direct kernel where it applies), 'direct' (same), 'im2col'. */
+export type ConvAlgorithm = 'auto' | 'direct' | 'im2col';
 export interface Conv2dBackwardOptions extends Conv2dOptions {
   /** compute gradInput (false for the first layer) */
   computeGradInput?: boolean;
@@ -78,7 +83,18 @@ export interface SgdOptions {
 export interface BackendInfo {
   buildSystem: string;
   napiVersion: number;
-  cpu: { available: boolean; blas: string; blasCompiled: boolean; gemm: 'blas' | 'portable'; threads: number; blasThreads?: number };
+  cpu: {
+    available: boolean;
+    blas: string;
+    blasCompiled: boolean;
+    gemm: 'blas' | 'portable';
+    threads: number;
+    blasThreads?: number;
+    /** the CPU convolution path chosen with setConvAlgorithm (default 'auto') */
+    convAlgorithm: ConvAlgorithm;
+    /** whether this CPU runs the direct (AVX-512) convolution kernel */
+    directConv: boolean;
+  };
   cuda: {
     compiled: boolean;
     available: boolean;
@@ -113,6 +129,7 @@ export interface NativeModule {
   setGemmBackend(name: 'blas' | 'portable'): void;
   /** TF32 tensor-op math on CUDA (default true); false = strict FP32 */
   setTf32(on: boolean): void;
+  setConvAlgorithm(name: ConvAlgorithm): void;
   // elementwise (in place on `t` / `y` / `dst`)
   fill(t: NativeTensor, value: number): void;
   copy(dst: NativeTensor, src: NativeTensor): void;

@@ -1,5 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { backendInfo, conv2d, conv2dBackward, setGemmBackend, Tensor } from '../src/index.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { backendInfo, conv2d, conv2dBackward, setConvAlgorithm, setGemmBackend, Tensor } from '../src/index.js';
 import { dot, expectClose, expectCode, f32, f64, finiteDifference, rng, sampleIndices, uniform } from './helpers.js';
 import { conv2dAt, conv2dBackwardRef, conv2dRef, convOutSize, gradInputAt, gradWeightAt, type ConvGeometry } from './reference/conv.js';
 
@@ -58,7 +59,20 @@ const cases: Case[] = [
   { N: 3, C: 4, H: 5, W: 6, O: 10, k: [1, 1], groups: 2 },
   { N: 2, C: 3, H: 6, W: 5, O: 2, k: [6, 5] },
   { N: 2, C: 3, H: 47, W: 49, O: 4, k: [3, 3], padding: [1, 1] }, // >= 2048 outputs per image: per-image GEMMs
+  // Shapes for the direct kernel: output rows wider than one tile (14), more output channels
+  // than one block (32) and not a multiple of it, more input channels than one weight block,
+  // strides 2 and 4, unequal padding, a rectangular kernel, and padding > k - 1 (whose input
+  // gradient has to take im2col).
+  { N: 1, C: 20, H: 7, W: 31, O: 40, k: [3, 3], padding: [1, 1] },
+  { N: 1, C: 3, H: 23, W: 27, O: 33, k: [5, 5], stride: [2, 2], padding: [2, 2] },
+  { N: 2, C: 3, H: 31, W: 35, O: 8, k: [11, 11], stride: [4, 4], padding: [2, 1] },
+  { N: 2, C: 6, H: 9, W: 12, O: 17, k: [2, 4], padding: [1, 2] },
+  { N: 1, C: 4, H: 5, W: 6, O: 3, k: [1, 1], padding: [1, 1], bias: false },
 ];
+
+// The CPU convolution paths: the direct kernel (where the CPU has AVX-512; elsewhere 'direct'
+// falls back to im2col, see the availability test) and im2col + GEMM.
+const algorithms = ['direct', 'im2col'] as const;
 
 const label = (c: Case) => JSON.stringify(c);
 
@@ -66,6 +80,11 @@ describe('conv2d', () => {
   afterEach(() => {
     if (backendInfo().backends.cpu.blasCompiled) setGemmBackend('blas');
   });
+
+  afterEach(() => setConvAlgorithm('auto'));
+
+  describe.each(algorithms)('with the %s path', (algo) => {
+  beforeEach(() => setConvAlgorithm(algo));
 
   it.each(cases)('forward matches the float64 reference: %j', async (c) => {
     const r = rng();
@@ -111,6 +130,52 @@ describe('conv2d', () => {
     check(dx, fdx, 'gradInput');
     check(dw, fdw, 'gradWeight');
     if (hasBias) check(await grads.gradBias!.data(), finiteDifference((v) => loss(x, w, v), b!), 'gradBias');
+  });
+
+  it('fuses ReLU into the forward pass (relu: true), and NaN stays NaN', async () => {
+    const r = rng();
+    for (const c of [cases[0]!, cases[8]!, cases[10]!, cases[2]!]) {
+      const g = geometry(c);
+      const { x, w, b } = inputs(g, r, c.bias !== false);
+      const xf = f32(x);
+      xf[Math.floor(r() * xf.length)] = NaN;
+      const y = await conv2d(Tensor.from(xf, [g.N, g.C, g.H, g.W]), Tensor.from(f32(w), wShape(g)), b ? Tensor.from(f32(b), [g.O]) : null, { ...options(g), relu: true }).data();
+      const ref = conv2dRef(f64(xf), w, b, g).map((v) => (Number.isNaN(v) ? NaN : Math.max(v, 0)));
+      expect(y.some((v) => Number.isNaN(v))).toBe(true);
+      for (let i = 0; i < y.length; i++) expect(Number.isNaN(y[i]!), `NaN at ${i}`).toBe(Number.isNaN(ref[i]!));
+      const finite = (a: ArrayLike<number>) => Array.from(a, (v) => (Number.isNaN(v) ? 0 : v));
+      expectClose(finite(y), finite(ref), { atol: 1e-5, rtol: 1e-4, label: `relu-fused conv2d ${label(c)}` });
+      expect(y.every((v) => Number.isNaN(v) || v >= 0)).toBe(true);
+    }
+  });
+
+  it('AlexNet conv3 shape (256->384, 3x3, pad 1, 13x13) at batch 2, forward and backward at sampled entries', async () => {
+    const r = rng();
+    const g = geometry({ N: 2, C: 256, H: 13, W: 13, O: 384, k: [3, 3], padding: [1, 1] });
+    const { x, w, b, dy, Ho, Wo } = inputs(g, r);
+    const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
+    const tw = Tensor.from(f32(w), wShape(g));
+    const y = await conv2d(tx, tw, Tensor.from(f32(b!), [g.O]), options(g)).data();
+    const idx = sampleIndices(y.length, 200, r);
+    const at = (i: number) => conv2dAt(x, w, b, g, Math.floor(i / (Ho * Wo * g.O)), Math.floor(i / (Ho * Wo)) % g.O, Math.floor(i / Wo) % Ho, i % Wo);
+    expectClose(idx.map((i) => y[i]!), idx.map(at), { atol: 1e-3, rtol: 1e-4, label: 'conv3 sampled outputs' });
+    const dx = await conv2dBackward(Tensor.from(f32(dy), [g.N, g.O, Ho, Wo]), tx, tw, options(g)).gradInput!.data();
+    const xi = sampleIndices(dx.length, 200, r);
+    expectClose(xi.map((i) => dx[i]!), xi.map((i) => gradInputAt(dy, w, g, i)), { atol: 1e-3, rtol: 1e-4, label: 'conv3 sampled gradInput' });
+  });
+  });
+
+  it('reports the direct kernel exactly where the CPU has AVX-512, and the chosen path', () => {
+    const cpu = backendInfo().backends.cpu;
+    expect(cpu.convAlgorithm).toBe('auto');
+    let avx512 = false;
+    if (process.platform === 'linux' && process.arch === 'x64') {
+      avx512 = /^flags\s*:.*\bavx512f\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+      expect(cpu.directConv).toBe(avx512);
+    }
+    setConvAlgorithm('im2col');
+    expect(backendInfo().backends.cpu.convAlgorithm).toBe('im2col');
+    expectCode(() => setConvAlgorithm('winograd' as never), 'ERR_ARGUMENT', /auto.*direct.*im2col/);
   });
 
   it('writes into preallocated views (nonzero offset) and accumulates', async () => {

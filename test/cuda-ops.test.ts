@@ -96,6 +96,7 @@ for (const mode of ['tf32', 'fp32'] as const) {
       const shapeW = [c.o, c.c / c.groups, c.k, c.k];
       it(`conv2d forward and backward ${JSON.stringify(c)}`, async () => {
         await compare('conv2d', (r) => ({ x: randn(shapeIn)(r), w: randn(shapeW, 0.3)(r), b: randn([c.o])(r) }), (t) => A.conv2d(t.x!, t.w!, t.b!, opts), heavy);
+        await compare('conv2d relu', (r) => ({ x: randn(shapeIn)(r), w: randn(shapeW, 0.3)(r), b: randn([c.o])(r) }), (t) => A.conv2d(t.x!, t.w!, t.b!, { ...opts, relu: true }), heavy);
         const ho = Math.floor((c.h + 2 * c.padding - c.k) / c.stride) + 1;
         const wo = Math.floor((c.w + 2 * c.padding - c.k) / c.stride) + 1;
         await compare('conv2dBackward', (r) => ({ dy: randn([c.n, c.o, ho, wo])(r), x: randn(shapeIn)(r), w: randn(shapeW, 0.3)(r) }),

@@ -69,6 +69,35 @@ describe('Module', () => {
     net.dispose();
   });
 
+  it('Sequential fuses Conv2d + ReLU into one pass with the same outputs and gradients as the layers one by one', async () => {
+    const r = rng(seedOf());
+    const net = new Sequential(new Conv2d(3, 5, 3, { padding: 1 }), new ReLU(), new Flatten(), new Linear(5 * 6 * 6, 4));
+    const [conv, relu, flat, lin] = [0, 1, 2, 3].map((i) => net.at(i)) as [Conv2d, ReLU, Flatten, Linear];
+    const x = Tensor.from(f32(uniform(2 * 3 * 6 * 6, r)), [2, 3, 6, 6]);
+    const g = Tensor.from(f32(uniform(2 * 4, r)), [2, 4]);
+    // layer by layer (unfused), keeping the gradients
+    const h1 = conv.forward(x);
+    const h2 = relu.forward(h1);
+    const out1 = await lin.forward(flat.forward(h2)).data();
+    const gx1 = await conv.backward(relu.backward(flat.backward(lin.backward(g)!)!)!)!.data();
+    const gw1 = Float32Array.from(await conv.weight.grad.data());
+    const gb1 = Float32Array.from(await conv.bias!.grad.data());
+    expect(h2 === h1).toBe(false);
+    net.zeroGrad();
+    // fused by Sequential: the same numbers
+    const out2 = await net.forward(x).data();
+    const gx2 = await net.backward(g)!.data();
+    expectClose(out2, out1, { atol: 1e-6, rtol: 1e-6, label: 'fused forward' });
+    expectClose(gx2, gx1, { atol: 1e-6, rtol: 1e-6, label: 'fused input gradient' });
+    expectClose(await conv.weight.grad.data(), gw1, { atol: 1e-6, rtol: 1e-6, label: 'fused weight gradient' });
+    expectClose(await conv.bias!.grad.data(), gb1, { atol: 1e-6, rtol: 1e-6, label: 'fused bias gradient' });
+    // some pre-activations were negative, so the ReLU mattered
+    expect((await h1.data()).some((v) => v < 0)).toBe(true);
+    net.eval();
+    expectClose(await net.forward(x).data(), out1, { atol: 1e-6, rtol: 1e-6, label: 'fused forward in eval mode' });
+    net.dispose();
+  });
+
   it('PyTorch default init: U(+-1/sqrt(fanIn)) for weight and bias, reproducible with manualSeed', async () => {
     const s = seedOf();
     manualSeed(s);

@@ -51,7 +51,10 @@ describe('Trainer', () => {
       val: data(256, 'val'),
       batchSize: 32,
       epochs: 4,
-      optimizer: { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 },
+      // lr 0.05 sat at the edge of stability: rounding-level changes in the convolution moved the
+      // final accuracy between 0.5 and 0.97 across init seeds. At 0.02 five seeds and both CPU
+      // convolution paths all ended in [0.94, 1].
+      optimizer: { lr: 0.02, momentum: 0.9, weightDecay: 5e-4 },
       metrics: join(dir, 'metrics.jsonl'),
       checkpoint: join(dir, 'ck.safetensors'),
       workers: 0,

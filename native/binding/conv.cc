@@ -1,4 +1,4 @@
-// conv2d: conv2dForward(x, weight, bias | null, options) -> y
+// conv2d: conv2dForward(x, weight, bias | null, options) -> y (options.relu: fused max(y, 0))
 //         conv2dBackward(gradOutput, x, weight, options) -> {gradInput, gradWeight, gradBias}
 // Everything is validated here, synchronously; the kernels run on the device queue.
 #include "../cpu/conv.h"
@@ -89,15 +89,16 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
     check_same_device(op, {{"input", &x}, {"bias", &*bias}});
     check_shape(op, "bias", *bias, Shape::of({s.O}));
   }
+  const bool relu = bool_opt(o, "relu", false, op);
   Tensor y = Tensor::empty(output_shape(s), DType::Float32, x.device());
   const Tensor b = bias ? *bias : Tensor();
-  enqueue(x.device(), [y, x, w, b, s] {
+  enqueue(x.device(), [y, x, w, b, s, relu] {
 #ifdef ALEXNET_WITH_CUDA
     if (on_cuda(x.device()))
       return cuda::conv2d_forward(x.device().index, y.f32(), x.f32(), w.f32(),
-                                  b.defined() ? b.f32() : nullptr, cuda_geometry(s));
+                                  b.defined() ? b.f32() : nullptr, cuda_geometry(s), relu);
 #endif
-    cpu::conv2d_forward(y.f32(), x.f32(), w.f32(), b.defined() ? b.f32() : nullptr, s);
+    cpu::conv2d_forward(y.f32(), x.f32(), w.f32(), b.defined() ? b.f32() : nullptr, s, relu);
   });
   return wrap(info.Env(), y);
 }

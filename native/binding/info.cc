@@ -1,5 +1,6 @@
 // What this build contains and what it found at run time (`alexnet info`).
 #include "../core/parallel.h"
+#include "../cpu/conv_direct.h"
 #include "../cpu/gemm.h"
 #include "common.h"
 #include "register.h"
@@ -33,6 +34,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   cpu.Set("blasCompiled", cpu::blas_compiled());
   cpu.Set("gemm", cpu::gemm_backend() == cpu::GemmBackend::Blas ? "blas" : "portable");
   cpu.Set("threads", num_threads());
+  const cpu::ConvAlgo algo = cpu::conv_algo();
+  cpu.Set("convAlgorithm", algo == cpu::ConvAlgo::Auto ? "auto" : algo == cpu::ConvAlgo::Direct ? "direct" : "im2col");
+  cpu.Set("directConv", cpu::conv_direct_available());
 #if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
   cpu.Set("blasThreads", openblas_get_num_threads());
 #endif
@@ -107,6 +111,24 @@ Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setConvAlgorithm('auto' | 'direct' | 'im2col'): the CPU convolution path for work enqueued
+// afterwards. 'auto' and 'direct' use the direct kernel wherever the CPU and the shape allow it
+// (so 'direct' on a CPU without AVX-512 still runs, through im2col); 'im2col' forces im2col +
+// GEMM everywhere. Tests use it to check both paths against the same reference.
+Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
+  const char* op = "setConvAlgorithm";
+  if (info.Length() < 1 || !info[0].IsString()) fail(code::kArgument, op, ": expected 'auto', 'direct' or 'im2col'");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  cpu::ConvAlgo a;
+  if (name == "auto") a = cpu::ConvAlgo::Auto;
+  else if (name == "direct") a = cpu::ConvAlgo::Direct;
+  else if (name == "im2col") a = cpu::ConvAlgo::Im2col;
+  else fail(code::kArgument, op, ": expected 'auto', 'direct' or 'im2col' but got '", name, "'");
+  device_synchronize(Device{});  // a global read by tasks: applies in program order
+  cpu::set_conv_algo(a);
+  return info.Env().Undefined();
+}
+
 // setTf32(on): TF32 tensor-op math for FP32 convolutions and matrix products on CUDA (default
 // on); off gives strict FP32. Affects work enqueued afterwards; a no-op without CUDA.
 Napi::Value SetTf32(const Napi::CallbackInfo& info) {
@@ -124,6 +146,7 @@ void register_info(Napi::Env env, Napi::Object exports) {
   export_function(env, exports, "setNumThreads", SetNumThreads);
   export_function(env, exports, "setGemmBackend", SetGemmBackend);
   export_function(env, exports, "setTf32", SetTf32);
+  export_function(env, exports, "setConvAlgorithm", SetConvAlgorithm);
 }
 
 }  // namespace alexnet::binding

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../core/parallel.h"
+#include "conv_direct.h"
 #include "gemm.h"
 
 namespace alexnet::cpu {
@@ -185,7 +186,9 @@ void col2im(float* dx, const float* col, int64_t nb, const Conv2dShape& s) {
 }
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
-                    const Conv2dShape& s) {
+                    const Conv2dShape& s, bool relu) {
+  if (conv_algo() != ConvAlgo::Im2col && conv_direct_supported(s))
+    return conv2d_forward_direct(y, x, w, bias, s, relu);
   const int64_t G = s.groups;
   const int64_t Og = s.O / G;
   const int64_t Kg = (s.C / G) * s.kH * s.kW;
@@ -201,8 +204,8 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
     // With large outputs (conv1, conv2) one GEMM per image writes straight into y ([O, HoWo]
     // is y's own per-image layout) and only the bias is added after; small outputs (13x13)
     // need the batched GEMM [O, nb*HoWo] and a scatter into [nb, O, HoWo].
-    const bool direct = nb == 1 || HoWo >= kDirectHoWo;
-    if (direct) {
+    const bool in_place = nb == 1 || HoWo >= kDirectHoWo;
+    if (in_place) {
       for (int64_t n = 0; n < nb; ++n)
         for (int64_t g = 0; g < G; ++g)
           sgemm(false, false, Og, HoWo, Kg, 1.f, w + g * Og * Kg, Kg, col + g * Kg * ld + n * HoWo,
@@ -212,18 +215,18 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
         sgemm(false, false, Og, ld, Kg, 1.f, w + g * Og * Kg, Kg, col + g * Kg * ld, ld, 0.f,
               ybuf + g * Og * ld, ld);
     }
-    if (direct && !bias) continue;
-    // Bias add (in place), or scatter [O, nb, HoWo] -> [nb, O, HoWo] fused with it.
+    if (in_place && !bias && !relu) continue;
+    // Bias add and ReLU (in place), or scatter [O, nb, HoWo] -> [nb, O, HoWo] fused with them.
     const int64_t grain = std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(HoWo, 1));
     parallel_for(0, nb * s.O, grain, [&](int64_t lo, int64_t hi) {
       for (int64_t t = lo; t < hi; ++t) {
         const int64_t n = t / s.O, o = t % s.O;
         float* dst = y + ((n0 + n) * s.O + o) * HoWo;
         const float b = bias ? bias[o] : 0.f;
-        if (direct) {
-          for (int64_t i = 0; i < HoWo; ++i) dst[i] += b;
+        const float* src = in_place ? dst : ybuf + o * ld + n * HoWo;
+        if (relu) {
+          for (int64_t i = 0; i < HoWo; ++i) dst[i] = std::max(src[i] + b, 0.f);
         } else {
-          const float* src = ybuf + o * ld + n * HoWo;
           for (int64_t i = 0; i < HoWo; ++i) dst[i] = src[i] + b;
         }
       }
@@ -260,6 +263,12 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     return;
   }
 
+  // The input gradient of stride-1 layers goes through the direct kernel (a convolution of dy
+  // with the flipped, transposed weights); this loop then only forms dW.
+  float* const dx_direct =
+      dx && conv_algo() != ConvAlgo::Im2col && conv_direct_backward_data_supported(s) ? dx : nullptr;
+  if (dx_direct) dx = nullptr;
+
   const int64_t nb_max = images_per_chunk(s);
   float* col = scratch(0, s.C * s.kH * s.kW * nb_max * HoWo);
   float* dybuf = nb_max > 1 ? scratch(1, s.O * nb_max * HoWo) : nullptr;
@@ -292,6 +301,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
       col2im(dx + n0 * s.C * s.H * s.W, col, nb, s);
     }
   }
+  if (dx_direct) conv2d_backward_data_direct(dx_direct, dy, w, s);
 }
 
 }  // namespace alexnet::cpu

@@ -1,4 +1,6 @@
-// 2-D convolution (+ bias) on the CPU: im2col + GEMM, PyTorch layouts (NCHW input, OIHW weight).
+// 2-D convolution (+ bias) on the CPU, PyTorch layouts (NCHW input, OIHW weight). On CPUs with
+// AVX-512 the forward pass and the stride-1 input gradient run the direct kernel of
+// conv_direct.h; everything else (and every CPU without AVX-512) takes im2col + GEMM:
 //
 // Several images are unfolded into one column matrix col [C*kH*kW, nb*Ho*Wo] (nb chosen so
 // that col stays around 64 MB, and nb*Ho*Wo >= 2048 so that 13x13 layers still get wide GEMMs),
@@ -28,12 +30,13 @@ struct Conv2dShape {
 // floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1; may be <= 0 (the caller rejects that).
 int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil);
 
-// y = conv2d(x, w) + bias
+// y = conv2d(x, w) + bias, then max(y, 0) when `relu` (the fused Conv+ReLU epilogue). Runs the
+// direct kernel (conv_direct.h) where it applies, im2col + GEMM otherwise.
 void conv2d_forward(float* y,            // [N, O, Ho, Wo]
                     const float* x,      // [N, C, H, W]
                     const float* w,      // [O, C/groups, kH, kW]
                     const float* bias,   // [O] or nullptr
-                    const Conv2dShape& s);
+                    const Conv2dShape& s, bool relu = false);
 
 // Gradients of conv2d_forward given dy. dx and db may be nullptr (not computed). With
 // `accumulate`, dw and db are added to instead of overwritten.

@@ -221,7 +221,7 @@ void set_tf32(bool on) { g_tf32 = on; }
 bool tf32() { return g_tf32; }
 
 void conv2d_forward(int device, float* y, const float* x, const float* w, const float* bias,
-                    const ConvGeometry& g) {
+                    const ConvGeometry& g, bool relu) {
   DeviceHandles& h = handles(device);
   ConvDescs d(g);
   ConvAlgos& algos = forward_algos(device, h, g, d, x, w, y);
@@ -230,7 +230,7 @@ void conv2d_forward(int device, float* y, const float* x, const float* w, const 
   const float one = 1.f, zero = 0.f;
   CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, d.x.d, x, d.w.d, w, d.conv.d, algos.fwd,
                                               ws, algos.fwd_ws, &zero, d.y.d, y));
-  if (bias) bias_relu_forward(y, bias, g.N, g.O, g.Ho * g.Wo, /*relu=*/false, stream(device));
+  if (bias || relu) bias_relu_forward(y, bias, g.N, g.O, g.Ho * g.Wo, relu, stream(device));
 }
 
 void conv2d_backward(int device, float* dx, float* dw, float* db, const float* dy, const float* x,

@@ -22,7 +22,7 @@ struct ConvGeometry {
 // fastest successful) and cached; the workspace is one per-device buffer that grows as needed.
 void conv2d_forward(int device, float* y /*[N,O,Ho,Wo]*/, const float* x /*[N,C,H,W]*/,
                     const float* w /*[O,C/g,kh,kw]*/, const float* b /*[O] or null*/,
-                    const ConvGeometry& g);
+                    const ConvGeometry& g, bool relu);
 // dx (may be null: not wanted) = conv_transpose(dy, w); dw (+)= corr(x, dy); db (+)= sum(dy).
 void conv2d_backward(int device, float* dx /*[N,C,H,W] or null*/, float* dw /*[O,C/g,kh,kw]*/,
                      float* db /*[O] or null*/, const float* dy /*[N,O,Ho,Wo]*/,

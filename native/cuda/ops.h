@@ -12,8 +12,9 @@ namespace alexnet::cuda {
 void relu_forward(float* y /*[n]*/, const float* x /*[n]*/, int64_t n, void* stream);
 void relu_backward(float* dx /*[n]*/, const float* dy /*[n]*/, const float* y /*[n]*/, int64_t n,
                    void* stream);
-// y[n,c,:] = max(y[n,c,:] + bias[c], 0): the fused epilogue after a convolution or a GEMM
-void bias_relu_forward(float* y /*[N,C,S]*/, const float* bias /*[C]*/, int64_t N, int64_t C,
+// y[n,c,:] = y[n,c,:] + bias[c] (no bias: + 0), then max(., 0) when relu: the fused epilogue
+// after a convolution or a GEMM
+void bias_relu_forward(float* y /*[N,C,S]*/, const float* bias /*[C] or null*/, int64_t N, int64_t C,
                        int64_t S, bool relu, void* stream);
 // db[c] = (accumulate ? db[c] : 0) + sum over n, s of dy[n, c, s]   (bias gradient)
 void bias_backward(float* db /*[C]*/, const float* dy /*[N,C,S]*/, int64_t N, int64_t C, int64_t S,

@@ -83,9 +83,10 @@ export class Conv2d extends Module {
     return { stride: this.stride, padding: this.padding, groups: this.groups };
   }
 
-  forward(x: F32): F32 {
+  /** With `relu`, returns max(conv(x), 0) in one pass (Sequential fuses Conv2d + ReLU so). */
+  forward(x: F32, relu = false): F32 {
     this.#input = null;
-    const y = conv2d(x, this.weight.data, this.bias?.data ?? null, this.#opts());
+    const y = conv2d(x, this.weight.data, this.bias?.data ?? null, relu ? { ...this.#opts(), relu } : this.#opts());
     if (this.training) this.#input = x;
     return y;
   }
@@ -169,6 +170,11 @@ export class ReLU extends Module {
     const y = relu(x);
     if (this.training) this.#output = y;
     return y;
+  }
+
+  /** Takes `y` as this layer's output when the previous layer already applied the ReLU. */
+  adoptOutput(y: F32): void {
+    this.#output = this.training ? y : null;
   }
 
   backward(gradOutput: F32, needInputGrad = true): F32 | null {
@@ -456,8 +462,18 @@ export class Sequential extends Module {
     const layers = this.children();
     let h = x;
     const kept: F32[] = [];
-    for (const m of layers) {
-      const next = m.forward(h);
+    for (let i = 0; i < layers.length; i++) {
+      const m = layers[i]!;
+      // Conv2d followed by ReLU runs as one fused pass; the ReLU adopts the result as its output.
+      const relu = m instanceof Conv2d ? layers[i + 1] : undefined;
+      let next: F32;
+      if (relu instanceof ReLU) {
+        next = (m as Conv2d).forward(h, true);
+        relu.adoptOutput(next);
+        i++;
+      } else {
+        next = m.forward(h);
+      }
       if (this.training) {
         if (next !== x) kept.push(next);
       } else if (h !== x && h !== next) {

@@ -18,7 +18,7 @@ __global__ void relu_backward_kernel(float* __restrict__ dx, const float* __rest
 __global__ void bias_relu_kernel(float* __restrict__ y, const float* __restrict__ bias, int64_t C,
                                  int64_t S, int64_t n, bool relu) {
   GRID_STRIDE(i, n) {
-    const float v = y[i] + bias[(i / S) % C];
+    const float v = bias ? y[i] + bias[(i / S) % C] : y[i];
     y[i] = relu ? fmaxf(v, 0.f) : v;
   }
 }
