@@ -6,9 +6,11 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { exportOnnx } from '../io/onnx.js';
 import { alexnet } from '../models/alexnet.js';
+import { Conv2d, Linear } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
 import { loadNative } from '../native.js';
+import { matmul } from '../ops/linear.js';
 import { softmaxCrossEntropy } from '../ops/loss.js';
 import { SGD } from '../optim/sgd.js';
 import { synchronize, Tensor } from '../tensor.js';
@@ -30,6 +32,15 @@ export interface BenchResult {
   layers: LayerTiming[];
   peakRssBytes: number;
   peakNativeBytes: number;
+  /** multiply-adds x 2 of the convolutions and linear layers, per image: forward, and a training step */
+  forwardGflopPerImage: number;
+  trainGflopPerImage: number;
+  inferGflops: number;
+  trainGflops: number;
+  /** the machine's matrix-product rate measured in the same run (the ceiling the fractions use) */
+  matmul: { size: number; gflops: number };
+  inferFractionOfMatmul: number;
+  trainFractionOfMatmul: number;
   peer?: { name: string; inferImagesPerSecond: number; ratio: number } | { name: string; error: string };
 }
 
@@ -51,6 +62,43 @@ function leaves(m: Module, prefix = ''): [string, Module][] {
   return kids.flatMap(([n, c]) => leaves(c, prefix ? `${prefix}.${n}` : n));
 }
 
+/**
+ * FLOPs of the layers that do arithmetic (2 per multiply-add; bias, ReLU, pooling left out):
+ * forward per image, and a training step per image (forward + weight gradient + input gradient,
+ * the first layer having no input gradient).
+ */
+export function modelFlops(chain: { m: Module; output: Tensor<'float32'> }[]): { forward: number; train: number } {
+  let forward = 0;
+  let train = 0;
+  chain.forEach(({ m, output }, i) => {
+    let f = 0;
+    if (m instanceof Conv2d) {
+      const perOutput = (m.inChannels / m.groups) * m.kernelSize[0] * m.kernelSize[1];
+      f = 2 * perOutput * output.shape.slice(1).reduce((a, b) => a * b, 1);
+    } else if (m instanceof Linear) {
+      f = 2 * m.inFeatures * m.outFeatures;
+    }
+    forward += f;
+    train += f * (i === 0 ? 2 : 3);
+  });
+  return { forward, train };
+}
+
+/** The machine's matrix-product rate on `device`: a square matmul, best of `reps`. */
+async function matmulCeiling(device: string, reps: number): Promise<{ size: number; gflops: number }> {
+  const size = device === 'cpu' ? 2048 : 8192;
+  const a = Tensor.from(new Float32Array(size * size).map(() => Math.random() - 0.5), [size, size], { device });
+  const b = Tensor.from(new Float32Array(size * size).map(() => Math.random() - 0.5), [size, size], { device });
+  const ms = await best(reps, async () => {
+    const c = matmul(a, b);
+    await synchronize(device);
+    c.dispose();
+  });
+  a.dispose();
+  b.dispose();
+  return { size, gflops: (2 * size ** 3) / ms / 1e6 };
+}
+
 export async function benchmark(options: { device: string; batches: number[]; reps: number; peer: boolean }): Promise<BenchResult[]> {
   const native = loadNative();
   const results: BenchResult[] = [];
@@ -66,6 +114,7 @@ export async function benchmark(options: { device: string; batches: number[]; re
   let onnxPath: string | null = null;
   let peerError = '';
   try {
+    const ceiling = await matmulCeiling(options.device, options.reps);
     for (const B of options.batches) {
       const model = alexnet({ config: 'seed', init: 'kaiming', seed: 1, device: options.device });
       const store = ParameterStore.create(model, { device: options.device });
@@ -123,6 +172,9 @@ export async function benchmark(options: { device: string; batches: number[]; re
       }
       sample();
 
+      const flops = modelFlops(chain);
+      const inferGflops = (flops.forward * B) / inferMs / 1e6;
+      const trainGflops = (flops.train * B) / trainMs / 1e6;
       const r: BenchResult = {
         device: options.device,
         batch: B,
@@ -131,6 +183,13 @@ export async function benchmark(options: { device: string; batches: number[]; re
         layers,
         peakRssBytes: peakRss,
         peakNativeBytes: peakNative,
+        forwardGflopPerImage: flops.forward / 1e9,
+        trainGflopPerImage: flops.train / 1e9,
+        inferGflops,
+        trainGflops,
+        matmul: ceiling,
+        inferFractionOfMatmul: inferGflops / ceiling.gflops,
+        trainFractionOfMatmul: trainGflops / ceiling.gflops,
       };
 
       if (options.peer && options.device === 'cpu') {
@@ -173,12 +232,15 @@ export function benchMarkdown(results: BenchResult[]): string {
     '',
     `${new Date().toISOString()} · ${os.cpus()[0]?.model ?? 'cpu'} · ${os.cpus().length} cores · ${info.backends.cpu.blas} · node ${process.version}`,
     '',
-    '| batch | inference images/s | training images/s | peer inference images/s | ours / peer | peak RSS |',
-    '|---:|---:|---:|---:|---:|---:|',
+    results[0] ? `matmul ${results[0].matmul.size}^3 in the same run: **${results[0].matmul.gflops.toFixed(1)} GFLOP/s** (the ceiling below); the network does ${results[0].forwardGflopPerImage.toFixed(2)} GFLOP per image forward, ${results[0].trainGflopPerImage.toFixed(2)} per training step` : '',
+    '',
+    '| batch | inference images/s | of matmul rate | training images/s | of matmul rate | peer inference images/s | ours / peer | peak RSS |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
+  const pct = (f: number) => `${(100 * f).toFixed(0)}%`;
   for (const r of results) {
     const peer = r.peer && 'ratio' in r.peer ? `${r.peer.inferImagesPerSecond.toFixed(1)} | ${r.peer.ratio.toFixed(2)}x` : `${r.peer && 'error' in r.peer ? r.peer.error : 'not run'} | `;
-    lines.push(`| ${r.batch} | ${r.inferImagesPerSecond.toFixed(1)} | ${r.trainImagesPerSecond.toFixed(1)} | ${peer} | ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB |`);
+    lines.push(`| ${r.batch} | ${r.inferImagesPerSecond.toFixed(1)} | ${pct(r.inferFractionOfMatmul)} | ${r.trainImagesPerSecond.toFixed(1)} | ${pct(r.trainFractionOfMatmul)} | ${peer} | ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB |`);
   }
   const last = results.at(-1);
   if (last) {
