@@ -13,6 +13,12 @@ const SIZES: [number, number, number][] = [
   [67, 129, 33],
   [4, 6, 0],
   [300, 200, 500],
+  // One dimension <= 32 and a large other operand: the skinny kernels (AVX-512 CPUs) for the
+  // forward (A B^T), input-grad (A B) and weight-grad (A^T B and A B with small K) shapes, with
+  // row, column and depth tails.
+  [16, 700, 600],
+  [601, 500, 16],
+  [32, 64, 4096],
 ];
 
 afterAll(() => {
@@ -64,6 +70,7 @@ describe('gemm', () => {
         [1, 7, 13],
         [3, 13, 7],
         [16, 300, 37],
+        [16, 600, 500], // the skinny kernels: forward with the bias (beta 1), dx, dW
       ] as [number, number, number][]) {
         const x = f32(uniform(B * inF, r));
         const w = f32(uniform(outF * inF, r));

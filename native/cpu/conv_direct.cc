@@ -11,6 +11,9 @@
 #include "../core/parallel.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+// GCC 12's AVX-512 intrinsics build their results from _mm512_undefined_ps(), which trips
+// -Wmaybe-uninitialized once inlined (GCC bug 105593, fixed in 13).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #define ALEXNET_DIRECT_CONV 1
 #define ALEXNET_AVX512 __attribute__((target("avx512f")))

@@ -7,6 +7,7 @@
 
 #include "../core/error.h"
 #include "../core/parallel.h"
+#include "gemm_skinny.h"
 
 #ifdef ALEXNET_WITH_CBLAS
 #include <cblas.h>
@@ -182,6 +183,8 @@ void sgemm_portable(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc) {
+  // The fully connected layers at small batch (one dimension <= 32) on either backend.
+  if (sgemm_skinny(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
 #ifdef ALEXNET_WITH_CBLAS
   if (g_backend.load() == GemmBackend::Blas) {
     if (M <= 0 || N <= 0) return;
