@@ -8,6 +8,7 @@
 #include "../core/error.h"
 #include "../core/parallel.h"
 #include "gemm_skinny.h"
+#include "simd.h"
 
 #ifdef ALEXNET_WITH_CBLAS
 #include <cblas.h>
@@ -55,16 +56,6 @@ void set_gemm_backend(GemmBackend b) {
 // register-blocked MR x NR micro-kernel that the compiler vectorises. Parallel over rows.
 
 namespace {
-
-// Hot loops are compiled three times (AVX-512, AVX2+FMA, baseline x86-64) and the loader picks
-// the one the CPU supports (GCC function multi-versioning), so one prebuilt binary is fast on
-// new CPUs and still runs on old ones.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define ALEXNET_SIMD_CLONES \
-  __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
-#else
-#define ALEXNET_SIMD_CLONES
-#endif
 
 constexpr int64_t MR = 6;
 constexpr int64_t NR = 16;
