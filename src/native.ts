@@ -237,12 +237,12 @@ function candidates(): string[] {
   if (process.env.ALEXNET_ADDON) list.push(resolve(process.env.ALEXNET_ADDON));
   const prebuildDir = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
   if (existsSync(prebuildDir)) {
-    // prebuildify names the file after the package (alexnet-node.node, or *.napi.node with tags)
+    // `npm run prebuild` writes alexnet-node.napi.node (prebuildify --napi --name alexnet-node.napi)
     const files = readdirSync(prebuildDir).filter((f) => f.endsWith('.node'));
     files.sort((a, b) => Number(b.includes('napi')) - Number(a.includes('napi')) || a.localeCompare(b));
     for (const f of files) list.push(join(prebuildDir, f));
   } else {
-    list.push(join(prebuildDir, 'alexnet-node.node'));
+    list.push(join(prebuildDir, 'alexnet-node.napi.node'));
   }
   list.push(join(packageRoot, 'build', 'Release', 'alexnet.node'));
   list.push(join(packageRoot, 'build', 'Debug', 'alexnet.node'));
