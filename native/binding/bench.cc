@@ -17,7 +17,7 @@ Napi::Value BenchOps(const Napi::CallbackInfo& info) {
   const int64_t reps = int_opt(o, "reps", 5, op);
   if (batch < 1 || batch > 512) fail(code::kArgument, op, ": batch must be in [1, 512]");
   if (reps < 1 || reps > 100) fail(code::kArgument, op, ": reps must be in [1, 100]");
-  auto rows = std::make_shared<std::vector<cpu::BenchRow>>();
+  auto rows = std::make_shared<std::vector<BenchRow>>();
   auto deferred = Napi::Promise::Deferred::New(info.Env());
   auto tsfn = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function::New(info.Env(), [](const Napi::CallbackInfo&) {}),
                                             "alexnet.bench", 0, 1);
@@ -35,7 +35,7 @@ Napi::Value BenchOps(const Napi::CallbackInfo& info) {
       }
       Napi::Array out = Napi::Array::New(env, rows->size());
       for (size_t i = 0; i < rows->size(); ++i) {
-        const cpu::BenchRow& r = (*rows)[i];
+        const BenchRow& r = (*rows)[i];
         Napi::Object row = Napi::Object::New(env);
         row.Set("name", r.name);
         row.Set("shape", r.shape);
