@@ -3,7 +3,8 @@
 #   1. versions: GPU, driver, CUDA, cuDNN, cuBLAS (ours and PyTorch's)
 #   2. the whole test suite with the CUDA comparisons enabled (ALEXNET_TEST_CUDA=1)
 #   3. the operator tests on CUDA under compute-sanitizer (memcheck)
-#   4. the benchmark beside PyTorch (bench/gpu.mjs), TF32 and strict FP32
+#   4. the per-operator benchmark driven from C++ (bench/ops.mjs --device cuda), TF32 and strict FP32
+#   5. the benchmark beside PyTorch (bench/gpu.mjs), TF32 and strict FP32
 # Results go to bench/results/ and, when $OUT is set, to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,10 +48,16 @@ else
   echo "compute-sanitizer not found" | tee "$OUT/memcheck.log"; san_rc=127
 fi
 
+log "per-operator benchmark on CUDA, C++-driven (TF32, then strict FP32)"
+OUT="$OUT" "$NODE" bench/ops.mjs --device cuda 2>&1 | tee "$OUT/ops.log"
+ops_rc=${PIPESTATUS[0]}
+OUT="$OUT" "$NODE" bench/ops.mjs --device cuda --strict-fp32 2>&1 | tee -a "$OUT/ops.log"
+ops_rc=$(( ops_rc || PIPESTATUS[0] ))
+
 log "benchmark beside PyTorch (TF32, then strict FP32)"
 OUT="$OUT" "$NODE" bench/gpu.mjs --batch 128 --compile 2>&1 | tee "$OUT/bench.log"
 OUT="$OUT" "$NODE" bench/gpu.mjs --batch 128 --strict-fp32 2>&1 | tee -a "$OUT/bench.log"
 
-log "summary: tests rc=$tests_rc, memcheck rc=$san_rc"
+log "summary: tests rc=$tests_rc, memcheck rc=$san_rc, ops benchmark rc=$ops_rc"
 cp "$OUT"/versions.txt "$OUT"/info.json bench/results/ 2>/dev/null || true
-exit $(( tests_rc != 0 || san_rc != 0 ))
+exit $(( tests_rc != 0 || san_rc != 0 || ops_rc != 0 ))

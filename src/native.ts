@@ -114,6 +114,30 @@ export interface BackendInfo {
   };
 }
 
+export interface BenchOpsOptions {
+  /** AlexNet batch size, 1..512 (default 16) */
+  batch?: number;
+  /** timed repetitions per row after one warm-up, 1..100 (default 5); the best is kept */
+  reps?: number;
+  /** 'cpu' (default), 'cuda' or 'cuda:N' */
+  device?: 'cpu' | 'cuda' | `cuda:${number}`;
+}
+
+/** One row of benchOps: an operator at one shape, or a ceiling. */
+export interface BenchRow {
+  /** "conv2.forward", "sgemm (ceiling)" (CPU), "sgemm tf32 (ceiling)" / "sgemm fp32" (CUDA) */
+  name: string;
+  shape: string;
+  /** best of the repetitions */
+  ms: number;
+  /** 0 for memory-bound operators */
+  gflops: number;
+  /** bytes read + written per second, for memory-bound operators (and the weights of fc layers) */
+  gbps: number;
+  /** of the sgemm (compute) or memcpy (bandwidth) ceiling */
+  fraction: number;
+}
+
 export interface NativeModule {
   NativeTensor: abstract new (...args: never[]) => NativeTensor;
   // tensors and queues
@@ -171,10 +195,16 @@ export interface NativeModule {
   sgdStep(param: NativeTensor, grad: NativeTensor, momentumBuffer: NativeTensor | null, options: SgdOptions): void;
   // how many rows have their label among the k largest logits -> int32 scalar
   topkCorrect(logits: NativeTensor, labels: NativeTensor, k: number): NativeTensor;
-  // the C++-driven per-operator benchmark (no JavaScript in the timed loops)
-  benchOps(options?: { batch?: number; reps?: number }): Promise<
-    { name: string; shape: string; ms: number; gflops: number; gbps: number; fraction: number }[]
-  >;
+  /**
+   * The C++-driven per-operator benchmark (no JavaScript in the timed loops): every AlexNet layer
+   * shape forward and backward, beside the ceilings measured in the same run. On the CPU (the
+   * default) a sgemm and a memcpy; on 'cuda' / 'cuda:N' the CUDA backend's operators timed with
+   * CUDA events on the device's stream, beside cuBLAS SGEMM with TF32 and with strict FP32 (the
+   * one matching setTf32's mode is the ceiling) and a device-to-device copy. Runs off the JS
+   * thread. Rejects with ERR_CUDA_UNAVAILABLE where the device, or CUDA in this build, is
+   * missing; other work on the same device meanwhile is timed with it.
+   */
+  benchOps(options?: BenchOpsOptions): Promise<BenchRow[]>;
   // cuDNN / cuBLAS run-time binding (native/cuda/dynload)
   /** the numbers our own cuDNN / cuBLAS declarations compile to (pinned by test/cuda-abi.test.ts) */
   cudaAbi(): CudaAbi;

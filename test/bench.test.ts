@@ -1,25 +1,41 @@
 // The C++-driven operator benchmark runs off the JS thread and reports every AlexNet layer with
-// its ceiling (a smoke test of the harness, not a timing assertion).
+// its ceiling (a smoke test of the harness, not a timing assertion). On CUDA it runs when a GPU
+// is present; elsewhere it must reject cleanly with a typed error, and the test says why the GPU
+// run was skipped.
 import { describe, expect, it } from 'vitest';
 import { loadNative } from '../src/native.js';
 import { expectCode } from './helpers.js';
 
+const OPERATOR_ROWS = ['conv1.forward', 'conv1.backward', 'conv2.forward', 'conv2.backward', 'conv3.forward', 'conv3.backward',
+  'conv4.forward', 'conv4.backward', 'conv5.forward', 'conv5.backward', 'relu.forward', 'relu.backward', 'maxpool1.forward',
+  'maxpool1.backward', 'lrn1.forward', 'lrn1.backward', 'fc6.forward', 'fc6.backward', 'fc7.forward', 'fc7.backward',
+  'fc8.forward', 'fc8.backward'];
+
+/** Awaits `run` while counting timer ticks: the JS thread must not wait on the benchmark. */
+async function withTicks<T>(run: () => Promise<T>): Promise<{ result: T; ticks: number }> {
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  try {
+    return { result: await run(), ticks };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 describe('benchOps', () => {
   it('times every AlexNet operator shape against the sgemm and memcpy ceilings', async () => {
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 5);
-    const rows = await loadNative().benchOps({ batch: 1, reps: 1 });
-    clearInterval(timer);
+    const { result: rows, ticks } = await withTicks(() => loadNative().benchOps({ batch: 1, reps: 1 }));
     expect(ticks).toBeGreaterThan(2); // the event loop kept running
     const names = rows.map((r) => r.name);
-    for (const n of ['sgemm (ceiling)', 'memcpy (ceiling)', 'conv1.forward', 'conv5.backward', 'maxpool1.backward', 'lrn1.forward', 'fc6.backward'])
-      expect(names).toContain(n);
+    expect(names).toEqual(['sgemm (ceiling)', 'memcpy (ceiling)', ...OPERATOR_ROWS]);
     for (const r of rows) {
       expect(r.ms).toBeGreaterThanOrEqual(0);
       expect(Number.isFinite(r.fraction)).toBe(true);
     }
     expect(rows.find((r) => r.name === 'sgemm (ceiling)')!.gflops).toBeGreaterThan(1);
     expectCode(() => loadNative().benchOps({ batch: 0 }), 'ERR_ARGUMENT', /batch/);
+    expectCode(() => loadNative().benchOps({ device: 'gpu' as 'cpu' }), 'ERR_DEVICE', /unknown device 'gpu'/);
+    expectCode(() => loadNative().benchOps({ device: 'cuda', reps: 0 }), 'ERR_ARGUMENT', /reps/);
   }, 120_000);
 });
 
@@ -44,4 +60,54 @@ describe('alexnet bench (end to end)', () => {
     expect(md).toMatch(/matmul 2048\^3 in the same run/);
     expect(md).toMatch(/\| 1 \| [\d.]+ \| \d+% \| [\d.]+ \| \d+% \|/);
   }, 180_000);
+});
+
+const cuda = loadNative().info().cuda;
+const skipReason = cuda.available ? '' : ` (skipped: CUDA unavailable: ${cuda.reason.split('\n')[0]})`;
+
+describe('benchOps on CUDA', () => {
+  it.skipIf(cuda.available)('rejects with ERR_CUDA_UNAVAILABLE where CUDA is unavailable, and the CPU keeps working', async () => {
+    for (const device of ['cuda', 'cuda:0', 'cuda:7'] as const) {
+      let promise: Promise<unknown> | undefined;
+      expect(() => (promise = loadNative().benchOps({ device, batch: 1, reps: 1 }))).not.toThrow(); // a rejection, not a throw
+      const error = await promise!.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, `benchOps({device: '${device}'})`).toBeInstanceOf(Error);
+      expect((error as { code?: string }).code).toBe('ERR_CUDA_UNAVAILABLE');
+      expect((error as Error).message).toMatch(/^benchOps: /);
+      expect((error as Error).message).toMatch(cuda.compiled ? /cuda:\d is not available|cuDNN|cuBLAS/ : /no CUDA support/);
+    }
+    // the process keeps working, the CPU benchmark included
+    const rows = await loadNative().benchOps({ batch: 1, reps: 1, device: 'cpu' });
+    expect(rows.length).toBe(2 + OPERATOR_ROWS.length);
+  }, 120_000);
+
+  it.skipIf(!cuda.available)(`times every row on the GPU with CUDA events, against its SGEMM and copy ceilings${skipReason}`, async () => {
+    const native = loadNative();
+    native.setTf32(true);
+    const { result: rows, ticks } = await withTicks(() => native.benchOps({ device: 'cuda:0', batch: 128, reps: 2 }));
+    expect(ticks).toBeGreaterThan(2); // the event loop kept running
+    expect(rows.map((r) => r.name)).toEqual(['sgemm tf32 (ceiling)', 'sgemm fp32', 'memcpy (ceiling)', ...OPERATOR_ROWS]);
+    for (const r of rows) {
+      expect(r.ms, r.name).toBeGreaterThan(0);
+      expect(r.fraction, r.name).toBeGreaterThan(0);
+      expect(r.fraction, r.name).toBeLessThanOrEqual(1.5);
+    }
+    expect(rows[0]!.fraction).toBe(1);
+    expect(rows[2]!.fraction).toBe(1);
+    expect(rows[0]!.gflops).toBeGreaterThan(rows[1]!.gflops); // TF32 beats strict FP32
+    expect(rows[2]!.gbps).toBeGreaterThan(50);
+    // strict FP32: the FP32 SGEMM becomes the ceiling
+    native.setTf32(false);
+    try {
+      const strict = await native.benchOps({ device: 'cuda:0', batch: 8, reps: 1 });
+      expect(strict.slice(0, 3).map((r) => r.name)).toEqual(['sgemm fp32 (ceiling)', 'sgemm tf32', 'memcpy (ceiling)']);
+      expect(strict[0]!.fraction).toBe(1);
+      for (const r of strict) expect(r.ms, r.name).toBeGreaterThan(0);
+    } finally {
+      native.setTf32(true);
+    }
+  }, 300_000);
 });

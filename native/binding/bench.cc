@@ -1,55 +1,108 @@
-// benchOps({batch, reps}) -> Promise of rows: the C++-driven per-operator benchmark
-// (native/cpu/bench.h), run on the CPU queue's worker so the JS thread does not wait.
+// benchOps({batch, reps, device}) -> Promise of rows: the C++-driven per-operator benchmark of
+// the CPU (native/cpu/bench.h) or of a CUDA device (native/cuda/bench.h). The JS thread never
+// waits: the CPU benchmark runs on the CPU queue's worker; the CUDA one, which waits on CUDA
+// events, runs on a thread of its own that queues its work on the device's stream.
 #include <memory>
+#include <thread>
 
 #include "../cpu/bench.h"
 #include "common.h"
 #include "register.h"
 
+#ifdef ALEXNET_WITH_CUDA
+#include "../cuda/bench.h"
+#endif
+
 namespace alexnet::binding {
 
 namespace {
 
-Napi::Value BenchOps(const Napi::CallbackInfo& info) {
-  const char* op = "benchOps";
-  Napi::Object o = options_arg(info, 0, op);
-  const int64_t batch = int_opt(o, "batch", 16, op);
-  const int64_t reps = int_opt(o, "reps", 5, op);
-  if (batch < 1 || batch > 512) fail(code::kArgument, op, ": batch must be in [1, 512]");
-  if (reps < 1 || reps > 100) fail(code::kArgument, op, ": reps must be in [1, 100]");
-  auto rows = std::make_shared<std::vector<cpu::BenchRow>>();
-  auto deferred = Napi::Promise::Deferred::New(info.Env());
-  auto tsfn = Napi::ThreadSafeFunction::New(info.Env(), Napi::Function::New(info.Env(), [](const Napi::CallbackInfo&) {}),
+Napi::Array rows_to_js(Napi::Env env, const std::vector<BenchRow>& rows) {
+  Napi::Array out = Napi::Array::New(env, rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const BenchRow& r = rows[i];
+    Napi::Object row = Napi::Object::New(env);
+    row.Set("name", r.name);
+    row.Set("shape", r.shape);
+    row.Set("ms", r.ms);
+    row.Set("gflops", r.gflops);
+    row.Set("gbps", r.gbps);
+    row.Set("fraction", r.fraction);
+    out.Set(static_cast<uint32_t>(i), row);
+  }
+  return out;
+}
+
+// Runs `bench` on some other thread (`start` hands it one) and settles the promise with its
+// rows, or its error, on the JS thread.
+using BenchFn = std::function<std::vector<BenchRow>()>;
+Napi::Promise run_off_thread(Napi::Env env, BenchFn bench,
+                             const std::function<void(std::function<void()>)>& start) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
                                             "alexnet.bench", 0, 1);
-  enqueue(Device{}, [rows, batch, reps, tsfn, deferred]() mutable {
+  auto body = [bench = std::move(bench), tsfn, deferred]() mutable {
+    auto rows = std::make_shared<std::vector<BenchRow>>();
     std::exception_ptr error;
     try {
-      *rows = cpu::bench_alexnet_ops(batch, static_cast<int>(reps));
+      *rows = bench();
     } catch (...) {
       error = std::current_exception();
     }
     tsfn.BlockingCall([rows, deferred, error](Napi::Env env, Napi::Function) {
-      if (error) {
-        deferred.Reject(to_js_error(env, error).Value());
-        return;
-      }
-      Napi::Array out = Napi::Array::New(env, rows->size());
-      for (size_t i = 0; i < rows->size(); ++i) {
-        const cpu::BenchRow& r = (*rows)[i];
-        Napi::Object row = Napi::Object::New(env);
-        row.Set("name", r.name);
-        row.Set("shape", r.shape);
-        row.Set("ms", r.ms);
-        row.Set("gflops", r.gflops);
-        row.Set("gbps", r.gbps);
-        row.Set("fraction", r.fraction);
-        out.Set(static_cast<uint32_t>(i), row);
-      }
-      deferred.Resolve(out);
+      if (error) deferred.Reject(to_js_error(env, error).Value());
+      else deferred.Resolve(rows_to_js(env, *rows));
     });
     tsfn.Release();
-  });
+  };
+  try {
+    start(std::move(body));
+  } catch (...) {
+    tsfn.Release();
+    throw;
+  }
   return deferred.Promise();
+}
+
+Napi::Value BenchOps(const Napi::CallbackInfo& info) {
+  const char* op = "benchOps";
+  Napi::Env env = info.Env();
+  Napi::Object o = options_arg(info, 0, op);
+  const int64_t batch = int_opt(o, "batch", 16, op);
+  const int64_t reps = int_opt(o, "reps", 5, op);
+  const Device device = Device::parse(string_opt(o, "device", "cpu", op));  // ERR_DEVICE
+  if (batch < 1 || batch > 512) fail(code::kArgument, op, ": batch must be in [1, 512]");
+  if (reps < 1 || reps > 100) fail(code::kArgument, op, ": reps must be in [1, 100]");
+
+  if (device.type == DeviceType::Cpu) {
+    return run_off_thread(
+        env, [batch, reps] { return cpu::bench_alexnet_ops(batch, static_cast<int>(reps)); },
+        [](std::function<void()> body) { enqueue(Device{}, std::move(body)); });
+  }
+#ifdef ALEXNET_WITH_CUDA
+  // A missing device or missing cuDNN / cuBLAS rejects the promise (ERR_CUDA_UNAVAILABLE).
+  const int index = device.index;
+  return run_off_thread(
+      env,
+      [op, index, batch, reps] {
+        try {
+          return cuda::bench_alexnet_ops(index, batch, static_cast<int>(reps));
+        } catch (const Error& e) {
+          if (e.code() == code::kCudaUnavailable) fail(code::kCudaUnavailable, op, ": ", e.what());
+          throw;
+        }
+      },
+      [](std::function<void()> body) { std::thread(std::move(body)).detach(); });
+#else
+  auto deferred = Napi::Promise::Deferred::New(env);
+  deferred.Reject(to_js_error(env, std::make_exception_ptr(Error(
+                                       code::kCudaUnavailable,
+                                       std::string(op) + ": device " + device.str() +
+                                           " is not available: this build has no CUDA support "
+                                           "(built without nvcc or with ALEXNET_CUDA=0)")))
+                      .Value());
+  return deferred.Promise();
+#endif
 }
 
 }  // namespace

@@ -5,7 +5,6 @@
 #include <cstring>
 #include <functional>
 #include <random>
-#include <sstream>
 
 #include "activation.h"
 #include "conv.h"
@@ -38,16 +37,6 @@ std::vector<float> random_buffer(size_t n, uint32_t seed) {
   return v;
 }
 
-std::string dims(std::initializer_list<int64_t> d) {
-  std::ostringstream os;
-  bool first = true;
-  for (int64_t v : d) {
-    os << (first ? "" : "x") << v;
-    first = false;
-  }
-  return os.str();
-}
-
 }  // namespace
 
 std::vector<BenchRow> bench_alexnet_ops(int64_t B, int reps) {
@@ -57,22 +46,17 @@ std::vector<BenchRow> bench_alexnet_ops(int64_t B, int reps) {
   auto a = random_buffer(static_cast<size_t>(n * n), 1), b = random_buffer(static_cast<size_t>(n * n), 2);
   std::vector<float> c(static_cast<size_t>(n * n));
   const double gemm_ms = best_ms(reps, [&] { sgemm(false, false, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n); });
-  const double peak_gflops = 2.0 * n * n * n / gemm_ms / 1e6;
-  rows.push_back({"sgemm (ceiling)", dims({n, n, n}), gemm_ms, peak_gflops, 0, 1.0});
+  const double gemm_flop = 2.0 * n * n * n;
+  const double peak_gflops = gemm_flop / gemm_ms / 1e6;
+  rows.push_back(compute_row("sgemm (ceiling)", bench_dims({n, n, n}), gemm_ms, gemm_flop, peak_gflops));
   const size_t bytes = size_t{256} << 20;
   std::vector<char> src(bytes, 1), dst(bytes);
   const double copy_ms = best_ms(reps, [&] { std::memcpy(dst.data(), src.data(), bytes); });
-  const double peak_gbps = 2.0 * static_cast<double>(bytes) / copy_ms / 1e6;  // read + write
-  rows.push_back({"memcpy (ceiling)", "256 MiB", copy_ms, 0, peak_gbps, 1.0});
+  const double copy_bytes = 2.0 * static_cast<double>(bytes);  // read + write
+  const double peak_gbps = copy_bytes / copy_ms / 1e6;
+  rows.push_back(memory_row("memcpy (ceiling)", "256 MiB", copy_ms, copy_bytes, peak_gbps));
 
-  struct Conv {
-    const char* name;
-    int64_t C, H, O, k, s, p;
-  };
-  const Conv convs[] = {{"conv1", 3, 227, 96, 11, 4, 0},  {"conv2", 96, 27, 256, 5, 1, 2},
-                        {"conv3", 256, 13, 384, 3, 1, 1}, {"conv4", 384, 13, 384, 3, 1, 1},
-                        {"conv5", 384, 13, 256, 3, 1, 1}};
-  for (const Conv& cv : convs) {
+  for (const BenchConv& cv : kBenchConvs) {
     Conv2dShape s;
     s.N = B; s.C = cv.C; s.H = cv.H; s.W = cv.H; s.O = cv.O; s.kH = cv.k; s.kW = cv.k;
     s.sH = s.sW = cv.s; s.pH = s.pW = cv.p;
@@ -83,64 +67,59 @@ std::vector<BenchRow> bench_alexnet_ops(int64_t B, int reps) {
     auto bias = random_buffer(static_cast<size_t>(cv.O), 5);
     std::vector<float> y(static_cast<size_t>(B * cv.O * s.Ho * s.Wo)), dx(x.size()), dw(w.size()), db(bias.size());
     const double flop = 2.0 * B * cv.O * s.Ho * s.Wo * cv.C * cv.k * cv.k;
-    const std::string shape = dims({B, cv.C, cv.H, cv.H}) + " * " + dims({cv.O, cv.C, cv.k, cv.k});
+    const std::string shape = bench_dims({B, cv.C, cv.H, cv.H}) + " * " + bench_dims({cv.O, cv.C, cv.k, cv.k});
     const double f = best_ms(reps, [&] { conv2d_forward(y.data(), x.data(), w.data(), bias.data(), s); });
-    rows.push_back({std::string(cv.name) + ".forward", shape, f, flop / f / 1e6, 0, flop / f / 1e6 / peak_gflops});
-    const bool first = std::string(cv.name) == "conv1";
+    rows.push_back(compute_row(std::string(cv.name) + ".forward", shape, f, flop, peak_gflops));
+    const bool first = std::string(cv.name) == "conv1";  // the first layer needs no gradInput
     const double bw = best_ms(reps, [&] {
       conv2d_backward(first ? nullptr : dx.data(), dw.data(), db.data(), y.data(), x.data(), w.data(), s, false);
     });
-    const double bflop = flop * (first ? 1 : 2);
-    rows.push_back({std::string(cv.name) + ".backward", shape, bw, bflop / bw / 1e6, 0, bflop / bw / 1e6 / peak_gflops});
+    rows.push_back(compute_row(std::string(cv.name) + ".backward", shape, bw, flop * (first ? 1 : 2), peak_gflops));
   }
 
   // memory-bound operators at conv1's output size
   {
-    const int64_t C = 96, H = 55;
+    const int64_t C = kBenchActC, H = kBenchActH;
     const size_t count = static_cast<size_t>(B * C * H * H);
     auto x = random_buffer(count, 6);
     std::vector<float> y(count), dx(count);
-    const std::string shape = dims({B, C, H, H});
+    const std::string shape = bench_dims({B, C, H, H});
     const double r = best_ms(reps, [&] { relu_forward(y.data(), x.data(), static_cast<int64_t>(count)); });
-    const double rb = 8.0 * count;
-    rows.push_back({"relu.forward", shape, r, 0, rb / r / 1e6, rb / r / 1e6 / peak_gbps});
+    rows.push_back(memory_row("relu.forward", shape, r, 8.0 * count, peak_gbps));
     const double rbw = best_ms(reps, [&] { relu_backward(dx.data(), y.data(), x.data(), static_cast<int64_t>(count)); });
-    rows.push_back({"relu.backward", shape, rbw, 0, 12.0 * count / rbw / 1e6, 12.0 * count / rbw / 1e6 / peak_gbps});
+    rows.push_back(memory_row("relu.backward", shape, rbw, 12.0 * count, peak_gbps));
     Pool2dShape ps;
-    ps.N = B; ps.C = C; ps.H = ps.W = H; ps.kH = ps.kW = 3; ps.sH = ps.sW = 2;
-    ps.Ho = ps.Wo = pool_out_size(H, 3, 2, 0);
+    ps.N = B; ps.C = C; ps.H = ps.W = H; ps.kH = ps.kW = kBenchPoolK; ps.sH = ps.sW = kBenchPoolS;
+    ps.Ho = ps.Wo = pool_out_size(H, kBenchPoolK, kBenchPoolS, 0);
     std::vector<float> py(static_cast<size_t>(B * C * ps.Ho * ps.Wo));
     const double pf = best_ms(reps, [&] { max_pool2d_forward(py.data(), x.data(), ps); });
     const double pbytes = 4.0 * (count + py.size());
-    rows.push_back({"maxpool1.forward", shape, pf, 0, pbytes / pf / 1e6, pbytes / pf / 1e6 / peak_gbps});
+    rows.push_back(memory_row("maxpool1.forward", shape, pf, pbytes, peak_gbps));
     const double pbw = best_ms(reps, [&] { max_pool2d_backward(dx.data(), py.data(), x.data(), ps); });
-    rows.push_back({"maxpool1.backward", shape, pbw, 0, 2 * pbytes / pbw / 1e6, 2 * pbytes / pbw / 1e6 / peak_gbps});
+    rows.push_back(memory_row("maxpool1.backward", shape, pbw, 2 * pbytes, peak_gbps));
     LrnParams lp;
-    lp.N = B; lp.C = C; lp.S = H * H; lp.size = 5; lp.alpha = 5e-4f; lp.beta = 0.75f; lp.k = 2.f;
+    lp.N = B; lp.C = C; lp.S = H * H; lp.size = kBenchLrnSize;
+    lp.alpha = static_cast<float>(kBenchLrnAlpha); lp.beta = static_cast<float>(kBenchLrnBeta);
+    lp.k = static_cast<float>(kBenchLrnK);
     const double lf = best_ms(reps, [&] { lrn_forward(y.data(), x.data(), lp); });
-    rows.push_back({"lrn1.forward", shape, lf, 0, 8.0 * count / lf / 1e6, 8.0 * count / lf / 1e6 / peak_gbps});
+    rows.push_back(memory_row("lrn1.forward", shape, lf, 8.0 * count, peak_gbps));
     const double lbw = best_ms(reps, [&] { lrn_backward(dx.data(), y.data(), x.data(), lp); });
-    rows.push_back({"lrn1.backward", shape, lbw, 0, 12.0 * count / lbw / 1e6, 12.0 * count / lbw / 1e6 / peak_gbps});
+    rows.push_back(memory_row("lrn1.backward", shape, lbw, 12.0 * count, peak_gbps));
   }
 
-  struct Fc {
-    const char* name;
-    int64_t in, out;
-  };
-  const Fc fcs[] = {{"fc6", 9216, 4096}, {"fc7", 4096, 4096}, {"fc8", 4096, 2}};
-  for (const Fc& fc : fcs) {
+  for (const BenchLinear& fc : kBenchLinears) {
     auto x = random_buffer(static_cast<size_t>(B * fc.in), 7);
     auto w = random_buffer(static_cast<size_t>(fc.in * fc.out), 8);
     auto bias = random_buffer(static_cast<size_t>(fc.out), 9);
     std::vector<float> y(static_cast<size_t>(B * fc.out)), dx(x.size()), dw(w.size()), db(bias.size());
     const double flop = 2.0 * B * fc.in * fc.out;
-    const std::string shape = dims({B, fc.in}) + " * " + dims({fc.out, fc.in}) + "^T";
+    const std::string shape = bench_dims({B, fc.in}) + " * " + bench_dims({fc.out, fc.in}) + "^T";
     const double f = best_ms(reps, [&] { linear_forward(y.data(), x.data(), w.data(), bias.data(), B, fc.in, fc.out); });
-    rows.push_back({std::string(fc.name) + ".forward", shape, f, flop / f / 1e6, 4.0 * w.size() / f / 1e6, flop / f / 1e6 / peak_gflops});
+    rows.push_back(compute_row(std::string(fc.name) + ".forward", shape, f, flop, peak_gflops, 4.0 * w.size()));
     const double bw = best_ms(reps, [&] {
       linear_backward(dx.data(), dw.data(), db.data(), y.data(), x.data(), w.data(), B, fc.in, fc.out, false);
     });
-    rows.push_back({std::string(fc.name) + ".backward", shape, bw, 2 * flop / bw / 1e6, 8.0 * w.size() / bw / 1e6, 2 * flop / bw / 1e6 / peak_gflops});
+    rows.push_back(compute_row(std::string(fc.name) + ".backward", shape, bw, 2 * flop, peak_gflops, 8.0 * w.size()));
   }
   return rows;
 }

@@ -42,6 +42,9 @@ using ConvKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                            int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
 
 struct DeviceHandles {
+  // Held by each operator for its call: cuDNN handles must not be used from two threads at
+  // once, and the algorithm cache and the workspace are shared state.
+  std::mutex mutex;
   cudnnHandle_t dnn = nullptr;
   b::cublasHandle_t blas = nullptr;
   void* workspace = nullptr;  // grows, never shrinks: no allocation once every shape was seen
@@ -211,8 +214,8 @@ void backward_algos(int device, DeviceHandles& h, ConvAlgos& algos, const ConvGe
   free(device, scratch);
 }
 
-b::cublasComputeType_t compute_type() {
-  return g_tf32 ? b::CUBLAS_COMPUTE_32F_FAST_TF32 : b::CUBLAS_COMPUTE_32F;
+b::cublasComputeType_t compute_type(bool tf32) {
+  return tf32 ? b::CUBLAS_COMPUTE_32F_FAST_TF32 : b::CUBLAS_COMPUTE_32F;
 }
 
 }  // namespace
@@ -223,6 +226,7 @@ bool tf32() { return g_tf32; }
 void conv2d_forward(int device, float* y, const float* x, const float* w, const float* bias,
                     const ConvGeometry& g, bool relu) {
   DeviceHandles& h = handles(device);
+  std::lock_guard<std::mutex> lock(h.mutex);
   ConvDescs d(g);
   ConvAlgos& algos = forward_algos(device, h, g, d, x, w, y);
   d.conv.math(algos.fwd_math);
@@ -236,6 +240,7 @@ void conv2d_forward(int device, float* y, const float* x, const float* w, const 
 void conv2d_backward(int device, float* dx, float* dw, float* db, const float* dy, const float* x,
                      const float* w, const ConvGeometry& g, bool accumulate) {
   DeviceHandles& h = handles(device);
+  std::lock_guard<std::mutex> lock(h.mutex);
   ConvDescs d(g);
   auto it = h.algos.find(key_of(g));
   ConvAlgos* algos = nullptr;
@@ -303,6 +308,7 @@ struct LrnDesc {
 
 void maxpool2d_forward(int device, float* y, const float* x, const PoolGeometry& g) {
   DeviceHandles& h = handles(device);
+  std::lock_guard<std::mutex> lock(h.mutex);
   PoolDesc p(g);
   TensorDesc xd(g.N, g.C, g.H, g.W), yd(g.N, g.C, g.Ho, g.Wo);
   const float one = 1.f, zero = 0.f;
@@ -312,6 +318,7 @@ void maxpool2d_forward(int device, float* y, const float* x, const PoolGeometry&
 void maxpool2d_backward(int device, float* dx, const float* dy, const float* x, const float* y,
                         const PoolGeometry& g) {
   DeviceHandles& h = handles(device);
+  std::lock_guard<std::mutex> lock(h.mutex);
   PoolDesc p(g);
   TensorDesc xd(g.N, g.C, g.H, g.W), yd(g.N, g.C, g.Ho, g.Wo);
   const float one = 1.f, zero = 0.f;
@@ -321,6 +328,7 @@ void maxpool2d_backward(int device, float* dx, const float* dy, const float* x, 
 void lrn_forward(int device, float* y, const float* x, int64_t N, int64_t C, int64_t H, int64_t W,
                  int64_t size, double alpha, double beta, double k) {
   DeviceHandles& h = handles(device);
+  std::lock_guard<std::mutex> lock(h.mutex);
   LrnDesc l(size, alpha, beta, k);
   TensorDesc t(N, C, H, W);
   const float one = 1.f, zero = 0.f;
@@ -331,6 +339,7 @@ void lrn_forward(int device, float* y, const float* x, int64_t N, int64_t C, int
 void lrn_backward(int device, float* dx, const float* dy, const float* x, const float* y, int64_t N,
                   int64_t C, int64_t H, int64_t W, int64_t size, double alpha, double beta, double k) {
   DeviceHandles& h = handles(device);
+  std::lock_guard<std::mutex> lock(h.mutex);
   LrnDesc l(size, alpha, beta, k);
   TensorDesc t(N, C, H, W);
   const float one = 1.f, zero = 0.f;
@@ -341,13 +350,20 @@ void lrn_backward(int device, float* dx, const float* dy, const float* x, const 
 void gemm(int device, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
           int64_t ldc) {
+  gemm_with_math(device, g_tf32, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_with_math(int device, bool tf32, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                    int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                    int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
   DeviceHandles& h = handles(device);
+  std::lock_guard<std::mutex> lock(h.mutex);
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
   CUBLAS_CHECK(cublas().cublasGemmEx(h.blas, trans_b ? b::CUBLAS_OP_T : b::CUBLAS_OP_N,
                                      trans_a ? b::CUBLAS_OP_T : b::CUBLAS_OP_N, as_int(N), as_int(M),
                                      as_int(K), &alpha, B, b::CUDA_R_32F, as_int(ldb), A, b::CUDA_R_32F,
-                                     as_int(lda), &beta, C, b::CUDA_R_32F, as_int(ldc), compute_type(),
+                                     as_int(lda), &beta, C, b::CUDA_R_32F, as_int(ldc), compute_type(tf32),
                                      b::CUBLAS_GEMM_DEFAULT));
 }
 

@@ -1,6 +1,8 @@
 // The heavy operators on the GPU: convolution, pooling and LRN on cuDNN, matrix products on
 // cuBLAS. Host C++ (compiled by g++ only in builds with CUDA); everything runs on the device's
-// compute stream (cuda::stream) through per-device cuDNN and cuBLAS handles bound to it.
+// compute stream (cuda::stream) through per-device cuDNN and cuBLAS handles bound to it. The
+// functions may be called from more than one host thread (the JS thread, and the benchmark's
+// thread in native/cuda/bench.cu): each holds its device's handles for the call.
 #pragma once
 
 #include <cstdint>
@@ -46,8 +48,13 @@ void lrn_backward(int device, float* dx, const float* dy, const float* x, const 
 // Row-major C[M,N] = alpha * op(A) @ op(B) + beta * C on cuBLAS (cublasGemmEx; TF32 compute
 // unless strict FP32 was asked for).
 void gemm(int device, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-          const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-          int64_t ldc);
+          const float* A /*[M,K] or [K,M]*/, int64_t lda, const float* B /*[K,N] or [N,K]*/,
+          int64_t ldb, float beta, float* C /*[M,N]*/, int64_t ldc);
+// The same with the math mode chosen for this call (tf32 true: TF32 compute, false: strict
+// FP32) instead of setTf32's process-wide one: the benchmark's ceilings measure both.
+void gemm_with_math(int device, bool tf32, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                    int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                    int64_t ldb, float beta, float* C, int64_t ldc);
 
 // y[B,out] = x[B,in] @ w[out,in]^T + b
 void linear_forward(int device, float* y, const float* x, const float* w, const float* b,

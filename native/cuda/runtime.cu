@@ -175,6 +175,13 @@ void free(int device, void* ptr) noexcept {
   }
 }
 
+void release_cached(int device) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  CUDA_CHECK(cudaMemPoolTrimTo(ctx.pool, 0));
+}
+
 void upload(int device, void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   Context& ctx = context(device);

@@ -34,6 +34,10 @@ class DeviceGuard {
 void* alloc(int device, size_t bytes);
 // Stream-ordered free: safe while kernels that use the memory are still queued.
 void free(int device, void* ptr) noexcept;
+// Waits until the stream is idle, then hands the pool's unused memory back to the driver. For
+// one-off large users (the benchmark's gigabyte-sized ceilings) that should not leave it
+// reserved for the rest of the process.
+void release_cached(int device);
 
 // Host -> device, asynchronous: `src` is copied into pinned staging first (so the caller may
 // reuse it at once), then copied on the stream.
