@@ -262,20 +262,29 @@ export interface CudaLibraries {
 const here = dirname(fileURLToPath(import.meta.url));
 export const packageRoot = resolve(here, '..');
 
-function candidates(): string[] {
-  const list: string[] = [];
-  if (process.env.ALEXNET_ADDON) list.push(resolve(process.env.ALEXNET_ADDON));
-  const prebuildDir = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
+/** One place the loader looks: a file to open, or (note set) one it knows is absent, and why. */
+interface Candidate {
+  file: string;
+  /** why there is nothing to open here */
+  note?: string;
+}
+
+function candidates(root: string): Candidate[] {
+  const list: Candidate[] = [];
+  if (process.env.ALEXNET_ADDON) list.push({ file: resolve(process.env.ALEXNET_ADDON) });
+  const platform = `${process.platform}-${process.arch}`;
+  const prebuildDir = join(root, 'prebuilds', platform);
   if (existsSync(prebuildDir)) {
     // `npm run prebuild` writes alexnet-node.napi.node (prebuildify --napi --name alexnet-node.napi)
     const files = readdirSync(prebuildDir).filter((f) => f.endsWith('.node'));
     files.sort((a, b) => Number(b.includes('napi')) - Number(a.includes('napi')) || a.localeCompare(b));
-    for (const f of files) list.push(join(prebuildDir, f));
+    for (const f of files) list.push({ file: join(prebuildDir, f) });
+    if (files.length === 0) list.push({ file: join(prebuildDir, 'alexnet-node.napi.node'), note: 'not found (no .node file in this folder)' });
   } else {
-    list.push(join(prebuildDir, 'alexnet-node.napi.node'));
+    list.push({ file: join(prebuildDir, 'alexnet-node.napi.node'), note: `not found (no prebuilt binary for ${platform} in this package)` });
   }
-  list.push(join(packageRoot, 'build', 'Release', 'alexnet.node'));
-  list.push(join(packageRoot, 'build', 'Debug', 'alexnet.node'));
+  list.push({ file: join(root, 'build', 'Release', 'alexnet.node') });
+  list.push({ file: join(root, 'build', 'Debug', 'alexnet.node') });
   return list;
 }
 
@@ -299,34 +308,50 @@ export function useDefaultOpenblasKernels(): boolean {
  */
 export function loadNative(): NativeModule {
   if (cached) return cached;
+  const found = findNative(packageRoot);
+  cached = found.module;
+  loadedFrom = found.path;
+  return cached;
+}
+
+/**
+ * The search behind loadNative() for a package folder `root`, without the cache: the first
+ * candidate that loads, or an `ERR_ADDON_NOT_FOUND` error naming every path tried, why each
+ * failed, and what to do.
+ */
+export function findNative(root: string): { module: NativeModule; path: string } {
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
-  for (const file of candidates()) {
-    if (!existsSync(file)) {
-      tried.push(`  ${file}: not found`);
+  for (const { file, note } of candidates(root)) {
+    if (note || !existsSync(file)) {
+      tried.push(`  ${file}: ${note ?? 'not found'}`);
       continue;
     }
     try {
-      cached = require(file) as NativeModule;
-      loadedFrom = file;
-      return cached;
+      return { module: require(file) as NativeModule, path: file };
     } catch (err) {
       tried.push(`  ${file}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
   // Last resort: the `bindings` package searches the other usual build folders.
   try {
-    const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => NativeModule;
-    cached = bindings({ bindings: 'alexnet.node', module_root: packageRoot });
-    loadedFrom = 'bindings';
-    return cached;
+    const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => NativeModule & { path?: string };
+    const module = bindings({ bindings: 'alexnet.node', module_root: root });
+    return { module, path: module.path ?? 'bindings' };
   } catch (err) {
-    tried.push(`  bindings search: ${(err as Error).message.split('\n')[0]}`);
+    const lines = (err as Error).message.split('\n');
+    const places = lines.slice(1).filter((l) => l.trim()).length; // bindings lists one place a line
+    tried.push(`  bindings search under ${root}: ${(lines[0] ?? '').replace(/\.?\s*Tried:\s*$/, '')}${places ? ` (${places} places)` : ''}`);
   }
   const e = new Error(
-    `alexnet: could not load the native addon. Tried:\n${tried.join('\n')}\n` +
-      'Build it with `npm run build:native` (needs a C++ compiler and CMake) or `npx node-gyp rebuild`, ' +
-      'or set ALEXNET_ADDON to the path of an alexnet.node file.',
+    `alexnet: could not load the native addon (${process.platform}-${process.arch}, Node ${process.version}). Tried:\n` +
+      `${tried.join('\n')}\n` +
+      'What to do:\n' +
+      '  - installed with npm: `npm rebuild alexnet-node` runs the package\'s install step again: it uses the prebuilt ' +
+      'binary, or builds from source with node-gyp (needs a C++17 compiler, make and python3). npm 11 may hold that step ' +
+      'back until it is approved: `npm install-scripts approve alexnet-node` (README, "Install").\n' +
+      '  - in a checkout: `npm run build:native` (cmake-js; needs CMake) or `npx node-gyp rebuild`.\n' +
+      '  - or set ALEXNET_ADDON to the path of an alexnet.node file.',
   ) as Error & { code: string };
   e.code = 'ERR_ADDON_NOT_FOUND';
   throw e;
