@@ -91,16 +91,22 @@ describe('Tensor', () => {
     expect(Array.from(Tensor.from([1, 2], [2]).dataSync())).toEqual([1, 2]);
   });
 
-  it('reports native memory to V8 and releases it on dispose', () => {
+  it('reports native memory to V8 and releases it on dispose', async () => {
     const bytes = 64 * 1024 * 1024;
+    // externalMemory() is the whole isolate's count: V8 also lowers it when a GC (which reporting
+    // 64 MiB can start) frees unrelated ArrayBuffers, e.g. the test runner's IPC buffers. Collect
+    // that garbage first, and allow for what is freed meanwhile (seen: 7.5 KB on a busy CI run).
+    const slack = 1024 * 1024;
+    (globalThis as { gc?: () => void }).gc?.();
+    await new Promise((r) => setTimeout(r, 0));
     const reported = (): number => loadNative().externalMemory();
     const before = reported();
     const t = Tensor.empty([bytes / 4]);
     const during = reported();
-    expect(during - before).toBeGreaterThanOrEqual(bytes);
+    expect(during - before).toBeGreaterThanOrEqual(bytes - slack);
     t.dispose();
     const after = reported();
-    expect(during - after).toBeGreaterThanOrEqual(bytes);
+    expect(during - after).toBeGreaterThanOrEqual(bytes - slack);
   });
 
   it('frees tensors that are never disposed once they are garbage collected', async () => {
