@@ -48,10 +48,10 @@ describe('install step (scripts/install.mjs)', () => {
   it('uses a prebuilt binary that loads, and builds nothing', () => {
     loadNative();
     mkdirSync(join(pkg, 'prebuilds', platform), { recursive: true });
-    copyFileSync(nativePath(), join(pkg, 'prebuilds', platform, 'alexnet-node.node'));
+    copyFileSync(nativePath(), join(pkg, 'prebuilds', platform, 'alexnet-node.napi.node'));
     const r = install();
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`using the prebuilt binary ${join('prebuilds', platform, 'alexnet-node.node')}`);
+    expect(r.stdout).toContain(`using the prebuilt binary ${join('prebuilds', platform, 'alexnet-node.napi.node')}`);
     expect(r.stdout).not.toContain('building from source');
   });
 
@@ -68,10 +68,10 @@ describe('install step (scripts/install.mjs)', () => {
 
   it('a prebuilt that does not load here: builds from source, and says why', () => {
     mkdirSync(join(pkg, 'prebuilds', platform), { recursive: true });
-    writeFileSync(join(pkg, 'prebuilds', platform, 'alexnet-node.node'), 'not a shared object');
+    writeFileSync(join(pkg, 'prebuilds', platform, 'alexnet-node.napi.node'), 'not a shared object');
     const r = install();
     expect(r.status).toBe(1);
-    expect(r.stdout).toContain('prebuilt alexnet-node.node does not load here');
+    expect(r.stdout).toContain('prebuilt alexnet-node.napi.node does not load here');
     expect(r.stdout).toContain(`the prebuilt binary for ${platform} does not load here: building from source`);
     expectWhatToInstall(r.stderr);
   });
