@@ -58,6 +58,22 @@ describe('maxPool2d', () => {
     expectClose(y, maxPool2dRef(x, g), { atol: 0, rtol: 0, label: 'all-negative input with padding' });
   });
 
+  it.each([
+    { N: 2, C: 3, H: 27, W: 29, kernel: [3, 3], stride: [2, 2] },
+    { N: 1, C: 2, H: 13, W: 12, kernel: [3, 2], stride: [2, 1], padding: [1, 1] },
+  ] as Case[])('backward routes to the first maximum, or the first NaN, with many ties and NaNs: %j', async (c) => {
+    const r = rng();
+    const g = geometry(c);
+    const n = c.N * c.C * c.H * c.W;
+    // values on a coarse grid (ties everywhere) and about 5% NaN
+    const x = new Float32Array(n).map(() => (r() < 0.05 ? NaN : Math.floor(r() * 4)));
+    const tx = Tensor.from(x, [c.N, c.C, c.H, c.W]);
+    const y = maxPool2d(tx, opts(c));
+    const dyv = f32(uniform(y.shape.reduce((a, b) => a * b, 1), r));
+    const dx = await maxPool2dBackward(Tensor.from(dyv, y.shape), tx, y, opts(c)).data();
+    expectClose(dx, maxPool2dBackwardRef(dyv, x, g), { atol: 1e-6, rtol: 1e-6, label: 'NaN/tie routing' });
+  });
+
   it('routes ties to the first element of the window and accumulates overlapping windows', async () => {
     const r = rng();
     const dyv = uniform(4, r);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "../core/parallel.h"
+#include "simd.h"
 
 namespace alexnet::cpu {
 
@@ -115,19 +116,75 @@ void max_pool2d_forward(float* y, const float* x, const Pool2dShape& s) {
   });
 }
 
+namespace {
+
+// The arg-max of every output window of row oh whose columns lie inside the input, as flat
+// plane indices, for output columns [lo, hi): one branch-free pass per window position in
+// row-major order (so ties keep the first, and a NaN wins unless one was already taken), which
+// vectorises across output columns. Rows of the window outside the input are skipped.
+ALEXNET_SIMD_CLONES void row_argmax(int32_t* id,          // [Wo] (columns [lo, hi) written)
+                                    float* m,             // [Wo] scratch: running maxima
+                                    const float* plane,   // [H, W]
+                                    int64_t oh, int64_t lo, int64_t hi, int64_t H, int64_t W,
+                                    int64_t kH, int64_t kW, int64_t sH, int64_t sW, int64_t pH,
+                                    int64_t pW) {
+  const int64_t h0 = oh * sH - pH;
+  const int64_t hs = std::max<int64_t>(h0, 0), he = std::min(h0 + kH, H);
+  bool first = true;
+  for (int64_t h = hs; h < he; ++h)
+    for (int64_t kw = 0; kw < kW; ++kw) {
+      const int64_t off = h * W + kw - pW;  // plane index of column ow * sW + off
+      const float* src = plane + off;
+      if (first) {
+        for (int64_t ow = lo; ow < hi; ++ow) {
+          m[ow] = src[ow * sW];
+          id[ow] = static_cast<int32_t>(off + ow * sW);
+        }
+        first = false;
+        continue;
+      }
+      for (int64_t ow = lo; ow < hi; ++ow) {
+        const float v = src[ow * sW], cur = m[ow];
+        const bool take = (v > cur) | ((v != v) & (cur == cur));
+        m[ow] = take ? v : cur;
+        id[ow] = take ? static_cast<int32_t>(off + ow * sW) : id[ow];
+      }
+    }
+}
+
+}  // namespace
+
+// dx: zero, then each window's dy added at its arg-max. The windows inside the row take the
+// vectorised row_argmax; the border ones (padding) the scalar window_argmax.
 void max_pool2d_backward(float* dx, const float* dy, const float* x, const Pool2dShape& s) {
   const int64_t HW = s.H * s.W, HoWo = s.Ho * s.Wo;
-  parallel_for(0, s.N * s.C, plane_grain(s), [&](int64_t lo, int64_t hi) {
-    for (int64_t p = lo; p < hi; ++p) {
+  // output columns whose windows lie inside the row: ow*sW - pW >= 0 and ow*sW - pW + kW <= W
+  const int64_t lo = std::min<int64_t>((s.pW + s.sW - 1) / s.sW, s.Wo);
+  const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(s.Wo, (s.W - s.kW + s.pW) / s.sW + 1));
+  const bool small = HW < (int64_t{1} << 31);  // plane indices fit int32
+  parallel_for(0, s.N * s.C, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    std::vector<int32_t> id(static_cast<size_t>(s.Wo));
+    std::vector<float> m(static_cast<size_t>(s.Wo));
+    for (int64_t p = p0; p < p1; ++p) {
       const float* plane = x + p * HW;
       const float* g = dy + p * HoWo;
       float* d = dx + p * HW;
       std::memset(d, 0, static_cast<size_t>(HW) * sizeof(float));
-      for (int64_t oh = 0; oh < s.Ho; ++oh)
-        for (int64_t ow = 0; ow < s.Wo; ++ow) {
-          const int64_t i = window_argmax(plane, oh, ow, s);
-          if (i >= 0) d[i] += g[oh * s.Wo + ow];
+      for (int64_t oh = 0; oh < s.Ho; ++oh) {
+        const float* grow = g + oh * s.Wo;
+        const int64_t h0 = oh * s.sH - s.pH;
+        const bool fast = small && lo < hi && std::min(h0 + s.kH, s.H) > std::max<int64_t>(h0, 0);
+        if (fast) {
+          row_argmax(id.data(), m.data(), plane, oh, lo, hi, s.H, s.W, s.kH, s.kW, s.sH, s.sW,
+                     s.pH, s.pW);
+          for (int64_t ow = lo; ow < hi; ++ow) d[id[ow]] += grow[ow];
         }
+        for (int64_t ow = 0; ow < s.Wo; ++ow) {  // border columns (or all, off the fast path)
+          if (fast && ow >= lo && ow < hi) continue;
+          const int64_t i = window_argmax(plane, oh, ow, s);
+          if (i >= 0) d[i] += grow[ow];
+        }
+      }
     }
   });
 }

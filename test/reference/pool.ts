@@ -29,7 +29,8 @@ function argmaxAt(x: ArrayLike<number>, g: PoolGeometry, n: number, c: number, o
       const iw = ow * g.stride[1] - g.padding[1] + kw;
       if (iw < 0 || iw >= g.W) continue;
       const i = ((n * g.C + c) * g.H + ih) * g.W + iw;
-      if (best < 0 || x[i]! > m) {
+      // the first maximum in row-major order; a NaN beats any number (PyTorch's rule)
+      if (best < 0 || x[i]! > m || (Number.isNaN(x[i]!) && !Number.isNaN(m))) {
         best = i;
         m = x[i]!;
       }
