@@ -251,7 +251,7 @@ export function benchMarkdown(results: BenchResult[]): string {
 }
 
 export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean }): Promise<void> {
-  const batches = (o.batch ?? (o.device === 'cpu' ? '1,16' : '1,16,64,128')).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  const batches = (o.batch ?? (o.device === 'cpu' ? '1,16,64' : '1,16,64,128')).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
   const results = await benchmark({ device: o.device, batches, reps: o.reps, peer: o.peer });
   if (o.json) for (const r of results) console.log(JSON.stringify(r));
   const md = benchMarkdown(results);

@@ -153,7 +153,7 @@ program
   .command('bench')
   .description('inference and training images/s of the seed AlexNet per batch size, a per-layer table, peak memory, and onnxruntime-node beside it')
   .option('--device <name>', 'cpu or cuda:N', 'cpu')
-  .option('--batch <list>', 'batch sizes, comma separated (cpu: 1,16; cuda: 1,16,64,128)')
+  .option('--batch <list>', 'batch sizes, comma separated (cpu: 1,16,64; cuda: 1,16,64,128)')
   .option('--reps <n>', 'timed repetitions (best is kept)', positiveInt('reps'), 3)
   .option('--no-peer', 'skip onnxruntime-node')
   .option('--save', 'write bench/results/bench-<device>-<date>.{json,md}')
