@@ -7,6 +7,7 @@
 #include "../core/parallel.h"
 #include "conv_direct.h"
 #include "gemm.h"
+#include "scratch.h"
 
 namespace alexnet::cpu {
 
@@ -24,19 +25,6 @@ constexpr int64_t kColBudget = (int64_t{ALEXNET_CONV_COL_BUDGET_MB} << 20) / 4;
 constexpr int64_t kDirectHoWo = ALEXNET_CONV_DIRECT_HOWO;
 // Aim for at least this many elements of copying per parallel chunk.
 constexpr int64_t kCopyGrain = int64_t{1} << 14;
-
-// Scratch buffers reused across calls on the same thread (the CPU queue's worker), so that a
-// training loop does not page-fault a fresh 64 MB every layer. Grown on demand, never shrunk.
-float* scratch(int slot, int64_t n) {
-  thread_local std::vector<float> buffers[2];
-  std::vector<float>& b = buffers[slot];
-  if (static_cast<int64_t>(b.size()) < n) {
-    b.clear();
-    b.shrink_to_fit();
-    b.resize(static_cast<size_t>(n));
-  }
-  return b.data();
-}
 
 // Images per chunk: as many as fit the column budget, but enough that the GEMM's N dimension
 // (nb*Ho*Wo) stays large enough to run at full speed (conv3-5 have only 13x13 outputs).
@@ -194,8 +182,9 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
   const int64_t Kg = (s.C / G) * s.kH * s.kW;
   const int64_t HoWo = s.Ho * s.Wo;
   const int64_t nb_max = images_per_chunk(s);
-  float* col = scratch(0, s.C * s.kH * s.kW * nb_max * HoWo);
-  float* ybuf = nb_max > 1 && HoWo < kDirectHoWo ? scratch(1, s.O * nb_max * HoWo) : nullptr;
+  float* col = scratch(Scratch::Columns, s.C * s.kH * s.kW * nb_max * HoWo);
+  float* ybuf =
+      nb_max > 1 && HoWo < kDirectHoWo ? scratch(Scratch::Staging, s.O * nb_max * HoWo) : nullptr;
 
   for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, s.N - n0);
@@ -270,8 +259,8 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   if (dx_direct) dx = nullptr;
 
   const int64_t nb_max = images_per_chunk(s);
-  float* col = scratch(0, s.C * s.kH * s.kW * nb_max * HoWo);
-  float* dybuf = nb_max > 1 ? scratch(1, s.O * nb_max * HoWo) : nullptr;
+  float* col = scratch(Scratch::Columns, s.C * s.kH * s.kW * nb_max * HoWo);
+  float* dybuf = nb_max > 1 ? scratch(Scratch::Staging, s.O * nb_max * HoWo) : nullptr;
 
   for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, s.N - n0);

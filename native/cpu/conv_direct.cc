@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #include "../core/parallel.h"
+#include "scratch.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // GCC 12's AVX-512 intrinsics build their results from _mm512_undefined_ps(), which trips
@@ -29,18 +29,6 @@ std::atomic<ConvAlgo> g_algo{ConvAlgo::Auto};
 
 constexpr int64_t kBlock = 32;  // output channels per tile (two 16-lane vectors)
 constexpr int kMaxP = 14;       // output columns per tile: 2*14 accumulators + 2 weight vectors
-
-// Per-thread scratch (the CPU queue's worker calls these), grown on demand, never shrunk.
-float* scratch(int slot, int64_t n) {
-  thread_local std::vector<float> buffers[3];
-  std::vector<float>& b = buffers[slot];
-  if (static_cast<int64_t>(b.size()) < n) {
-    b.clear();
-    b.shrink_to_fit();
-    b.resize(static_cast<size_t>(n));
-  }
-  return b.data();
-}
 
 // The shape the kernel sees: an input that needs no padding (the caller pads), stride S.
 struct Plan {
@@ -203,7 +191,7 @@ void run(float* y, const float* x, const float* wp, const float* bias_padded, co
   const int64_t band_rows = (p.Ho + bands - 1) / bands;
   const int64_t items = OB * p.N * bands;
   parallel_for(0, items, 1, [&](int64_t lo, int64_t hi) {
-    float* acc = scratch(2, band_rows * ntiles * kMaxP * kBlock + 16);
+    float* acc = scratch(Scratch::TileSums, band_rows * ntiles * kMaxP * kBlock + 16);
     acc = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(acc) + 63) & ~uintptr_t{63});
     for (int64_t t = lo; t < hi; ++t) {
       const int64_t band = t % bands, n = (t / bands) % p.N, ob = t / (bands * p.N);
@@ -265,7 +253,7 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
                            const Conv2dShape& s, bool relu) {
 #if ALEXNET_DIRECT_CONV
   const int64_t OB = (s.O + kBlock - 1) / kBlock;
-  float* wp = scratch(0, OB * kBlock * s.C * s.kH * s.kW + OB * kBlock);
+  float* wp = scratch(Scratch::PackedWeights, OB * kBlock * s.C * s.kH * s.kW + OB * kBlock);
   pack_weights(wp, w, s.O, s.C, s.kH, s.kW, false);
   float* bp = nullptr;
   if (bias) {
@@ -276,7 +264,7 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
   const float* xin = x;
   const int64_t Hp = s.H + 2 * s.pH, Wp = s.W + 2 * s.pW;
   if (s.pH || s.pW) {
-    float* xp = scratch(1, s.N * s.C * Hp * Wp);
+    float* xp = scratch(Scratch::PaddedInput, s.N * s.C * Hp * Wp);
     pad_input(xp, x, s.N, s.C, s.H, s.W, s.pH, s.pW);
     xin = xp;
   }
@@ -289,13 +277,13 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
 void conv2d_backward_data_direct(float* dx, const float* dy, const float* w, const Conv2dShape& s) {
 #if ALEXNET_DIRECT_CONV
   const int64_t CB = (s.C + kBlock - 1) / kBlock;
-  float* wp = scratch(0, CB * kBlock * s.O * s.kH * s.kW);
+  float* wp = scratch(Scratch::PackedWeights, CB * kBlock * s.O * s.kH * s.kW);
   pack_weights(wp, w, s.O, s.C, s.kH, s.kW, true);
   const int64_t qH = s.kH - 1 - s.pH, qW = s.kW - 1 - s.pW;
   const int64_t Hp = s.Ho + 2 * qH, Wp = s.Wo + 2 * qW;
   const float* dyin = dy;
   if (qH || qW) {
-    float* dyp = scratch(1, s.N * s.O * Hp * Wp);
+    float* dyp = scratch(Scratch::PaddedInput, s.N * s.O * Hp * Wp);
     pad_input(dyp, dy, s.N, s.O, s.Ho, s.Wo, qH, qW);
     dyin = dyp;
   }

@@ -1,0 +1,22 @@
+// Per-thread scratch buffers for the CPU kernels, reused across calls so that a training loop
+// does not page-fault fresh megabytes every layer. Each use has its own slot (so buffers that
+// live at the same time never alias); a slot grows on demand and is never shrunk.
+#pragma once
+
+#include <cstdint>
+
+namespace alexnet::cpu {
+
+enum class Scratch {
+  Columns,        // im2col's column matrix (conv.cc)
+  Staging,        // conv.cc: the batched GEMM's output, or dY gathered to [O, nb*HoWo]
+  PackedWeights,  // conv_direct.cc: weights repacked into 32-channel blocks (+ padded bias)
+  PaddedInput,    // conv_direct.cc: the zero-padded input (or dy)
+  TileSums,       // conv_direct.cc: a band's partial sums between input-channel blocks
+  kCount
+};
+
+// At least n floats, valid until the same slot is asked for again on this thread.
+float* scratch(Scratch slot, int64_t n);
+
+}  // namespace alexnet::cpu
