@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "../core/parallel.h"
 #include "conv_direct.h"
