@@ -42,8 +42,9 @@ export function setGemmBackend(name: 'blas' | 'portable'): void {
 
 /**
  * The CPU convolution path for work issued afterwards: 'auto' (default) and 'direct' use the
- * direct AVX-512 kernel wherever the CPU and the layer allow it and im2col + GEMM elsewhere;
- * 'im2col' forces im2col + GEMM everywhere (for comparisons).
+ * direct kernel (AVX-512, else AVX2) wherever the CPU and the layer allow it and im2col + GEMM
+ * elsewhere; 'direct-avx2' limits the kernel to its AVX2 build; 'im2col' forces im2col + GEMM
+ * everywhere (for comparisons).
  */
 export function setConvAlgorithm(name: ConvAlgorithm): void {
   loadNative().setConvAlgorithm(name);

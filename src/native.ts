@@ -32,8 +32,11 @@ export interface Conv2dOptions {
   relu?: boolean;
 }
 
-/** CPU convolution path: 'auto' (direct kernel where it applies), 'direct' (same), 'im2col'. */
-export type ConvAlgorithm = 'auto' | 'direct' | 'im2col';
+/**
+ * CPU convolution path: 'auto' (direct kernel where it applies, the CPU's best instruction set),
+ * 'direct' (same), 'direct-avx2' (the kernel's AVX2 build even on AVX-512 CPUs), 'im2col'.
+ */
+export type ConvAlgorithm = 'auto' | 'direct' | 'direct-avx2' | 'im2col';
 export interface Conv2dBackwardOptions extends Conv2dOptions {
   /** compute gradInput (false for the first layer) */
   computeGradInput?: boolean;
@@ -92,8 +95,9 @@ export interface BackendInfo {
     blasThreads?: number;
     /** the CPU convolution path chosen with setConvAlgorithm (default 'auto') */
     convAlgorithm: ConvAlgorithm;
-    /** whether this CPU runs the direct (AVX-512) convolution kernel */
+    /** whether this CPU runs the direct convolution kernel, and with which instruction set */
     directConv: boolean;
+    directConvIsa: 'avx512' | 'avx2' | 'none';
   };
   cuda: {
     compiled: boolean;

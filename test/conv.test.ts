@@ -70,9 +70,10 @@ const cases: Case[] = [
   { N: 1, C: 4, H: 5, W: 6, O: 3, k: [1, 1], padding: [1, 1], bias: false },
 ];
 
-// The CPU convolution paths: the direct kernel (where the CPU has AVX-512; elsewhere 'direct'
-// falls back to im2col, see the availability test) and im2col + GEMM.
-const algorithms = ['direct', 'im2col'] as const;
+// The CPU convolution paths: the direct kernel with the CPU's best instruction set and with AVX2
+// (where the CPU has them; elsewhere they fall back to im2col, see the availability test) and
+// im2col + GEMM.
+const algorithms = ['direct', 'direct-avx2', 'im2col'] as const;
 
 const label = (c: Case) => JSON.stringify(c);
 
@@ -165,17 +166,18 @@ describe('conv2d', () => {
   });
   });
 
-  it('reports the direct kernel exactly where the CPU has AVX-512, and the chosen path', () => {
+  it('reports the direct kernel with the instruction set the CPU has, and the chosen path', () => {
     const cpu = backendInfo().backends.cpu;
     expect(cpu.convAlgorithm).toBe('auto');
-    let avx512 = false;
     if (process.platform === 'linux' && process.arch === 'x64') {
-      avx512 = /^flags\s*:.*\bavx512f\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
-      expect(cpu.directConv).toBe(avx512);
+      const flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? [];
+      const isa = flags.includes('avx512f') ? 'avx512' : flags.includes('avx2') && flags.includes('fma') ? 'avx2' : 'none';
+      expect(cpu.directConvIsa).toBe(isa);
+      expect(cpu.directConv).toBe(isa !== 'none');
     }
     setConvAlgorithm('im2col');
     expect(backendInfo().backends.cpu.convAlgorithm).toBe('im2col');
-    expectCode(() => setConvAlgorithm('winograd' as never), 'ERR_ARGUMENT', /auto.*direct.*im2col/);
+    expectCode(() => setConvAlgorithm('winograd' as never), 'ERR_ARGUMENT', /auto.*direct.*direct-avx2.*im2col/);
   });
 
   it('writes into preallocated views (nonzero offset) and accumulates', async () => {

@@ -35,8 +35,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   cpu.Set("gemm", cpu::gemm_backend() == cpu::GemmBackend::Blas ? "blas" : "portable");
   cpu.Set("threads", num_threads());
   const cpu::ConvAlgo algo = cpu::conv_algo();
-  cpu.Set("convAlgorithm", algo == cpu::ConvAlgo::Auto ? "auto" : algo == cpu::ConvAlgo::Direct ? "direct" : "im2col");
-  cpu.Set("directConv", cpu::conv_direct_available());
+  cpu.Set("convAlgorithm", algo == cpu::ConvAlgo::Auto         ? "auto"
+                           : algo == cpu::ConvAlgo::Direct     ? "direct"
+                           : algo == cpu::ConvAlgo::DirectAvx2 ? "direct-avx2"
+                                                               : "im2col");
+  const cpu::ConvIsa isa = cpu::conv_direct_cpu_isa();
+  cpu.Set("directConv", isa != cpu::ConvIsa::None);
+  cpu.Set("directConvIsa", isa == cpu::ConvIsa::Avx512 ? "avx512" : isa == cpu::ConvIsa::Avx2 ? "avx2" : "none");
 #if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
   cpu.Set("blasThreads", openblas_get_num_threads());
 #endif
@@ -111,19 +116,22 @@ Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// setConvAlgorithm('auto' | 'direct' | 'im2col'): the CPU convolution path for work enqueued
-// afterwards. 'auto' and 'direct' use the direct kernel wherever the CPU and the shape allow it
-// (so 'direct' on a CPU without AVX-512 still runs, through im2col); 'im2col' forces im2col +
-// GEMM everywhere. Tests use it to check both paths against the same reference.
+// setConvAlgorithm('auto' | 'direct' | 'direct-avx2' | 'im2col'): the CPU convolution path for
+// work enqueued afterwards. 'auto' and 'direct' use the direct kernel wherever the CPU and the
+// shape allow it, with the CPU's best instruction set (so 'direct' on a CPU without AVX2 still
+// runs, through im2col); 'direct-avx2' limits the kernel to its AVX2 build; 'im2col' forces
+// im2col + GEMM everywhere. Tests use it to check every path against the same reference.
 Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   const char* op = "setConvAlgorithm";
-  if (info.Length() < 1 || !info[0].IsString()) fail(code::kArgument, op, ": expected 'auto', 'direct' or 'im2col'");
+  if (info.Length() < 1 || !info[0].IsString())
+    fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2' or 'im2col'");
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   cpu::ConvAlgo a;
   if (name == "auto") a = cpu::ConvAlgo::Auto;
   else if (name == "direct") a = cpu::ConvAlgo::Direct;
+  else if (name == "direct-avx2") a = cpu::ConvAlgo::DirectAvx2;
   else if (name == "im2col") a = cpu::ConvAlgo::Im2col;
-  else fail(code::kArgument, op, ": expected 'auto', 'direct' or 'im2col' but got '", name, "'");
+  else fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2' or 'im2col' but got '", name, "'");
   device_synchronize(Device{});  // a global read by tasks: applies in program order
   cpu::set_conv_algo(a);
   return info.Env().Undefined();

@@ -5,18 +5,14 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "../core/parallel.h"
 #include "scratch.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// GCC 12's AVX-512 intrinsics build their results from _mm512_undefined_ps(), which trips
-// -Wmaybe-uninitialized once inlined (GCC bug 105593, fixed in 13).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
 #define ALEXNET_DIRECT_CONV 1
-#define ALEXNET_AVX512 __attribute__((target("avx512f")))
 #else
 #define ALEXNET_DIRECT_CONV 0
 #endif
@@ -27,8 +23,21 @@ namespace {
 
 std::atomic<ConvAlgo> g_algo{ConvAlgo::Auto};
 
-constexpr int64_t kBlock = 32;  // output channels per tile (two 16-lane vectors)
-constexpr int kMaxP = 14;       // output columns per tile: 2*14 accumulators + 2 weight vectors
+#if ALEXNET_DIRECT_CONV
+// The two instruction sets the kernel is compiled for. A tile holds two vectors of output
+// channels (the block) for each of up to kMaxP output columns, so 2 * kMaxP accumulators plus
+// the two weight vectors and a broadcast fit the register file (32 zmm / 16 ymm).
+struct Avx512 {
+  typedef float V __attribute__((vector_size(64)));
+  static constexpr int64_t kBlock = 32;
+  static constexpr int kMaxP = 14;
+};
+struct Avx2 {
+  typedef float V __attribute__((vector_size(32)));
+  static constexpr int64_t kBlock = 16;
+  static constexpr int kMaxP = 6;
+};
+#endif
 
 // The shape the kernel sees: an input that needs no padding (the caller pads), stride S.
 struct Plan {
@@ -37,11 +46,11 @@ struct Plan {
   int64_t Ho, Wo;
 };
 
-// wp[ob][c][kh][kw][j] = w[ob*32 + j][c][kh][kw] (0 for ob*32 + j >= O). With `flip`, the
-// backward-data weights instead: wp[cb][o][kh][kw][j] = w[o][cb*32 + j][kH-1-kh][kW-1-kw], i.e.
-// the packing of w transposed in its first two axes and rotated by 180 degrees.
+// wp[ob][c][kh][kw][j] = w[ob*kBlock + j][c][kh][kw] (0 past O). With `flip`, the backward-data
+// weights instead: wp[cb][o][kh][kw][j] = w[o][cb*kBlock + j][kH-1-kh][kW-1-kw], i.e. the packing
+// of w transposed in its first two axes and rotated by 180 degrees.
 void pack_weights(float* wp, const float* w, int64_t O, int64_t C, int64_t kH, int64_t kW,
-                  bool flip) {
+                  int64_t kBlock, bool flip) {
   const int64_t out = flip ? C : O, in = flip ? O : C, KK = kH * kW;
   const int64_t OB = (out + kBlock - 1) / kBlock;
   parallel_for(0, OB * in, 16, [&](int64_t lo, int64_t hi) {
@@ -81,29 +90,34 @@ void pad_input(float* xp, const float* x, int64_t N, int64_t C, int64_t H, int64
 
 #if ALEXNET_DIRECT_CONV
 
-// One tile of 32 output channels x P output columns, over input channels [0, C) of `in`:
-// acc [P][32] is initialised from the bias (or 0) when `first`, else continued; when `last`,
-// the tile is finished (ReLU if asked) and written to y[j][p] for j < nvalid, p < P.
-template <int P, int S>
-ALEXNET_AVX512 void tile(float* y,                 // [nvalid][ystride], P columns written
-                         float* acc,               // [P][32] partial sums (64-byte aligned)
-                         const float* in,          // [C][plane] starting at the tile's corner
-                         const float* wp,          // [C][kH][kW][32]
-                         const float* bias,        // [32] or nullptr
-                         int64_t C, int64_t kH, int64_t kW, int64_t plane, int64_t rowlen,
-                         int64_t ystride, int64_t nvalid, bool first, bool last, bool relu) {
-  __m512 a[P], b[P];
-  if (first) {
-    const __m512 b0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
-    const __m512 b1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
-    for (int p = 0; p < P; ++p) {
-      a[p] = b0;
-      b[p] = b1;
-    }
-  } else {
-    for (int p = 0; p < P; ++p) {
-      a[p] = _mm512_load_ps(acc + p * kBlock);
-      b[p] = _mm512_load_ps(acc + p * kBlock + 16);
+// One tile of kBlock output channels x P output columns, over input channels [0, C) of `in`:
+// acc [P][kBlock] is initialised from the bias (or 0) when `first`, else continued; when
+// `last`, the tile is finished (ReLU if asked) and written to y[j][p] for j < nvalid, p < P.
+// Written once with GCC vector types and compiled per instruction set by the wrappers below;
+// a * b + c contracts to fused multiply-adds (GCC's default -ffp-contract=fast).
+template <class Isa, int P, int S>
+__attribute__((always_inline)) inline void tile_body(
+    float* y,             // [nvalid][ystride], P columns written
+    float* acc,           // [P][kBlock] partial sums (64-byte aligned)
+    const float* in,      // [C][plane] starting at the tile's corner
+    const float* wp,      // [C][kH][kW][kBlock]
+    const float* bias,    // [kBlock] or nullptr
+    int64_t C, int64_t kH, int64_t kW, int64_t plane, int64_t rowlen, int64_t ystride,
+    int64_t nvalid, bool first, bool last, bool relu) {
+  using V = typename Isa::V;
+  constexpr int64_t L = Isa::kBlock / 2;  // lanes
+  V a[P], b[P];
+  for (int p = 0; p < P; ++p) {
+    if (first) {
+      a[p] = V{};
+      b[p] = V{};
+      if (bias) {
+        std::memcpy(&a[p], bias, sizeof(V));
+        std::memcpy(&b[p], bias + L, sizeof(V));
+      }
+    } else {
+      std::memcpy(&a[p], acc + p * 2 * L, sizeof(V));
+      std::memcpy(&b[p], acc + p * 2 * L + L, sizeof(V));
     }
   }
   for (int64_t c = 0; c < C; ++c) {
@@ -111,51 +125,66 @@ ALEXNET_AVX512 void tile(float* y,                 // [nvalid][ystride], P colum
     for (int64_t kh = 0; kh < kH; ++kh) {
       const float* r = chan + kh * rowlen;
       for (int64_t kw = 0; kw < kW; ++kw) {
-        const __m512 w0 = _mm512_loadu_ps(wp);
-        const __m512 w1 = _mm512_loadu_ps(wp + 16);
-        wp += kBlock;
+        V w0, w1;
+        std::memcpy(&w0, wp, sizeof(V));
+        std::memcpy(&w1, wp + L, sizeof(V));
+        wp += 2 * L;
         // Opaque to the optimiser: otherwise, with S == 1, GCC carries the values shared by
         // neighbouring kw steps in spilled scalars instead of re-broadcasting from L1.
         const float* rk = r + kw;
         asm("" : "+r"(rk));
         for (int p = 0; p < P; ++p) {
-          const __m512 v = _mm512_set1_ps(rk[p * S]);
-          a[p] = _mm512_fmadd_ps(v, w0, a[p]);
-          b[p] = _mm512_fmadd_ps(v, w1, b[p]);
+          const float v = rk[p * S];
+          a[p] = w0 * v + a[p];
+          b[p] = w1 * v + b[p];
         }
       }
     }
   }
-  if (last && relu) {
-    const __m512 zero = _mm512_setzero_ps();
-    for (int p = 0; p < P; ++p) {
-      a[p] = _mm512_max_ps(zero, a[p]);  // the second operand wins on NaN: NaN stays NaN
-      b[p] = _mm512_max_ps(zero, b[p]);
-    }
-  }
   for (int p = 0; p < P; ++p) {
-    _mm512_store_ps(acc + p * kBlock, a[p]);
-    _mm512_store_ps(acc + p * kBlock + 16, b[p]);
+    if (last && relu) {  // max(x, 0) with NaN kept
+      a[p] = a[p] < 0 ? V{} : a[p];
+      b[p] = b[p] < 0 ? V{} : b[p];
+    }
+    std::memcpy(acc + p * 2 * L, &a[p], sizeof(V));
+    std::memcpy(acc + p * 2 * L + L, &b[p], sizeof(V));
   }
   if (!last) return;
   for (int64_t j = 0; j < nvalid; ++j) {
     float* dst = y + j * ystride;
-    for (int p = 0; p < P; ++p) dst[p] = acc[p * kBlock + j];
+    for (int p = 0; p < P; ++p) dst[p] = acc[p * 2 * L + j];
   }
 }
 
-using TileFn = void (*)(float*, float*, const float*, const float*, const float*, int64_t,
-                        int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool);
+#define ALEXNET_TILE_ARGS                                                                  \
+  float *y, float *acc, const float *in, const float *wp, const float *bias, int64_t C,    \
+      int64_t kH, int64_t kW, int64_t plane, int64_t rowlen, int64_t ystride, int64_t nvalid, \
+      bool first, bool last, bool relu
+#define ALEXNET_TILE_PASS y, acc, in, wp, bias, C, kH, kW, plane, rowlen, ystride, nvalid, first, last, relu
 
-template <int S, int... Ps>
-constexpr std::array<TileFn, sizeof...(Ps)> tiles_for(std::integer_sequence<int, Ps...>) {
-  return {&tile<Ps + 1, S>...};
+template <int P, int S>
+__attribute__((target("avx512f"))) void tile_avx512(ALEXNET_TILE_ARGS) {
+  tile_body<Avx512, P, S>(ALEXNET_TILE_PASS);
+}
+template <int P, int S>
+__attribute__((target("avx2,fma"))) void tile_avx2(ALEXNET_TILE_ARGS) {
+  tile_body<Avx2, P, S>(ALEXNET_TILE_PASS);
 }
 
+using TileFn = void (*)(ALEXNET_TILE_ARGS);
+
+template <class Isa, int S, int... Ps>
+std::array<TileFn, sizeof...(Ps)> tiles_for(std::integer_sequence<int, Ps...>) {
+  if constexpr (std::is_same_v<Isa, Avx512>) return {&tile_avx512<Ps + 1, S>...};
+  else return {&tile_avx2<Ps + 1, S>...};
+}
+
+// The tile for this instruction set, stride S (1, 2 or 4) and P columns.
+template <class Isa>
 TileFn tile_fn(int64_t S, int P) {
-  static const auto s1 = tiles_for<1>(std::make_integer_sequence<int, kMaxP>{});
-  static const auto s2 = tiles_for<2>(std::make_integer_sequence<int, kMaxP>{});
-  static const auto s4 = tiles_for<4>(std::make_integer_sequence<int, kMaxP>{});
+  static const auto s1 = tiles_for<Isa, 1>(std::make_integer_sequence<int, Isa::kMaxP>{});
+  static const auto s2 = tiles_for<Isa, 2>(std::make_integer_sequence<int, Isa::kMaxP>{});
+  static const auto s4 = tiles_for<Isa, 4>(std::make_integer_sequence<int, Isa::kMaxP>{});
   switch (S) {
     case 1: return s1[P - 1];
     case 2: return s2[P - 1];
@@ -163,9 +192,12 @@ TileFn tile_fn(int64_t S, int P) {
   }
 }
 
-bool cpu_has_avx512() {
-  static const bool ok = __builtin_cpu_supports("avx512f");
-  return ok;
+// The best instruction set of this CPU for the kernel.
+ConvIsa cpu_isa() {
+  static const ConvIsa isa = __builtin_cpu_supports("avx512f")                                   ? ConvIsa::Avx512
+                             : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? ConvIsa::Avx2
+                                                                                               : ConvIsa::None;
+  return isa;
 }
 
 // Packed weights per block of input channels: about this many bytes, so that a block stays in
@@ -178,8 +210,11 @@ bool cpu_has_avx512() {
 // order, so a thread's contiguous range keeps one block of packed weights hot while it walks
 // images; within an item, input channels go in blocks (weights in L1) and the band's partial
 // sums wait in a per-thread buffer between blocks.
+template <class Isa>
 void run(float* y, const float* x, const float* wp, const float* bias_padded, const Plan& p,
          bool relu) {
+  constexpr int64_t kBlock = Isa::kBlock;
+  constexpr int kMaxP = Isa::kMaxP;
   const int64_t OB = (p.O + kBlock - 1) / kBlock;
   const int64_t KK = p.kH * p.kW;
   const int64_t plane = p.H * p.W, HoWo = p.Ho * p.Wo;
@@ -209,7 +244,7 @@ void run(float* y, const float* x, const float* wp, const float* bias_padded, co
           int64_t ow = 0;
           for (int64_t i = 0; i < ntiles; ++i) {
             const int P = static_cast<int>((p.Wo - ow + (ntiles - i) - 1) / (ntiles - i));
-            tile_fn(p.S, P)(yrow + ow, a, xin + ow * p.S, w, b, nc, p.kH, p.kW, plane, p.W,
+            tile_fn<Isa>(p.S, P)(yrow + ow, a, xin + ow * p.S, w, b, nc, p.kH, p.kW, plane, p.W,
                             HoWo, nvalid, first, last, relu);
             ow += P;
             a += kMaxP * kBlock;
@@ -227,34 +262,42 @@ void run(float* y, const float* x, const float* wp, const float* bias_padded, co
 ConvAlgo conv_algo() { return g_algo.load(); }
 void set_conv_algo(ConvAlgo a) { g_algo.store(a); }
 
-bool conv_direct_available() {
+ConvIsa conv_direct_cpu_isa() {
 #if ALEXNET_DIRECT_CONV
-  return cpu_has_avx512();
+  return cpu_isa();
 #else
-  return false;
+  return ConvIsa::None;
 #endif
 }
 
+ConvIsa conv_direct_isa() {
+  const ConvIsa cpu = conv_direct_cpu_isa();
+  switch (conv_algo()) {
+    case ConvAlgo::Im2col: return ConvIsa::None;
+    case ConvAlgo::DirectAvx2: return cpu == ConvIsa::None ? ConvIsa::None : ConvIsa::Avx2;
+    default: return cpu;
+  }
+}
+
 bool conv_direct_supported(const Conv2dShape& s) {
-#if ALEXNET_DIRECT_CONV
-  return cpu_has_avx512() && s.groups == 1 && s.dH == 1 && s.dW == 1 && s.sH == s.sW &&
-         (s.sH == 1 || s.sH == 2 || s.sH == 4) && s.Ho > 0 && s.Wo > 0 && s.N > 0;
-#else
-  (void)s;
-  return false;
-#endif
+  return conv_direct_isa() != ConvIsa::None && s.groups == 1 && s.dH == 1 && s.dW == 1 &&
+         s.sH == s.sW && (s.sH == 1 || s.sH == 2 || s.sH == 4) && s.Ho > 0 && s.Wo > 0 && s.N > 0;
 }
 
 bool conv_direct_backward_data_supported(const Conv2dShape& s) {
   return conv_direct_supported(s) && s.sH == 1 && s.pH <= s.kH - 1 && s.pW <= s.kW - 1;
 }
 
-void conv2d_forward_direct(float* y, const float* x, const float* w, const float* bias,
-                           const Conv2dShape& s, bool relu) {
 #if ALEXNET_DIRECT_CONV
+namespace {
+
+template <class Isa>
+void forward(float* y, const float* x, const float* w, const float* bias, const Conv2dShape& s,
+             bool relu) {
+  constexpr int64_t kBlock = Isa::kBlock;
   const int64_t OB = (s.O + kBlock - 1) / kBlock;
   float* wp = scratch(Scratch::PackedWeights, OB * kBlock * s.C * s.kH * s.kW + OB * kBlock);
-  pack_weights(wp, w, s.O, s.C, s.kH, s.kW, false);
+  pack_weights(wp, w, s.O, s.C, s.kH, s.kW, kBlock, false);
   float* bp = nullptr;
   if (bias) {
     bp = wp + OB * kBlock * s.C * s.kH * s.kW;
@@ -268,17 +311,15 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
     pad_input(xp, x, s.N, s.C, s.H, s.W, s.pH, s.pW);
     xin = xp;
   }
-  run(y, xin, wp, bp, Plan{s.N, s.C, Hp, Wp, s.O, s.kH, s.kW, s.sH, s.Ho, s.Wo}, relu);
-#else
-  (void)y, (void)x, (void)w, (void)bias, (void)s, (void)relu;
-#endif
+  run<Isa>(y, xin, wp, bp, Plan{s.N, s.C, Hp, Wp, s.O, s.kH, s.kW, s.sH, s.Ho, s.Wo}, relu);
 }
 
-void conv2d_backward_data_direct(float* dx, const float* dy, const float* w, const Conv2dShape& s) {
-#if ALEXNET_DIRECT_CONV
+template <class Isa>
+void backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s) {
+  constexpr int64_t kBlock = Isa::kBlock;
   const int64_t CB = (s.C + kBlock - 1) / kBlock;
   float* wp = scratch(Scratch::PackedWeights, CB * kBlock * s.O * s.kH * s.kW);
-  pack_weights(wp, w, s.O, s.C, s.kH, s.kW, true);
+  pack_weights(wp, w, s.O, s.C, s.kH, s.kW, kBlock, true);
   const int64_t qH = s.kH - 1 - s.pH, qW = s.kW - 1 - s.pW;
   const int64_t Hp = s.Ho + 2 * qH, Wp = s.Wo + 2 * qW;
   const float* dyin = dy;
@@ -287,10 +328,27 @@ void conv2d_backward_data_direct(float* dx, const float* dy, const float* w, con
     pad_input(dyp, dy, s.N, s.O, s.Ho, s.Wo, qH, qW);
     dyin = dyp;
   }
-  run(dx, dyin, wp, nullptr, Plan{s.N, s.O, Hp, Wp, s.C, s.kH, s.kW, 1, s.H, s.W}, false);
-#else
-  (void)dx, (void)dy, (void)w, (void)s;
+  run<Isa>(dx, dyin, wp, nullptr, Plan{s.N, s.O, Hp, Wp, s.C, s.kH, s.kW, 1, s.H, s.W}, false);
+}
+
+}  // namespace
 #endif
+
+void conv2d_forward_direct(float* y, const float* x, const float* w, const float* bias,
+                           const Conv2dShape& s, bool relu) {
+#if ALEXNET_DIRECT_CONV
+  if (conv_direct_isa() == ConvIsa::Avx512) return forward<Avx512>(y, x, w, bias, s, relu);
+  if (conv_direct_isa() == ConvIsa::Avx2) return forward<Avx2>(y, x, w, bias, s, relu);
+#endif
+  (void)y, (void)x, (void)w, (void)bias, (void)s, (void)relu;
+}
+
+void conv2d_backward_data_direct(float* dx, const float* dy, const float* w, const Conv2dShape& s) {
+#if ALEXNET_DIRECT_CONV
+  if (conv_direct_isa() == ConvIsa::Avx512) return backward_data<Avx512>(dx, dy, w, s);
+  if (conv_direct_isa() == ConvIsa::Avx2) return backward_data<Avx2>(dx, dy, w, s);
+#endif
+  (void)dx, (void)dy, (void)w, (void)s;
 }
 
 }  // namespace alexnet::cpu

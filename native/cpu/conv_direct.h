@@ -1,13 +1,13 @@
-// Direct 2-D convolution on x86-64 with AVX-512 (no im2col, no column buffer).
+// Direct 2-D convolution on x86-64 with AVX-512 or AVX2 (no im2col, no column buffer).
 //
-// The output is computed in tiles of 32 output channels x P consecutive output columns of one
-// output row (P <= 14): 28 accumulators of 16 channels each stay in registers while the tile
-// walks the whole reduction (c, kh, kw). Per reduction step the kernel loads two vectors of
-// packed weights (the tile's 32 channels) and broadcasts one input value per output column, so
+// The output is computed in tiles of two vectors of output channels (32 with AVX-512, 16 with
+// AVX2) x P consecutive output columns of one output row (P <= 14, or 6): 2*P accumulators stay
+// in registers while the tile walks the reduction (c, kh, kw). Per reduction step the kernel
+// loads the two vectors of packed weights and broadcasts one input value per output column, so
 // each loaded value feeds 2*P or 2 fused multiply-adds. Inputs are read straight from NCHW
 // (zero-padded into a scratch copy first when the layer pads), weights are repacked once per
-// call into [O/32][C][kH][kW][32], and the result is written as NCHW with the bias (and
-// optionally ReLU) applied in the epilogue. This is the layout MLAS calls NCHWc for the
+// call into [O/32][C][kH][kW][32] (AVX2: blocks of 16), and the result is written as NCHW with
+// the bias (and optionally ReLU) applied in the epilogue. This is the layout MLAS calls NCHWc for the
 // weights only; activations keep PyTorch's layout.
 //
 // The same kernel runs the backward data pass of stride-1 convolutions: dx is the convolution
@@ -18,17 +18,22 @@
 
 namespace alexnet::cpu {
 
-enum class ConvAlgo { Auto, Im2col, Direct };
+enum class ConvAlgo { Auto, Im2col, Direct, DirectAvx2 };
+enum class ConvIsa { None, Avx2, Avx512 };
 
-// Process-wide choice (tests force each path): Auto uses the direct kernel where supported.
+// Process-wide choice (tests force each path): Auto and Direct use the direct kernel where
+// supported, with the CPU's best instruction set; DirectAvx2 limits it to AVX2 (to compare the
+// AVX2 build on an AVX-512 CPU); Im2col never uses it.
 ConvAlgo conv_algo();
 void set_conv_algo(ConvAlgo a);
 
-// True when this build and CPU can run the kernel (x86-64 with AVX-512F).
-bool conv_direct_available();
+// The best instruction set this CPU offers the kernel (AVX-512F, else AVX2 + FMA, else none),
+// and the one the current conv_algo() will use.
+ConvIsa conv_direct_cpu_isa();
+ConvIsa conv_direct_isa();
 
-// True when conv_direct_available() and the shape fits the kernel (groups 1, dilation 1, stride
-// 1, 2 or 4).
+// True when conv_direct_isa() is not None and the shape fits the kernel (groups 1, dilation
+// 1, equal strides of 1, 2 or 4).
 bool conv_direct_supported(const Conv2dShape& s);
 
 // y = conv2d(x, w) + bias, then max(y, 0) when `relu`. Requires conv_direct_supported(s).
