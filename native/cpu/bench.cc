@@ -5,9 +5,12 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <string>
+#include <utility>
 
 #include "activation.h"
 #include "conv.h"
+#include "conv_direct.h"
 #include "gemm.h"
 #include "linear.h"
 #include "lrn.h"
@@ -56,26 +59,30 @@ std::vector<BenchRow> bench_alexnet_ops(int64_t B, int reps) {
   const double peak_gbps = copy_bytes / copy_ms / 1e6;
   rows.push_back(memory_row("memcpy (ceiling)", "256 MiB", copy_ms, copy_bytes, peak_gbps));
 
-  for (const BenchConv& cv : kBenchConvs) {
-    Conv2dShape s;
-    s.N = B; s.C = cv.C; s.H = cv.H; s.W = cv.H; s.O = cv.O; s.kH = cv.k; s.kW = cv.k;
-    s.sH = s.sW = cv.s; s.pH = s.pW = cv.p;
-    s.Ho = conv_out_size(s.H, s.kH, s.sH, s.pH, 1);
-    s.Wo = conv_out_size(s.W, s.kW, s.sW, s.pW, 1);
-    auto x = random_buffer(static_cast<size_t>(B * cv.C * cv.H * cv.H), 3);
-    auto w = random_buffer(static_cast<size_t>(cv.O * cv.C * cv.k * cv.k), 4);
-    auto bias = random_buffer(static_cast<size_t>(cv.O), 5);
-    std::vector<float> y(static_cast<size_t>(B * cv.O * s.Ho * s.Wo)), dx(x.size()), dw(w.size()), db(bias.size());
-    const double flop = 2.0 * B * cv.O * s.Ho * s.Wo * cv.C * cv.k * cv.k;
-    const std::string shape = bench_dims({B, cv.C, cv.H, cv.H}) + " * " + bench_dims({cv.O, cv.C, cv.k, cv.k});
-    const double f = best_ms(reps, [&] { conv2d_forward(y.data(), x.data(), w.data(), bias.data(), s); });
-    rows.push_back(compute_row(std::string(cv.name) + ".forward", shape, f, flop, peak_gflops));
-    const bool first = std::string(cv.name) == "conv1";  // the first layer needs no gradInput
-    const double bw = best_ms(reps, [&] {
-      conv2d_backward(first ? nullptr : dx.data(), dw.data(), db.data(), y.data(), x.data(), w.data(), s, false);
-    });
-    rows.push_back(compute_row(std::string(cv.name) + ".backward", shape, bw, flop * (first ? 1 : 2), peak_gflops));
-  }
+  // The convolutions, with the path conv_algo() selects (`suffix` names the path in the rows).
+  auto bench_convs = [&](const std::string& suffix) {
+    for (const BenchConv& cv : kBenchConvs) {
+      Conv2dShape s;
+      s.N = B; s.C = cv.C; s.H = cv.H; s.W = cv.H; s.O = cv.O; s.kH = cv.k; s.kW = cv.k;
+      s.sH = s.sW = cv.s; s.pH = s.pW = cv.p;
+      s.Ho = conv_out_size(s.H, s.kH, s.sH, s.pH, 1);
+      s.Wo = conv_out_size(s.W, s.kW, s.sW, s.pW, 1);
+      auto x = random_buffer(static_cast<size_t>(B * cv.C * cv.H * cv.H), 3);
+      auto w = random_buffer(static_cast<size_t>(cv.O * cv.C * cv.k * cv.k), 4);
+      auto bias = random_buffer(static_cast<size_t>(cv.O), 5);
+      std::vector<float> y(static_cast<size_t>(B * cv.O * s.Ho * s.Wo)), dx(x.size()), dw(w.size()), db(bias.size());
+      const double flop = 2.0 * B * cv.O * s.Ho * s.Wo * cv.C * cv.k * cv.k;
+      const std::string shape = bench_dims({B, cv.C, cv.H, cv.H}) + " * " + bench_dims({cv.O, cv.C, cv.k, cv.k});
+      const double f = best_ms(reps, [&] { conv2d_forward(y.data(), x.data(), w.data(), bias.data(), s); });
+      rows.push_back(compute_row(std::string(cv.name) + ".forward" + suffix, shape, f, flop, peak_gflops));
+      const bool first = std::string(cv.name) == "conv1";  // the first layer needs no gradInput
+      const double bw = best_ms(reps, [&] {
+        conv2d_backward(first ? nullptr : dx.data(), dw.data(), db.data(), y.data(), x.data(), w.data(), s, false);
+      });
+      rows.push_back(compute_row(std::string(cv.name) + ".backward" + suffix, shape, bw, flop * (first ? 1 : 2), peak_gflops));
+    }
+  };
+  bench_convs("");
 
   // memory-bound operators at conv1's output size
   {
@@ -120,6 +127,22 @@ std::vector<BenchRow> bench_alexnet_ops(int64_t B, int reps) {
       linear_backward(dx.data(), dw.data(), db.data(), y.data(), x.data(), w.data(), B, fc.in, fc.out, false);
     });
     rows.push_back(compute_row(std::string(fc.name) + ".backward", shape, bw, 2 * flop, peak_gflops, 8.0 * w.size()));
+  }
+  // When the direct kernel ran above, the alternatives in the same run, after the common rows:
+  // im2col + GEMM, and on AVX-512 CPUs the kernel's AVX2 build.
+  const ConvAlgo algo = conv_algo();
+  if (algo != ConvAlgo::Im2col && conv_direct_isa() != ConvIsa::None) {
+    struct RestoreAlgo {
+      ConvAlgo a;
+      ~RestoreAlgo() { set_conv_algo(a); }
+    } restore{algo};
+    const bool avx512 = conv_direct_isa() == ConvIsa::Avx512;
+    set_conv_algo(ConvAlgo::Im2col);
+    bench_convs(" (im2col)");
+    if (avx512) {
+      set_conv_algo(ConvAlgo::DirectAvx2);
+      bench_convs(" (direct-avx2)");
+    }
   }
   return rows;
 }
