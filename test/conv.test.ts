@@ -68,6 +68,9 @@ const cases: Case[] = [
   { N: 2, C: 3, H: 31, W: 35, O: 8, k: [11, 11], stride: [4, 4], padding: [2, 1] },
   { N: 2, C: 6, H: 9, W: 12, O: 17, k: [2, 4], padding: [1, 2] },
   { N: 1, C: 4, H: 5, W: 6, O: 3, k: [1, 1], padding: [1, 1], bias: false },
+  // the direct weight gradient (square 3/5/11 kernels, stride 1 or 4, a batch of >= 2): 5x5
+  // tiles of two kernel rows with a one-row tail, 35 channels, three images over two threads
+  { N: 3, C: 5, H: 12, W: 10, O: 35, k: [5, 5], padding: [2, 2] },
 ];
 
 // The CPU convolution paths: the direct kernel with the CPU's best instruction set and with AVX2
@@ -150,6 +153,25 @@ describe('conv2d', () => {
     }
   });
 
+  it('accumulates the weight gradient into a view (every path)', async () => {
+    const r = rng();
+    for (const c of [cases[7]!, cases[10]!, cases[13]!]) {
+      const g = geometry(c);
+      const { x, w, dy } = inputs(g, r, false);
+      const ref = conv2dBackwardRef(dy, x, w, g);
+      const off = 3;
+      const before = f32(uniform(off + w.length + 2, r));
+      const store = Tensor.from(before, [before.length]);
+      const gw = store.view(off, wShape(g));
+      conv2dBackward(Tensor.from(f32(dy), [g.N, g.O, ...convOutSize(g)]), Tensor.from(f32(x), [g.N, g.C, g.H, g.W]), Tensor.from(f32(w), wShape(g)), {
+        ...options(g), gradWeight: gw, accumulate: true, computeGradBias: false,
+      });
+      const after = await store.data();
+      expectClose(after.subarray(off, off + w.length), Array.from(ref.dw, (v, i) => v + before[off + i]!), { atol: 1e-4, rtol: 1e-4, label: `accumulated gradWeight ${label(c)}` });
+      expect([after[0], after[1], after[2], after.at(-1), after.at(-2)]).toEqual([before[0], before[1], before[2], before.at(-1), before.at(-2)]);
+    }
+  });
+
   it('AlexNet conv3 shape (256->384, 3x3, pad 1, 13x13) at batch 2, forward and backward at sampled entries', async () => {
     const r = rng();
     const g = geometry({ N: 2, C: 256, H: 13, W: 13, O: 384, k: [3, 3], padding: [1, 1] });
@@ -163,6 +185,9 @@ describe('conv2d', () => {
     const dx = await conv2dBackward(Tensor.from(f32(dy), [g.N, g.O, Ho, Wo]), tx, tw, options(g)).gradInput!.data();
     const xi = sampleIndices(dx.length, 200, r);
     expectClose(xi.map((i) => dx[i]!), xi.map((i) => gradInputAt(dy, w, g, i)), { atol: 1e-3, rtol: 1e-4, label: 'conv3 sampled gradInput' });
+    const dw = await conv2dBackward(Tensor.from(f32(dy), [g.N, g.O, Ho, Wo]), tx, tw, { ...options(g), computeGradInput: false }).gradWeight.data();
+    const wi = sampleIndices(dw.length, 100, r);
+    expectClose(wi.map((i) => dw[i]!), wi.map((i) => gradWeightAt(dy, x, g, i)), { atol: 2e-3, rtol: 2e-4, label: 'conv3 sampled gradWeight' });
   });
   });
 

@@ -256,6 +256,14 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   float* const dx_direct =
       dx && conv_algo() != ConvAlgo::Im2col && conv_direct_backward_data_supported(s) ? dx : nullptr;
   if (dx_direct) dx = nullptr;
+  // The weight gradient too, where the direct kernel covers the shape; the loop below then
+  // only runs for an im2col input gradient (which needs no columns of x).
+  const bool dw_direct = conv_algo() != ConvAlgo::Im2col && conv_direct_weight_grad_supported(s);
+  if (dw_direct) {
+    conv2d_weight_grad_direct(dw, dy, x, s, accumulate);
+    if (dx_direct) conv2d_backward_data_direct(dx_direct, dy, w, s);
+    if (!dx) return;
+  }
 
   const int64_t nb_max = images_per_chunk(s);
   float* col = scratch(Scratch::Columns, s.C * s.kH * s.kW * nb_max * HoWo);
@@ -264,7 +272,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, s.N - n0);
     const int64_t ld = nb * HoWo;
-    im2col(col, x + n0 * s.C * s.H * s.W, nb, s);
+    if (!dw_direct) im2col(col, x + n0 * s.C * s.H * s.W, nb, s);
     // dY as [O, nb*HoWo]: with one image that is dy itself; else gather [nb, O] -> [O, nb].
     const float* dyb = dy + n0 * s.O * HoWo;
     if (nb > 1) {
@@ -278,9 +286,10 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
       dyb = dybuf;
     }
     const float beta = (n0 == 0 && !accumulate) ? 0.f : 1.f;
-    for (int64_t g = 0; g < G; ++g)
-      sgemm(false, true, Og, Kg, ld, 1.f, dyb + g * Og * ld, ld, col + g * Kg * ld, ld, beta,
-            dw + g * Og * Kg, Kg);
+    if (!dw_direct)
+      for (int64_t g = 0; g < G; ++g)
+        sgemm(false, true, Og, Kg, ld, 1.f, dyb + g * Og * ld, ld, col + g * Kg * ld, ld, beta,
+              dw + g * Og * Kg, Kg);
     if (dx) {
       // dcol overwrites col (no longer needed), then fold it back into dx.
       for (int64_t g = 0; g < G; ++g)
@@ -289,7 +298,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
       col2im(dx + n0 * s.C * s.H * s.W, col, nb, s);
     }
   }
-  if (dx_direct) conv2d_backward_data_direct(dx_direct, dy, w, s);
+  if (dx_direct && !dw_direct) conv2d_backward_data_direct(dx_direct, dy, w, s);
 }
 
 }  // namespace alexnet::cpu

@@ -331,6 +331,76 @@ void backward_data(float* dx, const float* dy, const float* w, const Conv2dShape
   run<Isa>(dx, dyin, wp, nullptr, Plan{s.N, s.O, Hp, Wp, s.C, s.kH, s.kW, 1, s.H, s.W}, false);
 }
 
+// ---- weight gradient (AVX-512) -------------------------------------------------------------
+// dW[o][c][kh][kw] = sum_{n, oh, ow} dy[n][o][oh][ow] x[n][c][oh*S + kh][ow*S + kw]. Vectorised
+// over 32 output channels, so dy is first transposed per image to dyT[q][o] (q = oh*Wo + ow,
+// channels padded to the block). A tile holds R kernel rows x KW columns (2*R*KW <= 22
+// accumulators) of one (channel block, input channel) and walks every output position of one
+// image: two loads of dyT and R*KW broadcasts of x per position.
+
+constexpr int64_t kWgBlock = Avx512::kBlock;
+
+template <int R, int KW, int S>
+__attribute__((target("avx512f"))) void wgrad_tile(
+    float* acc,          // [R][KW][32] partial sums, updated
+    const float* x,      // [H, W] plane of channel c, at row kh0
+    const float* dyT,    // [Ho*Wo][ldo] at the block's first channel
+    int64_t W, int64_t Ho, int64_t Wo, int64_t ldo) {
+  using V = Avx512::V;
+  constexpr int64_t L = kWgBlock / 2;
+  V a[R][KW], b[R][KW];
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < KW; ++k) {
+      std::memcpy(&a[r][k], acc + (r * KW + k) * kWgBlock, sizeof(V));
+      std::memcpy(&b[r][k], acc + (r * KW + k) * kWgBlock + L, sizeof(V));
+    }
+  for (int64_t oh = 0; oh < Ho; ++oh) {
+    const float* xrow = x + oh * S * W;
+    const float* d = dyT + oh * Wo * ldo;
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      V d0, d1;
+      std::memcpy(&d0, d + ow * ldo, sizeof(V));
+      std::memcpy(&d1, d + ow * ldo + L, sizeof(V));
+      const float* xr = xrow + ow * S;
+      asm("" : "+r"(xr));  // see tile_body: keep the broadcasts from memory
+      for (int r = 0; r < R; ++r)
+        for (int k = 0; k < KW; ++k) {
+          const float v = xr[r * W + k];
+          a[r][k] = d0 * v + a[r][k];
+          b[r][k] = d1 * v + b[r][k];
+        }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < KW; ++k) {
+      std::memcpy(acc + (r * KW + k) * kWgBlock, &a[r][k], sizeof(V));
+      std::memcpy(acc + (r * KW + k) * kWgBlock + L, &b[r][k], sizeof(V));
+    }
+}
+
+using WgradFn = void (*)(float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t);
+
+// Kernel rows per tile for a kernel width (0: not supported).
+constexpr int wgrad_rows(int64_t kW) { return kW == 11 ? 1 : kW == 5 ? 2 : kW == 3 ? 3 : 0; }
+
+template <int KW, int S>
+WgradFn wgrad_fn_rows(int R) {
+  if constexpr (wgrad_rows(KW) >= 3) if (R == 3) return &wgrad_tile<3, KW, S>;
+  if constexpr (wgrad_rows(KW) >= 2) if (R == 2) return &wgrad_tile<2, KW, S>;
+  return &wgrad_tile<1, KW, S>;
+}
+
+WgradFn wgrad_fn(int64_t kW, int64_t S, int R) {
+  if (S == 1) {
+    if (kW == 3) return wgrad_fn_rows<3, 1>(R);
+    if (kW == 5) return wgrad_fn_rows<5, 1>(R);
+    return wgrad_fn_rows<11, 1>(R);
+  }
+  if (kW == 3) return wgrad_fn_rows<3, 4>(R);
+  if (kW == 5) return wgrad_fn_rows<5, 4>(R);
+  return wgrad_fn_rows<11, 4>(R);
+}
+
 }  // namespace
 #endif
 
@@ -349,6 +419,71 @@ void conv2d_backward_data_direct(float* dx, const float* dy, const float* w, con
   if (conv_direct_isa() == ConvIsa::Avx2) return backward_data<Avx2>(dx, dy, w, s);
 #endif
   (void)dx, (void)dy, (void)w, (void)s;
+}
+
+bool conv_direct_weight_grad_supported(const Conv2dShape& s) {
+  return conv_direct_supported(s) && conv_direct_isa() == ConvIsa::Avx512 && s.kW == s.kH &&
+         (s.kW == 3 || s.kW == 5 || s.kW == 11) && (s.sH == 1 || s.sH == 4) && s.N >= num_threads();
+}
+
+void conv2d_weight_grad_direct(float* dw, const float* dy, const float* x, const Conv2dShape& s,
+                               bool accumulate) {
+#if ALEXNET_DIRECT_CONV
+  const int64_t OB = (s.O + kWgBlock - 1) / kWgBlock, ldo = OB * kWgBlock;
+  const int64_t Q = s.Ho * s.Wo, KK = s.kH * s.kW;
+  const int64_t Hp = s.H + 2 * s.pH, Wp = s.W + 2 * s.pW;
+  const float* xin = x;
+  if (s.pH || s.pW) {
+    float* xp = scratch(Scratch::PaddedInput, s.N * s.C * Hp * Wp);
+    pad_input(xp, x, s.N, s.C, s.H, s.W, s.pH, s.pW);
+    xin = xp;
+  }
+  const int R = wgrad_rows(s.kW);
+  const int64_t part = OB * s.C * KK * kWgBlock;  // one thread's sums, [ob][c][kh][kw][32]
+  const int threads = std::max(1, std::min<int>(num_threads(), static_cast<int>(s.N)));
+  float* sums = scratch(Scratch::Staging, threads * part);
+  // Each thread owns a contiguous range of images and its own partial sums.
+  parallel_for(0, threads, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* acc = sums + t * part;
+      std::fill(acc, acc + part, 0.f);
+      float* dyT = scratch(Scratch::TileSums, Q * ldo);
+      const int64_t n0 = s.N * t / threads, n1 = s.N * (t + 1) / threads;
+      for (int64_t n = n0; n < n1; ++n) {
+        const float* g = dy + n * s.O * Q;
+        for (int64_t q = 0; q < Q; ++q) {
+          float* row = dyT + q * ldo;
+          for (int64_t o = 0; o < s.O; ++o) row[o] = g[o * Q + q];
+          for (int64_t o = s.O; o < ldo; ++o) row[o] = 0.f;
+        }
+        for (int64_t ob = 0; ob < OB; ++ob)
+          for (int64_t c = 0; c < s.C; ++c) {
+            const float* plane = xin + (n * s.C + c) * Hp * Wp;
+            for (int64_t kh0 = 0; kh0 < s.kH; kh0 += R) {
+              const int rows = static_cast<int>(std::min<int64_t>(R, s.kH - kh0));
+              wgrad_fn(s.kW, s.sH, rows)(acc + ((ob * s.C + c) * KK + kh0 * s.kW) * kWgBlock,
+                                         plane + kh0 * Wp, dyT + ob * kWgBlock, Wp, s.Ho, s.Wo,
+                                         ldo);
+            }
+          }
+      }
+    }
+  });
+  // dW[o][c][k] (+)= sum over threads of sums[t][o / 32][c][k][o % 32]
+  parallel_for(0, s.O, 8, [&](int64_t lo, int64_t hi) {
+    for (int64_t o = lo; o < hi; ++o) {
+      const int64_t ob = o / kWgBlock, j = o % kWgBlock;
+      for (int64_t ck = 0; ck < s.C * KK; ++ck) {
+        float v = 0.f;
+        for (int t = 0; t < threads; ++t) v += sums[t * part + (ob * s.C * KK + ck) * kWgBlock + j];
+        float& out = dw[o * s.C * KK + ck];
+        out = accumulate ? out + v : v;
+      }
+    }
+  });
+#else
+  (void)dw, (void)dy, (void)x, (void)s, (void)accumulate;
+#endif
 }
 
 }  // namespace alexnet::cpu

@@ -51,4 +51,13 @@ void conv2d_backward_data_direct(float* dx,          // [N, C, H, W] (overwritte
                                  const float* w,     // [O, C, kH, kW]
                                  const Conv2dShape& s);
 
+// dw (+)= gradient of conv2d with respect to its weights, on AVX-512 CPUs for square 3x3, 5x5
+// and 11x11 kernels at stride 1 or 4 and at least one image per thread (each thread sums its
+// images, then the partial sums are added).
+bool conv_direct_weight_grad_supported(const Conv2dShape& s);
+void conv2d_weight_grad_direct(float* dw,          // [O, C, kH, kW]
+                               const float* dy,    // [N, O, Ho, Wo]
+                               const float* x,     // [N, C, H, W]
+                               const Conv2dShape& s, bool accumulate);
+
 }  // namespace alexnet::cpu
