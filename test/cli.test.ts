@@ -23,6 +23,12 @@ describe('alexnet CLI', () => {
     expect(typeof info.backends.cuda.compiled).toBe('boolean');
     expect(typeof info.backends.cuda.available).toBe('boolean');
     expect(typeof info.backends.cuda.reason).toBe('string');
+    // the plain form names the convolution path the JSON reports
+    const plain = spawnSync(process.execPath, [bin, 'info'], { encoding: 'utf8' });
+    expect(plain.status).toBe(0);
+    const cpuLine = plain.stdout.split('\n').find((l) => l.startsWith('cpu '))!;
+    if (info.backends.cpu.directConvIsa === 'none') expect(cpuLine).toMatch(/convolutions: im2col \+ GEMM;/);
+    else expect(cpuLine).toContain(`convolutions: direct (${info.backends.cpu.directConvIsa}) where it applies`);
   });
 
   it('Ctrl-C during training saves a checkpoint that eval can load', async () => {

@@ -37,7 +37,8 @@ function printInfo(json: boolean): void {
   const { cpu, cuda } = info.backends;
   console.log(`alexnet-node ${info.version} (node ${info.node}, ${info.platform})`);
   console.log(`addon   ${info.addon.path} (built with ${info.addon.buildSystem}, N-API ${info.addon.napiVersion})`);
-  console.log(`cpu     available; matrix products: ${cpu.gemm === 'blas' ? cpu.blas : 'portable kernel'}; ${cpu.threads} threads`);
+  const conv = cpu.convAlgorithm === 'im2col' || cpu.directConvIsa === 'none' ? 'im2col + GEMM' : `direct (${cpu.convAlgorithm === 'direct-avx2' ? 'avx2' : cpu.directConvIsa}) where it applies, else im2col + GEMM`;
+  console.log(`cpu     available; matrix products: ${cpu.gemm === 'blas' ? cpu.blas : 'portable kernel'}; convolutions: ${conv}; ${cpu.threads} threads`);
   if (!cuda.compiled) {
     console.log(`cuda    not compiled: ${cuda.reason}`);
   } else {
