@@ -174,8 +174,7 @@ void col2im(float* dx, const float* col, int64_t nb, const Conv2dShape& s) {
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
                     const Conv2dShape& s, bool relu) {
-  if (conv_algo() != ConvAlgo::Im2col && conv_direct_supported(s))
-    return conv2d_forward_direct(y, x, w, bias, s, relu);
+  if (conv_direct_supported(s)) return conv2d_forward_direct(y, x, w, bias, s, relu);
   const int64_t G = s.groups;
   const int64_t Og = s.O / G;
   const int64_t Kg = (s.C / G) * s.kH * s.kW;
@@ -222,13 +221,60 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
   }
 }
 
-void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
-                     const float* w, const Conv2dShape& s, bool accumulate) {
+namespace {
+
+// The im2col + GEMM backward pass, in chunks of images: dW (+)= dY col^T when dw is given (the
+// columns of x are then unfolded), dx = col2im(W^T dY) when dx is given.
+void gemm_backward(float* dx,          // [N, C, H, W] or nullptr
+                   float* dw,          // [O, C/groups, kH, kW] or nullptr
+                   const float* dy, const float* x, const float* w, const Conv2dShape& s,
+                   bool accumulate) {
   const int64_t G = s.groups;
   const int64_t Og = s.O / G;
   const int64_t Kg = (s.C / G) * s.kH * s.kW;
   const int64_t HoWo = s.Ho * s.Wo;
   const int64_t grain = std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(HoWo, 1));
+  const int64_t nb_max = images_per_chunk(s);
+  float* col = scratch(Scratch::Columns, s.C * s.kH * s.kW * nb_max * HoWo);
+  float* dybuf = nb_max > 1 ? scratch(Scratch::Staging, s.O * nb_max * HoWo) : nullptr;
+
+  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, s.N - n0);
+    const int64_t ld = nb * HoWo;
+    if (dw) im2col(col, x + n0 * s.C * s.H * s.W, nb, s);
+    // dY as [O, nb*HoWo]: with one image that is dy itself; else gather [nb, O] -> [O, nb].
+    const float* dyb = dy + n0 * s.O * HoWo;
+    if (nb > 1) {
+      parallel_for(0, nb * s.O, grain, [&](int64_t lo, int64_t hi) {
+        for (int64_t t = lo; t < hi; ++t) {
+          const int64_t n = t / s.O, o = t % s.O;
+          std::memcpy(dybuf + o * ld + n * HoWo, dy + ((n0 + n) * s.O + o) * HoWo,
+                      static_cast<size_t>(HoWo) * sizeof(float));
+        }
+      });
+      dyb = dybuf;
+    }
+    const float beta = (n0 == 0 && !accumulate) ? 0.f : 1.f;
+    if (dw)
+      for (int64_t g = 0; g < G; ++g)
+        sgemm(false, true, Og, Kg, ld, 1.f, dyb + g * Og * ld, ld, col + g * Kg * ld, ld, beta,
+              dw + g * Og * Kg, Kg);
+    if (dx) {
+      // dcol overwrites col (no longer needed), then fold it back into dx.
+      for (int64_t g = 0; g < G; ++g)
+        sgemm(true, false, Kg, ld, Og, 1.f, w + g * Og * Kg, Kg, dyb + g * Og * ld, ld, 0.f,
+              col + g * Kg * ld, ld);
+      col2im(dx + n0 * s.C * s.H * s.W, col, nb, s);
+    }
+  }
+}
+
+}  // namespace
+
+void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
+                     const float* w, const Conv2dShape& s, bool accumulate) {
+  const int64_t Kg = (s.C / s.groups) * s.kH * s.kW;
+  const int64_t HoWo = s.Ho * s.Wo;
 
   // db[o] (+)= sum_{n, hw} dy[n, o, hw], accumulated in double.
   if (db) {
@@ -251,54 +297,16 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     return;
   }
 
-  // The input gradient of stride-1 layers goes through the direct kernel (a convolution of dy
-  // with the flipped, transposed weights); this loop then only forms dW.
-  float* const dx_direct =
-      dx && conv_algo() != ConvAlgo::Im2col && conv_direct_backward_data_supported(s) ? dx : nullptr;
-  if (dx_direct) dx = nullptr;
-  // The weight gradient too, where the direct kernel covers the shape; the loop below then
-  // only runs for an im2col input gradient (which needs no columns of x).
-  const bool dw_direct = conv_algo() != ConvAlgo::Im2col && conv_direct_weight_grad_supported(s);
-  if (dw_direct) {
-    conv2d_weight_grad_direct(dw, dy, x, s, accumulate);
-    if (dx_direct) conv2d_backward_data_direct(dx_direct, dy, w, s);
-    if (!dx) return;
-  }
-
-  const int64_t nb_max = images_per_chunk(s);
-  float* col = scratch(Scratch::Columns, s.C * s.kH * s.kW * nb_max * HoWo);
-  float* dybuf = nb_max > 1 ? scratch(Scratch::Staging, s.O * nb_max * HoWo) : nullptr;
-
-  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
-    const int64_t nb = std::min(nb_max, s.N - n0);
-    const int64_t ld = nb * HoWo;
-    if (!dw_direct) im2col(col, x + n0 * s.C * s.H * s.W, nb, s);
-    // dY as [O, nb*HoWo]: with one image that is dy itself; else gather [nb, O] -> [O, nb].
-    const float* dyb = dy + n0 * s.O * HoWo;
-    if (nb > 1) {
-      parallel_for(0, nb * s.O, grain, [&](int64_t lo, int64_t hi) {
-        for (int64_t t = lo; t < hi; ++t) {
-          const int64_t n = t / s.O, o = t % s.O;
-          std::memcpy(dybuf + o * ld + n * HoWo, dy + ((n0 + n) * s.O + o) * HoWo,
-                      static_cast<size_t>(HoWo) * sizeof(float));
-        }
-      });
-      dyb = dybuf;
-    }
-    const float beta = (n0 == 0 && !accumulate) ? 0.f : 1.f;
-    if (!dw_direct)
-      for (int64_t g = 0; g < G; ++g)
-        sgemm(false, true, Og, Kg, ld, 1.f, dyb + g * Og * ld, ld, col + g * Kg * ld, ld, beta,
-              dw + g * Og * Kg, Kg);
-    if (dx) {
-      // dcol overwrites col (no longer needed), then fold it back into dx.
-      for (int64_t g = 0; g < G; ++g)
-        sgemm(true, false, Kg, ld, Og, 1.f, w + g * Og * Kg, Kg, dyb + g * Og * ld, ld, 0.f,
-              col + g * Kg * ld, ld);
-      col2im(dx + n0 * s.C * s.H * s.W, col, nb, s);
-    }
-  }
-  if (dx_direct && !dw_direct) conv2d_backward_data_direct(dx_direct, dy, w, s);
+  // The direct kernel takes the input gradient of stride-1 layers (a convolution of dy with
+  // the flipped, transposed weights) and the weight gradient of the shapes it covers; im2col +
+  // GEMM does whatever is left.
+  const bool dx_direct = dx && conv_direct_backward_data_supported(s);
+  const bool dw_direct = conv_direct_weight_grad_supported(s);
+  if (dw_direct) conv2d_weight_grad_direct(dw, dy, x, s, accumulate);
+  float* const dx_gemm = dx_direct ? nullptr : dx;
+  float* const dw_gemm = dw_direct ? nullptr : dw;
+  if (dx_gemm || dw_gemm) gemm_backward(dx_gemm, dw_gemm, dy, x, w, s, accumulate);
+  if (dx_direct) conv2d_backward_data_direct(dx, dy, w, s);
 }
 
 }  // namespace alexnet::cpu

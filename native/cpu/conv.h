@@ -1,6 +1,7 @@
 // 2-D convolution (+ bias) on the CPU, PyTorch layouts (NCHW input, OIHW weight). On CPUs with
-// AVX-512 the forward pass and the stride-1 input gradient run the direct kernel of
-// conv_direct.h; everything else (and every CPU without AVX-512) takes im2col + GEMM:
+// AVX-512 or AVX2 the forward pass, the stride-1 input gradient and (AVX-512) the weight
+// gradient of common kernel shapes run the direct kernels of conv_direct.h; everything else
+// (and every CPU without AVX2) takes im2col + GEMM:
 //
 // Several images are unfolded into one column matrix col [C*kH*kW, nb*Ho*Wo] (nb chosen so
 // that col stays around 64 MB, and nb*Ho*Wo >= 2048 so that 13x13 layers still get wide GEMMs),
