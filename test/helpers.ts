@@ -1,17 +1,11 @@
 // Test helpers: a seeded RNG for fresh random inputs, float64 comparison with
 // `atol + rtol * |ref|` that prints the first mismatches, and finite differences.
 import { expect } from 'vitest';
+import { mulberry32 } from '../src/nn/init.js';
 
-/** mulberry32: small, seedable; each test draws its own seed so inputs are fresh per run. */
+/** The library's mulberry32 generator; each test draws its own seed so inputs are fresh per run. */
 export function rng(seed = (Math.random() * 2 ** 32) >>> 0): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 /** n values uniform in [lo, hi). */
