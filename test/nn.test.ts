@@ -12,11 +12,13 @@ import {
   manualSeed,
   MaxPool2d,
   Module,
+  PARAMETER_ALIGN_ELEMENTS,
   ParameterStore,
   ReLU,
   Sequential,
   type F32,
 } from '../src/nn/index.js';
+import { SGD } from '../src/optim/index.js';
 import { expectClose, expectCode, f32, rng, sampleIndices, uniform } from './helpers.js';
 
 const seedOf = () => (Math.random() * 2 ** 32) >>> 0;
@@ -185,12 +187,16 @@ describe('ParameterStore', () => {
     const store = ParameterStore.create(net);
     expect(store.layout.map((e) => [e.name, e.offset, e.shape])).toEqual([
       ['0.weight', 0, [3, 2, 3, 3]],
-      ['0.bias', 54, [3]],
-      ['4.weight', 57, [4, 27]],
-      ['4.bias', 165, [4]],
+      ['0.bias', 64, [3]],
+      ['4.weight', 128, [4, 27]],
+      ['4.bias', 256, [4]],
     ]);
-    expect(store.numel).toBe(169);
-    expect(store.params.shape).toEqual([169]);
+    // every parameter starts on a 256-byte boundary; the gaps are zeros
+    for (const e of store.layout) expect((e.offset * 4) % 256).toBe(0);
+    expect(PARAMETER_ALIGN_ELEMENTS * 4).toBe(256);
+    expect(store.numel).toBe(260);
+    expect(store.parameterCount).toBe(169);
+    expect(store.params.shape).toEqual([260]);
     // initial values were copied in
     const flat = await store.params.data();
     net.parameters().forEach((p, i) => {
@@ -198,22 +204,25 @@ describe('ParameterStore', () => {
       expect(Array.from(flat.subarray(e.offset, e.offset + e.numel))).toEqual(Array.from(before[i]!));
     });
     // writing the flat buffer changes param.data (and the grads buffer, param.grad)
-    const vals = f32(uniform(169, r));
-    const src = Tensor.from(vals, [169]);
+    const gaps = (a: Float32Array) => a.filter((_, i) => !store.layout.some((e) => i >= e.offset && i < e.offset + e.numel));
+    expect(gaps(flat).length).toBe(260 - 169);
+    expect(gaps(flat).every((v) => v === 0)).toBe(true);
+    const vals = f32(uniform(260, r));
+    const src = Tensor.from(vals, [260]);
     loadNative().copy(store.params.handle, src.handle);
-    expect(Array.from(await net.parameters()[2]!.data.data())).toEqual(Array.from(vals.subarray(57, 165)));
+    expect(Array.from(await net.parameters()[2]!.data.data())).toEqual(Array.from(vals.subarray(128, 236)));
     fill(store.grads, 3);
     for (const p of net.parameters()) expect(Math.min(...(await p.grad.data()))).toBe(3);
     // and a write through a parameter shows in the flat buffer
     fill(net.parameters()[1]!.data, -7);
-    expect(Array.from((await store.params.data()).subarray(54, 57))).toEqual([-7, -7, -7]);
+    expect(Array.from((await store.params.data()).subarray(64, 67))).toEqual([-7, -7, -7]);
     // zeroGrad: exactly one native fill over the whole grads buffer
     const native = loadNative();
     const orig = native.fill;
     let calls = 0;
     native.fill = ((...args: Parameters<typeof orig>) => {
       calls++;
-      expect(args[0].shape).toEqual([169]);
+      expect(args[0].shape).toEqual([260]);
       return orig(...args);
     }) as typeof orig;
     try {
@@ -224,11 +233,38 @@ describe('ParameterStore', () => {
     expect(calls).toBe(1);
     expect(Array.from(await store.grads.data()).every((v) => v === 0)).toBe(true);
     expect(Array.from(await store.momentum.data()).every((v) => v === 0)).toBe(true);
-    expect(store.entry('4.bias').offset).toBe(165);
+    expect(store.entry('4.bias').offset).toBe(256);
     expectCode(() => store.entry('nope'), 'ERR_ARGUMENT');
     store.dispose();
     store.dispose();
     expectCode(() => store.zeroGrad(), 'ERR_DISPOSED');
+  });
+});
+
+describe('ParameterStore alignment gaps', () => {
+  it('stay zero through training steps with weight decay, and never reach a checkpoint-sized read', async () => {
+    manualSeed(seedOf());
+    const net = smallNet();
+    const store = ParameterStore.create(net);
+    const sgd = new SGD(store, { lr: 0.1, momentum: 0.9, weightDecay: 5e-4 });
+    const r = rng(seedOf());
+    for (let step = 0; step < 3; step++) {
+      store.zeroGrad();
+      const x = Tensor.from(f32(uniform(3 * 2 * 6 * 6, r)), [3, 2, 6, 6]);
+      const logits = net.forward(x) as F32;
+      const { gradLogits } = softmaxCrossEntropy(logits, Tensor.from([0, 1, 3], [3], { dtype: 'int32' }));
+      net.backward(gradLogits, false)?.dispose();
+      sgd.step();
+    }
+    const inGap = (i: number) => !store.layout.some((e) => i >= e.offset && i < e.offset + e.numel);
+    for (const buf of [await store.params.data(), await store.grads.data(), await store.momentum.data()]) {
+      const gapValues = Array.from(buf).filter((_, i) => inGap(i));
+      expect(gapValues.length).toBe(store.numel - store.parameterCount);
+      expect(gapValues.every((v) => v === 0)).toBe(true);
+    }
+    // the parameters themselves did move
+    expect(Array.from(await store.grads.data()).some((v) => v !== 0)).toBe(true);
+    store.dispose();
   });
 });
 

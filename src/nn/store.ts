@@ -3,6 +3,14 @@
 // buffer, with a gradient buffer and a momentum buffer of the same layout. Each Parameter's
 // `data` and `grad` are rebound to views of those buffers, so an optimizer step is one sgdStep
 // call, zeroing the gradients is one fill, and a checkpoint is three flat buffers plus the layout.
+//
+// Alignment: every parameter starts on a 256-byte boundary (a multiple of ALIGN_ELEMENTS floats
+// from the start of the buffers, whose storage is itself at least 256-byte aligned on every
+// device), so each weight and gradient view handed to cuDNN, cuBLAS or a vectorised CPU kernel is
+// aligned as those libraries prefer, whatever the sizes of a custom network's layers. The gaps
+// between parameters are zeros in all three buffers and stay zero under SGD (zero gradient, zero
+// weight, zero momentum; weight decay of zero is zero). Checkpoints store each parameter by name,
+// so the gaps never reach a file and the checkpoint format does not depend on them.
 import { alexnetError } from '../errors.js';
 import { copy, fill } from '../ops/elementwise.js';
 import { Tensor, type Device } from '../tensor.js';
@@ -22,15 +30,23 @@ export interface ParameterStoreOptions {
   device?: Device | string;
 }
 
+/** Parameters start at multiples of this many float32 elements (256 bytes). */
+export const PARAMETER_ALIGN_ELEMENTS = 64;
+
+const alignUp = (n: number): number => Math.ceil(n / PARAMETER_ALIGN_ELEMENTS) * PARAMETER_ALIGN_ELEMENTS;
+
 export class ParameterStore {
-  /** all parameter values, flat [numel] */
+  /** all parameter values, flat [numel] (zeros in the alignment gaps between parameters) */
   readonly params: F32;
   /** all gradients, same layout */
   readonly grads: F32;
   /** the optimizer's momentum buffer (PyTorch's b or Krizhevsky's v), same layout, zeros at first */
   readonly momentum: F32;
   readonly layout: readonly ParameterLayoutEntry[];
+  /** elements in each flat buffer, alignment gaps included */
   readonly numel: number;
+  /** elements that belong to parameters (numel less the alignment gaps) */
+  readonly parameterCount: number;
   readonly device: string;
   readonly #entries: readonly [string, Parameter][];
   #disposed = false;
@@ -41,6 +57,7 @@ export class ParameterStore {
     this.momentum = momentum;
     this.layout = Object.freeze(layout.map((e) => Object.freeze(e)));
     this.numel = params.numel;
+    this.parameterCount = layout.reduce((n, e) => n + e.numel, 0);
     this.device = params.device;
     this.#entries = entries;
   }
@@ -56,6 +73,7 @@ export class ParameterStore {
     const layout: ParameterLayoutEntry[] = [];
     let total = 0;
     for (const [name, p] of entries) {
+      total = alignUp(total);
       layout.push({ name, offset: total, shape: [...p.shape], numel: p.numel });
       total += p.numel;
     }
@@ -63,8 +81,9 @@ export class ParameterStore {
     let params: F32;
     let grads: F32;
     if (onDevice) {
-      params = Tensor.empty([total], { device });
-      grads = Tensor.empty([total], { device });
+      // zeros: the alignment gaps must hold finite values (a checkpoint checks every weight)
+      params = Tensor.zeros([total], { device });
+      grads = Tensor.zeros([total], { device });
       entries.forEach(([, p], i) => {
         const e = layout[i]!;
         const v = params.view(e.offset, e.shape);
