@@ -199,6 +199,8 @@ export interface NativeModule {
   sgdStep(param: NativeTensor, grad: NativeTensor, momentumBuffer: NativeTensor | null, options: SgdOptions): void;
   // how many rows have their label among the k largest logits -> int32 scalar
   topkCorrect(logits: NativeTensor, labels: NativeTensor, k: number): NativeTensor;
+  // 8-bit images [N, C, H, W] (C <= 3) to float32 (x / 255 - mean[c]) / std[c] on `device`
+  normalizeImages(pixels: Uint8Array, shape: number[], mean: number[], std: number[], device?: string): NativeTensor;
   /**
    * The C++-driven per-operator benchmark (no JavaScript in the timed loops): every AlexNet layer
    * shape forward and backward, beside the ceilings measured in the same run. On the CPU (the

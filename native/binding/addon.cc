@@ -20,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_loss(env, exports);
   register_sgd(env, exports);
   register_metrics(env, exports);
+  register_image(env, exports);
   register_bench(env, exports);
   register_cuda_abi(env, exports);
   // Before this environment goes away (worker thread exit, process exit), let queued work

@@ -17,6 +17,7 @@ void register_dropout(Napi::Env env, Napi::Object exports);     // dropout
 void register_loss(Napi::Env env, Napi::Object exports);        // softmax, softmaxCrossEntropy
 void register_sgd(Napi::Env env, Napi::Object exports);         // sgdStep
 void register_metrics(Napi::Env env, Napi::Object exports);     // topkCorrect
+void register_image(Napi::Env env, Napi::Object exports);       // normalizeImages
 void register_bench(Napi::Env env, Napi::Object exports);       // benchOps (C++-driven benchmark)
 void register_cuda_abi(Napi::Env env, Napi::Object exports);    // cudaAbi, cudaLibraries
 

@@ -56,3 +56,15 @@ void topk_correct(int32_t* correct /*[1]*/, const float* logits /*[B,C]*/,
                   const int32_t* labels /*[B]*/, int64_t B, int64_t C, int64_t k, void* stream);
 
 }  // namespace alexnet::cuda
+
+namespace alexnet::cuda {
+
+// --- image.cu --- (the CPU's lookup table, native/cpu/image.h, passed by value: 3 KiB)
+struct PixelLutArg {
+  float v[3][256];
+};
+// y[n, c, p] = lut[c][x[n, c, p]]   (8-bit pixels to normalised floats); C <= 3, HW < 2^31
+void normalize_images(float* y /*[N,C,HW]*/, const uint8_t* x /*[N,C,HW]*/, int64_t N, int64_t C,
+                      int64_t HW, const PixelLutArg& lut, void* stream);
+
+}  // namespace alexnet::cuda

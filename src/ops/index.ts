@@ -9,3 +9,4 @@ export * from './dropout.js';
 export * from './loss.js';
 export * from './sgd.js';
 export * from './metrics.js';
+export * from './image.js';
