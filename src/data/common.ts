@@ -16,10 +16,8 @@ export interface SampleInfo {
   index?: number;
 }
 
-/** A batch of samples in plain host arrays (the trainer turns them into tensors). */
-export interface Batch {
-  /** N*3*H*W floats, NCHW, normalised. */
-  images: Float32Array;
+/** What every batch carries besides its images. */
+interface BatchBase {
   /** N class indices. */
   labels: Int32Array;
   /** The dataset index of each sample (a skipped corrupt file shows its replacement's index). */
@@ -29,6 +27,40 @@ export interface Batch {
   /** Position of this batch in the epoch (0-based). */
   batchIndex: number;
   epoch: number;
+}
+
+/** A batch of normalised float32 images (the DataLoader's default format). */
+export interface FloatBatch extends BatchBase {
+  format?: 'float32';
+  /** N*3*H*W floats, NCHW, normalised. */
+  images: Float32Array;
+}
+
+/**
+ * A batch of 8-bit images before normalisation (DataLoader `format: 'uint8'`): a quarter of the
+ * bytes to move between threads and to the device, normalised there (`normalizeImages`).
+ */
+export interface PixelBatch extends BatchBase {
+  format: 'uint8';
+  /** N*3*H*W bytes, NCHW, the pixels after cropping and flipping. */
+  pixels: Uint8Array;
+  /** The dataset's per-channel normalisation of [0,1] pixels, to apply on the device. */
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+/** A batch of samples in plain host arrays (the trainer turns them into tensors). */
+export type Batch = FloatBatch | PixelBatch;
+
+/** The images of a batch as float32, normalising a pixel batch on the host (tests, tools). */
+export function batchImages(batch: Batch): Float32Array {
+  if (batch.format !== 'uint8') return batch.images;
+  const { pixels, mean, std } = batch;
+  const plane = batch.shape[2] * batch.shape[3];
+  const out = new Float32Array(pixels.length);
+  const luts = [0, 1, 2].map((c) => Float32Array.from({ length: 256 }, (_, v) => (v / 255 - mean[c]!) / std[c]!));
+  for (let i = 0; i < pixels.length; i++) out[i] = luts[Math.floor(i / plane) % 3]![pixels[i]!]!;
+  return out;
 }
 
 /** What a dataset sample's random augmentation depends on. */
@@ -66,6 +98,13 @@ export interface Dataset {
    * buffer) instead of allocating; returns its label (and the index actually used).
    */
   loadInto?(index: number, ctx: SampleContext, out: Float32Array, offset: number): SampleInfo | Promise<SampleInfo>;
+  /**
+   * Optional 8-bit path (DataLoader `format: 'uint8'`): writes sample `index`'s pixels, CHW,
+   * after augmentation and before normalisation, into `out` at `offset`; `normalization` gives
+   * the mean and std that turn them into what `load` returns.
+   */
+  loadPixelsInto?(index: number, ctx: SampleContext, out: Uint8Array, offset: number): SampleInfo | Promise<SampleInfo>;
+  readonly normalization?: { mean: [number, number, number]; std: [number, number, number] };
   describe?(): DatasetSpec;
   /** Receives warnings (also those raised inside worker threads). */
   emitWarning?(warning: DataWarning): void;

@@ -207,8 +207,16 @@ export class ImageFolder implements Dataset {
     return { x, y, flip };
   }
 
-  /** Crops, flips and normalises a decoded image into 3*C*C floats (CHW). */
-  apply(img: DecodedImage, params: CropParams, out: Float32Array = new Float32Array(3 * this.transform.cropSize ** 2), offset = 0): Float32Array {
+  /** The per-channel normalisation apply() uses (applied on the device for 8-bit batches). */
+  get normalization(): { mean: [number, number, number]; std: [number, number, number] } {
+    return { mean: [...this.transform.mean], std: [...this.transform.std] };
+  }
+
+  /**
+   * Crops, flips and normalises a decoded image into 3*C*C floats (CHW); into a Uint8Array it
+   * crops and flips only (the 8-bit pixels, normalised later on the device).
+   */
+  apply<T extends Float32Array | Uint8Array = Float32Array>(img: DecodedImage, params: CropParams, out: T = new Float32Array(3 * this.transform.cropSize ** 2) as T, offset = 0): T {
     const C = this.transform.cropSize;
     const { data, width, height } = img;
     if (params.x < 0 || params.y < 0 || params.x + C > width || params.y + C > height) {
@@ -217,7 +225,7 @@ export class ImageFolder implements Dataset {
     if (offset < 0 || offset + 3 * C * C > out.length) throw dataError('ImageFolder: output buffer too small');
     const plane = C * C;
     for (let c = 0; c < 3; c++) {
-      const lut = this.#lut[c]!;
+      const lut: ArrayLike<number> = out instanceof Uint8Array ? IDENTITY_LUT : this.#lut[c]!;
       const base = offset + c * plane;
       for (let yy = 0; yy < C; yy++) {
         const row = ((params.y + yy) * width + params.x) * 3 + c;
@@ -244,8 +252,13 @@ export class ImageFolder implements Dataset {
     return { image, ...info };
   }
 
+  /** load() as 8-bit pixels (cropped and flipped, not normalised) into out[offset, offset + 3*C*C). */
+  loadPixelsInto(index: number, ctx: SampleContext, out: Uint8Array, offset: number, override?: Partial<CropParams>): Promise<{ label: number; index: number }> {
+    return this.loadInto(index, ctx, out, offset, override);
+  }
+
   /** load() writing into out[offset, offset + 3*C*C) (the DataLoader's batch buffer). */
-  async loadInto(index: number, ctx: SampleContext, out: Float32Array, offset: number, override?: Partial<CropParams>): Promise<{ label: number; index: number }> {
+  async loadInto(index: number, ctx: SampleContext, out: Float32Array | Uint8Array, offset: number, override?: Partial<CropParams>): Promise<{ label: number; index: number }> {
     let current = index;
     for (let attempt = 0; ; attempt++) {
       let img: DecodedImage;
@@ -334,6 +347,9 @@ async function listImages(dir: string, extensions: Set<string>): Promise<string[
   }
   return out;
 }
+
+/** v -> v: apply()'s table for 8-bit output. */
+const IDENTITY_LUT = Uint8Array.from({ length: 256 }, (_, v) => v);
 
 /** 1 (gray), 2 (gray+alpha) or 4 (RGBA) channels → RGB. sharp normally gives RGB already. */
 function toRgb(src: Uint8Array, pixels: number, channels: number, file: string): Uint8Array {

@@ -36,6 +36,12 @@ export interface DataLoaderOptions {
   concurrency?: number;
   /** Path or file URL of the compiled worker script (see resolveWorkerScript). */
   workerScript?: string | URL;
+  /**
+   * 'float32' (default): normalised float images. 'uint8': 8-bit pixels with the dataset's
+   * mean/std, for normalisation on the device (`normalizeImages`): a quarter of the bytes to
+   * move between threads and to a GPU. Needs a dataset with loadPixelsInto() and normalization.
+   */
+  format?: 'float32' | 'uint8';
 }
 
 export interface EpochOptions {
@@ -170,6 +176,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly workers: number;
   readonly prefetch: number;
   readonly concurrency: number;
+  readonly format: 'float32' | 'uint8';
   /** The epoch and first batch that `for await (... of loader)` uses; see setEpoch. */
   epoch: number;
   startBatch: number;
@@ -194,6 +201,11 @@ export class DataLoader implements AsyncIterable<Batch> {
     }
     this.prefetch = checkInt(options.prefetch ?? 2, 'DataLoader: prefetch', 1);
     this.concurrency = checkInt(options.concurrency ?? 8, 'DataLoader: concurrency', 1);
+    this.format = options.format ?? 'float32';
+    if (this.format !== 'float32' && this.format !== 'uint8') throw dataError(`DataLoader: format must be 'float32' or 'uint8', got ${String(this.format)}`);
+    if (this.format === 'uint8' && !(typeof dataset.loadPixelsInto === 'function' && dataset.normalization)) {
+      throw dataError("DataLoader: format 'uint8' needs a dataset with loadPixelsInto() and normalization (SyntheticDataset, ImageFolder)");
+    }
     this.epoch = checkInt(options.epoch ?? 0, 'DataLoader: epoch', 0);
     this.startBatch = checkInt(options.startBatch ?? 0, 'DataLoader: startBatch', 0);
     this.#workerScript =
@@ -257,7 +269,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     const fill = (): void => {
       while (next < total && inFlight.size < depth) {
         const k = next++;
-        const p = this.#assemble({ indices: this.batchIndices(epoch, k), epoch, seed: this.seed, batchIndex: k });
+        const p = this.#assemble({ indices: this.batchIndices(epoch, k), epoch, seed: this.seed, batchIndex: k, format: this.format });
         p.catch(() => {}); // a batch abandoned by `break` must not become an unhandled rejection
         inFlight.set(k, p);
       }

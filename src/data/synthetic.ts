@@ -71,8 +71,25 @@ export class SyntheticDataset implements Dataset {
     return { image, label: this.loadInto(index, undefined, image, 0).label };
   }
 
-  /** Renders sample i into out[offset, offset + 3*S*S). */
+  /** The per-channel normalisation applied by load / loadInto (and on the device for pixels). */
+  get normalization(): { mean: [number, number, number]; std: [number, number, number] } {
+    return { mean: [...this.#mean], std: [...this.#std] };
+  }
+
+  /** Renders sample i into out[offset, offset + 3*S*S), normalised. */
   loadInto(index: number, _ctx: unknown, out: Float32Array, offset: number): { label: number } {
+    return this.#render(index, out, offset);
+  }
+
+  /**
+   * Renders sample i as 8-bit pixels (CHW) into out[offset, offset + 3*S*S): the same image
+   * rounded to 1/255 steps, before normalisation.
+   */
+  loadPixelsInto(index: number, _ctx: unknown, out: Uint8Array, offset: number): { label: number } {
+    return this.#render(index, out, offset);
+  }
+
+  #render(index: number, out: Float32Array | Uint8Array, offset: number): { label: number } {
     if (!Number.isInteger(index) || index < 0 || index >= this.length) {
       throw dataError(`SyntheticDataset: index ${index} out of range [0, ${this.length})`);
     }
@@ -178,11 +195,13 @@ export class SyntheticDataset implements Dataset {
       }
     }
 
-    // Colour, noise, clamp to [0,1], normalise. A fast xorshift stream for the noise.
+    // Colour, noise, clamp to [0,1], then normalise (or round to 8 bits). A fast xorshift stream
+    // for the noise.
     const plane = S * S;
     if (offset < 0 || offset + 3 * plane > out.length) throw dataError(`SyntheticDataset: output buffer too small`);
     let state = (Math.floor(r() * 4294967296) | 1) >>> 0;
     const amp = this.noise * 2 / 4294967296;
+    const bytes = out instanceof Uint8Array;
     for (let c = 0; c < 3; c++) {
       const f = fg[c]!;
       const b = bg[c]!;
@@ -195,7 +214,7 @@ export class SyntheticDataset implements Dataset {
         state ^= state << 5;
         let v = (mask[p] === 1 ? f : b) + ((state >>> 0) * amp - this.noise);
         v = v < 0 ? 0 : v > 1 ? 1 : v;
-        out[off + p] = (v - m) * inv;
+        out[off + p] = bytes ? Math.round(v * 255) : (v - m) * inv;
       }
     }
     return { label };

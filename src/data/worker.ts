@@ -4,7 +4,7 @@
 // Messages out: { type: 'ready' } | { type: 'batch', id, batch } | { type: 'error', id, error }
 //               | { type: 'warning', warning }
 import { parentPort, workerData } from 'node:worker_threads';
-import { assembleBatch, datasetFromSpec, type BatchRequest } from './batch.js';
+import { assembleBatch, batchBuffers, datasetFromSpec, type BatchRequest } from './batch.js';
 import type { DatasetSpec, DataWarning } from './common.js';
 
 interface WorkerInit {
@@ -20,7 +20,7 @@ const dataset = datasetFromSpec(init.spec, (warning: DataWarning) => port.postMe
 port.on('message', (msg: { type: 'batch'; id: number; request: BatchRequest }) => {
   if (msg.type !== 'batch') return;
   assembleBatch(dataset, msg.request, init.concurrency).then(
-    (batch) => port.postMessage({ type: 'batch', id: msg.id, batch }, [batch.images.buffer as ArrayBuffer, batch.labels.buffer as ArrayBuffer]),
+    (batch) => port.postMessage({ type: 'batch', id: msg.id, batch }, batchBuffers(batch)),
     (e: unknown) => {
       const err = e as { message?: string; code?: string; file?: string; stack?: string };
       port.postMessage({ type: 'error', id: msg.id, error: { message: String(err?.message ?? e), code: err?.code, file: err?.file, stack: err?.stack } });

@@ -20,6 +20,7 @@ import { Dropout } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
 import { copy } from '../ops/elementwise.js';
+import { normalizeImages } from '../ops/image.js';
 import { softmaxCrossEntropy } from '../ops/loss.js';
 import { topkCorrect } from '../ops/metrics.js';
 import { MultiStepLR, ReduceLROnPlateau, StepLR } from '../optim/schedule.js';
@@ -95,6 +96,19 @@ export interface TrainerOptions {
   onProgress?: (p: TrainProgress) => void;
   /** aborting saves a checkpoint after the current step and returns ('interrupted') */
   signal?: AbortSignal;
+  /**
+   * How batches travel to the device: 'uint8' as 8-bit pixels normalised on the device (a
+   * quarter of the bytes; the default where the dataset has loadPixelsInto, as SyntheticDataset
+   * and ImageFolder do), 'float32' as normalised floats from the data workers.
+   */
+  dataFormat?: 'auto' | 'uint8' | 'float32';
+}
+
+/** One training step queued on the device whose loss and accuracy have not been read yet. */
+interface InFlight {
+  batch: Batch;
+  tensors: Tensor[];
+  result: Promise<[Float32Array | Int32Array, Float32Array | Int32Array]>;
 }
 
 interface Position {
@@ -143,8 +157,11 @@ export class Trainer {
       s.kind === 'plateau' ? new ReduceLROnPlateau(this.optimizer, { patience: s.patience ?? 2, factor: s.factor ?? 0.1, mode: 'min' }) :
       null;
     const workers = options.workers;
-    this.trainLoader = new DataLoader(options.train, { batchSize: this.batchSize, shuffle: true, seed: options.seed ?? 0, dropLast: true, ...(workers !== undefined ? { workers } : {}) });
-    this.valLoader = options.val ? new DataLoader(options.val, { batchSize: this.batchSize, shuffle: false, dropLast: false, ...(workers !== undefined ? { workers } : {}) }) : null;
+    const want = options.dataFormat ?? 'auto';
+    if (!['auto', 'uint8', 'float32'].includes(want)) throw alexnetError('ERR_ARGUMENT', `train: dataFormat must be 'auto', 'uint8' or 'float32', got ${String(want)}`);
+    const format = (d: Dataset) => (want === 'float32' || (want === 'auto' && !hasPixels(d)) ? 'float32' : 'uint8');
+    this.trainLoader = new DataLoader(options.train, { batchSize: this.batchSize, shuffle: true, seed: options.seed ?? 0, dropLast: true, format: format(options.train), ...(workers !== undefined ? { workers } : {}) });
+    this.valLoader = options.val ? new DataLoader(options.val, { batchSize: this.batchSize, shuffle: false, dropLast: false, format: format(options.val), ...(workers !== undefined ? { workers } : {}) }) : null;
     if (this.trainLoader.length === 0) throw alexnetError('ERR_ARGUMENT', `train: the training set (${options.train.length} samples) is smaller than one batch of ${this.batchSize}`);
   }
 
@@ -243,41 +260,80 @@ export class Trainer {
         (savedCheckpoint ? `the last good checkpoint is ${savedCheckpoint}` : 'no checkpoint was written') + '. Lower the learning rate.';
     };
 
+    // The bookkeeping of one finished step: metrics, progress, log, periodic checkpoint. False
+    // ends the run (a NaN loss, or weights that became NaN at a checkpoint).
+    const account = async (f: InFlight): Promise<boolean> => {
+      const { loss, correct } = await this.#finish(f);
+      const { batch } = f;
+      this.#pos = { step: this.#pos.step + 1, epoch: batch.epoch, batch: batch.batchIndex + 1 };
+      if (!Number.isFinite(loss)) {
+        nanStop(`the loss became ${loss}`);
+        await log({ type: 'error', step: this.#pos.step, epoch: batch.epoch, message });
+        return false;
+      }
+      images += batch.labels.length;
+      lastLoss = loss;
+      lastTop1 = correct / batch.labels.length;
+      windowLoss += loss;
+      windowCorrect += correct;
+      windowCount += batch.labels.length;
+      windowSteps++;
+      const ips = images / ((performance.now() - t0) / 1000);
+      o.onProgress?.({ type: 'step', ...this.#progressBase(perEpoch), loss, top1: lastTop1, imagesPerSecond: ips });
+      if (windowSteps >= logEvery || batch.batchIndex + 1 === perEpoch) {
+        await log({ type: 'train', step: this.#pos.step, epoch: batch.epoch, trainLoss: windowLoss / windowSteps, trainTop1: windowCorrect / windowCount, lr: this.optimizer.lr, imagesPerSecond: ips });
+        windowLoss = windowCorrect = windowCount = windowSteps = 0;
+      }
+      if (checkpointEvery > 0 && this.#pos.step % checkpointEvery === 0 && !(await save())) {
+        nanStop('the weights became NaN or infinite');
+        await log({ type: 'error', step: this.#pos.step, epoch: batch.epoch, message });
+        return false;
+      }
+      return true;
+    };
+
+    // One step in flight: step k+1 is queued before step k's loss is read, so the device never
+    // idles while the JavaScript thread reads a loss and assembles the next batch. A step that
+    // checkpoints, ends an epoch or the run, or sees an interrupt is waited for before anything
+    // else is queued, so checkpoints and evaluations hold exactly the steps their position says
+    // (and a resume stays exact).
+    let inFlight: InFlight | null = null;
     outer: while (this.#pos.epoch < this.epochs) {
       const epoch = this.#pos.epoch;
       for await (const batch of this.trainLoader.batches({ epoch, startBatch: this.#pos.batch })) {
-        const { loss, correct } = await this.#step(batch);
-        if (!Number.isFinite(loss)) {
-          this.#pos = { step: this.#pos.step + 1, epoch, batch: batch.batchIndex + 1 };
-          nanStop(`the loss became ${loss}`);
-          await log({ type: 'error', step: this.#pos.step, epoch, message });
-          break outer;
+        const launched = this.#launch(batch, this.#pos.step + (inFlight ? 1 : 0));
+        if (inFlight) {
+          const previous: InFlight = inFlight;
+          inFlight = null;
+          if (!(await account(previous))) {
+            await this.#finish(launched).catch(() => undefined); // queued behind the NaN: dropped
+            break outer;
+          }
         }
-        this.#pos = { step: this.#pos.step + 1, epoch, batch: batch.batchIndex + 1 };
-        images += batch.labels.length;
-        lastLoss = loss;
-        lastTop1 = correct / batch.labels.length;
-        windowLoss += loss;
-        windowCorrect += correct;
-        windowCount += batch.labels.length;
-        windowSteps++;
-        const ips = images / ((performance.now() - t0) / 1000);
-        o.onProgress?.({ type: 'step', ...this.#progressBase(perEpoch), loss, top1: lastTop1, imagesPerSecond: ips });
-        if (windowSteps >= logEvery || batch.batchIndex + 1 === perEpoch) {
-          await log({ type: 'train', step: this.#pos.step, epoch, trainLoss: windowLoss / windowSteps, trainTop1: windowCorrect / windowCount, lr: this.optimizer.lr, imagesPerSecond: ips });
-          windowLoss = windowCorrect = windowCount = windowSteps = 0;
+        inFlight = launched;
+        const number = this.#pos.step + 1; // the step number `launched` will have
+        const barrier =
+          (checkpointEvery > 0 && number % checkpointEvery === 0) ||
+          batch.batchIndex + 1 === perEpoch ||
+          (o.maxSteps !== undefined && number >= o.maxSteps) ||
+          o.signal?.aborted === true;
+        if (barrier) {
+          const last: InFlight = inFlight;
+          inFlight = null;
+          if (!(await account(last))) break outer;
+          if (o.signal?.aborted) {
+            stopped = 'interrupted';
+            message = `interrupted at step ${this.#pos.step}`;
+            break outer;
+          }
+          if (o.maxSteps !== undefined && this.#pos.step >= o.maxSteps) break outer;
         }
-        if (checkpointEvery > 0 && this.#pos.step % checkpointEvery === 0 && !(await save())) {
-          nanStop('the weights became NaN or infinite');
-          await log({ type: 'error', step: this.#pos.step, epoch, message });
-          break outer;
-        }
-        if (o.signal?.aborted) {
-          stopped = 'interrupted';
-          message = `interrupted at step ${this.#pos.step}`;
-          break outer;
-        }
-        if (o.maxSteps !== undefined && this.#pos.step >= o.maxSteps) break outer;
+      }
+      if (inFlight) {
+        // not reached (an epoch's last batch is a barrier), kept so no step can go unaccounted
+        const last: InFlight = inFlight;
+        inFlight = null;
+        if (!(await account(last))) break outer;
       }
       // end of the epoch: evaluate, schedule, move on
       val = await this.evaluate();
@@ -327,31 +383,40 @@ export class Trainer {
     await this.valLoader?.close();
   }
 
-  async #step(batch: Batch): Promise<{ loss: number; correct: number }> {
-    // Warm-up scales the scheduled learning rate for this step only: outside the step the
-    // optimizer shows the schedule's value, so schedules and checkpoints never see the factor.
+  /**
+   * Queues one training step (forward, loss, backward, SGD) and the reads of its loss and
+   * correct count; returns at once. Warm-up scales the scheduled learning rate for this step
+   * only: outside the step the optimizer shows the schedule's value, so schedules and
+   * checkpoints never see the factor.
+   */
+  #launch(batch: Batch, step: number): InFlight {
     const warmup = this.options.warmupSteps ?? 0;
     const scheduled = this.optimizer.lr;
-    if (this.#pos.step < warmup) this.optimizer.lr = (scheduled * (this.#pos.step + 1)) / warmup;
+    if (step < warmup) this.optimizer.lr = (scheduled * (step + 1)) / warmup;
     try {
-      return await this.#stepAt(batch);
+      const { x, y } = toDevice(batch, this.device);
+      this.store.zeroGrad();
+      const logits = this.model.forward(x);
+      const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
+      const correct = topkCorrect(logits, y, 1);
+      const gx = this.model.backward(gradLogits, false);
+      this.optimizer.step();
+      const result = Promise.all([loss.data(), correct.data()]);
+      result.catch(() => undefined); // read in #finish; never an unhandled rejection meanwhile
+      return { batch, tensors: [x, y, logits, loss, gradLogits, correct, ...(gx ? [gx] : [])], result };
     } finally {
       this.optimizer.lr = scheduled;
     }
   }
 
-  async #stepAt(batch: Batch): Promise<{ loss: number; correct: number }> {
-    const { x, y } = toDevice(batch, this.device);
-    this.store.zeroGrad();
-    const logits = this.model.forward(x);
-    const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
-    const correct = topkCorrect(logits, y, 1);
-    const gx = this.model.backward(gradLogits, false);
-    this.optimizer.step();
-    const [l, c] = await Promise.all([loss.data(), correct.data()]);
-    for (const t of [x, y, logits, loss, gradLogits, correct]) t.dispose();
-    gx?.dispose();
-    return { loss: l[0]!, correct: c[0]! };
+  /** Waits for a queued step's loss and correct count, then frees its tensors. */
+  async #finish(f: InFlight): Promise<{ loss: number; correct: number }> {
+    try {
+      const [l, c] = await f.result;
+      return { loss: l[0]!, correct: c[0]! };
+    } finally {
+      for (const t of f.tensors) t.dispose();
+    }
   }
 
   #progressBase(perEpoch: number): Omit<TrainProgress, 'type'> {
@@ -366,10 +431,20 @@ export interface EvalResult {
   samples: number;
 }
 
-/** A host batch as device tensors: images [N, 3, H, W] and int32 labels [N]. */
+/** True when a dataset can hand out 8-bit pixels (and says how to normalise them). */
+function hasPixels(d: Dataset): boolean {
+  return typeof d.loadPixelsInto === 'function' && d.normalization !== undefined;
+}
+
+/**
+ * A host batch as device tensors: images [N, 3, H, W] and int32 labels [N]. An 8-bit batch
+ * crosses as bytes and is normalised on the device.
+ */
 function toDevice(batch: Batch, device: string): { x: Tensor<'float32'>; y: Tensor<'int32'> } {
   return {
-    x: Tensor.from(batch.images, batch.shape, { device }),
+    x: batch.format === 'uint8'
+      ? normalizeImages(batch.pixels, batch.shape, { mean: batch.mean, std: batch.std, device })
+      : Tensor.from(batch.images, batch.shape, { device }),
     y: Tensor.from(batch.labels, [batch.labels.length], { device, dtype: 'int32' }),
   };
 }
@@ -407,7 +482,7 @@ export async function evaluate(
   dataset: Dataset,
   { device = 'cpu', batchSize = 32, workers }: { device?: string; batchSize?: number; workers?: number } = {},
 ): Promise<EvalResult> {
-  const loader = new DataLoader(dataset, { batchSize, shuffle: false, dropLast: false, ...(workers !== undefined ? { workers } : {}) });
+  const loader = new DataLoader(dataset, { batchSize, shuffle: false, dropLast: false, format: hasPixels(dataset) ? 'uint8' : 'float32', ...(workers !== undefined ? { workers } : {}) });
   try {
     return await evaluateLoader(model, loader, device);
   } finally {
