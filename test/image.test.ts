@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  setTf32,
   batchImages, Conv2d, DataLoader, Flatten, ImageFolder, Linear, MaxPool2d, mulberry32, normalizeImages, ReLU, Sequential,
   SyntheticDataset, Trainer, type PixelBatch,
 } from '../src/index.js';
@@ -135,4 +136,31 @@ describeCuda('normalizeImages on CUDA', () => {
       expect(Array.from(await gpu.data())).toEqual(Array.from(cpu));
     }
   });
+});
+
+describeCuda('training from pixel batches on CUDA', () => {
+  itCuda('one step in flight, 8-bit upload: the same losses as the CPU run (strict FP32)', async () => {
+    const train = new SyntheticDataset({ size: 48, imageSize: 32, split: 'train', seed: 9 });
+    const net = () => {
+      const g = mulberry32(4);
+      return new Sequential(new Conv2d(3, 6, 5, { padding: 2, rng: g }), new ReLU(), new MaxPool2d(2), new Flatten(), new Linear(6 * 16 * 16, 2, { rng: g }));
+    };
+    const losses = async (device: string) => {
+      const seen: number[] = [];
+      const t = new Trainer({ model: net(), config: {}, train, batchSize: 8, epochs: 2, device, optimizer: { lr: 0.01 }, workers: 1, onProgress: (e) => e.type === 'step' && seen.push(e.loss!) });
+      const summary = await t.run();
+      await t.close();
+      expect(summary.steps).toBe(12);
+      return seen;
+    };
+    setTf32(false);
+    try {
+      const cpu = await losses('cpu');
+      const gpu = await losses('cuda:0');
+      expect(gpu).toHaveLength(cpu.length);
+      gpu.forEach((l, i) => expect(Math.abs(l - cpu[i]!), `step ${i + 1}: ${l} vs ${cpu[i]}`).toBeLessThan(1e-3 + 1e-3 * Math.abs(cpu[i]!)));
+    } finally {
+      setTf32(true);
+    }
+  }, 120_000);
 });
