@@ -184,46 +184,45 @@ void add_callback(Context& ctx, std::function<void(cudaError_t)> fn) {
   }
 }
 
-// A pinned staging buffer of a read or upload, with its share of the device-error snapshot.
-// Returned to the pool by the completion callback once queued; on an error before that, by
-// the destructor, after the stream has drained any copy that was already queued into it.
+// The pinned buffers of one read or upload: the data's staging and the snapshot of the
+// device-error record (separate buffers, so that a power-of-two read stays in its size class).
+// Handed to the completion callback once it is queued; on an error before that, returned to
+// the pool by the destructor, after the stream has drained any copy already queued into them.
 class Staging {
  public:
-  Staging(Context& ctx, size_t data_bytes, bool with_record)
-      : ctx_(ctx), data_bytes_(round_up(data_bytes, 64)) {
-    ptr_ = ctx.pinned.get(data_bytes_ + (with_record ? sizeof(DeviceErrorRecord) : 0));
+  Staging(Context& ctx, size_t data_bytes, bool with_record) : ctx_(ctx) {
+    if (data_bytes) data_ = ctx.pinned.get(data_bytes);
+    if (with_record) record_ = static_cast<DeviceErrorRecord*>(ctx.pinned.get(sizeof(DeviceErrorRecord)));
   }
   ~Staging() {
-    if (ptr_ == nullptr) return;
+    if (data_ == nullptr && record_ == nullptr) return;
     if (queued_) {
-      // Error path: a copy into the buffer may still be queued; let it finish (or fail)
-      // before the buffer can serve another read.
+      // Error path: a copy into the buffers may still be queued; let it finish (or fail)
+      // before they can serve another read.
       cudaStreamSynchronize(ctx_.stream);
       cudaGetLastError();
     }
-    ctx_.pinned.put(ptr_);
+    ctx_.pinned.put(data_);
+    ctx_.pinned.put(record_);
   }
   Staging(const Staging&) = delete;
   Staging& operator=(const Staging&) = delete;
 
-  void* data() const { return ptr_; }
-  DeviceErrorRecord* record() const {
-    return reinterpret_cast<DeviceErrorRecord*>(static_cast<char*>(ptr_) + data_bytes_);
-  }
+  void* data() const { return data_; }
+  DeviceErrorRecord* record() const { return record_; }
   void mark_queued() { queued_ = true; }
-  // The stream has run everything queued into the buffer (after a synchronise).
+  // The stream has run everything queued into the buffers (after a synchronise).
   void mark_drained() { queued_ = false; }
-  // The completion callback owns the buffer now.
-  void* release() {
-    void* p = ptr_;
-    ptr_ = nullptr;
-    return p;
+  // The completion callback owns the buffers now.
+  void release() {
+    data_ = nullptr;
+    record_ = nullptr;
   }
 
  private:
   Context& ctx_;
-  size_t data_bytes_;
-  void* ptr_ = nullptr;
+  void* data_ = nullptr;
+  DeviceErrorRecord* record_ = nullptr;
   bool queued_ = false;
 };
 
@@ -339,11 +338,15 @@ void* fallback_alloc(Context& ctx, size_t bytes) {
 // --- the fault used by tests ---------------------------------------------------------------
 
 __global__ void debug_fault_kernel(int* bad, uint64_t delay_ns) {
+  // The global timer gives the delay; the SM clock (under 5 GHz on any GPU) bounds the spin
+  // should the timer not advance.
   uint64_t start = 0, now = 0;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  const long long cycles0 = clock64();
+  const long long max_cycles = static_cast<long long>(delay_ns) * 5;
   do {
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-  } while (now - start < delay_ns);
+  } while (now - start < delay_ns && clock64() - cycles0 < max_cycles);
   *reinterpret_cast<volatile int*>(bad) = 1;  // an address no allocation can have
 }
 
@@ -444,8 +447,8 @@ void upload(int device, void* dst, const void* src, size_t bytes) {
   CUDA_CHECK(cudaMemcpyAsync(dst, staging.data(), bytes, cudaMemcpyHostToDevice, ctx.stream));
   staging.mark_queued();
   Context* c = &ctx;
-  void* p = staging.data();
-  add_callback(ctx, [c, p](cudaError_t) { c->pinned.put(p); });
+  void* data = staging.data();
+  add_callback(ctx, [c, data](cudaError_t) { c->pinned.put(data); });
   staging.release();
 }
 
@@ -460,23 +463,21 @@ void download_async(int device, void* host_dst, const void* src, size_t bytes, R
   Context& ctx = context(device);
   DeviceGuard guard(device);
   Staging staging(ctx, bytes, /*with_record=*/true);
-  if (bytes) {
-    staging.mark_queued();
-    CUDA_CHECK(cudaMemcpyAsync(staging.data(), src, bytes, cudaMemcpyDeviceToHost, ctx.stream));
-  }
   staging.mark_queued();
+  if (bytes) CUDA_CHECK(cudaMemcpyAsync(staging.data(), src, bytes, cudaMemcpyDeviceToHost, ctx.stream));
   queue_record_snapshot(ctx, staging.record());
   Context* c = &ctx;
-  void* p = staging.data();
+  void* data = staging.data();
   DeviceErrorRecord* snapshot = staging.record();
-  add_callback(ctx, [c, p, snapshot, host_dst, bytes, done = std::move(done)](cudaError_t status) {
+  add_callback(ctx, [c, data, snapshot, host_dst, bytes, done = std::move(done)](cudaError_t status) {
     ReadStatus s;
     s.cuda_error = static_cast<int>(status);
     if (status == cudaSuccess) {
       s.record = *snapshot;
-      if (bytes) std::memcpy(host_dst, p, bytes);
+      if (bytes) std::memcpy(host_dst, data, bytes);
     }
-    c->pinned.put(p);
+    c->pinned.put(data);
+    c->pinned.put(snapshot);
     done(s);
   });
   staging.release();
@@ -489,13 +490,12 @@ void after_stream(int device, ReadDone done) {
   staging.mark_queued();
   queue_record_snapshot(ctx, staging.record());
   Context* c = &ctx;
-  void* p = staging.data();
   DeviceErrorRecord* snapshot = staging.record();
-  add_callback(ctx, [c, p, snapshot, done = std::move(done)](cudaError_t status) {
+  add_callback(ctx, [c, snapshot, done = std::move(done)](cudaError_t status) {
     ReadStatus s;
     s.cuda_error = static_cast<int>(status);
     if (status == cudaSuccess) s.record = *snapshot;
-    c->pinned.put(p);
+    c->pinned.put(snapshot);
     done(s);
   });
   staging.release();
@@ -505,11 +505,8 @@ void download_sync(int device, void* host_dst, const void* src, size_t bytes) {
   Context& ctx = context(device);
   DeviceGuard guard(device);
   Staging staging(ctx, bytes, /*with_record=*/true);
-  if (bytes) {
-    staging.mark_queued();
-    CUDA_CHECK(cudaMemcpyAsync(staging.data(), src, bytes, cudaMemcpyDeviceToHost, ctx.stream));
-  }
   staging.mark_queued();
+  if (bytes) CUDA_CHECK(cudaMemcpyAsync(staging.data(), src, bytes, cudaMemcpyDeviceToHost, ctx.stream));
   queue_record_snapshot(ctx, staging.record());
   ReadStatus s;
   // A stream synchronise returns the device's error, where a wait on a host function would
@@ -519,7 +516,7 @@ void download_sync(int device, void* host_dst, const void* src, size_t bytes) {
     staging.mark_drained();
     s.record = *staging.record();
   }
-  throw_read_status(device, s);
+  throw_read_status(device, s);  // the staging buffers go back to the pool on the way out
   if (bytes) std::memcpy(host_dst, staging.data(), bytes);
 }
 
