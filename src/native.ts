@@ -110,6 +110,12 @@ export interface BackendInfo {
     architectures?: string;
     deviceName?: string;
     tf32?: boolean;
+    /**
+     * device memory allocator of cuda:0 (when a device is found): 'pool' = cudaMallocAsync from
+     * the stream-ordered memory pool; 'cudaMalloc' = cudaMalloc with a cache of freed blocks, for
+     * devices without memory pools or with ALEXNET_CUDA_MEMPOOL=0
+     */
+    allocator?: 'pool' | 'cudaMalloc';
     /** cuDNN / cuBLAS as the run-time loader found them (CUDA builds) */
     libraries?: {
       cudnn: { found: boolean; path: string; version: string };
@@ -218,6 +224,12 @@ export interface NativeModule {
   cudaLibraries(): CudaLibraries;
   /** throws what CUDNN_CHECK / CUBLAS_CHECK throw for `status` (testing aid) */
   cudaCheckError(library: 'cudnn' | 'cublas', status: number, call: string): void;
+  /**
+   * TEST AID: queues a kernel on `device` that spins for `delayMs` (default 0) and then writes
+   * to an invalid address. The device faults (cudaErrorIllegalAddress) and its CUDA context is
+   * unusable for the rest of the process: call it only in a child process.
+   */
+  cudaDebugFault(device?: string, delayMs?: number): void;
 }
 
 export interface CudaAbi {

@@ -67,7 +67,16 @@ describe('Tensor', () => {
     expectCode(() => Tensor.from([1.5], [1], { dtype: 'int32' }), 'ERR_DTYPE');
     expectCode(() => Tensor.empty([2], { dtype: 'float16' as 'float32' }), 'ERR_DTYPE');
     expectCode(() => Tensor.empty([2], { device: 'tpu' }), 'ERR_DEVICE');
-    expectCode(() => Tensor.empty([2], { device: 'cuda:0' }), 'ERR_CUDA_UNAVAILABLE');
+    // a device index no machine has: unavailable with or without a GPU (and without CUDA compiled in)
+    expectCode(() => Tensor.empty([2], { device: 'cuda:99' }), 'ERR_CUDA_UNAVAILABLE', /cuda:99 is not available/);
+    // cuda:0 exists exactly where the addon found a device
+    if (native.info().cuda.deviceFound) {
+      const g = Tensor.empty([2], { device: 'cuda:0' });
+      expect(g.device).toBe('cuda:0');
+      g.dispose();
+    } else {
+      expectCode(() => Tensor.empty([2], { device: 'cuda:0' }), 'ERR_CUDA_UNAVAILABLE', /cuda:0 is not available/);
+    }
     expectCode(() => native.fromData(new Float64Array(2) as unknown as Float32Array, [2]), 'ERR_DTYPE');
     expectCode(() => new (native.NativeTensor as unknown as new () => unknown)(), 'ERR_ARGUMENT');
     // still working afterwards

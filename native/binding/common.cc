@@ -2,8 +2,8 @@
 
 #include <cmath>
 #include <cstring>
-#include <future>
 #include <new>
+#include <utility>
 
 #ifdef ALEXNET_WITH_CUDA
 #include "../cuda/runtime.h"
@@ -158,42 +158,63 @@ void* typed_array_data(const Napi::TypedArray& a) {
 }
 
 struct ReadContext {
+  explicit ReadContext(Napi::Promise::Deferred d) : deferred(std::move(d)) {}
   Napi::Promise::Deferred deferred;
   Napi::ObjectReference result;  // the typed array to resolve with; empty for synchronize()
-  std::exception_ptr error;
+  std::exception_ptr error = nullptr;
   // The tensor being read, kept alive until the promise settles on the JS thread, so its
-  // storage is never freed from a CUDA host callback (which may not call CUDA).
+  // storage is never freed from a CUDA callback (which may not call CUDA).
   Tensor keep_alive;
+#ifdef ALEXNET_WITH_CUDA
+  // What a CUDA read found; turned into a typed error on the JS thread, where CUDA may be
+  // called (the error's text comes from cudaGetErrorName/String).
+  bool has_cuda_status = false;
+  int cuda_device = 0;
+  cuda::ReadStatus cuda_status;
+#endif
 };
+
+void settle(Napi::Env env, ReadContext* ctx) {
+#ifdef ALEXNET_WITH_CUDA
+  if (!ctx->error && ctx->has_cuda_status) {
+    try {
+      cuda::throw_read_status(ctx->cuda_device, ctx->cuda_status);
+    } catch (...) {
+      ctx->error = std::current_exception();
+    }
+  }
+#endif
+  if (ctx->error) {
+    ctx->deferred.Reject(to_js_error(env, ctx->error).Value());
+  } else {
+    ctx->deferred.Resolve(ctx->result.IsEmpty() ? env.Undefined() : ctx->result.Value());
+  }
+  delete ctx;
+}
 
 // Settles a promise on the JS thread once all work queued on `device` before this call has
 // run, after `body` (CPU: runs on the worker) or `download` (CUDA: a device->host copy on the
-// stream) has filled `result`. The JS thread never waits.
+// stream) has filled `result`. The JS thread never waits. On CUDA the completion is a stream
+// callback, which also runs after a device fault: the promise then rejects with ERR_CUDA
+// instead of never settling.
 Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
                            std::function<void()> body,
                            const Tensor* download_src = nullptr, void* download_dst = nullptr) {
   auto deferred = Napi::Promise::Deferred::New(env);
-  auto* ctx = new ReadContext{deferred, Napi::ObjectReference(), nullptr, Tensor()};
+  auto* ctx = new ReadContext(deferred);
   if (result.IsObject()) ctx->result = Napi::Persistent(result.As<Napi::Object>());
   if (download_src != nullptr) ctx->keep_alive = *download_src;
   auto tsfn = Napi::ThreadSafeFunction::New(
       env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "alexnet.read", 0, 1);
-  // Runs on a worker or CUDA callback thread: hand the result to the JS thread.
-  auto finish = [ctx, tsfn](std::exception_ptr error) mutable {
-    ctx->error = error;
-    tsfn.BlockingCall([ctx](Napi::Env env, Napi::Function) {
-      if (ctx->error) {
-        ctx->deferred.Reject(to_js_error(env, ctx->error).Value());
-      } else {
-        ctx->deferred.Resolve(ctx->result.IsEmpty() ? env.Undefined() : ctx->result.Value());
-      }
-      delete ctx;
-    });
+  // Runs on a worker or CUDA callback thread: hand the result to the JS thread. Neither call
+  // throws (node-addon-api returns statuses from both).
+  auto hand_over = [ctx, tsfn]() mutable {
+    tsfn.BlockingCall([ctx](Napi::Env env, Napi::Function) { settle(env, ctx); });
     tsfn.Release();
   };
   if (device.type == DeviceType::Cpu) {
     Queue& queue = cpu_queue();
-    queue.enqueue([finish, body = std::move(body), &queue]() mutable {
+    queue.enqueue([ctx, hand_over, body = std::move(body), &queue]() mutable {
       std::exception_ptr error = queue.take_error();
       if (!error) {
         try {
@@ -202,23 +223,32 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
           error = std::current_exception();
         }
       }
-      finish(error);
+      ctx->error = error;
+      hand_over();
     });
     return deferred.Promise();
   }
 #ifdef ALEXNET_WITH_CUDA
+  ctx->has_cuda_status = true;
+  ctx->cuda_device = device.index;
+  auto done = [ctx, hand_over](const cuda::ReadStatus& s) mutable {
+    ctx->cuda_status = s;
+    hand_over();
+  };
   try {
     if (download_src != nullptr) {
       const Tensor src = *download_src;
-      cuda::download_async(device.index, download_dst, src.ptr<char>(), src.nbytes(),
-                           [finish](std::exception_ptr e) mutable { finish(e); });
+      cuda::download_async(device.index, download_dst, src.ptr<char>(), src.nbytes(), std::move(done));
     } else {
-      cuda::after_stream(device.index, [finish](std::exception_ptr e) mutable { finish(e); });
+      cuda::after_stream(device.index, std::move(done));
     }
   } catch (...) {
+    // The read could not be queued (for instance the device has already faulted): the
+    // promise rejects with the reason, as if the failure had come from the stream.
     tsfn.Release();
+    Napi::Value error = to_js_error(env, std::current_exception()).Value();
     delete ctx;
-    throw;
+    deferred.Reject(error);
   }
   return deferred.Promise();
 #else
@@ -250,13 +280,9 @@ Napi::Value TensorWrap::DataSync(const Napi::CallbackInfo& info) {
     return out;
   }
 #ifdef ALEXNET_WITH_CUDA
-  std::promise<void> done;
-  cuda::download_async(t.device().index, typed_array_data(out), t.ptr<char>(), t.nbytes(),
-                       [&done](std::exception_ptr e) {
-                         if (e) done.set_exception(e);
-                         else done.set_value();
-                       });
-  done.get_future().get();  // explicit, user-requested wait; rethrows a device error
+  // Explicit, user-requested wait: a stream synchronise, which returns a device fault instead
+  // of waiting forever; throws it (or a label error of an earlier operator) as a typed error.
+  cuda::download_sync(t.device().index, typed_array_data(out), t.ptr<char>(), t.nbytes());
 #endif
   return out;
 }

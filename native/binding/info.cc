@@ -74,6 +74,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   const bool available = probe.available && libs.cudnn_ok && libs.cublas_ok;
   cuda.Set("available", available);
   cuda.Set("tf32", alexnet::cuda::tf32());
+  // Which allocator device 0 uses: the stream-ordered memory pool, or cudaMalloc with our own
+  // cache (devices without pools, or ALEXNET_CUDA_MEMPOOL=0).
+  if (probe.available) cuda.Set("allocator", alexnet::cuda::allocator_name(0));
   std::string reason;
   if (!probe.available) reason = probe.reason;
   if (!libs.reason.empty()) reason += (reason.empty() ? "" : "\n") + libs.reason;
@@ -147,6 +150,29 @@ Napi::Value SetTf32(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// cudaDebugFault(device = 'cuda:0', delayMs = 0): TEST AID. Queues a kernel that spins for
+// delayMs and then writes to an invalid device address: the device faults
+// (cudaErrorIllegalAddress) and its CUDA context stays unusable for the rest of the process.
+// Only for a child process that checks how reads report a device fault.
+Napi::Value CudaDebugFault(const Napi::CallbackInfo& info) {
+  const char* op = "cudaDebugFault";
+  std::string name = "cuda:0";
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsString()) fail(code::kDevice, op, ": expected device to be a string such as 'cuda:0'");
+    name = info[0].As<Napi::String>().Utf8Value();
+  }
+  const Device device = Device::parse(name);
+  if (device.type != DeviceType::Cuda) fail(code::kDevice, op, ": expected a CUDA device but got '", name, "'");
+  const double delay_ms = info.Length() > 1 && !info[1].IsUndefined() ? number_arg(info, 1, op, "delayMs") : 0.0;
+  if (delay_ms < 0 || delay_ms > 60000) fail(code::kArgument, op, ": delayMs must be in [0, 60000] but got ", delay_ms);
+#ifdef ALEXNET_WITH_CUDA
+  alexnet::cuda::debug_fault(device.index, delay_ms);
+#else
+  fail(code::kCudaUnavailable, op, ": this build has no CUDA support");
+#endif
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void register_info(Napi::Env env, Napi::Object exports) {
@@ -155,6 +181,7 @@ void register_info(Napi::Env env, Napi::Object exports) {
   export_function(env, exports, "setGemmBackend", SetGemmBackend);
   export_function(env, exports, "setTf32", SetTf32);
   export_function(env, exports, "setConvAlgorithm", SetConvAlgorithm);
+  export_function(env, exports, "cudaDebugFault", CudaDebugFault);
 }
 
 }  // namespace alexnet::binding

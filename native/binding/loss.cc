@@ -2,7 +2,8 @@
 //   softmax(logits [B,C]) -> probs [B,C]
 //   softmaxCrossEntropy(logits [B,C], labels int32 [B]) -> {loss: [], gradLogits: [B,C]}
 // Labels live on the device, so a label outside [0, C) is reported by the task: the error is
-// kept by the queue and the next `await t.data()` rejects with it (ERR_ARGUMENT).
+// kept (CPU: by the queue; CUDA: in the device's error record) and the next read rejects with
+// it (ERR_ARGUMENT, the same message on both); loss and gradient become NaN.
 #include "../cpu/loss.h"
 #include "common.h"
 #include "register.h"
@@ -49,7 +50,7 @@ Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
 #ifdef ALEXNET_WITH_CUDA
     if (on_cuda(z.device()))
       return cuda::softmax_cross_entropy(loss.f32(), grad.f32(), z.f32(), labels.i32(), B, C, scratch.f32(),
-                                         cuda::stream(z.device().index));
+                                         cuda::error_record(z.device().index), cuda::stream(z.device().index));
 #endif
     cpu::softmax_cross_entropy(loss.f32(), grad.f32(), z.f32(), labels.i32(), B, C);
   });

@@ -1,6 +1,7 @@
 // topkCorrect(logits [B,C], labels int32 [B], k) -> int32 [] : rows whose label is among the k
 // largest logits (ties in the label's favour). A label outside [0, C) is reported by the task
-// (the next read rejects with ERR_ARGUMENT) and the result is set to -1.
+// (the next read rejects with ERR_ARGUMENT, on CUDA through the device's error record) and the
+// result is set to -1.
 #include <cmath>
 
 #include "../cpu/metrics.h"
@@ -25,7 +26,8 @@ Napi::Value TopkCorrect(const Napi::CallbackInfo& info) {
   enqueue(z.device(), [out, z, labels, B, C, k] {
 #ifdef ALEXNET_WITH_CUDA
     if (on_cuda(z.device()))
-      return cuda::topk_correct(out.i32(), z.f32(), labels.i32(), B, C, k, cuda::stream(z.device().index));
+      return cuda::topk_correct(out.i32(), z.f32(), labels.i32(), B, C, k, cuda::error_record(z.device().index),
+                                cuda::stream(z.device().index));
 #endif
     out.i32()[0] = -1;
     out.i32()[0] = cpu::topk_correct(z.f32(), labels.i32(), B, C, k);

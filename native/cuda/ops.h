@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "runtime.h"  // DeviceErrorRecord
+
 namespace alexnet::cuda {
 
 // --- activation.cu ---
@@ -36,11 +38,12 @@ void dropout_backward(float* dx /*[n]*/, const float* dy /*[n]*/, const float* m
 void softmax_forward(float* y /*[B,C]*/, const float* x /*[B,C]*/, int64_t B, int64_t C,
                      void* stream);
 // loss[0] = mean_b(logsumexp(z_b) - z_b[label_b]); grad = (softmax(z) - onehot) / B.
-// A label outside [0, C) makes that row's loss NaN (and its gradient 0): the loss read back
-// says so, and the training loop stops on a NaN loss with a message.
+// A label outside [0, C) is written to the device's error record (the next read rejects with
+// the CPU's ERR_ARGUMENT message) and, as on the CPU, loss and grad become NaN.
 void softmax_cross_entropy(float* loss /*[1]*/, float* grad /*[B,C]*/, const float* logits /*[B,C]*/,
                            const int32_t* labels /*[B]*/, int64_t B, int64_t C,
-                           float* row_loss_scratch /*[B]*/, void* stream);
+                           float* row_loss_scratch /*[B]*/, DeviceErrorRecord* record /*[1]*/,
+                           void* stream);
 
 // --- sgd.cu ---
 struct SgdParams {  // as cpu::SgdParams; computed in double and rounded once, like the CPU
@@ -51,9 +54,12 @@ void sgd_step(float* w /*[n]*/, const float* g /*[n]*/, float* buf /*[n] or null
               const SgdParams& p, void* stream);
 
 // --- metrics.cu ---
-// correct[0] = #rows whose label has fewer than k logits strictly greater than it
+// correct[0] = #rows whose label has fewer than k logits strictly greater than it (a NaN logit
+// counts as greater; a NaN label logit is never correct), as on the CPU. A label outside
+// [0, C) is written to the device's error record and correct[0] becomes -1, as on the CPU.
 void topk_correct(int32_t* correct /*[1]*/, const float* logits /*[B,C]*/,
-                  const int32_t* labels /*[B]*/, int64_t B, int64_t C, int64_t k, void* stream);
+                  const int32_t* labels /*[B]*/, int64_t B, int64_t C, int64_t k,
+                  DeviceErrorRecord* record /*[1]*/, void* stream);
 
 }  // namespace alexnet::cuda
 

@@ -2,12 +2,16 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../core/error.h"
@@ -26,6 +30,15 @@ namespace {
     cudaError_t err_ = (call);                             \
     if (err_ != cudaSuccess) throw_cuda(err_, #call, __FILE__, __LINE__); \
   } while (0)
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+// "123456789 bytes (117.7 MiB)": exact for scripts, readable for people.
+std::string bytes_text(uint64_t n) {
+  char mib[48];
+  std::snprintf(mib, sizeof mib, " (%.1f MiB)", static_cast<double>(n) / (1024.0 * 1024.0));
+  return std::to_string(n) + " bytes" + mib;
+}
 
 // Pinned host buffers, reused by size class (cudaMallocHost is slow: milliseconds).
 class PinnedPool {
@@ -47,9 +60,15 @@ class PinnedPool {
     sizes_[p] = cls;
     return p;
   }
-  void put(void* p) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    free_[sizes_[p]].push_back(p);
+  // Called from CUDA callbacks too: no CUDA calls, no exceptions out.
+  void put(void* p) noexcept {
+    if (p == nullptr) return;
+    try {
+      std::lock_guard<std::mutex> lock(mutex_);
+      free_[sizes_[p]].push_back(p);
+    } catch (...) {
+      // a failed bookkeeping allocation only loses the buffer for reuse
+    }
   }
 
  private:
@@ -66,14 +85,41 @@ class PinnedPool {
 struct Context {
   int device = 0;
   cudaStream_t stream = nullptr;
-  cudaMemPool_t pool = nullptr;
+  bool use_pool = true;
+  cudaMemPool_t pool = nullptr;  // with use_pool
+  DeviceErrorRecord* record = nullptr;  // device memory, one per device
   PinnedPool pinned;
+
+  // The cudaMalloc allocator (without use_pool). Every user of device memory works on
+  // `stream`, so a block freed here may be handed to the next allocation at once: the new
+  // owner's work is queued behind the old owner's, as with cudaFreeAsync/cudaMallocAsync on
+  // one stream. Blocks go back to the driver (cudaFree) only after cudaStreamSynchronize, so
+  // the stream never uses a freed pointer.
+  std::mutex mem_mutex;
+  std::unordered_map<void*, size_t> live;  // pointer -> rounded size
+  std::multimap<size_t, void*> cached;     // freed blocks by rounded size
+  uint64_t live_bytes = 0;
+  uint64_t cached_bytes = 0;
 };
 
 std::mutex g_contexts_mutex;
 std::map<int, std::unique_ptr<Context>>& contexts() {
   static auto* m = new std::map<int, std::unique_ptr<Context>>();  // leaked: outlives exit
   return *m;
+}
+
+bool pool_disabled_by_env() {
+  const char* v = std::getenv("ALEXNET_CUDA_MEMPOOL");
+  return v != nullptr && std::strcmp(v, "0") == 0;
+}
+
+bool pools_supported(int device) noexcept {
+  int supported = 0;
+  if (cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return supported != 0;
 }
 
 Context& context(int device) {
@@ -89,30 +135,219 @@ Context& context(int device) {
   ctx->device = device;
   DeviceGuard guard(device);
   CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
-  CUDA_CHECK(cudaDeviceGetDefaultMemPool(&ctx->pool, device));
-  uint64_t threshold = UINT64_MAX;  // keep freed memory in the pool
-  CUDA_CHECK(cudaMemPoolSetAttribute(ctx->pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  // Virtual GPUs may lack memory pools while plain cudaMalloc works (and info()'s probe
+  // passes): every cudaMallocAsync would fail there.
+  ctx->use_pool = pools_supported(device) && !pool_disabled_by_env();
+  if (ctx->use_pool) {
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&ctx->pool, device));
+    uint64_t threshold = UINT64_MAX;  // keep freed memory in the pool
+    CUDA_CHECK(cudaMemPoolSetAttribute(ctx->pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  }
+  void* record = nullptr;
+  CUDA_CHECK(cudaMalloc(&record, sizeof(DeviceErrorRecord)));
+  ctx->record = static_cast<DeviceErrorRecord*>(record);
+  // On the stream, so every kernel (all on this non-blocking stream) sees it cleared.
+  CUDA_CHECK(cudaMemsetAsync(record, 0, sizeof(DeviceErrorRecord), ctx->stream));
   Context& ref = *ctx;
   m.emplace(device, std::move(ctx));
   return ref;
 }
 
-struct HostCall {
-  std::function<void()> fn;
+// --- stream callbacks --------------------------------------------------------------------------
+
+// cudaStreamAddCallback rather than cudaLaunchHostFunc: a host function never runs once the
+// context has an error, so a read waiting on one would never settle; a stream callback runs
+// exactly once and receives the error.
+struct StreamCall {
+  std::function<void(cudaError_t)> fn;
 };
 
-void CUDART_CB run_host_call(void* data) {
-  std::unique_ptr<HostCall> call(static_cast<HostCall*>(data));
-  call->fn();  // must not call CUDA
+void CUDART_CB run_stream_call(cudaStream_t, cudaError_t status, void* data) noexcept {
+  // Runs on a driver thread: must not call CUDA, and no exception may cross the driver.
+  StreamCall* call = static_cast<StreamCall*>(data);
+  try {
+    call->fn(status);
+  } catch (...) {
+  }
+  try {
+    delete call;
+  } catch (...) {
+  }
 }
 
-void launch_host(Context& ctx, std::function<void()> fn) {
-  auto* call = new HostCall{std::move(fn)};
-  cudaError_t e = cudaLaunchHostFunc(ctx.stream, run_host_call, call);
+void add_callback(Context& ctx, std::function<void(cudaError_t)> fn) {
+  auto* call = new StreamCall{std::move(fn)};
+  cudaError_t e = cudaStreamAddCallback(ctx.stream, run_stream_call, call, 0);
   if (e != cudaSuccess) {
     delete call;
-    throw_cuda(e, "cudaLaunchHostFunc", __FILE__, __LINE__);
+    throw_cuda(e, "cudaStreamAddCallback", __FILE__, __LINE__);
   }
+}
+
+// The pinned buffers of one read or upload: the data's staging and the snapshot of the
+// device-error record (separate buffers, so that a power-of-two read stays in its size class).
+// Handed to the completion callback once it is queued; on an error before that, returned to
+// the pool by the destructor, after the stream has drained any copy already queued into them.
+class Staging {
+ public:
+  Staging(Context& ctx, size_t data_bytes, bool with_record) : ctx_(ctx) {
+    if (data_bytes) data_ = ctx.pinned.get(data_bytes);
+    if (with_record) record_ = static_cast<DeviceErrorRecord*>(ctx.pinned.get(sizeof(DeviceErrorRecord)));
+  }
+  ~Staging() {
+    if (data_ == nullptr && record_ == nullptr) return;
+    if (queued_) {
+      // Error path: a copy into the buffers may still be queued; let it finish (or fail)
+      // before they can serve another read.
+      cudaStreamSynchronize(ctx_.stream);
+      cudaGetLastError();
+    }
+    ctx_.pinned.put(data_);
+    ctx_.pinned.put(record_);
+  }
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+
+  void* data() const { return data_; }
+  DeviceErrorRecord* record() const { return record_; }
+  void mark_queued() { queued_ = true; }
+  // The stream has run everything queued into the buffers (after a synchronise).
+  void mark_drained() { queued_ = false; }
+  // The completion callback owns the buffers now.
+  void release() {
+    data_ = nullptr;
+    record_ = nullptr;
+  }
+
+ private:
+  Context& ctx_;
+  void* data_ = nullptr;
+  DeviceErrorRecord* record_ = nullptr;
+  bool queued_ = false;
+};
+
+// Queues, behind all earlier work, the copy of the device-error record into `snapshot` and
+// the clearing of the record: each error is reported by exactly one read, the first after it.
+void queue_record_snapshot(Context& ctx, DeviceErrorRecord* snapshot) {
+  CUDA_CHECK(cudaMemcpyAsync(snapshot, ctx.record, sizeof(DeviceErrorRecord), cudaMemcpyDeviceToHost,
+                             ctx.stream));
+  CUDA_CHECK(cudaMemsetAsync(ctx.record, 0, sizeof(DeviceErrorRecord), ctx.stream));
+}
+
+// --- allocation ------------------------------------------------------------------------------
+
+[[noreturn]] void out_of_memory(Context& ctx, size_t bytes) {
+  uint64_t reserved = 0, used = 0;
+  if (ctx.use_pool) {
+    if (cudaMemPoolGetAttribute(ctx.pool, cudaMemPoolAttrReservedMemCurrent, &reserved) != cudaSuccess ||
+        cudaMemPoolGetAttribute(ctx.pool, cudaMemPoolAttrUsedMemCurrent, &used) != cudaSuccess)
+      cudaGetLastError();
+  } else {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    used = ctx.live_bytes;
+    reserved = ctx.live_bytes + ctx.cached_bytes;
+  }
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError();
+  fail(alexnet::code::kOutOfMemory, "out of memory on cuda:", ctx.device, ": asked for ", bytes_text(bytes),
+       "; ", ctx.use_pool ? "memory pool" : "cudaMalloc allocator", ": reserved ", bytes_text(reserved),
+       ", used ", bytes_text(used), "; device: free ", bytes_text(free_b), ", total ", bytes_text(total_b));
+}
+
+// The allocator's unused memory back to the driver, once the stream no longer uses it.
+void trim(Context& ctx) {
+  CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  if (ctx.use_pool) {
+    CUDA_CHECK(cudaMemPoolTrimTo(ctx.pool, 0));
+    return;
+  }
+  std::multimap<size_t, void*> blocks;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    blocks.swap(ctx.cached);
+    ctx.cached_bytes = 0;
+  }
+  cudaError_t first = cudaSuccess;
+  for (auto& [size, p] : blocks) {
+    cudaError_t e = cudaFree(p);
+    if (e != cudaSuccess && first == cudaSuccess) first = e;
+  }
+  if (first != cudaSuccess) throw_cuda(first, "cudaFree", __FILE__, __LINE__);
+}
+
+// A failed allocation, or one larger than the whole device, is out of memory (some drivers
+// answer an impossible size with an error other than cudaErrorMemoryAllocation).
+bool is_out_of_memory(cudaError_t e, size_t bytes) {
+  if (e == cudaErrorMemoryAllocation) return true;
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return e == cudaErrorInvalidValue && bytes > total_b;
+}
+
+void* pool_alloc(Context& ctx, size_t bytes) {
+  const size_t n = bytes == 0 ? 256 : bytes;
+  void* p = nullptr;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    cudaError_t e = cudaMallocAsync(&p, n, ctx.stream);
+    if (e == cudaSuccess) return p;
+    cudaGetLastError();  // not sticky: clear it so no later check reports it
+    if (!is_out_of_memory(e, n)) throw_cuda(e, "cudaMallocAsync", __FILE__, __LINE__);
+    if (attempt == 0) trim(ctx);
+  }
+  out_of_memory(ctx, bytes);
+}
+
+void* fallback_alloc(Context& ctx, size_t bytes) {
+  const size_t n = round_up(std::max<size_t>(bytes, 1), 256);
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    auto it = ctx.cached.find(n);
+    if (it != ctx.cached.end()) {
+      void* p = it->second;
+      ctx.cached.erase(it);
+      ctx.cached_bytes -= n;
+      ctx.live.emplace(p, n);
+      ctx.live_bytes += n;
+      return p;
+    }
+  }
+  void* p = nullptr;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    cudaError_t e = cudaMalloc(&p, n);
+    if (e == cudaSuccess) break;
+    p = nullptr;
+    cudaGetLastError();
+    if (!is_out_of_memory(e, n)) throw_cuda(e, "cudaMalloc", __FILE__, __LINE__);
+    if (attempt == 0) trim(ctx);
+  }
+  if (p == nullptr) out_of_memory(ctx, bytes);
+  try {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    ctx.live.emplace(p, n);
+    ctx.live_bytes += n;
+  } catch (...) {
+    cudaFree(p);  // nothing has used it yet
+    throw;
+  }
+  return p;
+}
+
+// --- the fault used by tests ---------------------------------------------------------------
+
+__global__ void debug_fault_kernel(int* bad, uint64_t delay_ns) {
+  // The global timer gives the delay; the SM clock (under 5 GHz on any GPU) bounds the spin
+  // should the timer not advance.
+  uint64_t start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  const long long cycles0 = clock64();
+  const long long max_cycles = static_cast<long long>(delay_ns) * 5;
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < delay_ns && clock64() - cycles0 < max_cycles);
+  *reinterpret_cast<volatile int*>(bad) = 1;  // an address no allocation can have
 }
 
 }  // namespace
@@ -142,6 +377,8 @@ DeviceGuard::~DeviceGuard() {
 
 void* stream(int device) { return context(device).stream; }
 
+DeviceErrorRecord* error_record(int device) { return context(device).record; }
+
 void mem_info(int device, size_t* free_bytes, size_t* total_bytes) {
   DeviceGuard guard(device);
   *free_bytes = 0;
@@ -149,28 +386,48 @@ void mem_info(int device, size_t* free_bytes, size_t* total_bytes) {
   CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
 }
 
+const char* allocator_name(int device) noexcept {
+  try {
+    if (device < 0 || device >= device_count()) return "";
+    {
+      std::lock_guard<std::mutex> lock(g_contexts_mutex);
+      auto it = contexts().find(device);
+      if (it != contexts().end()) return it->second->use_pool ? "pool" : "cudaMalloc";
+    }
+    return pools_supported(device) && !pool_disabled_by_env() ? "pool" : "cudaMalloc";
+  } catch (...) {
+    return "";
+  }
+}
+
 void* alloc(int device, size_t bytes) {
   Context& ctx = context(device);
   DeviceGuard guard(device);
-  void* p = nullptr;
-  cudaError_t e = cudaMallocAsync(&p, bytes == 0 ? 256 : bytes, ctx.stream);
-  if (e == cudaErrorMemoryAllocation) {
-    cudaGetLastError();
-    size_t free_b = 0, total_b = 0;
-    cudaMemGetInfo(&free_b, &total_b);
-    fail(alexnet::code::kOutOfMemory, "out of memory on cuda:", device, ": asked for ", bytes,
-         " bytes, ", free_b, " bytes free of ", total_b);
-  }
-  if (e != cudaSuccess) throw_cuda(e, "cudaMallocAsync", __FILE__, __LINE__);
-  return p;
+  return ctx.use_pool ? pool_alloc(ctx, bytes) : fallback_alloc(ctx, bytes);
 }
 
 void free(int device, void* ptr) noexcept {
   if (ptr == nullptr) return;
   try {
     Context& ctx = context(device);
+    if (!ctx.use_pool) {
+      std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+      auto it = ctx.live.find(ptr);
+      if (it == ctx.live.end()) return;
+      const size_t n = it->second;
+      ctx.live.erase(it);
+      ctx.live_bytes -= n;
+      ctx.cached.emplace(n, ptr);
+      ctx.cached_bytes += n;
+      return;
+    }
     DeviceGuard guard(device);
-    cudaFreeAsync(ptr, ctx.stream);
+    if (cudaFreeAsync(ptr, ctx.stream) != cudaSuccess) {
+      // Nobody can be told from here (this runs in destructors). Clear the error so the next
+      // check does not report it under another call's name; a sticky device fault stays and
+      // the next read reports it.
+      cudaGetLastError();
+    }
   } catch (...) {
   }
 }
@@ -178,19 +435,21 @@ void free(int device, void* ptr) noexcept {
 void release_cached(int device) {
   Context& ctx = context(device);
   DeviceGuard guard(device);
-  CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
-  CUDA_CHECK(cudaMemPoolTrimTo(ctx.pool, 0));
+  trim(ctx);
 }
 
 void upload(int device, void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   Context& ctx = context(device);
   DeviceGuard guard(device);
-  void* staging = ctx.pinned.get(bytes);
-  std::memcpy(staging, src, bytes);
-  CUDA_CHECK(cudaMemcpyAsync(dst, staging, bytes, cudaMemcpyHostToDevice, ctx.stream));
+  Staging staging(ctx, bytes, /*with_record=*/false);
+  std::memcpy(staging.data(), src, bytes);
+  CUDA_CHECK(cudaMemcpyAsync(dst, staging.data(), bytes, cudaMemcpyHostToDevice, ctx.stream));
+  staging.mark_queued();
   Context* c = &ctx;
-  launch_host(ctx, [c, staging] { c->pinned.put(staging); });
+  void* data = staging.data();
+  add_callback(ctx, [c, data](cudaError_t) { c->pinned.put(data); });
+  staging.release();
 }
 
 void copy(int device, void* dst, const void* src, size_t bytes) {
@@ -200,36 +459,87 @@ void copy(int device, void* dst, const void* src, size_t bytes) {
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx.stream));
 }
 
-void download_async(int device, void* host_dst, const void* src, size_t bytes,
-                    std::function<void(std::exception_ptr)> done) {
+void download_async(int device, void* host_dst, const void* src, size_t bytes, ReadDone done) {
   Context& ctx = context(device);
   DeviceGuard guard(device);
-  // Report an error left by earlier asynchronous work instead of copying garbage.
-  cudaError_t pending = cudaGetLastError();
-  if (pending != cudaSuccess) {
-    try {
-      throw_cuda(pending, "an earlier kernel", __FILE__, __LINE__);
-    } catch (...) {
-      done(std::current_exception());
-      return;
-    }
-  }
-  void* staging = bytes ? ctx.pinned.get(bytes) : nullptr;
-  if (bytes) CUDA_CHECK(cudaMemcpyAsync(staging, src, bytes, cudaMemcpyDeviceToHost, ctx.stream));
+  Staging staging(ctx, bytes, /*with_record=*/true);
+  staging.mark_queued();
+  if (bytes) CUDA_CHECK(cudaMemcpyAsync(staging.data(), src, bytes, cudaMemcpyDeviceToHost, ctx.stream));
+  queue_record_snapshot(ctx, staging.record());
   Context* c = &ctx;
-  launch_host(ctx, [c, staging, host_dst, bytes, done = std::move(done)] {
-    if (bytes) {
-      std::memcpy(host_dst, staging, bytes);
-      c->pinned.put(staging);
+  void* data = staging.data();
+  DeviceErrorRecord* snapshot = staging.record();
+  add_callback(ctx, [c, data, snapshot, host_dst, bytes, done = std::move(done)](cudaError_t status) {
+    ReadStatus s;
+    s.cuda_error = static_cast<int>(status);
+    if (status == cudaSuccess) {
+      s.record = *snapshot;
+      if (bytes) std::memcpy(host_dst, data, bytes);
     }
-    done(nullptr);
+    c->pinned.put(data);
+    c->pinned.put(snapshot);
+    done(s);
   });
+  staging.release();
 }
 
-void after_stream(int device, std::function<void(std::exception_ptr)> done) {
+void after_stream(int device, ReadDone done) {
   Context& ctx = context(device);
   DeviceGuard guard(device);
-  launch_host(ctx, [done = std::move(done)] { done(nullptr); });
+  Staging staging(ctx, 0, /*with_record=*/true);
+  staging.mark_queued();
+  queue_record_snapshot(ctx, staging.record());
+  Context* c = &ctx;
+  DeviceErrorRecord* snapshot = staging.record();
+  add_callback(ctx, [c, snapshot, done = std::move(done)](cudaError_t status) {
+    ReadStatus s;
+    s.cuda_error = static_cast<int>(status);
+    if (status == cudaSuccess) s.record = *snapshot;
+    c->pinned.put(snapshot);
+    done(s);
+  });
+  staging.release();
+}
+
+void download_sync(int device, void* host_dst, const void* src, size_t bytes) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  Staging staging(ctx, bytes, /*with_record=*/true);
+  staging.mark_queued();
+  if (bytes) CUDA_CHECK(cudaMemcpyAsync(staging.data(), src, bytes, cudaMemcpyDeviceToHost, ctx.stream));
+  queue_record_snapshot(ctx, staging.record());
+  ReadStatus s;
+  // A stream synchronise returns the device's error, where a wait on a host function would
+  // wait forever.
+  s.cuda_error = static_cast<int>(cudaStreamSynchronize(ctx.stream));
+  if (s.cuda_error == 0) {
+    staging.mark_drained();
+    s.record = *staging.record();
+  }
+  throw_read_status(device, s);  // the staging buffers go back to the pool on the way out
+  if (bytes) std::memcpy(host_dst, staging.data(), bytes);
+}
+
+void throw_read_status(int device, const ReadStatus& s) {
+  if (s.cuda_error != 0) {
+    const auto e = static_cast<cudaError_t>(s.cuda_error);
+    cudaGetLastError();  // a non-sticky error is consumed by this report; a sticky one stays
+    fail(alexnet::code::kCuda, "cuda:", device, ": the device failed while running the work queued before this read: ",
+         cudaGetErrorName(e), " (", cudaGetErrorString(e),
+         "). After a device fault the CUDA context is unusable; restart the process to use the GPU again");
+  }
+  if (s.record.status == 0) return;
+  const char* op = nullptr;
+  switch (static_cast<DeviceErrorOp>(s.record.op)) {
+    case DeviceErrorOp::SoftmaxCrossEntropyLabel: op = "softmaxCrossEntropy"; break;
+    case DeviceErrorOp::TopkCorrectLabel: op = "topkCorrect"; break;
+    default: break;
+  }
+  if (op == nullptr)
+    fail(alexnet::code::kInternal, "cuda:", device, ": unknown device error record (op ", s.record.op, ")");
+  // The CPU backend's message (native/cpu/loss.cc check_labels), word for word.
+  fail(alexnet::code::kArgument, op, ": label ", s.record.label, " at row ", s.record.row,
+       " is out of range [0, ", s.record.classes, ")");
 }
 
 void synchronize(int device) {
@@ -241,6 +551,15 @@ void synchronize(int device) {
 void check_last_error(const char* what, const char* file, int line) {
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) throw_cuda(e, what, file, line);
+}
+
+void debug_fault(int device, double delay_ms) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  const double ns = std::max(0.0, std::min(delay_ms, 60000.0)) * 1e6;
+  // Address 16: inside the never-mapped first page of the device's address space.
+  debug_fault_kernel<<<1, 1, 0, ctx.stream>>>(reinterpret_cast<int*>(uintptr_t{16}), static_cast<uint64_t>(ns));
+  check_last_error("debug_fault_kernel", __FILE__, __LINE__);
 }
 
 }  // namespace alexnet::cuda

@@ -1,10 +1,11 @@
-// The CUDA runtime layer: per-device stream, stream-ordered memory pool, pinned staging and
-// asynchronous copies. Host C++ API with no CUDA types, so g++-compiled code can call it; the
-// implementation (runtime.cu) exists only in builds with CUDA (ALEXNET_WITH_CUDA).
+// The CUDA runtime layer: per-device stream, stream-ordered allocation, pinned staging,
+// asynchronous copies, and the completion path of reads. Host C++ API with no CUDA types, so
+// g++-compiled code can call it; the implementation (runtime.cu) exists only in builds with
+// CUDA (ALEXNET_WITH_CUDA).
 #pragma once
 
 #include <cstddef>
-#include <exception>
+#include <cstdint>
 #include <functional>
 
 namespace alexnet::cuda {
@@ -27,36 +28,91 @@ class DeviceGuard {
   int previous_ = -1;
 };
 
-// Stream-ordered allocation from the device's memory pool (cudaMallocAsync). The pool keeps
-// freed memory (release threshold: unlimited), so after the first training step a step
-// allocates nothing from the driver. Out of memory throws ERR_OUT_OF_MEMORY saying how much
-// was asked and how much is free.
+// --- memory ----------------------------------------------------------------------------------
+
+// Stream-ordered allocation. With memory pools (the default where the device supports them:
+// cudaDevAttrMemoryPoolsSupported) it is cudaMallocAsync from the device's default pool, which
+// keeps freed memory (release threshold: unlimited), so after the first training step a step
+// allocates nothing from the driver. Without pools, or with ALEXNET_CUDA_MEMPOOL=0, it is
+// cudaMalloc behind our own cache of freed blocks, reused by size in stream order.
+// Out of memory first trims the cache and retries once; then it throws ERR_OUT_OF_MEMORY
+// with the size asked for, the allocator's reserved and used bytes and the device's free and
+// total bytes.
 void* alloc(int device, size_t bytes);
 // Stream-ordered free: safe while kernels that use the memory are still queued.
 void free(int device, void* ptr) noexcept;
-// Waits until the stream is idle, then hands the pool's unused memory back to the driver. For
-// one-off large users (the benchmark's gigabyte-sized ceilings) that should not leave it
+// Waits until the stream is idle, then hands the allocator's unused memory back to the driver.
+// For one-off large users (the benchmark's gigabyte-sized ceilings) that should not leave it
 // reserved for the rest of the process.
 void release_cached(int device);
+// Which allocator `device` uses (or would use): "pool" or "cudaMalloc"; "" when the device
+// cannot be asked. Does not create the device's stream.
+const char* allocator_name(int device) noexcept;
+
+// Free / total memory of the device, bytes.
+void mem_info(int device, size_t* free_bytes, size_t* total_bytes);
+
+// --- the device-side error record ----------------------------------------------------------
+
+// Errors found by kernels in the data (a label outside [0, C)) cannot throw where they happen.
+// Each device has one record in device memory; the first offending kernel in stream order
+// claims it (atomicCAS on `status`) and fills in the details. Every read copies the record
+// back on the stream together with its data and clears it, so the read that follows the
+// offending operator rejects, like the CPU queue's deferred error.
+enum class DeviceErrorOp : int32_t { None = 0, SoftmaxCrossEntropyLabel = 1, TopkCorrectLabel = 2 };
+struct DeviceErrorRecord {
+  int32_t status;   // 0 = clear, 1 = set
+  int32_t op;       // a DeviceErrorOp
+  int64_t row;      // the lowest offending row of that operator
+  int64_t label;    // its label
+  int64_t classes;  // C
+};
+// The record of `device`, in device memory (for kernel launchers).
+DeviceErrorRecord* error_record(int device);
+
+// --- copies and reads ------------------------------------------------------------------------
 
 // Host -> device, asynchronous: `src` is copied into pinned staging first (so the caller may
 // reuse it at once), then copied on the stream.
 void upload(int device, void* dst, const void* src, size_t bytes);
 // Device -> device on the stream.
 void copy(int device, void* dst, const void* src, size_t bytes);
-// Device -> host: after all earlier work on the stream, copies `bytes` into `host_dst` and
-// calls `done(nullptr)` (or `done(error)`) from a CUDA callback thread. Never blocks.
-void download_async(int device, void* host_dst, const void* src, size_t bytes,
-                    std::function<void(std::exception_ptr)> done);
-// Calls `done` once all work queued so far on the stream has run. Never blocks.
-void after_stream(int device, std::function<void(std::exception_ptr)> done);
-// Blocks until the stream is idle (explicit synchronous reads only). Throws on a CUDA error.
+
+// What a read found once the work before it had run: a CUDA error reported to the stream
+// (sticky device faults such as cudaErrorIllegalAddress), and the device-side error record.
+struct ReadStatus {
+  int cuda_error = 0;  // a cudaError_t; 0 = cudaSuccess
+  DeviceErrorRecord record{};
+};
+// Called exactly once, from a CUDA callback thread (or from the calling thread when nothing
+// was queued). Must not call CUDA and must not block on the device; exceptions it throws are
+// swallowed (they may not cross the driver).
+using ReadDone = std::function<void(const ReadStatus&)>;
+
+// Device -> host: after all earlier work on the stream, copies `bytes` into `host_dst` (skipped
+// when the stream reports an error) and calls `done` with what the read found. Never blocks.
+// Throws a typed error when the copy cannot be queued (e.g. the device has already faulted);
+// `done` is then not called.
+void download_async(int device, void* host_dst, const void* src, size_t bytes, ReadDone done);
+// Calls `done` once all work queued so far on the stream has run. Never blocks. Throws like
+// download_async.
+void after_stream(int device, ReadDone done);
+// The explicit synchronous read (dataSync): queues the copy, waits for the stream and throws
+// the typed error of the read (see throw_read_status) before anything reaches `host_dst`.
+void download_sync(int device, void* host_dst, const void* src, size_t bytes);
+// On a thread that may call CUDA (the JS thread): throws the typed error `s` stands for
+// (ERR_CUDA naming the fault, or ERR_ARGUMENT with the operator's message); returns when the
+// read was clean.
+void throw_read_status(int device, const ReadStatus& s);
+
+// Blocks until the stream is idle (explicit synchronous waits only). Throws on a CUDA error.
 void synchronize(int device);
 // Throws the pending asynchronous error of the device, if any (after a kernel launch).
 void check_last_error(const char* what, const char* file, int line);
 
-// Free / total memory of the device, bytes.
-void mem_info(int device, size_t* free_bytes, size_t* total_bytes);
+// Test aid: launches a kernel that, after spinning for `delay_ms`, writes to an invalid
+// device address. The context is unusable afterwards (sticky error): only for a child process.
+void debug_fault(int device, double delay_ms);
 
 }  // namespace alexnet::cuda
 

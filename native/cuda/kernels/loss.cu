@@ -4,6 +4,7 @@
 
 #include "../ops.h"
 #include "common.cuh"
+#include "labels.cuh"
 
 namespace alexnet::cuda {
 
@@ -74,7 +75,7 @@ __global__ void xent_kernel(float* __restrict__ row_loss, float* __restrict__ gr
   const float invB = 1.f / static_cast<float>(B);
   for (int64_t j = threadIdx.x; j < C; j += blockDim.x) {
     const float p = expf(row[j] - m) * inv;
-    g[j] = valid ? (p - (j == label ? 1.f : 0.f)) * invB : 0.f;
+    g[j] = valid ? (p - (j == label ? 1.f : 0.f)) * invB : CUDART_NAN_F;
   }
   if (threadIdx.x == 0) row_loss[blockIdx.x] = valid ? (m + logf(s)) - row[label] : CUDART_NAN_F;
 }
@@ -97,13 +98,16 @@ void softmax_forward(float* y, const float* x, int64_t B, int64_t C, void* strea
 }
 
 void softmax_cross_entropy(float* loss, float* grad, const float* logits, const int32_t* labels,
-                           int64_t B, int64_t C, float* row_loss_scratch, void* stream) {
+                           int64_t B, int64_t C, float* row_loss_scratch, DeviceErrorRecord* record,
+                           void* stream) {
   if (B == 0) return;
   xent_kernel<<<static_cast<unsigned>(B), kThreads, 0, as_stream(stream)>>>(row_loss_scratch, grad,
                                                                             logits, labels, B, C);
   ALEXNET_CUDA_CHECK_LAUNCH("xent_kernel");
   mean_kernel<<<1, kThreads, 0, as_stream(stream)>>>(loss, row_loss_scratch, B);
   ALEXNET_CUDA_CHECK_LAUNCH("mean_kernel");
+  check_labels(record, labels, B, C, DeviceErrorOp::SoftmaxCrossEntropyLabel, loss, grad, nullptr,
+               as_stream(stream));
 }
 
 }  // namespace alexnet::cuda
