@@ -118,10 +118,24 @@ export interface BackendInfo {
     allocator?: 'pool' | 'cudaMalloc';
     /** cuDNN / cuBLAS as the run-time loader found them (CUDA builds) */
     libraries?: {
-      cudnn: { found: boolean; path: string; version: string };
-      cublas: { found: boolean; path: string; version: string };
+      cudnn: CudaLibraryInfo;
+      cublas: CudaLibraryInfo;
     };
+    /** cuDNN descriptors this process has made (CUDA builds): a shape seen before makes none */
+    descriptorsCreated?: number;
   };
+}
+
+/** One of cuDNN / cuBLAS in info().cuda.libraries. */
+export interface CudaLibraryInfo {
+  found: boolean;
+  /** the file in use, or the last one rejected */
+  path: string;
+  version: string;
+  /** why this file was taken: an explicit path, cuDNN's installation, or the search order ("" when not found) */
+  why: string;
+  /** its installation: the site-packages folder of a pip wheel layout, the toolkit root, or the folder ("" when not found) */
+  root: string;
 }
 
 export interface BenchOpsOptions {

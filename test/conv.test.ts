@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { backendInfo, conv2d, conv2dBackward, setConvAlgorithm, setGemmBackend, Tensor } from '../src/index.js';
 import { dot, expectClose, expectCode, f32, f64, finiteDifference, rng, sampleIndices, uniform } from './helpers.js';
+import { checkEmptyConv } from './empty-sizes.js';
 import { conv2dAt, conv2dBackwardRef, conv2dRef, convOutSize, gradInputAt, gradWeightAt, type ConvGeometry } from './reference/conv.js';
 
 type Pair = [number, number];
@@ -420,5 +421,9 @@ describe('conv2d', () => {
     } finally {
       clearInterval(timer);
     }
+  });
+
+  it('an empty batch: empty output and gradInput, zero gradWeight / gradBias (unchanged when accumulating)', async () => {
+    await checkEmptyConv('cpu');
   });
 });

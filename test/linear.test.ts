@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { linear, linearBackward, Tensor } from '../src/index.js';
 import { dot, expectClose, expectCode, f32, f64, finiteDifference, rng, sampleIndices, uniform } from './helpers.js';
+import { checkEmptyLinear } from './empty-sizes.js';
 import { linearBackwardRef, linearRef } from './reference/linear.js';
 
 // [batch, in, out]: batch 1 and 3, features not multiples of 8
@@ -170,5 +171,9 @@ describe('linear backward', () => {
     const y = await linear(x, w9, b4).data();
     expect(y.length).toBe(8);
     expect(y.every((v) => Number.isFinite(v))).toBe(true);
+  });
+
+  it('empty batch, inner dimension or output: empty outputs, zero sums (unchanged when accumulating), y = bias for in = 0; matmul with K = 0 is zeros', async () => {
+    await checkEmptyLinear('cpu');
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { localResponseNorm, localResponseNormBackward, Tensor } from '../src/index.js';
 import { dot, expectClose, expectCode, f32, f64, finiteDifference, rng, sampleIndices, uniform } from './helpers.js';
+import { checkEmptyLrn } from './empty-sizes.js';
 import { lrnBackwardRef, lrnRef, type LrnGeometry } from './reference/lrn.js';
 
 interface Case {
@@ -84,7 +85,7 @@ describe('localResponseNorm', () => {
     expectCode(() => localResponseNorm(x, { size: 2.5 }), 'ERR_ARGUMENT', /size/);
     expectCode(() => localResponseNorm(x, { size: 3, alpha: Number.NaN }), 'ERR_ARGUMENT', /alpha/);
     expectCode(() => localResponseNorm(x, { size: 3, beta: Number.POSITIVE_INFINITY }), 'ERR_ARGUMENT', /beta/);
-    expectCode(() => localResponseNorm(x, { size: 3, k: 0 }), 'ERR_ARGUMENT', /k must be positive/);
+    expectCode(() => localResponseNorm(x, { size: 3, k: 0 }), 'ERR_ARGUMENT', /k must be at least 1e-05/);
     expectCode(() => localResponseNorm(x, { size: 3, alpha: -1 }), 'ERR_ARGUMENT', /alpha must be non-negative/);
     const y = localResponseNorm(x, { size: 3 });
     expectCode(() => localResponseNormBackward(t([2, 4, 3, 2]), x, y, { size: 3 }), 'ERR_SHAPE', /localResponseNormBackward: expected gradOutput of shape \[2, 4, 3, 3\]/);
@@ -99,5 +100,42 @@ describe('localResponseNorm', () => {
       rtol: 1e-5,
       label: 'lrn after errors',
     });
+  });
+
+  it("rejects what cuDNN rejects on every device: size outside [1, 16], k < 1e-5, beta < 0.01 (ERR_ARGUMENT naming the option and the limit)", async () => {
+    const r = rng();
+    const shape = [2, 17, 3, 4];
+    const n = shape.reduce((a, b) => a * b, 1);
+    const x = Tensor.from(f32(uniform(n, r, -2, 2)), shape);
+    const y = localResponseNorm(x, { size: 3 });
+    const dy = Tensor.from(f32(uniform(n, r)), shape);
+    const bad: [Record<string, number>, RegExp][] = [
+      [{ size: 17 }, /localResponseNorm: size must be an integer in \[1, 16\].* but got 17/],
+      [{ size: 5, k: 9e-6 }, /localResponseNorm: k must be at least 1e-05 .*CUDNN_LRN_MIN_K.* but got 9e-06/],
+      [{ size: 5, beta: 0.009 }, /localResponseNorm: beta must be at least 0\.01 .*CUDNN_LRN_MIN_BETA.* but got 0\.009/],
+      [{ size: 5, beta: -0.75 }, /beta must be at least 0\.01/],
+      [{ size: 5, alpha: -1e-4 }, /alpha must be non-negative/],
+    ];
+    for (const [o, re] of bad) {
+      expectCode(() => localResponseNorm(x, o as { size: number }), 'ERR_ARGUMENT', re);
+      expectCode(() => localResponseNormBackward(dy, x, y, o as { size: number }), 'ERR_ARGUMENT', new RegExp(re.source.replace('localResponseNorm:', 'localResponseNormBackward:')));
+    }
+    // the limits themselves are accepted, and computed right
+    const xs = f64(await x.data());
+    const dys = f64(await dy.data());
+    for (const c of [
+      { shape, size: 16, alpha: 0.7, beta: 0.75, k: 1 }, // the widest window (even: PyTorch's asymmetric one)
+      { shape, size: 5, alpha: 0.3, beta: 0.01, k: 1e-5 }, // the smallest k and beta
+    ]) {
+      const g = geometry(c);
+      const ty = localResponseNorm(x, opts(c));
+      expectClose(await ty.data(), lrnRef(xs, g), { atol: 1e-6, rtol: 1e-5, label: `lrn at the limits ${JSON.stringify(opts(c))}` });
+      const dx = await localResponseNormBackward(dy, x, ty, opts(c)).data();
+      expectClose(dx, lrnBackwardRef(dys, xs, g), { atol: 1e-5, rtol: 1e-4, label: `lrn backward at the limits ${JSON.stringify(opts(c))}` });
+    }
+  });
+
+  it('an empty batch, channel count or plane gives empty outputs of the same shape', async () => {
+    await checkEmptyLrn('cpu');
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { maxPool2d, maxPool2dBackward, Tensor } from '../src/index.js';
 import { dot, expectClose, expectCode, f32, f64, finiteDifference, rng, sampleIndices, uniform } from './helpers.js';
+import { checkEmptyPool } from './empty-sizes.js';
 import { maxPool2dBackwardRef, maxPool2dRef, poolOutSize, type PoolGeometry } from './reference/pool.js';
 
 type Pair = [number, number];
@@ -141,5 +142,26 @@ describe('maxPool2d', () => {
       rtol: 0,
       label: 'maxPool2d after errors',
     });
+  });
+
+  it('an empty batch or no channels: empty output and gradInput', async () => {
+    await checkEmptyPool('cpu');
+  });
+
+  it('ties: each window gives its gradient to its first maximum in row-major order, and the total is conserved', async () => {
+    const r = rng();
+    // values from {-1, 0, 1}: most windows hold tied maxima; overlapping 3/2 windows with padding
+    const g: PoolGeometry = { N: 2, C: 3, H: 9, W: 8, kernel: [3, 3], stride: [2, 2], padding: [1, 1] };
+    const [Ho, Wo] = poolOutSize(g);
+    const x = f64(Array.from({ length: g.N * g.C * g.H * g.W }, () => Math.floor(r() * 3) - 1));
+    const dy = f64(f32(uniform(g.N * g.C * Ho * Wo, r, 0.5, 1.5)));
+    const o = { kernelSize: g.kernel, stride: g.stride, padding: g.padding };
+    const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
+    const ty = maxPool2d(tx, o);
+    expectClose(await ty.data(), maxPool2dRef(x, g), { atol: 0, rtol: 0, label: 'tied forward' });
+    const dx = await maxPool2dBackward(Tensor.from(f32(dy), [g.N, g.C, Ho, Wo]), tx, ty, o).data();
+    expectClose(dx, maxPool2dBackwardRef(dy, x, g), { atol: 1e-6, rtol: 1e-6, label: 'tied backward: first maximum wins' });
+    const total = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0);
+    expect(Math.abs(total(dx) - total(dy))).toBeLessThan(1e-3);
   });
 });

@@ -64,6 +64,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     o.Set("found", lib.found);
     o.Set("path", lib.path);  // the rejected file when found is false (see reason)
     o.Set("version", lib.version_string);
+    o.Set("why", lib.chosen);  // why this file was taken ("" when not found)
+    o.Set("root", lib.root);   // its installation (site-packages, toolkit root, or folder)
     return o;
   };
   Napi::Object libraries = Napi::Object::New(env);
@@ -77,6 +79,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   // Which allocator device 0 uses: the stream-ordered memory pool, or cudaMalloc with our own
   // cache (devices without pools, or ALEXNET_CUDA_MEMPOOL=0).
   if (probe.available) cuda.Set("allocator", alexnet::cuda::allocator_name(0));
+  // cuDNN descriptors made so far in this process: the per-shape caches make none for a shape
+  // already seen (tests compare this before and after a repeated call).
+  cuda.Set("descriptorsCreated", static_cast<double>(alexnet::cuda::descriptors_created()));
   std::string reason;
   if (!probe.available) reason = probe.reason;
   if (!libs.reason.empty()) reason += (reason.empty() ? "" : "\n") + libs.reason;

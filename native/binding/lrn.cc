@@ -1,7 +1,9 @@
 // localResponseNorm: lrnForward(x, {size, alpha?, beta?, k?}) -> y
 //                    lrnBackward(gradOutput, x, output, options) -> gradInput
 // PyTorch's LocalResponseNorm convention (alpha is divided by size); defaults alpha = 1e-4,
-// beta = 0.75, k = 1. Input [N, C, H, W] or [N, C, L].
+// beta = 0.75, k = 1. Input [N, C, H, W] or [N, C, L]. Limits, on every device (cuDNN's, see
+// native/cpu/lrn.h): size in [1, 16], k >= 1e-5, beta >= 0.01, alpha >= 0; on CUDA size odd.
+// Empty inputs give empty outputs.
 #include "../cpu/lrn.h"
 #include "common.h"
 #include "register.h"
@@ -22,8 +24,11 @@ cpu::LrnParams lrn_params(const char* op, const Tensor& x, const Napi::Object& o
   const double alpha = number_opt(o, "alpha", 1e-4, op);
   const double beta = number_opt(o, "beta", 0.75, op);
   const double k = number_opt(o, "k", 1.0, op);
-  if (!(k > 0)) fail(code::kArgument, op, ": k must be positive but got ", k);
-  if (!(alpha >= 0)) fail(code::kArgument, op, ": alpha must be non-negative but got ", alpha);
+  // The same limits on every device (cuDNN's), so what runs on the CPU runs on CUDA too.
+  cpu::check_lrn_options(op, size, alpha, beta, k);
+  if (on_cuda(x.device()) && size % 2 == 0)
+    fail(code::kArgument, op, ": size must be odd on CUDA but got ", size,
+         " (cuDNN centres an even window one channel later than PyTorch; the CPU computes PyTorch's)");
   cpu::LrnParams p;
   p.N = x.size(0), p.C = x.size(1), p.S = x.size(2) * (x.rank() == 4 ? x.size(3) : 1);
   p.size = size;

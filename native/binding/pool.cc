@@ -1,5 +1,10 @@
 // maxPool2d: maxPool2dForward(x, {kernelSize, stride?, padding?}) -> y
 //            maxPool2dBackward(gradOutput, x, output, options) -> gradInput
+// Backward gives each window's gradient to one input: its maximum. Ties: exactly one of the
+// tied inputs receives it, so the total is conserved; the CPU takes the first in row-major
+// window order (PyTorch's rule), CUDA takes cuDNN's choice (MAX_DETERMINISTIC: the same every
+// run, but not documented to be the first). Without ties both backends agree. An empty batch
+// or channel count gives empty outputs.
 #include "../cpu/pool.h"
 #include "common.h"
 #include "register.h"

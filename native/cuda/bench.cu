@@ -307,6 +307,29 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
     });
     rows.push_back(compute_row(std::string(fc.name) + ".backward", shape, bw, 2 * flop, peak_gflops, 8.0 * w.count()));
   }
+
+  // ---- our bias kernels alone, at conv1's output size (CUDA only: on the CPU the bias is part
+  // of the convolution) ----
+  // Inside conv.forward / conv.backward they are hidden behind cuDNN's time; here each is
+  // measured against the copy ceiling: the epilogue reads and writes y once, the gradient
+  // reads dy once (the [C] outputs and partial sums are negligible).
+  {
+    const int64_t C = kBenchActC, S = kBenchActH * kBenchActH;
+    const size_t count = static_cast<size_t>(B * C * S);
+    Buffer y(device, count), bias(device, static_cast<size_t>(C)), db(device, static_cast<size_t>(C));
+    fill_random(device, y, 10);
+    fill_random(device, bias, 11);
+    const int64_t partials = bias_backward_scratch(B, C, S);
+    Buffer scratch(device, static_cast<size_t>(std::max<int64_t>(partials, 1)));
+    const std::string shape = bench_dims({B, C, kBenchActH, kBenchActH});
+    // relu on: every element takes the whole epilogue; repeated calls keep y finite (>= 0 + bias)
+    const double ef = timer.best_ms([&] { bias_relu_forward(y.get(), bias.get(), B, C, S, /*relu=*/true, s); });
+    rows.push_back(memory_row("bias_relu.forward", shape, ef, 8.0 * count, peak_gbps));
+    const double bb = timer.best_ms([&] {
+      bias_backward(db.get(), y.get(), B, C, S, /*accumulate=*/false, partials > 0 ? scratch.get() : nullptr, s);
+    });
+    rows.push_back(memory_row("bias.backward", shape, bb, 4.0 * count, peak_gbps));
+  }
   return rows;
 }
 

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "../core/error.h"
+#include "../cpu/lrn.h"
 #include "dynload/loader.h"
 #include "ops.h"
 #include "runtime.h"
@@ -18,38 +19,193 @@
 namespace alexnet::cuda {
 
 using namespace dnn;  // cuDNN's names
+using cpu::kLrnMaxSize;
+using cpu::kLrnMinBeta;
+using cpu::kLrnMinK;
+using cpu::kLrnMinSize;
 namespace b = blas;
 
 namespace {
 
 std::atomic<bool> g_tf32{true};
+std::atomic<uint64_t> g_descriptors_created{0};  // every cuDNN descriptor made (tests, B13)
 
-// Algorithms found for one convolution geometry (and math mode).
-struct ConvAlgos {
-  cudnnConvolutionFwdAlgo_t fwd;
-  cudnnMathType_t fwd_math;
-  size_t fwd_ws;
-  bool have_bwd = false;
-  cudnnConvolutionBwdDataAlgo_t bwd_data;
-  cudnnMathType_t bwd_data_math;
-  size_t bwd_data_ws;
-  cudnnConvolutionBwdFilterAlgo_t bwd_filter;
-  cudnnMathType_t bwd_filter_math;
-  size_t bwd_filter_ws;
+int as_int(int64_t v) { return static_cast<int>(v); }
+
+// RAII wrappers around cuDNN descriptors. They are made once per shape and kept in the
+// device's caches below for the life of the process: cuDNN reads a descriptor when the call
+// is made (the work it enqueues does not refer back to it), so reusing one for later calls on
+// the same stream is safe, and a training step does no descriptor work after the first.
+struct TensorDesc {
+  cudnnTensorDescriptor_t d = nullptr;
+  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w) {
+    const CudnnApi& a = cudnn();
+    CUDNN_CHECK(a.cudnnCreateTensorDescriptor(&d));
+    ++g_descriptors_created;
+    try {
+      CUDNN_CHECK(a.cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(n),
+                                               as_int(c), as_int(h), as_int(w)));
+    } catch (...) {
+      a.cudnnDestroyTensorDescriptor(d);
+      throw;
+    }
+  }
+  ~TensorDesc() { cudnn().cudnnDestroyTensorDescriptor(d); }
+  TensorDesc(const TensorDesc&) = delete;
+  TensorDesc& operator=(const TensorDesc&) = delete;
 };
 
+struct FilterDesc {
+  cudnnFilterDescriptor_t d = nullptr;
+  FilterDesc(int64_t k, int64_t c, int64_t h, int64_t w) {
+    const CudnnApi& a = cudnn();
+    CUDNN_CHECK(a.cudnnCreateFilterDescriptor(&d));
+    ++g_descriptors_created;
+    try {
+      CUDNN_CHECK(a.cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, as_int(k),
+                                               as_int(c), as_int(h), as_int(w)));
+    } catch (...) {
+      a.cudnnDestroyFilterDescriptor(d);
+      throw;
+    }
+  }
+  ~FilterDesc() { cudnn().cudnnDestroyFilterDescriptor(d); }
+  FilterDesc(const FilterDesc&) = delete;
+  FilterDesc& operator=(const FilterDesc&) = delete;
+};
+
+struct ConvDesc {
+  cudnnConvolutionDescriptor_t d = nullptr;
+  ConvDesc(const ConvGeometry& g, cudnnMathType_t m) {
+    const CudnnApi& a = cudnn();
+    CUDNN_CHECK(a.cudnnCreateConvolutionDescriptor(&d));
+    ++g_descriptors_created;
+    try {
+      CUDNN_CHECK(a.cudnnSetConvolution2dDescriptor(d, as_int(g.ph), as_int(g.pw), as_int(g.sh),
+                                                    as_int(g.sw), as_int(g.dh), as_int(g.dw),
+                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+      CUDNN_CHECK(a.cudnnSetConvolutionGroupCount(d, as_int(g.groups)));
+      math(m);
+    } catch (...) {
+      a.cudnnDestroyConvolutionDescriptor(d);
+      throw;
+    }
+  }
+  void math(cudnnMathType_t m) { CUDNN_CHECK(cudnn().cudnnSetConvolutionMathType(d, m)); }
+  ~ConvDesc() { cudnn().cudnnDestroyConvolutionDescriptor(d); }
+  ConvDesc(const ConvDesc&) = delete;
+  ConvDesc& operator=(const ConvDesc&) = delete;
+};
+
+struct PoolDesc {
+  cudnnPoolingDescriptor_t d = nullptr;
+  explicit PoolDesc(const PoolGeometry& g) {
+    const CudnnApi& a = cudnn();
+    CUDNN_CHECK(a.cudnnCreatePoolingDescriptor(&d));
+    ++g_descriptors_created;
+    try {
+      // MAX_DETERMINISTIC: the plain MAX mode's backward may scatter with atomics where windows
+      // overlap (AlexNet's 3/2), so two runs could differ in the last bits. Ties: each window's
+      // gradient goes to exactly one of its tied maxima (which one is cuDNN's choice; the CPU
+      // takes the first in row-major order), see maxpool2d_backward in dnn.h.
+      CUDNN_CHECK(a.cudnnSetPooling2dDescriptor(d, CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_PROPAGATE_NAN,
+                                                as_int(g.kh), as_int(g.kw), as_int(g.ph), as_int(g.pw),
+                                                as_int(g.sh), as_int(g.sw)));
+    } catch (...) {
+      a.cudnnDestroyPoolingDescriptor(d);
+      throw;
+    }
+  }
+  ~PoolDesc() { cudnn().cudnnDestroyPoolingDescriptor(d); }
+  PoolDesc(const PoolDesc&) = delete;
+  PoolDesc& operator=(const PoolDesc&) = delete;
+};
+
+struct LrnDesc {
+  cudnnLRNDescriptor_t d = nullptr;
+  LrnDesc(int64_t size, double alpha, double beta, double k) {
+    // The binding validates first (native/binding/lrn.cc, the same limits on every device);
+    // this is the backstop for direct callers (the benchmark).
+    if (size < kLrnMinSize || size > kLrnMaxSize || size % 2 == 0)
+      fail(alexnet::code::kArgument, "localResponseNorm on CUDA: size must be odd and in [", kLrnMinSize, ", ",
+           kLrnMaxSize, "] but got ", size);
+    if (!(k >= kLrnMinK)) fail(alexnet::code::kArgument, "localResponseNorm: k must be at least ", kLrnMinK, " but got ", k);
+    if (!(beta >= kLrnMinBeta))
+      fail(alexnet::code::kArgument, "localResponseNorm: beta must be at least ", kLrnMinBeta, " but got ", beta);
+    const CudnnApi& a = cudnn();
+    CUDNN_CHECK(a.cudnnCreateLRNDescriptor(&d));
+    ++g_descriptors_created;
+    try {
+      CUDNN_CHECK(a.cudnnSetLRNDescriptor(d, static_cast<unsigned>(size), alpha, beta, k));
+    } catch (...) {
+      a.cudnnDestroyLRNDescriptor(d);
+      throw;
+    }
+  }
+  ~LrnDesc() { cudnn().cudnnDestroyLRNDescriptor(d); }
+  LrnDesc(const LrnDesc&) = delete;
+  LrnDesc& operator=(const LrnDesc&) = delete;
+};
+
+cudnnMathType_t search_math(bool tf32) { return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
+
+// One convolution shape (and math mode): its descriptors and the algorithms found for it.
+// Each direction has its own convolution descriptor, set once to the math type of its
+// algorithm, so no call changes a descriptor.
+struct ConvPlan {
+  TensorDesc x, y;
+  FilterDesc w;
+  ConvDesc fwd, bwd_data, bwd_filter;
+  bool have_fwd = false, have_bwd = false;
+  cudnnConvolutionFwdAlgo_t fwd_algo{};
+  size_t fwd_ws = 0;
+  cudnnConvolutionBwdDataAlgo_t bwd_data_algo{};
+  size_t bwd_data_ws = 0;
+  cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo{};
+  size_t bwd_filter_ws = 0;
+  ConvPlan(const ConvGeometry& g, bool tf32)
+      : x(g.N, g.C, g.H, g.W),
+        y(g.N, g.O, g.Ho, g.Wo),
+        w(g.O, g.C / g.groups, g.kh, g.kw),
+        fwd(g, search_math(tf32)),
+        bwd_data(g, search_math(tf32)),
+        bwd_filter(g, search_math(tf32)) {}
+};
+
+struct PoolPlan {
+  PoolDesc pool;
+  TensorDesc x, y;
+  explicit PoolPlan(const PoolGeometry& g) : pool(g), x(g.N, g.C, g.H, g.W), y(g.N, g.C, g.Ho, g.Wo) {}
+};
+
+struct LrnPlan {
+  LrnDesc lrn;
+  TensorDesc t;
+  LrnPlan(int64_t N, int64_t C, int64_t H, int64_t W, int64_t size, double alpha, double beta, double k)
+      : lrn(size, alpha, beta, k), t(N, C, H, W) {}
+};
+
+// The full geometry, and the math mode (the data type is always float).
 using ConvKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                            int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+using PoolKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                           int64_t, int64_t>;
+using LrnKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, double, double, double>;
 
 struct DeviceHandles {
   // Held by each operator for its call: cuDNN handles must not be used from two threads at
-  // once, and the algorithm cache and the workspace are shared state.
+  // once, and the caches, the workspace and the bias scratch are shared state.
   std::mutex mutex;
   cudnnHandle_t dnn = nullptr;
   b::cublasHandle_t blas = nullptr;
   void* workspace = nullptr;  // grows, never shrinks: no allocation once every shape was seen
   size_t workspace_bytes = 0;
-  std::map<ConvKey, ConvAlgos> algos;
+  float* bias_scratch = nullptr;  // the bias gradient's partial sums; grows likewise
+  size_t bias_scratch_floats = 0;
+  // Kept for the process (as the handles are): never freed while queued work may use them.
+  std::map<ConvKey, std::unique_ptr<ConvPlan>> convs;
+  std::map<PoolKey, std::unique_ptr<PoolPlan>> pools;
+  std::map<LrnKey, std::unique_ptr<LrnPlan>> lrns;
 };
 
 std::mutex g_handles_mutex;
@@ -82,65 +238,37 @@ void* workspace(int device, DeviceHandles& h, size_t bytes) {
   return h.workspace;
 }
 
-int as_int(int64_t v) { return static_cast<int>(v); }
-
-// RAII wrappers around cuDNN descriptors.
-struct TensorDesc {
-  cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w) {
-    const CudnnApi& a = cudnn();
-    CUDNN_CHECK(a.cudnnCreateTensorDescriptor(&d));
-    CUDNN_CHECK(a.cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(n),
-                                             as_int(c), as_int(h), as_int(w)));
+// Scratch for bias_backward's partial sums (null when it needs none). Caller holds h.mutex.
+float* bias_scratch(int device, DeviceHandles& h, int64_t floats) {
+  if (floats <= 0) return nullptr;
+  const auto n = static_cast<size_t>(floats);
+  if (n > h.bias_scratch_floats) {
+    if (h.bias_scratch) free(device, h.bias_scratch);  // stream-ordered, like the workspace
+    h.bias_scratch = nullptr;
+    h.bias_scratch_floats = 0;
+    h.bias_scratch = static_cast<float*>(alloc(device, n * sizeof(float)));
+    h.bias_scratch_floats = n;
   }
-  ~TensorDesc() { cudnn().cudnnDestroyTensorDescriptor(d); }
-  TensorDesc(const TensorDesc&) = delete;
-  TensorDesc& operator=(const TensorDesc&) = delete;
-};
+  return h.bias_scratch;
+}
 
-struct FilterDesc {
-  cudnnFilterDescriptor_t d = nullptr;
-  FilterDesc(int64_t k, int64_t c, int64_t h, int64_t w) {
-    const CudnnApi& a = cudnn();
-    CUDNN_CHECK(a.cudnnCreateFilterDescriptor(&d));
-    CUDNN_CHECK(a.cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, as_int(k),
-                                             as_int(c), as_int(h), as_int(w)));
+ConvKey key_of(const ConvGeometry& g, bool tf32) {
+  return ConvKey{g.N, g.C, g.H, g.W, g.O, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, tf32};
+}
+
+// The plan of this shape in the current math mode, made on first use. Caller holds h.mutex.
+ConvPlan& conv_plan(DeviceHandles& h, const ConvGeometry& g) {
+  const bool tf32 = g_tf32.load();
+  auto& slot = h.convs[key_of(g, tf32)];
+  if (!slot) {
+    try {
+      slot = std::make_unique<ConvPlan>(g, tf32);
+    } catch (...) {
+      h.convs.erase(key_of(g, tf32));
+      throw;
+    }
   }
-  ~FilterDesc() { cudnn().cudnnDestroyFilterDescriptor(d); }
-  FilterDesc(const FilterDesc&) = delete;
-  FilterDesc& operator=(const FilterDesc&) = delete;
-};
-
-struct ConvDesc {
-  cudnnConvolutionDescriptor_t d = nullptr;
-  explicit ConvDesc(const ConvGeometry& g) {
-    const CudnnApi& a = cudnn();
-    CUDNN_CHECK(a.cudnnCreateConvolutionDescriptor(&d));
-    CUDNN_CHECK(a.cudnnSetConvolution2dDescriptor(d, as_int(g.ph), as_int(g.pw), as_int(g.sh),
-                                                  as_int(g.sw), as_int(g.dh), as_int(g.dw),
-                                                  CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    CUDNN_CHECK(a.cudnnSetConvolutionGroupCount(d, as_int(g.groups)));
-    math(default_math());
-  }
-  void math(cudnnMathType_t m) { CUDNN_CHECK(cudnn().cudnnSetConvolutionMathType(d, m)); }
-  static cudnnMathType_t default_math() { return g_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
-  ~ConvDesc() { cudnn().cudnnDestroyConvolutionDescriptor(d); }
-  ConvDesc(const ConvDesc&) = delete;
-  ConvDesc& operator=(const ConvDesc&) = delete;
-};
-
-// All descriptors of one convolution.
-struct ConvDescs {
-  TensorDesc x, y;
-  FilterDesc w;
-  ConvDesc conv;
-  explicit ConvDescs(const ConvGeometry& g)
-      : x(g.N, g.C, g.H, g.W), y(g.N, g.O, g.Ho, g.Wo), w(g.O, g.C / g.groups, g.kh, g.kw), conv(g) {}
-};
-
-ConvKey key_of(const ConvGeometry& g) {
-  return ConvKey{g.N, g.C, g.H, g.W, g.O, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups,
-                 g_tf32.load()};
+  return *slot;
 }
 
 // The most workspace an algorithm search may use: half the free memory, at most 1 GiB.
@@ -157,30 +285,25 @@ const Perf& fastest(const Perf* perf, int count, const char* what) {
   fail(alexnet::code::kCuda, what, ": cuDNN found no usable algorithm for this shape");
 }
 
-ConvAlgos& forward_algos(int device, DeviceHandles& h, const ConvGeometry& g, ConvDescs& d,
-                         const float* x, const float* w, float* y) {
-  const ConvKey key = key_of(g);
-  auto it = h.algos.find(key);
-  if (it != h.algos.end()) return it->second;
-  const CudnnApi& a = cudnn();
+void find_forward(int device, DeviceHandles& h, ConvPlan& p, const float* x, const float* w, float* y) {
+  if (p.have_fwd) return;
   const size_t budget = search_budget(device);
   void* ws = workspace(device, h, budget);
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int n = 0;
-  CUDNN_CHECK(a.cudnnFindConvolutionForwardAlgorithmEx(h.dnn, d.x.d, x, d.w.d, w, d.conv.d, d.y.d, y,
-                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf,
-                                                       ws, budget));
+  CUDNN_CHECK(cudnn().cudnnFindConvolutionForwardAlgorithmEx(h.dnn, p.x.d, x, p.w.d, w, p.fwd.d, p.y.d, y,
+                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf,
+                                                             ws, budget));
   const auto& best = fastest(perf, n, "conv2d");
-  ConvAlgos algos{};
-  algos.fwd = best.algo;
-  algos.fwd_math = best.mathType;
-  algos.fwd_ws = best.memory;
-  return h.algos.emplace(key, algos).first->second;
+  p.fwd.math(best.mathType);  // once: the descriptor keeps it for every later call
+  p.fwd_algo = best.algo;
+  p.fwd_ws = best.memory;
+  p.have_fwd = true;
 }
 
-void backward_algos(int device, DeviceHandles& h, ConvAlgos& algos, const ConvGeometry& g,
-                    ConvDescs& d, const float* x, const float* w, const float* dy) {
-  if (algos.have_bwd) return;
+void find_backward(int device, DeviceHandles& h, ConvPlan& p, const ConvGeometry& g, const float* x,
+                   const float* w, const float* dy) {
+  if (p.have_bwd) return;
   const CudnnApi& a = cudnn();
   const size_t budget = search_budget(device);
   void* ws = workspace(device, h, budget);
@@ -192,26 +315,55 @@ void backward_algos(int device, DeviceHandles& h, ConvAlgos& algos, const ConvGe
     cudnnConvolutionBwdDataAlgoPerf_t pd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int n = 0;
     CUDNN_CHECK(a.cudnnFindConvolutionBackwardDataAlgorithmEx(
-        h.dnn, d.w.d, w, d.y.d, dy, d.conv.d, d.x.d, scratch, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+        h.dnn, p.w.d, w, p.y.d, dy, p.bwd_data.d, p.x.d, scratch, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
         &n, pd, ws, budget));
     const auto& bd = fastest(pd, n, "conv2dBackward (data)");
     cudnnConvolutionBwdFilterAlgoPerf_t pf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     CUDNN_CHECK(a.cudnnFindConvolutionBackwardFilterAlgorithmEx(
-        h.dnn, d.x.d, x, d.y.d, dy, d.conv.d, d.w.d, scratch,
+        h.dnn, p.x.d, x, p.y.d, dy, p.bwd_filter.d, p.w.d, scratch,
         CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, pf, ws, budget));
     const auto& bf = fastest(pf, n, "conv2dBackward (filter)");
-    algos.bwd_data = bd.algo;
-    algos.bwd_data_math = bd.mathType;
-    algos.bwd_data_ws = bd.memory;
-    algos.bwd_filter = bf.algo;
-    algos.bwd_filter_math = bf.mathType;
-    algos.bwd_filter_ws = bf.memory;
-    algos.have_bwd = true;
+    p.bwd_data.math(bd.mathType);
+    p.bwd_filter.math(bf.mathType);
+    p.bwd_data_algo = bd.algo;
+    p.bwd_data_ws = bd.memory;
+    p.bwd_filter_algo = bf.algo;
+    p.bwd_filter_ws = bf.memory;
+    p.have_bwd = true;
   } catch (...) {
     free(device, scratch);
     throw;
   }
   free(device, scratch);
+}
+
+PoolPlan& pool_plan(DeviceHandles& h, const PoolGeometry& g) {
+  const PoolKey key{g.N, g.C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw};
+  auto& slot = h.pools[key];
+  if (!slot) {
+    try {
+      slot = std::make_unique<PoolPlan>(g);
+    } catch (...) {
+      h.pools.erase(key);
+      throw;
+    }
+  }
+  return *slot;
+}
+
+LrnPlan& lrn_plan(DeviceHandles& h, int64_t N, int64_t C, int64_t H, int64_t W, int64_t size,
+                  double alpha, double beta, double k) {
+  const LrnKey key{N, C, H, W, size, alpha, beta, k};
+  auto& slot = h.lrns[key];
+  if (!slot) {
+    try {
+      slot = std::make_unique<LrnPlan>(N, C, H, W, size, alpha, beta, k);
+    } catch (...) {
+      h.lrns.erase(key);
+      throw;
+    }
+  }
+  return *slot;
 }
 
 b::cublasComputeType_t compute_type(bool tf32) {
@@ -222,129 +374,95 @@ b::cublasComputeType_t compute_type(bool tf32) {
 
 void set_tf32(bool on) { g_tf32 = on; }
 bool tf32() { return g_tf32; }
+uint64_t descriptors_created() { return g_descriptors_created.load(); }
 
 void conv2d_forward(int device, float* y, const float* x, const float* w, const float* bias,
                     const ConvGeometry& g, bool relu) {
+  if (g.N == 0) return;  // an empty batch: y is empty too (cuDNN rejects n = 0)
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
-  ConvDescs d(g);
-  ConvAlgos& algos = forward_algos(device, h, g, d, x, w, y);
-  d.conv.math(algos.fwd_math);
-  void* ws = workspace(device, h, algos.fwd_ws);
+  ConvPlan& p = conv_plan(h, g);
+  find_forward(device, h, p, x, w, y);
+  void* ws = workspace(device, h, p.fwd_ws);
   const float one = 1.f, zero = 0.f;
-  CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, d.x.d, x, d.w.d, w, d.conv.d, algos.fwd,
-                                              ws, algos.fwd_ws, &zero, d.y.d, y));
+  CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, p.x.d, x, p.w.d, w, p.fwd.d, p.fwd_algo, ws,
+                                              p.fwd_ws, &zero, p.y.d, y));
   if (bias || relu) bias_relu_forward(y, bias, g.N, g.O, g.Ho * g.Wo, relu, stream(device));
 }
 
 void conv2d_backward(int device, float* dx, float* dw, float* db, const float* dy, const float* x,
                      const float* w, const ConvGeometry& g, bool accumulate) {
+  if (g.N == 0) {
+    // An empty batch (as on the CPU): dx is empty, dw and db are empty sums, so zeros, or
+    // unchanged when accumulating. cuDNN would reject the n = 0 descriptors.
+    if (!accumulate) {
+      fill(dw, 0.f, g.O * (g.C / g.groups) * g.kh * g.kw, stream(device));
+      if (db) fill(db, 0.f, g.O, stream(device));
+    }
+    return;
+  }
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
-  ConvDescs d(g);
-  auto it = h.algos.find(key_of(g));
-  ConvAlgos* algos = nullptr;
-  if (it == h.algos.end()) {
-    // Backward before any forward of this shape: search forward too (needs a y buffer).
-    float* y = static_cast<float*>(alloc(device, static_cast<size_t>(g.N * g.O * g.Ho * g.Wo) * sizeof(float)));
-    try {
-      algos = &forward_algos(device, h, g, d, x, w, y);
-    } catch (...) {
-      free(device, y);
-      throw;
-    }
-    free(device, y);
-  } else {
-    algos = &it->second;
-  }
-  backward_algos(device, h, *algos, g, d, x, w, dy);
+  ConvPlan& p = conv_plan(h, g);
+  find_backward(device, h, p, g, x, w, dy);
   const CudnnApi& a = cudnn();
   const float one = 1.f, zero = 0.f;
   const float beta_w = accumulate ? 1.f : 0.f;
   if (dx) {
-    d.conv.math(algos->bwd_data_math);
-    void* ws = workspace(device, h, algos->bwd_data_ws);
-    CUDNN_CHECK(a.cudnnConvolutionBackwardData(h.dnn, &one, d.w.d, w, d.y.d, dy, d.conv.d,
-                                               algos->bwd_data, ws, algos->bwd_data_ws, &zero,
-                                               d.x.d, dx));
+    void* ws = workspace(device, h, p.bwd_data_ws);
+    CUDNN_CHECK(a.cudnnConvolutionBackwardData(h.dnn, &one, p.w.d, w, p.y.d, dy, p.bwd_data.d, p.bwd_data_algo,
+                                               ws, p.bwd_data_ws, &zero, p.x.d, dx));
   }
-  d.conv.math(algos->bwd_filter_math);
-  void* ws = workspace(device, h, algos->bwd_filter_ws);
-  CUDNN_CHECK(a.cudnnConvolutionBackwardFilter(h.dnn, &one, d.x.d, x, d.y.d, dy, d.conv.d,
-                                               algos->bwd_filter, ws, algos->bwd_filter_ws, &beta_w,
-                                               d.w.d, dw));
-  if (db) bias_backward(db, dy, g.N, g.O, g.Ho * g.Wo, accumulate, stream(device));
+  void* ws = workspace(device, h, p.bwd_filter_ws);
+  CUDNN_CHECK(a.cudnnConvolutionBackwardFilter(h.dnn, &one, p.x.d, x, p.y.d, dy, p.bwd_filter.d,
+                                               p.bwd_filter_algo, ws, p.bwd_filter_ws, &beta_w, p.w.d, dw));
+  if (db) {
+    const int64_t S = g.Ho * g.Wo;
+    bias_backward(db, dy, g.N, g.O, S, accumulate, bias_scratch(device, h, bias_backward_scratch(g.N, g.O, S)),
+                  stream(device));
+  }
 }
 
-namespace {
-struct PoolDesc {
-  cudnnPoolingDescriptor_t d = nullptr;
-  explicit PoolDesc(const PoolGeometry& g) {
-    const CudnnApi& a = cudnn();
-    CUDNN_CHECK(a.cudnnCreatePoolingDescriptor(&d));
-    CUDNN_CHECK(a.cudnnSetPooling2dDescriptor(d, CUDNN_POOLING_MAX, CUDNN_PROPAGATE_NAN, as_int(g.kh),
-                                              as_int(g.kw), as_int(g.ph), as_int(g.pw), as_int(g.sh),
-                                              as_int(g.sw)));
-  }
-  ~PoolDesc() { cudnn().cudnnDestroyPoolingDescriptor(d); }
-  PoolDesc(const PoolDesc&) = delete;
-  PoolDesc& operator=(const PoolDesc&) = delete;
-};
-
-struct LrnDesc {
-  cudnnLRNDescriptor_t d = nullptr;
-  LrnDesc(int64_t size, double alpha, double beta, double k) {
-    if (size < 1 || size > 15 || size % 2 == 0)
-      fail(alexnet::code::kArgument, "localResponseNorm on CUDA: size must be odd and in [1, 15] but got ", size);
-    const CudnnApi& a = cudnn();
-    CUDNN_CHECK(a.cudnnCreateLRNDescriptor(&d));
-    CUDNN_CHECK(a.cudnnSetLRNDescriptor(d, static_cast<unsigned>(size), alpha, beta, k));
-  }
-  ~LrnDesc() { cudnn().cudnnDestroyLRNDescriptor(d); }
-  LrnDesc(const LrnDesc&) = delete;
-  LrnDesc& operator=(const LrnDesc&) = delete;
-};
-}  // namespace
-
 void maxpool2d_forward(int device, float* y, const float* x, const PoolGeometry& g) {
+  if (g.N == 0 || g.C == 0) return;  // y is empty (cuDNN rejects empty descriptors)
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
-  PoolDesc p(g);
-  TensorDesc xd(g.N, g.C, g.H, g.W), yd(g.N, g.C, g.Ho, g.Wo);
+  PoolPlan& p = pool_plan(h, g);
   const float one = 1.f, zero = 0.f;
-  CUDNN_CHECK(cudnn().cudnnPoolingForward(h.dnn, p.d, &one, xd.d, x, &zero, yd.d, y));
+  CUDNN_CHECK(cudnn().cudnnPoolingForward(h.dnn, p.pool.d, &one, p.x.d, x, &zero, p.y.d, y));
 }
 
 void maxpool2d_backward(int device, float* dx, const float* dy, const float* x, const float* y,
                         const PoolGeometry& g) {
+  if (g.N == 0 || g.C == 0) return;  // dx is empty
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
-  PoolDesc p(g);
-  TensorDesc xd(g.N, g.C, g.H, g.W), yd(g.N, g.C, g.Ho, g.Wo);
+  PoolPlan& p = pool_plan(h, g);
   const float one = 1.f, zero = 0.f;
-  CUDNN_CHECK(cudnn().cudnnPoolingBackward(h.dnn, p.d, &one, yd.d, y, yd.d, dy, xd.d, x, &zero, xd.d, dx));
+  CUDNN_CHECK(cudnn().cudnnPoolingBackward(h.dnn, p.pool.d, &one, p.y.d, y, p.y.d, dy, p.x.d, x, &zero,
+                                           p.x.d, dx));
 }
 
 void lrn_forward(int device, float* y, const float* x, int64_t N, int64_t C, int64_t H, int64_t W,
                  int64_t size, double alpha, double beta, double k) {
+  if (N == 0 || C == 0 || H == 0 || W == 0) return;  // y is empty
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
-  LrnDesc l(size, alpha, beta, k);
-  TensorDesc t(N, C, H, W);
+  LrnPlan& p = lrn_plan(h, N, C, H, W, size, alpha, beta, k);
   const float one = 1.f, zero = 0.f;
-  CUDNN_CHECK(cudnn().cudnnLRNCrossChannelForward(h.dnn, l.d, CUDNN_LRN_CROSS_CHANNEL_DIM1, &one, t.d,
-                                                  x, &zero, t.d, y));
+  CUDNN_CHECK(cudnn().cudnnLRNCrossChannelForward(h.dnn, p.lrn.d, CUDNN_LRN_CROSS_CHANNEL_DIM1, &one, p.t.d,
+                                                  x, &zero, p.t.d, y));
 }
 
 void lrn_backward(int device, float* dx, const float* dy, const float* x, const float* y, int64_t N,
                   int64_t C, int64_t H, int64_t W, int64_t size, double alpha, double beta, double k) {
+  if (N == 0 || C == 0 || H == 0 || W == 0) return;  // dx is empty
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
-  LrnDesc l(size, alpha, beta, k);
-  TensorDesc t(N, C, H, W);
+  LrnPlan& p = lrn_plan(h, N, C, H, W, size, alpha, beta, k);
   const float one = 1.f, zero = 0.f;
-  CUDNN_CHECK(cudnn().cudnnLRNCrossChannelBackward(h.dnn, l.d, CUDNN_LRN_CROSS_CHANNEL_DIM1, &one, t.d,
-                                                   y, t.d, dy, t.d, x, &zero, t.d, dx));
+  CUDNN_CHECK(cudnn().cudnnLRNCrossChannelBackward(h.dnn, p.lrn.d, CUDNN_LRN_CROSS_CHANNEL_DIM1, &one, p.t.d,
+                                                   y, p.t.d, dy, p.t.d, x, &zero, p.t.d, dx));
 }
 
 void gemm(int device, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -356,28 +474,53 @@ void gemm(int device, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 void gemm_with_math(int device, bool tf32, bool trans_a, bool trans_b, int64_t M, int64_t N,
                     int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                     int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (M == 0 || N == 0) return;
+  if (M == 0 || N == 0) return;  // C is empty
+  if (K == 0) {
+    // An empty inner dimension: C = beta * C, as BLAS defines it (and as the CPU does). Done
+    // here: cuBLAS would need leading dimensions >= 1 for operands that have no elements.
+    if (beta == 1.f) return;
+    void* s = stream(device);
+    for (int64_t r = 0; r < (ldc == N ? 1 : M); ++r) {
+      float* row = C + r * ldc;
+      const int64_t count = ldc == N ? M * N : N;
+      if (beta == 0.f) fill(row, 0.f, count, s);  // overwrite: garbage (NaN) in C must not survive
+      else scale(row, beta, count, s);
+    }
+    return;
+  }
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
+  // cuBLAS requires every leading dimension >= 1 (and >= the rows of its column-major view);
+  // with M, N, K >= 1 the callers' row lengths already are, max() keeps it so for any caller.
+  const int64_t one = 1;
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
   CUBLAS_CHECK(cublas().cublasGemmEx(h.blas, trans_b ? b::CUBLAS_OP_T : b::CUBLAS_OP_N,
                                      trans_a ? b::CUBLAS_OP_T : b::CUBLAS_OP_N, as_int(N), as_int(M),
-                                     as_int(K), &alpha, B, b::CUDA_R_32F, as_int(ldb), A, b::CUDA_R_32F,
-                                     as_int(lda), &beta, C, b::CUDA_R_32F, as_int(ldc), compute_type(tf32),
-                                     b::CUBLAS_GEMM_DEFAULT));
+                                     as_int(K), &alpha, B, b::CUDA_R_32F, as_int(std::max(ldb, one)), A,
+                                     b::CUDA_R_32F, as_int(std::max(lda, one)), &beta, C, b::CUDA_R_32F,
+                                     as_int(std::max(ldc, one)), compute_type(tf32), b::CUBLAS_GEMM_DEFAULT));
 }
 
 void linear_forward(int device, float* y, const float* x, const float* w, const float* bias,
                     int64_t B, int64_t in, int64_t out) {
+  if (B == 0 || out == 0) return;  // y is empty
+  // in == 0: gemm writes zeros, so y = bias (as on the CPU)
   gemm(device, false, true, B, out, in, 1.f, x, in, w, in, 0.f, y, out);
   if (bias) bias_relu_forward(y, bias, B, out, 1, /*relu=*/false, stream(device));
 }
 
 void linear_backward(int device, float* dx, float* dw, float* db, const float* dy, const float* x,
                      const float* w, int64_t B, int64_t in, int64_t out, bool accumulate) {
+  // Empty sizes follow the CPU: B == 0 gives dw, db = 0 (unchanged when accumulating); out == 0
+  // gives dx = 0; gemm and bias_backward handle each (K == 0 is beta * C, an empty sum is 0).
   if (dx) gemm(device, false, false, B, in, out, 1.f, dy, out, w, in, 0.f, dx, in);
   gemm(device, true, false, out, in, B, 1.f, dy, out, x, in, accumulate ? 1.f : 0.f, dw, in);
-  if (db) bias_backward(db, dy, B, out, 1, accumulate, stream(device));
+  if (db) {
+    DeviceHandles& h = handles(device);
+    std::lock_guard<std::mutex> lock(h.mutex);  // the bias scratch is per-device shared state
+    bias_backward(db, dy, B, out, 1, accumulate, bias_scratch(device, h, bias_backward_scratch(B, out, 1)),
+                  stream(device));
+  }
 }
 
 }  // namespace alexnet::cuda

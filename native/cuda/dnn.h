@@ -3,6 +3,14 @@
 // compute stream (cuda::stream) through per-device cuDNN and cuBLAS handles bound to it. The
 // functions may be called from more than one host thread (the JS thread, and the benchmark's
 // thread in native/cuda/bench.cu): each holds its device's handles for the call.
+//
+// Descriptors and algorithms are cached per device, keyed by the full geometry and the math
+// mode (float data throughout): a shape's first call makes its cuDNN descriptors and searches
+// its algorithms, later calls only enqueue work. Cached descriptors live for the process.
+//
+// Empty sizes behave as on the CPU (native/cpu): an empty batch or channel count makes the
+// output empty (nothing to do; cuDNN would reject n = 0), a gradient summed over an empty
+// batch is zero (unchanged when accumulating), and a matrix product with K = 0 is C = beta * C.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +20,10 @@ namespace alexnet::cuda {
 // TF32 tensor-op math for FP32 convolutions and matrix products (default on; off = strict FP32).
 void set_tf32(bool on);
 bool tf32();
+
+// How many cuDNN descriptors this process has made (every kind, every device). Tests check
+// that repeating a call with the same shape makes none (the per-shape caches).
+uint64_t descriptors_created();
 
 struct ConvGeometry {
   int64_t N, C, H, W;    // input
@@ -35,15 +47,23 @@ struct PoolGeometry {
 };
 void maxpool2d_forward(int device, float* y /*[N,C,Ho,Wo]*/, const float* x /*[N,C,H,W]*/,
                        const PoolGeometry& g);
+// CUDNN_POOLING_MAX_DETERMINISTIC (no atomics where windows overlap: two runs agree bitwise).
+// Ties: each window's gradient goes to exactly one of its tied maxima, so the total is
+// conserved; which one is cuDNN's choice and may differ from the CPU's (the first in row-major
+// order). Without ties both backends agree exactly.
 void maxpool2d_backward(int device, float* dx /*[N,C,H,W]*/, const float* dy /*[N,C,Ho,Wo]*/,
-                        const float* x, const float* y, const PoolGeometry& g);
+                        const float* x /*[N,C,H,W]*/, const float* y /*[N,C,Ho,Wo]*/,
+                        const PoolGeometry& g);
 
-// Cross-channel LRN, PyTorch's convention (alpha / size); size odd, 1..15 (cuDNN's limit).
-void lrn_forward(int device, float* y, const float* x /*[N,C,H,W]*/, int64_t N, int64_t C,
-                 int64_t H, int64_t W, int64_t size, double alpha, double beta, double k);
-void lrn_backward(int device, float* dx, const float* dy, const float* x, const float* y,
-                  int64_t N, int64_t C, int64_t H, int64_t W, int64_t size, double alpha,
-                  double beta, double k);
+// Cross-channel LRN, PyTorch's convention (alpha / size). cuDNN's limits (cpu::kLrn* in
+// native/cpu/lrn.h, checked by the binding on every device): size in [1, 16], k >= 1e-5,
+// beta >= 0.01; and here size must also be odd, since cuDNN centres an even window one channel
+// later than PyTorch does.
+void lrn_forward(int device, float* y /*[N,C,H,W]*/, const float* x /*[N,C,H,W]*/, int64_t N,
+                 int64_t C, int64_t H, int64_t W, int64_t size, double alpha, double beta, double k);
+void lrn_backward(int device, float* dx /*[N,C,H,W]*/, const float* dy /*[N,C,H,W]*/,
+                  const float* x /*[N,C,H,W]*/, const float* y /*[N,C,H,W]*/, int64_t N, int64_t C,
+                  int64_t H, int64_t W, int64_t size, double alpha, double beta, double k);
 
 // Row-major C[M,N] = alpha * op(A) @ op(B) + beta * C on cuBLAS (cublasGemmEx; TF32 compute
 // unless strict FP32 was asked for).

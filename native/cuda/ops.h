@@ -15,12 +15,18 @@ void relu_forward(float* y /*[n]*/, const float* x /*[n]*/, int64_t n, void* str
 void relu_backward(float* dx /*[n]*/, const float* dy /*[n]*/, const float* y /*[n]*/, int64_t n,
                    void* stream);
 // y[n,c,:] = y[n,c,:] + bias[c] (no bias: + 0), then max(., 0) when relu: the fused epilogue
-// after a convolution or a GEMM
+// after a convolution (S = Ho*Wo) or a GEMM (S = 1). One pass over y, no division per element.
 void bias_relu_forward(float* y /*[N,C,S]*/, const float* bias /*[C] or null*/, int64_t N, int64_t C,
                        int64_t S, bool relu, void* stream);
 // db[c] = (accumulate ? db[c] : 0) + sum over n, s of dy[n, c, s]   (bias gradient)
+// Deterministic: the summation order depends on (N, C, S) only, so two runs agree bitwise. An
+// empty sum (N or S == 0) gives zeros (db unchanged when accumulating). Large shapes sum in two
+// passes through `scratch`, which must hold bias_backward_scratch(N, C, S) floats (null when
+// that is 0); it must stay allocated until the launch has run (stream-ordered reuse is fine).
+int64_t bias_backward_scratch(int64_t N, int64_t C, int64_t S);
 void bias_backward(float* db /*[C]*/, const float* dy /*[N,C,S]*/, int64_t N, int64_t C, int64_t S,
-                   bool accumulate, void* stream);
+                   bool accumulate, float* scratch /*[bias_backward_scratch(N,C,S)] or null*/,
+                   void* stream);
 
 // --- elementwise.cu ---
 void fill(float* t /*[n]*/, float value, int64_t n, void* stream);

@@ -2,8 +2,11 @@
 #include "loader.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -461,9 +464,15 @@ void load_cudnn(Libraries& libs) {
     }
     if (!libs.cudnn_ok)
       libs.cudnn.reason = s.reason(what, "Fix or unset ALEXNET_CUDNN_PATH (it is the only place tried when set).");
+    else
+      libs.cudnn.chosen = "ALEXNET_CUDNN_PATH (an explicit choice: the only place tried)";
     return;
   }
-  if (try_cudnn(libs, s, kCudnnSoname, "", kLoaderPath, true)) return;
+  const std::string first = "the first usable cuDNN 9 in the search order: ";
+  if (try_cudnn(libs, s, kCudnnSoname, "", kLoaderPath, true)) {
+    libs.cudnn.chosen = first + kLoaderPath;
+    return;
+  }
   std::vector<std::string> skipped;
   for (const Place& p : toolkit_places(skipped)) {
     const std::string f = join(p.dir, kCudnnSoname);
@@ -471,7 +480,10 @@ void load_cudnn(Libraries& libs) {
       s.not_there(p.label, "no " + std::string(kCudnnSoname));
       continue;
     }
-    if (try_cudnn(libs, s, f, p.dir, p.label, false)) return;
+    if (try_cudnn(libs, s, f, p.dir, p.label, false)) {
+      libs.cudnn.chosen = first + p.label;
+      return;
+    }
   }
   for (const std::string& k : skipped) {
     s.st.searched.push_back(k);
@@ -486,7 +498,10 @@ void load_cudnn(Libraries& libs) {
         s.st.searched.push_back(d + ": no " + std::string(kCudnnSoname));
         continue;
       }
-      if (try_cudnn(libs, s, f, d, d, false)) return;
+      if (try_cudnn(libs, s, f, d, d, false)) {
+        libs.cudnn.chosen = first + "Python site-packages " + site;
+        return;
+      }
     }
   }
   s.sites_summary = summarize_sites(sites, "nvidia/cudnn/lib and nvidia/cu13/lib");
@@ -575,7 +590,143 @@ bool try_cublas_dir(Libraries& libs, Search& s, const std::string& dir, const st
   return false;
 }
 
-void load_cublas(Libraries& libs) {
+// ---- matching cuBLAS to cuDNN -------------------------------------------------------------------
+
+// Folders the dynamic loader searches for a soname, as far as they can be listed without
+// loading anything: LD_LIBRARY_PATH, /etc/ld.so.conf (and the files it includes), then the
+// system library folders. Existing folders only, in that order, without duplicates.
+std::vector<std::string> loader_dirs() {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  auto add = [&](const std::string& d) {
+    if (d.empty() || !is_dir(d)) return;
+    char* rp = realpath(d.c_str(), nullptr);
+    const std::string key = rp ? rp : d;
+    std::free(rp);
+    if (seen.insert(key).second) out.push_back(d);
+  };
+  const std::string ld = env("LD_LIBRARY_PATH");
+  for (size_t start = 0; start <= ld.size() && !ld.empty();) {
+    const size_t colon = ld.find(':', start);
+    add(ld.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  // ld.so.conf: one folder a line, '#' comments, "include <glob>" (followed one level deep).
+  std::function<void(const std::string&, int)> read_conf = [&](const std::string& file, int depth) {
+    FILE* f = std::fopen(file.c_str(), "r");
+    if (!f) return;
+    char line[4096];
+    while (std::fgets(line, sizeof line, f)) {
+      std::string l = line;
+      const size_t hash = l.find('#');
+      if (hash != std::string::npos) l.erase(hash);
+      while (!l.empty() && std::isspace(static_cast<unsigned char>(l.back()))) l.pop_back();
+      size_t b = 0;
+      while (b < l.size() && std::isspace(static_cast<unsigned char>(l[b]))) ++b;
+      l.erase(0, b);
+      if (l.empty()) continue;
+      if (l.rfind("include", 0) == 0 && l.size() > 7 && std::isspace(static_cast<unsigned char>(l[7]))) {
+        if (depth > 0) continue;
+        std::string pattern = l.substr(8);
+        while (!pattern.empty() && std::isspace(static_cast<unsigned char>(pattern.front()))) pattern.erase(0, 1);
+        if (!pattern.empty() && pattern[0] != '/') pattern = join("/etc", pattern);
+        glob_t g;
+        std::memset(&g, 0, sizeof g);
+        if (glob(pattern.c_str(), 0, nullptr, &g) == 0)
+          for (size_t i = 0; i < g.gl_pathc; ++i) read_conf(g.gl_pathv[i], depth + 1);
+        globfree(&g);
+        continue;
+      }
+      add(l);
+    }
+    std::fclose(f);
+  };
+  read_conf("/etc/ld.so.conf", 0);
+  for (const char* d : {"/lib64", "/usr/lib64", "/lib", "/usr/lib", "/lib/x86_64-linux-gnu",
+                        "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"})
+    add(d);
+  return out;
+}
+
+// cuDNN's file as the cuDNN search would meet it first, found without loading anything.
+struct Located {
+  std::string file;   // "" when no libcudnn.so.9 exists anywhere the search looks
+  std::string place;  // how the search names where it is
+};
+
+Located locate_cudnn() {
+  const std::string over = env("ALEXNET_CUDNN_PATH");
+  if (!over.empty()) {
+    const std::string f = is_dir(over) ? join(over, kCudnnSoname) : over;
+    if (exists(f)) return {f, "ALEXNET_CUDNN_PATH=" + over};
+    return {};
+  }
+  for (const std::string& d : loader_dirs()) {
+    const std::string f = join(d, kCudnnSoname);
+    if (exists(f)) return {f, kLoaderPath + " (" + d + ")"};
+  }
+  std::vector<std::string> skipped;
+  for (const Place& p : toolkit_places(skipped)) {
+    const std::string f = join(p.dir, kCudnnSoname);
+    if (exists(f)) return {f, p.label};
+  }
+  for (const std::string& site : python_sites())
+    for (const char* sub : {"nvidia/cudnn/lib", "nvidia/cu13/lib"}) {
+      const std::string f = join(join(site, sub), kCudnnSoname);
+      if (exists(f)) return {f, "Python site-packages " + site};
+    }
+  return {};
+}
+
+// ".../site-packages/nvidia/cudnn/lib/libcudnn.so.9" -> ".../site-packages"; ".../cuda/lib64/x"
+// -> ".../cuda"; else the file's folder.
+std::string install_root(const std::string& file) {
+  const std::string dir = dir_of(file);
+  const size_t nv = dir.rfind("/nvidia/");
+  if (nv != std::string::npos && nv > 0) return dir.substr(0, nv);
+  for (const char* lib : {"/lib64", "/lib"}) {
+    const std::string suffix = lib;
+    if (dir.size() > suffix.size() && dir.compare(dir.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return dir.substr(0, dir.size() - suffix.size());
+  }
+  return dir;
+}
+
+// Where cuBLAS from cuDNN's installation would be: the same folder first, then the wheel
+// layout's cuBLAS folders in the same site-packages, then the toolkit's lib64 / lib.
+std::vector<std::string> cublas_beside(const Located& dn) {
+  std::vector<std::string> out;
+  if (dn.file.empty()) return out;
+  std::set<std::string> seen;
+  auto add = [&](const std::string& d) {
+    if (!is_dir(d)) return;
+    char* rp = realpath(d.c_str(), nullptr);
+    const std::string key = rp ? rp : d;
+    std::free(rp);
+    if (seen.insert(key).second) out.push_back(d);
+  };
+  const std::string dir = dir_of(dn.file);
+  add(dir);
+  const std::string root = install_root(dn.file);
+  if (dir.rfind("/nvidia/") != std::string::npos) {
+    add(join(root, "nvidia/cu13/lib"));
+    add(join(root, "nvidia/cublas/lib"));
+  } else if (root != dir) {
+    add(join(root, "lib64"));
+    add(join(root, "lib"));
+  }
+  return out;
+}
+
+std::string real(const std::string& p) {
+  char* rp = realpath(p.c_str(), nullptr);
+  const std::string r = rp ? rp : p;
+  std::free(rp);
+  return r;
+}
+
+void load_cublas(Libraries& libs, const Located& dn) {
   Search s(libs.cublas);
   const std::string what = "cuBLAS (libcublas.so.13 or libcublas.so.12)";
   const std::string over = env("ALEXNET_CUBLAS_PATH");
@@ -596,14 +747,43 @@ void load_cublas(Libraries& libs) {
     }
     if (!libs.cublas_ok)
       libs.cublas.reason = s.reason(what, "Fix or unset ALEXNET_CUBLAS_PATH (it is the only place tried when set).");
+    else
+      libs.cublas.chosen = "ALEXNET_CUBLAS_PATH (an explicit choice: the only place tried)";
     return;
   }
+  // a. beside cuDNN (the same installation), before anything else
+  const std::vector<std::string> beside = cublas_beside(dn);
+  std::set<std::string> tried;  // folders already tried beside cuDNN (real paths)
+  for (const std::string& d : beside) {
+    tried.insert(real(d));
+    const std::string place = "beside cuDNN (" + dn.file + "): " + d;
+    if (try_cublas_dir(libs, s, d, place)) {
+      libs.cublas.chosen = "the same installation as cuDNN (" + dn.file + ", found first at " + dn.place + ")";
+      return;
+    }
+  }
+  std::string fallback = "the first usable cuBLAS in the search order: ";
+  const std::string unmatched =
+      dn.file.empty() ? " (no cuDNN file was found to match it to)"
+                      : " (none usable beside cuDNN at " + dn.file + ")";
+  // b. the usual order
   for (const char* major : kCublasMajors)
-    if (try_cublas(libs, s, std::string("libcublas.so.") + major, "", kLoaderPath, true)) return;
+    if (try_cublas(libs, s, std::string("libcublas.so.") + major, "", kLoaderPath, true)) {
+      libs.cublas.chosen = fallback + kLoaderPath + unmatched;
+      return;
+    }
   s.places.push_back(kLoaderPath);
   std::vector<std::string> skipped;
-  for (const Place& p : toolkit_places(skipped))
-    if (try_cublas_dir(libs, s, p.dir, p.label)) return;
+  for (const Place& p : toolkit_places(skipped)) {
+    if (tried.count(real(p.dir))) {
+      s.st.searched.push_back(p.label + ": already tried beside cuDNN");
+      continue;
+    }
+    if (try_cublas_dir(libs, s, p.dir, p.label)) {
+      libs.cublas.chosen = fallback + p.label + unmatched;
+      return;
+    }
+  }
   for (const std::string& k : skipped) {
     s.st.searched.push_back(k);
     s.places.push_back(k);
@@ -616,10 +796,17 @@ void load_cublas(Libraries& libs) {
         s.st.searched.push_back(d + ": absent");
         continue;
       }
+      if (tried.count(real(d))) {
+        s.st.searched.push_back(d + ": already tried beside cuDNN");
+        continue;
+      }
       Search inner(libs.cublas);
       const bool ok = try_cublas_dir(libs, inner, d, d);
       for (auto& p : inner.problems) s.problems.push_back(p);
-      if (ok) return;
+      if (ok) {
+        libs.cublas.chosen = fallback + "Python site-packages " + site + unmatched;
+        return;
+      }
     }
   }
   s.sites_summary = summarize_sites(sites, "nvidia/cu13/lib and nvidia/cublas/lib");
@@ -636,8 +823,18 @@ const Libraries& libraries() {
   static std::once_flag once;
   std::call_once(once, [] {
     try {
-      load_cublas(libs);  // first: its libcublasLt also serves cuDNN 9 (§A0)
+      // cuDNN's file first, only located; then cuBLAS, preferring cuDNN's installation, loaded
+      // before cuDNN because its libcublasLt also serves cuDNN 9 (§A0); then cuDNN.
+      const Located dn = locate_cudnn();
+      load_cublas(libs, dn);
       load_cudnn(libs);
+      for (LibraryStatus* st : {&libs.cudnn, &libs.cublas})
+        if (st->found) st->root = install_root(st->path);
+      if (libs.cudnn_ok && libs.cublas_ok && !dn.file.empty() && real(libs.cudnn.path) != real(dn.file))
+        libs.cublas.chosen += "; but cuDNN was then loaded from " + libs.cudnn.path + ", not " + dn.file +
+                              " (that one was not usable, or the loader resolved another copy)";
+      for (LibraryStatus* st : {&libs.cudnn, &libs.cublas})
+        if (st->found) st->notes.push_back("taken: " + st->chosen + "; installation " + st->root);
     } catch (const std::exception& e) {  // e.g. bad_alloc: report, never propagate
       if (libs.reason.empty()) libs.reason = std::string("loading failed: ") + e.what();
     }

@@ -13,6 +13,16 @@
 //      site-packages folders in $ALEXNET_PYTHON_SITE (':'-separated), $VIRTUAL_ENV, $CONDA_PREFIX,
 //      ~/.local, ~/.pyenv/versions/*, /usr/local/lib, /usr/lib, /opt/conda (python3*/
 //      site-packages|dist-packages). No Python is run.
+// cuBLAS and cuDNN must come from the same installation (a cuDNN built against one cuBLAS next
+// to another is a mismatch waiting to happen), so the search is:
+//   a. locate cuDNN's file, without loading anything: the first libcudnn.so.9 that exists in
+//      the order above (for step 2, in the folders the loader searches: LD_LIBRARY_PATH,
+//      /etc/ld.so.conf, the system library folders);
+//   b. look for cuBLAS first beside it (the same folder; in a wheel layout the same
+//      site-packages' nvidia/cu13/lib and nvidia/cublas/lib; in a toolkit its lib64 and lib),
+//      then in the order above; ALEXNET_CUBLAS_PATH, when set, is still the only place tried;
+//   c. load cuBLAS, then cuDNN.
+// LibraryStatus::chosen says why each file was taken, LibraryStatus::root its installation.
 // cuBLAS is loaded first: from a folder outside the loader's path its libcublasLt.so.N (same
 // folder) is preloaded RTLD_GLOBAL, which also serves cuDNN 9 (it depends on cuBLASLt). For
 // cuDNN from such a folder, the sub-libraries the libcudnn.so.9 shim dlopens by soname
@@ -56,6 +66,10 @@ struct LibraryStatus {
   std::vector<std::string> searched;  // every place considered, in order: "<place>: <outcome>"
   std::vector<std::string> notes;     // non-fatal remarks (sub-libraries preloaded or absent)
   std::string reason;                 // why not found ("" when found)
+  std::string chosen;  // why this file was taken (found), e.g. "beside cuDNN, same installation"
+  std::string root;    // its installation: the site-packages folder of a pip wheel layout
+                       // (…/site-packages for …/site-packages/nvidia/*/lib), the toolkit root
+                       // for …/lib64 or …/lib, else the file's folder ("" when not found)
 };
 
 struct Libraries {
