@@ -31,68 +31,60 @@ export function batchBuffers(batch: Batch): ArrayBuffer[] {
   return [images.buffer as ArrayBuffer, batch.labels.buffer as ArrayBuffer];
 }
 
-async function assemblePixels(dataset: Dataset, req: BatchRequest, concurrency: number): Promise<Batch> {
-  const [C, H, W] = dataset.sampleShape;
-  const into = dataset.loadPixelsInto?.bind(dataset);
-  const norm = dataset.normalization;
-  if (!into || !norm) throw dataError('DataLoader: format \'uint8\' needs a dataset with loadPixelsInto() and normalization (SyntheticDataset, ImageFolder)');
+/**
+ * Fills labels and indices for the n samples of a batch, calling `load(k)` for each sample k
+ * with up to `concurrency` loads in flight; `load` places the sample's image itself.
+ */
+async function loadSamples(
+  req: BatchRequest,
+  concurrency: number,
+  load: (k: number) => SampleInfo | Promise<SampleInfo>,
+): Promise<{ labels: Int32Array; indices: number[] }> {
   const n = req.indices.length;
-  const per = C * H * W;
-  const pixels = new Uint8Array(n * per);
   const labels = new Int32Array(n);
   const indices = new Array<number>(n);
-  const ctx: SampleContext = { seed: req.seed, epoch: req.epoch };
   let next = 0;
   const lane = async (): Promise<void> => {
     while (next < n) {
       const k = next++;
-      const r = into(req.indices[k]!, ctx, pixels, k * per);
-      const info: SampleInfo = r instanceof Promise ? await r : r;
+      const r = load(k);
+      const info = r instanceof Promise ? await r : r;
       labels[k] = info.label;
       indices[k] = info.index ?? req.indices[k]!;
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, n)) }, lane));
-  return {
-    format: 'uint8', pixels, labels, indices, shape: [n, C, H, W], batchIndex: req.batchIndex, epoch: req.epoch,
-    mean: [...norm.mean], std: [...norm.std],
-  };
+  return { labels, indices };
 }
 
 /** Loads the samples of one batch (up to `concurrency` decodes at once) into NCHW arrays. */
 export async function assembleBatch(dataset: Dataset, req: BatchRequest, concurrency = 8): Promise<Batch> {
-  if (req.format === 'uint8') return assemblePixels(dataset, req, concurrency);
   const [C, H, W] = dataset.sampleShape;
   const n = req.indices.length;
   const per = C * H * W;
-  const images = new Float32Array(n * per);
-  const labels = new Int32Array(n);
-  const indices = new Array<number>(n);
+  const shape: [number, number, number, number] = [n, C, H, W];
   const ctx: SampleContext = { seed: req.seed, epoch: req.epoch };
-  const place = (k: number, s: { image: Float32Array; label: number; index?: number }): void => {
+  if (req.format === 'uint8') {
+    const into = dataset.loadPixelsInto?.bind(dataset);
+    const norm = dataset.normalization;
+    if (!into || !norm) throw dataError("DataLoader: format 'uint8' needs a dataset with loadPixelsInto() and normalization (SyntheticDataset, ImageFolder)");
+    const pixels = new Uint8Array(n * per);
+    const { labels, indices } = await loadSamples(req, concurrency, (k) => into(req.indices[k]!, ctx, pixels, k * per));
+    return { format: 'uint8', pixels, labels, indices, shape, batchIndex: req.batchIndex, epoch: req.epoch, mean: [...norm.mean], std: [...norm.std] };
+  }
+  const images = new Float32Array(n * per);
+  const into = dataset.loadInto?.bind(dataset);
+  const place = (k: number, s: { image: Float32Array; label: number; index?: number }): SampleInfo => {
     if (s.image.length !== per) {
       throw dataError(`sample ${req.indices[k]} has ${s.image.length} values, expected ${per} ([${C}, ${H}, ${W}])`);
     }
     images.set(s.image, k * per);
-    labels[k] = s.label;
-    indices[k] = s.index ?? req.indices[k]!;
+    return s;
   };
-  const into = dataset.loadInto?.bind(dataset);
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < n) {
-      const k = next++;
-      if (into) {
-        const r = into(req.indices[k]!, ctx, images, k * per);
-        const info = r instanceof Promise ? await r : r;
-        labels[k] = info.label;
-        indices[k] = info.index ?? req.indices[k]!;
-      } else {
-        const s = dataset.load(req.indices[k]!, ctx);
-        place(k, s instanceof Promise ? await s : s);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, n)) }, lane));
-  return { images, labels, indices, shape: [n, C, H, W], batchIndex: req.batchIndex, epoch: req.epoch };
+  const { labels, indices } = await loadSamples(req, concurrency, (k) => {
+    if (into) return into(req.indices[k]!, ctx, images, k * per);
+    const s = dataset.load(req.indices[k]!, ctx);
+    return s instanceof Promise ? s.then((v) => place(k, v)) : place(k, s);
+  });
+  return { images, labels, indices, shape, batchIndex: req.batchIndex, epoch: req.epoch };
 }
