@@ -120,6 +120,7 @@ finish() {
 }
 on_signal() {
   NOTE="the check was interrupted by SIG$1 during step ${CUR_STEP:-?} after $((SECONDS - T0)) s"
+  [ -n "$CUR_PID" ] && printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$CUR_STEP" -1 "$((SECONDS - CUR_T))" interrupted "$CUR_LIMIT" "interrupted by SIG$1" >> "$WORK/steps.tsv"
   say "$NOTE"
   RED=1
   exit 1 # runs finish
@@ -146,7 +147,7 @@ run_step() {
   [ "${GPU_CHECK_HANG:-}" = "$name" ] && set -- sleep 100000 # the rehearsal's hanging step
   local log="$WORK/$name.log" t=$SECONDS rc status
   printf '[%s] %s (limit %s s) ... ' "$name" "$desc" "$limit" | tee -a "$WORK/gpu-check.log"
-  CUR_STEP=$name
+  CUR_STEP=$name CUR_T=$t CUR_LIMIT=$limit
   if [ -n "$outfile" ]; then
     timeout --kill-after=10 "$limit" "$@" > "$outfile" 2> "$log" < /dev/null &
   else
@@ -189,7 +190,9 @@ if [ -f "$KIT" ]; then
   [ -L node_modules ] && [ ! -e node_modules ] && rm -f node_modules # a dangling link from the copy
   sum=$(sha256sum "$KIT" | cut -d' ' -f1)
   if [ ! -e node_modules ] || { [ -f "$KIT_STAMP" ] && [ "$(cat "$KIT_STAMP")" != "$sum" ]; }; then
-    run_step kit 120 "unpack $KIT" bash -c "xz -dc -T0 '$KIT' | tar -x && echo '$sum' > '$KIT_STAMP' && ls -la .gpu-kit/bin build/Release"
+    # xz where it is installed, else Python's lzma (the GPU machine's venv has it)
+    unpack="if command -v xz >/dev/null; then xz -dc -T0 '$KIT' | tar -x; else python3 -c 'import sys, tarfile; t = tarfile.open(sys.argv[1], \"r:xz\"); t.extractall(**({\"filter\": \"tar\"} if hasattr(tarfile, \"tar_filter\") else {}))' '$KIT'; fi"
+    run_step kit 120 "unpack $KIT" bash -c "$unpack && echo '$sum' > '$KIT_STAMP' && ls -la .gpu-kit/bin build/Release"
   elif [ -f "$KIT_STAMP" ]; then
     say "[kit] already unpacked ($sum)"
   else

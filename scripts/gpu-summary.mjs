@@ -63,9 +63,10 @@ if (!info) {
 for (const s of steps) {
   if (s.status === 'timeout') problems.push(`step ${s.name}: timed out after ${s.seconds} s (limit ${s.limit} s) and was killed`);
   else if (s.status === 'failed') problems.push(`step ${s.name}: failed (exit status ${s.code})`);
-  else if (s.status === 'skipped') warnings.push(`step ${s.name}: not run (${s.desc})`);
+  else if (s.status === 'interrupted') problems.push(`step ${s.name}: interrupted after ${s.seconds} s`);
+  else if (s.status === 'skipped') problems.push(`step ${s.name}: not run (${s.desc})`);
 }
-if (note) problems.push(note);
+if (note) problems.unshift(note); // an interrupted check: what it did not get to matters less
 
 // ---- tests ----
 const testRuns = [];
