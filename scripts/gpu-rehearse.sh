@@ -138,7 +138,7 @@ nfiles=$(ls "$S"/tree/test/*.test.ts | wc -l)
 expect "the whole suite ran from the kit ($nfiles files); its only failures are CUDA tests that may not skip" json "$S/a2/gpu-check-2/tests-suite.json" \
   "r.testResults.length === $nfiles && r.numPassedTests > 200 && r.numFailedTests > 0 && r.testResults.flatMap((f) => f.assertionResults).filter((a) => a.status === 'failed').every((a) => /CUDA is required/.test(a.title)) && r.testResults.every((f) => f.status !== 'failed' || f.assertionResults.some((a) => a.status === 'failed'))"
 expect "memcheck is reported (here: no compute-sanitizer)" has "$S/out2/summary.md" "memcheck"
-grep -E '^\| (memcheck|ops-bench-fp32|e2e-bench-fp32|suite|e2e-bench-compile) ' "$S/out2/summary.md" | sed 's/^/  | /'
+grep -E '^\| (memcheck|ops-bench-fp32|e2e-bench-fp32|suite|e2e-bench-compile) ' "$S/out2/summary.md" | sed 's/^/    /'
 
 echo "=== a step that hangs is killed by its timeout (GPU_CHECK_HANG=cuda-tests, every step capped at 30 s) ==="
 t=$SECONDS
@@ -146,7 +146,7 @@ check "$S/out3" "$S/stage1-hang.txt" GPU_CHECK_HANG=cuda-tests GPU_CHECK_STEP_TI
 rc=$?
 s3=$((SECONDS - t))
 echo "  exit status $rc in $s3 s"
-grep -E '^\| (cuda-tests|cuda-train|ops-bench|e2e-bench) ' "$S/out3/summary.md" | sed 's/^/  | /'
+grep -E '^\| (cuda-tests|cuda-train|ops-bench|e2e-bench) ' "$S/out3/summary.md" | sed 's/^/    /'
 expect "non-zero" [ "$rc" -ne 0 ]
 check_out "$S/out3"
 expect "the summary names the killed step" has "$S/out3/summary.md" "step cuda-tests: timed out after"

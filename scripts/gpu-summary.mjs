@@ -106,6 +106,7 @@ const opsFiles = existsSync(join(work, 'bench')) ? readdirSync(join(work, 'bench
 // ---- compute-sanitizer ----
 const memcheck = read('memcheck.log');
 const memSummary = memcheck ? plain(memcheck).match(/=+ (ERROR SUMMARY: .*)/)?.[1] : null;
+if (Number(memSummary?.match(/ERROR SUMMARY: (\d+)/)?.[1] ?? 0) > 0) problems.push(`compute-sanitizer memcheck: ${memSummary}`);
 
 // ---- write ----
 const verdict = rc === 0 && problems.length === 0 ? 'GREEN' : 'RED';
@@ -122,6 +123,12 @@ if (warnings.length) {
 }
 const total = steps.reduce((a, s) => a + (Number.isFinite(s.seconds) ? s.seconds : 0), 0);
 out.push(`${new Date().toISOString()} · exit status ${rc} · ${total} s in ${steps.length} steps · everything else is in ${archive}`, '');
+// the headline: our images/s over PyTorch's on the same GPU, batch and precision
+const headline = benches
+  .filter(({ b }) => b.ratios)
+  .map(({ name, b }) => `${b.tf32 ? 'TF32' : 'strict FP32'} (${name}): train ${b.ratios.train.toFixed(2)}x, inference ${b.ratios.infer.toFixed(2)}x` +
+    (b.ratiosCompiled ? `; against torch.compile: train ${b.ratiosCompiled.train.toFixed(2)}x, inference ${b.ratiosCompiled.infer.toFixed(2)}x` : ''));
+if (headline.length) out.push(`**Ours / PyTorch eager, seed AlexNet, batch ${benches.find(({ b }) => b.ratios)?.b.batch}:** ${headline.join('; ')}`, '');
 
 // versions: "key: value" lines from the versions step, then what the addon says
 const versions = [];
@@ -202,7 +209,7 @@ if (benches.length || opsFiles.length) {
     }
     const o = b.ours ?? {};
     const t = b.torch && !b.torch.error ? b.torch : null;
-    out.push(`- end to end (${name}, batch ${b.batch}, ${b.tf32 ? 'TF32' : 'strict FP32'}): ours ${o.trainImagesPerSecond?.toFixed(0)} train / ${o.inferImagesPerSecond?.toFixed(0)} inference images/s` +
+    out.push(`- end to end (${name}, batch ${b.batch}): ours ${o.trainImagesPerSecond?.toFixed(0)} train / ${o.inferImagesPerSecond?.toFixed(0)} inference images/s` +
       (t ? `; PyTorch ${t.torch} eager ${t.trainImagesPerSecond?.toFixed(0)} / ${t.inferImagesPerSecond?.toFixed(0)}` : `; PyTorch: ${b.torch?.error ?? 'not run'}`) +
       (b.ratios ? `; **ratio ours/PyTorch: train ${b.ratios.train.toFixed(2)}x, inference ${b.ratios.infer.toFixed(2)}x**` : '') +
       (b.ratiosCompiled ? `; ours/torch.compile: train ${b.ratiosCompiled.train.toFixed(2)}x, inference ${b.ratiosCompiled.infer.toFixed(2)}x` : ''));
