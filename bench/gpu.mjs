@@ -1,16 +1,25 @@
 #!/usr/bin/env node
 // GPU benchmark: the seed AlexNet on CUDA at batch 128 (default): training step and inference
-// images/s, per-layer forward/backward milliseconds, and PyTorch eager (cudnn.benchmark) on the
-// same network and batch in the same command (bench/torch_alexnet.py), printing our/peer
-// ratios. Writes bench/results/gpu-<date>.{json,md} (and copies to $OUT when set).
+// images/s, and PyTorch eager (cudnn.benchmark) on the same network and batch in the same command
+// (bench/torch_alexnet.py, a child process under a time limit), printing our/peer ratios. Writes
+// bench/results/gpu-<date>[-fp32][-compile].{json,md} (copies them to $OUT/bench when $OUT is
+// set, and the JSON to --json FILE when given).
 //
-//   node bench/gpu.mjs [--batch 128] [--iters 20] [--strict-fp32] [--no-torch]
+// Timing: 3 warm-up iterations before each timed loop (cuDNN's algorithm search, the memory
+// pool's growth and the first launch of every kernel happen there), and the CUDA modules load
+// eagerly (CUDA_MODULE_LOADING=EAGER, here and in the PyTorch child, unless set otherwise), so
+// that no lazy kernel loading lands inside a timed loop.
+//
+//   node bench/gpu.mjs [--batch 128] [--iters 20] [--strict-fp32] [--compile] [--no-torch]
+//                      [--torch-timeout 240] [--json FILE]
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
+// before the addon (and with it the CUDA runtime) loads: the driver reads it at initialisation
+process.env.CUDA_MODULE_LOADING ??= 'EAGER';
 const here = dirname(fileURLToPath(import.meta.url));
 const lib = await import(join(here, '..', 'dist', 'index.js'));
 const { values } = parseArgs({
@@ -20,6 +29,8 @@ const { values } = parseArgs({
     'strict-fp32': { type: 'boolean', default: false },
     'no-torch': { type: 'boolean', default: false },
     compile: { type: 'boolean', default: false },
+    'torch-timeout': { type: 'string', default: '240' },
+    json: { type: 'string' },
   },
 });
 const B = Number(values.batch);
@@ -27,6 +38,7 @@ const iters = Number(values.iters);
 const info = lib.backendInfo();
 if (!info.backends.cuda.available) {
   console.error(`bench/gpu.mjs: CUDA is not available: ${info.backends.cuda.reason}`);
+  if (values.json) writeFileSync(values.json, JSON.stringify({ date: new Date().toISOString(), error: `CUDA unavailable: ${info.backends.cuda.reason}`, cuda: info.backends.cuda }, null, 2) + '\n');
   process.exit(2);
 }
 lib.setTf32(!values['strict-fp32']);
@@ -71,13 +83,38 @@ if (!values['no-torch']) {
   const args = [join(here, 'torch_alexnet.py'), '--batch', String(B), '--iters', String(iters)];
   if (values['strict-fp32']) args.push('--strict-fp32');
   if (values.compile) args.push('--compile');
-  const r = spawnSync('python3', args, { encoding: 'utf8' });
-  if (r.status === 0) torch = JSON.parse(r.stdout.trim().split('\n').at(-1));
-  else torch = { error: (r.stderr || r.stdout || 'python3 failed').trim().split('\n').slice(-3).join(' | ') };
+  const limitS = Number(values['torch-timeout']);
+  const t0 = performance.now();
+  // SIGKILL: a child stuck in the driver may not act on SIGTERM, and spawnSync waits for it
+  const r = spawnSync('python3', args, { encoding: 'utf8', timeout: limitS * 1000, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, env: { ...process.env } });
+  const seconds = (performance.now() - t0) / 1000;
+  const tail = (r.stderr || r.stdout || '').trim().split('\n').slice(-3).join(' | ');
+  if (r.error?.code === 'ETIMEDOUT' || (r.signal && seconds >= limitS - 1)) {
+    torch = { error: `timed out after ${limitS} s (killed)${tail ? `: ${tail}` : ''}`, timedOut: true, seconds };
+  } else if (r.error) {
+    torch = { error: `python3 could not run: ${r.error.message}`, seconds };
+  } else if (r.status === 0) {
+    try {
+      torch = { ...JSON.parse(r.stdout.trim().split('\n').at(-1)), seconds };
+    } catch {
+      torch = { error: `unreadable output from torch_alexnet.py: ${tail}`, seconds };
+    }
+  } else {
+    let said = '';
+    try {
+      said = JSON.parse(r.stdout.trim().split('\n').at(-1)).error ?? '';
+    } catch {
+      // no JSON line: the tail of its output says what happened
+    }
+    torch = { error: `${r.signal ? `killed by ${r.signal}` : `exit ${r.status}`}: ${said || tail || 'no output'}`, seconds };
+  }
+  if (torch.error) console.error(`bench/gpu.mjs: PyTorch: ${torch.error}`);
 }
 
-const result = { date: new Date().toISOString(), device: info.backends.cuda.deviceName, batch: B, tf32: !values['strict-fp32'], cuda: info.backends.cuda, ours, torch,
+const result = { date: new Date().toISOString(), device: info.backends.cuda.deviceName, batch: B, iters, tf32: !values['strict-fp32'], moduleLoading: process.env.CUDA_MODULE_LOADING, cuda: info.backends.cuda, ours, torch,
   ratios: torch && !torch.error ? { train: ours.trainImagesPerSecond / torch.trainImagesPerSecond, infer: ours.inferImagesPerSecond / torch.inferImagesPerSecond } : null };
+const compiled = torch && !torch.error && torch.compiled && !torch.compiled.error ? torch.compiled : null;
+if (compiled) result.ratiosCompiled = { train: ours.trainImagesPerSecond / compiled.trainImagesPerSecond, infer: ours.inferImagesPerSecond / compiled.inferImagesPerSecond };
 const md = [
   `# GPU benchmark: seed AlexNet, batch ${B}, ${result.tf32 ? 'FP32 with TF32' : 'strict FP32'}`,
   '',
@@ -88,11 +125,14 @@ const md = [
   `| alexnet-node | ${ours.trainImagesPerSecond.toFixed(0)} | ${ours.inferImagesPerSecond.toFixed(0)} |`,
   torch && !torch.error ? `| PyTorch ${torch.torch} eager (cudnn.benchmark) | ${torch.trainImagesPerSecond.toFixed(0)} | ${torch.inferImagesPerSecond.toFixed(0)} |` : `| PyTorch | ${torch ? torch.error : 'not run'} | |`,
   result.ratios ? `| ratio (ours / PyTorch) | ${result.ratios.train.toFixed(2)}x | ${result.ratios.infer.toFixed(2)}x |` : '',
-].join('\n');
+  compiled ? `| PyTorch torch.compile | ${compiled.trainImagesPerSecond.toFixed(0)} | ${compiled.inferImagesPerSecond.toFixed(0)} |` : '',
+  result.ratiosCompiled ? `| ratio (ours / torch.compile) | ${result.ratiosCompiled.train.toFixed(2)}x | ${result.ratiosCompiled.infer.toFixed(2)}x |` : '',
+  torch?.compiled?.error ? `| torch.compile | ${torch.compiled.error} | |` : '',
+].filter((l, i) => i < 7 || l !== '').join('\n');
 console.log(md);
 const dir = join(here, 'results');
 mkdirSync(dir, { recursive: true });
-const stamp = `gpu-${new Date().toISOString().slice(0, 10)}${values['strict-fp32'] ? '-fp32' : ''}`;
+const stamp = `gpu-${new Date().toISOString().slice(0, 10)}${values['strict-fp32'] ? '-fp32' : ''}${values.compile ? '-compile' : ''}`;
 writeFileSync(join(dir, `${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
 writeFileSync(join(dir, `${stamp}.md`), md + '\n');
 if (process.env.OUT) {
@@ -100,3 +140,4 @@ if (process.env.OUT) {
   copyFileSync(join(dir, `${stamp}.json`), join(process.env.OUT, 'bench', `${stamp}.json`));
   copyFileSync(join(dir, `${stamp}.md`), join(process.env.OUT, 'bench', `${stamp}.md`));
 }
+if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2) + '\n');

@@ -2,14 +2,30 @@
 """PyTorch eager reference for bench/gpu.mjs: the same seed AlexNet, batch and optimizer.
 
 Prints one JSON object: {"torch", "cuda", "cudnn", "device", "batch", "trainImagesPerSecond",
-"inferImagesPerSecond", "compiled": {...} (torch.compile, when --compile and it works)}.
+"inferImagesPerSecond", "compiled": {...} (torch.compile, when --compile and it works)}; on a
+failure, {"error": "..."} and exit status 1.
+
+Timing as in bench/gpu.mjs: 3 warm-up iterations before each timed loop (cudnn.benchmark's
+search and torch.compile's compilation happen there) and eager CUDA module loading
+(CUDA_MODULE_LOADING=EAGER unless set otherwise), so no lazy kernel loading is timed.
 """
 import argparse
 import json
+import os
+import sys
 import time
 
-import torch
-import torch.nn as nn
+# read by the CUDA driver when PyTorch initialises it: set before importing torch
+os.environ.setdefault("CUDA_MODULE_LOADING", "EAGER")
+
+try:
+    import torch
+    import torch.nn as nn
+except Exception as e:  # noqa: BLE001 - the caller reports it
+    print(json.dumps({"error": f"import torch failed: {type(e).__name__}: {e}"}))
+    sys.exit(1)
+
+WARMUP = 3
 
 
 def seed_alexnet(classes: int) -> nn.Module:
@@ -27,7 +43,7 @@ def seed_alexnet(classes: int) -> nn.Module:
 
 
 def timed(fn, iters: int) -> float:
-    for _ in range(3):
+    for _ in range(WARMUP):
         fn()
     torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -61,6 +77,8 @@ def measure(model, x, y, opt, iters):
 
 
 def main() -> None:
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"torch.cuda.is_available() is False (torch {torch.__version__}, built for CUDA {torch.version.cuda})")
     p = argparse.ArgumentParser()
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--classes", type=int, default=2)
@@ -79,6 +97,7 @@ def main() -> None:
     out = {
         "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
         "device": torch.cuda.get_device_name(0), "batch": a.batch, "tf32": not a.strict_fp32,
+        "moduleLoading": os.environ.get("CUDA_MODULE_LOADING"),
         **measure(model, x, y, opt, a.iters),
     }
     if a.compile:
@@ -91,4 +110,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001 - one JSON line for bench/gpu.mjs, the trace on stderr
+        import traceback
+
+        traceback.print_exc()
+        print(json.dumps({"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}))
+        sys.exit(1)

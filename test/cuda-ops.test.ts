@@ -1,15 +1,16 @@
 // Every operator on CUDA against the CPU backend (the reference), when a GPU is present:
 // tolerance atol + rtol*|ref|, with TF32 tensor-op math (the default) and with strict FP32.
 // Without a GPU (or without cuDNN/cuBLAS) the comparisons report themselves skipped with the
-// reason, and the test below checks that the CUDA backend says so cleanly.
+// reason (test/cuda-gate.ts; with ALEXNET_REQUIRE_CUDA=1 they fail instead), and the test below
+// checks that the CUDA backend says so cleanly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as A from '../src/index.js';
 import { Tensor } from '../src/index.js';
+import { describeCuda } from './cuda-gate.js';
 import { expectClose, f32, rng, uniform } from './helpers.js';
 
 const info = A.backendInfo();
 const cuda = info.backends.cuda;
-const skipReason = cuda.available ? '' : ` (skipped: CUDA unavailable: ${cuda.reason.split('\n')[0]})`;
 const DEV = 'cuda:0';
 
 describe('CUDA backend status', () => {
@@ -78,7 +79,7 @@ const randn = (shape: number[], scale = 1) => (r: () => number) => ({ data: f32(
 const labels = (n: number, classes: number) => (r: () => number) => ({ data: Int32Array.from({ length: n }, () => Math.floor(r() * classes)), shape: [n] });
 
 for (const mode of ['tf32', 'fp32'] as const) {
-  describe.skipIf(!cuda.available)(`CUDA vs CPU, ${mode === 'tf32' ? 'TF32 tensor-op math' : 'strict FP32'}${skipReason}`, () => {
+  describeCuda(`CUDA vs CPU, ${mode === 'tf32' ? 'TF32 tensor-op math' : 'strict FP32'}`, () => {
     beforeAll(() => A.setTf32(mode === 'tf32'));
     afterAll(() => A.setTf32(true));
     // TF32 keeps 10 mantissa bits in products: relative error ~1e-3 over long sums.
