@@ -11,6 +11,75 @@ export interface TensorOptions<D extends DType = DType> {
 
 const disposeSymbol: symbol = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for('nodejs.dispose');
 
+/** The options object of `op` (undefined -> {}); anything but a plain object is ERR_ARGUMENT. */
+export function optionsOf<T extends object>(options: T | undefined, op: string): Partial<T> {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw alexnetError('ERR_ARGUMENT', `${op}: expected options to be an object but got ${describe(options)}`);
+  }
+  return options;
+}
+
+/** A shape argument as a fresh array: any iterable of at most 4 entries (the addon checks the values). */
+export function shapeOf(shape: unknown, op: string, name = 'shape'): number[] {
+  const iterator = shape === null || shape === undefined ? undefined : (shape as Partial<Iterable<unknown>>)[Symbol.iterator];
+  if (typeof shape === 'string' || typeof iterator !== 'function') {
+    throw alexnetError('ERR_ARGUMENT', `${op}: expected ${name} to be an array of integers but got ${describe(shape)}`);
+  }
+  const out: unknown[] = [];
+  // Entry by entry, so that an endless iterable ends at the fifth entry instead of hanging.
+  for (const d of shape as Iterable<unknown>) {
+    if (out.length === 4) throw alexnetError('ERR_SHAPE', `${op}: tensors have at most 4 dimensions but ${name} has more`);
+    out.push(d);
+  }
+  return out as number[];
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object' || typeof v === 'function') return `a${typeof v === 'object' ? 'n object' : ' function'}`;
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}...` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+// What a typed array can hold (V8's limit on 64-bit Node 20), the addon's largest tensor too.
+const MAX_NUMEL = 2 ** 32;
+
+/** `data` as a Float32Array or Int32Array for Tensor.from, every element checked. */
+function fromArray(data: unknown, dtype: DType): Float32Array | Int32Array {
+  const op = 'Tensor.from';
+  if (dtype === 'float32' && data instanceof Float32Array) return data;
+  if (dtype === 'int32' && data instanceof Int32Array) return data;
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    throw alexnetError('ERR_DTYPE', `${op}: expected data of numbers but got a ${data.constructor.name} (convert the BigInts first)`);
+  }
+  if (data === null || typeof data !== 'object' || ArrayBuffer.isView(data) === false && !('length' in data)) {
+    throw alexnetError('ERR_ARGUMENT', `${op}: expected data to be an array of numbers or a typed array but got ${describe(data)}`);
+  }
+  if (data instanceof DataView) throw alexnetError('ERR_ARGUMENT', `${op}: expected data to be an array of numbers or a typed array, not a DataView`);
+  const length = (data as ArrayLike<unknown>).length;
+  if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || length > MAX_NUMEL) {
+    throw alexnetError('ERR_ARGUMENT', `${op}: data.length must be an integer in [0, ${MAX_NUMEL}] but is ${describe(length)}`);
+  }
+  const src = data as ArrayLike<unknown>;
+  // Float32: every number rounds to the nearest float32, as Float32Array (and PyTorch) do:
+  // beyond +-3.4e38 that is +-Infinity; NaN stays NaN. Int32: only integers in int32's range,
+  // since Int32Array would wrap 3e9 to -1294967296 without a word.
+  const out = dtype === 'int32' ? new Int32Array(length) : new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    const v = src[i];
+    if (typeof v !== 'number') {
+      throw alexnetError('ERR_DTYPE', `${op}: ${dtype} data must hold numbers but element ${i} is ${describe(v)}`);
+    }
+    if (dtype === 'int32' && !(Number.isInteger(v) && v >= -2147483648 && v <= 2147483647)) {
+      throw alexnetError('ERR_DTYPE', `${op}: int32 data must hold integers in [-2147483648, 2147483647] but element ${i} is ${v}`);
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
 export class Tensor<D extends DType = DType> {
   readonly #handle: NativeTensor;
   #shape: readonly number[] | undefined;
@@ -20,52 +89,75 @@ export class Tensor<D extends DType = DType> {
     this.#handle = handle;
   }
 
-  /** A tensor holding a copy of `data` (float32 unless an Int32Array is given or dtype says int32). */
+  /**
+   * Whether `x` is a Tensor made by this class (false for a Proxy of one, or an object that only
+   * inherits from Tensor.prototype: neither holds a native handle).
+   */
+  static isTensor(x: unknown): x is Tensor {
+    return typeof x === 'object' && x !== null && #handle in x;
+  }
+
+  /** this.#handle, or ERR_ARGUMENT when `this` is not a real Tensor (see isTensor). */
+  static #own(t: Tensor, what: string): NativeTensor {
+    if (!Tensor.isTensor(t)) {
+      throw alexnetError('ERR_ARGUMENT', `Tensor.${what}: called on an object that is not a Tensor (a Proxy or Object.create(Tensor.prototype) holds no native tensor)`);
+    }
+    return t.#handle;
+  }
+
+  /**
+   * A tensor holding a copy of `data` (float32 unless an Int32Array is given or dtype says
+   * int32). Float32 data rounds to float32 (beyond +-3.4e38: +-Infinity); int32 data must be
+   * integers in int32's range; anything but numbers is ERR_DTYPE.
+   */
   static from<D extends DType = 'float32'>(
     data: ArrayLike<number> | Float32Array | Int32Array,
     shape: readonly number[],
     options: TensorOptions<D> = {},
   ): Tensor<D> {
-    const dtype = options.dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
-    let array: Float32Array | Int32Array;
-    if (dtype === 'int32') {
-      array = data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
-      if (!(data instanceof Int32Array)) {
-        for (let i = 0; i < data.length; i++) {
-          const v = (data as ArrayLike<number>)[i]!;
-          if (!Number.isInteger(v)) throw alexnetError('ERR_DTYPE', `Tensor.from: int32 data must hold integers but element ${i} is ${v}`);
-        }
-      }
-    } else if (dtype === 'float32') {
-      array = data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
-    } else {
-      throw alexnetError('ERR_DTYPE', `Tensor.from: unsupported dtype '${String(dtype)}'`);
+    const o = optionsOf(options, 'Tensor.from');
+    const dtype = o.dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
+    if (dtype !== 'float32' && dtype !== 'int32') {
+      throw alexnetError('ERR_DTYPE', `Tensor.from: unsupported dtype '${String(dtype)}' (expected 'float32' or 'int32')`);
     }
-    return new Tensor<D>(loadNative().fromData(array, [...shape], options.device));
+    const s = shapeOf(shape, 'Tensor.from');
+    return new Tensor<D>(loadNative().fromData(fromArray(data, dtype), s, o.device));
   }
 
   /** An uninitialised tensor. */
   static empty<D extends DType = 'float32'>(shape: readonly number[], options: TensorOptions<D> = {}): Tensor<D> {
-    return new Tensor<D>(loadNative().empty([...shape], options.dtype ?? 'float32', options.device));
+    const o = optionsOf(options, 'Tensor.empty');
+    return new Tensor<D>(loadNative().empty(shapeOf(shape, 'Tensor.empty'), o.dtype ?? 'float32', o.device));
   }
 
-  static full(shape: readonly number[], value: number, options: TensorOptions<'float32'> = {}): Tensor<'float32'> {
-    const t = Tensor.empty(shape, { ...options, dtype: 'float32' });
-    loadNative().fill(t.handle, value);
+  /** A tensor filled with `value` (float32 unless dtype says int32; then value must be an integer). */
+  static full<D extends DType = 'float32'>(shape: readonly number[], value: number, options: TensorOptions<D> = {}): Tensor<D> {
+    const o = optionsOf(options, 'Tensor.full');
+    if (typeof value !== 'number') throw alexnetError('ERR_ARGUMENT', `Tensor.full: expected value to be a number but got ${describe(value)}`);
+    const t = new Tensor<D>(loadNative().empty(shapeOf(shape, 'Tensor.full'), o.dtype ?? 'float32', o.device));
+    try {
+      loadNative().fill(t.handle, value);
+    } catch (e) {
+      t.dispose();
+      throw e;
+    }
     return t;
   }
 
-  static zeros(shape: readonly number[], options: TensorOptions<'float32'> = {}): Tensor<'float32'> {
+  /** A tensor of zeros (float32 unless dtype says int32). */
+  static zeros<D extends DType = 'float32'>(shape: readonly number[], options: TensorOptions<D> = {}): Tensor<D> {
+    optionsOf(options, 'Tensor.zeros');
     return Tensor.full(shape, 0, options);
   }
 
   /** The native handle; throws if disposed. */
   get handle(): NativeTensor {
-    if (this.#handle.disposed) throw alexnetError('ERR_DISPOSED', 'Tensor has been disposed');
+    if (Tensor.#own(this, 'handle').disposed) throw alexnetError('ERR_DISPOSED', 'Tensor has been disposed');
     return this.#handle;
   }
 
   get shape(): readonly number[] {
+    Tensor.#own(this, 'shape');
     this.#shape ??= Object.freeze(this.handle.shape);
     return this.#shape;
   }
@@ -82,7 +174,7 @@ export class Tensor<D extends DType = DType> {
     return this.handle.device;
   }
   get disposed(): boolean {
-    return this.#handle.disposed;
+    return Tensor.#own(this, 'disposed').disposed;
   }
 
   /** Resolves with a copy of the values once all work queued before this call has run. */
@@ -97,11 +189,18 @@ export class Tensor<D extends DType = DType> {
 
   /** A view sharing storage: `shape`'s elements starting `offset` elements in. */
   view(offset: number, shape: readonly number[]): Tensor<D> {
-    return new Tensor<D>(this.handle.view(offset, [...shape]));
+    const h = this.handle;
+    return new Tensor<D>(h.view(offset, shapeOf(shape, 'view')));
   }
 
   /** The same elements with another shape (sharing storage). One dimension may be -1. */
   reshape(shape: readonly number[]): Tensor<D> {
+    Tensor.#own(this, 'reshape');
+    shape = shapeOf(shape, 'reshape');
+    const bad = shape.findIndex((d) => typeof d !== 'number' || !(d === -1 || (Number.isInteger(d) && d >= 0)));
+    if (bad >= 0) {
+      throw alexnetError('ERR_SHAPE', `reshape: shape must hold non-negative integers (or one -1) but entry ${bad} is ${describe(shape[bad])}`);
+    }
     const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
     const holes = shape.filter((d) => d === -1).length;
     if (holes > 1) throw alexnetError('ERR_SHAPE', 'reshape: only one dimension may be -1');
@@ -114,7 +213,7 @@ export class Tensor<D extends DType = DType> {
 
   /** Frees the native memory (once the work queued on it has run). Idempotent. */
   dispose(): void {
-    this.#handle.dispose();
+    Tensor.#own(this, 'dispose').dispose();
   }
 
   [Symbol.dispose](): void {
@@ -122,6 +221,7 @@ export class Tensor<D extends DType = DType> {
   }
 
   toString(): string {
+    if (!Tensor.isTensor(this)) return 'Tensor(not a tensor)';
     return this.disposed ? 'Tensor(disposed)' : `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device})`;
   }
 }
@@ -133,7 +233,7 @@ if (disposeSymbol !== (Symbol as { dispose?: symbol }).dispose) {
 
 /** Unwraps an operator argument with a message naming the operator and the argument. */
 export function handleOf(x: unknown, op: string, name: string): NativeTensor {
-  if (!(x instanceof Tensor)) throw alexnetError('ERR_ARGUMENT', `${op}: expected ${name} to be a Tensor`);
+  if (!Tensor.isTensor(x)) throw alexnetError('ERR_ARGUMENT', `${op}: expected ${name} to be a Tensor`);
   return x.handle;
 }
 

@@ -148,7 +148,13 @@ Napi::Value TensorWrap::Dispose(const Napi::CallbackInfo& info) {
 
 namespace {
 
-Napi::TypedArray new_typed_array(Napi::Env env, DType dtype, size_t n) {
+// The array data() / dataSync() return. Every tensor is at most kMaxNumel elements (checked
+// when it is made), which V8 can hold; checked again here because V8 aborts the process, rather
+// than throwing, when asked for a longer typed array.
+Napi::TypedArray new_typed_array(Napi::Env env, DType dtype, size_t n, const char* op) {
+  if (n > static_cast<size_t>(kMaxNumel))
+    fail(code::kShape, op, ": a tensor of ", n, " elements does not fit in a typed array (at most ",
+         kMaxNumel, ")");
   if (dtype == DType::Int32) return Napi::Int32Array::New(env, n);
   return Napi::Float32Array::New(env, n);
 }
@@ -263,7 +269,7 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
 Napi::Value TensorWrap::Data(const Napi::CallbackInfo& info) {
   const Tensor t = tensor("data");
   Napi::Env env = info.Env();
-  Napi::TypedArray out = new_typed_array(env, t.dtype(), static_cast<size_t>(t.numel()));
+  Napi::TypedArray out = new_typed_array(env, t.dtype(), static_cast<size_t>(t.numel()), "data");
   void* dst = typed_array_data(out);
   // The typed array stays referenced by the context until the promise settles, so its
   // backing store is alive while the worker writes into it; JS cannot see it before then.
@@ -273,7 +279,7 @@ Napi::Value TensorWrap::Data(const Napi::CallbackInfo& info) {
 
 Napi::Value TensorWrap::DataSync(const Napi::CallbackInfo& info) {
   const Tensor t = tensor("dataSync");
-  Napi::TypedArray out = new_typed_array(info.Env(), t.dtype(), static_cast<size_t>(t.numel()));
+  Napi::TypedArray out = new_typed_array(info.Env(), t.dtype(), static_cast<size_t>(t.numel()), "dataSync");
   if (t.device().type == DeviceType::Cpu) {
     cpu_queue().synchronize();  // explicit, user-requested wait
     std::memcpy(typed_array_data(out), t.ptr<char>(), t.nbytes());
@@ -291,7 +297,9 @@ Napi::Value TensorWrap::View(const Napi::CallbackInfo& info) {
   const Tensor& t = tensor("view");
   if (info.Length() < 2 || !info[0].IsNumber()) arg_fail("view", "expected (offset, shape)");
   const double off = info[0].As<Napi::Number>().DoubleValue();
-  if (!(off >= 0) || off != std::floor(off)) arg_fail("view", "offset must be a non-negative integer");
+  // Bounded before the cast (a double beyond int64's range is undefined behaviour to convert).
+  if (!(off >= 0) || off != std::floor(off) || off > static_cast<double>(kMaxNumel))
+    fail(code::kArgument, "view: offset must be an integer in [0, ", t.numel(), "] but got ", off);
   Shape s = shape_arg(info[1], "view", "shape");
   return Wrap(info.Env(), t.view(static_cast<int64_t>(off), s), /*owns_storage=*/false);
 }
@@ -405,11 +413,17 @@ Shape shape_arg(const Napi::Value& v, const char* op, const char* name) {
   Shape s;
   for (uint32_t i = 0; i < a.Length(); ++i) {
     Napi::Value x = a.Get(i);
-    double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
+    if (!x.IsNumber())
+      fail(code::kShape, op, ": ", name, " must hold non-negative integers but entry ", i, " is not a number");
+    const double d = x.As<Napi::Number>().DoubleValue();
+    // Bounded before the cast (each dimension fits an int, as cuDNN's descriptors need); the
+    // product is checked below, overflow-safe.
     if (!(d >= 0) || d != std::floor(d) || d > 2147483647.0)
-      fail(code::kShape, op, ": ", name, " must hold non-negative integers");
-    s.dims[s.rank++] = static_cast<int64_t>(d);
+      fail(code::kShape, op, ": ", name, " must hold non-negative integers of at most 2147483647",
+           " but entry ", i, " is ", d);
+    s.dims[static_cast<size_t>(s.rank++)] = static_cast<int64_t>(d);
   }
+  check_shape_size(s, op);
   return s;
 }
 

@@ -4,6 +4,10 @@
 // beta = 0.75, k = 1. Input [N, C, H, W] or [N, C, L]. Limits, on every device (cuDNN's, see
 // native/cpu/lrn.h): size in [1, 16], k >= 1e-5, beta >= 0.01, alpha >= 0; on CUDA size odd.
 // Empty inputs give empty outputs.
+#include <cmath>
+#include <limits>
+#include <utility>
+
 #include "../cpu/lrn.h"
 #include "common.h"
 #include "register.h"
@@ -26,6 +30,18 @@ cpu::LrnParams lrn_params(const char* op, const Tensor& x, const Napi::Object& o
   const double k = number_opt(o, "k", 1.0, op);
   // The same limits on every device (cuDNN's), so what runs on the CPU runs on CUDA too.
   cpu::check_lrn_options(op, size, alpha, beta, k);
+  // The kernels compute in float32: a value float32 cannot hold would become inf and turn
+  // every output into 0 or NaN without a word.
+  for (const auto& [name, v] : {std::pair<const char*, double>{"alpha", alpha}, {"beta", beta}, {"k", k}})
+    if (v > std::numeric_limits<float>::max())
+      fail(code::kArgument, op, ": ", name, " must be at most ", std::numeric_limits<float>::max(),
+           " (float32's largest value) but got ", v);
+  // The denominator D = k + alpha / size * sum x^2 is at least k, so D^-beta (forward) and
+  // D^-(beta + 1) (backward) are at most k^-(beta + 1): if that overflows float32, a quiet
+  // window gives inf, and the gradient inf * 0 = NaN.
+  if (k < 1 && (beta + 1) * std::log(1 / k) >= std::log(static_cast<double>(std::numeric_limits<float>::max())))
+    fail(code::kArgument, op, ": k = ", k, " with beta = ", beta,
+         " overflows float32 (k^-(beta + 1) must stay below 3.4e38; raise k or lower beta)");
   if (on_cuda(x.device()) && size % 2 == 0)
     fail(code::kArgument, op, ": size must be odd on CUDA but got ", size,
          " (cuDNN centres an even window one channel later than PyTorch; the CPU computes PyTorch's)");

@@ -32,22 +32,30 @@ Napi::Value Empty(const Napi::CallbackInfo& info) {
 
 // fromData(Float32Array | Int32Array, shape, device = 'cpu') -> tensor holding a copy
 Napi::Value FromData(const Napi::CallbackInfo& info) {
-  if (!info[0].IsTypedArray())
-    fail(code::kArgument, "fromData: expected first argument to be a Float32Array or Int32Array");
-  Napi::TypedArray a = info[0].As<Napi::TypedArray>();
+  const char* op = "fromData";
+  if (info.Length() < 1 || !info[0].IsTypedArray())
+    fail(code::kArgument, op, ": expected data to be a Float32Array or Int32Array");
+  // napi_get_typedarray_info gives the element pointer for arrays on an ArrayBuffer and on a
+  // SharedArrayBuffer alike (Napi::TypedArray::ArrayBuffer() fails on a shared one). We copy
+  // before returning, so a shared buffer is safe to read from here.
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* src = nullptr;
+  if (napi_get_typedarray_info(info.Env(), info[0], &type, &length, &src, nullptr, nullptr) != napi_ok)
+    fail(code::kArgument, op, ": could not read the data array");
   DType dt;
-  if (a.TypedArrayType() == napi_float32_array) dt = DType::Float32;
-  else if (a.TypedArrayType() == napi_int32_array) dt = DType::Int32;
-  else fail(code::kDtype, "fromData: expected a Float32Array or Int32Array");
-  Shape s = shape_arg(info[1], "fromData", "shape");
-  if (static_cast<size_t>(s.numel()) != a.ElementLength())
-    fail(code::kShape, "fromData: shape ", s.str(), " holds ", s.numel(), " elements but the array has ",
-         a.ElementLength());
-  Device dev = device_arg(info, 2, "fromData");
+  if (type == napi_float32_array) dt = DType::Float32;
+  else if (type == napi_int32_array) dt = DType::Int32;
+  else fail(code::kDtype, op, ": expected data to be a Float32Array or Int32Array");
+  Shape s = shape_arg(info[1], op, "shape");
+  if (static_cast<size_t>(s.numel()) != length)
+    fail(code::kShape, op, ": shape ", s.str(), " holds ", s.numel(), " elements but the array has ",
+         length);
+  Device dev = device_arg(info, 2, op);
   Tensor t = Tensor::empty(s, dt, dev);
+  if (t.nbytes() == 0) return wrap(info.Env(), t);  // an empty array may have no buffer at all
   // The caller may reuse its array as soon as we return: the CPU copy is synchronous; the CUDA
   // upload goes through pinned staging and is asynchronous on the device's stream.
-  const char* src = static_cast<const char*>(a.ArrayBuffer().Data()) + a.ByteOffset();
   if (dev.type == DeviceType::Cpu) {
     std::memcpy(t.ptr<char>(), src, t.nbytes());
   } else {

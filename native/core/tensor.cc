@@ -1,6 +1,7 @@
 #include "tensor.h"
 
 #include <cstdlib>
+#include <limits>
 #include <new>
 #include <sstream>
 
@@ -51,8 +52,25 @@ Device Device::parse(const std::string& s) {
 
 int64_t Shape::numel() const {
   int64_t n = 1;
-  for (int i = 0; i < rank; ++i) n *= dims[static_cast<size_t>(i)];
+  for (int i = 0; i < rank; ++i) {
+    int64_t r = 0;
+    if (__builtin_mul_overflow(n, dims[static_cast<size_t>(i)], &r))
+      return std::numeric_limits<int64_t>::max();
+    n = r;
+  }
   return n;
+}
+
+void check_shape_size(const Shape& s, const char* op) {
+  int64_t nonzero = 1;
+  for (int i = 0; i < s.rank; ++i) {
+    const int64_t d = s[i];
+    if (d < 0) fail(code::kShape, op, ": negative dimension in shape ", s.str());
+    if (d == 0) continue;
+    if (__builtin_mul_overflow(nonzero, d, &nonzero) || nonzero > kMaxNumel)
+      fail(code::kShape, op, ": shape ", s.str(), " is too large (a tensor holds at most ", kMaxNumel,
+           " elements, what a JavaScript typed array can hold)");
+  }
 }
 
 std::string Shape::str() const {
@@ -87,17 +105,16 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, DType dtype, int64
     : storage_(std::move(storage)), shape_(shape), dtype_(dtype), offset_(offset) {}
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  for (int i = 0; i < shape.rank; ++i)
-    if (shape[i] < 0) fail(code::kShape, "negative dimension in shape ", shape.str());
-  const int64_t n = shape.numel();
-  // Reject absurd sizes before multiplying into bytes (and before asking the allocator).
-  if (n > (int64_t{1} << 40)) fail(code::kOutOfMemory, "tensor of shape ", shape.str(), " is too large");
-  const size_t bytes = static_cast<size_t>(n) * dtype_size(dtype);
+  // Before multiplying into bytes and before asking the allocator: n * 4 cannot overflow.
+  check_shape_size(shape, "cannot create a tensor");
+  const size_t bytes = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
   return Tensor(std::make_shared<Storage>(bytes, device), shape, dtype, 0);
 }
 
 Tensor Tensor::view(int64_t offset, const Shape& shape) const {
-  if (offset < 0 || shape.numel() < 0 || offset + shape.numel() > numel())
+  check_shape_size(shape, "view");
+  // Both terms are at most kMaxNumel here (or offset is rejected first): no overflow.
+  if (offset < 0 || offset > numel() || shape.numel() > numel() - offset)
     fail(code::kShape, "view of ", shape.numel(), " elements at offset ", offset,
          " does not fit in a tensor of ", numel(), " elements");
   return Tensor(storage_, shape, dtype_, offset_ + offset);

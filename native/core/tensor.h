@@ -30,16 +30,29 @@ struct Device {
 
 constexpr int kMaxRank = 4;
 
+// The most elements one tensor may have: what a JS typed array can hold (V8's
+// TypedArray::kMaxLength on 64-bit Node 20, 2^32; later V8s allow more), so that data() can
+// always return the values. 16 GiB of float32, far beyond any tensor this library needs. The
+// same bound applies to the product of a shape's non-zero dimensions, so that an empty
+// tensor such as [2^31, 2^31, 0] cannot make an operator loop 2^62 times over nothing.
+constexpr int64_t kMaxNumel = int64_t{1} << 32;
+
 struct Shape {
   int rank = 0;
   std::array<int64_t, kMaxRank> dims{};  // unused tail is 0
   int64_t operator[](int i) const { return dims[static_cast<size_t>(i)]; }
+  // The product of the dimensions, saturating at INT64_MAX (never wraps: a saturated count is
+  // beyond kMaxNumel, so every size check rejects it).
   int64_t numel() const;
   std::string str() const;  // "[16, 3, 227, 227]"
   bool operator==(const Shape& o) const;
   bool operator!=(const Shape& o) const { return !(*this == o); }
   static Shape of(std::initializer_list<int64_t> d);
 };
+
+// Throws ERR_SHAPE naming `op` unless every dimension is >= 0 and both the element count and
+// the product of the non-zero dimensions are at most kMaxNumel (overflow-safe).
+void check_shape_size(const Shape& s, const char* op);
 
 // A device buffer. Allocation failure throws ERR_OUT_OF_MEMORY with the size asked for.
 class Storage {

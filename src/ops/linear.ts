@@ -1,6 +1,6 @@
 // Fully connected layer (PyTorch layout: weight [out, in]) and a general matrix product.
 import { loadNative } from '../native.js';
-import { handleOf, Tensor } from '../tensor.js';
+import { handleOf, optionsOf, Tensor } from '../tensor.js';
 
 export interface LinearGradOptions {
   /** compute gradInput (default true; false for a first layer) */
@@ -49,6 +49,7 @@ export function linearBackward(
   options: LinearGradOptions = {},
 ): LinearGrads {
   const op = 'linearBackward';
+  options = optionsOf(options, op);
   const r = loadNative().linearBackward(handleOf(gradOutput, op, 'gradOutput'), handleOf(input, op, 'input'), handleOf(weight, op, 'weight'), {
     computeGradInput: options.computeGradInput,
     computeGradBias: options.computeGradBias,
