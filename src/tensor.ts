@@ -43,6 +43,15 @@ function describe(v: unknown): string {
   return `${typeof v} ${String(v)}`;
 }
 
+/** options.dtype (default float32), checked so that the error names `op`. */
+function dtypeOf(dtype: unknown, op: string): DType {
+  if (dtype === undefined) return 'float32';
+  if (dtype !== 'float32' && dtype !== 'int32') {
+    throw alexnetError('ERR_DTYPE', `${op}: unsupported dtype ${describe(dtype)} (expected 'float32' or 'int32')`);
+  }
+  return dtype;
+}
+
 // What a typed array can hold (V8's limit on 64-bit Node 20), the addon's largest tensor too.
 const MAX_NUMEL = 2 ** 32;
 
@@ -116,10 +125,7 @@ export class Tensor<D extends DType = DType> {
     options: TensorOptions<D> = {},
   ): Tensor<D> {
     const o = optionsOf(options, 'Tensor.from');
-    const dtype = o.dtype ?? (data instanceof Int32Array ? 'int32' : 'float32');
-    if (dtype !== 'float32' && dtype !== 'int32') {
-      throw alexnetError('ERR_DTYPE', `Tensor.from: unsupported dtype '${String(dtype)}' (expected 'float32' or 'int32')`);
-    }
+    const dtype = o.dtype === undefined && data instanceof Int32Array ? 'int32' : dtypeOf(o.dtype, 'Tensor.from');
     const s = shapeOf(shape, 'Tensor.from');
     return new Tensor<D>(loadNative().fromData(fromArray(data, dtype), s, o.device));
   }
@@ -127,14 +133,27 @@ export class Tensor<D extends DType = DType> {
   /** An uninitialised tensor. */
   static empty<D extends DType = 'float32'>(shape: readonly number[], options: TensorOptions<D> = {}): Tensor<D> {
     const o = optionsOf(options, 'Tensor.empty');
-    return new Tensor<D>(loadNative().empty(shapeOf(shape, 'Tensor.empty'), o.dtype ?? 'float32', o.device));
+    return new Tensor<D>(loadNative().empty(shapeOf(shape, 'Tensor.empty'), dtypeOf(o.dtype, 'Tensor.empty'), o.device));
   }
 
   /** A tensor filled with `value` (float32 unless dtype says int32; then value must be an integer). */
   static full<D extends DType = 'float32'>(shape: readonly number[], value: number, options: TensorOptions<D> = {}): Tensor<D> {
-    const o = optionsOf(options, 'Tensor.full');
-    if (typeof value !== 'number') throw alexnetError('ERR_ARGUMENT', `Tensor.full: expected value to be a number but got ${describe(value)}`);
-    const t = new Tensor<D>(loadNative().empty(shapeOf(shape, 'Tensor.full'), o.dtype ?? 'float32', o.device));
+    return Tensor.#full('Tensor.full', shape, value, options);
+  }
+
+  /** A tensor of zeros (float32 unless dtype says int32). */
+  static zeros<D extends DType = 'float32'>(shape: readonly number[], options: TensorOptions<D> = {}): Tensor<D> {
+    return Tensor.#full('Tensor.zeros', shape, 0, options);
+  }
+
+  static #full<D extends DType>(op: string, shape: readonly number[], value: number, options: TensorOptions<D> | undefined): Tensor<D> {
+    const o = optionsOf(options, op);
+    const dtype = dtypeOf(o.dtype, op);
+    if (typeof value !== 'number') throw alexnetError('ERR_ARGUMENT', `${op}: expected value to be a number but got ${describe(value)}`);
+    if (dtype === 'int32' && !(Number.isInteger(value) && value >= -2147483648 && value <= 2147483647)) {
+      throw alexnetError('ERR_ARGUMENT', `${op}: value must be an integer in int32's range for an int32 tensor but got ${value}`);
+    }
+    const t = new Tensor<D>(loadNative().empty(shapeOf(shape, op), dtype, o.device));
     try {
       loadNative().fill(t.handle, value);
     } catch (e) {
@@ -142,12 +161,6 @@ export class Tensor<D extends DType = DType> {
       throw e;
     }
     return t;
-  }
-
-  /** A tensor of zeros (float32 unless dtype says int32). */
-  static zeros<D extends DType = 'float32'>(shape: readonly number[], options: TensorOptions<D> = {}): Tensor<D> {
-    optionsOf(options, 'Tensor.zeros');
-    return Tensor.full(shape, 0, options);
   }
 
   /** The native handle; throws if disposed. */

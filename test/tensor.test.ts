@@ -83,14 +83,16 @@ describe('Tensor', () => {
     expect(Tensor.from([3], [1]).dataSync()[0]).toBe(3);
   });
 
-  it('an allocation that cannot be satisfied is a typed out-of-memory error, and the process goes on', () => {
-    // 2^40 floats (4 TiB): refused before asking the allocator
-    expectCode(() => Tensor.empty([1 << 20, 1 << 20]), 'ERR_OUT_OF_MEMORY', /could not allocate 4398046511104 bytes|too large/);
-    expectCode(() => Tensor.empty([1 << 21, 1 << 20]), 'ERR_OUT_OF_MEMORY', /too large/);
-    // 64 GiB: more than this machine has; the allocator fails and says how much was asked
+  it('a shape beyond what a typed array can hold is ERR_SHAPE; an allocation that cannot be satisfied is ERR_OUT_OF_MEMORY; the process goes on', () => {
+    // 2^40 and 2^41 floats: refused by the size cap (2^32 elements) before asking the allocator
+    expectCode(() => Tensor.empty([1 << 20, 1 << 20]), 'ERR_SHAPE', /too large/);
+    expectCode(() => Tensor.empty([1 << 21, 1 << 20]), 'ERR_SHAPE', /too large/);
+    expectCode(() => Tensor.empty([16, 1024, 1024, 1024]), 'ERR_SHAPE', /at most 4294967296 elements/);
+    // 2^32 floats (16 GiB), the largest allowed: more than this machine has; the allocator
+    // fails and says so, unless overcommit hands out the address space
     let caught: unknown;
     try {
-      const t = Tensor.empty([16, 1024, 1024, 1024]);
+      const t = Tensor.empty([65536, 65536]);
       // overcommit may hand out the address space: touching it is not needed to pass
       t.dispose();
     } catch (e) {
