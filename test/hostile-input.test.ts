@@ -141,7 +141,7 @@ describe('item 8: no silent coercion', () => {
       expectCode(() => linearBackward(dy, x, w, o as object), 'ERR_ARGUMENT', /linearBackward: expected options/);
     }
     const img = Tensor.zeros([1, 1, 2, 2]);
-    expectCode(() => conv2dBackward(img, img, Tensor.zeros([1, 1, 1, 1]), 42 as object), 'ERR_ARGUMENT', /conv2dBackward: expected options/);
+    expectCode(() => conv2dBackward(img, img, Tensor.zeros([1, 1, 1, 1]), 42 as unknown as object), 'ERR_ARGUMENT', /conv2dBackward: expected options/);
     expectCode(() => maxPool2d(img, null as unknown as { kernelSize: number }), 'ERR_ARGUMENT', /maxPool2d: expected options/);
     expectCode(() => localResponseNorm(img, null as unknown as { size: number }), 'ERR_ARGUMENT', /localResponseNorm: expected options/);
     expectCode(() => dropout(img, null as unknown as { p: number; seed: number }), 'ERR_ARGUMENT', /dropout: expected options/);
