@@ -53,6 +53,17 @@ describe('normalizeImages', () => {
     }
   });
 
+  it('reads pixels on a SharedArrayBuffer too (copied at the call)', async () => {
+    const r = rng();
+    const shape = [2, 3, 5, 4];
+    const { pixels, mean, std } = randomImages(r, shape);
+    const shared = new Uint8Array(new SharedArrayBuffer(pixels.length + 8), 8);
+    shared.set(pixels);
+    const y = normalizeImages(shared, shape, { mean, std });
+    shared.fill(0);
+    expect(Array.from(await y.data())).toEqual(Array.from(reference(pixels, shape, mean, std)));
+  });
+
   it('rejects what it cannot normalise, with coded errors', () => {
     const px = new Uint8Array(12);
     expectCode(() => normalizeImages(new Float32Array(12) as unknown as Uint8Array, [1, 3, 2, 2], { mean: [0, 0, 0], std: [1, 1, 1] }), 'ERR_DTYPE');

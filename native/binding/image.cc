@@ -36,15 +36,21 @@ Napi::Value NormalizeImages(const Napi::CallbackInfo& info) {
   const char* op = "normalizeImages";
   if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     fail(code::kDtype, op, ": expected pixels to be a Uint8Array");
-  Napi::TypedArray a = info[0].As<Napi::TypedArray>();
+  // napi_get_typedarray_info gives the bytes of an array on a SharedArrayBuffer too (they are
+  // copied before this call returns).
+  size_t length = 0;
+  void* data = nullptr;
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(info.Env(), info[0], &type, &length, &data, nullptr, nullptr) != napi_ok)
+    fail(code::kArgument, op, ": could not read the pixels array");
   Shape s = shape_arg(info[1], op, "shape");
   if (s.rank != 4) fail(code::kShape, op, ": expected shape [N, C, H, W] but got ", s.str());
   const int64_t N = s.dims[0], C = s.dims[1], HW = s.dims[2] * s.dims[3];
   if (C < 1 || C > cpu::kImageMaxChannels)
     fail(code::kShape, op, ": images have 1 to ", cpu::kImageMaxChannels, " channels but shape ", s.str(), " has ", C);
   if (HW >= (int64_t{1} << 31)) fail(code::kShape, op, ": an image plane of ", HW, " pixels is too large");
-  if (static_cast<size_t>(s.numel()) != a.ElementLength())
-    fail(code::kShape, op, ": shape ", s.str(), " holds ", s.numel(), " pixels but the array has ", a.ElementLength());
+  if (static_cast<size_t>(s.numel()) != length)
+    fail(code::kShape, op, ": shape ", s.str(), " holds ", s.numel(), " pixels but the array has ", length);
   const std::vector<double> mean = channel_values(info[2], C, op, "mean");
   const std::vector<double> stdev = channel_values(info[3], C, op, "std");
   for (int64_t c = 0; c < C; ++c)
@@ -60,8 +66,8 @@ Napi::Value NormalizeImages(const Napi::CallbackInfo& info) {
 
   Tensor y = Tensor::empty(s, DType::Float32, dev);
   const size_t bytes = static_cast<size_t>(s.numel());
-  const uint8_t* src = static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
   if (bytes == 0) return wrap(info.Env(), y);
+  const uint8_t* src = static_cast<const uint8_t*>(data);
   if (dev.type == DeviceType::Cpu) {
     auto copy = std::shared_ptr<uint8_t[]>(new uint8_t[bytes]);
     std::memcpy(copy.get(), src, bytes);
