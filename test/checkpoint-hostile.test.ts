@@ -123,6 +123,15 @@ describe('special files (item 4)', () => {
     }
   }, 120_000);
 
+  it('predict refuses an image that is a FIFO instead of hanging', async () => {
+    const { weights, config } = seedRun();
+    const path = fresh('good');
+    await saveCheckpoint(path, { weights, step: 0, epoch: 0, config });
+    const r = cli(['predict', path, fifo], 30_000);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/a\.fifo': not a regular file \(it is a FIFO \(named pipe\)\) \(ERR_DATA\)/);
+  }, 60_000);
+
   it('a directory and /dev/zero are refused too', async () => {
     await expectCheckpointError(readSafetensors(dir), /not a regular file \(it is a directory\)/);
     await expectCheckpointError(readSafetensors('/dev/zero'), /not a regular file \(it is a device\)/);
