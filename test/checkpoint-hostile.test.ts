@@ -215,7 +215,7 @@ describe('memory bombs (item 5)', () => {
       ['--workers', '100000', 'from 0 to 256'],
       ['--batch-size', '1000000', 'from 1 to 1024'],
       ['--epochs', '2.5', 'from 1 to 1000000'],
-      ['--lr', 'NaN', 'from 0 to'],
+      ['--lr', 'NaN', 'a finite number from 0'],
     ] as const) {
       const r = cli([...common, flag, value], 30_000);
       expect(r.status, `${flag} ${value}: ${r.stderr}`).toBe(1);

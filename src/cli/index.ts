@@ -12,7 +12,8 @@ function num(name: string, min = 0, max = Number.MAX_VALUE) {
   return (value: string): number => {
     const n = value.trim() === '' ? NaN : Number(value);
     if (!Number.isFinite(n) || n < min || n > max) {
-      throw alexnetError('ERR_ARGUMENT', `--${name} must be a number from ${min} to ${max}, got '${value}'`);
+      const range = max === Number.MAX_VALUE ? `a finite number from ${min}` : `a number from ${min} to ${max}`;
+      throw alexnetError('ERR_ARGUMENT', `--${name} must be ${range}, got '${value}'`);
     }
     return n;
   };
