@@ -46,6 +46,16 @@ function rawFile(header: string | Buffer, data: Uint8Array = new Uint8Array(0), 
   return Buffer.concat([len, h, data]);
 }
 
+/** CRC-32 (IEEE, reflected 0xEDB88320), one bit at a time: the slow, obvious reference. */
+function bitwiseCrc32(data: ArrayLike<number>): string {
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) {
+    c ^= data[i]!;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+  }
+  return ((c ^ 0xffffffff) >>> 0).toString(16).padStart(8, '0');
+}
+
 function bytes(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
@@ -103,17 +113,19 @@ describe('safetensors round trip', () => {
       { b: { dtype: 'I32', shape: [2], data: Int32Array.from([1, -2]) }, a: { dtype: 'F32', shape: [], data: Float32Array.from([1.5]) } },
       { k: 'v' },
     );
-    const json = '{"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"b":{"dtype":"I32","shape":[2],"data_offsets":[4,12]}}';
-    expect(json.length).toBe(132); // padded to 136
+    // The checksums: CRC-32 of each tensor's bytes, from the bitwise reference below.
+    const sums = `{\\"a\\":\\"${bitwiseCrc32([0x00, 0x00, 0xc0, 0x3f])}\\",\\"b\\":\\"${bitwiseCrc32([1, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff])}\\"}`;
+    const json = `{"__metadata__":{"alexnet.crc32":"${sums}","k":"v"},"a":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"b":{"dtype":"I32","shape":[2],"data_offsets":[4,12]}}`;
+    expect(json.length).toBe(190); // padded to 192
     const expected = Buffer.concat([
-      Buffer.from([136, 0, 0, 0, 0, 0, 0, 0]),
-      Buffer.from(json + '    ', 'ascii'),
+      Buffer.from([192, 0, 0, 0, 0, 0, 0, 0]),
+      Buffer.from(json + '  ', 'ascii'),
       Buffer.from([0x00, 0x00, 0xc0, 0x3f]), // 1.5f
       Buffer.from([1, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff]), // 1, -2
     ]);
     const got = await readFile(path);
     expect(got.toString('hex')).toBe(expected.toString('hex'));
-    expect(got.length).toBe(8 + 136 + 12);
+    expect(got.length).toBe(8 + 192 + 12);
   });
 
   it('omits __metadata__ when there is none and writes an empty file as an 8-byte-aligned "{}"', async () => {
@@ -310,10 +322,10 @@ describe('safetensors: atomic writes', () => {
     expect((await readSafetensors(path)).metadata.version).toBe('2');
   });
 
-  it('a rename that fails (the target is a directory) cleans up its temporary file', async () => {
+  it('a directory as the target is refused before anything is written', async () => {
     const target = join(dir, 'target-is-a-dir');
     await mkdir(join(target, 'child'), { recursive: true });
-    await expectCheckpointError(writeSafetensors(target, v1), /target-is-a-dir: writing the safetensors file failed/);
+    await expectCheckpointError(writeSafetensors(target, v1), /target-is-a-dir: is a directory; give a file name/);
     expect(await tempFiles()).toEqual([]);
   });
 });

@@ -1,14 +1,20 @@
 // The `alexnet` command-line tool.
 import { Command, InvalidArgumentError } from 'commander';
+import { alexnetError } from '../errors.js';
 import { backendInfo, packageVersion, setNumThreads } from '../info.js';
 import { seedForward } from './forward.js';
 import { useDefaultOpenblasKernels } from '../native.js';
 import { evalCommand, exportCommand, filtersCommand, plotCommand, predictCommand, samplesCommand, trainCommand } from './commands.js';
 
-function num(name: string, min = 0) {
+// Numeric flags are bounded, so a typo or a hostile value is an ERR_ARGUMENT error naming the
+// flag and its range, never a multi-gigabyte allocation or a V8 out-of-memory abort.
+function num(name: string, min = 0, max = Number.MAX_VALUE) {
   return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number >= ${min}`);
+    const n = value.trim() === '' ? NaN : Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      const range = max === Number.MAX_VALUE ? `a finite number from ${min}` : `a number from ${min} to ${max}`;
+      throw alexnetError('ERR_ARGUMENT', `--${name} must be ${range}, got '${value}'`);
+    }
     return n;
   };
 }
@@ -20,13 +26,35 @@ function oneOf<T extends string>(name: string, values: readonly T[]) {
   };
 }
 
-function positiveInt(name: string) {
+function int(name: string, min: number, max: number) {
   return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    const n = /^\s*[+]?\d+\s*$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw alexnetError('ERR_ARGUMENT', `--${name} must be an integer from ${min} to ${max}, got '${value}'`);
+    }
     return n;
   };
 }
+
+function positiveInt(name: string, max: number = LIMITS.count) {
+  return int(name, 1, max);
+}
+
+/** The ranges of the numeric flags (see the comment above `num`). */
+export const LIMITS = {
+  /** Batch sizes: 1024 images of 3x227x227 floats are 633 MB already. */
+  batch: 1024,
+  /** Synthetic dataset sizes (ImageNet's training set is 1.28 million). */
+  samples: 10_000_000,
+  /** Data worker threads. */
+  workers: 256,
+  /** Classes (a 4096 x 100,000 last layer is 1.6 GB). */
+  classes: 100_000,
+  /** Steps, epochs and other counts. */
+  count: Number.MAX_SAFE_INTEGER,
+  /** CPU threads. */
+  threads: 1024,
+} as const;
 
 function printInfo(json: boolean): void {
   const info = backendInfo();
@@ -62,9 +90,9 @@ program
 program
   .command('forward')
   .description('run one timed forward pass of the seed AlexNet (random weights) on the CPU')
-  .option('-b, --batch <n>', 'batch size', positiveInt('batch'), 4)
-  .option('-c, --classes <n>', 'number of classes', positiveInt('classes'), 2)
-  .option('-t, --threads <n>', 'CPU threads', positiveInt('threads'))
+  .option('-b, --batch <n>', 'batch size', positiveInt('batch', LIMITS.batch), 4)
+  .option('-c, --classes <n>', 'number of classes', positiveInt('classes', LIMITS.classes), 2)
+  .option('-t, --threads <n>', 'CPU threads', positiveInt('threads', LIMITS.threads))
   .option('--json', 'print one JSON object')
   .action(async (opts: { batch: number; classes: number; threads?: number; json?: boolean }) => {
     if (opts.threads) setNumThreads(opts.threads);
@@ -84,26 +112,27 @@ program
   .option('--data <folder>', 'training images, one sub-folder per class (default: the synthetic dataset)')
   .option('--val-data <folder>', 'validation images, same class folders')
   .option('--config <name>', 'seed | paper2012 | torchvision', oneOf('config', ['seed', 'paper2012', 'torchvision'] as const), 'seed')
-  .option('--classes <n>', 'number of classes (synthetic: 2 to 8)', positiveInt('classes'))
+  .option('--classes <n>', 'number of classes (synthetic: 2 to 8)', positiveInt('classes', LIMITS.classes))
   .option('--init <name>', 'kaiming | paper | pytorch (initial weights)', oneOf('init', ['kaiming', 'paper', 'pytorch'] as const), 'kaiming')
   .option('--device <name>', 'cpu or cuda:N', 'cpu')
-  .option('-b, --batch-size <n>', 'batch size', positiveInt('batch size'), 32)
-  .option('-e, --epochs <n>', 'epochs', positiveInt('epochs'), 4)
+  .option('-b, --batch-size <n>', 'batch size', positiveInt('batch-size', LIMITS.batch), 32)
+  .option('-e, --epochs <n>', 'epochs', positiveInt('epochs', 1_000_000), 4)
   .option('--lr <x>', 'learning rate (0.002 suits the He-initialised network at batch 32; 0.01 diverges)', num('lr'), 0.002)
   .option('--momentum <x>', 'momentum', num('momentum'), 0.9)
-  .option('--weight-decay <x>', 'weight decay', num('weight decay'), 5e-4)
+  .option('--weight-decay <x>', 'weight decay', num('weight-decay'), 5e-4)
   .option('--convention <name>', 'pytorch | krizhevsky (SGD momentum convention)', oneOf('convention', ['pytorch', 'krizhevsky'] as const), 'pytorch')
   .option('--schedule <spec>', 'none | step:N | multistep:A,B | plateau (divide by 10 when validation error stops improving)', 'none')
   .option('--checkpoint <file>', 'checkpoint file (safetensors), written every --checkpoint-every steps and at the end', 'runs/alexnet.safetensors')
-  .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', num('checkpoint-every'), 20)
+  .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', int('checkpoint-every', 0, LIMITS.count), 20)
   .option('--resume <file>', 'continue the run saved in this checkpoint')
+  .option('--no-verify', 'skip the checkpoint checksum verification (faster loads; corruption goes unnoticed)')
   .option('--metrics <file>', 'metrics log (JSON lines)', 'runs/metrics.jsonl')
-  .option('--train-size <n>', 'synthetic training images', positiveInt('train size'), 2048)
-  .option('--val-size <n>', 'synthetic validation images', positiveInt('val size'), 256)
-  .option('--seed <n>', 'seed of the data order, augmentation, initialisation and dropout', num('seed'), 0)
-  .option('--workers <n>', 'data worker threads', num('workers'))
-  .option('--max-steps <n>', 'stop after this many steps', positiveInt('max steps'))
-  .option('--warmup <n>', 'linear learning-rate warm-up over the first n steps', num('warmup'), 0)
+  .option('--train-size <n>', 'synthetic training images', positiveInt('train-size', LIMITS.samples), 2048)
+  .option('--val-size <n>', 'synthetic validation images', positiveInt('val-size', LIMITS.samples), 256)
+  .option('--seed <n>', 'seed of the data order, augmentation, initialisation and dropout', int('seed', 0, LIMITS.count), 0)
+  .option('--workers <n>', 'data worker threads', int('workers', 0, LIMITS.workers))
+  .option('--max-steps <n>', 'stop after this many steps', positiveInt('max-steps'))
+  .option('--warmup <n>', 'linear learning-rate warm-up over the first n steps', int('warmup', 0, LIMITS.count), 0)
   .option('--json', 'print one JSON object per line instead of a progress bar, ending with a summary')
   .action(async (opts) => {
     await trainCommand({ ...opts, json: Boolean(opts.json) });
@@ -114,27 +143,30 @@ program
   .description('top-1 / top-5 accuracy of a checkpoint on its validation data (or --data)')
   .option('--data <folder>', 'evaluate on this image folder instead')
   .option('--device <name>', 'cpu or cuda:N', 'cpu')
-  .option('-b, --batch-size <n>', 'batch size', positiveInt('batch size'), 32)
+  .option('-b, --batch-size <n>', 'batch size', positiveInt('batch-size', LIMITS.batch), 32)
   .option('--json', 'print one JSON object')
+  .option('--no-verify', 'skip the checkpoint checksum verification (faster loads; corruption goes unnoticed)')
   .action(async (checkpoint: string, opts) => evalCommand(checkpoint, { ...opts, json: Boolean(opts.json) }));
 
 program
   .command('predict <checkpoint> <images...>')
   .description('the top-k classes of each image')
-  .option('-k, --top <n>', 'how many classes to show', positiveInt('top'), 5)
+  .option('-k, --top <n>', 'how many classes to show', positiveInt('top', LIMITS.classes), 5)
   .option('--device <name>', 'cpu or cuda:N', 'cpu')
   .option('--json', 'one JSON object per image')
+  .option('--no-verify', 'skip the checkpoint checksum verification (faster loads; corruption goes unnoticed)')
   .action(async (checkpoint: string, images: string[], opts) => predictCommand(checkpoint, images, { ...opts, json: Boolean(opts.json) }));
 
 program
   .command('export <checkpoint>')
   .description('write the model of a checkpoint as an ONNX file (standard operators; input \'input\' [N, 3, S, S], output \'logits\')')
   .requiredOption('-o, --out <file>', 'output .onnx file')
-  .option('--opset <n>', 'ONNX operator set, 11 to 21', positiveInt('opset'), 13)
-  .option('--batch <n>', "'dynamic' or a fixed batch size", (v: string) => (v === 'dynamic' ? ('dynamic' as const) : positiveInt('batch')(v)), 'dynamic' as 'dynamic' | number)
+  .option('--opset <n>', 'ONNX operator set, 11 to 21', int('opset', 1, 1000), 13)
+  .option('--batch <n>', "'dynamic' or a fixed batch size", (v: string) => (v === 'dynamic' ? ('dynamic' as const) : positiveInt('batch', LIMITS.batch)(v)), 'dynamic' as 'dynamic' | number)
   .option('--softmax', "also output 'probabilities' (softmax of the logits)")
   .option('--json', 'print one JSON object')
-  .action(async (checkpoint: string, opts: { out: string; opset: number; batch: 'dynamic' | number; softmax?: boolean; json?: boolean }) =>
+  .option('--no-verify', 'skip the checkpoint checksum verification (faster loads; corruption goes unnoticed)')
+  .action(async (checkpoint: string, opts: { out: string; opset: number; batch: 'dynamic' | number; softmax?: boolean; json?: boolean; verify: boolean }) =>
     exportCommand(checkpoint, { ...opts, softmax: Boolean(opts.softmax), json: Boolean(opts.json) }));
 
 program
@@ -147,15 +179,16 @@ program
   .command('filters <checkpoint>')
   .description("the first layer's kernels as an image grid (like figure 3 of the 2012 paper)")
   .requiredOption('-o, --out <file>', 'output PNG')
-  .option('--scale <n>', 'pixels per kernel pixel', positiveInt('scale'), 4)
-  .action(async (checkpoint: string, opts: { out: string; scale: number }) => filtersCommand(checkpoint, opts.out, opts));
+  .option('--scale <n>', 'pixels per kernel pixel', positiveInt('scale', 256), 4)
+  .option('--no-verify', 'skip the checkpoint checksum verification (faster loads; corruption goes unnoticed)')
+  .action(async (checkpoint: string, opts: { out: string; scale: number; verify: boolean }) => filtersCommand(checkpoint, opts.out, opts));
 
 program
   .command('bench')
   .description('inference and training images/s of the seed AlexNet per batch size, a per-layer table, peak memory, and onnxruntime-node beside it')
   .option('--device <name>', 'cpu or cuda:N', 'cpu')
   .option('--batch <list>', 'batch sizes, comma separated (cpu: 1,16,64; cuda: 1,16,64,128)')
-  .option('--reps <n>', 'timed repetitions (best is kept)', positiveInt('reps'), 3)
+  .option('--reps <n>', 'timed repetitions (best is kept)', positiveInt('reps', 100_000), 3)
   .option('--no-peer', 'skip onnxruntime-node')
   .option('--save', 'write bench/results/bench-<device>-<date>.{json,md}')
   .option('--json', 'one JSON object per batch size: {device, batch, trainImagesPerSecond, inferImagesPerSecond, layers, ...}')
@@ -168,9 +201,9 @@ program
 program
   .command('samples <folder>')
   .description('write synthetic-dataset images as PNG files, one sub-folder per class (to try predict, or as an image folder)')
-  .option('-n, --count <n>', 'images', positiveInt('count'), 8)
-  .option('--classes <n>', 'number of classes', positiveInt('classes'), 2)
-  .option('--seed <n>', 'seed', num('seed'), 123)
+  .option('-n, --count <n>', 'images', positiveInt('count', 1_000_000), 8)
+  .option('--classes <n>', 'number of classes', positiveInt('classes', 8), 2)
+  .option('--seed <n>', 'seed', int('seed', 0, LIMITS.count), 123)
   .action(async (folder: string, opts: { count: number; classes: number; seed: number }) => samplesCommand(folder, opts));
 
 program.parseAsync(process.argv).catch((err: unknown) => {

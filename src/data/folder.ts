@@ -176,6 +176,10 @@ export class ImageFolder implements Dataset {
     const R = this.transform.resizeSize;
     let out: { data: Buffer; info: { width: number; height: number; channels: number } };
     try {
+      // A FIFO (or another special file) would block a decoder thread forever: refuse it first.
+      // stat does not open the file, so it cannot block.
+      const st = await stat(file);
+      if (!st.isFile()) throw new Error(`not a regular file (it is ${st.isFIFO() ? 'a FIFO (named pipe)' : st.isDirectory() ? 'a directory' : 'a special file'})`);
       out = await sharp(file)
         .resize(R, R, { fit: 'outside', kernel: this.transform.kernel })
         .removeAlpha()

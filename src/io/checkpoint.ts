@@ -15,8 +15,21 @@
 //   model.load_state_dict({k: v for k, v in sd.items() if not k.startswith(("optimizer.", "trainer."))})
 //
 // The tensors come back as host typed arrays; the trainer makes device Tensors of them.
+//
+// Loading is defensive, as a checkpoint may come from anywhere: the header (tensor names,
+// dtypes, shapes) and every metadata field are validated BEFORE any tensor data is read, against
+// `expect` when given (a resume or an eval knows exactly which tensors it needs), so a crafted
+// header declaring huge tensors is refused without allocating them. Each tensor's CRC-32 is
+// verified (see safetensors.ts; `verify: false` skips it), and `requireFinite` refuses weights
+// holding NaN or infinity, naming the tensor and the file.
 import { checkpointError } from './errors.js';
-import { readSafetensors, writeSafetensors, type SafetensorsInput, type WriteSafetensorsOptions } from './safetensors.js';
+import {
+  readSafetensors,
+  writeSafetensors,
+  type SafetensorsHeaderEntry,
+  type SafetensorsInput,
+  type WriteSafetensorsOptions,
+} from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'alexnet-node/1';
 const MOMENTUM_PREFIX = 'optimizer.momentum.';
@@ -73,14 +86,40 @@ export interface LoadedCheckpoint {
   rngState?: object;
   dataOrder?: Int32Array | DataOrderRecipe;
   config: object;
-  /** All metadata strings as stored (including any written by other tools). */
+  /** All metadata strings as stored (including any written by other tools; not the checksums). */
   metadata: Record<string, string>;
+  /** Whether the tensors' CRC-32s were verified ('absent': a file written before checksums). */
+  checksums: 'verified' | 'absent' | 'skipped';
+}
+
+/** What an `expect` function sees: the validated header, before any tensor data is read. */
+export interface CheckpointHeader {
+  config: object;
+  step: number;
+  epoch: number;
+  /** The parsed 'optimizer', 'rng' and 'dataOrder' metadata objects, when present. */
+  optimizer?: object;
+  rng?: object;
+  recipe?: object;
+  tensors: ReadonlyMap<string, SafetensorsHeaderEntry>;
+  metadata: Readonly<Record<string, string>>;
 }
 
 export interface LoadCheckpointOptions {
-  /** Weights that must be present, with their shapes: a missing one or another shape is an error. */
-  expect?: Record<string, readonly number[]>;
+  /**
+   * The weights the caller needs, with their shapes (or a function of the header that returns
+   * them, and may throw to refuse the file). Checked before any data is read: a missing weight,
+   * another shape, or a weight the caller does not know is an error.
+   */
+  expect?: Record<string, readonly number[]> | ((header: CheckpointHeader) => Record<string, readonly number[]> | undefined);
+  /** Verify the tensors' CRC-32s (default true). */
+  verify?: boolean;
+  /** Refuse weights (and momentum) holding NaN or infinity (default false). */
+  requireFinite?: boolean;
 }
+
+/** Largest element count of the data-order tensor (a permutation of the training set). */
+export const MAX_DATA_ORDER = 100_000_000;
 
 function isTensorLike(x: TensorSource): x is TensorLike {
   return typeof (x as TensorLike).data === 'function';
@@ -184,71 +223,127 @@ function hostOf(path: string, name: string, t: { dtype: string; shape: number[];
   throw checkpointError(`${path}: tensor '${name}' has dtype ${t.dtype}; checkpoints hold F32 and I32 only`);
 }
 
+function countNonFinite(a: Float32Array): number {
+  let bad = 0;
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) bad++;
+  return bad;
+}
+
 /** Reads a checkpoint written by `saveCheckpoint`, checking its structure (and `options.expect`). */
 export async function loadCheckpoint(path: string, options: LoadCheckpointOptions = {}): Promise<LoadedCheckpoint> {
-  const file = await readSafetensors(path);
-  const { metadata } = file;
-  const fmt = metadata.checkpoint;
-  if (fmt !== CHECKPOINT_FORMAT) {
-    throw checkpointError(
-      fmt === undefined
-        ? `${path}: not an alexnet-node checkpoint (no 'checkpoint' entry in __metadata__)`
-        : `${path}: checkpoint format '${fmt}' is not supported (this version reads '${CHECKPOINT_FORMAT}')`,
-    );
-  }
+  let parsed: { step: number; epoch: number; config: object; optimizer?: object; rng?: object; recipe?: object } | undefined;
+  const inspect = (tensors: ReadonlyMap<string, SafetensorsHeaderEntry>, metadata: Readonly<Record<string, string>>): void => {
+    const fmt = metadata.checkpoint;
+    if (fmt !== CHECKPOINT_FORMAT) {
+      throw checkpointError(
+        fmt === undefined
+          ? `${path}: not an alexnet-node checkpoint (no 'checkpoint' entry in __metadata__)`
+          : `${path}: checkpoint format '${fmt}' is not supported (this version reads '${CHECKPOINT_FORMAT}')`,
+      );
+    }
+    const object = (key: string): object | undefined => {
+      const v = parseJson(path, metadata, key);
+      if (v !== undefined && (v === null || typeof v !== 'object' || Array.isArray(v))) throw checkpointError(`${path}: metadata '${key}' must be a JSON object`);
+      return v as object | undefined;
+    };
+    const config = object('config');
+    if (config === undefined) throw checkpointError(`${path}: metadata 'config' is missing`);
+    parsed = { step: parseCount(path, metadata, 'step'), epoch: parseCount(path, metadata, 'epoch'), config };
+    const optimizer = object('optimizer');
+    const rng = object('rng');
+    const recipe = object('dataOrder');
+    if (optimizer !== undefined) parsed.optimizer = optimizer;
+    if (rng !== undefined) parsed.rng = rng;
+    if (recipe !== undefined) parsed.recipe = recipe;
+
+    // Tensor kinds, dtypes and the pairing of momentum with weights, from the header alone.
+    const weightShapes = new Map<string, readonly number[]>();
+    for (const [name, t] of tensors) {
+      if (t.dtype !== 'F32' && t.dtype !== 'I32') throw checkpointError(`${path}: tensor '${name}' has dtype ${t.dtype}; checkpoints hold F32 and I32 only`);
+      if (name === DATA_ORDER_TENSOR) {
+        if (t.dtype !== 'I32' || t.shape.length !== 1) throw checkpointError(`${path}: '${name}' must be a 1-D I32 tensor`);
+        if (t.shape[0]! > MAX_DATA_ORDER) throw checkpointError(`${path}: '${name}' holds ${t.shape[0]} entries, more than the ${MAX_DATA_ORDER} this reader accepts`);
+        if (recipe !== undefined) throw checkpointError(`${path}: both a data-order tensor and a data-order recipe`);
+      } else if (name.startsWith(MOMENTUM_PREFIX)) {
+        continue;
+      } else if (RESERVED_PREFIXES.some((p) => name.startsWith(p))) {
+        throw checkpointError(`${path}: unknown tensor '${name}' under a reserved prefix`);
+      } else weightShapes.set(name, t.shape);
+    }
+    if (weightShapes.size === 0) throw checkpointError(`${path}: the checkpoint holds no weights`);
+    for (const [name, t] of tensors) {
+      if (!name.startsWith(MOMENTUM_PREFIX)) continue;
+      const w = name.slice(MOMENTUM_PREFIX.length);
+      const ws = weightShapes.get(w);
+      if (ws === undefined) throw checkpointError(`${path}: momentum for '${w}', which is not one of the weights`);
+      if (t.shape.join() !== ws.join()) throw checkpointError(`${path}: momentum '${w}' has shape [${t.shape.join(', ')}] but the weight has [${ws.join(', ')}]`);
+    }
+
+    const expect = typeof options.expect === 'function' ? options.expect({ ...parsed, tensors, metadata }) : options.expect;
+    if (expect !== undefined) {
+      const missing = Object.keys(expect).filter((n) => !weightShapes.has(n));
+      if (missing.length > 0) throw checkpointError(`${path}: missing weight${missing.length > 1 ? 's' : ''} ${missing.map((n) => `'${n}'`).join(', ')}`);
+      for (const [name, shape] of Object.entries(expect)) {
+        const got = weightShapes.get(name)!;
+        if (got.join() !== shape.join()) throw checkpointError(`${path}: weight '${name}' has shape [${got.join(', ')}], expected [${shape.join(', ')}]`);
+        if (tensors.get(name)!.dtype !== 'F32') throw checkpointError(`${path}: weight '${name}' has dtype ${tensors.get(name)!.dtype}, expected F32`);
+      }
+      const extra = [...weightShapes.keys()].filter((n) => !Object.prototype.hasOwnProperty.call(expect, n));
+      if (extra.length > 0) throw checkpointError(`${path}: unexpected weight${extra.length > 1 ? 's' : ''} ${extra.slice(0, 5).map((n) => `'${n}'`).join(', ')}${extra.length > 5 ? ', ...' : ''} (not part of this model)`);
+    }
+  };
+
+  const file = await readSafetensors(path, { inspect, ...(options.verify !== undefined ? { verify: options.verify } : {}) });
+  const p = parsed!;
   const weights: Record<string, HostTensor> = {};
   const momentum: Record<string, HostTensor> = {};
   let dataOrder: Int32Array | DataOrderRecipe | undefined;
   for (const [name, t] of file.tensors) {
     if (name.startsWith(MOMENTUM_PREFIX)) momentum[name.slice(MOMENTUM_PREFIX.length)] = hostOf(path, name, t);
-    else if (name === DATA_ORDER_TENSOR) {
-      const h = hostOf(path, name, t);
-      if (!(h.data instanceof Int32Array) || h.shape.length !== 1) throw checkpointError(`${path}: '${name}' must be a 1-D I32 tensor`);
-      dataOrder = h.data;
-    } else if (RESERVED_PREFIXES.some((p) => name.startsWith(p))) {
-      throw checkpointError(`${path}: unknown tensor '${name}' under a reserved prefix`);
-    } else weights[name] = hostOf(path, name, t);
+    else if (name === DATA_ORDER_TENSOR) dataOrder = hostOf(path, name, t).data as Int32Array;
+    else weights[name] = hostOf(path, name, t);
   }
-  if (Object.keys(weights).length === 0) throw checkpointError(`${path}: the checkpoint holds no weights`);
-  for (const [name, shape] of Object.entries(options.expect ?? {})) {
-    const w = weights[name];
-    if (w === undefined) {
-      const missing = Object.keys(options.expect!).filter((n) => weights[n] === undefined);
-      throw checkpointError(`${path}: missing weight${missing.length > 1 ? 's' : ''} ${missing.map((n) => `'${n}'`).join(', ')}`);
-    }
-    if (w.shape.join() !== shape.join()) {
-      throw checkpointError(`${path}: weight '${name}' has shape [${w.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  if (options.requireFinite) {
+    for (const [kind, dict] of [['weight', weights], ['momentum', momentum]] as const) {
+      for (const [name, t] of Object.entries(dict)) {
+        if (!(t.data instanceof Float32Array)) continue;
+        const bad = countNonFinite(t.data);
+        if (bad > 0) {
+          throw checkpointError(
+            `${path}: ${kind} '${name}' holds ${bad} NaN or infinite value${bad > 1 ? 's' : ''} (of ${t.data.length}): ` +
+              'the checkpoint FILE holds a diverged or corrupted model; use an earlier checkpoint',
+          );
+        }
+      }
     }
   }
-  for (const [name, m] of Object.entries(momentum)) {
-    const w = weights[name];
-    if (w === undefined) throw checkpointError(`${path}: momentum for '${name}', which is not one of the weights`);
-    if (m.shape.join() !== w.shape.join()) throw checkpointError(`${path}: momentum '${name}' has shape [${m.shape.join(', ')}] but the weight has [${w.shape.join(', ')}]`);
+  const out: LoadedCheckpoint = { weights, step: p.step, epoch: p.epoch, config: p.config, metadata: file.metadata, checksums: file.checksums };
+  if (p.optimizer !== undefined || Object.keys(momentum).length > 0) {
+    out.optimizer = { momentum, ...(p.optimizer !== undefined ? { config: p.optimizer } : {}) };
   }
-
-  const object = (key: string): object | undefined => {
-    const v = parseJson(path, metadata, key);
-    if (v !== undefined && (v === null || typeof v !== 'object')) throw checkpointError(`${path}: metadata '${key}' must be a JSON object`);
-    return v as object | undefined;
-  };
-  const config = object('config');
-  if (config === undefined) throw checkpointError(`${path}: metadata 'config' is missing`);
-  const out: LoadedCheckpoint = {
-    weights,
-    step: parseCount(path, metadata, 'step'),
-    epoch: parseCount(path, metadata, 'epoch'),
-    config,
-    metadata,
-  };
-  const optimizerConfig = object('optimizer');
-  if (optimizerConfig !== undefined || Object.keys(momentum).length > 0) {
-    out.optimizer = { momentum, ...(optimizerConfig !== undefined ? { config: optimizerConfig } : {}) };
-  }
-  const rng = object('rng');
-  if (rng !== undefined) out.rngState = rng;
-  const recipe = object('dataOrder');
-  if (recipe !== undefined && dataOrder !== undefined) throw checkpointError(`${path}: both a data-order tensor and a data-order recipe`);
-  if (recipe !== undefined) dataOrder = recipe as DataOrderRecipe;
+  if (p.rng !== undefined) out.rngState = p.rng;
+  if (p.recipe !== undefined) dataOrder = p.recipe as DataOrderRecipe;
   if (dataOrder !== undefined) out.dataOrder = dataOrder;
   return out;
+}
+
+const HEADER_ONLY = Symbol('header only');
+
+/**
+ * The validated header of a checkpoint (config, step, epoch, tensor entries, metadata) without
+ * reading any tensor data: what a caller needs to decide what to build before loading.
+ */
+export async function readCheckpointHeader(path: string): Promise<CheckpointHeader> {
+  let header: CheckpointHeader | undefined;
+  try {
+    await loadCheckpoint(path, {
+      expect: (h) => {
+        header = h;
+        throw Object.assign(new Error('header read'), { code: HEADER_ONLY });
+      },
+    });
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== HEADER_ONLY) throw e;
+  }
+  return header!;
 }

@@ -1,6 +1,12 @@
 // Checkpoints and the safetensors format.
 export {
+  CHECKSUM_KEY,
   MAX_HEADER_BYTES,
+  crc32,
+  openRegularFile,
+  removeStaleTemporaries,
+  type ReadSafetensorsOptions,
+  type SafetensorsHeaderEntry,
   dtypeItemSize,
   parseSafetensors,
   readSafetensors,
@@ -15,8 +21,11 @@ export {
 } from './safetensors.js';
 export {
   CHECKPOINT_FORMAT,
+  MAX_DATA_ORDER,
   loadCheckpoint,
+  readCheckpointHeader,
   saveCheckpoint,
+  type CheckpointHeader,
   type CheckpointState,
   type DataOrder,
   type DataOrderRecipe,

@@ -16,6 +16,7 @@ import type { Batch, Dataset } from '../data/common.js';
 import { DataLoader } from '../data/loader.js';
 import { alexnetError } from '../errors.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { checkpointError } from '../io/errors.js';
 import { Dropout } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
@@ -89,6 +90,8 @@ export interface TrainerOptions {
   logEvery?: number;
   /** continue from this checkpoint */
   resume?: string | null;
+  /** Verify the checksums of the `resume` checkpoint (default true). */
+  verifyCheckpoint?: boolean;
   /** linear learning-rate warm-up over the first this many steps (Goyal et al. 2017); 0 = none */
   warmupSteps?: number;
   /** stop after this many steps in total (for tests and smoke runs) */
@@ -196,22 +199,44 @@ export class Trainer {
     return true;
   }
 
-  /** Restores a checkpoint written by saveCheckpoint (same model configuration). */
-  async loadCheckpoint(path: string): Promise<void> {
+  /**
+   * Restores a checkpoint written by saveCheckpoint (same model configuration). The file is
+   * checked before its data is read (the weights this model has, with their shapes, and nothing
+   * else), its checksums are verified, and weights or momentum holding NaN/Inf are refused as a
+   * fault of the file (the trainer never writes them).
+   */
+  async loadCheckpoint(path: string, options: { verify?: boolean } = {}): Promise<void> {
     const expect = Object.fromEntries(this.store.layout.map((e) => [e.name, [...e.shape]]));
-    const ck = await loadCheckpoint(path, { expect });
+    const ck = await loadCheckpoint(path, {
+      expect: (header) => {
+        validateResumeMetadata(path, header.optimizer, header.rng, header.recipe);
+        return expect;
+      },
+      requireFinite: true,
+      ...(options.verify !== undefined ? { verify: options.verify } : {}),
+    });
+    const cfg = (ck.optimizer?.config ?? {}) as { step?: number; lr?: number; schedule?: unknown };
+    // loadCheckpoint validated the types of the fields present; a resume needs both or neither.
+    if ((cfg.step === undefined) !== (cfg.lr === undefined)) throw checkpointError(`${path}: metadata 'optimizer' has ${cfg.step === undefined ? 'lr but no step' : 'step but no lr'}`);
+    const rng = ck.rngState as { dropout?: { seed: number; offset: number }[] } | undefined;
+    const ds = dropouts(this.model);
+    if (rng?.dropout && rng.dropout.length !== ds.length) {
+      throw checkpointError(`${path}: metadata 'rng' has ${rng.dropout.length} dropout streams but this model has ${ds.length}`);
+    }
+    // Everything that can refuse the file is checked before the model's state changes.
+    try {
+      if (this.#schedule && cfg.schedule) (this.#schedule as { loadState(s: unknown): void }).loadState(cfg.schedule);
+    } catch (e) {
+      throw checkpointError(`${path}: metadata 'optimizer'.schedule is not valid for this schedule (${(e as Error).message})`, e);
+    }
     for (const e of this.store.layout) {
       const w = ck.weights[e.name]!;
       copyInto(this.store.params, e.offset, Tensor.from(w.data as Float32Array, [e.numel], { device: this.device }));
       const m = ck.optimizer?.momentum[e.name];
       if (m) copyInto(this.store.momentum, e.offset, Tensor.from(m.data as Float32Array, [e.numel], { device: this.device }));
     }
-    const cfg = (ck.optimizer?.config ?? {}) as { step?: number; lr?: number; schedule?: unknown };
     if (typeof cfg.step === 'number' && typeof cfg.lr === 'number') this.optimizer.loadState({ step: cfg.step, lr: cfg.lr });
-    if (this.#schedule && cfg.schedule) (this.#schedule as { loadState(s: unknown): void }).loadState(cfg.schedule);
-    const rng = ck.rngState as { dropout?: { seed: number; offset: number }[] } | undefined;
-    const ds = dropouts(this.model);
-    if (rng?.dropout && rng.dropout.length === ds.length) {
+    if (rng?.dropout) {
       ds.forEach((d, i) => {
         d.seed = rng.dropout![i]!.seed;
         d.offset = rng.dropout![i]!.offset;
@@ -224,7 +249,7 @@ export class Trainer {
   /** Runs the loop; resolves with the summary (also on NaN or interruption). */
   async run(): Promise<TrainSummary> {
     const o = this.options;
-    if (o.resume) await this.loadCheckpoint(o.resume);
+    if (o.resume) await this.loadCheckpoint(o.resume, o.verifyCheckpoint === false ? { verify: false } : {});
     if (o.metrics) await mkdir(dirname(o.metrics), { recursive: true });
     const log = async (record: object): Promise<void> => {
       if (o.metrics) await appendFile(o.metrics, JSON.stringify(record) + '\n');
@@ -497,3 +522,47 @@ function copyInto(dst: Tensor<'float32'>, offset: number, src: Tensor<'float32'>
   v.dispose();
   src.dispose();
 }
+
+// The metadata fields a resume reads, checked before any tensor data is read.
+function finiteNumber(path: string, field: string, v: unknown, min = -Infinity): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
+    throw checkpointError(`${path}: metadata ${field} must be a finite number${min > -Infinity ? ` >= ${min}` : ''}, got ${JSON.stringify(v) ?? String(v)}`);
+  }
+  return v;
+}
+
+function safeCount(path: string, field: string, v: unknown): number {
+  if (!Number.isSafeInteger(v) || (v as number) < 0) throw checkpointError(`${path}: metadata ${field} must be a non-negative integer, got ${JSON.stringify(v) ?? String(v)}`);
+  return v as number;
+}
+
+/**
+ * Checks the fields of the optimizer, rng and data-order metadata that readers use (the SGD
+ * hyperparameters, the dropout streams, the data position): a wrong type or a non-finite number
+ * is an error, not silently ignored.
+ */
+function validateResumeMetadata(path: string, optimizer: object | undefined, rng: object | undefined, recipe: object | undefined): void {
+  if (optimizer !== undefined) {
+    const o = optimizer as Record<string, unknown>;
+    if ('lr' in o) finiteNumber(path, "'optimizer'.lr", o.lr, 0);
+    if ('step' in o) safeCount(path, "'optimizer'.step", o.step);
+    for (const k of ['momentum', 'weightDecay', 'dampening']) if (k in o) finiteNumber(path, `'optimizer'.${k}`, o[k], 0);
+  }
+  if (rng !== undefined) {
+    const r = rng as Record<string, unknown>;
+    if ('seed' in r) finiteNumber(path, "'rng'.seed", r.seed);
+    if ('dropout' in r) {
+      if (!Array.isArray(r.dropout) || r.dropout.length > 1000) throw checkpointError(`${path}: metadata 'rng'.dropout must be an array of at most 1000 {seed, offset}`);
+      r.dropout.forEach((d: unknown, i: number) => {
+        if (d === null || typeof d !== 'object') throw checkpointError(`${path}: metadata 'rng'.dropout[${i}] must be {seed, offset}`);
+        safeCount(path, `'rng'.dropout[${i}].seed`, (d as Record<string, unknown>).seed);
+        safeCount(path, `'rng'.dropout[${i}].offset`, (d as Record<string, unknown>).offset);
+      });
+    }
+  }
+  if (recipe !== undefined) {
+    const d = recipe as Record<string, unknown>;
+    for (const k of ['seed', 'epoch', 'batch']) if (k in d) safeCount(path, `'dataOrder'.${k}`, d[k]);
+  }
+}
+
