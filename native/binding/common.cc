@@ -454,3 +454,30 @@ void export_function(Napi::Env env, Napi::Object exports, const char* name, Bind
 }
 
 }  // namespace alexnet::binding
+
+namespace alexnet::binding {
+
+// An operator that writes into tensors the caller passes (preallocated gradients, in-place
+// updates) reads its inputs while it writes: an output sharing memory with an input gives wrong
+// results silently, and two outputs sharing memory race. So every such operator rejects any
+// overlap up front, with the names of both tensors. Absent (nullptr / undefined) tensors are
+// skipped.
+void check_outputs_do_not_alias(const char* op, NamedTensors outputs, NamedTensors inputs) {
+  for (auto o = outputs.begin(); o != outputs.end(); ++o) {
+    if (o->second == nullptr || !o->second->defined()) continue;
+    for (const auto& in : inputs) {
+      if (in.second == nullptr || !in.second->defined()) continue;
+      if (overlaps(*o->second, *in.second))
+        fail(code::kArgument, op, ": ", o->first, " overlaps an input tensor (", in.first,
+             ") in memory; an output must not share memory with an input or another output");
+    }
+    for (auto p = o + 1; p != outputs.end(); ++p) {  // initializer_list iterators are pointers
+      if (p->second == nullptr || !p->second->defined()) continue;
+      if (overlaps(*o->second, *p->second))
+        fail(code::kArgument, op, ": ", o->first, " and ", p->first,
+             " overlap in memory; an output must not share memory with an input or another output");
+    }
+  }
+}
+
+}  // namespace alexnet::binding
