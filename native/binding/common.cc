@@ -55,6 +55,12 @@ Napi::Function TensorWrap::Define(Napi::Env env) {
   auto* data = new AddonData();
   data->tensor_ctor = Napi::Persistent(ctor);
   env.SetInstanceData<AddonData>(data);
+  // A read's task copies into a typed array of this environment from the CPU worker. When the
+  // environment is torn down (worker.terminate(), exit) its memory goes away: wait here until
+  // every CPU task queued so far has run, so none writes into freed memory. (Tasks queued
+  // before only; their hand-over to this environment then fails with napi_closing, see
+  // settle_after.) CUDA reads are not fenced here: see the report of issue 11.
+  env.AddCleanupHook([] { cpu_queue().fence(); });
   return ctor;
 }
 
@@ -192,6 +198,16 @@ void settle(Napi::Env env, ReadContext* ctx) {
   delete ctx;
 }
 
+// The read's environment is gone (its thread-safe function refused the call): free what does
+// not belong to it. Its reference is not deleted (the environment frees it with itself), and
+// off the CPU worker (a CUDA stream callback, which may not call CUDA) the kept tensor is
+// leaked rather than freed.
+void abandon(ReadContext* ctx, bool on_cpu_worker) noexcept {
+  ctx->result.SuppressDestruct();
+  if (!on_cpu_worker) new Tensor(std::move(ctx->keep_alive));  // deliberately leaked
+  delete ctx;
+}
+
 // Settles a promise on the JS thread once all work queued on `device` before this call has
 // run, after `body` (CPU: runs on the worker) or `download` (CUDA: a device->host copy on the
 // stream) has filled `result`. The JS thread never waits. On CUDA the completion is a stream
@@ -207,9 +223,13 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
   auto tsfn = Napi::ThreadSafeFunction::New(
       env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "alexnet.read", 0, 1);
   // Runs on a worker or CUDA callback thread: hand the result to the JS thread. Neither call
-  // throws (node-addon-api returns statuses from both).
-  auto hand_over = [ctx, tsfn]() mutable {
-    tsfn.BlockingCall([ctx](Napi::Env env, Napi::Function) { settle(env, ctx); });
+  // throws (node-addon-api returns statuses from both). When the environment is closing
+  // (worker.terminate()) the call fails with napi_closing and the promise can never settle:
+  // the context is dropped here without touching the dead environment.
+  const bool on_cpu = device.type == DeviceType::Cpu;
+  auto hand_over = [ctx, tsfn, on_cpu]() mutable {
+    if (tsfn.BlockingCall([ctx](Napi::Env env, Napi::Function) { settle(env, ctx); }) != napi_ok)
+      abandon(ctx, on_cpu);
     tsfn.Release();
   };
   if (device.type == DeviceType::Cpu) {

@@ -170,6 +170,19 @@ void Queue::synchronize() {
   }
 }
 
+void Queue::fence() {
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  enqueue([&] {
+    std::lock_guard<std::mutex> lock(m);
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return done; });
+}
+
 std::exception_ptr Queue::take_error() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::exception_ptr e = error_;

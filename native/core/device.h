@@ -38,6 +38,9 @@ class Queue {
   // Blocks the calling thread until every task enqueued before has run. Rethrows the kept
   // error, if any. Only for explicit synchronous reads and teardown.
   void synchronize();
+  // Blocks until every task enqueued before this call has run, leaving errors where they are.
+  // For an environment's teardown: its reads write into its typed arrays from the worker.
+  void fence();
   // Takes (and clears) the kept error; null if none. Called from tasks that report back.
   std::exception_ptr take_error();
   size_t pending() const;
