@@ -55,10 +55,11 @@ void mem_info(int device, size_t* free_bytes, size_t* total_bytes);
 // --- the device-side error record ----------------------------------------------------------
 
 // Errors found by kernels in the data (a label outside [0, C)) cannot throw where they happen.
-// Each device has one record in device memory; the first offending kernel in stream order
-// claims it (atomicCAS on `status`) and fills in the details. Every read copies the record
-// back on the stream together with its data and clears it, so the read that follows the
-// offending operator rejects, like the CPU queue's deferred error.
+// Each thread that queues work (one per Node environment) has one record per device in device
+// memory; the first offending kernel in stream order claims it (atomicCAS on `status`) and
+// fills in the details. Every read copies its thread's record back on the stream together with
+// its data and clears it, so that thread's read that follows the offending operator rejects,
+// like the CPU queue's deferred error, and other threads' reads do not.
 enum class DeviceErrorOp : int32_t { None = 0, SoftmaxCrossEntropyLabel = 1, TopkCorrectLabel = 2 };
 struct DeviceErrorRecord {
   int32_t status;   // 0 = clear, 1 = set
@@ -67,7 +68,7 @@ struct DeviceErrorRecord {
   int64_t label;    // its label
   int64_t classes;  // C
 };
-// The record of `device`, in device memory (for kernel launchers).
+// The calling thread's record on `device`, in device memory (for kernel launchers).
 DeviceErrorRecord* error_record(int device);
 
 // --- copies and reads ------------------------------------------------------------------------
