@@ -59,8 +59,13 @@ Napi::Function TensorWrap::Define(Napi::Env env) {
   // environment is torn down (worker.terminate(), exit) its memory goes away: wait here until
   // every CPU task queued so far has run, so none writes into freed memory. (Tasks queued
   // before only; their hand-over to this environment then fails with napi_closing, see
-  // settle_after.) CUDA reads are not fenced here: see the report of issue 11.
-  env.AddCleanupHook([] { cpu_queue().fence(); });
+  // settle_after.) The same for CUDA reads, which copy from the device's stream.
+  env.AddCleanupHook([] {
+    cpu_queue().fence();
+#ifdef ALEXNET_WITH_CUDA
+    cuda::fence_all_streams();
+#endif
+  });
   return ctor;
 }
 

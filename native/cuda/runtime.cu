@@ -567,6 +567,21 @@ void synchronize(int device) {
   CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
 }
 
+void fence_all_streams() noexcept {
+  std::vector<std::pair<int, cudaStream_t>> streams;
+  {
+    std::lock_guard<std::mutex> lock(g_contexts_mutex);
+    for (const auto& [device, ctx] : contexts()) streams.emplace_back(device, ctx->stream);
+  }
+  for (const auto& [device, s] : streams) {
+    int previous = -1;
+    if (cudaGetDevice(&previous) != cudaSuccess) previous = -1;
+    if (cudaSetDevice(device) == cudaSuccess) cudaStreamSynchronize(s);  // an error: nothing to wait for
+    if (previous >= 0) cudaSetDevice(previous);
+    cudaGetLastError();  // this thread's (non-sticky) error state only; reads get theirs from the stream
+  }
+}
+
 void check_last_error(const char* what, const char* file, int line) {
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) throw_cuda(e, what, file, line);

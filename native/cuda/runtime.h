@@ -108,6 +108,9 @@ void throw_read_status(int device, const ReadStatus& s);
 
 // Blocks until the stream is idle (explicit synchronous waits only). Throws on a CUDA error.
 void synchronize(int device);
+// Blocks until every stream made so far has run the work queued on it, ignoring errors: for
+// an environment's teardown, since reads copy into its typed arrays from the stream.
+void fence_all_streams() noexcept;
 // Throws the pending asynchronous error of the device, if any (after a kernel launch).
 void check_last_error(const char* what, const char* file, int line);
 
