@@ -3,7 +3,8 @@
 // synchronize()) rejects with ERR_ARGUMENT naming the operator, the lowest offending row and
 // its label, the outputs hold NaN (loss, gradient) or -1 (count) rather than plausible
 // numbers, the first error in queue order is the one reported, and the device goes on working.
-// The CPU keeps the error in its queue; CUDA in a device-side error record read back with
+// The CPU keeps the error in its queue, per enqueuing thread (a worker's errors never reach the
+// main thread: test/worker-threads.test.ts); CUDA in a device-side error record read back with
 // every read. One test body, run on the CPU here and on cuda:0 where a GPU is present.
 import { describe, expect, it } from 'vitest';
 import { softmaxCrossEntropy, synchronize, Tensor, topkCorrect } from '../src/index.js';

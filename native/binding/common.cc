@@ -55,6 +55,17 @@ Napi::Function TensorWrap::Define(Napi::Env env) {
   auto* data = new AddonData();
   data->tensor_ctor = Napi::Persistent(ctor);
   env.SetInstanceData<AddonData>(data);
+  // A read's task copies into a typed array of this environment from the CPU worker. When the
+  // environment is torn down (worker.terminate(), exit) its memory goes away: wait here until
+  // every CPU task queued so far has run, so none writes into freed memory. (Tasks queued
+  // before only; their hand-over to this environment then fails with napi_closing, see
+  // settle_after.) The same for CUDA reads, which copy from the device's stream.
+  env.AddCleanupHook([] {
+    cpu_queue().fence();
+#ifdef ALEXNET_WITH_CUDA
+    cuda::fence_all_streams();
+#endif
+  });
   return ctor;
 }
 
@@ -198,6 +209,16 @@ void settle(Napi::Env env, ReadContext* ctx) {
   delete ctx;
 }
 
+// The read's environment is gone (its thread-safe function refused the call): free what does
+// not belong to it. Its reference is not deleted (the environment frees it with itself), and
+// off the CPU worker (a CUDA stream callback, which may not call CUDA) the kept tensor is
+// leaked rather than freed.
+void abandon(ReadContext* ctx, bool on_cpu_worker) noexcept {
+  ctx->result.SuppressDestruct();
+  if (!on_cpu_worker) new Tensor(std::move(ctx->keep_alive));  // deliberately leaked
+  delete ctx;
+}
+
 // Settles a promise on the JS thread once all work queued on `device` before this call has
 // run, after `body` (CPU: runs on the worker) or `download` (CUDA: a device->host copy on the
 // stream) has filled `result`. The JS thread never waits. On CUDA the completion is a stream
@@ -213,9 +234,13 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
   auto tsfn = Napi::ThreadSafeFunction::New(
       env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "alexnet.read", 0, 1);
   // Runs on a worker or CUDA callback thread: hand the result to the JS thread. Neither call
-  // throws (node-addon-api returns statuses from both).
-  auto hand_over = [ctx, tsfn]() mutable {
-    tsfn.BlockingCall([ctx](Napi::Env env, Napi::Function) { settle(env, ctx); });
+  // throws (node-addon-api returns statuses from both). When the environment is closing
+  // (worker.terminate()) the call fails with napi_closing and the promise can never settle:
+  // the context is dropped here without touching the dead environment.
+  const bool on_cpu = device.type == DeviceType::Cpu;
+  auto hand_over = [ctx, tsfn, on_cpu]() mutable {
+    if (tsfn.BlockingCall([ctx](Napi::Env env, Napi::Function) { settle(env, ctx); }) != napi_ok)
+      abandon(ctx, on_cpu);
     tsfn.Release();
   };
   if (device.type == DeviceType::Cpu) {
@@ -465,6 +490,33 @@ void export_function(Napi::Env env, Napi::Object exports, const char* name, Bind
                           }
                         },
                         name));
+}
+
+}  // namespace alexnet::binding
+
+namespace alexnet::binding {
+
+// An operator that writes into tensors the caller passes (preallocated gradients, in-place
+// updates) reads its inputs while it writes: an output sharing memory with an input gives wrong
+// results silently, and two outputs sharing memory race. So every such operator rejects any
+// overlap up front, with the names of both tensors. Absent (nullptr / undefined) tensors are
+// skipped.
+void check_outputs_do_not_alias(const char* op, NamedTensors outputs, NamedTensors inputs) {
+  for (auto o = outputs.begin(); o != outputs.end(); ++o) {
+    if (o->second == nullptr || !o->second->defined()) continue;
+    for (const auto& in : inputs) {
+      if (in.second == nullptr || !in.second->defined()) continue;
+      if (overlaps(*o->second, *in.second))
+        fail(code::kArgument, op, ": ", o->first, " overlaps an input tensor (", in.first,
+             ") in memory; an output must not share memory with an input or another output");
+    }
+    for (auto p = o + 1; p != outputs.end(); ++p) {  // initializer_list iterators are pointers
+      if (p->second == nullptr || !p->second->defined()) continue;
+      if (overlaps(*o->second, *p->second))
+        fail(code::kArgument, op, ": ", o->first, " and ", p->first,
+             " overlap in memory; an output must not share memory with an input or another output");
+    }
+  }
 }
 
 }  // namespace alexnet::binding

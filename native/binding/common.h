@@ -6,8 +6,10 @@
 
 #include <array>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "../core/check.h"
 #include "../core/device.h"
@@ -117,4 +119,10 @@ namespace alexnet::binding {
 // A promise that settles once all work queued on `device` before it has run (rejecting with
 // a deferred task error, if one is pending).
 Napi::Promise synchronize_device(Napi::Env env, Device device);
+
+// Tensors with the names an error message gives them; nullptr entries are skipped.
+using NamedTensors = std::initializer_list<std::pair<const char*, const Tensor*>>;
+// Throws ERR_ARGUMENT when any output shares memory with any input or with another output
+// (every operator that writes into caller-provided tensors calls it before enqueueing).
+void check_outputs_do_not_alias(const char* op, NamedTensors outputs, NamedTensors inputs);
 }  // namespace alexnet::binding

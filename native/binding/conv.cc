@@ -132,6 +132,10 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
     check_same_device(op, {{"input", &x}, {"gradBias", &*gb_opt}});
     check_shape(op, "gradBias", *gb_opt, Shape::of({s.O}));
   }
+  check_outputs_do_not_alias(op,
+                             {{"gradWeight", gw_opt ? &*gw_opt : nullptr},
+                              {"gradBias", gb_opt ? &*gb_opt : nullptr}},
+                             {{"gradOutput", &dy}, {"input", &x}, {"weight", &w}});
   if (accumulate && !gw_opt)
     fail(code::kArgument, op, ": accumulate: true needs the option 'gradWeight' to add into");
   if (accumulate && want_db && !gb_opt)

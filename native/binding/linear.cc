@@ -80,15 +80,8 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
     fail(code::kArgument, op, ": accumulate needs the gradWeight tensor to add into");
   if (accumulate && need_db && !gb)
     fail(code::kArgument, op, ": accumulate needs the gradBias tensor to add into (or computeGradBias: false)");
-  // Outputs written in place must not alias the inputs they are computed from (or each other).
-  auto check_no_alias = [&](const std::optional<Tensor>& t, const char* name) {
-    if (t && (overlaps(*t, dy) || overlaps(*t, x) || overlaps(*t, w)))
-      fail(code::kArgument, op, ": ", name, " overlaps an input tensor in memory");
-  };
-  check_no_alias(gw, "gradWeight");
-  check_no_alias(gb, "gradBias");
-  if (gw && gb && overlaps(*gw, *gb))
-    fail(code::kArgument, op, ": gradWeight and gradBias overlap in memory");
+  check_outputs_do_not_alias(op, {{"gradWeight", gw ? &*gw : nullptr}, {"gradBias", gb ? &*gb : nullptr}},
+                             {{"gradOutput", &dy}, {"input", &x}, {"weight", &w}});
 
   const Device dev = x.device();
   Tensor dx = need_dx ? Tensor::empty(x.shape(), DType::Float32, dev) : Tensor();

@@ -58,16 +58,10 @@ Napi::Value SgdStep(const Napi::CallbackInfo& info) {
     check_dtype(op, "momentumBuffer", *buf, DType::Float32);
     check_shape(op, "momentumBuffer", *buf, w.shape());
   }
-  // The update is elementwise: the same tensor twice is harmless, a shifted overlap is not.
-  auto check_alias = [&](const Tensor& a, const char* an, const Tensor& b, const char* bn) {
-    if (overlaps(a, b))
-      fail(code::kArgument, op, ": ", an, " and ", bn, " overlap in memory");
-  };
-  check_alias(w, "param", g, "grad");
-  if (buf) {
-    check_alias(w, "param", *buf, "momentumBuffer");
-    check_alias(g, "grad", *buf, "momentumBuffer");
-  }
+  // param and momentumBuffer are updated in place from grad: a shifted overlap corrupts the
+  // update, and no meaningful step passes one tensor as two of them, so any overlap is refused.
+  check_outputs_do_not_alias(op, {{"param", &w}, {"momentumBuffer", buf ? &*buf : nullptr}},
+                             {{"grad", &g}});
   const Tensor b = p.momentum != 0 ? *buf : Tensor();
   enqueue(w.device(), [w, g, b, p] {
 #ifdef ALEXNET_WITH_CUDA

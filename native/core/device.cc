@@ -119,6 +119,25 @@ void device_free(Device device, void* ptr, size_t bytes) noexcept {
 #endif
 }
 
+namespace {
+
+// The calling thread's error slot, made on its first use and kept until the thread ends
+// (queued tasks hold it too, so an error of a task queued by a terminated worker is dropped
+// with the last of them).
+const std::shared_ptr<ErrorSlot>& thread_error_slot() {
+  thread_local const std::shared_ptr<ErrorSlot> slot = std::make_shared<ErrorSlot>();
+  return slot;
+}
+
+std::exception_ptr take(ErrorSlot& slot) {
+  std::lock_guard<std::mutex> lock(slot.mutex);
+  std::exception_ptr e = slot.error;
+  slot.error = nullptr;
+  return e;
+}
+
+}  // namespace
+
 Queue::Queue() : worker_([this] { run(); }) {}
 
 Queue::~Queue() {
@@ -131,9 +150,10 @@ Queue::~Queue() {
 }
 
 void Queue::enqueue(Task task) {
+  Entry entry{std::move(task), thread_error_slot()};
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    tasks_.push_back(std::move(task));
+    tasks_.push_back(std::move(entry));
   }
   wake_.notify_one();
 }
@@ -143,17 +163,19 @@ void Queue::run() {
   for (;;) {
     wake_.wait(lock, [this] { return stop_ || !tasks_.empty(); });
     if (tasks_.empty() && stop_) return;
-    Task task = std::move(tasks_.front());
+    Entry entry = std::move(tasks_.front());
     tasks_.pop_front();
     running_task_ = true;
     lock.unlock();
+    running_errors_ = entry.errors;
     try {
-      task();
+      entry.task();
     } catch (...) {
-      std::lock_guard<std::mutex> g(mutex_);
-      if (!error_) error_ = std::current_exception();
+      std::lock_guard<std::mutex> g(entry.errors->mutex);
+      if (!entry.errors->error) entry.errors->error = std::current_exception();
     }
-    task = nullptr;  // release captured storages outside the lock
+    running_errors_ = nullptr;
+    entry = Entry{};  // release captured storages (and the slot) outside the lock
     lock.lock();
     running_task_ = false;
     if (tasks_.empty()) idle_.notify_all();
@@ -161,20 +183,28 @@ void Queue::run() {
 }
 
 void Queue::synchronize() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  idle_.wait(lock, [this] { return tasks_.empty() && !running_task_; });
-  if (error_) {
-    std::exception_ptr e = error_;
-    error_ = nullptr;
-    std::rethrow_exception(e);
-  }
+  // Waits for the tasks queued before this call only (a fence), not for the queue to be idle:
+  // other threads may keep it busy forever.
+  fence();
+  if (std::exception_ptr e = take(*thread_error_slot())) std::rethrow_exception(e);
+}
+
+void Queue::fence() {
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  enqueue([&] {
+    std::lock_guard<std::mutex> lock(m);
+    done = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return done; });
 }
 
 std::exception_ptr Queue::take_error() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  std::exception_ptr e = error_;
-  error_ = nullptr;
-  return e;
+  // Only the worker thread sets running_errors_, and only tasks (on that thread) call this.
+  return running_errors_ ? take(*running_errors_) : nullptr;
 }
 
 size_t Queue::pending() const {

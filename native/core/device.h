@@ -9,6 +9,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -22,9 +23,18 @@ void device_free(Device device, void* ptr, size_t bytes) noexcept;
 size_t cpu_cached_bytes();
 void cpu_release_cached();
 
+// Where a failed task's error waits for a read: one per thread that enqueues work, that is per
+// Node environment (the main thread and each worker_threads Worker run on their own thread).
+// So a worker's bad label rejects that worker's next read, never another thread's.
+struct ErrorSlot {
+  std::mutex mutex;
+  std::exception_ptr error;  // the first error not yet handed to a read
+};
+
 // An in-order task queue served by one worker thread. Tasks run in submission order. A task
-// that throws does not stop the queue: the first error is kept and handed to the next
-// synchronize()/read, which clears it (like a CUDA stream's deferred error, but not sticky).
+// that throws does not stop the queue: the first error is kept in the error slot of the thread
+// that enqueued the task, and handed to that thread's next synchronize()/read, which clears it
+// (like a CUDA stream's deferred error, but not sticky, and not shared between threads).
 class Queue {
  public:
   using Task = std::function<void()>;
@@ -35,23 +45,31 @@ class Queue {
   Queue& operator=(const Queue&) = delete;
 
   void enqueue(Task task);
-  // Blocks the calling thread until every task enqueued before has run. Rethrows the kept
-  // error, if any. Only for explicit synchronous reads and teardown.
+  // Blocks the calling thread until every task enqueued before has run. Rethrows the error
+  // kept for the calling thread, if any. Only for explicit synchronous reads and teardown.
   void synchronize();
-  // Takes (and clears) the kept error; null if none. Called from tasks that report back.
+  // Blocks until every task enqueued before this call has run, leaving errors where they are.
+  // For an environment's teardown: its reads write into its typed arrays from the worker.
+  void fence();
+  // Inside a task: takes (and clears) the error kept for the thread that enqueued the running
+  // task; null if none. Called from tasks that report back (reads).
   std::exception_ptr take_error();
   size_t pending() const;
 
  private:
+  struct Entry {
+    Task task;
+    std::shared_ptr<ErrorSlot> errors;  // of the enqueuing thread
+  };
   void run();
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable idle_;
-  std::deque<Task> tasks_;
+  std::deque<Entry> tasks_;
   bool running_task_ = false;
   bool stop_ = false;
-  std::exception_ptr error_;
+  std::shared_ptr<ErrorSlot> running_errors_;  // the running task's slot (worker thread only)
   std::thread worker_;
 };
 

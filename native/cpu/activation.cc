@@ -8,18 +8,22 @@ namespace {
 constexpr int64_t kGrain = 1 << 16;  // elementwise work below ~64K elements stays on one core
 }
 
-void relu_forward(float* y, const float* x, int64_t n) {
+// NaN propagates, as in PyTorch: "x <= 0" is false for NaN, so NaN is kept (with "x > 0 ? x : 0"
+// a NaN weight or activation would silently become 0 and hide a diverged model).
+void relu_forward(float* y /*[n]*/, const float* x /*[n]*/, int64_t n) {
   parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+    for (int64_t i = lo; i < hi; ++i) y[i] = x[i] <= 0.f ? 0.f : x[i];
   });
 }
 
-void relu_backward(float* dx, const float* dy, const float* y, int64_t n) {
+// dx = dy where y > 0 or y is NaN, 0 where y <= 0: PyTorch's threshold_backward ("y <= 0 ? 0 :
+// dy"), so a NaN output passes its gradient through rather than cutting it.
+void relu_backward(float* dx /*[n]*/, const float* dy /*[n]*/, const float* y /*[n]*/, int64_t n) {
   parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi) {
     // dy is loaded unconditionally so the select vectorises (a conditional load would not)
     for (int64_t i = lo; i < hi; ++i) {
       const float g = dy[i];
-      dx[i] = y[i] > 0.f ? g : 0.f;
+      dx[i] = y[i] <= 0.f ? 0.f : g;
     }
   });
 }

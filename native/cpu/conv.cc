@@ -212,7 +212,11 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
         const float b = bias ? bias[o] : 0.f;
         const float* src = in_place ? dst : ybuf + o * ld + n * HoWo;
         if (relu) {
-          for (int64_t i = 0; i < HoWo; ++i) dst[i] = std::max(src[i] + b, 0.f);
+          // "v <= 0 ? 0 : v" keeps NaN (PyTorch's ReLU does), whatever max's operand order
+          for (int64_t i = 0; i < HoWo; ++i) {
+            const float v = src[i] + b;
+            dst[i] = v <= 0.f ? 0.f : v;
+          }
         } else {
           for (int64_t i = 0; i < HoWo; ++i) dst[i] = src[i] + b;
         }

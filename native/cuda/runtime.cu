@@ -87,7 +87,6 @@ struct Context {
   cudaStream_t stream = nullptr;
   bool use_pool = true;
   cudaMemPool_t pool = nullptr;  // with use_pool
-  DeviceErrorRecord* record = nullptr;  // device memory, one per device
   PinnedPool pinned;
 
   // The cudaMalloc allocator (without use_pool). Every user of device memory works on
@@ -143,11 +142,6 @@ Context& context(int device) {
     uint64_t threshold = UINT64_MAX;  // keep freed memory in the pool
     CUDA_CHECK(cudaMemPoolSetAttribute(ctx->pool, cudaMemPoolAttrReleaseThreshold, &threshold));
   }
-  void* record = nullptr;
-  CUDA_CHECK(cudaMalloc(&record, sizeof(DeviceErrorRecord)));
-  ctx->record = static_cast<DeviceErrorRecord*>(record);
-  // On the stream, so every kernel (all on this non-blocking stream) sees it cleared.
-  CUDA_CHECK(cudaMemsetAsync(record, 0, sizeof(DeviceErrorRecord), ctx->stream));
   Context& ref = *ctx;
   m.emplace(device, std::move(ctx));
   return ref;
@@ -226,12 +220,37 @@ class Staging {
   bool queued_ = false;
 };
 
-// Queues, behind all earlier work, the copy of the device-error record into `snapshot` and
-// the clearing of the record: each error is reported by exactly one read, the first after it.
+// The calling thread's error record on ctx's device. One per (thread, device), not one per
+// device: operators are queued and reads are made on the JS thread of their environment, so
+// a label error found in a worker_threads Worker's kernel is reported by that worker's next
+// read, never by another thread's (as the CPU queue's per-thread error slots). Made on the
+// thread's first use of the device; never freed (kernels queued by a thread that has ended
+// may still write into it, and it is 32 bytes per thread and device).
+DeviceErrorRecord* thread_record(Context& ctx) {
+  thread_local std::map<int, DeviceErrorRecord*> records;  // device -> record
+  auto it = records.find(ctx.device);
+  if (it != records.end()) return it->second;
+  DeviceGuard guard(ctx.device);
+  void* record = nullptr;
+  CUDA_CHECK(cudaMalloc(&record, sizeof(DeviceErrorRecord)));
+  // On the stream, so every kernel (all on this non-blocking stream) sees it cleared.
+  const cudaError_t e = cudaMemsetAsync(record, 0, sizeof(DeviceErrorRecord), ctx.stream);
+  if (e != cudaSuccess) {
+    cudaFree(record);
+    CUDA_CHECK(e);
+  }
+  records.emplace(ctx.device, static_cast<DeviceErrorRecord*>(record));
+  return static_cast<DeviceErrorRecord*>(record);
+}
+
+// Queues, behind all earlier work, the copy of the calling thread's device-error record into
+// `snapshot` and the clearing of the record: each error is reported by exactly one read of
+// that thread, the first after it.
 void queue_record_snapshot(Context& ctx, DeviceErrorRecord* snapshot) {
-  CUDA_CHECK(cudaMemcpyAsync(snapshot, ctx.record, sizeof(DeviceErrorRecord), cudaMemcpyDeviceToHost,
+  DeviceErrorRecord* record = thread_record(ctx);
+  CUDA_CHECK(cudaMemcpyAsync(snapshot, record, sizeof(DeviceErrorRecord), cudaMemcpyDeviceToHost,
                              ctx.stream));
-  CUDA_CHECK(cudaMemsetAsync(ctx.record, 0, sizeof(DeviceErrorRecord), ctx.stream));
+  CUDA_CHECK(cudaMemsetAsync(record, 0, sizeof(DeviceErrorRecord), ctx.stream));
 }
 
 // --- allocation ------------------------------------------------------------------------------
@@ -377,7 +396,7 @@ DeviceGuard::~DeviceGuard() {
 
 void* stream(int device) { return context(device).stream; }
 
-DeviceErrorRecord* error_record(int device) { return context(device).record; }
+DeviceErrorRecord* error_record(int device) { return thread_record(context(device)); }
 
 void mem_info(int device, size_t* free_bytes, size_t* total_bytes) {
   DeviceGuard guard(device);
@@ -546,6 +565,21 @@ void synchronize(int device) {
   Context& ctx = context(device);
   DeviceGuard guard(device);
   CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+}
+
+void fence_all_streams() noexcept {
+  std::vector<std::pair<int, cudaStream_t>> streams;
+  {
+    std::lock_guard<std::mutex> lock(g_contexts_mutex);
+    for (const auto& [device, ctx] : contexts()) streams.emplace_back(device, ctx->stream);
+  }
+  for (const auto& [device, s] : streams) {
+    int previous = -1;
+    if (cudaGetDevice(&previous) != cudaSuccess) previous = -1;
+    if (cudaSetDevice(device) == cudaSuccess) cudaStreamSynchronize(s);  // an error: nothing to wait for
+    if (previous >= 0) cudaSetDevice(previous);
+    cudaGetLastError();  // this thread's (non-sticky) error state only; reads get theirs from the stream
+  }
 }
 
 void check_last_error(const char* what, const char* file, int line) {

@@ -55,10 +55,11 @@ void mem_info(int device, size_t* free_bytes, size_t* total_bytes);
 // --- the device-side error record ----------------------------------------------------------
 
 // Errors found by kernels in the data (a label outside [0, C)) cannot throw where they happen.
-// Each device has one record in device memory; the first offending kernel in stream order
-// claims it (atomicCAS on `status`) and fills in the details. Every read copies the record
-// back on the stream together with its data and clears it, so the read that follows the
-// offending operator rejects, like the CPU queue's deferred error.
+// Each thread that queues work (one per Node environment) has one record per device in device
+// memory; the first offending kernel in stream order claims it (atomicCAS on `status`) and
+// fills in the details. Every read copies its thread's record back on the stream together with
+// its data and clears it, so that thread's read that follows the offending operator rejects,
+// like the CPU queue's deferred error, and other threads' reads do not.
 enum class DeviceErrorOp : int32_t { None = 0, SoftmaxCrossEntropyLabel = 1, TopkCorrectLabel = 2 };
 struct DeviceErrorRecord {
   int32_t status;   // 0 = clear, 1 = set
@@ -67,7 +68,7 @@ struct DeviceErrorRecord {
   int64_t label;    // its label
   int64_t classes;  // C
 };
-// The record of `device`, in device memory (for kernel launchers).
+// The calling thread's record on `device`, in device memory (for kernel launchers).
 DeviceErrorRecord* error_record(int device);
 
 // --- copies and reads ------------------------------------------------------------------------
@@ -107,6 +108,9 @@ void throw_read_status(int device, const ReadStatus& s);
 
 // Blocks until the stream is idle (explicit synchronous waits only). Throws on a CUDA error.
 void synchronize(int device);
+// Blocks until every stream made so far has run the work queued on it, ignoring errors: for
+// an environment's teardown, since reads copy into its typed arrays from the stream.
+void fence_all_streams() noexcept;
 // Throws the pending asynchronous error of the device, if any (after a kernel launch).
 void check_last_error(const char* what, const char* file, int line);
 

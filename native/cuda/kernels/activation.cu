@@ -7,12 +7,17 @@ namespace alexnet::cuda {
 namespace {
 
 __global__ void relu_forward_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t n) {
-  GRID_STRIDE(i, n) { y[i] = fmaxf(x[i], 0.f); }
+  // Not fmaxf: fmaxf(NaN, 0) is 0, and NaN must propagate (as in PyTorch and the CPU backend).
+  GRID_STRIDE(i, n) {
+    const float v = x[i];
+    y[i] = v <= 0.f ? 0.f : v;
+  }
 }
 
 __global__ void relu_backward_kernel(float* __restrict__ dx, const float* __restrict__ dy,
                                      const float* __restrict__ y, int64_t n) {
-  GRID_STRIDE(i, n) { dx[i] = y[i] > 0.f ? dy[i] : 0.f; }
+  // A NaN output passes its gradient (PyTorch's threshold_backward: y <= 0 ? 0 : dy).
+  GRID_STRIDE(i, n) { dx[i] = y[i] <= 0.f ? 0.f : dy[i]; }
 }
 
 }  // namespace
@@ -65,7 +70,7 @@ __global__ void bias_relu_planes_kernel(float* __restrict__ y /*[N,C,S]*/,
       float* __restrict__ plane = y + (n * C + c) * static_cast<int64_t>(S);
       for (Index j = j0; j < S; j += jstep) {
         const float v = bias ? plane[j] + b : plane[j];
-        plane[j] = relu ? fmaxf(v, 0.f) : v;
+        plane[j] = relu && v <= 0.f ? 0.f : v;  // not fmaxf, which turns NaN into 0
       }
     }
   }
@@ -81,7 +86,7 @@ __global__ void bias_relu_rows_kernel(float* __restrict__ y /*[N,C]*/,
   for (int64_t n = blockIdx.y; n < N; n += gridDim.y) {
     float* p = y + n * C + c;
     const float v = bias ? *p + b : *p;
-    *p = relu ? fmaxf(v, 0.f) : v;
+    *p = relu && v <= 0.f ? 0.f : v;  // not fmaxf, which turns NaN into 0
   }
 }
 
