@@ -1,0 +1,81 @@
+// One fuzz batch in its own process: calls [start, start + count) of run `seed`. Before each
+// call it prints "C <index> <call>" (a synchronous write, so a crash leaves the call on record),
+// after it "R <index> <class> <code> <message>" with class ok | coded | uncoded | mismatch.
+//   node test/fuzz/child.mjs --seed 7 --start 0 --count 200
+// replays a batch; --start I --count 1 replays one call.
+import { writeSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { buildCall } from './calls.mjs';
+import { callRng } from './gen.mjs';
+
+const { values } = parseArgs({
+  options: { seed: { type: 'string', default: '1' }, start: { type: 'string', default: '0' }, count: { type: 'string', default: '100' }, lib: { type: 'string', default: '../../dist/index.js' } },
+});
+const lib = await import(new URL(values.lib, import.meta.url).href);
+const { Tensor, synchronize } = lib;
+const seed = Number(values.seed), start = Number(values.start), count = Number(values.count);
+
+const line = (s) => writeSync(1, `${s.replace(/\n/g, ' ')}\n`);
+
+/** Tensors in a result (a Tensor, an array or an object of them). */
+function tensorsIn(r, out = []) {
+  if (Tensor.isTensor(r)) out.push(r);
+  else if (r && typeof r === 'object' && !ArrayBuffer.isView(r)) for (const v of Object.values(r)) if (Tensor.isTensor(v)) out.push(v);
+  return out;
+}
+
+function classify(e) {
+  if (e instanceof Error && typeof e.code === 'string' && e.code.length > 0) return ['coded', e.code, e.message];
+  return ['uncoded', '-', e instanceof Error ? `${e.constructor.name}: ${e.message}` : `non-Error thrown: ${String(e)}`];
+}
+
+for (let i = start; i < start + count; i++) {
+  let c;
+  try {
+    c = buildCall(lib, callRng(seed, i));
+  } catch (e) {
+    line(`C ${i} <generator>`);
+    line(`R ${i} generror - ${e?.stack ?? e}`);
+    continue;
+  }
+  line(`C ${i} ${c.text}`);
+  const t0 = performance.now();
+  let result, outcome;
+  try {
+    result = c.run();
+    if (result && typeof result.then === 'function') result = await result;
+    // Work is queued: read every output back (and wait for the queue) so a deferred error or
+    // a crash in the kernel is charged to this call.
+    for (const t of tensorsIn(result)) if (!t.disposed && t.numel <= 1_000_000) await t.data();
+    await synchronize('cpu');
+    outcome = ['ok', '-', ''];
+  } catch (e) {
+    outcome = classify(e);
+  }
+  if (outcome[0] === 'ok' && c.check) {
+    try {
+      const msg = await c.check(result);
+      if (msg) outcome = ['mismatch', '-', msg];
+    } catch (e) {
+      outcome = ['mismatch', '-', `the check threw: ${e?.message ?? e}`];
+    }
+  } else if (outcome[0] !== 'ok' && c.check) {
+    // a call built valid must not be refused
+    outcome = ['mismatch', outcome[1], `valid call refused: ${outcome[2]}`];
+  }
+  if (process.env.FUZZ_TRACE) line(`T ${i} ${(performance.now() - t0).toFixed(0)} ms heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB`);
+  line(`R ${i} ${outcome[0]} ${outcome[1]} ${outcome[2].slice(0, 300)}`);
+  for (const t of [...c.made, ...tensorsIn(result)]) {
+    try {
+      if (Tensor.isTensor(t) && !t.disposed) t.dispose();
+    } catch {
+      /* a proxy or a half-made tensor: left to the GC */
+    }
+  }
+}
+try {
+  await synchronize('cpu');
+} catch {
+  /* a deferred error with no reader left */
+}
+line('DONE');
