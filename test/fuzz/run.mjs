@@ -28,6 +28,8 @@ export async function runBatch(seed, start, count, { callTimeoutMs = 20_000, onF
       }
     }
     if (r.done) break;
+    // A child that dies before its first call (the library failed to load) is not a fuzz find.
+    if (r.texts.size === 0 && r.results.length === 0 && r.kind === 'crash') throw new Error(`fuzz child failed to start: ${r.why}`);
     // The child died or hung in the call it last announced (or, if it announced none after
     // its last result, while building the next one: that call is charged).
     const at = r.current;
