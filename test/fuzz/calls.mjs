@@ -1,7 +1,77 @@
 // The fuzzed surface: one generator per entry point. Each returns { name, run, check? }:
 // run() makes the call (the arguments are already built and described), check(result) is the
 // float64 oracle of a call built valid (returns a message on a mismatch, else null).
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, makeGen, reference } from './gen.mjs';
+
+let scratchDir = null;
+/** A temporary folder for this child's checkpoint files (removed by the child at exit). */
+export function scratch() {
+  scratchDir ??= mkdtempSync(join(tmpdir(), 'alexnet-fuzz-'));
+  return scratchDir;
+}
+export const scratchPath = () => scratchDir;
+
+const damage = new WeakMap();
+const describeDamage = (b) => damage.get(b) ?? '';
+
+/** A small checkpoint's bytes, damaged in one of several ways (the way is kept for the report). */
+function damagedCheckpoint(lib, g) {
+  const meta = {
+    format: 'alexnet-node/1',
+    step: g.pick(['3', '-1', 'NaN', '1e300', 'x']),
+    epoch: '1',
+    config: g.pick(['{}', '{"model":{"numClasses":2}}', '{"model":{"numClasses":1e6}}', 'null', '{']),
+    optimizer: g.pick(['{"lr":0.1}', '{"lr":"NaN"}', '{}', '[']),
+  };
+  const weights = { 'fc.weight': { dtype: 'F32', shape: [3, 4], data: Float32Array.from({ length: 12 }, (_, i) => i / 7) }, 'fc.bias': { dtype: 'F32', shape: [3], data: new Float32Array(3) } };
+  let bytes = new Uint8Array(lib.serializeSafetensors(weights, meta));
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  let how = 'valid';
+  switch (g.int(0, 5)) {
+    case 0: break;
+    case 1: { // flip bytes anywhere
+      const k = g.int(1, 4);
+      for (let i = 0; i < k; i++) bytes[g.int(0, bytes.length - 1)] ^= 1 << g.int(0, 7);
+      how = `${k} bit flips`;
+      break;
+    }
+    case 2: { // cut
+      const at = g.int(0, bytes.length - 1);
+      bytes = bytes.slice(0, at);
+      how = `cut at ${at}`;
+      break;
+    }
+    case 3: { // a hostile header length
+      const v = g.pick([0n, 1n, 7n, 2n ** 32n, 2n ** 63n, 2n ** 64n - 1n, BigInt(n + 1), BigInt(n - 1)]);
+      new DataView(bytes.buffer, bytes.byteOffset).setBigUint64(0, v, true);
+      how = `header length ${v}`;
+      break;
+    }
+    default: { // a rewritten header: hostile shapes, offsets, dtypes, names
+      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+      const t = header[g.pick(['fc.weight', 'fc.bias'])];
+      const field = g.pick(['shape', 'data_offsets', 'dtype', 'name', 'extra', 'metadata']);
+      if (field === 'shape') t.shape = g.pick([[2 ** 40, 1], [65536, 65536, 65536, 65536], [-1, 3], [1.5], ['3'], null, [], [0], [1, 2 ** 31]]);
+      else if (field === 'data_offsets') t.data_offsets = g.pick([[0, 2 ** 40], [-4, 8], [8, 4], [0, 1e300], [null, 4], [0], 'x', [0, 48]]);
+      else if (field === 'dtype') t.dtype = g.pick(['F64', 'U8', 'BOOL', 'F16', '', 7, null]);
+      else if (field === 'name') header[g.pick(['', '__proto__', 'constructor', 'fc.weight\u0000', 'a'.repeat(300)])] = { ...t };
+      else if (field === 'extra') header['big'] = { dtype: 'F32', shape: [2 ** 30, 2 ** 30], data_offsets: [0, 2 ** 62] };
+      else header.__metadata__ = g.pick([null, [], 'x', { step: 5 }, { format: 7 }]);
+      const h = new TextEncoder().encode(JSON.stringify(header));
+      const out = new Uint8Array(8 + h.length + (bytes.length - 8 - n));
+      new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
+      out.set(h, 8);
+      out.set(bytes.subarray(8 + n), 8 + h.length);
+      bytes = out;
+      how = `header ${field} rewritten: ${JSON.stringify(header).slice(0, 200)}`;
+    }
+  }
+  damage.set(bytes, `[${how}; metadata ${JSON.stringify(meta)}]`);
+  return bytes;
+}
 
 const closeTo = (got, want, tol) => {
   if (got.length !== want.length) return `length ${got.length}, expected ${want.length}`;
@@ -22,7 +92,7 @@ export function buildCall(lib, rnd) {
   const d = g.desc;
   const call = (name, fn, args, extra = {}) => ({
     name,
-    text: `${name}(${args.map(d).join(', ')})`,
+    text: name === 'parseSafetensors' ? `parseSafetensors(${d(args[0])} ${describeDamage(args[0])})` : `${name}(${args.map(d).join(', ')})`,
     run: () => fn(...args),
     made: g.made,
     ...extra,
@@ -266,6 +336,19 @@ export function buildCall(lib, rnd) {
         g.maybeKey(o, 'device', () => g.pick(['cpu', 'cuda', 'cuda:0', 'cuda:-1', 'tpu', 3, null]), 0.2);
       });
       return call('normalizeImages', lib.normalizeImages, [px, s, o]);
+    },
+    // ---- the checkpoint reader: a small valid checkpoint, then damaged (bytes flipped, cut,
+    // header fields replaced with hostile values). Declared sizes stay tiny or absurd
+    // (>= 2**40 bytes) so a reader that trusted them would fail rather than allocate gigabytes.
+    parseSafetensors() {
+      return call('parseSafetensors', lib.parseSafetensors, [damagedCheckpoint(lib, g)]);
+    },
+    loadCheckpoint() {
+      const bytes = damagedCheckpoint(lib, g);
+      const path = join(scratch(), `ck-${process.pid}.safetensors`);
+      writeFileSync(path, bytes);
+      const expect = g.chance(0.3) ? { 'fc.weight': g.pick([[3, 4], [4, 3], [2 ** 40, 1], [-1]]) } : undefined;
+      return call('loadCheckpoint', lib.loadCheckpoint, [path, expect === undefined ? {} : { expect }], { text: `loadCheckpoint(${g.desc(bytes)} ${describeDamage(bytes)})` });
     },
     // ---- the Tensor API
     from() {

@@ -5,15 +5,27 @@
 // replays a batch; --start I --count 1 replays one call.
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { buildCall } from './calls.mjs';
+import { rmSync } from 'node:fs';
+import { buildCall, scratchPath } from './calls.mjs';
 import { callRng } from './gen.mjs';
 
 const { values } = parseArgs({
-  options: { seed: { type: 'string', default: '1' }, start: { type: 'string', default: '0' }, count: { type: 'string', default: '100' }, lib: { type: 'string', default: '../../dist/index.js' } },
+  options: { seed: { type: 'string', default: '1' }, start: { type: 'string', default: '0' }, count: { type: 'string', default: '100' }, lib: { type: 'string', default: '../../dist/index.js' }, inject: { type: 'string', default: '' } },
 });
 const lib = await import(new URL(values.lib, import.meta.url).href);
 const { Tensor, synchronize } = lib;
 const seed = Number(values.seed), start = Number(values.start), count = Number(values.count);
+
+// --inject crash:5,hang:7,uncoded:3 replaces those calls by a fault of that kind: the test of
+// the harness itself (a fuzzer that cannot see a crash finds none).
+const inject = new Map(values.inject ? values.inject.split(',').map((kv) => { const [k, v] = kv.split(':'); return [Number(v), k]; }) : []);
+const faults = {
+  crash: () => process.kill(process.pid, 'SIGSEGV'),
+  abort: () => process.abort(),
+  hang: () => { for (;;); },
+  uncoded: () => { throw new TypeError('injected'); },
+  exit: () => process.exit(3),
+};
 
 const line = (s) => writeSync(1, `${s.replace(/\n/g, ' ')}\n`);
 
@@ -33,6 +45,7 @@ for (let i = start; i < start + count; i++) {
   let c;
   try {
     c = buildCall(lib, callRng(seed, i));
+    if (inject.has(i)) c = { text: `injected ${inject.get(i)}`, made: c.made, run: faults[inject.get(i)] };
   } catch (e) {
     line(`C ${i} <generator>`);
     line(`R ${i} generror - ${e?.stack ?? e}`);
@@ -78,4 +91,5 @@ try {
 } catch {
   /* a deferred error with no reader left */
 }
+if (scratchPath()) rmSync(scratchPath(), { recursive: true, force: true });
 line('DONE');

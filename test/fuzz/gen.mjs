@@ -87,6 +87,15 @@ export function makeGen(lib, rnd) {
     made.push(t);
     return tag(t, `T(${dtype},[${shape.join(',')}])`);
   };
+  /** A view at a random offset into a larger tensor (outputs written through views, aliasing). */
+  const viewOf = (shape, dtype = 'float32') => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const off = int(0, 7);
+    const base = tensorOf([n + off + int(0, 7)], dtype);
+    const v = base.view(off, shape);
+    made.push(v);
+    return tag(v, `${desc(base)}.view(${off}, [${shape.join(',')}])`);
+  };
   const hostileDim = () => pick([65536, 2 ** 30, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 32 + 1, 2 ** 53, 1e300, -1, -(2 ** 31), NaN, Infinity, 1.5, 0]);
   /** A shape meant to be rejected: absurd dims or a product of at least 2**60. */
   const hostileShape = () => {
@@ -124,7 +133,8 @@ export function makeGen(lib, rnd) {
   /** A tensor argument: mostly fine, sometimes of a wrong dtype or rank, sometimes not a tensor. */
   const anyTensor = (shape, dtype = 'float32') => {
     const r = rnd();
-    if (r < 0.7) return tensorOf(shape ?? smallShape(), dtype);
+    if (r < 0.6) return tensorOf(shape ?? smallShape(), dtype);
+    if (r < 0.7) return viewOf(shape ?? smallShape(), dtype);
     if (r < 0.8) return tensorOf(shape ?? smallShape(), dtype === 'float32' ? 'int32' : 'float32');
     if (r < 0.9) return tensorOf(smallShape());
     return junk();
@@ -155,7 +165,7 @@ export function makeGen(lib, rnd) {
   const nchw = () => smallShape(4);
   const nchwMaybe = () => (chance(0.85) ? nchw() : smallShape());
 
-  return { receiver, int, pick, chance, tensorOf, anyTensor, junk, smallShape, hostileShape, hostileDim, values, opts, maybeKey, smallOrAbsurd, pair, anyValue, nchw, nchwMaybe, made, desc, descs, tag };
+  return { viewOf, receiver, int, pick, chance, tensorOf, anyTensor, junk, smallShape, hostileShape, hostileDim, values, opts, maybeKey, smallOrAbsurd, pair, anyValue, nchw, nchwMaybe, made, desc, descs, tag };
 }
 
 /** Float64 references for the few valid calls the oracle checks numerically. */

@@ -11,13 +11,13 @@ import { parseArgs } from 'node:util';
 const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url));
 
 /** Runs calls [start, start + count) of `seed`, restarting after a crash or hang. */
-export async function runBatch(seed, start, count, { callTimeoutMs = 20_000, onFailure = () => {} } = {}) {
+export async function runBatch(seed, start, count, { callTimeoutMs = 20_000, onFailure = () => {}, inject = '' } = {}) {
   const stats = { calls: 0, ok: 0, coded: 0, uncoded: 0, mismatch: 0, crash: 0, hang: 0, generror: 0 };
   const failures = [];
   let next = start;
   const end = start + count;
   while (next < end) {
-    const r = await runChild(seed, next, end - next, callTimeoutMs);
+    const r = await runChild(seed, next, end - next, callTimeoutMs, inject);
     for (const res of r.results) {
       stats.calls++;
       stats[res.cls]++;
@@ -43,9 +43,9 @@ export async function runBatch(seed, start, count, { callTimeoutMs = 20_000, onF
   return { stats, failures };
 }
 
-function runChild(seed, start, count, callTimeoutMs) {
+function runChild(seed, start, count, callTimeoutMs, inject) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CHILD, '--seed', String(seed), '--start', String(start), '--count', String(count)], {
+    const child = spawn(process.execPath, [CHILD, '--seed', String(seed), '--start', String(start), '--count', String(count), ...(inject ? ['--inject', inject] : [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const texts = new Map();
