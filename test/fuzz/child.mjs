@@ -6,7 +6,7 @@
 import { writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { rmSync } from 'node:fs';
-import { buildCall, scratchPath } from './calls.mjs';
+import { buildCall, live, scratchPath } from './calls.mjs';
 import { callRng } from './gen.mjs';
 
 const { values } = parseArgs({
@@ -31,8 +31,9 @@ const line = (s) => writeSync(1, `${s.replace(/\n/g, ' ')}\n`);
 
 /** Tensors in a result (a Tensor, an array or an object of them). */
 function tensorsIn(r, out = []) {
-  if (Tensor.isTensor(r)) out.push(r);
-  else if (r && typeof r === 'object' && !ArrayBuffer.isView(r)) for (const v of Object.values(r)) if (Tensor.isTensor(v)) out.push(v);
+  // instanceof, not Tensor.isTensor: the harness also runs against older builds of the library
+  if (r instanceof Tensor) out.push(r);
+  else if (r && typeof r === 'object' && !ArrayBuffer.isView(r)) for (const v of Object.values(r)) if (v instanceof Tensor) out.push(v);
   return out;
 }
 
@@ -59,7 +60,7 @@ for (let i = start; i < start + count; i++) {
     if (result && typeof result.then === 'function') result = await result;
     // Work is queued: read every output back (and wait for the queue) so a deferred error or
     // a crash in the kernel is charged to this call.
-    for (const t of tensorsIn(result)) if (!t.disposed && t.numel <= 1_000_000) await t.data();
+    for (const t of tensorsIn(result)) if (live(t) && t.numel <= 1_000_000) await t.data();
     await synchronize('cpu');
     outcome = ['ok', '-', ''];
   } catch (e) {
@@ -80,7 +81,7 @@ for (let i = start; i < start + count; i++) {
   line(`R ${i} ${outcome[0]} ${outcome[1]} ${outcome[2].slice(0, 300)}`);
   for (const t of [...c.made, ...tensorsIn(result)]) {
     try {
-      if (Tensor.isTensor(t) && !t.disposed) t.dispose();
+      if (live(t)) t.dispose();
     } catch {
       /* a proxy or a half-made tensor: left to the GC */
     }

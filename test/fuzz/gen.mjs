@@ -96,6 +96,27 @@ export function makeGen(lib, rnd) {
     made.push(v);
     return tag(v, `${desc(base)}.view(${off}, [${shape.join(',')}])`);
   };
+  /**
+   * A tensor whose element count overflows 64 bits (to 0 when wrapped), as an operator input:
+   * the library must refuse to make one (issue 11 item 1); where a build wrongly accepts it,
+   * the operator gets it. Only shapes that wrap to 0 bytes are tried, so a build without the
+   * check allocates nothing. Returns null when refused (the fixed library, always).
+   */
+  const overflowTensor = (dtype) => {
+    const shape = pick([[65536, 65536, 65536, 65536], [2 ** 30, 2 ** 30, 16, 1], [2 ** 32, 2 ** 32], [16, 2 ** 30, 2 ** 30, 1]]);
+    const how = int(0, 3);
+    try {
+      let t;
+      if (how === 0) t = Tensor.from(dtype === 'int32' ? new Int32Array(0) : new Float32Array(0), shape, { dtype });
+      else if (how === 1) t = Tensor.empty(shape, { dtype });
+      else if (how === 2) t = Tensor.zeros(shape, { dtype });
+      else { const base = tensorOf([4], dtype); t = base.view(0, shape); }
+      made.push(t);
+      return tag(t, `${['Tensor.from(empty)', 'Tensor.empty', 'Tensor.zeros', 'T([4]).view(0)'][how]}([${shape.join(',')}], ${dtype})`);
+    } catch {
+      return null;
+    }
+  };
   const hostileDim = () => pick([65536, 2 ** 30, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 32 + 1, 2 ** 53, 1e300, -1, -(2 ** 31), NaN, Infinity, 1.5, 0]);
   /** A shape meant to be rejected: absurd dims or a product of at least 2**60. */
   const hostileShape = () => {
@@ -133,6 +154,7 @@ export function makeGen(lib, rnd) {
   /** A tensor argument: mostly fine, sometimes of a wrong dtype or rank, sometimes not a tensor. */
   const anyTensor = (shape, dtype = 'float32') => {
     const r = rnd();
+    if (r < 0.03) return overflowTensor(dtype) ?? tensorOf(shape ?? smallShape(), dtype);
     if (r < 0.6) return tensorOf(shape ?? smallShape(), dtype);
     if (r < 0.7) return viewOf(shape ?? smallShape(), dtype);
     if (r < 0.8) return tensorOf(shape ?? smallShape(), dtype === 'float32' ? 'int32' : 'float32');
