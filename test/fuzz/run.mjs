@@ -3,21 +3,22 @@
 // from the float64 reference, or that was refused), crash (the child died: a signal or an
 // abnormal exit) or hang (no progress for callTimeoutMs). After a crash or a hang the batch
 // goes on in a fresh child from the next call, so one bad call hides no other.
-//   npm run fuzz -- --seconds 600 [--seed 1] [--batch 500] [--verbose]
+//   npm run fuzz -- --seconds 600 [--seed 1] [--batch 500] [--parallel 2] [--verbose] [--lib other/dist/index.js]
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url));
 
 /** Runs calls [start, start + count) of `seed`, restarting after a crash or hang. */
-export async function runBatch(seed, start, count, { callTimeoutMs = 20_000, onFailure = () => {}, inject = '' } = {}) {
+export async function runBatch(seed, start, count, { callTimeoutMs = 20_000, onFailure = () => {}, inject = '', lib = '' } = {}) {
   const stats = { calls: 0, ok: 0, coded: 0, uncoded: 0, mismatch: 0, crash: 0, hang: 0, generror: 0 };
   const failures = [];
   let next = start;
   const end = start + count;
   while (next < end) {
-    const r = await runChild(seed, next, end - next, callTimeoutMs, inject);
+    const r = await runChild(seed, next, end - next, callTimeoutMs, inject, lib);
     for (const res of r.results) {
       stats.calls++;
       stats[res.cls]++;
@@ -43,9 +44,9 @@ export async function runBatch(seed, start, count, { callTimeoutMs = 20_000, onF
   return { stats, failures };
 }
 
-function runChild(seed, start, count, callTimeoutMs, inject) {
+function runChild(seed, start, count, callTimeoutMs, inject, lib) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CHILD, '--seed', String(seed), '--start', String(start), '--count', String(count), ...(inject ? ['--inject', inject] : [])], {
+    const child = spawn(process.execPath, [CHILD, '--seed', String(seed), '--start', String(start), '--count', String(count), ...(inject ? ['--inject', inject] : []), ...(lib ? ['--lib', lib] : [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const texts = new Map();
@@ -92,7 +93,7 @@ function runChild(seed, start, count, callTimeoutMs, inject) {
 }
 
 /** Runs seeds seed, seed+1, ... for about `seconds` (or `seeds` batches), two children at a time. */
-export async function fuzz({ seconds = 60, seed = 1, batch = 500, seeds = Infinity, parallel = 2, callTimeoutMs = 20_000, onFailure, onBatch } = {}) {
+export async function fuzz({ seconds = 60, seed = 1, batch = 500, seeds = Infinity, parallel = 2, callTimeoutMs = 20_000, lib = '', onFailure, onBatch } = {}) {
   const total = { calls: 0, ok: 0, coded: 0, uncoded: 0, mismatch: 0, crash: 0, hang: 0, generror: 0 };
   const failures = [];
   const t0 = Date.now();
@@ -101,7 +102,7 @@ export async function fuzz({ seconds = 60, seed = 1, batch = 500, seeds = Infini
     while ((Date.now() - t0) / 1000 < seconds && started < seeds) {
       const s = nextSeed++;
       started++;
-      const r = await runBatch(s, 0, batch, { callTimeoutMs, onFailure });
+      const r = await runBatch(s, 0, batch, { callTimeoutMs, onFailure, lib });
       for (const k of Object.keys(total)) total[k] += r.stats[k];
       failures.push(...r.failures);
       onBatch?.(s, r.stats);
@@ -119,6 +120,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       batch: { type: 'string', default: '500' },
       parallel: { type: 'string', default: '2' },
       verbose: { type: 'boolean', default: false },
+      // another build of the library (its dist/index.js), e.g. an older commit's
+      lib: { type: 'string', default: '' },
     },
   });
   const seconds = Number(values.seconds);
@@ -129,6 +132,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     seed: Number(values.seed),
     batch: Number(values.batch),
     parallel: Number(values.parallel),
+    lib: values.lib ? pathToFileURL(resolve(values.lib)).href : '',
     onFailure: (f) => {
       // Print each kind of failure once per operator and message (a long run repeats them).
       const key = `${f.kind} ${f.call.split('(')[0]} ${f.message.replace(/[0-9]+/g, '#')}`;
