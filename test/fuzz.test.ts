@@ -3,7 +3,7 @@
 // with the seed and the call that caused it instead of taking vitest down.
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ES module without type declarations
-import { fuzz } from './fuzz/run.mjs';
+import { fuzz, runBatch } from './fuzz/run.mjs';
 
 interface Failure {
   seed: number;
@@ -26,6 +26,15 @@ const PENDING: { item: string; kind: Failure['kind']; call: RegExp; message: Reg
 const SEEDS = 120; // 120 batches of 500 calls: about 25 s alone on the 2-core CI machine
 
 describe('fuzz of the public surface (fixed seeds)', () => {
+  it('the harness charges an injected crash, abort, exit, hang and uncoded error to their calls and goes on', async () => {
+    const r = await runBatch(3, 0, 40, { callTimeoutMs: 3_000, inject: 'crash:2,abort:9,exit:15,hang:21,uncoded:30' });
+    const got = (r.failures as Failure[]).filter((f) => f.call.startsWith('injected')).map((f) => [f.index, f.kind]);
+    expect(got).toEqual([[2, 'crash'], [9, 'crash'], [15, 'crash'], [21, 'hang'], [30, 'uncoded']]);
+    // every call was run or charged once, and the ones after each fault ran in a fresh child
+    expect(r.stats.calls).toBe(40);
+    expect(r.stats.ok + r.stats.coded).toBeGreaterThan(25);
+  }, 60_000);
+
   it(`${SEEDS * 500} calls: no crash, no hang, every error coded, valid calls match float64`, async () => {
     const r = await fuzz({ seed: 1, seeds: SEEDS, batch: 500, seconds: Infinity, parallel: 2, callTimeoutMs: 20_000 });
     const failures = r.failures as Failure[];
