@@ -1,0 +1,63 @@
+// A short fuzz of the public surface on fixed seeds (test/fuzz/; `npm run fuzz -- --seconds N`
+// for long runs): every call runs in a child process, so a crash or a hang fails this test
+// with the seed and the call that caused it instead of taking vitest down.
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain ES module without type declarations
+import { fuzz, runBatch } from './fuzz/run.mjs';
+
+interface Failure {
+  seed: number;
+  index: number;
+  kind: 'uncoded' | 'mismatch' | 'crash' | 'hang' | 'generror';
+  call: string;
+  message: string;
+}
+
+// Failures still open on this branch, each with its issue 11 item: they are counted and
+// printed, and every failure that matches none of them fails the test. Remove an entry when
+// its fix lands (the test then holds the fix).
+const PENDING: { item: string; kind: Failure['kind']; call: RegExp; message: RegExp }[] = [
+  // item 12: normalizeImages destructures and spreads its options before checking them
+  { item: 'issue 11 item 12', kind: 'uncoded', call: /^normalizeImages\(/, message: /TypeError: (mean|std) is not iterable|Cannot destructure property 'mean'/ },
+  // item 7: relu(NaN) returns 0 (PyTorch returns NaN)
+  { item: 'issue 11 item 7', kind: 'mismatch', call: /^relu\(/, message: /expected NaN$/ },
+];
+
+const SEEDS = 120; // 120 batches of 500 calls: about 25 s alone on the 2-core CI machine
+
+describe('fuzz of the public surface (fixed seeds)', () => {
+  it('the harness charges an injected crash, abort, exit, hang and uncoded error to their calls and goes on', async () => {
+    const r = await runBatch(3, 0, 40, { callTimeoutMs: 3_000, inject: 'crash:2,abort:9,exit:15,hang:21,uncoded:30' });
+    const got = (r.failures as Failure[]).filter((f) => f.call.startsWith('injected')).map((f) => [f.index, f.kind]);
+    expect(got).toEqual([[2, 'crash'], [9, 'crash'], [15, 'crash'], [21, 'hang'], [30, 'uncoded']]);
+    // every call was run or charged once, and the ones after each fault ran in a fresh child
+    expect(r.stats.calls).toBe(40);
+    expect(r.stats.ok + r.stats.coded).toBeGreaterThan(25);
+  }, 60_000);
+
+  it(`${SEEDS * 500} calls: no crash, no hang, every error coded, valid calls match float64`, async () => {
+    const r = await fuzz({ seed: 1, seeds: SEEDS, batch: 500, seconds: Infinity, parallel: 2, callTimeoutMs: 20_000 });
+    const failures = r.failures as Failure[];
+    const show = (fs: Failure[]) =>
+      fs
+        .slice(0, 10)
+        .map((f) => `${f.kind} seed ${f.seed} call ${f.index}: ${f.call}\n  -> ${f.message}`)
+        .join('\n');
+    const pending = failures.filter((f) => PENDING.some((p) => p.kind === f.kind && p.call.test(f.call) && p.message.test(f.message)));
+    const unexpected = failures.filter((f) => !pending.includes(f));
+    console.log(
+      `fuzz: ${r.calls} calls, ok ${r.ok}, coded ${r.coded}, uncoded ${r.uncoded}, mismatches ${r.mismatch}, crashes ${r.crash}, hangs ${r.hang}` +
+        ` (pending fixes: ${pending.length}, ${PENDING.map((p) => p.item).join(', ')})`,
+    );
+    expect(r.calls).toBe(SEEDS * 500);
+    expect(r.crash, show(failures.filter((f) => f.kind === 'crash'))).toBe(0);
+    expect(r.hang, show(failures.filter((f) => f.kind === 'hang'))).toBe(0);
+    expect(r.generror, show(failures.filter((f) => f.kind === 'generror'))).toBe(0);
+    // Uncoded errors and wrong results outside PENDING fail here; the PENDING ones (issue 11
+    // items 7 and 12, fixed on other branches) are only counted until their fixes merge.
+    expect(unexpected.length, show(unexpected)).toBe(0);
+    // the fuzz reaches both sides of the oracle
+    expect(r.ok).toBeGreaterThan(SEEDS * 50);
+    expect(r.coded).toBeGreaterThan(SEEDS * 100);
+  }, 300_000);
+});
