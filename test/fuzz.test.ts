@@ -13,15 +13,10 @@ interface Failure {
   message: string;
 }
 
-// Failures still open on this branch, each with its issue 11 item: they are counted and
-// printed, and every failure that matches none of them fails the test. Remove an entry when
-// its fix lands (the test then holds the fix).
-const PENDING: { item: string; kind: Failure['kind']; call: RegExp; message: RegExp }[] = [
-  // item 12: normalizeImages destructures and spreads its options before checking them
-  { item: 'issue 11 item 12', kind: 'uncoded', call: /^normalizeImages\(/, message: /TypeError: (mean|std) is not iterable|Cannot destructure property 'mean'/ },
-  // item 7: relu(NaN) returns 0 (PyTorch returns NaN)
-  { item: 'issue 11 item 7', kind: 'mismatch', call: /^relu\(/, message: /expected NaN$/ },
-];
+// Failures of issue 11 items not yet fixed would be listed here, each with its item (matched
+// by kind, call and message: counted and printed, not failed); every other failure fails the
+// test. Items 7 and 12 have landed, so none is pending.
+const PENDING: { item: string; kind: Failure['kind']; call: RegExp; message: RegExp }[] = [];
 
 const SEEDS = 120; // 120 batches of 500 calls: about 25 s alone on the 2-core CI machine
 
@@ -47,14 +42,13 @@ describe('fuzz of the public surface (fixed seeds)', () => {
     const unexpected = failures.filter((f) => !pending.includes(f));
     console.log(
       `fuzz: ${r.calls} calls, ok ${r.ok}, coded ${r.coded}, uncoded ${r.uncoded}, mismatches ${r.mismatch}, crashes ${r.crash}, hangs ${r.hang}` +
-        ` (pending fixes: ${pending.length}, ${PENDING.map((p) => p.item).join(', ')})`,
+        ` (pending fixes: ${pending.length})`,
     );
     expect(r.calls).toBe(SEEDS * 500);
     expect(r.crash, show(failures.filter((f) => f.kind === 'crash'))).toBe(0);
     expect(r.hang, show(failures.filter((f) => f.kind === 'hang'))).toBe(0);
     expect(r.generror, show(failures.filter((f) => f.kind === 'generror'))).toBe(0);
-    // Uncoded errors and wrong results outside PENDING fail here; the PENDING ones (issue 11
-    // items 7 and 12, fixed on other branches) are only counted until their fixes merge.
+    // Uncoded errors and wrong results fail here (outside PENDING, which is empty).
     expect(unexpected.length, show(unexpected)).toBe(0);
     // the fuzz reaches both sides of the oracle
     expect(r.ok).toBeGreaterThan(SEEDS * 50);
