@@ -50,6 +50,8 @@ describe('item 1: shape overflow', () => {
 
   it('an empty tensor with huge non-zero dimensions is refused (no operator may loop 2^62 times over nothing)', () => {
     expectCode(() => Tensor.empty([2 ** 31 - 1, 2 ** 31 - 1, 0]), 'ERR_SHAPE', /too large/);
+    // an operator whose output would be too large names itself (the error is raised below it)
+    expectCode(() => matmul(Tensor.zeros([65537, 0]), Tensor.zeros([0, 65537])), 'ERR_SHAPE', /^matmul: .*too large/);
     expectCode(() => Tensor.zeros([0]).view(0, [2 ** 31 - 1, 2 ** 31 - 1, 0, 16]), 'ERR_SHAPE', /too large/);
     // a modest empty tensor is still fine
     expect(Tensor.empty([3, 0, 5]).shape).toEqual([3, 0, 5]);

@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -477,14 +478,34 @@ Napi::Error to_js_error(Napi::Env env, std::exception_ptr e) {
   return js;
 }
 
+namespace {
+// "conv2d: ..." or "Tensor.view: ...": the message starts with a name (no spaces) and a colon.
+bool names_an_operator(const std::string& message) {
+  const size_t colon = message.find(": ");
+  if (colon == std::string::npos || colon == 0) return false;
+  for (size_t i = 0; i < colon; ++i) {
+    const char c = message[i];
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.')) return false;
+  }
+  return true;
+}
+}  // namespace
+
 void export_function(Napi::Env env, Napi::Object exports, const char* name, Binding fn) {
+  const std::string prefix = std::string(name) + ":";
   exports.Set(name, Napi::Function::New(
                         env,
-                        [fn](const Napi::CallbackInfo& info) -> Napi::Value {
+                        [fn, prefix](const Napi::CallbackInfo& info) -> Napi::Value {
                           try {
                             return fn(info);
                           } catch (const Napi::Error&) {
                             throw;
+                          } catch (const Error& e) {
+                            // Every message names its operator: errors raised below the
+                            // binding (a tensor too large to create, say) get the name here.
+                            const std::string what = e.what();
+                            if (names_an_operator(what)) throw to_js_error(info.Env(), std::current_exception());
+                            throw to_js_error(info.Env(), std::make_exception_ptr(Error(e.code(), prefix + " " + what)));
                           } catch (...) {
                             throw to_js_error(info.Env(), std::current_exception());
                           }
