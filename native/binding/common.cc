@@ -501,10 +501,12 @@ void export_function(Napi::Env env, Napi::Object exports, const char* name, Bind
                           } catch (const Napi::Error&) {
                             throw;
                           } catch (const Error& e) {
-                            // Every message names its operator: errors raised below the
-                            // binding (a tensor too large to create, say) get the name here.
+                            // Shape errors raised below the binding (an output tensor too large
+                            // to create) get the operator's name here. Other errors keep their
+                            // text: a library failure names its call ("cudnnX failed: ...").
                             const std::string what = e.what();
-                            if (names_an_operator(what)) throw to_js_error(info.Env(), std::current_exception());
+                            if (e.code() != code::kShape || names_an_operator(what))
+                              throw to_js_error(info.Env(), std::current_exception());
                             throw to_js_error(info.Env(), std::make_exception_ptr(Error(e.code(), prefix + " " + what)));
                           } catch (...) {
                             throw to_js_error(info.Env(), std::current_exception());
