@@ -52,15 +52,28 @@ export interface PixelBatch extends BatchBase {
 /** A batch of samples in plain host arrays (the trainer turns them into tensors). */
 export type Batch = FloatBatch | PixelBatch;
 
+/**
+ * The normalisation as lookup tables: lut[c][v] = (v / 255 - mean[c]) / std[c], computed in
+ * double and rounded once to float32 (what normalizeImages computes on every device).
+ */
+export function normalizationLut(mean: readonly number[], std: readonly number[]): [Float32Array, Float32Array, Float32Array] {
+  return [0, 1, 2].map((c) => Float32Array.from({ length: 256 }, (_, v) => (v / 255 - mean[c]!) / std[c]!)) as [Float32Array, Float32Array, Float32Array];
+}
+
 /** The images of a batch as float32, normalising a pixel batch on the host (tests, tools). */
 export function batchImages(batch: Batch): Float32Array {
   if (batch.format !== 'uint8') return batch.images;
-  const { pixels, mean, std } = batch;
+  const { pixels } = batch;
   const plane = batch.shape[2] * batch.shape[3];
   const out = new Float32Array(pixels.length);
-  const luts = [0, 1, 2].map((c) => Float32Array.from({ length: 256 }, (_, v) => (v / 255 - mean[c]!) / std[c]!));
+  const luts = normalizationLut(batch.mean, batch.std);
   for (let i = 0; i < pixels.length; i++) out[i] = luts[Math.floor(i / plane) % 3]![pixels[i]!]!;
   return out;
+}
+
+/** True when a dataset hands out 8-bit pixels and says how to normalise them (format 'uint8'). */
+export function hasPixels(dataset: Dataset): boolean {
+  return typeof dataset.loadPixelsInto === 'function' && dataset.normalization !== undefined;
 }
 
 /** What a dataset sample's random augmentation depends on. */

@@ -5,7 +5,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Sharp, SharpOptions } from 'sharp';
-import { checkInt, checkNormalization, dataError, rngFor, type Dataset, type DatasetSpec, type DataWarning, type Sample, type SampleContext } from './common.js';
+import { checkInt, checkNormalization, dataError, normalizationLut, rngFor, type Dataset, type DatasetSpec, type DataWarning, type Sample, type SampleContext } from './common.js';
 
 export const DEFAULT_EXTENSIONS: readonly string[] = ['jpg', 'jpeg', 'png', 'webp'];
 
@@ -147,12 +147,7 @@ export class ImageFolder implements Dataset {
     this.#onWarning = onWarning;
     const C = state.transform.cropSize;
     this.sampleShape = [3, C, C];
-    const { mean, std } = state.transform;
-    this.#lut = [0, 1, 2].map((c) => {
-      const lut = new Float32Array(256);
-      for (let v = 0; v < 256; v++) lut[v] = (v / 255 - mean[c]!) / std[c]!;
-      return lut;
-    }) as [Float32Array, Float32Array, Float32Array];
+    this.#lut = normalizationLut(state.transform.mean, state.transform.std);
   }
 
   get length(): number {

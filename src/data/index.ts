@@ -5,6 +5,8 @@ export {
   IMAGENET_STD,
   toRgb8,
   batchImages,
+  hasPixels,
+  normalizationLut,
   type FloatBatch,
   type PixelBatch,
   type Batch,

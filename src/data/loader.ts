@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { assembleBatch, type BatchRequest } from './batch.js';
-import { checkInt, dataError, rngFor, type Batch, type Dataset, type DatasetSpec, type DataWarning } from './common.js';
+import { checkInt, dataError, hasPixels, rngFor, type Batch, type Dataset, type DatasetSpec, type DataWarning } from './common.js';
 
 export interface DataLoaderOptions {
   batchSize: number;
@@ -203,7 +203,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.concurrency = checkInt(options.concurrency ?? 8, 'DataLoader: concurrency', 1);
     this.format = options.format ?? 'float32';
     if (this.format !== 'float32' && this.format !== 'uint8') throw dataError(`DataLoader: format must be 'float32' or 'uint8', got ${String(this.format)}`);
-    if (this.format === 'uint8' && !(typeof dataset.loadPixelsInto === 'function' && dataset.normalization)) {
+    if (this.format === 'uint8' && !hasPixels(dataset)) {
       throw dataError("DataLoader: format 'uint8' needs a dataset with loadPixelsInto() and normalization (SyntheticDataset, ImageFolder)");
     }
     this.epoch = checkInt(options.epoch ?? 0, 'DataLoader: epoch', 0);

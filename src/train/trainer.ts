@@ -12,7 +12,7 @@
 // (epoch, batch); on the CPU, the losses after a resume equal the uninterrupted run's bit for bit.
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Batch, Dataset } from '../data/common.js';
+import { hasPixels, type Batch, type Dataset } from '../data/common.js';
 import { DataLoader } from '../data/loader.js';
 import { alexnetError } from '../errors.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
@@ -454,11 +454,6 @@ export interface EvalResult {
   top5: number;
   loss: number;
   samples: number;
-}
-
-/** True when a dataset can hand out 8-bit pixels (and says how to normalise them). */
-function hasPixels(d: Dataset): boolean {
-  return typeof d.loadPixelsInto === 'function' && d.normalization !== undefined;
 }
 
 /**
