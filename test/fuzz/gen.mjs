@@ -9,17 +9,10 @@
 // at least 2**60), so a library that forgot a check would fail to allocate rather than
 // quietly take gigabytes.
 
-/** mulberry32: a small deterministic generator (the same one the library's data uses). */
-export function rngOf(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../dist/nn/init.js';
+
+/** The library's mulberry32, from this checkout's build (fixed across `--lib` targets). */
+export const rngOf = (seed) => mulberry32(seed >>> 0);
 
 /** The generator of call `index` of run `seed` (independent of every other call). */
 export function callRng(seed, index) {
