@@ -1,5 +1,5 @@
-// The one switch every CUDA test goes through (design decision 11: the GPU check cannot pass
-// by skipping).
+// The one switch every CUDA test goes through (docs/architecture.md, decision 11: the GPU check
+// cannot pass by skipping).
 //
 // Without a usable GPU the CUDA tests report themselves skipped, with the reason, as on the
 // build machines and in CI. With ALEXNET_REQUIRE_CUDA=1 (scripts/gpu-check.sh sets it) a CUDA

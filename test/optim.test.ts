@@ -26,7 +26,7 @@ function fixture(r: () => number) {
   return { net, store, n, setGrads, w0: Float64Array.from(f32(w0)) };
 }
 
-/** Hand-computed updates in float64 (DESIGN.md: "SGD with momentum: name the convention"). */
+/** Hand-computed updates in float64 (docs/architecture.md, "SGD with momentum: two conventions"). */
 function reference(
   convention: 'pytorch' | 'krizhevsky',
   w0: Float64Array,
