@@ -4,6 +4,12 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Conv2dBackwardOptions, Conv2dOptions } from './ops/conv.js';
+import type { DropoutOptions } from './ops/dropout.js';
+import type { LinearGradOptions, MatmulOptions } from './ops/linear.js';
+import type { LrnOptions } from './ops/lrn.js';
+import type { Pool2dOptions } from './ops/pool.js';
+import type { SgdStepOptions } from './ops/sgd.js';
 
 export type DType = 'float32' | 'int32';
 export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : Float32Array;
@@ -23,66 +29,20 @@ export interface NativeTensor {
 
 export type Pair = number | [number, number];
 
-export interface Conv2dOptions {
-  stride?: Pair;
-  padding?: Pair;
-  dilation?: Pair;
-  groups?: number;
-  /** apply max(y, 0) to the output in the same pass (Conv+ReLU fusion; forward only) */
-  relu?: boolean;
-}
-
 /**
  * CPU convolution path: 'auto' (direct kernel where it applies, the CPU's best instruction set),
  * 'direct' (same), 'direct-avx2' (the kernel's AVX2 build even on AVX-512 CPUs), 'im2col'.
  */
 export type ConvAlgorithm = 'auto' | 'direct' | 'direct-avx2' | 'im2col';
-export interface Conv2dBackwardOptions extends Conv2dOptions {
-  /** compute gradInput (false for the first layer) */
-  computeGradInput?: boolean;
-  /** compute gradBias */
-  computeGradBias?: boolean;
-  /** write gradWeight / gradBias here instead of new tensors */
-  gradWeight?: NativeTensor;
-  gradBias?: NativeTensor;
-  /** add into gradWeight / gradBias instead of overwriting them */
-  accumulate?: boolean;
-}
-export interface Pool2dOptions {
-  kernelSize: Pair;
-  stride?: Pair;
-  padding?: Pair;
-}
-export interface LrnOptions {
-  size: number;
-  alpha?: number;
-  beta?: number;
-  k?: number;
-}
-export interface LinearBackwardOptions {
-  computeGradInput?: boolean;
-  computeGradBias?: boolean;
-  gradWeight?: NativeTensor;
-  gradBias?: NativeTensor;
-  accumulate?: boolean;
-}
-export interface DropoutOptions {
-  p: number;
-  seed: number;
-  /** element offset into the random stream (lets successive calls draw fresh masks) */
-  offset?: number;
-}
-export type SgdConvention = 'pytorch' | 'krizhevsky';
-export interface SgdOptions {
-  lr: number;
-  momentum?: number;
-  dampening?: number;
-  weightDecay?: number;
-  nesterov?: boolean;
-  convention?: SgdConvention;
-  /** true on the first step: PyTorch then starts the buffer at the gradient */
-  firstStep?: boolean;
-}
+
+/**
+ * What the addon reads of a wrapper's options: the same type, with its output Tensors passed as
+ * native handles. The options types themselves live beside their wrappers in src/ops/.
+ */
+type WithHandles<T, K extends keyof T> = Omit<T, K> & { [P in K]?: NativeTensor };
+export type NativeConv2dBackwardOptions = WithHandles<Conv2dBackwardOptions, 'gradWeight' | 'gradBias'>;
+export type NativeLinearBackwardOptions = WithHandles<LinearGradOptions, 'gradWeight' | 'gradBias'>;
+
 export interface BackendInfo {
   buildSystem: string;
   napiVersion: number;
@@ -192,7 +152,7 @@ export interface NativeModule {
     gradOutput: NativeTensor,
     x: NativeTensor,
     weight: NativeTensor,
-    options?: Conv2dBackwardOptions,
+    options?: NativeConv2dBackwardOptions,
   ): { gradInput: NativeTensor | null; gradWeight: NativeTensor; gradBias: NativeTensor | null };
   // max-pool 2-D
   maxPool2dForward(x: NativeTensor, options: Pool2dOptions): NativeTensor;
@@ -206,9 +166,9 @@ export interface NativeModule {
     gradOutput: NativeTensor,
     x: NativeTensor,
     weight: NativeTensor,
-    options?: LinearBackwardOptions,
+    options?: NativeLinearBackwardOptions,
   ): { gradInput: NativeTensor | null; gradWeight: NativeTensor; gradBias: NativeTensor | null };
-  matmul(a: NativeTensor, b: NativeTensor, options?: { transA?: boolean; transB?: boolean }): NativeTensor;
+  matmul(a: NativeTensor, b: NativeTensor, options?: MatmulOptions): NativeTensor;
   // dropout (inverted): mask holds 0 or 1/(1-p)
   dropoutForward(x: NativeTensor, options: DropoutOptions): { output: NativeTensor; mask: NativeTensor };
   dropoutBackward(gradOutput: NativeTensor, mask: NativeTensor): NativeTensor;
@@ -216,7 +176,13 @@ export interface NativeModule {
   softmax(logits: NativeTensor): NativeTensor;
   softmaxCrossEntropy(logits: NativeTensor, labels: NativeTensor): { loss: NativeTensor; gradLogits: NativeTensor };
   // SGD with momentum over flat parameter / gradient / momentum buffers, in place
-  sgdStep(param: NativeTensor, grad: NativeTensor, momentumBuffer: NativeTensor | null, options: SgdOptions): void;
+  sgdStep(param: NativeTensor, grad: NativeTensor, momentumBuffer: NativeTensor | null, options: SgdStepOptions): void;
+  /**
+   * sgdStep's own option parsing and checks, alone: throws what sgdStep would throw for these
+   * options (messages named after `caller`, default 'sgdStep'), else returns them with the
+   * kernel's defaults filled in.
+   */
+  sgdCheckOptions(options: SgdStepOptions, caller?: string): Required<SgdStepOptions>;
   // how many rows have their label among the k largest logits -> int32 scalar
   topkCorrect(logits: NativeTensor, labels: NativeTensor, k: number): NativeTensor;
   // 8-bit images [N, C, H, W] (C <= 3) to float32 (x / 255 - mean[c]) / std[c] on `device`

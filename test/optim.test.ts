@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { copy, loadNative, softmaxCrossEntropy, Tensor, topkCorrect } from '../src/index.js';
+import { copy, loadNative, sgdStep, softmaxCrossEntropy, Tensor, topkCorrect, type SgdStepOptions } from '../src/index.js';
 import { Conv2d, Flatten, Linear, manualSeed, MaxPool2d, ParameterStore, ReLU, Sequential } from '../src/nn/index.js';
-import { MultiStepLR, ReduceLROnPlateau, SGD, StepLR } from '../src/optim/index.js';
+import { MultiStepLR, ReduceLROnPlateau, SGD, StepLR, type SGDOptions } from '../src/optim/index.js';
 import { expectClose, expectCode, f32, rng, uniform } from './helpers.js';
 
 const seedOf = () => (Math.random() * 2 ** 32) >>> 0;
@@ -26,7 +26,7 @@ function fixture(r: () => number) {
   return { net, store, n, setGrads, w0: Float64Array.from(f32(w0)) };
 }
 
-/** Hand-computed updates in float64 (docs/architecture.md, "SGD with momentum: two conventions"). */
+/** Hand-computed updates in float64 of both conventions (formulas: native/core/sgd.h), including a change of lr. */
 function reference(
   convention: 'pytorch' | 'krizhevsky',
   w0: Float64Array,
@@ -154,6 +154,55 @@ describe('SGD', () => {
     }, 'ERR_ARGUMENT');
     store.dispose();
     expectCode(() => b.step(), 'ERR_DISPOSED');
+  });
+
+  it("checks its options with sgdStep's own checks, at construction and on every lr change", async () => {
+    const r = rng(seedOf());
+    const { store, n, setGrads, w0 } = fixture(r);
+    // Each bad option fails at construction with the message sgdStep gives, named 'SGD' instead:
+    // the checks are written once, in the addon. Some of these (dampening, a non-boolean
+    // nesterov) used to pass construction and fail only at the first step.
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ lr: -1 }, /^SGD: lr must be >= 0 but got -1$/],
+      [{ lr: Number.NaN }, /^SGD: lr must be a finite number/],
+      [{ lr: '0.1' }, /^SGD: expected option 'lr' to be a number$/],
+      [{}, /^SGD: option 'lr' is required$/],
+      [{ lr: 0.1, momentum: -0.5 }, /^SGD: momentum must be >= 0 but got -0.5$/],
+      [{ lr: 0.1, dampening: 1.5 }, /^SGD: dampening must be in \[0, 1\] but got 1.5$/],
+      [{ lr: 0.1, weightDecay: Number.POSITIVE_INFINITY }, /^SGD: weightDecay must be a finite number/],
+      [{ lr: 0.1, convention: 'adam' }, /^SGD: convention must be 'pytorch' or 'krizhevsky' but got 'adam'$/],
+      [{ lr: 0.1, nesterov: true, convention: 'krizhevsky' }, /^SGD: nesterov momentum is not defined for the krizhevsky convention$/],
+      [{ lr: 0.1, nesterov: true, momentum: 0 }, /^SGD: nesterov momentum requires momentum > 0 and zero dampening/],
+      [{ lr: 0.1, nesterov: true, dampening: 0.1 }, /^SGD: nesterov momentum requires momentum > 0 and zero dampening/],
+      [{ lr: 0.1, nesterov: 'yes' }, /^SGD: expected option 'nesterov' to be a boolean$/],
+    ];
+    for (const [o, msg] of bad) {
+      expectCode(() => new SGD(store, o as unknown as SGDOptions), 'ERR_ARGUMENT', msg);
+      // the same options (less the class's defaults) through the operator: the same check
+      const sgdMsg = new RegExp(msg.source.replace('^SGD:', '^sgdStep:'));
+      const full = { momentum: 0.9, weightDecay: 5e-4, ...o } as unknown as SgdStepOptions;
+      expectCode(() => sgdStep(store.params, store.grads, store.momentum, full), 'ERR_ARGUMENT', sgdMsg);
+    }
+    // null / undefined take the class's defaults, as before
+    const opt = new SGD(store, { lr: 0.1, momentum: undefined, weightDecay: null as unknown as number, nesterov: true });
+    expect([opt.momentum, opt.weightDecay, opt.dampening, opt.nesterov, opt.convention]).toEqual([0.9, 5e-4, 0, true, 'pytorch']);
+    // a bad lr from a schedule or loadState is refused and leaves the lr as it was
+    expectCode(() => {
+      opt.lr = -0.5;
+    }, 'ERR_ARGUMENT', /^SGD: lr must be >= 0 but got -0.5$/);
+    expectCode(() => opt.loadState({ step: 3, lr: Number.POSITIVE_INFINITY }), 'ERR_ARGUMENT', /^SGD: lr must be a finite number/);
+    expect(opt.lr).toBe(0.1);
+    expect(opt.stepCount).toBe(0);
+    opt.lr = 0.2;
+    expect(opt.lr).toBe(0.2);
+    // nothing was queued by the failures; the optimizer still steps (first Nesterov step: b = g',
+    // w -= lr (g' + 0.9 g'))
+    const g = Float64Array.from(f32(uniform(n, r)));
+    setGrads(g);
+    opt.step();
+    const want = Float64Array.from(w0, (w, i) => w - 0.2 * 1.9 * (g[i]! + 5e-4 * w));
+    expectClose(await store.params.data(), want, { ...TOL, label: 'Nesterov step after refused options' });
+    store.dispose();
   });
 });
 

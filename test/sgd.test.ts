@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { copy, sgdStep, Tensor, type SgdOptions } from '../src/index.js';
+import { copy, loadNative, sgdStep, Tensor, type SgdStepOptions } from '../src/index.js';
 import { expectClose, expectCode, f32, f64, rng, uniform } from './helpers.js';
 import { sgdStepRef } from './reference/sgd.js';
 
 // Float32 storage between steps costs ~1e-7 relative per step; the hand arithmetic is float64.
 const TOL = { atol: 2e-6, rtol: 1e-6 };
+const escapeRegExp = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Runs steps on a one-element parameter and returns w (and the buffer) after each step. */
-async function run1(w0: number, grads: number[], lrs: number[], options: Omit<SgdOptions, 'lr'>, bufInit = 123) {
+async function run1(w0: number, grads: number[], lrs: number[], options: Omit<SgdStepOptions, 'lr'>, bufInit = 123) {
   const w = Tensor.from(f32([w0]), [1]);
   const buf = Tensor.from(f32([bufInit]), [1]); // garbage: firstStep must ignore it
   const ws: number[] = [];
@@ -125,7 +126,7 @@ describe('sgdStep against the float64 reference', () => {
   it('updates views of a flat parameter store over 3 steps with an lr change', async () => {
     const r = rng();
     const n = 100_003; // crosses the parallel grain; odd
-    const configs: Omit<SgdOptions, 'lr' | 'firstStep'>[] = [
+    const configs: Omit<SgdStepOptions, 'lr' | 'firstStep'>[] = [
       { momentum: 0.9, weightDecay: 0.0005 },
       { momentum: 0.9, weightDecay: 0.0005, convention: 'krizhevsky' },
       { momentum: 0.8, dampening: 0.3, convention: 'krizhevsky' },
@@ -158,13 +159,30 @@ describe('sgdStep against the float64 reference', () => {
   });
 });
 
+describe('sgdCheckOptions (the one definition of the options and their checks)', () => {
+  it("fills in the kernel's defaults (all 0, 'pytorch'), returns what it checked, and refuses a bad caller", () => {
+    const native = loadNative();
+    expect(native.sgdCheckOptions({ lr: 0.25 })).toEqual({
+      lr: 0.25, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, convention: 'pytorch', firstStep: false,
+    });
+    const lr = Math.random();
+    const momentum = 0.5 + Math.random() / 2;
+    const given = { lr, momentum, dampening: 0, weightDecay: lr / 7, nesterov: true, convention: 'pytorch', firstStep: true } as const;
+    expect(native.sgdCheckOptions(given, 'SGD')).toEqual(given);
+    expect(native.sgdCheckOptions({ lr, momentum, dampening: 0.25, convention: 'krizhevsky' })).toMatchObject({ dampening: 0.25, convention: 'krizhevsky', nesterov: false });
+    expectCode(() => native.sgdCheckOptions(undefined as unknown as SgdStepOptions), 'ERR_ARGUMENT', /^sgdStep: expected options \{lr, \.\.\.\}$/);
+    expectCode(() => native.sgdCheckOptions(null as unknown as SgdStepOptions, 'SGD'), 'ERR_ARGUMENT', /^SGD: expected options to be an object$/);
+    expectCode(() => native.sgdCheckOptions({ lr: 1 }, 7 as unknown as string), 'ERR_ARGUMENT', /^sgdCheckOptions: expected caller to be a string$/);
+  });
+});
+
 describe('sgdStep errors', () => {
   it('rejects bad hyper-parameters and inputs with typed errors, changes nothing, and keeps working', async () => {
     const w0 = [1, 2, 3];
     const w = Tensor.from(f32(w0), [3]);
     const g = Tensor.from(f32([0.5, 0.5, 0.5]), [3]);
     const b = Tensor.from(f32([0, 0, 0]), [3]);
-    const bad: [SgdOptions, RegExp][] = [
+    const bad: [SgdStepOptions, RegExp][] = [
       [{ lr: NaN, momentum: 0.9 }, /sgdStep: lr must be a finite number/],
       [{ lr: Infinity, momentum: 0.9 }, /lr must be a finite number/],
       [{ lr: 0.1, momentum: -Infinity }, /momentum must be a finite number/],
@@ -178,11 +196,24 @@ describe('sgdStep errors', () => {
       [{ lr: 0.1, momentum: 0.9, nesterov: true, convention: 'krizhevsky' }, /not defined for the krizhevsky convention/],
       [{ lr: 0.1, convention: 'adam' as 'pytorch' }, /convention must be 'pytorch' or 'krizhevsky'/],
       [{ lr: '0.1' as unknown as number }, /lr/],
-      [{} as SgdOptions, /option 'lr' is required/],
+      [{} as SgdStepOptions, /option 'lr' is required/],
     ];
-    for (const [opts, msg] of bad) expectCode(() => sgdStep(w, g, b, opts), 'ERR_ARGUMENT', msg);
+    for (const [opts, msg] of bad) {
+      expectCode(() => sgdStep(w, g, b, opts), 'ERR_ARGUMENT', msg);
+      // sgdCheckOptions (what the SGD class runs at construction) is the same check, same text
+      const stepMessage = (() => {
+        try {
+          sgdStep(w, g, b, opts);
+        } catch (e) {
+          return (e as Error).message;
+        }
+        return 'no error';
+      })();
+      expectCode(() => loadNative().sgdCheckOptions(opts), 'ERR_ARGUMENT', new RegExp(`^${escapeRegExp(stepMessage)}$`));
+      expectCode(() => loadNative().sgdCheckOptions(opts, 'SGD'), 'ERR_ARGUMENT', new RegExp(`^${escapeRegExp(stepMessage.replace(/^sgdStep:/, 'SGD:'))}$`));
+    }
     expectCode(() => sgdStep(w, g, null, { lr: 0.1, momentum: 0.9 }), 'ERR_ARGUMENT', /momentumBuffer is required/);
-    expectCode(() => sgdStep(w, g, b, undefined as unknown as SgdOptions), 'ERR_ARGUMENT', /sgdStep/);
+    expectCode(() => sgdStep(w, g, b, undefined as unknown as SgdStepOptions), 'ERR_ARGUMENT', /sgdStep/);
     expectCode(() => sgdStep(w, Tensor.from(f32([1, 2]), [2]), b, { lr: 0.1 }), 'ERR_SHAPE', /sgdStep: expected grad of shape \[3\]/);
     expectCode(() => sgdStep(w, g, Tensor.from(f32([1, 2, 3]), [1, 3]), { lr: 0.1, momentum: 0.9 }), 'ERR_SHAPE', /momentumBuffer/);
     expectCode(() => sgdStep(w, Tensor.from(new Int32Array(3), [3], { dtype: 'int32' }) as unknown as Tensor<'float32'>, b, { lr: 0.1 }), 'ERR_DTYPE', /grad/);

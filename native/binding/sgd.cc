@@ -1,6 +1,9 @@
 // SGD with momentum over flat buffers, in place (conventions in native/cpu/sgd.h):
 //   sgdStep(param, grad, momentumBuffer | null, {lr, momentum, dampening, weightDecay,
 //           nesterov, convention: 'pytorch' | 'krizhevsky', firstStep})
+//   sgdCheckOptions(options, caller = 'sgdStep') -> the options with the kernel's defaults filled
+//     in: the same parsing and checks as sgdStep, so the SGD class fails at construction with
+//     sgdStep's own messages instead of keeping a second copy of them in TypeScript.
 #include <optional>
 #include <string>
 
@@ -12,15 +15,9 @@ namespace alexnet::binding {
 
 namespace {
 
-Napi::Value SgdStep(const Napi::CallbackInfo& info) {
-  const char* op = "sgdStep";
-  const Tensor w = tensor_arg(info, 0, op, "param");
-  const Tensor g = tensor_arg(info, 1, op, "grad");
-  const std::optional<Tensor> buf = optional_tensor_arg(info, 2, op, "momentumBuffer");
-  if (info.Length() < 4 || info[3].IsUndefined())
-    fail(code::kArgument, op, ": expected options {lr, ...} as the fourth argument");
-  Napi::Object o = options_arg(info, 3, op);
-
+// The one parser and validator of SGD options (the kernel's defaults: everything 0, 'pytorch').
+// Only what the options alone decide is checked here; the buffers are sgdStep's business.
+cpu::SgdParams parse_sgd_options(const char* op, const Napi::Object& o) {
   cpu::SgdParams p;
   if (o.Get("lr").IsUndefined()) fail(code::kArgument, op, ": option 'lr' is required");
   p.lr = number_opt(o, "lr", 0.0, op);  // number_opt rejects NaN and infinities
@@ -47,6 +44,17 @@ Napi::Value SgdStep(const Napi::CallbackInfo& info) {
       fail(code::kArgument, op, ": nesterov momentum requires momentum > 0 and zero dampening (got momentum ",
            p.momentum, ", dampening ", p.dampening, ")");
   }
+  return p;
+}
+
+Napi::Value SgdStep(const Napi::CallbackInfo& info) {
+  const char* op = "sgdStep";
+  const Tensor w = tensor_arg(info, 0, op, "param");
+  const Tensor g = tensor_arg(info, 1, op, "grad");
+  const std::optional<Tensor> buf = optional_tensor_arg(info, 2, op, "momentumBuffer");
+  if (info.Length() < 4 || info[3].IsUndefined())
+    fail(code::kArgument, op, ": expected options {lr, ...} as the fourth argument");
+  const cpu::SgdParams p = parse_sgd_options(op, options_arg(info, 3, op));
   if (p.momentum != 0 && !buf)
     fail(code::kArgument, op, ": momentumBuffer is required when momentum is not 0 (momentum ", p.momentum, ")");
 
@@ -77,8 +85,34 @@ Napi::Value SgdStep(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// sgdCheckOptions(options, caller?): parse_sgd_options on its own, errors named after `caller`
+// (default "sgdStep"). Returns the parsed options so the caller keeps exactly what was checked.
+Napi::Value SgdCheckOptions(const Napi::CallbackInfo& info) {
+  std::string caller = "sgdStep";
+  if (info.Length() >= 2 && !info[1].IsUndefined()) {
+    if (!info[1].IsString()) fail(code::kArgument, "sgdCheckOptions: expected caller to be a string");
+    caller = info[1].As<Napi::String>().Utf8Value();
+  }
+  const char* op = caller.c_str();
+  if (info.Length() < 1 || info[0].IsUndefined()) fail(code::kArgument, op, ": expected options {lr, ...}");
+  const cpu::SgdParams p = parse_sgd_options(op, options_arg(info, 0, op));
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("lr", p.lr);
+  r.Set("momentum", p.momentum);
+  r.Set("dampening", p.dampening);
+  r.Set("weightDecay", p.weight_decay);
+  r.Set("nesterov", p.nesterov);
+  r.Set("convention", p.convention == cpu::SgdConvention::Krizhevsky ? "krizhevsky" : "pytorch");
+  r.Set("firstStep", p.first_step);
+  return r;
+}
+
 }  // namespace
 
-void register_sgd(Napi::Env env, Napi::Object exports) { export_function(env, exports, "sgdStep", SgdStep); }
+void register_sgd(Napi::Env env, Napi::Object exports) {
+  export_function(env, exports, "sgdStep", SgdStep);
+  export_function(env, exports, "sgdCheckOptions", SgdCheckOptions);
+}
 
 }  // namespace alexnet::binding

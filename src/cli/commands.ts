@@ -17,7 +17,7 @@ import { Tensor } from '../tensor.js';
 import { evaluate, Trainer, type ScheduleSpec, type TrainProgress, type TrainSummary } from '../train/trainer.js';
 import { plotMetrics } from '../viz/plot.js';
 import { renderFilters } from '../viz/filters.js';
-import type { SgdConvention } from '../native.js';
+import type { SgdConvention } from '../ops/sgd.js';
 
 /** What a checkpoint's `config` holds: enough to rebuild the model and its data. */
 export interface RunConfig {

@@ -1,7 +1,14 @@
-import { loadNative, type Conv2dBackwardOptions as NativeConv2dBackwardOptions, type Conv2dOptions, type NativeTensor } from '../native.js';
+import { loadNative, type NativeConv2dBackwardOptions, type NativeTensor, type Pair } from '../native.js';
 import { handleOf, Tensor } from '../tensor.js';
 
-export type { Conv2dOptions } from '../native.js';
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+  /** apply max(y, 0) to the output in the same pass (Conv+ReLU fusion; forward only) */
+  relu?: boolean;
+}
 
 /** Options of conv2dBackward (the forward options plus what to compute and where to write). */
 export interface Conv2dBackwardOptions extends Conv2dOptions {

@@ -1,10 +1,15 @@
 // Inverted dropout with a stateless counter-based random stream (documented in
 // native/cpu/dropout.h and reimplemented in test/reference/dropout.ts): element i of a call
 // is kept iff u(seed, offset + i) >= p, and the mask holds 0 or 1 / (1 - p).
-import { loadNative, type DropoutOptions } from '../native.js';
+import { loadNative } from '../native.js';
 import { handleOf, Tensor } from '../tensor.js';
 
-export type { DropoutOptions } from '../native.js';
+export interface DropoutOptions {
+  p: number;
+  seed: number;
+  /** element offset into the random stream (lets successive calls draw fresh masks) */
+  offset?: number;
+}
 
 export interface DropoutResult {
   output: Tensor<'float32'>;

@@ -1,7 +1,13 @@
-import { loadNative, type LrnOptions } from '../native.js';
+import { loadNative } from '../native.js';
 import { handleOf, Tensor } from '../tensor.js';
 
-export type { LrnOptions } from '../native.js';
+/** See localResponseNorm for the defaults and limits. */
+export interface LrnOptions {
+  size: number;
+  alpha?: number;
+  beta?: number;
+  k?: number;
+}
 
 /**
  * Local response normalisation across channels (torch.nn.functional.local_response_norm):

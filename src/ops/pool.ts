@@ -1,7 +1,11 @@
-import { loadNative, type Pool2dOptions } from '../native.js';
+import { loadNative, type Pair } from '../native.js';
 import { handleOf, Tensor } from '../tensor.js';
 
-export type { Pool2dOptions } from '../native.js';
+export interface Pool2dOptions {
+  kernelSize: Pair;
+  stride?: Pair;
+  padding?: Pair;
+}
 
 /**
  * 2-D max pooling (torch.nn.functional.max_pool2d): input [N, C, H, W] -> [N, C, Ho, Wo].

@@ -1,9 +1,37 @@
-// One SGD-with-momentum step over flat buffers, in place. Conventions ('pytorch', the default,
-// or 'krizhevsky') are spelled out in native/cpu/sgd.h.
-import { loadNative, type SgdOptions } from '../native.js';
+// One SGD-with-momentum step over flat buffers, in place. The update formulas of both
+// conventions ('pytorch', the default, and 'krizhevsky') are stated once, in native/core/sgd.h;
+// the option checks live once, in native/binding/sgd.cc.
+import { loadNative } from '../native.js';
 import { handleOf, type Tensor } from '../tensor.js';
 
-export type { SgdConvention, SgdOptions } from '../native.js';
+export type SgdConvention = 'pytorch' | 'krizhevsky';
+
+/**
+ * Options of the raw sgdStep operator. Every default is the kernel's: 0, false, 'pytorch' (as in
+ * torch.optim.SGD). The SGD optimizer class has its own options, SGDOptions, whose defaults are
+ * the AlexNet paper's (momentum 0.9, weight decay 5e-4).
+ */
+export interface SgdStepOptions {
+  lr: number;
+  /** default 0 (plain SGD; momentumBuffer may then be null) */
+  momentum?: number;
+  /** in [0, 1], default 0 */
+  dampening?: number;
+  /** L2 weight decay, default 0 */
+  weightDecay?: number;
+  /** PyTorch convention only, with momentum > 0 and dampening 0; default false */
+  nesterov?: boolean;
+  /** default 'pytorch' */
+  convention?: SgdConvention;
+  /** true on the first step: PyTorch then starts the buffer at the gradient */
+  firstStep?: boolean;
+}
+
+/**
+ * @deprecated Renamed SgdStepOptions, so that it is not confused with the SGD class's
+ * SGDOptions (other defaults). Kept because earlier versions exported it.
+ */
+export type SgdOptions = SgdStepOptions;
 
 /**
  * Updates param (and momentumBuffer) in place from grad. momentumBuffer may be null only when
@@ -13,7 +41,7 @@ export function sgdStep(
   param: Tensor<'float32'>,
   grad: Tensor<'float32'>,
   momentumBuffer: Tensor<'float32'> | null,
-  options: SgdOptions,
+  options: SgdStepOptions,
 ): void {
   const op = 'sgdStep';
   loadNative().sgdStep(

@@ -1,25 +1,38 @@
 // SGD with momentum over a ParameterStore: one sgdStep call updates every parameter. The two
-// conventions are named (DESIGN.md, native/cpu/sgd.h):
-//   'pytorch' (default): g' = g + wd w; b = first ? g' : mu b + (1 - dampening) g';
-//                        (nesterov: g' += mu b, else g' = b); w -= lr g'
-//   'krizhevsky':        v = mu v - lr (1 - dampening) (g + wd w); w += v
-// They agree while lr is constant and differ once it changes.
+// conventions, 'pytorch' (default) and 'krizhevsky', agree while lr is constant and differ once it
+// changes; their formulas are stated once, in native/core/sgd.h. The options are checked once,
+// by the addon (sgdCheckOptions runs sgdStep's own checks), so a bad one fails at construction.
 import { alexnetError } from '../errors.js';
+import { loadNative } from '../native.js';
 import type { ParameterStore } from '../nn/store.js';
-import { sgdStep, type SgdConvention } from '../ops/sgd.js';
+import { sgdStep, type SgdConvention, type SgdStepOptions } from '../ops/sgd.js';
 
+/**
+ * Options of the SGD optimizer (torch.optim.SGD's, named in camelCase). Two defaults differ from
+ * torch.optim.SGD's (momentum 0, weight_decay 0) and from the raw sgdStep operator's
+ * (SgdStepOptions, all 0): momentum 0.9 and weight decay 5e-4, the recipe of Krizhevsky et al.
+ * 2012, because this package trains AlexNet.
+ */
 export interface SGDOptions {
   lr: number;
-  /** default 0.9 (the paper's) */
+  /** default 0.9 (the paper's; torch.optim.SGD: 0) */
   momentum?: number;
-  /** default 0 */
+  /** in [0, 1], default 0 */
   dampening?: number;
-  /** L2 weight decay, default 5e-4 (the paper's) */
+  /** L2 weight decay, default 5e-4 (the paper's; torch.optim.SGD: 0) */
   weightDecay?: number;
-  /** PyTorch convention only; default false */
+  /** PyTorch convention only, with momentum > 0 and dampening 0; default false */
   nesterov?: boolean;
   /** default 'pytorch' */
   convention?: SgdConvention;
+}
+
+/** The SGD class's defaults (the paper's), applied before the addon's checks. */
+const SGD_DEFAULTS = { momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: false, convention: 'pytorch' } as const;
+
+/** sgdStep's own option checks (errors named 'SGD'); returns the options as checked. */
+function checked(options: SgdStepOptions): Required<SgdStepOptions> {
+  return loadNative().sgdCheckOptions(options, 'SGD');
 }
 
 /** What a checkpoint keeps of the optimizer (the momentum buffer itself is store.momentum). */
@@ -27,11 +40,6 @@ export interface SGDState {
   /** steps taken so far (0: the next step is the first, which starts PyTorch's buffer at g') */
   step: number;
   lr: number;
-}
-
-function finite(v: unknown, what: string, min = 0): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw alexnetError('ERR_ARGUMENT', `SGD: ${what} must be a finite number >= ${min}, got ${String(v)}`);
-  return v;
 }
 
 export class SGD {
@@ -50,25 +58,39 @@ export class SGD {
     }
     if (options === null || typeof options !== 'object') throw alexnetError('ERR_ARGUMENT', 'SGD: expected options with at least { lr }');
     this.store = store;
-    this.#lr = finite(options.lr, 'lr');
-    this.momentum = finite(options.momentum ?? 0.9, 'momentum');
-    this.dampening = finite(options.dampening ?? 0, 'dampening');
-    this.weightDecay = finite(options.weightDecay ?? 5e-4, 'weightDecay');
-    this.nesterov = options.nesterov ?? false;
-    this.convention = options.convention ?? 'pytorch';
-    if (this.convention !== 'pytorch' && this.convention !== 'krizhevsky') {
-      throw alexnetError('ERR_ARGUMENT', `SGD: convention must be 'pytorch' or 'krizhevsky', got ${String(this.convention)}`);
-    }
-    if (this.nesterov && (this.convention !== 'pytorch' || this.momentum <= 0 || this.dampening !== 0)) {
-      throw alexnetError('ERR_ARGUMENT', "SGD: nesterov needs convention 'pytorch', momentum > 0 and dampening 0");
-    }
+    const o = checked({
+      lr: options.lr,
+      momentum: options.momentum ?? SGD_DEFAULTS.momentum,
+      dampening: options.dampening ?? SGD_DEFAULTS.dampening,
+      weightDecay: options.weightDecay ?? SGD_DEFAULTS.weightDecay,
+      nesterov: options.nesterov ?? SGD_DEFAULTS.nesterov,
+      convention: options.convention ?? SGD_DEFAULTS.convention,
+    });
+    this.#lr = o.lr;
+    this.momentum = o.momentum;
+    this.dampening = o.dampening;
+    this.weightDecay = o.weightDecay;
+    this.nesterov = o.nesterov;
+    this.convention = o.convention;
   }
 
   get lr(): number {
     return this.#lr;
   }
   set lr(v: number) {
-    this.#lr = finite(v, 'lr');
+    this.#lr = checked({ ...this.#options(), lr: v }).lr;
+  }
+
+  /** The options every step passes to sgdStep, less firstStep. */
+  #options(): SgdStepOptions {
+    return {
+      lr: this.#lr,
+      momentum: this.momentum,
+      dampening: this.dampening,
+      weightDecay: this.weightDecay,
+      nesterov: this.nesterov,
+      convention: this.convention,
+    };
   }
 
   /** Steps taken so far. */
@@ -80,12 +102,7 @@ export class SGD {
   step(): void {
     if (this.store.disposed) throw alexnetError('ERR_DISPOSED', 'SGD.step: the parameter store has been disposed');
     sgdStep(this.store.params, this.store.grads, this.momentum === 0 ? null : this.store.momentum, {
-      lr: this.#lr,
-      momentum: this.momentum,
-      dampening: this.dampening,
-      weightDecay: this.weightDecay,
-      nesterov: this.nesterov,
-      convention: this.convention,
+      ...this.#options(),
       firstStep: this.#step === 0,
     });
     this.#step++;

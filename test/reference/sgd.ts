@@ -1,5 +1,5 @@
 // Float64 reference of one SGD-with-momentum step per element (both conventions, as in
-// native/cpu/sgd.h). Values are rounded to float32 after each step, as the native buffers are.
+// native/core/sgd.h). Values are rounded to float32 after each step, as the native buffers are.
 export interface SgdRefOptions {
   lr: number;
   momentum?: number;
