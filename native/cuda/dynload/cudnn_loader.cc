@@ -14,14 +14,14 @@ namespace alexnet::cuda::dynload {
 
 namespace {
 
-// Sub-libraries the cuDNN 9 shim dlopens by soname (§A0), in dependency order.
+// Sub-libraries the cuDNN 9 shim dlopens by soname (docs/cuda-abi.md, section A0), in dependency order.
 constexpr const char* kCudnnSublibraries[] = {
     "libcudnn_graph.so.9",     "libcudnn_engines_precompiled.so.9",
     "libcudnn_engines_runtime_compiled.so.9", "libcudnn_heuristic.so.9",
     "libcudnn_ops.so.9",       "libcudnn_cnn.so.9",
     "libcudnn_adv.so.9"};
 
-// "9.6.0" from 90600 (9.x scale) or "8.9.1" from 8901 (8.x scale, §A0).
+// "9.6.0" from 90600 (9.x scale) or "8.9.1" from 8901 (8.x scale; docs/cuda-abi.md, section A0).
 std::string cudnn_version_string(long long v) {
   long long major, minor, patch;
   if (v >= 10000) {

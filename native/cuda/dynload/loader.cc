@@ -35,7 +35,8 @@ const Libraries& libraries() {
   std::call_once(once, [] {
     try {
       // cuDNN's file first, only located; then cuBLAS, preferring cuDNN's installation, loaded
-      // before cuDNN because its libcublasLt also serves cuDNN 9 (§A0); then cuDNN.
+      // before cuDNN because its libcublasLt also serves cuDNN 9 (docs/cuda-abi.md,
+      // section A0); then cuDNN.
       const Located dn = locate_cudnn();
       load_cublas(libs, dn);
       load_cudnn(libs);

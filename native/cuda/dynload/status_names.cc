@@ -21,7 +21,8 @@ const char* exact_cudnn_name(int status) {
 
 std::string cudnn_status_name(int status) {
   if (const char* n = exact_cudnn_name(status)) return n;
-  // cuDNN 9 may return sub-codes we do not list: name them by category (§A2 notes).
+  // cuDNN 9 may return sub-codes we do not list: name them by category (docs/cuda-abi.md,
+  // section A2, notes).
   const int category = dnn::cudnn_status_category(status);
   std::string cat;
   if (const char* n = exact_cudnn_name(category)) cat = n;
