@@ -66,13 +66,8 @@ bool try_cublas(Libraries& libs, Search& s, const std::string& file, const std::
   if (!api.name) missing.push_back(#name);
   ALEXNET_CUBLAS_FUNCTIONS(ALEXNET_RESOLVE)
 #undef ALEXNET_RESOLVE
-  if (!missing.empty()) {
-    std::string list;
-    for (size_t i = 0; i < missing.size() && i < 8; ++i) list += (i ? ", " : "") + missing[i];
-    if (missing.size() > 8) list += ", and " + std::to_string(missing.size() - 8) + " more";
-    return give_up("cuBLAS " + libs.cublas.version_string + " at " + where + " lacks symbol" +
-                   (missing.size() > 1 ? "s " : " ") + list);
-  }
+  if (!missing.empty())
+    return give_up("cuBLAS " + libs.cublas.version_string + " at " + where + " " + lacks_symbols(missing));
   libs.cublas.searched.push_back(place + ": loaded " + where + " (cuBLAS " + libs.cublas.version_string + ")");
   libs.cublas.found = true;
   libs.cublas_ok = true;
@@ -180,10 +175,7 @@ void load_cublas(Libraries& libs, const Located& dn) {
       return;
     }
   }
-  for (const std::string& k : skipped) {
-    s.st.searched.push_back(k);
-    s.places.push_back(k);
-  }
+  s.skipped(skipped);
   const std::vector<std::string> sites = python_sites();
   for (const std::string& site : sites) {
     for (const char* sub : {"nvidia/cu13/lib", "nvidia/cublas/lib"}) {

@@ -105,11 +105,7 @@ bool try_cudnn(Libraries& libs, Search& s, const std::string& file, const std::s
   ALEXNET_CUDNN_FUNCTIONS(ALEXNET_RESOLVE)
 #undef ALEXNET_RESOLVE
   if (!missing.empty()) {
-    std::string list;
-    for (size_t i = 0; i < missing.size() && i < 8; ++i) list += (i ? ", " : "") + missing[i];
-    if (missing.size() > 8) list += ", and " + std::to_string(missing.size() - 8) + " more";
-    s.rejected(place, "cuDNN " + libs.cudnn.version_string + " at " + where + " lacks symbol" +
-                          (missing.size() > 1 ? "s " : " ") + list);
+    s.rejected(place, "cuDNN " + libs.cudnn.version_string + " at " + where + " " + lacks_symbols(missing));
     dlclose(h);
     unload_preloaded();
     return false;
@@ -168,10 +164,7 @@ void load_cudnn(Libraries& libs) {
       return;
     }
   }
-  for (const std::string& k : skipped) {
-    s.st.searched.push_back(k);
-    s.places.push_back(k);
-  }
+  s.skipped(skipped);
   const std::vector<std::string> sites = python_sites();
   for (const std::string& site : sites) {
     for (const char* sub : {"nvidia/cudnn/lib", "nvidia/cu13/lib"}) {

@@ -156,6 +156,13 @@ std::string summarize_sites(const std::vector<std::string>& sites, const std::st
   return r + ")";
 }
 
+std::string lacks_symbols(const std::vector<std::string>& missing) {
+  std::string list;
+  for (size_t i = 0; i < missing.size() && i < 8; ++i) list += (i ? ", " : "") + missing[i];
+  if (missing.size() > 8) list += ", and " + std::to_string(missing.size() - 8) + " more";
+  return std::string("lacks symbol") + (missing.size() > 1 ? "s " : " ") + list;
+}
+
 bool is_not_found_error(const std::string& err, const std::string& soname) {
   return err.rfind(soname + ": cannot open shared object file", 0) == 0;
 }

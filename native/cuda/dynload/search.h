@@ -72,6 +72,13 @@ struct Search {
     st.searched.push_back(place + ": " + what);
     places.push_back(place);
   }
+  // Toolkit roots that were unset or had no library folder (toolkit_places' `skipped`).
+  void skipped(const std::vector<std::string>& roots) {
+    for (const std::string& k : roots) {
+      st.searched.push_back(k);
+      places.push_back(k);
+    }
+  }
   void rejected(const std::string& place, const std::string& why) {
     st.searched.push_back(place + ": " + why);
     places.push_back(place);
@@ -105,6 +112,9 @@ struct Search {
 std::string summarize_sites(const std::vector<std::string>& sites, const std::string& subdirs);
 
 inline const std::string kLoaderPath = "the dynamic loader's search path (LD_LIBRARY_PATH, /etc/ld.so.cache, /lib, /usr/lib)";
+
+// "lacks symbol X" or "lacks symbols A, B, ..., and N more" (the first eight named).
+std::string lacks_symbols(const std::vector<std::string>& missing);
 
 // Whether dlopen's error says the soname was not found at all (rather than found but broken).
 bool is_not_found_error(const std::string& err, const std::string& soname);
