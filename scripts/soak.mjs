@@ -5,7 +5,10 @@
 // and pools have warmed up: a leak shows as a steady positive slope.
 //   npm run soak -- --steps 10000 [--batch 32] [--device cpu] [--every 100] [--json]
 import { parseArgs } from 'node:util';
-import { Conv2d, Dropout, Flatten, Linear, loadNative, MaxPool2d, mulberry32, ReLU, Sequential, SyntheticDataset, Trainer } from '../dist/index.js';
+import * as lib from '../dist/index.js';
+import { smallNet } from '../test/small-net.mjs';
+
+const { loadNative, SyntheticDataset, Trainer } = lib;
 
 const { values } = parseArgs({
   options: {
@@ -20,20 +23,7 @@ const steps = Number(values.steps), batchSize = Number(values.batch), every = Nu
 if (!(Number.isInteger(steps) && steps >= 20 && Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 1024 && Number.isInteger(every) && every >= 1))
   throw new Error('soak: --steps (>= 20), --batch (1..1024) and --every (>= 1) must be integers');
 
-const rng = mulberry32(1);
-const model = new Sequential(
-  new Conv2d(3, 16, 5, { padding: 2, rng }),
-  new ReLU(),
-  new MaxPool2d(2),
-  new Conv2d(16, 32, 3, { padding: 1, rng }),
-  new ReLU(),
-  new MaxPool2d(2),
-  new Flatten(),
-  new Linear(32 * 8 * 8, 64, { rng }),
-  new ReLU(),
-  new Dropout(0.25, { seed: 1 }),
-  new Linear(64, 8, { rng }),
-);
+const model = smallNet(lib, 1, 8);
 // A fixed, small training set cycled over many epochs: the soak measures the library, not
 // the data set's own memory.
 const train = new SyntheticDataset({ size: batchSize * 50, imageSize: 32, split: 'train', seed: 7, numClasses: 8 });

@@ -1,7 +1,8 @@
 // The cuDNN 9 / cuBLAS 12-13 run-time binding (native/cuda/dynload):
 //  * every number our own declarations compile to is pinned against literals COPIED BY HAND
-//    from shared/reference/cuda-abi-facts.md (section in each comment), never derived from our
-//    header: this is the independent check of the enum values and layouts;
+//    from docs/cuda-abi.md (its section in each comment: "§A2" is "docs/cuda-abi.md, section
+//    A2"), never derived from our header: this is the independent check of the enum values and
+//    layouts;
 //  * the loader, on a machine without the libraries (as here), reports what is missing and
 //    where it looked, keeps the process working, honours ALEXNET_CUDNN_PATH, and rejects
 //    impostor libraries (cuDNN 8, missing symbols) with a reason instead of crashing.
@@ -16,7 +17,7 @@ import { expectCode } from './helpers.js';
 
 const native = loadNative();
 
-// ---- expected values, copied from the fact sheet ------------------------------------------------
+// ---- expected values, copied from docs/cuda-abi.md ----------------------------------------------
 
 const expectedEnums: Record<string, Record<string, number>> = {
   // §A2 cudnnStatus_t, "9.x value" column (renumbered in 9; last six rows are deprecated aliases)
@@ -241,7 +242,7 @@ const expectedCublasFunctions = [
   'cublasGetStatusName', 'cublasGetStatusString',
 ];
 
-describe('cuDNN / cuBLAS declarations match the fact sheet', () => {
+describe('cuDNN / cuBLAS declarations match docs/cuda-abi.md', () => {
   const abi = native.cudaAbi();
 
   it('declares exactly the expected enums with the expected values', () => {
@@ -265,7 +266,7 @@ describe('cuDNN / cuBLAS declarations match the fact sheet', () => {
 
   it('every enum is a 4-byte int; only cublasGemmAlgo_t needs a signed one', () => {
     for (const type of Object.keys(expectedEnums)) {
-      expect(abi.sizeof[type], `sizeof(${type})`).toBe(4); // §0 intro: plain C enums, 4 bytes
+      expect(abi.sizeof[type], `sizeof(${type})`).toBe(4); // docs/cuda-abi.md introduction: plain C enums, 4 bytes
       expect(abi.alignof[type], `alignof(${type})`).toBe(4);
       expect(abi.signed[type], `signedness of ${type}`).toBe(type === 'cublasGemmAlgo_t');
     }

@@ -10,6 +10,7 @@ import {
   Conv2d, Dropout, Flatten, ImageFolder, Linear, loadCheckpoint, MaxPool2d, mulberry32, ReLU, Sequential, SyntheticDataset, Trainer,
   type TrainProgress,
 } from '../src/index.js';
+import { smallNet as sharedSmallNet } from './small-net.mjs';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -21,22 +22,9 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-/** A small AlexNet-shaped network for 32x32 inputs (conv, relu, pool, ..., dropout, linear). */
+/** The small AlexNet-shaped network for 32x32 inputs (shared with scripts/soak.mjs), from src/. */
 function smallNet(seed = 1, classes = 2): Sequential {
-  const rng = mulberry32(seed); // deterministic initial weights
-  return new Sequential(
-    new Conv2d(3, 16, 5, { padding: 2, rng }),
-    new ReLU(),
-    new MaxPool2d(2),
-    new Conv2d(16, 32, 3, { padding: 1, rng }),
-    new ReLU(),
-    new MaxPool2d(2),
-    new Flatten(),
-    new Linear(32 * 8 * 8, 64, { rng }),
-    new ReLU(),
-    new Dropout(0.25, { seed }),
-    new Linear(64, classes, { rng }),
-  );
+  return sharedSmallNet({ Sequential, Conv2d, ReLU, MaxPool2d, Flatten, Linear, Dropout, mulberry32 }, seed, classes) as Sequential;
 }
 
 const data = (size: number, split: 'train' | 'val', seed = 7) => new SyntheticDataset({ size, imageSize: 32, split, seed, numClasses: 2 });

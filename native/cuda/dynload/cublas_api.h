@@ -1,10 +1,11 @@
 // Our own declarations of the part of cuBLAS 12 / 13 that the CUDA backend calls, so that the
 // addon compiles without cuBLAS's headers and loads libcublas.so.{13,12} at run time.
 //
-// Every value, layout and signature is copied from shared/reference/cuda-abi-facts.md, Part B
-// (cuBLAS 12.6.4 and 13.0.0 headers; everything used here is identical in both). Same layout
-// as cudnn_api.h: opaque tags global, everything else in alexnet::cuda::blas under cuBLAS's
-// own names, enums as X-lists, functions as PFN_<exported symbol> pointer types.
+// Every value, layout and signature is copied from docs/cuda-abi.md, Part B (cuBLAS 12.6.4 and
+// 13.0.0 headers; everything used here is identical in both). "§B2" below means
+// "docs/cuda-abi.md, section B2", "§D7" its Part D, item 7. Same layout as cudnn_api.h: opaque
+// tags global, everything else in alexnet::cuda::blas under cuBLAS's own names, enums as
+// X-lists, functions as PFN_<exported symbol> pointer types.
 //
 // Symbol names (§B8.1, §D7): the v2 API is exported as `<name>_v2` (cublasCreate_v2,
 // cublasSgemm_v2, ...). The un-suffixed names are ALSO exported but are the legacy v1 API with
@@ -89,7 +90,7 @@ typedef enum { ALEXNET_CUDA_DATA_TYPE(ALEXNET_ENUMERATOR) } cudaDataType_t;
 typedef cudaDataType_t cudaDataType;
 
 // ---- cublasGemmAlgo_t (§B7): the default is NEGATIVE. The old spellings CUBLAS_GEMM_DFALT /
-// _DFALT_TENSOR_OP are left out (the sheet does not say whether they are enumerators or macros).
+// _DFALT_TENSOR_OP are left out (docs/cuda-abi.md does not say whether they are enumerators or macros).
 #define ALEXNET_CUBLAS_GEMM_ALGO(X)        \
   X(CUBLAS_GEMM_DEFAULT, -1)               \
   X(CUBLAS_GEMM_DEFAULT_TENSOR_OP, 99)

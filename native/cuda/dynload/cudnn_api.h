@@ -1,9 +1,11 @@
 // Our own declarations of the part of cuDNN 9 that the CUDA backend calls, so that the addon
-// compiles without cuDNN's headers and loads libcudnn.so.9 at run time (DESIGN.md decision 1).
+// compiles without cuDNN's headers and loads libcudnn.so.9 at run time (docs/architecture.md,
+// decision 1).
 //
-// Every value, layout and signature here is copied from shared/reference/cuda-abi-facts.md
-// (Part A: cuDNN 9.6.0 == 9.13.0 headers). Section references are in the comments.
-// test/cuda-abi.test.ts pins the values against literals copied from that sheet, and
+// Every value, layout and signature here is copied from docs/cuda-abi.md (Part A: cuDNN
+// 9.6.0 == 9.13.0 headers), which also says where each came from. Section references are in
+// the comments: "§A2" means "docs/cuda-abi.md, section A2", "§D6" its Part D, item 6.
+// test/cuda-abi.test.ts pins the values against literals copied from that document, and
 // scripts/check-abi.sh compares everything here with the real headers where they exist
 // (native/cuda/abi_check.cc).
 //
@@ -18,7 +20,7 @@
 //   * each function as a pointer type PFN_<name> with cuDNN's parameter list, plus the
 //     X-list ALEXNET_CUDNN_FUNCTIONS of the symbols the loader resolves.
 //
-// Target ABI: x86_64 / aarch64 Linux, LP64, gcc/clang; CUDNNWINAPI is empty there (§0 intro).
+// Target ABI: x86_64 / aarch64 Linux, LP64, gcc/clang; CUDNNWINAPI is empty there (docs/cuda-abi.md, introduction).
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,7 @@
-// Run-time binding to cuDNN 9 and cuBLAS 12/13 (DESIGN.md decision 1): dlopen + dlsym of every
-// symbol the backend calls into a function table, once per process, on first use. Plain C++
-// (no CUDA headers); loading never crashes and never throws: what is missing, and every place
-// looked, ends up in Libraries::reason.
+// Run-time binding to cuDNN 9 and cuBLAS 12/13 (docs/architecture.md, decision 1): dlopen +
+// dlsym of every symbol the backend calls into a function table, once per process, on first use.
+// Plain C++ (no CUDA headers); loading never crashes and never throws: what is missing, and
+// every place looked, ends up in Libraries::reason.
 //
 // Search order, for each library:
 //   1. ALEXNET_CUDNN_PATH / ALEXNET_CUBLAS_PATH (a file, or a folder holding it). When set, it is
@@ -31,7 +31,8 @@
 //
 // Error helpers: CUDNN_CHECK(call) / CUBLAS_CHECK(call) throw alexnet::Error(ERR_CUDA, "<fn>
 // failed: <STATUS_NAME> (<library text>) at file:line"); allocation failures use
-// ERR_OUT_OF_MEMORY (decision 6).
+// ERR_OUT_OF_MEMORY (docs/architecture.md, decision 6). The library facts the search relies on
+// (sonames, sub-libraries, version numbers) are in docs/cuda-abi.md, sections A0 and B0.
 #pragma once
 
 #include <string>
