@@ -3,7 +3,7 @@
 // (native/binding/sgd.cc, which parses the options into SgdParams). Parameters live in one
 // contiguous store, so one call updates all of them, in place over flat buffers.
 //
-// Two conventions, named (docs/architecture.md, "Decisions"):
+// Two conventions, named (docs/architecture.md, "SGD with momentum: two conventions"):
 //
 // PyTorch (torch.optim.SGD), the default:
 //   g' = g + wd * w
