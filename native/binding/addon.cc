@@ -1,28 +1,20 @@
-// Module entry point: defines the NativeTensor class and registers every operator family.
+// Module entry point: defines the NativeTensor class and registers every export listed in
+// exports.def (the one table of the addon's functions).
 #include <napi.h>
 
 #include "common.h"
-#include "register.h"
 
 namespace alexnet::binding {
 
+#define ALEXNET_EXPORT(name, fn) Napi::Value fn(const Napi::CallbackInfo& info);
+#include "exports.def"
+#undef ALEXNET_EXPORT
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeTensor", TensorWrap::Define(env));
-  register_tensor(env, exports);
-  register_info(env, exports);
-  register_elementwise(env, exports);
-  register_activation(env, exports);
-  register_conv(env, exports);
-  register_pool(env, exports);
-  register_lrn(env, exports);
-  register_linear(env, exports);
-  register_dropout(env, exports);
-  register_loss(env, exports);
-  register_sgd(env, exports);
-  register_metrics(env, exports);
-  register_image(env, exports);
-  register_bench(env, exports);
-  register_cuda_abi(env, exports);
+#define ALEXNET_EXPORT(name, fn) export_function(env, exports, #name, fn);
+#include "exports.def"
+#undef ALEXNET_EXPORT
   // Before this environment goes away (worker thread exit, process exit), let queued work
   // that may still report to it finish.
   env.AddCleanupHook([] {

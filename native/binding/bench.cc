@@ -1,17 +1,11 @@
 // benchOps({batch, reps, device}) -> Promise of rows: the C++-driven per-operator benchmark of
-// the CPU (native/cpu/bench.h) or of a CUDA device (native/cuda/bench.h). The JS thread never
+// the device's backend (Backend::bench_ops: native/cpu/bench.h, native/cuda/bench.h). The JS thread never
 // waits: the CPU benchmark runs on the CPU queue's worker; the CUDA one, which waits on CUDA
 // events, runs on a thread of its own that queues its work on the device's stream.
 #include <memory>
 #include <thread>
 
-#include "../cpu/bench.h"
 #include "common.h"
-#include "register.h"
-
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/bench.h"
-#endif
 
 namespace alexnet::binding {
 
@@ -64,6 +58,8 @@ Napi::Promise run_off_thread(Napi::Env env, BenchFn bench,
   return deferred.Promise();
 }
 
+}  // namespace
+
 Napi::Value BenchOps(const Napi::CallbackInfo& info) {
   const char* op = "benchOps";
   Napi::Env env = info.Env();
@@ -74,39 +70,39 @@ Napi::Value BenchOps(const Napi::CallbackInfo& info) {
   if (batch < 1 || batch > 512) fail(code::kArgument, op, ": batch must be in [1, 512]");
   if (reps < 1 || reps > 100) fail(code::kArgument, op, ": reps must be in [1, 100]");
 
+  const Backend* backend = find_backend(device.type);
+  if (backend == nullptr) {
+    // No CUDA in this build: the promise rejects (ERR_CUDA_UNAVAILABLE), as a missing device does.
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Reject(to_js_error(env, std::make_exception_ptr(Error(
+                                         code::kCudaUnavailable,
+                                         std::string(op) + ": device " + device.str() +
+                                             " is not available: this build has no CUDA support "
+                                             "(built without nvcc or with ALEXNET_CUDA=0)")))
+                        .Value());
+    return deferred.Promise();
+  }
+  const auto bench_ops = backend->bench_ops;
+  const int index = device.index;
   if (device.type == DeviceType::Cpu) {
+    // On the CPU queue's worker: the benchmark runs in order with the other CPU work.
     return run_off_thread(
-        env, [batch, reps] { return cpu::bench_alexnet_ops(batch, static_cast<int>(reps)); },
+        env, [bench_ops, index, batch, reps] { return bench_ops(index, batch, static_cast<int>(reps)); },
         [](std::function<void()> body) { enqueue(Device{}, std::move(body)); });
   }
-#ifdef ALEXNET_WITH_CUDA
-  // A missing device or missing cuDNN / cuBLAS rejects the promise (ERR_CUDA_UNAVAILABLE).
-  const int index = device.index;
+  // A device with its own queue: a thread of its own, which waits on the device. A missing
+  // device or missing cuDNN / cuBLAS rejects the promise (ERR_CUDA_UNAVAILABLE).
   return run_off_thread(
       env,
-      [op, index, batch, reps] {
+      [op, bench_ops, index, batch, reps] {
         try {
-          return cuda::bench_alexnet_ops(index, batch, static_cast<int>(reps));
+          return bench_ops(index, batch, static_cast<int>(reps));
         } catch (const Error& e) {
           if (e.code() == code::kCudaUnavailable) fail(code::kCudaUnavailable, op, ": ", e.what());
           throw;
         }
       },
       [](std::function<void()> body) { std::thread(std::move(body)).detach(); });
-#else
-  auto deferred = Napi::Promise::Deferred::New(env);
-  deferred.Reject(to_js_error(env, std::make_exception_ptr(Error(
-                                       code::kCudaUnavailable,
-                                       std::string(op) + ": device " + device.str() +
-                                           " is not available: this build has no CUDA support "
-                                           "(built without nvcc or with ALEXNET_CUDA=0)")))
-                      .Value());
-  return deferred.Promise();
-#endif
 }
-
-}  // namespace
-
-void register_bench(Napi::Env env, Napi::Object exports) { export_function(env, exports, "benchOps", BenchOps); }
 
 }  // namespace alexnet::binding

@@ -6,10 +6,6 @@
 #include <new>
 #include <utility>
 
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/runtime.h"
-#endif
-
 namespace alexnet::binding {
 
 namespace {
@@ -61,12 +57,7 @@ Napi::Function TensorWrap::Define(Napi::Env env) {
   // every CPU task queued so far has run, so none writes into freed memory. (Tasks queued
   // before only; their hand-over to this environment then fails with napi_closing, see
   // settle_after.) The same for CUDA reads, which copy from the device's stream.
-  env.AddCleanupHook([] {
-    cpu_queue().fence();
-#ifdef ALEXNET_WITH_CUDA
-    cuda::fence_all_streams();
-#endif
-  });
+  env.AddCleanupHook([] { fence_all_devices(); });
   return ctor;
 }
 
@@ -183,25 +174,22 @@ struct ReadContext {
   // The tensor being read, kept alive until the promise settles on the JS thread, so its
   // storage is never freed from a CUDA callback (which may not call CUDA).
   Tensor keep_alive;
-#ifdef ALEXNET_WITH_CUDA
-  // What a CUDA read found; turned into a typed error on the JS thread, where CUDA may be
-  // called (the error's text comes from cudaGetErrorName/String).
-  bool has_cuda_status = false;
-  int cuda_device = 0;
-  cuda::ReadStatus cuda_status;
-#endif
+  // What a read of a device with its own runtime (CUDA) found; turned into a typed error on the
+  // JS thread, where the runtime may be called (the error's text comes from cudaGetErrorName/
+  // String). Null runtime: a CPU read.
+  const DeviceRuntime* runtime = nullptr;
+  int device_index = 0;
+  ReadStatus status;
 };
 
 void settle(Napi::Env env, ReadContext* ctx) {
-#ifdef ALEXNET_WITH_CUDA
-  if (!ctx->error && ctx->has_cuda_status) {
+  if (!ctx->error && ctx->runtime != nullptr) {
     try {
-      cuda::throw_read_status(ctx->cuda_device, ctx->cuda_status);
+      ctx->runtime->throw_read_status(ctx->device_index, ctx->status);
     } catch (...) {
       ctx->error = std::current_exception();
     }
   }
-#endif
   if (ctx->error) {
     ctx->deferred.Reject(to_js_error(env, ctx->error).Value());
   } else {
@@ -260,19 +248,24 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
     });
     return deferred.Promise();
   }
-#ifdef ALEXNET_WITH_CUDA
-  ctx->has_cuda_status = true;
-  ctx->cuda_device = device.index;
-  auto done = [ctx, hand_over](const cuda::ReadStatus& s) mutable {
-    ctx->cuda_status = s;
+  const DeviceRuntime* runtime = find_device_runtime(device.type);
+  if (runtime == nullptr) {
+    tsfn.Release();
+    delete ctx;
+    fail(code::kCudaUnavailable, "device ", device.str(), " is not available: this build has no CUDA support");
+  }
+  ctx->runtime = runtime;
+  ctx->device_index = device.index;
+  auto done = [ctx, hand_over](const ReadStatus& s) mutable {
+    ctx->status = s;
     hand_over();
   };
   try {
     if (download_src != nullptr) {
       const Tensor src = *download_src;
-      cuda::download_async(device.index, download_dst, src.ptr<char>(), src.nbytes(), std::move(done));
+      runtime->download_async(device.index, download_dst, src.ptr<char>(), src.nbytes(), std::move(done));
     } else {
-      cuda::after_stream(device.index, std::move(done));
+      runtime->after_queue(device.index, std::move(done));
     }
   } catch (...) {
     // The read could not be queued (for instance the device has already faulted): the
@@ -283,11 +276,6 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
     deferred.Reject(error);
   }
   return deferred.Promise();
-#else
-  tsfn.Release();
-  delete ctx;
-  fail(code::kCudaUnavailable, "device ", device.str(), " is not available: this build has no CUDA support");
-#endif
 }
 
 }  // namespace
@@ -311,11 +299,10 @@ Napi::Value TensorWrap::DataSync(const Napi::CallbackInfo& info) {
     std::memcpy(typed_array_data(out), t.ptr<char>(), t.nbytes());
     return out;
   }
-#ifdef ALEXNET_WITH_CUDA
-  // Explicit, user-requested wait: a stream synchronise, which returns a device fault instead
-  // of waiting forever; throws it (or a label error of an earlier operator) as a typed error.
-  cuda::download_sync(t.device().index, typed_array_data(out), t.ptr<char>(), t.nbytes());
-#endif
+  // Explicit, user-requested wait: on CUDA a stream synchronise, which returns a device fault
+  // instead of waiting forever; throws it (or a label error of an earlier operator) as a typed
+  // error.
+  device_runtime(t.device()).download_sync(t.device().index, typed_array_data(out), t.ptr<char>(), t.nbytes());
   return out;
 }
 

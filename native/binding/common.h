@@ -1,5 +1,10 @@
 // Shared pieces of the Node-API binding: the Tensor handle class, argument readers with
-// better-sqlite3-style messages, typed-error conversion and the enqueue helper.
+// better-sqlite3-style messages, typed-error conversion and the launch helper.
+//
+// The binding parses and validates (docs/architecture.md, decision 8): it reads JS values,
+// builds the core descriptors (native/core/ops/*.h, native/core/sgd.h), which validate
+// themselves, and calls the backend of the tensors' device (native/core/backend.h). It knows no
+// backend: no #ifdef, no backend header, no translation between backends' structs.
 #pragma once
 
 #include <napi.h>
@@ -11,16 +16,10 @@
 #include <string>
 #include <utility>
 
+#include "../core/backend.h"
 #include "../core/check.h"
 #include "../core/device.h"
 #include "../core/tensor.h"
-
-#ifdef ALEXNET_WITH_CUDA
-// The CUDA backend's entry points (our kernels, cuDNN/cuBLAS operators, the stream).
-#include "../cuda/dnn.h"
-#include "../cuda/ops.h"
-#include "../cuda/runtime.h"
-#endif
 
 namespace alexnet::binding {
 
@@ -93,20 +92,18 @@ inline Napi::Value wrap_optional(Napi::Env env, const std::optional<Tensor>& t) 
 // their storage alive until it has run even if JS disposes them first.
 using ::alexnet::enqueue;  // enqueue(device, task): see core/device.h
 
-// Inside a task: true when the work is for a CUDA device (the task then launches our kernels
-// or cuDNN/cuBLAS on cuda::stream(device.index)). Always false in builds without CUDA, where
-// no CUDA tensor can exist.
-inline bool on_cuda(const Device& d) {
-#ifdef ALEXNET_WITH_CUDA
-  return d.type == DeviceType::Cuda;
-#else
-  (void)d;
-  return false;
-#endif
+// Enqueues `entry` of the device's backend table (native/core/backend.h) on the device's queue:
+//   launch(x.device(), &Backend::relu_forward, y, x);
+// The arguments (Tensors, descriptors, scalars) are copied into the task: Tensors keep their
+// storage alive until it has run.
+template <typename Entry, typename... Args>
+void launch(Device device, Entry Backend::*entry, Args... args) {
+  const Entry fn = backend_for(device).*entry;
+  enqueue(device, [fn, args...] { fn(args...); });
 }
 
 // Registers `fn` as exports[name]; alexnet::Error and std::exception thrown inside become JS
-// errors with a `code` property.
+// errors with a `code` property. Every export is listed once, in native/binding/exports.def.
 using Binding = std::function<Napi::Value(const Napi::CallbackInfo&)>;
 void export_function(Napi::Env env, Napi::Object exports, const char* name, Binding fn);
 

@@ -7,11 +7,8 @@
 
 #include "../cuda/dynload/loader.h"
 #include "common.h"
-#include "register.h"
 
 namespace alexnet::binding {
-
-namespace {
 
 using namespace alexnet::cuda::dnn;   // NOLINT: names below are spelled as cuDNN spells them
 using namespace alexnet::cuda::blas;  // NOLINT
@@ -103,6 +100,8 @@ Napi::Value CudaAbi(const Napi::CallbackInfo& info) {
   return out;
 }
 
+namespace {
+
 Napi::Object library_object(Napi::Env env, const alexnet::cuda::LibraryStatus& s) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("found", s.found);
@@ -119,6 +118,8 @@ Napi::Object library_object(Napi::Env env, const alexnet::cuda::LibraryStatus& s
   o.Set("reason", s.reason);
   return o;
 }
+
+}  // namespace
 
 Napi::Value CudaLibraries(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -145,14 +146,6 @@ Napi::Value CudaCheckError(const Napi::CallbackInfo& info) {
   else
     fail(code::kArgument, "cudaCheckError: library must be 'cudnn' or 'cublas' but got '", lib, "'");
   return info.Env().Undefined();
-}
-
-}  // namespace
-
-void register_cuda_abi(Napi::Env env, Napi::Object exports) {
-  export_function(env, exports, "cudaAbi", CudaAbi);
-  export_function(env, exports, "cudaLibraries", CudaLibraries);
-  export_function(env, exports, "cudaCheckError", CudaCheckError);
 }
 
 }  // namespace alexnet::binding

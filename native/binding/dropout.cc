@@ -1,11 +1,10 @@
-// Inverted dropout (the random stream is documented in native/cpu/dropout.h):
+// Inverted dropout (the random stream is documented in native/core/rng.h, the descriptor in
+// native/core/ops/dropout.h):
 //   dropoutForward(x, {p, seed, offset = 0}) -> {output, mask}
 //   dropoutBackward(gradOutput, mask) -> gradInput
 #include <cmath>
 
-#include "../cpu/dropout.h"
 #include "common.h"
-#include "register.h"
 
 namespace alexnet::binding {
 
@@ -28,6 +27,8 @@ uint64_t counter_opt(const Napi::Object& o, const char* key, bool required, cons
   return static_cast<uint64_t>(v);
 }
 
+}  // namespace
+
 Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
   const char* op = "dropout";
   const Tensor x = tensor_arg(info, 0, op, "input");
@@ -35,21 +36,12 @@ Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
     fail(code::kArgument, op, ": expected options {p, seed} as the second argument");
   Napi::Object o = options_arg(info, 1, op);
   check_dtype(op, "input", x, DType::Float32);
-  const double p = required_number(o, "p", op);
-  if (!(p >= 0.0 && p < 1.0))
-    fail(code::kArgument, op, ": p must be in [0, 1) but got ", p);
-  const uint64_t seed = counter_opt(o, "seed", true, op);
-  const uint64_t offset = counter_opt(o, "offset", false, op);
+  DropoutParams params = dropout_params(op, required_number(o, "p", op));
+  params.seed = counter_opt(o, "seed", true, op);
+  params.offset = counter_opt(o, "offset", false, op);
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
   Tensor mask = Tensor::empty(x.shape(), DType::Float32, x.device());
-  enqueue(x.device(), [y, mask, x, p, seed, offset] {
-#ifdef ALEXNET_WITH_CUDA
-    if (on_cuda(x.device()))
-      return cuda::dropout_forward(y.f32(), mask.f32(), x.f32(), x.numel(), cpu::dropout_threshold(p),
-                                   cpu::dropout_scale(p), seed, offset, cuda::stream(x.device().index));
-#endif
-    cpu::dropout_forward(y.f32(), mask.f32(), x.f32(), x.numel(), p, seed, offset);
-  });
+  launch(x.device(), &Backend::dropout_forward, y, mask, x, params);
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
   result.Set("output", wrap(env, y));
@@ -66,21 +58,8 @@ Napi::Value DropoutBackward(const Napi::CallbackInfo& info) {
   check_dtype(op, "mask", mask, DType::Float32);
   check_shape(op, "gradOutput", dy, mask.shape());
   Tensor dx = Tensor::empty(dy.shape(), DType::Float32, dy.device());
-  enqueue(dy.device(), [dx, dy, mask] {
-#ifdef ALEXNET_WITH_CUDA
-    if (on_cuda(dy.device()))
-      return cuda::dropout_backward(dx.f32(), dy.f32(), mask.f32(), dy.numel(), cuda::stream(dy.device().index));
-#endif
-    cpu::dropout_backward(dx.f32(), dy.f32(), mask.f32(), dy.numel());
-  });
+  launch(dy.device(), &Backend::dropout_backward, dx, dy, mask);
   return wrap(info.Env(), dx);
-}
-
-}  // namespace
-
-void register_dropout(Napi::Env env, Napi::Object exports) {
-  export_function(env, exports, "dropoutForward", DropoutForward);
-  export_function(env, exports, "dropoutBackward", DropoutBackward);
 }
 
 }  // namespace alexnet::binding

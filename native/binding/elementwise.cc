@@ -4,9 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "../cpu/elementwise.h"
 #include "common.h"
-#include "register.h"
 
 namespace alexnet::binding {
 
@@ -25,27 +23,17 @@ bool same_elements(const Tensor& a, const Tensor& b) {
   return a.storage() == b.storage() && a.offset() == b.offset();
 }
 
+}  // namespace
+
 Napi::Value Fill(const Napi::CallbackInfo& info) {
   const Tensor t = tensor_arg(info, 0, "fill", "tensor");
   const double v = number_arg(info, 1, "fill", "value");
   if (t.dtype() == DType::Int32) {
     if (v != std::floor(v) || v < -2147483648.0 || v > 2147483647.0)
       fail(code::kArgument, "fill: value ", v, " is not an int32 (the tensor is int32)");
-    const int32_t iv = static_cast<int32_t>(v);
-    enqueue(t.device(), [t, iv] {
-#ifdef ALEXNET_WITH_CUDA
-      if (on_cuda(t.device())) return cuda::fill_i32(t.i32(), iv, t.numel(), cuda::stream(t.device().index));
-#endif
-      cpu::fill_i32(t.i32(), iv, t.numel());
-    });
+    launch(t.device(), &Backend::fill_i32, t, static_cast<int32_t>(v));
   } else {
-    const float fv = f32_scalar(info, 1, "fill", "value");
-    enqueue(t.device(), [t, fv] {
-#ifdef ALEXNET_WITH_CUDA
-      if (on_cuda(t.device())) return cuda::fill(t.f32(), fv, t.numel(), cuda::stream(t.device().index));
-#endif
-      cpu::fill_f32(t.f32(), fv, t.numel());
-    });
+    launch(t.device(), &Backend::fill_f32, t, f32_scalar(info, 1, "fill", "value"));
   }
   return info.Env().Undefined();
 }
@@ -60,12 +48,7 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   if (dst.shape() != src.shape())
     fail(code::kShape, "copy: dst has shape ", dst.shape().str(), " but src has shape ",
          src.shape().str());
-  enqueue(dst.device(), [dst, src] {
-#ifdef ALEXNET_WITH_CUDA
-    if (on_cuda(dst.device())) return cuda::copy(dst.device().index, dst.ptr<char>(), src.ptr<char>(), dst.nbytes());
-#endif
-    cpu::copy_bytes(dst.ptr<char>(), src.ptr<char>(), dst.nbytes());
-  });
+  launch(dst.device(), &Backend::copy, dst, src);
   return info.Env().Undefined();
 }
 
@@ -73,12 +56,7 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
   const Tensor t = tensor_arg(info, 0, "scale", "tensor");
   check_dtype("scale", "tensor", t, DType::Float32);
   const float a = f32_scalar(info, 1, "scale", "alpha");
-  enqueue(t.device(), [t, a] {
-#ifdef ALEXNET_WITH_CUDA
-    if (on_cuda(t.device())) return cuda::scale(t.f32(), a, t.numel(), cuda::stream(t.device().index));
-#endif
-    cpu::scale_f32(t.f32(), a, t.numel());
-  });
+  launch(t.device(), &Backend::scale, t, a);
   return info.Env().Undefined();
 }
 
@@ -93,22 +71,8 @@ Napi::Value Axpy(const Napi::CallbackInfo& info) {
     fail(code::kShape, "axpy: y has shape ", y.shape().str(), " but x has shape ", x.shape().str());
   if (overlaps(x, y) && !same_elements(x, y))
     fail(code::kArgument, "axpy: x and y partially overlap in memory (use the same tensor or disjoint ones)");
-  enqueue(y.device(), [y, a, x] {
-#ifdef ALEXNET_WITH_CUDA
-    if (on_cuda(y.device())) return cuda::axpy(y.f32(), a, x.f32(), y.numel(), cuda::stream(y.device().index));
-#endif
-    cpu::axpy_f32(y.f32(), a, x.f32(), y.numel());
-  });
+  launch(y.device(), &Backend::axpy, y, a, x);
   return info.Env().Undefined();
-}
-
-}  // namespace
-
-void register_elementwise(Napi::Env env, Napi::Object exports) {
-  export_function(env, exports, "fill", Fill);
-  export_function(env, exports, "copy", Copy);
-  export_function(env, exports, "scale", Scale);
-  export_function(env, exports, "axpy", Axpy);
 }
 
 }  // namespace alexnet::binding

@@ -3,14 +3,9 @@
 // The data pipeline's batches cross to the device as bytes: on CUDA the bytes go through pinned
 // staging to the GPU (a quarter of the float32 traffic) and are normalised there; on the CPU the
 // bytes are copied at once (the caller may reuse its array) and normalised on the worker.
-#include <cmath>
-#include <cstring>
-#include <memory>
 #include <vector>
 
-#include "../cpu/image.h"
 #include "common.h"
-#include "register.h"
 
 namespace alexnet::binding {
 
@@ -32,6 +27,8 @@ std::vector<double> channel_values(const Napi::Value& v, int64_t C, const char* 
   return out;
 }
 
+}  // namespace
+
 Napi::Value NormalizeImages(const Napi::CallbackInfo& info) {
   const char* op = "normalizeImages";
   if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
@@ -44,59 +41,22 @@ Napi::Value NormalizeImages(const Napi::CallbackInfo& info) {
   if (napi_get_typedarray_info(info.Env(), info[0], &type, &length, &data, nullptr, nullptr) != napi_ok)
     fail(code::kArgument, op, ": could not read the pixels array");
   Shape s = shape_arg(info[1], op, "shape");
-  if (s.rank != 4) fail(code::kShape, op, ": expected shape [N, C, H, W] but got ", s.str());
-  const int64_t N = s.dims[0], C = s.dims[1], HW = s.dims[2] * s.dims[3];
-  if (C < 1 || C > cpu::kImageMaxChannels)
-    fail(code::kShape, op, ": images have 1 to ", cpu::kImageMaxChannels, " channels but shape ", s.str(), " has ", C);
-  if (HW >= (int64_t{1} << 31)) fail(code::kShape, op, ": an image plane of ", HW, " pixels is too large");
-  if (static_cast<size_t>(s.numel()) != length)
-    fail(code::kShape, op, ": shape ", s.str(), " holds ", s.numel(), " pixels but the array has ", length);
+  check_image_batch(op, s, length);
+  const int64_t C = s.dims[1];
   const std::vector<double> mean = channel_values(info[2], C, op, "mean");
   const std::vector<double> stdev = channel_values(info[3], C, op, "std");
-  for (int64_t c = 0; c < C; ++c)
-    if (!(stdev[c] > 0)) fail(code::kArgument, op, ": std[", c, "] must be positive but got ", stdev[c]);
+  const PixelLut lut = pixel_lut(op, mean, stdev);
   Device dev{};
   if (info.Length() > 4 && !info[4].IsUndefined()) {
     if (!info[4].IsString()) fail(code::kDevice, op, ": expected device to be a string such as 'cpu'");
     dev = Device::parse(info[4].As<Napi::String>().Utf8Value());
   }
-  cpu::PixelLut lut{};
-  for (int64_t c = 0; c < C; ++c)
-    for (int v = 0; v < 256; ++v) lut.v[c][v] = static_cast<float>((v / 255.0 - mean[c]) / stdev[c]);
 
   Tensor y = Tensor::empty(s, DType::Float32, dev);
-  const size_t bytes = static_cast<size_t>(s.numel());
-  if (bytes == 0) return wrap(info.Env(), y);
-  const uint8_t* src = static_cast<const uint8_t*>(data);
-  if (dev.type == DeviceType::Cpu) {
-    auto copy = std::shared_ptr<uint8_t[]>(new uint8_t[bytes]);
-    std::memcpy(copy.get(), src, bytes);
-    enqueue(dev, [y, copy, N, C, HW, lut] { cpu::normalize_images(y.f32(), copy.get(), N, C, HW, lut); });
-    return wrap(info.Env(), y);
-  }
-#ifdef ALEXNET_WITH_CUDA
-  cuda::PixelLutArg arg{};
-  static_assert(sizeof(arg.v) == sizeof(lut.v), "the CUDA table mirrors the CPU's");
-  std::memcpy(arg.v, lut.v, sizeof(arg.v));
-  // Stream-ordered: the bytes land in a pool block, are normalised into y, and the block is
-  // returned to the pool behind the kernel.
-  void* staged = cuda::alloc(dev.index, bytes);
-  try {
-    cuda::upload(dev.index, staged, src, bytes);
-    cuda::normalize_images(y.f32(), static_cast<const uint8_t*>(staged), N, C, HW, arg, cuda::stream(dev.index));
-  } catch (...) {
-    cuda::free(dev.index, staged);
-    throw;
-  }
-  cuda::free(dev.index, staged);
-#endif
+  if (s.numel() == 0) return wrap(info.Env(), y);
+  // On the calling thread: the backend copies the bytes before it returns and orders the work.
+  backend_for(dev).normalize_images(y, static_cast<const uint8_t*>(data), lut);
   return wrap(info.Env(), y);
-}
-
-}  // namespace
-
-void register_image(Napi::Env env, Napi::Object exports) {
-  export_function(env, exports, "normalizeImages", NormalizeImages);
 }
 
 }  // namespace alexnet::binding

@@ -1,15 +1,13 @@
 // What this build contains and what it found at run time (`alexnet info`).
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "../core/parallel.h"
 #include "../cpu/conv_direct.h"
 #include "../cpu/gemm.h"
 #include "common.h"
-#include "register.h"
 
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/dynload/loader.h"
-#include "../cuda/dnn.h"
-#include "../cuda/probe.h"
-#endif
 #if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
 #include <cblas.h>
 #endif
@@ -21,6 +19,28 @@
 namespace alexnet::binding {
 
 namespace {
+
+// info()'s objects as a backend's InfoSink (native/core/backend.h).
+class JsInfo : public InfoSink {
+ public:
+  JsInfo(Napi::Env env, Napi::Object object) : env_(env), object_(object) {}
+  void set_bool(const char* key, bool v) override { object_.Set(key, Napi::Boolean::New(env_, v)); }
+  void set_number(const char* key, double v) override { object_.Set(key, Napi::Number::New(env_, v)); }
+  void set_string(const char* key, const std::string& v) override { object_.Set(key, Napi::String::New(env_, v)); }
+  InfoSink& object(const char* key) override {
+    Napi::Object child = Napi::Object::New(env_);
+    object_.Set(key, child);
+    children_.push_back(std::make_unique<JsInfo>(env_, child));
+    return *children_.back();
+  }
+
+ private:
+  Napi::Env env_;
+  Napi::Object object_;
+  std::vector<std::unique_ptr<JsInfo>> children_;
+};
+
+}  // namespace
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -47,50 +67,17 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #endif
   out.Set("cpu", cpu);
 
+  // The CUDA backend, where this build has one, reports itself (native/cuda/backend.cc).
   Napi::Object cuda = Napi::Object::New(env);
-#ifdef ALEXNET_WITH_CUDA
-  static const alexnet::cuda::ProbeResult probe = alexnet::cuda::probe();  // once per process
-  cuda.Set("compiled", true);
-  cuda.Set("deviceFound", probe.available);
-  cuda.Set("deviceCount", probe.device_count);
-  cuda.Set("runtimeVersion", probe.runtime_version);
-  cuda.Set("driverVersion", probe.driver_version);
-  cuda.Set("architectures", probe.architectures);
-  if (!probe.device_name.empty()) cuda.Set("deviceName", probe.device_name);
-  // cuDNN / cuBLAS, loaded here on the first info() call (not at addon load).
-  const alexnet::cuda::Libraries& libs = alexnet::cuda::libraries();
-  auto library = [&](const alexnet::cuda::LibraryStatus& lib) {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("found", lib.found);
-    o.Set("path", lib.path);  // the rejected file when found is false (see reason)
-    o.Set("version", lib.version_string);
-    o.Set("why", lib.chosen);  // why this file was taken ("" when not found)
-    o.Set("root", lib.root);   // its installation (site-packages, toolkit root, or folder)
-    return o;
-  };
-  Napi::Object libraries = Napi::Object::New(env);
-  libraries.Set("cudnn", library(libs.cudnn));
-  libraries.Set("cublas", library(libs.cublas));
-  cuda.Set("libraries", libraries);
-  // Available = a device ran our probe kernel and cuDNN 9 and cuBLAS loaded.
-  const bool available = probe.available && libs.cudnn_ok && libs.cublas_ok;
-  cuda.Set("available", available);
-  cuda.Set("tf32", alexnet::cuda::tf32());
-  // Which allocator device 0 uses: the stream-ordered memory pool, or cudaMalloc with our own
-  // cache (devices without pools, or ALEXNET_CUDA_MEMPOOL=0).
-  if (probe.available) cuda.Set("allocator", alexnet::cuda::allocator_name(0));
-  // cuDNN descriptors made so far in this process: the per-shape caches make none for a shape
-  // already seen (tests compare this before and after a repeated call).
-  cuda.Set("descriptorsCreated", static_cast<double>(alexnet::cuda::descriptors_created()));
-  std::string reason;
-  if (!probe.available) reason = probe.reason;
-  if (!libs.reason.empty()) reason += (reason.empty() ? "" : "\n") + libs.reason;
-  cuda.Set("reason", reason);
-#else
-  cuda.Set("compiled", false);
-  cuda.Set("available", false);
-  cuda.Set("reason", "built without CUDA (nvcc was not found at build time, or ALEXNET_CUDA=0)");
-#endif
+  const Backend* cuda_backend = find_backend(DeviceType::Cuda);
+  if (cuda_backend != nullptr && cuda_backend->describe != nullptr) {
+    JsInfo sink(env, cuda);
+    cuda_backend->describe(sink);
+  } else {
+    cuda.Set("compiled", false);
+    cuda.Set("available", false);
+    cuda.Set("reason", "built without CUDA (nvcc was not found at build time, or ALEXNET_CUDA=0)");
+  }
   out.Set("cuda", cuda);
   return out;
 }
@@ -149,9 +136,9 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
 // on); off gives strict FP32. Affects work enqueued afterwards; a no-op without CUDA.
 Napi::Value SetTf32(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsBoolean()) fail(code::kArgument, "setTf32: expected a boolean");
-#ifdef ALEXNET_WITH_CUDA
-  alexnet::cuda::set_tf32(info[0].As<Napi::Boolean>().Value());
-#endif
+  const bool on = info[0].As<Napi::Boolean>().Value();
+  for (DeviceType type : {DeviceType::Cpu, DeviceType::Cuda})
+    if (const Backend* b = find_backend(type); b != nullptr && b->set_tf32 != nullptr) b->set_tf32(on);
   return info.Env().Undefined();
 }
 
@@ -170,23 +157,10 @@ Napi::Value CudaDebugFault(const Napi::CallbackInfo& info) {
   if (device.type != DeviceType::Cuda) fail(code::kDevice, op, ": expected a CUDA device but got '", name, "'");
   const double delay_ms = info.Length() > 1 && !info[1].IsUndefined() ? number_arg(info, 1, op, "delayMs") : 0.0;
   if (delay_ms < 0 || delay_ms > 60000) fail(code::kArgument, op, ": delayMs must be in [0, 60000] but got ", delay_ms);
-#ifdef ALEXNET_WITH_CUDA
-  alexnet::cuda::debug_fault(device.index, delay_ms);
-#else
-  fail(code::kCudaUnavailable, op, ": this build has no CUDA support");
-#endif
+  const Backend* b = find_backend(device.type);
+  if (b == nullptr || b->debug_fault == nullptr) fail(code::kCudaUnavailable, op, ": this build has no CUDA support");
+  b->debug_fault(device.index, delay_ms);
   return info.Env().Undefined();
-}
-
-}  // namespace
-
-void register_info(Napi::Env env, Napi::Object exports) {
-  export_function(env, exports, "info", Info);
-  export_function(env, exports, "setNumThreads", SetNumThreads);
-  export_function(env, exports, "setGemmBackend", SetGemmBackend);
-  export_function(env, exports, "setTf32", SetTf32);
-  export_function(env, exports, "setConvAlgorithm", SetConvAlgorithm);
-  export_function(env, exports, "cudaDebugFault", CudaDebugFault);
 }
 
 }  // namespace alexnet::binding

@@ -1,12 +1,5 @@
 // Creating tensors and waiting on devices.
-#include <cstring>
-
 #include "common.h"
-
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/runtime.h"
-#endif
-#include "register.h"
 
 namespace alexnet::binding {
 
@@ -17,6 +10,8 @@ Device device_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
   if (!info[i].IsString()) fail(code::kDevice, op, ": expected device to be a string such as 'cpu'");
   return Device::parse(info[i].As<Napi::String>().Utf8Value());
 }
+
+}  // namespace
 
 // empty(shape, dtype = 'float32', device = 'cpu') -> uninitialised tensor
 Napi::Value Empty(const Napi::CallbackInfo& info) {
@@ -56,13 +51,7 @@ Napi::Value FromData(const Napi::CallbackInfo& info) {
   if (t.nbytes() == 0) return wrap(info.Env(), t);  // an empty array may have no buffer at all
   // The caller may reuse its array as soon as we return: the CPU copy is synchronous; the CUDA
   // upload goes through pinned staging and is asynchronous on the device's stream.
-  if (dev.type == DeviceType::Cpu) {
-    std::memcpy(t.ptr<char>(), src, t.nbytes());
-  } else {
-#ifdef ALEXNET_WITH_CUDA
-    cuda::upload(dev.index, t.ptr<char>(), src, t.nbytes());
-#endif
-  }
+  device_upload(dev, t.ptr<char>(), src, t.nbytes());
   return wrap(info.Env(), t);
 }
 
@@ -82,16 +71,6 @@ Napi::Value Pending(const Napi::CallbackInfo& info) {
 Napi::Value ExternalMemory(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(),
                            static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
-}
-
-}  // namespace
-
-void register_tensor(Napi::Env env, Napi::Object exports) {
-  export_function(env, exports, "empty", Empty);
-  export_function(env, exports, "fromData", FromData);
-  export_function(env, exports, "synchronize", Synchronize);
-  export_function(env, exports, "pending", Pending);
-  export_function(env, exports, "externalMemory", ExternalMemory);
 }
 
 }  // namespace alexnet::binding

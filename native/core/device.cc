@@ -6,10 +6,6 @@
 #include <new>
 #include <vector>
 
-#ifdef ALEXNET_WITH_CUDA
-#include "../cuda/runtime.h"
-#endif
-
 namespace alexnet {
 
 namespace {
@@ -90,19 +86,31 @@ size_t rounded(size_t bytes) { return bytes == 0 ? kAlign : (bytes + kAlign - 1)
 size_t cpu_cached_bytes() { return cpu_cache().cached(); }
 void cpu_release_cached() { cpu_cache().release_all(); }
 
-[[noreturn]] void no_cuda(Device device) {
-  fail(code::kCudaUnavailable, "device ", device.str(),
-       " is not available: this build has no CUDA support (built without nvcc or with ALEXNET_CUDA=0)");
+namespace {
+// Zero-initialised before any static constructor runs, so a runtime may register from one.
+const DeviceRuntime* g_runtimes[2] = {nullptr, nullptr};
+
+size_t slot(DeviceType type) { return static_cast<size_t>(type) < 2 ? static_cast<size_t>(type) : 0; }
+}  // namespace
+
+void register_device_runtime(DeviceType type, const DeviceRuntime* runtime) {
+  if (type != DeviceType::Cpu) g_runtimes[slot(type)] = runtime;
+}
+
+const DeviceRuntime* find_device_runtime(DeviceType type) {
+  return type == DeviceType::Cpu ? nullptr : g_runtimes[slot(type)];
+}
+
+const DeviceRuntime& device_runtime(Device device) {
+  const DeviceRuntime* rt = find_device_runtime(device.type);
+  if (rt == nullptr)
+    fail(code::kCudaUnavailable, "device ", device.str(),
+         " is not available: this build has no CUDA support (built without nvcc or with ALEXNET_CUDA=0)");
+  return *rt;
 }
 
 void* device_alloc(Device device, size_t bytes) {
-  if (device.type == DeviceType::Cuda) {
-#ifdef ALEXNET_WITH_CUDA
-    return cuda::alloc(device.index, bytes);
-#else
-    no_cuda(device);
-#endif
-  }
+  if (device.type != DeviceType::Cpu) return device_runtime(device).alloc(device.index, bytes);
   void* p = cpu_cache().get(rounded(bytes));
   if (p == nullptr)
     fail(code::kOutOfMemory, "out of memory: could not allocate ", bytes, " bytes on the cpu");
@@ -114,9 +122,7 @@ void device_free(Device device, void* ptr, size_t bytes) noexcept {
     cpu_cache().put(ptr, rounded(bytes));
     return;
   }
-#ifdef ALEXNET_WITH_CUDA
-  cuda::free(device.index, ptr);
-#endif
+  if (const DeviceRuntime* rt = find_device_runtime(device.type)) rt->free(device.index, ptr);
 }
 
 namespace {
@@ -224,12 +230,7 @@ void enqueue(Device device, Queue::Task task) {
     cpu_queue().enqueue(std::move(task));
     return;
   }
-#ifdef ALEXNET_WITH_CUDA
-  cuda::DeviceGuard guard(device.index);
-  task();
-#else
-  no_cuda(device);
-#endif
+  device_runtime(device).run(device.index, task);
 }
 
 void device_synchronize(Device device) {
@@ -237,15 +238,25 @@ void device_synchronize(Device device) {
     cpu_queue().synchronize();
     return;
   }
-#ifdef ALEXNET_WITH_CUDA
-  cuda::synchronize(device.index);
-#else
-  no_cuda(device);
-#endif
+  device_runtime(device).synchronize(device.index);
 }
 
 size_t device_pending(Device device) {
   return device.type == DeviceType::Cpu ? cpu_queue().pending() : 0;
+}
+
+void device_upload(Device device, void* dst, const void* src, size_t bytes) {
+  if (device.type == DeviceType::Cpu) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+  device_runtime(device).upload(device.index, dst, src, bytes);
+}
+
+void fence_all_devices() {
+  cpu_queue().fence();
+  for (const DeviceRuntime* rt : g_runtimes)
+    if (rt != nullptr) rt->fence_all();
 }
 
 }  // namespace alexnet

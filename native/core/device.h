@@ -1,7 +1,9 @@
 // Per-device memory and execution queues.
 //
-// Every operator is enqueued on its device's queue and returns at once (design decision 4):
-// for the CPU the queue is a native worker thread; for CUDA (next issue) it is a stream.
+// Every operator is enqueued on its device's queue and returns at once (docs/architecture.md,
+// decision 4): for the CPU the queue is a native worker thread (here); for CUDA it is the
+// device's stream, run by the CUDA runtime (native/cuda/runtime.cu), which registers its hooks
+// below. core/ includes no backend: a build without CUDA simply registers none.
 #pragma once
 
 #include <condition_variable>
@@ -16,6 +18,68 @@
 #include "tensor.h"
 
 namespace alexnet {
+
+// --- the hooks of a device kind with its own runtime (CUDA) -------------------------------------
+
+// Errors found by kernels in the data (a label outside [0, C)) cannot throw where they happen.
+// Each thread that queues work (one per Node environment) has one record per device in device
+// memory; the first offending kernel in queue order claims it (`status`) and fills in the
+// details, and the reading thread's next read reports it (see ReadStatus). Plain data: kernels
+// write it, so its layout is fixed.
+enum class DeviceErrorOp : int32_t { None = 0, SoftmaxCrossEntropyLabel = 1, TopkCorrectLabel = 2 };
+struct DeviceErrorRecord {
+  int32_t status;   // 0 = clear, 1 = set
+  int32_t op;       // a DeviceErrorOp
+  int64_t row;      // the lowest offending row of that operator
+  int64_t label;    // its label
+  int64_t classes;  // C
+};
+
+// What a read found once the work before it had run: an error the device reported to its queue
+// (the runtime's own code, a cudaError_t for CUDA; 0 = none; sticky faults such as an illegal
+// address), and the reading thread's device-side error record.
+struct ReadStatus {
+  int error = 0;
+  DeviceErrorRecord record{};
+};
+// Called exactly once, from a driver callback thread (or from the calling thread when nothing
+// was queued). Must not call the device runtime and must not block on the device; exceptions it
+// throws are swallowed (they may not cross the driver).
+using ReadDone = std::function<void(const ReadStatus&)>;
+
+// A device kind's runtime, as core needs it: memory, its queue, copies and reads. `index` is
+// Device::index. Every function may throw a typed alexnet::Error (ERR_CUDA_UNAVAILABLE for a
+// device that does not exist) unless marked noexcept.
+struct DeviceRuntime {
+  void* (*alloc)(int index, size_t bytes);             // stream-ordered
+  void (*free)(int index, void* ptr) noexcept;         // stream-ordered
+  void (*run)(int index, const std::function<void()>& task);  // task() with the device current
+  void (*synchronize)(int index);                      // blocks until the queue is idle
+  void (*fence_all)() noexcept;                        // waits on every queue, errors ignored
+  // host -> device, asynchronous (the source may be reused at once)
+  void (*upload)(int index, void* dst, const void* src, size_t bytes);
+  // device -> host after all earlier work; `done` reports what the read found. Never blocks.
+  void (*download_async)(int index, void* host_dst, const void* src, size_t bytes, ReadDone done);
+  // `done` once all work queued so far has run. Never blocks.
+  void (*after_queue)(int index, ReadDone done);
+  // the explicit synchronous read: throws the read's typed error before anything reaches host_dst
+  void (*download_sync)(int index, void* host_dst, const void* src, size_t bytes);
+  // On a thread that may call the runtime (the JS thread): throws the typed error `s` stands
+  // for (ERR_CUDA naming the fault, or ERR_ARGUMENT with the operator's message).
+  void (*throw_read_status)(int index, const ReadStatus& s);
+};
+
+// Called once by a runtime while the addon loads (a static object in its source), before any
+// device of that kind is used.
+void register_device_runtime(DeviceType type, const DeviceRuntime* runtime);
+// The runtime of `type`, or null when this build has none (always null for the CPU, which core
+// runs itself).
+const DeviceRuntime* find_device_runtime(DeviceType type);
+// The runtime of `device`'s kind; throws ERR_CUDA_UNAVAILABLE ("device cuda:0 is not available:
+// this build has no CUDA support ...") when this build has none.
+const DeviceRuntime& device_runtime(Device device);
+
+// --- memory and queues ------------------------------------------------------------------------
 
 void* device_alloc(Device device, size_t bytes);  // throws ERR_OUT_OF_MEMORY / ERR_CUDA_UNAVAILABLE
 void device_free(Device device, void* ptr, size_t bytes) noexcept;
@@ -87,5 +151,13 @@ void device_synchronize(Device device);
 
 // Tasks queued or running on `device` (always 0 for CUDA: the stream holds the work).
 size_t device_pending(Device device);
+
+// Host -> device copy of `bytes` into dst: on the CPU at once (memcpy); on another device
+// asynchronously, through its runtime's staging (the caller may reuse src at once).
+void device_upload(Device device, void* dst, const void* src, size_t bytes);
+
+// Before an environment goes away: waits until every queue (the CPU worker, every device
+// stream) has run the work queued so far, ignoring errors.
+void fence_all_devices();
 
 }  // namespace alexnet

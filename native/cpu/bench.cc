@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "../core/ops/linear.h"
 #include "activation.h"
 #include "conv.h"
 #include "conv_direct.h"
@@ -62,11 +63,9 @@ std::vector<BenchRow> bench_alexnet_ops(int64_t B, int reps) {
   // The convolutions, with the path conv_algo() selects (`suffix` names the path in the rows).
   auto bench_convs = [&](const std::string& suffix) {
     for (const BenchConv& cv : kBenchConvs) {
-      Conv2dShape s;
-      s.N = B; s.C = cv.C; s.H = cv.H; s.W = cv.H; s.O = cv.O; s.kH = cv.k; s.kW = cv.k;
-      s.sH = s.sW = cv.s; s.pH = s.pW = cv.p;
-      s.Ho = conv_out_size(s.H, s.kH, s.sH, s.pH, 1);
-      s.Wo = conv_out_size(s.W, s.kW, s.sW, s.pW, 1);
+      // The descriptor the operator itself would run with (native/core/ops/conv.h).
+      const Conv2dParams s = conv2d_params("benchOps", Shape::of({B, cv.C, cv.H, cv.H}),
+                                           Shape::of({cv.O, cv.C, cv.k, cv.k}), {cv.s, cv.s}, {cv.p, cv.p}, {1, 1}, 1);
       auto x = random_buffer(static_cast<size_t>(B * cv.C * cv.H * cv.H), 3);
       auto w = random_buffer(static_cast<size_t>(cv.O * cv.C * cv.k * cv.k), 4);
       auto bias = random_buffer(static_cast<size_t>(cv.O), 5);
@@ -95,19 +94,16 @@ std::vector<BenchRow> bench_alexnet_ops(int64_t B, int reps) {
     rows.push_back(memory_row("relu.forward", shape, r, 8.0 * count, peak_gbps));
     const double rbw = best_ms(reps, [&] { relu_backward(dx.data(), y.data(), x.data(), static_cast<int64_t>(count)); });
     rows.push_back(memory_row("relu.backward", shape, rbw, 12.0 * count, peak_gbps));
-    Pool2dShape ps;
-    ps.N = B; ps.C = C; ps.H = ps.W = H; ps.kH = ps.kW = kBenchPoolK; ps.sH = ps.sW = kBenchPoolS;
-    ps.Ho = ps.Wo = pool_out_size(H, kBenchPoolK, kBenchPoolS, 0);
+    const Pool2dParams ps = pool2d_params("benchOps", Shape::of({B, C, H, H}), {kBenchPoolK, kBenchPoolK},
+                                          {kBenchPoolS, kBenchPoolS}, {0, 0});
     std::vector<float> py(static_cast<size_t>(B * C * ps.Ho * ps.Wo));
     const double pf = best_ms(reps, [&] { max_pool2d_forward(py.data(), x.data(), ps); });
     const double pbytes = 4.0 * (count + py.size());
     rows.push_back(memory_row("maxpool1.forward", shape, pf, pbytes, peak_gbps));
     const double pbw = best_ms(reps, [&] { max_pool2d_backward(dx.data(), py.data(), x.data(), ps); });
     rows.push_back(memory_row("maxpool1.backward", shape, pbw, 2 * pbytes, peak_gbps));
-    LrnParams lp;
-    lp.N = B; lp.C = C; lp.S = H * H; lp.size = kBenchLrnSize;
-    lp.alpha = static_cast<float>(kBenchLrnAlpha); lp.beta = static_cast<float>(kBenchLrnBeta);
-    lp.k = static_cast<float>(kBenchLrnK);
+    const LrnParams lp = lrn_params("benchOps", Shape::of({B, C, H, H}), kBenchLrnSize, kBenchLrnAlpha,
+                                    kBenchLrnBeta, kBenchLrnK, /*odd_size_only=*/false);
     const double lf = best_ms(reps, [&] { lrn_forward(y.data(), x.data(), lp); });
     rows.push_back(memory_row("lrn1.forward", shape, lf, 8.0 * count, peak_gbps));
     const double lbw = best_ms(reps, [&] { lrn_backward(dx.data(), y.data(), x.data(), lp); });
@@ -115,16 +111,17 @@ std::vector<BenchRow> bench_alexnet_ops(int64_t B, int reps) {
   }
 
   for (const BenchLinear& fc : kBenchLinears) {
+    const LinearParams lin{B, fc.in, fc.out};
     auto x = random_buffer(static_cast<size_t>(B * fc.in), 7);
     auto w = random_buffer(static_cast<size_t>(fc.in * fc.out), 8);
     auto bias = random_buffer(static_cast<size_t>(fc.out), 9);
     std::vector<float> y(static_cast<size_t>(B * fc.out)), dx(x.size()), dw(w.size()), db(bias.size());
     const double flop = 2.0 * B * fc.in * fc.out;
     const std::string shape = bench_dims({B, fc.in}) + " * " + bench_dims({fc.out, fc.in}) + "^T";
-    const double f = best_ms(reps, [&] { linear_forward(y.data(), x.data(), w.data(), bias.data(), B, fc.in, fc.out); });
+    const double f = best_ms(reps, [&] { linear_forward(y.data(), x.data(), w.data(), bias.data(), lin.B, lin.in, lin.out); });
     rows.push_back(compute_row(std::string(fc.name) + ".forward", shape, f, flop, peak_gflops, 4.0 * w.size()));
     const double bw = best_ms(reps, [&] {
-      linear_backward(dx.data(), dw.data(), db.data(), y.data(), x.data(), w.data(), B, fc.in, fc.out, false);
+      linear_backward(dx.data(), dw.data(), db.data(), y.data(), x.data(), w.data(), lin.B, lin.in, lin.out, false);
     });
     rows.push_back(compute_row(std::string(fc.name) + ".backward", shape, bw, 2 * flop, peak_gflops, 8.0 * w.size()));
   }

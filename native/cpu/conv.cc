@@ -30,7 +30,7 @@ constexpr int64_t kCopyGrain = int64_t{1} << 14;
 #ifndef ALEXNET_CONV_MIN_GEMM_N
 #define ALEXNET_CONV_MIN_GEMM_N 2048
 #endif
-int64_t images_per_chunk(const Conv2dShape& s) {
+int64_t images_per_chunk(const Conv2dParams& s) {
   const int64_t HoWo = std::max<int64_t>(s.Ho * s.Wo, 1);
   const int64_t per_image = s.C * s.kH * s.kW * HoWo;
   const int64_t by_budget = kColBudget / std::max<int64_t>(per_image, 1);
@@ -40,7 +40,7 @@ int64_t images_per_chunk(const Conv2dShape& s) {
 }
 
 // The output columns ow whose input column ow*sW + off lies in [0, W): [lo, hi).
-inline void valid_cols(const Conv2dShape& s, int64_t off, int64_t& lo, int64_t& hi) {
+inline void valid_cols(const Conv2dParams& s, int64_t off, int64_t& lo, int64_t& hi) {
   lo = off >= 0 ? 0 : (-off + s.sW - 1) / s.sW;
   hi = (s.W - 1 - off) >= 0 ? std::min(s.Wo, (s.W - 1 - off) / s.sW + 1) : 0;
   lo = std::min(lo, s.Wo);
@@ -54,7 +54,7 @@ inline void gather(float* dst, const float* src, int64_t n) {
 }
 
 // The output rows oh whose input row oh*sH - pH + kh*dH lies in [0, H): [lo, hi).
-inline void valid_rows(const Conv2dShape& s, int64_t kh, int64_t& lo, int64_t& hi) {
+inline void valid_rows(const Conv2dParams& s, int64_t kh, int64_t& lo, int64_t& hi) {
   const int64_t off = kh * s.dH - s.pH;
   lo = off >= 0 ? 0 : (-off + s.sH - 1) / s.sH;
   hi = (s.H - 1 - off) >= 0 ? std::min(s.Ho, (s.H - 1 - off) / s.sH + 1) : 0;
@@ -65,7 +65,7 @@ inline void valid_rows(const Conv2dShape& s, int64_t kh, int64_t& lo, int64_t& h
 // One row of col for one image: dst[oh*Wo + ow] = plane[oh*sH - pH + kh*dH][ow*sW - pW + kw*dW].
 void unfold_row(float* dst,          // [Ho*Wo]
                 const float* plane,  // [H, W]
-                int64_t kh, int64_t kw, const Conv2dShape& s) {
+                int64_t kh, int64_t kw, const Conv2dParams& s) {
   const int64_t off = kw * s.dW - s.pW;
   int64_t lo, hi, rlo, rhi;
   valid_cols(s, off, lo, hi);
@@ -111,7 +111,7 @@ void unfold_row(float* dst,          // [Ho*Wo]
 // Adjoint of unfold_row: plane[...] += src[oh*Wo + ow].
 void fold_row(float* plane,      // [H, W]
               const float* src,  // [Ho*Wo]
-              int64_t kh, int64_t kw, const Conv2dShape& s) {
+              int64_t kh, int64_t kw, const Conv2dParams& s) {
   const int64_t off = kw * s.dW - s.pW;
   int64_t lo, hi;
   valid_cols(s, off, lo, hi);
@@ -131,13 +131,7 @@ void fold_row(float* plane,      // [H, W]
 
 }  // namespace
 
-int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil) {
-  const int64_t span = in + 2 * pad - dil * (k - 1) - 1;
-  if (span < 0) return 0;
-  return span / stride + 1;
-}
-
-void im2col(float* col, const float* x, int64_t nb, const Conv2dShape& s) {
+void im2col(float* col, const float* x, int64_t nb, const Conv2dParams& s) {
   const int64_t K = s.C * s.kH * s.kW;
   const int64_t HoWo = s.Ho * s.Wo;
   const int64_t ld = nb * HoWo;
@@ -151,7 +145,7 @@ void im2col(float* col, const float* x, int64_t nb, const Conv2dShape& s) {
   });
 }
 
-void col2im(float* dx, const float* col, int64_t nb, const Conv2dShape& s) {
+void col2im(float* dx, const float* col, int64_t nb, const Conv2dParams& s) {
   const int64_t HoWo = s.Ho * s.Wo;
   const int64_t HW = s.H * s.W;
   const int64_t ld = nb * HoWo;
@@ -173,7 +167,7 @@ void col2im(float* dx, const float* col, int64_t nb, const Conv2dShape& s) {
 }
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
-                    const Conv2dShape& s, bool relu) {
+                    const Conv2dParams& s, bool relu) {
   if (conv_direct_supported(s)) return conv2d_forward_direct(y, x, w, bias, s, relu);
   const int64_t G = s.groups;
   const int64_t Og = s.O / G;
@@ -231,7 +225,7 @@ namespace {
 // columns of x are then unfolded), dx = col2im(W^T dY) when dx is given.
 void gemm_backward(float* dx,          // [N, C, H, W] or nullptr
                    float* dw,          // [O, C/groups, kH, kW] or nullptr
-                   const float* dy, const float* x, const float* w, const Conv2dShape& s,
+                   const float* dy, const float* x, const float* w, const Conv2dParams& s,
                    bool accumulate) {
   const int64_t G = s.groups;
   const int64_t Og = s.O / G;
@@ -276,7 +270,7 @@ void gemm_backward(float* dx,          // [N, C, H, W] or nullptr
 }  // namespace
 
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
-                     const float* w, const Conv2dShape& s, bool accumulate) {
+                     const float* w, const Conv2dParams& s, bool accumulate) {
   const int64_t Kg = (s.C / s.groups) * s.kH * s.kW;
   const int64_t HoWo = s.Ho * s.Wo;
 

@@ -12,24 +12,14 @@
 //   dW_g (+)= dY_g [O/g, nb*HoWo] @ col_g^T,  db = sum_{n,h,w} dY,
 //   dcol_g = W_g^T @ dY_g, then col2im (parallel over input planes: no write races).
 // The unfold/fold/scatter passes run on the fork-join pool; GEMMs run outside of it.
+// The geometry is the core descriptor Conv2dParams (native/core/ops/conv.h), as on CUDA.
 #pragma once
 
 #include <cstdint>
 
+#include "../core/ops/conv.h"
+
 namespace alexnet::cpu {
-
-struct Conv2dShape {
-  int64_t N = 0, C = 0, H = 0, W = 0;  // input [N, C, H, W]
-  int64_t O = 0, kH = 0, kW = 0;       // weight [O, C/groups, kH, kW]
-  int64_t sH = 1, sW = 1;              // stride
-  int64_t pH = 0, pW = 0;              // zero padding (both sides)
-  int64_t dH = 1, dW = 1;              // dilation
-  int64_t groups = 1;
-  int64_t Ho = 0, Wo = 0;              // output [N, O, Ho, Wo]
-};
-
-// floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1; may be <= 0 (the caller rejects that).
-int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil);
 
 // y = conv2d(x, w) + bias, then max(y, 0) when `relu` (the fused Conv+ReLU epilogue). Runs the
 // direct kernel (conv_direct.h) where it applies, im2col + GEMM otherwise.
@@ -37,7 +27,7 @@ void conv2d_forward(float* y,            // [N, O, Ho, Wo]
                     const float* x,      // [N, C, H, W]
                     const float* w,      // [O, C/groups, kH, kW]
                     const float* bias,   // [O] or nullptr
-                    const Conv2dShape& s, bool relu = false);
+                    const Conv2dParams& s, bool relu = false);
 
 // Gradients of conv2d_forward given dy. dx and db may be nullptr (not computed). With
 // `accumulate`, dw and db are added to instead of overwritten.
@@ -47,17 +37,17 @@ void conv2d_backward(float* dx,          // [N, C, H, W] or nullptr
                      const float* dy,    // [N, O, Ho, Wo]
                      const float* x,     // [N, C, H, W]
                      const float* w,     // [O, C/groups, kH, kW]
-                     const Conv2dShape& s, bool accumulate);
+                     const Conv2dParams& s, bool accumulate);
 
 // The unfold step, exposed for tests and benchmarks: col[(c*kH + kh)*kW + kw][n*Ho*Wo + oh*Wo
 // + ow] = x[n, c, oh*sH - pH + kh*dH, ow*sW - pW + kw*dW] (0 outside), for n in [0, nb).
 void im2col(float* col,                  // [C*kH*kW, nb*Ho*Wo]
             const float* x,              // [nb, C, H, W]
-            int64_t nb, const Conv2dShape& s);
+            int64_t nb, const Conv2dParams& s);
 
 // The fold step (adjoint of im2col): dx = sum of the col entries that read each input element.
 void col2im(float* dx,                   // [nb, C, H, W] (overwritten)
             const float* col,            // [C*kH*kW, nb*Ho*Wo]
-            int64_t nb, const Conv2dShape& s);
+            int64_t nb, const Conv2dParams& s);
 
 }  // namespace alexnet::cpu

@@ -279,12 +279,12 @@ ConvIsa conv_direct_isa() {
   }
 }
 
-bool conv_direct_supported(const Conv2dShape& s) {
+bool conv_direct_supported(const Conv2dParams& s) {
   return conv_direct_isa() != ConvIsa::None && s.groups == 1 && s.dH == 1 && s.dW == 1 &&
          s.sH == s.sW && (s.sH == 1 || s.sH == 2 || s.sH == 4) && s.Ho > 0 && s.Wo > 0 && s.N > 0;
 }
 
-bool conv_direct_backward_data_supported(const Conv2dShape& s) {
+bool conv_direct_backward_data_supported(const Conv2dParams& s) {
   return conv_direct_supported(s) && s.sH == 1 && s.pH <= s.kH - 1 && s.pW <= s.kW - 1;
 }
 
@@ -292,7 +292,7 @@ bool conv_direct_backward_data_supported(const Conv2dShape& s) {
 namespace {
 
 template <class Isa>
-void forward(float* y, const float* x, const float* w, const float* bias, const Conv2dShape& s,
+void forward(float* y, const float* x, const float* w, const float* bias, const Conv2dParams& s,
              bool relu) {
   constexpr int64_t kBlock = Isa::kBlock;
   const int64_t OB = (s.O + kBlock - 1) / kBlock;
@@ -315,7 +315,7 @@ void forward(float* y, const float* x, const float* w, const float* bias, const 
 }
 
 template <class Isa>
-void backward_data(float* dx, const float* dy, const float* w, const Conv2dShape& s) {
+void backward_data(float* dx, const float* dy, const float* w, const Conv2dParams& s) {
   constexpr int64_t kBlock = Isa::kBlock;
   const int64_t CB = (s.C + kBlock - 1) / kBlock;
   float* wp = scratch(Scratch::PackedWeights, CB * kBlock * s.O * s.kH * s.kW);
@@ -405,7 +405,7 @@ WgradFn wgrad_fn(int64_t kW, int64_t S, int R) {
 #endif
 
 void conv2d_forward_direct(float* y, const float* x, const float* w, const float* bias,
-                           const Conv2dShape& s, bool relu) {
+                           const Conv2dParams& s, bool relu) {
 #if ALEXNET_DIRECT_CONV
   if (conv_direct_isa() == ConvIsa::Avx512) return forward<Avx512>(y, x, w, bias, s, relu);
   if (conv_direct_isa() == ConvIsa::Avx2) return forward<Avx2>(y, x, w, bias, s, relu);
@@ -413,7 +413,7 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
   (void)y, (void)x, (void)w, (void)bias, (void)s, (void)relu;
 }
 
-void conv2d_backward_data_direct(float* dx, const float* dy, const float* w, const Conv2dShape& s) {
+void conv2d_backward_data_direct(float* dx, const float* dy, const float* w, const Conv2dParams& s) {
 #if ALEXNET_DIRECT_CONV
   if (conv_direct_isa() == ConvIsa::Avx512) return backward_data<Avx512>(dx, dy, w, s);
   if (conv_direct_isa() == ConvIsa::Avx2) return backward_data<Avx2>(dx, dy, w, s);
@@ -421,12 +421,12 @@ void conv2d_backward_data_direct(float* dx, const float* dy, const float* w, con
   (void)dx, (void)dy, (void)w, (void)s;
 }
 
-bool conv_direct_weight_grad_supported(const Conv2dShape& s) {
+bool conv_direct_weight_grad_supported(const Conv2dParams& s) {
   return conv_direct_supported(s) && conv_direct_isa() == ConvIsa::Avx512 && s.kW == s.kH &&
          (s.kW == 3 || s.kW == 5 || s.kW == 11) && (s.sH == 1 || s.sH == 4) && s.N >= num_threads();
 }
 
-void conv2d_weight_grad_direct(float* dw, const float* dy, const float* x, const Conv2dShape& s,
+void conv2d_weight_grad_direct(float* dw, const float* dy, const float* x, const Conv2dParams& s,
                                bool accumulate) {
 #if ALEXNET_DIRECT_CONV
   const int64_t OB = (s.O + kWgBlock - 1) / kWgBlock, ldo = OB * kWgBlock;

@@ -34,30 +34,30 @@ ConvIsa conv_direct_isa();
 
 // True when conv_direct_isa() is not None and the shape fits the kernel (groups 1, dilation
 // 1, equal strides of 1, 2 or 4).
-bool conv_direct_supported(const Conv2dShape& s);
+bool conv_direct_supported(const Conv2dParams& s);
 
 // y = conv2d(x, w) + bias, then max(y, 0) when `relu`. Requires conv_direct_supported(s).
 void conv2d_forward_direct(float* y,           // [N, O, Ho, Wo]
                            const float* x,     // [N, C, H, W]
                            const float* w,     // [O, C, kH, kW]
                            const float* bias,  // [O] or nullptr
-                           const Conv2dShape& s, bool relu);
+                           const Conv2dParams& s, bool relu);
 
 // dx = gradient of conv2d with respect to x, for stride-1 shapes (conv_direct_supported and
 // sH == sW == 1 and p <= k - 1).
-bool conv_direct_backward_data_supported(const Conv2dShape& s);
+bool conv_direct_backward_data_supported(const Conv2dParams& s);
 void conv2d_backward_data_direct(float* dx,          // [N, C, H, W] (overwritten)
                                  const float* dy,    // [N, O, Ho, Wo]
                                  const float* w,     // [O, C, kH, kW]
-                                 const Conv2dShape& s);
+                                 const Conv2dParams& s);
 
 // dw (+)= gradient of conv2d with respect to its weights, on AVX-512 CPUs for square 3x3, 5x5
 // and 11x11 kernels at stride 1 or 4 and at least one image per thread (each thread sums its
 // images, then the partial sums are added).
-bool conv_direct_weight_grad_supported(const Conv2dShape& s);
+bool conv_direct_weight_grad_supported(const Conv2dParams& s);
 void conv2d_weight_grad_direct(float* dw,          // [O, C, kH, kW]
                                const float* dy,    // [N, O, Ho, Wo]
                                const float* x,     // [N, C, H, W]
-                               const Conv2dShape& s, bool accumulate);
+                               const Conv2dParams& s, bool accumulate);
 
 }  // namespace alexnet::cpu

@@ -1,67 +1,20 @@
-// Inverted dropout on the CPU, with a counter-based, stateless random stream so that any
-// backend (the CUDA kernel included) reproduces exactly the same mask.
-//
-// The random stream (all arithmetic on unsigned 64-bit integers, modulo 2^64):
-//
-//   GAMMA = 0x9E3779B97F4A7C15
-//   mix64(z):  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-//              z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-//              return z ^ (z >> 31)                          (SplitMix64's finaliser)
-//   key       = mix64(seed + GAMMA)
-//   bits(c)   = mix64(key + (c + 1) * GAMMA) >> 40           (top 24 bits, in [0, 2^24))
-//   u(c)      = bits(c) / 2^24                               (uniform in [0, 1), exact in float)
-//
-// i.e. bits(c) is the top 24 bits of output number c of a SplitMix64 generator whose state
-// starts at key. Element i of a call with (seed, offset) uses counter c = offset + i and is
-// kept iff u(c) >= p, which is computed exactly in integers as
-//
-//   keep(i)   = bits(offset + i) >= threshold,   threshold = ceil(p * 2^24)   (p * 2^24 is exact
-//                                                                              in double)
-//   mask[i]   = keep(i) ? scale : 0,             scale = (float)(1.0 / (1.0 - p))  (computed in
-//                                                                              double, rounded once)
-//   y[i]      = x[i] * mask[i]                   (one float multiply)
-//
-// seed is an integer in [0, 2^53), offset an integer >= 0. p = 0 keeps everything (mask 1).
+// Inverted dropout on the CPU, with the counter-based, stateless random stream of
+// native/core/rng.h (the CUDA kernel calls the same functions, so both backends draw exactly the
+// same mask for the same seed and offset). The descriptor (p, seed, offset and the threshold and
+// scale derived from p) is native/core/ops/dropout.h.
 #pragma once
 
 #include <cstdint>
 
-// The CUDA kernel (native/cuda/kernels/dropout.cu) includes this header and calls the same
-// functions, so both backends draw the same mask for the same seed and offset.
-#ifdef __CUDACC__
-#define ALEXNET_HOST_DEVICE __host__ __device__
-#else
-#define ALEXNET_HOST_DEVICE
-#endif
+#include "../core/ops/dropout.h"
 
 namespace alexnet::cpu {
 
-#define ALEXNET_DROPOUT_GAMMA 0x9E3779B97F4A7C15ull
-inline constexpr uint64_t kDropoutGamma = ALEXNET_DROPOUT_GAMMA;
-
-ALEXNET_HOST_DEVICE inline uint64_t dropout_mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-ALEXNET_HOST_DEVICE inline uint64_t dropout_key(uint64_t seed) { return dropout_mix64(seed + ALEXNET_DROPOUT_GAMMA); }
-
-// The 24 random bits of counter c for a stream with the given key.
-ALEXNET_HOST_DEVICE inline uint32_t dropout_bits24(uint64_t key, uint64_t c) {
-  return static_cast<uint32_t>(dropout_mix64(key + (c + 1) * ALEXNET_DROPOUT_GAMMA) >> 40);
-}
-
-// ceil(p * 2^24) for p in [0, 1)
-uint32_t dropout_threshold(double p);
-// (float)(1 / (1 - p))
-float dropout_scale(double p);
-
-// mask[i] = keep(i) ? scale : 0; y[i] = x[i] * mask[i]
+// mask[i] = keep(i) ? scale : 0; y[i] = x[i] * mask[i]   (keep(i) as in native/core/rng.h)
 void dropout_forward(float* y,           // [n]
                      float* mask,        // [n]
                      const float* x,     // [n]
-                     int64_t n, double p, uint64_t seed, uint64_t offset);
+                     int64_t n, const DropoutParams& p);
 
 // dx = dy * mask
 void dropout_backward(float* dx,         // [n]

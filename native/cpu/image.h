@@ -3,14 +3,9 @@
 
 #include <cstdint>
 
-namespace alexnet::cpu {
+#include "../core/ops/image.h"  // PixelLut
 
-// The per-channel lookup table of the normalisation: lut[c][v] = (v / 255 - mean[c]) / std[c],
-// computed in double and rounded once, so the CPU and CUDA backends give identical floats.
-constexpr int kImageMaxChannels = 3;
-struct PixelLut {
-  float v[kImageMaxChannels][256];
-};
+namespace alexnet::cpu {
 
 // y[n, c, p] = lut[c][x[n, c, p]]
 void normalize_images(float* y,          // [N, C, HW]

@@ -56,20 +56,6 @@ void for_blocks(const LrnParams& p, Fn fn) {
 
 }  // namespace
 
-void check_lrn_options(const char* op, int64_t size, double alpha, double beta, double k) {
-  if (size < kLrnMinSize || size > kLrnMaxSize)
-    fail(code::kArgument, op, ": size must be an integer in [", kLrnMinSize, ", ", kLrnMaxSize,
-         "] (cuDNN's window limits, applied on every device) but got ", size);
-  if (!std::isfinite(alpha) || alpha < 0)
-    fail(code::kArgument, op, ": alpha must be non-negative and finite but got ", alpha);
-  if (!std::isfinite(k) || k < kLrnMinK)
-    fail(code::kArgument, op, ": k must be at least ", kLrnMinK,
-         " (cuDNN's CUDNN_LRN_MIN_K, applied on every device) but got ", k);
-  if (!std::isfinite(beta) || beta < kLrnMinBeta)
-    fail(code::kArgument, op, ": beta must be at least ", kLrnMinBeta,
-         " (cuDNN's CUDNN_LRN_MIN_BETA, applied on every device) but got ", beta);
-}
-
 void lrn_forward(float* y, const float* x, const LrnParams& p) {
   for_blocks(p, [&](int64_t n, int64_t i0, int64_t b) {
     float D[kBlock], q[kBlock];

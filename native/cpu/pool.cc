@@ -16,7 +16,7 @@ constexpr int64_t kGrainElements = int64_t{1} << 14;
 
 // Index (into the plane) of the window's maximum: the first in row-major order, NaN wins
 // (like PyTorch); -1 for an empty window (cannot happen with padding <= kernel / 2).
-inline int64_t window_argmax(const float* plane, int64_t oh, int64_t ow, const Pool2dShape& s) {
+inline int64_t window_argmax(const float* plane, int64_t oh, int64_t ow, const Pool2dParams& s) {
   const int64_t h0 = oh * s.sH - s.pH, w0 = ow * s.sW - s.pW;
   const int64_t hs = std::max<int64_t>(h0, 0), he = std::min(h0 + s.kH, s.H);
   const int64_t ws = std::max<int64_t>(w0, 0), we = std::min(w0 + s.kW, s.W);
@@ -35,17 +35,11 @@ inline int64_t window_argmax(const float* plane, int64_t oh, int64_t ow, const P
   return best;
 }
 
-int64_t plane_grain(const Pool2dShape& s) {
+int64_t plane_grain(const Pool2dParams& s) {
   return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(s.Ho * s.Wo * s.kH * s.kW, 1));
 }
 
 }  // namespace
-
-int64_t pool_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad) {
-  const int64_t span = in + 2 * pad - k;
-  if (span < 0) return 0;
-  return span / stride + 1;
-}
 
 // NaN-propagating max (PyTorch's rule: a NaN in the window makes the output NaN). Branch-free,
 // so the loops below vectorise.
@@ -55,7 +49,7 @@ inline float nan_max(float m, float v) { return (v > m || v != v) ? v : m; }
 // whose windows lie inside the row are done k by k over all of them at once, which compiles
 // to branch-free (vectorised) selects; the few border columns take the bounded loop.
 template <int K>
-void row_pass_fixed(float* r, const float* row, const Pool2dShape& s) {
+void row_pass_fixed(float* r, const float* row, const Pool2dParams& s) {
   const int64_t sw = s.sW, pw = s.pW;
   // interior: ow in [lo, hi) with ow*sw - pw >= 0 and ow*sw - pw + K <= W
   const int64_t lo = std::min<int64_t>((pw + sw - 1) / sw, s.Wo);
@@ -75,7 +69,7 @@ void row_pass_fixed(float* r, const float* row, const Pool2dShape& s) {
   }
 }
 
-void row_pass(float* r, const float* row, const Pool2dShape& s) {
+void row_pass(float* r, const float* row, const Pool2dParams& s) {
   switch (s.kW) {
     case 2: return row_pass_fixed<2>(r, row, s);
     case 3: return row_pass_fixed<3>(r, row, s);
@@ -93,7 +87,7 @@ void row_pass(float* r, const float* row, const Pool2dShape& s) {
 // Forward is separable: a row pass takes the max over kW columns at each output column, then a
 // column pass takes the max over kH of those rows. Both passes stream through memory; the
 // windows' overlap (3x3 stride 2 reads most pixels twice) is not paid twice per pixel.
-void max_pool2d_forward(float* y, const float* x, const Pool2dShape& s) {
+void max_pool2d_forward(float* y, const float* x, const Pool2dParams& s) {
   const int64_t HW = s.H * s.W, HoWo = s.Ho * s.Wo;
   parallel_for(0, s.N * s.C, plane_grain(s), [&](int64_t lo, int64_t hi) {
     std::vector<float> rows(static_cast<size_t>(s.H * s.Wo));  // [H, Wo] row-pass maxima
@@ -156,7 +150,7 @@ ALEXNET_SIMD_CLONES void row_argmax(int32_t* id,          // [Wo] (columns [lo, 
 
 // dx: zero, then each window's dy added at its arg-max. The windows inside the row take the
 // vectorised row_argmax; the border ones (padding) the scalar window_argmax.
-void max_pool2d_backward(float* dx, const float* dy, const float* x, const Pool2dShape& s) {
+void max_pool2d_backward(float* dx, const float* dy, const float* x, const Pool2dParams& s) {
   const int64_t HW = s.H * s.W, HoWo = s.Ho * s.Wo;
   // output columns whose windows lie inside the row: ow*sW - pW >= 0 and ow*sW - pW + kW <= W
   const int64_t lo = std::min<int64_t>((s.pW + s.sW - 1) / s.sW, s.Wo);

@@ -17,6 +17,10 @@
 #include <vector>
 
 #include "../core/error.h"
+#include "../core/ops/conv.h"
+#include "../core/ops/linear.h"
+#include "../core/ops/lrn.h"
+#include "../core/ops/pool.h"
 #include "dnn.h"
 #include "kernels/common.cuh"
 #include "ops.h"
@@ -235,8 +239,10 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
 
   // ---- the five convolutions: cuDNN (+ our bias kernels) ----
   for (const BenchConv& cv : kBenchConvs) {
-    const int64_t Ho = cv.out();
-    const ConvGeometry g{B, cv.C, cv.H, cv.H, cv.O, cv.k, cv.k, cv.s, cv.s, cv.p, cv.p, 1, 1, 1, Ho, Ho};
+    // The descriptor the operator itself would run with (native/core/ops/conv.h).
+    const Conv2dParams g = conv2d_params("benchOps", Shape::of({B, cv.C, cv.H, cv.H}), Shape::of({cv.O, cv.C, cv.k, cv.k}),
+                                         {cv.s, cv.s}, {cv.p, cv.p}, {1, 1}, 1);
+    const int64_t Ho = g.Ho;  // = g.Wo = cv.out()
     Buffer x(device, static_cast<size_t>(B * cv.C * cv.H * cv.H)), w(device, static_cast<size_t>(cv.O * cv.C * cv.k * cv.k)),
         bias(device, static_cast<size_t>(cv.O));
     fill_random(device, x, 3);
@@ -261,15 +267,19 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
   {
     const int64_t C = kBenchActC, H = kBenchActH;
     const size_t count = static_cast<size_t>(B * C * H * H);
-    const int64_t Hp = (H - kBenchPoolK) / kBenchPoolS + 1;
-    const PoolGeometry pg{B, C, H, H, kBenchPoolK, kBenchPoolK, kBenchPoolS, kBenchPoolS, 0, 0, Hp, Hp};
+    const Pool2dParams pg = pool2d_params("benchOps", Shape::of({B, C, H, H}), {kBenchPoolK, kBenchPoolK},
+                                          {kBenchPoolS, kBenchPoolS}, {0, 0});
+    const int64_t Hp = pg.Ho;  // = pg.Wo
+    // As localResponseNorm runs it on CUDA: [N, C, H*W] in float32 hyper-parameters.
+    const LrnParams lp = lrn_params("benchOps", Shape::of({B, C, H, H}), kBenchLrnSize, kBenchLrnAlpha, kBenchLrnBeta,
+                                    kBenchLrnK, /*odd_size_only=*/true);
     Buffer x(device, count), y(device, count), dx(device, count), py(device, static_cast<size_t>(B * C * Hp * Hp));
     fill_random(device, x, 6);
     const std::string shape = bench_dims({B, C, H, H});
     const auto n_elem = static_cast<int64_t>(count);
-    const double r = timer.best_ms([&] { relu_forward(y.get(), x.get(), n_elem, s); });
+    const double r = timer.best_ms([&] { relu_forward(device, y.get(), x.get(), n_elem); });
     rows.push_back(memory_row("relu.forward", shape, r, 8.0 * count, peak_gbps));
-    const double rbw = timer.best_ms([&] { relu_backward(dx.get(), y.get(), x.get(), n_elem, s); });
+    const double rbw = timer.best_ms([&] { relu_backward(device, dx.get(), y.get(), x.get(), n_elem); });
     rows.push_back(memory_row("relu.backward", shape, rbw, 12.0 * count, peak_gbps));
     const double pf = timer.best_ms([&] { maxpool2d_forward(device, py.get(), x.get(), pg); });
     const double pbytes = 4.0 * (count + py.count());
@@ -277,20 +287,16 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
     // gradOutput: the pooled output itself (any values do; cuDNN needs the real output as y)
     const double pbw = timer.best_ms([&] { maxpool2d_backward(device, dx.get(), py.get(), x.get(), py.get(), pg); });
     rows.push_back(memory_row("maxpool1.backward", shape, pbw, 2 * pbytes, peak_gbps));
-    const double lf = timer.best_ms([&] {
-      lrn_forward(device, y.get(), x.get(), B, C, H, H, kBenchLrnSize, kBenchLrnAlpha, kBenchLrnBeta, kBenchLrnK);
-    });
+    const double lf = timer.best_ms([&] { lrn_forward(device, y.get(), x.get(), lp); });
     rows.push_back(memory_row("lrn1.forward", shape, lf, 8.0 * count, peak_gbps));
     // gradOutput: the output itself, as on the CPU
-    const double lbw = timer.best_ms([&] {
-      lrn_backward(device, dx.get(), y.get(), x.get(), y.get(), B, C, H, H, kBenchLrnSize, kBenchLrnAlpha,
-                   kBenchLrnBeta, kBenchLrnK);
-    });
+    const double lbw = timer.best_ms([&] { lrn_backward(device, dx.get(), y.get(), x.get(), y.get(), lp); });
     rows.push_back(memory_row("lrn1.backward", shape, lbw, 12.0 * count, peak_gbps));
   }
 
   // ---- the three linear layers: cuBLAS (+ our bias kernels) ----
   for (const BenchLinear& fc : kBenchLinears) {
+    const LinearParams lin{B, fc.in, fc.out};
     Buffer x(device, static_cast<size_t>(B * fc.in)), w(device, static_cast<size_t>(fc.in * fc.out)),
         bias(device, static_cast<size_t>(fc.out));
     fill_random(device, x, 7);
@@ -300,10 +306,10 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
         db(device, bias.count());
     const double flop = 2.0 * B * fc.in * fc.out;
     const std::string shape = bench_dims({B, fc.in}) + " * " + bench_dims({fc.out, fc.in}) + "^T";
-    const double f = timer.best_ms([&] { linear_forward(device, y.get(), x.get(), w.get(), bias.get(), B, fc.in, fc.out); });
+    const double f = timer.best_ms([&] { linear_forward(device, y.get(), x.get(), w.get(), bias.get(), lin); });
     rows.push_back(compute_row(std::string(fc.name) + ".forward", shape, f, flop, peak_gflops, 4.0 * w.count()));
     const double bw = timer.best_ms([&] {
-      linear_backward(device, dx.get(), dw.get(), db.get(), y.get(), x.get(), w.get(), B, fc.in, fc.out, false);
+      linear_backward(device, dx.get(), dw.get(), db.get(), y.get(), x.get(), w.get(), lin, false);
     });
     rows.push_back(compute_row(std::string(fc.name) + ".backward", shape, bw, 2 * flop, peak_gflops, 8.0 * w.count()));
   }
@@ -323,10 +329,10 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
     Buffer scratch(device, static_cast<size_t>(std::max<int64_t>(partials, 1)));
     const std::string shape = bench_dims({B, C, kBenchActH, kBenchActH});
     // relu on: every element takes the whole epilogue; repeated calls keep y finite (>= 0 + bias)
-    const double ef = timer.best_ms([&] { bias_relu_forward(y.get(), bias.get(), B, C, S, /*relu=*/true, s); });
+    const double ef = timer.best_ms([&] { bias_relu_forward(device, y.get(), bias.get(), B, C, S, /*relu=*/true); });
     rows.push_back(memory_row("bias_relu.forward", shape, ef, 8.0 * count, peak_gbps));
     const double bb = timer.best_ms([&] {
-      bias_backward(db.get(), y.get(), B, C, S, /*accumulate=*/false, partials > 0 ? scratch.get() : nullptr, s);
+      bias_backward(device, db.get(), y.get(), B, C, S, /*accumulate=*/false, partials > 0 ? scratch.get() : nullptr);
     });
     rows.push_back(memory_row("bias.backward", shape, bb, 4.0 * count, peak_gbps));
   }

@@ -1,6 +1,5 @@
-// cuDNN and cuBLAS operators (see dnn.h). Compiled only with CUDA.
-#ifdef ALEXNET_WITH_CUDA
-
+// cuDNN and cuBLAS operators (see dnn.h). Compiled only in builds with CUDA (native/sources.json,
+// "cuda").
 #include "dnn.h"
 
 #include <algorithm>
@@ -11,7 +10,6 @@
 #include <tuple>
 
 #include "../core/error.h"
-#include "../cpu/lrn.h"
 #include "dynload/loader.h"
 #include "ops.h"
 #include "runtime.h"
@@ -19,10 +17,6 @@
 namespace alexnet::cuda {
 
 using namespace dnn;  // cuDNN's names
-using cpu::kLrnMaxSize;
-using cpu::kLrnMinBeta;
-using cpu::kLrnMinK;
-using cpu::kLrnMinSize;
 namespace b = blas;
 
 namespace {
@@ -76,13 +70,13 @@ struct FilterDesc {
 
 struct ConvDesc {
   cudnnConvolutionDescriptor_t d = nullptr;
-  ConvDesc(const ConvGeometry& g, cudnnMathType_t m) {
+  ConvDesc(const Conv2dParams& g, cudnnMathType_t m) {
     const CudnnApi& a = cudnn();
     CUDNN_CHECK(a.cudnnCreateConvolutionDescriptor(&d));
     ++g_descriptors_created;
     try {
-      CUDNN_CHECK(a.cudnnSetConvolution2dDescriptor(d, as_int(g.ph), as_int(g.pw), as_int(g.sh),
-                                                    as_int(g.sw), as_int(g.dh), as_int(g.dw),
+      CUDNN_CHECK(a.cudnnSetConvolution2dDescriptor(d, as_int(g.pH), as_int(g.pW), as_int(g.sH),
+                                                    as_int(g.sW), as_int(g.dH), as_int(g.dW),
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
       CUDNN_CHECK(a.cudnnSetConvolutionGroupCount(d, as_int(g.groups)));
       math(m);
@@ -99,7 +93,7 @@ struct ConvDesc {
 
 struct PoolDesc {
   cudnnPoolingDescriptor_t d = nullptr;
-  explicit PoolDesc(const PoolGeometry& g) {
+  explicit PoolDesc(const Pool2dParams& g) {
     const CudnnApi& a = cudnn();
     CUDNN_CHECK(a.cudnnCreatePoolingDescriptor(&d));
     ++g_descriptors_created;
@@ -109,8 +103,8 @@ struct PoolDesc {
       // gradient goes to exactly one of its tied maxima (which one is cuDNN's choice; the CPU
       // takes the first in row-major order), see maxpool2d_backward in dnn.h.
       CUDNN_CHECK(a.cudnnSetPooling2dDescriptor(d, CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_PROPAGATE_NAN,
-                                                as_int(g.kh), as_int(g.kw), as_int(g.ph), as_int(g.pw),
-                                                as_int(g.sh), as_int(g.sw)));
+                                                as_int(g.kH), as_int(g.kW), as_int(g.pH), as_int(g.pW),
+                                                as_int(g.sH), as_int(g.sW)));
     } catch (...) {
       a.cudnnDestroyPoolingDescriptor(d);
       throw;
@@ -124,8 +118,8 @@ struct PoolDesc {
 struct LrnDesc {
   cudnnLRNDescriptor_t d = nullptr;
   LrnDesc(int64_t size, double alpha, double beta, double k) {
-    // The binding validates first (native/binding/lrn.cc, the same limits on every device);
-    // this is the backstop for direct callers (the benchmark).
+    // The binding validates first (lrn_params, native/core/ops/lrn.h, the same limits on every
+    // device); this is the backstop for direct callers (the benchmark).
     if (size < kLrnMinSize || size > kLrnMaxSize || size % 2 == 0)
       fail(alexnet::code::kArgument, "localResponseNorm on CUDA: size must be odd and in [", kLrnMinSize, ", ",
            kLrnMaxSize, "] but got ", size);
@@ -163,10 +157,10 @@ struct ConvPlan {
   size_t bwd_data_ws = 0;
   cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo{};
   size_t bwd_filter_ws = 0;
-  ConvPlan(const ConvGeometry& g, bool tf32)
+  ConvPlan(const Conv2dParams& g, bool tf32)
       : x(g.N, g.C, g.H, g.W),
         y(g.N, g.O, g.Ho, g.Wo),
-        w(g.O, g.C / g.groups, g.kh, g.kw),
+        w(g.O, g.C / g.groups, g.kH, g.kW),
         fwd(g, search_math(tf32)),
         bwd_data(g, search_math(tf32)),
         bwd_filter(g, search_math(tf32)) {}
@@ -175,7 +169,7 @@ struct ConvPlan {
 struct PoolPlan {
   PoolDesc pool;
   TensorDesc x, y;
-  explicit PoolPlan(const PoolGeometry& g) : pool(g), x(g.N, g.C, g.H, g.W), y(g.N, g.C, g.Ho, g.Wo) {}
+  explicit PoolPlan(const Pool2dParams& g) : pool(g), x(g.N, g.C, g.H, g.W), y(g.N, g.C, g.Ho, g.Wo) {}
 };
 
 struct LrnPlan {
@@ -252,12 +246,12 @@ float* bias_scratch(int device, DeviceHandles& h, int64_t floats) {
   return h.bias_scratch;
 }
 
-ConvKey key_of(const ConvGeometry& g, bool tf32) {
-  return ConvKey{g.N, g.C, g.H, g.W, g.O, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, tf32};
+ConvKey key_of(const Conv2dParams& g, bool tf32) {
+  return ConvKey{g.N, g.C, g.H, g.W, g.O, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, g.dH, g.dW, g.groups, tf32};
 }
 
 // The plan of this shape in the current math mode, made on first use. Caller holds h.mutex.
-ConvPlan& conv_plan(DeviceHandles& h, const ConvGeometry& g) {
+ConvPlan& conv_plan(DeviceHandles& h, const Conv2dParams& g) {
   const bool tf32 = g_tf32.load();
   auto& slot = h.convs[key_of(g, tf32)];
   if (!slot) {
@@ -301,7 +295,7 @@ void find_forward(int device, DeviceHandles& h, ConvPlan& p, const float* x, con
   p.have_fwd = true;
 }
 
-void find_backward(int device, DeviceHandles& h, ConvPlan& p, const ConvGeometry& g, const float* x,
+void find_backward(int device, DeviceHandles& h, ConvPlan& p, const Conv2dParams& g, const float* x,
                    const float* w, const float* dy) {
   if (p.have_bwd) return;
   const CudnnApi& a = cudnn();
@@ -309,7 +303,7 @@ void find_backward(int device, DeviceHandles& h, ConvPlan& p, const ConvGeometry
   void* ws = workspace(device, h, budget);
   // Searches write their outputs: give them scratch so accumulated gradients are untouched.
   const size_t dx_bytes = static_cast<size_t>(g.N * g.C * g.H * g.W) * sizeof(float);
-  const size_t dw_bytes = static_cast<size_t>(g.O * (g.C / g.groups) * g.kh * g.kw) * sizeof(float);
+  const size_t dw_bytes = static_cast<size_t>(g.O * (g.C / g.groups) * g.kH * g.kW) * sizeof(float);
   void* scratch = alloc(device, std::max(dx_bytes, dw_bytes));
   try {
     cudnnConvolutionBwdDataAlgoPerf_t pd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
@@ -337,8 +331,8 @@ void find_backward(int device, DeviceHandles& h, ConvPlan& p, const ConvGeometry
   free(device, scratch);
 }
 
-PoolPlan& pool_plan(DeviceHandles& h, const PoolGeometry& g) {
-  const PoolKey key{g.N, g.C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw};
+PoolPlan& pool_plan(DeviceHandles& h, const Pool2dParams& g) {
+  const PoolKey key{g.N, g.C, g.H, g.W, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW};
   auto& slot = h.pools[key];
   if (!slot) {
     try {
@@ -377,7 +371,7 @@ bool tf32() { return g_tf32; }
 uint64_t descriptors_created() { return g_descriptors_created.load(); }
 
 void conv2d_forward(int device, float* y, const float* x, const float* w, const float* bias,
-                    const ConvGeometry& g, bool relu) {
+                    const Conv2dParams& g, bool relu) {
   if (g.N == 0) return;  // an empty batch: y is empty too (cuDNN rejects n = 0)
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
@@ -387,17 +381,17 @@ void conv2d_forward(int device, float* y, const float* x, const float* w, const 
   const float one = 1.f, zero = 0.f;
   CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, p.x.d, x, p.w.d, w, p.fwd.d, p.fwd_algo, ws,
                                               p.fwd_ws, &zero, p.y.d, y));
-  if (bias || relu) bias_relu_forward(y, bias, g.N, g.O, g.Ho * g.Wo, relu, stream(device));
+  if (bias || relu) bias_relu_forward(device, y, bias, g.N, g.O, g.Ho * g.Wo, relu);
 }
 
 void conv2d_backward(int device, float* dx, float* dw, float* db, const float* dy, const float* x,
-                     const float* w, const ConvGeometry& g, bool accumulate) {
+                     const float* w, const Conv2dParams& g, bool accumulate) {
   if (g.N == 0) {
     // An empty batch (as on the CPU): dx is empty, dw and db are empty sums, so zeros, or
     // unchanged when accumulating. cuDNN would reject the n = 0 descriptors.
     if (!accumulate) {
-      fill(dw, 0.f, g.O * (g.C / g.groups) * g.kh * g.kw, stream(device));
-      if (db) fill(db, 0.f, g.O, stream(device));
+      fill(device, dw, 0.f, g.O * (g.C / g.groups) * g.kH * g.kW);
+      if (db) fill(device, db, 0.f, g.O);
     }
     return;
   }
@@ -418,12 +412,12 @@ void conv2d_backward(int device, float* dx, float* dw, float* db, const float* d
                                                p.bwd_filter_algo, ws, p.bwd_filter_ws, &beta_w, p.w.d, dw));
   if (db) {
     const int64_t S = g.Ho * g.Wo;
-    bias_backward(db, dy, g.N, g.O, S, accumulate, bias_scratch(device, h, bias_backward_scratch(g.N, g.O, S)),
-                  stream(device));
+    bias_backward(device, db, dy, g.N, g.O, S, accumulate,
+                  bias_scratch(device, h, bias_backward_scratch(g.N, g.O, S)));
   }
 }
 
-void maxpool2d_forward(int device, float* y, const float* x, const PoolGeometry& g) {
+void maxpool2d_forward(int device, float* y, const float* x, const Pool2dParams& g) {
   if (g.N == 0 || g.C == 0) return;  // y is empty (cuDNN rejects empty descriptors)
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
@@ -433,7 +427,7 @@ void maxpool2d_forward(int device, float* y, const float* x, const PoolGeometry&
 }
 
 void maxpool2d_backward(int device, float* dx, const float* dy, const float* x, const float* y,
-                        const PoolGeometry& g) {
+                        const Pool2dParams& g) {
   if (g.N == 0 || g.C == 0) return;  // dx is empty
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
@@ -443,23 +437,24 @@ void maxpool2d_backward(int device, float* dx, const float* dy, const float* x, 
                                            p.x.d, dx));
 }
 
-void lrn_forward(int device, float* y, const float* x, int64_t N, int64_t C, int64_t H, int64_t W,
-                 int64_t size, double alpha, double beta, double k) {
+void lrn_forward(int device, float* y, const float* x, const LrnParams& lp) {
+  // [N, C, S] as the 4-D tensor [N, C, S, 1] (the window runs across channels only)
+  const int64_t N = lp.N, C = lp.C, H = lp.S, W = 1;
   if (N == 0 || C == 0 || H == 0 || W == 0) return;  // y is empty
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
-  LrnPlan& p = lrn_plan(h, N, C, H, W, size, alpha, beta, k);
+  LrnPlan& p = lrn_plan(h, N, C, H, W, lp.size, lp.alpha, lp.beta, lp.k);
   const float one = 1.f, zero = 0.f;
   CUDNN_CHECK(cudnn().cudnnLRNCrossChannelForward(h.dnn, p.lrn.d, CUDNN_LRN_CROSS_CHANNEL_DIM1, &one, p.t.d,
                                                   x, &zero, p.t.d, y));
 }
 
-void lrn_backward(int device, float* dx, const float* dy, const float* x, const float* y, int64_t N,
-                  int64_t C, int64_t H, int64_t W, int64_t size, double alpha, double beta, double k) {
+void lrn_backward(int device, float* dx, const float* dy, const float* x, const float* y, const LrnParams& lp) {
+  const int64_t N = lp.N, C = lp.C, H = lp.S, W = 1;  // as in lrn_forward
   if (N == 0 || C == 0 || H == 0 || W == 0) return;  // dx is empty
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
-  LrnPlan& p = lrn_plan(h, N, C, H, W, size, alpha, beta, k);
+  LrnPlan& p = lrn_plan(h, N, C, H, W, lp.size, lp.alpha, lp.beta, lp.k);
   const float one = 1.f, zero = 0.f;
   CUDNN_CHECK(cudnn().cudnnLRNCrossChannelBackward(h.dnn, p.lrn.d, CUDNN_LRN_CROSS_CHANNEL_DIM1, &one, p.t.d,
                                                    y, p.t.d, dy, p.t.d, x, &zero, p.t.d, dx));
@@ -479,12 +474,11 @@ void gemm_with_math(int device, bool tf32, bool trans_a, bool trans_b, int64_t M
     // An empty inner dimension: C = beta * C, as BLAS defines it (and as the CPU does). Done
     // here: cuBLAS would need leading dimensions >= 1 for operands that have no elements.
     if (beta == 1.f) return;
-    void* s = stream(device);
     for (int64_t r = 0; r < (ldc == N ? 1 : M); ++r) {
       float* row = C + r * ldc;
       const int64_t count = ldc == N ? M * N : N;
-      if (beta == 0.f) fill(row, 0.f, count, s);  // overwrite: garbage (NaN) in C must not survive
-      else scale(row, beta, count, s);
+      if (beta == 0.f) fill(device, row, 0.f, count);  // overwrite: garbage (NaN) in C must not survive
+      else scale(device, row, beta, count);
     }
     return;
   }
@@ -502,15 +496,17 @@ void gemm_with_math(int device, bool tf32, bool trans_a, bool trans_b, int64_t M
 }
 
 void linear_forward(int device, float* y, const float* x, const float* w, const float* bias,
-                    int64_t B, int64_t in, int64_t out) {
+                    const LinearParams& p) {
+  const int64_t B = p.B, in = p.in, out = p.out;
   if (B == 0 || out == 0) return;  // y is empty
   // in == 0: gemm writes zeros, so y = bias (as on the CPU)
   gemm(device, false, true, B, out, in, 1.f, x, in, w, in, 0.f, y, out);
-  if (bias) bias_relu_forward(y, bias, B, out, 1, /*relu=*/false, stream(device));
+  if (bias) bias_relu_forward(device, y, bias, B, out, 1, /*relu=*/false);
 }
 
 void linear_backward(int device, float* dx, float* dw, float* db, const float* dy, const float* x,
-                     const float* w, int64_t B, int64_t in, int64_t out, bool accumulate) {
+                     const float* w, const LinearParams& p, bool accumulate) {
+  const int64_t B = p.B, in = p.in, out = p.out;
   // Empty sizes follow the CPU: B == 0 gives dw, db = 0 (unchanged when accumulating); out == 0
   // gives dx = 0; gemm and bias_backward handle each (K == 0 is beta * C, an empty sum is 0).
   if (dx) gemm(device, false, false, B, in, out, 1.f, dy, out, w, in, 0.f, dx, in);
@@ -518,11 +514,8 @@ void linear_backward(int device, float* dx, float* dw, float* db, const float* d
   if (db) {
     DeviceHandles& h = handles(device);
     std::lock_guard<std::mutex> lock(h.mutex);  // the bias scratch is per-device shared state
-    bias_backward(db, dy, B, out, 1, accumulate, bias_scratch(device, h, bias_backward_scratch(B, out, 1)),
-                  stream(device));
+    bias_backward(device, db, dy, B, out, 1, accumulate, bias_scratch(device, h, bias_backward_scratch(B, out, 1)));
   }
 }
 
 }  // namespace alexnet::cuda
-
-#endif  // ALEXNET_WITH_CUDA

@@ -1,5 +1,7 @@
 // The heavy operators on the GPU: convolution, pooling and LRN on cuDNN, matrix products on
-// cuBLAS. Host C++ (compiled by g++ only in builds with CUDA); everything runs on the device's
+// cuBLAS. Host C++ (compiled by g++ only in builds with CUDA). The calling convention of ops.h:
+// the device first, then the outputs, the inputs and the core descriptor (native/core/ops/*.h,
+// the very structs the CPU backend takes); everything runs on the device's
 // compute stream (cuda::stream) through per-device cuDNN and cuBLAS handles bound to it. The
 // functions may be called from more than one host thread (the JS thread, and the benchmark's
 // thread in native/cuda/bench.cu): each holds its device's handles for the call.
@@ -15,6 +17,11 @@
 
 #include <cstdint>
 
+#include "../core/ops/conv.h"
+#include "../core/ops/linear.h"
+#include "../core/ops/lrn.h"
+#include "../core/ops/pool.h"
+
 namespace alexnet::cuda {
 
 // TF32 tensor-op math for FP32 convolutions and matrix products (default on; off = strict FP32).
@@ -25,45 +32,34 @@ bool tf32();
 // that repeating a call with the same shape makes none (the per-shape caches).
 uint64_t descriptors_created();
 
-struct ConvGeometry {
-  int64_t N, C, H, W;    // input
-  int64_t O, kh, kw;     // weight [O, C/groups, kh, kw]
-  int64_t sh, sw, ph, pw, dh, dw, groups;
-  int64_t Ho, Wo;        // output
-};
-
 // y = conv(x, w) + b ; b may be null. Algorithms are chosen once per geometry (cudnnFind*Ex,
 // fastest successful) and cached; the workspace is one per-device buffer that grows as needed.
 void conv2d_forward(int device, float* y /*[N,O,Ho,Wo]*/, const float* x /*[N,C,H,W]*/,
-                    const float* w /*[O,C/g,kh,kw]*/, const float* b /*[O] or null*/,
-                    const ConvGeometry& g, bool relu);
+                    const float* w /*[O,C/g,kH,kW]*/, const float* b /*[O] or null*/,
+                    const Conv2dParams& g, bool relu);
 // dx (may be null: not wanted) = conv_transpose(dy, w); dw (+)= corr(x, dy); db (+)= sum(dy).
-void conv2d_backward(int device, float* dx /*[N,C,H,W] or null*/, float* dw /*[O,C/g,kh,kw]*/,
+void conv2d_backward(int device, float* dx /*[N,C,H,W] or null*/, float* dw /*[O,C/g,kH,kW]*/,
                      float* db /*[O] or null*/, const float* dy /*[N,O,Ho,Wo]*/,
-                     const float* x, const float* w, const ConvGeometry& g, bool accumulate);
+                     const float* x /*[N,C,H,W]*/, const float* w /*[O,C/g,kH,kW]*/, const Conv2dParams& g,
+                     bool accumulate);
 
-struct PoolGeometry {
-  int64_t N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo;
-};
 void maxpool2d_forward(int device, float* y /*[N,C,Ho,Wo]*/, const float* x /*[N,C,H,W]*/,
-                       const PoolGeometry& g);
+                       const Pool2dParams& g);
 // CUDNN_POOLING_MAX_DETERMINISTIC (no atomics where windows overlap: two runs agree bitwise).
 // Ties: each window's gradient goes to exactly one of its tied maxima, so the total is
 // conserved; which one is cuDNN's choice and may differ from the CPU's (the first in row-major
 // order). Without ties both backends agree exactly.
 void maxpool2d_backward(int device, float* dx /*[N,C,H,W]*/, const float* dy /*[N,C,Ho,Wo]*/,
                         const float* x /*[N,C,H,W]*/, const float* y /*[N,C,Ho,Wo]*/,
-                        const PoolGeometry& g);
+                        const Pool2dParams& g);
 
-// Cross-channel LRN, PyTorch's convention (alpha / size). cuDNN's limits (cpu::kLrn* in
-// native/cpu/lrn.h, checked by the binding on every device): size in [1, 16], k >= 1e-5,
-// beta >= 0.01; and here size must also be odd, since cuDNN centres an even window one channel
-// later than PyTorch does.
-void lrn_forward(int device, float* y /*[N,C,H,W]*/, const float* x /*[N,C,H,W]*/, int64_t N,
-                 int64_t C, int64_t H, int64_t W, int64_t size, double alpha, double beta, double k);
-void lrn_backward(int device, float* dx /*[N,C,H,W]*/, const float* dy /*[N,C,H,W]*/,
-                  const float* x /*[N,C,H,W]*/, const float* y /*[N,C,H,W]*/, int64_t N, int64_t C,
-                  int64_t H, int64_t W, int64_t size, double alpha, double beta, double k);
+// Cross-channel LRN, PyTorch's convention (alpha / size), on [N, C, S] as cuDNN's 4-D tensor
+// [N, C, S, 1]. cuDNN's limits (kLrn* in native/core/ops/lrn.h, checked by lrn_params on every
+// device): size in [1, 16], k >= 1e-5, beta >= 0.01; and here size must also be odd, since cuDNN
+// centres an even window one channel later than PyTorch does (Backend::lrn_odd_size_only).
+void lrn_forward(int device, float* y /*[N,C,S]*/, const float* x /*[N,C,S]*/, const LrnParams& p);
+void lrn_backward(int device, float* dx /*[N,C,S]*/, const float* dy /*[N,C,S]*/, const float* x /*[N,C,S]*/,
+                  const float* y /*[N,C,S]*/, const LrnParams& p);
 
 // Row-major C[M,N] = alpha * op(A) @ op(B) + beta * C on cuBLAS (cublasGemmEx; TF32 compute
 // unless strict FP32 was asked for).
@@ -76,12 +72,12 @@ void gemm_with_math(int device, bool tf32, bool trans_a, bool trans_b, int64_t M
                     int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                     int64_t ldb, float beta, float* C, int64_t ldc);
 
-// y[B,out] = x[B,in] @ w[out,in]^T + b
-void linear_forward(int device, float* y, const float* x, const float* w, const float* b,
-                    int64_t B, int64_t in, int64_t out);
+// y = x @ w^T + b
+void linear_forward(int device, float* y /*[B,out]*/, const float* x /*[B,in]*/, const float* w /*[out,in]*/,
+                    const float* b /*[out] or null*/, const LinearParams& p);
 // dx = dy @ w (dx may be null); dw (+)= dy^T @ x; db (+)= sum_b dy (db may be null)
-void linear_backward(int device, float* dx, float* dw, float* db, const float* dy,
-                     const float* x, const float* w, int64_t B, int64_t in, int64_t out,
-                     bool accumulate);
+void linear_backward(int device, float* dx /*[B,in] or null*/, float* dw /*[out,in]*/, float* db /*[out] or null*/,
+                     const float* dy /*[B,out]*/, const float* x /*[B,in]*/, const float* w /*[out,in]*/,
+                     const LinearParams& p, bool accumulate);
 
 }  // namespace alexnet::cuda

@@ -490,7 +490,7 @@ void download_async(int device, void* host_dst, const void* src, size_t bytes, R
   DeviceErrorRecord* snapshot = staging.record();
   add_callback(ctx, [c, data, snapshot, host_dst, bytes, done = std::move(done)](cudaError_t status) {
     ReadStatus s;
-    s.cuda_error = static_cast<int>(status);
+    s.error = static_cast<int>(status);
     if (status == cudaSuccess) {
       s.record = *snapshot;
       if (bytes) std::memcpy(host_dst, data, bytes);
@@ -512,7 +512,7 @@ void after_stream(int device, ReadDone done) {
   DeviceErrorRecord* snapshot = staging.record();
   add_callback(ctx, [c, snapshot, done = std::move(done)](cudaError_t status) {
     ReadStatus s;
-    s.cuda_error = static_cast<int>(status);
+    s.error = static_cast<int>(status);
     if (status == cudaSuccess) s.record = *snapshot;
     c->pinned.put(snapshot);
     done(s);
@@ -530,8 +530,8 @@ void download_sync(int device, void* host_dst, const void* src, size_t bytes) {
   ReadStatus s;
   // A stream synchronise returns the device's error, where a wait on a host function would
   // wait forever.
-  s.cuda_error = static_cast<int>(cudaStreamSynchronize(ctx.stream));
-  if (s.cuda_error == 0) {
+  s.error = static_cast<int>(cudaStreamSynchronize(ctx.stream));
+  if (s.error == 0) {
     staging.mark_drained();
     s.record = *staging.record();
   }
@@ -540,8 +540,8 @@ void download_sync(int device, void* host_dst, const void* src, size_t bytes) {
 }
 
 void throw_read_status(int device, const ReadStatus& s) {
-  if (s.cuda_error != 0) {
-    const auto e = static_cast<cudaError_t>(s.cuda_error);
+  if (s.error != 0) {
+    const auto e = static_cast<cudaError_t>(s.error);
     cudaGetLastError();  // a non-sticky error is consumed by this report; a sticky one stays
     fail(alexnet::code::kCuda, "cuda:", device, ": the device failed while running the work queued before this read: ",
          cudaGetErrorName(e), " (", cudaGetErrorString(e),
@@ -595,5 +595,41 @@ void debug_fault(int device, double delay_ms) {
   debug_fault_kernel<<<1, 1, 0, ctx.stream>>>(reinterpret_cast<int*>(uintptr_t{16}), static_cast<uint64_t>(ns));
   check_last_error("debug_fault_kernel", __FILE__, __LINE__);
 }
+
+// --- registration with core ---------------------------------------------------------------------
+
+namespace {
+
+// core's enqueue(device, task) on a CUDA device: the task runs at once on the calling thread
+// with the device current, and only launches work on the device's stream.
+void run_with_device(int device, const std::function<void()>& task) {
+  DeviceGuard guard(device);
+  task();
+}
+
+DeviceRuntime runtime_hooks() {
+  DeviceRuntime r{};
+  r.alloc = &cuda::alloc;
+  r.free = &cuda::free;
+  r.run = run_with_device;
+  r.synchronize = &cuda::synchronize;
+  r.fence_all = &cuda::fence_all_streams;
+  r.upload = &cuda::upload;
+  r.download_async = &cuda::download_async;
+  r.after_queue = &cuda::after_stream;
+  r.download_sync = &cuda::download_sync;
+  r.throw_read_status = &cuda::throw_read_status;
+  return r;
+}
+
+const DeviceRuntime kRuntime = runtime_hooks();
+
+// While the addon loads (this file is linked into every build with CUDA): core's allocator,
+// enqueue, synchronize, uploads and reads reach CUDA through these hooks only.
+const struct Registrar {
+  Registrar() { register_device_runtime(DeviceType::Cuda, &kRuntime); }
+} registrar;
+
+}  // namespace
 
 }  // namespace alexnet::cuda

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <functional>
 
+#include "../core/device.h"  // DeviceErrorRecord, ReadStatus, ReadDone, DeviceRuntime
+
 namespace alexnet::cuda {
 
 int device_count() noexcept;  // 0 when there is no driver or no device
@@ -56,18 +58,11 @@ void mem_info(int device, size_t* free_bytes, size_t* total_bytes);
 
 // Errors found by kernels in the data (a label outside [0, C)) cannot throw where they happen.
 // Each thread that queues work (one per Node environment) has one record per device in device
-// memory; the first offending kernel in stream order claims it (atomicCAS on `status`) and
-// fills in the details. Every read copies its thread's record back on the stream together with
-// its data and clears it, so that thread's read that follows the offending operator rejects,
-// like the CPU queue's deferred error, and other threads' reads do not.
-enum class DeviceErrorOp : int32_t { None = 0, SoftmaxCrossEntropyLabel = 1, TopkCorrectLabel = 2 };
-struct DeviceErrorRecord {
-  int32_t status;   // 0 = clear, 1 = set
-  int32_t op;       // a DeviceErrorOp
-  int64_t row;      // the lowest offending row of that operator
-  int64_t label;    // its label
-  int64_t classes;  // C
-};
+// memory (DeviceErrorRecord, native/core/device.h); the first offending kernel in stream order
+// claims it (atomicCAS on `status`) and fills in the details. Every read copies its thread's
+// record back on the stream together with its data and clears it, so that thread's read that
+// follows the offending operator rejects, like the CPU queue's deferred error, and other
+// threads' reads do not.
 // The calling thread's record on `device`, in device memory (for kernel launchers).
 DeviceErrorRecord* error_record(int device);
 
@@ -79,16 +74,11 @@ void upload(int device, void* dst, const void* src, size_t bytes);
 // Device -> device on the stream.
 void copy(int device, void* dst, const void* src, size_t bytes);
 
-// What a read found once the work before it had run: a CUDA error reported to the stream
-// (sticky device faults such as cudaErrorIllegalAddress), and the device-side error record.
-struct ReadStatus {
-  int cuda_error = 0;  // a cudaError_t; 0 = cudaSuccess
-  DeviceErrorRecord record{};
-};
-// Called exactly once, from a CUDA callback thread (or from the calling thread when nothing
-// was queued). Must not call CUDA and must not block on the device; exceptions it throws are
-// swallowed (they may not cross the driver).
-using ReadDone = std::function<void(const ReadStatus&)>;
+// What a read found once the work before it had run is a ReadStatus (native/core/device.h):
+// `error` is the cudaError_t reported to the stream (sticky device faults such as
+// cudaErrorIllegalAddress; 0 = cudaSuccess), `record` the thread's device-side error record.
+// `done` (a ReadDone) is called exactly once, from a CUDA callback thread (or from the calling
+// thread when nothing was queued); it must not call CUDA and must not block on the device.
 
 // Device -> host: after all earlier work on the stream, copies `bytes` into `host_dst` (skipped
 // when the stream reports an error) and calls `done` with what the read found. Never blocks.

@@ -22,15 +22,15 @@ __global__ void relu_backward_kernel(float* __restrict__ dx, const float* __rest
 
 }  // namespace
 
-void relu_forward(float* y, const float* x, int64_t n, void* stream) {
+void relu_forward(int device, float* y, const float* x, int64_t n) {
   if (n == 0) return;
-  relu_forward_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(y, x, n);
+  relu_forward_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(y, x, n);
   ALEXNET_CUDA_CHECK_LAUNCH("relu_forward_kernel");
 }
 
-void relu_backward(float* dx, const float* dy, const float* y, int64_t n, void* stream) {
+void relu_backward(int device, float* dx, const float* dy, const float* y, int64_t n) {
   if (n == 0) return;
-  relu_backward_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(dx, dy, y, n);
+  relu_backward_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(dx, dy, y, n);
   ALEXNET_CUDA_CHECK_LAUNCH("relu_backward_kernel");
 }
 
@@ -177,10 +177,9 @@ __global__ void bias_grad_finish_kernel(float* __restrict__ db, const float* __r
 
 }  // namespace
 
-void bias_relu_forward(float* y, const float* bias, int64_t N, int64_t C, int64_t S, bool relu,
-                       void* stream) {
+void bias_relu_forward(int device, float* y, const float* bias, int64_t N, int64_t C, int64_t S, bool relu) {
   if (N == 0 || C == 0 || S == 0 || (!bias && !relu)) return;
-  const cudaStream_t s = as_stream(stream);
+  const cudaStream_t s = stream_of(device);
   if (S == 1 && C < kSmallPlane) {
     const dim3 grid(static_cast<unsigned>((C + kThreads - 1) / kThreads),
                     static_cast<unsigned>(std::min<int64_t>(N, kMaxGridYZ)));
@@ -206,14 +205,14 @@ int64_t bias_backward_scratch(int64_t N, int64_t C, int64_t S) {
   return split.parts > 1 ? C * split.parts : 0;
 }
 
-void bias_backward(float* db, const float* dy, int64_t N, int64_t C, int64_t S, bool accumulate,
-                   float* scratch, void* stream) {
+void bias_backward(int device, float* db, const float* dy, int64_t N, int64_t C, int64_t S, bool accumulate,
+                   float* scratch) {
   if (C == 0) return;
   if (N == 0 || S == 0) {  // an empty sum: zero, or db unchanged when accumulating
-    if (!accumulate) fill(db, 0.f, C, stream);
+    if (!accumulate) fill(device, db, 0.f, C);
     return;
   }
-  const cudaStream_t s = as_stream(stream);
+  const cudaStream_t s = stream_of(device);
   const BiasSplit split = bias_split(N, C, S);
   const int parts = static_cast<int>(split.parts);
   if (parts > 1 && scratch == nullptr)

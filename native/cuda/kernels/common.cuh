@@ -20,6 +20,8 @@ inline unsigned blocks_for(int64_t n) {
 }
 
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+// The compute stream of `device`, where every launcher queues its kernels.
+inline cudaStream_t stream_of(int device) { return as_stream(stream(device)); }
 
 // Throws a typed error for a failed CUDA runtime call made by a launcher.
 inline void check_call(cudaError_t e, const char* what, const char* file, int line) {

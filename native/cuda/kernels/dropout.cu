@@ -1,6 +1,6 @@
-// Inverted dropout with the counter-based RNG of native/cpu/dropout.h (SplitMix64 over the
+// Inverted dropout with the counter-based RNG of native/core/rng.h (SplitMix64 over the
 // element counter): the CPU and CUDA backends produce the same mask for the same seed/offset.
-#include "../../cpu/dropout.h"
+#include "../../core/rng.h"
 #include "../ops.h"
 #include "common.cuh"
 
@@ -12,7 +12,7 @@ __global__ void dropout_forward_kernel(float* __restrict__ y, float* __restrict_
                                        const float* __restrict__ x, int64_t n, uint32_t threshold,
                                        float scale, uint64_t key, uint64_t offset) {
   GRID_STRIDE(i, n) {
-    const bool keep = cpu::dropout_bits24(key, offset + static_cast<uint64_t>(i)) >= threshold;
+    const bool keep = dropout_bits24(key, offset + static_cast<uint64_t>(i)) >= threshold;
     const float m = keep ? scale : 0.f;
     mask[i] = m;
     y[i] = x[i] * m;
@@ -26,17 +26,16 @@ __global__ void dropout_backward_kernel(float* __restrict__ dx, const float* __r
 
 }  // namespace
 
-void dropout_forward(float* y, float* mask, const float* x, int64_t n, uint32_t threshold,
-                     float scale, uint64_t seed, uint64_t offset, void* stream) {
+void dropout_forward(int device, float* y, float* mask, const float* x, int64_t n, const DropoutParams& p) {
   if (n == 0) return;
-  dropout_forward_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
-      y, mask, x, n, threshold, scale, cpu::dropout_key(seed), offset);
+  dropout_forward_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(
+      y, mask, x, n, p.threshold, p.scale, dropout_key(p.seed), p.offset);
   ALEXNET_CUDA_CHECK_LAUNCH("dropout_forward_kernel");
 }
 
-void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n, void* stream) {
+void dropout_backward(int device, float* dx, const float* dy, const float* mask, int64_t n) {
   if (n == 0) return;
-  dropout_backward_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(dx, dy, mask, n);
+  dropout_backward_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(dx, dy, mask, n);
   ALEXNET_CUDA_CHECK_LAUNCH("dropout_backward_kernel");
 }
 

@@ -21,27 +21,27 @@ __global__ void axpy_kernel(float* __restrict__ y, float a, const float* __restr
 
 }  // namespace
 
-void fill(float* t, float value, int64_t n, void* stream) {
+void fill(int device, float* t, float value, int64_t n) {
   if (n == 0) return;
-  fill_kernel<float><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(t, value, n);
+  fill_kernel<float><<<blocks_for(n), kThreads, 0, stream_of(device)>>>(t, value, n);
   ALEXNET_CUDA_CHECK_LAUNCH("fill_kernel");
 }
 
-void fill_i32(int32_t* t, int32_t value, int64_t n, void* stream) {
+void fill_i32(int device, int32_t* t, int32_t value, int64_t n) {
   if (n == 0) return;
-  fill_kernel<int32_t><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(t, value, n);
+  fill_kernel<int32_t><<<blocks_for(n), kThreads, 0, stream_of(device)>>>(t, value, n);
   ALEXNET_CUDA_CHECK_LAUNCH("fill_kernel<int32>");
 }
 
-void scale(float* t, float alpha, int64_t n, void* stream) {
+void scale(int device, float* t, float alpha, int64_t n) {
   if (n == 0) return;
-  scale_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(t, alpha, n);
+  scale_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(t, alpha, n);
   ALEXNET_CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
-void axpy(float* y, float alpha, const float* x, int64_t n, void* stream) {
+void axpy(int device, float* y, float alpha, const float* x, int64_t n) {
   if (n == 0) return;
-  axpy_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(y, alpha, x, n);
+  axpy_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(y, alpha, x, n);
   ALEXNET_CUDA_CHECK_LAUNCH("axpy_kernel");
 }
 

@@ -10,7 +10,7 @@ namespace {
 // grid.y: one (image, channel) plane; grid.x strides over the plane's HW pixels. The plane's
 // 256-entry row of the table is staged in shared memory.
 __global__ void normalize_images_kernel(float* __restrict__ y, const uint8_t* __restrict__ x, int C,
-                                        int HW, PixelLutArg lut) {
+                                        int HW, PixelLut lut) {
   __shared__ float table[256];
   const int plane = blockIdx.y;
   const int c = plane % C;
@@ -23,8 +23,8 @@ __global__ void normalize_images_kernel(float* __restrict__ y, const uint8_t* __
 
 }  // namespace
 
-void normalize_images(float* y, const uint8_t* x, int64_t N, int64_t C, int64_t HW, const PixelLutArg& lut,
-                      void* stream) {
+void normalize_images(int device, float* y, const uint8_t* x, int64_t N, int64_t C, int64_t HW,
+                      const PixelLut& lut) {
   if (N == 0 || C == 0 || HW == 0) return;
   const int64_t planes = N * C;
   const int64_t per_plane = std::min<int64_t>((HW + kThreads - 1) / kThreads, 64);
@@ -34,7 +34,7 @@ void normalize_images(float* y, const uint8_t* x, int64_t N, int64_t C, int64_t 
   for (int64_t first = 0; first < planes; first += chunk) {
     const int64_t count = std::min(chunk, planes - first);
     dim3 grid(static_cast<unsigned>(per_plane), static_cast<unsigned>(count));
-    normalize_images_kernel<<<grid, kThreads, 0, as_stream(stream)>>>(y + first * HW, x + first * HW,
+    normalize_images_kernel<<<grid, kThreads, 0, stream_of(device)>>>(y + first * HW, x + first * HW,
                                                                        static_cast<int>(C), static_cast<int>(HW), lut);
     ALEXNET_CUDA_CHECK_LAUNCH("normalize_images_kernel");
   }

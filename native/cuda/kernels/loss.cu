@@ -91,23 +91,21 @@ __global__ void mean_kernel(float* __restrict__ loss, const float* __restrict__ 
 
 }  // namespace
 
-void softmax_forward(float* y, const float* x, int64_t B, int64_t C, void* stream) {
+void softmax_forward(int device, float* y, const float* x, int64_t B, int64_t C) {
   if (B == 0 || C == 0) return;
-  softmax_kernel<<<static_cast<unsigned>(B), kThreads, 0, as_stream(stream)>>>(y, x, C);
+  softmax_kernel<<<static_cast<unsigned>(B), kThreads, 0, stream_of(device)>>>(y, x, C);
   ALEXNET_CUDA_CHECK_LAUNCH("softmax_kernel");
 }
 
-void softmax_cross_entropy(float* loss, float* grad, const float* logits, const int32_t* labels,
-                           int64_t B, int64_t C, float* row_loss_scratch, DeviceErrorRecord* record,
-                           void* stream) {
+void softmax_cross_entropy(int device, float* loss, float* grad, const float* logits, const int32_t* labels,
+                           int64_t B, int64_t C, float* row_loss_scratch, DeviceErrorRecord* record) {
   if (B == 0) return;
-  xent_kernel<<<static_cast<unsigned>(B), kThreads, 0, as_stream(stream)>>>(row_loss_scratch, grad,
-                                                                            logits, labels, B, C);
+  const cudaStream_t s = stream_of(device);
+  xent_kernel<<<static_cast<unsigned>(B), kThreads, 0, s>>>(row_loss_scratch, grad, logits, labels, B, C);
   ALEXNET_CUDA_CHECK_LAUNCH("xent_kernel");
-  mean_kernel<<<1, kThreads, 0, as_stream(stream)>>>(loss, row_loss_scratch, B);
+  mean_kernel<<<1, kThreads, 0, s>>>(loss, row_loss_scratch, B);
   ALEXNET_CUDA_CHECK_LAUNCH("mean_kernel");
-  check_labels(record, labels, B, C, DeviceErrorOp::SoftmaxCrossEntropyLabel, loss, grad, nullptr,
-               as_stream(stream));
+  check_labels(record, labels, B, C, DeviceErrorOp::SoftmaxCrossEntropyLabel, loss, grad, nullptr, s);
 }
 
 }  // namespace alexnet::cuda

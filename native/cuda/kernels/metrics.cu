@@ -25,14 +25,14 @@ __global__ void topk_kernel(int32_t* __restrict__ correct, const float* __restri
 
 }  // namespace
 
-void topk_correct(int32_t* correct, const float* logits, const int32_t* labels, int64_t B, int64_t C,
-                  int64_t k, DeviceErrorRecord* record, void* stream) {
-  ALEXNET_CUDA_CALL(cudaMemsetAsync(correct, 0, sizeof(int32_t), as_stream(stream)));
+void topk_correct(int device, int32_t* correct, const float* logits, const int32_t* labels, int64_t B,
+                  int64_t C, int64_t k, DeviceErrorRecord* record) {
+  const cudaStream_t s = stream_of(device);
+  ALEXNET_CUDA_CALL(cudaMemsetAsync(correct, 0, sizeof(int32_t), s));
   if (B == 0) return;
-  topk_kernel<<<blocks_for(B), kThreads, 0, as_stream(stream)>>>(correct, logits, labels, B, C, k);
+  topk_kernel<<<blocks_for(B), kThreads, 0, s>>>(correct, logits, labels, B, C, k);
   ALEXNET_CUDA_CHECK_LAUNCH("topk_kernel");
-  check_labels(record, labels, B, C, DeviceErrorOp::TopkCorrectLabel, nullptr, nullptr, correct,
-               as_stream(stream));
+  check_labels(record, labels, B, C, DeviceErrorOp::TopkCorrectLabel, nullptr, nullptr, correct, s);
 }
 
 }  // namespace alexnet::cuda

@@ -1,5 +1,6 @@
 // The SGD-with-momentum update over all parameters in one launch (they live in one buffer).
-// Exactly the arithmetic of native/cpu/sgd.cc: double precision, rounded once per element.
+// The update rules of native/core/sgd.h, with exactly the arithmetic of native/cpu/sgd.cc: double
+// precision, rounded once per element.
 #include "../ops.h"
 #include "common.cuh"
 
@@ -15,7 +16,7 @@ __global__ void sgd_kernel(float* __restrict__ w, const float* __restrict__ g, f
     const double gi = static_cast<double>(g[i]) + wd * wi;
     if (mu == 0.0) {  // plain SGD in both conventions; the buffer is not touched
       w[i] = static_cast<float>(wi - lr * gi);
-    } else if (!p.krizhevsky) {  // PyTorch: b <- mu b + (1-d) g' (b = g' at first); w <- w - lr (nesterov ? g' + mu b : b)
+    } else if (p.convention != SgdConvention::Krizhevsky) {  // PyTorch: b <- mu b + (1-d) g' (b = g' at first); w <- w - lr (nesterov ? g' + mu b : b)
       const double b = p.first_step ? gi : mu * static_cast<double>(buf[i]) + damp * gi;
       const double step = p.nesterov ? gi + mu * b : b;
       buf[i] = static_cast<float>(b);
@@ -30,9 +31,9 @@ __global__ void sgd_kernel(float* __restrict__ w, const float* __restrict__ g, f
 
 }  // namespace
 
-void sgd_step(float* w, const float* g, float* buf, int64_t n, const SgdParams& p, void* stream) {
+void sgd_step(int device, float* w, const float* g, float* buf, int64_t n, const SgdParams& p) {
   if (n == 0) return;
-  sgd_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(w, g, buf, n, p);
+  sgd_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(w, g, buf, n, p);
   ALEXNET_CUDA_CHECK_LAUNCH("sgd_kernel");
 }
 

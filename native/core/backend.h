@@ -1,0 +1,118 @@
+// One backend interface (docs/architecture.md, decision 8): a table of operations per device
+// kind, which the CPU backend (native/cpu/backend.cc) and the CUDA backend
+// (native/cuda/backend.cc, compiled only in builds with CUDA) each fill in and register while
+// the addon loads. The binding parses and validates a call (descriptors: native/core/ops/*.h,
+// native/core/sgd.h), then calls the table of the tensors' device: no backend #ifdef and no
+// per-backend translation there.
+//
+// Unless an entry says otherwise it runs inside a task on the device's queue (the binding wraps
+// it in enqueue(device, ...), core/device.h): on the CPU on the worker thread, on CUDA at once on
+// the calling thread with the device current, launching work on its stream. Tensors are views on
+// the device; an undefined Tensor stands for an absent optional one (no bias, gradient not
+// wanted). Shapes were checked by the binding: entries trust them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench.h"
+#include "ops/conv.h"
+#include "ops/dropout.h"
+#include "ops/image.h"
+#include "ops/linear.h"
+#include "ops/lrn.h"
+#include "ops/pool.h"
+#include "sgd.h"
+#include "tensor.h"
+
+namespace alexnet {
+
+// Where a backend writes what it reports about itself (info().cuda): ordered keys, JS types.
+class InfoSink {
+ public:
+  virtual ~InfoSink() = default;
+  virtual void set_bool(const char* key, bool v) = 0;
+  virtual void set_number(const char* key, double v) = 0;
+  virtual void set_string(const char* key, const std::string& v) = 0;
+  // A nested object at `key`, alive as long as this sink.
+  virtual InfoSink& object(const char* key) = 0;
+};
+
+struct Backend {
+  const char* name;  // "cpu", "cuda"
+
+  // --- elementwise, in place ---
+  void (*fill_f32)(const Tensor& t, float value);
+  void (*fill_i32)(const Tensor& t, int32_t value);
+  void (*copy)(const Tensor& dst, const Tensor& src);  // same dtype and shape
+  void (*scale)(const Tensor& t, float alpha);
+  void (*axpy)(const Tensor& y, float alpha, const Tensor& x);  // x may be y itself
+
+  // --- activation ---
+  void (*relu_forward)(const Tensor& y, const Tensor& x);
+  void (*relu_backward)(const Tensor& dx, const Tensor& dy, const Tensor& y);
+
+  // --- convolution (+ bias, + fused ReLU) ---
+  void (*conv2d_forward)(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias,
+                         const Conv2dParams& p, bool relu);
+  // dx, db may be undefined (not wanted); with `accumulate` dw and db are added to.
+  void (*conv2d_backward)(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                          const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate);
+
+  // --- max pooling ---
+  void (*max_pool2d_forward)(const Tensor& y, const Tensor& x, const Pool2dParams& p);
+  void (*max_pool2d_backward)(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& y,
+                              const Pool2dParams& p);
+
+  // --- local response normalisation ---
+  // True when the backend computes odd windows only (cuDNN centres an even one differently).
+  bool lrn_odd_size_only;
+  void (*lrn_forward)(const Tensor& y, const Tensor& x, const LrnParams& p);
+  void (*lrn_backward)(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& y,
+                       const LrnParams& p);
+
+  // --- fully connected, matrix product ---
+  void (*linear_forward)(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias,
+                         const LinearParams& p);
+  void (*linear_backward)(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                          const Tensor& x, const Tensor& w, const LinearParams& p, bool accumulate);
+  void (*matmul)(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulParams& p);
+
+  // --- dropout ---
+  void (*dropout_forward)(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p);
+  void (*dropout_backward)(const Tensor& dx, const Tensor& dy, const Tensor& mask);
+
+  // --- softmax and loss (a bad label is reported by the device's next read) ---
+  void (*softmax_forward)(const Tensor& probs, const Tensor& logits);
+  void (*softmax_cross_entropy)(const Tensor& loss, const Tensor& grad, const Tensor& logits,
+                                const Tensor& labels);
+
+  // --- optimiser, metrics ---
+  // buf is undefined iff p.momentum == 0
+  void (*sgd_step)(const Tensor& w, const Tensor& g, const Tensor& buf, const SgdParams& p);
+  void (*topk_correct)(const Tensor& correct, const Tensor& logits, const Tensor& labels, int64_t k);
+
+  // --- on the calling thread: the backend orders the work on its queue itself ---
+  // y [N, C, H, W] from the host bytes `pixels` (N*C*H*W of them, copied before it returns).
+  void (*normalize_images)(const Tensor& y, const uint8_t* pixels, const PixelLut& lut);
+
+  // --- the backend's own services (calling thread) ---
+  // TF32 math for FP32 convolutions and matrix products (null: no such mode)
+  void (*set_tf32)(bool on);
+  // What info() reports for this device kind (null: the binding reports the build's default)
+  void (*describe)(InfoSink& out);
+  // Test aid: makes the device fault (null: not supported)
+  void (*debug_fault)(int index, double delay_ms);
+  // The per-operator benchmark (native/core/bench.h). Blocks: called off the JS thread.
+  std::vector<BenchRow> (*bench_ops)(int index, int64_t batch, int reps);
+};
+
+// Called once by each backend while the addon loads (a static object in its source).
+void register_backend(DeviceType type, const Backend* backend);
+// The backend of `type`, or null when this build has none.
+const Backend* find_backend(DeviceType type);
+// The backend of `device`'s kind; throws ERR_CUDA_UNAVAILABLE when this build has none.
+const Backend& backend_for(Device device);
+
+}  // namespace alexnet

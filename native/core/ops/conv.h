@@ -1,0 +1,38 @@
+// The 2-D convolution's descriptor: geometry in PyTorch's layouts (input NCHW, weight OIHW),
+// validated once here and taken as is by every backend (native/cpu/conv.h, native/cuda/dnn.h)
+// and by the benchmarks.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "../tensor.h"
+
+namespace alexnet {
+
+struct Conv2dParams {
+  int64_t N = 0, C = 0, H = 0, W = 0;  // input [N, C, H, W]
+  int64_t O = 0, kH = 0, kW = 0;       // weight [O, C/groups, kH, kW]
+  int64_t sH = 1, sW = 1;              // stride
+  int64_t pH = 0, pW = 0;              // zero padding (both sides)
+  int64_t dH = 1, dW = 1;              // dilation
+  int64_t groups = 1;
+  int64_t Ho = 0, Wo = 0;              // output [N, O, Ho, Wo]
+
+  Shape output_shape() const { return Shape::of({N, O, Ho, Wo}); }
+  Shape weight_shape() const { return Shape::of({O, C / groups, kH, kW}); }
+};
+
+// floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1; may be <= 0 (conv2d_params rejects that).
+int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil);
+
+// The operands before any option is read: float32, one device, both of rank 4.
+void check_conv2d_operands(const char* op, const Tensor& x, const Tensor& w);
+
+// The descriptor of conv2d(x [N, C, H, W], w [O, C/groups, kH, kW]) with the given stride,
+// padding, dilation and groups. Throws ERR_ARGUMENT (a bad hyper-parameter) or ERR_SHAPE (shapes
+// that do not fit together) naming `op`.
+Conv2dParams conv2d_params(const char* op, const Shape& x, const Shape& w, std::array<int64_t, 2> stride,
+                           std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, int64_t groups);
+
+}  // namespace alexnet

@@ -1,0 +1,155 @@
+// The CPU backend's table of operations (native/core/backend.h): each entry takes the tensors
+// and the core descriptor and calls the CPU kernel of its family (native/cpu/<family>.h). They
+// run on the CPU queue's worker thread (the binding enqueues them), except where backend.h says.
+#include "../core/backend.h"
+
+#include <cstring>
+#include <memory>
+
+#include "../core/device.h"
+#include "activation.h"
+#include "bench.h"
+#include "conv.h"
+#include "dropout.h"
+#include "elementwise.h"
+#include "image.h"
+#include "linear.h"
+#include "loss.h"
+#include "lrn.h"
+#include "metrics.h"
+#include "pool.h"
+#include "sgd.h"
+
+namespace alexnet::cpu {
+
+namespace {
+
+// An optional tensor's data: null when absent.
+float* opt_f32(const Tensor& t) { return t.defined() ? t.f32() : nullptr; }
+
+void fill_f32_op(const Tensor& t, float v) { fill_f32(t.f32(), v, t.numel()); }
+void fill_i32_op(const Tensor& t, int32_t v) { fill_i32(t.i32(), v, t.numel()); }
+void copy_op(const Tensor& dst, const Tensor& src) { copy_bytes(dst.ptr<char>(), src.ptr<char>(), dst.nbytes()); }
+void scale_op(const Tensor& t, float a) { scale_f32(t.f32(), a, t.numel()); }
+void axpy_op(const Tensor& y, float a, const Tensor& x) { axpy_f32(y.f32(), a, x.f32(), y.numel()); }
+
+void relu_forward_op(const Tensor& y, const Tensor& x) { relu_forward(y.f32(), x.f32(), x.numel()); }
+void relu_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& y) {
+  relu_backward(dx.f32(), dy.f32(), y.f32(), y.numel());
+}
+
+void conv2d_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
+                       const Conv2dParams& p, bool relu) {
+  conv2d_forward(y.f32(), x.f32(), w.f32(), opt_f32(b), p, relu);
+}
+void conv2d_backward_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                        const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate) {
+  conv2d_backward(opt_f32(dx), dw.f32(), opt_f32(db), dy.f32(), x.f32(), w.f32(), p, accumulate);
+}
+
+void max_pool2d_forward_op(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
+  max_pool2d_forward(y.f32(), x.f32(), p);
+}
+// The CPU recomputes each window's maximum from x: the forward output is not needed.
+void max_pool2d_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor&,
+                            const Pool2dParams& p) {
+  max_pool2d_backward(dx.f32(), dy.f32(), x.f32(), p);
+}
+
+void lrn_forward_op(const Tensor& y, const Tensor& x, const LrnParams& p) { lrn_forward(y.f32(), x.f32(), p); }
+// D is recomputed from x: the forward output is not needed.
+void lrn_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor&, const LrnParams& p) {
+  lrn_backward(dx.f32(), dy.f32(), x.f32(), p);
+}
+
+void linear_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LinearParams& p) {
+  linear_forward(y.f32(), x.f32(), w.f32(), opt_f32(b), p.B, p.in, p.out);
+}
+void linear_backward_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,
+                        const Tensor& w, const LinearParams& p, bool accumulate) {
+  linear_backward(opt_f32(dx), dw.f32(), opt_f32(db), dy.f32(), x.f32(), w.f32(), p.B, p.in, p.out, accumulate);
+}
+void matmul_op(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulParams& p) {
+  matmul(c.f32(), a.f32(), b.f32(), p.M, p.N, p.K, p.trans_a, p.trans_b);
+}
+
+void dropout_forward_op(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p) {
+  dropout_forward(y.f32(), mask.f32(), x.f32(), x.numel(), p);
+}
+void dropout_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& mask) {
+  dropout_backward(dx.f32(), dy.f32(), mask.f32(), dy.numel());
+}
+
+void softmax_forward_op(const Tensor& probs, const Tensor& z) {
+  softmax_forward(probs.f32(), z.f32(), z.size(0), z.size(1));
+}
+// A bad label throws on the worker: the queue keeps the error for the next read.
+void softmax_cross_entropy_op(const Tensor& loss, const Tensor& grad, const Tensor& z, const Tensor& labels) {
+  softmax_cross_entropy(loss.f32(), grad.f32(), z.f32(), labels.i32(), z.size(0), z.size(1));
+}
+
+void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const SgdParams& p) {
+  sgd_step(w.f32(), g.f32(), opt_f32(buf), w.numel(), p);
+}
+
+void topk_correct_op(const Tensor& out, const Tensor& z, const Tensor& labels, int64_t k) {
+  out.i32()[0] = -1;  // what stays when a bad label throws (the CUDA kernel writes the same)
+  out.i32()[0] = topk_correct(z.f32(), labels.i32(), z.size(0), z.size(1), k);
+}
+
+// On the calling thread: the bytes are copied at once (the caller may reuse its array) and
+// normalised on the worker.
+void normalize_images_op(const Tensor& y, const uint8_t* pixels, const PixelLut& lut) {
+  const size_t bytes = static_cast<size_t>(y.numel());
+  const int64_t N = y.size(0), C = y.size(1), HW = y.size(2) * y.size(3);
+  auto copy = std::shared_ptr<uint8_t[]>(new uint8_t[bytes]);
+  std::memcpy(copy.get(), pixels, bytes);
+  enqueue(y.device(), [y, copy, N, C, HW, lut] { normalize_images(y.f32(), copy.get(), N, C, HW, lut); });
+}
+
+std::vector<BenchRow> bench_ops_op(int, int64_t batch, int reps) { return bench_alexnet_ops(batch, reps); }
+
+Backend table() {
+  Backend b{};
+  b.name = "cpu";
+  b.fill_f32 = fill_f32_op;
+  b.fill_i32 = fill_i32_op;
+  b.copy = copy_op;
+  b.scale = scale_op;
+  b.axpy = axpy_op;
+  b.relu_forward = relu_forward_op;
+  b.relu_backward = relu_backward_op;
+  b.conv2d_forward = conv2d_forward_op;
+  b.conv2d_backward = conv2d_backward_op;
+  b.max_pool2d_forward = max_pool2d_forward_op;
+  b.max_pool2d_backward = max_pool2d_backward_op;
+  b.lrn_odd_size_only = false;  // PyTorch's centring of even windows
+  b.lrn_forward = lrn_forward_op;
+  b.lrn_backward = lrn_backward_op;
+  b.linear_forward = linear_forward_op;
+  b.linear_backward = linear_backward_op;
+  b.matmul = matmul_op;
+  b.dropout_forward = dropout_forward_op;
+  b.dropout_backward = dropout_backward_op;
+  b.softmax_forward = softmax_forward_op;
+  b.softmax_cross_entropy = softmax_cross_entropy_op;
+  b.sgd_step = sgd_step_op;
+  b.topk_correct = topk_correct_op;
+  b.normalize_images = normalize_images_op;
+  b.set_tf32 = nullptr;     // no TF32 on the CPU
+  b.describe = nullptr;     // info().cpu is the binding's (it reads the CPU's settings itself)
+  b.debug_fault = nullptr;
+  b.bench_ops = bench_ops_op;
+  return b;
+}
+
+const Backend kCpuBackend = table();
+
+// Registers the table while the addon loads.
+const struct Registrar {
+  Registrar() { register_backend(DeviceType::Cpu, &kCpuBackend); }
+} registrar;
+
+}  // namespace
+
+}  // namespace alexnet::cpu

@@ -1,0 +1,212 @@
+// The CUDA backend's table of operations (native/core/backend.h): each entry takes the tensors
+// and the core descriptor and calls our kernels (ops.h) or cuDNN / cuBLAS (dnn.h), all with one
+// calling convention: the device index first, then outputs, inputs, sizes or the descriptor.
+// The entries run inside enqueue(device, ...) (core/device.h): on the calling thread with the
+// device current; they only launch work on the device's stream. Compiled only in builds with
+// CUDA (native/sources.json, "cuda"); registers itself while the addon loads.
+#include "../core/backend.h"
+
+#include <string>
+
+#include "../core/device.h"
+#include "bench.h"
+#include "dnn.h"
+#include "dynload/loader.h"
+#include "ops.h"
+#include "probe.h"
+#include "runtime.h"
+
+namespace alexnet::cuda {
+
+namespace {
+
+// An optional tensor's data: null when absent.
+float* opt_f32(const Tensor& t) { return t.defined() ? t.f32() : nullptr; }
+int index_of(const Tensor& t) { return t.device().index; }
+
+// --- elementwise ---
+void fill_f32_op(const Tensor& t, float v) { fill(index_of(t), t.f32(), v, t.numel()); }
+void fill_i32_op(const Tensor& t, int32_t v) { fill_i32(index_of(t), t.i32(), v, t.numel()); }
+void copy_op(const Tensor& dst, const Tensor& src) {
+  copy(index_of(dst), dst.ptr<char>(), src.ptr<char>(), dst.nbytes());  // cudaMemcpyAsync on the stream
+}
+void scale_op(const Tensor& t, float a) { scale(index_of(t), t.f32(), a, t.numel()); }
+void axpy_op(const Tensor& y, float a, const Tensor& x) { axpy(index_of(y), y.f32(), a, x.f32(), y.numel()); }
+
+// --- activation ---
+void relu_forward_op(const Tensor& y, const Tensor& x) { relu_forward(index_of(x), y.f32(), x.f32(), x.numel()); }
+void relu_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& y) {
+  relu_backward(index_of(y), dx.f32(), dy.f32(), y.f32(), y.numel());
+}
+
+// --- cuDNN: convolution, pooling, LRN ---
+void conv2d_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
+                       const Conv2dParams& p, bool relu) {
+  conv2d_forward(index_of(x), y.f32(), x.f32(), w.f32(), opt_f32(b), p, relu);
+}
+void conv2d_backward_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                        const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate) {
+  conv2d_backward(index_of(x), opt_f32(dx), dw.f32(), opt_f32(db), dy.f32(), x.f32(), w.f32(), p, accumulate);
+}
+void max_pool2d_forward_op(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
+  maxpool2d_forward(index_of(x), y.f32(), x.f32(), p);
+}
+void max_pool2d_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& y,
+                            const Pool2dParams& p) {
+  maxpool2d_backward(index_of(x), dx.f32(), dy.f32(), x.f32(), y.f32(), p);
+}
+void lrn_forward_op(const Tensor& y, const Tensor& x, const LrnParams& p) {
+  lrn_forward(index_of(x), y.f32(), x.f32(), p);
+}
+void lrn_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& y, const LrnParams& p) {
+  lrn_backward(index_of(x), dx.f32(), dy.f32(), x.f32(), y.f32(), p);
+}
+
+// --- cuBLAS: linear, matmul ---
+void linear_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LinearParams& p) {
+  linear_forward(index_of(x), y.f32(), x.f32(), w.f32(), opt_f32(b), p);
+}
+void linear_backward_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,
+                        const Tensor& w, const LinearParams& p, bool accumulate) {
+  linear_backward(index_of(x), opt_f32(dx), dw.f32(), opt_f32(db), dy.f32(), x.f32(), w.f32(), p, accumulate);
+}
+// c [M, N] = op(a) @ op(b), row-major, so the leading dimensions are the stored rows' lengths.
+void matmul_op(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulParams& p) {
+  const int64_t M = p.M, N = p.N, K = p.K;
+  gemm(index_of(a), p.trans_a, p.trans_b, M, N, K, 1.f, a.f32(), p.trans_a ? M : K, b.f32(), p.trans_b ? K : N,
+       0.f, c.f32(), N);
+}
+
+// --- dropout (the RNG of native/core/rng.h) ---
+void dropout_forward_op(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p) {
+  dropout_forward(index_of(x), y.f32(), mask.f32(), x.f32(), x.numel(), p);
+}
+void dropout_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& mask) {
+  dropout_backward(index_of(dy), dx.f32(), dy.f32(), mask.f32(), dy.numel());
+}
+
+// --- softmax, loss, metrics (a bad label goes to the thread's device-side error record) ---
+void softmax_forward_op(const Tensor& probs, const Tensor& z) {
+  softmax_forward(index_of(z), probs.f32(), z.f32(), z.size(0), z.size(1));
+}
+void softmax_cross_entropy_op(const Tensor& loss, const Tensor& grad, const Tensor& z, const Tensor& labels) {
+  const int device = index_of(z);
+  const int64_t B = z.size(0), C = z.size(1);
+  // Per-row losses before the (deterministic) mean; freed (stream-ordered) behind the kernels
+  // when this function returns.
+  const Tensor scratch = Tensor::empty(Shape::of({B}), DType::Float32, z.device());
+  softmax_cross_entropy(device, loss.f32(), grad.f32(), z.f32(), labels.i32(), B, C, scratch.f32(),
+                        error_record(device));
+}
+void topk_correct_op(const Tensor& out, const Tensor& z, const Tensor& labels, int64_t k) {
+  const int device = index_of(z);
+  topk_correct(device, out.i32(), z.f32(), labels.i32(), z.size(0), z.size(1), k, error_record(device));
+}
+
+// --- optimiser (the update rules of native/core/sgd.h) ---
+void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const SgdParams& p) {
+  sgd_step(index_of(w), w.f32(), g.f32(), opt_f32(buf), w.numel(), p);
+}
+
+// --- images: on the calling thread. Stream-ordered: the bytes land in a pool block (through
+// pinned staging), are normalised into y, and the block is returned to the pool behind the kernel.
+void normalize_images_op(const Tensor& y, const uint8_t* pixels, const PixelLut& lut) {
+  const int device = index_of(y);
+  const size_t bytes = static_cast<size_t>(y.numel());
+  const int64_t N = y.size(0), C = y.size(1), HW = y.size(2) * y.size(3);
+  DeviceGuard guard(device);
+  void* staged = alloc(device, bytes);
+  try {
+    upload(device, staged, pixels, bytes);
+    normalize_images(device, y.f32(), static_cast<const uint8_t*>(staged), N, C, HW, lut);
+  } catch (...) {
+    free(device, staged);
+    throw;
+  }
+  free(device, staged);
+}
+
+// --- services ---
+void library_info(InfoSink& o, const LibraryStatus& lib) {
+  o.set_bool("found", lib.found);
+  o.set_string("path", lib.path);  // the rejected file when found is false (see reason)
+  o.set_string("version", lib.version_string);
+  o.set_string("why", lib.chosen);  // why this file was taken ("" when not found)
+  o.set_string("root", lib.root);   // its installation (site-packages, toolkit root, or folder)
+}
+
+// info().cuda of a build with CUDA.
+void describe(InfoSink& out) {
+  static const ProbeResult probe = cuda::probe();  // once per process
+  out.set_bool("compiled", true);
+  out.set_bool("deviceFound", probe.available);
+  out.set_number("deviceCount", probe.device_count);
+  out.set_number("runtimeVersion", probe.runtime_version);
+  out.set_number("driverVersion", probe.driver_version);
+  out.set_string("architectures", probe.architectures);
+  if (!probe.device_name.empty()) out.set_string("deviceName", probe.device_name);
+  // cuDNN / cuBLAS, loaded here on the first info() call (not at addon load).
+  const Libraries& libs = libraries();
+  InfoSink& found = out.object("libraries");
+  library_info(found.object("cudnn"), libs.cudnn);
+  library_info(found.object("cublas"), libs.cublas);
+  // Available = a device ran our probe kernel and cuDNN 9 and cuBLAS loaded.
+  const bool available = probe.available && libs.cudnn_ok && libs.cublas_ok;
+  out.set_bool("available", available);
+  out.set_bool("tf32", tf32());
+  // Which allocator device 0 uses: the stream-ordered memory pool, or cudaMalloc with our own
+  // cache (devices without pools, or ALEXNET_CUDA_MEMPOOL=0).
+  if (probe.available) out.set_string("allocator", allocator_name(0));
+  // cuDNN descriptors made so far in this process: the per-shape caches make none for a shape
+  // already seen (tests compare this before and after a repeated call).
+  out.set_number("descriptorsCreated", static_cast<double>(descriptors_created()));
+  std::string reason;
+  if (!probe.available) reason = probe.reason;
+  if (!libs.reason.empty()) reason += (reason.empty() ? "" : "\n") + libs.reason;
+  out.set_string("reason", reason);
+}
+
+Backend table() {
+  Backend b{};
+  b.name = "cuda";
+  b.fill_f32 = fill_f32_op;
+  b.fill_i32 = fill_i32_op;
+  b.copy = copy_op;
+  b.scale = scale_op;
+  b.axpy = axpy_op;
+  b.relu_forward = relu_forward_op;
+  b.relu_backward = relu_backward_op;
+  b.conv2d_forward = conv2d_forward_op;
+  b.conv2d_backward = conv2d_backward_op;
+  b.max_pool2d_forward = max_pool2d_forward_op;
+  b.max_pool2d_backward = max_pool2d_backward_op;
+  b.lrn_odd_size_only = true;  // cuDNN centres an even window one channel later than PyTorch
+  b.lrn_forward = lrn_forward_op;
+  b.lrn_backward = lrn_backward_op;
+  b.linear_forward = linear_forward_op;
+  b.linear_backward = linear_backward_op;
+  b.matmul = matmul_op;
+  b.dropout_forward = dropout_forward_op;
+  b.dropout_backward = dropout_backward_op;
+  b.softmax_forward = softmax_forward_op;
+  b.softmax_cross_entropy = softmax_cross_entropy_op;
+  b.sgd_step = sgd_step_op;
+  b.topk_correct = topk_correct_op;
+  b.normalize_images = normalize_images_op;
+  b.set_tf32 = &cuda::set_tf32;
+  b.describe = describe;
+  b.debug_fault = &cuda::debug_fault;
+  b.bench_ops = &cuda::bench_alexnet_ops;
+  return b;
+}
+
+const Backend kCudaBackend = table();
+
+// Registers the table while the addon loads (this file is linked into every build with CUDA).
+const struct Registrar {
+  Registrar() { register_backend(DeviceType::Cuda, &kCudaBackend); }
+} registrar;
+
+}  // namespace
+
+}  // namespace alexnet::cuda
