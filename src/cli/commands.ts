@@ -362,7 +362,7 @@ export async function plotCommand(metrics: string, out: string): Promise<void> {
 export async function filtersCommand(checkpoint: string, out: string, o: { scale: number; verify?: boolean }): Promise<void> {
   const ck = await loadCheckpoint(checkpoint, { requireFinite: true, verify: o.verify !== false });
   const w = ck.weights['features.0.weight'];
-  if (!w) throw alexnetError('ERR_CHECKPOINT' as never, `${checkpoint}: no 'features.0.weight' (the first convolution's kernels)`);
+  if (!w) throw checkpointError(`${checkpoint}: no 'features.0.weight' (the first convolution's kernels)`);
   await renderFilters({ data: w.data as Float32Array, shape: w.shape as [number, number, number, number] }, out, { scale: o.scale });
   console.log(`wrote ${out} (${w.shape[0]} kernels of ${w.shape.slice(1).join('x')})`);
 }
