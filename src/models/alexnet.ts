@@ -53,7 +53,8 @@
 //             kaiming_uniform_(a = sqrt(5)) = U(+-1/sqrt(fanIn)), biases U(+-1/sqrt(fanIn)).
 // Dropout layer i (0, 1 in order) gets the stream seed `seed * 64 + i + 1`, offset 0.
 import { alexnetError } from '../errors.js';
-import { fillNormal, mulberry32 } from '../nn/init.js';
+import { fillNormal } from '../nn/init.js';
+import { mulberry32 } from '../random.js';
 import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import { Tensor, type Device } from '../tensor.js';
 
