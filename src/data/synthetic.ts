@@ -4,25 +4,12 @@
 // colours are drawn from the same distribution for every class and the shape's area is drawn
 // from the same range, so neither colour nor mean brightness tells the classes apart; only the
 // spatial arrangement of pixels does. Deterministic from (seed, split, index); no files.
-import { checkInt, checkNormalization, dataError, rngFor, type Dataset, type DatasetSpec, type Sample } from './common.js';
+import { checkInt, checkNormalization, dataError, rngFor, type Dataset, type Sample } from './common.js';
+import type { DatasetSpec, SyntheticOptions } from './spec.js';
+
+export type { SyntheticOptions };
 
 export const SYNTHETIC_CLASSES = ['hstripes', 'vstripes', 'disc', 'square', 'triangle', 'cross', 'ring', 'checker'] as const;
-
-export interface SyntheticOptions {
-  /** Number of samples. */
-  size: number;
-  /** 2..8 classes, in the order of SYNTHETIC_CLASSES. Default 2 (horizontal vs vertical stripes). */
-  numClasses?: number;
-  /** Side of the square image. Default 227. */
-  imageSize?: number;
-  seed?: number;
-  split?: 'train' | 'val';
-  /** Amplitude of the uniform pixel noise on [0,1] pixels. Default 0.1. */
-  noise?: number;
-  /** Per-channel normalisation of [0,1] pixels; ImageNet's by default. */
-  mean?: readonly number[];
-  std?: readonly number[];
-}
 
 const SPLIT_ID = { train: 1, val: 2 } as const;
 
