@@ -17,12 +17,12 @@
 // The protobuf is written by the small encoder below (varints, fixed32 and length-delimited
 // fields; field numbers from onnx/onnx.proto). Large tensors are not copied while encoding:
 // messages are lists of byte chunks that are written to the file one after the other.
-import { open, rename, rm } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { alexnetError } from '../errors.js';
 import type { AlexNet } from '../models/alexnet.js';
 import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
+import { writeFileAtomic } from './atomic.js';
 
 export interface OnnxExportOptions {
   /** ONNX operator set of the default domain, 11 to 21 (default 13) */
@@ -337,24 +337,13 @@ export async function encodeOnnx(model: AlexNet | Module, options: OnnxExportOpt
 }
 
 /**
- * Writes a model as an ONNX file (atomically: a temporary file renamed into place). Put the
- * model in eval mode first if it matters to you: the graph is the inference graph either way
- * (no Dropout).
+ * Writes a model as an ONNX file, atomically and durably (src/io/atomic.ts, the writer
+ * checkpoints use: the file at `outPath` is the old one or the whole new one, never a partial
+ * one; a failure is an ERR_CHECKPOINT error naming the path). Put the model in eval mode first if
+ * it matters to you: the graph is the inference graph either way (no Dropout).
  */
 export async function exportOnnx(model: AlexNet | Module, outPath: string, options: OnnxExportOptions = {}): Promise<OnnxExportInfo> {
   const { chunks, info } = await build(model, options);
-  const tmp = `${outPath}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'w');
-  try {
-    for (const c of chunks) {
-      for (let at = 0; at < c.byteLength; ) at += (await fh.write(c, at, c.byteLength - at)).bytesWritten;
-    }
-    await fh.close();
-    await rename(tmp, outPath);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(outPath, chunks, { what: 'the ONNX file', noun: 'ONNX file' });
   return info;
 }
