@@ -17,8 +17,9 @@
 // gives them). A section the file does not have (a weights-only checkpoint written by another
 // tool) is null here and left as the target has it on restore; a section the file HAS must fit
 // the target exactly: another number of dropout streams, momentum for only some weights, a
-// schedule's state without a schedule to take it, optimizer step without lr are errors
-// (ERR_CHECKPOINT, naming the file and what differs), never skipped.
+// schedule's state without a schedule to take it, optimizer step without lr are errors naming
+// what differs (ERR_CHECKPOINT naming the file; ERR_ARGUMENT for a state built in memory), never
+// skipped.
 import { alexnetError } from '../errors.js';
 import { checkpointError } from '../io/errors.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointHeader, type HostTensor } from '../io/checkpoint.js';

@@ -10,6 +10,7 @@
 // Resuming is exact: the checkpoint holds the weights, the momentum buffer, the optimizer's step
 // and learning rate, the schedule's state, every dropout stream's offset and the data position
 // (epoch, batch); on the CPU, the losses after a resume equal the uninterrupted run's bit for bit.
+// What a checkpoint holds, and how it is checked and restored, is src/train/state.ts.
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hasPixels, type Batch, type Dataset } from '../data/common.js';
