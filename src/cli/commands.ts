@@ -157,7 +157,7 @@ export async function trainCommand(o: TrainCliOptions): Promise<TrainSummary> {
   const reporter = progressReporter(o.json);
   const trainer = new Trainer({
     model,
-    config: cfg as unknown as Record<string, unknown>,
+    config: cfg,
     train: train!,
     ...(val ? { val } : {}),
     device: o.device,

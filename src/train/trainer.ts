@@ -68,8 +68,11 @@ export interface TrainSummary {
 
 export interface TrainerOptions {
   model: Module;
-  /** configuration recorded in checkpoints (model config, data, hyper-parameters) */
-  config: Record<string, unknown>;
+  /**
+   * Configuration recorded in checkpoints (model config, data, hyper-parameters): a RunConfig
+   * (`runConfig(model, { train, val })`) lets modelFromCheckpoint and the CLI rebuild the run.
+   */
+  config: object;
   train: Dataset;
   val?: Dataset;
   device?: string;
@@ -163,7 +166,7 @@ export class Trainer {
   }
 
   /** The training state now (weights, momentum, optimizer, schedule, dropout streams, position). */
-  async trainingState(): Promise<TrainingState<Record<string, unknown>>> {
+  async trainingState(): Promise<TrainingState> {
     return captureTrainingState(this.#target(), { config: this.options.config, seed: this.options.seed ?? 0, position: this.#pos });
   }
 
