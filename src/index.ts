@@ -11,3 +11,26 @@ export * from './data/index.js';
 export * from './io/index.js';
 export * from './viz/index.js';
 export { Trainer, evaluate, type EvalResult, type TrainerOptions, type TrainSummary, type TrainProgress, type ScheduleSpec } from './train/trainer.js';
+export {
+  captureTrainingState,
+  loadTrainingState,
+  restoreTrainingState,
+  saveTrainingState,
+  weightsAreFinite,
+  type DataPosition,
+  type DropoutStream,
+  type LoadTrainingStateOptions,
+  type ScheduleLike,
+  type TrainingState,
+  type TrainingTarget,
+} from './train/state.js';
+export {
+  MAX_CLASSES,
+  MAX_SYNTHETIC_SAMPLES,
+  modelFromCheckpoint,
+  readRunConfig,
+  runConfig,
+  validateRunConfig,
+  type ModelFromCheckpointOptions,
+  type RunConfig,
+} from './train/run-config.js';

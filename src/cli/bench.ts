@@ -99,128 +99,204 @@ async function matmulCeiling(device: string, reps: number): Promise<{ size: numb
   return { size, gflops: (2 * size ** 3) / ms / 1e6 };
 }
 
+/** The process's peak resident and native (addon) memory, sampled every 20 ms while running. */
+class MemoryPeaks {
+  rss = 0;
+  native = 0;
+  readonly #externalMemory: () => number;
+  #timer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(externalMemory: () => number) {
+    this.#externalMemory = externalMemory;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => this.sample(), 20);
+  }
+
+  sample(): void {
+    this.rss = Math.max(this.rss, process.memoryUsage().rss);
+    this.native = Math.max(this.native, this.#externalMemory());
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+}
+
+/** One batch size's network, optimizer and inputs. */
+interface BenchRig {
+  device: string;
+  batch: number;
+  model: ReturnType<typeof alexnet>;
+  store: ParameterStore;
+  sgd: SGD;
+  host: Float32Array;
+  x: Tensor<'float32'>;
+  y: Tensor<'int32'>;
+}
+
+function rig(device: string, B: number): BenchRig {
+  const model = alexnet({ config: 'seed', init: 'kaiming', seed: 1, device });
+  const store = ParameterStore.create(model, { device });
+  const sgd = new SGD(store, { lr: 1e-4 });
+  const host = new Float32Array(B * 3 * 227 * 227).map(() => Math.random() - 0.5);
+  const x = Tensor.from(host, [B, 3, 227, 227], { device });
+  const y = Tensor.from(Int32Array.from({ length: B }, (_, i) => i % 2), [B], { device, dtype: 'int32' });
+  return { device, batch: B, model, store, sgd, host, x, y };
+}
+
+function disposeRig(r: BenchRig): void {
+  for (const t of [r.x, r.y]) t.dispose();
+  r.model.dispose();
+  r.store.dispose();
+}
+
+/** Milliseconds of an inference pass (eval mode) and of a training step (forward, loss, backward, SGD). */
+async function timeEndToEnd(r: BenchRig, reps: number): Promise<{ inferMs: number; trainMs: number }> {
+  const { model, store, sgd, x, y, device } = r;
+  model.eval();
+  const inferMs = await best(reps, async () => {
+    const out = model.forward(x);
+    await synchronize(device);
+    out.dispose();
+  });
+  model.train();
+  const trainMs = await best(reps, async () => {
+    store.zeroGrad();
+    const logits = model.forward(x);
+    const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
+    model.backward(gradLogits, false)?.dispose();
+    sgd.step();
+    await loss.data();
+    for (const t of [logits, loss, gradLogits]) t.dispose();
+  });
+  return { inferMs, trainMs };
+}
+
+/** Per layer: each leaf's forward and backward on its real input. */
+async function timeLayers(r: BenchRig, reps: number): Promise<{ layers: LayerTiming[]; chain: { m: Module; output: Tensor<'float32'> }[] }> {
+  const { model, x, device } = r;
+  const layers: LayerTiming[] = [];
+  let h = x;
+  const chain: { name: string; m: Module; input: Tensor<'float32'>; output: Tensor<'float32'> }[] = [];
+  for (const [name, m] of leaves(model)) {
+    const out = m.forward(h);
+    chain.push({ name, m, input: h, output: out });
+    h = out;
+  }
+  await synchronize(device);
+  for (const c of chain) {
+    const forwardMs = await best(reps, async () => {
+      const o = c.m.forward(c.input);
+      await synchronize(device);
+      if (o !== c.input) o.dispose();
+    });
+    const g = Tensor.full(c.output.shape, 1e-3, { device });
+    const needInput = c !== chain[0];
+    c.m.forward(c.input); // re-prime the layer's cache for backward
+    // a layer's backward needs the cache of its forward: time both, subtract the forward
+    const bothMs = await best(reps, async () => {
+      c.m.forward(c.input);
+      const gx = c.m.backward(g, needInput);
+      await synchronize(device);
+      if (gx && gx !== g) gx.dispose();
+    });
+    const backwardMs = Math.max(0, bothMs - forwardMs);
+    g.dispose();
+    layers.push({ name: c.name, type: c.m.constructor.name, outputShape: [...c.output.shape], forwardMs, backwardMs });
+  }
+  return { layers, chain };
+}
+
+/** The figures of one batch size: rates, FLOP rates and their fractions of the matmul ceiling. */
+function benchResult(
+  r: BenchRig,
+  t: { inferMs: number; trainMs: number },
+  layers: LayerTiming[],
+  flops: { forward: number; train: number },
+  memory: MemoryPeaks,
+  ceiling: { size: number; gflops: number },
+): BenchResult {
+  const B = r.batch;
+  const inferGflops = (flops.forward * B) / t.inferMs / 1e6;
+  const trainGflops = (flops.train * B) / t.trainMs / 1e6;
+  return {
+    device: r.device,
+    batch: B,
+    inferImagesPerSecond: (B * 1000) / t.inferMs,
+    trainImagesPerSecond: (B * 1000) / t.trainMs,
+    layers,
+    peakRssBytes: memory.rss,
+    peakNativeBytes: memory.native,
+    forwardGflopPerImage: flops.forward / 1e9,
+    trainGflopPerImage: flops.train / 1e9,
+    inferGflops,
+    trainGflops,
+    matmul: ceiling,
+    inferFractionOfMatmul: inferGflops / ceiling.gflops,
+    trainFractionOfMatmul: trainGflops / ceiling.gflops,
+  };
+}
+
+/**
+ * The peer: onnxruntime-node's CPU inference of the same network, exported to ONNX once (from
+ * the first batch size's model) and timed on the same input.
+ */
+class OrtPeer {
+  #ort: typeof import('onnxruntime-node') | null = null;
+  #onnxPath: string | null = null;
+
+  async time(r: BenchRig, reps: number, ours: number): Promise<NonNullable<BenchResult['peer']>> {
+    const name = 'onnxruntime-node (CPU)';
+    try {
+      if (!this.#ort) {
+        this.#ort = (await import('onnxruntime-node')) as typeof import('onnxruntime-node');
+        this.#onnxPath = join(os.tmpdir(), `alexnet-bench-${process.pid}.onnx`);
+        r.model.eval();
+        await exportOnnx(r.model as never, this.#onnxPath, { batch: 'dynamic' });
+      }
+      const ort = this.#ort;
+      const session = await ort.InferenceSession.create(this.#onnxPath!, { intraOpNumThreads: os.cpus().length });
+      const feeds = { input: new ort.Tensor('float32', r.host, [r.batch, 3, 227, 227]) };
+      const peerMs = await best(reps, async () => {
+        await session.run(feeds);
+      });
+      const ips = (r.batch * 1000) / peerMs;
+      await session.release();
+      return { name, inferImagesPerSecond: ips, ratio: ours / ips };
+    } catch (e) {
+      return { name, error: (e as Error).message.split('\n')[0] ?? String(e) };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#onnxPath) await rm(this.#onnxPath, { force: true });
+  }
+}
+
 export async function benchmark(options: { device: string; batches: number[]; reps: number; peer: boolean }): Promise<BenchResult[]> {
   const native = loadNative();
+  const memory = new MemoryPeaks(() => native.externalMemory());
+  memory.start();
+  const peer = new OrtPeer();
   const results: BenchResult[] = [];
-  let peakRss = 0;
-  let peakNative = 0;
-  const sample = (): void => {
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    peakNative = Math.max(peakNative, native.externalMemory());
-  };
-  const timer = setInterval(sample, 20);
-  type Ort = typeof import('onnxruntime-node');
-  let ort: Ort | null = null;
-  let onnxPath: string | null = null;
-  let peerError = '';
   try {
     const ceiling = await matmulCeiling(options.device, options.reps);
     for (const B of options.batches) {
-      const model = alexnet({ config: 'seed', init: 'kaiming', seed: 1, device: options.device });
-      const store = ParameterStore.create(model, { device: options.device });
-      const sgd = new SGD(store, { lr: 1e-4 });
-      const host = new Float32Array(B * 3 * 227 * 227).map(() => Math.random() - 0.5);
-      const x = Tensor.from(host, [B, 3, 227, 227], { device: options.device });
-      const y = Tensor.from(Int32Array.from({ length: B }, (_, i) => i % 2), [B], { device: options.device, dtype: 'int32' });
-
-      model.eval();
-      const inferMs = await best(options.reps, async () => {
-        const out = model.forward(x);
-        await synchronize(options.device);
-        out.dispose();
-      });
-      model.train();
-      const trainMs = await best(options.reps, async () => {
-        store.zeroGrad();
-        const logits = model.forward(x);
-        const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
-        model.backward(gradLogits, false)?.dispose();
-        sgd.step();
-        await loss.data();
-        for (const t of [logits, loss, gradLogits]) t.dispose();
-      });
-
-      // per layer: each leaf's forward and backward on its real input
-      const layers: LayerTiming[] = [];
-      let h = x;
-      const chain: { name: string; m: Module; input: Tensor<'float32'>; output: Tensor<'float32'> }[] = [];
-      for (const [name, m] of leaves(model)) {
-        const out = m.forward(h);
-        chain.push({ name, m, input: h, output: out });
-        h = out;
-      }
-      await synchronize(options.device);
-      for (const c of chain) {
-        const forwardMs = await best(options.reps, async () => {
-          const o = c.m.forward(c.input);
-          await synchronize(options.device);
-          if (o !== c.input) o.dispose();
-        });
-        const g = Tensor.full(c.output.shape, 1e-3, { device: options.device });
-        const needInput = c !== chain[0];
-        c.m.forward(c.input); // re-prime the layer's cache for backward
-        // a layer's backward needs the cache of its forward: time both, subtract the forward
-        const bothMs = await best(options.reps, async () => {
-          c.m.forward(c.input);
-          const gx = c.m.backward(g, needInput);
-          await synchronize(options.device);
-          if (gx && gx !== g) gx.dispose();
-        });
-        const backwardMs = Math.max(0, bothMs - forwardMs);
-        g.dispose();
-        layers.push({ name: c.name, type: c.m.constructor.name, outputShape: [...c.output.shape], forwardMs, backwardMs });
-      }
-      sample();
-
-      const flops = modelFlops(chain);
-      const inferGflops = (flops.forward * B) / inferMs / 1e6;
-      const trainGflops = (flops.train * B) / trainMs / 1e6;
-      const r: BenchResult = {
-        device: options.device,
-        batch: B,
-        inferImagesPerSecond: (B * 1000) / inferMs,
-        trainImagesPerSecond: (B * 1000) / trainMs,
-        layers,
-        peakRssBytes: peakRss,
-        peakNativeBytes: peakNative,
-        forwardGflopPerImage: flops.forward / 1e9,
-        trainGflopPerImage: flops.train / 1e9,
-        inferGflops,
-        trainGflops,
-        matmul: ceiling,
-        inferFractionOfMatmul: inferGflops / ceiling.gflops,
-        trainFractionOfMatmul: trainGflops / ceiling.gflops,
-      };
-
-      if (options.peer && options.device === 'cpu') {
-        try {
-          if (!ort) {
-            ort = (await import('onnxruntime-node')) as Ort;
-            onnxPath = join(os.tmpdir(), `alexnet-bench-${process.pid}.onnx`);
-            model.eval();
-            await exportOnnx(model as never, onnxPath, { batch: 'dynamic' });
-          }
-          const session = await ort.InferenceSession.create(onnxPath!, { intraOpNumThreads: os.cpus().length });
-          const feeds = { input: new ort.Tensor('float32', host, [B, 3, 227, 227]) };
-          const peerMs = await best(options.reps, async () => {
-            await session.run(feeds);
-          });
-          const ips = (B * 1000) / peerMs;
-          r.peer = { name: 'onnxruntime-node (CPU)', inferImagesPerSecond: ips, ratio: r.inferImagesPerSecond / ips };
-          await session.release();
-        } catch (e) {
-          peerError = (e as Error).message.split('\n')[0] ?? String(e);
-          r.peer = { name: 'onnxruntime-node (CPU)', error: peerError };
-        }
-      }
-      results.push(r);
-      for (const t of [x, y]) t.dispose();
-      model.dispose();
-      store.dispose();
+      const r = rig(options.device, B);
+      const times = await timeEndToEnd(r, options.reps);
+      const { layers, chain } = await timeLayers(r, options.reps);
+      memory.sample();
+      const result = benchResult(r, times, layers, modelFlops(chain), memory, ceiling);
+      if (options.peer && options.device === 'cpu') result.peer = await peer.time(r, options.reps, result.inferImagesPerSecond);
+      results.push(result);
+      disposeRig(r);
     }
   } finally {
-    clearInterval(timer);
-    if (onnxPath) await rm(onnxPath, { force: true });
+    memory.stop();
+    await peer.close();
   }
   return results;
 }

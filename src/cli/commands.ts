@@ -8,24 +8,17 @@ import { toRgb8 } from '../data/common.js';
 import { ImageFolder, resolveTransform } from '../data/folder.js';
 import { SyntheticDataset, SYNTHETIC_CLASSES } from '../data/synthetic.js';
 import { alexnetError } from '../errors.js';
-import { loadCheckpoint, readCheckpointHeader, type CheckpointHeader } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
 import { checkpointError } from '../io/errors.js';
 import { exportOnnx } from '../io/onnx.js';
-import { alexnet, ALEXNET_INPUT_SIZE, type AlexNet, type AlexNetConfig, type AlexNetInit } from '../models/alexnet.js';
+import { alexnet, ALEXNET_INPUT_SIZE, type AlexNetConfig, type AlexNetInit } from '../models/alexnet.js';
 import { softmax } from '../ops/loss.js';
 import { Tensor } from '../tensor.js';
+import { MAX_CLASSES, MAX_SYNTHETIC_SAMPLES, modelFromCheckpoint, readRunConfig, validateRunConfig, type RunConfig } from '../train/run-config.js';
 import { evaluate, Trainer, type ScheduleSpec, type TrainProgress, type TrainSummary } from '../train/trainer.js';
 import { plotMetrics } from '../viz/plot.js';
 import { renderFilters } from '../viz/filters.js';
 import type { SgdConvention } from '../ops/sgd.js';
-
-/** What a checkpoint's `config` holds: enough to rebuild the model and its data. */
-export interface RunConfig {
-  model: { config: AlexNetConfig; numClasses: number; init: AlexNetInit; seed: number };
-  classNames: string[];
-  data: { kind: 'synthetic'; trainSize: number; valSize: number; seed: number } | { kind: 'folder'; root: string; valRoot: string | null };
-  inputSize: number;
-}
 
 export interface TrainCliOptions {
   data?: string;
@@ -56,56 +49,9 @@ export interface TrainCliOptions {
   verify?: boolean;
 }
 
-/** The most classes a checkpoint's configuration may ask for (a 4096 x 100,000 layer is 1.6 GB). */
-export const MAX_CLASSES = 100_000;
-/** The most images a synthetic dataset in a checkpoint's configuration may have. */
-export const MAX_SYNTHETIC_SAMPLES = 10_000_000;
-
-/**
- * Checks a checkpoint's `config` field by field before anything is built from it: a crafted or
- * damaged configuration is an ERR_CHECKPOINT error naming the field, not a 16 GB allocation.
- */
-export function validateRunConfig(path: string, raw: unknown): RunConfig {
-  const bad = (field: string, want: string, got: unknown): never => {
-    throw checkpointError(`${path}: metadata 'config'.${field} must be ${want}, got ${JSON.stringify(got)?.slice(0, 80) ?? String(got)}`);
-  };
-  const c = raw as Partial<RunConfig> | null;
-  if (c === null || typeof c !== 'object' || c.model === null || typeof c.model !== 'object') {
-    throw checkpointError(`${path}: not an alexnet-node training checkpoint (no model configuration in its metadata)`);
-  }
-  const m = c.model;
-  if (!Object.prototype.hasOwnProperty.call(ALEXNET_INPUT_SIZE, m.config as string)) bad('model.config', `one of ${Object.keys(ALEXNET_INPUT_SIZE).join(', ')}`, m.config);
-  if (!Number.isSafeInteger(m.numClasses) || m.numClasses < 1 || m.numClasses > MAX_CLASSES) bad('model.numClasses', `an integer from 1 to ${MAX_CLASSES}`, m.numClasses);
-  if (!['kaiming', 'paper', 'pytorch'].includes(m.init as string)) bad('model.init', 'kaiming, paper or pytorch', m.init);
-  if (!Number.isSafeInteger(m.seed) || m.seed < 0) bad('model.seed', 'a non-negative integer', m.seed);
-  if (!Array.isArray(c.classNames) || c.classNames.length > MAX_CLASSES || !c.classNames.every((n) => typeof n === 'string')) {
-    bad('classNames', `an array of at most ${MAX_CLASSES} strings`, c.classNames);
-  }
-  if (c.inputSize !== ALEXNET_INPUT_SIZE[m.config]) bad('inputSize', `${ALEXNET_INPUT_SIZE[m.config]} (the input size of AlexNet(${m.config}))`, c.inputSize);
-  const d = c.data as RunConfig['data'] | undefined;
-  if (d === null || typeof d !== 'object') bad('data', 'an object', d);
-  if (d!.kind === 'synthetic') {
-    for (const k of ['trainSize', 'valSize'] as const) {
-      if (!Number.isSafeInteger(d![k]) || d![k] < 0 || d![k] > MAX_SYNTHETIC_SAMPLES) bad(`data.${k}`, `an integer from 0 to ${MAX_SYNTHETIC_SAMPLES}`, d![k]);
-    }
-    if (!Number.isSafeInteger(d!.seed) || d!.seed < 0) bad('data.seed', 'a non-negative integer', d!.seed);
-    if (m.numClasses < 2 || m.numClasses > SYNTHETIC_CLASSES.length) bad('model.numClasses', `2 to ${SYNTHETIC_CLASSES.length} for the synthetic dataset`, m.numClasses);
-  } else if (d!.kind === 'folder') {
-    if (typeof d!.root !== 'string') bad('data.root', 'a path', d!.root);
-    if (d!.valRoot !== null && typeof d!.valRoot !== 'string') bad('data.valRoot', 'a path or null', d!.valRoot);
-  } else bad('data.kind', "'synthetic' or 'folder'", (d as { kind?: unknown }).kind);
-  return c as RunConfig;
-}
-
-/** The last layer's shape in the header must match the configuration (before the model is built). */
-function checkClassifier(path: string, header: CheckpointHeader, cfg: RunConfig): void {
-  const w = header.tensors.get('classifier.6.weight');
-  if (!w || w.shape.length !== 2 || w.shape[0] !== cfg.model.numClasses) {
-    throw checkpointError(
-      `${path}: the configuration says ${cfg.model.numClasses} classes but 'classifier.6.weight' is ${w ? `[${w.shape.join(', ')}]` : 'missing'}`,
-    );
-  }
-}
+// The checkpoint configuration lives in the library (src/train/run-config.ts); re-exported here,
+// where it was first defined.
+export { MAX_CLASSES, MAX_SYNTHETIC_SAMPLES, validateRunConfig, type RunConfig };
 
 export function parseSchedule(spec: string): ScheduleSpec {
   if (spec === 'none') return { kind: 'none' };
@@ -180,9 +126,7 @@ export async function trainCommand(o: TrainCliOptions): Promise<TrainSummary> {
   let cfg: RunConfig;
   if (o.resume) {
     // The header only: the trainer reads (and checks) the data once the model exists.
-    const header = await readCheckpointHeader(o.resume);
-    cfg = validateRunConfig(o.resume, header.config);
-    checkClassifier(o.resume, header, cfg);
+    cfg = await readRunConfig(o.resume);
   } else {
     const numClasses = o.classes ?? (o.data ? undefined : 2);
     let classNames: string[];
@@ -213,7 +157,7 @@ export async function trainCommand(o: TrainCliOptions): Promise<TrainSummary> {
   const reporter = progressReporter(o.json);
   const trainer = new Trainer({
     model,
-    config: cfg as unknown as Record<string, unknown>,
+    config: cfg,
     train: train!,
     ...(val ? { val } : {}),
     device: o.device,
@@ -258,40 +202,8 @@ function resolvePath(p: string): string {
   return isAbsolute(p) ? p : resolve(process.cwd(), p);
 }
 
-/**
- * Rebuilds the model of a checkpoint with its weights. The configuration is validated and the
- * model built from the header alone; the weights are then read (checked against the model's
- * names and shapes first, checksums verified unless `verify` is false) and refused when they
- * hold NaN or infinity: a diverged model evaluates to meaningless numbers.
- */
-export async function modelFromCheckpoint(path: string, device: string, verify = true): Promise<{ model: AlexNet; cfg: RunConfig }> {
-  let model: AlexNet | undefined;
-  let cfg: RunConfig | undefined;
-  try {
-    const ck = await loadCheckpoint(path, {
-      verify,
-      requireFinite: true,
-      expect: (header) => {
-        cfg = validateRunConfig(path, header.config);
-        checkClassifier(path, header, cfg);
-        model = alexnet({ ...cfg.model, device });
-        return Object.fromEntries([...model.stateDict()].map(([n, t]) => [n, [...t.shape]]));
-      },
-    });
-    const dict = new Map<string, Tensor>();
-    for (const [name, t] of Object.entries(ck.weights)) dict.set(name, Tensor.from(t.data as Float32Array, t.shape, { device }));
-    model!.loadStateDict(dict);
-    for (const t of dict.values()) t.dispose();
-    model!.eval();
-    return { model: model!, cfg: cfg! };
-  } catch (e) {
-    model?.dispose();
-    throw e;
-  }
-}
-
 export async function evalCommand(checkpoint: string, o: { data?: string; device: string; batchSize: number; json: boolean; verify?: boolean }): Promise<void> {
-  const { model, cfg } = await modelFromCheckpoint(checkpoint, o.device, o.verify !== false);
+  const { model, config: cfg } = await modelFromCheckpoint(checkpoint, { device: o.device, verify: o.verify !== false });
   const evalCfg: RunConfig = o.data ? { ...cfg, data: { kind: 'folder', root: resolvePath(o.data), valRoot: resolvePath(o.data) } } : cfg;
   const { val } = await datasets(evalCfg, true);
   if (!val) throw alexnetError('ERR_ARGUMENT', 'eval: no validation data (pass --data <folder>)');
@@ -305,7 +217,7 @@ export async function evalCommand(checkpoint: string, o: { data?: string; device
 }
 
 export async function predictCommand(checkpoint: string, images: string[], o: { device: string; top: number; json: boolean; verify?: boolean }): Promise<void> {
-  const { model, cfg } = await modelFromCheckpoint(checkpoint, o.device, o.verify !== false);
+  const { model, config: cfg } = await modelFromCheckpoint(checkpoint, { device: o.device, verify: o.verify !== false });
   try {
     // The evaluation transform of training (shorter side 256, centre crop) for each file.
     const files = images.map((f) => resolvePath(f));
@@ -336,7 +248,7 @@ export async function predictCommand(checkpoint: string, images: string[], o: { 
 
 /** Writes a checkpoint's model as an ONNX file (inference graph, see src/io/onnx.ts). */
 export async function exportCommand(checkpoint: string, o: { out: string; opset: number; batch: 'dynamic' | number; softmax: boolean; json: boolean; verify?: boolean }): Promise<void> {
-  const { model, cfg } = await modelFromCheckpoint(checkpoint, 'cpu', o.verify !== false);
+  const { model, config: cfg } = await modelFromCheckpoint(checkpoint, { device: 'cpu', verify: o.verify !== false });
   try {
     const info = await exportOnnx(model, o.out, { opset: o.opset, batch: o.batch, softmax: o.softmax });
     const out = { checkpoint, out: o.out, config: cfg.model.config, inputSize: cfg.inputSize, classes: cfg.model.numClasses, classNames: cfg.classNames, ...info, nodes: info.nodes.length };
@@ -362,7 +274,7 @@ export async function plotCommand(metrics: string, out: string): Promise<void> {
 export async function filtersCommand(checkpoint: string, out: string, o: { scale: number; verify?: boolean }): Promise<void> {
   const ck = await loadCheckpoint(checkpoint, { requireFinite: true, verify: o.verify !== false });
   const w = ck.weights['features.0.weight'];
-  if (!w) throw alexnetError('ERR_CHECKPOINT' as never, `${checkpoint}: no 'features.0.weight' (the first convolution's kernels)`);
+  if (!w) throw checkpointError(`${checkpoint}: no 'features.0.weight' (the first convolution's kernels)`);
   await renderFilters({ data: w.data as Float32Array, shape: w.shape as [number, number, number, number] }, out, { scale: o.scale });
   console.log(`wrote ${out} (${w.shape[0]} kernels of ${w.shape.slice(1).join('x')})`);
 }

@@ -1,7 +1,8 @@
 // `alexnet forward`: one timed forward pass of the seed AlexNet (our design documents' network)
 // with He-initialised random weights, on the CPU.
 import { alexnet } from '../models/alexnet.js';
-import { fillNormal, mulberry32 } from '../nn/init.js';
+import { fillNormal } from '../nn/init.js';
+import { mulberry32 } from '../random.js';
 import { softmax } from '../ops/loss.js';
 import { Tensor } from '../tensor.js';
 

@@ -1,7 +1,8 @@
 // Shared pieces of the data pipeline: the batch and sample formats, the dataset interface,
 // the serialisable dataset description that crosses into worker threads, seeded random
 // numbers derived from (seed, epoch, index), and per-channel normalisation.
-import { mulberry32 } from '../nn/init.js';
+import { mulberry32 } from '../random.js';
+import type { DatasetSpec } from './spec.js';
 
 /** One decoded, transformed, normalised image. */
 export interface Sample {
@@ -91,10 +92,7 @@ export interface DataWarning {
   replacement?: number;
 }
 
-/** Serialisable description of a dataset, so a worker thread can rebuild it. */
-export type DatasetSpec =
-  | { kind: 'synthetic'; options: import('./synthetic.js').SyntheticOptions }
-  | { kind: 'folder'; state: import('./folder.js').ImageFolderState };
+export type { DatasetSpec };
 
 /**
  * What the DataLoader needs from a dataset. `describe()` is required for worker threads

@@ -5,11 +5,12 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Sharp, SharpOptions } from 'sharp';
-import { checkInt, checkNormalization, dataError, normalizationLut, rngFor, type Dataset, type DatasetSpec, type DataWarning, type Sample, type SampleContext } from './common.js';
+import { checkInt, checkNormalization, dataError, normalizationLut, rngFor, type Dataset, type DataWarning, type Sample, type SampleContext } from './common.js';
+import type { DatasetSpec, ImageFolderState, ResizeKernel, ResolvedTransform } from './spec.js';
+
+export type { ImageFolderState, ResizeKernel, ResolvedTransform };
 
 export const DEFAULT_EXTENSIONS: readonly string[] = ['jpg', 'jpeg', 'png', 'webp'];
-
-export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
 
 export interface TransformOptions {
   /** Random crop and flip (training) or centre crop (evaluation). Default: split === 'train'. */
@@ -36,27 +37,6 @@ export interface ImageFolderOptions extends TransformOptions {
   skipCorrupt?: boolean;
   /** Receives warnings (skipped files); console.warn when absent. */
   onWarning?: (warning: DataWarning) => void;
-}
-
-export interface ResolvedTransform {
-  train: boolean;
-  resizeSize: number;
-  cropSize: number;
-  flip: boolean;
-  kernel: ResizeKernel;
-  mean: [number, number, number];
-  std: [number, number, number];
-}
-
-/** Everything a worker thread needs to rebuild the dataset (plain, structured-cloneable). */
-export interface ImageFolderState {
-  root: string;
-  classNames: string[];
-  /** Paths relative to root, '/'-separated, sorted. */
-  files: string[];
-  labels: Int32Array;
-  transform: ResolvedTransform;
-  skipCorrupt: boolean;
 }
 
 /** Where the crop sits in the resized image, and whether it is mirrored. */

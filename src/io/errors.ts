@@ -1,8 +1,8 @@
-// Errors of the checkpoint and file-format code. They carry code 'ERR_CHECKPOINT' (not yet in
-// src/errors.ts's ErrorCode union, hence the cast) and a message that names the file.
+// Errors of the checkpoint and file-format code: code 'ERR_CHECKPOINT' (one of src/errors.ts's
+// ErrorCodes) and a message that names the file.
 import type { AlexnetError, ErrorCode } from '../errors.js';
 
-export const ERR_CHECKPOINT = 'ERR_CHECKPOINT' as ErrorCode;
+export const ERR_CHECKPOINT: ErrorCode = 'ERR_CHECKPOINT';
 
 export function checkpointError(message: string, cause?: unknown): AlexnetError {
   const e = new Error(message, cause === undefined ? undefined : { cause }) as AlexnetError;

@@ -17,12 +17,12 @@
 // The protobuf is written by the small encoder below (varints, fixed32 and length-delimited
 // fields; field numbers from onnx/onnx.proto). Large tensors are not copied while encoding:
 // messages are lists of byte chunks that are written to the file one after the other.
-import { open, rename, rm } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { alexnetError } from '../errors.js';
 import type { AlexNet } from '../models/alexnet.js';
 import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
+import { writeFileAtomic } from './atomic.js';
 
 export interface OnnxExportOptions {
   /** ONNX operator set of the default domain, 11 to 21 (default 13) */
@@ -218,7 +218,17 @@ interface Built {
   info: OnnxExportInfo;
 }
 
-async function build(model: AlexNet | Module, options: OnnxExportOptions): Promise<Built> {
+/** The export options checked, with their defaults. */
+interface ExportSettings {
+  opset: number;
+  irVersion: number;
+  batchDim: number | string;
+  size: number;
+  graphName: string;
+  softmax: boolean;
+}
+
+function exportSettings(model: AlexNet | Module, options: OnnxExportOptions): ExportSettings {
   const opset = options.opset ?? 13;
   if (!Number.isInteger(opset) || opset < 11 || opset > 21) throw alexnetError('ERR_ARGUMENT', `exportOnnx: opset must be an integer from 11 to 21, got ${String(opset)}`);
   const batch = options.batch ?? 'dynamic';
@@ -228,33 +238,36 @@ async function build(model: AlexNet | Module, options: OnnxExportOptions): Promi
   const size = options.inputSize ?? (model as Partial<AlexNet>).inputSize;
   if (!Number.isInteger(size) || size! < 1) throw alexnetError('ERR_ARGUMENT', 'exportOnnx: the input size is unknown (pass options.inputSize)');
   const config = (model as Partial<AlexNet>).config;
-  const irVersion = onnxIrVersion(opset);
-  const batchDim: number | string = batch === 'dynamic' ? 'N' : batch;
-
-  const graph = new ProtoWriter();
-  const specs: { op: string; name: string; inputs: string[]; outputs: string[]; attrs: Attr[] }[] = [];
-  const inits: ProtoWriter[] = [];
-  let parameters = 0;
-  let current = 'input';
-  let outFeatures: number | null = null;
-  const addInit = async (name: string, t: { shape: readonly number[]; data: { data(): Promise<unknown> } }): Promise<string> => {
-    const host = (await t.data.data()) as Float32Array;
-    inits.push(initializer(name, t.shape, host));
-    parameters += host.length;
-    return name;
+  return {
+    opset,
+    irVersion: onnxIrVersion(opset),
+    batchDim: batch === 'dynamic' ? 'N' : batch,
+    size: size!,
+    graphName: options.graphName ?? (config ? `alexnet_${config}` : 'alexnet'),
+    softmax: options.softmax ?? false,
   };
-  const emit = (op: string, name: string, inputs: string[], attrs: Attr[] = []): void => {
-    const out = `${name}.out`;
-    specs.push({ op, name, inputs, outputs: [out], attrs });
-    current = out;
-  };
+}
 
-  for (const [name, m] of leaves(model as Module, '', [])) {
+interface NodeSpec {
+  op: string;
+  name: string;
+  inputs: string[];
+  outputs: string[];
+  attrs: Attr[];
+}
+
+/** The model's layers as a chain of ONNX nodes, each fed by the previous one, and their weights as initializers. */
+class LayerChain {
+  readonly specs: NodeSpec[] = [];
+  readonly inits: ProtoWriter[] = [];
+  parameters = 0;
+  outFeatures: number | null = null;
+  #current = 'input';
+
+  async add(name: string, m: Module): Promise<void> {
     if (m instanceof Conv2d) {
-      const inputs = [current, await addInit(`${name}.weight`, m.weight)];
-      if (m.bias) inputs.push(await addInit(`${name}.bias`, m.bias));
       const [ph, pw] = m.padding;
-      emit('Conv', name, inputs, [
+      this.#emit('Conv', name, await this.#weighted(name, m), [
         { name: 'kernel_shape', ints: m.kernelSize },
         { name: 'strides', ints: m.stride },
         { name: 'pads', ints: [ph, pw, ph, pw] },
@@ -262,7 +275,7 @@ async function build(model: AlexNet | Module, options: OnnxExportOptions): Promi
         { name: 'group', i: m.groups },
       ]);
     } else if (m instanceof ReLU) {
-      emit('Relu', name, [current]);
+      this.#emit('Relu', name, [this.#current]);
     } else if (m instanceof MaxPool2d) {
       const [ph, pw] = m.padding;
       const attrs: Attr[] = [
@@ -270,58 +283,92 @@ async function build(model: AlexNet | Module, options: OnnxExportOptions): Promi
         { name: 'strides', ints: m.stride },
       ];
       if (ph !== 0 || pw !== 0) attrs.push({ name: 'pads', ints: [ph, pw, ph, pw] });
-      emit('MaxPool', name, [current], attrs);
+      this.#emit('MaxPool', name, [this.#current], attrs);
     } else if (m instanceof LocalResponseNorm) {
-      emit('LRN', name, [current], [
+      this.#emit('LRN', name, [this.#current], [
         { name: 'size', i: m.size },
         { name: 'alpha', f: m.alpha },
         { name: 'beta', f: m.beta },
         { name: 'bias', f: m.k },
       ]);
     } else if (m instanceof Flatten) {
-      emit('Flatten', name, [current], [{ name: 'axis', i: 1 }]);
+      this.#emit('Flatten', name, [this.#current], [{ name: 'axis', i: 1 }]);
     } else if (m instanceof Linear) {
-      const inputs = [current, await addInit(`${name}.weight`, m.weight)];
-      if (m.bias) inputs.push(await addInit(`${name}.bias`, m.bias));
-      emit('Gemm', name, inputs, [
+      this.#emit('Gemm', name, await this.#weighted(name, m), [
         { name: 'alpha', f: 1 },
         { name: 'beta', f: 1 },
         { name: 'transA', i: 0 },
         { name: 'transB', i: 1 },
       ]);
-      outFeatures = m.outFeatures;
+      this.outFeatures = m.outFeatures;
     } else if (m instanceof Dropout || m instanceof AdaptiveAvgPool2d) {
       // inference: the identity (AdaptiveAvgPool2d only exists as the identity case here)
     } else {
       throw alexnetError('ERR_ARGUMENT', `exportOnnx: layer '${name}' (${m.constructor.name}) has no ONNX mapping`);
     }
   }
-  if (outFeatures === null) throw alexnetError('ERR_ARGUMENT', 'exportOnnx: the model has no Linear layer (its output size is unknown)');
 
-  // The last node's output is the graph output 'logits' (the model ends in a Linear).
-  const last = specs.at(-1)!;
+  /** The inputs of a Conv or Gemm node: the previous output, the weight and the bias (as initializers). */
+  async #weighted(name: string, m: Conv2d | Linear): Promise<string[]> {
+    const inputs = [this.#current, await this.#init(`${name}.weight`, m.weight)];
+    if (m.bias) inputs.push(await this.#init(`${name}.bias`, m.bias));
+    return inputs;
+  }
+
+  async #init(name: string, t: { shape: readonly number[]; data: { data(): Promise<unknown> } }): Promise<string> {
+    const host = (await t.data.data()) as Float32Array;
+    this.inits.push(initializer(name, t.shape, host));
+    this.parameters += host.length;
+    return name;
+  }
+
+  #emit(op: string, name: string, inputs: string[], attrs: Attr[] = []): void {
+    const out = `${name}.out`;
+    this.specs.push({ op, name, inputs, outputs: [out], attrs });
+    this.#current = out;
+  }
+}
+
+/**
+ * The graph's outputs: the last node (a Gemm) writes 'logits'; with `softmax`, a Softmax node
+ * adds 'probabilities'.
+ */
+function graphOutputs(chain: LayerChain, s: ExportSettings): ProtoWriter[] {
+  if (chain.outFeatures === null) throw alexnetError('ERR_ARGUMENT', 'exportOnnx: the model has no Linear layer (its output size is unknown)');
+  const last = chain.specs.at(-1)!;
   if (last.op !== 'Gemm') throw alexnetError('ERR_ARGUMENT', `exportOnnx: the model must end in a Linear layer, not ${last.op}`);
   last.outputs = ['logits'];
-  const outputs: ProtoWriter[] = [valueInfo('logits', [batchDim, outFeatures])];
-  if (options.softmax) {
-    specs.push({ op: 'Softmax', name: 'softmax', inputs: ['logits'], outputs: ['probabilities'], attrs: [{ name: 'axis', i: 1 }] });
-    outputs.push(valueInfo('probabilities', [batchDim, outFeatures]));
+  const outputs: ProtoWriter[] = [valueInfo('logits', [s.batchDim, chain.outFeatures])];
+  if (s.softmax) {
+    chain.specs.push({ op: 'Softmax', name: 'softmax', inputs: ['logits'], outputs: ['probabilities'], attrs: [{ name: 'axis', i: 1 }] });
+    outputs.push(valueInfo('probabilities', [s.batchDim, chain.outFeatures]));
   }
-  for (const n of specs) graph.message(GRAPH.node, node(n.op, n.name, n.inputs, n.outputs, n.attrs));
+  return outputs;
+}
 
-  graph.string(GRAPH.name, options.graphName ?? (config ? `alexnet_${config}` : 'alexnet'));
-  for (const i of inits) graph.message(GRAPH.initializer, i);
-  graph.message(GRAPH.input, valueInfo('input', [batchDim, 3, size!, size!]));
+/** The ModelProto around the graph: nodes, name, initializers, input, outputs; IR version and opset. */
+function modelProto(chain: LayerChain, outputs: readonly ProtoWriter[], s: ExportSettings): ProtoWriter {
+  const graph = new ProtoWriter();
+  for (const n of chain.specs) graph.message(GRAPH.node, node(n.op, n.name, n.inputs, n.outputs, n.attrs));
+  graph.string(GRAPH.name, s.graphName);
+  for (const i of chain.inits) graph.message(GRAPH.initializer, i);
+  graph.message(GRAPH.input, valueInfo('input', [s.batchDim, 3, s.size, s.size]));
   for (const o of outputs) graph.message(GRAPH.output, o);
-
-  const modelProto = new ProtoWriter()
-    .int(MODEL.irVersion, irVersion)
+  return new ProtoWriter()
+    .int(MODEL.irVersion, s.irVersion)
     .string(MODEL.producerName, 'alexnet-node')
     .string(MODEL.producerVersion, '0.1.0')
     .message(MODEL.graph, graph)
-    .message(MODEL.opsetImport, new ProtoWriter().string(OPSET_ID.domain, '').int(OPSET_ID.version, opset));
-  const chunks = modelProto.finish();
-  return { chunks, info: { opset, irVersion, nodes: specs.map((n) => n.op), initializers: inits.length, parameters, bytes: modelProto.length } };
+    .message(MODEL.opsetImport, new ProtoWriter().string(OPSET_ID.domain, '').int(OPSET_ID.version, s.opset));
+}
+
+async function build(model: AlexNet | Module, options: OnnxExportOptions): Promise<Built> {
+  const s = exportSettings(model, options);
+  const chain = new LayerChain();
+  for (const [name, m] of leaves(model as Module, '', [])) await chain.add(name, m);
+  const proto = modelProto(chain, graphOutputs(chain, s), s);
+  const chunks = proto.finish();
+  return { chunks, info: { opset: s.opset, irVersion: s.irVersion, nodes: chain.specs.map((n) => n.op), initializers: chain.inits.length, parameters: chain.parameters, bytes: proto.length } };
 }
 
 /** The ONNX ModelProto of a model as bytes (see the file comment for the graph). */
@@ -337,24 +384,13 @@ export async function encodeOnnx(model: AlexNet | Module, options: OnnxExportOpt
 }
 
 /**
- * Writes a model as an ONNX file (atomically: a temporary file renamed into place). Put the
- * model in eval mode first if it matters to you: the graph is the inference graph either way
- * (no Dropout).
+ * Writes a model as an ONNX file, atomically and durably (src/io/atomic.ts, the writer
+ * checkpoints use: the file at `outPath` is the old one or the whole new one, never a partial
+ * one; a failure is an ERR_CHECKPOINT error naming the path). Put the model in eval mode first if
+ * it matters to you: the graph is the inference graph either way (no Dropout).
  */
 export async function exportOnnx(model: AlexNet | Module, outPath: string, options: OnnxExportOptions = {}): Promise<OnnxExportInfo> {
   const { chunks, info } = await build(model, options);
-  const tmp = `${outPath}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'w');
-  try {
-    for (const c of chunks) {
-      for (let at = 0; at < c.byteLength; ) at += (await fh.write(c, at, c.byteLength - at)).bytesWritten;
-    }
-    await fh.close();
-    await rename(tmp, outPath);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(outPath, chunks, { what: 'the ONNX file', noun: 'ONNX file' });
   return info;
 }

@@ -53,7 +53,8 @@
 //             kaiming_uniform_(a = sqrt(5)) = U(+-1/sqrt(fanIn)), biases U(+-1/sqrt(fanIn)).
 // Dropout layer i (0, 1 in order) gets the stream seed `seed * 64 + i + 1`, offset 0.
 import { alexnetError } from '../errors.js';
-import { fillNormal, mulberry32 } from '../nn/init.js';
+import { fillNormal } from '../nn/init.js';
+import { mulberry32, type Rng } from '../random.js';
 import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import { Tensor, type Device } from '../tensor.js';
 
@@ -78,106 +79,151 @@ export interface AlexNetOptions {
 /** Input side length of each configuration (the input is [N, 3, size, size]). */
 export const ALEXNET_INPUT_SIZE: Readonly<Record<AlexNetConfig, number>> = Object.freeze({ seed: 227, paper2012: 227, torchvision: 224 });
 
-export class AlexNet extends Sequential {
-  readonly config: AlexNetConfig;
-  readonly numClasses: number;
-  readonly inputSize: number;
-  readonly features: Sequential;
-  readonly classifier: Sequential;
+/** The options of an AlexNet, checked and with their defaults filled in. */
+interface ResolvedOptions {
+  config: AlexNetConfig;
+  init: AlexNetInit;
+  seed: number;
+  numClasses: number;
+  dropout: number;
+  device: Device | string | undefined;
+}
 
-  constructor(options: AlexNetOptions = {}) {
-    super();
-    const config = options.config ?? 'seed';
-    if (!(config in ALEXNET_INPUT_SIZE)) {
-      throw alexnetError('ERR_ARGUMENT', `alexnet: config must be 'seed', 'paper2012' or 'torchvision', got ${String(config)}`);
-    }
-    const init = options.init ?? 'paper';
-    if (init !== 'paper' && init !== 'pytorch' && init !== 'kaiming') throw alexnetError('ERR_ARGUMENT', `alexnet: init must be 'paper', 'pytorch' or 'kaiming', got ${String(init)}`);
-    const seed = options.seed ?? 0;
-    if (!Number.isSafeInteger(seed) || seed < 0 || seed >= 2 ** 46) throw alexnetError('ERR_ARGUMENT', `alexnet: seed must be an integer in [0, 2^46), got ${String(seed)}`);
-    const numClasses = options.numClasses ?? (config === 'seed' ? 2 : 1000);
-    if (!Number.isInteger(numClasses) || numClasses < 1) throw alexnetError('ERR_ARGUMENT', `alexnet: numClasses must be a positive integer, got ${String(numClasses)}`);
-    const p = options.dropout ?? (config === 'seed' ? 0.4 : 0.5);
-    this.config = config;
-    this.numClasses = numClasses;
-    this.inputSize = ALEXNET_INPUT_SIZE[config];
+function resolveOptions(options: AlexNetOptions): ResolvedOptions {
+  const config = options.config ?? 'seed';
+  if (!(config in ALEXNET_INPUT_SIZE)) {
+    throw alexnetError('ERR_ARGUMENT', `alexnet: config must be 'seed', 'paper2012' or 'torchvision', got ${String(config)}`);
+  }
+  const init = options.init ?? 'paper';
+  if (init !== 'paper' && init !== 'pytorch' && init !== 'kaiming') throw alexnetError('ERR_ARGUMENT', `alexnet: init must be 'paper', 'pytorch' or 'kaiming', got ${String(init)}`);
+  const seed = options.seed ?? 0;
+  if (!Number.isSafeInteger(seed) || seed < 0 || seed >= 2 ** 46) throw alexnetError('ERR_ARGUMENT', `alexnet: seed must be an integer in [0, 2^46), got ${String(seed)}`);
+  const numClasses = options.numClasses ?? (config === 'seed' ? 2 : 1000);
+  if (!Number.isInteger(numClasses) || numClasses < 1) throw alexnetError('ERR_ARGUMENT', `alexnet: numClasses must be a positive integer, got ${String(numClasses)}`);
+  const dropout = options.dropout ?? (config === 'seed' ? 0.4 : 0.5);
+  return { config, init, seed, numClasses, dropout, device: options.device };
+}
 
-    const rng = mulberry32(seed);
-    const device = options.device;
-    // With 'paper' the layers start at zero and are filled below (no wasted uniform draws).
-    const pinit = { init: init === 'pytorch' ? ('pytorch' as const) : ('zeros' as const), rng, device };
-    const conv = (i: number, o: number, k: number, s: number, pad: number, groups = 1) => new Conv2d(i, o, k, { stride: s, padding: pad, groups, ...pinit });
-    const fc = (i: number, o: number) => new Linear(i, o, pinit);
-    let dropouts = 0;
-    const drop = () => new Dropout(p, { seed: seed * 64 + ++dropouts });
-    const pool = () => new MaxPool2d(3, 2);
-    const lrn = () => new LocalResponseNorm(5, 5e-4, 0.75, 2);
+/**
+ * The layer factories of one network: every weighted layer draws from `rng` in construction
+ * order, and dropout layer i (1, 2 in order) gets the stream seed `seed * 64 + i`.
+ */
+function layerFactory(o: ResolvedOptions, rng: Rng) {
+  // With 'paper' and 'kaiming' the layers start at zero and are filled afterwards (no wasted uniform draws).
+  const pinit = { init: o.init === 'pytorch' ? ('pytorch' as const) : ('zeros' as const), rng, device: o.device };
+  let dropouts = 0;
+  return {
+    conv: (i: number, out: number, k: number, s: number, pad: number, groups = 1) => new Conv2d(i, out, k, { stride: s, padding: pad, groups, ...pinit }),
+    fc: (i: number, out: number) => new Linear(i, out, pinit),
+    drop: () => new Dropout(o.dropout, { seed: o.seed * 64 + ++dropouts }),
+    pool: () => new MaxPool2d(3, 2),
+    lrn: () => new LocalResponseNorm(5, 5e-4, 0.75, 2),
+  };
+}
 
-    let features: Sequential;
-    let classifier: Sequential;
-    if (config === 'seed') {
-      features = new Sequential(
+/** The `features` and `classifier` stacks of one configuration (the layer lists at the top of this file). */
+function buildLayers(o: ResolvedOptions, rng: Rng): { features: Sequential; classifier: Sequential } {
+  const { conv, fc, drop, pool, lrn } = layerFactory(o, rng);
+  const n = o.numClasses;
+  if (o.config === 'seed') {
+    return {
+      features: new Sequential(
         conv(3, 96, 11, 4, 0), new ReLU(), pool(),
         conv(96, 256, 5, 1, 2), new ReLU(), pool(),
         conv(256, 384, 3, 1, 1), new ReLU(),
         conv(384, 384, 3, 1, 1), new ReLU(),
         conv(384, 256, 3, 1, 1), new ReLU(), pool(),
-      );
-      classifier = new Sequential(fc(9216, 4096), new ReLU(), drop(), fc(4096, 4096), new ReLU(), drop(), fc(4096, numClasses));
-    } else if (config === 'paper2012') {
-      features = new Sequential(
+      ),
+      classifier: new Sequential(fc(9216, 4096), new ReLU(), drop(), fc(4096, 4096), new ReLU(), drop(), fc(4096, n)),
+    };
+  }
+  if (o.config === 'paper2012') {
+    return {
+      features: new Sequential(
         conv(3, 96, 11, 4, 0), new ReLU(), lrn(), pool(),
         conv(96, 256, 5, 1, 2, 2), new ReLU(), lrn(), pool(),
         conv(256, 384, 3, 1, 1), new ReLU(),
         conv(384, 384, 3, 1, 1, 2), new ReLU(),
         conv(384, 256, 3, 1, 1, 2), new ReLU(), pool(),
-      );
-      classifier = new Sequential(drop(), fc(9216, 4096), new ReLU(), drop(), fc(4096, 4096), new ReLU(), fc(4096, numClasses));
-    } else {
-      features = new Sequential(
-        conv(3, 64, 11, 4, 2), new ReLU(), pool(),
-        conv(64, 192, 5, 1, 2), new ReLU(), pool(),
-        conv(192, 384, 3, 1, 1), new ReLU(),
-        conv(384, 256, 3, 1, 1), new ReLU(),
-        conv(256, 256, 3, 1, 1), new ReLU(), pool(),
-      );
-      classifier = new Sequential(drop(), fc(9216, 4096), new ReLU(), drop(), fc(4096, 4096), new ReLU(), fc(4096, numClasses));
-    }
+      ),
+      classifier: new Sequential(drop(), fc(9216, 4096), new ReLU(), drop(), fc(4096, 4096), new ReLU(), fc(4096, n)),
+    };
+  }
+  return {
+    features: new Sequential(
+      conv(3, 64, 11, 4, 2), new ReLU(), pool(),
+      conv(64, 192, 5, 1, 2), new ReLU(), pool(),
+      conv(192, 384, 3, 1, 1), new ReLU(),
+      conv(384, 256, 3, 1, 1), new ReLU(),
+      conv(256, 256, 3, 1, 1), new ReLU(), pool(),
+    ),
+    classifier: new Sequential(drop(), fc(9216, 4096), new ReLU(), drop(), fc(4096, 4096), new ReLU(), fc(4096, n)),
+  };
+}
+
+/** The weighted layers (conv1..conv5, then fc1..fc3), in the order their values are drawn. */
+function weightedLayers(features: Sequential, classifier: Sequential): (Conv2d | Linear)[] {
+  return [...features.children(), ...classifier.children()].filter((m): m is Conv2d | Linear => m instanceof Conv2d || m instanceof Linear);
+}
+
+/** Replaces a parameter's values (on its device). */
+function setValues(p: { data: Tensor<'float32'>; shape: readonly number[] }, t: Tensor<'float32'>): void {
+  p.data.dispose();
+  p.data = t;
+}
+
+/**
+ * He et al. 2015 (PyTorch's kaiming_normal_, fan_in, ReLU gain): N(0, 2 / fan_in), biases 0.
+ * Keeps the activations' scale through the eight layers, so training leaves the initial plateau
+ * at once (the paper's N(0, 0.01) and PyTorch's default shrink it layer by layer).
+ */
+function initKaiming(layers: readonly (Conv2d | Linear)[], rng: Rng): void {
+  for (const m of layers) {
+    const w = m.weight;
+    const fanIn = w.numel / w.shape[0]!;
+    setValues(w, Tensor.from(fillNormal(new Float32Array(w.numel), rng, 0, Math.sqrt(2 / fanIn)), w.shape, { device: w.data.device }));
+  }
+}
+
+/**
+ * Krizhevsky et al. 2012, section 5: weights N(0, 0.01); bias 1 for conv2, conv4, conv5, fc1 and
+ * fc2, 0 for the others.
+ */
+function initPaper(layers: readonly (Conv2d | Linear)[], rng: Rng): void {
+  const biasOne = [false, true, false, true, true, true, true, false];
+  layers.forEach((m, i) => {
+    const w = m.weight;
+    setValues(w, Tensor.from(fillNormal(new Float32Array(w.numel), rng, 0, 0.01), w.shape, { device: w.data.device }));
+    if (m.bias !== null && biasOne[i]) setValues(m.bias, Tensor.full(m.bias.shape, 1, { device: m.bias.data.device }));
+  });
+}
+
+export class AlexNet extends Sequential {
+  readonly config: AlexNetConfig;
+  readonly numClasses: number;
+  readonly inputSize: number;
+  /** The initialisation and seed it was built with (what a checkpoint's configuration records). */
+  readonly init: AlexNetInit;
+  readonly seed: number;
+  readonly features: Sequential;
+  readonly classifier: Sequential;
+
+  constructor(options: AlexNetOptions = {}) {
+    super();
+    const o = resolveOptions(options);
+    this.config = o.config;
+    this.numClasses = o.numClasses;
+    this.inputSize = ALEXNET_INPUT_SIZE[o.config];
+    this.init = o.init;
+    this.seed = o.seed;
+    const rng = mulberry32(o.seed);
+    const { features, classifier } = buildLayers(o, rng);
     this.features = this.addModule('features', features);
-    if (config === 'torchvision') this.addModule('avgpool', new AdaptiveAvgPool2d(6));
+    if (o.config === 'torchvision') this.addModule('avgpool', new AdaptiveAvgPool2d(6));
     this.addModule('flatten', new Flatten());
     this.classifier = this.addModule('classifier', classifier);
-
-    if (init === 'kaiming') {
-      // He et al. 2015 (PyTorch's kaiming_normal_, fan_in, ReLU gain): N(0, 2 / fan_in), biases 0.
-      // Keeps the activations' scale through the eight layers, so training leaves the initial
-      // plateau at once (the paper's N(0, 0.01) and PyTorch's default shrink it layer by layer).
-      const weighted = [...features.children(), ...classifier.children()].filter((m): m is Conv2d | Linear => m instanceof Conv2d || m instanceof Linear);
-      for (const m of weighted) {
-        const w = m.weight;
-        const fanIn = w.numel / w.shape[0]!;
-        const t = Tensor.from(fillNormal(new Float32Array(w.numel), rng, 0, Math.sqrt(2 / fanIn)), w.shape, { device: w.data.device });
-        w.data.dispose();
-        w.data = t;
-      }
-    }
-    if (init === 'paper') {
-      // conv1..conv5 then fc1..fc3; bias 1 for conv2, conv4, conv5, fc1, fc2.
-      const weighted = [...features.children(), ...classifier.children()].filter((m): m is Conv2d | Linear => m instanceof Conv2d || m instanceof Linear);
-      const biasOne = [false, true, false, true, true, true, true, false];
-      weighted.forEach((m, i) => {
-        const w = m.weight;
-        const host = fillNormal(new Float32Array(w.numel), rng, 0, 0.01);
-        const t = Tensor.from(host, w.shape, { device: w.data.device });
-        w.data.dispose();
-        w.data = t;
-        if (m.bias !== null && biasOne[i]) {
-          const b = Tensor.full(m.bias.shape, 1, { device: m.bias.data.device });
-          m.bias.data.dispose();
-          m.bias.data = b;
-        }
-      });
-    }
+    if (o.init === 'kaiming') initKaiming(weightedLayers(features, classifier), rng);
+    if (o.init === 'paper') initPaper(weightedLayers(features, classifier), rng);
   }
 
   override forward(x: Tensor<'float32'>): Tensor<'float32'> {

@@ -1,23 +1,14 @@
-// Host-side parameter initialisation with a small seeded PRNG (mulberry32), so a model built
-// with the same seed has the same parameters on every machine and backend.
+// Host-side parameter initialisation with a small seeded PRNG (mulberry32, src/random.ts), so a
+// model built with the same seed has the same parameters on every machine and backend.
 //
 // Layers built without an explicit `rng` draw from one module-wide generator (like PyTorch's
 // global generator): `manualSeed(s)` resets it, and construction order then fixes every value.
 
-/** A generator of uniform numbers in [0, 1). */
-export type Rng = () => number;
+// The generator itself lives in src/random.ts (the data pipeline uses it too); re-exported here,
+// where the library has always exported it from.
+import { mulberry32, type Rng } from '../random.js';
 
-/** mulberry32: 32 bits of state, fast, good enough for initialisation. `seed` is taken mod 2^32. */
-export function mulberry32(seed: number): Rng {
-  let a = Math.floor(seed) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32, type Rng };
 
 let globalRng: Rng = mulberry32(0);
 

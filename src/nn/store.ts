@@ -1,4 +1,4 @@
-// The parameter store (DESIGN.md decision 5): every parameter of a module, in registration order
+// The parameter store (docs/architecture.md, decision 5): every parameter of a module, in registration order
 // (the order of namedParameters(), i.e. of the state dict), laid out in ONE contiguous params
 // buffer, with a gradient buffer and a momentum buffer of the same layout. Each Parameter's
 // `data` and `grad` are rebound to views of those buffers, so an optimizer step is one sgdStep

@@ -10,23 +10,21 @@
 // Resuming is exact: the checkpoint holds the weights, the momentum buffer, the optimizer's step
 // and learning rate, the schedule's state, every dropout stream's offset and the data position
 // (epoch, batch); on the CPU, the losses after a resume equal the uninterrupted run's bit for bit.
+// What a checkpoint holds, and how it is checked and restored, is src/train/state.ts.
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hasPixels, type Batch, type Dataset } from '../data/common.js';
 import { DataLoader } from '../data/loader.js';
 import { alexnetError } from '../errors.js';
-import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
-import { checkpointError } from '../io/errors.js';
-import { Dropout } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
-import { copy } from '../ops/elementwise.js';
 import { normalizeImages } from '../ops/image.js';
 import { softmaxCrossEntropy } from '../ops/loss.js';
 import { topkCorrect } from '../ops/metrics.js';
 import { MultiStepLR, ReduceLROnPlateau, StepLR } from '../optim/schedule.js';
 import { SGD, type SGDOptions } from '../optim/sgd.js';
 import { Tensor } from '../tensor.js';
+import { captureTrainingState, loadTrainingState, restoreTrainingState, saveTrainingState, weightsAreFinite, type TrainingState, type TrainingTarget } from './state.js';
 
 export type ScheduleSpec =
   | { kind: 'none' }
@@ -70,8 +68,11 @@ export interface TrainSummary {
 
 export interface TrainerOptions {
   model: Module;
-  /** configuration recorded in checkpoints (model config, data, hyper-parameters) */
-  config: Record<string, unknown>;
+  /**
+   * Configuration recorded in checkpoints (model config, data, hyper-parameters): a RunConfig
+   * (`runConfig(model, { train, val })`) lets modelFromCheckpoint and the CLI rebuild the run.
+   */
+  config: object;
   train: Dataset;
   val?: Dataset;
   device?: string;
@@ -122,14 +123,6 @@ interface Position {
 
 const TOPK = 5;
 
-/** The dropout modules of a model, in order (their stream offsets go into checkpoints). */
-function dropouts(model: Module): Dropout[] {
-  return model
-    .namedModules()
-    .map(([, m]) => m)
-    .filter((m): m is Dropout => m instanceof Dropout);
-}
-
 export class Trainer {
   readonly model: Module;
   readonly store: ParameterStore;
@@ -172,30 +165,21 @@ export class Trainer {
     return { ...this.#pos };
   }
 
+  /** The training state now (weights, momentum, optimizer, schedule, dropout streams, position). */
+  async trainingState(): Promise<TrainingState> {
+    return captureTrainingState(this.#target(), { config: this.options.config, seed: this.options.seed ?? 0, position: this.#pos });
+  }
+
   /**
-   * Writes a checkpoint of everything a resume needs (atomically). Returns false, writing
-   * nothing, when a weight is NaN or infinite: the previous checkpoint stays the last good one.
+   * Writes a checkpoint of everything a resume needs (atomically; src/train/state.ts). Returns
+   * false, writing nothing, when a weight is NaN or infinite: the previous checkpoint stays the
+   * last good one.
    */
   async saveCheckpoint(path: string): Promise<boolean> {
-    // One read of each flat buffer; the per-parameter tensors are slices of it.
-    const [params, momentum] = await Promise.all([this.store.params.data(), this.store.momentum.data()]);
-    for (let i = 0; i < params.length; i++) if (!Number.isFinite(params[i]!)) return false;
-    const weights: Record<string, { shape: number[]; data: Float32Array }> = {};
-    const buffers: Record<string, { shape: number[]; data: Float32Array }> = {};
-    for (const e of this.store.layout) {
-      weights[e.name] = { shape: [...e.shape], data: params.subarray(e.offset, e.offset + e.numel) };
-      buffers[e.name] = { shape: [...e.shape], data: momentum.subarray(e.offset, e.offset + e.numel) };
-    }
+    const state = await this.trainingState();
+    if (!weightsAreFinite(state)) return false;
     await mkdir(dirname(path), { recursive: true });
-    await saveCheckpoint(path, {
-      weights,
-      optimizer: { momentum: buffers, config: { ...this.optimizer.state(), schedule: this.#schedule?.state() ?? null } },
-      step: this.#pos.step,
-      epoch: this.#pos.epoch,
-      rngState: { dropout: dropouts(this.model).map((d) => ({ seed: d.seed, offset: d.offset })), seed: this.options.seed ?? 0 },
-      dataOrder: { seed: this.options.seed ?? 0, epoch: this.#pos.epoch, batch: this.#pos.batch },
-      config: this.options.config,
-    });
+    await saveTrainingState(path, state);
     return true;
   }
 
@@ -203,198 +187,29 @@ export class Trainer {
    * Restores a checkpoint written by saveCheckpoint (same model configuration). The file is
    * checked before its data is read (the weights this model has, with their shapes, and nothing
    * else), its checksums are verified, and weights or momentum holding NaN/Inf are refused as a
-   * fault of the file (the trainer never writes them).
+   * fault of the file (the trainer never writes them). Recorded state that does not fit this
+   * trainer (another number of dropout streams, a schedule's state without a schedule) is an
+   * ERR_CHECKPOINT error; nothing changes unless all of it fits.
    */
   async loadCheckpoint(path: string, options: { verify?: boolean } = {}): Promise<void> {
     const expect = Object.fromEntries(this.store.layout.map((e) => [e.name, [...e.shape]]));
-    const ck = await loadCheckpoint(path, {
-      expect: (header) => {
-        validateResumeMetadata(path, header.optimizer, header.rng, header.recipe);
-        return expect;
-      },
-      requireFinite: true,
-      ...(options.verify !== undefined ? { verify: options.verify } : {}),
-    });
-    const cfg = (ck.optimizer?.config ?? {}) as { step?: number; lr?: number; schedule?: unknown };
-    // loadCheckpoint validated the types of the fields present; a resume needs both or neither.
-    if ((cfg.step === undefined) !== (cfg.lr === undefined)) throw checkpointError(`${path}: metadata 'optimizer' has ${cfg.step === undefined ? 'lr but no step' : 'step but no lr'}`);
-    const rng = ck.rngState as { dropout?: { seed: number; offset: number }[] } | undefined;
-    const ds = dropouts(this.model);
-    if (rng?.dropout && rng.dropout.length !== ds.length) {
-      throw checkpointError(`${path}: metadata 'rng' has ${rng.dropout.length} dropout streams but this model has ${ds.length}`);
-    }
-    // Everything that can refuse the file is checked before the model's state changes.
-    try {
-      if (this.#schedule && cfg.schedule) (this.#schedule as { loadState(s: unknown): void }).loadState(cfg.schedule);
-    } catch (e) {
-      throw checkpointError(`${path}: metadata 'optimizer'.schedule is not valid for this schedule (${(e as Error).message})`, e);
-    }
-    for (const e of this.store.layout) {
-      const w = ck.weights[e.name]!;
-      copyInto(this.store.params, e.offset, Tensor.from(w.data as Float32Array, [e.numel], { device: this.device }));
-      const m = ck.optimizer?.momentum[e.name];
-      if (m) copyInto(this.store.momentum, e.offset, Tensor.from(m.data as Float32Array, [e.numel], { device: this.device }));
-    }
-    if (typeof cfg.step === 'number' && typeof cfg.lr === 'number') this.optimizer.loadState({ step: cfg.step, lr: cfg.lr });
-    if (rng?.dropout) {
-      ds.forEach((d, i) => {
-        d.seed = rng.dropout![i]!.seed;
-        d.offset = rng.dropout![i]!.offset;
-      });
-    }
-    const order = ck.dataOrder as { epoch?: number; batch?: number } | undefined;
-    this.#pos = { step: ck.step, epoch: order?.epoch ?? ck.epoch, batch: order?.batch ?? 0 };
+    const state = await loadTrainingState(path, { expect, requireFinite: true, ...(options.verify !== undefined ? { verify: options.verify } : {}) });
+    this.#pos = restoreTrainingState(state, this.#target(), path);
   }
 
   /** Runs the loop; resolves with the summary (also on NaN or interruption). */
   async run(): Promise<TrainSummary> {
     const o = this.options;
     if (o.resume) await this.loadCheckpoint(o.resume, o.verifyCheckpoint === false ? { verify: false } : {});
-    if (o.metrics) await mkdir(dirname(o.metrics), { recursive: true });
-    const log = async (record: object): Promise<void> => {
-      if (o.metrics) await appendFile(o.metrics, JSON.stringify(record) + '\n');
-    };
-    const checkpointEvery = o.checkpointEvery ?? 0;
-    const logEvery = o.logEvery ?? 10;
-    const perEpoch = this.trainLoader.length;
-    const t0 = performance.now();
-    let images = 0;
-    let lastLoss = NaN;
-    let windowLoss = 0;
-    let windowCorrect = 0;
-    let windowCount = 0;
-    let windowSteps = 0;
-    let lastTop1 = 0;
-    let val: EvalResult = { top1: NaN, top5: NaN, loss: NaN, samples: 0 };
-    let stopped = 'completed' as TrainSummary['stopped'];
-    let message: string | undefined;
-    let savedCheckpoint: string | null = null;
+    const log = await MetricsLog.open(o.metrics ?? null);
+    const run = new RunRecord(log, this.trainLoader.length);
     this.model.train();
-
-    // false when the weights are no longer finite (nothing written: the last good one stays)
-    const save = async (): Promise<boolean> => {
-      if (!o.checkpoint) return true;
-      if (!(await this.saveCheckpoint(o.checkpoint))) return false;
-      savedCheckpoint = o.checkpoint;
-      o.onProgress?.({ type: 'checkpoint', ...this.#progressBase(perEpoch), checkpoint: o.checkpoint });
-      return true;
-    };
-    const nanStop = (what: string): void => {
-      stopped = 'nan';
-      message = `training stopped: ${what} at step ${this.#pos.step} (epoch ${this.#pos.epoch + 1}); ` +
-        (savedCheckpoint ? `the last good checkpoint is ${savedCheckpoint}` : 'no checkpoint was written') + '. Lower the learning rate.';
-    };
-
-    // The bookkeeping of one finished step: metrics, progress, log, periodic checkpoint. False
-    // ends the run (a NaN loss, or weights that became NaN at a checkpoint).
-    const account = async (f: InFlight): Promise<boolean> => {
-      const { loss, correct } = await this.#finish(f);
-      const { batch } = f;
-      this.#pos = { step: this.#pos.step + 1, epoch: batch.epoch, batch: batch.batchIndex + 1 };
-      if (!Number.isFinite(loss)) {
-        nanStop(`the loss became ${loss}`);
-        await log({ type: 'error', step: this.#pos.step, epoch: batch.epoch, message });
-        return false;
-      }
-      images += batch.labels.length;
-      lastLoss = loss;
-      lastTop1 = correct / batch.labels.length;
-      windowLoss += loss;
-      windowCorrect += correct;
-      windowCount += batch.labels.length;
-      windowSteps++;
-      const ips = images / ((performance.now() - t0) / 1000);
-      o.onProgress?.({ type: 'step', ...this.#progressBase(perEpoch), loss, top1: lastTop1, imagesPerSecond: ips });
-      if (windowSteps >= logEvery || batch.batchIndex + 1 === perEpoch) {
-        await log({ type: 'train', step: this.#pos.step, epoch: batch.epoch, trainLoss: windowLoss / windowSteps, trainTop1: windowCorrect / windowCount, lr: this.optimizer.lr, imagesPerSecond: ips });
-        windowLoss = windowCorrect = windowCount = windowSteps = 0;
-      }
-      if (checkpointEvery > 0 && this.#pos.step % checkpointEvery === 0 && !(await save())) {
-        nanStop('the weights became NaN or infinite');
-        await log({ type: 'error', step: this.#pos.step, epoch: batch.epoch, message });
-        return false;
-      }
-      return true;
-    };
-
-    // One step in flight: step k+1 is queued before step k's loss is read, so the device never
-    // idles while the JavaScript thread reads a loss and assembles the next batch. A step that
-    // checkpoints, ends an epoch or the run, or sees an interrupt is waited for before anything
-    // else is queued, so checkpoints and evaluations hold exactly the steps their position says
-    // (and a resume stays exact).
-    let inFlight: InFlight | null = null;
-    outer: while (this.#pos.epoch < this.epochs) {
+    while (this.#pos.epoch < this.epochs) {
       const epoch = this.#pos.epoch;
-      for await (const batch of this.trainLoader.batches({ epoch, startBatch: this.#pos.batch })) {
-        const launched = this.#launch(batch, this.#pos.step + (inFlight ? 1 : 0));
-        if (inFlight) {
-          const previous: InFlight = inFlight;
-          inFlight = null;
-          if (!(await account(previous))) {
-            await this.#finish(launched).catch(() => undefined); // queued behind the NaN: dropped
-            break outer;
-          }
-        }
-        inFlight = launched;
-        const number = this.#pos.step + 1; // the step number `launched` will have
-        const barrier =
-          (checkpointEvery > 0 && number % checkpointEvery === 0) ||
-          batch.batchIndex + 1 === perEpoch ||
-          (o.maxSteps !== undefined && number >= o.maxSteps) ||
-          o.signal?.aborted === true;
-        if (barrier) {
-          const last: InFlight = inFlight;
-          inFlight = null;
-          if (!(await account(last))) break outer;
-          if (o.signal?.aborted) {
-            stopped = 'interrupted';
-            message = `interrupted at step ${this.#pos.step}`;
-            break outer;
-          }
-          if (o.maxSteps !== undefined && this.#pos.step >= o.maxSteps) break outer;
-        }
-      }
-      if (inFlight) {
-        // not reached (an epoch's last batch is a barrier), kept so no step can go unaccounted
-        const last: InFlight = inFlight;
-        inFlight = null;
-        if (!(await account(last))) break outer;
-      }
-      // end of the epoch: evaluate, schedule, move on
-      val = await this.evaluate();
-      this.#pos = { step: this.#pos.step, epoch: epoch + 1, batch: 0 };
-      if (this.#schedule instanceof ReduceLROnPlateau) this.#schedule.step(Number.isFinite(val.top1) ? 1 - val.top1 : lastLoss);
-      else this.#schedule?.step();
-      await log({ type: 'val', step: this.#pos.step, epoch: epoch + 1, valLoss: val.loss, valTop1: val.top1, valTop5: val.top5, trainLoss: lastLoss, lr: this.optimizer.lr });
-      o.onProgress?.({ type: 'epoch', ...this.#progressBase(perEpoch), valTop1: val.top1, valTop5: val.top5, valLoss: val.loss });
+      if (!(await this.#trainEpoch(run))) break;
+      await this.#endEpoch(run, epoch);
     }
-    if (stopped !== 'nan' && !(await save())) nanStop('the weights became NaN or infinite');
-    if (stopped !== 'completed') o.onProgress?.({ type: 'stopped', ...this.#progressBase(perEpoch), message: message ?? stopped });
-    // Flush what the log has not seen yet: the last steps, and an evaluation when the run ended
-    // before an epoch did (max steps, interruption).
-    if (windowSteps > 0) {
-      await log({ type: 'train', step: this.#pos.step, epoch: this.#pos.epoch, trainLoss: windowLoss / windowSteps, trainTop1: windowCorrect / windowCount, lr: this.optimizer.lr });
-    }
-    if (Number.isNaN(val.top1) && stopped !== 'nan' && this.valLoader) {
-      val = await this.evaluate();
-      await log({ type: 'val', step: this.#pos.step, epoch: this.#pos.epoch, valLoss: val.loss, valTop1: val.top1, valTop5: val.top5, trainLoss: lastLoss, lr: this.optimizer.lr });
-    }
-    const seconds = (performance.now() - t0) / 1000;
-    return {
-      steps: this.#pos.step,
-      epochs: this.#pos.epoch,
-      trainLoss: lastLoss,
-      trainTop1: lastTop1,
-      valTop1: val.top1,
-      valTop5: val.top5,
-      valLoss: val.loss,
-      imagesPerSecond: images / seconds,
-      seconds,
-      checkpoint: savedCheckpoint,
-      stopped,
-      lr: this.optimizer.lr,
-      ...(message ? { message } : {}),
-    };
+    return this.#finishRun(run);
   }
 
   /** Top-1 / top-5 accuracy and mean loss on the validation set (eval mode: no dropout). */
@@ -406,6 +221,150 @@ export class Trainer {
   async close(): Promise<void> {
     await this.trainLoader.close();
     await this.valLoader?.close();
+  }
+
+  #target(): TrainingTarget {
+    return { model: this.model, store: this.store, optimizer: this.optimizer, schedule: this.#schedule };
+  }
+
+  /**
+   * The steps of one epoch, from the current position. One step is in flight: step k+1 is queued
+   * before step k's loss is read, so the device never idles while the JavaScript thread reads a
+   * loss and assembles the next batch. A step that checkpoints, ends an epoch or the run, or sees
+   * an interrupt is waited for before anything else is queued, so checkpoints and evaluations
+   * hold exactly the steps their position says (and a resume stays exact). Returns false when
+   * the run ends inside the epoch (NaN, interruption, max steps).
+   */
+  async #trainEpoch(run: RunRecord): Promise<boolean> {
+    const o = this.options;
+    const checkpointEvery = o.checkpointEvery ?? 0;
+    let inFlight: InFlight | null = null;
+    for await (const batch of this.trainLoader.batches({ epoch: this.#pos.epoch, startBatch: this.#pos.batch })) {
+      const launched = this.#launch(batch, this.#pos.step + (inFlight ? 1 : 0));
+      if (inFlight) {
+        const previous: InFlight = inFlight;
+        inFlight = null;
+        if (!(await this.#account(run, previous))) {
+          await this.#finish(launched).catch(() => undefined); // queued behind the NaN: dropped
+          return false;
+        }
+      }
+      inFlight = launched;
+      const number = this.#pos.step + 1; // the step number `launched` will have
+      const barrier =
+        (checkpointEvery > 0 && number % checkpointEvery === 0) ||
+        batch.batchIndex + 1 === run.perEpoch ||
+        (o.maxSteps !== undefined && number >= o.maxSteps) ||
+        o.signal?.aborted === true;
+      if (barrier) {
+        const last: InFlight = inFlight;
+        inFlight = null;
+        if (!(await this.#account(run, last))) return false;
+        if (o.signal?.aborted) {
+          run.stopped = 'interrupted';
+          run.message = `interrupted at step ${this.#pos.step}`;
+          return false;
+        }
+        if (o.maxSteps !== undefined && this.#pos.step >= o.maxSteps) return false;
+      }
+    }
+    if (inFlight) {
+      // not reached (an epoch's last batch is a barrier), kept so no step can go unaccounted
+      if (!(await this.#account(run, inFlight))) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The bookkeeping of one finished step: position, metrics, progress, log, periodic checkpoint.
+   * False ends the run (a NaN loss, or weights that became NaN at a checkpoint).
+   */
+  async #account(run: RunRecord, f: InFlight): Promise<boolean> {
+    const { loss, correct } = await this.#finish(f);
+    const { batch } = f;
+    this.#pos = { step: this.#pos.step + 1, epoch: batch.epoch, batch: batch.batchIndex + 1 };
+    if (!Number.isFinite(loss)) return this.#stopOnNaN(run, `the loss became ${loss}`, batch.epoch);
+    const ips = run.recordStep(loss, correct, batch.labels.length);
+    this.options.onProgress?.({ type: 'step', ...this.#progressBase(run.perEpoch), loss, top1: run.lastTop1, imagesPerSecond: ips });
+    if (run.window.steps >= (this.options.logEvery ?? 10) || batch.batchIndex + 1 === run.perEpoch) {
+      await run.log.write({ type: 'train', step: this.#pos.step, epoch: batch.epoch, ...run.window.take(), lr: this.optimizer.lr, imagesPerSecond: ips });
+    }
+    const every = this.options.checkpointEvery ?? 0;
+    if (every > 0 && this.#pos.step % every === 0 && !(await this.#checkpoint(run))) return this.#stopOnNaN(run, 'the weights became NaN or infinite', batch.epoch);
+    return true;
+  }
+
+  /** Ends the run as 'nan' with the message that says why and where the last good checkpoint is; logs it. */
+  async #stopOnNaN(run: RunRecord, what: string, epoch: number): Promise<false> {
+    this.#nanStop(run, what);
+    await run.log.write({ type: 'error', step: this.#pos.step, epoch, message: run.message });
+    return false;
+  }
+
+  #nanStop(run: RunRecord, what: string): void {
+    run.stopped = 'nan';
+    run.message =
+      `training stopped: ${what} at step ${this.#pos.step} (epoch ${this.#pos.epoch + 1}); ` +
+      (run.savedCheckpoint ? `the last good checkpoint is ${run.savedCheckpoint}` : 'no checkpoint was written') +
+      '. Lower the learning rate.';
+  }
+
+  /** Writes the run's checkpoint, if it has one; false when the weights are no longer finite (nothing written). */
+  async #checkpoint(run: RunRecord): Promise<boolean> {
+    const path = this.options.checkpoint;
+    if (!path) return true;
+    if (!(await this.saveCheckpoint(path))) return false;
+    run.savedCheckpoint = path;
+    this.options.onProgress?.({ type: 'checkpoint', ...this.#progressBase(run.perEpoch), checkpoint: path });
+    return true;
+  }
+
+  /** The end of an epoch: evaluate, move to the next epoch, step the schedule, log and report. */
+  async #endEpoch(run: RunRecord, epoch: number): Promise<void> {
+    run.val = await this.evaluate();
+    this.#pos = { step: this.#pos.step, epoch: epoch + 1, batch: 0 };
+    if (this.#schedule instanceof ReduceLROnPlateau) this.#schedule.step(Number.isFinite(run.val.top1) ? 1 - run.val.top1 : run.lastLoss);
+    else this.#schedule?.step();
+    await run.log.write(this.#valRecord(run, epoch + 1));
+    this.options.onProgress?.({ type: 'epoch', ...this.#progressBase(run.perEpoch), valTop1: run.val.top1, valTop5: run.val.top5, valLoss: run.val.loss });
+  }
+
+  #valRecord(run: RunRecord, epoch: number): object {
+    const v = run.val;
+    return { type: 'val', step: this.#pos.step, epoch, valLoss: v.loss, valTop1: v.top1, valTop5: v.top5, trainLoss: run.lastLoss, lr: this.optimizer.lr };
+  }
+
+  /**
+   * The end of the run: the final checkpoint, the 'stopped' report, then what the log has not
+   * seen yet (the last steps, and an evaluation when the run ended before an epoch did: max
+   * steps, interruption); returns the summary.
+   */
+  async #finishRun(run: RunRecord): Promise<TrainSummary> {
+    if (run.stopped !== 'nan' && !(await this.#checkpoint(run))) this.#nanStop(run, 'the weights became NaN or infinite');
+    if (run.stopped !== 'completed') this.options.onProgress?.({ type: 'stopped', ...this.#progressBase(run.perEpoch), message: run.message ?? run.stopped });
+    if (run.window.steps > 0) {
+      await run.log.write({ type: 'train', step: this.#pos.step, epoch: this.#pos.epoch, ...run.window.take(), lr: this.optimizer.lr });
+    }
+    if (Number.isNaN(run.val.top1) && run.stopped !== 'nan' && this.valLoader) {
+      run.val = await this.evaluate();
+      await run.log.write(this.#valRecord(run, this.#pos.epoch));
+    }
+    const seconds = (performance.now() - run.t0) / 1000;
+    return {
+      steps: this.#pos.step,
+      epochs: this.#pos.epoch,
+      trainLoss: run.lastLoss,
+      trainTop1: run.lastTop1,
+      valTop1: run.val.top1,
+      valTop5: run.val.top5,
+      valLoss: run.val.loss,
+      imagesPerSecond: run.images / seconds,
+      seconds,
+      checkpoint: run.savedCheckpoint,
+      stopped: run.stopped,
+      lr: this.optimizer.lr,
+      ...(run.message ? { message: run.message } : {}),
+    };
   }
 
   /**
@@ -510,54 +469,65 @@ export async function evaluate(
   }
 }
 
-/** dst[offset : offset + src.numel] = src (then disposes src; the queued copy keeps it alive). */
-function copyInto(dst: Tensor<'float32'>, offset: number, src: Tensor<'float32'>): void {
-  const v = dst.view(offset, src.shape);
-  copy(v, src);
-  v.dispose();
-  src.dispose();
-}
+/** The JSON-lines metrics log (nothing written when the run has none). */
+class MetricsLog {
+  private constructor(readonly path: string | null) {}
 
-// The metadata fields a resume reads, checked before any tensor data is read.
-function finiteNumber(path: string, field: string, v: unknown, min = -Infinity): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
-    throw checkpointError(`${path}: metadata ${field} must be a finite number${min > -Infinity ? ` >= ${min}` : ''}, got ${JSON.stringify(v) ?? String(v)}`);
+  static async open(path: string | null): Promise<MetricsLog> {
+    if (path) await mkdir(dirname(path), { recursive: true });
+    return new MetricsLog(path);
   }
-  return v;
-}
 
-function safeCount(path: string, field: string, v: unknown): number {
-  if (!Number.isSafeInteger(v) || (v as number) < 0) throw checkpointError(`${path}: metadata ${field} must be a non-negative integer, got ${JSON.stringify(v) ?? String(v)}`);
-  return v as number;
-}
-
-/**
- * Checks the fields of the optimizer, rng and data-order metadata that readers use (the SGD
- * hyperparameters, the dropout streams, the data position): a wrong type or a non-finite number
- * is an error, not silently ignored.
- */
-function validateResumeMetadata(path: string, optimizer: object | undefined, rng: object | undefined, recipe: object | undefined): void {
-  if (optimizer !== undefined) {
-    const o = optimizer as Record<string, unknown>;
-    if ('lr' in o) finiteNumber(path, "'optimizer'.lr", o.lr, 0);
-    if ('step' in o) safeCount(path, "'optimizer'.step", o.step);
-    for (const k of ['momentum', 'weightDecay', 'dampening']) if (k in o) finiteNumber(path, `'optimizer'.${k}`, o[k], 0);
-  }
-  if (rng !== undefined) {
-    const r = rng as Record<string, unknown>;
-    if ('seed' in r) finiteNumber(path, "'rng'.seed", r.seed);
-    if ('dropout' in r) {
-      if (!Array.isArray(r.dropout) || r.dropout.length > 1000) throw checkpointError(`${path}: metadata 'rng'.dropout must be an array of at most 1000 {seed, offset}`);
-      r.dropout.forEach((d: unknown, i: number) => {
-        if (d === null || typeof d !== 'object') throw checkpointError(`${path}: metadata 'rng'.dropout[${i}] must be {seed, offset}`);
-        safeCount(path, `'rng'.dropout[${i}].seed`, (d as Record<string, unknown>).seed);
-        safeCount(path, `'rng'.dropout[${i}].offset`, (d as Record<string, unknown>).offset);
-      });
-    }
-  }
-  if (recipe !== undefined) {
-    const d = recipe as Record<string, unknown>;
-    for (const k of ['seed', 'epoch', 'batch']) if (k in d) safeCount(path, `'dataOrder'.${k}`, d[k]);
+  async write(record: object): Promise<void> {
+    if (this.path) await appendFile(this.path, JSON.stringify(record) + '\n');
   }
 }
 
+/** Loss and correct counts summed over the steps since the last 'train' log record. */
+class MetricsWindow {
+  #loss = 0;
+  #correct = 0;
+  #count = 0;
+  steps = 0;
+
+  add(loss: number, correct: number, samples: number): void {
+    this.#loss += loss;
+    this.#correct += correct;
+    this.#count += samples;
+    this.steps++;
+  }
+
+  /** The window's mean loss and top-1 accuracy; empties it. */
+  take(): { trainLoss: number; trainTop1: number } {
+    const r = { trainLoss: this.#loss / this.steps, trainTop1: this.#correct / this.#count };
+    this.#loss = this.#correct = this.#count = this.steps = 0;
+    return r;
+  }
+}
+
+/** What one run() accumulates: throughput, the last step's figures, the metrics window, how it ended. */
+class RunRecord {
+  readonly t0 = performance.now();
+  images = 0;
+  lastLoss = NaN;
+  lastTop1 = 0;
+  readonly window = new MetricsWindow();
+  val: EvalResult = { top1: NaN, top5: NaN, loss: NaN, samples: 0 };
+  stopped: TrainSummary['stopped'] = 'completed';
+  message: string | undefined;
+  savedCheckpoint: string | null = null;
+
+  constructor(
+    readonly log: MetricsLog,
+    readonly perEpoch: number,
+  ) {}
+
+  /** Counts one finite step; returns the images per second so far. */
+  recordStep(loss: number, correct: number, samples: number): number {
+    this.images += samples;
+    this.lastLoss = loss;
+    this.lastTop1 = correct / samples;
+    this.window.add(loss, correct, samples);
+    return this.images / ((performance.now() - this.t0) / 1000);
+  }
+}

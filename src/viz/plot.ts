@@ -146,30 +146,22 @@ const r2 = (v: number): string => (Math.round(v * 100) / 100).toString();
 
 const FONT = `font-family="DejaVu Sans, Liberation Sans, Arial, sans-serif"`;
 
-function panel(
-  x0: number,
-  y0: number,
-  w: number,
-  h: number,
-  title: string,
-  yLabel: string,
-  xDomain: [number, number],
-  series: Series[],
-  yClamp?: [number, number],
-): string {
-  const m = { left: 64, right: 16, top: 34, bottom: 48 };
-  const px = x0 + m.left;
-  const py = y0 + m.top;
-  const pw = w - m.left - m.right;
-  const ph = h - m.top - m.bottom;
-  const out: string[] = [];
-  out.push(`<text x="${r2(px + pw / 2)}" y="${r2(y0 + 20)}" text-anchor="middle" font-size="15" font-weight="bold" ${FONT}>${esc(title)}</text>`);
-  const all = series.flatMap((s) => s.points);
-  if (all.length === 0) {
-    out.push(`<rect x="${px}" y="${py}" width="${pw}" height="${ph}" fill="#fafafa" stroke="#999"/>`);
-    out.push(`<text x="${r2(px + pw / 2)}" y="${r2(py + ph / 2)}" text-anchor="middle" font-size="14" fill="#888" ${FONT}>no data</text>`);
-    return out.join('\n');
-  }
+/** A panel's plot area and its scales: data coordinates to SVG coordinates. */
+interface Frame {
+  x0: number;
+  y0: number;
+  px: number;
+  py: number;
+  pw: number;
+  ph: number;
+  xt: ReturnType<typeof niceTicks>;
+  yt: ReturnType<typeof niceTicks>;
+  sx: (v: number) => number;
+  sy: (v: number) => number;
+}
+
+/** The y range of the points, padded by 5% and clamped to `yClamp`. */
+function yRange(all: readonly [number, number][], yClamp?: [number, number]): [number, number] {
   let ylo = Number.POSITIVE_INFINITY;
   let yhi = Number.NEGATIVE_INFINITY;
   for (const p of all) {
@@ -183,13 +175,14 @@ function panel(
     ylo = Math.max(ylo, yClamp[0]);
     yhi = Math.min(yhi, yClamp[1]);
   }
-  const yt = niceTicks(ylo, yhi, 6);
-  const xt = niceTicks(xDomain[0], xDomain[1], 6, 1); // steps are whole numbers
-  const sx = (v: number): number => px + ((v - xt.lo) / (xt.hi - xt.lo)) * pw;
-  const sy = (v: number): number => py + ph - ((v - yt.lo) / (yt.hi - yt.lo)) * ph;
+  return [ylo, yhi];
+}
 
+/** The plot background, grid, ticks, frame and axis labels. */
+function axes(f: Frame, yLabel: string): string[] {
+  const { x0, px, py, pw, ph, xt, yt, sx, sy } = f;
+  const out: string[] = [];
   out.push(`<rect x="${px}" y="${py}" width="${pw}" height="${ph}" fill="#ffffff" stroke="none"/>`);
-  // Grid and ticks.
   for (const t of yt.ticks) {
     const y = r2(sy(t));
     out.push(`<line x1="${px}" y1="${y}" x2="${px + pw}" y2="${y}" stroke="#e4e4e4" stroke-width="1"/>`);
@@ -206,8 +199,13 @@ function panel(
   out.push(`<text x="${r2(px + pw / 2)}" y="${py + ph + 40}" text-anchor="middle" font-size="13" fill="#222" ${FONT}>step</text>`);
   const ly = r2(py + ph / 2);
   out.push(`<text x="${x0 + 16}" y="${ly}" text-anchor="middle" font-size="13" fill="#222" transform="rotate(-90 ${x0 + 16} ${ly})" ${FONT}>${esc(yLabel)}</text>`);
+  return out;
+}
 
-  // Lines and markers, clipped to the plot area.
+/** Lines and markers, clipped to the plot area. */
+function curves(f: Frame, series: readonly Series[]): string[] {
+  const { x0, y0, px, py, pw, ph, sx, sy } = f;
+  const out: string[] = [];
   const clip = `clip${Math.round(x0)}_${Math.round(y0)}`;
   out.push(`<clipPath id="${clip}"><rect x="${px - 4}" y="${py - 4}" width="${pw + 8}" height="${ph + 8}"/></clipPath>`);
   out.push(`<g clip-path="url(#${clip})">`);
@@ -222,12 +220,19 @@ function panel(
     }
   }
   out.push('</g>');
+  return out;
+}
 
-  // Legend, top right.
+/**
+ * The legend, in the corner whose box covers the fewest points (curves that fall keep the top
+ * free, rising ones the bottom).
+ */
+function legend(f: Frame, series: readonly Series[], all: readonly [number, number][]): string[] {
+  const { px, py, pw, ph, sx, sy } = f;
+  const out: string[] = [];
   const shown = series.filter((s) => s.points.length > 0);
   const lw = 8 + shown.reduce((a, s) => Math.max(a, s.label.length), 0) * 7.2 + 40;
   const lh = shown.length * 18 + 8;
-  // The corner whose box covers the fewest points (curves that fall keep the top free, rising ones the bottom).
   const corners: [number, number][] = [
     [px + pw - lw - 8, py + 8],
     [px + pw - lw - 8, py + ph - lh - 8],
@@ -255,6 +260,43 @@ function panel(
     out.push(`<line x1="${r2(lx + 8)}" y1="${y}" x2="${r2(lx + 32)}" y2="${y}" stroke="${s.color}" stroke-width="2.5"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
     out.push(`<text x="${r2(lx + 38)}" y="${y}" dy="0.35em" font-size="12" fill="#222" ${FONT}>${esc(s.label)}</text>`);
   });
+  return out;
+}
+
+/** One titled panel at (x0, y0) of size w x h: axes, the series' curves and a legend ("no data" when empty). */
+function panel(
+  x0: number,
+  y0: number,
+  w: number,
+  h: number,
+  title: string,
+  yLabel: string,
+  xDomain: [number, number],
+  series: Series[],
+  yClamp?: [number, number],
+): string {
+  const m = { left: 64, right: 16, top: 34, bottom: 48 };
+  const px = x0 + m.left;
+  const py = y0 + m.top;
+  const pw = w - m.left - m.right;
+  const ph = h - m.top - m.bottom;
+  const out: string[] = [];
+  out.push(`<text x="${r2(px + pw / 2)}" y="${r2(y0 + 20)}" text-anchor="middle" font-size="15" font-weight="bold" ${FONT}>${esc(title)}</text>`);
+  const all = series.flatMap((s) => s.points);
+  if (all.length === 0) {
+    out.push(`<rect x="${px}" y="${py}" width="${pw}" height="${ph}" fill="#fafafa" stroke="#999"/>`);
+    out.push(`<text x="${r2(px + pw / 2)}" y="${r2(py + ph / 2)}" text-anchor="middle" font-size="14" fill="#888" ${FONT}>no data</text>`);
+    return out.join('\n');
+  }
+  const [ylo, yhi] = yRange(all, yClamp);
+  const yt = niceTicks(ylo, yhi, 6);
+  const xt = niceTicks(xDomain[0], xDomain[1], 6, 1); // steps are whole numbers
+  const frame: Frame = {
+    x0, y0, px, py, pw, ph, xt, yt,
+    sx: (v) => px + ((v - xt.lo) / (xt.hi - xt.lo)) * pw,
+    sy: (v) => py + ph - ((v - yt.lo) / (yt.hi - yt.lo)) * ph,
+  };
+  out.push(...axes(frame, yLabel), ...curves(frame, series), ...legend(frame, series, all));
   return out.join('\n');
 }
 

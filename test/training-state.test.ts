@@ -1,0 +1,320 @@
+// The training-state module (src/train/state.ts) and the library's modelFromCheckpoint
+// (src/train/run-config.ts): every field survives a save and a load bit for bit, the file keeps
+// the checkpoint keys earlier versions wrote (and such files still load), and a state that does
+// not fit its target (model configuration, dropout streams, optimizer state) is refused, naming
+// what differs, with nothing changed.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  alexnet,
+  captureTrainingState,
+  copy,
+  Conv2d,
+  dropoutState,
+  Dropout,
+  Flatten,
+  Linear,
+  loadCheckpoint,
+  loadTrainingState,
+  MaxPool2d,
+  modelFromCheckpoint,
+  mulberry32,
+  ParameterStore,
+  ReLU,
+  readSafetensors,
+  restoreTrainingState,
+  runConfig,
+  saveCheckpoint,
+  saveTrainingState,
+  Sequential,
+  SGD,
+  StepLR,
+  SyntheticDataset,
+  Tensor,
+  Trainer,
+  type TrainingState,
+  type TrainingTarget,
+} from '../src/index.js';
+import { expectCode, rng } from './helpers.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'alexnet-state-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+let n = 0;
+const fresh = (name = 'st'): string => join(dir, `${name}-${n++}.safetensors`);
+
+/**
+ * A small network for 16x16 inputs with `drops` Dropout layers (named '4.0', '4.1', ...: the
+ * weights keep their names whatever the count), initial weights from `seed`.
+ */
+function net(seed: number, drops = 2, classes = 3): Sequential {
+  const r = mulberry32(seed);
+  const d = Array.from({ length: drops }, (_, i) => new Dropout(0.25, { seed: seed + i }));
+  return new Sequential(new Conv2d(3, 4, 3, { padding: 1, rng: r }), new ReLU(), new MaxPool2d(2), new Flatten(), new Sequential(...d), new Linear(4 * 8 * 8, classes, { rng: r }));
+}
+
+/** A model, its store, an SGD and a StepLR: a trainer's state holders. */
+function target(seed: number, drops = 2, classes = 3): TrainingTarget & { schedule: StepLR } {
+  const model = net(seed, drops, classes);
+  const store = ParameterStore.create(model);
+  const optimizer = new SGD(store, { lr: 0.1, momentum: 0.9 });
+  return { model, store, optimizer, schedule: new StepLR(optimizer, 2, 0.5) };
+}
+
+/** Random weights and momentum (fresh each run), a few optimizer steps, moved dropout streams and schedule. */
+async function busy(t: TrainingTarget & { schedule: StepLR }, r: () => number): Promise<void> {
+  const fill = (x: Tensor<'float32'>) => Tensor.from(Float32Array.from({ length: x.numel }, () => r() - 0.5), x.shape);
+  const p = fill(t.store.params);
+  const m = fill(t.store.momentum);
+  copy(t.store.params, p);
+  copy(t.store.momentum, m);
+  p.dispose();
+  m.dispose();
+  t.optimizer.loadState({ step: 3 + Math.floor(r() * 100), lr: 0.01 + r() });
+  t.schedule.step();
+  t.schedule.step();
+  t.schedule.step();
+  t.model.namedModules().forEach(([, d]) => {
+    if (d instanceof Dropout) d.offset = Math.floor(r() * 1e6);
+  });
+}
+
+const config = { note: 'state test', nested: { a: [1, 2, 3] } };
+
+/** The parameters' (or momentum's) values, entry by entry (the flat buffers have alignment gaps). */
+async function values(t: TrainingTarget, which: 'params' | 'momentum' = 'params'): Promise<number[][]> {
+  const flat = await t.store[which].data();
+  return t.store.layout.map((e) => Array.from(flat.subarray(e.offset, e.offset + e.numel)));
+}
+
+describe('training state: round trip', () => {
+  it('every field comes back bit for bit, under the keys earlier versions wrote', async () => {
+    const r = rng();
+    const a = target(1);
+    await busy(a, r);
+    const position = { step: 17, epoch: 2, batch: 5 };
+    const state = await captureTrainingState(a, { config, seed: 42, position });
+    expect(state.step).toBe(17);
+    expect(state.dropout).toEqual(Object.values(dropoutState(a.model)));
+    const path = fresh();
+    await saveTrainingState(path, state);
+
+    const back = await loadTrainingState(path);
+    expect(back.config).toEqual(config);
+    expect([back.step, back.epoch]).toEqual([17, 2]);
+    expect(back.optimizer).toEqual(a.optimizer.state());
+    expect(back.schedule).toEqual({ epoch: 3 });
+    expect(back.dropout).toEqual(state.dropout);
+    expect(back.seed).toBe(42);
+    expect(back.dataOrder).toEqual({ seed: 42, epoch: 2, batch: 5 });
+    expect(Object.keys(back.weights).sort()).toEqual(Object.keys(state.weights).sort());
+    for (const [name, w] of Object.entries(state.weights)) {
+      expect(back.weights[name]!.shape).toEqual(w.shape);
+      expect(Buffer.from(back.weights[name]!.data.buffer, back.weights[name]!.data.byteOffset, back.weights[name]!.data.byteLength).equals(Buffer.from(w.data.buffer, w.data.byteOffset, w.data.byteLength))).toBe(true);
+      expect(Array.from(back.momentum![name]!.data)).toEqual(Array.from(state.momentum![name]!.data));
+    }
+
+    // the on-disk keys: what the trainer wrote before this module existed
+    const file = await readSafetensors(path);
+    const tensorNames = [...file.tensors.keys()].sort();
+    expect(tensorNames).toEqual([...Object.keys(state.weights), ...Object.keys(state.weights).map((k) => `optimizer.momentum.${k}`)].sort());
+    const md = file.metadata;
+    expect(Object.keys(md).sort()).toEqual(['checkpoint', 'config', 'dataOrder', 'epoch', 'format', 'optimizer', 'rng', 'step']);
+    expect(JSON.parse(md.optimizer!)).toEqual({ ...a.optimizer.state(), schedule: { epoch: 3 } });
+    expect(JSON.parse(md.rng!)).toEqual({ dropout: state.dropout, seed: 42 });
+    expect(JSON.parse(md.dataOrder!)).toEqual({ seed: 42, epoch: 2, batch: 5 });
+
+    // restored into other initial values: everything equals the source
+    const b = target(99);
+    const pos = restoreTrainingState(back, b, path);
+    expect(pos).toEqual(position);
+    expect(await values(b)).toEqual(await values(a));
+    expect(await values(b, 'momentum')).toEqual(await values(a, 'momentum'));
+    expect(b.optimizer.state()).toEqual(a.optimizer.state());
+    expect(b.schedule.state()).toEqual(a.schedule.state());
+    expect(dropoutState(b.model)).toEqual(dropoutState(a.model));
+  });
+
+  it('a checkpoint in the layout the trainer wrote before (saveCheckpoint by hand) loads and restores', async () => {
+    const r = rng();
+    const a = target(3);
+    await busy(a, r);
+    const [params, momentum] = [await a.store.params.data(), await a.store.momentum.data()];
+    const weights: Record<string, { shape: number[]; data: Float32Array }> = {};
+    const buffers: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (const e of a.store.layout) {
+      weights[e.name] = { shape: [...e.shape], data: params.slice(e.offset, e.offset + e.numel) };
+      buffers[e.name] = { shape: [...e.shape], data: momentum.slice(e.offset, e.offset + e.numel) };
+    }
+    const dropout = a.model.namedModules().flatMap(([, m]) => (m instanceof Dropout ? [{ seed: m.seed, offset: m.offset }] : []));
+    const path = fresh('old');
+    await saveCheckpoint(path, {
+      weights,
+      optimizer: { momentum: buffers, config: { ...a.optimizer.state(), schedule: a.schedule.state() } },
+      step: 9,
+      epoch: 1,
+      rngState: { dropout, seed: 5 },
+      dataOrder: { seed: 5, epoch: 1, batch: 3 },
+      config,
+    });
+    const b = target(77);
+    expect(restoreTrainingState(await loadTrainingState(path), b, path)).toEqual({ step: 9, epoch: 1, batch: 3 });
+    expect(await values(b)).toEqual(await values(a));
+    expect(await values(b, 'momentum')).toEqual(await values(a, 'momentum'));
+    expect(b.optimizer.state()).toEqual(a.optimizer.state());
+    expect(b.schedule.state()).toEqual(a.schedule.state());
+    expect(dropoutState(b.model)).toEqual(dropoutState(a.model));
+  });
+
+  it('a weights-only checkpoint restores the weights and leaves what it does not record', async () => {
+    const r = rng();
+    const a = target(4);
+    await busy(a, r);
+    const full = await captureTrainingState(a, { config, seed: 0, position: { step: 2, epoch: 0, batch: 2 } });
+    const path = fresh('weights-only');
+    await saveCheckpoint(path, { weights: full.weights, step: 2, epoch: 0, config });
+    const st = await loadTrainingState(path);
+    expect([st.momentum, st.optimizer, st.schedule, st.dropout, st.seed, st.dataOrder]).toEqual([null, null, null, null, null, null]);
+    const b = target(5);
+    const dropsBefore = dropoutState(b.model);
+    expect(restoreTrainingState(st, b, path)).toEqual({ step: 2, epoch: 0, batch: 0 });
+    expect(await values(b)).toEqual(await values(a));
+    expect(dropoutState(b.model)).toEqual(dropsBefore);
+    expect(b.optimizer.state()).toMatchObject({ step: 0, lr: 0.1 });
+  });
+});
+
+describe('training state: a mismatch is an error naming what differs, and nothing changes', () => {
+  async function snapshot(t: TrainingTarget & { schedule: StepLR }) {
+    return { params: Array.from(await t.store.params.data()), opt: t.optimizer.state(), sched: t.schedule.state(), drop: dropoutState(t.model) };
+  }
+
+  async function saved(drops: number, classes = 3, seed = 11): Promise<{ path: string; state: TrainingState }> {
+    const a = target(seed, drops, classes);
+    await busy(a, rng());
+    const state = await captureTrainingState(a, { config, seed: 1, position: { step: 4, epoch: 0, batch: 4 } });
+    const path = fresh('src');
+    await saveTrainingState(path, state);
+    return { path, state };
+  }
+
+  it('another number of dropout streams: ERR_CHECKPOINT from a file, ERR_ARGUMENT in memory, naming the layers', async () => {
+    for (const drops of [1, 3]) {
+      const { path } = await saved(drops);
+      const b = target(21, 2);
+      const before = await snapshot(b);
+      const st = await loadTrainingState(path);
+      expectCode(() => restoreTrainingState(st, b, path), 'ERR_CHECKPOINT', new RegExp(`${drops} dropout streams but this model has 2 \\(4\\.0, 4\\.1\\)`));
+      expectCode(() => restoreTrainingState(st, b), 'ERR_ARGUMENT', /^restoreTrainingState: .*dropout streams but this model has 2/);
+      expect(await snapshot(b)).toEqual(before);
+    }
+    // and through the trainer (what --resume uses)
+    const { path } = await saved(1);
+    const trainer = new Trainer({ model: net(8, 2), config, train: new SyntheticDataset({ size: 8, imageSize: 16, numClasses: 3, split: 'train' }), batchSize: 4, workers: 0 });
+    try {
+      await expect(trainer.loadCheckpoint(path)).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(/1 dropout streams but this model has 2 \(4\.0, 4\.1\)/) });
+      expect(trainer.position).toEqual({ step: 0, epoch: 0, batch: 0 });
+    } finally {
+      await trainer.close();
+    }
+  });
+
+  it('another model configuration (class count): refused from the header, naming the weight and both shapes', async () => {
+    const { path } = await saved(2, 5);
+    const trainer = new Trainer({ model: net(8, 2, 3), config, train: new SyntheticDataset({ size: 8, imageSize: 16, numClasses: 3, split: 'train' }), batchSize: 4, workers: 0 });
+    try {
+      await expect(trainer.loadCheckpoint(path)).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(/weight '5\.weight' has shape \[5, 256\], expected \[3, 256\]/) });
+    } finally {
+      await trainer.close();
+    }
+    // the in-memory state: the same refusal from restoreTrainingState, nothing changed
+    const st = await loadTrainingState(path);
+    const b = target(2, 2, 3);
+    const before = await snapshot(b);
+    expectCode(() => restoreTrainingState(st, b), 'ERR_ARGUMENT', /weight '5\.weight' has shape \[5, 256\], expected \[3, 256\]/);
+    expect(await snapshot(b)).toEqual(before);
+  });
+
+  it('optimizer state: momentum for only some weights, step without lr, a schedule state without a schedule', async () => {
+    const { state } = await saved(2);
+    const weights = state.weights;
+    const partial = Object.fromEntries(Object.entries(state.momentum!).slice(0, 2));
+    const p1 = fresh('partial-momentum');
+    await saveCheckpoint(p1, { weights, optimizer: { momentum: partial, config: { step: 1, lr: 0.1 } }, step: 1, epoch: 0, config });
+    await expect(loadTrainingState(p1)).rejects.toMatchObject({
+      code: 'ERR_CHECKPOINT',
+      message: expect.stringMatching(/momentum for 2 of its 4 weights \(none for '5\.bias', '5\.weight'\)/),
+    });
+    const p2 = fresh('step-no-lr');
+    await saveCheckpoint(p2, { weights, optimizer: { momentum: state.momentum!, config: { step: 1 } }, step: 1, epoch: 0, config });
+    await expect(loadTrainingState(p2)).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(/'optimizer' has step but no lr/) });
+    // a schedule's state and a target without a schedule (it was silently dropped before)
+    const p3 = fresh('schedule');
+    await saveTrainingState(p3, state);
+    const b = target(6);
+    const noSchedule = { model: b.model, store: b.store, optimizer: b.optimizer };
+    const before = Array.from(await b.store.params.data());
+    expectCode(() => restoreTrainingState(state, noSchedule, p3), 'ERR_CHECKPOINT', /'optimizer'\.schedule holds a schedule's state \(\{"epoch":3\}\) but this run has no schedule/);
+    expect(Array.from(await b.store.params.data())).toEqual(before);
+    // an in-memory dropout stream that is not a stream
+    const bad = { ...state, dropout: [state.dropout![0]!, { seed: -1, offset: 0 }] };
+    expectCode(() => restoreTrainingState(bad, target(7)), 'ERR_ARGUMENT', /'rng'\.dropout\[1\] \(for '4\.1'\) must be/);
+  });
+});
+
+describe('modelFromCheckpoint (library)', () => {
+  it('rebuilds the AlexNet of a checkpoint with its weights, in eval mode, giving the same logits', async () => {
+    const r = rng();
+    const model = alexnet({ config: 'seed', numClasses: 3, init: 'kaiming', seed: Math.floor(r() * 1000) });
+    const train = new SyntheticDataset({ size: 16, numClasses: 3, seed: 4, split: 'train' });
+    const val = new SyntheticDataset({ size: 8, numClasses: 3, seed: 4, split: 'val' });
+    const cfg = runConfig(model, { train, val });
+    expect(cfg).toEqual({
+      model: { config: 'seed', numClasses: 3, init: 'kaiming', seed: model.seed },
+      classNames: ['hstripes', 'vstripes', 'disc'],
+      data: { kind: 'synthetic', trainSize: 16, valSize: 8, seed: 4 },
+      inputSize: 227,
+    });
+    const path = fresh('alexnet');
+    await saveCheckpoint(path, { weights: Object.fromEntries(model.stateDict()), step: 0, epoch: 0, config: cfg });
+    const { model: back, config: got } = await modelFromCheckpoint(path);
+    try {
+      expect(got).toEqual(cfg);
+      expect(back.training).toBe(false);
+      expect([back.config, back.numClasses, back.init, back.seed]).toEqual(['seed', 3, 'kaiming', model.seed]);
+      const x = Tensor.from(Float32Array.from({ length: 3 * 227 * 227 }, () => r() * 2 - 1), [1, 3, 227, 227]);
+      model.eval();
+      const want = await model.forward(x).data();
+      const have = await back.forward(x).data();
+      expect(Array.from(have)).toEqual(Array.from(want));
+      expect(Math.max(...Array.from(want, Math.abs))).toBeGreaterThan(0);
+    } finally {
+      back.dispose();
+      model.dispose();
+    }
+    // a configuration whose class count the weights contradict: refused before the model is built
+    const lying = fresh('lying');
+    const ck = await loadCheckpoint(path);
+    await saveCheckpoint(lying, { weights: ck.weights, step: 0, epoch: 0, config: { ...cfg, classNames: ['a', 'b'], model: { ...cfg.model, numClasses: 2 } } });
+    await expect(modelFromCheckpoint(lying)).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(/says 2 classes but 'classifier\.6\.weight' is \[3, 4096\]/) });
+  }, 60_000);
+
+  it('runConfig refuses what a checkpoint cannot describe', () => {
+    const model = alexnet({ config: 'seed', numClasses: 2, init: 'kaiming' });
+    try {
+      const custom = { length: 4, classNames: ['a', 'b'], sampleShape: [3, 227, 227] as const, load: () => ({ image: new Float32Array(3 * 227 * 227), label: 0 }) };
+      expectCode(() => runConfig(model, { train: custom }), 'ERR_ARGUMENT', /must be a SyntheticDataset or an ImageFolder/);
+      expectCode(() => runConfig(net(1) as never, { train: custom }), 'ERR_ARGUMENT', /must be an AlexNet/);
+      const wrongSize = new SyntheticDataset({ size: 4, numClasses: 2, imageSize: 32 });
+      expectCode(() => runConfig(model, { train: wrongSize }), 'ERR_ARGUMENT', /32x32.*227x227/);
+    } finally {
+      model.dispose();
+    }
+  });
+});
