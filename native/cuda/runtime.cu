@@ -630,9 +630,7 @@ const DeviceRuntime kRuntime = runtime_hooks();
 
 // While the addon loads (this file is linked into every build with CUDA): core's allocator,
 // enqueue, synchronize, uploads and reads reach CUDA through these hooks only.
-const struct Registrar {
-  Registrar() { register_device_runtime(DeviceType::Cuda, &kRuntime); }
-} registrar;
+const DeviceRuntimeRegistration registration(DeviceType::Cuda, &kRuntime);
 
 }  // namespace
 
