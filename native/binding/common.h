@@ -85,6 +85,12 @@ inline Napi::Value wrap(Napi::Env env, const Tensor& t) { return TensorWrap::Wra
 inline Napi::Value wrap_optional(Napi::Env env, const std::optional<Tensor>& t) {
   return t ? wrap(env, *t) : env.Null();
 }
+// {name: tensor, ...}, in the order given, each a new handle that owns its storage.
+inline Napi::Object wrap_object(Napi::Env env, std::initializer_list<std::pair<const char*, Tensor>> fields) {
+  Napi::Object result = Napi::Object::New(env);
+  for (const auto& [name, t] : fields) result.Set(name, wrap(env, t));
+  return result;
+}
 
 // --- execution -----------------------------------------------------------------------------
 
@@ -100,6 +106,43 @@ template <typename Entry, typename... Args>
 void launch(Device device, Entry Backend::*entry, Args... args) {
   const Entry fn = backend_for(device).*entry;
   enqueue(device, [fn, args...] { fn(args...); });
+}
+
+// --- operators on one input with an options object -----------------------------------------
+// forward(x, options) -> y and backward(gradOutput, input, output, options) -> gradInput: max
+// pooling and LRN differ only in their descriptor, its reader and the output's shape.
+
+// Checks the input x and reads the operator's descriptor from its options; `op` names the caller.
+template <typename Params>
+using OptionsReader = Params (*)(const char* op, const Tensor& x, const Napi::Object& options);
+// The forward output's shape for input x.
+template <typename Params>
+using OutputShape = Shape (*)(const Tensor& x, const Params& p);
+
+template <typename Params>
+Napi::Value forward_with_options(const Napi::CallbackInfo& info, const char* op, OptionsReader<Params> read,
+                                 OutputShape<Params> output_shape,
+                                 void (*Backend::*forward)(const Tensor& y, const Tensor& x, const Params& p)) {
+  const Tensor x = tensor_arg(info, 0, op, "input");
+  const Params p = read(op, x, options_arg(info, 1, op));
+  Tensor y = Tensor::empty(output_shape(x, p), DType::Float32, x.device());
+  launch(x.device(), forward, y, x, p);
+  return wrap(info.Env(), y);
+}
+
+template <typename Params>
+Napi::Value backward_with_options(const Napi::CallbackInfo& info, const char* op, OptionsReader<Params> read,
+                                  OutputShape<Params> output_shape,
+                                  void (*Backend::*backward)(const Tensor& dx, const Tensor& dy, const Tensor& x,
+                                                             const Tensor& y, const Params& p)) {
+  const Tensor dy = tensor_arg(info, 0, op, "gradOutput");
+  const Tensor x = tensor_arg(info, 1, op, "input");
+  const Tensor y = tensor_arg(info, 2, op, "output");
+  const Params p = read(op, x, options_arg(info, 3, op));
+  check_grad_and_output(op, x, dy, y, output_shape(x, p));
+  Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
+  launch(x.device(), backward, dx, dy, x, y, p);
+  return wrap(info.Env(), dx);
 }
 
 // Registers `fn` as exports[name]; alexnet::Error and std::exception thrown inside become JS

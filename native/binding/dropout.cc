@@ -42,11 +42,7 @@ Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
   Tensor mask = Tensor::empty(x.shape(), DType::Float32, x.device());
   launch(x.device(), &Backend::dropout_forward, y, mask, x, params);
-  Napi::Env env = info.Env();
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("output", wrap(env, y));
-  result.Set("mask", wrap(env, mask));
-  return result;
+  return wrap_object(info.Env(), {{"output", y}, {"mask", mask}});
 }
 
 Napi::Value DropoutBackward(const Napi::CallbackInfo& info) {

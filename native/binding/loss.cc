@@ -28,11 +28,7 @@ Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
   Tensor loss = Tensor::empty(Shape{}, DType::Float32, z.device());
   Tensor grad = Tensor::empty(z.shape(), DType::Float32, z.device());
   launch(z.device(), &Backend::softmax_cross_entropy, loss, grad, z, labels);
-  Napi::Env env = info.Env();
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("loss", wrap(env, loss));
-  result.Set("gradLogits", wrap(env, grad));
-  return result;
+  return wrap_object(info.Env(), {{"loss", loss}, {"gradLogits", grad}});
 }
 
 }  // namespace alexnet::binding

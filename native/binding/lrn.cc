@@ -21,27 +21,18 @@ LrnParams lrn_options(const char* op, const Tensor& x, const Napi::Object& o) {
   return lrn_params(op, x.shape(), size, alpha, beta, k, backend_for(x.device()).lrn_odd_size_only);
 }
 
+// LRN keeps the input's shape.
+Shape lrn_output_shape(const Tensor& x, const LrnParams&) { return x.shape(); }
+
 }  // namespace
 
 Napi::Value LrnForward(const Napi::CallbackInfo& info) {
-  const char* op = "localResponseNorm";
-  const Tensor x = tensor_arg(info, 0, op, "input");
-  const LrnParams p = lrn_options(op, x, options_arg(info, 1, op));
-  Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
-  launch(x.device(), &Backend::lrn_forward, y, x, p);
-  return wrap(info.Env(), y);
+  return forward_with_options(info, "localResponseNorm", lrn_options, lrn_output_shape, &Backend::lrn_forward);
 }
 
 Napi::Value LrnBackward(const Napi::CallbackInfo& info) {
-  const char* op = "localResponseNormBackward";
-  const Tensor dy = tensor_arg(info, 0, op, "gradOutput");
-  const Tensor x = tensor_arg(info, 1, op, "input");
-  const Tensor y = tensor_arg(info, 2, op, "output");
-  const LrnParams p = lrn_options(op, x, options_arg(info, 3, op));
-  check_grad_and_output(op, x, dy, y, x.shape());
-  Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
-  launch(x.device(), &Backend::lrn_backward, dx, dy, x, y, p);
-  return wrap(info.Env(), dx);
+  return backward_with_options(info, "localResponseNormBackward", lrn_options, lrn_output_shape,
+                               &Backend::lrn_backward);
 }
 
 }  // namespace alexnet::binding

@@ -21,27 +21,17 @@ Pool2dParams pool_params(const char* op, const Tensor& x, const Napi::Object& o)
   return pool2d_params(op, x.shape(), k, stride, padding);
 }
 
+Shape pool_output_shape(const Tensor&, const Pool2dParams& s) { return s.output_shape(); }
+
 }  // namespace
 
 Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
-  const char* op = "maxPool2d";
-  const Tensor x = tensor_arg(info, 0, op, "input");
-  const Pool2dParams s = pool_params(op, x, options_arg(info, 1, op));
-  Tensor y = Tensor::empty(s.output_shape(), DType::Float32, x.device());
-  launch(x.device(), &Backend::max_pool2d_forward, y, x, s);
-  return wrap(info.Env(), y);
+  return forward_with_options(info, "maxPool2d", pool_params, pool_output_shape, &Backend::max_pool2d_forward);
 }
 
 Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
-  const char* op = "maxPool2dBackward";
-  const Tensor dy = tensor_arg(info, 0, op, "gradOutput");
-  const Tensor x = tensor_arg(info, 1, op, "input");
-  const Tensor y = tensor_arg(info, 2, op, "output");
-  const Pool2dParams s = pool_params(op, x, options_arg(info, 3, op));
-  check_grad_and_output(op, x, dy, y, s.output_shape());
-  Tensor dx = Tensor::empty(x.shape(), DType::Float32, x.device());
-  launch(x.device(), &Backend::max_pool2d_backward, dx, dy, x, y, s);
-  return wrap(info.Env(), dx);
+  return backward_with_options(info, "maxPool2dBackward", pool_params, pool_output_shape,
+                               &Backend::max_pool2d_backward);
 }
 
 }  // namespace alexnet::binding

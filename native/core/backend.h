@@ -108,8 +108,45 @@ struct Backend {
   std::vector<BenchRow> (*bench_ops)(int index, int64_t batch, int reps);
 };
 
-// Called once by each backend while the addon loads (a static object in its source).
+// Sets every operator entry of the Backend `b` (all but the name, lrn_odd_size_only and the
+// services) to the function named <entry>_op in the scope where it is expanded: each backend
+// names its entries so (native/cpu/backend.cc, native/cuda/backend.cc). One list for both
+// tables, so an operator added here fails to compile in a backend that lacks its function
+// instead of leaving a null pointer in that table.
+#define ALEXNET_SET_BACKEND_OPERATORS(b)                  \
+  do {                                                    \
+    (b).fill_f32 = fill_f32_op;                           \
+    (b).fill_i32 = fill_i32_op;                           \
+    (b).copy = copy_op;                                   \
+    (b).scale = scale_op;                                 \
+    (b).axpy = axpy_op;                                   \
+    (b).relu_forward = relu_forward_op;                   \
+    (b).relu_backward = relu_backward_op;                 \
+    (b).conv2d_forward = conv2d_forward_op;               \
+    (b).conv2d_backward = conv2d_backward_op;             \
+    (b).max_pool2d_forward = max_pool2d_forward_op;       \
+    (b).max_pool2d_backward = max_pool2d_backward_op;     \
+    (b).lrn_forward = lrn_forward_op;                     \
+    (b).lrn_backward = lrn_backward_op;                   \
+    (b).linear_forward = linear_forward_op;               \
+    (b).linear_backward = linear_backward_op;             \
+    (b).matmul = matmul_op;                               \
+    (b).dropout_forward = dropout_forward_op;             \
+    (b).dropout_backward = dropout_backward_op;           \
+    (b).softmax_forward = softmax_forward_op;             \
+    (b).softmax_cross_entropy = softmax_cross_entropy_op; \
+    (b).sgd_step = sgd_step_op;                           \
+    (b).topk_correct = topk_correct_op;                   \
+    (b).normalize_images = normalize_images_op;           \
+  } while (false)
+
+// Called once by each backend while the addon loads, through a static BackendRegistration in
+// its source.
 void register_backend(DeviceType type, const Backend* backend);
+// Registers `backend` while the addon loads: `const BackendRegistration registration(type, &table);`
+struct BackendRegistration {
+  BackendRegistration(DeviceType type, const Backend* backend) { register_backend(type, backend); }
+};
 // The backend of `type`, or null when this build has none.
 const Backend* find_backend(DeviceType type);
 // The backend of `device`'s kind; throws ERR_CUDA_UNAVAILABLE when this build has none.

@@ -69,9 +69,14 @@ struct DeviceRuntime {
   void (*throw_read_status)(int index, const ReadStatus& s);
 };
 
-// Called once by a runtime while the addon loads (a static object in its source), before any
-// device of that kind is used.
+// Called once by a runtime while the addon loads (through a static DeviceRuntimeRegistration
+// in its source), before any device of that kind is used.
 void register_device_runtime(DeviceType type, const DeviceRuntime* runtime);
+// Registers `runtime` while the addon loads:
+// `const DeviceRuntimeRegistration registration(type, &hooks);`
+struct DeviceRuntimeRegistration {
+  DeviceRuntimeRegistration(DeviceType type, const DeviceRuntime* runtime) { register_device_runtime(type, runtime); }
+};
 // The runtime of `type`, or null when this build has none (always null for the CPU, which core
 // runs itself).
 const DeviceRuntime* find_device_runtime(DeviceType type);

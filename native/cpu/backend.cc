@@ -112,43 +112,17 @@ std::vector<BenchRow> bench_ops_op(int, int64_t batch, int reps) { return bench_
 Backend table() {
   Backend b{};
   b.name = "cpu";
-  b.fill_f32 = fill_f32_op;
-  b.fill_i32 = fill_i32_op;
-  b.copy = copy_op;
-  b.scale = scale_op;
-  b.axpy = axpy_op;
-  b.relu_forward = relu_forward_op;
-  b.relu_backward = relu_backward_op;
-  b.conv2d_forward = conv2d_forward_op;
-  b.conv2d_backward = conv2d_backward_op;
-  b.max_pool2d_forward = max_pool2d_forward_op;
-  b.max_pool2d_backward = max_pool2d_backward_op;
+  ALEXNET_SET_BACKEND_OPERATORS(b);
   b.lrn_odd_size_only = false;  // PyTorch's centring of even windows
-  b.lrn_forward = lrn_forward_op;
-  b.lrn_backward = lrn_backward_op;
-  b.linear_forward = linear_forward_op;
-  b.linear_backward = linear_backward_op;
-  b.matmul = matmul_op;
-  b.dropout_forward = dropout_forward_op;
-  b.dropout_backward = dropout_backward_op;
-  b.softmax_forward = softmax_forward_op;
-  b.softmax_cross_entropy = softmax_cross_entropy_op;
-  b.sgd_step = sgd_step_op;
-  b.topk_correct = topk_correct_op;
-  b.normalize_images = normalize_images_op;
-  b.set_tf32 = nullptr;     // no TF32 on the CPU
-  b.describe = nullptr;     // info().cpu is the binding's (it reads the CPU's settings itself)
+  b.set_tf32 = nullptr;         // no TF32 on the CPU
+  b.describe = nullptr;         // info().cpu is the binding's (it reads the CPU's settings itself)
   b.debug_fault = nullptr;
   b.bench_ops = bench_ops_op;
   return b;
 }
 
 const Backend kCpuBackend = table();
-
-// Registers the table while the addon loads.
-const struct Registrar {
-  Registrar() { register_backend(DeviceType::Cpu, &kCpuBackend); }
-} registrar;
+const BackendRegistration registration(DeviceType::Cpu, &kCpuBackend);  // while the addon loads
 
 }  // namespace
 

@@ -169,30 +169,8 @@ void describe(InfoSink& out) {
 Backend table() {
   Backend b{};
   b.name = "cuda";
-  b.fill_f32 = fill_f32_op;
-  b.fill_i32 = fill_i32_op;
-  b.copy = copy_op;
-  b.scale = scale_op;
-  b.axpy = axpy_op;
-  b.relu_forward = relu_forward_op;
-  b.relu_backward = relu_backward_op;
-  b.conv2d_forward = conv2d_forward_op;
-  b.conv2d_backward = conv2d_backward_op;
-  b.max_pool2d_forward = max_pool2d_forward_op;
-  b.max_pool2d_backward = max_pool2d_backward_op;
+  ALEXNET_SET_BACKEND_OPERATORS(b);
   b.lrn_odd_size_only = true;  // cuDNN centres an even window one channel later than PyTorch
-  b.lrn_forward = lrn_forward_op;
-  b.lrn_backward = lrn_backward_op;
-  b.linear_forward = linear_forward_op;
-  b.linear_backward = linear_backward_op;
-  b.matmul = matmul_op;
-  b.dropout_forward = dropout_forward_op;
-  b.dropout_backward = dropout_backward_op;
-  b.softmax_forward = softmax_forward_op;
-  b.softmax_cross_entropy = softmax_cross_entropy_op;
-  b.sgd_step = sgd_step_op;
-  b.topk_correct = topk_correct_op;
-  b.normalize_images = normalize_images_op;
   b.set_tf32 = &cuda::set_tf32;
   b.describe = describe;
   b.debug_fault = &cuda::debug_fault;
@@ -201,11 +179,8 @@ Backend table() {
 }
 
 const Backend kCudaBackend = table();
-
-// Registers the table while the addon loads (this file is linked into every build with CUDA).
-const struct Registrar {
-  Registrar() { register_backend(DeviceType::Cuda, &kCudaBackend); }
-} registrar;
+// While the addon loads (this file is linked into every build with CUDA).
+const BackendRegistration registration(DeviceType::Cuda, &kCudaBackend);
 
 }  // namespace
 

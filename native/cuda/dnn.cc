@@ -30,93 +30,81 @@ int as_int(int64_t v) { return static_cast<int>(v); }
 // device's caches below for the life of the process: cuDNN reads a descriptor when the call
 // is made (the work it enqueues does not refer back to it), so reusing one for later calls on
 // the same stream is safe, and a training step does no descriptor work after the first.
-struct TensorDesc {
-  cudnnTensorDescriptor_t d = nullptr;
+//
+// What every kind shares: `d` is made by cuDNN's Create function of the kind (the derived
+// constructor calls create(), after any check of its own) and destroyed by its Destroy function
+// with the object, also when the derived constructor throws after create() (the base is then
+// already constructed). Not copyable: one owner per descriptor.
+template <typename Handle, auto Create, auto Destroy>
+struct CudnnDescriptor {
+  Handle d = nullptr;
+  CudnnDescriptor() = default;
+  ~CudnnDescriptor() {
+    if (d) (cudnn().*Destroy)(d);  // null only when create() never succeeded
+  }
+  CudnnDescriptor(const CudnnDescriptor&) = delete;
+  CudnnDescriptor& operator=(const CudnnDescriptor&) = delete;
+
+ protected:
+  // Makes `d` (counted in descriptors_created()); `create_name` names Create in the error.
+  // Returns the API table for the derived constructor's Set calls.
+  const CudnnApi& create(const char* create_name) {
+    const CudnnApi& a = cudnn();
+    Handle made = nullptr;
+    check_cudnn((a.*Create)(&made), create_name, __FILE__, __LINE__);
+    d = made;
+    ++g_descriptors_created;
+    return a;
+  }
+};
+
+struct TensorDesc : CudnnDescriptor<cudnnTensorDescriptor_t, &CudnnApi::cudnnCreateTensorDescriptor,
+                                    &CudnnApi::cudnnDestroyTensorDescriptor> {
   TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w) {
-    const CudnnApi& a = cudnn();
-    CUDNN_CHECK(a.cudnnCreateTensorDescriptor(&d));
-    ++g_descriptors_created;
-    try {
-      CUDNN_CHECK(a.cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(n),
-                                               as_int(c), as_int(h), as_int(w)));
-    } catch (...) {
-      a.cudnnDestroyTensorDescriptor(d);
-      throw;
-    }
+    const CudnnApi& a = create("cudnnCreateTensorDescriptor");
+    CUDNN_CHECK(a.cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(n), as_int(c),
+                                             as_int(h), as_int(w)));
   }
-  ~TensorDesc() { cudnn().cudnnDestroyTensorDescriptor(d); }
-  TensorDesc(const TensorDesc&) = delete;
-  TensorDesc& operator=(const TensorDesc&) = delete;
 };
 
-struct FilterDesc {
-  cudnnFilterDescriptor_t d = nullptr;
+struct FilterDesc : CudnnDescriptor<cudnnFilterDescriptor_t, &CudnnApi::cudnnCreateFilterDescriptor,
+                                    &CudnnApi::cudnnDestroyFilterDescriptor> {
   FilterDesc(int64_t k, int64_t c, int64_t h, int64_t w) {
-    const CudnnApi& a = cudnn();
-    CUDNN_CHECK(a.cudnnCreateFilterDescriptor(&d));
-    ++g_descriptors_created;
-    try {
-      CUDNN_CHECK(a.cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, as_int(k),
-                                               as_int(c), as_int(h), as_int(w)));
-    } catch (...) {
-      a.cudnnDestroyFilterDescriptor(d);
-      throw;
-    }
+    const CudnnApi& a = create("cudnnCreateFilterDescriptor");
+    CUDNN_CHECK(a.cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, as_int(k), as_int(c),
+                                             as_int(h), as_int(w)));
   }
-  ~FilterDesc() { cudnn().cudnnDestroyFilterDescriptor(d); }
-  FilterDesc(const FilterDesc&) = delete;
-  FilterDesc& operator=(const FilterDesc&) = delete;
 };
 
-struct ConvDesc {
-  cudnnConvolutionDescriptor_t d = nullptr;
+struct ConvDesc : CudnnDescriptor<cudnnConvolutionDescriptor_t, &CudnnApi::cudnnCreateConvolutionDescriptor,
+                                  &CudnnApi::cudnnDestroyConvolutionDescriptor> {
   ConvDesc(const Conv2dParams& g, cudnnMathType_t m) {
-    const CudnnApi& a = cudnn();
-    CUDNN_CHECK(a.cudnnCreateConvolutionDescriptor(&d));
-    ++g_descriptors_created;
-    try {
-      CUDNN_CHECK(a.cudnnSetConvolution2dDescriptor(d, as_int(g.pH), as_int(g.pW), as_int(g.sH),
-                                                    as_int(g.sW), as_int(g.dH), as_int(g.dW),
-                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-      CUDNN_CHECK(a.cudnnSetConvolutionGroupCount(d, as_int(g.groups)));
-      math(m);
-    } catch (...) {
-      a.cudnnDestroyConvolutionDescriptor(d);
-      throw;
-    }
+    const CudnnApi& a = create("cudnnCreateConvolutionDescriptor");
+    CUDNN_CHECK(a.cudnnSetConvolution2dDescriptor(d, as_int(g.pH), as_int(g.pW), as_int(g.sH), as_int(g.sW),
+                                                  as_int(g.dH), as_int(g.dW), CUDNN_CROSS_CORRELATION,
+                                                  CUDNN_DATA_FLOAT));
+    CUDNN_CHECK(a.cudnnSetConvolutionGroupCount(d, as_int(g.groups)));
+    math(m);
   }
   void math(cudnnMathType_t m) { CUDNN_CHECK(cudnn().cudnnSetConvolutionMathType(d, m)); }
-  ~ConvDesc() { cudnn().cudnnDestroyConvolutionDescriptor(d); }
-  ConvDesc(const ConvDesc&) = delete;
-  ConvDesc& operator=(const ConvDesc&) = delete;
 };
 
-struct PoolDesc {
-  cudnnPoolingDescriptor_t d = nullptr;
+struct PoolDesc : CudnnDescriptor<cudnnPoolingDescriptor_t, &CudnnApi::cudnnCreatePoolingDescriptor,
+                                  &CudnnApi::cudnnDestroyPoolingDescriptor> {
   explicit PoolDesc(const Pool2dParams& g) {
-    const CudnnApi& a = cudnn();
-    CUDNN_CHECK(a.cudnnCreatePoolingDescriptor(&d));
-    ++g_descriptors_created;
-    try {
-      // MAX_DETERMINISTIC: the plain MAX mode's backward may scatter with atomics where windows
-      // overlap (AlexNet's 3/2), so two runs could differ in the last bits. Ties: each window's
-      // gradient goes to exactly one of its tied maxima (which one is cuDNN's choice; the CPU
-      // takes the first in row-major order), see maxpool2d_backward in dnn.h.
-      CUDNN_CHECK(a.cudnnSetPooling2dDescriptor(d, CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_PROPAGATE_NAN,
-                                                as_int(g.kH), as_int(g.kW), as_int(g.pH), as_int(g.pW),
-                                                as_int(g.sH), as_int(g.sW)));
-    } catch (...) {
-      a.cudnnDestroyPoolingDescriptor(d);
-      throw;
-    }
+    const CudnnApi& a = create("cudnnCreatePoolingDescriptor");
+    // MAX_DETERMINISTIC: the plain MAX mode's backward may scatter with atomics where windows
+    // overlap (AlexNet's 3/2), so two runs could differ in the last bits. Ties: each window's
+    // gradient goes to exactly one of its tied maxima (which one is cuDNN's choice; the CPU
+    // takes the first in row-major order), see maxpool2d_backward in dnn.h.
+    CUDNN_CHECK(a.cudnnSetPooling2dDescriptor(d, CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_PROPAGATE_NAN,
+                                              as_int(g.kH), as_int(g.kW), as_int(g.pH), as_int(g.pW),
+                                              as_int(g.sH), as_int(g.sW)));
   }
-  ~PoolDesc() { cudnn().cudnnDestroyPoolingDescriptor(d); }
-  PoolDesc(const PoolDesc&) = delete;
-  PoolDesc& operator=(const PoolDesc&) = delete;
 };
 
-struct LrnDesc {
-  cudnnLRNDescriptor_t d = nullptr;
+struct LrnDesc : CudnnDescriptor<cudnnLRNDescriptor_t, &CudnnApi::cudnnCreateLRNDescriptor,
+                                 &CudnnApi::cudnnDestroyLRNDescriptor> {
   LrnDesc(int64_t size, double alpha, double beta, double k) {
     // The binding validates first (lrn_params, native/core/ops/lrn.h, the same limits on every
     // device); this is the backstop for direct callers (the benchmark).
@@ -126,19 +114,9 @@ struct LrnDesc {
     if (!(k >= kLrnMinK)) fail(alexnet::code::kArgument, "localResponseNorm: k must be at least ", kLrnMinK, " but got ", k);
     if (!(beta >= kLrnMinBeta))
       fail(alexnet::code::kArgument, "localResponseNorm: beta must be at least ", kLrnMinBeta, " but got ", beta);
-    const CudnnApi& a = cudnn();
-    CUDNN_CHECK(a.cudnnCreateLRNDescriptor(&d));
-    ++g_descriptors_created;
-    try {
-      CUDNN_CHECK(a.cudnnSetLRNDescriptor(d, static_cast<unsigned>(size), alpha, beta, k));
-    } catch (...) {
-      a.cudnnDestroyLRNDescriptor(d);
-      throw;
-    }
+    const CudnnApi& a = create("cudnnCreateLRNDescriptor");
+    CUDNN_CHECK(a.cudnnSetLRNDescriptor(d, static_cast<unsigned>(size), alpha, beta, k));
   }
-  ~LrnDesc() { cudnn().cudnnDestroyLRNDescriptor(d); }
-  LrnDesc(const LrnDesc&) = delete;
-  LrnDesc& operator=(const LrnDesc&) = delete;
 };
 
 cudnnMathType_t search_math(bool tf32) { return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }

@@ -253,6 +253,15 @@ void queue_record_snapshot(Context& ctx, DeviceErrorRecord* snapshot) {
   CUDA_CHECK(cudaMemsetAsync(record, 0, sizeof(DeviceErrorRecord), ctx.stream));
 }
 
+// Queues what every read copies back, behind all earlier work on the stream: `bytes` from the
+// device's `src` into the staging buffer (nothing when bytes is 0), then the thread's error
+// record (see queue_record_snapshot). From here on the stream may write into the staging.
+void queue_read(Context& ctx, Staging& staging, const void* src, size_t bytes) {
+  staging.mark_queued();
+  if (bytes) CUDA_CHECK(cudaMemcpyAsync(staging.data(), src, bytes, cudaMemcpyDeviceToHost, ctx.stream));
+  queue_record_snapshot(ctx, staging.record());
+}
+
 // --- allocation ------------------------------------------------------------------------------
 
 [[noreturn]] void out_of_memory(Context& ctx, size_t bytes) {
@@ -482,9 +491,7 @@ void download_async(int device, void* host_dst, const void* src, size_t bytes, R
   Context& ctx = context(device);
   DeviceGuard guard(device);
   Staging staging(ctx, bytes, /*with_record=*/true);
-  staging.mark_queued();
-  if (bytes) CUDA_CHECK(cudaMemcpyAsync(staging.data(), src, bytes, cudaMemcpyDeviceToHost, ctx.stream));
-  queue_record_snapshot(ctx, staging.record());
+  queue_read(ctx, staging, src, bytes);
   Context* c = &ctx;
   void* data = staging.data();
   DeviceErrorRecord* snapshot = staging.record();
@@ -506,8 +513,7 @@ void after_stream(int device, ReadDone done) {
   Context& ctx = context(device);
   DeviceGuard guard(device);
   Staging staging(ctx, 0, /*with_record=*/true);
-  staging.mark_queued();
-  queue_record_snapshot(ctx, staging.record());
+  queue_read(ctx, staging, nullptr, 0);
   Context* c = &ctx;
   DeviceErrorRecord* snapshot = staging.record();
   add_callback(ctx, [c, snapshot, done = std::move(done)](cudaError_t status) {
@@ -524,9 +530,7 @@ void download_sync(int device, void* host_dst, const void* src, size_t bytes) {
   Context& ctx = context(device);
   DeviceGuard guard(device);
   Staging staging(ctx, bytes, /*with_record=*/true);
-  staging.mark_queued();
-  if (bytes) CUDA_CHECK(cudaMemcpyAsync(staging.data(), src, bytes, cudaMemcpyDeviceToHost, ctx.stream));
-  queue_record_snapshot(ctx, staging.record());
+  queue_read(ctx, staging, src, bytes);
   ReadStatus s;
   // A stream synchronise returns the device's error, where a wait on a host function would
   // wait forever.
@@ -626,9 +630,7 @@ const DeviceRuntime kRuntime = runtime_hooks();
 
 // While the addon loads (this file is linked into every build with CUDA): core's allocator,
 // enqueue, synchronize, uploads and reads reach CUDA through these hooks only.
-const struct Registrar {
-  Registrar() { register_device_runtime(DeviceType::Cuda, &kRuntime); }
-} registrar;
+const DeviceRuntimeRegistration registration(DeviceType::Cuda, &kRuntime);
 
 }  // namespace
 

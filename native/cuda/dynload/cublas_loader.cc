@@ -136,10 +136,7 @@ void load_cublas(Libraries& libs, const Located& dn) {
     } else {
       s.not_there(place + " (no such file or folder)", "absent");
     }
-    if (!libs.cublas_ok)
-      libs.cublas.reason = s.reason(what, "Fix or unset ALEXNET_CUBLAS_PATH (it is the only place tried when set).");
-    else
-      libs.cublas.chosen = "ALEXNET_CUBLAS_PATH (an explicit choice: the only place tried)";
+    s.override_outcome(libs.cublas_ok, what, "ALEXNET_CUBLAS_PATH");
     return;
   }
   // a. beside cuDNN (the same installation), before anything else
@@ -164,40 +161,35 @@ void load_cublas(Libraries& libs, const Located& dn) {
       return;
     }
   s.places.push_back(kLoaderPath);
-  std::vector<std::string> skipped;
-  for (const Place& p : toolkit_places(skipped)) {
+  const auto toolkit = search_toolkits(s, [&](const Place& p) {
     if (tried.count(real(p.dir))) {
       s.st.searched.push_back(p.label + ": already tried beside cuDNN");
-      continue;
+      return false;
     }
-    if (try_cublas_dir(libs, s, p.dir, p.label)) {
-      libs.cublas.chosen = fallback + p.label + unmatched;
-      return;
-    }
+    return try_cublas_dir(libs, s, p.dir, p.label);
+  });
+  if (toolkit) {
+    libs.cublas.chosen = fallback + *toolkit + unmatched;
+    return;
   }
-  s.skipped(skipped);
-  const std::vector<std::string> sites = python_sites();
-  for (const std::string& site : sites) {
-    for (const char* sub : {"nvidia/cu13/lib", "nvidia/cublas/lib"}) {
-      const std::string d = join(site, sub);
-      if (!is_dir(d)) {
-        s.st.searched.push_back(d + ": absent");
-        continue;
-      }
-      if (tried.count(real(d))) {
-        s.st.searched.push_back(d + ": already tried beside cuDNN");
-        continue;
-      }
-      Search inner(libs.cublas);
-      const bool ok = try_cublas_dir(libs, inner, d, d);
-      for (auto& p : inner.problems) s.problems.push_back(p);
-      if (ok) {
-        libs.cublas.chosen = fallback + "Python site-packages " + site + unmatched;
-        return;
-      }
+  const auto site = search_python_sites(s, {"nvidia/cu13/lib", "nvidia/cublas/lib"}, [&](const std::string& d) {
+    if (!is_dir(d)) {
+      s.st.searched.push_back(d + ": absent");
+      return false;
     }
+    if (tried.count(real(d))) {
+      s.st.searched.push_back(d + ": already tried beside cuDNN");
+      return false;
+    }
+    Search inner(libs.cublas);
+    const bool ok = try_cublas_dir(libs, inner, d, d);
+    for (auto& p : inner.problems) s.problems.push_back(p);
+    return ok;
+  });
+  if (site) {
+    libs.cublas.chosen = fallback + "Python site-packages " + *site + unmatched;
+    return;
   }
-  s.sites_summary = summarize_sites(sites, "nvidia/cu13/lib and nvidia/cublas/lib");
   libs.cublas.reason = s.reason(
       what,
       "Install cuBLAS (pip install nvidia-cublas for CUDA 13 or nvidia-cublas-cu12, or the CUDA "

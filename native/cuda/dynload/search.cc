@@ -156,6 +156,24 @@ std::string summarize_sites(const std::vector<std::string>& sites, const std::st
   return r + ")";
 }
 
+std::optional<std::string> search_toolkits(Search& s, const std::function<bool(const Place&)>& attempt) {
+  std::vector<std::string> skipped;
+  for (const Place& p : toolkit_places(skipped))
+    if (attempt(p)) return p.label;
+  s.skipped(skipped);
+  return std::nullopt;
+}
+
+std::optional<std::string> search_python_sites(Search& s, const std::array<const char*, 2>& subdirs,
+                                               const std::function<bool(const std::string&)>& attempt) {
+  const std::vector<std::string> sites = python_sites();
+  for (const std::string& site : sites)
+    for (const char* sub : subdirs)
+      if (attempt(join(site, sub))) return site;
+  s.sites_summary = summarize_sites(sites, std::string(subdirs[0]) + " and " + subdirs[1]);
+  return std::nullopt;
+}
+
 std::string lacks_symbols(const std::vector<std::string>& missing) {
   std::string list;
   for (size_t i = 0; i < missing.size() && i < 8; ++i) list += (i ? ", " : "") + missing[i];
@@ -241,7 +259,7 @@ Located locate_cudnn() {
     if (exists(f)) return {f, p.label};
   }
   for (const std::string& site : python_sites())
-    for (const char* sub : {"nvidia/cudnn/lib", "nvidia/cu13/lib"}) {
+    for (const char* sub : kCudnnWheelDirs) {
       const std::string f = join(join(site, sub), kCudnnSoname);
       if (exists(f)) return {f, "Python site-packages " + site};
     }

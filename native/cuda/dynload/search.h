@@ -8,6 +8,9 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <array>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +19,8 @@
 namespace alexnet::cuda::dynload {
 
 constexpr const char* kCudnnSoname = "libcudnn.so.9";
+// The folders of a pip wheel layout that hold it, under a Python site-packages folder.
+constexpr std::array<const char*, 2> kCudnnWheelDirs = {"nvidia/cudnn/lib", "nvidia/cu13/lib"};
 
 // ---- files, folders, dlopen (search.cc) -----------------------------------------------------
 
@@ -106,10 +111,30 @@ struct Search {
     r += ". " + hint;
     return r;
   }
+
+  // After the only place an override variable (ALEXNET_CUDNN_PATH, ALEXNET_CUBLAS_PATH) names
+  // was tried: why the file was taken (`ok`), or the reason nothing was.
+  void override_outcome(bool ok, const std::string& what, const std::string& variable) {
+    if (!ok)
+      st.reason = reason(what, "Fix or unset " + variable + " (it is the only place tried when set).");
+    else
+      st.chosen = variable + " (an explicit choice: the only place tried)";
+  }
 };
 
 // "nvidia/cudnn/lib in 3 Python site-packages folders: A, B, and 1 more"
 std::string summarize_sites(const std::vector<std::string>& sites, const std::string& subdirs);
+
+// Step 3 of the search: `attempt(place)` on each toolkit folder (toolkit_places), in order,
+// until one returns true. Returns that folder's label, or nullopt once the roots that were unset
+// or had no library folder are noted (Search::skipped).
+std::optional<std::string> search_toolkits(Search& s, const std::function<bool(const Place&)>& attempt);
+
+// Step 4: `attempt(folder)` on <site>/<subdirs[0]> then <site>/<subdirs[1]> for each Python
+// site-packages folder (python_sites), in order, until one returns true. Returns that
+// site-packages folder, or nullopt once s.sites_summary names what was looked through.
+std::optional<std::string> search_python_sites(Search& s, const std::array<const char*, 2>& subdirs,
+                                               const std::function<bool(const std::string&)>& attempt);
 
 inline const std::string kLoaderPath = "the dynamic loader's search path (LD_LIBRARY_PATH, /etc/ld.so.cache, /lib, /usr/lib)";
 
