@@ -188,13 +188,50 @@ export class ReLU extends Module {
   }
 }
 
+/**
+ * The activations kept by a layer without parameters whose backward needs both its input and its
+ * output (MaxPool2d: where each maximum was; LocalResponseNorm: the normaliser): forward keeps
+ * them in training mode only, backward consumes them.
+ */
+class KeptInputOutput<O> {
+  #input: F32 | null = null;
+  #output: F32 | null = null;
+
+  constructor(
+    private readonly layer: string,
+    private readonly forwardOp: (x: F32, options: O) => F32,
+    private readonly backwardOp: (gradOutput: F32, x: F32, y: F32, options: O) => F32,
+  ) {}
+
+  forward(x: F32, options: O, training: boolean): F32 {
+    this.clear();
+    const y = this.forwardOp(x, options);
+    if (training) {
+      this.#input = x;
+      this.#output = y;
+    }
+    return y;
+  }
+
+  backward(gradOutput: F32, options: O, needInputGrad: boolean): F32 | null {
+    const x = this.#input ?? noForward(this.layer);
+    const y = this.#output ?? noForward(this.layer);
+    this.clear();
+    return needInputGrad ? this.backwardOp(gradOutput, x, y, options) : null;
+  }
+
+  clear(): void {
+    this.#input = null;
+    this.#output = null;
+  }
+}
+
 /** torch.nn.MaxPool2d(kernelSize, stride = kernelSize, padding = 0). */
 export class MaxPool2d extends Module {
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];
-  #input: F32 | null = null;
-  #output: F32 | null = null;
+  readonly #kept = new KeptInputOutput('MaxPool2d', maxPool2d, maxPool2dBackward);
 
   constructor(kernelSize: Pair, stride?: Pair, padding: Pair = 0) {
     super();
@@ -208,25 +245,15 @@ export class MaxPool2d extends Module {
   }
 
   forward(x: F32): F32 {
-    this.clearCache();
-    const y = maxPool2d(x, this.#opts());
-    if (this.training) {
-      this.#input = x;
-      this.#output = y;
-    }
-    return y;
+    return this.#kept.forward(x, this.#opts(), this.training);
   }
 
   backward(gradOutput: F32, needInputGrad = true): F32 | null {
-    const x = this.#input ?? noForward('MaxPool2d');
-    const y = this.#output ?? noForward('MaxPool2d');
-    this.clearCache();
-    return needInputGrad ? maxPool2dBackward(gradOutput, x, y, this.#opts()) : null;
+    return this.#kept.backward(gradOutput, this.#opts(), needInputGrad);
   }
 
   override clearCache(): void {
-    this.#input = null;
-    this.#output = null;
+    this.#kept.clear();
   }
   protected override extraRepr(): string {
     return `kernel=${fmt(this.kernelSize)}, stride=${fmt(this.stride)}`;
@@ -239,8 +266,7 @@ export class MaxPool2d extends Module {
  * alpha = 1e-4 per element (size 5, k 2) is alpha = 5e-4 here.
  */
 export class LocalResponseNorm extends Module {
-  #input: F32 | null = null;
-  #output: F32 | null = null;
+  readonly #kept = new KeptInputOutput('LocalResponseNorm', localResponseNorm, localResponseNormBackward);
 
   constructor(
     readonly size: number,
@@ -257,25 +283,15 @@ export class LocalResponseNorm extends Module {
   }
 
   forward(x: F32): F32 {
-    this.clearCache();
-    const y = localResponseNorm(x, this.#opts());
-    if (this.training) {
-      this.#input = x;
-      this.#output = y;
-    }
-    return y;
+    return this.#kept.forward(x, this.#opts(), this.training);
   }
 
   backward(gradOutput: F32, needInputGrad = true): F32 | null {
-    const x = this.#input ?? noForward('LocalResponseNorm');
-    const y = this.#output ?? noForward('LocalResponseNorm');
-    this.clearCache();
-    return needInputGrad ? localResponseNormBackward(gradOutput, x, y, this.#opts()) : null;
+    return this.#kept.backward(gradOutput, this.#opts(), needInputGrad);
   }
 
   override clearCache(): void {
-    this.#input = null;
-    this.#output = null;
+    this.#kept.clear();
   }
   protected override extraRepr(): string {
     return `size=${this.size}, alpha=${this.alpha}, beta=${this.beta}, k=${this.k}`;
