@@ -105,22 +105,23 @@ if [ -n "$cudart_dir" ]; then
   incs+=(-I "$cudart_dir")
   what+=("CUDA runtime headers in $cudart_dir")
 fi
-if [ -n "$cudnn_dir" ] && [ -n "$cudart_dir" ]; then
-  defs+=(-DALEXNET_CHECK_CUDNN)
-  incs+=(-I "$cudnn_dir")
-  ver="$(sed -n 's/^#define CUDNN_\(MAJOR\|MINOR\|PATCHLEVEL\) *\([0-9]*\).*/\2/p' "$cudnn_dir/cudnn_version.h" 2>/dev/null | paste -sd. -)"
-  what+=("cuDNN ${ver:-?} headers in $cudnn_dir")
-else
-  echo "skipped: cuDNN headers not found (looked in $(trim "$looked_cudnn_dir"))"
-fi
-if [ -n "$cublas_dir" ] && [ -n "$cudart_dir" ]; then
-  defs+=(-DALEXNET_CHECK_CUBLAS)
-  incs+=(-I "$cublas_dir")
-  ver="$(sed -n 's/^#define CUBLAS_VER_\(MAJOR\|MINOR\|PATCH\) *\([0-9]*\).*/\2/p' "$cublas_dir/cublas_api.h" 2>/dev/null | paste -sd. -)"
-  what+=("cuBLAS ${ver:-?} headers in $cublas_dir")
-else
-  echo "skipped: cuBLAS headers not found (looked in $(trim "$looked_cublas_dir"))"
-fi
+# use_library NAME DEFINE DIR VERSION_HEADER VERSION_MACROS LOOKED: with DIR found (and the CUDA
+# runtime headers, which every library check needs), compile NAME's checks against DIR and name its
+# version (VERSION_MACROS: a sed group of the major, minor and patch macros in VERSION_HEADER);
+# without, say where it was looked for.
+use_library() {
+  local name="$1" define="$2" dir="$3" version_header="$4" version_macros="$5" looked="$6" ver
+  if [ -n "$dir" ] && [ -n "$cudart_dir" ]; then
+    defs+=("$define")
+    incs+=(-I "$dir")
+    ver="$(sed -n 's/^#define '"$version_macros"' *\([0-9]*\).*/\2/p' "$dir/$version_header" 2>/dev/null | paste -sd. -)"
+    what+=("$name ${ver:-?} headers in $dir")
+  else
+    echo "skipped: $name headers not found (looked in $(trim "$looked"))"
+  fi
+}
+use_library cuDNN -DALEXNET_CHECK_CUDNN "$cudnn_dir" cudnn_version.h 'CUDNN_\(MAJOR\|MINOR\|PATCHLEVEL\)' "$looked_cudnn_dir"
+use_library cuBLAS -DALEXNET_CHECK_CUBLAS "$cublas_dir" cublas_api.h 'CUBLAS_VER_\(MAJOR\|MINOR\|PATCH\)' "$looked_cublas_dir"
 if [ -z "$cudart_dir" ]; then
   echo "skipped: headers not found (no CUDA runtime library_types.h; looked in $(trim "$looked_cudart_dir"))"
   exit 0

@@ -67,9 +67,10 @@ for d in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
 done
 expect "no node on the rehearsal's PATH" bash -c "! PATH='$S/sysbin' command -v node >/dev/null"
 
-# runs the check in the copy, as the GPU machine would: a bare environment, a scratch $OUT
+# runs the check in the copy, as the GPU machine would: a bare environment, a scratch $OUT;
+# sets rc (its exit status) and secs (how long it took)
 check() { # check OUTDIR LOG ENV... -- ARGS
-  local out=$1 log=$2
+  local out=$1 log=$2 t=$SECONDS
   shift 2
   local envs=()
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done
@@ -77,6 +78,8 @@ check() { # check OUTDIR LOG ENV... -- ARGS
   mkdir -p "$out"
   (cd "$S/tree" && env -i HOME="$S/home" PATH="$S/sysbin" TMPDIR="$S/tmp" LANG=C.UTF-8 OUT="$out" GPU_CHECK_TIME_SCALE=3 "${envs[@]}" \
     bash scripts/gpu-check.sh "$@") > "$log" 2>&1
+  rc=$?
+  secs=$((SECONDS - t))
 }
 # what the GPU machine takes back from $OUT
 check_out() { # check_out OUTDIR
@@ -99,10 +102,8 @@ archive_has() { tar -tzf "$1" | grep -q -- "$2"; }
 extract() { mkdir -p "$2" && tar -xzf "$1" -C "$2"; }
 
 echo "=== stage 1 (expected: red, CUDA unavailable) ==="
-t=$SECONDS
 check "$S/out1" "$S/stage1.txt" -- 1
-rc=$?
-s1=$((SECONDS - t))
+s1=$secs
 echo "  stage 1: exit status $rc in $s1 s; its first lines:"
 head -n 16 "$S/stage1.txt" | cut -c1-160 | sed 's/^/  | /'
 expect "stage 1 exits non-zero" [ "$rc" -ne 0 ]
@@ -125,10 +126,8 @@ done
 expect "cuda-tests: the CPU-side tests ran and passed" json "$S/a1/gpu-check-1/tests-cuda-tests.json" "r.numPassedTests > 10"
 
 echo "=== stage 2 (expected: red; the whole suite from the kit fails only its CUDA tests) ==="
-t=$SECONDS
 check "$S/out2" "$S/stage2.txt" -- 2
-rc=$?
-s2=$((SECONDS - t))
+s2=$secs
 echo "  stage 2: exit status $rc in $s2 s"
 expect "stage 2 exits non-zero" [ "$rc" -ne 0 ]
 expect "'CUDA unavailable: <reason>' in the first 20 lines of output" bash -c "head -n 20 '$S/stage2.txt' | grep -q 'CUDA unavailable: .'"
@@ -141,10 +140,8 @@ expect "memcheck is reported (here: no compute-sanitizer)" has "$S/out2/summary.
 grep -E '^\| (memcheck|ops-bench-fp32|e2e-bench-fp32|suite|e2e-bench-compile) ' "$S/out2/summary.md" | sed 's/^/    /'
 
 echo "=== a step that hangs is killed by its timeout (GPU_CHECK_HANG=cuda-tests, every step capped at 30 s) ==="
-t=$SECONDS
 check "$S/out3" "$S/stage1-hang.txt" GPU_CHECK_HANG=cuda-tests GPU_CHECK_STEP_TIMEOUT=30 -- 1
-rc=$?
-s3=$((SECONDS - t))
+s3=$secs
 echo "  exit status $rc in $s3 s"
 grep -E '^\| (cuda-tests|cuda-train|ops-bench|e2e-bench) ' "$S/out3/summary.md" | sed 's/^/    /'
 expect "non-zero" [ "$rc" -ne 0 ]

@@ -6,10 +6,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Conv2dBackwardOptions, Conv2dOptions } from './ops/conv.js';
 import type { DropoutOptions } from './ops/dropout.js';
-import type { LinearGradOptions, MatmulOptions } from './ops/linear.js';
+import type { MatmulOptions } from './ops/linear.js';
 import type { LrnOptions } from './ops/lrn.js';
 import type { Pool2dOptions } from './ops/pool.js';
 import type { SgdStepOptions } from './ops/sgd.js';
+import type { NativeWeightGradients, WeightGradOptions } from './ops/weight-grad.js';
 
 export type DType = 'float32' | 'int32';
 export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : Float32Array;
@@ -41,7 +42,7 @@ export type ConvAlgorithm = 'auto' | 'direct' | 'direct-avx2' | 'im2col';
  */
 type WithHandles<T, K extends keyof T> = Omit<T, K> & { [P in K]?: NativeTensor };
 export type NativeConv2dBackwardOptions = WithHandles<Conv2dBackwardOptions, 'gradWeight' | 'gradBias'>;
-export type NativeLinearBackwardOptions = WithHandles<LinearGradOptions, 'gradWeight' | 'gradBias'>;
+export type NativeLinearBackwardOptions = WithHandles<WeightGradOptions, 'gradWeight' | 'gradBias'>;
 
 export interface BackendInfo {
   buildSystem: string;
@@ -153,7 +154,7 @@ export interface NativeModule {
     x: NativeTensor,
     weight: NativeTensor,
     options?: NativeConv2dBackwardOptions,
-  ): { gradInput: NativeTensor | null; gradWeight: NativeTensor; gradBias: NativeTensor | null };
+  ): NativeWeightGradients;
   // max-pool 2-D
   maxPool2dForward(x: NativeTensor, options: Pool2dOptions): NativeTensor;
   maxPool2dBackward(gradOutput: NativeTensor, x: NativeTensor, output: NativeTensor, options: Pool2dOptions): NativeTensor;
@@ -167,7 +168,7 @@ export interface NativeModule {
     x: NativeTensor,
     weight: NativeTensor,
     options?: NativeLinearBackwardOptions,
-  ): { gradInput: NativeTensor | null; gradWeight: NativeTensor; gradBias: NativeTensor | null };
+  ): NativeWeightGradients;
   matmul(a: NativeTensor, b: NativeTensor, options?: MatmulOptions): NativeTensor;
   // dropout (inverted): mask holds 0 or 1/(1-p)
   dropoutForward(x: NativeTensor, options: DropoutOptions): { output: NativeTensor; mask: NativeTensor };

@@ -5,8 +5,8 @@ import { relu, reluBackward } from '../ops/activation.js';
 import { conv2d, conv2dBackward } from '../ops/conv.js';
 import { dropout, dropoutBackward } from '../ops/dropout.js';
 import { linear, linearBackward } from '../ops/linear.js';
-import { localResponseNorm, localResponseNormBackward } from '../ops/lrn.js';
-import { maxPool2d, maxPool2dBackward } from '../ops/pool.js';
+import { localResponseNorm, localResponseNormBackward, type LrnOptions } from '../ops/lrn.js';
+import { maxPool2d, maxPool2dBackward, type Pool2dOptions } from '../ops/pool.js';
 import { Tensor, type Device } from '../tensor.js';
 import { defaultRng, fillUniform, pytorchDefaultBound, type Rng } from './init.js';
 import { fmt, Module, type F32, type Parameter } from './module.js';
@@ -188,28 +188,31 @@ export class ReLU extends Module {
   }
 }
 
-/** torch.nn.MaxPool2d(kernelSize, stride = kernelSize, padding = 0). */
-export class MaxPool2d extends Module {
-  readonly kernelSize: [number, number];
-  readonly stride: [number, number];
-  readonly padding: [number, number];
+/**
+ * A layer without parameters whose backward needs both its input and its output (MaxPool2d: where
+ * each maximum was; LocalResponseNorm: the normaliser): forward keeps them in training mode only,
+ * backward consumes them. A subclass gives its operator pair and the options it passes them.
+ */
+abstract class InputOutputLayer<O> extends Module {
+  readonly #layerName: string;
+  readonly #forwardOp: (x: F32, options: O) => F32;
+  readonly #backwardOp: (gradOutput: F32, x: F32, y: F32, options: O) => F32;
   #input: F32 | null = null;
   #output: F32 | null = null;
 
-  constructor(kernelSize: Pair, stride?: Pair, padding: Pair = 0) {
+  constructor(layerName: string, forwardOp: (x: F32, options: O) => F32, backwardOp: (gradOutput: F32, x: F32, y: F32, options: O) => F32) {
     super();
-    this.kernelSize = pair(kernelSize).map((k) => positiveInt(k, 'MaxPool2d: kernelSize')) as [number, number];
-    this.stride = pair(stride ?? kernelSize);
-    this.padding = pair(padding);
+    this.#layerName = layerName;
+    this.#forwardOp = forwardOp;
+    this.#backwardOp = backwardOp;
   }
 
-  #opts() {
-    return { kernelSize: this.kernelSize, stride: this.stride, padding: this.padding };
-  }
+  /** The options both operators get. */
+  protected abstract opOptions(): O;
 
   forward(x: F32): F32 {
     this.clearCache();
-    const y = maxPool2d(x, this.#opts());
+    const y = this.#forwardOp(x, this.opOptions());
     if (this.training) {
       this.#input = x;
       this.#output = y;
@@ -218,16 +221,35 @@ export class MaxPool2d extends Module {
   }
 
   backward(gradOutput: F32, needInputGrad = true): F32 | null {
-    const x = this.#input ?? noForward('MaxPool2d');
-    const y = this.#output ?? noForward('MaxPool2d');
+    const x = this.#input ?? noForward(this.#layerName);
+    const y = this.#output ?? noForward(this.#layerName);
     this.clearCache();
-    return needInputGrad ? maxPool2dBackward(gradOutput, x, y, this.#opts()) : null;
+    return needInputGrad ? this.#backwardOp(gradOutput, x, y, this.opOptions()) : null;
   }
 
   override clearCache(): void {
     this.#input = null;
     this.#output = null;
   }
+}
+
+/** torch.nn.MaxPool2d(kernelSize, stride = kernelSize, padding = 0). */
+export class MaxPool2d extends InputOutputLayer<Pool2dOptions> {
+  readonly kernelSize: [number, number];
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+
+  constructor(kernelSize: Pair, stride?: Pair, padding: Pair = 0) {
+    super('MaxPool2d', maxPool2d, maxPool2dBackward);
+    this.kernelSize = pair(kernelSize).map((k) => positiveInt(k, 'MaxPool2d: kernelSize')) as [number, number];
+    this.stride = pair(stride ?? kernelSize);
+    this.padding = pair(padding);
+  }
+
+  protected opOptions(): Pool2dOptions {
+    return { kernelSize: this.kernelSize, stride: this.stride, padding: this.padding };
+  }
+
   protected override extraRepr(): string {
     return `kernel=${fmt(this.kernelSize)}, stride=${fmt(this.stride)}`;
   }
@@ -238,45 +260,21 @@ export class MaxPool2d extends Module {
  * y_c = x_c / (k + alpha / size * sum_{|c'-c| <= size/2} x_c'^2)^beta. Krizhevsky et al. 2012's
  * alpha = 1e-4 per element (size 5, k 2) is alpha = 5e-4 here.
  */
-export class LocalResponseNorm extends Module {
-  #input: F32 | null = null;
-  #output: F32 | null = null;
-
+export class LocalResponseNorm extends InputOutputLayer<LrnOptions> {
   constructor(
     readonly size: number,
     readonly alpha = 1e-4,
     readonly beta = 0.75,
     readonly k = 1,
   ) {
-    super();
+    super('LocalResponseNorm', localResponseNorm, localResponseNormBackward);
     positiveInt(size, 'LocalResponseNorm: size');
   }
 
-  #opts() {
+  protected opOptions(): LrnOptions {
     return { size: this.size, alpha: this.alpha, beta: this.beta, k: this.k };
   }
 
-  forward(x: F32): F32 {
-    this.clearCache();
-    const y = localResponseNorm(x, this.#opts());
-    if (this.training) {
-      this.#input = x;
-      this.#output = y;
-    }
-    return y;
-  }
-
-  backward(gradOutput: F32, needInputGrad = true): F32 | null {
-    const x = this.#input ?? noForward('LocalResponseNorm');
-    const y = this.#output ?? noForward('LocalResponseNorm');
-    this.clearCache();
-    return needInputGrad ? localResponseNormBackward(gradOutput, x, y, this.#opts()) : null;
-  }
-
-  override clearCache(): void {
-    this.#input = null;
-    this.#output = null;
-  }
   protected override extraRepr(): string {
     return `size=${this.size}, alpha=${this.alpha}, beta=${this.beta}, k=${this.k}`;
   }

@@ -1,5 +1,6 @@
-import { loadNative, type NativeConv2dBackwardOptions, type NativeTensor, type Pair } from '../native.js';
+import { loadNative, type NativeConv2dBackwardOptions, type Pair } from '../native.js';
 import { handleOf, Tensor } from '../tensor.js';
+import { gradientsOf, gradTargets, type WeightGradients, type WeightGradOptions } from './weight-grad.js';
 
 export interface Conv2dOptions {
   stride?: Pair;
@@ -11,24 +12,10 @@ export interface Conv2dOptions {
 }
 
 /** Options of conv2dBackward (the forward options plus what to compute and where to write). */
-export interface Conv2dBackwardOptions extends Conv2dOptions {
-  /** compute gradInput (default true; false for the first layer) */
-  computeGradInput?: boolean;
-  /** compute gradBias (default true) */
-  computeGradBias?: boolean;
-  /** write the weight gradient here (shape of weight; may be a view into a larger buffer) */
-  gradWeight?: Tensor<'float32'>;
-  /** write the bias gradient here (shape [outChannels]) */
-  gradBias?: Tensor<'float32'>;
-  /** add into gradWeight / gradBias instead of overwriting them (both must then be given) */
-  accumulate?: boolean;
-}
+export interface Conv2dBackwardOptions extends Conv2dOptions, WeightGradOptions {}
 
-export interface Conv2dGradients {
-  gradInput: Tensor<'float32'> | null;
-  gradWeight: Tensor<'float32'>;
-  gradBias: Tensor<'float32'> | null;
-}
+/** What conv2dBackward returns (as linearBackward). */
+export type Conv2dGradients = WeightGradients;
 
 /**
  * 2-D convolution (cross-correlation, like torch.nn.functional.conv2d):
@@ -55,11 +42,7 @@ export function conv2dBackward(
   const op = 'conv2dBackward';
   let nativeOptions: unknown = options;
   if (options !== null && typeof options === 'object' && (options.gradWeight !== undefined || options.gradBias !== undefined)) {
-    nativeOptions = {
-      ...options,
-      gradWeight: options.gradWeight === undefined ? undefined : handleOf(options.gradWeight, op, 'gradWeight'),
-      gradBias: options.gradBias === undefined ? undefined : handleOf(options.gradBias, op, 'gradBias'),
-    };
+    nativeOptions = { ...options, ...gradTargets(options, op) };
   }
   const r = loadNative().conv2dBackward(
     handleOf(gradOutput, op, 'gradOutput'),
@@ -67,11 +50,5 @@ export function conv2dBackward(
     handleOf(weight, op, 'weight'),
     nativeOptions as NativeConv2dBackwardOptions,
   );
-  const same = (given: Tensor<'float32'> | undefined, h: NativeTensor): Tensor<'float32'> =>
-    given !== undefined && given.handle === h ? given : new Tensor<'float32'>(h);
-  return {
-    gradInput: r.gradInput ? new Tensor<'float32'>(r.gradInput) : null,
-    gradWeight: same(options?.gradWeight, r.gradWeight),
-    gradBias: r.gradBias ? same(options?.gradBias, r.gradBias) : null,
-  };
+  return gradientsOf(r, options);
 }

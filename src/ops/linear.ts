@@ -1,25 +1,13 @@
 // Fully connected layer (PyTorch layout: weight [out, in]) and a general matrix product.
 import { loadNative } from '../native.js';
 import { handleOf, optionsOf, Tensor } from '../tensor.js';
+import { gradientsOf, gradTargets, type WeightGradients, type WeightGradOptions } from './weight-grad.js';
 
-export interface LinearGradOptions {
-  /** compute gradInput (default true; false for a first layer) */
-  computeGradInput?: boolean;
-  /** compute gradBias (default true; false for a layer without bias) */
-  computeGradBias?: boolean;
-  /** write the weight gradient here ([out, in]; may be a view into a gradient store) */
-  gradWeight?: Tensor<'float32'>;
-  /** write the bias gradient here ([out]) */
-  gradBias?: Tensor<'float32'>;
-  /** add into gradWeight / gradBias instead of overwriting them */
-  accumulate?: boolean;
-}
+/** Options of linearBackward: what to compute and where to write (as conv2dBackward's). */
+export type LinearGradOptions = WeightGradOptions;
 
-export interface LinearGrads {
-  gradInput: Tensor<'float32'> | null;
-  gradWeight: Tensor<'float32'>;
-  gradBias: Tensor<'float32'> | null;
-}
+/** What linearBackward returns (as conv2dBackward). */
+export type LinearGrads = WeightGradients;
 
 export interface MatmulOptions {
   transA?: boolean;
@@ -54,16 +42,10 @@ export function linearBackward(
     computeGradInput: options.computeGradInput,
     computeGradBias: options.computeGradBias,
     accumulate: options.accumulate,
-    gradWeight: options.gradWeight === undefined ? undefined : handleOf(options.gradWeight, op, 'gradWeight'),
-    gradBias: options.gradBias === undefined ? undefined : handleOf(options.gradBias, op, 'gradBias'),
+    ...gradTargets(options, op),
   });
-  return {
-    gradInput: r.gradInput === null ? null : new Tensor(r.gradInput),
-    gradWeight: options.gradWeight ?? new Tensor(r.gradWeight),
-    gradBias: r.gradBias === null ? null : (options.gradBias ?? new Tensor(r.gradBias)),
-  };
+  return gradientsOf(r, options);
 }
-
 /** c = op(a) @ op(b) for 2-D a, b (op transposes when transA / transB). */
 export function matmul(a: Tensor<'float32'>, b: Tensor<'float32'>, options: MatmulOptions = {}): Tensor<'float32'> {
   return new Tensor(loadNative().matmul(handleOf(a, 'matmul', 'a'), handleOf(b, 'matmul', 'b'), options));

@@ -8,16 +8,16 @@ export type SgdConvention = 'pytorch' | 'krizhevsky';
 
 /**
  * Options of the raw sgdStep operator. Every default is the kernel's: 0, false, 'pytorch' (as in
- * torch.optim.SGD). The SGD optimizer class has its own options, SGDOptions, whose defaults are
- * the AlexNet paper's (momentum 0.9, weight decay 5e-4).
+ * torch.optim.SGD). The SGD optimizer class takes the same fields less firstStep (SGDOptions),
+ * with two defaults of its own, the AlexNet paper's: momentum 0.9, weight decay 5e-4.
  */
 export interface SgdStepOptions {
   lr: number;
-  /** default 0 (plain SGD; momentumBuffer may then be null) */
+  /** default 0 (plain SGD; momentumBuffer may then be null); the SGD class: 0.9 */
   momentum?: number;
   /** in [0, 1], default 0 */
   dampening?: number;
-  /** L2 weight decay, default 0 */
+  /** L2 weight decay, default 0; the SGD class: 5e-4 */
   weightDecay?: number;
   /** PyTorch convention only, with momentum > 0 and dampening 0; default false */
   nesterov?: boolean;

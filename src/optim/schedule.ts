@@ -17,59 +17,64 @@ export interface StepLRState {
   epoch: number;
 }
 
-/** torch.optim.lr_scheduler.StepLR: lr *= gamma every stepSize epochs. */
-export class StepLR {
+/**
+ * What StepLR and MultiStepLR share: an epoch count (their whole state), and at the end of each
+ * epoch lr *= gamma^k, k the number of decays the subclass makes at that epoch.
+ */
+abstract class EpochDecayLR {
   epoch = 0;
-  readonly stepSize: number;
+  readonly #name: string;
   constructor(
     readonly optimizer: LrHolder,
-    stepSize: number,
-    readonly gamma = 0.1,
+    readonly gamma: number,
+    name: string,
   ) {
-    if (!Number.isInteger(stepSize) || stepSize < 1) throw alexnetError('ERR_ARGUMENT', `StepLR: stepSize must be a positive integer, got ${String(stepSize)}`);
-    this.stepSize = stepSize;
-    positive(gamma, 'StepLR: gamma');
+    positive(gamma, `${name}: gamma`);
+    this.#name = name;
   }
+  /** How many times the lr is multiplied by gamma at the end of epoch `epoch` (1-based). */
+  protected abstract decaysAt(epoch: number): number;
   /** Ends an epoch; returns the lr for the next one. */
   step(): number {
     this.epoch++;
-    if (this.epoch % this.stepSize === 0) this.optimizer.lr *= this.gamma;
+    const k = this.decaysAt(this.epoch);
+    if (k > 0) this.optimizer.lr *= this.gamma ** k;
     return this.optimizer.lr;
   }
   state(): StepLRState {
     return { epoch: this.epoch };
   }
   loadState(s: StepLRState): void {
-    this.epoch = checkEpoch(s, 'StepLR');
+    this.epoch = checkEpoch(s, this.#name);
+  }
+}
+
+/** torch.optim.lr_scheduler.StepLR: lr *= gamma every stepSize epochs. */
+export class StepLR extends EpochDecayLR {
+  readonly stepSize: number;
+  constructor(optimizer: LrHolder, stepSize: number, gamma = 0.1) {
+    if (!Number.isInteger(stepSize) || stepSize < 1) throw alexnetError('ERR_ARGUMENT', `StepLR: stepSize must be a positive integer, got ${String(stepSize)}`);
+    super(optimizer, gamma, 'StepLR');
+    this.stepSize = stepSize;
+  }
+  protected decaysAt(epoch: number): number {
+    return epoch % this.stepSize === 0 ? 1 : 0;
   }
 }
 
 /** torch.optim.lr_scheduler.MultiStepLR: lr *= gamma when the epoch count reaches each milestone. */
-export class MultiStepLR {
-  epoch = 0;
+export class MultiStepLR extends EpochDecayLR {
   readonly milestones: readonly number[];
-  constructor(
-    readonly optimizer: LrHolder,
-    milestones: readonly number[],
-    readonly gamma = 0.1,
-  ) {
+  constructor(optimizer: LrHolder, milestones: readonly number[], gamma = 0.1) {
     if (!Array.isArray(milestones) || milestones.some((m) => !Number.isInteger(m) || m < 1)) {
       throw alexnetError('ERR_ARGUMENT', `MultiStepLR: milestones must be positive integers, got ${JSON.stringify(milestones)}`);
     }
+    super(optimizer, gamma, 'MultiStepLR');
     this.milestones = Object.freeze([...milestones].sort((a, b) => a - b));
-    positive(gamma, 'MultiStepLR: gamma');
   }
-  step(): number {
-    this.epoch++;
-    const hits = this.milestones.filter((m) => m === this.epoch).length;
-    if (hits > 0) this.optimizer.lr *= this.gamma ** hits;
-    return this.optimizer.lr;
-  }
-  state(): StepLRState {
-    return { epoch: this.epoch };
-  }
-  loadState(s: StepLRState): void {
-    this.epoch = checkEpoch(s, 'MultiStepLR');
+  /** A milestone listed twice decays twice, as in PyTorch. */
+  protected decaysAt(epoch: number): number {
+    return this.milestones.filter((m) => m === epoch).length;
   }
 }
 

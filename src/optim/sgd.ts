@@ -8,24 +8,13 @@ import type { ParameterStore } from '../nn/store.js';
 import { sgdStep, type SgdConvention, type SgdStepOptions } from '../ops/sgd.js';
 
 /**
- * Options of the SGD optimizer (torch.optim.SGD's, named in camelCase). Two defaults differ from
- * torch.optim.SGD's (momentum 0, weight_decay 0) and from the raw sgdStep operator's
- * (SgdStepOptions, all 0): momentum 0.9 and weight decay 5e-4, the recipe of Krizhevsky et al.
- * 2012, because this package trains AlexNet.
+ * Options of the SGD optimizer (torch.optim.SGD's, named in camelCase): sgdStep's fields less
+ * firstStep, which the class tracks itself. Two defaults differ from torch.optim.SGD's (momentum 0,
+ * weight_decay 0) and from the raw sgdStep operator's (all 0): momentum 0.9 and weight decay 5e-4,
+ * the recipe of Krizhevsky et al. 2012, because this package trains AlexNet. Every other default
+ * is sgdStep's: dampening 0, nesterov false, convention 'pytorch'.
  */
-export interface SGDOptions {
-  lr: number;
-  /** default 0.9 (the paper's; torch.optim.SGD: 0) */
-  momentum?: number;
-  /** in [0, 1], default 0 */
-  dampening?: number;
-  /** L2 weight decay, default 5e-4 (the paper's; torch.optim.SGD: 0) */
-  weightDecay?: number;
-  /** PyTorch convention only, with momentum > 0 and dampening 0; default false */
-  nesterov?: boolean;
-  /** default 'pytorch' */
-  convention?: SgdConvention;
-}
+export type SGDOptions = Omit<SgdStepOptions, 'firstStep'>;
 
 /** The SGD class's defaults (the paper's), applied before the addon's checks. */
 const SGD_DEFAULTS = { momentum: 0.9, dampening: 0, weightDecay: 5e-4, nesterov: false, convention: 'pytorch' } as const;
