@@ -409,7 +409,7 @@ const TORCH_ROUND_MS = 600_000;
  * backward, SGD with momentum) per request, so it takes its turn in the rounds like the others.
  * Skipped, with the reason, where the interpreter or torch is missing.
  */
-class TorchPeer {
+export class TorchPeer {
   readonly name = 'PyTorch (CPU)';
   #child: ChildProcessWithoutNullStreams | null = null;
   #lines: LineReader | null = null;
@@ -661,7 +661,7 @@ export function benchMarkdown(results: BenchResult[]): string {
     const torch =
       t && 'inferRatio' in t
         ? `${t.inferImagesPerSecond.toFixed(1)} | ${t.inferRatio.toFixed(2)}x | ${t.trainImagesPerSecond.toFixed(1)} | ${t.trainRatio.toFixed(2)}x`
-        : `${t && 'skipped' in t ? 'skipped' : t && 'error' in t ? t.error : 'not run'} | | | `;
+        : `${t && 'skipped' in t ? 'skipped' : t && 'error' in t ? t.error : 'not run'} | | |`;
     lines.push(
       `| ${r.batch} | ${r.inferImagesPerSecond.toFixed(1)} | ${pct(r.inferFractionOfMatmul)} | ${r.trainImagesPerSecond.toFixed(1)} | ${pct(r.trainFractionOfMatmul)} | ${ofPeak(r.inferFractionOfFmaPeak)} | ${ofPeak(r.trainFractionOfFmaPeak)} | ${peer} | ${torch} | ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB |`,
     );
