@@ -123,6 +123,30 @@ export interface BenchRow {
   fraction: number;
 }
 
+export interface FmaPeakOptions {
+  /** timed window per instruction set, 0.001..10 (default 0.1), after a warm-up of a tenth of it (at least 5 ms) */
+  seconds?: number;
+  /** 'all' (default): every instruction set this CPU has, best first; 'best': the first of them; or one by name */
+  isa?: 'all' | 'best' | FmaPeakIsa;
+}
+
+export type FmaPeakIsa = 'avx512f' | 'avx2+fma' | 'sse' | 'scalar';
+
+/** One row of fmaPeak: the machine's multiply-add rate with one instruction set, every pool thread at once. */
+export interface FmaPeakRow {
+  isa: FmaPeakIsa;
+  /** floats per instruction (16, 8, 4, 1) */
+  lanes: number;
+  /** a fused multiply-add instruction (else a multiply and an add: SSE and scalar on x86-64 builds) */
+  fused: boolean;
+  /** pool threads that ran the loop at once (setNumThreads) */
+  threads: number;
+  /** the measured window */
+  seconds: number;
+  /** 2 FLOP per lane per multiply-add, all threads together */
+  gflops: number;
+}
+
 export interface NativeModule {
   NativeTensor: abstract new (...args: never[]) => NativeTensor;
   // tensors and queues
@@ -198,6 +222,13 @@ export interface NativeModule {
    * missing; other work on the same device meanwhile is timed with it.
    */
   benchOps(options?: BenchOpsOptions): Promise<BenchRow[]>;
+  /**
+   * The machine's floating-point peak, measured: independent multiply-add chains per instruction
+   * set (AVX-512F, AVX2+FMA, SSE, scalar; those this CPU has, best first) on every CPU pool
+   * thread at once for a fixed window. Runs on the CPU queue's worker, off the JS thread, in
+   * order with other CPU work. The benchmarks' "of FMA peak" fractions divide by the first row.
+   */
+  fmaPeak(options?: FmaPeakOptions): Promise<FmaPeakRow[]>;
   // cuDNN / cuBLAS run-time binding (native/cuda/dynload)
   /** the numbers our own cuDNN / cuBLAS declarations compile to (pinned by test/cuda-abi.test.ts) */
   cudaAbi(): CudaAbi;

@@ -2,7 +2,11 @@
 // its ceiling (a smoke test of the harness, not a timing assertion). On CUDA it runs when a GPU
 // is present; elsewhere it must reject cleanly with a typed error, and the test says why the GPU
 // run was skipped.
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { TorchPeer, torchPython } from '../src/cli/bench.js';
 import { loadNative } from '../src/native.js';
 import { backendInfo } from '../src/info.js';
 import { itCuda } from './cuda-gate.js';
@@ -68,9 +72,79 @@ describe('alexnet bench (end to end)', () => {
     for (const f of [r!.inferFractionOfMatmul, r!.trainFractionOfMatmul]) expect(f > 0 && f < 1.5).toBe(true);
     expect(r!.layers.map((l) => l.name)).toContain('features.0');
     expect(r!.layers.length).toBe(21);
+    // the FMA peak from the same run: every instruction set of the CPU, the best one the ceiling
+    const peak = r!.fmaPeak;
+    expect(peak.isas.map((i) => i.isa).at(-1)).toBe('scalar');
+    expect(peak.isa).toBe(peak.isas[0]!.isa);
+    expect(peak.gflops).toBeGreaterThanOrEqual(peak.isas[0]!.gflops); // the best of the rounds
+    expect(peak.gflops).toBeGreaterThanOrEqual(peak.isas.at(-1)!.gflops);
+    expect(peak.threads).toBe(backendInfo().backends.cpu.threads);
+    expect(r!.inferFractionOfFmaPeak).toBeCloseTo(r!.inferGflops / peak.gflops, 9);
+    expect(r!.trainFractionOfFmaPeak).toBeCloseTo(r!.trainGflops / peak.gflops, 9);
+    // no work outruns the hardware (with room for a peak measured while the machine was busier)
+    for (const f of [r!.inferFractionOfFmaPeak, r!.trainFractionOfFmaPeak]) expect(f > 0 && f < 1.5, String(f)).toBe(true);
+    expect(r!.peer).toBeUndefined(); // peer: false runs neither peer
+    expect(r!.torch).toBeUndefined();
     const md = benchMarkdown([r!]);
     expect(md).toMatch(/matmul 2048\^3 in the same run/);
-    expect(md).toMatch(/\| 1 \| [\d.]+ \| \d+% \| [\d.]+ \| \d+% \|/);
+    expect(md).toMatch(new RegExp(`FMA peak in the same run \\(\\d+ threads, best of the rounds\\): \\*\\*[\\d.]+ GFLOP/s with ${peak.isa.replace('+', '\\+')}\\*\\*`));
+    expect(md).toMatch(/\| 1 \| [\d.]+ \| \d+% \| [\d.]+ \| \d+% \| [\d.]+% \| [\d.]+% \|/);
+  }, 180_000);
+
+  it('runs onnxruntime and says why the PyTorch peer is skipped where its interpreter is missing', async () => {
+    const { benchmark, benchMarkdown } = await import('../src/cli/bench.js');
+    const log: string[] = [];
+    const python = join(tmpdir(), 'no-such-dir', 'python3');
+    const [r] = await benchmark({ device: 'cpu', batches: [1], reps: 1, peer: true, python, log: (l) => log.push(l) });
+    expect(log).toEqual([expect.stringMatching(/^PyTorch peer skipped: .*no-such-dir\/python3.*ENOENT/)]);
+    expect(r!.torch).toEqual({ name: 'PyTorch (CPU)', skipped: expect.stringContaining('no-such-dir') });
+    // onnxruntime-node still ran, in the same rounds
+    const ort = r!.peer as { inferImagesPerSecond: number; ratio: number; inferFractionOfFmaPeak: number };
+    expect(ort.inferImagesPerSecond).toBeGreaterThan(0);
+    expect(ort.ratio).toBeCloseTo(r!.inferImagesPerSecond / ort.inferImagesPerSecond, 9);
+    expect(ort.inferFractionOfFmaPeak).toBeCloseTo((ort.inferImagesPerSecond * r!.forwardGflopPerImage) / r!.fmaPeak.gflops, 9);
+    const md = benchMarkdown([r!]);
+    expect(md).toMatch(/^PyTorch peer skipped: .*ENOENT$/m);
+    expect(md).toMatch(/\| 1 \| .* \| [\d.]+x \| skipped \| \| \| \| [\d.]+ GiB \|$/m);
+  }, 180_000);
+});
+
+const hasTorch = spawnSync(torchPython(), ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+
+describe('the PyTorch peer (bench/torch_cpu.py)', () => {
+  it('is skipped with the reason where the interpreter cannot import torch', async () => {
+    // an interpreter that runs but is not Python: it ends before it is ready
+    const peer = new TorchPeer();
+    expect(await peer.start(process.execPath, 1)).toBe(false);
+    expect(peer.skipped).toMatch(/ended before it was ready/);
+    await peer.round(1); // no process: nothing happens
+    expect(peer.result({ batch: 1, inferImagesPerSecond: 1, trainImagesPerSecond: 1, forwardGflopPerImage: 1, trainGflopPerImage: 1 })).toEqual({
+      name: 'PyTorch (CPU)',
+      skipped: peer.skipped,
+    });
+  }, 60_000);
+
+  // needs PyTorch (Debian's python3-torch); CI has none, where this test is skipped for that reason
+  it.skipIf(!hasTorch)(`times inference and a training step on our thread count (needs torch in ${torchPython()})`, async () => {
+    const peer = new TorchPeer();
+    const threads = backendInfo().backends.cpu.threads;
+    expect(await peer.start(torchPython(), threads)).toBe(true);
+    try {
+      peer.reset();
+      await peer.round(2);
+      await peer.round(2);
+      const ours = { batch: 2, inferImagesPerSecond: 10, trainImagesPerSecond: 3, forwardGflopPerImage: 2.26, trainGflopPerImage: 6.58 };
+      const t = peer.result(ours) as { version: string; threads: number; inferImagesPerSecond: number; trainImagesPerSecond: number; inferRatio: number; trainRatio: number };
+      expect(t.version).toMatch(/^\d+\.\d+/);
+      expect(t.threads).toBe(threads);
+      expect(t.inferImagesPerSecond).toBeGreaterThan(0);
+      expect(t.trainImagesPerSecond).toBeGreaterThan(0);
+      expect(t.trainImagesPerSecond).toBeLessThan(t.inferImagesPerSecond); // a step is forward + backward
+      expect(t.inferRatio).toBeCloseTo(10 / t.inferImagesPerSecond, 9);
+      expect(t.trainRatio).toBeCloseTo(3 / t.trainImagesPerSecond, 9);
+    } finally {
+      await peer.close();
+    }
   }, 180_000);
 });
 

@@ -23,7 +23,9 @@ class Pool {
     stop_workers();
     threads_ = std::clamp(threads, 1, 64);
     stop_ = false;
-    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i] { work(i); });
+    // A new worker starts at the current generation: the last run's job is over (its pointer
+    // is gone), and a worker that took it for new work would call through a null job.
+    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i, g = generation_] { work(i, g); });
   }
 
   void run(int chunks, const std::function<void(int)>& job) {
@@ -52,8 +54,7 @@ class Pool {
   }
 
  private:
-  void work(int id) {
-    uint64_t seen = 0;
+  void work(int id, uint64_t seen) {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       wake_.wait(lock, [&] { return stop_ || generation_ != seen; });

@@ -1,9 +1,17 @@
 // `alexnet bench`: end-to-end inference and training images/s of the seed AlexNet at several
-// batch sizes, a per-layer forward/backward table, peak memory, and onnxruntime-node's CPU
-// inference of the same network (exported to ONNX) in the same run as the peer.
+// batch sizes, a per-layer forward/backward table, peak memory, and two peers in the same run:
+// onnxruntime-node's CPU inference of the same network (exported to ONNX), and PyTorch's CPU
+// build (oneDNN) for inference and training (bench/torch_cpu.py in a process of its own), where
+// `/usr/bin/python3 -c 'import torch'` works. The engines take turns, one timed pass each per
+// round (ours, onnxruntime, PyTorch, then the FMA peak, and again), and each keeps its best
+// round, so the machine's drift hits all of them alike. FLOP rates are given as fractions of a
+// square matmul and of the machine's FMA peak, both measured in the same run.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { exportOnnx } from '../io/onnx.js';
 import { alexnet } from '../models/alexnet.js';
 import { Conv2d, Linear } from '../nn/layers.js';
@@ -41,11 +49,47 @@ export interface BenchResult {
   matmul: { size: number; gflops: number };
   inferFractionOfMatmul: number;
   trainFractionOfMatmul: number;
-  peer?: { name: string; inferImagesPerSecond: number; ratio: number } | { name: string; error: string };
+  peer?: { name: string; inferImagesPerSecond: number; ratio: number; inferFractionOfFmaPeak?: number } | { name: string; error: string };
+  /** the machine's FMA peak measured in the same run (fmaPeak: every pool thread, best of the rounds) */
+  fmaPeak: FmaPeakSummary;
+  inferFractionOfFmaPeak: number;
+  trainFractionOfFmaPeak: number;
+  /** the second peer: PyTorch's CPU build, or why it did not run */
+  torch?: TorchPeerResult;
 }
 
-async function best(reps: number, fn: () => Promise<void>): Promise<number> {
-  await fn(); // warm-up: page faults, algorithm searches, thread start
+export interface FmaPeakSummary {
+  /** the best instruction set's rate, the ceiling of the fractions */
+  isa: string;
+  gflops: number;
+  threads: number;
+  /** every instruction set this CPU has, measured once at the start */
+  isas: { isa: string; gflops: number }[];
+}
+
+export type TorchPeerResult =
+  | {
+      name: string;
+      version: string;
+      threads: number;
+      inferImagesPerSecond: number;
+      trainImagesPerSecond: number;
+      /** ours / PyTorch */
+      inferRatio: number;
+      trainRatio: number;
+      inferFractionOfFmaPeak: number;
+      trainFractionOfFmaPeak: number;
+    }
+  | { name: string; skipped: string }
+  | { name: string; error: string };
+
+/** The interpreter that runs the PyTorch peer: ALEXNET_BENCH_PYTHON, else Debian's /usr/bin/python3 (not whatever `python3` is on PATH). */
+export function torchPython(): string {
+  return process.env.ALEXNET_BENCH_PYTHON || '/usr/bin/python3';
+}
+
+async function best(reps: number, fn: () => Promise<void>, warmup = true): Promise<number> {
+  if (warmup) await fn(); // warm-up: page faults, algorithm searches, thread start
   let ms = Infinity;
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
@@ -154,14 +198,14 @@ function disposeRig(r: BenchRig): void {
 }
 
 /** Milliseconds of an inference pass (eval mode) and of a training step (forward, loss, backward, SGD). */
-async function timeEndToEnd(r: BenchRig, reps: number): Promise<{ inferMs: number; trainMs: number }> {
+async function timeEndToEnd(r: BenchRig, reps: number, warmup = true): Promise<{ inferMs: number; trainMs: number }> {
   const { model, store, sgd, x, y, device } = r;
   model.eval();
   const inferMs = await best(reps, async () => {
     const out = model.forward(x);
     await synchronize(device);
     out.dispose();
-  });
+  }, warmup);
   model.train();
   const trainMs = await best(reps, async () => {
     store.zeroGrad();
@@ -171,7 +215,7 @@ async function timeEndToEnd(r: BenchRig, reps: number): Promise<{ inferMs: numbe
     sgd.step();
     await loss.data();
     for (const t of [logits, loss, gradLogits]) t.dispose();
-  });
+  }, warmup);
   return { inferMs, trainMs };
 }
 
@@ -237,19 +281,34 @@ function benchResult(
     matmul: ceiling,
     inferFractionOfMatmul: inferGflops / ceiling.gflops,
     trainFractionOfMatmul: trainGflops / ceiling.gflops,
+    // set once every round has measured the peak (applyFmaPeak)
+    fmaPeak: { isa: '', gflops: 0, threads: 0, isas: [] },
+    inferFractionOfFmaPeak: 0,
+    trainFractionOfFmaPeak: 0,
   };
 }
 
 /**
- * The peer: onnxruntime-node's CPU inference of the same network, exported to ONNX once (from
- * the first batch size's model) and timed on the same input.
+ * The first peer: onnxruntime-node's CPU inference of the same network, exported to ONNX once
+ * (from the first batch size's model) and timed on the same input. One session per batch size,
+ * kept across that batch's rounds.
  */
 class OrtPeer {
+  readonly name = 'onnxruntime-node (CPU)';
   #ort: typeof import('onnxruntime-node') | null = null;
   #onnxPath: string | null = null;
+  #session: import('onnxruntime-node').InferenceSession | null = null;
+  #feeds: Record<string, import('onnxruntime-node').Tensor> = {};
+  #error: string | null = null;
+  #bestMs = Infinity;
+  #warm = false;
 
-  async time(r: BenchRig, reps: number, ours: number): Promise<NonNullable<BenchResult['peer']>> {
-    const name = 'onnxruntime-node (CPU)';
+  /** A session for this batch size (the previous one released). */
+  async prepare(r: BenchRig): Promise<void> {
+    await this.release();
+    this.#bestMs = Infinity;
+    this.#warm = false;
+    this.#error = null;
     try {
       if (!this.#ort) {
         this.#ort = (await import('onnxruntime-node')) as typeof import('onnxruntime-node');
@@ -258,65 +317,354 @@ class OrtPeer {
         await exportOnnx(r.model as never, this.#onnxPath, { batch: 'dynamic' });
       }
       const ort = this.#ort;
-      const session = await ort.InferenceSession.create(this.#onnxPath!, { intraOpNumThreads: os.cpus().length });
-      const feeds = { input: new ort.Tensor('float32', r.host, [r.batch, 3, 227, 227]) };
-      const peerMs = await best(reps, async () => {
-        await session.run(feeds);
-      });
-      const ips = (r.batch * 1000) / peerMs;
-      await session.release();
-      return { name, inferImagesPerSecond: ips, ratio: ours / ips };
+      this.#session = await ort.InferenceSession.create(this.#onnxPath!, { intraOpNumThreads: os.cpus().length });
+      this.#feeds = { input: new ort.Tensor('float32', r.host, [r.batch, 3, 227, 227]) };
     } catch (e) {
-      return { name, error: (e as Error).message.split('\n')[0] ?? String(e) };
+      this.#fail(e);
     }
   }
 
+  /** One round: a timed inference pass (after a warm-up on the first round). */
+  async round(): Promise<void> {
+    if (!this.#session || this.#error) return;
+    try {
+      const session = this.#session;
+      this.#bestMs = Math.min(this.#bestMs, await best(1, async () => void (await session.run(this.#feeds)), !this.#warm));
+      this.#warm = true;
+    } catch (e) {
+      this.#fail(e);
+    }
+  }
+
+  result(batch: number, ours: number): NonNullable<BenchResult['peer']> {
+    if (this.#error !== null || !Number.isFinite(this.#bestMs)) return { name: this.name, error: this.#error ?? 'not timed' };
+    const ips = (batch * 1000) / this.#bestMs;
+    return { name: this.name, inferImagesPerSecond: ips, ratio: ours / ips };
+  }
+
+  #fail(e: unknown): void {
+    this.#error = (e as Error).message?.split('\n')[0] ?? String(e);
+  }
+
+  async release(): Promise<void> {
+    const s = this.#session;
+    this.#session = null;
+    this.#feeds = {};
+    if (s) await s.release();
+  }
+
   async close(): Promise<void> {
+    await this.release();
     if (this.#onnxPath) await rm(this.#onnxPath, { force: true });
   }
 }
 
-export async function benchmark(options: { device: string; batches: number[]; reps: number; peer: boolean }): Promise<BenchResult[]> {
+/** Lines of a child's stdout, one at a time, each awaited with a time limit. */
+class LineReader {
+  #lines: string[] = [];
+  #waiting: ((line: string | null) => void) | null = null;
+  #closed = false;
+
+  constructor(child: ChildProcessWithoutNullStreams) {
+    const rl = createInterface({ input: child.stdout });
+    rl.on('line', (line) => {
+      if (this.#waiting) {
+        const w = this.#waiting;
+        this.#waiting = null;
+        w(line);
+      } else this.#lines.push(line);
+    });
+    rl.on('close', () => {
+      this.#closed = true;
+      this.#waiting?.(null);
+      this.#waiting = null;
+    });
+  }
+
+  /** The next line; null at the end of the output; rejects after `ms`. */
+  next(ms: number, what: string): Promise<string | null> {
+    if (this.#lines.length > 0) return Promise.resolve(this.#lines.shift()!);
+    if (this.#closed) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiting = null;
+        reject(new Error(`${what} took longer than ${ms / 1000} s`));
+      }, ms);
+      this.#waiting = (line) => {
+        clearTimeout(timer);
+        resolve(line);
+      };
+    });
+  }
+}
+
+/** Time limits of the PyTorch peer: importing torch, and one round (a warm-up and a timed pass of each, at batch 64 some 20 s on 2 cores). */
+const TORCH_START_MS = 120_000;
+const TORCH_ROUND_MS = 600_000;
+
+/**
+ * The second peer: PyTorch's CPU build, fp32 eager with its oneDNN convolutions, on as many
+ * threads as ours. bench/torch_cpu.py --serve runs in a process of its own for the whole
+ * benchmark and times one inference pass and one training step (forward, cross-entropy,
+ * backward, SGD with momentum) per request, so it takes its turn in the rounds like the others.
+ * Skipped, with the reason, where the interpreter or torch is missing.
+ */
+export class TorchPeer {
+  readonly name = 'PyTorch (CPU)';
+  #child: ChildProcessWithoutNullStreams | null = null;
+  #lines: LineReader | null = null;
+  #stderr = '';
+  #version = '';
+  #threads = 0;
+  /** why the peer does not run: skipped (no interpreter, no torch) or failed */
+  #skipped: string | null = null;
+  #error: string | null = null;
+  #best = { inferMs: Infinity, trainMs: Infinity };
+  #warm = false;
+
+  /** Starts the interpreter and waits until torch is imported; false (with the reason kept) where it cannot. */
+  async start(python: string, threads: number): Promise<boolean> {
+    const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch_cpu.py');
+    const env = { ...process.env };
+    delete env.OPENBLAS_CORETYPE; // PyTorch's BLAS is OpenBLAS too: same kernels a user gets
+    delete env.OPENBLAS_L2_SIZE;
+    try {
+      const child = spawn(python, [script, '--serve', '--threads', String(threads)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      this.#child = child;
+      child.stderr.on('data', (d: Buffer) => (this.#stderr = (this.#stderr + d.toString()).slice(-4000)));
+      const spawned = new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', reject);
+      });
+      await spawned;
+      this.#lines = new LineReader(child);
+      const line = await this.#lines.next(TORCH_START_MS, `${python}: import torch`);
+      const ready = line ? (JSON.parse(line) as { ready?: boolean; torch?: string; threads?: number; error?: string }) : null;
+      if (!ready?.ready) {
+        this.#skipped = ready?.error ?? `${python} ${script} ended before it was ready${this.#stderrTail()}`;
+        await this.close();
+        return false;
+      }
+      this.#version = ready.torch ?? '';
+      this.#threads = ready.threads ?? threads;
+      return true;
+    } catch (e) {
+      // spawn ENOENT (no such interpreter) or the time limit
+      this.#skipped = `${python}: ${(e as Error).message.split('\n')[0]}`;
+      await this.close();
+      return false;
+    }
+  }
+
+  get skipped(): string | null {
+    return this.#skipped;
+  }
+
+  /** The next batch size: its best times start afresh, and its first round warms up. */
+  reset(): void {
+    this.#best = { inferMs: Infinity, trainMs: Infinity };
+    this.#warm = false;
+    this.#error = null;
+  }
+
+  /** One round at batch B: one timed inference pass and one training step. */
+  async round(batch: number): Promise<void> {
+    if (!this.#child || !this.#lines || this.#error) return;
+    try {
+      this.#child.stdin.write(JSON.stringify({ batch, warmup: !this.#warm }) + '\n');
+      const line = await this.#lines.next(TORCH_ROUND_MS, `PyTorch at batch ${batch}`);
+      if (line === null) throw new Error(`bench/torch_cpu.py exited${this.#stderrTail()}`);
+      const t = JSON.parse(line) as { inferMs?: number; trainMs?: number; error?: string };
+      if (t.error || t.inferMs === undefined || t.trainMs === undefined) throw new Error(t.error ?? `unexpected answer: ${line}`);
+      this.#best = { inferMs: Math.min(this.#best.inferMs, t.inferMs), trainMs: Math.min(this.#best.trainMs, t.trainMs) };
+      this.#warm = true;
+    } catch (e) {
+      this.#error = (e as Error).message.split('\n')[0]!;
+      await this.close(); // a timed-out child is not left running
+    }
+  }
+
+  result(r: { batch: number; inferImagesPerSecond: number; trainImagesPerSecond: number; forwardGflopPerImage: number; trainGflopPerImage: number }): TorchPeerResult {
+    if (this.#skipped !== null) return { name: this.name, skipped: this.#skipped };
+    if (this.#error !== null || !Number.isFinite(this.#best.inferMs)) return { name: this.name, error: this.#error ?? 'not timed' };
+    const infer = (r.batch * 1000) / this.#best.inferMs;
+    const train = (r.batch * 1000) / this.#best.trainMs;
+    return {
+      name: this.name,
+      version: this.#version,
+      threads: this.#threads,
+      inferImagesPerSecond: infer,
+      trainImagesPerSecond: train,
+      inferRatio: r.inferImagesPerSecond / infer,
+      trainRatio: r.trainImagesPerSecond / train,
+      // filled in with the final peak (applyFmaPeak)
+      inferFractionOfFmaPeak: 0,
+      trainFractionOfFmaPeak: 0,
+    };
+  }
+
+  #stderrTail(): string {
+    const last = this.#stderr.trim().split('\n').at(-1);
+    return last ? `: ${last}` : '';
+  }
+
+  async close(): Promise<void> {
+    const child = this.#child;
+    this.#child = null;
+    if (!child) return;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.stdin.end(); // the server's input ends: it exits
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** The machine's FMA peak on our pool: every instruction set once, then the best one re-measured each round; the highest is kept. */
+class FmaPeakMeter {
+  summary: FmaPeakSummary = { isa: '', gflops: 0, threads: 0, isas: [] };
+  readonly #native: ReturnType<typeof loadNative>;
+
+  constructor(native: ReturnType<typeof loadNative>) {
+    this.#native = native;
+  }
+
+  async all(): Promise<void> {
+    const rows = await this.#native.fmaPeak({ seconds: 0.2 });
+    this.summary = { isa: rows[0]!.isa, gflops: rows[0]!.gflops, threads: rows[0]!.threads, isas: rows.map((r) => ({ isa: r.isa, gflops: r.gflops })) };
+  }
+
+  async round(): Promise<void> {
+    const [row] = await this.#native.fmaPeak({ isa: 'best', seconds: 0.2 });
+    if (row && row.gflops > this.summary.gflops) {
+      this.summary.gflops = row.gflops;
+      const first = this.summary.isas.find((i) => i.isa === row.isa);
+      if (first) first.gflops = Math.max(first.gflops, row.gflops);
+    }
+  }
+}
+
+/** Every result's fractions of the final (highest) FMA peak. */
+function applyFmaPeak(results: BenchResult[], peak: FmaPeakSummary): void {
+  if (!(peak.gflops > 0)) return;
+  for (const r of results) {
+    r.fmaPeak = { ...peak, isas: peak.isas.map((i) => ({ ...i })) };
+    r.inferFractionOfFmaPeak = r.inferGflops / peak.gflops;
+    r.trainFractionOfFmaPeak = r.trainGflops / peak.gflops;
+    if (r.peer && 'ratio' in r.peer) r.peer.inferFractionOfFmaPeak = (r.peer.inferImagesPerSecond * r.forwardGflopPerImage) / peak.gflops;
+    if (r.torch && 'inferRatio' in r.torch) {
+      r.torch.inferFractionOfFmaPeak = (r.torch.inferImagesPerSecond * r.forwardGflopPerImage) / peak.gflops;
+      r.torch.trainFractionOfFmaPeak = (r.torch.trainImagesPerSecond * r.trainGflopPerImage) / peak.gflops;
+    }
+  }
+}
+
+export interface BenchOptions {
+  device: string;
+  batches: number[];
+  /** rounds: each engine's best of this many timed passes */
+  reps: number;
+  /** run the peers (CPU only): onnxruntime-node, and PyTorch where it imports */
+  peer: boolean;
+  /** the PyTorch peer's interpreter (default torchPython()) */
+  python?: string;
+  /** where "PyTorch peer skipped: <reason>" goes (default console.error) */
+  log?: (line: string) => void;
+}
+
+export async function benchmark(options: BenchOptions): Promise<BenchResult[]> {
   const native = loadNative();
+  const log = options.log ?? ((line: string) => console.error(line));
   const memory = new MemoryPeaks(() => native.externalMemory());
   memory.start();
-  const peer = new OrtPeer();
+  const cpu = options.device === 'cpu';
+  const peers = options.peer && cpu;
+  const ort = new OrtPeer();
+  const torch = new TorchPeer();
+  const peak = new FmaPeakMeter(native);
   const results: BenchResult[] = [];
   try {
     const ceiling = await matmulCeiling(options.device, options.reps);
+    if (cpu) await peak.all(); // the CPU's peak: no ceiling for a GPU run
+    if (peers && !(await torch.start(options.python ?? torchPython(), native.info().cpu.threads))) log(`PyTorch peer skipped: ${torch.skipped}`);
     for (const B of options.batches) {
       const r = rig(options.device, B);
-      const times = await timeEndToEnd(r, options.reps);
+      if (peers) {
+        await ort.prepare(r);
+        torch.reset();
+      }
+      // alternating rounds, each engine keeping its best
+      let times = { inferMs: Infinity, trainMs: Infinity };
+      for (let round = 0; round < options.reps; round++) {
+        const t = await timeEndToEnd(r, 1, round === 0);
+        times = { inferMs: Math.min(times.inferMs, t.inferMs), trainMs: Math.min(times.trainMs, t.trainMs) };
+        if (peers) {
+          await ort.round();
+          await torch.round(B);
+        }
+        if (cpu) await peak.round();
+      }
+      if (peers) await ort.release();
       const { layers, chain } = await timeLayers(r, options.reps);
       memory.sample();
       const result = benchResult(r, times, layers, modelFlops(chain), memory, ceiling);
-      if (options.peer && options.device === 'cpu') result.peer = await peer.time(r, options.reps, result.inferImagesPerSecond);
+      if (peers) {
+        result.peer = ort.result(B, result.inferImagesPerSecond);
+        result.torch = torch.result(result);
+      }
       results.push(result);
       disposeRig(r);
     }
+    applyFmaPeak(results, peak.summary);
   } finally {
     memory.stop();
-    await peer.close();
+    await ort.close();
+    await torch.close();
   }
   return results;
 }
 
+/** "amd-epyc", "intel-r-xeon-r-processor": the CPU model as a file-name part. */
+export function cpuSlug(model = os.cpus()[0]?.model ?? 'cpu'): string {
+  return model.toLowerCase().replace(/\((r|tm)\)/g, '').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '') || 'cpu';
+}
+
 export function benchMarkdown(results: BenchResult[]): string {
   const info = backendInfo();
+  const first = results[0];
+  const peak = first?.fmaPeak;
+  const torchSkipped = results.map((r) => r.torch).find((t) => t && 'skipped' in t) as { skipped: string } | undefined;
+  const torchRun = results.map((r) => r.torch).find((t) => t && 'version' in t) as { version: string; threads: number } | undefined;
   const lines = [
-    `# alexnet bench (${results[0]?.device ?? 'cpu'})`,
+    `# alexnet bench (${first?.device ?? 'cpu'})`,
     '',
-    `${new Date().toISOString()} · ${os.cpus()[0]?.model ?? 'cpu'} · ${os.cpus().length} cores · ${info.backends.cpu.blas} · node ${process.version}`,
+    `${new Date().toISOString()} · ${os.cpus()[0]?.model ?? 'cpu'} · ${os.cpus().length} cores · ${info.backends.cpu.threads} threads · ${info.backends.cpu.blas} · node ${process.version}`,
     '',
-    results[0] ? `matmul ${results[0].matmul.size}^3 in the same run: **${results[0].matmul.gflops.toFixed(1)} GFLOP/s** (the ceiling below); the network does ${results[0].forwardGflopPerImage.toFixed(2)} GFLOP per image forward, ${results[0].trainGflopPerImage.toFixed(2)} per training step` : '',
+    first ? `matmul ${first.matmul.size}^3 in the same run: **${first.matmul.gflops.toFixed(1)} GFLOP/s** (the ceiling below); the network does ${first.forwardGflopPerImage.toFixed(2)} GFLOP per image forward, ${first.trainGflopPerImage.toFixed(2)} per training step` : '',
     '',
-    '| batch | inference images/s | of matmul rate | training images/s | of matmul rate | peer inference images/s | ours / peer | peak RSS |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    peak && peak.gflops > 0
+      ? `FMA peak in the same run (${peak.threads} threads, best of the rounds): **${peak.gflops.toFixed(1)} GFLOP/s with ${peak.isa}** (${peak.isas.map((i) => `${i.isa} ${i.gflops.toFixed(1)}`).join(', ')}); matmul is ${pct(first!.matmul.gflops / peak.gflops)} of it`
+      : '',
+    '',
+    torchSkipped ? `PyTorch peer skipped: ${torchSkipped.skipped}` : torchRun ? `PyTorch peer: torch ${torchRun.version}, ${torchRun.threads} threads, fp32 eager (bench/torch_cpu.py)` : '',
+    '',
+    'Each engine keeps its best of the rounds; a round times one pass of each in turn (ours, onnxruntime, PyTorch).',
+    '',
+    '| batch | inference images/s | of matmul rate | training images/s | of matmul rate | inference of FMA peak | training of FMA peak | onnxruntime inference images/s | ours / onnxruntime | PyTorch inference images/s | ours / PyTorch | PyTorch training images/s | ours / PyTorch | peak RSS |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  const pct = (f: number) => `${(100 * f).toFixed(0)}%`;
   for (const r of results) {
     const peer = r.peer && 'ratio' in r.peer ? `${r.peer.inferImagesPerSecond.toFixed(1)} | ${r.peer.ratio.toFixed(2)}x` : `${r.peer && 'error' in r.peer ? r.peer.error : 'not run'} | `;
-    lines.push(`| ${r.batch} | ${r.inferImagesPerSecond.toFixed(1)} | ${pct(r.inferFractionOfMatmul)} | ${r.trainImagesPerSecond.toFixed(1)} | ${pct(r.trainFractionOfMatmul)} | ${peer} | ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB |`);
+    const t = r.torch;
+    const torch =
+      t && 'inferRatio' in t
+        ? `${t.inferImagesPerSecond.toFixed(1)} | ${t.inferRatio.toFixed(2)}x | ${t.trainImagesPerSecond.toFixed(1)} | ${t.trainRatio.toFixed(2)}x`
+        : `${t && 'skipped' in t ? 'skipped' : t && 'error' in t ? t.error : 'not run'} | | |`;
+    lines.push(
+      `| ${r.batch} | ${r.inferImagesPerSecond.toFixed(1)} | ${pct(r.inferFractionOfMatmul)} | ${r.trainImagesPerSecond.toFixed(1)} | ${pct(r.trainFractionOfMatmul)} | ${ofPeak(r.inferFractionOfFmaPeak)} | ${ofPeak(r.trainFractionOfFmaPeak)} | ${peer} | ${torch} | ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB |`,
+    );
   }
   const last = results.at(-1);
   if (last) {
@@ -324,6 +672,15 @@ export function benchMarkdown(results: BenchResult[]): string {
     for (const l of last.layers) lines.push(`| ${l.name} | ${l.type} | ${l.outputShape.join('x')} | ${l.forwardMs.toFixed(2)} | ${l.backwardMs.toFixed(2)} |`);
   }
   return lines.join('\n');
+}
+
+function pct(f: number): string {
+  return `${(100 * f).toFixed(0)}%`;
+}
+
+/** A fraction of the FMA peak: one decimal (they are small), '-' where there is no peak (GPU runs). */
+function ofPeak(f: number): string {
+  return f > 0 ? `${(100 * f).toFixed(1)}%` : '-';
 }
 
 export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean }): Promise<void> {
@@ -335,8 +692,10 @@ export async function benchCommand(o: { device: string; batch?: string; reps: nu
   if (o.save) {
     const dir = join(process.cwd(), 'bench', 'results');
     await mkdir(dir, { recursive: true });
-    const stamp = `bench-${o.device.replace(':', '')}-${new Date().toISOString().slice(0, 10)}`;
-    await writeFile(join(dir, `${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length }, results }, null, 2) + '\n');
+    // the CPU model in the name: results of several machines sit side by side
+    const stamp = `bench-${o.device.replace(':', '')}-${o.device === 'cpu' ? `${cpuSlug()}-` : ''}${new Date().toISOString().slice(0, 10)}`;
+    const machine = { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: backendInfo().backends.cpu.threads, fmaPeak: results[0]?.fmaPeak };
+    await writeFile(join(dir, `${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), machine, results }, null, 2) + '\n');
     await writeFile(join(dir, `${stamp}.md`), md + '\n');
     if (!o.json) console.log(`\nsaved bench/results/${stamp}.{json,md}`);
   }

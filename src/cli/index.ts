@@ -185,12 +185,12 @@ program
 
 program
   .command('bench')
-  .description('inference and training images/s of the seed AlexNet per batch size, a per-layer table, peak memory, and onnxruntime-node beside it')
+  .description('inference and training images/s of the seed AlexNet per batch size against a matmul and the FMA peak, a per-layer table, peak memory, and onnxruntime-node and PyTorch (CPU) beside it')
   .option('--device <name>', 'cpu or cuda:N', 'cpu')
   .option('--batch <list>', 'batch sizes, comma separated (cpu: 1,16,64; cuda: 1,16,64,128)')
   .option('--reps <n>', 'timed repetitions (best is kept)', positiveInt('reps', 100_000), 3)
-  .option('--no-peer', 'skip onnxruntime-node')
-  .option('--save', 'write bench/results/bench-<device>-<date>.{json,md}')
+  .option('--no-peer', 'skip the peers (onnxruntime-node; PyTorch, run by ALEXNET_BENCH_PYTHON or /usr/bin/python3)')
+  .option('--save', 'write bench/results/bench-<device>[-<cpu model>]-<date>.{json,md}')
   .option('--json', 'one JSON object per batch size: {device, batch, trainImagesPerSecond, inferImagesPerSecond, layers, ...}')
   .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean }) => {
     useDefaultOpenblasKernels(); // before the addon loads
