@@ -2,7 +2,6 @@
 // the device's backend (Backend::bench_ops: native/cpu/bench.h, native/cuda/bench.h). The JS thread never
 // waits: the CPU benchmark runs on the CPU queue's worker; the CUDA one, which waits on CUDA
 // events, runs on a thread of its own that queues its work on the device's stream.
-#include <memory>
 #include <thread>
 
 #include "common.h"
@@ -11,7 +10,7 @@ namespace alexnet::binding {
 
 namespace {
 
-Napi::Array rows_to_js(Napi::Env env, const std::vector<BenchRow>& rows) {
+Napi::Value rows_to_js(Napi::Env env, const std::vector<BenchRow>& rows) {
   Napi::Array out = Napi::Array::New(env, rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     const BenchRow& r = rows[i];
@@ -25,37 +24,6 @@ Napi::Array rows_to_js(Napi::Env env, const std::vector<BenchRow>& rows) {
     out.Set(static_cast<uint32_t>(i), row);
   }
   return out;
-}
-
-// Runs `bench` on some other thread (`start` hands it one) and settles the promise with its
-// rows, or its error, on the JS thread.
-using BenchFn = std::function<std::vector<BenchRow>()>;
-Napi::Promise run_off_thread(Napi::Env env, BenchFn bench,
-                             const std::function<void(std::function<void()>)>& start) {
-  auto deferred = Napi::Promise::Deferred::New(env);
-  auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                            "alexnet.bench", 0, 1);
-  auto body = [bench = std::move(bench), tsfn, deferred]() mutable {
-    auto rows = std::make_shared<std::vector<BenchRow>>();
-    std::exception_ptr error;
-    try {
-      *rows = bench();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    tsfn.BlockingCall([rows, deferred, error](Napi::Env env, Napi::Function) {
-      if (error) deferred.Reject(to_js_error(env, error).Value());
-      else deferred.Resolve(rows_to_js(env, *rows));
-    });
-    tsfn.Release();
-  };
-  try {
-    start(std::move(body));
-  } catch (...) {
-    tsfn.Release();
-    throw;
-  }
-  return deferred.Promise();
 }
 
 }  // namespace
@@ -86,14 +54,15 @@ Napi::Value BenchOps(const Napi::CallbackInfo& info) {
   const int index = device.index;
   if (device.type == DeviceType::Cpu) {
     // On the CPU queue's worker: the benchmark runs in order with the other CPU work.
-    return run_off_thread(
-        env, [bench_ops, index, batch, reps] { return bench_ops(index, batch, static_cast<int>(reps)); },
-        [](std::function<void()> body) { enqueue(Device{}, std::move(body)); });
+    return promise_off_thread<std::vector<BenchRow>>(
+        env, "alexnet.benchOps",
+        [bench_ops, index, batch, reps] { return bench_ops(index, batch, static_cast<int>(reps)); },
+        rows_to_js, [](std::function<void()> body) { enqueue(Device{}, std::move(body)); });
   }
   // A device with its own queue: a thread of its own, which waits on the device. A missing
   // device or missing cuDNN / cuBLAS rejects the promise (ERR_CUDA_UNAVAILABLE).
-  return run_off_thread(
-      env,
+  return promise_off_thread<std::vector<BenchRow>>(
+      env, "alexnet.benchOps",
       [op, bench_ops, index, batch, reps] {
         try {
           return bench_ops(index, batch, static_cast<int>(reps));
@@ -102,7 +71,7 @@ Napi::Value BenchOps(const Napi::CallbackInfo& info) {
           throw;
         }
       },
-      [](std::function<void()> body) { std::thread(std::move(body)).detach(); });
+      rows_to_js, [](std::function<void()> body) { std::thread(std::move(body)).detach(); });
 }
 
 }  // namespace alexnet::binding

@@ -12,6 +12,7 @@
 #include <array>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -152,6 +153,40 @@ void export_function(Napi::Env env, Napi::Object exports, const char* name, Bind
 
 // Converts an exception (from a task or a call) into the JS Error object it stands for.
 Napi::Error to_js_error(Napi::Env env, std::exception_ptr e);
+
+// Runs `work` on another thread and settles the returned promise on the JS thread with
+// to_js(result), or rejects it with work's error (coded as usual). `start` hands the body to a
+// thread: the CPU queue's worker (enqueue(Device{}, ...): in order with the other CPU work) or
+// a thread of its own. The JS thread never waits. Used by the benchmark exports.
+template <typename Result>
+Napi::Promise promise_off_thread(Napi::Env env, const char* name, std::function<Result()> work,
+                                 Napi::Value (*to_js)(Napi::Env, const Result&),
+                                 const std::function<void(std::function<void()>)>& start) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                            name, 0, 1);
+  auto body = [work = std::move(work), to_js, tsfn, deferred]() mutable {
+    auto result = std::make_shared<Result>();
+    std::exception_ptr error;
+    try {
+      *result = work();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    tsfn.BlockingCall([result, to_js, deferred, error](Napi::Env env, Napi::Function) {
+      if (error) deferred.Reject(to_js_error(env, error).Value());
+      else deferred.Resolve(to_js(env, *result));
+    });
+    tsfn.Release();
+  };
+  try {
+    start(std::move(body));
+  } catch (...) {
+    tsfn.Release();
+    throw;
+  }
+  return deferred.Promise();
+}
 
 }  // namespace alexnet::binding
 

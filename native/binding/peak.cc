@@ -35,7 +35,7 @@ std::vector<cpu::PeakIsa> isas_for(const std::string& isa, const char* op) {
   fail(code::kArgument, op, ": isa must be ", kIsaNames, ", got '", isa, "'");
 }
 
-Napi::Array rows_to_js(Napi::Env env, const std::vector<cpu::PeakResult>& rows) {
+Napi::Value rows_to_js(Napi::Env env, const std::vector<cpu::PeakResult>& rows) {
   Napi::Array out = Napi::Array::New(env, rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     const cpu::PeakResult& r = rows[i];
@@ -61,30 +61,14 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   if (!(seconds >= 0.001 && seconds <= 10)) fail(code::kArgument, op, ": seconds must be in [0.001, 10]");
   const std::vector<cpu::PeakIsa> isas = isas_for(string_opt(o, "isa", "all", op), op);
 
-  auto deferred = Napi::Promise::Deferred::New(env);
-  auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                            "alexnet.fmaPeak", 0, 1);
-  auto body = [isas, seconds, tsfn, deferred]() mutable {
-    auto rows = std::make_shared<std::vector<cpu::PeakResult>>();
-    std::exception_ptr error;
-    try {
-      for (cpu::PeakIsa isa : isas) rows->push_back(cpu::fma_peak(isa, seconds));
-    } catch (...) {
-      error = std::current_exception();
-    }
-    tsfn.BlockingCall([rows, deferred, error](Napi::Env env, Napi::Function) {
-      if (error) deferred.Reject(to_js_error(env, error).Value());
-      else deferred.Resolve(rows_to_js(env, *rows));
-    });
-    tsfn.Release();
-  };
-  try {
-    enqueue(Device{}, std::move(body));
-  } catch (...) {
-    tsfn.Release();
-    throw;
-  }
-  return deferred.Promise();
+  return promise_off_thread<std::vector<cpu::PeakResult>>(
+      env, "alexnet.fmaPeak",
+      [isas, seconds] {
+        std::vector<cpu::PeakResult> rows;
+        for (cpu::PeakIsa isa : isas) rows.push_back(cpu::fma_peak(isa, seconds));
+        return rows;
+      },
+      rows_to_js, [](std::function<void()> body) { enqueue(Device{}, std::move(body)); });
 }
 
 }  // namespace alexnet::binding
