@@ -27,10 +27,13 @@ export {
 export {
   MAX_CLASSES,
   MAX_SYNTHETIC_SAMPLES,
+  MAX_BATCH,
   modelFromCheckpoint,
+  parseSchedule,
   readRunConfig,
   runConfig,
   validateRunConfig,
   type ModelFromCheckpointOptions,
   type RunConfig,
+  type RunTrainOptions,
 } from './train/run-config.js';

@@ -199,6 +199,20 @@ describe('memory bombs (item 5)', () => {
     const r2 = cli(['eval', many]);
     expect(r2.status).toBe(1);
     expect(r2.stderr).toMatch(/'config'\.data\.valSize must be an integer from 0 to 10000000, got 1000000000 \(ERR_CHECKPOINT\)/);
+    // A run's recorded training options (what --resume continues with), each malformed field named.
+    const train = { batchSize: 4, epochs: 1, lr: 0.01, momentum: 0.9, weightDecay: 5e-4, convention: 'pytorch', schedule: 'none', warmup: 0, seed: 0, checkpointEvery: 0 };
+    for (const [bad, message] of [
+      [{ batchSize: 1e6 }, /'config'\.train\.batchSize must be an integer from 1 to 1024, got 1000000/],
+      [{ lr: 'NaN' }, /'config'\.train\.lr must be a finite number >= 0, got "NaN"/],
+      [{ schedule: 'step:x' }, /'config'\.train\.schedule must be none, step:N, multistep:A,B,\.\.\. or plateau, got "step:x"/],
+      [{ convention: 'nesterov' }, /'config'\.train\.convention must be 'pytorch' or 'krizhevsky', got "nesterov"/],
+    ] as const) {
+      const p = fresh('train-options');
+      await saveCheckpoint(p, { weights, step: 0, epoch: 0, config: { ...config, train: { ...train, ...bad } } });
+      const r = spawnSync(process.execPath, [bin, 'train', '--resume', p, '--workers', '0'], { encoding: 'utf8' });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(message);
+    }
     // The same configuration with 3 classes but the 2-class weights: refused from the header.
     const mismatch = fresh('mismatch');
     await saveCheckpoint(mismatch, { weights, step: 0, epoch: 0, config: { ...config, classNames: ['a', 'b', 'c'], model: { ...(config as { model: object }).model, numClasses: 3 } } });
@@ -291,6 +305,7 @@ describe('checksums and metadata (item 9)', () => {
       [{ rngState: { dropout: [{ seed: 1, offset: 'x' }] } }, /'rng'\.dropout\[0\]\.offset must be a non-negative integer/],
       [{ rngState: { dropout: [{ seed: 1, offset: 0 }] } }, /1 dropout streams but this model has 2/],
       [{ dataOrder: { seed: 0, epoch: 1.5, batch: 0 } }, /'dataOrder'\.epoch must be a non-negative integer, got 1\.5/],
+      [{ dataOrder: { seed: 0, epoch: 0, batch: 1, batchSize: 0 } }, /'dataOrder'\.batchSize must be a positive integer, got 0/],
     ];
     const model = alexnet({ config: 'seed', numClasses: 2, init: 'kaiming', seed: 0 });
     const trainer = new Trainer({ model, config, train: new SyntheticDataset({ size: 8, numClasses: 2, seed: 0, split: 'train' }), batchSize: 4, workers: 0 });

@@ -1,11 +1,12 @@
-// The `alexnet` command as a user runs it: info --json, and a training run stopped with
-// SIGINT (Ctrl-C) that leaves a checkpoint which eval loads.
+// The `alexnet` command as a user runs it: info --json, a training run stopped with SIGINT
+// (Ctrl-C) that leaves a checkpoint which eval loads, and --resume continuing with the recorded
+// run's options.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadCheckpoint } from '../src/index.js';
+import { loadCheckpoint, readRunConfig } from '../src/index.js';
 
 const bin = join(__dirname, '..', 'bin', 'alexnet.js');
 const dirs: string[] = [];
@@ -63,4 +64,41 @@ describe('alexnet CLI', () => {
     expect(ev.status).toBe(0);
     expect(JSON.parse(ev.stdout).valTop1).toBeGreaterThanOrEqual(0);
   }, 180_000);
+
+  it('--resume continues with the options the run recorded; changing one that defines the run is refused', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'alexnet-cli-'));
+    dirs.push(dir);
+    const ckpt = join(dir, 'ck.safetensors');
+    const files = ['--checkpoint', ckpt, '--metrics', join(dir, 'm.jsonl'), '--workers', '0', '--json'];
+    const train = (args: string[]) => spawnSync(process.execPath, [bin, 'train', ...args, ...files], { encoding: 'utf8' });
+    const summary = (r: ReturnType<typeof train>) => JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    // 12 images at batch 4 (not the default 32, which is larger than the set): 3 steps an epoch;
+    // stopped after 2 steps, inside the first epoch
+    const first = train(['--train-size', '12', '--val-size', '4', '--batch-size', '4', '--lr', '0.001', '--seed', '7', '--epochs', '1', '--max-steps', '2', '--checkpoint-every', '0']);
+    expect(first.status, first.stderr).toBe(0);
+    expect(summary(first).steps).toBe(2);
+    const recorded = await readRunConfig(ckpt);
+    expect(recorded.train).toEqual({ batchSize: 4, epochs: 1, lr: 0.001, momentum: 0.9, weightDecay: 5e-4, convention: 'pytorch', schedule: 'none', warmup: 0, seed: 7, checkpointEvery: 0 });
+    expect(recorded.data).toEqual({ kind: 'synthetic', trainSize: 12, valSize: 4, seed: 7 });
+
+    // an option that defines the run, given with another value: refused, the checkpoint untouched
+    for (const bad of [['--lr', '0.01'], ['--batch-size', '2'], ['--seed', '8'], ['--train-size', '16'], ['--schedule', 'plateau']]) {
+      const r = train(['--resume', ckpt, ...bad]);
+      expect(r.status, bad.join(' ')).not.toBe(0);
+      expect(r.stderr).toContain('ERR_ARGUMENT');
+      expect(r.stderr).toContain(`${bad[0]} ${bad[1]} differs from the run in ${ckpt}`);
+    }
+    expect((await loadCheckpoint(ckpt)).step).toBe(2);
+
+    // no options: batch 4 and seed 7 from the checkpoint finish epoch 1 (3 steps); with the
+    // default batch size the set would be smaller than one batch. The same value given
+    // explicitly is accepted, and --epochs may grow the run.
+    const rest = train(['--resume', ckpt, '--lr', '0.001']);
+    expect(rest.status, rest.stderr).toBe(0);
+    expect(summary(rest).steps).toBe(3);
+    const more = train(['--resume', ckpt, '--epochs', '2']);
+    expect(more.status, more.stderr).toBe(0);
+    expect(summary(more).steps).toBe(6);
+    expect((await readRunConfig(ckpt)).train).toMatchObject({ batchSize: 4, epochs: 2, lr: 0.001, seed: 7 });
+  }, 240_000);
 });

@@ -268,6 +268,42 @@ describe('training state: a mismatch is an error naming what differs, and nothin
   });
 });
 
+describe('training state: a mid-epoch position continues only in the same data order', () => {
+  it('another seed or batch size inside an epoch is refused (nothing changes); at an epoch boundary both may change', async () => {
+    const train = new SyntheticDataset({ size: 16, imageSize: 16, numClasses: 3, split: 'train' });
+    const a = target(31);
+    await busy(a, rng());
+    const inside = fresh('inside');
+    await saveTrainingState(inside, await captureTrainingState(a, { config, seed: 5, batchSize: 4, position: { step: 6, epoch: 1, batch: 2 } }));
+    const boundary = fresh('boundary');
+    await saveTrainingState(boundary, await captureTrainingState(a, { config, seed: 5, batchSize: 4, position: { step: 8, epoch: 2, batch: 0 } }));
+    expect((await loadTrainingState(inside)).dataOrder).toEqual({ seed: 5, epoch: 1, batch: 2, batchSize: 4 });
+
+    const trainer = (seed: number, batchSize: number) => new Trainer({ model: net(8), config, train, batchSize, seed, workers: 0, schedule: { kind: 'step', stepSize: 2 } });
+    for (const [seed, batchSize, why] of [[6, 4, /of the data order of seed 5; this run's seed is 6/], [5, 2, /at batch size 4; this run's batch size is 2/]] as const) {
+      const t = trainer(seed, batchSize);
+      try {
+        const before = Array.from(await t.store.params.data());
+        await expect(t.loadCheckpoint(inside)).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(new RegExp(`stopped inside epoch 2 \\(before its batch 3\\) ${why.source}`)) });
+        expect(t.position).toEqual({ step: 0, epoch: 0, batch: 0 });
+        expect(Array.from(await t.store.params.data())).toEqual(before);
+        // the next epoch starts a fresh shuffle: the same file at a boundary resumes
+        await t.loadCheckpoint(boundary);
+        expect(t.position).toEqual({ step: 8, epoch: 2, batch: 0 });
+      } finally {
+        await t.close();
+      }
+    }
+    const same = trainer(5, 4);
+    try {
+      await same.loadCheckpoint(inside);
+      expect(same.position).toEqual({ step: 6, epoch: 1, batch: 2 });
+    } finally {
+      await same.close();
+    }
+  });
+});
+
 describe('modelFromCheckpoint (library)', () => {
   it('rebuilds the AlexNet of a checkpoint with its weights, in eval mode, giving the same logits', async () => {
     const r = rng();

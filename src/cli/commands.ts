@@ -14,8 +14,8 @@ import { exportOnnx } from '../io/onnx.js';
 import { alexnet, ALEXNET_INPUT_SIZE, type AlexNetConfig, type AlexNetInit } from '../models/alexnet.js';
 import { softmax } from '../ops/loss.js';
 import { Tensor } from '../tensor.js';
-import { MAX_CLASSES, MAX_SYNTHETIC_SAMPLES, modelFromCheckpoint, readRunConfig, validateRunConfig, type RunConfig } from '../train/run-config.js';
-import { evaluate, Trainer, type ScheduleSpec, type TrainProgress, type TrainSummary } from '../train/trainer.js';
+import { MAX_CLASSES, MAX_SYNTHETIC_SAMPLES, modelFromCheckpoint, parseSchedule, readRunConfig, validateRunConfig, type RunConfig, type RunTrainOptions } from '../train/run-config.js';
+import { evaluate, Trainer, type TrainProgress, type TrainSummary } from '../train/trainer.js';
 import { plotMetrics } from '../viz/plot.js';
 import { renderFilters } from '../viz/filters.js';
 import type { SgdConvention } from '../ops/sgd.js';
@@ -47,20 +47,59 @@ export interface TrainCliOptions {
   json: boolean;
   /** Verify the checksums of the --resume checkpoint (default true; --no-verify). */
   verify?: boolean;
+  /** The options given on the command line (the others hold defaults): with --resume, what may differ from the recorded run. */
+  explicit?: ReadonlySet<string>;
 }
 
 // The checkpoint configuration lives in the library (src/train/run-config.ts); re-exported here,
 // where it was first defined.
-export { MAX_CLASSES, MAX_SYNTHETIC_SAMPLES, validateRunConfig, type RunConfig };
+export { MAX_CLASSES, MAX_SYNTHETIC_SAMPLES, parseSchedule, validateRunConfig, type RunConfig };
 
-export function parseSchedule(spec: string): ScheduleSpec {
-  if (spec === 'none') return { kind: 'none' };
-  if (spec === 'plateau') return { kind: 'plateau' };
-  const m = /^step:(\d+)$/.exec(spec);
-  if (m) return { kind: 'step', stepSize: Number(m[1]) };
-  const ms = /^multistep:([\d,]+)$/.exec(spec);
-  if (ms) return { kind: 'multistep', milestones: ms[1]!.split(',').filter(Boolean).map(Number) };
-  throw alexnetError('ERR_ARGUMENT', `unknown schedule '${spec}' (use none, step:N, multistep:A,B,... or plateau)`);
+/** The options a run records in its configuration (RunConfig.train). */
+function trainOptions(o: TrainCliOptions): RunTrainOptions {
+  const { batchSize, epochs, lr, momentum, weightDecay, convention, schedule, warmup, seed, checkpointEvery } = o;
+  return { batchSize, epochs, lr, momentum, weightDecay, convention, schedule, warmup, seed, checkpointEvery };
+}
+
+/** Options a resume may change: how long the run goes on and how often it is saved. */
+const RESUME_MAY_CHANGE = new Set(['epochs', 'checkpointEvery']);
+
+const flag = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/**
+ * `train --resume`: the recorded run's options (its model, data and, when the checkpoint records
+ * them, its training options) replace the defaults. An option given on the command line that
+ * defines the run and differs from the recorded value is an error (a resume continues the run it
+ * names; a run with other options starts anew from the weights); --epochs and
+ * --checkpoint-every may change. Checkpoints without a `train` section (older ones) resume with
+ * the command line's training options, as before.
+ */
+function resumeOptions(o: TrainCliOptions, cfg: RunConfig): TrainCliOptions {
+  const recorded: Partial<Record<keyof TrainCliOptions, unknown>> = {
+    config: cfg.model.config,
+    classes: cfg.model.numClasses,
+    init: cfg.model.init,
+    seed: cfg.model.seed,
+    ...(cfg.data.kind === 'synthetic'
+      ? { trainSize: cfg.data.trainSize, valSize: cfg.data.valSize }
+      : { data: cfg.data.root, ...(cfg.data.valRoot !== null ? { valData: cfg.data.valRoot } : {}) }),
+    ...(cfg.train ?? {}),
+  };
+  const explicit = o.explicit ?? new Set<string>();
+  const given = (key: string, v: unknown): unknown => (key === 'data' || key === 'valData' ? resolvePath(v as string) : v);
+  const out: TrainCliOptions = { ...o };
+  for (const [key, value] of Object.entries(recorded)) {
+    if (explicit.has(key)) {
+      if (RESUME_MAY_CHANGE.has(key) || given(key, o[key as keyof TrainCliOptions]) === value) continue;
+      throw alexnetError(
+        'ERR_ARGUMENT',
+        `${flag(key)} ${String(o[key as keyof TrainCliOptions])} differs from the run in ${o.resume} (${JSON.stringify(value)}): --resume continues that run with its own options ` +
+          `(only --epochs and --checkpoint-every may change; start a new run to change the others)`,
+      );
+    }
+    (out as unknown as Record<string, unknown>)[key] = value;
+  }
+  return out;
 }
 
 async function datasets(cfg: RunConfig, evalOnly = false): Promise<{ train: Dataset | null; val: Dataset | null }> {
@@ -122,11 +161,14 @@ function progressReporter(json: boolean): { onProgress: (p: TrainProgress) => vo
   };
 }
 
-export async function trainCommand(o: TrainCliOptions): Promise<TrainSummary> {
+export async function trainCommand(options: TrainCliOptions): Promise<TrainSummary> {
   let cfg: RunConfig;
+  let o = options;
   if (o.resume) {
     // The header only: the trainer reads (and checks) the data once the model exists.
-    cfg = await readRunConfig(o.resume);
+    const recorded = await readRunConfig(o.resume);
+    o = resumeOptions(o, recorded);
+    cfg = { ...recorded, train: trainOptions(o) };
   } else {
     const numClasses = o.classes ?? (o.data ? undefined : 2);
     let classNames: string[];
@@ -141,7 +183,7 @@ export async function trainCommand(o: TrainCliOptions): Promise<TrainSummary> {
       classNames = SYNTHETIC_CLASSES.slice(0, n).map(String);
       data = { kind: 'synthetic', trainSize: o.trainSize, valSize: o.valSize, seed: o.seed };
     }
-    cfg = { model: { config: o.config, numClasses: numClasses ?? classNames.length, init: o.init, seed: o.seed }, classNames, data, inputSize: ALEXNET_INPUT_SIZE[o.config] };
+    cfg = { model: { config: o.config, numClasses: numClasses ?? classNames.length, init: o.init, seed: o.seed }, classNames, data, inputSize: ALEXNET_INPUT_SIZE[o.config], train: trainOptions(o) };
   }
   const { train, val } = await datasets(cfg);
   const model = alexnet({ ...cfg.model, device: o.device });

@@ -134,8 +134,9 @@ program
   .option('--max-steps <n>', 'stop after this many steps', positiveInt('max-steps'))
   .option('--warmup <n>', 'linear learning-rate warm-up over the first n steps', int('warmup', 0, LIMITS.count), 0)
   .option('--json', 'print one JSON object per line instead of a progress bar, ending with a summary')
-  .action(async (opts) => {
-    await trainCommand({ ...opts, json: Boolean(opts.json) });
+  .action(async (opts, cmd: Command) => {
+    const explicit = new Set(Object.keys(opts).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
+    await trainCommand({ ...opts, json: Boolean(opts.json), explicit });
   });
 
 program

@@ -10,7 +10,9 @@ import { alexnetError } from '../errors.js';
 import { loadCheckpoint, readCheckpointHeader, type CheckpointHeader } from '../io/checkpoint.js';
 import { checkpointError } from '../io/errors.js';
 import { alexnet, ALEXNET_INPUT_SIZE, AlexNet, type AlexNetConfig, type AlexNetInit } from '../models/alexnet.js';
+import type { SgdConvention } from '../ops/sgd.js';
 import { Tensor } from '../tensor.js';
+import type { ScheduleSpec } from './trainer.js';
 
 /** What a checkpoint's `config` holds: enough to rebuild the model and its data. */
 export interface RunConfig {
@@ -18,6 +20,42 @@ export interface RunConfig {
   classNames: string[];
   data: { kind: 'synthetic'; trainSize: number; valSize: number; seed: number } | { kind: 'folder'; root: string; valRoot: string | null };
   inputSize: number;
+  /** How the run trains (the CLI records it; `alexnet train --resume` continues with it). Optional: absent in older checkpoints and in configurations built with runConfig(). */
+  train?: RunTrainOptions;
+}
+
+/**
+ * The options that define a training run beyond its model and data: a resumed run that changed
+ * one of them would not continue the same run (a mid-epoch position counts batches of one size
+ * in one shuffle; the optimizer's recorded state holds the learning rate the schedule reached).
+ */
+export interface RunTrainOptions {
+  batchSize: number;
+  epochs: number;
+  /** the initial learning rate (the current one is in the optimizer's state) */
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  convention: SgdConvention;
+  /** none | step:N | multistep:A,B,... | plateau (parseSchedule) */
+  schedule: string;
+  warmup: number;
+  seed: number;
+  checkpointEvery: number;
+}
+
+/** The most images one batch of a recorded run may have (1024 images of 3x227x227 are 633 MB). */
+export const MAX_BATCH = 1024;
+
+/** A schedule spec as the CLI takes it: none | step:N | multistep:A,B,... | plateau. */
+export function parseSchedule(spec: string): ScheduleSpec {
+  if (spec === 'none') return { kind: 'none' };
+  if (spec === 'plateau') return { kind: 'plateau' };
+  const m = /^step:(\d+)$/.exec(spec);
+  if (m) return { kind: 'step', stepSize: Number(m[1]) };
+  const ms = /^multistep:([\d,]+)$/.exec(spec);
+  if (ms) return { kind: 'multistep', milestones: ms[1]!.split(',').filter(Boolean).map(Number) };
+  throw alexnetError('ERR_ARGUMENT', `unknown schedule '${spec}' (use none, step:N, multistep:A,B,... or plateau)`);
 }
 
 /** The most classes a checkpoint's configuration may ask for (a 4096 x 100,000 layer is 1.6 GB). */
@@ -58,7 +96,30 @@ export function validateRunConfig(path: string, raw: unknown): RunConfig {
     if (typeof d!.root !== 'string') bad('data.root', 'a path', d!.root);
     if (d!.valRoot !== null && typeof d!.valRoot !== 'string') bad('data.valRoot', 'a path or null', d!.valRoot);
   } else bad('data.kind', "'synthetic' or 'folder'", (d as { kind?: unknown }).kind);
+  if (c.train !== undefined) validateTrainOptions(c.train, bad);
   return c as RunConfig;
+}
+
+function validateTrainOptions(t: RunTrainOptions, bad: (field: string, want: string, got: unknown) => never): void {
+  if (t === null || typeof t !== 'object') bad('train', 'an object', t);
+  const count = (k: keyof RunTrainOptions, min: number, max: number): void => {
+    if (!Number.isSafeInteger(t[k]) || (t[k] as number) < min || (t[k] as number) > max) bad(`train.${k}`, `an integer from ${min} to ${max}`, t[k]);
+  };
+  count('batchSize', 1, MAX_BATCH);
+  count('epochs', 1, Number.MAX_SAFE_INTEGER);
+  count('warmup', 0, Number.MAX_SAFE_INTEGER);
+  count('seed', 0, Number.MAX_SAFE_INTEGER);
+  count('checkpointEvery', 0, Number.MAX_SAFE_INTEGER);
+  for (const k of ['lr', 'momentum', 'weightDecay'] as const) {
+    if (typeof t[k] !== 'number' || !Number.isFinite(t[k]) || t[k] < 0) bad(`train.${k}`, 'a finite number >= 0', t[k]);
+  }
+  if (t.convention !== 'pytorch' && t.convention !== 'krizhevsky') bad('train.convention', "'pytorch' or 'krizhevsky'", t.convention);
+  if (typeof t.schedule !== 'string' || t.schedule.length > 1000) bad('train.schedule', 'a schedule spec', t.schedule);
+  try {
+    parseSchedule(t.schedule);
+  } catch {
+    bad('train.schedule', 'none, step:N, multistep:A,B,... or plateau', t.schedule);
+  }
 }
 
 /** The last layer's shape in the header must match the configuration (before the model is built). */

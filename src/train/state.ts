@@ -36,11 +36,15 @@ export interface DropoutStream {
   offset: number;
 }
 
-/** Where the data pipeline stands: the shuffle's seed, the epoch, and the next batch in it. */
+/**
+ * Where the data pipeline stands: the shuffle's seed, the epoch, and the next batch in it, with
+ * the batch size that `batch` counts in (absent in checkpoints written before it was recorded).
+ */
 export interface DataPosition {
   seed: number;
   epoch: number;
   batch: number;
+  batchSize?: number;
 }
 
 /** A learning-rate schedule as the training state sees it (StepLR, MultiStepLR, ReduceLROnPlateau). */
@@ -79,6 +83,12 @@ export interface TrainingTarget {
   store: ParameterStore;
   optimizer: SGD;
   schedule?: ScheduleLike | null;
+  /**
+   * The data order of the run restoring the state (its shuffle seed and batch size). A state
+   * that stopped inside an epoch continues only with the same seed and batch size: another
+   * would make its position point at other samples.
+   */
+  order?: { seed: number; batchSize: number };
 }
 
 /** The Dropout layers of a model in module order, with their dotted names. */
@@ -95,7 +105,7 @@ function dropoutNames(model: Module): string[] {
  */
 export async function captureTrainingState<C extends object>(
   target: TrainingTarget,
-  extra: { config: C; seed: number; position: { step: number; epoch: number; batch: number } },
+  extra: { config: C; seed: number; batchSize?: number; position: { step: number; epoch: number; batch: number } },
 ): Promise<TrainingState<C>> {
   const { store, optimizer, schedule, model } = target;
   const [params, momentum] = await Promise.all([store.params.data(), store.momentum.data()]);
@@ -116,7 +126,7 @@ export async function captureTrainingState<C extends object>(
     schedule: schedule?.state() ?? null,
     dropout: Object.values(dropoutState(model)),
     seed: extra.seed,
-    dataOrder: { seed: extra.seed, epoch, batch },
+    dataOrder: { seed: extra.seed, epoch, batch, ...(extra.batchSize !== undefined ? { batchSize: extra.batchSize } : {}) },
   };
 }
 
@@ -206,7 +216,7 @@ export async function loadTrainingState<C extends object = object>(path: string,
     schedule: o?.schedule !== undefined && o.schedule !== null ? (o.schedule as object) : null,
     dropout: rng?.dropout ?? null,
     seed: rng?.seed ?? null,
-    dataOrder: order !== undefined && !(order instanceof Int32Array) ? { seed: order.seed ?? rng?.seed ?? 0, epoch: order.epoch ?? ck.epoch, batch: order.batch ?? 0 } : null,
+    dataOrder: order !== undefined && !(order instanceof Int32Array) ? { seed: order.seed ?? rng?.seed ?? 0, epoch: order.epoch ?? ck.epoch, batch: order.batch ?? 0, ...(order.batchSize !== undefined ? { batchSize: order.batchSize } : {}) } : null,
   };
 }
 
@@ -234,6 +244,7 @@ export function restoreTrainingState(state: TrainingState, target: TrainingTarge
       }
     });
   }
+  if (target.order !== undefined) checkDataOrder(refuse, state.dataOrder, target.order);
   if (state.schedule !== null) {
     if (schedule === null) throw refuse(`metadata 'optimizer'.schedule holds a schedule's state (${JSON.stringify(state.schedule)?.slice(0, 80)}) but this run has no schedule`);
     try {
@@ -251,6 +262,20 @@ export function restoreTrainingState(state: TrainingState, target: TrainingTarge
   if (state.optimizer !== null) optimizer.loadState(state.optimizer);
   if (state.dropout !== null) loadDropoutState(model, Object.fromEntries(names.map((n, i) => [n, state.dropout![i]!])));
   return { step: state.step, epoch: state.dataOrder?.epoch ?? state.epoch, batch: state.dataOrder?.batch ?? 0 };
+}
+
+/**
+ * A position inside an epoch names a batch of one shuffle cut into batches of one size: the run
+ * continuing it must shuffle with the same seed and cut the same batches. At an epoch boundary
+ * (batch 0) either may change: the next epoch is shuffled afresh.
+ */
+function checkDataOrder(refuse: (message: string) => Error, order: DataPosition | null, run: { seed: number; batchSize: number }): void {
+  if (order === null || order.batch === 0) return;
+  const where = `the checkpoint stopped inside epoch ${order.epoch + 1} (before its batch ${order.batch + 1})`;
+  if (order.seed !== run.seed) throw refuse(`${where} of the data order of seed ${order.seed}; this run's seed is ${run.seed}`);
+  if (order.batchSize !== undefined && order.batchSize !== run.batchSize) {
+    throw refuse(`${where} at batch size ${order.batchSize}; this run's batch size is ${run.batchSize}`);
+  }
 }
 
 /** The weights (and momentum) must be exactly the store's parameters, with their shapes and F32. */
@@ -320,5 +345,8 @@ function validateResumeMetadata(path: string, optimizer: object | undefined, rng
   if (recipe !== undefined) {
     const d = recipe as Record<string, unknown>;
     for (const k of ['seed', 'epoch', 'batch']) if (k in d) safeCount(path, `'dataOrder'.${k}`, d[k]);
+    if ('batchSize' in d && (!Number.isSafeInteger(d.batchSize) || (d.batchSize as number) < 1)) {
+      throw checkpointError(`${path}: metadata 'dataOrder'.batchSize must be a positive integer, got ${JSON.stringify(d.batchSize)?.slice(0, 40)}`);
+    }
   }
 }

@@ -167,7 +167,7 @@ export class Trainer {
 
   /** The training state now (weights, momentum, optimizer, schedule, dropout streams, position). */
   async trainingState(): Promise<TrainingState> {
-    return captureTrainingState(this.#target(), { config: this.options.config, seed: this.options.seed ?? 0, position: this.#pos });
+    return captureTrainingState(this.#target(), { config: this.options.config, seed: this.options.seed ?? 0, batchSize: this.batchSize, position: this.#pos });
   }
 
   /**
@@ -224,7 +224,7 @@ export class Trainer {
   }
 
   #target(): TrainingTarget {
-    return { model: this.model, store: this.store, optimizer: this.optimizer, schedule: this.#schedule };
+    return { model: this.model, store: this.store, optimizer: this.optimizer, schedule: this.#schedule, order: { seed: this.options.seed ?? 0, batchSize: this.batchSize } };
   }
 
   /**
