@@ -6,6 +6,8 @@
 //                reference), broadcast from rank 1 (float32 and int32), barrier, finalize.
 //                Prints one line "RESULT <json>" per rank.
 //   missing      (ALEXNET_MPI_LIBRARY=/nonexistent) initDistributed rejects; prints its code/message.
+//   no-finalize  an allReduce, then the script ends without finalize(): the job must succeed
+//                (initDistributed finalizes at the main thread's normal exit).
 //   throw        rank 1 throws after initialising while rank 0 waits in an allReduce: the job
 //                must end with a non-zero exit and a message naming rank 1.
 // Any failed check throws; the handler below names the rank on stderr and exits 1.
@@ -59,7 +61,14 @@ rank = String(comm.rank);
 const world = comm.worldSize;
 check(comm.backend === 'mpi', `backend is ${comm.backend} (${comm.reason})`);
 
-if (mode === 'throw') {
+if (mode === 'no-finalize') {
+  // an allReduce, then the program just ends: finalize must happen at exit, or mpirun fails the job
+  const t = Tensor.from([comm.rank + 1], [1]);
+  comm.allReduce(t, 'sum');
+  const [v] = await t.data();
+  check(v === 3, `allReduce of 1 and 2 gave ${v}`);
+  console.log(`RESULT ${JSON.stringify({ rank: comm.rank, value: v })}`);
+} else if (mode === 'throw') {
   if (comm.rank === 1) throw new Error('failing on purpose before the allReduce');
   const t = Tensor.from(data(comm.rank, 64, 0), [64]);
   comm.allReduce(t, 'sum');
@@ -67,40 +76,45 @@ if (mode === 'throw') {
   throw new Error('the allReduce completed without rank 1');
 }
 
-// allReduce 'sum' and 'avg' (the sizes include one that is not a multiple of anything handy)
-const n = 1003;
-const sumT = Tensor.from(data(comm.rank, n, 1), [n]);
-const avgT = Tensor.from(data(comm.rank, n, 2), [17, 59]);
-comm.allReduce(sumT, 'sum');
-comm.allReduce(avgT, 'avg');
-const refSum = new Float64Array(n);
-const refAvg = new Float64Array(n);
-for (let r = 0; r < world; r++) {
-  const a = data(r, n, 1);
-  const b = data(r, n, 2);
-  for (let i = 0; i < n; i++) {
-    refSum[i] += a[i];
-    refAvg[i] += b[i] / world;
+if (mode === 'collectives') await collectives();
+else if (mode !== 'no-finalize') throw new Error(`unknown mode '${mode}'`);
+
+async function collectives() {
+  // allReduce 'sum' and 'avg' (the sizes include one that is not a multiple of anything handy)
+  const n = 1003;
+  const sumT = Tensor.from(data(comm.rank, n, 1), [n]);
+  const avgT = Tensor.from(data(comm.rank, n, 2), [17, 59]);
+  comm.allReduce(sumT, 'sum');
+  comm.allReduce(avgT, 'avg');
+  const refSum = new Float64Array(n);
+  const refAvg = new Float64Array(n);
+  for (let r = 0; r < world; r++) {
+    const a = data(r, n, 1);
+    const b = data(r, n, 2);
+    for (let i = 0; i < n; i++) {
+      refSum[i] += a[i];
+      refAvg[i] += b[i] / world;
+    }
   }
+  const sumErr = compare(await sumT.data(), refSum, 'allReduce sum');
+  const avgErr = compare(await avgT.data(), refAvg, 'allReduce avg');
+  // the tensors really changed (a world of one would pass the comparison only if it had one rank)
+  check(world === 2, `world size ${world}`);
+
+  // broadcast from rank 1: float32 and int32
+  const b32 = Tensor.from(data(comm.rank, 257, 3), [257]);
+  comm.broadcast(b32, 1);
+  const got = await b32.data();
+  const want = data(1, 257, 3);
+  for (let i = 0; i < want.length; i++) check(got[i] === want[i], `broadcast float32 element ${i}: ${got[i]} != ${want[i]}`);
+  const ints = Int32Array.from({ length: 33 }, (_, i) => (comm.rank + 1) * 1000 + i);
+  const bi = Tensor.from(ints, [33], { dtype: 'int32' });
+  comm.broadcast(bi, 1);
+  const gotInts = await bi.data();
+  for (let i = 0; i < 33; i++) check(gotInts[i] === 2000 + i, `broadcast int32 element ${i}: ${gotInts[i]}`);
+
+  await comm.barrier();
+  const result = { rank: comm.rank, worldSize: world, localRank: comm.localRank, threadLevel: comm.threadLevel, sumErr, avgErr };
+  await comm.finalize();
+  console.log(`RESULT ${JSON.stringify(result)}`);
 }
-const sumErr = compare(await sumT.data(), refSum, 'allReduce sum');
-const avgErr = compare(await avgT.data(), refAvg, 'allReduce avg');
-// the tensors really changed (a world of one would pass the comparison only if it had one rank)
-check(world === 2, `world size ${world}`);
-
-// broadcast from rank 1: float32 and int32
-const b32 = Tensor.from(data(comm.rank, 257, 3), [257]);
-comm.broadcast(b32, 1);
-const got = await b32.data();
-const want = data(1, 257, 3);
-for (let i = 0; i < want.length; i++) check(got[i] === want[i], `broadcast float32 element ${i}: ${got[i]} != ${want[i]}`);
-const ints = Int32Array.from({ length: 33 }, (_, i) => (comm.rank + 1) * 1000 + i);
-const bi = Tensor.from(ints, [33], { dtype: 'int32' });
-comm.broadcast(bi, 1);
-const gotInts = await bi.data();
-for (let i = 0; i < 33; i++) check(gotInts[i] === 2000 + i, `broadcast int32 element ${i}: ${gotInts[i]}`);
-
-await comm.barrier();
-const result = { rank: comm.rank, worldSize: world, localRank: comm.localRank, threadLevel: comm.threadLevel, sumErr, avgErr };
-await comm.finalize();
-console.log(`RESULT ${JSON.stringify(result)}`);

@@ -5,7 +5,8 @@
 //    errors; after finalize every collective is ERR_DIST and initDistributed cannot start again;
 //  * under `mpirun -n 2` (test/dist-ranks.mjs, on the built package): allReduce sum / avg against
 //    the float64 sum of both ranks' data, broadcast from rank 1, barrier, finalize; a rank that
-//    throws ends the job with a non-zero exit naming it, within a bounded time; a launched job
+//    throws ends the job with a non-zero exit naming it, within a bounded time; a program that
+//    forgets finalize() still ends the job cleanly (finalized at the normal exit); a launched job
 //    without a loadable libmpi fails with ERR_DIST. Skipped, saying so, where mpirun is absent.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -111,6 +112,13 @@ describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: m
       expect(x.localRank).toBe(x.rank); // one machine
       expect(['MPI_THREAD_FUNNELED', 'MPI_THREAD_SERIALIZED', 'MPI_THREAD_MULTIPLE']).toContain(x.threadLevel);
     }
+  });
+
+  it.skipIf(!mpiFound)('a program that ends without finalize() still ends the job cleanly (finalized at exit)', () => {
+    const r = mpirun('no-finalize');
+    expect(r.status, `mpirun failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stderr).not.toMatch(/exiting improperly/);
+    expect(results(r.stdout).map((x) => x.value)).toEqual([3, 3]);
   });
 
   it.skipIf(!mpiFound)('a rank that throws ends the job with a non-zero exit and a message naming the rank, in bounded time', () => {

@@ -4,6 +4,7 @@
 // broadcast return at once and work in place (a later read of the tensor sees the result, and
 // an error reaches that read); barrier and finalize return promises that settle once they have
 // run. Every rank must issue the same collectives in the same order.
+import { isMainThread } from 'node:worker_threads';
 import { alexnetError } from '../errors.js';
 import { loadNative, type DistWorld } from '../native.js';
 import { handleOf, type Tensor } from '../tensor.js';
@@ -58,7 +59,10 @@ export class Communicator {
     return loadNative().distBarrier();
   }
 
-  /** MPI_Finalize after the work queued so far; the communicator is unusable afterwards. */
+  /**
+   * MPI_Finalize after the work queued so far; the communicator is unusable afterwards. Done
+   * for you when the main thread's event loop ends normally (see finalizeAtExit).
+   */
   finalize(): Promise<void> {
     return loadNative().distFinalize();
   }
@@ -73,5 +77,29 @@ export class Communicator {
 export async function initDistributed(): Promise<Communicator> {
   const native = loadNative();
   await native.distInit();
-  return new Communicator(native.distWorld());
+  const world = native.distWorld();
+  if (world.kind === 'mpi') finalizeAtExit();
+  return new Communicator(world);
+}
+
+let exitHook = false;
+/**
+ * A rank that initialised MPI and exits without MPI_Finalize is an "abnormal termination" to
+ * mpirun, which then fails the whole job. So when the main thread's event loop runs dry
+ * (`beforeExit`: a normal end, not process.exit() or an uncaught exception, which must still
+ * fail the job), MPI is finalized if the program did not do it itself.
+ */
+function finalizeAtExit(): void {
+  if (exitHook || !isMainThread) return;
+  exitHook = true;
+  const hook = (): void => {
+    process.off('beforeExit', hook);
+    const native = loadNative();
+    if (native.distWorld().kind !== 'mpi') return;
+    native.distFinalize().catch((e: unknown) => {
+      console.error(`alexnet: MPI_Finalize at exit failed: ${e instanceof Error ? e.message : String(e)}`);
+      process.exitCode = 1;
+    });
+  };
+  process.on('beforeExit', hook);
 }
