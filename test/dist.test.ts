@@ -66,6 +66,7 @@ describe.skipIf(launched)('a world of one (this process, not under mpirun)', () 
     expectCode(() => comm.allReduce(t, 'max' as 'sum'), 'ERR_ARGUMENT', /op must be 'sum' or 'avg' but got 'max'/);
     expectCode(() => comm.broadcast(t, 1), 'ERR_ARGUMENT', /root must be a rank in \[0, 1\) but got 1/);
     expectCode(() => comm.broadcast(t, -1), 'ERR_ARGUMENT', /root must be a non-negative integer/);
+    for (const bad of [0.5, 1e20, Number.NaN]) expectCode(() => comm.broadcast(t, bad), 'ERR_ARGUMENT', /root must be/);
     const disposed = Tensor.from([1], [1]);
     disposed.dispose();
     expectCode(() => comm.allReduce(disposed), 'ERR_DISPOSED');

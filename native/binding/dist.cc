@@ -8,6 +8,8 @@
 //   distBarrier(), distFinalize() -> Promise<void>: queued; settle once they have run
 // The collectives run on the CPU queue's worker thread, in order with every other CPU
 // operator, so the JavaScript thread never blocks on another rank.
+#include <climits>
+#include <cmath>
 #include <string>
 
 #include "../dist/comm.h"
@@ -99,7 +101,7 @@ Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
   const char* op = "broadcast";
   const Tensor t = collective_tensor(info, op);
   const double r = number_arg(info, 1, op, "root");
-  if (r != static_cast<double>(static_cast<int>(r)) || r < 0)
+  if (!(r >= 0 && r <= static_cast<double>(INT_MAX)) || r != std::floor(r))
     fail(code::kArgument, op, ": root must be a non-negative integer but got ", r);
   const int root = static_cast<int>(r);
   const dist::WorldInfo w = dist::world();  // known once initDistributed() has settled
