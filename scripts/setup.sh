@@ -11,6 +11,10 @@ command -v make >/dev/null || missing+=(make)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v python3 >/dev/null || missing+=(python3)
 [ -n "$(node scripts/detect.mjs blas-include)" ] || missing+=(libopenblas-dev)
+# Open MPI for distributed training (loaded at run time: the build does not need it; the tests
+# run two ranks with mpirun and compare our declarations with mpi.h through mpicc)
+command -v mpirun >/dev/null || missing+=(openmpi-bin)
+command -v mpicc >/dev/null || missing+=(libopenmpi-dev)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

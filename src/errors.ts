@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'ERR_OUT_OF_MEMORY'
   | 'ERR_CUDA'
   | 'ERR_CUDA_UNAVAILABLE'
+  | 'ERR_DIST'
   | 'ERR_INTERNAL'
   | 'ERR_ADDON_NOT_FOUND'
   | 'ERR_CHECKPOINT'

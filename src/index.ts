@@ -2,7 +2,7 @@
 export { Tensor, synchronize, type Device, type TensorOptions } from './tensor.js';
 export * from './ops/index.js';
 export { alexnetError, isAlexnetError, type AlexnetError, type ErrorCode } from './errors.js';
-export { loadNative, nativePath, useDefaultOpenblasKernels, type BackendInfo, type BenchOpsOptions, type BenchRow, type ConvAlgorithm, type DType } from './native.js';
+export { loadNative, nativePath, useDefaultOpenblasKernels, type BackendInfo, type BenchOpsOptions, type BenchRow, type ConvAlgorithm, type DistWorld, type DType, type MpiLibrary } from './native.js';
 export { backendInfo, packageVersion, setNumThreads, setGemmBackend, setConvAlgorithm, setTf32, type Info } from './info.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
@@ -10,6 +10,7 @@ export * from './models/alexnet.js';
 export * from './data/index.js';
 export * from './io/index.js';
 export * from './viz/index.js';
+export * from './dist/index.js';
 export { Trainer, evaluate, type EvalResult, type TrainerOptions, type TrainSummary, type TrainProgress, type ScheduleSpec } from './train/trainer.js';
 export {
   captureTrainingState,

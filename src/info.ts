@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadNative, nativePath, packageRoot, type BackendInfo, type ConvAlgorithm } from './native.js';
+import { loadNative, nativePath, packageRoot, type BackendInfo, type ConvAlgorithm, type MpiLibrary } from './native.js';
 
 export interface Info {
   version: string;
@@ -11,6 +11,11 @@ export interface Info {
     cpu: BackendInfo['cpu'];
     cuda: BackendInfo['cuda'];
   };
+  /**
+   * Open MPI (libmpi.so.40), loaded at run time for distributed training: found (path, the
+   * library's version string) or not (reason, every place looked). MPI is not initialised.
+   */
+  mpi: MpiLibrary;
 }
 
 export function packageVersion(): string {
@@ -27,6 +32,7 @@ export function backendInfo(): Info {
     platform: `${process.platform}-${process.arch}`,
     addon: { path: nativePath(), buildSystem: i.buildSystem, napiVersion: i.napiVersion },
     backends: { cpu: i.cpu, cuda: i.cuda },
+    mpi: native.mpiLibrary(),
   };
 }
 

@@ -242,6 +242,48 @@ export interface NativeModule {
    * unusable for the rest of the process: call it only in a child process.
    */
   cudaDebugFault(device?: string, delayMs?: number): void;
+  // Open MPI run-time binding and the communicator (native/dist, native/binding/dist.cc)
+  /** loads libmpi.so.40 on the first call (once per process; never initialises MPI) and says what it found */
+  mpiLibrary(): MpiLibrary;
+  /** sets up the world on the CPU queue (MPI_Init_thread under mpirun, else a world of one) */
+  distInit(): Promise<void>;
+  /** the world as set up so far (kind 'uninitialized' before distInit settles) */
+  distWorld(): DistWorld;
+  /** in place, queued on the CPU queue like any operator; errors reach the next read */
+  distAllReduce(tensor: NativeTensor, op?: 'sum' | 'avg'): void;
+  distBroadcast(tensor: NativeTensor, root: number): void;
+  /** queued; settle once they have run on the CPU queue */
+  distBarrier(): Promise<void>;
+  distFinalize(): Promise<void>;
+}
+
+export interface MpiLibrary {
+  found: boolean;
+  /** the file in use, or the last one rejected (see reason) */
+  path: string;
+  /** MPI_Get_library_version's first line ("Open MPI v4.1.4, ...") */
+  version: string;
+  /** every place considered, in order: "<place>: <outcome>" */
+  searched: string[];
+  /** why not found ("" when found) */
+  reason: string;
+}
+
+export interface DistWorld {
+  kind: 'uninitialized' | 'single' | 'mpi' | 'finalized';
+  rank: number;
+  worldSize: number;
+  localRank: number;
+  localSize: number;
+  /** 'OMPI_COMM_WORLD_LOCAL_RANK' | 'MPI_Comm_split_type' | 'single' */
+  localRankSource: string;
+  /** the thread level MPI provided ('' for a world of one) */
+  threadLevel: string;
+  /** libmpi in use and its version ('' for a world of one) */
+  library: string;
+  version: string;
+  /** why a world of one ('' under MPI) */
+  reason: string;
 }
 
 export interface CudaAbi {

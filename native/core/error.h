@@ -20,6 +20,7 @@ inline constexpr const char* kDisposed = "ERR_DISPOSED";      // use after dispo
 inline constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";
 inline constexpr const char* kCuda = "ERR_CUDA";              // CUDA runtime failure
 inline constexpr const char* kCudaUnavailable = "ERR_CUDA_UNAVAILABLE";
+inline constexpr const char* kDist = "ERR_DIST";              // MPI missing or failing, collectives
 inline constexpr const char* kInternal = "ERR_INTERNAL";
 }  // namespace code
 

@@ -73,6 +73,8 @@ function printInfo(json: boolean): void {
     console.log(`cuda    compiled (${cuda.architectures ?? ''}, runtime ${cuda.runtimeVersion ?? '?'}); ` +
       `${cuda.available ? 'available' : `unavailable: ${cuda.reason}`}`);
   }
+  const { mpi } = info;
+  console.log(mpi.found ? `mpi     found: ${mpi.path} (${mpi.version || 'version unknown'})` : `mpi     not found: ${mpi.reason}`);
 }
 
 const program = new Command();

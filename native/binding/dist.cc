@@ -1,0 +1,126 @@
+// The communicator (native/dist/comm.h) and the Open MPI loader (native/dist/mpi_loader.h):
+//   mpiLibrary() -> {found, path, version, searched, reason}: loads (never initialises) MPI
+//   distInit() -> Promise<void>: queued on the CPU queue; settles once it has run
+//   distWorld() -> {kind, rank, worldSize, localRank, localSize, localRankSource, threadLevel,
+//                   library, version, reason}
+//   distAllReduce(tensor, 'sum' | 'avg'), distBroadcast(tensor, root): queued, in place, like
+//     any CPU operator (errors reach the next read)
+//   distBarrier(), distFinalize() -> Promise<void>: queued; settle once they have run
+// The collectives run on the CPU queue's worker thread, in order with every other CPU
+// operator, so the JavaScript thread never blocks on another rank.
+#include <climits>
+#include <cmath>
+#include <string>
+
+#include "../dist/comm.h"
+#include "../dist/mpi_loader.h"
+#include "common.h"
+
+namespace alexnet::binding {
+
+namespace {
+
+const Device kCpu{DeviceType::Cpu, 0};
+
+const char* kind_name(dist::WorldKind k) {
+  switch (k) {
+    case dist::WorldKind::Uninitialized: return "uninitialized";
+    case dist::WorldKind::Single: return "single";
+    case dist::WorldKind::Mpi: return "mpi";
+    case dist::WorldKind::Finalized: return "finalized";
+  }
+  return "unknown";
+}
+
+// The tensor argument of a collective: a CPU tensor (CUDA: not yet, see comm.h).
+Tensor collective_tensor(const Napi::CallbackInfo& info, const char* op) {
+  dist::check_init_requested(op);
+  const Tensor t = tensor_arg(info, 0, op, "tensor");
+  if (t.device().type != DeviceType::Cpu)
+    fail(code::kDist, op, ": tensor is on ", t.device().str(),
+         ": collectives on CUDA tensors need the NCCL path, which is not built yet; copy the tensor to the CPU");
+  return t;
+}
+
+}  // namespace
+
+Napi::Value MpiLibrary(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const dist::MpiLibrary& lib = dist::mpi_library();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("found", lib.found);
+  out.Set("path", lib.path);
+  out.Set("version", lib.version);
+  Napi::Array searched = Napi::Array::New(env, lib.searched.size());
+  for (size_t i = 0; i < lib.searched.size(); ++i) searched.Set(static_cast<uint32_t>(i), lib.searched[i]);
+  out.Set("searched", searched);
+  out.Set("reason", lib.reason);
+  return out;
+}
+
+Napi::Value DistInit(const Napi::CallbackInfo& info) {
+  dist::mark_init_requested();
+  enqueue(kCpu, [] { dist::init(); });
+  return synchronize_device(info.Env(), kCpu);
+}
+
+Napi::Value DistWorld(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const dist::WorldInfo w = dist::world();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("kind", kind_name(w.kind));
+  out.Set("rank", w.rank);
+  out.Set("worldSize", w.size);
+  out.Set("localRank", w.local_rank);
+  out.Set("localSize", w.local_size);
+  out.Set("localRankSource", w.local_rank_source);
+  out.Set("threadLevel", w.thread_level);
+  out.Set("library", w.library);
+  out.Set("version", w.version);
+  out.Set("reason", w.reason);
+  return out;
+}
+
+Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
+  const char* op = "allReduce";
+  const Tensor t = collective_tensor(info, op);
+  check_dtype(op, "tensor", t, DType::Float32);
+  std::string reduce = "sum";
+  if (info.Length() >= 2 && !info[1].IsUndefined()) {
+    if (!info[1].IsString()) fail(code::kArgument, op, ": op must be 'sum' or 'avg'");
+    reduce = info[1].As<Napi::String>().Utf8Value();
+  }
+  if (reduce != "sum" && reduce != "avg")
+    fail(code::kArgument, op, ": op must be 'sum' or 'avg' but got '", reduce, "'");
+  const bool average = reduce == "avg";
+  enqueue(kCpu, [t, average] { dist::all_reduce(t, average); });
+  return info.Env().Undefined();
+}
+
+Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
+  const char* op = "broadcast";
+  const Tensor t = collective_tensor(info, op);
+  const double r = number_arg(info, 1, op, "root");
+  if (!(r >= 0 && r <= static_cast<double>(INT_MAX)) || r != std::floor(r))
+    fail(code::kArgument, op, ": root must be a non-negative integer but got ", r);
+  const int root = static_cast<int>(r);
+  const dist::WorldInfo w = dist::world();  // known once initDistributed() has settled
+  if ((w.kind == dist::WorldKind::Single || w.kind == dist::WorldKind::Mpi) && root >= w.size)
+    fail(code::kArgument, op, ": root must be a rank in [0, ", w.size, ") but got ", root);
+  enqueue(kCpu, [t, root] { dist::broadcast(t, root); });
+  return info.Env().Undefined();
+}
+
+Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
+  dist::check_init_requested("barrier");
+  enqueue(kCpu, [] { dist::barrier(); });
+  return synchronize_device(info.Env(), kCpu);
+}
+
+Napi::Value DistFinalize(const Napi::CallbackInfo& info) {
+  dist::check_init_requested("finalize");
+  enqueue(kCpu, [] { dist::finalize(); });
+  return synchronize_device(info.Env(), kCpu);
+}
+
+}  // namespace alexnet::binding

@@ -1,0 +1,205 @@
+// The communicator of comm.h: MPI's world or a world of one.
+#include "comm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <mutex>
+
+#include "../core/error.h"
+#include "mpi_loader.h"
+
+namespace alexnet::dist {
+
+namespace {
+
+std::mutex g_mutex;     // guards g_world
+WorldInfo g_world;      // written on the queue thread, read by world() anywhere
+mpi::MPI_Comm g_local = nullptr;  // the shared-memory communicator (when we split one)
+std::atomic<bool> g_init_requested{false};
+
+// MPI counts are int: collectives over more elements go in chunks.
+constexpr int64_t kChunk = int64_t{1} << 30;
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+// A non-negative integer environment variable, or -1.
+int env_int(const char* name) {
+  const std::string v = env(name);
+  if (v.empty()) return -1;
+  char* end = nullptr;
+  const long n = std::strtol(v.c_str(), &end, 10);
+  if (end == v.c_str() || *end != '\0' || n < 0 || n > INT_MAX) return -1;
+  return static_cast<int>(n);
+}
+
+const char* thread_level_name(int level) {
+  switch (level) {
+    case mpi::MPI_THREAD_SINGLE: return "MPI_THREAD_SINGLE";
+    case mpi::MPI_THREAD_FUNNELED: return "MPI_THREAD_FUNNELED";
+    case mpi::MPI_THREAD_SERIALIZED: return "MPI_THREAD_SERIALIZED";
+    case mpi::MPI_THREAD_MULTIPLE: return "MPI_THREAD_MULTIPLE";
+    default: return "unknown";
+  }
+}
+
+WorldInfo snapshot() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return g_world;
+}
+
+void set_world(const WorldInfo& w) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_world = w;
+}
+
+// The world for a collective: ERR_DIST before init or after finalize.
+WorldInfo ready(const char* op) {
+  WorldInfo w = snapshot();
+  if (w.kind == WorldKind::Uninitialized)
+    fail(code::kDist, op, ": the communicator is not initialised (initDistributed() failed or was not called)");
+  if (w.kind == WorldKind::Finalized) fail(code::kDist, op, ": the communicator was finalized");
+  return w;
+}
+
+void check_cpu(const char* op, const Tensor& t) {
+  if (t.device().type != DeviceType::Cpu)
+    fail(code::kDist, op, ": tensor is on ", t.device().str(),
+         ": collectives on CUDA tensors need the NCCL path, which is not built yet; copy the tensor to the CPU");
+}
+
+}  // namespace
+
+WorldInfo world() { return snapshot(); }
+
+void mark_init_requested() { g_init_requested = true; }
+
+void check_init_requested(const char* op) {
+  if (!g_init_requested) fail(code::kDist, op, ": call initDistributed() first");
+}
+
+void init() {
+  const WorldInfo current = snapshot();
+  if (current.kind == WorldKind::Single || current.kind == WorldKind::Mpi) return;
+  if (current.kind == WorldKind::Finalized)
+    fail(code::kDist, "initDistributed: MPI was finalized in this process and cannot be initialised again");
+
+  WorldInfo w;
+  const int ompi_size = env_int("OMPI_COMM_WORLD_SIZE");
+  if (ompi_size < 0) {
+    const int pmi_size = env_int("PMI_SIZE");
+    if (pmi_size > 1 || !env("PMIX_RANK").empty())
+      fail(code::kDist, "initDistributed: launched by a launcher other than Open MPI's (PMI_SIZE/PMIX_RANK set, "
+           "OMPI_COMM_WORLD_SIZE unset); only Open MPI (libmpi.so.40) is supported: MPICH's ABI differs");
+    w.kind = WorldKind::Single;
+    w.local_rank_source = "single";
+    w.reason = "not launched under Open MPI's mpirun (OMPI_COMM_WORLD_SIZE unset): a world of one process";
+    set_world(w);
+    return;
+  }
+
+  const MpiLibrary& lib = mpi_library();
+  if (!lib.found)
+    fail(code::kDist, "initDistributed: launched under mpirun (OMPI_COMM_WORLD_SIZE=", ompi_size,
+         ") but MPI cannot be loaded: ", lib.reason);
+  const MpiApi& api = lib.api;
+  int already = 0;
+  MPI_CHECK(MPI_Initialized, &already);
+  int provided = -1;
+  if (already) {
+    MPI_CHECK(MPI_Query_thread, &provided);
+  } else {
+    MPI_CHECK(MPI_Init_thread, nullptr, nullptr, mpi::MPI_THREAD_SERIALIZED, &provided);
+  }
+  // Every MPI call of this process is made from this thread (the CPU queue's worker), the one
+  // that initialised MPI, so MPI_THREAD_FUNNELED is enough; SINGLE is not (the process has
+  // other threads that might, for MPI, count as calling it).
+  if (provided < mpi::MPI_THREAD_FUNNELED)
+    fail(code::kDist, "initDistributed: MPI provides only ", thread_level_name(provided),
+         "; at least MPI_THREAD_FUNNELED is needed (this library calls MPI from its own worker thread)");
+  MPI_CHECK(MPI_Comm_set_errhandler, api.comm_world, api.errors_return);
+  MPI_CHECK(MPI_Comm_rank, api.comm_world, &w.rank);
+  MPI_CHECK(MPI_Comm_size, api.comm_world, &w.size);
+
+  const int env_local = env_int("OMPI_COMM_WORLD_LOCAL_RANK");
+  const int env_local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (env_local >= 0 && env_local_size > 0) {
+    w.local_rank = env_local;
+    w.local_size = env_local_size;
+    w.local_rank_source = "OMPI_COMM_WORLD_LOCAL_RANK";
+  } else {
+    mpi::MPI_Comm local = nullptr;
+    MPI_CHECK(MPI_Comm_split_type, api.comm_world, mpi::MPI_COMM_TYPE_SHARED, w.rank, api.info_null, &local);
+    MPI_CHECK(MPI_Comm_rank, local, &w.local_rank);
+    MPI_CHECK(MPI_Comm_size, local, &w.local_size);
+    g_local = local;
+    w.local_rank_source = "MPI_Comm_split_type";
+  }
+  w.kind = WorldKind::Mpi;
+  w.thread_level = thread_level_name(provided);
+  w.library = lib.path;
+  w.version = lib.version;
+  set_world(w);
+}
+
+void all_reduce(const Tensor& t, bool average) {
+  const char* op = "allReduce";
+  const WorldInfo w = ready(op);
+  check_cpu(op, t);
+  if (t.dtype() != DType::Float32) fail(code::kDtype, op, ": expected a float32 tensor but got ", dtype_name(t.dtype()));
+  if (w.kind != WorldKind::Mpi || w.size == 1) return;  // the sum (and the mean) over one rank
+  const MpiApi& api = mpi_table();
+  float* p = t.f32();
+  const int64_t n = t.numel();
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int count = static_cast<int>(std::min(kChunk, n - start));
+    MPI_CHECK(MPI_Allreduce, mpi::mpi_in_place(), p + start, count, api.float32, api.op_sum, api.comm_world);
+  }
+  if (average) {
+    const float size = static_cast<float>(w.size);
+    for (int64_t i = 0; i < n; ++i) p[i] /= size;
+  }
+}
+
+void broadcast(const Tensor& t, int root) {
+  const char* op = "broadcast";
+  const WorldInfo w = ready(op);
+  check_cpu(op, t);
+  if (root < 0 || root >= w.size)
+    fail(code::kArgument, op, ": root must be a rank in [0, ", w.size, ") but got ", root);
+  if (w.kind != WorldKind::Mpi || w.size == 1) return;
+  const MpiApi& api = mpi_table();
+  char* p = t.ptr<char>();
+  const int64_t n = static_cast<int64_t>(t.nbytes());
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int count = static_cast<int>(std::min(kChunk, n - start));
+    MPI_CHECK(MPI_Bcast, p + start, count, api.byte, root, api.comm_world);
+  }
+}
+
+void barrier() {
+  const WorldInfo w = ready("barrier");
+  if (w.kind != WorldKind::Mpi) return;
+  MPI_CHECK(MPI_Barrier, mpi_table().comm_world);
+}
+
+void finalize() {
+  WorldInfo w = snapshot();
+  if (w.kind == WorldKind::Finalized) return;
+  if (w.kind == WorldKind::Uninitialized) fail(code::kDist, "finalize: the communicator is not initialised");
+  if (w.kind == WorldKind::Mpi) {
+    if (g_local != nullptr) {
+      MPI_CHECK(MPI_Comm_free, &g_local);
+      g_local = nullptr;
+    }
+    MPI_CHECK(MPI_Finalize);
+  }
+  w.kind = WorldKind::Finalized;
+  set_world(w);
+}
+
+}  // namespace alexnet::dist

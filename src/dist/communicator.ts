@@ -1,0 +1,105 @@
+// initDistributed() and the Communicator: MPI's world when the process was started by Open
+// MPI's mpirun, else a world of one process (native/dist/comm.h says exactly when). The
+// collectives are queued on the CPU device's queue like every other operator: allReduce and
+// broadcast return at once and work in place (a later read of the tensor sees the result, and
+// an error reaches that read); barrier and finalize return promises that settle once they have
+// run. Every rank must issue the same collectives in the same order.
+import { isMainThread } from 'node:worker_threads';
+import { alexnetError } from '../errors.js';
+import { loadNative, type DistWorld } from '../native.js';
+import { handleOf, type Tensor } from '../tensor.js';
+
+export type ReduceOp = 'sum' | 'avg';
+
+export class Communicator {
+  /** This process's rank in [0, worldSize). */
+  readonly rank: number;
+  readonly worldSize: number;
+  /** The rank among the processes on this machine (OMPI_COMM_WORLD_LOCAL_RANK, else a shared-memory split). */
+  readonly localRank: number;
+  readonly localSize: number;
+  /** 'mpi' or 'single' (a world of one: not launched under mpirun). */
+  readonly backend: 'mpi' | 'single';
+  /** Why a world of one ('' under MPI). */
+  readonly reason: string;
+  /** The thread level MPI provided ('' for a world of one). */
+  readonly threadLevel: string;
+
+  /** @internal use initDistributed() */
+  constructor(world: DistWorld) {
+    if (world.kind !== 'mpi' && world.kind !== 'single')
+      throw alexnetError('ERR_DIST', `Communicator: the world is ${world.kind}; use initDistributed()`);
+    this.rank = world.rank;
+    this.worldSize = world.worldSize;
+    this.localRank = world.localRank;
+    this.localSize = world.localSize;
+    this.backend = world.kind;
+    this.reason = world.reason;
+    this.threadLevel = world.threadLevel;
+  }
+
+  /**
+   * In place on a CPU float32 tensor: the element-wise sum over all ranks ('sum'), or that sum
+   * divided by worldSize ('avg'). Queued; returns the tensor. CUDA tensors: ERR_DIST (the NCCL
+   * path is not built yet).
+   */
+  allReduce<T extends Tensor>(tensor: T, op: ReduceOp = 'sum'): T {
+    loadNative().distAllReduce(handleOf(tensor, 'allReduce', 'tensor'), op);
+    return tensor;
+  }
+
+  /** In place: every rank's tensor gets `root`'s contents (any dtype, CPU). Queued; returns the tensor. */
+  broadcast<T extends Tensor>(tensor: T, root = 0): T {
+    loadNative().distBroadcast(handleOf(tensor, 'broadcast', 'tensor'), root);
+    return tensor;
+  }
+
+  /** Settles once every rank has reached it (and this rank's earlier work has run). */
+  barrier(): Promise<void> {
+    return loadNative().distBarrier();
+  }
+
+  /**
+   * MPI_Finalize after the work queued so far; the communicator is unusable afterwards. Done
+   * for you when the main thread's event loop ends normally (see finalizeAtExit).
+   */
+  finalize(): Promise<void> {
+    return loadNative().distFinalize();
+  }
+}
+
+/**
+ * Sets up the process's communicator (once; later calls return the same world). Under Open
+ * MPI's mpirun it initialises MPI (MPI_Init_thread, on the CPU queue's thread); otherwise it is
+ * a world of one, where allReduce and broadcast leave tensors unchanged. Rejects with ERR_DIST
+ * when launched under mpirun but libmpi.so.40 cannot be loaded or MPI fails.
+ */
+export async function initDistributed(): Promise<Communicator> {
+  const native = loadNative();
+  await native.distInit();
+  const world = native.distWorld();
+  if (world.kind === 'mpi') finalizeAtExit();
+  return new Communicator(world);
+}
+
+let exitHook = false;
+/**
+ * A rank that initialised MPI and exits without MPI_Finalize is an "abnormal termination" to
+ * mpirun, which then fails the whole job. So when the main thread's event loop runs dry
+ * (`beforeExit`: a normal end, not process.exit() or an uncaught exception, which must still
+ * fail the job), MPI is finalized if the program did not do it itself.
+ */
+function finalizeAtExit(): void {
+  if (exitHook || !isMainThread) return;
+  exitHook = true;
+  const hook = (): void => {
+    process.off('beforeExit', hook);
+    const native = loadNative();
+    if (native.distWorld().kind !== 'mpi') return;
+    native.distFinalize().catch((e: unknown) => {
+      console.error(`alexnet: MPI_Finalize at exit failed: ${e instanceof Error ? e.message : String(e)}`);
+      process.exitCode = 1;
+    });
+  };
+  process.on('beforeExit', hook);
+}
