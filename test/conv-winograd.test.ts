@@ -10,9 +10,10 @@ import { conv2dAt, conv2dBackwardRef, conv2dRef, convOutSize, gradInputAt, type 
 // Tolerance: a float32 sum of K products (K = C*k*k forward, O*k*k for the input gradient) of
 // such values is off by about eps * sqrt(K) (random signs); Winograd adds the rounding of its
 // transforms, whose entries reach 5 (B^T) and 8 (A^T), so its error is a larger multiple of that.
-// In a float32 trial of F(4x4,3x3) with our points and F(2x2,5x5) at C = 384, the worst error
-// was 1.8e-6 * sqrt(K) (the direct sum's is about 1e-7 * sqrt(K)); the tests allow
-// 1e-5 * sqrt(K), about 5x that worst case, and rtol 1e-4 as the other conv tests.
+// Over every output of conv4-like (C = 384, 3x3) and conv2-like (C = 96, 5x5) layers, the worst
+// error of F(4x4,3x3) and F(4x4,5x5) was 3.4e-6 and 3.6e-6 * sqrt(K) (the direct kernel's
+// 1.2e-6 and 1.6e-6 * sqrt(K)); the tests allow 1e-5 * sqrt(K), about 3x that worst case (some
+// 10 standard deviations), and rtol 1e-4 as the other conv tests.
 const tolerance = (K: number) => ({ atol: 1e-5 * Math.sqrt(K), rtol: 1e-4 });
 
 interface Case {
@@ -43,7 +44,7 @@ function inputs(g: ConvGeometry, r: () => number, bias: boolean) {
   };
 }
 
-// Sizes that are not multiples of the output tile (4 for 3x3, 2 for 5x5), a single row, an
+// Sizes that are not multiples of the output tile (4), a single row, an
 // output smaller than one tile, paddings 0, 1, 2 (and unequal), channel counts that are not
 // multiples of the 16 filters per vector, batch 1 and 3, with and without bias. The last 5x5
 // case pads by more than k - 1, where the input gradient is not a Winograd convolution (it
@@ -57,7 +58,7 @@ const cases: Case[] = [
   { N: 1, C: 7, H: 13, W: 13, O: 17, k: 5, padding: [2, 2] },
   { N: 3, C: 3, H: 9, W: 6, O: 5, k: 5, padding: [0, 0], bias: false },
   { N: 2, C: 17, H: 7, W: 7, O: 3, k: 5, padding: [1, 2] },
-  { N: 1, C: 3, H: 5, W: 5, O: 4, k: 5, padding: [4, 4] },
+  { N: 1, C: 3, H: 5, W: 5, O: 4, k: 5, padding: [5, 3] },
 ];
 
 describe('conv2d with Winograd', () => {
@@ -116,7 +117,7 @@ describe('conv2d with Winograd', () => {
   });
 
   // AlexNet's stride-1 layers, checked at sampled outputs (a full float64 reference would take
-  // minutes). conv4 at batch 40 has 640 tiles, more than one block of the scratch budget (606
+  // minutes). conv4 at batch 40 has 640 tiles, more than one block of the scratch budget (592
   // tiles for 384 + 384 channels), so the block loop is covered too.
   it.each([
     { name: 'conv2', N: 1, C: 96, H: 27, W: 27, O: 256, k: 5, padding: [2, 2] as [number, number] },

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "../core/parallel.h"
 #include "conv_direct.h"
@@ -15,7 +16,7 @@ namespace {
 
 // Tiles per vector: one tile per lane of the transforms (a multiple of every vector width).
 constexpr int64_t kLanes = 16;
-constexpr int kMaxA = 6;  // input tile edge: m + r - 1
+constexpr int kMaxA = 8;  // input tile edge: m + r - 1
 
 // Budget for the transformed input V [A*A][C][tb] and the products M [A*A][O][tb] together, in
 // floats (16 MB by default): the number of tiles per block tb is what fits, a multiple of
@@ -32,9 +33,11 @@ constexpr int64_t kBudget = (int64_t{ALEXNET_WINOGRAD_BUDGET_MB} << 20) / 4;
 // and for infinity A^T's last column e_{m-1}, G's last row e_{r-1}, B^T's last row the
 // coefficients of prod_l (x - p_l). Winograd's rounding error grows with the size of the points
 // (their powers enter A^T, their differences G), so the points are the smallest, best conditioned
-// ones: F(4x4,3x3) uses 0, 1, -1, 1/2, -2 (Barabasz et al., "Error analysis and improving the
-// accuracy of Winograd convolution for deep neural networks", 2020: about half the float32 error
-// of Lavin's 0, +-1, +-2 in our own trial at C = 384), F(2x2,5x5) uses 0, +-1, +-2.
+// ones: F(4x4,3x3) (6x6 tiles) uses 0, 1, -1, 1/2, -2 (Barabasz et al., "Error analysis and
+// improving the accuracy of Winograd convolution for deep neural networks", 2020: about half
+// the float32 error of Lavin's 0, +-1, +-2 in our own trial at C = 384), F(4x4,5x5) (8x8 tiles)
+// uses 0, +-1, +-1/2, +-2. Measured on random data, the worst error of either is 2-3x the direct
+// kernel's (see test/conv-winograd.test.ts).
 struct Transform {
   int m, r, a;
   float AT[kMaxA * kMaxA];   // [m][a]
@@ -81,40 +84,71 @@ Transform make_transform(int m, int r, const double* pts) {
 
 const Transform& transform_for(int64_t k) {
   static const double p43[] = {0, 1, -1, 0.5, -2};
-  static const double p25[] = {0, 1, -1, 2, -2};
+  static const double p45[] = {0, 1, -1, 0.5, -0.5, 2, -2};
   static const Transform f43 = make_transform(4, 3, p43);
-  static const Transform f25 = make_transform(2, 5, p25);
-  return k == 3 ? f43 : f25;
+  static const Transform f45 = make_transform(4, 5, p45);
+  return k == 3 ? f43 : f45;
 }
 
-// out[i][j] = sum_{p,q} L[i][p] in[p][q] L[j][q] for kLanes tiles at once: L is [lo][li], in
-// [li][li][kLanes], out [lo][lo][kLanes] (B^T d B with L = B^T, A^T m A with L = A^T).
-ALEXNET_SIMD_CLONES
-void sandwich(float* __restrict out, const float* __restrict in, const float* __restrict L,
-              int lo, int li) {
-  float tmp[kMaxA * kMaxA * kLanes];  // [lo][li][lanes] = L @ in
-  for (int i = 0; i < lo; ++i)
-    for (int q = 0; q < li; ++q) {
-      float* t = tmp + (i * li + q) * kLanes;
-      for (int v = 0; v < kLanes; ++v) t[v] = 0.f;
-      for (int p = 0; p < li; ++p) {
-        const float c = L[i * li + p];
+// out[i][j] = sum_{p,q} L[i][p] in[p][q] L[j][q] for kLanes tiles at once: L is [LO][LI], in
+// [LI][LI][kLanes], out [LO][LO][kLanes] (B^T d B with L = B^T, A^T m A with L = A^T, G g G^T
+// with L = G). Sizes are compile-time so the loops unroll into vector multiply-adds; zero
+// coefficients are skipped.
+template <int LO, int LI>
+__attribute__((always_inline)) inline void sandwich_body(float* __restrict out,
+                                                         const float* __restrict in,
+                                                         const float* __restrict L) {
+  float tmp[LO * LI * kLanes];  // [LO][LI][lanes] = L @ in
+  for (int i = 0; i < LO; ++i)
+    for (int q = 0; q < LI; ++q) {
+      float t[kLanes] = {};
+      for (int p = 0; p < LI; ++p) {
+        const float c = L[i * LI + p];
         if (c == 0.f) continue;
-        const float* s = in + (p * li + q) * kLanes;
-        for (int v = 0; v < kLanes; ++v) t[v] += c * s[v];
+        const float* src = in + (p * LI + q) * kLanes;
+        for (int v = 0; v < kLanes; ++v) t[v] += c * src[v];
       }
+      std::memcpy(tmp + (i * LI + q) * kLanes, t, sizeof t);
     }
-  for (int i = 0; i < lo; ++i)
-    for (int j = 0; j < lo; ++j) {
-      float* o = out + (i * lo + j) * kLanes;
-      for (int v = 0; v < kLanes; ++v) o[v] = 0.f;
-      for (int q = 0; q < li; ++q) {
-        const float c = L[j * li + q];
+  for (int i = 0; i < LO; ++i)
+    for (int j = 0; j < LO; ++j) {
+      float o[kLanes] = {};
+      for (int q = 0; q < LI; ++q) {
+        const float c = L[j * LI + q];
         if (c == 0.f) continue;
-        const float* t = tmp + (i * li + q) * kLanes;
-        for (int v = 0; v < kLanes; ++v) o[v] += c * t[v];
+        const float* src = tmp + (i * LI + q) * kLanes;
+        for (int v = 0; v < kLanes; ++v) o[v] += c * src[v];
       }
+      std::memcpy(out + (i * LO + j) * kLanes, o, sizeof o);
     }
+}
+
+ALEXNET_SIMD_CLONES void sandwich_6_6(float* out, const float* in, const float* L) {
+  sandwich_body<6, 6>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_4_6(float* out, const float* in, const float* L) {
+  sandwich_body<4, 6>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_6_3(float* out, const float* in, const float* L) {
+  sandwich_body<6, 3>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_8_8(float* out, const float* in, const float* L) {
+  sandwich_body<8, 8>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_4_8(float* out, const float* in, const float* L) {
+  sandwich_body<4, 8>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_8_5(float* out, const float* in, const float* L) {
+  sandwich_body<8, 5>(out, in, L);
+}
+
+void sandwich(float* out, const float* in, const float* L, int lo, int li) {
+  if (lo == 6 && li == 6) return sandwich_6_6(out, in, L);
+  if (lo == 4 && li == 6) return sandwich_4_6(out, in, L);
+  if (lo == 6 && li == 3) return sandwich_6_3(out, in, L);
+  if (lo == 8 && li == 8) return sandwich_8_8(out, in, L);
+  if (lo == 4 && li == 8) return sandwich_4_8(out, in, L);
+  return sandwich_8_5(out, in, L);
 }
 
 // U[k][p][q] = (G g G^T)[k] with g = w[p][q] ([out][in][r][r]), or with `flip` the filters of the
@@ -159,6 +193,13 @@ struct Geometry {
   int64_t N, Ci, H, W, Co, Ho, Wo, pH, pW;
 };
 
+struct TileInfo {
+  int64_t x, y;      // offsets of the tile's image in x and of its first output in y
+  int64_t ih0, iw0;  // the input window's corner (may be negative: padding)
+  int rows, cols;    // outputs inside y (m unless at the bottom / right edge)
+  bool inside;       // the whole a x a window lies inside x
+};
+
 void run(float* y, const float* x, const float* U, const float* bias, const Geometry& g,
          const Transform& t, bool relu) {
   const int m = t.m, a = t.a, aa = a * a;
@@ -170,35 +211,45 @@ void run(float* y, const float* x, const float* U, const float* bias, const Geom
   tb = std::min(tb, (T + kLanes - 1) / kLanes * kLanes);
   float* V = scratch(Scratch::WinogradInput, aa * g.Ci * tb);
   float* M = scratch(Scratch::WinogradProducts, aa * g.Co * tb);
+  std::vector<TileInfo> info(static_cast<size_t>(tb));
 
   for (int64_t t0 = 0; t0 < T; t0 += tb) {
     const int64_t nt = std::min(tb, T - t0);
     const int64_t chunks = (nt + kLanes - 1) / kLanes;
     const int64_t ld = chunks * kLanes;  // row length of V_k and M_k
 
+    // Where each tile of the block starts in x (relative to its image's channel 0) and in y,
+    // and whether its input window lies inside x (no bounds checks then).
+    for (int64_t j = 0; j < nt; ++j) {
+      const int64_t tile = t0 + j;
+      const int64_t n = tile / per_image, th = tile % per_image / tW, tw = tile % tW;
+      const int64_t ih0 = th * m - g.pH, iw0 = tw * m - g.pW;
+      info[j] = TileInfo{n * g.Ci * g.H * g.W, n * g.Co * g.Ho * g.Wo + th * m * g.Wo + tw * m,
+                         ih0, iw0, static_cast<int>(std::min<int64_t>(m, g.Ho - th * m)),
+                         static_cast<int>(std::min<int64_t>(m, g.Wo - tw * m)),
+                         ih0 >= 0 && iw0 >= 0 && ih0 + a <= g.H && iw0 + a <= g.W};
+    }
+
     // Input transform: one task per (channel, group of kLanes tiles).
     parallel_for(0, g.Ci * chunks, 4, [&](int64_t lo, int64_t hi) {
       float d[kMaxA * kMaxA * kLanes], v[kMaxA * kMaxA * kLanes];
       for (int64_t task = lo; task < hi; ++task) {
         const int64_t c = task / chunks, ch = task % chunks;
-        for (int64_t l = 0; l < kLanes; ++l) {
-          const int64_t tile = t0 + ch * kLanes + l;
-          if (tile >= t0 + nt) {
-            for (int i = 0; i < aa; ++i) d[i * kLanes + l] = 0.f;
-            continue;
-          }
-          const int64_t n = tile / per_image, th = tile % per_image / tW, tw = tile % tW;
-          const int64_t ih0 = th * m - g.pH, iw0 = tw * m - g.pW;
-          const float* plane = x + (n * g.Ci + c) * g.H * g.W;
-          if (ih0 >= 0 && iw0 >= 0 && ih0 + a <= g.H && iw0 + a <= g.W) {
-            const float* src = plane + ih0 * g.W + iw0;
+        const int64_t lanes = std::min<int64_t>(kLanes, nt - ch * kLanes);
+        for (int64_t l = lanes; l < kLanes; ++l)
+          for (int i = 0; i < aa; ++i) d[i * kLanes + l] = 0.f;
+        for (int64_t l = 0; l < lanes; ++l) {
+          const TileInfo& ti = info[ch * kLanes + l];
+          const float* plane = x + ti.x + c * g.H * g.W;
+          if (ti.inside) {
+            const float* src = plane + ti.ih0 * g.W + ti.iw0;
             for (int i = 0; i < a; ++i)
               for (int j = 0; j < a; ++j) d[(i * a + j) * kLanes + l] = src[i * g.W + j];
           } else {
             for (int i = 0; i < a; ++i) {
-              const int64_t ih = ih0 + i;
+              const int64_t ih = ti.ih0 + i;
               for (int j = 0; j < a; ++j) {
-                const int64_t iw = iw0 + j;
+                const int64_t iw = ti.iw0 + j;
                 d[(i * a + j) * kLanes + l] =
                     ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? plane[ih * g.W + iw] : 0.f;
               }
@@ -227,14 +278,10 @@ void run(float* y, const float* x, const float* U, const float* bias, const Geom
         const float b = bias ? bias[co] : 0.f;
         const int64_t lanes = std::min<int64_t>(kLanes, nt - ch * kLanes);
         for (int64_t l = 0; l < lanes; ++l) {
-          const int64_t tile = t0 + ch * kLanes + l;
-          const int64_t n = tile / per_image, th = tile % per_image / tW, tw = tile % tW;
-          const int64_t oh0 = th * m, ow0 = tw * m;
-          const int hi_i = static_cast<int>(std::min<int64_t>(m, g.Ho - oh0));
-          const int hi_j = static_cast<int>(std::min<int64_t>(m, g.Wo - ow0));
-          float* dst = y + ((n * g.Co + co) * g.Ho + oh0) * g.Wo + ow0;
-          for (int i = 0; i < hi_i; ++i)
-            for (int j = 0; j < hi_j; ++j) {
+          const TileInfo& ti = info[ch * kLanes + l];
+          float* dst = y + ti.y + co * g.Ho * g.Wo;
+          for (int i = 0; i < ti.rows; ++i)
+            for (int j = 0; j < ti.cols; ++j) {
               const float val = o[(i * m + j) * kLanes + l] + b;
               // "v <= 0 ? 0 : v" keeps NaN, as PyTorch's ReLU does
               dst[i * g.Wo + j] = relu ? (val <= 0.f ? 0.f : val) : val;

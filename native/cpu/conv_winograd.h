@@ -1,11 +1,11 @@
 // Winograd convolution on the CPU (Lavin & Gray, "Fast Algorithms for Convolutional Neural
 // Networks", 2015) for stride-1, dilation-1, ungrouped convolutions with square 3x3 kernels
 // (F(4x4,3x3): 6x6 input tiles, 36 multiplies per 16 outputs instead of 144) and 5x5 kernels
-// (F(2x2,5x5): 6x6 tiles, 36 per 4 instead of 100), any padding.
+// (F(4x4,5x5): 8x8 tiles, 64 per 16 instead of 400), any padding.
 //
-//   U[k][O][C]     = (G g G^T)[k]   for every filter g = w[o, c]        (k < 36, the tile positions)
-//   V[k][C][tiles] = (B^T d B)[k]   for every 6x6 input tile d of every channel (0 outside x)
-//   M_k[O, tiles]  = U_k[O, C] @ V_k[C, tiles]      36 independent sgemm calls (gemm.h)
+//   U[k][O][C]     = (G g G^T)[k]   for every filter g = w[o, c]   (k < a*a, the tile positions)
+//   V[k][C][tiles] = (B^T d B)[k]   for every a x a input tile d of every channel (0 outside x)
+//   M_k[O, tiles]  = U_k[O, C] @ V_k[C, tiles]      a*a independent sgemm calls (gemm.h)
 //   y tile         = A^T M A (+ bias, ReLU)         only the outputs inside [Ho, Wo] are written
 //
 // The tiles are taken in blocks so that V and M stay within a bounded scratch budget; the
