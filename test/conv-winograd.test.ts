@@ -171,6 +171,28 @@ describe('conv2d with Winograd', () => {
     expectClose(dx, conv2dBackwardRef(dy, x, w, g).dx, { atol: 1e-5, rtol: 1e-4, label: 'fallback gradInput' });
   });
 
+  it("'auto' takes Winograd for a layer with enough tiles, and the results still match", async () => {
+    setConvAlgorithm('auto');
+    const r = rng();
+    // 8 images of 13x13 = 128 tiles of 4x4 outputs, 32 channels: 'auto' picks Winograd here
+    const c: Case = { N: 8, C: 32, H: 13, W: 13, O: 40, k: 3, padding: [1, 1] };
+    const g = geometry(c);
+    const { x, w, b, dy, Ho, Wo } = inputs(g, r, true);
+    const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
+    const tw = Tensor.from(f32(w), [g.O, g.C, 3, 3]);
+    const y = await conv2d(tx, tw, Tensor.from(f32(b!), [g.O]), { padding: c.padding }).data();
+    expectClose(y, conv2dRef(x, w, b, g), { ...tolerance(g.C * 9), label: 'auto forward' });
+    const dx = await conv2dBackward(Tensor.from(f32(dy), [g.N, g.O, Ho, Wo]), tx, tw, { padding: c.padding }).gradInput!.data();
+    expectClose(dx, conv2dBackwardRef(dy, x, w, g).dx, { ...tolerance(g.O * 9), label: 'auto gradInput' });
+    // The direct kernel (or im2col) sums in another order, so some outputs round differently:
+    // 'auto' ran Winograd unless only the portable GEMM is there beside a direct kernel.
+    const cpu = backendInfo().backends.cpu;
+    const picksWinograd = cpu.gemm === 'blas' || cpu.directConvIsa === 'none';
+    setConvAlgorithm('direct');
+    const yd = await conv2d(tx, tw, Tensor.from(f32(b!), [g.O]), { padding: c.padding }).data();
+    expect(y.some((v, i) => v !== yd[i])).toBe(picksWinograd);
+  });
+
   it("is reported by backendInfo() and named in setConvAlgorithm's error", () => {
     expect(backendInfo().backends.cpu.convAlgorithm).toBe('winograd');
     expectCode(() => setConvAlgorithm('winograd3' as never), 'ERR_ARGUMENT', /'winograd'.*but got 'winograd3'/);
