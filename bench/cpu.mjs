@@ -5,7 +5,10 @@
 // both measured in the same run; then the whole forward pass (pools, ReLUs and softmax
 // included) in images/s. Writes bench/results/cpu-<cpu model>-<date>.json and .md.
 //
-//   npm run bench [-- --batch 16 --reps 5 --threads 2]
+//   npm run bench [-- --batch 16 --reps 5 --threads 2 --paths direct,im2col,winograd]
+//
+// --paths times the stride-1 convolutions (conv2-5) once more under each listed CPU convolution
+// path (setConvAlgorithm), in alternating rounds, as ratios to the first one ('' skips it).
 //
 // OpenBLAS picks its kernels when it loads: if OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set
 // (some build machines force Haswell kernels), this script clears them before the addon loads, as a
@@ -20,13 +23,15 @@ const here = dirname(fileURLToPath(import.meta.url));
 const lib = await import(join(here, '..', 'dist', 'index.js'));
 lib.useDefaultOpenblasKernels(); // before the addon loads
 const { cpuSlug } = await import(join(here, '..', 'dist', 'cli', 'bench.js'));
-const { Tensor, conv2d, conv2dBackward, linear, linearBackward, matmul, softmax, backendInfo, setNumThreads, synchronize } = lib;
+const { Tensor, conv2d, conv2dBackward, linear, linearBackward, matmul, softmax, backendInfo, setConvAlgorithm, setNumThreads, synchronize } = lib;
 
 const { values } = parseArgs({
   options: {
     batch: { type: 'string', default: '16' },
     reps: { type: 'string', default: '5' },
     threads: { type: 'string' },
+    // the stride-1 convolutions again under each CPU convolution path (setConvAlgorithm)
+    paths: { type: 'string', default: 'direct,im2col,winograd' },
     'no-save': { type: 'boolean', default: false },
   },
 });
@@ -124,6 +129,41 @@ for (const f of fcs) {
   await remeasurePeak();
 }
 
+// --- the stride-1 convolutions under each path --------------------------------------------------
+// Alternating rounds (every path once per round, best of the rounds per path) so that a
+// neighbour's burst on the shared machine hits every path alike; 'auto' is what the layer rows
+// above and the forward pass below run.
+const paths = values.paths ? values.paths.split(',').filter(Boolean) : [];
+const pathRows = [];
+for (const c of convs.filter((c) => c.stride === 1 && paths.length > 0)) {
+  const x = tensor(c.in);
+  const w = tensor(c.w, 0.05);
+  const b = tensor([c.w[0]]);
+  const opts = { stride: c.stride, padding: c.padding };
+  const dy = tensor(conv2d(x, w, b, opts).shape);
+  const best = Object.fromEntries(paths.map((p) => [p, { fwd: Infinity, bwd: Infinity }]));
+  const once = async (fn) => {
+    const t0 = performance.now();
+    const out = fn();
+    await synchronize();
+    const ms = performance.now() - t0;
+    disposeAll(out);
+    return ms;
+  };
+  for (let round = 0; round <= reps; round++) {
+    for (const p of paths) {
+      setConvAlgorithm(p);
+      const f = await once(() => conv2d(x, w, b, opts));
+      const g = await once(() => conv2dBackward(dy, x, w, { ...opts, computeGradInput: c.gradInput }));
+      if (round === 0) continue; // warm-up (scratch buffers, transformed filters)
+      best[p].fwd = Math.min(best[p].fwd, f);
+      best[p].bwd = Math.min(best[p].bwd, g);
+    }
+  }
+  setConvAlgorithm('auto');
+  pathRows.push({ layer: c.name, paths: best });
+}
+
 // --- the whole forward pass ---------------------------------------------------------------------
 // The library's seed AlexNet in evaluation mode, plus the softmax.
 const model = lib.alexnet({ config: 'seed', init: 'kaiming', seed: 1 }).eval();
@@ -158,6 +198,18 @@ lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   lines.push(`| ${r.layer} | ${r.shape} | ${r.fwdMs.toFixed(2)} | ${r.fwdGflops.toFixed(1)} | ${pct(r.fwdGflops)} | ${ofPeak(r.fwdGflops)} | ${r.bwdMs.toFixed(2)} | ${r.bwdGflops.toFixed(1)} | ${pct(r.bwdGflops)} | ${ofPeak(r.bwdGflops)} |`);
 }
+if (pathRows.length > 0) {
+  lines.push('');
+  lines.push(`Stride-1 convolutions under each path (ms, best of ${reps} alternating rounds; bwd = input and weight gradients; x = time relative to ${paths[0]}):`);
+  lines.push('');
+  lines.push(`| layer | ${paths.map((p) => `${p} fwd`).join(' | ')} | ${paths.map((p) => `${p} bwd`).join(' | ')} |`);
+  lines.push(`|---|${paths.map(() => '---:').join('|')}|${paths.map(() => '---:').join('|')}|`);
+  const rel = (v, base) => (v === base ? v.toFixed(2) : `${v.toFixed(2)} (${(v / base).toFixed(2)}x)`);
+  for (const r of pathRows) {
+    const base = r.paths[paths[0]];
+    lines.push(`| ${r.layer} | ${paths.map((p) => rel(r.paths[p].fwd, base.fwd)).join(' | ')} | ${paths.map((p) => rel(r.paths[p].bwd, base.bwd)).join(' | ')} |`);
+  }
+}
 lines.push('');
 lines.push(`whole forward pass (convs, ReLUs, pools, linears, softmax): ${netMs.toFixed(1)} ms = **${((B * 1000) / netMs).toFixed(1)} images/s**, ` +
   `${netGflops.toFixed(1)} GFLOP/s = **${pct(netGflops)} of sgemm** (target >= 75%), ${ofPeak(netGflops)} of the FMA peak`);
@@ -170,7 +222,7 @@ if (!values['no-save']) {
   const stamp = `${cpuSlug()}-${new Date().toISOString().slice(0, 10)}`;
   const fmaPeak = { isa: peakRows[0].isa, gflops: peakGflops, windows: peakWindows, threads: peakRows[0].threads, isas: peakRows.map((r) => ({ isa: r.isa, gflops: r.gflops })) };
   const layers = rows.map((r) => ({ ...r, fwdFractionOfFmaPeak: r.fwdGflops / peakGflops, bwdFractionOfFmaPeak: r.bwdGflops / peakGflops }));
-  const json = { date: new Date().toISOString(), machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, platform: `${process.platform}-${process.arch}` }, node: process.version, backend: info.backends.cpu, batch: B, sgemm: { n, ms: gemmMs, gflops: sgemmGflops }, fmaPeak, layers, forward: { ms: netMs, imagesPerSecond: (B * 1000) / netMs, gflops: netGflops, fractionOfSgemm: netGflops / sgemmGflops, fractionOfFmaPeak: netGflops / peakGflops } };
+  const json = { date: new Date().toISOString(), machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, platform: `${process.platform}-${process.arch}` }, node: process.version, backend: info.backends.cpu, batch: B, sgemm: { n, ms: gemmMs, gflops: sgemmGflops }, fmaPeak, layers, convPaths: pathRows, forward: { ms: netMs, imagesPerSecond: (B * 1000) / netMs, gflops: netGflops, fractionOfSgemm: netGflops / sgemmGflops, fractionOfFmaPeak: netGflops / peakGflops } };
   writeFileSync(join(dir, `cpu-${stamp}.json`), JSON.stringify(json, null, 2) + '\n');
   writeFileSync(join(dir, `cpu-${stamp}.md`), md + '\n');
   console.log(`\nsaved bench/results/cpu-${stamp}.{json,md}`);

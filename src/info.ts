@@ -50,7 +50,9 @@ export function setGemmBackend(name: 'blas' | 'portable'): void {
  * The CPU convolution path for work issued afterwards: 'auto' (default) and 'direct' use the
  * direct kernel (AVX-512, else AVX2) wherever the CPU and the layer allow it and im2col + GEMM
  * elsewhere; 'direct-avx2' limits the kernel to its AVX2 build; 'im2col' forces im2col + GEMM
- * everywhere (for comparisons).
+ * everywhere (for comparisons); 'winograd' forces Winograd convolution (stride-1, ungrouped 3x3
+ * and 5x5 kernels: the forward pass and the input gradient) wherever it applies and does what
+ * 'auto' does elsewhere.
  */
 export function setConvAlgorithm(name: ConvAlgorithm): void {
   loadNative().setConvAlgorithm(name);

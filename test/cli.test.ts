@@ -28,8 +28,9 @@ describe('alexnet CLI', () => {
     const plain = spawnSync(process.execPath, [bin, 'info'], { encoding: 'utf8' });
     expect(plain.status).toBe(0);
     const cpuLine = plain.stdout.split('\n').find((l) => l.startsWith('cpu '))!;
-    if (info.backends.cpu.directConvIsa === 'none') expect(cpuLine).toMatch(/convolutions: im2col \+ GEMM;/);
+    if (info.backends.cpu.directConvIsa === 'none') expect(cpuLine).toMatch(/convolutions: im2col \+ GEMM[;,]/);
     else expect(cpuLine).toContain(`convolutions: direct (${info.backends.cpu.directConvIsa}) where it applies`);
+    expect(cpuLine).toContain('Winograd for stride-1 3x3 and 5x5 layers with enough work'); // 'auto' picks it by size
   });
 
   it('Ctrl-C during training saves a checkpoint that eval can load', async () => {

@@ -205,7 +205,9 @@ describe('conv2d', () => {
     }
     setConvAlgorithm('im2col');
     expect(backendInfo().backends.cpu.convAlgorithm).toBe('im2col');
-    expectCode(() => setConvAlgorithm('winograd' as never), 'ERR_ARGUMENT', /auto.*direct.*direct-avx2.*im2col/);
+    setConvAlgorithm('winograd');
+    expect(backendInfo().backends.cpu.convAlgorithm).toBe('winograd');
+    expectCode(() => setConvAlgorithm('fft' as never), 'ERR_ARGUMENT', /auto.*direct.*direct-avx2.*im2col.*winograd.*but got 'fft'/);
   });
 
   it('writes into preallocated views (nonzero offset) and accumulates', async () => {

@@ -58,6 +58,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   cpu.Set("convAlgorithm", algo == cpu::ConvAlgo::Auto         ? "auto"
                            : algo == cpu::ConvAlgo::Direct     ? "direct"
                            : algo == cpu::ConvAlgo::DirectAvx2 ? "direct-avx2"
+                           : algo == cpu::ConvAlgo::Winograd   ? "winograd"
                                                                : "im2col");
   const cpu::ConvIsa isa = cpu::conv_direct_cpu_isa();
   cpu.Set("directConv", isa != cpu::ConvIsa::None);
@@ -111,22 +112,26 @@ Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// setConvAlgorithm('auto' | 'direct' | 'direct-avx2' | 'im2col'): the CPU convolution path for
-// work enqueued afterwards. 'auto' and 'direct' use the direct kernel wherever the CPU and the
-// shape allow it, with the CPU's best instruction set (so 'direct' on a CPU without AVX2 still
-// runs, through im2col); 'direct-avx2' limits the kernel to its AVX2 build; 'im2col' forces
-// im2col + GEMM everywhere. Tests use it to check every path against the same reference.
+// setConvAlgorithm('auto' | 'direct' | 'direct-avx2' | 'im2col' | 'winograd'): the CPU
+// convolution path for work enqueued afterwards. 'auto' and 'direct' use the direct kernel
+// wherever the CPU and the shape allow it, with the CPU's best instruction set (so 'direct' on a
+// CPU without AVX2 still runs, through im2col), and 'auto' takes Winograd where its measured
+// rule says so (conv_winograd.cc); 'direct-avx2' limits the kernel to its AVX2 build; 'im2col'
+// forces im2col + GEMM everywhere; 'winograd' forces Winograd (stride-1 3x3 and 5x5 kernels,
+// forward and input gradient) wherever it applies and elsewhere does what 'auto' does. Tests use
+// it to check every path against the same reference.
 Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   const char* op = "setConvAlgorithm";
   if (info.Length() < 1 || !info[0].IsString())
-    fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2' or 'im2col'");
+    fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2', 'im2col' or 'winograd'");
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   cpu::ConvAlgo a;
   if (name == "auto") a = cpu::ConvAlgo::Auto;
   else if (name == "direct") a = cpu::ConvAlgo::Direct;
   else if (name == "direct-avx2") a = cpu::ConvAlgo::DirectAvx2;
   else if (name == "im2col") a = cpu::ConvAlgo::Im2col;
-  else fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2' or 'im2col' but got '", name, "'");
+  else if (name == "winograd") a = cpu::ConvAlgo::Winograd;
+  else fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2', 'im2col' or 'winograd' but got '", name, "'");
   device_synchronize(Device{});  // a global read by tasks: applies in program order
   cpu::set_conv_algo(a);
   return info.Env().Undefined();

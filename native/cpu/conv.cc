@@ -5,6 +5,7 @@
 
 #include "../core/parallel.h"
 #include "conv_direct.h"
+#include "conv_winograd.h"
 #include "gemm.h"
 #include "scratch.h"
 
@@ -168,6 +169,7 @@ void col2im(float* dx, const float* col, int64_t nb, const Conv2dParams& s) {
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
                     const Conv2dParams& s, bool relu) {
+  if (conv_winograd_forward_selected(s)) return conv2d_forward_winograd(y, x, w, bias, s, relu);
   if (conv_direct_supported(s)) return conv2d_forward_direct(y, x, w, bias, s, relu);
   const int64_t G = s.groups;
   const int64_t Og = s.O / G;
@@ -297,14 +299,17 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
 
   // The direct kernel takes the input gradient of stride-1 layers (a convolution of dy with
   // the flipped, transposed weights) and the weight gradient of the shapes it covers; im2col +
-  // GEMM does whatever is left.
-  const bool dx_direct = dx && conv_direct_backward_data_supported(s);
+  // GEMM does whatever is left. Winograd (conv_winograd.h), where selected, takes the input
+  // gradient before either.
+  const bool dx_winograd = dx && conv_winograd_backward_data_selected(s);
+  const bool dx_direct = dx && !dx_winograd && conv_direct_backward_data_supported(s);
   const bool dw_direct = conv_direct_weight_grad_supported(s);
   if (dw_direct) conv2d_weight_grad_direct(dw, dy, x, s, accumulate);
-  float* const dx_gemm = dx_direct ? nullptr : dx;
+  float* const dx_gemm = dx_direct || dx_winograd ? nullptr : dx;
   float* const dw_gemm = dw_direct ? nullptr : dw;
   if (dx_gemm || dw_gemm) gemm_backward(dx_gemm, dw_gemm, dy, x, w, s, accumulate);
   if (dx_direct) conv2d_backward_data_direct(dx, dy, w, s);
+  if (dx_winograd) conv2d_backward_data_winograd(dx, dy, w, s);
 }
 
 }  // namespace alexnet::cpu

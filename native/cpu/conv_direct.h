@@ -18,12 +18,13 @@
 
 namespace alexnet::cpu {
 
-enum class ConvAlgo { Auto, Im2col, Direct, DirectAvx2 };
+enum class ConvAlgo { Auto, Im2col, Direct, DirectAvx2, Winograd };
 enum class ConvIsa { None, Avx2, Avx512 };
 
 // Process-wide choice (tests force each path): Auto and Direct use the direct kernel where
 // supported, with the CPU's best instruction set; DirectAvx2 limits it to AVX2 (to compare the
-// AVX2 build on an AVX-512 CPU); Im2col never uses it.
+// AVX2 build on an AVX-512 CPU); Im2col never uses it. Winograd takes conv_winograd.h wherever
+// that applies and, elsewhere, the direct kernel like Auto.
 ConvAlgo conv_algo();
 void set_conv_algo(ConvAlgo a);
 

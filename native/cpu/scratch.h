@@ -13,6 +13,9 @@ enum class Scratch {
   PackedWeights,  // conv_direct.cc: weights repacked into 32-channel blocks (+ padded bias)
   PaddedInput,    // conv_direct.cc: the zero-padded input (or dy)
   TileSums,       // conv_direct.cc: a band's partial sums between input-channel blocks
+  WinogradFilters,   // conv_winograd.cc: the transformed filters U [a*a][O][C]
+  WinogradInput,     // conv_winograd.cc: a block of transformed input tiles V [a*a][C][tiles]
+  WinogradProducts,  // conv_winograd.cc: the block's products M [a*a][O][tiles]
   kCount
 };
 

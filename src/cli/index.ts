@@ -65,7 +65,10 @@ function printInfo(json: boolean): void {
   const { cpu, cuda } = info.backends;
   console.log(`alexnet-node ${info.version} (node ${info.node}, ${info.platform})`);
   console.log(`addon   ${info.addon.path} (built with ${info.addon.buildSystem}, N-API ${info.addon.napiVersion})`);
-  const conv = cpu.convAlgorithm === 'im2col' || cpu.directConvIsa === 'none' ? 'im2col + GEMM' : `direct (${cpu.convAlgorithm === 'direct-avx2' ? 'avx2' : cpu.directConvIsa}) where it applies, else im2col + GEMM`;
+  const base = cpu.convAlgorithm === 'im2col' || cpu.directConvIsa === 'none' ? 'im2col + GEMM' : `direct (${cpu.convAlgorithm === 'direct-avx2' ? 'avx2' : cpu.directConvIsa}) where it applies, else im2col + GEMM`;
+  // 'winograd' forces Winograd where it applies; 'auto' takes it for large enough stride-1 layers
+  const conv = cpu.convAlgorithm === 'winograd' ? `Winograd for stride-1 3x3 and 5x5, else ${base}`
+    : cpu.convAlgorithm === 'auto' ? `${base}, Winograd for stride-1 3x3 and 5x5 layers with enough work` : base;
   console.log(`cpu     available; matrix products: ${cpu.gemm === 'blas' ? cpu.blas : 'portable kernel'}; convolutions: ${conv}; ${cpu.threads} threads`);
   if (!cuda.compiled) {
     console.log(`cuda    not compiled: ${cuda.reason}`);

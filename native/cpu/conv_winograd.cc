@@ -1,0 +1,357 @@
+#include "conv_winograd.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../core/parallel.h"
+#include "conv_direct.h"
+#include "gemm.h"
+#include "scratch.h"
+#include "simd.h"
+
+namespace alexnet::cpu {
+
+namespace {
+
+// Tiles per vector: one tile per lane of the transforms (a multiple of every vector width).
+constexpr int64_t kLanes = 16;
+constexpr int kMaxA = 8;  // input tile edge: m + r - 1
+
+// Budget for the transformed input V [A*A][C][tb] and the products M [A*A][O][tb] together, in
+// floats (16 MB by default): the number of tiles per block tb is what fits, a multiple of
+// kLanes, and at least 64 (narrower GEMMs lose more than the cache saves).
+#ifndef ALEXNET_WINOGRAD_BUDGET_MB
+#define ALEXNET_WINOGRAD_BUDGET_MB 64
+#endif
+constexpr int64_t kBudget = (int64_t{ALEXNET_WINOGRAD_BUDGET_MB} << 20) / 4;
+
+// The matrices of F(m x m, r x r) by the Toom-Cook construction from a - 1 finite interpolation
+// points plus the point at infinity (a = m + r - 1):
+//   A^T[i][j] = p_j^i,  G[j][k] = p_j^k / prod_{l != j} (p_j - p_l),
+//   B^T[j] = the coefficients of prod_{l != j} (x - p_l) (ascending powers),
+// and for infinity A^T's last column e_{m-1}, G's last row e_{r-1}, B^T's last row the
+// coefficients of prod_l (x - p_l). Winograd's rounding error grows with the size of the points
+// (their powers enter A^T, their differences G), so the points are the smallest, best conditioned
+// ones: F(4x4,3x3) (6x6 tiles) uses 0, 1, -1, 1/2, -2 (Barabasz et al., "Error analysis and
+// improving the accuracy of Winograd convolution for deep neural networks", 2020: about half
+// the float32 error of Lavin's 0, +-1, +-2 in our own trial at C = 384), F(4x4,5x5) (8x8 tiles)
+// uses 0, +-1, +-1/2, +-2. Measured on random data, the worst error of either is 2-3x the direct
+// kernel's (see test/conv-winograd.test.ts).
+struct Transform {
+  int m, r, a;
+  float AT[kMaxA * kMaxA];   // [m][a]
+  float BT[kMaxA * kMaxA];   // [a][a]
+  float G[kMaxA * kMaxA];    // [a][r]
+};
+
+Transform make_transform(int m, int r, const double* pts) {
+  Transform t{};
+  t.m = m;
+  t.r = r;
+  t.a = m + r - 1;
+  const int a = t.a, np = a - 1;
+  for (int j = 0; j < np; ++j) {
+    double pw = 1;
+    for (int i = 0; i < m; ++i, pw *= pts[j]) t.AT[i * a + j] = static_cast<float>(pw);
+    double den = 1;
+    for (int l = 0; l < np; ++l)
+      if (l != j) den *= pts[j] - pts[l];
+    pw = 1;
+    for (int k = 0; k < r; ++k, pw *= pts[j]) t.G[j * r + k] = static_cast<float>(pw / den);
+  }
+  t.AT[(m - 1) * a + a - 1] = 1.f;
+  t.G[(a - 1) * r + r - 1] = 1.f;
+  // Polynomial products, coefficients in ascending powers.
+  auto poly = [&](int skip, double* c) {
+    for (int i = 0; i < a; ++i) c[i] = 0;
+    c[0] = 1;
+    int deg = 0;
+    for (int l = 0; l < np; ++l) {
+      if (l == skip) continue;
+      for (int i = deg + 1; i > 0; --i) c[i] = c[i - 1] - pts[l] * c[i];
+      c[0] = -pts[l] * c[0];
+      ++deg;
+    }
+  };
+  double c[kMaxA];
+  for (int j = 0; j < a; ++j) {
+    poly(j < np ? j : -1, c);
+    for (int i = 0; i < a; ++i) t.BT[j * a + i] = static_cast<float>(c[i]);
+  }
+  return t;
+}
+
+const Transform& transform_for(int64_t k) {
+  static const double p43[] = {0, 1, -1, 0.5, -2};
+  static const double p45[] = {0, 1, -1, 0.5, -0.5, 2, -2};
+  static const Transform f43 = make_transform(4, 3, p43);
+  static const Transform f45 = make_transform(4, 5, p45);
+  return k == 3 ? f43 : f45;
+}
+
+// out[i][j] = sum_{p,q} L[i][p] in[p][q] L[j][q] for kLanes tiles at once: L is [LO][LI], in
+// [LI][LI][kLanes], out [LO][LO][kLanes] (B^T d B with L = B^T, A^T m A with L = A^T, G g G^T
+// with L = G). Sizes are compile-time so the loops unroll into vector multiply-adds; zero
+// coefficients are skipped.
+template <int LO, int LI>
+__attribute__((always_inline)) inline void sandwich_body(float* __restrict out,
+                                                         const float* __restrict in,
+                                                         const float* __restrict L) {
+  float tmp[LO * LI * kLanes];  // [LO][LI][lanes] = L @ in
+  for (int i = 0; i < LO; ++i)
+    for (int q = 0; q < LI; ++q) {
+      float t[kLanes] = {};
+      for (int p = 0; p < LI; ++p) {
+        const float c = L[i * LI + p];
+        if (c == 0.f) continue;
+        const float* src = in + (p * LI + q) * kLanes;
+        for (int v = 0; v < kLanes; ++v) t[v] += c * src[v];
+      }
+      std::memcpy(tmp + (i * LI + q) * kLanes, t, sizeof t);
+    }
+  for (int i = 0; i < LO; ++i)
+    for (int j = 0; j < LO; ++j) {
+      float o[kLanes] = {};
+      for (int q = 0; q < LI; ++q) {
+        const float c = L[j * LI + q];
+        if (c == 0.f) continue;
+        const float* src = tmp + (i * LI + q) * kLanes;
+        for (int v = 0; v < kLanes; ++v) o[v] += c * src[v];
+      }
+      std::memcpy(out + (i * LO + j) * kLanes, o, sizeof o);
+    }
+}
+
+ALEXNET_SIMD_CLONES void sandwich_6_6(float* out, const float* in, const float* L) {
+  sandwich_body<6, 6>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_4_6(float* out, const float* in, const float* L) {
+  sandwich_body<4, 6>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_6_3(float* out, const float* in, const float* L) {
+  sandwich_body<6, 3>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_8_8(float* out, const float* in, const float* L) {
+  sandwich_body<8, 8>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_4_8(float* out, const float* in, const float* L) {
+  sandwich_body<4, 8>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_8_5(float* out, const float* in, const float* L) {
+  sandwich_body<8, 5>(out, in, L);
+}
+
+void sandwich(float* out, const float* in, const float* L, int lo, int li) {
+  if (lo == 6 && li == 6) return sandwich_6_6(out, in, L);
+  if (lo == 4 && li == 6) return sandwich_4_6(out, in, L);
+  if (lo == 6 && li == 3) return sandwich_6_3(out, in, L);
+  if (lo == 8 && li == 8) return sandwich_8_8(out, in, L);
+  if (lo == 4 && li == 8) return sandwich_4_8(out, in, L);
+  return sandwich_8_5(out, in, L);
+}
+
+// U[k][p][q] = (G g G^T)[k] with g = w[p][q] ([out][in][r][r]), or with `flip` the filters of the
+// backward data pass: g[a][b] = w[q][p][r-1-a][r-1-b] (w transposed in its first two axes and
+// rotated by 180 degrees), out = w's C and in = w's O. kLanes filters q at once, one per lane.
+void transform_filters(float* U,        // [a*a][out][in]
+                       const float* w,  // [O, C, r, r]
+                       int64_t O, int64_t C, const Transform& t, bool flip) {
+  const int a = t.a, aa = a * a, r = t.r, rr = r * r;
+  const int64_t out = flip ? C : O, in = flip ? O : C;
+  const int64_t plane = out * in, chunks = (in + kLanes - 1) / kLanes;
+  parallel_for(0, out * chunks, 8, [&](int64_t lo, int64_t hi) {
+    float g[kMaxA * kMaxA * kLanes], u[kMaxA * kMaxA * kLanes];
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t p = task / chunks, q0 = task % chunks * kLanes;
+      const int64_t lanes = std::min<int64_t>(kLanes, in - q0);
+      for (int64_t l = 0; l < kLanes; ++l) {
+        if (l >= lanes) {
+          for (int i = 0; i < rr; ++i) g[i * kLanes + l] = 0.f;
+          continue;
+        }
+        const int64_t q = q0 + l;
+        if (flip) {
+          const float* src = w + (q * C + p) * rr;
+          for (int i = 0; i < rr; ++i) g[i * kLanes + l] = src[rr - 1 - i];
+        } else {
+          const float* src = w + (p * C + q) * rr;
+          for (int i = 0; i < rr; ++i) g[i * kLanes + l] = src[i];
+        }
+      }
+      sandwich(u, g, t.G, a, r);
+      float* dst = U + p * in + q0;
+      for (int k = 0; k < aa; ++k)
+        std::memcpy(dst + k * plane, u + k * kLanes, static_cast<size_t>(lanes) * sizeof(float));
+    }
+  });
+}
+
+// A stride-1 convolution of x [N, Ci, H, W] (zero padding pH, pW) with transformed filters U
+// [a*a][Co][Ci], into y [N, Co, Ho, Wo] with bias and ReLU.
+struct Geometry {
+  int64_t N, Ci, H, W, Co, Ho, Wo, pH, pW;
+};
+
+struct TileInfo {
+  int64_t x, y;      // offsets of the tile's image in x and of its first output in y
+  int64_t ih0, iw0;  // the input window's corner (may be negative: padding)
+  int rows, cols;    // outputs inside y (m unless at the bottom / right edge)
+  bool inside;       // the whole a x a window lies inside x
+};
+
+void run(float* y, const float* x, const float* U, const float* bias, const Geometry& g,
+         const Transform& t, bool relu) {
+  const int m = t.m, a = t.a, aa = a * a;
+  const int64_t tH = (g.Ho + m - 1) / m, tW = (g.Wo + m - 1) / m;
+  const int64_t per_image = tH * tW, T = g.N * per_image;
+  // Tiles per block: what fits the budget, a multiple of kLanes, at least 64, at most all.
+  int64_t tb = kBudget / (aa * (g.Ci + g.Co));
+  tb = std::max<int64_t>(tb / kLanes * kLanes, 64);
+  tb = std::min(tb, (T + kLanes - 1) / kLanes * kLanes);
+  float* V = scratch(Scratch::WinogradInput, aa * g.Ci * tb);
+  float* M = scratch(Scratch::WinogradProducts, aa * g.Co * tb);
+  std::vector<TileInfo> info(static_cast<size_t>(tb));
+
+  for (int64_t t0 = 0; t0 < T; t0 += tb) {
+    const int64_t nt = std::min(tb, T - t0);
+    const int64_t chunks = (nt + kLanes - 1) / kLanes;
+    const int64_t ld = chunks * kLanes;  // row length of V_k and M_k
+
+    // Where each tile of the block starts in x (relative to its image's channel 0) and in y,
+    // and whether its input window lies inside x (no bounds checks then).
+    for (int64_t j = 0; j < nt; ++j) {
+      const int64_t tile = t0 + j;
+      const int64_t n = tile / per_image, th = tile % per_image / tW, tw = tile % tW;
+      const int64_t ih0 = th * m - g.pH, iw0 = tw * m - g.pW;
+      info[j] = TileInfo{n * g.Ci * g.H * g.W, n * g.Co * g.Ho * g.Wo + th * m * g.Wo + tw * m,
+                         ih0, iw0, static_cast<int>(std::min<int64_t>(m, g.Ho - th * m)),
+                         static_cast<int>(std::min<int64_t>(m, g.Wo - tw * m)),
+                         ih0 >= 0 && iw0 >= 0 && ih0 + a <= g.H && iw0 + a <= g.W};
+    }
+
+    // Input transform: one task per (channel, group of kLanes tiles).
+    parallel_for(0, g.Ci * chunks, 4, [&](int64_t lo, int64_t hi) {
+      float d[kMaxA * kMaxA * kLanes], v[kMaxA * kMaxA * kLanes];
+      for (int64_t task = lo; task < hi; ++task) {
+        const int64_t c = task / chunks, ch = task % chunks;
+        const int64_t lanes = std::min<int64_t>(kLanes, nt - ch * kLanes);
+        for (int64_t l = lanes; l < kLanes; ++l)
+          for (int i = 0; i < aa; ++i) d[i * kLanes + l] = 0.f;
+        for (int64_t l = 0; l < lanes; ++l) {
+          const TileInfo& ti = info[ch * kLanes + l];
+          const float* plane = x + ti.x + c * g.H * g.W;
+          if (ti.inside) {
+            const float* src = plane + ti.ih0 * g.W + ti.iw0;
+            for (int i = 0; i < a; ++i)
+              for (int j = 0; j < a; ++j) d[(i * a + j) * kLanes + l] = src[i * g.W + j];
+          } else {
+            for (int i = 0; i < a; ++i) {
+              const int64_t ih = ti.ih0 + i;
+              for (int j = 0; j < a; ++j) {
+                const int64_t iw = ti.iw0 + j;
+                d[(i * a + j) * kLanes + l] =
+                    ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? plane[ih * g.W + iw] : 0.f;
+              }
+            }
+          }
+        }
+        sandwich(v, d, t.BT, a, a);
+        for (int k = 0; k < aa; ++k)
+          std::memcpy(V + (k * g.Ci + c) * ld + ch * kLanes, v + k * kLanes, kLanes * sizeof(float));
+      }
+    });
+
+    // The a*a products, each M_k [Co, nt] = U_k [Co, Ci] @ V_k [Ci, nt].
+    for (int k = 0; k < aa; ++k)
+      sgemm(false, false, g.Co, nt, g.Ci, 1.f, U + k * g.Co * g.Ci, g.Ci, V + k * g.Ci * ld, ld,
+            0.f, M + k * g.Co * ld, ld);
+
+    // Output transform, bias, ReLU and the valid outputs: one task per (channel, group of tiles).
+    parallel_for(0, g.Co * chunks, 4, [&](int64_t lo, int64_t hi) {
+      float mm[kMaxA * kMaxA * kLanes], o[kMaxA * kMaxA * kLanes];
+      for (int64_t task = lo; task < hi; ++task) {
+        const int64_t co = task / chunks, ch = task % chunks;
+        for (int k = 0; k < aa; ++k)
+          std::memcpy(mm + k * kLanes, M + (k * g.Co + co) * ld + ch * kLanes, kLanes * sizeof(float));
+        sandwich(o, mm, t.AT, m, a);
+        const float b = bias ? bias[co] : 0.f;
+        const int64_t lanes = std::min<int64_t>(kLanes, nt - ch * kLanes);
+        for (int64_t l = 0; l < lanes; ++l) {
+          const TileInfo& ti = info[ch * kLanes + l];
+          float* dst = y + ti.y + co * g.Ho * g.Wo;
+          for (int i = 0; i < ti.rows; ++i)
+            for (int j = 0; j < ti.cols; ++j) {
+              const float val = o[(i * m + j) * kLanes + l] + b;
+              // "v <= 0 ? 0 : v" keeps NaN, as PyTorch's ReLU does
+              dst[i * g.Wo + j] = relu ? (val <= 0.f ? 0.f : val) : val;
+            }
+        }
+      }
+    });
+  }
+}
+
+}  // namespace
+
+bool conv_winograd_supported(const Conv2dParams& s) {
+  return s.groups == 1 && s.sH == 1 && s.sW == 1 && s.dH == 1 && s.dW == 1 && s.kH == s.kW &&
+         (s.kH == 3 || s.kH == 5) && s.N > 0 && s.Ho > 0 && s.Wo > 0 && s.C > 0 && s.O > 0;
+}
+
+namespace {
+
+// 'auto' takes Winograd for layers with at least 32 input and output channels and enough tiles
+// to pay for the filter transform (which reads O*C filters and writes a*a times as many floats
+// whatever the batch): 128 tiles for 3x3 kernels (batch >= 8 at AlexNet's 13x13), 32 for 5x5.
+// Measured on the 2-core AMD EPYC build machine (AVX-512, OpenBLAS), forward, Winograd's time
+// over the direct kernel's in alternating rounds (the machine was shared: load 4-5):
+//   batch              1     2     4     8     16    64
+//   conv2 (5x5, 27x27) 0.50  0.78  0.66  0.44  0.49  0.52
+//   conv3 (3x3, 13x13) 2.01  1.69  1.47  0.57  0.59  0.47
+//   conv4              1.70  2.20  1.10  0.84  0.59  0.44
+//   conv5              1.98  1.27  1.21  0.88  0.56  0.53
+// and the whole backward pass (input gradient by Winograd, weight gradient unchanged) at batch
+// 16: 0.78, 0.90, 0.76, 0.70. Fewer channels than 32 were not measured and keep the old paths.
+// The products need a fast sgemm: with the portable GEMM (setGemmBackend('portable'), about a
+// tenth of OpenBLAS's rate) 'auto' keeps the direct kernel where the CPU has one.
+bool auto_picks_winograd(const Conv2dParams& s) {
+  if (gemm_backend() != GemmBackend::Blas && conv_direct_isa() != ConvIsa::None) return false;
+  const int64_t m = 4;  // output tile edge of both F(4x4,3x3) and F(4x4,5x5)
+  const int64_t tiles = s.N * ((s.Ho + m - 1) / m) * ((s.Wo + m - 1) / m);
+  return s.C >= 32 && s.O >= 32 && tiles >= (s.kH == 3 ? 128 : 32);
+}
+
+}  // namespace
+
+bool conv_winograd_forward_selected(const Conv2dParams& s) {
+  if (!conv_winograd_supported(s)) return false;
+  switch (conv_algo()) {
+    case ConvAlgo::Winograd: return true;
+    case ConvAlgo::Auto: return auto_picks_winograd(s);
+    default: return false;
+  }
+}
+
+bool conv_winograd_backward_data_selected(const Conv2dParams& s) {
+  return s.pH <= s.kH - 1 && s.pW <= s.kW - 1 && conv_winograd_forward_selected(s);
+}
+
+void conv2d_forward_winograd(float* y, const float* x, const float* w, const float* bias,
+                             const Conv2dParams& s, bool relu) {
+  const Transform& t = transform_for(s.kH);
+  float* U = scratch(Scratch::WinogradFilters, t.a * t.a * s.O * s.C);
+  transform_filters(U, w, s.O, s.C, t, false);
+  run(y, x, U, bias, Geometry{s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.pH, s.pW}, t, relu);
+}
+
+void conv2d_backward_data_winograd(float* dx, const float* dy, const float* w,
+                                   const Conv2dParams& s) {
+  const Transform& t = transform_for(s.kH);
+  float* U = scratch(Scratch::WinogradFilters, t.a * t.a * s.O * s.C);
+  transform_filters(U, w, s.O, s.C, t, true);
+  run(dx, dy, U, nullptr,
+      Geometry{s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, s.kH - 1 - s.pH, s.kW - 1 - s.pW}, t, false);
+}
+
+}  // namespace alexnet::cpu
