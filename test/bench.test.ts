@@ -197,3 +197,17 @@ describe('benchOps on CUDA', () => {
     }
   }, 300_000);
 });
+
+describe('alexnet bench --conv', () => {
+  const bin = join(__dirname, '..', 'bin', 'alexnet.js');
+  it('runs the convolution path it names (recorded in each JSON line) and refuses one it does not know', () => {
+    const r = spawnSync(process.execPath, [bin, 'bench', '--batch', '1', '--reps', '1', '--no-peer', '--json', '--conv', 'im2col'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(line.convAlgorithm).toBe('im2col');
+    expect(line.inferImagesPerSecond).toBeGreaterThan(0);
+    const bad = spawnSync(process.execPath, [bin, 'bench', '--conv', 'fft'], { encoding: 'utf8' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/'--conv <algo>' argument 'fft' is invalid\. conv must be one of auto, direct, direct-avx2, im2col, winograd/);
+  }, 180_000);
+});

@@ -17,12 +17,12 @@ import { alexnet } from '../models/alexnet.js';
 import { Conv2d, Linear } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
-import { loadNative } from '../native.js';
+import { loadNative, type ConvAlgorithm } from '../native.js';
 import { matmul } from '../ops/linear.js';
 import { softmaxCrossEntropy } from '../ops/loss.js';
 import { SGD } from '../optim/sgd.js';
 import { synchronize, Tensor } from '../tensor.js';
-import { backendInfo } from '../info.js';
+import { backendInfo, setConvAlgorithm } from '../info.js';
 
 export interface LayerTiming {
   name: string;
@@ -683,10 +683,13 @@ function ofPeak(f: number): string {
   return f > 0 ? `${(100 * f).toFixed(1)}%` : '-';
 }
 
-export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean }): Promise<void> {
+export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean; conv?: ConvAlgorithm }): Promise<void> {
   const batches = (o.batch ?? (o.device === 'cpu' ? '1,16,64' : '1,16,64,128')).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  // the CPU convolution path (default 'auto'): `--conv direct` against `--conv auto` compares them
+  const conv = o.conv ?? 'auto';
+  setConvAlgorithm(conv);
   const results = await benchmark({ device: o.device, batches, reps: o.reps, peer: o.peer });
-  if (o.json) for (const r of results) console.log(JSON.stringify(r));
+  if (o.json) for (const r of results) console.log(JSON.stringify({ ...r, convAlgorithm: conv }));
   const md = benchMarkdown(results);
   if (!o.json) console.log(md);
   if (o.save) {
@@ -694,7 +697,7 @@ export async function benchCommand(o: { device: string; batch?: string; reps: nu
     await mkdir(dir, { recursive: true });
     // the CPU model in the name: results of several machines sit side by side
     const stamp = `bench-${o.device.replace(':', '')}-${o.device === 'cpu' ? `${cpuSlug()}-` : ''}${new Date().toISOString().slice(0, 10)}`;
-    const machine = { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: backendInfo().backends.cpu.threads, fmaPeak: results[0]?.fmaPeak };
+    const machine = { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: backendInfo().backends.cpu.threads, convAlgorithm: conv, fmaPeak: results[0]?.fmaPeak };
     await writeFile(join(dir, `${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), machine, results }, null, 2) + '\n');
     await writeFile(join(dir, `${stamp}.md`), md + '\n');
     if (!o.json) console.log(`\nsaved bench/results/${stamp}.{json,md}`);

@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { alexnetError } from '../errors.js';
 import { backendInfo, packageVersion, setNumThreads } from '../info.js';
 import { seedForward } from './forward.js';
-import { useDefaultOpenblasKernels } from '../native.js';
+import { useDefaultOpenblasKernels, type ConvAlgorithm } from '../native.js';
 import { evalCommand, exportCommand, filtersCommand, plotCommand, predictCommand, samplesCommand, trainCommand } from './commands.js';
 
 // Numeric flags are bounded, so a typo or a hostile value is an ERR_ARGUMENT error naming the
@@ -198,7 +198,8 @@ program
   .option('--no-peer', 'skip the peers (onnxruntime-node; PyTorch, run by ALEXNET_BENCH_PYTHON or /usr/bin/python3)')
   .option('--save', 'write bench/results/bench-<device>[-<cpu model>]-<date>.{json,md}')
   .option('--json', 'one JSON object per batch size: {device, batch, trainImagesPerSecond, inferImagesPerSecond, layers, ...}')
-  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean }) => {
+  .option('--conv <algo>', 'CPU convolution path: auto | direct | direct-avx2 | im2col | winograd (to compare them)', oneOf('conv', ['auto', 'direct', 'direct-avx2', 'im2col', 'winograd'] as const), 'auto')
+  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean; conv: ConvAlgorithm }) => {
     useDefaultOpenblasKernels(); // before the addon loads
     const { benchCommand } = await import('./bench.js');
     await benchCommand({ ...opts, json: Boolean(opts.json), save: Boolean(opts.save) });
