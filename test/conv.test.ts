@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { backendInfo, conv2d, conv2dBackward, setConvAlgorithm, setGemmBackend, Tensor } from '../src/index.js';
+import { backendInfo, conv2d, conv2dBackward, mulberry32, setConvAlgorithm, setGemmBackend, Tensor } from '../src/index.js';
 import { dot, expectClose, expectCode, f32, f64, finiteDifference, rng, sampleIndices, uniform } from './helpers.js';
 import { checkEmptyConv } from './empty-sizes.js';
 import { conv2dAt, conv2dBackwardRef, conv2dRef, convOutSize, gradInputAt, gradWeightAt, type ConvGeometry } from './reference/conv.js';
@@ -208,6 +208,41 @@ describe('conv2d', () => {
     setConvAlgorithm('winograd');
     expect(backendInfo().backends.cpu.convAlgorithm).toBe('winograd');
     expectCode(() => setConvAlgorithm('fft' as never), 'ERR_ARGUMENT', /auto.*direct.*direct-avx2.*im2col.*winograd.*but got 'fft'/);
+  });
+
+  it("'auto' gives a batch of one or two at 13x13 to im2col + GEMM (bit for bit), larger batches to another path", async () => {
+    const cpu = backendInfo().backends.cpu;
+    const r = rng();
+    const run = async (algo: 'auto' | 'im2col', N: number) => {
+      setConvAlgorithm(algo);
+      const g = geometry({ N, C: 40, H: 13, W: 13, O: 48, k: [3, 3], padding: [1, 1] });
+      const { x, w, b, dy, Ho, Wo } = inputs(g, mulberryFrom(N), true);
+      const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
+      const tw = Tensor.from(f32(w), wShape(g));
+      const y = await conv2d(tx, tw, Tensor.from(f32(b!), [g.O]), options(g)).data();
+      const dx = await conv2dBackward(Tensor.from(f32(dy), [g.N, g.O, Ho, Wo]), tx, tw, options(g)).gradInput!.data();
+      return { y, dx, ref: conv2dRef(x, w, b, g) };
+    };
+    // the same inputs for both paths: a seed per batch size drawn from this run's generator
+    const seeds = new Map<number, number>();
+    const mulberryFrom = (N: number) => {
+      if (!seeds.has(N)) seeds.set(N, Math.floor(r() * 2 ** 31));
+      return mulberry32(seeds.get(N)!);
+    };
+    for (const N of [1, 2]) {
+      const auto = await run('auto', N);
+      const gemm = await run('im2col', N);
+      expectClose(auto.y, auto.ref, { atol: 1e-5, rtol: 1e-4, label: `auto N=${N}` });
+      if (cpu.gemm === 'blas') {
+        expect(Array.from(auto.y)).toEqual(Array.from(gemm.y));
+        expect(Array.from(auto.dx)).toEqual(Array.from(gemm.dx));
+      }
+    }
+    // 4 images (676 positions): another path where the CPU has a direct kernel (sums in another order)
+    const auto4 = await run('auto', 4);
+    const gemm4 = await run('im2col', 4);
+    expectClose(auto4.y, auto4.ref, { atol: 1e-5, rtol: 1e-4, label: 'auto N=4' });
+    if (cpu.directConv) expect(auto4.y.some((v, i) => v !== gemm4.y[i])).toBe(true);
   });
 
   it('writes into preallocated views (nonzero offset) and accumulates', async () => {

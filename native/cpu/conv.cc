@@ -26,6 +26,26 @@ constexpr int64_t kDirectHoWo = ALEXNET_CONV_DIRECT_HOWO;
 // Aim for at least this many elements of copying per parallel chunk.
 constexpr int64_t kCopyGrain = int64_t{1} << 14;
 
+// 'auto' leaves stride-1 layers with few output positions in all (a batch of one or two at
+// AlexNet's 13x13) to im2col + GEMM: the direct kernel packs the weights on every call and splits
+// its work over images and rows, too little work to spread over the threads, while one GEMM of
+// [O, C*kH*kW] x [C*kH*kW, N*Ho*Wo] keeps every core busy. Measured on the 2-core AMD EPYC build
+// machine (AVX-512, OpenBLAS; alternating rounds in bench/cpu.mjs --paths, the machine shared),
+// im2col's time over the direct kernel's, forward / both gradients:
+//   batch   conv3        conv4        conv5
+//   1       0.79 / 0.84  0.42 / 0.58  0.44 / 0.58
+//   2       0.61 / 0.61  0.57 / 0.59  0.94 / 0.90
+//   4       1.06 / 0.80  1.61 / 0.93  1.04 / 1.00
+// so up to 512 positions (batch 3 at 13x13). Winograd, where 'auto' picks it, comes first; an
+// explicit 'direct' keeps the direct kernel.
+#ifndef ALEXNET_CONV_GEMM_MAX_POSITIONS
+#define ALEXNET_CONV_GEMM_MAX_POSITIONS 512
+#endif
+bool auto_prefers_gemm(const Conv2dParams& s) {
+  return conv_algo() == ConvAlgo::Auto && gemm_backend() == GemmBackend::Blas && s.sH == 1 && s.sW == 1 &&
+         s.N * s.Ho * s.Wo <= ALEXNET_CONV_GEMM_MAX_POSITIONS;
+}
+
 // Images per chunk: as many as fit the column budget, but enough that the GEMM's N dimension
 // (nb*Ho*Wo) stays large enough to run at full speed (conv3-5 have only 13x13 outputs).
 #ifndef ALEXNET_CONV_MIN_GEMM_N
@@ -170,7 +190,7 @@ void col2im(float* dx, const float* col, int64_t nb, const Conv2dParams& s) {
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
                     const Conv2dParams& s, bool relu) {
   if (conv_winograd_forward_selected(s)) return conv2d_forward_winograd(y, x, w, bias, s, relu);
-  if (conv_direct_supported(s)) return conv2d_forward_direct(y, x, w, bias, s, relu);
+  if (conv_direct_supported(s) && !auto_prefers_gemm(s)) return conv2d_forward_direct(y, x, w, bias, s, relu);
   const int64_t G = s.groups;
   const int64_t Og = s.O / G;
   const int64_t Kg = (s.C / G) * s.kH * s.kW;
@@ -302,7 +322,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   // GEMM does whatever is left. Winograd (conv_winograd.h), where selected, takes the input
   // gradient before either.
   const bool dx_winograd = dx && conv_winograd_backward_data_selected(s);
-  const bool dx_direct = dx && !dx_winograd && conv_direct_backward_data_supported(s);
+  const bool dx_direct = dx && !dx_winograd && conv_direct_backward_data_supported(s) && !auto_prefers_gemm(s);
   const bool dw_direct = conv_direct_weight_grad_supported(s);
   if (dw_direct) conv2d_weight_grad_direct(dw, dy, x, s, accumulate);
   float* const dx_gemm = dx_direct || dx_winograd ? nullptr : dx;

@@ -1,7 +1,10 @@
-// 2-D convolution (+ bias) on the CPU, PyTorch layouts (NCHW input, OIHW weight). On CPUs with
-// AVX-512 or AVX2 the forward pass, the stride-1 input gradient and (AVX-512) the weight
-// gradient of common kernel shapes run the direct kernels of conv_direct.h; everything else
-// (and every CPU without AVX2) takes im2col + GEMM:
+// 2-D convolution (+ bias) on the CPU, PyTorch layouts (NCHW input, OIHW weight). The path per
+// call (setConvAlgorithm; 'auto' by default): large stride-1 3x3 and 5x5 layers take Winograd
+// for the forward pass and the input gradient (conv_winograd.h); on CPUs with AVX-512 or AVX2 the
+// forward pass, the stride-1 input gradient and (AVX-512) the weight gradient of common kernel
+// shapes run the direct kernels of conv_direct.h, except that 'auto' gives stride-1 layers with
+// few output positions (a batch of one or two at 13x13: auto_prefers_gemm in conv.cc) to im2col;
+// everything else (and every CPU without AVX2) takes im2col + GEMM:
 //
 // Several images are unfolded into one column matrix col [C*kH*kW, nb*Ho*Wo] (nb chosen so
 // that col stays around 64 MB, and nb*Ho*Wo >= 2048 so that 13x13 layers still get wide GEMMs),
