@@ -5,15 +5,12 @@
 #include <mutex>
 #include <sstream>
 
+#include "../core/dynlib.h"
 #include "../core/error.h"
 
 #if !defined(_WIN32)
 #include <dlfcn.h>
-#include <glob.h>
-#include <sys/stat.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #endif
 
@@ -22,52 +19,20 @@ namespace alexnet::dist {
 namespace {
 
 constexpr const char* kSoname = "libmpi.so.40";
+
 #define ALEXNET_MPI_COUNT(...) +1
 constexpr size_t kObjects = 0 ALEXNET_MPI_OBJECTS(ALEXNET_MPI_COUNT);
 #undef ALEXNET_MPI_COUNT
 
 #if !defined(_WIN32)
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::string(v) : std::string();
-}
-
-bool is_dir(const std::string& p) {
-  struct stat s;
-  return !p.empty() && stat(p.c_str(), &s) == 0 && S_ISDIR(s.st_mode);
-}
-
-bool exists(const std::string& p) {
-  struct stat s;
-  return !p.empty() && stat(p.c_str(), &s) == 0;
-}
-
-std::string dl_error() {
-  const char* e = dlerror();
-  return e ? std::string(e) : std::string("unknown dlopen error");
-}
-
-// The folders matching a glob pattern, highest version first.
-std::vector<std::string> glob_dirs(const std::string& pattern) {
-  std::vector<std::string> out;
-  glob_t g;
-  std::memset(&g, 0, sizeof g);
-  if (glob(pattern.c_str(), GLOB_ONLYDIR | GLOB_NOSORT, nullptr, &g) == 0)
-    for (size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
-  globfree(&g);
-  std::sort(out.begin(), out.end(),
-            [](const std::string& a, const std::string& b) { return strverscmp(a.c_str(), b.c_str()) > 0; });
-  return out;
-}
-
-// The file a resolved symbol lives in (dladdr), else `fallback`.
-std::string path_of(void* sym, const std::string& fallback) {
-  Dl_info info;
-  if (sym != nullptr && dladdr(sym, &info) != 0 && info.dli_fname != nullptr && info.dli_fname[0] != '\0')
-    return info.dli_fname;
-  return fallback;
-}
+// file and folder checks, dlopen helpers: core/dynlib.h (shared with the cuDNN/cuBLAS search)
+using dynlib::dl_error;
+using dynlib::env;
+using dynlib::exists;
+using dynlib::glob_dirs;
+using dynlib::is_dir;
+using dynlib::path_of;
 
 // Opens `what` and resolves the table; on failure closes it and returns the reason.
 // On success fills lib.api, lib.path and lib.version.

@@ -18,32 +18,22 @@ import { MAX_CLASSES, MAX_SYNTHETIC_SAMPLES, modelFromCheckpoint, parseSchedule,
 import { evaluate, Trainer, type TrainProgress, type TrainSummary } from '../train/trainer.js';
 import { plotMetrics } from '../viz/plot.js';
 import { renderFilters } from '../viz/filters.js';
-import type { SgdConvention } from '../ops/sgd.js';
 
-export interface TrainCliOptions {
+/** `alexnet train`'s options: the run's recorded training options (RunTrainOptions) and the rest. */
+export interface TrainCliOptions extends RunTrainOptions {
   data?: string;
   valData?: string;
   config: AlexNetConfig;
   classes?: number;
   init: AlexNetInit;
   device: string;
-  batchSize: number;
-  epochs: number;
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  convention: SgdConvention;
-  schedule: string;
   checkpoint: string;
-  checkpointEvery: number;
   resume?: string;
   metrics: string;
   trainSize: number;
   valSize: number;
-  seed: number;
   workers?: number;
   maxSteps?: number;
-  warmup: number;
   json: boolean;
   /** Verify the checksums of the --resume checkpoint (default true; --no-verify). */
   verify?: boolean;

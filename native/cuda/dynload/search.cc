@@ -1,4 +1,5 @@
-// The library search's building blocks (see search.h): file and folder checks, the places
+// The library search's building blocks (see search.h; the file and folder checks are
+// core/dynlib.h's): the places
 // searched (toolkit folders, Python site-packages, the dynamic loader's folders), the reason
 // text, and where cuDNN's file is before anything is loaded.
 #if !defined(_WIN32)
@@ -19,64 +20,6 @@
 #include <vector>
 
 namespace alexnet::cuda::dynload {
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::string(v) : std::string();
-}
-
-bool is_dir(const std::string& p) {
-  struct stat s;
-  return !p.empty() && stat(p.c_str(), &s) == 0 && S_ISDIR(s.st_mode);
-}
-
-bool exists(const std::string& p) {
-  struct stat s;
-  return !p.empty() && stat(p.c_str(), &s) == 0;
-}
-
-std::string join(const std::string& dir, const std::string& name) {
-  if (dir.empty()) return name;
-  return dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
-std::string dir_of(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-std::string dl_error() {
-  const char* e = dlerror();
-  return e ? std::string(e) : std::string("unknown dlopen error");
-}
-
-std::vector<std::string> glob_dirs(const std::string& pattern) {
-  std::vector<std::string> out;
-  glob_t g;
-  std::memset(&g, 0, sizeof g);
-  if (glob(pattern.c_str(), GLOB_ONLYDIR | GLOB_NOSORT, nullptr, &g) == 0) {
-    for (size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
-  }
-  globfree(&g);
-  // newest Python first (python3.13 before python3.9)
-  std::sort(out.begin(), out.end(),
-            [](const std::string& a, const std::string& b) { return strverscmp(a.c_str(), b.c_str()) > 0; });
-  return out;
-}
-
-std::string path_of(void* fn, const std::string& fallback) {
-  Dl_info info;
-  if (fn && dladdr(fn, &info) != 0 && info.dli_fname && info.dli_fname[0]) return info.dli_fname;
-  return fallback;
-}
-
-std::string real(const std::string& p) {
-  char* rp = realpath(p.c_str(), nullptr);
-  const std::string r = rp ? rp : p;
-  std::free(rp);
-  return r;
-}
 
 // $CUDA_HOME, $CUDA_PATH, /usr/local/cuda: lib64 and lib, existing folders only. What was
 // unset or absent goes to `skipped` so the reason can say so.

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../../core/dynlib.h"
 #include "loader.h"
 
 namespace alexnet::cuda::dynload {
@@ -22,28 +23,18 @@ constexpr const char* kCudnnSoname = "libcudnn.so.9";
 // The folders of a pip wheel layout that hold it, under a Python site-packages folder.
 constexpr std::array<const char*, 2> kCudnnWheelDirs = {"nvidia/cudnn/lib", "nvidia/cu13/lib"};
 
-// ---- files, folders, dlopen (search.cc) -----------------------------------------------------
+// ---- files, folders, dlopen (native/core/dynlib.h, shared with the Open MPI loader) ---------
 
-std::string env(const char* name);
-bool is_dir(const std::string& p);
-bool exists(const std::string& p);
-std::string join(const std::string& dir, const std::string& name);
-std::string dir_of(const std::string& path);
-std::string dl_error();
-// The folders matching a glob pattern, newest Python first.
-std::vector<std::string> glob_dirs(const std::string& pattern);
-
-template <typename Fn>
-Fn symbol(void* handle, const char* name) {
-  dlerror();
-  void* p = dlsym(handle, name);
-  return reinterpret_cast<Fn>(p);
-}
-
-// The file a resolved symbol lives in (dladdr), else `fallback`.
-std::string path_of(void* fn, const std::string& fallback);
-// realpath(p), or p itself when it cannot be resolved.
-std::string real(const std::string& p);
+using dynlib::dir_of;
+using dynlib::dl_error;
+using dynlib::env;
+using dynlib::exists;
+using dynlib::glob_dirs;
+using dynlib::is_dir;
+using dynlib::join;
+using dynlib::path_of;
+using dynlib::real;
+using dynlib::symbol;
 
 // ---- the places searched (search.cc) ---------------------------------------------------------
 
