@@ -254,4 +254,28 @@ describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: m
     expect(firstDifference(resumed0, full0), 'rank 0 resumed to other weights').toBe(-1);
     expect(firstDifference(resumed1, full0), 'rank 1 resumed to other weights').toBe(-1);
   }, 180_000);
+
+  it.skipIf(!mpiFound)('`mpirun -n 2 alexnet train`: one summary (rank 0 prints, rank 1 is silent), one checkpoint recording 2 ranks; errors name their rank', async () => {
+    const dir = await tempDir();
+    const bin = join(root, 'bin', 'alexnet.js');
+    const run = (args: string[]) =>
+      spawnSync('timeout', ['--kill-after=5', '150', 'mpirun', '--allow-run-as-root', '--oversubscribe', '-n', '2', process.execPath, bin, 'train', ...args], { encoding: 'utf8', cwd: dir });
+    const r = run(['--train-size', '16', '--val-size', '4', '--batch-size', '2', '--epochs', '1', '--max-steps', '2', '--workers', '0', '--checkpoint', 'ck.safetensors', '--metrics', 'm.jsonl', '--json']);
+    expect(r.status, `mpirun failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const summaries = lines.filter((l) => l.type === 'summary');
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]).toMatchObject({ steps: 2, stopped: 'completed', checkpoint: 'ck.safetensors' });
+    expect(lines.filter((l) => l.type === 'checkpoint')).toHaveLength(1);
+    expect(lines.find((l) => l.type === 'checkpoint').batchesPerEpoch).toBe(4); // 16 samples / 2 ranks / batch 2
+    const state = await loadTrainingState(join(dir, 'ck.safetensors'));
+    expect(state.dataOrder).toMatchObject({ epoch: 0, batch: 2, batchSize: 2, worldSize: 2 });
+    expect(state.step).toBe(2);
+    const metrics = (await readFile(join(dir, 'm.jsonl'), 'utf8')).trim().split('\n');
+    expect(metrics.filter((l) => JSON.parse(l).type === 'val')).toHaveLength(1); // written once, by rank 0
+
+    const bad = run(['--resume', join(dir, 'missing.safetensors'), '--json']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/rank [01]: alexnet: .*missing\.safetensors/);
+  }, 180_000);
 });
