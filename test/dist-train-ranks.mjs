@@ -1,6 +1,8 @@
 // One rank of the data-parallel training test (test/dist-train.test.ts), run by
-//   mpirun --allow-run-as-root --oversubscribe -n 2 node test/dist-train-ranks.mjs <dir> <seed>
-// on the built package (../dist/index.js). Every rank:
+//   mpirun --allow-run-as-root --oversubscribe -n 2 node test/dist-train-ranks.mjs <dir> <seed> [interrupt]
+// on the built package (../dist/index.js). With 'interrupt': rank 1 alone is interrupted (its
+// signal reads aborted from the 4th step it launches on); every rank prints "RESULT <json>" with
+// its summary and writes its weights to <dir>/weights-<N>-interrupted.f32. Otherwise every rank:
 //   1. trains the small network (dropout 0, initial weights from <seed>; rank 1 first draws
 //      other initial weights, which the broadcast from rank 0 must replace) for 2 epochs at batch
 //      8 per rank, with its checkpoint and metrics log in <dir>/rank<N>/ (only rank 0 may write);
@@ -14,7 +16,7 @@ import { join } from 'node:path';
 import { Conv2d, Dropout, Flatten, initDistributed, Linear, MaxPool2d, mulberry32, ReLU, Sequential, SyntheticDataset, Trainer } from '../dist/index.js';
 import { smallNet } from './small-net.mjs';
 
-const [dir, seedArg] = process.argv.slice(2);
+const [dir, seedArg, mode = 'train'] = process.argv.slice(2);
 const seed = Number(seedArg);
 let rank = '?';
 
@@ -51,6 +53,18 @@ const base = (extra) => ({
 async function params(trainer, name) {
   const p = await trainer.store.params.data();
   writeFileSync(join(dir, `weights-${comm.rank}-${name}.f32`), Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+}
+
+if (mode === 'interrupt') {
+  let reads = 0;
+  const signal = { get aborted() { return comm.rank === 1 && ++reads >= 4; } };
+  const t = new Trainer(base({ signal, checkpoint: join(dir, 'interrupted.safetensors') }));
+  const summary = await t.run();
+  await params(t, 'interrupted');
+  await t.close();
+  console.log(`RESULT ${JSON.stringify({ rank: comm.rank, summary })}`);
+  await comm.finalize();
+  process.exit(0);
 }
 
 // 1. the full run

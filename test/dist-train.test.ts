@@ -278,4 +278,23 @@ describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: m
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/rank [01]: alexnet: .*missing\.safetensors/);
   }, 180_000);
+
+  it.skipIf(!mpiFound)('an interrupt seen by one rank stops every rank after the same step, with the same weights and one checkpoint', async () => {
+    const dir = await tempDir();
+    const r = mpirun([dir, String(1 + Math.floor(Math.random() * 1000)), 'interrupt']);
+    expect(r.status, `mpirun failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
+    const res = results(r.stdout).sort((a, b) => (a.rank as number) - (b.rank as number)) as Array<{ rank: number; summary: { steps: number; stopped: string; checkpoint: string } }>;
+    expect(res.map((x) => x.rank)).toEqual([0, 1]);
+    // rank 1 flagged its 4th step when queueing it; every rank learns it with that step's
+    // result, after the 5th was queued, and stops after the 5th
+    for (const x of res) expect(x.summary).toMatchObject({ stopped: 'interrupted', steps: 5 });
+    const read = async (rank: number) => {
+      const b = await readFile(join(dir, `weights-${rank}-interrupted.f32`));
+      return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    };
+    expect(firstDifference(await read(1), await read(0))).toBe(-1);
+    const state = await loadTrainingState(join(dir, 'interrupted.safetensors'));
+    expect(state.step).toBe(5);
+    expect(state.dataOrder).toMatchObject({ epoch: 1, batch: 2, worldSize: 2 });
+  }, 180_000);
 });
