@@ -19,8 +19,10 @@
 // same SGD step, so the weights stay identical. The loss read back is averaged too (so every
 // rank takes the same decisions: a NaN stops all of them), evaluation sums counts and losses
 // over the ranks' strided shares of the validation set (the same top-1 as one process), and rank
-// 0 alone writes checkpoints and the metrics log and reports progress. Without a communicator,
-// or with a world of one, nothing of this runs: the loop is exactly the single-process one.
+// 0 alone writes checkpoints and the metrics log and reports progress (its train top-1 is its
+// own shard's; the loss is the ranks' mean). Every rank's Dropout draws the same masks (the
+// streams are seeded alike), on other samples. Without a communicator, or with a world of one,
+// nothing of this runs: the loop is exactly the single-process one.
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hasPixels, type Batch, type Dataset } from '../data/common.js';
@@ -246,7 +248,10 @@ export class Trainer {
     return this.#finishRun(run);
   }
 
-  /** Top-1 / top-5 accuracy and mean loss on the validation set (eval mode: no dropout). */
+  /**
+   * Top-1 / top-5 accuracy and mean loss on the validation set (eval mode: no dropout).
+   * Data-parallel: a collective (every rank evaluates its share; call it on every rank).
+   */
   async evaluate(): Promise<EvalResult> {
     if (!this.valLoader) return { top1: NaN, top5: NaN, loss: NaN, samples: 0 };
     return evaluateLoader(this.model, this.valLoader, this.device, this.#comm);
