@@ -11,8 +11,10 @@
  *           Dropout: any, mulberry32: (seed: number) => () => number }} lib the library's exports
  * @param {number} [seed] initial weights (mulberry32) and the dropout mask stream
  * @param {number} [classes] outputs of the last layer
+ * @param {number} [dropout] the Dropout layer's p (0: the data-parallel tests, whose ranks must
+ *                           not differ from one process by their masks)
  */
-export function smallNet(lib, seed = 1, classes = 2) {
+export function smallNet(lib, seed = 1, classes = 2, dropout = 0.25) {
   const { Sequential, Conv2d, ReLU, MaxPool2d, Flatten, Linear, Dropout, mulberry32 } = lib;
   const rng = mulberry32(seed); // deterministic initial weights
   return new Sequential(
@@ -25,7 +27,7 @@ export function smallNet(lib, seed = 1, classes = 2) {
     new Flatten(),
     new Linear(32 * 8 * 8, 64, { rng }),
     new ReLU(),
-    new Dropout(0.25, { seed }),
+    new Dropout(dropout, { seed }),
     new Linear(64, classes, { rng }),
   );
 }

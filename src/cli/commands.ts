@@ -8,6 +8,7 @@ import { toRgb8 } from '../data/common.js';
 import { ImageFolder, resolveTransform } from '../data/folder.js';
 import { SyntheticDataset, SYNTHETIC_CLASSES } from '../data/synthetic.js';
 import { alexnetError } from '../errors.js';
+import { initDistributed } from '../dist/communicator.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { checkpointError } from '../io/errors.js';
 import { exportOnnx } from '../io/onnx.js';
@@ -175,6 +176,10 @@ export async function trainCommand(options: TrainCliOptions): Promise<TrainSumma
     }
     cfg = { model: { config: o.config, numClasses: numClasses ?? classNames.length, init: o.init, seed: o.seed }, classNames, data, inputSize: ALEXNET_INPUT_SIZE[o.config], train: trainOptions(o) };
   }
+  // Under mpirun, one process per rank trains data-parallel; rank 0 alone prints (and writes the
+  // checkpoint and metrics log); the others print only errors (src/cli/index.ts names the rank).
+  const comm = await initDistributed();
+  const quiet = comm.rank !== 0;
   const { train, val } = await datasets(cfg);
   const model = alexnet({ ...cfg.model, device: o.device });
   const controller = new AbortController();
@@ -182,11 +187,11 @@ export async function trainCommand(options: TrainCliOptions): Promise<TrainSumma
   const onSigint = (): void => {
     interrupts++;
     if (interrupts > 1) process.exit(130);
-    if (!o.json) console.error('\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit at once)');
+    if (!o.json && !quiet) console.error('\ninterrupt: saving a checkpoint after this step (Ctrl-C again to quit at once)');
     controller.abort();
   };
   process.on('SIGINT', onSigint);
-  const reporter = progressReporter(o.json);
+  const reporter = quiet ? { onProgress: () => undefined, stop: () => undefined } : progressReporter(o.json);
   const trainer = new Trainer({
     model,
     config: cfg,
@@ -208,11 +213,14 @@ export async function trainCommand(options: TrainCliOptions): Promise<TrainSumma
     warmupSteps: o.warmup,
     onProgress: reporter.onProgress,
     signal: controller.signal,
+    ...(comm.worldSize > 1 ? { communicator: comm } : {}),
   });
   try {
     const summary = await trainer.run();
     reporter.stop();
-    if (o.json) {
+    if (quiet) {
+      // rank != 0: nothing to print
+    } else if (o.json) {
       console.log(JSON.stringify({ type: 'summary', ...summary }));
     } else {
       console.log(

@@ -213,8 +213,13 @@ program
   .option('--seed <n>', 'seed', int('seed', 0, LIMITS.count), 123)
   .action(async (folder: string, opts: { count: number; classes: number; seed: number }) => samplesCommand(folder, opts));
 
+// Under mpirun (a world of more than one) an error names its rank and ends the process at once:
+// the other ranks may wait in a collective for this one, and mpirun ends the whole job when a
+// rank exits with an error (an orderly exit would try MPI_Finalize and wait for them).
+const mpiRank = Number(process.env.OMPI_COMM_WORLD_SIZE) > 1 ? process.env.OMPI_COMM_WORLD_RANK : undefined;
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { code?: string; message?: string };
-  console.error(`alexnet: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`);
+  console.error(`${mpiRank !== undefined ? `rank ${mpiRank}: ` : ''}alexnet: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`);
   process.exitCode = 1;
+  if (mpiRank !== undefined) process.exit(1);
 });

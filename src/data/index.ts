@@ -33,4 +33,4 @@ export {
   type TransformOptions,
 } from './folder.js';
 export { assembleBatch, datasetFromSpec, type BatchRequest } from './batch.js';
-export { DataLoader, resolveWorkerScript, type DataLoaderOptions, type EpochOptions } from './loader.js';
+export { DataLoader, resolveWorkerScript, type DataLoaderOptions, type EpochOptions, type ShardOptions } from './loader.js';

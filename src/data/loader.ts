@@ -15,6 +15,21 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { assembleBatch, type BatchRequest } from './batch.js';
 import { checkInt, dataError, hasPixels, rngFor, type Batch, type Dataset, type DatasetSpec, type DataWarning } from './common.js';
+import { DistributedSampler } from '../dist/sampler.js';
+
+/**
+ * One rank's share of every epoch (data-parallel training). 'pad' (the default) is PyTorch's
+ * DistributedSampler (src/dist/sampler.ts): every rank gets ceil(n / worldSize) indices of the
+ * epoch's order (a permutation of (seed, epoch) when shuffling), the order padded by repeating
+ * its start. 'strided' takes positions rank, rank + worldSize, ... of the unpadded order: the
+ * ranks' shares differ in size by at most one and hold every index exactly once, so sums over
+ * ranks equal one process's (evaluation).
+ */
+export interface ShardOptions {
+  rank: number;
+  worldSize: number;
+  mode?: 'pad' | 'strided';
+}
 
 export interface DataLoaderOptions {
   batchSize: number;
@@ -42,6 +57,8 @@ export interface DataLoaderOptions {
    * move between threads and to a GPU. Needs a dataset with loadPixelsInto() and normalization.
    */
   format?: 'float32' | 'uint8';
+  /** Read only this rank's share of each epoch (see ShardOptions); absent: the whole epoch. */
+  shard?: ShardOptions;
 }
 
 export interface EpochOptions {
@@ -177,6 +194,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly prefetch: number;
   readonly concurrency: number;
   readonly format: 'float32' | 'uint8';
+  readonly shard: Readonly<Required<ShardOptions>> | null;
   /** The epoch and first batch that `for await (... of loader)` uses; see setEpoch. */
   epoch: number;
   startBatch: number;
@@ -206,6 +224,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     if (this.format === 'uint8' && !hasPixels(dataset)) {
       throw dataError("DataLoader: format 'uint8' needs a dataset with loadPixelsInto() and normalization (SyntheticDataset, ImageFolder)");
     }
+    this.shard = options.shard === undefined ? null : checkShard(options.shard);
     this.epoch = checkInt(options.epoch ?? 0, 'DataLoader: epoch', 0);
     this.startBatch = checkInt(options.startBatch ?? 0, 'DataLoader: startBatch', 0);
     this.#workerScript =
@@ -213,16 +232,39 @@ export class DataLoader implements AsyncIterable<Batch> {
     if (this.workers > 0 && this.#workerScript === undefined) this.#workerScript = resolveWorkerScript();
   }
 
+  /** Samples this loader reads per epoch: the dataset's length, or this rank's share of it. */
+  get samplesPerEpoch(): number {
+    const n = this.dataset.length;
+    const sh = this.shard;
+    if (sh === null) return n;
+    if (sh.mode === 'pad') return Math.ceil(n / sh.worldSize);
+    return Math.max(0, Math.ceil((n - sh.rank) / sh.worldSize));
+  }
+
   /** Batches per epoch. */
   get length(): number {
-    const n = this.dataset.length;
+    const n = this.samplesPerEpoch;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
-  /** The order of dataset indices in an epoch: a permutation of (seed, epoch) when shuffling. */
+  /**
+   * The order of dataset indices in an epoch: a permutation of (seed, epoch) when shuffling;
+   * with a shard, this rank's share of the epoch (ShardOptions).
+   */
   order(epoch: number = this.epoch): number[] {
     checkInt(epoch, 'DataLoader: epoch', 0);
-    if (this.#orderCache?.epoch !== epoch) {
+    if (this.#orderCache?.epoch !== epoch && this.shard !== null) {
+      const { rank, worldSize, mode } = this.shard;
+      const n = this.dataset.length;
+      let order: number[];
+      if (mode === 'pad') order = new DistributedSampler(n, { rank, worldSize, shuffle: this.shuffle, seed: this.seed }).indices(epoch);
+      else {
+        // the unpadded epoch order of the sampler (rank 0 of a world of one), strided
+        const all = new DistributedSampler(n, { rank: 0, worldSize: 1, shuffle: this.shuffle, seed: this.seed }).indices(epoch);
+        order = all.filter((_, p) => p % worldSize === rank);
+      }
+      this.#orderCache = { epoch, order };
+    } else if (this.#orderCache?.epoch !== epoch) {
       const n = this.dataset.length;
       const order = Array.from({ length: n }, (_, i) => i);
       if (this.shuffle) {
@@ -243,7 +285,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   batchIndices(epoch: number, k: number): number[] {
     if (!Number.isInteger(k) || k < 0 || k >= this.length) throw dataError(`DataLoader: batch ${k} out of range [0, ${this.length})`);
     this.order(epoch);
-    return this.#orderCache!.order.slice(k * this.batchSize, Math.min((k + 1) * this.batchSize, this.dataset.length));
+    return this.#orderCache!.order.slice(k * this.batchSize, Math.min((k + 1) * this.batchSize, this.samplesPerEpoch));
   }
 
   /** Sets what `for await (... of loader)` iterates next. */
@@ -303,4 +345,14 @@ export class DataLoader implements AsyncIterable<Batch> {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+function checkShard(shard: ShardOptions): Required<ShardOptions> {
+  if (shard === null || typeof shard !== 'object') throw dataError('DataLoader: shard must be {rank, worldSize, mode?}');
+  const worldSize = checkInt(shard.worldSize, 'DataLoader: shard.worldSize', 1);
+  const rank = checkInt(shard.rank, 'DataLoader: shard.rank', 0);
+  if (rank >= worldSize) throw dataError(`DataLoader: shard.rank must be in [0, ${worldSize}) but got ${rank}`);
+  const mode = shard.mode ?? 'pad';
+  if (mode !== 'pad' && mode !== 'strided') throw dataError(`DataLoader: shard.mode must be 'pad' or 'strided', got ${String(mode)}`);
+  return { rank, worldSize, mode };
 }

@@ -11,7 +11,7 @@
 //   optimizer             __metadata__ 'optimizer' (SGD.state(): step, lr, ...)
 //   schedule              __metadata__ 'optimizer'.schedule (null: the run had no schedule)
 //   dropout, seed         __metadata__ 'rng': {"dropout": [{seed, offset}, ...], "seed": n}
-//   dataOrder             __metadata__ 'dataOrder': {"seed", "epoch", "batch"}
+//   dataOrder             __metadata__ 'dataOrder': {"seed", "epoch", "batch", "batchSize", "worldSize"}
 //
 // Dropout streams are listed in the model's module order (namedModules(), as dropoutState()
 // gives them). A section the file does not have (a weights-only checkpoint written by another
@@ -38,13 +38,15 @@ export interface DropoutStream {
 
 /**
  * Where the data pipeline stands: the shuffle's seed, the epoch, and the next batch in it, with
- * the batch size that `batch` counts in (absent in checkpoints written before it was recorded).
+ * the batch size that `batch` counts in (absent in checkpoints written before it was recorded)
+ * and the number of data-parallel ranks whose shards it counts in (absent: 1).
  */
 export interface DataPosition {
   seed: number;
   epoch: number;
   batch: number;
   batchSize?: number;
+  worldSize?: number;
 }
 
 /** A learning-rate schedule as the training state sees it (StepLR, MultiStepLR, ReduceLROnPlateau). */
@@ -88,7 +90,7 @@ export interface TrainingTarget {
    * that stopped inside an epoch continues only with the same seed and batch size: another
    * would make its position point at other samples.
    */
-  order?: { seed: number; batchSize: number };
+  order?: { seed: number; batchSize: number; worldSize?: number };
 }
 
 /** The Dropout layers of a model in module order, with their dotted names. */
@@ -105,7 +107,7 @@ function dropoutNames(model: Module): string[] {
  */
 export async function captureTrainingState<C extends object>(
   target: TrainingTarget,
-  extra: { config: C; seed: number; batchSize?: number; position: { step: number; epoch: number; batch: number } },
+  extra: { config: C; seed: number; batchSize?: number; worldSize?: number; position: { step: number; epoch: number; batch: number } },
 ): Promise<TrainingState<C>> {
   const { store, optimizer, schedule, model } = target;
   const [params, momentum] = await Promise.all([store.params.data(), store.momentum.data()]);
@@ -126,7 +128,13 @@ export async function captureTrainingState<C extends object>(
     schedule: schedule?.state() ?? null,
     dropout: Object.values(dropoutState(model)),
     seed: extra.seed,
-    dataOrder: { seed: extra.seed, epoch, batch, ...(extra.batchSize !== undefined ? { batchSize: extra.batchSize } : {}) },
+    dataOrder: {
+      seed: extra.seed,
+      epoch,
+      batch,
+      ...(extra.batchSize !== undefined ? { batchSize: extra.batchSize } : {}),
+      ...(extra.worldSize !== undefined ? { worldSize: extra.worldSize } : {}),
+    },
   };
 }
 
@@ -216,7 +224,16 @@ export async function loadTrainingState<C extends object = object>(path: string,
     schedule: o?.schedule !== undefined && o.schedule !== null ? (o.schedule as object) : null,
     dropout: rng?.dropout ?? null,
     seed: rng?.seed ?? null,
-    dataOrder: order !== undefined && !(order instanceof Int32Array) ? { seed: order.seed ?? rng?.seed ?? 0, epoch: order.epoch ?? ck.epoch, batch: order.batch ?? 0, ...(order.batchSize !== undefined ? { batchSize: order.batchSize } : {}) } : null,
+    dataOrder:
+      order !== undefined && !(order instanceof Int32Array)
+        ? {
+            seed: order.seed ?? rng?.seed ?? 0,
+            epoch: order.epoch ?? ck.epoch,
+            batch: order.batch ?? 0,
+            ...(order.batchSize !== undefined ? { batchSize: order.batchSize } : {}),
+            ...(order.worldSize !== undefined ? { worldSize: order.worldSize } : {}),
+          }
+        : null,
   };
 }
 
@@ -265,16 +282,22 @@ export function restoreTrainingState(state: TrainingState, target: TrainingTarge
 }
 
 /**
- * A position inside an epoch names a batch of one shuffle cut into batches of one size: the run
- * continuing it must shuffle with the same seed and cut the same batches. At an epoch boundary
- * (batch 0) either may change: the next epoch is shuffled afresh.
+ * A position inside an epoch names a batch of one shuffle cut into shards for one number of
+ * ranks and into batches of one size: the run continuing it must shuffle with the same seed,
+ * shard for as many ranks and cut the same batches. At an epoch boundary (batch 0) any of them
+ * may change: the next epoch is shuffled and sharded afresh.
  */
-function checkDataOrder(refuse: (message: string) => Error, order: DataPosition | null, run: { seed: number; batchSize: number }): void {
+function checkDataOrder(refuse: (message: string) => Error, order: DataPosition | null, run: { seed: number; batchSize: number; worldSize?: number }): void {
   if (order === null || order.batch === 0) return;
   const where = `the checkpoint stopped inside epoch ${order.epoch + 1} (before its batch ${order.batch + 1})`;
   if (order.seed !== run.seed) throw refuse(`${where} of the data order of seed ${order.seed}; this run's seed is ${run.seed}`);
   if (order.batchSize !== undefined && order.batchSize !== run.batchSize) {
     throw refuse(`${where} at batch size ${order.batchSize}; this run's batch size is ${run.batchSize}`);
+  }
+  const was = order.worldSize ?? 1;
+  const now = run.worldSize ?? 1;
+  if (was !== now) {
+    throw refuse(`${where} with ${was} data-parallel rank${was > 1 ? 's' : ''}; this run has ${now} (resume with ${was}, or from a checkpoint at an epoch's end)`);
   }
 }
 
@@ -345,8 +368,10 @@ function validateResumeMetadata(path: string, optimizer: object | undefined, rng
   if (recipe !== undefined) {
     const d = recipe as Record<string, unknown>;
     for (const k of ['seed', 'epoch', 'batch']) if (k in d) safeCount(path, `'dataOrder'.${k}`, d[k]);
-    if ('batchSize' in d && (!Number.isSafeInteger(d.batchSize) || (d.batchSize as number) < 1)) {
-      throw checkpointError(`${path}: metadata 'dataOrder'.batchSize must be a positive integer, got ${JSON.stringify(d.batchSize)?.slice(0, 40)}`);
+    for (const k of ['batchSize', 'worldSize']) {
+      if (k in d && (!Number.isSafeInteger(d[k]) || (d[k] as number) < 1)) {
+        throw checkpointError(`${path}: metadata 'dataOrder'.${k} must be a positive integer, got ${JSON.stringify(d[k])?.slice(0, 40)}`);
+      }
     }
   }
 }

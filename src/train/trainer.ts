@@ -11,10 +11,23 @@
 // and learning rate, the schedule's state, every dropout stream's offset and the data position
 // (epoch, batch); on the CPU, the losses after a resume equal the uninterrupted run's bit for bit.
 // What a checkpoint holds, and how it is checked and restored, is src/train/state.ts.
+//
+// Data-parallel training (a `communicator` of worldSize > 1, one process per rank under
+// mpirun): rank 0's weights are broadcast before the first step; each rank reads its shard of
+// every epoch (DistributedSampler semantics, `batchSize` per rank); after backward the flat
+// gradient buffer is averaged over the ranks with one allReduce, then every rank takes the
+// same SGD step, so the weights stay identical. The loss read back is averaged too (so every
+// rank takes the same decisions: a NaN stops all of them), evaluation sums counts and losses
+// over the ranks' strided shares of the validation set (the same top-1 as one process), and rank
+// 0 alone writes checkpoints and the metrics log and reports progress (its train top-1 is its
+// own shard's; the loss is the ranks' mean). Every rank's Dropout draws the same masks (the
+// streams are seeded alike), on other samples. Without a communicator, or with a world of one,
+// nothing of this runs: the loop is exactly the single-process one.
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { hasPixels, type Batch, type Dataset } from '../data/common.js';
 import { DataLoader } from '../data/loader.js';
+import type { Communicator } from '../dist/communicator.js';
 import { alexnetError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
@@ -106,13 +119,21 @@ export interface TrainerOptions {
    * and ImageFolder do), 'float32' as normalised floats from the data workers.
    */
   dataFormat?: 'auto' | 'uint8' | 'float32';
+  /**
+   * Data-parallel training over this communicator's ranks (initDistributed()); absent or a
+   * world of one: a single process. Every rank runs the same Trainer options (the same seed,
+   * model and data); `batchSize` is per rank. CPU only for now (no NCCL yet).
+   */
+  communicator?: Communicator;
 }
 
 /** One training step queued on the device whose loss and accuracy have not been read yet. */
 interface InFlight {
   batch: Batch;
   tensors: Tensor[];
-  result: Promise<[Float32Array | Int32Array, Float32Array | Int32Array]>;
+  result: Promise<[Float32Array | Int32Array, Float32Array | Int32Array, ...(Float32Array | Int32Array)[]]>;
+  /** data-parallel: resolves true when some rank's signal was aborted when this step was queued */
+  abortAgreed?: Promise<boolean>;
 }
 
 interface Position {
@@ -135,10 +156,17 @@ export class Trainer {
   readonly valLoader: DataLoader | null;
   #schedule: StepLR | MultiStepLR | ReduceLROnPlateau | null;
   #pos: Position = { step: 0, epoch: 0, batch: 0 };
+  /** the communicator when training data-parallel (worldSize > 1), else null */
+  readonly #comm: Communicator | null;
 
   constructor(options: TrainerOptions) {
     this.options = options;
     this.device = options.device ?? 'cpu';
+    const comm = options.communicator;
+    this.#comm = comm !== undefined && comm !== null && comm.worldSize > 1 ? comm : null;
+    if (this.#comm && !this.device.startsWith('cpu')) {
+      throw alexnetError('ERR_DIST', `train: data-parallel training runs on the CPU for now (the NCCL path is not built yet); device is '${this.device}'`);
+    }
     this.batchSize = options.batchSize ?? 32;
     this.epochs = options.epochs ?? 1;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw alexnetError('ERR_ARGUMENT', `train: batchSize must be a positive integer, got ${this.batchSize}`);
@@ -156,9 +184,14 @@ export class Trainer {
     const want = options.dataFormat ?? 'auto';
     if (!['auto', 'uint8', 'float32'].includes(want)) throw alexnetError('ERR_ARGUMENT', `train: dataFormat must be 'auto', 'uint8' or 'float32', got ${String(want)}`);
     const format = (d: Dataset) => (want === 'float32' || (want === 'auto' && !hasPixels(d)) ? 'float32' : 'uint8');
-    this.trainLoader = new DataLoader(options.train, { batchSize: this.batchSize, shuffle: true, seed: options.seed ?? 0, dropLast: true, format: format(options.train), ...(workers !== undefined ? { workers } : {}) });
-    this.valLoader = options.val ? new DataLoader(options.val, { batchSize: this.batchSize, shuffle: false, dropLast: false, format: format(options.val), ...(workers !== undefined ? { workers } : {}) }) : null;
-    if (this.trainLoader.length === 0) throw alexnetError('ERR_ARGUMENT', `train: the training set (${options.train.length} samples) is smaller than one batch of ${this.batchSize}`);
+    const c = this.#comm;
+    const shard = (mode: 'pad' | 'strided') => (c ? { shard: { rank: c.rank, worldSize: c.worldSize, mode } } : {});
+    this.trainLoader = new DataLoader(options.train, { batchSize: this.batchSize, shuffle: true, seed: options.seed ?? 0, dropLast: true, format: format(options.train), ...shard('pad'), ...(workers !== undefined ? { workers } : {}) });
+    this.valLoader = options.val ? new DataLoader(options.val, { batchSize: this.batchSize, shuffle: false, dropLast: false, format: format(options.val), ...shard('strided'), ...(workers !== undefined ? { workers } : {}) }) : null;
+    if (this.trainLoader.length === 0) {
+      const share = c ? ` (this rank's share of ${this.trainLoader.samplesPerEpoch} of ${c.worldSize} ranks)` : '';
+      throw alexnetError('ERR_ARGUMENT', `train: the training set (${options.train.length} samples${share}) is smaller than one batch of ${this.batchSize}`);
+    }
   }
 
   get position(): Readonly<Position> {
@@ -167,7 +200,7 @@ export class Trainer {
 
   /** The training state now (weights, momentum, optimizer, schedule, dropout streams, position). */
   async trainingState(): Promise<TrainingState> {
-    return captureTrainingState(this.#target(), { config: this.options.config, seed: this.options.seed ?? 0, batchSize: this.batchSize, position: this.#pos });
+    return captureTrainingState(this.#target(), { config: this.options.config, seed: this.options.seed ?? 0, batchSize: this.batchSize, ...(this.#comm ? { worldSize: this.#comm.worldSize } : {}), position: this.#pos });
   }
 
   /**
@@ -201,8 +234,11 @@ export class Trainer {
   async run(): Promise<TrainSummary> {
     const o = this.options;
     if (o.resume) await this.loadCheckpoint(o.resume, o.verifyCheckpoint === false ? { verify: false } : {});
-    const log = await MetricsLog.open(o.metrics ?? null);
-    const run = new RunRecord(log, this.trainLoader.length);
+    // identical initial weights on every rank (after a resume every rank loaded the same file:
+    // harmless); momentum starts at zero or comes from that file, the same everywhere
+    this.#comm?.broadcast(this.store.params, 0);
+    const log = await MetricsLog.open(this.#isRoot ? (o.metrics ?? null) : null);
+    const run = new RunRecord(log, this.trainLoader.length, this.#worldSize);
     this.model.train();
     while (this.#pos.epoch < this.epochs) {
       const epoch = this.#pos.epoch;
@@ -212,10 +248,26 @@ export class Trainer {
     return this.#finishRun(run);
   }
 
-  /** Top-1 / top-5 accuracy and mean loss on the validation set (eval mode: no dropout). */
+  /**
+   * Top-1 / top-5 accuracy and mean loss on the validation set (eval mode: no dropout).
+   * Data-parallel: a collective (every rank evaluates its share; call it on every rank).
+   */
   async evaluate(): Promise<EvalResult> {
     if (!this.valLoader) return { top1: NaN, top5: NaN, loss: NaN, samples: 0 };
-    return evaluateLoader(this.model, this.valLoader, this.device);
+    return evaluateLoader(this.model, this.valLoader, this.device, this.#comm);
+  }
+
+  get #worldSize(): number {
+    return this.#comm?.worldSize ?? 1;
+  }
+
+  /** Rank 0 (or a single process): writes checkpoints and the metrics log, reports progress. */
+  get #isRoot(): boolean {
+    return (this.#comm?.rank ?? 0) === 0;
+  }
+
+  #progress(p: TrainProgress): void {
+    if (this.#isRoot) this.options.onProgress?.(p);
   }
 
   async close(): Promise<void> {
@@ -224,7 +276,7 @@ export class Trainer {
   }
 
   #target(): TrainingTarget {
-    return { model: this.model, store: this.store, optimizer: this.optimizer, schedule: this.#schedule, order: { seed: this.options.seed ?? 0, batchSize: this.batchSize } };
+    return { model: this.model, store: this.store, optimizer: this.optimizer, schedule: this.#schedule, order: { seed: this.options.seed ?? 0, batchSize: this.batchSize, worldSize: this.#worldSize } };
   }
 
   /**
@@ -248,6 +300,10 @@ export class Trainer {
           await this.#finish(launched).catch(() => undefined); // queued behind the NaN: dropped
           return false;
         }
+        if (previous.abortAgreed && (await previous.abortAgreed)) {
+          // data-parallel interrupt: every rank learns it with `previous` and stops after `launched`
+          return (await this.#account(run, launched)) && this.#interrupted(run);
+        }
       }
       inFlight = launched;
       const number = this.#pos.step + 1; // the step number `launched` will have
@@ -255,16 +311,12 @@ export class Trainer {
         (checkpointEvery > 0 && number % checkpointEvery === 0) ||
         batch.batchIndex + 1 === run.perEpoch ||
         (o.maxSteps !== undefined && number >= o.maxSteps) ||
-        o.signal?.aborted === true;
+        (!this.#comm && o.signal?.aborted === true);
       if (barrier) {
         const last: InFlight = inFlight;
         inFlight = null;
         if (!(await this.#account(run, last))) return false;
-        if (o.signal?.aborted) {
-          run.stopped = 'interrupted';
-          run.message = `interrupted at step ${this.#pos.step}`;
-          return false;
-        }
+        if (this.#comm ? last.abortAgreed !== undefined && (await last.abortAgreed) : o.signal?.aborted) return this.#interrupted(run);
         if (o.maxSteps !== undefined && this.#pos.step >= o.maxSteps) return false;
       }
     }
@@ -273,6 +325,12 @@ export class Trainer {
       if (!(await this.#account(run, inFlight))) return false;
     }
     return true;
+  }
+
+  #interrupted(run: RunRecord): false {
+    run.stopped = 'interrupted';
+    run.message = `interrupted at step ${this.#pos.step}`;
+    return false;
   }
 
   /**
@@ -285,7 +343,7 @@ export class Trainer {
     this.#pos = { step: this.#pos.step + 1, epoch: batch.epoch, batch: batch.batchIndex + 1 };
     if (!Number.isFinite(loss)) return this.#stopOnNaN(run, `the loss became ${loss}`, batch.epoch);
     const ips = run.recordStep(loss, correct, batch.labels.length);
-    this.options.onProgress?.({ type: 'step', ...this.#progressBase(run.perEpoch), loss, top1: run.lastTop1, imagesPerSecond: ips });
+    this.#progress({ type: 'step', ...this.#progressBase(run.perEpoch), loss, top1: run.lastTop1, imagesPerSecond: ips });
     if (run.window.steps >= (this.options.logEvery ?? 10) || batch.batchIndex + 1 === run.perEpoch) {
       await run.log.write({ type: 'train', step: this.#pos.step, epoch: batch.epoch, ...run.window.take(), lr: this.optimizer.lr, imagesPerSecond: ips });
     }
@@ -309,13 +367,19 @@ export class Trainer {
       '. Lower the learning rate.';
   }
 
-  /** Writes the run's checkpoint, if it has one; false when the weights are no longer finite (nothing written). */
+  /**
+   * Writes the run's checkpoint, if it has one; false when the weights are no longer finite
+   * (nothing written). Data-parallel: every rank checks the weights (identical on all of them, so
+   * all take the same decision) and rank 0 alone writes.
+   */
   async #checkpoint(run: RunRecord): Promise<boolean> {
     const path = this.options.checkpoint;
     if (!path) return true;
-    if (!(await this.saveCheckpoint(path))) return false;
+    if (this.#isRoot) {
+      if (!(await this.saveCheckpoint(path))) return false;
+    } else if (!weightsAreFinite(await this.trainingState())) return false;
     run.savedCheckpoint = path;
-    this.options.onProgress?.({ type: 'checkpoint', ...this.#progressBase(run.perEpoch), checkpoint: path });
+    this.#progress({ type: 'checkpoint', ...this.#progressBase(run.perEpoch), checkpoint: path });
     return true;
   }
 
@@ -326,7 +390,7 @@ export class Trainer {
     if (this.#schedule instanceof ReduceLROnPlateau) this.#schedule.step(Number.isFinite(run.val.top1) ? 1 - run.val.top1 : run.lastLoss);
     else this.#schedule?.step();
     await run.log.write(this.#valRecord(run, epoch + 1));
-    this.options.onProgress?.({ type: 'epoch', ...this.#progressBase(run.perEpoch), valTop1: run.val.top1, valTop5: run.val.top5, valLoss: run.val.loss });
+    this.#progress({ type: 'epoch', ...this.#progressBase(run.perEpoch), valTop1: run.val.top1, valTop5: run.val.top5, valLoss: run.val.loss });
   }
 
   #valRecord(run: RunRecord, epoch: number): object {
@@ -341,7 +405,7 @@ export class Trainer {
    */
   async #finishRun(run: RunRecord): Promise<TrainSummary> {
     if (run.stopped !== 'nan' && !(await this.#checkpoint(run))) this.#nanStop(run, 'the weights became NaN or infinite');
-    if (run.stopped !== 'completed') this.options.onProgress?.({ type: 'stopped', ...this.#progressBase(run.perEpoch), message: run.message ?? run.stopped });
+    if (run.stopped !== 'completed') this.#progress({ type: 'stopped', ...this.#progressBase(run.perEpoch), message: run.message ?? run.stopped });
     if (run.window.steps > 0) {
       await run.log.write({ type: 'train', step: this.#pos.step, epoch: this.#pos.epoch, ...run.window.take(), lr: this.optimizer.lr });
     }
@@ -384,10 +448,22 @@ export class Trainer {
       const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
       const correct = topkCorrect(logits, y, 1);
       const gx = this.model.backward(gradLogits, false);
+      const comm = this.#comm;
+      let flag: Tensor<'float32'> | null = null;
+      if (comm) {
+        // One allReduce of the whole flat gradient buffer, queued after backward: no bucketing
+        // and no overlap with backward yet (that comes later). The loss is averaged too, and the
+        // ranks' interrupt flags summed, so every rank takes the same decisions.
+        comm.allReduce(this.store.grads, 'avg');
+        comm.allReduce(loss, 'avg');
+        flag = comm.allReduce(Tensor.from<'float32'>([this.options.signal?.aborted ? 1 : 0], [1]), 'sum');
+      }
       this.optimizer.step();
-      const result = Promise.all([loss.data(), correct.data()]);
+      const result = Promise.all([loss.data(), correct.data(), ...(flag ? [flag.data()] : [])] as const);
       result.catch(() => undefined); // read in #finish; never an unhandled rejection meanwhile
-      return { batch, tensors: [x, y, logits, loss, gradLogits, correct, ...(gx ? [gx] : [])], result };
+      const abortAgreed = flag ? result.then((r) => r[2]![0]! > 0) : undefined;
+      abortAgreed?.catch(() => undefined);
+      return { batch, tensors: [x, y, logits, loss, gradLogits, correct, ...(gx ? [gx] : []), ...(flag ? [flag] : [])], result, ...(abortAgreed ? { abortAgreed } : {}) };
     } finally {
       this.optimizer.lr = scheduled;
     }
@@ -428,7 +504,7 @@ function toDevice(batch: Batch, device: string): { x: Tensor<'float32'>; y: Tens
   };
 }
 
-async function evaluateLoader(model: Module, loader: DataLoader, device: string): Promise<EvalResult> {
+async function evaluateLoader(model: Module, loader: DataLoader, device: string, comm: Communicator | null = null): Promise<EvalResult> {
   const wasTraining = model.training;
   model.eval();
   let n = 0;
@@ -451,6 +527,17 @@ async function evaluateLoader(model: Module, loader: DataLoader, device: string)
     }
   } finally {
     model.train(wasTraining);
+  }
+  if (comm) {
+    // each rank evaluated its strided share: the sums over the ranks are one process's sums
+    // (float32: the counts are exact below 2^24 samples)
+    const sums = comm.allReduce(Tensor.from<'float32'>([n, c1, c5, lossSum], [4]), 'sum');
+    try {
+      const d = await sums.data();
+      [n, c1, c5, lossSum] = [d[0]!, d[1]!, d[2]!, d[3]!];
+    } finally {
+      sums.dispose();
+    }
   }
   return { top1: c1 / n, top5: c5 / n, loss: lossSum / n, samples: n };
 }
@@ -520,11 +607,13 @@ class RunRecord {
   constructor(
     readonly log: MetricsLog,
     readonly perEpoch: number,
+    /** ranks training together: each step takes `samples` images on each of them */
+    readonly worldSize = 1,
   ) {}
 
-  /** Counts one finite step; returns the images per second so far. */
+  /** Counts one finite step; returns the images per second so far (over all ranks). */
   recordStep(loss: number, correct: number, samples: number): number {
-    this.images += samples;
+    this.images += samples * this.worldSize;
     this.lastLoss = loss;
     this.lastTop1 = correct / samples;
     this.window.add(loss, correct, samples);
