@@ -4,6 +4,7 @@ import { alexnetError } from '../errors.js';
 import { backendInfo, packageVersion, setNumThreads } from '../info.js';
 import { seedForward } from './forward.js';
 import { useDefaultOpenblasKernels, type ConvAlgorithm } from '../native.js';
+import { launchRanks } from './launch.js';
 import { evalCommand, exportCommand, filtersCommand, plotCommand, predictCommand, samplesCommand, trainCommand } from './commands.js';
 
 // Numeric flags are bounded, so a typo or a hostile value is an ERR_ARGUMENT error naming the
@@ -54,6 +55,8 @@ export const LIMITS = {
   count: Number.MAX_SAFE_INTEGER,
   /** CPU threads. */
   threads: 1024,
+  /** Local processes of `train --nproc`. */
+  ranks: 1024,
 } as const;
 
 function printInfo(json: boolean): void {
@@ -139,9 +142,18 @@ program
   .option('--max-steps <n>', 'stop after this many steps', positiveInt('max-steps'))
   .option('--warmup <n>', 'linear learning-rate warm-up over the first n steps', int('warmup', 0, LIMITS.count), 0)
   .option('--json', 'print one JSON object per line instead of a progress bar, ending with a summary')
+  .option('--threads <n>', 'CPU threads of this process (default: all cores; with --nproc: the cores shared out among the ranks)', positiveInt('threads', LIMITS.threads))
+  .option('--nproc <n>', 'train data-parallel with n local processes: runs this command under mpirun -n n (needs Open MPI; --batch-size is per process)', positiveInt('nproc', LIMITS.ranks))
   .action(async (opts, cmd: Command) => {
-    const explicit = new Set(Object.keys(opts).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
-    await trainCommand({ ...opts, json: Boolean(opts.json), explicit });
+    const { nproc, threads, ...rest } = opts as { nproc?: number; threads?: number } & Record<string, unknown>;
+    if (nproc !== undefined) {
+      // this process only starts mpirun and waits: the ranks parse the same options again
+      process.exitCode = await launchRanks(nproc, process.argv.slice(2));
+      return;
+    }
+    if (threads !== undefined) setNumThreads(threads);
+    const explicit = new Set(Object.keys(rest).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
+    await trainCommand({ ...(rest as unknown as Parameters<typeof trainCommand>[0]), json: Boolean(rest.json), explicit });
   });
 
 program
