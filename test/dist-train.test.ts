@@ -9,11 +9,12 @@
 //    step, the union of the ranks' batches; rank 0 alone writes the checkpoint and the metrics
 //    log; the validation figures equal one process's; a 2-rank run stopped at a checkpoint and
 //    resumed by 2 ranks ends with the weights of the uninterrupted 2-rank run; `alexnet train
-//    --nproc 2` launches the ranks itself (one summary, a checkpoint of 2 ranks, mpirun's status).
+//    --nproc 2` launches the ranks itself (one summary, a checkpoint of 2 ranks, mpirun's status;
+//    a Ctrl-C stops every rank after a step with one checkpoint).
 //    Skipped, saying so, where mpirun or libmpi is absent;
 //  * `--nproc`'s mpirun command line (src/cli/launch.ts), and its refusals: mpirun missing from
 //    the PATH, already inside an mpirun job.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -338,6 +339,42 @@ describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: m
     const bad = run(['--nproc=2', '--resume', join(dir, 'missing.safetensors'), '--json']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/rank [01]: alexnet: .*missing\.safetensors/);
+  }, 180_000);
+
+  it.skipIf(!mpiFound)('`train --nproc 2` and Ctrl-C: every rank stops after a step with one checkpoint, as a single process does', async () => {
+    const dir = await tempDir();
+    // the parent leads a process group of its own, as a shell's foreground job: a Ctrl-C at the
+    // terminal is a SIGINT to that group (mpirun runs in another, and hears of it through us)
+    const child = spawn(process.execPath, [join(root, 'bin', 'alexnet.js'), 'train', '--nproc', '2', '--train-size', '512', '--val-size', '4', '--batch-size', '2',
+      '--epochs', '1', '--workers', '0', '--checkpoint', 'ck.safetensors', '--checkpoint-every', '2', '--metrics', 'm.jsonl', '--json'], { cwd: dir, detached: true });
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const status = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 120_000);
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (!sent && stdout.includes('"type":"checkpoint"')) {
+          sent = true;
+          process.kill(-child.pid!, 'SIGINT');
+        }
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+    expect(sent, `no checkpoint line came:\n${stdout}\n${stderr}`).toBe(true);
+    expect(status, `${stdout}\n${stderr}`).toBe(0);
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const summaries = lines.filter((l) => l.type === 'summary');
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0].stopped).toBe('interrupted');
+    expect(summaries[0].steps).toBeLessThan(128); // 512 / 2 ranks / batch 2: stopped well before the end
+    const state = await loadTrainingState(join(dir, 'ck.safetensors'));
+    expect(state.step).toBe(summaries[0].steps);
+    expect(state.dataOrder).toMatchObject({ worldSize: 2 });
   }, 180_000);
 
   it.skipIf(!mpiFound)('an interrupt seen by one rank stops every rank after the same step, with the same weights and one checkpoint', async () => {

@@ -70,14 +70,24 @@ export async function launchRanks(n: number, args: readonly string[], script = p
     throw alexnetError('ERR_DIST', `--nproc: this process is already a rank of an mpirun job (OMPI_COMM_WORLD_SIZE=${process.env.OMPI_COMM_WORLD_SIZE ?? '?'}); drop --nproc, mpirun's -n sets the ranks`);
   }
   const plan = mpirunPlan(n, script, args);
-  // Ctrl-C reaches mpirun too (same process group); mpirun passes it on to the ranks and ends
-  // the job. This process stays to report mpirun's status.
-  const ignore = (): void => undefined;
-  process.on('SIGINT', ignore);
-  process.on('SIGTERM', ignore);
+  // mpirun runs in a process group of its own, so a Ctrl-C at the terminal reaches this process
+  // alone: the first asks the ranks for a checkpoint after the current step (SIGUSR1, which
+  // mpirun forwards to every rank and `train` takes as its interrupt under mpirun), the second
+  // ends the job at once (SIGINT to mpirun). SIGTERM and SIGHUP are passed on to mpirun. Its stdin
+  // is closed: a process group in the background that read the terminal would be stopped.
+  let interrupts = 0;
+  let child: ReturnType<typeof spawn> | undefined;
+  const onInt = (): void => {
+    interrupts++;
+    child?.kill(interrupts === 1 ? 'SIGUSR1' : 'SIGINT');
+  };
+  const onTerm = (signal: NodeJS.Signals): void => void child?.kill(signal);
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  process.on('SIGHUP', onTerm);
   try {
     return await new Promise<number>((resolve, reject) => {
-      const child = spawn(plan.command, plan.args, { stdio: 'inherit' });
+      child = spawn(plan.command, plan.args, { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
       child.on('error', (e: NodeJS.ErrnoException) => {
         reject(e.code === 'ENOENT' ? alexnetError('ERR_DIST', MISSING) : alexnetError('ERR_DIST', `--nproc: could not start mpirun: ${e.message}`));
       });
@@ -87,8 +97,9 @@ export async function launchRanks(n: number, args: readonly string[], script = p
       });
     });
   } finally {
-    process.off('SIGINT', ignore);
-    process.off('SIGTERM', ignore);
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    process.off('SIGHUP', onTerm);
   }
 }
 
