@@ -201,11 +201,16 @@ describe('benchOps on CUDA', () => {
 describe('alexnet bench --conv', () => {
   const bin = join(__dirname, '..', 'bin', 'alexnet.js');
   it('runs the convolution path it names (recorded in each JSON line) and refuses one it does not know', () => {
-    const r = spawnSync(process.execPath, [bin, 'bench', '--batch', '1', '--reps', '1', '--no-peer', '--json', '--conv', 'im2col'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [bin, 'bench', '--batch', '1', '--reps', '1', '--no-peer', '--json', '--conv', 'im2col', '--dist-batch', '2'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
-    const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const line = lines.find((l) => l.type === undefined)!;
     expect(line.convAlgorithm).toBe('im2col');
     expect(line.inferImagesPerSecond).toBeGreaterThan(0);
+    // then the data-parallel line (its fields: the next describe), at the --dist-batch asked for
+    const dist = lines.at(-1)!;
+    expect(dist.type).toBe('distributed');
+    if (!('skipped' in dist)) expect(dist).toMatchObject({ globalBatch: 2, single: { batchPerRank: 2 }, distributed: { ranks: 2, batchPerRank: 1 } });
     const bad = spawnSync(process.execPath, [bin, 'bench', '--conv', 'fft'], { encoding: 'utf8' });
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/'--conv <algo>' argument 'fft' is invalid\. conv must be one of auto, direct, direct-avx2, im2col, winograd/);
