@@ -161,6 +161,10 @@ describe('train --nproc: the mpirun command line and its refusals', () => {
     expect(mpirunPlan(2, '/x/a.js', ['train', '--threads', '3', '--nproc', '2'], { root: false, cores: 2, node: '/n' }).args)
       .toEqual(['-n', '2', '/n', '/x/a.js', 'train', '--threads', '3']);
     expect(withoutNproc(['a', '--', '--nproc', '2'])).toEqual(['a', '--', '--nproc', '2']);
+    // --threads goes before a '--' (after it, it would be an operand); none for a plain script
+    expect(mpirunPlan(2, '/x/a.js', ['train', '--nproc', '2', '--', 'x'], { root: false, cores: 2, node: '/n' }).args)
+      .toEqual(['-n', '2', '/n', '/x/a.js', 'train', '--threads', '1', '--', 'x']);
+    expect(mpirunPlan(2, '/x/r.js', ['4', '1', '1'], { root: false, cores: 2, node: '/n', threads: false }).args).toEqual(['-n', '2', '/n', '/x/r.js', '4', '1', '1']);
   });
 
   const bin = join(root, 'bin', 'alexnet.js');

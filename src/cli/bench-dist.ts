@@ -94,7 +94,7 @@ export async function distributedBench(o: { globalBatch: number; steps: number; 
   const seconds = o.timeoutSeconds ?? 600;
   const perRank = Math.max(1, Math.floor(threads / ranks));
   const single = summarise(await runRanks(process.execPath, [script, String(o.globalBatch), String(o.steps), String(threads)], seconds), 1);
-  const plan = mpirunPlan(ranks, script, [String(o.globalBatch / ranks), String(o.steps), String(perRank)]);
+  const plan = mpirunPlan(ranks, script, [String(o.globalBatch / ranks), String(o.steps), String(perRank)], { threads: false });
   const lines = await runRanks(plan.command, plan.args, seconds);
   const distributed = summarise(lines, ranks);
   return {

@@ -12,10 +12,11 @@ import { softmaxCrossEntropy } from '../ops/loss.js';
 import { synchronize } from '../tensor.js';
 import { disposeRig, rig } from './bench.js';
 
-const [batch, steps, threads] = process.argv.slice(2).map(Number) as [number, number, number];
+const args = process.argv.slice(2);
+const [batch, steps, threads] = args.map(Number) as [number, number, number];
 let rank = '?';
 try {
-  if (![batch, steps, threads].every((n) => Number.isInteger(n) && n > 0)) throw new Error('usage: bench-rank.js <batch> <steps> <threads>');
+  if (args.length !== 3 || ![batch, steps, threads].every((n) => Number.isInteger(n) && n > 0)) throw new Error('usage: bench-rank.js <batch> <steps> <threads>');
   const comm = await initDistributed();
   rank = String(comm.rank);
   setNumThreads(threads);

@@ -40,21 +40,23 @@ export function withoutNproc(args: readonly string[]): string[] {
 /**
  * The mpirun command line for `n` local ranks of `node script ...args`: `--allow-run-as-root`
  * only as root, `--oversubscribe` when n exceeds the cores (mpirun refuses more ranks than slots
- * otherwise), and `--threads` per rank (the cores shared out, at least 1) unless args set it.
+ * otherwise), and `--threads` per rank (the cores shared out, at least 1) unless args set it or
+ * o.threads is false (a script of other arguments).
  */
-export function mpirunPlan(n: number, script: string, args: readonly string[], o: { root?: boolean; cores?: number; node?: string } = {}): MpirunPlan {
+export function mpirunPlan(n: number, script: string, args: readonly string[], o: { root?: boolean; cores?: number; node?: string; threads?: boolean } = {}): MpirunPlan {
   const root = o.root ?? (typeof process.getuid === 'function' && process.getuid() === 0);
   const cores = o.cores ?? availableParallelism();
   const rest = withoutNproc(args);
-  const hasThreads = rest.some((a) => a === '--threads' || a.startsWith('--threads='));
-  const threads = hasThreads ? [] : ['--threads', String(Math.max(1, Math.floor(cores / n)))];
+  const options = rest.indexOf('--') < 0 ? rest.length : rest.indexOf('--'); // options end at '--'
+  const hasThreads = rest.slice(0, options).some((a) => a === '--threads' || a.startsWith('--threads='));
+  if (o.threads !== false && !hasThreads) rest.splice(options, 0, '--threads', String(Math.max(1, Math.floor(cores / n))));
   return {
     command: 'mpirun',
     args: [
       ...(root ? ['--allow-run-as-root'] : []),
       ...(n > cores ? ['--oversubscribe'] : []),
       '-n', String(n),
-      o.node ?? process.execPath, script, ...rest, ...threads,
+      o.node ?? process.execPath, script, ...rest,
     ],
   };
 }
