@@ -201,13 +201,60 @@ describe('benchOps on CUDA', () => {
 describe('alexnet bench --conv', () => {
   const bin = join(__dirname, '..', 'bin', 'alexnet.js');
   it('runs the convolution path it names (recorded in each JSON line) and refuses one it does not know', () => {
-    const r = spawnSync(process.execPath, [bin, 'bench', '--batch', '1', '--reps', '1', '--no-peer', '--json', '--conv', 'im2col'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [bin, 'bench', '--batch', '1', '--reps', '1', '--no-peer', '--json', '--conv', 'im2col', '--dist-batch', '2'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
-    const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const line = lines.find((l) => l.type === undefined)!;
     expect(line.convAlgorithm).toBe('im2col');
     expect(line.inferImagesPerSecond).toBeGreaterThan(0);
+    // then the data-parallel line (its fields: the next describe), at the --dist-batch asked for
+    const dist = lines.at(-1)!;
+    expect(dist.type).toBe('distributed');
+    if (!('skipped' in dist)) expect(dist).toMatchObject({ globalBatch: 2, single: { batchPerRank: 2 }, distributed: { ranks: 2, batchPerRank: 1 } });
     const bad = spawnSync(process.execPath, [bin, 'bench', '--conv', 'fft'], { encoding: 'utf8' });
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/'--conv <algo>' argument 'fft' is invalid\. conv must be one of auto, direct, direct-avx2, im2col, winograd/);
+  }, 180_000);
+});
+
+describe('alexnet bench: the data-parallel line (a smoke test of its fields, not of the timings)', () => {
+  const hasMpirun = spawnSync('sh', ['-c', 'command -v mpirun']).status === 0;
+  const launched = process.env.OMPI_COMM_WORLD_SIZE !== undefined;
+  it.skipIf(launched)('2 ranks x 1 thread beside 1 process x 2 threads at the same global batch, with the allReduce time per step; skipped with a reason without mpirun or libmpi', async () => {
+    const { distributedBench, distMarkdown } = await import('../src/cli/bench-dist.js');
+    const r = await distributedBench({ globalBatch: 2, steps: 1, threads: 2, timeoutSeconds: 120 });
+    if (!hasMpirun || !loadNative().mpiLibrary().found) {
+      expect('skipped' in r && r.skipped).toMatch(/mpirun not found on the PATH|libmpi not found/);
+      expect(distMarkdown(r)).toMatch(/^Data-parallel line skipped: /);
+      return;
+    }
+    if ('skipped' in r) throw new Error(`skipped although mpirun and libmpi are here: ${r.skipped}`);
+    expect(r).toMatchObject({ globalBatch: 2, steps: 1 });
+    expect(r.single).toMatchObject({ ranks: 1, threadsPerRank: 2, batchPerRank: 2 });
+    expect(r.distributed).toMatchObject({ ranks: 2, threadsPerRank: 1, batchPerRank: 1 });
+    // the flat gradient buffer of the seed AlexNet (2 classes): 4 bytes per parameter, and the
+    // store's alignment padding
+    const { alexnet } = await import('../src/models/alexnet.js');
+    const { ParameterStore } = await import('../src/nn/store.js');
+    const m = alexnet({ config: 'seed', init: 'kaiming', seed: 1 });
+    const params = m.parameters().reduce((a, p) => a + p.data.numel, 0);
+    const store = ParameterStore.create(m, { device: 'cpu' });
+    expect(r.gradientBytes).toBe(4 * store.grads.numel);
+    expect(r.gradientBytes).toBeGreaterThanOrEqual(4 * params);
+    expect(r.gradientBytes).toBeLessThan(4 * params * 1.001);
+    store.dispose();
+    m.dispose();
+    for (const run of [r.single, r.distributed]) {
+      expect(run.stepMs).toBeGreaterThan(0);
+      expect(run.imagesPerSecond).toBeCloseTo((2 * 1000) / run.stepMs, 6);
+      expect(run.allReduceMs).toBeGreaterThanOrEqual(0);
+      expect(run.allReduceMs).toBeLessThan(run.stepMs);
+    }
+    expect(r.ratio).toBeCloseTo(r.distributed.imagesPerSecond / r.single.imagesPerSecond, 9);
+    expect(r.allReduceFraction).toBeCloseTo(r.distributed.allReduceMs / r.distributed.stepMs, 9);
+    const md = distMarkdown(r);
+    expect(md).toMatch(/\| 1 \| 2 \| 2 \| [\d.]+ \| \d+ \| - \| - \|/);
+    expect(md).toMatch(/\| 2 \(mpirun\) \| 1 \| 1 \| [\d.]+ \([\d.]+x\) \| \d+ \| \d+ \| \d+% \|/);
+    await expect(distributedBench({ globalBatch: 3, steps: 1 })).rejects.toMatchObject({ code: 'ERR_ARGUMENT', message: expect.stringMatching(/--dist-batch 3 does not split evenly over 2 ranks/) });
   }, 180_000);
 });

@@ -10,6 +10,8 @@
 //                (initDistributed finalizes at the main thread's normal exit).
 //   throw        rank 1 throws after initialising while rank 0 waits in an allReduce: the job
 //                must end with a non-zero exit and a message naming rank 1.
+//   kill         after a barrier rank 1 kills itself with SIGKILL (no handler, no MPI_Abort) while
+//                rank 0 waits in an allReduce: mpirun must end the job, naming rank 1.
 // Any failed check throws; the handler below names the rank on stderr and exits 1.
 import { initDistributed, mulberry32, Tensor } from '../dist/index.js';
 
@@ -74,10 +76,19 @@ if (mode === 'no-finalize') {
   comm.allReduce(t, 'sum');
   await t.data(); // never completes: rank 1 is gone
   throw new Error('the allReduce completed without rank 1');
+} else if (mode === 'kill') {
+  // both ranks reach the barrier, so rank 1 dies after MPI is up and rank 0 is inside the allReduce
+  // (or about to enter it) when rank 1 is gone; a SIGKILL runs no handler and no MPI_Abort
+  await comm.barrier();
+  if (comm.rank === 1) process.kill(process.pid, 'SIGKILL');
+  const t = Tensor.from(data(comm.rank, 64, 0), [64]);
+  comm.allReduce(t, 'sum');
+  await t.data(); // never completes: rank 1 is gone
+  throw new Error('the allReduce completed without rank 1');
 }
 
 if (mode === 'collectives') await collectives();
-else if (mode !== 'no-finalize') throw new Error(`unknown mode '${mode}'`);
+else if (mode !== 'no-finalize' && mode !== 'kill') throw new Error(`unknown mode '${mode}'`);
 
 async function collectives() {
   // allReduce 'sum' and 'avg' (the sizes include one that is not a multiple of anything handy)

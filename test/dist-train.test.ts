@@ -8,9 +8,13 @@
 //    end with the same weights (on both ranks) as one process at batch 2B that sees, step by
 //    step, the union of the ranks' batches; rank 0 alone writes the checkpoint and the metrics
 //    log; the validation figures equal one process's; a 2-rank run stopped at a checkpoint and
-//    resumed by 2 ranks ends with the weights of the uninterrupted 2-rank run. Skipped, saying
-//    so, where mpirun or libmpi is absent.
-import { spawnSync } from 'node:child_process';
+//    resumed by 2 ranks ends with the weights of the uninterrupted 2-rank run; `alexnet train
+//    --nproc 2` launches the ranks itself (one summary, a checkpoint of 2 ranks, mpirun's status;
+//    a Ctrl-C stops every rank after a step with one checkpoint).
+//    Skipped, saying so, where mpirun or libmpi is absent;
+//  * `--nproc`'s mpirun command line (src/cli/launch.ts), and its refusals: mpirun missing from
+//    the PATH, already inside an mpirun job.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,6 +25,7 @@ import {
   type Dataset, type Sample, type SampleContext,
 } from '../src/index.js';
 import { captureTrainingState, loadTrainingState, saveTrainingState } from '../src/train/state.js';
+import { mpirunPlan, withoutNproc } from '../src/cli/launch.js';
 import { smallNet as sharedSmallNet } from './small-net.mjs';
 
 const root = join(__dirname, '..');
@@ -140,6 +145,46 @@ describe('the world size in the training state', () => {
     const bad = join(dir, 'bad.safetensors');
     await saveTrainingState(bad, { ...(await captureTrainingState({ model: t.model, store: t.store, optimizer: t.optimizer }, { config: {}, seed: 0, position: { step: 0, epoch: 0, batch: 0 } })), dataOrder: { seed: 0, epoch: 0, batch: 1, worldSize: 0 } });
     await expect(loadTrainingState(bad)).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(/'dataOrder'\.worldSize must be a positive integer, got 0/) });
+  });
+});
+
+describe('train --nproc: the mpirun command line and its refusals', () => {
+  it('the same command minus --nproc, -n N, --allow-run-as-root only as root, --oversubscribe past the cores, the cores shared out as --threads', () => {
+    const args = ['train', '--nproc', '3', '--batch-size', '8', '--json'];
+    const p = mpirunPlan(3, '/x/alexnet.js', args, { root: false, cores: 4, node: '/n' });
+    expect(p.command).toBe('mpirun');
+    expect(p.args).toEqual(['-n', '3', '/n', '/x/alexnet.js', 'train', '--batch-size', '8', '--json', '--threads', '1']);
+    expect(mpirunPlan(5, '/x/a.js', ['train', '--nproc=5'], { root: true, cores: 4, node: '/n' }).args)
+      .toEqual(['--allow-run-as-root', '--oversubscribe', '-n', '5', '/n', '/x/a.js', 'train', '--threads', '1']);
+    expect(mpirunPlan(2, '/x/a.js', ['train', '--nproc', '2'], { root: false, cores: 16, node: '/n' }).args).toContain('8');
+    // the user's --threads is kept; an operand after -- is passed through unchanged
+    expect(mpirunPlan(2, '/x/a.js', ['train', '--threads', '3', '--nproc', '2'], { root: false, cores: 2, node: '/n' }).args)
+      .toEqual(['-n', '2', '/n', '/x/a.js', 'train', '--threads', '3']);
+    expect(withoutNproc(['a', '--', '--nproc', '2'])).toEqual(['a', '--', '--nproc', '2']);
+    // --threads goes before a '--' (after it, it would be an operand); none for a plain script
+    expect(mpirunPlan(2, '/x/a.js', ['train', '--nproc', '2', '--', 'x'], { root: false, cores: 2, node: '/n' }).args)
+      .toEqual(['-n', '2', '/n', '/x/a.js', 'train', '--threads', '1', '--', 'x']);
+    expect(mpirunPlan(2, '/x/r.js', ['4', '1', '1'], { root: false, cores: 2, node: '/n', threads: false }).args).toEqual(['-n', '2', '/n', '/x/r.js', '4', '1', '1']);
+  });
+
+  const bin = join(root, 'bin', 'alexnet.js');
+  it('without mpirun on the PATH: ERR_DIST naming the package to install', async () => {
+    const empty = await tempDir();
+    const r = spawnSync(process.execPath, [bin, 'train', '--nproc', '2', '--max-steps', '1'], { encoding: 'utf8', env: { ...process.env, PATH: empty } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/mpirun not found on the PATH: install Open MPI \(Debian\/Ubuntu: apt install openmpi-bin.*\(ERR_DIST\)/);
+  });
+
+  it('refused inside an mpirun job (a rank would start a job of its own)', () => {
+    const r = spawnSync(process.execPath, [bin, 'train', '--nproc', '2', '--max-steps', '1'], { encoding: 'utf8', env: { ...process.env, OMPI_COMM_WORLD_SIZE: '2', OMPI_COMM_WORLD_RANK: '1' } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/rank 1: alexnet: --nproc: this process is already a rank of an mpirun job \(OMPI_COMM_WORLD_SIZE=2\).*\(ERR_DIST\)/);
+  });
+
+  it('--nproc must be a positive integer', () => {
+    const r = spawnSync(process.execPath, [bin, 'train', '--nproc', '0'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/--nproc must be an integer from 1 to 1024, got '0'/);
   });
 });
 
@@ -277,6 +322,63 @@ describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: m
     const bad = run(['--resume', join(dir, 'missing.safetensors'), '--json']);
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/rank [01]: alexnet: .*missing\.safetensors/);
+  }, 180_000);
+
+  it.skipIf(!mpiFound)('`alexnet train --nproc 2` starts the ranks itself: one summary, one checkpoint recording 2 ranks; a failing rank\'s status is the exit status', async () => {
+    const dir = await tempDir();
+    const bin = join(root, 'bin', 'alexnet.js');
+    const run = (args: string[]) => spawnSync('timeout', ['--kill-after=5', '150', process.execPath, bin, 'train', ...args], { encoding: 'utf8', cwd: dir });
+    const r = run(['--nproc', '2', '--train-size', '16', '--val-size', '4', '--batch-size', '2', '--epochs', '1', '--max-steps', '3', '--workers', '0', '--checkpoint', 'ck.safetensors', '--metrics', 'm.jsonl', '--json']);
+    expect(r.status, `--nproc 2 failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const summaries = lines.filter((l) => l.type === 'summary');
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]).toMatchObject({ steps: 3, stopped: 'completed', checkpoint: 'ck.safetensors' });
+    expect(lines.find((l) => l.type === 'checkpoint').batchesPerEpoch).toBe(4); // 16 samples / 2 ranks / batch 2
+    const state = await loadTrainingState(join(dir, 'ck.safetensors'));
+    expect(state.dataOrder).toMatchObject({ epoch: 0, batch: 3, batchSize: 2, worldSize: 2 });
+    expect(state.step).toBe(3);
+
+    // --nproc=2 form; the ranks fail (no such checkpoint): mpirun's non-zero status comes back
+    const bad = run(['--nproc=2', '--resume', join(dir, 'missing.safetensors'), '--json']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/rank [01]: alexnet: .*missing\.safetensors/);
+  }, 180_000);
+
+  it.skipIf(!mpiFound)('`train --nproc 2` and Ctrl-C: every rank stops after a step with one checkpoint, as a single process does', async () => {
+    const dir = await tempDir();
+    // the parent leads a process group of its own, as a shell's foreground job: a Ctrl-C at the
+    // terminal is a SIGINT to that group (mpirun runs in another, and hears of it through us)
+    const child = spawn(process.execPath, [join(root, 'bin', 'alexnet.js'), 'train', '--nproc', '2', '--train-size', '512', '--val-size', '4', '--batch-size', '2',
+      '--epochs', '1', '--workers', '0', '--checkpoint', 'ck.safetensors', '--checkpoint-every', '2', '--metrics', 'm.jsonl', '--json'], { cwd: dir, detached: true });
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const status = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 120_000);
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (!sent && stdout.includes('"type":"checkpoint"')) {
+          sent = true;
+          process.kill(-child.pid!, 'SIGINT');
+        }
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+    expect(sent, `no checkpoint line came:\n${stdout}\n${stderr}`).toBe(true);
+    expect(status, `${stdout}\n${stderr}`).toBe(0);
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const summaries = lines.filter((l) => l.type === 'summary');
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0].stopped).toBe('interrupted');
+    expect(summaries[0].steps).toBeLessThan(128); // 512 / 2 ranks / batch 2: stopped well before the end
+    const state = await loadTrainingState(join(dir, 'ck.safetensors'));
+    expect(state.step).toBe(summaries[0].steps);
+    expect(state.dataOrder).toMatchObject({ worldSize: 2 });
   }, 180_000);
 
   it.skipIf(!mpiFound)('an interrupt seen by one rank stops every rank after the same step, with the same weights and one checkpoint', async () => {

@@ -5,7 +5,8 @@
 //    errors; after finalize every collective is ERR_DIST and initDistributed cannot start again;
 //  * under `mpirun -n 2` (test/dist-ranks.mjs, on the built package): allReduce sum / avg against
 //    the float64 sum of both ranks' data, broadcast from rank 1, barrier, finalize; a rank that
-//    throws ends the job with a non-zero exit naming it, within a bounded time; a program that
+//    throws ends the job with a non-zero exit naming it, within a bounded time, and so does one
+//    killed by SIGKILL while the other waits in an allReduce (mpirun's own message); a program that
 //    forgets finalize() still ends the job cleanly (finalized at the normal exit); a launched job
 //    without a loadable libmpi fails with ERR_DIST. Skipped, saying so, where mpirun is absent.
 import { spawnSync } from 'node:child_process';
@@ -129,6 +130,19 @@ describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: m
     expect(r.status, 'the job hung until `timeout` killed it').not.toBe(124);
     expect(r.stderr + r.stdout).toMatch(/rank 1: failing on purpose before the allReduce/);
     expect(Date.now() - t0).toBeLessThan(55_000);
+  });
+
+  it.skipIf(!mpiFound)('a rank killed by SIGKILL while the other waits in an allReduce ends the job: non-zero, naming the rank, in bounded time', () => {
+    // no watchdog of ours: Open MPI's mpirun notices the dead process (no MPI_Abort, no handler
+    // ran), kills the rank stuck in the collective and exits with 128 + 9 (Open MPI 4.1: ~2 s)
+    const t0 = Date.now();
+    const r = mpirun('kill', {}, 60);
+    const seconds = (Date.now() - t0) / 1000;
+    expect(r.status, 'the job hung until `timeout` killed it').not.toBe(124);
+    expect(r.status, r.stderr).not.toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/process rank 1 .*exited on signal 9 \(Killed\)/);
+    expect(r.stdout).not.toMatch(/the allReduce completed without rank 1/);
+    expect(seconds).toBeLessThan(55);
   });
 
   it('a launched job without a loadable libmpi fails with ERR_DIST on every rank', () => {

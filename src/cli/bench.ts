@@ -23,6 +23,7 @@ import { softmaxCrossEntropy } from '../ops/loss.js';
 import { SGD } from '../optim/sgd.js';
 import { synchronize, Tensor } from '../tensor.js';
 import { backendInfo, setConvAlgorithm } from '../info.js';
+import type { DistBenchResult } from './bench-dist.js';
 
 export interface LayerTiming {
   name: string;
@@ -170,7 +171,7 @@ class MemoryPeaks {
 }
 
 /** One batch size's network, optimizer and inputs. */
-interface BenchRig {
+export interface BenchRig {
   device: string;
   batch: number;
   model: ReturnType<typeof alexnet>;
@@ -181,7 +182,7 @@ interface BenchRig {
   y: Tensor<'int32'>;
 }
 
-function rig(device: string, B: number): BenchRig {
+export function rig(device: string, B: number): BenchRig {
   const model = alexnet({ config: 'seed', init: 'kaiming', seed: 1, device });
   const store = ParameterStore.create(model, { device });
   const sgd = new SGD(store, { lr: 1e-4 });
@@ -191,7 +192,7 @@ function rig(device: string, B: number): BenchRig {
   return { device, batch: B, model, store, sgd, host, x, y };
 }
 
-function disposeRig(r: BenchRig): void {
+export function disposeRig(r: BenchRig): void {
   for (const t of [r.x, r.y]) t.dispose();
   r.model.dispose();
   r.store.dispose();
@@ -683,14 +684,22 @@ function ofPeak(f: number): string {
   return f > 0 ? `${(100 * f).toFixed(1)}%` : '-';
 }
 
-export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean; conv?: ConvAlgorithm }): Promise<void> {
+export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean; conv?: ConvAlgorithm; dist?: boolean; distBatch?: number }): Promise<void> {
   const batches = (o.batch ?? (o.device === 'cpu' ? '1,16,64' : '1,16,64,128')).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
   // the CPU convolution path (default 'auto'): `--conv direct` against `--conv auto` compares them
   const conv = o.conv ?? 'auto';
   setConvAlgorithm(conv);
   const results = await benchmark({ device: o.device, batches, reps: o.reps, peer: o.peer });
   if (o.json) for (const r of results) console.log(JSON.stringify({ ...r, convAlgorithm: conv }));
-  const md = benchMarkdown(results);
+  // CPU: the data-parallel line (2 ranks x half the threads beside 1 process x all of them)
+  let dist: DistBenchResult | undefined;
+  if (o.device === 'cpu' && o.dist !== false) {
+    const { distributedBench } = await import('./bench-dist.js');
+    dist = await distributedBench({ globalBatch: o.distBatch ?? 32, steps: o.reps });
+    if (o.json) console.log(JSON.stringify({ type: 'distributed', ...dist }));
+  }
+  let md = benchMarkdown(results);
+  if (dist) md += `\n\n${(await import('./bench-dist.js')).distMarkdown(dist)}`;
   if (!o.json) console.log(md);
   if (o.save) {
     const dir = join(process.cwd(), 'bench', 'results');
@@ -698,7 +707,7 @@ export async function benchCommand(o: { device: string; batch?: string; reps: nu
     // the CPU model in the name: results of several machines sit side by side
     const stamp = `bench-${o.device.replace(':', '')}-${o.device === 'cpu' ? `${cpuSlug()}-` : ''}${new Date().toISOString().slice(0, 10)}`;
     const machine = { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: backendInfo().backends.cpu.threads, convAlgorithm: conv, fmaPeak: results[0]?.fmaPeak };
-    await writeFile(join(dir, `${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), machine, results }, null, 2) + '\n');
+    await writeFile(join(dir, `${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), machine, results, ...(dist ? { distributed: dist } : {}) }, null, 2) + '\n');
     await writeFile(join(dir, `${stamp}.md`), md + '\n');
     if (!o.json) console.log(`\nsaved bench/results/${stamp}.{json,md}`);
   }

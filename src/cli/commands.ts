@@ -191,6 +191,10 @@ export async function trainCommand(options: TrainCliOptions): Promise<TrainSumma
     controller.abort();
   };
   process.on('SIGINT', onSigint);
+  // under mpirun a Ctrl-C at the terminal ends the job; SIGUSR1, which mpirun forwards to every
+  // rank, is the interrupt instead (`train --nproc` sends it on the first Ctrl-C)
+  const distributed = comm.worldSize > 1;
+  if (distributed) process.on('SIGUSR1', onSigint);
   const reporter = quiet ? { onProgress: () => undefined, stop: () => undefined } : progressReporter(o.json);
   const trainer = new Trainer({
     model,
@@ -233,6 +237,7 @@ export async function trainCommand(options: TrainCliOptions): Promise<TrainSumma
     return summary;
   } finally {
     process.off('SIGINT', onSigint);
+    if (distributed) process.off('SIGUSR1', onSigint);
     await trainer.close();
     model.dispose();
   }

@@ -4,6 +4,7 @@ import { alexnetError } from '../errors.js';
 import { backendInfo, packageVersion, setNumThreads } from '../info.js';
 import { seedForward } from './forward.js';
 import { useDefaultOpenblasKernels, type ConvAlgorithm } from '../native.js';
+import { launchRanks } from './launch.js';
 import { evalCommand, exportCommand, filtersCommand, plotCommand, predictCommand, samplesCommand, trainCommand } from './commands.js';
 
 // Numeric flags are bounded, so a typo or a hostile value is an ERR_ARGUMENT error naming the
@@ -54,6 +55,8 @@ export const LIMITS = {
   count: Number.MAX_SAFE_INTEGER,
   /** CPU threads. */
   threads: 1024,
+  /** Local processes of `train --nproc`. */
+  ranks: 1024,
 } as const;
 
 function printInfo(json: boolean): void {
@@ -139,9 +142,18 @@ program
   .option('--max-steps <n>', 'stop after this many steps', positiveInt('max-steps'))
   .option('--warmup <n>', 'linear learning-rate warm-up over the first n steps', int('warmup', 0, LIMITS.count), 0)
   .option('--json', 'print one JSON object per line instead of a progress bar, ending with a summary')
+  .option('--threads <n>', 'CPU threads of this process (default: all cores; with --nproc: the cores shared out among the ranks)', positiveInt('threads', LIMITS.threads))
+  .option('--nproc <n>', 'train data-parallel with n local processes: runs this command under mpirun -n n (needs Open MPI; --batch-size is per process)', positiveInt('nproc', LIMITS.ranks))
   .action(async (opts, cmd: Command) => {
-    const explicit = new Set(Object.keys(opts).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
-    await trainCommand({ ...opts, json: Boolean(opts.json), explicit });
+    const { nproc, threads, ...rest } = opts as { nproc?: number; threads?: number } & Record<string, unknown>;
+    if (nproc !== undefined) {
+      // this process only starts mpirun and waits: the ranks parse the same options again
+      process.exitCode = await launchRanks(nproc, process.argv.slice(2));
+      return;
+    }
+    if (threads !== undefined) setNumThreads(threads);
+    const explicit = new Set(Object.keys(rest).filter((k) => cmd.getOptionValueSource(k) === 'cli'));
+    await trainCommand({ ...(rest as unknown as Parameters<typeof trainCommand>[0]), json: Boolean(rest.json), explicit });
   });
 
 program
@@ -191,7 +203,7 @@ program
 
 program
   .command('bench')
-  .description('inference and training images/s of the seed AlexNet per batch size against a matmul and the FMA peak, a per-layer table, peak memory, and onnxruntime-node and PyTorch (CPU) beside it')
+  .description('inference and training images/s of the seed AlexNet per batch size against a matmul and the FMA peak, a per-layer table, peak memory, onnxruntime-node and PyTorch (CPU) beside it, and (CPU) data-parallel training: 2 ranks under mpirun beside 1 process')
   .option('--device <name>', 'cpu or cuda:N', 'cpu')
   .option('--batch <list>', 'batch sizes, comma separated (cpu: 1,16,64; cuda: 1,16,64,128)')
   .option('--reps <n>', 'timed repetitions (best is kept)', positiveInt('reps', 100_000), 3)
@@ -199,7 +211,9 @@ program
   .option('--save', 'write bench/results/bench-<device>[-<cpu model>]-<date>.{json,md}')
   .option('--json', 'one JSON object per batch size: {device, batch, trainImagesPerSecond, inferImagesPerSecond, layers, ...}')
   .option('--conv <algo>', 'CPU convolution path: auto | direct | direct-avx2 | im2col | winograd (to compare them)', oneOf('conv', ['auto', 'direct', 'direct-avx2', 'im2col', 'winograd'] as const), 'auto')
-  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean; conv: ConvAlgorithm }) => {
+  .option('--no-dist', 'skip the data-parallel line (CPU: 2 ranks under mpirun x half the threads beside 1 process x all of them)')
+  .option('--dist-batch <n>', 'global batch of the data-parallel line (split over the ranks)', positiveInt('dist-batch', LIMITS.batch), 32)
+  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean; conv: ConvAlgorithm; dist: boolean; distBatch: number }) => {
     useDefaultOpenblasKernels(); // before the addon loads
     const { benchCommand } = await import('./bench.js');
     await benchCommand({ ...opts, json: Boolean(opts.json), save: Boolean(opts.save) });
