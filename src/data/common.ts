@@ -199,6 +199,19 @@ export function rngFor(...values: number[]): () => number {
   return mulberry32(hash32(...values));
 }
 
+/** 0..n-1, shuffled by Fisher-Yates with `r` when given (the epoch orders of the DataLoader and the DistributedSampler). */
+export function epochOrder(n: number, r: (() => number) | null): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  if (r === null) return order;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  return order;
+}
+
 export function checkInt(value: unknown, name: string, min: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
     throw dataError(`${name} must be an integer >= ${min}, got ${String(value)}`);

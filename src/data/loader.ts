@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { assembleBatch, type BatchRequest } from './batch.js';
-import { checkInt, dataError, hasPixels, rngFor, type Batch, type Dataset, type DatasetSpec, type DataWarning } from './common.js';
+import { checkInt, dataError, epochOrder, hasPixels, rngFor, type Batch, type Dataset, type DatasetSpec, type DataWarning } from './common.js';
 import { DistributedSampler } from '../dist/sampler.js';
 
 /**
@@ -266,16 +266,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       this.#orderCache = { epoch, order };
     } else if (this.#orderCache?.epoch !== epoch) {
       const n = this.dataset.length;
-      const order = Array.from({ length: n }, (_, i) => i);
-      if (this.shuffle) {
-        const r = rngFor(this.seed, epoch, 0x5f1e);
-        for (let i = n - 1; i > 0; i--) {
-          const j = Math.floor(r() * (i + 1));
-          const t = order[i]!;
-          order[i] = order[j]!;
-          order[j] = t;
-        }
-      }
+      const order = epochOrder(n, this.shuffle ? rngFor(this.seed, epoch, 0x5f1e) : null);
       this.#orderCache = { epoch, order };
     }
     return [...this.#orderCache.order];

@@ -7,7 +7,7 @@
 // dropLast the order is cut to floor(n / world)·world instead (no repeats, the tail skipped).
 // Pure arithmetic: no MPI, no tensors.
 import { alexnetError } from '../errors.js';
-import { rngFor } from '../data/common.js';
+import { epochOrder, rngFor } from '../data/common.js';
 
 export interface DistributedSamplerOptions {
   /** The number of processes (ranks). */
@@ -70,16 +70,7 @@ export class DistributedSampler {
   indices(epoch: number = this.#epoch): number[] {
     checkInt(epoch, 'epoch', 0);
     const n = this.length;
-    const order = Array.from({ length: n }, (_, i) => i);
-    if (this.shuffle) {
-      const r = rngFor(this.seed, epoch, 0xd157);
-      for (let i = n - 1; i > 0; i--) {
-        const j = Math.floor(r() * (i + 1));
-        const t = order[i]!;
-        order[i] = order[j]!;
-        order[j] = t;
-      }
-    }
+    const order = epochOrder(n, this.shuffle ? rngFor(this.seed, epoch, 0xd157) : null);
     let padded: number[];
     if (this.dropLast) padded = order.slice(0, this.totalSize);
     else {
