@@ -4,6 +4,7 @@
 // to the padding and covering the dataset; deterministic per (seed, epoch). No MPI needed.
 import { describe, expect, it } from 'vitest';
 import { DistributedSampler } from '../src/index.js';
+import { MAX_EPOCH_LENGTH } from '../src/data/common.js';
 import { expectCode, rng } from './helpers.js';
 
 function shares(n: number, world: number, opts: { seed?: number; shuffle?: boolean; dropLast?: boolean } = {}, epoch = 0): number[][] {
@@ -75,5 +76,16 @@ describe('DistributedSampler', () => {
     expectCode(() => new DistributedSampler(10, { worldSize: 0, rank: 0 }), 'ERR_ARGUMENT', /worldSize/);
     expectCode(() => new DistributedSampler(-1, { worldSize: 1, rank: 0 }), 'ERR_ARGUMENT', /dataset length/);
     expectCode(() => new DistributedSampler(10, { worldSize: 2, rank: 0 }).setEpoch(1.5), 'ERR_ARGUMENT', /epoch/);
+    // a length no JavaScript array can hold as an epoch order: an error, not an out-of-memory abort
+    expectCode(() => new DistributedSampler(2 ** 40, { worldSize: 2, rank: 0 }), 'ERR_ARGUMENT', /at most 100000000/);
+    expectCode(() => new DistributedSampler({ length: MAX_EPOCH_LENGTH + 1 }, { worldSize: 1, rank: 0 }), 'ERR_ARGUMENT', /dataset length/);
+  });
+
+  it('pads a world far larger than the dataset without building the padded order', () => {
+    const ws = 2 ** 31;
+    const shard = (rank: number) => new DistributedSampler(3, { worldSize: ws, rank, shuffle: false }).indices(0);
+    // position p of the padded order is p mod 3: each rank gets one index
+    for (const rank of [0, 1, 2, 3, 7, ws - 1]) expect(shard(rank)).toEqual([rank % 3]);
+    expect(new DistributedSampler(3, { worldSize: ws, rank: 5, dropLast: true }).indices(0)).toEqual([]);
   });
 });

@@ -199,8 +199,17 @@ export function rngFor(...values: number[]): () => number {
   return mulberry32(hash32(...values));
 }
 
+/**
+ * The most samples an epoch may have: its order is a JavaScript array, and V8 cannot hold a
+ * packed array much beyond 2^27 elements (a longer one would take the process down with an
+ * out-of-memory abort instead of an error).
+ */
+export const MAX_EPOCH_LENGTH = 100_000_000;
+
 /** 0..n-1, shuffled by Fisher-Yates with `r` when given (the epoch orders of the DataLoader and the DistributedSampler). */
 export function epochOrder(n: number, r: (() => number) | null): number[] {
+  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_EPOCH_LENGTH)
+    throw dataError(`an epoch of ${String(n)} samples: the length must be an integer in [0, ${MAX_EPOCH_LENGTH}]`);
   const order = Array.from({ length: n }, (_, i) => i);
   if (r === null) return order;
   for (let i = n - 1; i > 0; i--) {

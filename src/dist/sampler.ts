@@ -7,7 +7,7 @@
 // dropLast the order is cut to floor(n / world)·world instead (no repeats, the tail skipped).
 // Pure arithmetic: no MPI, no tensors.
 import { alexnetError } from '../errors.js';
-import { epochOrder, rngFor } from '../data/common.js';
+import { epochOrder, MAX_EPOCH_LENGTH, rngFor } from '../data/common.js';
 
 export interface DistributedSamplerOptions {
   /** The number of processes (ranks). */
@@ -44,6 +44,8 @@ export class DistributedSampler {
   /** `length`: the dataset's size (or the dataset itself: anything with a `length`). */
   constructor(dataset: number | { length: number }, options: DistributedSamplerOptions) {
     this.length = checkInt(typeof dataset === 'number' ? dataset : dataset?.length, 'the dataset length', 0);
+    if (this.length > MAX_EPOCH_LENGTH)
+      throw alexnetError('ERR_ARGUMENT', `DistributedSampler: the dataset length must be at most ${MAX_EPOCH_LENGTH} but got ${this.length}`);
     this.worldSize = checkInt(options?.worldSize, 'worldSize', 1);
     this.rank = checkInt(options.rank, 'rank', 0);
     if (this.rank >= this.worldSize)
@@ -71,14 +73,11 @@ export class DistributedSampler {
     checkInt(epoch, 'epoch', 0);
     const n = this.length;
     const order = epochOrder(n, this.shuffle ? rngFor(this.seed, epoch, 0xd157) : null);
-    let padded: number[];
-    if (this.dropLast) padded = order.slice(0, this.totalSize);
-    else {
-      padded = order;
-      for (let k = 0; padded.length < this.totalSize; k++) padded.push(order[k % n]!);
-    }
+    // Position p of the epoch's padded order is order[p % n]: the tail wraps around to the
+    // start (dropLast cuts instead, and then totalSize <= n). Never materialised: a world far
+    // larger than the dataset would make it huge.
     const mine: number[] = [];
-    for (let p = this.rank; p < this.totalSize; p += this.worldSize) mine.push(padded[p]!);
+    for (let p = this.rank; p < this.totalSize; p += this.worldSize) mine.push(order[p % n]!);
     return mine;
   }
 

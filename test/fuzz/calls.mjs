@@ -421,6 +421,58 @@ export function buildCall(lib, rnd) {
       const t = g.receiver(g.pick(['float32', 'int32']));
       return call('dataSync', (x) => Tensor.prototype.dataSync.call(x), [t]);
     },
+    // The communicator of a world of one (no mpirun): collectives leave a valid tensor as it is.
+    allReduce() {
+      const valid = g.chance(0.4);
+      const t = valid ? g.tensorOf(g.smallShape(), 'float32', true) : g.anyTensor(undefined, g.pick(['float32', 'int32']));
+      const op = valid ? g.pick(['sum', 'avg', undefined]) : g.chance(0.5) ? g.pick(['sum', 'avg', 'max', 'mean', '', 'SUM']) : g.junk();
+      const before = valid ? t.dataSync().slice() : null;
+      return call('allReduce', async (x, o) => (await lib.initDistributed()).allReduce(x, o), [t, op], valid ? {
+        async check(y) {
+          if (y !== t) return 'allReduce did not return its tensor';
+          return closeTo(await y.data(), before, 0);
+        },
+      } : {});
+    },
+    broadcast() {
+      const valid = g.chance(0.4);
+      const t = valid ? g.tensorOf(g.smallShape(), g.pick(['float32', 'int32']), true) : g.anyTensor(undefined, g.pick(['float32', 'int32']));
+      const root = valid ? g.pick([0, undefined]) : g.pick([1, -1, NaN, 1.5, 2 ** 31, 2 ** 53, '0', null, g.junk()]);
+      const before = valid ? t.dataSync().slice() : null;
+      return call('broadcast', async (x, r) => (await lib.initDistributed()).broadcast(x, r), [t, root], valid ? {
+        async check(y) {
+          if (y !== t) return 'broadcast did not return its tensor';
+          return closeTo(await y.data(), before, 0);
+        },
+      } : {});
+    },
+    barrier() {
+      return call('barrier', async () => (await lib.initDistributed()).barrier(), []);
+    },
+    DistributedSampler() {
+      const valid = g.chance(0.5);
+      const n = valid ? g.int(0, 50) : g.pick([-1, NaN, 1.5, 2 ** 32, 2 ** 53, 1e300, '5', null, { length: 2 ** 40 }, { length: -1 }, g.junk()]);
+      const worldSize = valid ? g.int(1, 5) : g.pick([0, -1, NaN, 2 ** 31, 1e300, '2', null, g.int(1, 5)]);
+      const rank = valid ? g.int(0, worldSize - 1) : g.pick([0, -1, 7, NaN, 1.5, '0', undefined]);
+      const opts = !valid && g.chance(0.1) ? g.junk() : { worldSize, rank, seed: valid ? g.int(0, 1000) : g.pick([0, -1, NaN, 2 ** 60, 'x', undefined]), dropLast: g.chance(0.3), shuffle: g.chance(0.8) };
+      const epoch = valid ? g.int(0, 5) : g.pick([0, -1, NaN, 1.5, 2 ** 53, 'x', undefined]);
+      const run = (d, o, e) => new lib.DistributedSampler(d, o).indices(e);
+      return call('DistributedSampler', run, [n, opts, epoch], valid ? {
+        async check(idx) {
+          // every rank's shard from the same options: disjoint (up to the padding), covering, in range
+          const all = [];
+          for (let r = 0; r < worldSize; r++) all.push(...new lib.DistributedSampler(n, { ...opts, rank: r }).indices(epoch));
+          if (idx.join() !== new lib.DistributedSampler(n, opts).indices(epoch).join()) return 'the same options gave another shard';
+          if (all.some((i) => !Number.isInteger(i) || i < 0 || i >= n)) return `an index out of [0, ${n})`;
+          const seen = new Set(all);
+          const per = opts.dropLast && n % worldSize !== 0 ? Math.ceil((n - worldSize) / worldSize) : Math.ceil(n / worldSize);
+          if (all.length !== per * worldSize) return `${all.length} indices over the ranks, expected ${per * worldSize}`;
+          if (!opts.dropLast && seen.size !== n) return `the shards cover ${seen.size} of ${n}`;
+          if (seen.size !== Math.min(n, all.length)) return 'shards overlap beyond the padding';
+          return null;
+        },
+      } : {});
+    },
     dispose() {
       const t = g.receiver('float32');
       return call('dispose', (x) => { Tensor.prototype.dispose.call(x); Tensor.prototype.dispose.call(x); }, [t]);
