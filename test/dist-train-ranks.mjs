@@ -3,8 +3,9 @@
 // on the built package (../dist/index.js). With 'interrupt': rank 1 alone is interrupted (its
 // signal reads aborted from the 4th step it launches on); every rank prints "RESULT <json>" with
 // its summary and writes its weights to <dir>/weights-<N>-interrupted.f32. Otherwise every rank:
-//   1. trains the small network (dropout 0, initial weights from <seed>; rank 1 first draws
-//      other initial weights, which the broadcast from rank 0 must replace) for 2 epochs at batch
+//   1. trains the small network (dropout 0.25, initial weights and dropout stream from <seed>;
+//      rank 1 first draws other initial weights and another dropout seed, which the broadcast
+//      from rank 0 must replace) for 2 epochs at batch
 //      8 per rank, with its checkpoint and metrics log in <dir>/rank<N>/ (only rank 0 may write);
 //   2. trains the same run again, stopped at step 4 (inside epoch 2) with a checkpoint in
 //      <dir>/part/ (written by rank 0), then resumes it from that file to the end.
@@ -33,10 +34,12 @@ const comm = await initDistributed();
 rank = String(comm.rank);
 if (comm.worldSize !== 2) throw new Error(`world size ${comm.worldSize} (${comm.reason})`);
 
+/** p of the network's Dropout: the ranks draw slices of one stream, so they still equal one process */
+const DROPOUT = 0.25;
 const lib = { Sequential, Conv2d, ReLU, MaxPool2d, Flatten, Linear, Dropout, mulberry32 };
 const data = (split, size) => new SyntheticDataset({ size, imageSize: 32, split, seed: 11, numClasses: 2 });
 const base = (extra) => ({
-  model: smallNet(lib, comm.rank === 0 ? seed : seed + 1000, 2, 0),
+  model: smallNet(lib, comm.rank === 0 ? seed : seed + 1000, 2, DROPOUT),
   config: { test: 'ddp' },
   train: data('train', 48),
   val: data('val', 21),
@@ -84,7 +87,7 @@ const s1 = await first.run();
 await first.close();
 if (s1.steps !== 4) throw new Error(`the stopped run took ${s1.steps} steps`);
 await comm.barrier(); // rank 0 has written the checkpoint both ranks read
-const resumed = new Trainer(base({ resume: part, model: smallNet(lib, seed + 2000 + comm.rank, 2, 0) }));
+const resumed = new Trainer(base({ resume: part, model: smallNet(lib, seed + 2000 + comm.rank, 2, DROPOUT) }));
 await resumed.run();
 await params(resumed, 'resumed');
 await resumed.close();

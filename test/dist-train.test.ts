@@ -119,9 +119,13 @@ describe('DataLoader shards', () => {
   });
 });
 
-/** The small network of the training tests, dropout 0 (as in test/dist-train-ranks.mjs). */
+/**
+ * The small network of the training tests, with dropout 0.25 as in test/dist-train-ranks.mjs:
+ * the ranks draw their slices of one dropout stream (Dropout.shardStream), so together they
+ * draw the masks of one process at the global batch.
+ */
 function smallNet(seed = 1): Sequential {
-  return sharedSmallNet({ Sequential, Conv2d, ReLU, MaxPool2d, Flatten, Linear, Dropout, mulberry32 }, seed, 2, 0) as Sequential;
+  return sharedSmallNet({ Sequential, Conv2d, ReLU, MaxPool2d, Flatten, Linear, Dropout, mulberry32 }, seed, 2, 0.25) as Sequential;
 }
 
 describe('the world size in the training state', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dropout, dropoutBackward, Tensor } from '../src/index.js';
+import { Dropout, dropout, dropoutBackward, Tensor } from '../src/index.js';
 import { dot, expectClose, expectCode, f32, f64, finiteDifference, rng, sampleIndices, uniform } from './helpers.js';
 import { dropoutBits24, dropoutKey, dropoutMaskRef, GAMMA, mix64 } from './reference/dropout.js';
 
@@ -135,5 +135,44 @@ describe('dropout errors', () => {
     expectCode(() => dropoutBackward(Tensor.from(f32([1, 2, 3]), [3]), m), 'ERR_DISPOSED');
     const { output } = dropout(x, { p: 0, seed: 3 });
     expect(Array.from(await output.data())).toEqual([1, 2, 3, 4]);
+  });
+});
+
+describe('Dropout layer, data-parallel stream (shardStream)', () => {
+  it("the ranks' masks are disjoint slices of the stream and together one process's mask at the global batch", async () => {
+    const r = rng(Math.floor(Math.random() * 1e9));
+    const seed = Math.floor(r() * 1e6);
+    const [B, F, world] = [3, 7, 3];
+    const single = new Dropout(0.4, { seed, offset: 5 });
+    const ranks = Array.from({ length: world }, (_, k) => {
+      const d = new Dropout(0.4, { seed, offset: 5 });
+      d.shardStream(k, world);
+      return d;
+    });
+    for (let step = 0; step < 2; step++) {
+      const xs = Array.from({ length: world }, () => uniform(B * F, r, 0.5, 2)); // no zeros: a kept element is never 0
+      const whole = single.forward(Tensor.from(xs.flatMap((x) => [...x]), [world * B, F]));
+      const want = await whole.data();
+      for (let k = 0; k < world; k++) {
+        const y = ranks[k]!.forward(Tensor.from(xs[k]!, [B, F]));
+        expect([...(await y.data())]).toEqual([...want.subarray(k * B * F, (k + 1) * B * F)]);
+        ranks[k]!.clearCache();
+        y.dispose();
+      }
+      single.clearCache();
+      whole.dispose();
+      // every rank's offset is the single process's
+      for (const d of ranks) expect(d.offset).toBe(single.offset);
+    }
+    expect(single.offset).toBe(5 + 2 * world * B * F);
+    // back to (0, 1): the single-process stream again
+    ranks[1]!.shardStream(0, 1);
+    const x = uniform(B * F, r, 0.5, 2);
+    const a = ranks[1]!.forward(Tensor.from(x, [B, F]));
+    const b = new Dropout(0.4, { seed, offset: single.offset }).forward(Tensor.from(x, [B, F]));
+    expect([...(await a.data())]).toEqual([...(await b.data())]);
+    for (const [rank, ws] of [[2, 2], [-1, 2], [0, 0], [0.5, 2], [0, NaN]] as const) {
+      expectCode(() => new Dropout(0.5).shardStream(rank, ws), 'ERR_ARGUMENT', /shardStream/);
+    }
   });
 });

@@ -11,8 +11,7 @@
  *           Dropout: any, mulberry32: (seed: number) => () => number }} lib the library's exports
  * @param {number} [seed] initial weights (mulberry32) and the dropout mask stream
  * @param {number} [classes] outputs of the last layer
- * @param {number} [dropout] the Dropout layer's p (0: the data-parallel tests, whose ranks must
- *                           not differ from one process by their masks)
+ * @param {number} [dropout] the Dropout layer's p
  */
 export function smallNet(lib, seed = 1, classes = 2, dropout = 0.25) {
   const { Sequential, Conv2d, ReLU, MaxPool2d, Flatten, Linear, Dropout, mulberry32 } = lib;

@@ -298,6 +298,8 @@ export class Dropout extends Module {
   readonly p: number;
   seed: number;
   offset: number;
+  #rank = 0;
+  #worldSize = 1;
   #mask: F32 | null = null;
   #identity = false;
   #pending = false;
@@ -319,8 +321,10 @@ export class Dropout extends Module {
       this.#pending = this.training;
       return x;
     }
-    const { output, mask } = dropout(x, { p: this.p, seed: this.seed, offset: this.offset });
-    this.offset += x.numel;
+    // data-parallel: this rank's slice of the stream a single process would draw for the
+    // ranks' batches laid end to end (see shardStream)
+    const { output, mask } = dropout(x, { p: this.p, seed: this.seed, offset: this.offset + this.#rank * x.numel });
+    this.offset += x.numel * this.#worldSize;
     this.#mask = mask;
     this.#pending = true;
     return output;
@@ -337,6 +341,22 @@ export class Dropout extends Module {
     if (needInputGrad) g = identity ? gradOutput : dropoutBackward(gradOutput, mask!);
     mask?.dispose();
     return g;
+  }
+
+  /**
+   * Data-parallel training (the Trainer calls it on every rank): each forward call draws rank
+   * `rank`'s slice [offset + rank·n, offset + (rank + 1)·n) of the stream and advances `offset`
+   * by worldSize·n, where n is the input's size, the same on every rank. The ranks' masks are
+   * then disjoint slices, and together exactly the mask one process draws for the ranks'
+   * batches one after another: data-parallel training with dropout equals single-process
+   * training at the global batch. shardStream(0, 1) is the single-process stream.
+   */
+  shardStream(rank: number, worldSize: number): void {
+    if (!Number.isSafeInteger(worldSize) || worldSize < 1 || !Number.isSafeInteger(rank) || rank < 0 || rank >= worldSize) {
+      throw alexnetError('ERR_ARGUMENT', `Dropout.shardStream: expected 0 <= rank < worldSize (integers), got rank ${String(rank)}, worldSize ${String(worldSize)}`);
+    }
+    this.#rank = rank;
+    this.#worldSize = worldSize;
   }
 
   /** The stream position, for checkpoints. */

@@ -20,8 +20,9 @@
 // rank takes the same decisions: a NaN stops all of them), evaluation sums counts and losses
 // over the ranks' strided shares of the validation set (the same top-1 as one process), and rank
 // 0 alone writes checkpoints and the metrics log and reports progress (its train top-1 is its
-// own shard's; the loss is the ranks' mean). Every rank's Dropout draws the same masks (the
-// streams are seeded alike), on other samples. Without a communicator, or with a world of one,
+// own shard's; the loss is the ranks' mean). The Dropout streams are rank 0's on every rank, and
+// each rank draws its own slice of them (Dropout.shardStream): the masks one process at the
+// global batch would draw, so dropout does not break the equivalence with it. Without a communicator, or with a world of one,
 // nothing of this runs: the loop is exactly the single-process one.
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -29,6 +30,7 @@ import { hasPixels, type Batch, type Dataset } from '../data/common.js';
 import { DataLoader } from '../data/loader.js';
 import type { Communicator } from '../dist/communicator.js';
 import { alexnetError } from '../errors.js';
+import { Dropout } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
 import { normalizeImages } from '../ops/image.js';
@@ -237,15 +239,48 @@ export class Trainer {
     // identical initial weights on every rank (after a resume every rank loaded the same file:
     // harmless); momentum starts at zero or comes from that file, the same everywhere
     this.#comm?.broadcast(this.store.params, 0);
-    const log = await MetricsLog.open(this.#isRoot ? (o.metrics ?? null) : null);
-    const run = new RunRecord(log, this.trainLoader.length, this.#worldSize);
-    this.model.train();
-    while (this.#pos.epoch < this.epochs) {
-      const epoch = this.#pos.epoch;
-      if (!(await this.#trainEpoch(run))) break;
-      await this.#endEpoch(run, epoch);
+    if (this.#comm) await this.#shardDropout(this.#comm);
+    try {
+      const log = await MetricsLog.open(this.#isRoot ? (o.metrics ?? null) : null);
+      const run = new RunRecord(log, this.trainLoader.length, this.#worldSize);
+      this.model.train();
+      while (this.#pos.epoch < this.epochs) {
+        const epoch = this.#pos.epoch;
+        if (!(await this.#trainEpoch(run))) break;
+        await this.#endEpoch(run, epoch);
+      }
+      return await this.#finishRun(run);
+    } finally {
+      for (const d of this.#dropouts()) d.shardStream(0, 1); // the model leaves the run single-process
     }
-    return this.#finishRun(run);
+  }
+
+  #dropouts(): Dropout[] {
+    return this.model.namedModules().map((e) => e[1]).filter((m): m is Dropout => m instanceof Dropout);
+  }
+
+  /**
+   * Every rank takes rank 0's dropout streams (seed and offset, as it takes its weights) and
+   * draws its own slice of them (Dropout.shardStream), so the ranks' masks are those of one
+   * process at the global batch, not the same mask on every rank.
+   */
+  async #shardDropout(comm: Communicator): Promise<void> {
+    const drops = this.#dropouts();
+    if (drops.length === 0) return;
+    // each safe integer as two 32-bit halves (int32 holds the low half's bits)
+    const words = drops.flatMap((d) => [d.seed, d.offset].flatMap((v) => [Math.floor(v / 2 ** 32), v % 2 ** 32 | 0]));
+    const t = Tensor.from<'int32'>(words, [words.length], { dtype: 'int32' });
+    try {
+      comm.broadcast(t, 0);
+      const v = await t.data();
+      drops.forEach((d, k) => {
+        const at = (j: number) => v[4 * k + j]! * 2 ** 32 + (v[4 * k + j + 1]! >>> 0);
+        d.loadState({ seed: at(0), offset: at(2) });
+        d.shardStream(comm.rank, comm.worldSize);
+      });
+    } finally {
+      t.dispose();
+    }
   }
 
   /**
