@@ -62,3 +62,19 @@ export function setConvAlgorithm(name: ConvAlgorithm): void {
 export function setTf32(on: boolean): void {
   loadNative().setTf32(on);
 }
+
+/**
+ * Deterministic algorithms only (default off; PyTorch's torch.use_deterministic_algorithms):
+ * two runs from the same seed, on the same machine and thread count, then give bitwise
+ * identical weights. The CPU backend always is; on CUDA it limits cuDNN's convolution
+ * algorithms to those it reports deterministic (often slower in backward). Affects work queued
+ * afterwards.
+ */
+export function setDeterministic(on: boolean): void {
+  loadNative().setDeterministic(on);
+}
+
+/** Whether setDeterministic(true) is in force. */
+export function isDeterministic(): boolean {
+  return loadNative().isDeterministic();
+}

@@ -164,6 +164,8 @@ export interface NativeModule {
   setGemmBackend(name: 'blas' | 'portable'): void;
   /** TF32 tensor-op math on CUDA (default true); false = strict FP32 */
   setTf32(on: boolean): void;
+  setDeterministic(on: boolean): void;
+  isDeterministic(): boolean;
   setConvAlgorithm(name: ConvAlgorithm): void;
   // elementwise (in place on `t` / `y` / `dst`)
   fill(t: NativeTensor, value: number): void;

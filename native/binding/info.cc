@@ -1,4 +1,5 @@
 // What this build contains and what it found at run time (`alexnet info`).
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -145,6 +146,25 @@ Napi::Value SetTf32(const Napi::CallbackInfo& info) {
   for (DeviceType type : {DeviceType::Cpu, DeviceType::Cuda})
     if (const Backend* b = find_backend(type); b != nullptr && b->set_tf32 != nullptr) b->set_tf32(on);
   return info.Env().Undefined();
+}
+
+// setDeterministic(on): only deterministic algorithms (default off), so two runs from the same
+// seed give bitwise identical results. The CPU backend always is (for a given thread count); on
+// CUDA it restricts cuDNN's convolution algorithms (native/cuda/dnn.h). Affects work enqueued
+// afterwards. isDeterministic() reads it back.
+static std::atomic<bool> g_deterministic_requested{false};
+
+Napi::Value SetDeterministic(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean()) fail(code::kArgument, "setDeterministic: expected a boolean");
+  const bool on = info[0].As<Napi::Boolean>().Value();
+  for (DeviceType type : {DeviceType::Cpu, DeviceType::Cuda})
+    if (const Backend* b = find_backend(type); b != nullptr && b->set_deterministic != nullptr) b->set_deterministic(on);
+  g_deterministic_requested = on;
+  return info.Env().Undefined();
+}
+
+Napi::Value IsDeterministic(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), g_deterministic_requested.load());
 }
 
 // cudaDebugFault(device = 'cuda:0', delayMs = 0): TEST AID. Queues a kernel that spins for

@@ -100,6 +100,8 @@ struct Backend {
   // --- the backend's own services (calling thread) ---
   // TF32 math for FP32 convolutions and matrix products (null: no such mode)
   void (*set_tf32)(bool on);
+  // Deterministic algorithms only (setDeterministic; null: the backend always is deterministic)
+  void (*set_deterministic)(bool on);
   // What info() reports for this device kind (null: the binding reports the build's default)
   void (*describe)(InfoSink& out);
   // Test aid: makes the device fault (null: not supported)

@@ -172,6 +172,7 @@ Backend table() {
   ALEXNET_SET_BACKEND_OPERATORS(b);
   b.lrn_odd_size_only = true;  // cuDNN centres an even window one channel later than PyTorch
   b.set_tf32 = &cuda::set_tf32;
+  b.set_deterministic = &cuda::set_deterministic;
   b.describe = describe;
   b.debug_fault = &cuda::debug_fault;
   b.bench_ops = &cuda::bench_alexnet_ops;

@@ -22,6 +22,7 @@ namespace b = blas;
 namespace {
 
 std::atomic<bool> g_tf32{true};
+std::atomic<bool> g_deterministic{false};
 std::atomic<uint64_t> g_descriptors_created{0};  // every cuDNN descriptor made (tests, B13)
 
 int as_int(int64_t v) { return static_cast<int>(v); }
@@ -135,13 +136,15 @@ struct ConvPlan {
   size_t bwd_data_ws = 0;
   cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo{};
   size_t bwd_filter_ws = 0;
-  ConvPlan(const Conv2dParams& g, bool tf32)
+  bool deterministic = false;  // only CUDNN_DETERMINISTIC algorithms (setDeterministic)
+  ConvPlan(const Conv2dParams& g, bool tf32, bool det)
       : x(g.N, g.C, g.H, g.W),
         y(g.N, g.O, g.Ho, g.Wo),
         w(g.O, g.C / g.groups, g.kH, g.kW),
         fwd(g, search_math(tf32)),
         bwd_data(g, search_math(tf32)),
-        bwd_filter(g, search_math(tf32)) {}
+        bwd_filter(g, search_math(tf32)),
+        deterministic(det) {}
 };
 
 struct PoolPlan {
@@ -157,9 +160,10 @@ struct LrnPlan {
       : lrn(size, alpha, beta, k), t(N, C, H, W) {}
 };
 
-// The full geometry, and the math mode (the data type is always float).
+// The full geometry, the math mode (the data type is always float) and whether only
+// deterministic algorithms may be chosen.
 using ConvKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
 using PoolKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                            int64_t, int64_t>;
 using LrnKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, double, double, double>;
@@ -224,19 +228,20 @@ float* bias_scratch(int device, DeviceHandles& h, int64_t floats) {
   return h.bias_scratch;
 }
 
-ConvKey key_of(const Conv2dParams& g, bool tf32) {
-  return ConvKey{g.N, g.C, g.H, g.W, g.O, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, g.dH, g.dW, g.groups, tf32};
+ConvKey key_of(const Conv2dParams& g, bool tf32, bool det) {
+  return ConvKey{g.N, g.C, g.H, g.W, g.O, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, g.dH, g.dW, g.groups, tf32, det};
 }
 
 // The plan of this shape in the current math mode, made on first use. Caller holds h.mutex.
 ConvPlan& conv_plan(DeviceHandles& h, const Conv2dParams& g) {
   const bool tf32 = g_tf32.load();
-  auto& slot = h.convs[key_of(g, tf32)];
+  const bool det = g_deterministic.load();
+  auto& slot = h.convs[key_of(g, tf32, det)];
   if (!slot) {
     try {
-      slot = std::make_unique<ConvPlan>(g, tf32);
+      slot = std::make_unique<ConvPlan>(g, tf32, det);
     } catch (...) {
-      h.convs.erase(key_of(g, tf32));
+      h.convs.erase(key_of(g, tf32, det));
       throw;
     }
   }
@@ -250,10 +255,15 @@ size_t search_budget(int device) {
   return std::min<size_t>(free_b / 2, size_t{1} << 30);
 }
 
+// The fastest usable algorithm (the results are sorted by time); in deterministic mode the
+// fastest of those cuDNN reports as deterministic.
 template <typename Perf>
-const Perf& fastest(const Perf* perf, int count, const char* what) {
+const Perf& fastest(const Perf* perf, int count, bool deterministic, const char* what) {
   for (int i = 0; i < count; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS) return perf[i];  // sorted by time
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && (!deterministic || perf[i].determinism == CUDNN_DETERMINISTIC))
+      return perf[i];
+  if (deterministic)
+    fail(alexnet::code::kCuda, what, ": cuDNN found no deterministic algorithm for this shape (setDeterministic(false) allows the others)");
   fail(alexnet::code::kCuda, what, ": cuDNN found no usable algorithm for this shape");
 }
 
@@ -266,7 +276,7 @@ void find_forward(int device, DeviceHandles& h, ConvPlan& p, const float* x, con
   CUDNN_CHECK(cudnn().cudnnFindConvolutionForwardAlgorithmEx(h.dnn, p.x.d, x, p.w.d, w, p.fwd.d, p.y.d, y,
                                                              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf,
                                                              ws, budget));
-  const auto& best = fastest(perf, n, "conv2d");
+  const auto& best = fastest(perf, n, p.deterministic, "conv2d");
   p.fwd.math(best.mathType);  // once: the descriptor keeps it for every later call
   p.fwd_algo = best.algo;
   p.fwd_ws = best.memory;
@@ -289,12 +299,12 @@ void find_backward(int device, DeviceHandles& h, ConvPlan& p, const Conv2dParams
     CUDNN_CHECK(a.cudnnFindConvolutionBackwardDataAlgorithmEx(
         h.dnn, p.w.d, w, p.y.d, dy, p.bwd_data.d, p.x.d, scratch, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
         &n, pd, ws, budget));
-    const auto& bd = fastest(pd, n, "conv2dBackward (data)");
+    const auto& bd = fastest(pd, n, p.deterministic, "conv2dBackward (data)");
     cudnnConvolutionBwdFilterAlgoPerf_t pf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     CUDNN_CHECK(a.cudnnFindConvolutionBackwardFilterAlgorithmEx(
         h.dnn, p.x.d, x, p.y.d, dy, p.bwd_filter.d, p.w.d, scratch,
         CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, pf, ws, budget));
-    const auto& bf = fastest(pf, n, "conv2dBackward (filter)");
+    const auto& bf = fastest(pf, n, p.deterministic, "conv2dBackward (filter)");
     p.bwd_data.math(bd.mathType);
     p.bwd_filter.math(bf.mathType);
     p.bwd_data_algo = bd.algo;
@@ -346,6 +356,8 @@ b::cublasComputeType_t compute_type(bool tf32) {
 
 void set_tf32(bool on) { g_tf32 = on; }
 bool tf32() { return g_tf32; }
+void set_deterministic(bool on) { g_deterministic = on; }
+bool deterministic() { return g_deterministic; }
 uint64_t descriptors_created() { return g_descriptors_created.load(); }
 
 void conv2d_forward(int device, float* y, const float* x, const float* w, const float* bias,

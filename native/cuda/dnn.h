@@ -28,6 +28,15 @@ namespace alexnet::cuda {
 void set_tf32(bool on);
 bool tf32();
 
+// Deterministic mode (default off): the convolution algorithms are chosen among those cuDNN
+// reports as CUDNN_DETERMINISTIC (its backward-filter and backward-data searches otherwise may
+// pick algorithms that accumulate with atomics, whose float sums vary from run to run). Max
+// pooling always runs CUDNN_POOLING_MAX_DETERMINISTIC, cuBLAS is deterministic on one stream,
+// and our kernels' only atomics are on integers. Plans are kept per mode: switching back and
+// forth searches each shape once per mode.
+void set_deterministic(bool on);
+bool deterministic();
+
 // How many cuDNN descriptors this process has made (every kind, every device). Tests check
 // that repeating a call with the same shape makes none (the per-shape caches).
 uint64_t descriptors_created();
