@@ -10,7 +10,11 @@
 // eagerly (CUDA_MODULE_LOADING=EAGER, here and in the PyTorch child, unless set otherwise), so
 // that no lazy kernel loading lands inside a timed loop.
 //
-//   node bench/gpu.mjs [--batch 128] [--iters 20] [--strict-fp32] [--compile] [--no-torch]
+// PyTorch also runs its bf16 recipe (autocast to bfloat16 with channels-last model and input) and,
+// with --compile, torch.compile of both; each with ms per step and its peak GPU memory
+// (--no-bf16 leaves the bf16 rows out).
+//
+//   node bench/gpu.mjs [--batch 128] [--iters 20] [--strict-fp32] [--compile] [--no-bf16] [--no-torch]
 //                      [--torch-timeout 240] [--json FILE]
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -29,6 +33,7 @@ const { values } = parseArgs({
     'strict-fp32': { type: 'boolean', default: false },
     'no-torch': { type: 'boolean', default: false },
     compile: { type: 'boolean', default: false },
+    'no-bf16': { type: 'boolean', default: false },
     'torch-timeout': { type: 'string', default: '240' },
     json: { type: 'string' },
   },
@@ -83,6 +88,7 @@ if (!values['no-torch']) {
   const args = [join(here, 'torch_alexnet.py'), '--batch', String(B), '--iters', String(iters)];
   if (values['strict-fp32']) args.push('--strict-fp32');
   if (values.compile) args.push('--compile');
+  if (!values['no-bf16']) args.push('--bf16'); // PyTorch's bf16 autocast + channels-last recipe beside it
   const limitS = Number(values['torch-timeout']);
   const t0 = performance.now();
   // SIGKILL: a child stuck in the driver may not act on SIGTERM, and spawnSync waits for it
@@ -114,6 +120,19 @@ if (!values['no-torch']) {
 const result = { date: new Date().toISOString(), device: info.backends.cuda.deviceName, batch: B, iters, tf32: !values['strict-fp32'], moduleLoading: process.env.CUDA_MODULE_LOADING, cuda: info.backends.cuda, ours, torch,
   ratios: torch && !torch.error ? { train: ours.trainImagesPerSecond / torch.trainImagesPerSecond, infer: ours.inferImagesPerSecond / torch.inferImagesPerSecond } : null };
 const compiled = torch && !torch.error && torch.compiled && !torch.compiled.error ? torch.compiled : null;
+for (const [key, v] of [['ratiosBf16', torch?.bf16], ['ratiosCompiledBf16', torch?.compiledBf16]]) {
+  if (torch && !torch.error && v && !v.error) result[key] = { train: ours.trainImagesPerSecond / v.trainImagesPerSecond, infer: ours.inferImagesPerSecond / v.inferImagesPerSecond };
+}
+const mib = (b) => (typeof b === 'number' ? `${(b / 2 ** 20).toFixed(0)} MiB peak` : '');
+/** A peer variant's row and our ratio to it (or the error it reported); none when it was not run. */
+function peerRows(v, name) {
+  if (!torch || torch.error || !v) return [];
+  if (v.error) return [`| ${name} | ${v.error} | |`];
+  return [
+    `| ${name} (${v.trainStepMs.toFixed(1)} ms/step, ${mib(v.peakMemoryBytes)}) | ${v.trainImagesPerSecond.toFixed(0)} | ${v.inferImagesPerSecond.toFixed(0)} |`,
+    `| ratio (ours / that) | ${(ours.trainImagesPerSecond / v.trainImagesPerSecond).toFixed(2)}x | ${(ours.inferImagesPerSecond / v.inferImagesPerSecond).toFixed(2)}x |`,
+  ];
+}
 if (compiled) result.ratiosCompiled = { train: ours.trainImagesPerSecond / compiled.trainImagesPerSecond, infer: ours.inferImagesPerSecond / compiled.inferImagesPerSecond };
 const md = [
   `# GPU benchmark: seed AlexNet, batch ${B}, ${result.tf32 ? 'FP32 with TF32' : 'strict FP32'}`,
@@ -128,6 +147,8 @@ const md = [
   compiled ? `| PyTorch torch.compile | ${compiled.trainImagesPerSecond.toFixed(0)} | ${compiled.inferImagesPerSecond.toFixed(0)} |` : '',
   result.ratiosCompiled ? `| ratio (ours / torch.compile) | ${result.ratiosCompiled.train.toFixed(2)}x | ${result.ratiosCompiled.infer.toFixed(2)}x |` : '',
   torch?.compiled?.error ? `| torch.compile | ${torch.compiled.error} | |` : '',
+  ...peerRows(torch?.bf16, 'PyTorch eager bf16 autocast, channels-last'),
+  ...peerRows(torch?.compiledBf16, 'PyTorch torch.compile, bf16 autocast, channels-last'),
 ].filter((l, i) => i < 7 || l !== '').join('\n');
 console.log(md);
 const dir = join(here, 'results');

@@ -2,8 +2,12 @@
 """PyTorch eager reference for bench/gpu.mjs: the same seed AlexNet, batch and optimizer.
 
 Prints one JSON object: {"torch", "cuda", "cudnn", "device", "batch", "trainImagesPerSecond",
-"inferImagesPerSecond", "compiled": {...} (torch.compile, when --compile and it works)}; on a
-failure, {"error": "..."} and exit status 1.
+"inferImagesPerSecond", "trainStepMs", "inferMs", "peakMemoryBytes", "bf16": {...} (with --bf16:
+the same measurements under bf16 autocast with channels-last model and input, PyTorch's fast
+mixed-precision recipe), "compiled": {...} (with --compile: torch.compile of the fp32/TF32
+model), "compiledBf16": {...} (with --compile and --bf16: torch.compile of the bf16
+channels-last model)}; a variant that fails reports {"error"} in its place. On a failure of the
+first measurement, {"error": "..."} and exit status 1.
 
 Timing as in bench/gpu.mjs: 3 warm-up iterations before each timed loop (cudnn.benchmark's
 search and torch.compile's compilation happen there) and eager CUDA module loading
@@ -53,19 +57,25 @@ def timed(fn, iters: int) -> float:
     return (time.perf_counter() - t0) / iters
 
 
-def measure(model, x, y, opt, iters):
+def measure(model, x, y, opt, iters, bf16=False):
     loss_fn = nn.CrossEntropyLoss()
+
+    def autocast():
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
 
     def train():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        with autocast():
+            loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
 
     def infer():
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             model(x)
 
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
     model.train()
     t_train = timed(train, iters)
     model.eval()
@@ -73,7 +83,16 @@ def measure(model, x, y, opt, iters):
     model.train()
     b = x.shape[0]
     return {"trainImagesPerSecond": b / t_train, "inferImagesPerSecond": b / t_infer,
-            "trainStepMs": 1000 * t_train, "inferMs": 1000 * t_infer}
+            "trainStepMs": 1000 * t_train, "inferMs": 1000 * t_infer,
+            "peakMemoryBytes": torch.cuda.max_memory_allocated()}
+
+
+def variant(fn):
+    """One optional measurement: its result, or {"error"} (the others still run)."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - report, do not fail the benchmark
+        return {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
 
 
 def main() -> None:
@@ -85,6 +104,7 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--strict-fp32", action="store_true")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="also bf16 autocast with channels-last")
     a = p.parse_args()
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = not a.strict_fp32
@@ -101,11 +121,16 @@ def main() -> None:
         **measure(model, x, y, opt, a.iters),
     }
     if a.compile:
-        try:
-            cm = torch.compile(model)
-            out["compiled"] = measure(cm, x, y, opt, a.iters)
-        except Exception as e:  # noqa: BLE001 - report, do not fail the benchmark
-            out["compiled"] = {"error": str(e).splitlines()[0]}
+        out["compiled"] = variant(lambda: measure(torch.compile(model), x, y, opt, a.iters))
+    if a.bf16:
+        # PyTorch's fast recipe: fp32 master weights, bf16 autocast, channels-last tensors
+        cl = torch.channels_last
+        model_cl = seed_alexnet(a.classes).to(dev).to(memory_format=cl)
+        opt_cl = torch.optim.SGD(model_cl.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        x_cl = x.contiguous(memory_format=cl)
+        out["bf16"] = variant(lambda: measure(model_cl, x_cl, y, opt_cl, a.iters, bf16=True))
+        if a.compile:
+            out["compiledBf16"] = variant(lambda: measure(torch.compile(model_cl), x_cl, y, opt_cl, a.iters, bf16=True))
     print(json.dumps(out))
 
 

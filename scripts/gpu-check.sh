@@ -276,7 +276,7 @@ if [ "$STAGE" = 1 ]; then
   # ~60 s: every AlexNet layer shape, C++-driven
   run_step ops-bench 240 "bench/ops.mjs --device cuda (TF32)" "${BENCH_ENV[@]}" "$NODE" bench/ops.mjs --device cuda
   # ~60 s: ours, then PyTorch eager in a child process
-  run_step e2e-bench 300 "bench/gpu.mjs beside PyTorch eager, batch 128, TF32" \
+  run_step e2e-bench 300 "bench/gpu.mjs beside PyTorch eager (TF32, and bf16 autocast channels-last), batch 128" \
     "${BENCH_ENV[@]}" "$NODE" bench/gpu.mjs --batch 128 --torch-timeout 200 --json "$WORK/bench-tf32.json"
 else
   SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
@@ -292,7 +292,7 @@ else
   fi
   run_step ops-bench-fp32 180 "bench/ops.mjs --device cuda --strict-fp32" "${BENCH_ENV[@]}" "$NODE" bench/ops.mjs --device cuda --strict-fp32
   run_step e2e-bench-fp32 240 "bench/gpu.mjs beside PyTorch eager, strict FP32" \
-    "${BENCH_ENV[@]}" "$NODE" bench/gpu.mjs --batch 128 --strict-fp32 --torch-timeout 180 --json "$WORK/bench-fp32.json"
+    "${BENCH_ENV[@]}" "$NODE" bench/gpu.mjs --batch 128 --strict-fp32 --no-bf16 --torch-timeout 180 --json "$WORK/bench-fp32.json"
   # ~2-3 min on 16 cores
   vitest suite 420 "the whole test suite (ALEXNET_REQUIRE_CUDA=1)"
   run_step e2e-bench-compile 300 "bench/gpu.mjs beside PyTorch eager and torch.compile, TF32" \

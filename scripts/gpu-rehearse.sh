@@ -119,6 +119,13 @@ if env -i HOME="$S/home" PATH="$S/sysbin" python3 -c 'import torch' > /dev/null 
 else
   expect "the missing PyTorch is reported" has "$S/out1/summary.md" "No module named 'torch'"
 fi
+# bench/torch_alexnet.py's logic (every variant measured and reported) on the CPU, its CUDA calls
+# stubbed: a slip there would otherwise cost the GPU check its PyTorch figures
+if env -i HOME="$S/home" PATH="$S/sysbin" python3 -c 'import torch' > /dev/null 2>&1; then
+  env -i HOME="$S/home" PATH="$S/sysbin" python3 scripts/rehearse-torch-bench.py > "$S/torch-bench.json" 2> "$S/torch-bench.err"
+  expect "bench/torch_alexnet.py (CUDA stubbed): eager, bf16 channels-last, and both compiled, measured" \
+    json "$S/torch-bench.json" "['bf16', 'compiled', 'compiledBf16'].every((k) => r[k] && r[k].trainImagesPerSecond > 0 && r[k].peakMemoryBytes > 0) && r.trainImagesPerSecond > 0"
+fi
 extract "$S/out1/gpu-check-1.tar.gz" "$S/a1"
 for f in versions.txt info.json cuda-libraries.json tests-cuda-tests.json tests-cuda-train.json gpu-check.log steps.tsv; do
   expect "archive has $f" [ -s "$S/a1/gpu-check-1/$f" ]
