@@ -67,6 +67,8 @@ async function timed(fn) {
 
 // Training: the loss is read back only on the last step (no host synchronisation per step).
 let lastLoss = NaN;
+await lib.synchronize(device);
+lib.memoryStats(device, { resetPeak: true }); // the peak of the training loop alone (the weights are held already)
 model.train();
 const trainMs = await timed(async (step, last) => {
   store.zeroGrad();
@@ -77,12 +79,13 @@ const trainMs = await timed(async (step, last) => {
   if (last) lastLoss = (await loss.data())[0];
   for (const t of [logits, loss, gradLogits]) t.dispose();
 });
+const peakMemoryBytes = lib.memoryStats(device).peakUsedBytes;
 model.eval();
 const inferMs = await timed(async () => {
   model.forward(x).dispose();
 });
 
-const ours = { trainImagesPerSecond: (B * 1000) / trainMs, inferImagesPerSecond: (B * 1000) / inferMs, trainStepMs: trainMs, inferMs, loss: lastLoss };
+const ours = { trainImagesPerSecond: (B * 1000) / trainMs, inferImagesPerSecond: (B * 1000) / inferMs, trainStepMs: trainMs, inferMs, loss: lastLoss, peakMemoryBytes };
 let torch = null;
 if (!values['no-torch']) {
   const args = [join(here, 'torch_alexnet.py'), '--batch', String(B), '--iters', String(iters)];
@@ -141,8 +144,8 @@ const md = [
   '',
   '| | train images/s | inference images/s |',
   '|---|---:|---:|',
-  `| alexnet-node | ${ours.trainImagesPerSecond.toFixed(0)} | ${ours.inferImagesPerSecond.toFixed(0)} |`,
-  torch && !torch.error ? `| PyTorch ${torch.torch} eager (cudnn.benchmark) | ${torch.trainImagesPerSecond.toFixed(0)} | ${torch.inferImagesPerSecond.toFixed(0)} |` : `| PyTorch | ${torch ? torch.error : 'not run'} | |`,
+  `| alexnet-node (${ours.trainStepMs.toFixed(1)} ms/step, ${mib(ours.peakMemoryBytes)}) | ${ours.trainImagesPerSecond.toFixed(0)} | ${ours.inferImagesPerSecond.toFixed(0)} |`,
+  torch && !torch.error ? `| PyTorch ${torch.torch} eager (cudnn.benchmark; ${torch.trainStepMs.toFixed(1)} ms/step, ${mib(torch.peakMemoryBytes)}) | ${torch.trainImagesPerSecond.toFixed(0)} | ${torch.inferImagesPerSecond.toFixed(0)} |` : `| PyTorch | ${torch ? torch.error : 'not run'} | |`,
   result.ratios ? `| ratio (ours / PyTorch) | ${result.ratios.train.toFixed(2)}x | ${result.ratios.infer.toFixed(2)}x |` : '',
   compiled ? `| PyTorch torch.compile | ${compiled.trainImagesPerSecond.toFixed(0)} | ${compiled.inferImagesPerSecond.toFixed(0)} |` : '',
   result.ratiosCompiled ? `| ratio (ours / torch.compile) | ${result.ratiosCompiled.train.toFixed(2)}x | ${result.ratiosCompiled.infer.toFixed(2)}x |` : '',

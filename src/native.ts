@@ -156,6 +156,7 @@ export interface NativeModule {
   fromData(data: Float32Array | Int32Array, shape: number[], device?: string): NativeTensor;
   synchronize(device?: string): Promise<void>;
   pending(device?: string): number;
+  memoryStats(device: string, resetPeak: boolean): import('./tensor.js').MemoryStats;
   /** external memory reported to V8 so far, in bytes */
   externalMemory(): number;
   // build and backends

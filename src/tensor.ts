@@ -254,3 +254,25 @@ export function handleOf(x: unknown, op: string, name: string): NativeTensor {
 export function synchronize(device: Device | string = 'cpu'): Promise<void> {
   return loadNative().synchronize(device);
 }
+
+/** A device's tensor storage in bytes (see memoryStats). */
+export interface MemoryStats {
+  device: string;
+  /** held by tensors now (PyTorch's memory_allocated) */
+  usedBytes: number;
+  /** kept by the allocator for tensors: used plus its cache of freed blocks (memory_reserved) */
+  reservedBytes: number;
+  /** the highest usedBytes since the start or the last reset (max_memory_allocated) */
+  peakUsedBytes: number;
+  /** the highest reservedBytes likewise (max_memory_reserved) */
+  peakReservedBytes: number;
+}
+
+/**
+ * The tensor storage of `device` as of the work queued so far; `resetPeak` starts the peaks
+ * again from the current values (after reading them), as torch.cuda.reset_peak_memory_stats.
+ * Operators' scratch (cuDNN workspaces, packed GEMM panels) is not tensor storage.
+ */
+export function memoryStats(device: Device | string = 'cpu', options: { resetPeak?: boolean } = {}): MemoryStats {
+  return loadNative().memoryStats(device, options?.resetPeak ?? false);
+}

@@ -60,6 +60,27 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   return synchronize_device(info.Env(), device_arg(info, 0, "synchronize"));
 }
 
+// memoryStats(device = 'cpu', resetPeak = false) -> { usedBytes, reservedBytes, peakUsedBytes,
+// peakReservedBytes }: the device's tensor storage (core/device.h MemoryStats) as of the work
+// queued so far; resetPeak starts the peaks again from the current values after reading them.
+Napi::Value MemoryStatsOf(const Napi::CallbackInfo& info) {
+  const char* op = "memoryStats";
+  Device dev = device_arg(info, 0, op);
+  bool reset = false;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    if (!info[1].IsBoolean()) fail(code::kArgument, op, ": expected resetPeak to be a boolean");
+    reset = info[1].As<Napi::Boolean>().Value();
+  }
+  const MemoryStats s = device_memory_stats(dev, reset);
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("device", dev.str());
+  out.Set("usedBytes", static_cast<double>(s.used));
+  out.Set("reservedBytes", static_cast<double>(s.reserved));
+  out.Set("peakUsedBytes", static_cast<double>(s.peak_used));
+  out.Set("peakReservedBytes", static_cast<double>(s.peak_reserved));
+  return out;
+}
+
 // pending(device = 'cpu') -> number of tasks queued or running (for tests and diagnostics)
 Napi::Value Pending(const Napi::CallbackInfo& info) {
   Device dev = device_arg(info, 0, "pending");

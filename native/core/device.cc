@@ -26,6 +26,7 @@ class CpuCache {
         void* p = it->second.back();
         it->second.pop_back();
         cached_ -= bytes;
+        note_used(bytes);
         return p;
       }
     }
@@ -34,6 +35,10 @@ class CpuCache {
       release_all();
       p = std::aligned_alloc(kAlign, bytes);
     }
+    if (p != nullptr) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      note_used(bytes);
+    }
     return p;
   }
 
@@ -41,6 +46,7 @@ class CpuCache {
     if (p == nullptr) return;
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      used_ -= bytes;
       if (bytes >= kMinCached && cached_ + bytes <= kMaxCached) {
         try {
           free_[bytes].push_back(p);
@@ -66,12 +72,30 @@ class CpuCache {
     return cached_;
   }
 
+  MemoryStats stats(bool reset_peak) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    MemoryStats s{used_, used_ + cached_, peak_used_, peak_reserved_};
+    if (reset_peak) {
+      peak_used_ = used_;
+      peak_reserved_ = used_ + cached_;
+    }
+    return s;
+  }
+
  private:
   static constexpr size_t kMinCached = 64 * 1024;          // small blocks: malloc is fast
   static constexpr size_t kMaxCached = size_t{2} << 30;    // 2 GiB
   std::mutex mutex_;
   std::map<size_t, std::vector<void*>> free_;
   size_t cached_ = 0;
+  // tensor storage handed out and not yet returned, and the peaks (MemoryStats); under mutex_
+  uint64_t used_ = 0, peak_used_ = 0, peak_reserved_ = 0;
+
+  void note_used(size_t bytes) {  // caller holds mutex_
+    used_ += bytes;
+    if (used_ > peak_used_) peak_used_ = used_;
+    if (used_ + cached_ > peak_reserved_) peak_reserved_ = used_ + cached_;
+  }
 };
 
 CpuCache& cpu_cache() {
@@ -115,6 +139,11 @@ void* device_alloc(Device device, size_t bytes) {
   if (p == nullptr)
     fail(code::kOutOfMemory, "out of memory: could not allocate ", bytes, " bytes on the cpu");
   return p;
+}
+
+MemoryStats device_memory_stats(Device device, bool reset_peak) {
+  if (device.type != DeviceType::Cpu) return device_runtime(device).memory_stats(device.index, reset_peak);
+  return cpu_cache().stats(reset_peak);
 }
 
 void device_free(Device device, void* ptr, size_t bytes) noexcept {

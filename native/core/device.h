@@ -50,6 +50,18 @@ using ReadDone = std::function<void(const ReadStatus&)>;
 // A device kind's runtime, as core needs it: memory, its queue, copies and reads. `index` is
 // Device::index. Every function may throw a typed alexnet::Error (ERR_CUDA_UNAVAILABLE for a
 // device that does not exist) unless marked noexcept.
+// A device's tensor storage, in bytes: what tensors hold now (used), what the allocator keeps
+// from the system for them (reserved: used plus its cache of freed blocks), and the highest of
+// each since the process started or the last reset (PyTorch's memory_allocated /
+// memory_reserved / max_memory_allocated / max_memory_reserved). Operators' own scratch
+// (workspaces, packed panels) is not tensor storage and is not counted.
+struct MemoryStats {
+  uint64_t used = 0;
+  uint64_t reserved = 0;
+  uint64_t peak_used = 0;
+  uint64_t peak_reserved = 0;
+};
+
 struct DeviceRuntime {
   void* (*alloc)(int index, size_t bytes);             // stream-ordered
   void (*free)(int index, void* ptr) noexcept;         // stream-ordered
@@ -67,6 +79,9 @@ struct DeviceRuntime {
   // On a thread that may call the runtime (the JS thread): throws the typed error `s` stands
   // for (ERR_CUDA naming the fault, or ERR_ARGUMENT with the operator's message).
   void (*throw_read_status)(int index, const ReadStatus& s);
+  // The device's MemoryStats as of the work queued so far; with reset_peak, the peaks start
+  // again from the current values (after reading them).
+  MemoryStats (*memory_stats)(int index, bool reset_peak);
 };
 
 // Called once by a runtime while the addon loads (through a static DeviceRuntimeRegistration
@@ -91,6 +106,8 @@ void device_free(Device device, void* ptr, size_t bytes) noexcept;
 // The CPU allocator's cache of freed blocks (see device.cc), for diagnostics and tests.
 size_t cpu_cached_bytes();
 void cpu_release_cached();
+// See MemoryStats; throws ERR_CUDA_UNAVAILABLE for a device kind this build lacks.
+MemoryStats device_memory_stats(Device device, bool reset_peak);
 
 // Where a failed task's error waits for a read: one per thread that enqueues work, that is per
 // Node environment (the main thread and each worker_threads Worker run on their own thread).

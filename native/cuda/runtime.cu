@@ -99,6 +99,14 @@ struct Context {
   std::multimap<size_t, void*> cached;     // freed blocks by rounded size
   uint64_t live_bytes = 0;
   uint64_t cached_bytes = 0;
+  uint64_t peak_live_bytes = 0;      // MemoryStats' peaks for this allocator (the pool keeps its own)
+  uint64_t peak_reserved_bytes = 0;
+
+  void note_live(size_t n) {  // caller holds mem_mutex
+    live_bytes += n;
+    peak_live_bytes = std::max(peak_live_bytes, live_bytes);
+    peak_reserved_bytes = std::max(peak_reserved_bytes, live_bytes + cached_bytes);
+  }
 };
 
 std::mutex g_contexts_mutex;
@@ -282,6 +290,37 @@ void queue_read(Context& ctx, Staging& staging, const void* src, size_t bytes) {
        ", used ", bytes_text(used), "; device: free ", bytes_text(free_b), ", total ", bytes_text(total_b));
 }
 
+// MemoryStats of the device's allocator. The pool's own counters (cudaMemPoolAttr*) are kept at
+// enqueue time of cudaMallocAsync / cudaFreeAsync, so they count the work queued so far; the
+// high-water marks are reset by writing 0 to them (which sets them to the current values).
+MemoryStats memory_stats(int device, bool reset_peak) {
+  Context& ctx = context(device);
+  MemoryStats s;
+  if (ctx.use_pool) {
+    DeviceGuard guard(device);
+    uint64_t used = 0, reserved = 0, peak_used = 0, peak_reserved = 0;  // cuuint64_t (cuda.h): uint64_t
+    CUDA_CHECK(cudaMemPoolGetAttribute(ctx.pool, cudaMemPoolAttrUsedMemCurrent, &used));
+    CUDA_CHECK(cudaMemPoolGetAttribute(ctx.pool, cudaMemPoolAttrReservedMemCurrent, &reserved));
+    CUDA_CHECK(cudaMemPoolGetAttribute(ctx.pool, cudaMemPoolAttrUsedMemHigh, &peak_used));
+    CUDA_CHECK(cudaMemPoolGetAttribute(ctx.pool, cudaMemPoolAttrReservedMemHigh, &peak_reserved));
+    s = MemoryStats{used, reserved, peak_used, peak_reserved};
+    if (reset_peak) {
+      uint64_t zero = 0;
+      CUDA_CHECK(cudaMemPoolSetAttribute(ctx.pool, cudaMemPoolAttrUsedMemHigh, &zero));
+      zero = 0;
+      CUDA_CHECK(cudaMemPoolSetAttribute(ctx.pool, cudaMemPoolAttrReservedMemHigh, &zero));
+    }
+    return s;
+  }
+  std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+  s = MemoryStats{ctx.live_bytes, ctx.live_bytes + ctx.cached_bytes, ctx.peak_live_bytes, ctx.peak_reserved_bytes};
+  if (reset_peak) {
+    ctx.peak_live_bytes = ctx.live_bytes;
+    ctx.peak_reserved_bytes = ctx.live_bytes + ctx.cached_bytes;
+  }
+  return s;
+}
+
 // The allocator's unused memory back to the driver, once the stream no longer uses it.
 void trim(Context& ctx) {
   CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
@@ -338,7 +377,7 @@ void* fallback_alloc(Context& ctx, size_t bytes) {
       ctx.cached.erase(it);
       ctx.cached_bytes -= n;
       ctx.live.emplace(p, n);
-      ctx.live_bytes += n;
+      ctx.note_live(n);
       return p;
     }
   }
@@ -355,7 +394,7 @@ void* fallback_alloc(Context& ctx, size_t bytes) {
   try {
     std::lock_guard<std::mutex> lock(ctx.mem_mutex);
     ctx.live.emplace(p, n);
-    ctx.live_bytes += n;
+    ctx.note_live(n);
   } catch (...) {
     cudaFree(p);  // nothing has used it yet
     throw;
@@ -623,6 +662,7 @@ DeviceRuntime runtime_hooks() {
   r.after_queue = &cuda::after_stream;
   r.download_sync = &cuda::download_sync;
   r.throw_read_status = &cuda::throw_read_status;
+  r.memory_stats = &cuda::memory_stats;
   return r;
 }
 

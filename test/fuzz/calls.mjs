@@ -446,6 +446,11 @@ export function buildCall(lib, rnd) {
         },
       } : {});
     },
+    memoryStats() {
+      const device = g.chance(0.6) ? 'cpu' : g.pick(['cuda', 'cuda:0', 'cuda:7', 'gpu', '', 'cpu:1', g.junk()]);
+      const o = g.chance(0.7) ? { resetPeak: g.pick([true, false, undefined]) } : g.chance(0.5) ? { resetPeak: g.junk() } : g.junk();
+      return call('memoryStats', lib.memoryStats, [device, o]);
+    },
     barrier() {
       return call('barrier', async () => (await lib.initDistributed()).barrier(), []);
     },
