@@ -1,5 +1,6 @@
 // Fully connected layer and matrix product (descriptors: native/core/ops/linear.h):
-//   linearForward(x [B,in], weight [out,in], bias [out] | null) -> y [B,out]
+//   linearForward(x [B,in], weight [out,in], bias [out] | null, outDtype?) -> y [B,out]
+//     (x and weight float32, or both bfloat16 with a float32 bias and y float32 or bfloat16)
 //   linearBackward(gradOutput [B,out], x, weight, options) -> {gradInput, gradWeight, gradBias}
 //   matmul(a, b, {transA, transB}) -> c
 #include <optional>
@@ -14,14 +15,24 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   const Tensor w = tensor_arg(info, 1, op, "weight");
   const std::optional<Tensor> bias = optional_tensor_arg(info, 2, op, "bias");
   check_same_device(op, {{"input", &x}, {"weight", &w}, {"bias", bias ? &*bias : nullptr}});
-  const LinearParams p = linear_params(op, x, w);
+  const LinearParams p = linear_params(op, x, w, /*allow_bf16=*/true);
+  const bool bf16 = x.dtype() == DType::BFloat16;
+  DType out_dtype = DType::Float32;
+  if (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull()) {
+    if (!info[3].IsString()) fail(code::kDtype, op, ": expected outDtype to be a string");
+    out_dtype = parse_dtype(info[3].As<Napi::String>().Utf8Value());
+    if (out_dtype == DType::Int32 || (!bf16 && out_dtype != DType::Float32))
+      fail(code::kDtype, op, ": outDtype ", dtype_name(out_dtype), " is not available for ", dtype_name(x.dtype()),
+           " inputs (float32 inputs give float32; bfloat16 inputs give float32 or bfloat16)");
+  }
   if (bias) {
+    // The bias is float32 in both cases: it is added to the float32 sum.
     check_dtype(op, "bias", *bias, DType::Float32);
     check_shape(op, "bias", *bias, Shape::of({p.out}));
   }
-  Tensor y = Tensor::empty(p.output_shape(), DType::Float32, x.device());
+  Tensor y = Tensor::empty(p.output_shape(), out_dtype, x.device());
   const Tensor b = bias.value_or(Tensor());
-  launch(x.device(), &Backend::linear_forward, y, x, w, b, p);
+  launch(x.device(), bf16 ? &Backend::linear_forward_bf16 : &Backend::linear_forward, y, x, w, b, p);
   return wrap(info.Env(), y);
 }
 
