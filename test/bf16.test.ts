@@ -2,9 +2,12 @@
 // of the 65536 patterns, edge and random float32 inputs), on both CPU kernels (AVX-512 BF16
 // where this CPU has it, and the portable path), the dtype's refusal by float32-only operators,
 // and the bfloat16 linear layer against float64 on the bfloat16 inputs.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as A from '../src/index.js';
-import { Tensor, linear } from '../src/index.js';
+import { Tensor, linear, loadCheckpoint, readSafetensors, saveCheckpoint } from '../src/index.js';
 import { describeCuda } from './cuda-gate.js';
 import { expectCode, normal, rng } from './helpers.js';
 import { bf16ToF32Bits, bf16Value, checkNearest, f32BitsToBf16 } from './reference/bf16.js';
@@ -113,6 +116,34 @@ describe('bfloat16 dtype', () => {
       ['toDtype', () => labels.to('bfloat16')],
     ];
     for (const [name, fn] of cases) expectCode(fn, 'ERR_DTYPE', new RegExp(`^${name}|${name}:`));
+  });
+});
+
+describe('bfloat16 in checkpoints', () => {
+  it('a bfloat16 weight is written as BF16 and loads widened to float32 exactly', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'alexnet-bf16-'));
+    try {
+      const r = rng();
+      const w32 = Float32Array.from(normal(24, r));
+      const w = Tensor.from(w32, [4, 6]).bfloat16();
+      const b = Tensor.from(Float32Array.from(normal(4, r)), [4]);
+      const path = join(dir, 'ckpt.safetensors');
+      await saveCheckpoint(path, { weights: { 'fc.weight': w, 'fc.bias': b }, step: 1, epoch: 0, config: {} });
+      const raw = await readSafetensors(path);
+      const entry = raw.tensors.get('fc.weight')!;
+      expect(entry.dtype).toBe('BF16');
+      const bits = await w.data();
+      expect([...(entry.data as Uint16Array)]).toEqual([...bits]);
+      expect(raw.tensors.get('fc.bias')!.dtype).toBe('F32');
+      const back = await loadCheckpoint(path, { expect: { 'fc.weight': [4, 6], 'fc.bias': [4] } });
+      const wide = back.weights['fc.weight']!.data;
+      expect(wide).toBeInstanceOf(Float32Array);
+      expect([...wide]).toEqual(Array.from(bits, bf16Value));
+      // and they are the float32 weights rounded to bfloat16
+      expect([...bits]).toEqual(Array.from(new Uint32Array(w32.buffer), f32BitsToBf16));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
