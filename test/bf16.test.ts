@@ -108,7 +108,8 @@ describe('bfloat16 dtype', () => {
       ['softmaxCrossEntropy', () => A.softmaxCrossEntropy(b2, labels)],
       ['topkCorrect', () => A.topkCorrect(b2, labels, 1)],
       ['matmul', () => A.matmul(b2, f2, { transB: true })],
-      ['linearBackward', () => A.linearBackward(f2, b2, b2)],
+      ['linearBackward', () => A.linearBackward(f2, b2, b2)], // bfloat16 inputs want a bfloat16 gradOutput
+      ['linearBackward', () => A.linearBackward(f2, f2, b2)],
       ['linear', () => linear(b2 as unknown as Tensor<'bfloat16'>, f2 as unknown as Tensor<'bfloat16'>)],
       ['linear', () => linear(f2, f2, null, { outDtype: 'bfloat16' } as never)],
       ['linear', () => linear(b2 as unknown as Tensor<'bfloat16'>, b2 as unknown as Tensor<'bfloat16'>, Tensor.zeros([2], { dtype: 'bfloat16' }) as never)],
@@ -304,6 +305,100 @@ for (const kernel of KERNELS) {
   });
 }
 
+/**
+ * float64 gradients of linear on bfloat16 values, with their bounds: each is a float32 sum of
+ * exact products ((n + 1) 2^-24 times the sum of magnitudes, n the reduction length); gradInput
+ * is then rounded to bfloat16 (2^-8 |ref| more).
+ */
+function linearBackwardBf16Ref(dy: Float64Array, x: Float64Array, w: Float64Array, B: number, K: number, N: number) {
+  const dx = new Float64Array(B * K), dxTol = new Float64Array(B * K);
+  const dw = new Float64Array(N * K), dwTol = new Float64Array(N * K);
+  const db = new Float64Array(N), dbTol = new Float64Array(N);
+  for (let b = 0; b < B; b++) {
+    for (let k = 0; k < K; k++) {
+      let s = 0, m = 0;
+      for (let n = 0; n < N; n++) {
+        const p = dy[b * N + n]! * w[n * K + k]!;
+        s += p;
+        m += Math.abs(p);
+      }
+      dx[b * K + k] = s;
+      dxTol[b * K + k] = (N + 1) * 2 ** -24 * m * (1 + 2 ** -8) + 2 ** -8 * Math.abs(s);
+    }
+  }
+  for (let n = 0; n < N; n++) {
+    let sb = 0, mb = 0;
+    for (let b = 0; b < B; b++) {
+      sb += dy[b * N + n]!;
+      mb += Math.abs(dy[b * N + n]!);
+    }
+    db[n] = sb;
+    dbTol[n] = (B + 1) * 2 ** -24 * mb;
+    for (let k = 0; k < K; k++) {
+      let s = 0, m = 0;
+      for (let b = 0; b < B; b++) {
+        const p = dy[b * N + n]! * x[b * K + k]!;
+        s += p;
+        m += Math.abs(p);
+      }
+      dw[n * K + k] = s;
+      dwTol[n * K + k] = (B + 1) * 2 ** -24 * m;
+    }
+  }
+  return { dx, dxTol, dw, dwTol, db, dbTol };
+}
+
+async function checkLinearBackwardBf16(device: string, shapes: [number, number, number][]): Promise<void> {
+  const r = rng();
+  for (const [B, K, N] of shapes) {
+    const x = bf16Random(B * K, r);
+    const w = bf16Random(N * K, r, 0.3);
+    const dy = bf16Random(B * N, r);
+    const o = { dtype: 'bfloat16' as const, device };
+    const tx = Tensor.from(x.bits, [B, K], o);
+    const tw = Tensor.from(w.bits, [N, K], o);
+    const tdy = Tensor.from(dy.bits, [B, N], o);
+    const ref = linearBackwardBf16Ref(dy.values, x.values, w.values, B, K, N);
+    const g = A.linearBackward(tdy, tx, tw);
+    const label = `${device} ${B}x${K}->${N}`;
+    expect(g.gradInput!.dtype).toBe('bfloat16');
+    expect(g.gradWeight.dtype).toBe('float32');
+    expectWithin(Float64Array.from(await g.gradInput!.data(), bf16Value), ref.dx, ref.dxTol, `${label} gradInput`);
+    expectWithin(await g.gradWeight.data(), ref.dw, ref.dwTol, `${label} gradWeight`);
+    expectWithin(await g.gradBias!.data(), ref.db, ref.dbTol, `${label} gradBias`);
+    // accumulate adds into the float32 gradients given
+    const start = Float32Array.from(normal(N * K, r));
+    const startB = Float32Array.from(normal(N, r));
+    const gw = Tensor.from(start, [N, K], { device });
+    const gb = Tensor.from(startB, [N], { device });
+    const acc = A.linearBackward(tdy, tx, tw, { gradWeight: gw, gradBias: gb, accumulate: true, computeGradInput: false });
+    expect(acc.gradInput).toBeNull();
+    expectWithin(await acc.gradWeight.data(), ref.dw.map((v, i) => v + start[i]!), ref.dwTol.map((t, i) => t + 2 ** -24 * (Math.abs(start[i]!) + Math.abs(ref.dw[i]!))), `${label} gradWeight accumulated`);
+    expectWithin(await acc.gradBias!.data(), ref.db.map((v, i) => v + startB[i]!), ref.dbTol.map((t, i) => t + 2 ** -24 * (Math.abs(startB[i]!) + Math.abs(ref.db[i]!))), `${label} gradBias accumulated`);
+    expectCode(() => A.linearBackward(tdy, tx, tw, { gradWeight: Tensor.zeros([N, K], { dtype: 'bfloat16', device }) as never }), 'ERR_DTYPE', /gradWeight/);
+  }
+}
+
+const BACKWARD_SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [1, 3, 17],
+  [3, 17, 1],
+  [17, 33, 3],
+  [5, 31, 18],
+  [2, 70, 300],
+  [4, 0, 3],
+  [3, 5, 0],
+];
+
+for (const kernel of KERNELS) {
+  describe(`linearBackward on bfloat16, ${kernel} kernel`, () => {
+    it('gradInput (bfloat16), gradWeight and gradBias (float32) match float64 on the bfloat16 values, and accumulate', async () => {
+      A.setBf16Kernel(kernel);
+      await checkLinearBackwardBf16('cpu', BACKWARD_SHAPES);
+    });
+  });
+}
+
 describe('linear on bfloat16: the two CPU kernels agree', () => {
   it.runIf(KERNELS.length === 2)('avx512_bf16 and portable give the same bfloat16 conversions and close products', async () => {
     const r = rng();
@@ -350,5 +445,9 @@ describeCuda('bfloat16 on CUDA against the CPU', () => {
       const y16 = await linear(tx, tw, tb, { outDtype: 'bfloat16' }).data();
       expectWithin(Float64Array.from(y16, bf16Value), ref16.y, ref16.tol, `cuda ${B}x${K}->${N} bf16`);
     }
+  });
+
+  it('linearBackward (cuBLAS, bfloat16 inputs, float32 compute) matches float64 on the bfloat16 values', async () => {
+    await checkLinearBackwardBf16('cuda:0', [...BACKWARD_SHAPES, [64, 4096, 1000]]);
   });
 });

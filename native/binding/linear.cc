@@ -2,6 +2,7 @@
 //   linearForward(x [B,in], weight [out,in], bias [out] | null, outDtype?) -> y [B,out]
 //     (x and weight float32, or both bfloat16 with a float32 bias and y float32 or bfloat16)
 //   linearBackward(gradOutput [B,out], x, weight, options) -> {gradInput, gradWeight, gradBias}
+//     (bfloat16 x, weight and gradOutput: gradInput bfloat16, gradWeight and gradBias float32)
 //   matmul(a, b, {transA, transB}) -> c
 #include <optional>
 
@@ -52,8 +53,11 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
                          {"weight", &w},
                          {"gradWeight", gw ? &*gw : nullptr},
                          {"gradBias", gb ? &*gb : nullptr}});
-  const LinearParams p = linear_params(op, x, w);
-  check_dtype(op, "gradOutput", dy, DType::Float32);
+  const LinearParams p = linear_params(op, x, w, /*allow_bf16=*/true);
+  const bool bf16 = x.dtype() == DType::BFloat16;
+  // bfloat16 inputs take a bfloat16 gradOutput and give a bfloat16 gradInput; the weight and
+  // bias gradients are float32 either way (they update float32 master weights).
+  check_dtype(op, "gradOutput", dy, x.dtype());
   check_shape(op, "gradOutput", dy, p.output_shape());
   if (gw) {
     check_dtype(op, "gradWeight", *gw, DType::Float32);
@@ -72,10 +76,10 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
                              {{"gradOutput", &dy}, {"input", &x}, {"weight", &w}});
 
   const Device dev = x.device();
-  Tensor dx = need_dx ? Tensor::empty(x.shape(), DType::Float32, dev) : Tensor();
+  Tensor dx = need_dx ? Tensor::empty(x.shape(), x.dtype(), dev) : Tensor();
   Tensor dw = gw ? *gw : Tensor::empty(w.shape(), DType::Float32, dev);
   Tensor db = need_db ? (gb ? *gb : Tensor::empty(Shape::of({p.out}), DType::Float32, dev)) : Tensor();
-  launch(dev, &Backend::linear_backward, dx, dw, db, dy, x, w, p, accumulate);
+  launch(dev, bf16 ? &Backend::linear_backward_bf16 : &Backend::linear_backward, dx, dw, db, dy, x, w, p, accumulate);
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
   result.Set("gradInput", dx.defined() ? wrap(env, dx) : env.Null());

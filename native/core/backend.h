@@ -85,6 +85,9 @@ struct Backend {
   // bias added in float32, y rounded once)
   void (*linear_forward_bf16)(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias,
                               const LinearParams& p);
+  // dy, x, w bfloat16; dx bfloat16 (or undefined); dw float32; db float32 (or undefined)
+  void (*linear_backward_bf16)(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                               const Tensor& x, const Tensor& w, const LinearParams& p, bool accumulate);
 
   // --- dropout ---
   void (*dropout_forward)(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p);
@@ -140,6 +143,7 @@ struct Backend {
     (b).linear_backward = linear_backward_op;             \
     (b).matmul = matmul_op;                               \
     (b).linear_forward_bf16 = linear_forward_bf16_op;     \
+    (b).linear_backward_bf16 = linear_backward_bf16_op;   \
     (b).dropout_forward = dropout_forward_op;             \
     (b).dropout_backward = dropout_backward_op;           \
     (b).softmax_forward = softmax_forward_op;             \

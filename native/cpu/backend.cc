@@ -84,6 +84,11 @@ void linear_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, c
   linear_forward_bf16(f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(), opt_f32(b),
                       p.B, p.in, p.out);
 }
+void linear_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,
+                             const Tensor& w, const LinearParams& p, bool accumulate) {
+  linear_backward_bf16(dx.defined() ? dx.bf16() : nullptr, dw.f32(), opt_f32(db), dy.bf16(), x.bf16(), w.bf16(), p.B,
+                       p.in, p.out, accumulate);
+}
 
 void dropout_forward_op(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p) {
   dropout_forward(y.f32(), mask.f32(), x.f32(), x.numel(), p);

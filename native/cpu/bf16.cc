@@ -9,6 +9,7 @@
 #include "../core/bf16.h"
 #include "../core/error.h"
 #include "../core/parallel.h"
+#include "gemm.h"
 #include "linear.h"
 #include "scratch.h"
 #include "simd.h"
@@ -168,7 +169,9 @@ const std::array<std::array<TileFn, kNR>, kMR> kTiles = {
 // y[B, out] (float32, overwritten) = x w^T. Each thread owns a range of w's rows (y's columns);
 // within it, blocks of kOC rows and kKC reductions keep a block of w in L2 while every row of
 // x streams past it, and 4 x 4 tiles of (x rows, w rows) in registers.
-void linear_avx512(float* y, const uint16_t* x, const uint16_t* w, int64_t B, int64_t in, int64_t out) {
+// With `accumulate`, y += x w^T instead.
+void linear_avx512(float* y, const uint16_t* x, const uint16_t* w, int64_t B, int64_t in, int64_t out,
+                   bool accumulate = false) {
   constexpr int64_t kOC = 64, kKC = 2048;
   const int64_t blocks = (out + kNR - 1) / kNR;
   parallel_for(0, blocks, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, B * in / 64 + 1)),
@@ -177,7 +180,8 @@ void linear_avx512(float* y, const uint16_t* x, const uint16_t* w, int64_t B, in
     float part[kMR * kNR];
     for (int64_t o0 = o_begin; o0 < o_end; o0 += kOC) {
       const int64_t o1 = std::min(o_end, o0 + kOC);
-      for (int64_t b = 0; b < B; ++b) std::fill(y + b * out + o0, y + b * out + o1, 0.f);
+      if (!accumulate)
+        for (int64_t b = 0; b < B; ++b) std::fill(y + b * out + o0, y + b * out + o1, 0.f);
       for (int64_t k0 = 0; k0 < in; k0 += kKC) {
         const int64_t kc = std::min(kKC, in - k0);
         for (int64_t o = o0; o < o1; o += kNR) {
@@ -247,6 +251,53 @@ void linear_forward_bf16(float* y_f32, uint16_t* y_bf16, const uint16_t* x, cons
     linear_forward(y, xf, wf, bias, B, in, out);
   }
   if (y_bf16 != nullptr) float_to_bf16(y_bf16, y, B * out);
+}
+
+namespace {
+
+// t[c, r] = a[r, c] for a [R, C] (bfloat16 patterns), in 64 x 64 blocks so that both sides stay
+// in cache lines.
+void transpose_bf16(uint16_t* t, const uint16_t* a, int64_t R, int64_t C) {
+  constexpr int64_t kB = 64;
+  parallel_for(0, (C + kB - 1) / kB, 1, [=](int64_t lo, int64_t hi) {
+    for (int64_t c0 = lo * kB; c0 < std::min(C, hi * kB); c0 += kB)
+      for (int64_t r0 = 0; r0 < R; r0 += kB)
+        for (int64_t c = c0; c < std::min(C, c0 + kB); ++c)
+          for (int64_t r = r0; r < std::min(R, r0 + kB); ++r) t[c * R + r] = a[r * C + c];
+  });
+}
+
+}  // namespace
+
+void linear_backward_bf16(uint16_t* dx, float* dw, float* db, const uint16_t* dy, const uint16_t* x,
+                          const uint16_t* w, int64_t B, int64_t in, int64_t out, bool accumulate) {
+  // dw and db: the reductions run over the batch, short next to the weights, so the two small
+  // operands (dy, x) are widened to float32 (exact) and sgemm sums them, on both kernels.
+  float* dyf = scratch(Scratch::Bf16Output, B * out);
+  float* xf = scratch(Scratch::Bf16Input, B * in);
+  bf16_to_float(dyf, dy, B * out);
+  bf16_to_float(xf, x, B * in);
+  linear_backward(nullptr, dw, db, dyf, xf, nullptr, B, in, out, accumulate);
+  if (dx == nullptr || B == 0 || in == 0) return;
+  // dx [B, in] = dy [B, out] @ w [out, in], rounded once to bfloat16.
+  float* sum = scratch(Scratch::Bf16Weights, B * in + (bf16_kernel() == Bf16Kernel::Avx512Bf16 ? 0 : out * in));
+#if ALEXNET_HAVE_X86
+  if (bf16_kernel() == Bf16Kernel::Avx512Bf16) {
+    // The kernel wants both operands contiguous along the reduction (out): w transposed once,
+    // into a float scratch slot holding two bfloat16 per float.
+    static_assert(sizeof(float) == 2 * sizeof(uint16_t), "two bfloat16 per float");
+    uint16_t* wt = reinterpret_cast<uint16_t*>(scratch(Scratch::Bf16Transposed, (out * in + 1) / 2));
+    transpose_bf16(wt, w, out, in);
+    linear_avx512(sum, dy, wt, B, out, in);
+  } else
+#endif
+  {
+    float* wf = sum + B * in;
+    bf16_to_float(wf, w, out * in);
+    sgemm(false, false, B, in, out, 1.f, dyf, std::max<int64_t>(out, 1), wf, std::max<int64_t>(in, 1), 0.f, sum,
+          std::max<int64_t>(in, 1));
+  }
+  float_to_bf16(dx, sum, B * in);
 }
 
 }  // namespace alexnet::cpu

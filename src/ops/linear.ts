@@ -58,8 +58,25 @@ export function linearBackward(
   gradOutput: Tensor<'float32'>,
   input: Tensor<'float32'>,
   weight: Tensor<'float32'>,
+  options?: LinearGradOptions,
+): LinearGrads;
+/**
+ * The bfloat16 form (gradOutput, input and weight all bfloat16): gradInput = gradOutput @ weight
+ * comes back bfloat16 (summed in float32, rounded once); gradWeight and gradBias are float32 (the
+ * float32 master weights' gradients; a given gradWeight / gradBias must be float32).
+ */
+export function linearBackward(
+  gradOutput: Tensor<'bfloat16'>,
+  input: Tensor<'bfloat16'>,
+  weight: Tensor<'bfloat16'>,
+  options?: LinearGradOptions,
+): Omit<LinearGrads, 'gradInput'> & { gradInput: Tensor<'bfloat16'> | null };
+export function linearBackward(
+  gradOutput: Tensor,
+  input: Tensor,
+  weight: Tensor,
   options: LinearGradOptions = {},
-): LinearGrads {
+): Omit<LinearGrads, 'gradInput'> & { gradInput: Tensor | null } {
   const op = 'linearBackward';
   options = optionsOf(options, op);
   const r = loadNative().linearBackward(handleOf(gradOutput, op, 'gradOutput'), handleOf(input, op, 'input'), handleOf(weight, op, 'weight'), {

@@ -21,6 +21,19 @@ __global__ void bias_to_bf16_kernel(uint16_t* __restrict__ y, const float* __res
   GRID_STRIDE(i, B * C) { y[i] = bf16::from_float(bias != nullptr ? sum[i] + bias[i % C] : sum[i]); }
 }
 
+__global__ void zero_bf16_kernel(uint16_t* __restrict__ y, int64_t n) {
+  GRID_STRIDE(i, n) { y[i] = 0; }
+}
+
+__global__ void bias_backward_bf16_kernel(float* __restrict__ db, const uint16_t* __restrict__ dy, int64_t B,
+                                          int64_t C, bool accumulate) {
+  GRID_STRIDE(c, C) {
+    float s = 0.f;
+    for (int64_t b = 0; b < B; ++b) s += bf16::to_float(dy[b * C + c]);
+    db[c] = accumulate ? db[c] + s : s;
+  }
+}
+
 }  // namespace
 
 void float_to_bf16(int device, uint16_t* y, const float* x, int64_t n) {
@@ -39,6 +52,18 @@ void bias_to_bf16(int device, uint16_t* y, const float* sum, const float* bias, 
   if (B * C == 0) return;
   bias_to_bf16_kernel<<<blocks_for(B * C), kThreads, 0, stream_of(device)>>>(y, sum, bias, B, C);
   ALEXNET_CUDA_CHECK_LAUNCH("bias_to_bf16_kernel");
+}
+
+void zero_bf16(int device, uint16_t* y, int64_t n) {
+  if (n == 0) return;
+  zero_bf16_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(y, n);
+  ALEXNET_CUDA_CHECK_LAUNCH("zero_bf16_kernel");
+}
+
+void bias_backward_bf16(int device, float* db, const uint16_t* dy, int64_t B, int64_t C, bool accumulate) {
+  if (C == 0) return;
+  bias_backward_bf16_kernel<<<blocks_for(C), kThreads, 0, stream_of(device)>>>(db, dy, B, C, accumulate);
+  ALEXNET_CUDA_CHECK_LAUNCH("bias_backward_bf16_kernel");
 }
 
 }  // namespace alexnet::cuda
