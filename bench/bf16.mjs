@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // bfloat16 against float32 for AlexNet's fully connected layers (fc6 9216->4096, fc7
-// 4096->4096, fc8 4096->1000) at batch 1, 16 and 64, in one process: linear on float32 inputs
+// 4096->4096, fc8 4096->1000) at batch 1, 16 and 64, in one process, forward and backward
+// (linearBackward: gradInput, gradWeight, gradBias; the wait is on gradInput, the queue runs the
+// call as one task, so all three are done): linear on float32 inputs
 // (sgemm, OpenBLAS or the portable GEMM) beside linear on bfloat16 inputs (float32 output) with
 // the AVX-512 BF16 kernel (where the CPU has it) and with the portable path (convert to float32,
 // then sgemm). The variants run interleaved, rep by rep, so a noisy neighbour slows them alike;
@@ -56,26 +58,40 @@ for (const [layer, inF, outF] of LAYERS) {
   for (const B of batches) {
     const x32 = Tensor.from(random(B * inF, 3 + B), [B, inF]);
     const x16 = x32.bfloat16();
-    const times = variants.map(() => []);
-    const run = async (v) => {
-      if (v.kernel) lib.setBf16Kernel(v.kernel);
-      const t0 = process.hrtime.bigint();
-      const y = v.kernel ? linear(x16, w16, bias) : linear(x32, w32, bias);
-      await y.data();
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      y.dispose();
-      return ms;
-    };
-    for (const v of variants) await run(v); // warm-up (scratch buffers, pages)
-    for (let r = 0; r < reps; r++) for (let i = 0; i < variants.length; i++) times[i].push(await run(variants[i]));
-    const base = median(times[0]);
-    const flop = 2 * B * inF * outF;
-    for (let i = 0; i < variants.length; i++) {
-      const ms = median(times[i]);
-      rows.push({ layer, batch: B, in: inF, out: outF, variant: variants[i].name, ms, gflops: flop / ms / 1e6, vsFp32: base / ms });
+    const dy32 = Tensor.from(random(B * outF, 5 + B), [B, outF]);
+    const dy16 = dy32.bfloat16();
+    const gw = Tensor.zeros([outF, inF]);
+    const gb = Tensor.zeros([outF]);
+    for (const pass of ['forward', 'backward']) {
+      const times = variants.map(() => []);
+      const run = async (v) => {
+        if (v.kernel) lib.setBf16Kernel(v.kernel);
+        const t0 = process.hrtime.bigint();
+        let wait;
+        if (pass === 'forward') {
+          wait = v.kernel ? linear(x16, w16, bias) : linear(x32, w32, bias);
+        } else {
+          // gradInput, gradWeight and gradBias into the same float32 buffers each time
+          const g = v.kernel
+            ? lib.linearBackward(dy16, x16, w16, { gradWeight: gw, gradBias: gb })
+            : lib.linearBackward(dy32, x32, w32, { gradWeight: gw, gradBias: gb });
+          wait = g.gradInput;
+        }
+        await wait.data();
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        wait.dispose();
+        return ms;
+      };
+      for (const v of variants) await run(v); // warm-up (scratch buffers, pages)
+      for (let r = 0; r < reps; r++) for (let i = 0; i < variants.length; i++) times[i].push(await run(variants[i]));
+      const base = median(times[0]);
+      const flop = (pass === 'forward' ? 2 : 4) * B * inF * outF;
+      for (let i = 0; i < variants.length; i++) {
+        const ms = median(times[i]);
+        rows.push({ layer, pass, batch: B, in: inF, out: outF, variant: variants[i].name, ms, gflops: flop / ms / 1e6, vsFp32: base / ms });
+      }
     }
-    x32.dispose();
-    x16.dispose();
+    for (const t of [x32, x16, dy32, dy16, gw, gb]) t.dispose();
   }
   w32.dispose();
   w16.dispose();
@@ -88,9 +104,9 @@ const lines = [
   '',
   `${new Date().toISOString()} · ${os.cpus()[0]?.model} · ${cpu.threads} threads · ${cpu.blas} · AVX-512 BF16: ${cpu.bf16Hardware ? 'yes' : 'no'} · median of ${reps} interleaved reps`,
   '',
-  '| layer | batch | variant | ms | GFLOP/s | speed vs fp32 |',
-  '|---|---:|---|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.layer} ${r.in}->${r.out} | ${r.batch} | ${r.variant} | ${r.ms.toFixed(2)} | ${r.gflops.toFixed(1)} | ${r.vsFp32.toFixed(2)}x |`),
+  '| layer | pass | batch | variant | ms | GFLOP/s | speed vs fp32 |',
+  '|---|---|---:|---|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.layer} ${r.in}->${r.out} | ${r.pass} | ${r.batch} | ${r.variant} | ${r.ms.toFixed(2)} | ${r.gflops.toFixed(1)} | ${r.vsFp32.toFixed(2)}x |`),
 ];
 const md = lines.join('\n');
 console.log(md);

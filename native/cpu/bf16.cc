@@ -198,6 +198,97 @@ void linear_avx512(float* y, const uint16_t* x, const uint16_t* w, int64_t B, in
   });
 }
 
+// ---- backward's dx = dy w: the reduction runs down w's columns ----
+//
+// w [O, I] is contiguous along I, not along the reduction o, so the tile pairs two rows of w in
+// registers instead of transposing w in memory: unpacklo/hi_epi16 of rows o and o+1 give, in each
+// 32-bit lane, (w[o, i], w[o+1, i]), and one 32-bit broadcast of dy[b, o..o+1] (adjacent in
+// memory) makes vdpbf16ps add dy[b, o] w[o, i] + dy[b, o+1] w[o+1, i]. The unpacks work within
+// 128-bit lanes, so the "lo" accumulator holds columns {0-3, 8-11, 16-19, 24-27} of the 32 and
+// "hi" the others; two permutes put them back in order at the end. An odd O pairs the last row
+// with zeros. out [MR rows of dx, 32 columns] (fp32, ni <= 32 of them valid) is overwritten, or
+// added to when `add`.
+template <int MR>
+ALEXNET_BF16_TARGET void dx_tile(const uint16_t* dy, int64_t ldy, const uint16_t* w, int64_t ldw, int64_t O,
+                                 int ni, float* out, int64_t ldo, bool add) {
+  __m512 lo[MR], hi[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) lo[r] = hi[r] = _mm512_setzero_ps();
+  const __mmask32 m = ni >= 32 ? __mmask32(0xFFFFFFFFu) : static_cast<__mmask32>((1u << ni) - 1);
+  int64_t o = 0;
+  for (; o + 2 <= O; o += 2) {
+    const __m512i r0 = _mm512_maskz_loadu_epi16(m, w + o * ldw);
+    const __m512i r1 = _mm512_maskz_loadu_epi16(m, w + (o + 1) * ldw);
+    const __m512bh wl = (__m512bh)_mm512_unpacklo_epi16(r0, r1);
+    const __m512bh wh = (__m512bh)_mm512_unpackhi_epi16(r0, r1);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      uint32_t pair;
+      std::memcpy(&pair, dy + r * ldy + o, sizeof pair);  // dy[b, o] low half, dy[b, o+1] high
+      const __m512bh d = (__m512bh)_mm512_set1_epi32(static_cast<int>(pair));
+      lo[r] = _mm512_dpbf16_ps(lo[r], d, wl);
+      hi[r] = _mm512_dpbf16_ps(hi[r], d, wh);
+    }
+  }
+  if (o < O) {
+    const __m512i r0 = _mm512_maskz_loadu_epi16(m, w + o * ldw);
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512bh wl = (__m512bh)_mm512_unpacklo_epi16(r0, zero);
+    const __m512bh wh = (__m512bh)_mm512_unpackhi_epi16(r0, zero);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh d = (__m512bh)_mm512_set1_epi32(static_cast<int>(dy[r * ldy + o]));
+      lo[r] = _mm512_dpbf16_ps(lo[r], d, wl);
+      hi[r] = _mm512_dpbf16_ps(hi[r], d, wh);
+    }
+  }
+  const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  const __mmask16 m0 = ni >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << ni) - 1);
+  const __mmask16 m1 = ni >= 32 ? __mmask16(0xFFFF) : ni <= 16 ? __mmask16(0) : static_cast<__mmask16>((1u << (ni - 16)) - 1);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    __m512 a = _mm512_permutex2var_ps(lo[r], first, hi[r]);
+    __m512 b = _mm512_permutex2var_ps(lo[r], second, hi[r]);
+    if (add) {
+      a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m0, out + r * ldo));
+      b = _mm512_add_ps(b, _mm512_maskz_loadu_ps(m1, out + r * ldo + 16));
+    }
+    _mm512_mask_storeu_ps(out + r * ldo, m0, a);
+    _mm512_mask_storeu_ps(out + r * ldo + 16, m1, b);
+  }
+}
+
+using DxTileFn = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int, float*, int64_t, bool);
+constexpr int kDxMR = 8;
+template <int... Rs>
+constexpr std::array<DxTileFn, kDxMR> dx_tiles(std::integer_sequence<int, Rs...>) {
+  return {&dx_tile<Rs + 1>...};
+}
+const std::array<DxTileFn, kDxMR> kDxTiles = dx_tiles(std::make_integer_sequence<int, kDxMR>{});
+
+// dx [B, I] (float32, overwritten) = dy [B, O] w [O, I]: threads split dx's columns in chunks
+// of 32; the reduction goes in blocks of kOB rows of w, each block swept left to right across
+// the thread's columns (rows of w read in order: a column strip of all O rows would touch a new
+// page per row), its partial sums added into dx.
+void dx_avx512(float* dx, const uint16_t* dy, const uint16_t* w, int64_t B, int64_t I, int64_t O) {
+  constexpr int64_t kOB = 256;  // even: pairs of rows never straddle two blocks
+  const int64_t chunks = (I + 31) / 32;
+  parallel_for(0, chunks, 1, [=](int64_t lo, int64_t hi) {
+    for (int64_t o0 = 0; o0 < std::max<int64_t>(O, 1); o0 += kOB) {
+      const int64_t ob = std::min(kOB, O - o0);
+      for (int64_t c = lo; c < hi; ++c) {
+        const int64_t i0 = c * 32;
+        const int ni = static_cast<int>(std::min<int64_t>(32, I - i0));
+        for (int64_t b = 0; b < B; b += kDxMR) {
+          const int mr = static_cast<int>(std::min<int64_t>(kDxMR, B - b));
+          kDxTiles[mr - 1](dy + b * O + o0, O, w + o0 * I + i0, I, ob, ni, dx + b * I + i0, I, /*add=*/o0 > 0);
+        }
+      }
+    }
+  });
+}
+
 #endif  // ALEXNET_HAVE_X86
 
 }  // namespace
@@ -253,22 +344,6 @@ void linear_forward_bf16(float* y_f32, uint16_t* y_bf16, const uint16_t* x, cons
   if (y_bf16 != nullptr) float_to_bf16(y_bf16, y, B * out);
 }
 
-namespace {
-
-// t[c, r] = a[r, c] for a [R, C] (bfloat16 patterns), in 64 x 64 blocks so that both sides stay
-// in cache lines.
-void transpose_bf16(uint16_t* t, const uint16_t* a, int64_t R, int64_t C) {
-  constexpr int64_t kB = 64;
-  parallel_for(0, (C + kB - 1) / kB, 1, [=](int64_t lo, int64_t hi) {
-    for (int64_t c0 = lo * kB; c0 < std::min(C, hi * kB); c0 += kB)
-      for (int64_t r0 = 0; r0 < R; r0 += kB)
-        for (int64_t c = c0; c < std::min(C, c0 + kB); ++c)
-          for (int64_t r = r0; r < std::min(R, r0 + kB); ++r) t[c * R + r] = a[r * C + c];
-  });
-}
-
-}  // namespace
-
 void linear_backward_bf16(uint16_t* dx, float* dw, float* db, const uint16_t* dy, const uint16_t* x,
                           const uint16_t* w, int64_t B, int64_t in, int64_t out, bool accumulate) {
   // dw and db: the reductions run over the batch, short next to the weights, so the two small
@@ -283,12 +358,7 @@ void linear_backward_bf16(uint16_t* dx, float* dw, float* db, const uint16_t* dy
   float* sum = scratch(Scratch::Bf16Weights, B * in + (bf16_kernel() == Bf16Kernel::Avx512Bf16 ? 0 : out * in));
 #if ALEXNET_HAVE_X86
   if (bf16_kernel() == Bf16Kernel::Avx512Bf16) {
-    // The kernel wants both operands contiguous along the reduction (out): w transposed once,
-    // into a float scratch slot holding two bfloat16 per float.
-    static_assert(sizeof(float) == 2 * sizeof(uint16_t), "two bfloat16 per float");
-    uint16_t* wt = reinterpret_cast<uint16_t*>(scratch(Scratch::Bf16Transposed, (out * in + 1) / 2));
-    transpose_bf16(wt, w, out, in);
-    linear_avx512(sum, dy, wt, B, out, in);
+    dx_avx512(sum, dy, w, B, in, out);
   } else
 #endif
   {

@@ -39,8 +39,8 @@ void linear_forward_bf16(float* y_f32,          // [B, out] or null
                          int64_t B, int64_t in, int64_t out);
 
 // The gradients of linear_forward_bf16, with bfloat16 dy, x, w:
-// dx = dy @ w rounded once to bfloat16 (skipped when dx is null); AVX-512 BF16 kernel on w^T
-// (transposed per call), or widened to float32 and sgemm;
+// dx = dy @ w rounded once to bfloat16 (skipped when dx is null); AVX-512 BF16 kernel pairing
+// rows of w in registers, or widened to float32 and sgemm;
 // dw = dy^T @ x and db = column sums of dy, float32 (+= when accumulate; db skipped when null):
 // the batch-long reductions widen dy and x to float32 (exact) and go through linear_backward.
 void linear_backward_bf16(uint16_t* dx,         // [B, in] or null

@@ -19,7 +19,6 @@ enum class Scratch {
   Bf16Input,         // bf16.cc: the portable path's float32 copy of x
   Bf16Weights,       // bf16.cc: the portable path's float32 copy of w
   Bf16Output,        // bf16.cc: the float32 sums of a bfloat16 output (backward: dy widened)
-  Bf16Transposed,    // bf16.cc: backward's w^T, bfloat16 (two per float)
   kCount
 };
 
