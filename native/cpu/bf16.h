@@ -30,7 +30,8 @@ void bf16_to_float(float* y,           // [n]
 // y = x @ w^T + bias with bfloat16 x and w, every product exact in float32 and summed in
 // float32; the bias (float32) is added to the float32 sum, then y is stored as float32 (y_f32)
 // or rounded once to bfloat16 (y_bf16). Exactly one of y_f32, y_bf16 is non-null.
-// The AVX-512 kernel treats bfloat16 subnormal inputs (|v| < 2^-126) as zero, as vdpbf16ps does.
+// The AVX-512 kernel treats bfloat16 subnormal inputs (|v| < 2^-126) as zero and flushes
+// subnormal partial sums to zero, as vdpbf16ps does (Intel's definition: DAZ, FTZ, no MXCSR).
 void linear_forward_bf16(float* y_f32,          // [B, out] or null
                          uint16_t* y_bf16,      // [B, out] or null
                          const uint16_t* x,     // [B, in]
