@@ -54,6 +54,16 @@ export function setGemmBackend(name: 'blas' | 'portable'): void {
  * and 5x5 kernels: the forward pass and the input gradient) wherever it applies and does what
  * 'auto' does elsewhere.
  */
+/**
+ * The CPU's bfloat16 kernels (conversions and the bfloat16 linear layer): 'auto' (default)
+ * takes AVX-512 BF16 where the CPU has it; 'portable' forces integer rounding and the float32
+ * GEMM; 'avx512_bf16' on a CPU without it is ERR_ARGUMENT. Both give the same conversions bit
+ * for bit; the products differ only in float32 summation order.
+ */
+export function setBf16Kernel(name: 'auto' | 'avx512_bf16' | 'portable'): void {
+  loadNative().setBf16Kernel(name);
+}
+
 export function setConvAlgorithm(name: ConvAlgorithm): void {
   loadNative().setConvAlgorithm(name);
 }

@@ -12,8 +12,9 @@ import type { Pool2dOptions } from './ops/pool.js';
 import type { SgdStepOptions } from './ops/sgd.js';
 import type { NativeWeightGradients, WeightGradOptions } from './ops/weight-grad.js';
 
-export type DType = 'float32' | 'int32';
-export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : Float32Array;
+/** Tensor element types. bfloat16 tensors hand their values over as raw 16-bit patterns. */
+export type DType = 'float32' | 'int32' | 'bfloat16';
+export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : D extends 'bfloat16' ? Uint16Array : Float32Array;
 
 /** The handle of a native tensor. Wrapped by the `Tensor` class; not used directly. */
 export interface NativeTensor {
@@ -23,8 +24,8 @@ export interface NativeTensor {
   readonly disposed: boolean;
   readonly nbytes: number;
   dispose(): void;
-  data(): Promise<Float32Array | Int32Array>;
-  dataSync(): Float32Array | Int32Array;
+  data(): Promise<Float32Array | Int32Array | Uint16Array>;
+  dataSync(): Float32Array | Int32Array | Uint16Array;
   view(offset: number, shape: number[]): NativeTensor;
 }
 
@@ -61,6 +62,10 @@ export interface BackendInfo {
     /** whether this CPU runs the direct convolution kernel, and with which instruction set */
     directConv: boolean;
     directConvIsa: 'avx512' | 'avx2' | 'none';
+    /** whether this CPU has AVX-512 BF16 (vdpbf16ps, vcvtne2ps2bf16) */
+    bf16Hardware: boolean;
+    /** the bfloat16 kernels in use (setBf16Kernel) */
+    bf16Kernel: 'avx512_bf16' | 'portable';
   };
   cuda: {
     compiled: boolean;
@@ -153,7 +158,8 @@ export interface NativeModule {
   NativeTensor: abstract new (...args: never[]) => NativeTensor;
   // tensors and queues
   empty(shape: number[], dtype?: DType, device?: string): NativeTensor;
-  fromData(data: Float32Array | Int32Array, shape: number[], device?: string): NativeTensor;
+  /** a Uint16Array holds raw bfloat16 patterns and makes a bfloat16 tensor */
+  fromData(data: Float32Array | Int32Array | Uint16Array, shape: number[], device?: string): NativeTensor;
   synchronize(device?: string): Promise<void>;
   pending(device?: string): number;
   memoryStats(device: string, resetPeak: boolean): import('./tensor.js').MemoryStats;
@@ -168,9 +174,13 @@ export interface NativeModule {
   setDeterministic(on: boolean): void;
   isDeterministic(): boolean;
   setConvAlgorithm(name: ConvAlgorithm): void;
+  /** the CPU's bfloat16 kernels: AVX-512 BF16 where present ('auto'), or the portable path */
+  setBf16Kernel(name: 'auto' | 'avx512_bf16' | 'portable'): void;
   // elementwise (in place on `t` / `y` / `dst`)
   fill(t: NativeTensor, value: number): void;
   copy(dst: NativeTensor, src: NativeTensor): void;
+  /** a new tensor: x converted (float32 <-> bfloat16, round to nearest even; same dtype: a copy) */
+  toDtype(x: NativeTensor, dtype: DType): NativeTensor;
   scale(t: NativeTensor, alpha: number): void;
   axpy(y: NativeTensor, alpha: number, x: NativeTensor): void;
   // relu
@@ -191,7 +201,8 @@ export interface NativeModule {
   lrnForward(x: NativeTensor, options: LrnOptions): NativeTensor;
   lrnBackward(gradOutput: NativeTensor, x: NativeTensor, output: NativeTensor, options: LrnOptions): NativeTensor;
   // linear: x [B,in], weight [out,in], bias [out] | null
-  linearForward(x: NativeTensor, weight: NativeTensor, bias: NativeTensor | null): NativeTensor;
+  // (x and weight both bfloat16: bias float32, outDtype float32 (default) or bfloat16)
+  linearForward(x: NativeTensor, weight: NativeTensor, bias: NativeTensor | null, outDtype?: DType): NativeTensor;
   linearBackward(
     gradOutput: NativeTensor,
     x: NativeTensor,

@@ -46,8 +46,8 @@ function describe(v: unknown): string {
 /** options.dtype (default float32), checked so that the error names `op`. */
 function dtypeOf(dtype: unknown, op: string): DType {
   if (dtype === undefined) return 'float32';
-  if (dtype !== 'float32' && dtype !== 'int32') {
-    throw alexnetError('ERR_DTYPE', `${op}: unsupported dtype ${describe(dtype)} (expected 'float32' or 'int32')`);
+  if (dtype !== 'float32' && dtype !== 'int32' && dtype !== 'bfloat16') {
+    throw alexnetError('ERR_DTYPE', `${op}: unsupported dtype ${describe(dtype)} (expected 'float32', 'int32' or 'bfloat16')`);
   }
   return dtype;
 }
@@ -56,7 +56,7 @@ function dtypeOf(dtype: unknown, op: string): DType {
 const MAX_NUMEL = 2 ** 32;
 
 /** `data` as a Float32Array or Int32Array for Tensor.from, every element checked. */
-function fromArray(data: unknown, dtype: DType): Float32Array | Int32Array {
+function fromArray(data: unknown, dtype: 'float32' | 'int32'): Float32Array | Int32Array {
   const op = 'Tensor.from';
   if (dtype === 'float32' && data instanceof Float32Array) return data;
   if (dtype === 'int32' && data instanceof Int32Array) return data;
@@ -116,18 +116,33 @@ export class Tensor<D extends DType = DType> {
 
   /**
    * A tensor holding a copy of `data` (float32 unless an Int32Array is given or dtype says
-   * int32). Float32 data rounds to float32 (beyond +-3.4e38: +-Infinity); int32 data must be
-   * integers in int32's range; anything but numbers is ERR_DTYPE.
+   * int32 or bfloat16). Float32 data rounds to float32 (beyond +-3.4e38: +-Infinity); int32 data
+   * must be integers in int32's range; anything but numbers is ERR_DTYPE. For bfloat16, a
+   * Uint16Array holds the raw bfloat16 patterns (taken as they are); numbers round to float32
+   * and then to bfloat16 (nearest even), as `Tensor.from(data).to('bfloat16')` does.
    */
   static from<D extends DType = 'float32'>(
-    data: ArrayLike<number> | Float32Array | Int32Array,
+    data: ArrayLike<number> | Float32Array | Int32Array | Uint16Array,
     shape: readonly number[],
     options: TensorOptions<D> = {},
   ): Tensor<D> {
     const o = optionsOf(options, 'Tensor.from');
     const dtype = o.dtype === undefined && data instanceof Int32Array ? 'int32' : dtypeOf(o.dtype, 'Tensor.from');
     const s = shapeOf(shape, 'Tensor.from');
+    if (dtype === 'bfloat16') {
+      if (data instanceof Uint16Array) return new Tensor<D>(loadNative().fromData(data, s, o.device));
+      return Tensor.#converted(new Tensor<'float32'>(loadNative().fromData(fromArray(data, 'float32'), s, o.device)), 'bfloat16');
+    }
     return new Tensor<D>(loadNative().fromData(fromArray(data, dtype), s, o.device));
+  }
+
+  /** `t` converted to `dtype`; `t` is disposed (also when the conversion throws). */
+  static #converted<D extends DType>(t: Tensor, dtype: DType): Tensor<D> {
+    try {
+      return new Tensor<D>(loadNative().toDtype(t.handle, dtype));
+    } finally {
+      t.dispose();
+    }
   }
 
   /** An uninitialised tensor. */
@@ -136,12 +151,15 @@ export class Tensor<D extends DType = DType> {
     return new Tensor<D>(loadNative().empty(shapeOf(shape, 'Tensor.empty'), dtypeOf(o.dtype, 'Tensor.empty'), o.device));
   }
 
-  /** A tensor filled with `value` (float32 unless dtype says int32; then value must be an integer). */
+  /**
+   * A tensor filled with `value` (float32 unless dtype says int32, when value must be an integer,
+   * or bfloat16, when value rounds to float32 and then to the nearest bfloat16).
+   */
   static full<D extends DType = 'float32'>(shape: readonly number[], value: number, options: TensorOptions<D> = {}): Tensor<D> {
     return Tensor.#full('Tensor.full', shape, value, options);
   }
 
-  /** A tensor of zeros (float32 unless dtype says int32). */
+  /** A tensor of zeros (float32 unless dtype says int32 or bfloat16). */
   static zeros<D extends DType = 'float32'>(shape: readonly number[], options: TensorOptions<D> = {}): Tensor<D> {
     return Tensor.#full('Tensor.zeros', shape, 0, options);
   }
@@ -150,6 +168,7 @@ export class Tensor<D extends DType = DType> {
     const o = optionsOf(options, op);
     const dtype = dtypeOf(o.dtype, op);
     if (typeof value !== 'number') throw alexnetError('ERR_ARGUMENT', `${op}: expected value to be a number but got ${describe(value)}`);
+    if (dtype === 'bfloat16') return Tensor.#converted(Tensor.#full(op, shape, value, { device: o.device }), 'bfloat16');
     if (dtype === 'int32' && !(Number.isInteger(value) && value >= -2147483648 && value <= 2147483647)) {
       throw alexnetError('ERR_ARGUMENT', `${op}: value must be an integer in int32's range for an int32 tensor but got ${value}`);
     }
@@ -198,6 +217,29 @@ export class Tensor<D extends DType = DType> {
   /** Blocks the JS thread until the value is ready. Prefer `await data()`. */
   dataSync(): TypedArrayFor<D> {
     return this.handle.dataSync() as TypedArrayFor<D>;
+  }
+
+  /**
+   * A new tensor holding this one's values as `dtype` (PyTorch's `tensor.to(dtype)`, except that
+   * the same dtype gives a copy, never `this`): float32 -> bfloat16 rounds to nearest, ties to
+   * even (NaN stays a quiet NaN with its sign, +-inf stay, values past the largest bfloat16
+   * become +-inf, subnormals round like normals); bfloat16 -> float32 is exact. int32 converts
+   * to nothing else (ERR_DTYPE).
+   */
+  to<T extends DType>(dtype: T): Tensor<T> {
+    Tensor.#own(this, 'to');
+    if (typeof dtype !== 'string') throw alexnetError('ERR_DTYPE', `to: expected dtype to be a string but got ${describe(dtype)}`);
+    return new Tensor<T>(loadNative().toDtype(this.handle, dtypeOf(dtype, 'to')));
+  }
+
+  /** `to('bfloat16')`, PyTorch's `tensor.bfloat16()`. */
+  bfloat16(): Tensor<'bfloat16'> {
+    return this.to('bfloat16');
+  }
+
+  /** `to('float32')`, PyTorch's `tensor.float()`. */
+  float(): Tensor<'float32'> {
+    return this.to('float32');
   }
 
   /** A view sharing storage: `shape`'s elements starting `offset` elements in. */

@@ -31,6 +31,11 @@ describe('alexnet CLI', () => {
     if (info.backends.cpu.directConvIsa === 'none') expect(cpuLine).toMatch(/convolutions: im2col \+ GEMM[;,]/);
     else expect(cpuLine).toContain(`convolutions: direct (${info.backends.cpu.directConvIsa}) where it applies`);
     expect(cpuLine).toContain('Winograd for stride-1 3x3 and 5x5 layers with enough work'); // 'auto' picks it by size
+    // the dtypes, and the bfloat16 kernel the JSON reports
+    const dtypes = plain.stdout.split('\n').find((l) => l.startsWith('dtypes '))!;
+    expect(dtypes).toContain('bfloat16');
+    expect(info.backends.cpu.bf16Kernel).toBe(info.backends.cpu.bf16Hardware ? 'avx512_bf16' : 'portable');
+    expect(dtypes).toContain(info.backends.cpu.bf16Hardware ? 'AVX-512 BF16' : 'portable');
   });
 
   it('Ctrl-C during training saves a checkpoint that eval can load', async () => {

@@ -158,7 +158,11 @@ Napi::TypedArray new_typed_array(Napi::Env env, DType dtype, size_t n, const cha
   if (n > static_cast<size_t>(kMaxNumel))
     fail(code::kShape, op, ": a tensor of ", n, " elements does not fit in a typed array (at most ",
          kMaxNumel, ")");
-  if (dtype == DType::Int32) return Napi::Int32Array::New(env, n);
+  switch (dtype) {
+    case DType::Int32: return Napi::Int32Array::New(env, n);
+    case DType::BFloat16: return Napi::Uint16Array::New(env, n);  // the raw bfloat16 patterns
+    case DType::Float32: break;
+  }
   return Napi::Float32Array::New(env, n);
 }
 

@@ -1,5 +1,6 @@
 // In-place elementwise operators (enqueued; they return undefined at once):
 //   fill(t, value), copy(dst, src), scale(t, alpha), axpy(y, alpha, x)
+// and the dtype conversion toDtype(x, dtype), which returns a new tensor
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
@@ -28,6 +29,9 @@ bool same_elements(const Tensor& a, const Tensor& b) {
 Napi::Value Fill(const Napi::CallbackInfo& info) {
   const Tensor t = tensor_arg(info, 0, "fill", "tensor");
   const double v = number_arg(info, 1, "fill", "value");
+  if (t.dtype() == DType::BFloat16)
+    fail(code::kDtype, "fill: bfloat16 tensors are not filled directly (fill a float32 tensor and "
+         "convert it with toDtype)");
   if (t.dtype() == DType::Int32) {
     if (v != std::floor(v) || v < -2147483648.0 || v > 2147483647.0)
       fail(code::kArgument, "fill: value ", v, " is not an int32 (the tensor is int32)");
@@ -50,6 +54,24 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
          src.shape().str());
   launch(dst.device(), &Backend::copy, dst, src);
   return info.Env().Undefined();
+}
+
+// toDtype(x, dtype) -> a new tensor of x's shape holding x converted (float32 <-> bfloat16 by
+// native/core/bf16.h; the same dtype gives a copy)
+Napi::Value ToDtype(const Napi::CallbackInfo& info) {
+  const char* op = "toDtype";
+  const Tensor x = tensor_arg(info, 0, op, "input");
+  if (info.Length() < 2 || !info[1].IsString()) fail(code::kDtype, op, ": expected dtype to be a string");
+  const DType to = parse_dtype(info[1].As<Napi::String>().Utf8Value());
+  const DType from = x.dtype();
+  const bool ok = from == to || (from == DType::Float32 && to == DType::BFloat16) ||
+                  (from == DType::BFloat16 && to == DType::Float32);
+  if (!ok)
+    fail(code::kDtype, op, ": no conversion from ", dtype_name(from), " to ", dtype_name(to),
+         " (float32 <-> bfloat16 only)");
+  Tensor y = Tensor::empty(x.shape(), to, x.device());
+  launch(x.device(), &Backend::to_dtype, y, x);
+  return wrap(info.Env(), y);
 }
 
 Napi::Value Scale(const Napi::CallbackInfo& info) {

@@ -6,6 +6,7 @@
 
 #include "../core/parallel.h"
 #include "../cpu/conv_direct.h"
+#include "../cpu/bf16.h"
 #include "../cpu/gemm.h"
 #include "common.h"
 
@@ -67,6 +68,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
   cpu.Set("blasThreads", openblas_get_num_threads());
 #endif
+  cpu.Set("bf16Hardware", cpu::bf16_hardware());
+  cpu.Set("bf16Kernel", cpu::bf16_kernel_name(cpu::bf16_kernel()));
   out.Set("cpu", cpu);
 
   // The CUDA backend, where this build has one, reports itself (native/cuda/backend.cc).
@@ -110,6 +113,23 @@ Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
   // The switch is a global read by tasks: drain the queue so it applies in program order.
   device_synchronize(Device{});
   cpu::set_gemm_backend(b);
+  return info.Env().Undefined();
+}
+
+// setBf16Kernel('auto' | 'avx512_bf16' | 'portable'): the CPU's bfloat16 conversions and
+// products for work enqueued afterwards. 'auto' takes AVX-512 BF16 where the CPU has it;
+// 'portable' forces the integer rounding and the float32 GEMM (so tests cover both paths).
+Napi::Value SetBf16Kernel(const Napi::CallbackInfo& info) {
+  const char* expected = "expected 'auto', 'avx512_bf16' or 'portable'";
+  if (info.Length() < 1 || !info[0].IsString()) fail(code::kArgument, "setBf16Kernel: ", expected);
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  cpu::Bf16Kernel k;
+  if (name == "auto") k = cpu::bf16_hardware() ? cpu::Bf16Kernel::Avx512Bf16 : cpu::Bf16Kernel::Portable;
+  else if (name == "avx512_bf16") k = cpu::Bf16Kernel::Avx512Bf16;
+  else if (name == "portable") k = cpu::Bf16Kernel::Portable;
+  else fail(code::kArgument, "setBf16Kernel: ", expected, " but got '", name, "'");
+  device_synchronize(Device{});  // a global read by tasks: applies in program order
+  cpu::set_bf16_kernel(k);       // avx512_bf16 on a CPU without it: ERR_ARGUMENT
   return info.Env().Undefined();
 }
 

@@ -1,6 +1,8 @@
 // Fully connected layer and matrix product (descriptors: native/core/ops/linear.h):
-//   linearForward(x [B,in], weight [out,in], bias [out] | null) -> y [B,out]
+//   linearForward(x [B,in], weight [out,in], bias [out] | null, outDtype?) -> y [B,out]
+//     (x and weight float32, or both bfloat16 with a float32 bias and y float32 or bfloat16)
 //   linearBackward(gradOutput [B,out], x, weight, options) -> {gradInput, gradWeight, gradBias}
+//     (bfloat16 x, weight and gradOutput: gradInput bfloat16, gradWeight and gradBias float32)
 //   matmul(a, b, {transA, transB}) -> c
 #include <optional>
 
@@ -14,14 +16,24 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   const Tensor w = tensor_arg(info, 1, op, "weight");
   const std::optional<Tensor> bias = optional_tensor_arg(info, 2, op, "bias");
   check_same_device(op, {{"input", &x}, {"weight", &w}, {"bias", bias ? &*bias : nullptr}});
-  const LinearParams p = linear_params(op, x, w);
+  const LinearParams p = linear_params(op, x, w, /*allow_bf16=*/true);
+  const bool bf16 = x.dtype() == DType::BFloat16;
+  DType out_dtype = DType::Float32;
+  if (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull()) {
+    if (!info[3].IsString()) fail(code::kDtype, op, ": expected outDtype to be a string");
+    out_dtype = parse_dtype(info[3].As<Napi::String>().Utf8Value());
+    if (out_dtype == DType::Int32 || (!bf16 && out_dtype != DType::Float32))
+      fail(code::kDtype, op, ": outDtype ", dtype_name(out_dtype), " is not available for ", dtype_name(x.dtype()),
+           " inputs (float32 inputs give float32; bfloat16 inputs give float32 or bfloat16)");
+  }
   if (bias) {
+    // The bias is float32 in both cases: it is added to the float32 sum.
     check_dtype(op, "bias", *bias, DType::Float32);
     check_shape(op, "bias", *bias, Shape::of({p.out}));
   }
-  Tensor y = Tensor::empty(p.output_shape(), DType::Float32, x.device());
+  Tensor y = Tensor::empty(p.output_shape(), out_dtype, x.device());
   const Tensor b = bias.value_or(Tensor());
-  launch(x.device(), &Backend::linear_forward, y, x, w, b, p);
+  launch(x.device(), bf16 ? &Backend::linear_forward_bf16 : &Backend::linear_forward, y, x, w, b, p);
   return wrap(info.Env(), y);
 }
 
@@ -41,8 +53,11 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
                          {"weight", &w},
                          {"gradWeight", gw ? &*gw : nullptr},
                          {"gradBias", gb ? &*gb : nullptr}});
-  const LinearParams p = linear_params(op, x, w);
-  check_dtype(op, "gradOutput", dy, DType::Float32);
+  const LinearParams p = linear_params(op, x, w, /*allow_bf16=*/true);
+  const bool bf16 = x.dtype() == DType::BFloat16;
+  // bfloat16 inputs take a bfloat16 gradOutput and give a bfloat16 gradInput; the weight and
+  // bias gradients are float32 either way (they update float32 master weights).
+  check_dtype(op, "gradOutput", dy, x.dtype());
   check_shape(op, "gradOutput", dy, p.output_shape());
   if (gw) {
     check_dtype(op, "gradWeight", *gw, DType::Float32);
@@ -61,10 +76,10 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
                              {{"gradOutput", &dy}, {"input", &x}, {"weight", &w}});
 
   const Device dev = x.device();
-  Tensor dx = need_dx ? Tensor::empty(x.shape(), DType::Float32, dev) : Tensor();
+  Tensor dx = need_dx ? Tensor::empty(x.shape(), x.dtype(), dev) : Tensor();
   Tensor dw = gw ? *gw : Tensor::empty(w.shape(), DType::Float32, dev);
   Tensor db = need_db ? (gb ? *gb : Tensor::empty(Shape::of({p.out}), DType::Float32, dev)) : Tensor();
-  launch(dev, &Backend::linear_backward, dx, dw, db, dy, x, w, p, accumulate);
+  launch(dev, bf16 ? &Backend::linear_backward_bf16 : &Backend::linear_backward, dx, dw, db, dy, x, w, p, accumulate);
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
   result.Set("gradInput", dx.defined() ? wrap(env, dx) : env.Null());

@@ -25,11 +25,12 @@ Napi::Value Empty(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), Tensor::empty(s, dt, dev));
 }
 
-// fromData(Float32Array | Int32Array, shape, device = 'cpu') -> tensor holding a copy
+// fromData(Float32Array | Int32Array | Uint16Array, shape, device = 'cpu') -> tensor holding a
+// copy (a Uint16Array holds raw bfloat16 patterns and makes a bfloat16 tensor)
 Napi::Value FromData(const Napi::CallbackInfo& info) {
   const char* op = "fromData";
   if (info.Length() < 1 || !info[0].IsTypedArray())
-    fail(code::kArgument, op, ": expected data to be a Float32Array or Int32Array");
+    fail(code::kArgument, op, ": expected data to be a Float32Array, Int32Array or Uint16Array (bfloat16 bits)");
   // napi_get_typedarray_info gives the element pointer for arrays on an ArrayBuffer and on a
   // SharedArrayBuffer alike (Napi::TypedArray::ArrayBuffer() fails on a shared one). We copy
   // before returning, so a shared buffer is safe to read from here.
@@ -41,7 +42,8 @@ Napi::Value FromData(const Napi::CallbackInfo& info) {
   DType dt;
   if (type == napi_float32_array) dt = DType::Float32;
   else if (type == napi_int32_array) dt = DType::Int32;
-  else fail(code::kDtype, op, ": expected data to be a Float32Array or Int32Array");
+  else if (type == napi_uint16_array) dt = DType::BFloat16;
+  else fail(code::kDtype, op, ": expected data to be a Float32Array, Int32Array or Uint16Array (bfloat16 bits)");
   Shape s = shape_arg(info[1], op, "shape");
   if (static_cast<size_t>(s.numel()) != length)
     fail(code::kShape, op, ": shape ", s.str(), " holds ", s.numel(), " elements but the array has ",

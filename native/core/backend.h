@@ -48,6 +48,9 @@ struct Backend {
   void (*copy)(const Tensor& dst, const Tensor& src);  // same dtype and shape
   void (*scale)(const Tensor& t, float alpha);
   void (*axpy)(const Tensor& y, float alpha, const Tensor& x);  // x may be y itself
+  // y = x converted to y's dtype (same shape; float32 <-> bfloat16 by native/core/bf16.h, or a
+  // copy when the dtypes agree)
+  void (*to_dtype)(const Tensor& y, const Tensor& x);
 
   // --- activation ---
   void (*relu_forward)(const Tensor& y, const Tensor& x);
@@ -78,6 +81,13 @@ struct Backend {
   void (*linear_backward)(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                           const Tensor& x, const Tensor& w, const LinearParams& p, bool accumulate);
   void (*matmul)(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulParams& p);
+  // x, w bfloat16; bias float32 or undefined; y float32 or bfloat16 (float32 accumulation, the
+  // bias added in float32, y rounded once)
+  void (*linear_forward_bf16)(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias,
+                              const LinearParams& p);
+  // dy, x, w bfloat16; dx bfloat16 (or undefined); dw float32; db float32 (or undefined)
+  void (*linear_backward_bf16)(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                               const Tensor& x, const Tensor& w, const LinearParams& p, bool accumulate);
 
   // --- dropout ---
   void (*dropout_forward)(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p);
@@ -122,6 +132,7 @@ struct Backend {
     (b).copy = copy_op;                                   \
     (b).scale = scale_op;                                 \
     (b).axpy = axpy_op;                                   \
+    (b).to_dtype = to_dtype_op;                           \
     (b).relu_forward = relu_forward_op;                   \
     (b).relu_backward = relu_backward_op;                 \
     (b).conv2d_forward = conv2d_forward_op;               \
@@ -133,6 +144,8 @@ struct Backend {
     (b).linear_forward = linear_forward_op;               \
     (b).linear_backward = linear_backward_op;             \
     (b).matmul = matmul_op;                               \
+    (b).linear_forward_bf16 = linear_forward_bf16_op;     \
+    (b).linear_backward_bf16 = linear_backward_bf16_op;   \
     (b).dropout_forward = dropout_forward_op;             \
     (b).dropout_backward = dropout_backward_op;           \
     (b).softmax_forward = softmax_forward_op;             \

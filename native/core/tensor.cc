@@ -13,6 +13,7 @@ const char* dtype_name(DType d) {
   switch (d) {
     case DType::Float32: return "float32";
     case DType::Int32: return "int32";
+    case DType::BFloat16: return "bfloat16";
   }
   return "unknown";
 }
@@ -20,13 +21,15 @@ const char* dtype_name(DType d) {
 DType parse_dtype(const std::string& name) {
   if (name == "float32") return DType::Float32;
   if (name == "int32") return DType::Int32;
-  fail(code::kDtype, "unsupported dtype '", name, "' (expected 'float32' or 'int32')");
+  if (name == "bfloat16") return DType::BFloat16;
+  fail(code::kDtype, "unsupported dtype '", name, "' (expected 'float32', 'int32' or 'bfloat16')");
 }
 
 size_t dtype_size(DType d) {
   switch (d) {
     case DType::Float32: return 4;
     case DType::Int32: return 4;
+    case DType::BFloat16: return 2;
   }
   return 4;
 }

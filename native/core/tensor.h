@@ -13,7 +13,10 @@
 
 namespace alexnet {
 
-enum class DType : int32_t { Float32 = 0, Int32 = 1 };
+// BFloat16: 16-bit brain float (float32's top half; conversions in native/core/bf16.h).
+// Adding a dtype: every operator checks the dtypes it takes (native/core/check.h), so the
+// new one is refused with ERR_DTYPE wherever no kernel for it exists.
+enum class DType : int32_t { Float32 = 0, Int32 = 1, BFloat16 = 2 };
 const char* dtype_name(DType d);
 DType parse_dtype(const std::string& name);  // throws ERR_DTYPE
 size_t dtype_size(DType d);
@@ -97,6 +100,7 @@ class Tensor {
   }
   float* f32() const { return ptr<float>(); }
   int32_t* i32() const { return ptr<int32_t>(); }
+  uint16_t* bf16() const { return ptr<uint16_t>(); }  // raw bfloat16 patterns
 
   // A contiguous view of numel(shape) elements starting `offset` elements into this tensor.
   Tensor view(int64_t offset, const Shape& shape) const;

@@ -9,6 +9,7 @@
 #include "../core/device.h"
 #include "activation.h"
 #include "bench.h"
+#include "bf16.h"
 #include "conv.h"
 #include "dropout.h"
 #include "elementwise.h"
@@ -32,6 +33,12 @@ void fill_i32_op(const Tensor& t, int32_t v) { fill_i32(t.i32(), v, t.numel()); 
 void copy_op(const Tensor& dst, const Tensor& src) { copy_bytes(dst.ptr<char>(), src.ptr<char>(), dst.nbytes()); }
 void scale_op(const Tensor& t, float a) { scale_f32(t.f32(), a, t.numel()); }
 void axpy_op(const Tensor& y, float a, const Tensor& x) { axpy_f32(y.f32(), a, x.f32(), y.numel()); }
+void to_dtype_op(const Tensor& y, const Tensor& x) {
+  if (y.dtype() == x.dtype()) return copy_bytes(y.ptr<char>(), x.ptr<char>(), y.nbytes());
+  if (x.dtype() == DType::Float32 && y.dtype() == DType::BFloat16) return float_to_bf16(y.bf16(), x.f32(), x.numel());
+  if (x.dtype() == DType::BFloat16 && y.dtype() == DType::Float32) return bf16_to_float(y.f32(), x.bf16(), x.numel());
+  fail(code::kDtype, "toDtype: no conversion from ", dtype_name(x.dtype()), " to ", dtype_name(y.dtype()));
+}
 
 void relu_forward_op(const Tensor& y, const Tensor& x) { relu_forward(y.f32(), x.f32(), x.numel()); }
 void relu_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& y) {
@@ -71,6 +78,16 @@ void linear_backward_op(const Tensor& dx, const Tensor& dw, const Tensor& db, co
 }
 void matmul_op(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulParams& p) {
   matmul(c.f32(), a.f32(), b.f32(), p.M, p.N, p.K, p.trans_a, p.trans_b);
+}
+void linear_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LinearParams& p) {
+  const bool f32_out = y.dtype() == DType::Float32;
+  linear_forward_bf16(f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(), opt_f32(b),
+                      p.B, p.in, p.out);
+}
+void linear_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,
+                             const Tensor& w, const LinearParams& p, bool accumulate) {
+  linear_backward_bf16(dx.defined() ? dx.bf16() : nullptr, dw.f32(), opt_f32(db), dy.bf16(), x.bf16(), w.bf16(), p.B,
+                       p.in, p.out, accumulate);
 }
 
 void dropout_forward_op(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p) {

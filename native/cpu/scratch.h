@@ -16,6 +16,9 @@ enum class Scratch {
   WinogradFilters,   // conv_winograd.cc: the transformed filters U [a*a][O][C]
   WinogradInput,     // conv_winograd.cc: a block of transformed input tiles V [a*a][C][tiles]
   WinogradProducts,  // conv_winograd.cc: the block's products M [a*a][O][tiles]
+  Bf16Input,         // bf16.cc: the portable path's float32 copy of x
+  Bf16Weights,       // bf16.cc: the portable path's float32 copy of w
+  Bf16Output,        // bf16.cc: the float32 sums of a bfloat16 output (backward: dy widened)
   kCount
 };
 

@@ -32,6 +32,14 @@ void copy_op(const Tensor& dst, const Tensor& src) {
 }
 void scale_op(const Tensor& t, float a) { scale(index_of(t), t.f32(), a, t.numel()); }
 void axpy_op(const Tensor& y, float a, const Tensor& x) { axpy(index_of(y), y.f32(), a, x.f32(), y.numel()); }
+void to_dtype_op(const Tensor& y, const Tensor& x) {
+  if (y.dtype() == x.dtype()) return copy_op(y, x);
+  if (x.dtype() == DType::Float32 && y.dtype() == DType::BFloat16)
+    return float_to_bf16(index_of(x), y.bf16(), x.f32(), x.numel());
+  if (x.dtype() == DType::BFloat16 && y.dtype() == DType::Float32)
+    return bf16_to_float(index_of(x), y.f32(), x.bf16(), x.numel());
+  fail(code::kDtype, "toDtype: no conversion from ", dtype_name(x.dtype()), " to ", dtype_name(y.dtype()));
+}
 
 // --- activation ---
 void relu_forward_op(const Tensor& y, const Tensor& x) { relu_forward(index_of(x), y.f32(), x.f32(), x.numel()); }
@@ -75,6 +83,17 @@ void matmul_op(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulPa
   const int64_t M = p.M, N = p.N, K = p.K;
   gemm(index_of(a), p.trans_a, p.trans_b, M, N, K, 1.f, a.f32(), p.trans_a ? M : K, b.f32(), p.trans_b ? K : N,
        0.f, c.f32(), N);
+}
+
+void linear_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LinearParams& p) {
+  const bool f32_out = y.dtype() == DType::Float32;
+  linear_forward_bf16(index_of(x), f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(),
+                      opt_f32(b), p);
+}
+void linear_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,
+                             const Tensor& w, const LinearParams& p, bool accumulate) {
+  linear_backward_bf16(index_of(x), dx.defined() ? dx.bf16() : nullptr, dw.f32(), opt_f32(db), dy.bf16(), x.bf16(),
+                       w.bf16(), p, accumulate);
 }
 
 // --- dropout (the RNG of native/core/rng.h) ---

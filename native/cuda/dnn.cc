@@ -494,6 +494,63 @@ void linear_forward(int device, float* y, const float* x, const float* w, const 
   if (bias) bias_relu_forward(device, y, bias, B, out, 1, /*relu=*/false);
 }
 
+void linear_forward_bf16(int device, float* y_f32, uint16_t* y_bf16, const uint16_t* x, const uint16_t* w,
+                         const float* bias, const LinearParams& p) {
+  const int64_t B = p.B, in = p.in, out = p.out;
+  if (B == 0 || out == 0) return;  // y is empty
+  DeviceHandles& h = handles(device);
+  std::lock_guard<std::mutex> lock(h.mutex);  // the workspace is per-device shared state
+  // A bfloat16 output is summed in float32 first, so that the bias is added before the one
+  // rounding (as on the CPU).
+  float* sum = y_f32 != nullptr ? y_f32
+                                : static_cast<float*>(workspace(device, h, static_cast<size_t>(B * out) * sizeof(float)));
+  if (in == 0) {
+    fill(device, sum, 0.f, B * out);  // an empty sum; cuBLAS wants leading dimensions >= 1
+  } else {
+    const float one = 1.f, zero = 0.f;
+    // Row-major y[B,out] = x[B,in] w[out,in]^T is column-major y^T = w x^T: (w^T)^T = OP_T on
+    // w stored [out,in] (column-major [in,out], ld in), x^T = OP_N on x (column-major [in,B]).
+    CUBLAS_CHECK(cublas().cublasGemmEx(h.blas, b::CUBLAS_OP_T, b::CUBLAS_OP_N, as_int(out), as_int(B), as_int(in),
+                                       &one, w, b::CUDA_R_16BF, as_int(in), x, b::CUDA_R_16BF, as_int(in), &zero,
+                                       sum, b::CUDA_R_32F, as_int(out), b::CUBLAS_COMPUTE_32F,
+                                       b::CUBLAS_GEMM_DEFAULT));
+  }
+  if (y_bf16 != nullptr) bias_to_bf16(device, y_bf16, sum, bias, B, out);
+  else if (bias) bias_relu_forward(device, sum, bias, B, out, 1, /*relu=*/false);
+}
+
+void linear_backward_bf16(int device, uint16_t* dx, float* dw, float* db, const uint16_t* dy, const uint16_t* x,
+                          const uint16_t* w, const LinearParams& p, bool accumulate) {
+  const int64_t B = p.B, in = p.in, out = p.out;
+  DeviceHandles& h = handles(device);
+  std::lock_guard<std::mutex> lock(h.mutex);
+  const float one = 1.f, zero = 0.f, beta = accumulate ? 1.f : 0.f;
+  // dx [B, in] = dy [B, out] @ w [out, in]: column-major dx^T [in, B] = w^T [in, out] dy^T [out, B]
+  // (w stored [out, in] is column-major [in, out]: OP_N, ld in; dy: OP_N, ld out).
+  if (dx != nullptr && B > 0 && in > 0) {
+    if (out == 0) {
+      zero_bf16(device, dx, B * in);  // an empty sum
+    } else {
+      CUBLAS_CHECK(cublas().cublasGemmEx(h.blas, b::CUBLAS_OP_N, b::CUBLAS_OP_N, as_int(in), as_int(B), as_int(out), &one,
+                                         w, b::CUDA_R_16BF, as_int(in), dy, b::CUDA_R_16BF, as_int(out), &zero, dx,
+                                         b::CUDA_R_16BF, as_int(in), b::CUBLAS_COMPUTE_32F, b::CUBLAS_GEMM_DEFAULT));
+    }
+  }
+  // dw [out, in] (+)= dy^T [out, B] @ x [B, in]: column-major dw^T [in, out] = x^T [in, B] dy [B, out]
+  // (x stored [B, in] is column-major [in, B]: OP_N, ld in; dy stored [B, out] is column-major
+  // [out, B], transposed: OP_T, ld out).
+  if (out > 0 && in > 0) {
+    if (B == 0) {
+      if (!accumulate) fill(device, dw, 0.f, out * in);
+    } else {
+      CUBLAS_CHECK(cublas().cublasGemmEx(h.blas, b::CUBLAS_OP_N, b::CUBLAS_OP_T, as_int(in), as_int(out), as_int(B),
+                                         &one, x, b::CUDA_R_16BF, as_int(in), dy, b::CUDA_R_16BF, as_int(out), &beta,
+                                         dw, b::CUDA_R_32F, as_int(in), b::CUBLAS_COMPUTE_32F, b::CUBLAS_GEMM_DEFAULT));
+    }
+  }
+  if (db) bias_backward_bf16(device, db, dy, B, out, accumulate);
+}
+
 void linear_backward(int device, float* dx, float* dw, float* db, const float* dy, const float* x,
                      const float* w, const LinearParams& p, bool accumulate) {
   const int64_t B = p.B, in = p.in, out = p.out;

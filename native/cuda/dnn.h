@@ -84,6 +84,17 @@ void gemm_with_math(int device, bool tf32, bool trans_a, bool trans_b, int64_t M
 // y = x @ w^T + b
 void linear_forward(int device, float* y /*[B,out]*/, const float* x /*[B,in]*/, const float* w /*[out,in]*/,
                     const float* b /*[out] or null*/, const LinearParams& p);
+// y = x @ w^T + b with bfloat16 x and w: cublasGemmEx with CUDA_R_16BF inputs and
+// CUBLAS_COMPUTE_32F; y float32 (y_f32) or bfloat16 (y_bf16, the float32 sum plus bias rounded
+// once, through the handle's workspace). Exactly one of y_f32, y_bf16 is non-null.
+void linear_forward_bf16(int device, float* y_f32 /*[B,out] or null*/, uint16_t* y_bf16 /*[B,out] or null*/,
+                         const uint16_t* x /*[B,in]*/, const uint16_t* w /*[out,in]*/,
+                         const float* b /*[out] or null*/, const LinearParams& p);
+// The bfloat16 gradients (cublasGemmEx, 16BF inputs, 32F compute): dx = dy @ w as bfloat16 (may be
+// null); dw (+)= dy^T @ x in float32; db (+)= sum_b dy in float32 (may be null)
+void linear_backward_bf16(int device, uint16_t* dx /*[B,in] or null*/, float* dw /*[out,in]*/,
+                          float* db /*[out] or null*/, const uint16_t* dy /*[B,out]*/, const uint16_t* x /*[B,in]*/,
+                          const uint16_t* w /*[out,in]*/, const LinearParams& p, bool accumulate);
 // dx = dy @ w (dx may be null); dw (+)= dy^T @ x; db (+)= sum_b dy (db may be null)
 void linear_backward(int device, float* dx /*[B,in] or null*/, float* dw /*[out,in]*/, float* db /*[out] or null*/,
                      const float* dy /*[B,out]*/, const float* x /*[B,in]*/, const float* w /*[out,in]*/,

@@ -38,6 +38,18 @@ void fill_i32(int device, int32_t* t /*[n]*/, int32_t value, int64_t n);
 void scale(int device, float* t /*[n]*/, float alpha, int64_t n);
 void axpy(int device, float* y /*[n]*/, float alpha, const float* x /*[n]*/, int64_t n);
 
+// --- convert.cu --- (the rules of native/core/bf16.h, bit for bit like the CPU)
+void float_to_bf16(int device, uint16_t* y /*[n]*/, const float* x /*[n]*/, int64_t n);
+void bf16_to_float(int device, float* y /*[n]*/, const uint16_t* x /*[n]*/, int64_t n);
+// y[b, j] = bf16(sum[b, j] + (bias ? bias[j] : 0)): a bfloat16 GEMM output's epilogue
+void bias_to_bf16(int device, uint16_t* y /*[B,C]*/, const float* sum /*[B,C]*/, const float* bias /*[C] or null*/,
+                  int64_t B, int64_t C);
+void zero_bf16(int device, uint16_t* y /*[n]*/, int64_t n);
+// db[c] = (accumulate ? db[c] : 0) + sum over b of dy[b, c] (bfloat16 dy, summed in float32 in a
+// fixed order: deterministic)
+void bias_backward_bf16(int device, float* db /*[C]*/, const uint16_t* dy /*[B,C]*/, int64_t B, int64_t C,
+                        bool accumulate);
+
 // --- dropout.cu --- (the RNG of native/core/rng.h: same seed and offset, same mask)
 void dropout_forward(int device, float* y /*[n]*/, float* mask /*[n]*/, const float* x /*[n]*/, int64_t n,
                      const DropoutParams& p);

@@ -73,6 +73,8 @@ function printInfo(json: boolean): void {
   const conv = cpu.convAlgorithm === 'winograd' ? `Winograd for stride-1 3x3 and 5x5, else ${base}`
     : cpu.convAlgorithm === 'auto' ? `${base}, Winograd for stride-1 3x3 and 5x5 layers with enough work` : base;
   console.log(`cpu     available; matrix products: ${cpu.gemm === 'blas' ? cpu.blas : 'portable kernel'}; convolutions: ${conv}; ${cpu.threads} threads`);
+  console.log(`dtypes  float32, int32, bfloat16 (bfloat16: conversions and linear; bfloat16 products on the CPU: ` +
+    `${cpu.bf16Kernel === 'avx512_bf16' ? 'AVX-512 BF16' : `portable (via float32${cpu.bf16Hardware ? '' : '; this CPU has no AVX-512 BF16'})`})`);
   if (!cuda.compiled) {
     console.log(`cuda    not compiled: ${cuda.reason}`);
   } else {

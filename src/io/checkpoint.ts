@@ -15,6 +15,9 @@
 //   model.load_state_dict({k: v for k, v in sd.items() if not k.startswith(("optimizer.", "trainer."))})
 //
 // The tensors come back as host typed arrays; the trainer makes device Tensors of them.
+// Weights and momentum may be stored as BF16 (what saveCheckpoint writes for a bfloat16 Tensor,
+// and what safetensors.torch writes for torch.bfloat16): loading widens them to float32, which
+// is exact, so every reader of a checkpoint keeps getting Float32Arrays.
 //
 // Loading is defensive, as a checkpoint may come from anywhere: the header (tensor names,
 // dtypes, shapes) and every metadata field are validated BEFORE any tensor data is read, against
@@ -39,7 +42,9 @@ const RESERVED_PREFIXES = ['optimizer.', 'trainer.'];
 /** Something with a shape that can hand its values to the host: a `Tensor`, for one. */
 export interface TensorLike {
   readonly shape: readonly number[];
-  data(): Promise<Float32Array | Int32Array>;
+  /** 'bfloat16' makes data()'s Uint16Array raw bfloat16 patterns, written as BF16 */
+  readonly dtype?: string;
+  data(): Promise<Float32Array | Int32Array | Uint16Array>;
 }
 
 /** Host values with their shape. */
@@ -133,7 +138,8 @@ async function toHost(path: string, what: string, x: TensorSource | undefined): 
   const shape = [...x.shape];
   if (data instanceof Float32Array) return { dtype: 'F32', shape, data };
   if (data instanceof Int32Array) return { dtype: 'I32', shape, data };
-  throw checkpointError(`${path}: ${what} must hold a Float32Array or an Int32Array`);
+  if (data instanceof Uint16Array && isTensorLike(x) && x.dtype === 'bfloat16') return { dtype: 'BF16', shape, data };
+  throw checkpointError(`${path}: ${what} must hold a Float32Array or an Int32Array (or be a bfloat16 Tensor)`);
 }
 
 function jsonString(path: string, field: string, value: unknown): string {
@@ -220,7 +226,13 @@ function parseCount(path: string, metadata: Record<string, string>, key: string)
 function hostOf(path: string, name: string, t: { dtype: string; shape: number[]; data: unknown }): HostTensor {
   if (t.dtype === 'F32' && t.data instanceof Float32Array) return { shape: t.shape, data: t.data };
   if (t.dtype === 'I32' && t.data instanceof Int32Array) return { shape: t.shape, data: t.data };
-  throw checkpointError(`${path}: tensor '${name}' has dtype ${t.dtype}; checkpoints hold F32 and I32 only`);
+  if (t.dtype === 'BF16' && t.data instanceof Uint16Array) {
+    // bfloat16 is float32's top half: widening is a shift, exact for every pattern.
+    const wide = new Uint32Array(t.data.length);
+    for (let i = 0; i < wide.length; i++) wide[i] = t.data[i]! << 16;
+    return { shape: t.shape, data: new Float32Array(wide.buffer) };
+  }
+  throw checkpointError(`${path}: tensor '${name}' has dtype ${t.dtype}; checkpoints hold F32, BF16 and I32 only`);
 }
 
 function countNonFinite(a: Float32Array): number {
@@ -259,7 +271,7 @@ export async function loadCheckpoint(path: string, options: LoadCheckpointOption
     // Tensor kinds, dtypes and the pairing of momentum with weights, from the header alone.
     const weightShapes = new Map<string, readonly number[]>();
     for (const [name, t] of tensors) {
-      if (t.dtype !== 'F32' && t.dtype !== 'I32') throw checkpointError(`${path}: tensor '${name}' has dtype ${t.dtype}; checkpoints hold F32 and I32 only`);
+      if (t.dtype !== 'F32' && t.dtype !== 'BF16' && t.dtype !== 'I32') throw checkpointError(`${path}: tensor '${name}' has dtype ${t.dtype}; checkpoints hold F32, BF16 and I32 only`);
       if (name === DATA_ORDER_TENSOR) {
         if (t.dtype !== 'I32' || t.shape.length !== 1) throw checkpointError(`${path}: '${name}' must be a 1-D I32 tensor`);
         if (t.shape[0]! > MAX_DATA_ORDER) throw checkpointError(`${path}: '${name}' holds ${t.shape[0]} entries, more than the ${MAX_DATA_ORDER} this reader accepts`);
@@ -286,7 +298,8 @@ export async function loadCheckpoint(path: string, options: LoadCheckpointOption
       for (const [name, shape] of Object.entries(expect)) {
         const got = weightShapes.get(name)!;
         if (got.join() !== shape.join()) throw checkpointError(`${path}: weight '${name}' has shape [${got.join(', ')}], expected [${shape.join(', ')}]`);
-        if (tensors.get(name)!.dtype !== 'F32') throw checkpointError(`${path}: weight '${name}' has dtype ${tensors.get(name)!.dtype}, expected F32`);
+        const dt = tensors.get(name)!.dtype;
+        if (dt !== 'F32' && dt !== 'BF16') throw checkpointError(`${path}: weight '${name}' has dtype ${dt}, expected F32 (or BF16, widened to float32)`);
       }
       const extra = [...weightShapes.keys()].filter((n) => !Object.prototype.hasOwnProperty.call(expect, n));
       if (extra.length > 0) throw checkpointError(`${path}: unexpected weight${extra.length > 1 ? 's' : ''} ${extra.slice(0, 5).map((n) => `'${n}'`).join(', ')}${extra.length > 5 ? ', ...' : ''} (not part of this model)`);

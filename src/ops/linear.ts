@@ -14,13 +14,37 @@ export interface MatmulOptions {
   transB?: boolean;
 }
 
-/** y [B, out] = input [B, in] @ weight[out, in]^T + bias[out] */
-export function linear(input: Tensor<'float32'>, weight: Tensor<'float32'>, bias?: Tensor<'float32'> | null): Tensor<'float32'> {
+/** Options of linear on bfloat16 inputs. */
+export interface LinearOptions<O extends 'float32' | 'bfloat16' = 'float32' | 'bfloat16'> {
+  /**
+   * The output's dtype for bfloat16 inputs: 'float32' (default) keeps the float32 sum,
+   * 'bfloat16' rounds it (plus the bias) once. Float32 inputs give float32 only.
+   */
+  outDtype?: O;
+}
+
+/**
+ * y [B, out] = input [B, in] @ weight[out, in]^T + bias[out]. With input and weight both
+ * bfloat16 (mixed precision): products exact, summed in float32, the float32 bias added, and
+ * the result float32 or (outDtype) bfloat16; on the CPU through AVX-512 BF16 (vdpbf16ps) where
+ * present, else converted to float32 for sgemm; on CUDA through cuBLAS with bfloat16 inputs and
+ * float32 compute.
+ */
+export function linear(input: Tensor<'float32'>, weight: Tensor<'float32'>, bias?: Tensor<'float32'> | null): Tensor<'float32'>;
+export function linear<O extends 'float32' | 'bfloat16' = 'float32'>(
+  input: Tensor<'bfloat16'>,
+  weight: Tensor<'bfloat16'>,
+  bias?: Tensor<'float32'> | null,
+  options?: LinearOptions<O>,
+): Tensor<O>;
+export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null, options?: LinearOptions): Tensor {
+  const o = optionsOf(options, 'linear');
   return new Tensor(
     loadNative().linearForward(
       handleOf(input, 'linear', 'input'),
       handleOf(weight, 'linear', 'weight'),
       bias == null ? null : handleOf(bias, 'linear', 'bias'),
+      o.outDtype,
     ),
   );
 }
@@ -34,8 +58,25 @@ export function linearBackward(
   gradOutput: Tensor<'float32'>,
   input: Tensor<'float32'>,
   weight: Tensor<'float32'>,
+  options?: LinearGradOptions,
+): LinearGrads;
+/**
+ * The bfloat16 form (gradOutput, input and weight all bfloat16): gradInput = gradOutput @ weight
+ * comes back bfloat16 (summed in float32, rounded once); gradWeight and gradBias are float32 (the
+ * float32 master weights' gradients; a given gradWeight / gradBias must be float32).
+ */
+export function linearBackward(
+  gradOutput: Tensor<'bfloat16'>,
+  input: Tensor<'bfloat16'>,
+  weight: Tensor<'bfloat16'>,
+  options?: LinearGradOptions,
+): Omit<LinearGrads, 'gradInput'> & { gradInput: Tensor<'bfloat16'> | null };
+export function linearBackward(
+  gradOutput: Tensor,
+  input: Tensor,
+  weight: Tensor,
   options: LinearGradOptions = {},
-): LinearGrads {
+): Omit<LinearGrads, 'gradInput'> & { gradInput: Tensor | null } {
   const op = 'linearBackward';
   options = optionsOf(options, op);
   const r = loadNative().linearBackward(handleOf(gradOutput, op, 'gradOutput'), handleOf(input, op, 'input'), handleOf(weight, op, 'weight'), {

@@ -4,9 +4,15 @@
 
 namespace alexnet {
 
-LinearParams linear_params(const char* op, const Tensor& x, const Tensor& w) {
-  check_dtype(op, "input", x, DType::Float32);
-  check_dtype(op, "weight", w, DType::Float32);
+LinearParams linear_params(const char* op, const Tensor& x, const Tensor& w, bool allow_bf16) {
+  if (allow_bf16 && (x.dtype() == DType::BFloat16 || w.dtype() == DType::BFloat16)) {
+    if (x.dtype() != w.dtype())
+      fail(code::kDtype, op, ": input is ", dtype_name(x.dtype()), " but weight is ", dtype_name(w.dtype()),
+           " (a bfloat16 product needs both in bfloat16: convert the other with toDtype)");
+  } else {
+    check_dtype(op, "input", x, DType::Float32);
+    check_dtype(op, "weight", w, DType::Float32);
+  }
   check_rank(op, "input", x, 2);
   check_rank(op, "weight", w, 2);
   if (x.size(1) != w.size(1))

@@ -14,9 +14,10 @@ struct LinearParams {
   Shape output_shape() const { return Shape::of({B, out}); }
 };
 
-// x [B, in] and weight [out, in], float32 (the caller checks that they share a device: its
-// message lists every tensor of the call). Throws ERR_DTYPE / ERR_SHAPE naming `op`.
-LinearParams linear_params(const char* op, const Tensor& x, const Tensor& w);
+// x [B, in] and weight [out, in], float32 (or, with allow_bf16, both bfloat16; the caller
+// checks that they share a device: its message lists every tensor of the call). Throws
+// ERR_DTYPE / ERR_SHAPE naming `op`.
+LinearParams linear_params(const char* op, const Tensor& x, const Tensor& w, bool allow_bf16 = false);
 
 // c [M, N] = op(a) @ op(b), op(a) [M, K] (a is [K, M] when trans_a), op(b) [K, N] (b is
 // [N, K] when trans_b).
