@@ -82,6 +82,24 @@ function damagedCheckpoint(lib, g) {
   return bytes;
 }
 
+// bfloat16 by value: a pattern h is float32's top half
+const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+const bfValue = (h) => ((u32[0] = (h & 0xffff) << 16), f32[0]);
+/** bfloat16 -> float32 is exact */
+const checkWiden = (h, x) => (Object.is(x, bfValue(h)) || (Number.isNaN(x) && Number.isNaN(bfValue(h))) ? null : `bf16 0x${h.toString(16)} widened to ${x}`);
+/** float32 -> bfloat16: the nearest of the two patterns around x, the even one on a tie; NaN stays NaN */
+function checkRound(x, h) {
+  const v = bfValue(h);
+  if (Number.isNaN(x)) return Number.isNaN(v) ? null : `NaN rounded to ${v}`;
+  f32[0] = x;
+  const lo = u32[0] >>> 16; // truncated toward zero
+  // b: the next pattern away from zero; past the largest finite, rounding measures to 2^128
+  const a = bfValue(lo), b = (lo & 0x7fff) === 0x7f7f ? Math.sign(x) * 2 ** 128 : bfValue(lo + 1);
+  const da = Math.abs(x - a), db = Math.abs(b - x);
+  const want = da < db ? lo : db < da ? lo + 1 : (lo & 1) === 0 ? lo : lo + 1;
+  return (h & 0xffff) === (want & 0xffff) ? null : `${x} rounded to 0x${h.toString(16)}, expected 0x${(want & 0xffff).toString(16)}`;
+}
+
 const closeTo = (got, want, tol) => {
   if (got.length !== want.length) return `length ${got.length}, expected ${want.length}`;
   for (let i = 0; i < want.length; i++) {
@@ -443,6 +461,28 @@ export function buildCall(lib, rnd) {
         async check(y) {
           if (y !== t) return 'broadcast did not return its tensor';
           return closeTo(await y.data(), before, 0);
+        },
+      } : {});
+    },
+    // dtype conversion: float32 <-> bfloat16 checked by value (the nearest bfloat16, ties to
+    // the even pattern; back to float32 exactly), anything else must be refused with a code
+    to() {
+      const from = g.pick(['float32', 'bfloat16', 'int32']);
+      const t = g.chance(0.85) ? g.tensorOf(g.smallShape(), from) : g.receiver(from);
+      const target = g.chance(0.85) ? g.pick(['float32', 'bfloat16']) : g.pick(['int32', 'float16', 'bool', '', g.junk()]);
+      const valid = live(t) && t.device === 'cpu' && ((from === 'float32' && target === 'bfloat16') || (from === 'bfloat16' && target === 'float32') || from === target && from !== 'int32');
+      const src = valid ? t.dataSync().slice() : null;
+      return call('to', (x, d) => Tensor.prototype.to.call(x, d), [t, target], valid ? {
+        async check(y) {
+          if (y === t) return 'to() returned its receiver, not a copy';
+          if (y.dtype !== target || y.shape.join() !== t.shape.join()) return `got ${y.dtype} [${y.shape}]`;
+          const got = await y.data();
+          for (let i = 0; i < src.length; i++) {
+            const msg = from === target ? (Object.is(got[i], src[i]) || (Number.isNaN(got[i]) && Number.isNaN(src[i])) ? null : 'the copy differs')
+              : target === 'float32' ? checkWiden(src[i], got[i]) : checkRound(src[i], got[i]);
+            if (msg) return `element ${i}: ${msg}`;
+          }
+          return null;
         },
       } : {});
     },

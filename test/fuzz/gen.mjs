@@ -65,6 +65,12 @@ export function makeGen(lib, rnd) {
   const specialValue = () => pick([NaN, Infinity, -Infinity, 0, -0, 1e30, -1e30, 3e38, 1e-45]);
   const values = (n, dtype, plain = false) => {
     const special = !plain && chance(0.15);
+    if (dtype === 'bfloat16') {
+      // bit patterns: mostly values in about [-4, 4], some NaN / inf / subnormal / max finite
+      const h = new Uint16Array(n);
+      for (let i = 0; i < n; i++) h[i] = special && chance(0.1) ? pick([0x7fc0, 0xffc1, 0x7f80, 0xff80, 0x0001, 0x8000, 0x7f7f]) : (chance(0.5) ? 0x8000 : 0) | int(0x3c00, 0x4080);
+      return h;
+    }
     const a = dtype === 'int32' ? new Int32Array(n) : new Float32Array(n);
     for (let i = 0; i < n; i++) {
       if (dtype === 'int32') a[i] = chance(0.8) ? int(-2, 9) : int(-2147483648, 2147483647);
@@ -150,7 +156,7 @@ export function makeGen(lib, rnd) {
     if (r < 0.03) return overflowTensor(dtype) ?? tensorOf(shape ?? smallShape(), dtype);
     if (r < 0.6) return tensorOf(shape ?? smallShape(), dtype);
     if (r < 0.7) return viewOf(shape ?? smallShape(), dtype);
-    if (r < 0.8) return tensorOf(shape ?? smallShape(), dtype === 'float32' ? 'int32' : 'float32');
+    if (r < 0.8) return tensorOf(shape ?? smallShape(), dtype === 'float32' ? pick(['int32', 'bfloat16']) : 'float32');
     if (r < 0.9) return tensorOf(smallShape());
     return junk();
   };
