@@ -69,7 +69,7 @@ WorldInfo ready(const char* op) {
 void check_cpu(const char* op, const Tensor& t) {
   if (t.device().type != DeviceType::Cpu)
     fail(code::kDist, op, ": tensor is on ", t.device().str(),
-         ": collectives on CUDA tensors need the NCCL path, which is not built yet; copy the tensor to the CPU");
+         ": CUDA tensors go through NCCL (native/dist/nccl_comm.h), not MPI");
 }
 
 }  // namespace
@@ -172,9 +172,15 @@ void broadcast(const Tensor& t, int root) {
   if (root < 0 || root >= w.size)
     fail(code::kArgument, op, ": root must be a rank in [0, ", w.size, ") but got ", root);
   if (w.kind != WorldKind::Mpi || w.size == 1) return;
+  broadcast_bytes(t.ptr<char>(), t.nbytes(), root);
+}
+
+void broadcast_bytes(void* data, size_t bytes, int root) {
+  const WorldInfo w = ready("broadcast");
+  if (w.kind != WorldKind::Mpi || w.size == 1) return;
   const MpiApi& api = mpi_table();
-  char* p = t.ptr<char>();
-  const int64_t n = static_cast<int64_t>(t.nbytes());
+  char* p = static_cast<char*>(data);
+  const int64_t n = static_cast<int64_t>(bytes);
   for (int64_t start = 0; start < n; start += kChunk) {
     const int count = static_cast<int>(std::min(kChunk, n - start));
     MPI_CHECK(MPI_Bcast, p + start, count, api.byte, root, api.comm_world);

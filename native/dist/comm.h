@@ -45,6 +45,8 @@ void init();
 void all_reduce(const Tensor& t, bool average);
 // In place on a CPU tensor of any dtype: every rank gets `root`'s contents.
 void broadcast(const Tensor& t, int root);
+// In place on `bytes` bytes of host memory: every rank gets `root`'s (the NCCL id's exchange).
+void broadcast_bytes(void* data, size_t bytes, int root);
 void barrier();
 // MPI_Finalize (under MPI); afterwards every call is ERR_DIST. A second call is a no-op.
 void finalize();
