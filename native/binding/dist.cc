@@ -14,17 +14,12 @@
 // only the first one waits, for the NCCL communicator's creation.
 #include <climits>
 #include <cmath>
-#include <exception>
-#include <future>
 #include <string>
 #include <type_traits>
 
 #include "../dist/comm.h"
 #include "../dist/mpi_loader.h"
 #include "../dist/nccl_loader.h"
-#if defined(ALEXNET_WITH_CUDA)
-#include "../dist/nccl_comm.h"
-#endif
 #include "common.h"
 
 namespace alexnet::binding {
@@ -49,37 +44,12 @@ Tensor collective_tensor(const Napi::CallbackInfo& info, const char* op) {
   return tensor_arg(info, 0, op, "tensor");
 }
 
-#if defined(ALEXNET_WITH_CUDA)
-// Rank 0's NCCL id to every rank: MPI_Bcast on the CPU queue's thread (the only thread that calls
-// MPI), after the CPU work queued before it; the calling thread waits for it.
-void share_nccl_id(void* id, size_t bytes) {
-  std::promise<void> done;
-  std::future<void> finished = done.get_future();
-  enqueue(kCpu, [&done, id, bytes] {
-    try {
-      dist::broadcast_bytes(id, bytes, 0);
-      done.set_value();
-    } catch (...) {
-      done.set_exception(std::current_exception());
-    }
-  });
-  finished.get();
-}
-#endif
-
-// Queues `cpu` for a CPU tensor; launches `cuda` (NCCL) on a CUDA tensor's stream.
-template <typename Cpu, typename Cuda>
-void dispatch(const Tensor& t, const char* op, Cpu cpu, Cuda cuda) {
-  if (t.device().type == DeviceType::Cpu) {
-    enqueue(kCpu, cpu);
-    return;
-  }
-#if defined(ALEXNET_WITH_CUDA)
-  enqueue(t.device(), cuda);
-#else
-  (void)cuda;
-  fail(code::kDist, op, ": tensor is on ", t.device().str(), " but this build has no CUDA");
-#endif
+// Queues a collective on the tensor's device: MPI on the CPU queue, or the device's own
+// collectives (NCCL on a CUDA stream, comm.h's DeviceCollectives).
+template <typename Cpu, typename Other>
+void dispatch(const Tensor& t, Cpu cpu, Other other) {
+  if (t.device().type == DeviceType::Cpu) enqueue(kCpu, cpu);
+  else enqueue(t.device(), other);
 }
 
 }  // namespace
@@ -133,12 +103,7 @@ Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
   if (reduce != "sum" && reduce != "avg")
     fail(code::kArgument, op, ": op must be 'sum' or 'avg' but got '", reduce, "'");
   const bool average = reduce == "avg";
-  dispatch(t, op, [t, average] { dist::all_reduce(t, average); },
-           [t, average] {
-#if defined(ALEXNET_WITH_CUDA)
-             dist::nccl_all_reduce(t, average, share_nccl_id);
-#endif
-           });
+  dispatch(t, [t, average] { dist::all_reduce(t, average); }, [t, average] { dist::device_all_reduce(t, average); });
   return info.Env().Undefined();
 }
 
@@ -152,12 +117,7 @@ Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
   const dist::WorldInfo w = dist::world();  // known once initDistributed() has settled
   if ((w.kind == dist::WorldKind::Single || w.kind == dist::WorldKind::Mpi) && root >= w.size)
     fail(code::kArgument, op, ": root must be a rank in [0, ", w.size, ") but got ", root);
-  dispatch(t, op, [t, root] { dist::broadcast(t, root); },
-           [t, root] {
-#if defined(ALEXNET_WITH_CUDA)
-             dist::nccl_broadcast(t, root, share_nccl_id);
-#endif
-           });
+  dispatch(t, [t, root] { dist::broadcast(t, root); }, [t, root] { dist::device_broadcast(t, root); });
   return info.Env().Undefined();
 }
 

@@ -18,6 +18,15 @@ std::mutex g_mutex;     // guards g_world
 WorldInfo g_world;      // written on the queue thread, read by world() anywhere
 mpi::MPI_Comm g_local = nullptr;  // the shared-memory communicator (when we split one)
 std::atomic<bool> g_init_requested{false};
+// Constant-initialised (null), so registrations from other files' static initialisers are safe.
+const DeviceCollectives* g_device_collectives[2] = {nullptr, nullptr};
+
+const DeviceCollectives& collectives_for(const char* op, const Tensor& t) {
+  const auto i = static_cast<size_t>(t.device().type);
+  const DeviceCollectives* c = i < 2 ? g_device_collectives[i] : nullptr;
+  if (c == nullptr) fail(code::kDist, op, ": tensor is on ", t.device().str(), " but this build has no collectives for it");
+  return *c;
+}
 
 // MPI counts are int: collectives over more elements go in chunks.
 constexpr int64_t kChunk = int64_t{1} << 30;
@@ -75,6 +84,15 @@ void check_cpu(const char* op, const Tensor& t) {
 }  // namespace
 
 WorldInfo world() { return snapshot(); }
+
+DeviceCollectivesRegistration::DeviceCollectivesRegistration(DeviceType type, const DeviceCollectives* c) {
+  const auto i = static_cast<size_t>(type);
+  if (i < 2) g_device_collectives[i] = c;
+}
+
+void device_all_reduce(const Tensor& t, bool average) { collectives_for("allReduce", t).all_reduce(t, average); }
+
+void device_broadcast(const Tensor& t, int root) { collectives_for("broadcast", t).broadcast(t, root); }
 
 void mark_init_requested() { g_init_requested = true; }
 

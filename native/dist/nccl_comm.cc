@@ -3,10 +3,13 @@
 #include "nccl_comm.h"
 
 #include <chrono>
+#include <exception>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "../core/device.h"
 #include "../core/error.h"
 #include "../cuda/runtime.h"
 #include "comm.h"
@@ -57,8 +60,24 @@ void watchdog() {
   }
 }
 
+// Rank 0's NCCL id to every rank: MPI_Bcast on the CPU queue's thread (the only thread that
+// calls MPI), after the CPU work queued before it; the calling thread waits for it.
+void share_id(void* id, size_t bytes) {
+  std::promise<void> done;
+  std::future<void> finished = done.get_future();
+  enqueue(Device{DeviceType::Cpu, 0}, [&done, id, bytes] {
+    try {
+      broadcast_bytes(id, bytes, 0);
+      done.set_value();
+    } catch (...) {
+      done.set_exception(std::current_exception());
+    }
+  });
+  finished.get();
+}
+
 // The communicator on `device`, created if needed; returns with the state's lock held.
-std::unique_lock<std::mutex> ready(const char* op, const Tensor& t, const ShareNcclId& share) {
+std::unique_lock<std::mutex> ready(const char* op, const Tensor& t) {
   const WorldInfo w = world();
   if (w.kind == WorldKind::Uninitialized)
     fail(code::kDist, op, ": the communicator is not initialised (initDistributed() failed or was not called)");
@@ -77,7 +96,7 @@ std::unique_lock<std::mutex> ready(const char* op, const Tensor& t, const ShareN
   nccl_table(op);  // ERR_DIST naming where it looked, when NCCL is missing
   nccl::ncclUniqueId id{};
   if (w.rank == 0) NCCL_CHECK(ncclGetUniqueId, &id);
-  if (w.size > 1) share(&id, sizeof id);
+  if (w.size > 1) share_id(&id, sizeof id);
   cuda::DeviceGuard guard(device);
   nccl::ncclComm_t comm = nullptr;
   NCCL_CHECK(ncclCommInitRank, &comm, w.size, id, w.rank);
@@ -89,30 +108,33 @@ std::unique_lock<std::mutex> ready(const char* op, const Tensor& t, const ShareN
 
 cudaStream_t stream_of(const Tensor& t) { return static_cast<cudaStream_t>(cuda::stream(t.device().index)); }
 
+void all_reduce_cuda(const Tensor& t, bool average) {
+  const char* op = "allReduce";
+  if (t.dtype() != DType::Float32) fail(code::kDtype, op, ": expected a float32 tensor but got ", dtype_name(t.dtype()));
+  if (t.numel() == 0) return;
+  const std::unique_lock<std::mutex> lock = ready(op, t);
+  float* p = t.f32();
+  NCCL_CHECK(ncclAllReduce, p, p, static_cast<size_t>(t.numel()), nccl::ncclFloat32,
+             average ? nccl::ncclAvg : nccl::ncclSum, state().comm, stream_of(t));
+}
+
+void broadcast_cuda(const Tensor& t, int root) {
+  const char* op = "broadcast";
+  if (t.nbytes() == 0) return;
+  const std::unique_lock<std::mutex> lock = ready(op, t);
+  char* p = t.ptr<char>();
+  NCCL_CHECK(ncclBroadcast, p, p, t.nbytes(), nccl::ncclUint8, root, state().comm, stream_of(t));
+}
+
+const DeviceCollectives kNccl{all_reduce_cuda, broadcast_cuda};
+const DeviceCollectivesRegistration registration(DeviceType::Cuda, &kNccl);
+
 }  // namespace
 
 int nccl_device() {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);
   return s.comm != nullptr ? s.device : -1;
-}
-
-void nccl_all_reduce(const Tensor& t, bool average, const ShareNcclId& share) {
-  const char* op = "allReduce";
-  if (t.dtype() != DType::Float32) fail(code::kDtype, op, ": expected a float32 tensor but got ", dtype_name(t.dtype()));
-  if (t.numel() == 0) return;
-  const std::unique_lock<std::mutex> lock = ready(op, t, share);
-  float* p = t.f32();
-  NCCL_CHECK(ncclAllReduce, p, p, static_cast<size_t>(t.numel()), nccl::ncclFloat32,
-             average ? nccl::ncclAvg : nccl::ncclSum, state().comm, stream_of(t));
-}
-
-void nccl_broadcast(const Tensor& t, int root, const ShareNcclId& share) {
-  const char* op = "broadcast";
-  if (t.nbytes() == 0) return;
-  const std::unique_lock<std::mutex> lock = ready(op, t, share);
-  char* p = t.ptr<char>();
-  NCCL_CHECK(ncclBroadcast, p, p, t.nbytes(), nccl::ncclUint8, root, state().comm, stream_of(t));
 }
 
 }  // namespace alexnet::dist

@@ -20,24 +20,11 @@
 // calls the collective is a program error NCCL cannot see: it hangs, as MPI does.
 #pragma once
 
-#include <functional>
-
-#include "../core/tensor.h"
-
+// Registers the CUDA collectives with comm.h (DeviceCollectivesRegistration) while the addon loads;
+// nothing else is public. nccl_device() is for tests and diagnostics.
 namespace alexnet::dist {
 
-// Runs `share` on the calling thread with rank 0's 128-byte NCCL id (rank 0: filled in; other
-// ranks: to be overwritten with rank 0's). For a world larger than one, it must broadcast the
-// bytes from rank 0 (native/binding/dist.cc does it on the CPU queue).
-using ShareNcclId = std::function<void(void* id, size_t bytes)>;
-
-// Whether the communicator exists (on any device), and its device (-1 when none).
+// The device of this process's NCCL communicator, or -1 before the first CUDA collective.
 int nccl_device();
-
-// In place on a CUDA float32 tensor: the element-wise sum over ranks ('avg': divided by the world
-// size, ncclAvg). Launched on the tensor's device stream. Creates the communicator first if needed.
-void nccl_all_reduce(const Tensor& t, bool average, const ShareNcclId& share);
-// In place on a CUDA tensor of any dtype: every rank gets `root`'s bytes (ncclBroadcast).
-void nccl_broadcast(const Tensor& t, int root, const ShareNcclId& share);
 
 }  // namespace alexnet::dist
