@@ -3,6 +3,7 @@
 #include "nccl_comm.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <exception>
 #include <future>
 #include <mutex>
@@ -24,6 +25,7 @@ struct State {
   nccl::ncclComm_t comm = nullptr;
   int device = -1;
   bool aborted = false;
+  bool exiting = false;  // set at exit: the watchdog stops calling NCCL while libraries unload
   std::string abort_reason;
 };
 
@@ -47,7 +49,7 @@ void watchdog() {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (world().kind == WorldKind::Finalized) return;
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.comm == nullptr) return;
+    if (s.comm == nullptr || s.exiting) return;
     nccl::ncclResult_t async = nccl::ncclSuccess;
     const nccl::ncclResult_t rc = api.ncclCommGetAsyncError(s.comm, &async);
     if (rc != nccl::ncclSuccess) async = rc;
@@ -102,6 +104,11 @@ std::unique_lock<std::mutex> ready(const char* op, const Tensor& t) {
   NCCL_CHECK(ncclCommInitRank, &comm, w.size, id, w.rank);
   s.comm = comm;
   s.device = device;
+  std::atexit([] {  // waits for a poll in progress, then no more
+    State& st = state();
+    std::lock_guard<std::mutex> exit_lock(st.mutex);
+    st.exiting = true;
+  });
   std::thread(watchdog).detach();
   return lock;
 }
