@@ -4,7 +4,8 @@
 #
 #   bash scripts/gpu-check.sh 1   versions; alexnet info --json and "CUDA unavailable: <reason>"
 #                                 at once when it is; the CUDA library search report; the CUDA
-#                                 tests; one training step on the GPU against the CPU; the
+#                                 tests; one training step on the GPU against the CPU; NCCL
+#                                 with world size 1 against MPI (scripts/gpu-nccl.mjs); the
 #                                 per-operator benchmark (TF32); the end-to-end benchmark beside
 #                                 PyTorch eager (TF32)                              ~5 min
 #   bash scripts/gpu-check.sh 2   versions and info again; compute-sanitizer memcheck over every
@@ -273,6 +274,11 @@ if [ "$STAGE" = 1 ]; then
   vitest cuda-tests 300 "the CUDA tests (ALEXNET_REQUIRE_CUDA=1)" $(cuda_test_files 'cuda-train\|bench\.test')
   # ~40 s: the CPU half of the comparison dominates
   vitest cuda-train 240 "one training step on cuda:0 against the CPU (FP32, TF32), the Trainer on cuda:0" test/cuda-train.test.ts
+  # ~10 s: allReduce sum/avg and broadcast of a CUDA tensor through NCCL, world size 1 (mpirun -n 1
+  # where mpirun exists), against MPI on the CPU; NCCL from the PyTorch environment's nvidia/nccl
+  # wheel (ALEXNET_PYTHON_SITE) or ALEXNET_NCCL_PATH. Without a GPU: "skipped: no GPU".
+  run_step nccl 90 "NCCL on cuda:0 (world size 1) against MPI on the CPU: scripts/gpu-nccl.mjs" \
+    "$NODE" scripts/gpu-nccl.mjs --json "$WORK/nccl.json"
   # ~60 s: every AlexNet layer shape, C++-driven
   run_step ops-bench 240 "bench/ops.mjs --device cuda (TF32)" "${BENCH_ENV[@]}" "$NODE" bench/ops.mjs --device cuda
   # ~60 s: ours, then PyTorch eager in a child process

@@ -8,7 +8,8 @@
 #     digits, '.', '_' and '-', at most 2 folders deep
 #   - stage 1 ends red (non-zero) with "CUDA unavailable: <reason>" in its first lines of output
 #     and at the top of summary.md, the library search report and versions in the summary, and
-#     every CUDA test failing (ALEXNET_REQUIRE_CUDA=1) instead of skipping
+#     every CUDA test failing (ALEXNET_REQUIRE_CUDA=1) instead of skipping, and the NCCL step
+#     saying "skipped: no GPU" without failing
 #   - stage 2 runs the whole suite from the kit: its only failures are those CUDA tests
 #   - a step that hangs is killed by its timeout, the steps after it still run, and the summary
 #     says so; a check killed by SIGTERM still leaves its summary and archive
@@ -111,6 +112,8 @@ expect "'CUDA unavailable: <reason>' in the first 20 lines of output" bash -c "h
 expect "summary.md starts red with 'CUDA unavailable: <reason>'" bash -c "head -n 1 '$S/out1/summary.md' | grep -q 'stage 1: RED' && head -n 6 '$S/out1/summary.md' | grep -q -- '- CUDA unavailable: .'"
 check_out "$S/out1"
 for sec in '## Versions' '## Steps' '## Tests' '### Failures' '## CUDA library search'; do expect "summary.md has $sec" has "$S/out1/summary.md" "$sec"; done
+expect "the NCCL step says 'skipped: no GPU' without failing (its CPU-against-CPU comparison ok), in the summary" \
+  bash -c "grep -q '^| nccl | ok' '$S/out1/summary.md' && grep -q -- '^- nccl: skipped: no GPU .*: ok$' '$S/out1/summary.md'"
 expect "the kit was unpacked and its node ran the steps" bash -c "grep -q '^| kit | ok' '$S/out1/summary.md' && grep -q '^| node | v' '$S/out1/summary.md'"
 # PyTorch: its version where the rehearsal's python3 has it (Debian's python3-torch, the CPU bench
 # peer, on a developer's machine), else the reason it is missing; either way the summary says which
@@ -127,7 +130,7 @@ if env -i HOME="$S/home" PATH="$S/sysbin" python3 -c 'import torch' > /dev/null 
     json "$S/torch-bench.json" "['bf16', 'compiled', 'compiledBf16'].every((k) => r[k] && r[k].trainImagesPerSecond > 0 && r[k].peakMemoryBytes > 0) && r.trainImagesPerSecond > 0"
 fi
 extract "$S/out1/gpu-check-1.tar.gz" "$S/a1"
-for f in versions.txt info.json cuda-libraries.json tests-cuda-tests.json tests-cuda-train.json gpu-check.log steps.tsv; do
+for f in versions.txt info.json cuda-libraries.json tests-cuda-tests.json tests-cuda-train.json nccl.json gpu-check.log steps.tsv; do
   expect "archive has $f" [ -s "$S/a1/gpu-check-1/$f" ]
 done
 expect "the library search report lists the places tried" json "$S/a1/gpu-check-1/cuda-libraries.json" "r.cudnn.searched.length > 2 && r.cublas.searched.length > 2 && r.reason.length > 0"

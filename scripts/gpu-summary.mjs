@@ -2,7 +2,8 @@
 // Writes summary.md for scripts/gpu-check.sh from what a stage left in its work folder: the
 // verdict first (CUDA unavailable and why; failed or timed-out steps), then versions, the steps,
 // test counts (vitest's JSON reports), the first lines of every failure, the benchmark headlines
-// (ours against PyTorch), compute-sanitizer's verdict and the CUDA library search report.
+// (ours against PyTorch), the NCCL step's line, compute-sanitizer's verdict and the CUDA library
+// search report.
 // Node built-ins only, and every input optional: a step that never ran leaves a gap, not an error.
 // (When node itself is missing, gpu-check.sh writes a shorter summary in bash.)
 //
@@ -222,6 +223,14 @@ if (benches.length || opsFiles.length) {
     const low = rows.filter((x) => !/ceiling|sgemm/.test(x.name)).sort((a, b) => a.fraction - b.fraction).slice(0, 4);
     out.push(`- operators (${f.replace(/\.json$/, '')}, batch ${r.batch}): ${ceilings.join(', ')}; lowest fractions of the ceiling: ${low.map((x) => `${x.name} ${(100 * x.fraction).toFixed(0)}% (${x.ms.toFixed(3)} ms)`).join(', ')}`);
   }
+  out.push('');
+}
+
+// the NCCL step (scripts/gpu-nccl.mjs): its one line, and what NCCL printed when it failed
+const ncclStep = readJson('nccl.json');
+if (ncclStep?.line) {
+  out.push('## NCCL (world size 1, against MPI on the CPU)', '', `- ${plain(ncclStep.line).slice(0, 600)}`);
+  if (/FAILED/.test(ncclStep.line) && ncclStep.output) for (const l of firstLines(ncclStep.output, 8)) out.push(`      ${l.slice(0, 300)}`);
   out.push('');
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadNative, nativePath, packageRoot, type BackendInfo, type ConvAlgorithm, type MpiLibrary } from './native.js';
+import { loadNative, nativePath, packageRoot, type BackendInfo, type ConvAlgorithm, type MpiLibrary, type NcclLibrary } from './native.js';
 
 export interface Info {
   version: string;
@@ -16,6 +16,11 @@ export interface Info {
    * library's version string) or not (reason, every place looked). MPI is not initialised.
    */
   mpi: MpiLibrary;
+  /**
+   * NCCL (libnccl.so.2), loaded at run time for collectives on CUDA tensors: found (path,
+   * version) or not (reason, every place looked). No communicator is created.
+   */
+  nccl: NcclLibrary;
 }
 
 export function packageVersion(): string {
@@ -33,6 +38,7 @@ export function backendInfo(): Info {
     addon: { path: nativePath(), buildSystem: i.buildSystem, napiVersion: i.napiVersion },
     backends: { cpu: i.cpu, cuda: i.cuda },
     mpi: native.mpiLibrary(),
+    nccl: native.ncclLibrary(),
   };
 }
 

@@ -271,6 +271,41 @@ export interface NativeModule {
   /** queued; settle once they have run on the CPU queue */
   distBarrier(): Promise<void>;
   distFinalize(): Promise<void>;
+  // NCCL run-time binding (native/dist/nccl_*): collectives on CUDA tensors
+  /** loads libnccl.so.2 on the first call (once per process; needs no GPU, creates no communicator) */
+  ncclLibrary(): NcclLibrary;
+  /** the numbers our own NCCL declarations compile to (pinned by test/nccl-abi.test.ts) */
+  ncclAbi(): NcclAbi;
+}
+
+export interface NcclLibrary {
+  found: boolean;
+  /** the file in use, or the last one rejected (see reason) */
+  path: string;
+  /** ncclGetVersion()'s code (23007 for 2.30.7); 0 when never asked */
+  version: number;
+  /** "2.30.7" */
+  versionString: string;
+  /** every place considered, in order: "<place>: <outcome>" */
+  searched: string[];
+  /** why not found ("" when found) */
+  reason: string;
+  /** why this file was taken ("" when not found) */
+  chosen: string;
+  /** its installation (the site-packages folder of a wheel, a toolkit root, else its folder) */
+  root: string;
+}
+
+export interface NcclAbi {
+  /** enum type -> enumerator name -> value */
+  enums: Record<string, Record<string, number>>;
+  /** sizeof of every enum, ncclUniqueId, ncclComm_t, cudaStream_t */
+  sizeof: Record<string, number>;
+  /** enum type -> whether its underlying type is signed */
+  signed: Record<string, boolean>;
+  alignofUniqueId: number;
+  /** every function the loader resolves, in order */
+  functions: string[];
 }
 
 export interface MpiLibrary {

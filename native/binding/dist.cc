@@ -6,14 +6,20 @@
 //   distAllReduce(tensor, 'sum' | 'avg'), distBroadcast(tensor, root): queued, in place, like
 //     any CPU operator (errors reach the next read)
 //   distBarrier(), distFinalize() -> Promise<void>: queued; settle once they have run
-// The collectives run on the CPU queue's worker thread, in order with every other CPU
-// operator, so the JavaScript thread never blocks on another rank.
+//   ncclLibrary() -> {found, path, version, versionString, searched, reason, chosen, root}:
+//     loads (never initialises) NCCL; ncclAbi() -> the numbers our NCCL declarations compile to
+// The collectives on CPU tensors run on the CPU queue's worker thread, in order with every other
+// CPU operator, so the JavaScript thread never blocks on another rank. On CUDA tensors they go
+// through NCCL (native/dist/nccl_comm.h), launched on the device's stream like any CUDA operator;
+// only the first one waits, for the NCCL communicator's creation.
 #include <climits>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "../dist/comm.h"
 #include "../dist/mpi_loader.h"
+#include "../dist/nccl_loader.h"
 #include "common.h"
 
 namespace alexnet::binding {
@@ -32,14 +38,18 @@ const char* kind_name(dist::WorldKind k) {
   return "unknown";
 }
 
-// The tensor argument of a collective: a CPU tensor (CUDA: not yet, see comm.h).
+// The tensor argument of a collective: on the CPU (MPI) or a CUDA device (NCCL).
 Tensor collective_tensor(const Napi::CallbackInfo& info, const char* op) {
   dist::check_init_requested(op);
-  const Tensor t = tensor_arg(info, 0, op, "tensor");
-  if (t.device().type != DeviceType::Cpu)
-    fail(code::kDist, op, ": tensor is on ", t.device().str(),
-         ": collectives on CUDA tensors need the NCCL path, which is not built yet; copy the tensor to the CPU");
-  return t;
+  return tensor_arg(info, 0, op, "tensor");
+}
+
+// Queues a collective on the tensor's device: MPI on the CPU queue, or the device's own
+// collectives (NCCL on a CUDA stream, comm.h's DeviceCollectives).
+template <typename Cpu, typename Other>
+void dispatch(const Tensor& t, Cpu cpu, Other other) {
+  if (t.device().type == DeviceType::Cpu) enqueue(kCpu, cpu);
+  else enqueue(t.device(), other);
 }
 
 }  // namespace
@@ -93,7 +103,7 @@ Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
   if (reduce != "sum" && reduce != "avg")
     fail(code::kArgument, op, ": op must be 'sum' or 'avg' but got '", reduce, "'");
   const bool average = reduce == "avg";
-  enqueue(kCpu, [t, average] { dist::all_reduce(t, average); });
+  dispatch(t, [t, average] { dist::all_reduce(t, average); }, [t, average] { dist::device_all_reduce(t, average); });
   return info.Env().Undefined();
 }
 
@@ -107,7 +117,7 @@ Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
   const dist::WorldInfo w = dist::world();  // known once initDistributed() has settled
   if ((w.kind == dist::WorldKind::Single || w.kind == dist::WorldKind::Mpi) && root >= w.size)
     fail(code::kArgument, op, ": root must be a rank in [0, ", w.size, ") but got ", root);
-  enqueue(kCpu, [t, root] { dist::broadcast(t, root); });
+  dispatch(t, [t, root] { dist::broadcast(t, root); }, [t, root] { dist::device_broadcast(t, root); });
   return info.Env().Undefined();
 }
 
@@ -121,6 +131,58 @@ Napi::Value DistFinalize(const Napi::CallbackInfo& info) {
   dist::check_init_requested("finalize");
   enqueue(kCpu, [] { dist::finalize(); });
   return synchronize_device(info.Env(), kCpu);
+}
+
+Napi::Value NcclLibrary(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const cuda::LibraryStatus& st = dist::nccl_library().status;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("found", st.found);
+  out.Set("path", st.path);
+  out.Set("version", static_cast<double>(st.version));
+  out.Set("versionString", st.version_string);
+  Napi::Array searched = Napi::Array::New(env, st.searched.size());
+  for (size_t i = 0; i < st.searched.size(); ++i) searched.Set(static_cast<uint32_t>(i), st.searched[i]);
+  out.Set("searched", searched);
+  out.Set("reason", st.reason);
+  out.Set("chosen", st.chosen);
+  out.Set("root", st.root);
+  return out;
+}
+
+Napi::Value NcclAbi(const Napi::CallbackInfo& info) {
+  using namespace dist::nccl;  // NOLINT: names below are spelled as NCCL spells them
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Object enums = Napi::Object::New(env);
+  Napi::Object sizes = Napi::Object::New(env);
+  Napi::Object is_signed = Napi::Object::New(env);
+#define ALEXNET_ABI_VALUE(name, value) e.Set(#name, static_cast<double>(name));
+#define ALEXNET_ABI_ENUM(type, list)                                            \
+  {                                                                             \
+    Napi::Object e = Napi::Object::New(env);                                    \
+    list(ALEXNET_ABI_VALUE)                                                     \
+    enums.Set(#type, e);                                                        \
+    sizes.Set(#type, static_cast<double>(sizeof(type)));                        \
+    is_signed.Set(#type, std::is_signed<std::underlying_type_t<type>>::value);  \
+  }
+  ALEXNET_NCCL_ENUMS(ALEXNET_ABI_ENUM)
+#undef ALEXNET_ABI_ENUM
+#undef ALEXNET_ABI_VALUE
+  sizes.Set("ncclUniqueId", static_cast<double>(sizeof(ncclUniqueId)));
+  sizes.Set("ncclComm_t", static_cast<double>(sizeof(ncclComm_t)));
+  sizes.Set("cudaStream_t", static_cast<double>(sizeof(cudaStream_t)));
+  out.Set("enums", enums);
+  out.Set("sizeof", sizes);
+  out.Set("signed", is_signed);
+  out.Set("alignofUniqueId", static_cast<double>(alignof(ncclUniqueId)));
+  Napi::Array functions = Napi::Array::New(env);
+  uint32_t n = 0;
+#define ALEXNET_ABI_FUNCTION(name) functions.Set(n++, #name);
+  ALEXNET_NCCL_FUNCTIONS(ALEXNET_ABI_FUNCTION)
+#undef ALEXNET_ABI_FUNCTION
+  out.Set("functions", functions);
+  return out;
 }
 
 }  // namespace alexnet::binding

@@ -18,6 +18,15 @@ std::mutex g_mutex;     // guards g_world
 WorldInfo g_world;      // written on the queue thread, read by world() anywhere
 mpi::MPI_Comm g_local = nullptr;  // the shared-memory communicator (when we split one)
 std::atomic<bool> g_init_requested{false};
+// Constant-initialised (null), so registrations from other files' static initialisers are safe.
+const DeviceCollectives* g_device_collectives[2] = {nullptr, nullptr};
+
+const DeviceCollectives& collectives_for(const char* op, const Tensor& t) {
+  const auto i = static_cast<size_t>(t.device().type);
+  const DeviceCollectives* c = i < 2 ? g_device_collectives[i] : nullptr;
+  if (c == nullptr) fail(code::kDist, op, ": tensor is on ", t.device().str(), " but this build has no collectives for it");
+  return *c;
+}
 
 // MPI counts are int: collectives over more elements go in chunks.
 constexpr int64_t kChunk = int64_t{1} << 30;
@@ -69,12 +78,21 @@ WorldInfo ready(const char* op) {
 void check_cpu(const char* op, const Tensor& t) {
   if (t.device().type != DeviceType::Cpu)
     fail(code::kDist, op, ": tensor is on ", t.device().str(),
-         ": collectives on CUDA tensors need the NCCL path, which is not built yet; copy the tensor to the CPU");
+         ": CUDA tensors go through NCCL (native/dist/nccl_comm.h), not MPI");
 }
 
 }  // namespace
 
 WorldInfo world() { return snapshot(); }
+
+DeviceCollectivesRegistration::DeviceCollectivesRegistration(DeviceType type, const DeviceCollectives* c) {
+  const auto i = static_cast<size_t>(type);
+  if (i < 2) g_device_collectives[i] = c;
+}
+
+void device_all_reduce(const Tensor& t, bool average) { collectives_for("allReduce", t).all_reduce(t, average); }
+
+void device_broadcast(const Tensor& t, int root) { collectives_for("broadcast", t).broadcast(t, root); }
 
 void mark_init_requested() { g_init_requested = true; }
 
@@ -172,9 +190,15 @@ void broadcast(const Tensor& t, int root) {
   if (root < 0 || root >= w.size)
     fail(code::kArgument, op, ": root must be a rank in [0, ", w.size, ") but got ", root);
   if (w.kind != WorldKind::Mpi || w.size == 1) return;
+  broadcast_bytes(t.ptr<char>(), t.nbytes(), root);
+}
+
+void broadcast_bytes(void* data, size_t bytes, int root) {
+  const WorldInfo w = ready("broadcast");
+  if (w.kind != WorldKind::Mpi || w.size == 1) return;
   const MpiApi& api = mpi_table();
-  char* p = t.ptr<char>();
-  const int64_t n = static_cast<int64_t>(t.nbytes());
+  char* p = static_cast<char*>(data);
+  const int64_t n = static_cast<int64_t>(bytes);
   for (int64_t start = 0; start < n; start += kChunk) {
     const int count = static_cast<int>(std::min(kChunk, n - start));
     MPI_CHECK(MPI_Bcast, p + start, count, api.byte, root, api.comm_world);

@@ -45,9 +45,28 @@ void init();
 void all_reduce(const Tensor& t, bool average);
 // In place on a CPU tensor of any dtype: every rank gets `root`'s contents.
 void broadcast(const Tensor& t, int root);
+// In place on `bytes` bytes of host memory: every rank gets `root`'s (the NCCL id's exchange).
+void broadcast_bytes(void* data, size_t bytes, int root);
 void barrier();
 // MPI_Finalize (under MPI); afterwards every call is ERR_DIST. A second call is a no-op.
 void finalize();
+
+// --- collectives on a device tensor -------------------------------------------------------------
+
+// Collectives on tensors of a device kind other than the CPU, provided by the code that knows
+// that device (NCCL for CUDA: nccl_comm.cc, built with CUDA only), registered while the addon
+// loads like a device runtime (native/core/device.h). Each is called inside enqueue(t.device(),
+// ...) and only launches the work on the device's queue.
+struct DeviceCollectives {
+  void (*all_reduce)(const Tensor& t, bool average);  // float32, in place: sum or mean over ranks
+  void (*broadcast)(const Tensor& t, int root);       // any dtype, in place: root's bytes
+};
+struct DeviceCollectivesRegistration {
+  DeviceCollectivesRegistration(DeviceType type, const DeviceCollectives* c);
+};
+// Dispatch on t's device kind: ERR_DIST when this build has no collectives for it.
+void device_all_reduce(const Tensor& t, bool average);
+void device_broadcast(const Tensor& t, int root);
 
 // --- on any thread: checks before enqueueing ----------------------------------------------------
 

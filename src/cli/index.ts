@@ -83,6 +83,8 @@ function printInfo(json: boolean): void {
   }
   const { mpi } = info;
   console.log(mpi.found ? `mpi     found: ${mpi.path} (${mpi.version || 'version unknown'})` : `mpi     not found: ${mpi.reason}`);
+  const { nccl } = info;
+  console.log(nccl.found ? `nccl    found: ${nccl.path} (NCCL ${nccl.versionString})` : `nccl    not found: ${nccl.reason}`);
 }
 
 const program = new Command();

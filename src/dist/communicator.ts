@@ -1,8 +1,11 @@
 // initDistributed() and the Communicator: MPI's world when the process was started by Open
 // MPI's mpirun, else a world of one process (native/dist/comm.h says exactly when). The
-// collectives are queued on the CPU device's queue like every other operator: allReduce and
-// broadcast return at once and work in place (a later read of the tensor sees the result, and
-// an error reaches that read); barrier and finalize return promises that settle once they have
+// collectives are queued like every other operator, on the tensor's device: CPU tensors go
+// through MPI on the CPU queue, CUDA tensors through NCCL on the device's stream
+// (native/dist/nccl_comm.h; one GPU per rank). allReduce and broadcast return at once and work
+// in place (a later read of the tensor sees the result, and an error reaches that read); the
+// first collective on a CUDA tensor also creates the NCCL communicator, the one step that waits
+// (for every rank to join). barrier and finalize return promises that settle once they have
 // run. Every rank must issue the same collectives in the same order.
 import { isMainThread } from 'node:worker_threads';
 import { alexnetError } from '../errors.js';
@@ -39,22 +42,23 @@ export class Communicator {
   }
 
   /**
-   * In place on a CPU float32 tensor: the element-wise sum over all ranks ('sum'), or that sum
-   * divided by worldSize ('avg'). Queued; returns the tensor. CUDA tensors: ERR_DIST (the NCCL
-   * path is not built yet).
+   * In place on a float32 tensor: the element-wise sum over all ranks ('sum'), or that sum
+   * divided by worldSize ('avg'). Queued; returns the tensor. On the CPU through MPI; on CUDA
+   * through NCCL (ncclAllReduce, ncclSum / ncclAvg) on the device's stream: ERR_DIST naming
+   * where it looked when libnccl.so.2 cannot be loaded (`alexnet info` says).
    */
   allReduce<T extends Tensor>(tensor: T, op: ReduceOp = 'sum'): T {
     loadNative().distAllReduce(handleOf(tensor, 'allReduce', 'tensor'), op);
     return tensor;
   }
 
-  /** In place: every rank's tensor gets `root`'s contents (any dtype, CPU). Queued; returns the tensor. */
+  /** In place: every rank's tensor gets `root`'s contents (any dtype; CUDA: ncclBroadcast). Queued; returns the tensor. */
   broadcast<T extends Tensor>(tensor: T, root = 0): T {
     loadNative().distBroadcast(handleOf(tensor, 'broadcast', 'tensor'), root);
     return tensor;
   }
 
-  /** Settles once every rank has reached it (and this rank's earlier work has run). */
+  /** Settles once every rank has reached it (and this rank's earlier CPU work has run). MPI's, for CUDA work too. */
   barrier(): Promise<void> {
     return loadNative().distBarrier();
   }

@@ -1,6 +1,6 @@
-// Internal to native/cuda/dynload (the rest of native/ includes loader.h only): the pieces the
-// library search is built from, shared by search.cc, cudnn_loader.cc, cublas_loader.cc and
-// loader.cc. The search order itself is described in loader.h. Linux only (dlopen).
+// Internal to the run-time library searches (the rest of native/ includes loader.h only): the
+// pieces the library search is built from, shared by search.cc, cudnn_loader.cc,
+// cublas_loader.cc, loader.cc and NCCL's native/dist/nccl_loader.cc (same places, same reasons). The search order itself is described in loader.h. Linux only (dlopen).
 #pragma once
 
 #if !defined(_WIN32)
