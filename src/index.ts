@@ -3,7 +3,7 @@ export { Tensor, synchronize, type Device, type TensorOptions } from './tensor.j
 export * from './ops/index.js';
 export { alexnetError, isAlexnetError, type AlexnetError, type ErrorCode } from './errors.js';
 export { loadNative, nativePath, useDefaultOpenblasKernels, type BackendInfo, type BenchOpsOptions, type BenchRow, type ConvAlgorithm, type DistWorld, type DType, type MpiLibrary } from './native.js';
-export { backendInfo, packageVersion, setNumThreads, setGemmBackend, setConvAlgorithm, setTf32, type Info } from './info.js';
+export { backendInfo, packageVersion, setNumThreads, setGemmBackend, setConvAlgorithm, setWeightCache, setTf32, type Info } from './info.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './models/alexnet.js';

@@ -165,6 +165,10 @@ export interface NativeModule {
   /** TF32 tensor-op math on CUDA (default true); false = strict FP32 */
   setTf32(on: boolean): void;
   setConvAlgorithm(name: ConvAlgorithm): void;
+  /** CPU: keep packed / transformed weights with the weight until it is written (default true) */
+  setWeightCache(on: boolean): void;
+  /** bytes held by the weight cache now, all tensors together */
+  weightCacheBytes(): number;
   // elementwise (in place on `t` / `y` / `dst`)
   fill(t: NativeTensor, value: number): void;
   copy(dst: NativeTensor, src: NativeTensor): void;

@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "../core/ops/conv.h"
+#include "../core/tensor.h"
 
 namespace alexnet::cpu {
 
@@ -30,7 +31,8 @@ void conv2d_forward(float* y,            // [N, O, Ho, Wo]
                     const float* x,      // [N, C, H, W]
                     const float* w,      // [O, C/groups, kH, kW]
                     const float* bias,   // [O] or nullptr
-                    const Conv2dParams& s, bool relu = false);
+                    const Conv2dParams& s, bool relu = false,
+                    const Tensor* wt = nullptr);  // w's tensor: its packed forms are cached with it
 
 // Gradients of conv2d_forward given dy. dx and db may be nullptr (not computed). With
 // `accumulate`, dw and db are added to instead of overwritten.
@@ -40,7 +42,8 @@ void conv2d_backward(float* dx,          // [N, C, H, W] or nullptr
                      const float* dy,    // [N, O, Ho, Wo]
                      const float* x,     // [N, C, H, W]
                      const float* w,     // [O, C/groups, kH, kW]
-                     const Conv2dParams& s, bool accumulate);
+                     const Conv2dParams& s, bool accumulate,
+                     const Tensor* wt = nullptr);  // w's tensor, as for conv2d_forward
 
 // The unfold step, exposed for tests and benchmarks: col[(c*kH + kh)*kW + kw][n*Ho*Wo + oh*Wo
 // + ow] = x[n, c, oh*sH - pH + kh*dH, ow*sW - pW + kw*dW] (0 outside), for n in [0, nb).
