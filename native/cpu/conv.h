@@ -2,8 +2,10 @@
 // call (setConvAlgorithm; 'auto' by default): large stride-1 3x3 and 5x5 layers take Winograd
 // for the forward pass and the input gradient (conv_winograd.h); on CPUs with AVX-512 or AVX2 the
 // forward pass, the stride-1 input gradient and (AVX-512) the weight gradient of common kernel
-// shapes run the direct kernels of conv_direct.h, except that 'auto' gives stride-1 layers with
-// few output positions (a batch of one or two at 13x13: auto_prefers_gemm in conv.cc) to im2col;
+// shapes run the direct kernels of conv_direct.h (their packed weights kept with the weight
+// tensor between calls: scratch.h, derived_or_scratch), except that 'auto' gives stride-1 layers
+// with few output positions (a batch of one or two at 13x13: auto_prefers_gemm in conv.cc) to
+// im2col when the packing is not cached (the input gradient; setWeightCache(false));
 // everything else (and every CPU without AVX2) takes im2col + GEMM:
 //
 // Several images are unfolded into one column matrix col [C*kH*kW, nb*Ho*Wo] (nb chosen so
