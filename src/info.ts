@@ -74,6 +74,16 @@ export function setConvAlgorithm(name: ConvAlgorithm): void {
   loadNative().setConvAlgorithm(name);
 }
 
+/**
+ * Whether the CPU convolutions keep the forms they derive from a weight (the direct kernel's
+ * packed blocks, Winograd's filter transforms) between calls, until the weight is next written
+ * by any operation (default on). Off derives them again on every call, as before (for
+ * comparisons).
+ */
+export function setWeightCache(on: boolean): void {
+  loadNative().setWeightCache(on);
+}
+
 /** TF32 tensor-op math for FP32 convolutions and matrix products on CUDA (default on). */
 export function setTf32(on: boolean): void {
   loadNative().setTf32(on);

@@ -176,6 +176,10 @@ export interface NativeModule {
   setConvAlgorithm(name: ConvAlgorithm): void;
   /** the CPU's bfloat16 kernels: AVX-512 BF16 where present ('auto'), or the portable path */
   setBf16Kernel(name: 'auto' | 'avx512_bf16' | 'portable'): void;
+  /** CPU: keep packed / transformed weights with the weight until it is written (default true) */
+  setWeightCache(on: boolean): void;
+  /** bytes held by the weight cache now, all tensors together */
+  weightCacheBytes(): number;
   // elementwise (in place on `t` / `y` / `dst`)
   fill(t: NativeTensor, value: number): void;
   copy(dst: NativeTensor, src: NativeTensor): void;

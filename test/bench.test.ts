@@ -201,11 +201,12 @@ describe('benchOps on CUDA', () => {
 describe('alexnet bench --conv', () => {
   const bin = join(__dirname, '..', 'bin', 'alexnet.js');
   it('runs the convolution path it names (recorded in each JSON line) and refuses one it does not know', () => {
-    const r = spawnSync(process.execPath, [bin, 'bench', '--batch', '1', '--reps', '1', '--no-peer', '--json', '--conv', 'im2col', '--dist-batch', '2'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [bin, 'bench', '--batch', '1', '--reps', '1', '--no-peer', '--json', '--conv', 'im2col', '--no-weight-cache', '--dist-batch', '2'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     const line = lines.find((l) => l.type === undefined)!;
     expect(line.convAlgorithm).toBe('im2col');
+    expect(line.weightCache).toBe(false);
     expect(line.inferImagesPerSecond).toBeGreaterThan(0);
     // then the data-parallel line (its fields: the next describe), at the --dist-batch asked for
     const dist = lines.at(-1)!;

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { backendInfo, conv2d, conv2dBackward, mulberry32, setConvAlgorithm, setGemmBackend, Tensor } from '../src/index.js';
+import { backendInfo, conv2d, conv2dBackward, mulberry32, setConvAlgorithm, setGemmBackend, setWeightCache, Tensor } from '../src/index.js';
 import { dot, expectClose, expectCode, f32, f64, finiteDifference, rng, sampleIndices, uniform } from './helpers.js';
 import { checkEmptyConv } from './empty-sizes.js';
 import { conv2dAt, conv2dBackwardRef, conv2dRef, convOutSize, gradInputAt, gradWeightAt, type ConvGeometry } from './reference/conv.js';
@@ -210,7 +210,7 @@ describe('conv2d', () => {
     expectCode(() => setConvAlgorithm('fft' as never), 'ERR_ARGUMENT', /auto.*direct.*direct-avx2.*im2col.*winograd.*but got 'fft'/);
   });
 
-  it("'auto' gives a batch of one or two at 13x13 to im2col + GEMM (bit for bit), larger batches to another path", async () => {
+  it("'auto' gives a batch of one or two at 13x13 to im2col + GEMM (bit for bit) unless the weight cache holds the direct kernel's packing, larger batches to another path", async () => {
     const cpu = backendInfo().backends.cpu;
     const r = rng();
     const run = async (algo: 'auto' | 'im2col', N: number) => {
@@ -229,14 +229,30 @@ describe('conv2d', () => {
       if (!seeds.has(N)) seeds.set(N, Math.floor(r() * 2 ** 31));
       return mulberry32(seeds.get(N)!);
     };
-    for (const N of [1, 2]) {
-      const auto = await run('auto', N);
-      const gemm = await run('im2col', N);
-      expectClose(auto.y, auto.ref, { atol: 1e-5, rtol: 1e-4, label: `auto N=${N}` });
-      if (cpu.gemm === 'blas') {
-        expect(Array.from(auto.y)).toEqual(Array.from(gemm.y));
-        expect(Array.from(auto.dx)).toEqual(Array.from(gemm.dx));
+    try {
+      for (const N of [1, 2]) {
+        // without the weight cache the direct kernel would pack on every call: im2col + GEMM
+        setWeightCache(false);
+        const auto = await run('auto', N);
+        const gemm = await run('im2col', N);
+        expectClose(auto.y, auto.ref, { atol: 1e-5, rtol: 1e-4, label: `auto N=${N}, no cache` });
+        if (cpu.gemm === 'blas') {
+          expect(Array.from(auto.y)).toEqual(Array.from(gemm.y));
+          expect(Array.from(auto.dx)).toEqual(Array.from(gemm.dx));
+        }
+        // with it (the default) the forward pass keeps the direct kernel; the input gradient,
+        // whose weights change every training step, still takes im2col + GEMM
+        setWeightCache(true);
+        const cached = await run('auto', N);
+        expectClose(cached.y, cached.ref, { atol: 1e-5, rtol: 1e-4, label: `auto N=${N}, cache` });
+        if (cpu.gemm === 'blas') {
+          if (cpu.directConv) expect(cached.y.some((v, i) => v !== gemm.y[i])).toBe(true);
+          else expect(Array.from(cached.y)).toEqual(Array.from(gemm.y));
+          expect(Array.from(cached.dx)).toEqual(Array.from(gemm.dx));
+        }
       }
+    } finally {
+      setWeightCache(true);
     }
     // 4 images (676 positions): another path where the CPU has a direct kernel (sums in another order)
     const auto4 = await run('auto', 4);

@@ -267,7 +267,7 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
   try {
     if (download_src != nullptr) {
       const Tensor src = *download_src;
-      runtime->download_async(device.index, download_dst, src.ptr<char>(), src.nbytes(), std::move(done));
+      runtime->download_async(device.index, download_dst, src.cptr<char>(), src.nbytes(), std::move(done));
     } else {
       runtime->after_queue(device.index, std::move(done));
     }
@@ -291,7 +291,7 @@ Napi::Value TensorWrap::Data(const Napi::CallbackInfo& info) {
   void* dst = typed_array_data(out);
   // The typed array stays referenced by the context until the promise settles, so its
   // backing store is alive while the worker writes into it; JS cannot see it before then.
-  return settle_after(env, t.device(), out, [t, dst]() { std::memcpy(dst, t.ptr<char>(), t.nbytes()); },
+  return settle_after(env, t.device(), out, [t, dst]() { std::memcpy(dst, t.cptr<char>(), t.nbytes()); },
                       &t, dst);
 }
 
@@ -300,13 +300,13 @@ Napi::Value TensorWrap::DataSync(const Napi::CallbackInfo& info) {
   Napi::TypedArray out = new_typed_array(info.Env(), t.dtype(), static_cast<size_t>(t.numel()), "dataSync");
   if (t.device().type == DeviceType::Cpu) {
     cpu_queue().synchronize();  // explicit, user-requested wait
-    std::memcpy(typed_array_data(out), t.ptr<char>(), t.nbytes());
+    std::memcpy(typed_array_data(out), t.cptr<char>(), t.nbytes());
     return out;
   }
   // Explicit, user-requested wait: on CUDA a stream synchronise, which returns a device fault
   // instead of waiting forever; throws it (or a label error of an earlier operator) as a typed
   // error.
-  device_runtime(t.device()).download_sync(t.device().index, typed_array_data(out), t.ptr<char>(), t.nbytes());
+  device_runtime(t.device()).download_sync(t.device().index, typed_array_data(out), t.cptr<char>(), t.nbytes());
   return out;
 }
 

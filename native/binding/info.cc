@@ -158,6 +158,24 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setWeightCache(on): whether CPU kernels keep the forms they derive from a weight (the direct
+// kernel's packed blocks, Winograd's filter transforms) with the weight's storage between calls,
+// until it is next written (core/tensor.h, DerivedCache). On by default; off derives them again
+// on every call, as before the cache, for comparisons. Entries already made stay until their
+// storage is freed (but are not used while off).
+Napi::Value SetWeightCache(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean()) fail(code::kArgument, "setWeightCache: expected a boolean");
+  device_synchronize(Device{});  // a global read by tasks: applies in program order
+  set_derived_cache_enabled(info[0].As<Napi::Boolean>().Value());
+  return info.Env().Undefined();
+}
+
+// weightCacheBytes(): the bytes all cached derived weights hold now (tests: the cache is used,
+// and freed with its tensors).
+Napi::Value WeightCacheBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(derived_cache_bytes()));
+}
+
 // setTf32(on): TF32 tensor-op math for FP32 convolutions and matrix products on CUDA (default
 // on); off gives strict FP32. Affects work enqueued afterwards; a no-op without CUDA.
 Napi::Value SetTf32(const Napi::CallbackInfo& info) {

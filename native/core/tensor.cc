@@ -98,6 +98,67 @@ Shape Shape::of(std::initializer_list<int64_t> d) {
   return s;
 }
 
+namespace {
+std::atomic<bool> g_derived_on{true};
+std::atomic<int64_t> g_derived_bytes{0};
+constexpr uint64_t kNever = ~uint64_t{0};  // the version of an entry not (yet) filled
+int64_t budget_from_env() {
+  const char* v = std::getenv("ALEXNET_DERIVED_CACHE_MB");
+  if (v == nullptr || *v == 0) return int64_t{512} << 20;
+  char* end = nullptr;
+  const long long mb = std::strtoll(v, &end, 10);
+  return end != v && mb >= 0 ? static_cast<int64_t>(mb) << 20 : int64_t{512} << 20;
+}
+}  // namespace
+
+void set_derived_cache_enabled(bool on) { g_derived_on.store(on); }
+bool derived_cache_enabled() { return g_derived_on.load(); }
+int64_t derived_cache_budget() {
+  static const int64_t budget = budget_from_env();
+  return budget;
+}
+int64_t derived_cache_bytes() { return g_derived_bytes.load(); }
+
+DerivedCache::~DerivedCache() {
+  for (const auto& e : entries_) g_derived_bytes.fetch_sub(static_cast<int64_t>(e->data.size() * sizeof(float)));
+}
+
+const float* DerivedCache::get(const Key& key, int64_t n, uint64_t version,
+                               const std::function<void(float*)>& fill) {
+  if (!derived_cache_enabled() || n <= 0) return nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry* entry = nullptr;
+  for (const auto& e : entries_)
+    if (e->key == key && static_cast<int64_t>(e->data.size()) == n) entry = e.get();
+  if (entry != nullptr && entry->version == version) return entry->data.data();
+  if (entry == nullptr) {
+    const int64_t bytes = n * static_cast<int64_t>(sizeof(float));
+    if (g_derived_bytes.fetch_add(bytes) + bytes > derived_cache_budget()) {
+      g_derived_bytes.fetch_sub(bytes);
+      return nullptr;
+    }
+    try {
+      entries_.push_back(std::make_unique<Entry>(Entry{key, kNever, std::vector<float>(static_cast<size_t>(n))}));
+    } catch (...) {
+      g_derived_bytes.fetch_sub(bytes);
+      return nullptr;  // no memory for the cache: the caller derives into its scratch
+    }
+    entry = entries_.back().get();
+  }
+  entry->version = kNever;  // until filled (fill may throw)
+  fill(entry->data.data());
+  entry->version = version;
+  return entry->data.data();
+}
+
+const float* Tensor::derived(const std::array<int64_t, 6>& key, int64_t n,
+                             const std::function<void(float*)>& fill) const {
+  // The version before the values are read: a write after it leaves the entry stale.
+  const uint64_t version = storage_->version();
+  const DerivedCache::Key full{offset_, numel(), key[0], key[1], key[2], key[3], key[4], key[5]};
+  return storage_->derived().get(full, n, version, fill);
+}
+
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   data_ = device_alloc(device, bytes);
 }

@@ -4,10 +4,14 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "error.h"
 
@@ -57,6 +61,44 @@ struct Shape {
 // the product of the non-zero dimensions are at most kMaxNumel (overflow-safe).
 void check_shape_size(const Shape& s, const char* op);
 
+// Data a kernel derives from a tensor's values and keeps between calls (weights packed into
+// its tile layout, Winograd filter transforms), held by the tensor's storage and freed with it.
+// An entry is current while the storage's version is the one it was made at; every writable
+// access to the storage (Storage::data(), hence Tensor::ptr() / f32(), which every operator
+// that writes a tensor goes through: fill, copy, SGD step, uploads, collectives, kernels' outputs)
+// moves the version on, so no write path can leave a stale entry behind. A read-only access
+// (cdata(), Tensor::cptr() / cf32()) leaves it. All entries of all storages together stay under
+// derived_cache_budget() bytes; past it (or with the cache off) get() returns null and the
+// caller computes into its own scratch as it did before the cache.
+class DerivedCache {
+ public:
+  using Key = std::array<int64_t, 8>;
+  DerivedCache() = default;
+  ~DerivedCache();
+  DerivedCache(const DerivedCache&) = delete;
+  DerivedCache& operator=(const DerivedCache&) = delete;
+  // The entry for `key`, n floats: returned as it is if it was made at `version`, else
+  // (re)filled by fill(entry) first. Null when the cache is off or the budget is spent.
+  const float* get(const Key& key, int64_t n, uint64_t version,
+                   const std::function<void(float*)>& fill);
+
+ private:
+  struct Entry {
+    Key key;
+    uint64_t version;
+    std::vector<float> data;
+  };
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Entry>> entries_;
+};
+
+// The derived cache's switch (on by default; off: every call derives again, as before) and its
+// budget for all storages together (ALEXNET_DERIVED_CACHE_MB at load, default 512 MiB).
+void set_derived_cache_enabled(bool on);
+bool derived_cache_enabled();
+int64_t derived_cache_budget();
+int64_t derived_cache_bytes();  // held by all entries now
+
 // A device buffer. Allocation failure throws ERR_OUT_OF_MEMORY with the size asked for.
 class Storage {
  public:
@@ -64,7 +106,15 @@ class Storage {
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
-  void* data() const { return data_; }
+  // Writable access: every call counts as a write and moves version() on (DerivedCache).
+  void* data() const {
+    version_.fetch_add(1, std::memory_order_acq_rel);
+    return data_;
+  }
+  // Read-only access: the version stays.
+  const void* cdata() const { return data_; }
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  DerivedCache& derived() const { return derived_; }
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
 
@@ -72,6 +122,8 @@ class Storage {
   void* data_ = nullptr;
   size_t bytes_ = 0;
   Device device_;
+  mutable std::atomic<uint64_t> version_{0};
+  mutable DerivedCache derived_;
 };
 
 class Tensor {
@@ -101,6 +153,20 @@ class Tensor {
   float* f32() const { return ptr<float>(); }
   int32_t* i32() const { return ptr<int32_t>(); }
   uint16_t* bf16() const { return ptr<uint16_t>(); }  // raw bfloat16 patterns
+  // Read-only pointers: unlike ptr(), they do not count as a write (Storage::data()), so data
+  // derived from the values and cached (derived()) stays current.
+  template <typename T>
+  const T* cptr() const {
+    return reinterpret_cast<const T*>(static_cast<const char*>(storage_->cdata()) +
+                                      static_cast<size_t>(offset_) * dtype_size(dtype_));
+  }
+  const float* cf32() const { return cptr<float>(); }
+
+  // n floats derived from this view's values by fill(buffer), kept with the storage until its
+  // next write (DerivedCache); `key` names the layout (the view's offset and size are added).
+  // Null when the cache is off or full: the caller derives into a buffer of its own.
+  const float* derived(const std::array<int64_t, 6>& key, int64_t n,
+                       const std::function<void(float*)>& fill) const;
 
   // A contiguous view of numel(shape) elements starting `offset` elements into this tensor.
   Tensor view(int64_t offset, const Shape& shape) const;

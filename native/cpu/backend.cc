@@ -27,6 +27,8 @@ namespace {
 
 // An optional tensor's data: null when absent.
 float* opt_f32(const Tensor& t) { return t.defined() ? t.f32() : nullptr; }
+// Read-only (Tensor::cf32: the read leaves data cached from the tensor current).
+const float* opt_cf32(const Tensor& t) { return t.defined() ? t.cf32() : nullptr; }
 
 void fill_f32_op(const Tensor& t, float v) { fill_f32(t.f32(), v, t.numel()); }
 void fill_i32_op(const Tensor& t, int32_t v) { fill_i32(t.i32(), v, t.numel()); }
@@ -47,11 +49,11 @@ void relu_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& y) {
 
 void conv2d_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
                        const Conv2dParams& p, bool relu) {
-  conv2d_forward(y.f32(), x.f32(), w.f32(), opt_f32(b), p, relu);
+  conv2d_forward(y.f32(), x.cf32(), w.cf32(), opt_cf32(b), p, relu, &w);
 }
 void conv2d_backward_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                         const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate) {
-  conv2d_backward(opt_f32(dx), dw.f32(), opt_f32(db), dy.f32(), x.f32(), w.f32(), p, accumulate);
+  conv2d_backward(opt_f32(dx), dw.f32(), opt_f32(db), dy.cf32(), x.cf32(), w.cf32(), p, accumulate, &w);
 }
 
 void max_pool2d_forward_op(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
@@ -70,7 +72,7 @@ void lrn_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const 
 }
 
 void linear_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LinearParams& p) {
-  linear_forward(y.f32(), x.f32(), w.f32(), opt_f32(b), p.B, p.in, p.out);
+  linear_forward(y.f32(), x.cf32(), w.cf32(), opt_cf32(b), p.B, p.in, p.out);
 }
 void linear_backward_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,
                         const Tensor& w, const LinearParams& p, bool accumulate) {

@@ -41,9 +41,15 @@ constexpr int64_t kCopyGrain = int64_t{1} << 14;
 #ifndef ALEXNET_CONV_GEMM_MAX_POSITIONS
 #define ALEXNET_CONV_GEMM_MAX_POSITIONS 512
 #endif
-bool auto_prefers_gemm(const Conv2dParams& s) {
-  return conv_algo() == ConvAlgo::Auto && gemm_backend() == GemmBackend::Blas && s.sH == 1 && s.sW == 1 &&
-         s.N * s.Ho * s.Wo <= ALEXNET_CONV_GEMM_MAX_POSITIONS;
+//
+// With the weight cache (setWeightCache, on by default) the forward pass no longer packs: the
+// packed blocks stay with the weight until it changes. Then the direct kernel wins at a batch
+// of one as well (bench/infer-paths.mjs --batch 1, alternating, the machine shared: conv3-5
+// forward 1.9 / 4.4 / 2.0 ms direct against 3.9 / 5.8 / 2.9 ms im2col), so 'auto' keeps the
+// direct kernel whenever the forward pass's packed weights come from the cache.
+bool auto_prefers_gemm(const Conv2dParams& s, bool packed_cached = false) {
+  return !packed_cached && conv_algo() == ConvAlgo::Auto && gemm_backend() == GemmBackend::Blas &&
+         s.sH == 1 && s.sW == 1 && s.N * s.Ho * s.Wo <= ALEXNET_CONV_GEMM_MAX_POSITIONS;
 }
 
 // Images per chunk: as many as fit the column budget, but enough that the GEMM's N dimension
@@ -188,9 +194,11 @@ void col2im(float* dx, const float* col, int64_t nb, const Conv2dParams& s) {
 }
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
-                    const Conv2dParams& s, bool relu) {
-  if (conv_winograd_forward_selected(s)) return conv2d_forward_winograd(y, x, w, bias, s, relu);
-  if (conv_direct_supported(s) && !auto_prefers_gemm(s)) return conv2d_forward_direct(y, x, w, bias, s, relu);
+                    const Conv2dParams& s, bool relu, const Tensor* wt) {
+  if (conv_winograd_forward_selected(s)) return conv2d_forward_winograd(y, x, w, bias, s, relu, wt);
+  const bool cached = wt != nullptr && derived_cache_enabled();
+  if (conv_direct_supported(s) && !auto_prefers_gemm(s, cached))
+    return conv2d_forward_direct(y, x, w, bias, s, relu, wt);
   const int64_t G = s.groups;
   const int64_t Og = s.O / G;
   const int64_t Kg = (s.C / G) * s.kH * s.kW;
@@ -292,7 +300,7 @@ void gemm_backward(float* dx,          // [N, C, H, W] or nullptr
 }  // namespace
 
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
-                     const float* w, const Conv2dParams& s, bool accumulate) {
+                     const float* w, const Conv2dParams& s, bool accumulate, const Tensor* wt) {
   const int64_t Kg = (s.C / s.groups) * s.kH * s.kW;
   const int64_t HoWo = s.Ho * s.Wo;
 
@@ -328,8 +336,8 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   float* const dx_gemm = dx_direct || dx_winograd ? nullptr : dx;
   float* const dw_gemm = dw_direct ? nullptr : dw;
   if (dx_gemm || dw_gemm) gemm_backward(dx_gemm, dw_gemm, dy, x, w, s, accumulate);
-  if (dx_direct) conv2d_backward_data_direct(dx, dy, w, s);
-  if (dx_winograd) conv2d_backward_data_winograd(dx, dy, w, s);
+  if (dx_direct) conv2d_backward_data_direct(dx, dy, w, s, wt);
+  if (dx_winograd) conv2d_backward_data_winograd(dx, dy, w, s, wt);
 }
 
 }  // namespace alexnet::cpu

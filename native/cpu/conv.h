@@ -2,8 +2,10 @@
 // call (setConvAlgorithm; 'auto' by default): large stride-1 3x3 and 5x5 layers take Winograd
 // for the forward pass and the input gradient (conv_winograd.h); on CPUs with AVX-512 or AVX2 the
 // forward pass, the stride-1 input gradient and (AVX-512) the weight gradient of common kernel
-// shapes run the direct kernels of conv_direct.h, except that 'auto' gives stride-1 layers with
-// few output positions (a batch of one or two at 13x13: auto_prefers_gemm in conv.cc) to im2col;
+// shapes run the direct kernels of conv_direct.h (their packed weights kept with the weight
+// tensor between calls: scratch.h, derived_or_scratch), except that 'auto' gives stride-1 layers
+// with few output positions (a batch of one or two at 13x13: auto_prefers_gemm in conv.cc) to
+// im2col when the packing is not cached (the input gradient; setWeightCache(false));
 // everything else (and every CPU without AVX2) takes im2col + GEMM:
 //
 // Several images are unfolded into one column matrix col [C*kH*kW, nb*Ho*Wo] (nb chosen so
@@ -21,6 +23,7 @@
 #include <cstdint>
 
 #include "../core/ops/conv.h"
+#include "../core/tensor.h"
 
 namespace alexnet::cpu {
 
@@ -30,7 +33,8 @@ void conv2d_forward(float* y,            // [N, O, Ho, Wo]
                     const float* x,      // [N, C, H, W]
                     const float* w,      // [O, C/groups, kH, kW]
                     const float* bias,   // [O] or nullptr
-                    const Conv2dParams& s, bool relu = false);
+                    const Conv2dParams& s, bool relu = false,
+                    const Tensor* wt = nullptr);  // w's tensor: its packed forms are cached with it
 
 // Gradients of conv2d_forward given dy. dx and db may be nullptr (not computed). With
 // `accumulate`, dw and db are added to instead of overwritten.
@@ -40,7 +44,8 @@ void conv2d_backward(float* dx,          // [N, C, H, W] or nullptr
                      const float* dy,    // [N, O, Ho, Wo]
                      const float* x,     // [N, C, H, W]
                      const float* w,     // [O, C/groups, kH, kW]
-                     const Conv2dParams& s, bool accumulate);
+                     const Conv2dParams& s, bool accumulate,
+                     const Tensor* wt = nullptr);  // w's tensor, as for conv2d_forward
 
 // The unfold step, exposed for tests and benchmarks: col[(c*kH + kh)*kW + kw][n*Ho*Wo + oh*Wo
 // + ow] = x[n, c, oh*sH - pH + kh*dH, ow*sW - pW + kw*dW] (0 outside), for n in [0, nb).

@@ -293,14 +293,15 @@ namespace {
 
 template <class Isa>
 void forward(float* y, const float* x, const float* w, const float* bias, const Conv2dParams& s,
-             bool relu) {
+             bool relu, const Tensor* wt) {
   constexpr int64_t kBlock = Isa::kBlock;
   const int64_t OB = (s.O + kBlock - 1) / kBlock;
-  float* wp = scratch(Scratch::PackedWeights, OB * kBlock * s.C * s.kH * s.kW + OB * kBlock);
-  pack_weights(wp, w, s.O, s.C, s.kH, s.kW, kBlock, false);
+  const float* wp = derived_or_scratch(
+      wt, {kDirectForward, kBlock, s.O, s.C, s.kH, s.kW}, OB * kBlock * s.C * s.kH * s.kW,
+      Scratch::PackedWeights, [&](float* d) { pack_weights(d, w, s.O, s.C, s.kH, s.kW, kBlock, false); });
   float* bp = nullptr;
   if (bias) {
-    bp = wp + OB * kBlock * s.C * s.kH * s.kW;
+    bp = scratch(Scratch::PackedBias, OB * kBlock);
     std::fill(bp, bp + OB * kBlock, 0.f);
     std::copy(bias, bias + s.O, bp);
   }
@@ -315,11 +316,12 @@ void forward(float* y, const float* x, const float* w, const float* bias, const 
 }
 
 template <class Isa>
-void backward_data(float* dx, const float* dy, const float* w, const Conv2dParams& s) {
+void backward_data(float* dx, const float* dy, const float* w, const Conv2dParams& s, const Tensor* wt) {
   constexpr int64_t kBlock = Isa::kBlock;
   const int64_t CB = (s.C + kBlock - 1) / kBlock;
-  float* wp = scratch(Scratch::PackedWeights, CB * kBlock * s.O * s.kH * s.kW);
-  pack_weights(wp, w, s.O, s.C, s.kH, s.kW, kBlock, true);
+  const float* wp = derived_or_scratch(
+      wt, {kDirectBackward, kBlock, s.O, s.C, s.kH, s.kW}, CB * kBlock * s.O * s.kH * s.kW,
+      Scratch::PackedWeights, [&](float* d) { pack_weights(d, w, s.O, s.C, s.kH, s.kW, kBlock, true); });
   const int64_t qH = s.kH - 1 - s.pH, qW = s.kW - 1 - s.pW;
   const int64_t Hp = s.Ho + 2 * qH, Wp = s.Wo + 2 * qW;
   const float* dyin = dy;
@@ -405,20 +407,21 @@ WgradFn wgrad_fn(int64_t kW, int64_t S, int R) {
 #endif
 
 void conv2d_forward_direct(float* y, const float* x, const float* w, const float* bias,
-                           const Conv2dParams& s, bool relu) {
+                           const Conv2dParams& s, bool relu, const Tensor* wt) {
 #if ALEXNET_DIRECT_CONV
-  if (conv_direct_isa() == ConvIsa::Avx512) return forward<Avx512>(y, x, w, bias, s, relu);
-  if (conv_direct_isa() == ConvIsa::Avx2) return forward<Avx2>(y, x, w, bias, s, relu);
+  if (conv_direct_isa() == ConvIsa::Avx512) return forward<Avx512>(y, x, w, bias, s, relu, wt);
+  if (conv_direct_isa() == ConvIsa::Avx2) return forward<Avx2>(y, x, w, bias, s, relu, wt);
 #endif
-  (void)y, (void)x, (void)w, (void)bias, (void)s, (void)relu;
+  (void)y, (void)x, (void)w, (void)bias, (void)s, (void)relu, (void)wt;
 }
 
-void conv2d_backward_data_direct(float* dx, const float* dy, const float* w, const Conv2dParams& s) {
+void conv2d_backward_data_direct(float* dx, const float* dy, const float* w, const Conv2dParams& s,
+                                 const Tensor* wt) {
 #if ALEXNET_DIRECT_CONV
-  if (conv_direct_isa() == ConvIsa::Avx512) return backward_data<Avx512>(dx, dy, w, s);
-  if (conv_direct_isa() == ConvIsa::Avx2) return backward_data<Avx2>(dx, dy, w, s);
+  if (conv_direct_isa() == ConvIsa::Avx512) return backward_data<Avx512>(dx, dy, w, s, wt);
+  if (conv_direct_isa() == ConvIsa::Avx2) return backward_data<Avx2>(dx, dy, w, s, wt);
 #endif
-  (void)dx, (void)dy, (void)w, (void)s;
+  (void)dx, (void)dy, (void)w, (void)s, (void)wt;
 }
 
 bool conv_direct_weight_grad_supported(const Conv2dParams& s) {

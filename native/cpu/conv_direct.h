@@ -42,7 +42,8 @@ void conv2d_forward_direct(float* y,           // [N, O, Ho, Wo]
                            const float* x,     // [N, C, H, W]
                            const float* w,     // [O, C, kH, kW]
                            const float* bias,  // [O] or nullptr
-                           const Conv2dParams& s, bool relu);
+                           const Conv2dParams& s, bool relu,
+                           const Tensor* wt = nullptr);  // w's tensor: packed weights cached with it
 
 // dx = gradient of conv2d with respect to x, for stride-1 shapes (conv_direct_supported and
 // sH == sW == 1 and p <= k - 1).
@@ -50,7 +51,8 @@ bool conv_direct_backward_data_supported(const Conv2dParams& s);
 void conv2d_backward_data_direct(float* dx,          // [N, C, H, W] (overwritten)
                                  const float* dy,    // [N, O, Ho, Wo]
                                  const float* w,     // [O, C, kH, kW]
-                                 const Conv2dParams& s);
+                                 const Conv2dParams& s,
+                                 const Tensor* wt = nullptr);
 
 // dw (+)= gradient of conv2d with respect to its weights, on AVX-512 CPUs for square 3x3, 5x5
 // and 11x11 kernels at stride 1 or 4 and at least one image per thread (each thread sums its

@@ -338,18 +338,20 @@ bool conv_winograd_backward_data_selected(const Conv2dParams& s) {
 }
 
 void conv2d_forward_winograd(float* y, const float* x, const float* w, const float* bias,
-                             const Conv2dParams& s, bool relu) {
+                             const Conv2dParams& s, bool relu, const Tensor* wt) {
   const Transform& t = transform_for(s.kH);
-  float* U = scratch(Scratch::WinogradFilters, t.a * t.a * s.O * s.C);
-  transform_filters(U, w, s.O, s.C, t, false);
+  const float* U = derived_or_scratch(wt, {kWinogradForward, t.m, s.O, s.C, s.kH, s.kW},
+                                      t.a * t.a * s.O * s.C, Scratch::WinogradFilters,
+                                      [&](float* d) { transform_filters(d, w, s.O, s.C, t, false); });
   run(y, x, U, bias, Geometry{s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.pH, s.pW}, t, relu);
 }
 
 void conv2d_backward_data_winograd(float* dx, const float* dy, const float* w,
-                                   const Conv2dParams& s) {
+                                   const Conv2dParams& s, const Tensor* wt) {
   const Transform& t = transform_for(s.kH);
-  float* U = scratch(Scratch::WinogradFilters, t.a * t.a * s.O * s.C);
-  transform_filters(U, w, s.O, s.C, t, true);
+  const float* U = derived_or_scratch(wt, {kWinogradBackward, t.m, s.O, s.C, s.kH, s.kW},
+                                      t.a * t.a * s.O * s.C, Scratch::WinogradFilters,
+                                      [&](float* d) { transform_filters(d, w, s.O, s.C, t, true); });
   run(dx, dy, U, nullptr,
       Geometry{s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, s.kH - 1 - s.pH, s.kW - 1 - s.pW}, t, false);
 }

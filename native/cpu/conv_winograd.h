@@ -32,12 +32,14 @@ void conv2d_forward_winograd(float* y,           // [N, O, Ho, Wo]
                              const float* x,     // [N, C, H, W]
                              const float* w,     // [O, C, k, k]
                              const float* bias,  // [O] or nullptr
-                             const Conv2dParams& s, bool relu);
+                             const Conv2dParams& s, bool relu,
+                             const Tensor* wt = nullptr);  // w's tensor: transforms cached with it
 
 // dx = gradient of conv2d with respect to x. Requires conv_winograd_supported(s) and p <= k - 1.
 void conv2d_backward_data_winograd(float* dx,        // [N, C, H, W] (overwritten)
                                    const float* dy,  // [N, O, Ho, Wo]
                                    const float* w,   // [O, C, k, k]
-                                   const Conv2dParams& s);
+                                   const Conv2dParams& s,
+                                   const Tensor* wt = nullptr);
 
 }  // namespace alexnet::cpu

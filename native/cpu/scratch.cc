@@ -16,4 +16,13 @@ float* scratch(Scratch slot, int64_t n) {
   return b.data();
 }
 
+const float* derived_or_scratch(const Tensor* w, const std::array<int64_t, 6>& key, int64_t n,
+                                Scratch slot, const std::function<void(float*)>& fill) {
+  if (w != nullptr && w->defined())
+    if (const float* cached = w->derived(key, n, fill)) return cached;
+  float* buf = scratch(slot, n);
+  fill(buf);
+  return buf;
+}
+
 }  // namespace alexnet::cpu

@@ -3,14 +3,19 @@
 // live at the same time never alias); a slot grows on demand and is never shrunk.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <functional>
+
+#include "../core/tensor.h"
 
 namespace alexnet::cpu {
 
 enum class Scratch {
   Columns,        // im2col's column matrix (conv.cc)
   Staging,        // conv.cc: the batched GEMM's output, or dY gathered to [O, nb*HoWo]
-  PackedWeights,  // conv_direct.cc: weights repacked into 32-channel blocks (+ padded bias)
+  PackedWeights,  // conv_direct.cc: weights repacked into 32-channel blocks
+  PackedBias,     // conv_direct.cc: the bias padded to whole blocks
   PaddedInput,    // conv_direct.cc: the zero-padded input (or dy)
   TileSums,       // conv_direct.cc: a band's partial sums between input-channel blocks
   WinogradFilters,   // conv_winograd.cc: the transformed filters U [a*a][O][C]
@@ -24,5 +29,20 @@ enum class Scratch {
 
 // At least n floats, valid until the same slot is asked for again on this thread.
 float* scratch(Scratch slot, int64_t n);
+
+// n floats derived from the weight tensor `w` (its values as the kernel's raw pointer reads
+// them) by fill(buffer): kept with w's storage between calls, until w is next written
+// (Tensor::derived), when w is given and the cache allows; otherwise filled into `slot` on every
+// call. `key` names the layout (kind of derivation, block sizes, the shape it reads w as).
+const float* derived_or_scratch(const Tensor* w, const std::array<int64_t, 6>& key, int64_t n,
+                                Scratch slot, const std::function<void(float*)>& fill);
+
+// Kinds of derived weights (the first element of a key).
+enum DerivedKind : int64_t {
+  kDirectForward = 1,   // conv_direct.cc: pack_weights
+  kDirectBackward = 2,  // conv_direct.cc: pack_weights, flipped
+  kWinogradForward = 3, // conv_winograd.cc: transform_filters
+  kWinogradBackward = 4,
+};
 
 }  // namespace alexnet::cpu

@@ -22,7 +22,7 @@ import { matmul } from '../ops/linear.js';
 import { softmaxCrossEntropy } from '../ops/loss.js';
 import { SGD } from '../optim/sgd.js';
 import { synchronize, Tensor } from '../tensor.js';
-import { backendInfo, setConvAlgorithm } from '../info.js';
+import { backendInfo, setConvAlgorithm, setWeightCache } from '../info.js';
 import type { DistBenchResult } from './bench-dist.js';
 
 export interface LayerTiming {
@@ -684,13 +684,16 @@ function ofPeak(f: number): string {
   return f > 0 ? `${(100 * f).toFixed(1)}%` : '-';
 }
 
-export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean; conv?: ConvAlgorithm; dist?: boolean; distBatch?: number }): Promise<void> {
+export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean; conv?: ConvAlgorithm; weightCache?: boolean; dist?: boolean; distBatch?: number }): Promise<void> {
   const batches = (o.batch ?? (o.device === 'cpu' ? '1,16,64' : '1,16,64,128')).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
   // the CPU convolution path (default 'auto'): `--conv direct` against `--conv auto` compares them
   const conv = o.conv ?? 'auto';
   setConvAlgorithm(conv);
+  // the CPU weight cache (default on): `--no-weight-cache` against the default compares them
+  const weightCache = o.weightCache !== false;
+  setWeightCache(weightCache);
   const results = await benchmark({ device: o.device, batches, reps: o.reps, peer: o.peer });
-  if (o.json) for (const r of results) console.log(JSON.stringify({ ...r, convAlgorithm: conv }));
+  if (o.json) for (const r of results) console.log(JSON.stringify({ ...r, convAlgorithm: conv, weightCache }));
   // CPU: the data-parallel line (2 ranks x half the threads beside 1 process x all of them)
   let dist: DistBenchResult | undefined;
   if (o.device === 'cpu' && o.dist !== false) {
@@ -706,7 +709,7 @@ export async function benchCommand(o: { device: string; batch?: string; reps: nu
     await mkdir(dir, { recursive: true });
     // the CPU model in the name: results of several machines sit side by side
     const stamp = `bench-${o.device.replace(':', '')}-${o.device === 'cpu' ? `${cpuSlug()}-` : ''}${new Date().toISOString().slice(0, 10)}`;
-    const machine = { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: backendInfo().backends.cpu.threads, convAlgorithm: conv, fmaPeak: results[0]?.fmaPeak };
+    const machine = { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: backendInfo().backends.cpu.threads, convAlgorithm: conv, weightCache, fmaPeak: results[0]?.fmaPeak };
     await writeFile(join(dir, `${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), machine, results, ...(dist ? { distributed: dist } : {}) }, null, 2) + '\n');
     await writeFile(join(dir, `${stamp}.md`), md + '\n');
     if (!o.json) console.log(`\nsaved bench/results/${stamp}.{json,md}`);

@@ -215,9 +215,10 @@ program
   .option('--save', 'write bench/results/bench-<device>[-<cpu model>]-<date>.{json,md}')
   .option('--json', 'one JSON object per batch size: {device, batch, trainImagesPerSecond, inferImagesPerSecond, layers, ...}')
   .option('--conv <algo>', 'CPU convolution path: auto | direct | direct-avx2 | im2col | winograd (to compare them)', oneOf('conv', ['auto', 'direct', 'direct-avx2', 'im2col', 'winograd'] as const), 'auto')
+  .option('--no-weight-cache', 'CPU: derive packed / transformed weights on every call (setWeightCache(false)), to compare with the cache')
   .option('--no-dist', 'skip the data-parallel line (CPU: 2 ranks under mpirun x half the threads beside 1 process x all of them)')
   .option('--dist-batch <n>', 'global batch of the data-parallel line (split over the ranks)', positiveInt('dist-batch', LIMITS.batch), 32)
-  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean; conv: ConvAlgorithm; dist: boolean; distBatch: number }) => {
+  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean; conv: ConvAlgorithm; weightCache: boolean; dist: boolean; distBatch: number }) => {
     useDefaultOpenblasKernels(); // before the addon loads
     const { benchCommand } = await import('./bench.js');
     await benchCommand({ ...opts, json: Boolean(opts.json), save: Boolean(opts.save) });
