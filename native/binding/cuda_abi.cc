@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "../cuda/dynload/loader.h"
+#include "abi_tables.h"
 #include "common.h"
 
 namespace alexnet::binding {
@@ -17,29 +18,11 @@ Napi::Value CudaAbi(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
 
-  // enums: { typeName: { ENUMERATOR: value } }
-  Napi::Object enums = Napi::Object::New(env);
-  Napi::Object sizes = Napi::Object::New(env);
-  Napi::Object aligns = Napi::Object::New(env);
-  Napi::Object is_signed = Napi::Object::New(env);
-#define ALEXNET_ABI_VALUE(name, value) e.Set(#name, static_cast<double>(name));
-#define ALEXNET_ABI_ENUM(type, list)                                            \
-  {                                                                             \
-    Napi::Object e = Napi::Object::New(env);                                    \
-    list(ALEXNET_ABI_VALUE)                                                     \
-    enums.Set(#type, e);                                                        \
-    sizes.Set(#type, static_cast<double>(sizeof(type)));                        \
-    aligns.Set(#type, static_cast<double>(alignof(type)));                      \
-    is_signed.Set(#type, std::is_signed<std::underlying_type_t<type>>::value);  \
-  }
+  AbiTables abi(env);
   ALEXNET_CUDNN_ENUMS(ALEXNET_ABI_ENUM)
   ALEXNET_CUBLAS_ENUMS(ALEXNET_ABI_ENUM)
-#undef ALEXNET_ABI_ENUM
-#undef ALEXNET_ABI_VALUE
 
-#define ALEXNET_ABI_HANDLE(type)                                  \
-  sizes.Set(#type, static_cast<double>(sizeof(type)));           \
-  aligns.Set(#type, static_cast<double>(alignof(type)));
+#define ALEXNET_ABI_HANDLE(type) abi.add_type<type>(#type);
   ALEXNET_CUDNN_HANDLES(ALEXNET_ABI_HANDLE)
   ALEXNET_CUBLAS_HANDLES(ALEXNET_ABI_HANDLE)
   ALEXNET_ABI_HANDLE(cudaStream_t)
@@ -58,8 +41,7 @@ Napi::Value CudaAbi(const Napi::CallbackInfo& info) {
     ALEXNET_CUDNN_PERF_FIELDS(ALEXNET_ABI_FIELD, T)                           \
     offsets.Set(#T, o);                                                       \
     field_sizes.Set(#T, fs);                                                  \
-    sizes.Set(#T, static_cast<double>(sizeof(T)));                            \
-    aligns.Set(#T, static_cast<double>(alignof(T)));                          \
+    abi.add_type<T>(#T);                                                      \
   }
   ALEXNET_CUDNN_PERF_STRUCTS(ALEXNET_ABI_STRUCT)
 #undef ALEXNET_ABI_STRUCT
@@ -87,10 +69,10 @@ Napi::Value CudaAbi(const Napi::CallbackInfo& info) {
   for (int s : {0, 3, 7, 13, 15, 99})
     blas_names.Set(std::to_string(s), alexnet::cuda::cublas_status_name(s));
 
-  out.Set("enums", enums);
-  out.Set("sizeof", sizes);
-  out.Set("alignof", aligns);
-  out.Set("signed", is_signed);
+  out.Set("enums", abi.enums);
+  out.Set("sizeof", abi.sizes);
+  out.Set("alignof", abi.aligns);
+  out.Set("signed", abi.is_signed);
   out.Set("offsetof", offsets);
   out.Set("fieldSizeof", field_sizes);
   out.Set("functions", functions);

@@ -20,6 +20,7 @@
 #include "../dist/comm.h"
 #include "../dist/mpi_loader.h"
 #include "../dist/nccl_loader.h"
+#include "abi_tables.h"
 #include "common.h"
 
 namespace alexnet::binding {
@@ -154,27 +155,14 @@ Napi::Value NcclAbi(const Napi::CallbackInfo& info) {
   using namespace dist::nccl;  // NOLINT: names below are spelled as NCCL spells them
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
-  Napi::Object enums = Napi::Object::New(env);
-  Napi::Object sizes = Napi::Object::New(env);
-  Napi::Object is_signed = Napi::Object::New(env);
-#define ALEXNET_ABI_VALUE(name, value) e.Set(#name, static_cast<double>(name));
-#define ALEXNET_ABI_ENUM(type, list)                                            \
-  {                                                                             \
-    Napi::Object e = Napi::Object::New(env);                                    \
-    list(ALEXNET_ABI_VALUE)                                                     \
-    enums.Set(#type, e);                                                        \
-    sizes.Set(#type, static_cast<double>(sizeof(type)));                        \
-    is_signed.Set(#type, std::is_signed<std::underlying_type_t<type>>::value);  \
-  }
+  AbiTables abi(env);
   ALEXNET_NCCL_ENUMS(ALEXNET_ABI_ENUM)
-#undef ALEXNET_ABI_ENUM
-#undef ALEXNET_ABI_VALUE
-  sizes.Set("ncclUniqueId", static_cast<double>(sizeof(ncclUniqueId)));
-  sizes.Set("ncclComm_t", static_cast<double>(sizeof(ncclComm_t)));
-  sizes.Set("cudaStream_t", static_cast<double>(sizeof(cudaStream_t)));
-  out.Set("enums", enums);
-  out.Set("sizeof", sizes);
-  out.Set("signed", is_signed);
+  abi.add_type<ncclUniqueId>("ncclUniqueId");
+  abi.add_type<ncclComm_t>("ncclComm_t");
+  abi.add_type<cudaStream_t>("cudaStream_t");
+  out.Set("enums", abi.enums);
+  out.Set("sizeof", abi.sizes);
+  out.Set("signed", abi.is_signed);
   out.Set("alignofUniqueId", static_cast<double>(alignof(ncclUniqueId)));
   Napi::Array functions = Napi::Array::New(env);
   uint32_t n = 0;
