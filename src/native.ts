@@ -247,17 +247,24 @@ export interface NativeModule {
   // Open MPI run-time binding and the communicator (native/dist, native/binding/dist.cc)
   /** loads libmpi.so.40 on the first call (once per process; never initialises MPI) and says what it found */
   mpiLibrary(): MpiLibrary;
-  /** sets up the world on the CPU queue (MPI_Init_thread under mpirun, else a world of one) */
+  /** sets up the world on the communication queue (MPI_Init_thread under mpirun, else a world of one) */
   distInit(): Promise<void>;
   /** the world as set up so far (kind 'uninitialized' before distInit settles) */
   distWorld(): DistWorld;
-  /** in place, queued on the CPU queue like any operator; errors reach the next read */
+  /** in place, on the communication queue in order with the CPU operators; errors reach the next read */
   distAllReduce(tensor: NativeTensor, op?: 'sum' | 'avg'): void;
   distBroadcast(tensor: NativeTensor, root: number): void;
-  /** queued; settle once they have run on the CPU queue */
+  /** in place, on the communication queue after the CPU work queued so far; CPU work waits for it only after distWait */
+  distAllReduceAsync(tensor: NativeTensor, op?: 'sum' | 'avg'): NativeWork;
+  /** CPU work queued after this call waits for the work's collective */
+  distWait(work: NativeWork): void;
+  /** queued; settle once they have run */
   distBarrier(): Promise<void>;
   distFinalize(): Promise<void>;
 }
+
+/** An opaque handle of an asynchronous collective (native/binding/dist.cc). */
+export type NativeWork = { readonly __nativeWork: unique symbol };
 
 export interface MpiLibrary {
   found: boolean;

@@ -5,9 +5,15 @@
 //                   library, version, reason}
 //   distAllReduce(tensor, 'sum' | 'avg'), distBroadcast(tensor, root): queued, in place, like
 //     any CPU operator (errors reach the next read)
+//   distAllReduceAsync(tensor, 'sum' | 'avg') -> Work: queued, in place; CPU work queued later
+//     does NOT wait for it until distWait(work) is called
+//   distWait(work): CPU work queued after this call waits for the collective
 //   distBarrier(), distFinalize() -> Promise<void>: queued; settle once they have run
-// The collectives run on the CPU queue's worker thread, in order with every other CPU
-// operator, so the JavaScript thread never blocks on another rank.
+// The collectives run on the communication queue's thread (core/device.h comm_queue), after
+// the CPU work queued before them (an event recorded on the CPU queue). Except for the async
+// allReduce, the CPU queue then waits for them (an event recorded on the communication queue),
+// so they keep the order of every other CPU operator; the JavaScript thread never blocks on
+// another rank.
 #include <climits>
 #include <cmath>
 #include <string>
@@ -21,6 +27,20 @@ namespace alexnet::binding {
 namespace {
 
 const Device kCpu{DeviceType::Cpu, 0};
+
+// Queues `task` on the communication queue after the CPU work queued so far, and returns the
+// event set once it has run (or failed: its error goes to this thread's next read like any CPU
+// task's). With `cpu_waits`, CPU work queued afterwards waits for that event.
+std::shared_ptr<Event> on_comm_queue(Queue::Task task, bool cpu_waits = true) {
+  Queue& comm = comm_queue();
+  comm.wait(cpu_queue().record());
+  comm.enqueue(std::move(task));
+  std::shared_ptr<Event> done = comm.record();
+  if (cpu_waits) cpu_queue().wait(done);
+  return done;
+}
+
+using WorkHandle = std::shared_ptr<Event>;
 
 const char* kind_name(dist::WorldKind k) {
   switch (k) {
@@ -60,7 +80,7 @@ Napi::Value MpiLibrary(const Napi::CallbackInfo& info) {
 
 Napi::Value DistInit(const Napi::CallbackInfo& info) {
   dist::mark_init_requested();
-  enqueue(kCpu, [] { dist::init(); });
+  on_comm_queue([] { dist::init(); });
   return synchronize_device(info.Env(), kCpu);
 }
 
@@ -93,7 +113,31 @@ Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
   if (reduce != "sum" && reduce != "avg")
     fail(code::kArgument, op, ": op must be 'sum' or 'avg' but got '", reduce, "'");
   const bool average = reduce == "avg";
-  enqueue(kCpu, [t, average] { dist::all_reduce(t, average); });
+  on_comm_queue([t, average] { dist::all_reduce(t, average); });
+  return info.Env().Undefined();
+}
+
+Napi::Value DistAllReduceAsync(const Napi::CallbackInfo& info) {
+  const char* op = "allReduceAsync";
+  const Tensor t = collective_tensor(info, op);
+  check_dtype(op, "tensor", t, DType::Float32);
+  std::string reduce = "sum";
+  if (info.Length() >= 2 && !info[1].IsUndefined()) {
+    if (!info[1].IsString()) fail(code::kArgument, op, ": op must be 'sum' or 'avg'");
+    reduce = info[1].As<Napi::String>().Utf8Value();
+  }
+  if (reduce != "sum" && reduce != "avg")
+    fail(code::kArgument, op, ": op must be 'sum' or 'avg' but got '", reduce, "'");
+  const bool average = reduce == "avg";
+  WorkHandle done = on_comm_queue([t, average] { dist::all_reduce(t, average); }, false);
+  return Napi::External<WorkHandle>::New(info.Env(), new WorkHandle(std::move(done)),
+                                         [](Napi::Env, WorkHandle* w) { delete w; });
+}
+
+Napi::Value DistWait(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) fail(code::kArgument, "wait: expected a Work from allReduceAsync");
+  const WorkHandle& done = *info[0].As<Napi::External<WorkHandle>>().Data();
+  cpu_queue().wait(done);
   return info.Env().Undefined();
 }
 
@@ -107,19 +151,19 @@ Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
   const dist::WorldInfo w = dist::world();  // known once initDistributed() has settled
   if ((w.kind == dist::WorldKind::Single || w.kind == dist::WorldKind::Mpi) && root >= w.size)
     fail(code::kArgument, op, ": root must be a rank in [0, ", w.size, ") but got ", root);
-  enqueue(kCpu, [t, root] { dist::broadcast(t, root); });
+  on_comm_queue([t, root] { dist::broadcast(t, root); });
   return info.Env().Undefined();
 }
 
 Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
   dist::check_init_requested("barrier");
-  enqueue(kCpu, [] { dist::barrier(); });
+  on_comm_queue([] { dist::barrier(); });
   return synchronize_device(info.Env(), kCpu);
 }
 
 Napi::Value DistFinalize(const Napi::CallbackInfo& info) {
   dist::check_init_requested("finalize");
-  enqueue(kCpu, [] { dist::finalize(); });
+  on_comm_queue([] { dist::finalize(); });
   return synchronize_device(info.Env(), kCpu);
 }
 

@@ -115,7 +115,7 @@ void init() {
   } else {
     MPI_CHECK(MPI_Init_thread, nullptr, nullptr, mpi::MPI_THREAD_SERIALIZED, &provided);
   }
-  // Every MPI call of this process is made from this thread (the CPU queue's worker), the one
+  // Every MPI call of this process is made from this thread (the communication queue's worker), the one
   // that initialised MPI, so MPI_THREAD_FUNNELED is enough; SINGLE is not (the process has
   // other threads that might, for MPI, count as calling it).
   if (provided < mpi::MPI_THREAD_FUNNELED)

@@ -1,7 +1,8 @@
 // The process's communicator (issue 13): MPI's world when launched by Open MPI's mpirun, else a
-// world of one process. Every function here runs on the CPU queue's worker thread (enqueued by
-// native/binding/dist.cc like any CPU operator), so MPI is initialised, used and finalised from
-// that one thread and the JavaScript thread never blocks on a collective. Errors are ERR_DIST
+// world of one process. Every function here runs on the communication queue's worker thread
+// (core/device.h comm_queue; native/binding/dist.cc orders it after the CPU work that produced
+// the input), so MPI is initialised, used and finalised from that one thread, collectives
+// overlap CPU kernels, and the JavaScript thread never blocks on a collective. Errors are ERR_DIST
 // (MPI's own text through MPI_ERRORS_RETURN) or ERR_DTYPE / ERR_DEVICE / ERR_ARGUMENT.
 //
 // When is it MPI?  launched under Open MPI's launcher (OMPI_COMM_WORLD_SIZE set) -> MPI;
@@ -36,7 +37,7 @@ struct WorldInfo {
 // A snapshot (thread-safe).
 WorldInfo world();
 
-// --- on the CPU queue's thread ------------------------------------------------------------------
+// --- on the communication queue's thread ------------------------------------------------------------------
 
 // Sets up the world (see above). A second call is a no-op; after finalize it is ERR_DIST.
 void init();

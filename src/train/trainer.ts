@@ -14,9 +14,10 @@
 //
 // Data-parallel training (a `communicator` of worldSize > 1, one process per rank under
 // mpirun): rank 0's weights are broadcast before the first step; each rank reads its shard of
-// every epoch (DistributedSampler semantics, `batchSize` per rank); after backward the flat
-// gradient buffer is averaged over the ranks with one allReduce, then every rank takes the
-// same SGD step, so the weights stay identical. The loss read back is averaged too (so every
+// every epoch (DistributedSampler semantics, `batchSize` per rank); the flat gradient buffer is
+// averaged over the ranks in buckets (src/dist/reducer.ts), each started during backward as soon
+// as its layers' backward is queued so that communication overlaps the rest of backward; then
+// every rank takes the same SGD step, so the weights stay identical. The loss read back is averaged too (so every
 // rank takes the same decisions: a NaN stops all of them), evaluation sums counts and losses
 // over the ranks' strided shares of the validation set (the same top-1 as one process), and rank
 // 0 alone writes checkpoints and the metrics log and reports progress (its train top-1 is its
@@ -28,6 +29,7 @@ import { dirname } from 'node:path';
 import { hasPixels, type Batch, type Dataset } from '../data/common.js';
 import { DataLoader } from '../data/loader.js';
 import type { Communicator } from '../dist/communicator.js';
+import { DEFAULT_BUCKET_MB, GradientReducer } from '../dist/reducer.js';
 import { alexnetError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
@@ -125,6 +127,11 @@ export interface TrainerOptions {
    * model and data); `batchSize` is per rank. CPU only for now (no NCCL yet).
    */
   communicator?: Communicator;
+  /**
+   * Data-parallel only: the gradient buckets' size in MiB (PyTorch DDP's bucket_cap_mb, default
+   * 25); Infinity averages the whole buffer in one allReduce after backward.
+   */
+  bucketMB?: number;
 }
 
 /** One training step queued on the device whose loss and accuracy have not been read yet. */
@@ -158,6 +165,7 @@ export class Trainer {
   #pos: Position = { step: 0, epoch: 0, batch: 0 };
   /** the communicator when training data-parallel (worldSize > 1), else null */
   readonly #comm: Communicator | null;
+  readonly #reducer: GradientReducer | null;
 
   constructor(options: TrainerOptions) {
     this.options = options;
@@ -174,6 +182,7 @@ export class Trainer {
     this.model = options.model;
     this.store = ParameterStore.create(this.model, { device: this.device });
     this.optimizer = new SGD(this.store, { lr: 0.01, ...options.optimizer });
+    this.#reducer = this.#comm ? new GradientReducer(this.#comm, this.model, this.store, { bucketMB: options.bucketMB ?? DEFAULT_BUCKET_MB }) : null;
     const s = options.schedule ?? { kind: 'none' };
     this.#schedule =
       s.kind === 'step' ? new StepLR(this.optimizer, s.stepSize, s.gamma) :
@@ -447,14 +456,13 @@ export class Trainer {
       const logits = this.model.forward(x);
       const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
       const correct = topkCorrect(logits, y, 1);
-      const gx = this.model.backward(gradLogits, false);
+      // Data-parallel: the gradients are averaged in buckets started during backward.
+      const gx = this.#reducer ? this.#reducer.backward(gradLogits, false) : this.model.backward(gradLogits, false);
       const comm = this.#comm;
       let flag: Tensor<'float32'> | null = null;
       if (comm) {
-        // One allReduce of the whole flat gradient buffer, queued after backward: no bucketing
-        // and no overlap with backward yet (that comes later). The loss is averaged too, and the
-        // ranks' interrupt flags summed, so every rank takes the same decisions.
-        comm.allReduce(this.store.grads, 'avg');
+        // The loss is averaged too, and the ranks' interrupt flags summed, so every rank takes
+        // the same decisions.
         comm.allReduce(loss, 'avg');
         flag = comm.allReduce(Tensor.from<'float32'>([this.options.signal?.aborted ? 1 : 0], [1]), 'sum');
       }
