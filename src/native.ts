@@ -249,6 +249,8 @@ export interface NativeModule {
   mpiLibrary(): MpiLibrary;
   /** sets up the world on the communication queue (MPI_Init_thread under mpirun, else a world of one) */
   distInit(): Promise<void>;
+  /** how a process with this environment counts as launched (pure: reads only `env`) */
+  distLaunchPlan(env: Record<string, string | undefined>): LaunchPlan;
   /** the world as set up so far (kind 'uninitialized' before distInit settles) */
   distWorld(): DistWorld;
   /** in place, on the communication queue in order with the CPU operators; errors reach the next read */
@@ -261,6 +263,24 @@ export interface NativeModule {
   /** queued; settle once they have run */
   distBarrier(): Promise<void>;
   distFinalize(): Promise<void>;
+}
+
+/** native/dist/comm.h LaunchPlan: how a process counts as launched, from its environment alone. */
+export interface LaunchPlan {
+  /** 'mpi': initDistributed() starts MPI; 'refused': it fails with `reason`; 'single': a world of one */
+  kind: 'single' | 'mpi' | 'refused';
+  /** 'mpirun' | 'srun' | '' */
+  launcher: string;
+  size: number;
+  rank: number;
+  /** -1: from MPI (MPI_Comm_split_type) */
+  localRank: number;
+  localSize: number;
+  /** 'OMPI_COMM_WORLD_LOCAL_RANK' | 'SLURM_LOCALID' | '' */
+  localRankSource: string;
+  /** the variables that decided, e.g. 'OMPI_COMM_WORLD_SIZE=2' */
+  detail: string;
+  reason: string;
 }
 
 /** An opaque handle of an asynchronous collective (native/binding/dist.cc). */
@@ -284,8 +304,10 @@ export interface DistWorld {
   worldSize: number;
   localRank: number;
   localSize: number;
-  /** 'OMPI_COMM_WORLD_LOCAL_RANK' | 'MPI_Comm_split_type' | 'single' */
+  /** 'OMPI_COMM_WORLD_LOCAL_RANK' | 'SLURM_LOCALID' | 'MPI_Comm_split_type' | 'single' */
   localRankSource: string;
+  /** 'mpirun' | 'srun' ('' for a world of one) */
+  launcher: string;
   /** the thread level MPI provided ('' for a world of one) */
   threadLevel: string;
   /** libmpi in use and its version ('' for a world of one) */

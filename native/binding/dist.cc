@@ -1,6 +1,9 @@
 // The communicator (native/dist/comm.h) and the Open MPI loader (native/dist/mpi_loader.h):
 //   mpiLibrary() -> {found, path, version, searched, reason}: loads (never initialises) MPI
 //   distInit() -> Promise<void>: queued on the CPU queue; settles once it has run
+//   distLaunchPlan(env) -> {kind: 'single' | 'mpi' | 'refused', launcher, size, rank, localRank,
+//                   localSize, localRankSource, detail, reason}: how a process with that
+//                   environment counts as launched (dist::launch_plan; pure, for tests and the CLI)
 //   distWorld() -> {kind, rank, worldSize, localRank, localSize, localRankSource, threadLevel,
 //                   library, version, reason}
 //   distAllReduce(tensor, 'sum' | 'avg'), distBroadcast(tensor, root): queued, in place, like
@@ -15,6 +18,7 @@
 // so they keep the order of every other CPU operator; the JavaScript thread never blocks on
 // another rank.
 #include <climits>
+#include <map>
 #include <cmath>
 #include <string>
 
@@ -84,6 +88,35 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
   return synchronize_device(info.Env(), kCpu);
 }
 
+Napi::Value DistLaunchPlan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) fail(code::kArgument, "distLaunchPlan: expected an environment object");
+  // The variables as strings (undefined: unset), read up front: launch_plan takes a pure lookup.
+  const Napi::Object vars = info[0].As<Napi::Object>();
+  std::map<std::string, std::string> values;
+  const Napi::Array keys = vars.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); ++i) {
+    const Napi::Value k = keys.Get(i);
+    const Napi::Value v = vars.Get(k);
+    if (v.IsString()) values[k.ToString().Utf8Value()] = v.As<Napi::String>().Utf8Value();
+  }
+  const dist::LaunchPlan p = dist::launch_plan([&](const char* name) -> const char* {
+    auto it = values.find(name);
+    return it == values.end() ? nullptr : it->second.c_str();
+  });
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("kind", p.kind == dist::LaunchPlan::Kind::Mpi ? "mpi" : p.kind == dist::LaunchPlan::Kind::Refused ? "refused" : "single");
+  out.Set("launcher", p.launcher);
+  out.Set("size", p.size);
+  out.Set("rank", p.rank);
+  out.Set("localRank", p.local_rank);
+  out.Set("localSize", p.local_size);
+  out.Set("localRankSource", p.local_rank_source);
+  out.Set("detail", p.detail);
+  out.Set("reason", p.reason);
+  return out;
+}
+
 Napi::Value DistWorld(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const dist::WorldInfo w = dist::world();
@@ -94,6 +127,7 @@ Napi::Value DistWorld(const Napi::CallbackInfo& info) {
   out.Set("localRank", w.local_rank);
   out.Set("localSize", w.local_size);
   out.Set("localRankSource", w.local_rank_source);
+  out.Set("launcher", w.launcher);
   out.Set("threadLevel", w.thread_level);
   out.Set("library", w.library);
   out.Set("version", w.version);
