@@ -29,7 +29,7 @@ import { dirname } from 'node:path';
 import { hasPixels, type Batch, type Dataset } from '../data/common.js';
 import { DataLoader } from '../data/loader.js';
 import type { Communicator } from '../dist/communicator.js';
-import { DEFAULT_BUCKET_MB, GradientReducer } from '../dist/reducer.js';
+import { DEFAULT_BUCKET_MB, GradientReducer, planBuckets } from '../dist/reducer.js';
 import { alexnetError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
@@ -165,7 +165,8 @@ export class Trainer {
   #pos: Position = { step: 0, epoch: 0, batch: 0 };
   /** the communicator when training data-parallel (worldSize > 1), else null */
   readonly #comm: Communicator | null;
-  readonly #reducer: GradientReducer | null;
+  /** data-parallel: the gradient buckets (made at the first step, disposed by close()) */
+  #reducer: GradientReducer | null = null;
 
   constructor(options: TrainerOptions) {
     this.options = options;
@@ -182,7 +183,7 @@ export class Trainer {
     this.model = options.model;
     this.store = ParameterStore.create(this.model, { device: this.device });
     this.optimizer = new SGD(this.store, { lr: 0.01, ...options.optimizer });
-    this.#reducer = this.#comm ? new GradientReducer(this.#comm, this.model, this.store, { bucketMB: options.bucketMB ?? DEFAULT_BUCKET_MB }) : null;
+    if (this.#comm) planBuckets(this.store, options.bucketMB ?? DEFAULT_BUCKET_MB); // a bad bucketMB fails here
     const s = options.schedule ?? { kind: 'none' };
     this.#schedule =
       s.kind === 'step' ? new StepLR(this.optimizer, s.stepSize, s.gamma) :
@@ -280,6 +281,8 @@ export class Trainer {
   }
 
   async close(): Promise<void> {
+    this.#reducer?.dispose(); // its hooks on the model and its views of the gradient buffer
+    this.#reducer = null;
     await this.trainLoader.close();
     await this.valLoader?.close();
   }
@@ -457,8 +460,9 @@ export class Trainer {
       const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
       const correct = topkCorrect(logits, y, 1);
       // Data-parallel: the gradients are averaged in buckets started during backward.
-      const gx = this.#reducer ? this.#reducer.backward(gradLogits, false) : this.model.backward(gradLogits, false);
       const comm = this.#comm;
+      if (comm) this.#reducer ??= new GradientReducer(comm, this.model, this.store, { bucketMB: this.options.bucketMB ?? DEFAULT_BUCKET_MB });
+      const gx = this.#reducer ? this.#reducer.backward(gradLogits, false) : this.model.backward(gradLogits, false);
       let flag: Tensor<'float32'> | null = null;
       if (comm) {
         // The loss is averaged too, and the ranks' interrupt flags summed, so every rank takes
