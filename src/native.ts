@@ -265,14 +265,20 @@ export interface NativeModule {
   // Open MPI run-time binding and the communicator (native/dist, native/binding/dist.cc)
   /** loads libmpi.so.40 on the first call (once per process; never initialises MPI) and says what it found */
   mpiLibrary(): MpiLibrary;
-  /** sets up the world on the CPU queue (MPI_Init_thread under mpirun, else a world of one) */
+  /** sets up the world on the communication queue (MPI_Init_thread under mpirun, else a world of one) */
   distInit(): Promise<void>;
+  /** how a process with this environment counts as launched (pure: reads only `env`) */
+  distLaunchPlan(env: Record<string, string | undefined>): LaunchPlan;
   /** the world as set up so far (kind 'uninitialized' before distInit settles) */
   distWorld(): DistWorld;
-  /** in place, queued on the CPU queue like any operator; errors reach the next read */
+  /** in place, on the communication queue in order with the CPU operators; errors reach the next read */
   distAllReduce(tensor: NativeTensor, op?: 'sum' | 'avg'): void;
   distBroadcast(tensor: NativeTensor, root: number): void;
-  /** queued; settle once they have run on the CPU queue */
+  /** in place, on the communication queue after the CPU work queued so far; CPU work waits for it only after distWait */
+  distAllReduceAsync(tensor: NativeTensor, op?: 'sum' | 'avg'): NativeWork;
+  /** CPU work queued after this call waits for the work's collective */
+  distWait(work: NativeWork): void;
+  /** queued; settle once they have run */
   distBarrier(): Promise<void>;
   distFinalize(): Promise<void>;
   // NCCL run-time binding (native/dist/nccl_*): collectives on CUDA tensors
@@ -312,6 +318,27 @@ export interface NcclAbi {
   functions: string[];
 }
 
+/** native/dist/comm.h LaunchPlan: how a process counts as launched, from its environment alone. */
+export interface LaunchPlan {
+  /** 'mpi': initDistributed() starts MPI; 'refused': it fails with `reason`; 'single': a world of one */
+  kind: 'single' | 'mpi' | 'refused';
+  /** 'mpirun' | 'srun' | '' */
+  launcher: string;
+  size: number;
+  rank: number;
+  /** -1: from MPI (MPI_Comm_split_type) */
+  localRank: number;
+  localSize: number;
+  /** 'OMPI_COMM_WORLD_LOCAL_RANK' | 'SLURM_LOCALID' | '' */
+  localRankSource: string;
+  /** the variables that decided, e.g. 'OMPI_COMM_WORLD_SIZE=2' */
+  detail: string;
+  reason: string;
+}
+
+/** An opaque handle of an asynchronous collective (native/binding/dist.cc). */
+export type NativeWork = { readonly __nativeWork: unique symbol };
+
 export interface MpiLibrary {
   found: boolean;
   /** the file in use, or the last one rejected (see reason) */
@@ -330,8 +357,10 @@ export interface DistWorld {
   worldSize: number;
   localRank: number;
   localSize: number;
-  /** 'OMPI_COMM_WORLD_LOCAL_RANK' | 'MPI_Comm_split_type' | 'single' */
+  /** 'OMPI_COMM_WORLD_LOCAL_RANK' | 'SLURM_LOCALID' | 'MPI_Comm_split_type' | 'single' */
   localRankSource: string;
+  /** 'mpirun' | 'srun' ('' for a world of one) */
+  launcher: string;
   /** the thread level MPI provided ('' for a world of one) */
   threadLevel: string;
   /** libmpi in use and its version ('' for a world of one) */

@@ -243,6 +243,10 @@ describe('alexnet bench: the data-parallel line (a smoke test of its fields, not
     expect(r.gradientBytes).toBe(4 * store.grads.numel);
     expect(r.gradientBytes).toBeGreaterThanOrEqual(4 * params);
     expect(r.gradientBytes).toBeLessThan(4 * params * 1.001);
+    // the bucketed steps cut that buffer into the reducer's 25 MiB buckets
+    const { planBuckets } = await import('../src/dist/reducer.js');
+    const buckets = planBuckets(store).length;
+    expect(buckets).toBeGreaterThan(1);
     store.dispose();
     m.dispose();
     for (const run of [r.single, r.distributed]) {
@@ -250,12 +254,16 @@ describe('alexnet bench: the data-parallel line (a smoke test of its fields, not
       expect(run.imagesPerSecond).toBeCloseTo((2 * 1000) / run.stepMs, 6);
       expect(run.allReduceMs).toBeGreaterThanOrEqual(0);
       expect(run.allReduceMs).toBeLessThan(run.stepMs);
+      expect(run.buckets).toBe(buckets);
+      expect(run.bucketedStepMs).toBeGreaterThan(0);
+      expect(run.bucketedImagesPerSecond).toBeCloseTo((2 * 1000) / run.bucketedStepMs, 6);
     }
+    expect(r.hiddenFraction).toBeCloseTo((r.distributed.stepMs - r.distributed.bucketedStepMs) / r.distributed.allReduceMs, 9);
     expect(r.ratio).toBeCloseTo(r.distributed.imagesPerSecond / r.single.imagesPerSecond, 9);
     expect(r.allReduceFraction).toBeCloseTo(r.distributed.allReduceMs / r.distributed.stepMs, 9);
     const md = distMarkdown(r);
     expect(md).toMatch(/\| 1 \| 2 \| 2 \| [\d.]+ \| \d+ \| - \| - \|/);
-    expect(md).toMatch(/\| 2 \(mpirun\) \| 1 \| 1 \| [\d.]+ \([\d.]+x\) \| \d+ \| \d+ \| \d+% \|/);
+    expect(md).toMatch(/\| 2 \(mpirun\) \| 1 \| 1 \| [\d.]+ \([\d.]+x\) \| \d+ \| \d+ \| \d+% \| \d+ \(\d+ buckets\) \| [\d.]+ \| -?\d+% \|/);
     await expect(distributedBench({ globalBatch: 3, steps: 1 })).rejects.toMatchObject({ code: 'ERR_ARGUMENT', message: expect.stringMatching(/--dist-batch 3 does not split evenly over 2 ranks/) });
   }, 180_000);
 });

@@ -3,7 +3,8 @@
 // on the built package (../dist/index.js). Modes:
 //   collectives  allReduce 'sum' and 'avg' of random tensors (each rank's data drawn from
 //                seed + rank, so every rank can rebuild every rank's data and compute the float64
-//                reference), broadcast from rank 1 (float32 and int32), barrier, finalize.
+//                reference), allReduceAsync ordered between two CPU copies, broadcast from rank 1
+//                (float32 and int32), barrier, finalize.
 //                Prints one line "RESULT <json>" per rank.
 //   missing      (ALEXNET_MPI_LIBRARY=/nonexistent) initDistributed rejects; prints its code/message.
 //   no-finalize  an allReduce, then the script ends without finalize(): the job must succeed
@@ -13,7 +14,7 @@
 //   kill         after a barrier rank 1 kills itself with SIGKILL (no handler, no MPI_Abort) while
 //                rank 0 waits in an allReduce: mpirun must end the job, naming rank 1.
 // Any failed check throws; the handler below names the rank on stderr and exits 1.
-import { initDistributed, mulberry32, Tensor } from '../dist/index.js';
+import { copy, initDistributed, mulberry32, Tensor } from '../dist/index.js';
 
 const [mode = 'collectives', seedArg = '1'] = process.argv.slice(2);
 const seed = Number(seedArg);
@@ -112,6 +113,25 @@ async function collectives() {
   // the tensors really changed (a world of one would pass the comparison only if it had one rank)
   check(world === 2, `world size ${world}`);
 
+  // allReduceAsync on the communication thread, ordered by events: it reduces what the CPU copy
+  // queued before it wrote (not the zeros before), and a copy queued after work.wait() reads the
+  // reduced values (not the input); big enough that a missing order would show
+  const m = 1 << 21;
+  const src = Tensor.from(data(comm.rank, m, 4), [m]);
+  const t = Tensor.zeros([m]);
+  const out = Tensor.zeros([m]);
+  copy(t, src);
+  const work = comm.allReduceAsync(t, 'sum');
+  work.wait();
+  copy(out, t);
+  const refAsync = new Float64Array(m);
+  for (let r = 0; r < world; r++) {
+    const a = data(r, m, 4);
+    for (let i = 0; i < m; i++) refAsync[i] += a[i];
+  }
+  const asyncErr = compare(await out.data(), refAsync, 'allReduceAsync sum, read after wait()');
+  for (const x of [src, t, out]) x.dispose();
+
   // broadcast from rank 1: float32 and int32
   const b32 = Tensor.from(data(comm.rank, 257, 3), [257]);
   comm.broadcast(b32, 1);
@@ -125,7 +145,7 @@ async function collectives() {
   for (let i = 0; i < 33; i++) check(gotInts[i] === 2000 + i, `broadcast int32 element ${i}: ${gotInts[i]}`);
 
   await comm.barrier();
-  const result = { rank: comm.rank, worldSize: world, localRank: comm.localRank, threadLevel: comm.threadLevel, sumErr, avgErr };
+  const result = { rank: comm.rank, worldSize: world, localRank: comm.localRank, threadLevel: comm.threadLevel, sumErr, avgErr, asyncErr };
   await comm.finalize();
   console.log(`RESULT ${JSON.stringify(result)}`);
 }

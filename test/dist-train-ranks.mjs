@@ -9,12 +9,16 @@
 //      8 per rank, with its checkpoint and metrics log in <dir>/rank<N>/ (only rank 0 may write);
 //   2. trains the same run again, stopped at step 4 (inside epoch 2) with a checkpoint in
 //      <dir>/part/ (written by rank 0), then resumes it from that file to the end.
-// Writes the final flat weights of both runs to <dir>/weights-<N>-{full,resumed}.f32 (raw float32)
-// and prints one line "RESULT <json>" per rank: the first run's summary and the files found in its
-// own directory. Any failure names the rank and exits 1.
+//   3. trains the first run again with gradient buckets of 10 KiB (several buckets, started
+//      during backward) instead of the default 25 MiB (one bucket for this network).
+// Writes the final flat weights of the three runs to <dir>/weights-<N>-{full,resumed,bucketed}.f32
+// (raw float32) and prints one line "RESULT <json>" per rank: the first run's summary, the files
+// found in its own directory and the number of buckets of the third run. Any failure names the rank and exits 1.
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Conv2d, Dropout, Flatten, initDistributed, Linear, MaxPool2d, mulberry32, ReLU, Sequential, SyntheticDataset, Trainer } from '../dist/index.js';
+import { Conv2d, Dropout, Flatten, initDistributed, Linear, MaxPool2d, mulberry32, planBuckets, ReLU, Sequential, SyntheticDataset, Trainer } from '../dist/index.js';
+
+const BUCKET_MB = 10 / 1024;
 import { smallNet } from './small-net.mjs';
 
 const [dir, seedArg, mode = 'train'] = process.argv.slice(2);
@@ -92,5 +96,13 @@ await resumed.run();
 await params(resumed, 'resumed');
 await resumed.close();
 
-console.log(`RESULT ${JSON.stringify({ rank: comm.rank, summary, wrote })}`);
+// 3. the full run again with the gradients averaged in small buckets (10 KiB: several, started
+//    during backward) instead of the one bucket of the default 25 MiB
+const bucketed = new Trainer(base({ bucketMB: BUCKET_MB }));
+await bucketed.run();
+await params(bucketed, 'bucketed');
+const buckets = planBuckets(bucketed.store, BUCKET_MB).length;
+await bucketed.close();
+
+console.log(`RESULT ${JSON.stringify({ rank: comm.rank, summary, wrote, buckets })}`);
 await comm.finalize();

@@ -8,7 +8,9 @@
 //    end with the same weights (on both ranks) as one process at batch 2B that sees, step by
 //    step, the union of the ranks' batches; rank 0 alone writes the checkpoint and the metrics
 //    log; the validation figures equal one process's; a 2-rank run stopped at a checkpoint and
-//    resumed by 2 ranks ends with the weights of the uninterrupted 2-rank run; `alexnet train
+//    resumed by 2 ranks ends with the weights of the uninterrupted 2-rank run; the gradients
+//    averaged in several buckets during backward give the one-bucket run's weights bit for bit;
+//    `alexnet train
 //    --nproc 2` launches the ranks itself (one summary, a checkpoint of 2 ranks, mpirun's status;
 //    a Ctrl-C stops every rank after a step with one checkpoint).
 //    Skipped, saying so, where mpirun or libmpi is absent;
@@ -254,16 +256,17 @@ describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: m
   it.skipIf(!mpiFound)('two ranks at batch B train to the weights of one process at batch 2B over the union of their batches; rank 0 alone writes; resume is exact', async () => {
     const dir = await tempDir();
     const seed = 1 + Math.floor(Math.random() * 1000);
-    const r = mpirun([dir, String(seed)]);
+    const r = mpirun([dir, String(seed)], 200);
     expect(r.status, `mpirun failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
     const res = results(r.stdout).sort((a, b) => (a.rank as number) - (b.rank as number));
     expect(res.map((x) => x.rank)).toEqual([0, 1]);
-    const [r0, r1] = res as Array<{ rank: number; summary: Record<string, number>; wrote: string[] }>;
+    const [r0, r1] = res as Array<{ rank: number; summary: Record<string, number>; wrote: string[]; buckets: number }>;
     const weights = async (rank: number, name: string) => {
       const b = await readFile(join(dir, `weights-${rank}-${name}.f32`));
       return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
     };
-    const [full0, full1, resumed0, resumed1] = await Promise.all([weights(0, 'full'), weights(1, 'full'), weights(0, 'resumed'), weights(1, 'resumed')]);
+    const [full0, full1, resumed0, resumed1, bucketed0, bucketed1] = await Promise.all(
+      [weights(0, 'full'), weights(1, 'full'), weights(0, 'resumed'), weights(1, 'resumed'), weights(0, 'bucketed'), weights(1, 'bucketed')]);
 
     // rank 0 alone wrote the checkpoint and the metrics log (each rank listed what existed in its
     // own directory after its run: rank 1's stays empty)
@@ -302,7 +305,13 @@ describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: m
     // 2 ranks stopped inside epoch 2 and resumed by 2 ranks: the uninterrupted run's weights
     expect(firstDifference(resumed0, full0), 'rank 0 resumed to other weights').toBe(-1);
     expect(firstDifference(resumed1, full0), 'rank 1 resumed to other weights').toBe(-1);
-  }, 180_000);
+
+    // the gradients averaged in several buckets started during backward (on the communication
+    // thread, overlapping the CPU's backward) instead of one: the same weights, bit for bit
+    expect(r0!.buckets).toBeGreaterThanOrEqual(3);
+    expect(firstDifference(bucketed0, full0), 'rank 0: bucketed averaging gave other weights').toBe(-1);
+    expect(firstDifference(bucketed1, full0), 'rank 1: bucketed averaging gave other weights').toBe(-1);
+  }, 240_000);
 
   it.skipIf(!mpiFound)('`mpirun -n 2 alexnet train`: one summary (rank 0 prints, rank 1 is silent), one checkpoint recording 2 ranks; errors name their rank', async () => {
     const dir = await tempDir();

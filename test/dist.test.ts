@@ -104,7 +104,7 @@ function results(stdout: string): Array<Record<string, unknown>> {
 }
 
 describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: mpirun)', () => {
-  it.skipIf(!mpiFound)('allReduce sum / avg match the float64 sum of both ranks\' data; broadcast from rank 1; barrier; finalize', () => {
+  it.skipIf(!mpiFound)('allReduce sum / avg (and allReduceAsync, ordered between CPU copies) match the float64 sum of both ranks\' data; broadcast from rank 1; barrier; finalize', () => {
     const r = mpirun('collectives');
     expect(r.status, `mpirun failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
     const res = results(r.stdout).sort((a, b) => (a.rank as number) - (b.rank as number));
@@ -113,6 +113,7 @@ describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: m
       expect(x.worldSize).toBe(2);
       expect(x.localRank).toBe(x.rank); // one machine
       expect(['MPI_THREAD_FUNNELED', 'MPI_THREAD_SERIALIZED', 'MPI_THREAD_MULTIPLE']).toContain(x.threadLevel);
+      expect(typeof x.asyncErr).toBe('number'); // allReduceAsync between two copies was checked
     }
   });
 

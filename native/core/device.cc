@@ -1,5 +1,6 @@
 #include "device.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -173,6 +174,24 @@ std::exception_ptr take(ErrorSlot& slot) {
 
 }  // namespace
 
+void Event::set() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Event::wait() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  cv_.wait(lock, [this] { return done_; });
+}
+
+bool Event::done() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return done_;
+}
+
 Queue::Queue() : worker_([this] { run(); }) {}
 
 Queue::~Queue() {
@@ -191,6 +210,16 @@ void Queue::enqueue(Task task) {
     tasks_.push_back(std::move(entry));
   }
   wake_.notify_one();
+}
+
+std::shared_ptr<Event> Queue::record() {
+  auto event = std::make_shared<Event>();
+  enqueue([event] { event->set(); });
+  return event;
+}
+
+void Queue::wait(std::shared_ptr<Event> event) {
+  enqueue([event = std::move(event)] { event->wait(); });
 }
 
 void Queue::run() {
@@ -254,6 +283,21 @@ Queue& cpu_queue() {
   return *cpu;
 }
 
+namespace {
+std::atomic<Queue*> g_comm{nullptr};
+}  // namespace
+
+Queue& comm_queue() {
+  // Leaked like the CPU queue. Made once, under a static's guard; g_comm lets teardown ask
+  // whether it exists without starting it.
+  static Queue* comm = [] {
+    Queue* q = new Queue();
+    g_comm = q;
+    return q;
+  }();
+  return *comm;
+}
+
 void enqueue(Device device, Queue::Task task) {
   if (device.type == DeviceType::Cpu) {
     cpu_queue().enqueue(std::move(task));
@@ -284,6 +328,8 @@ void device_upload(Device device, void* dst, const void* src, size_t bytes) {
 
 void fence_all_devices() {
   cpu_queue().fence();
+  // After the CPU: the communication queue's tasks wait for CPU work queued before them.
+  if (Queue* comm = g_comm.load()) comm->fence();
   for (const DeviceRuntime* rt : g_runtimes)
     if (rt != nullptr) rt->fence_all();
 }

@@ -117,6 +117,21 @@ struct ErrorSlot {
   std::exception_ptr error;  // the first error not yet handed to a read
 };
 
+// A one-shot signal between queues, like a CUDA event recorded once: a task on one queue sets
+// it (Queue::record), a task on another sleeps on a condition variable until it is set
+// (Queue::wait). That orders work across queues without blocking the thread that queues it.
+class Event {
+ public:
+  void set();
+  void wait();        // blocks the calling thread until set() (no spinning)
+  bool done() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+};
+
 // An in-order task queue served by one worker thread. Tasks run in submission order. A task
 // that throws does not stop the queue: the first error is kept in the error slot of the thread
 // that enqueued the task, and handed to that thread's next synchronize()/read, which clears it
@@ -131,6 +146,13 @@ class Queue {
   Queue& operator=(const Queue&) = delete;
 
   void enqueue(Task task);
+  // Queues a task that sets a fresh event, so the event is set once every task enqueued before
+  // it has run (whether or not they failed). Returns at once (cudaEventRecord).
+  std::shared_ptr<Event> record();
+  // Queues a task that sleeps until `event` is set: the tasks enqueued after it run only then.
+  // Returns at once (cudaStreamWaitEvent). The event must be recorded on another queue, or on
+  // this one before this call.
+  void wait(std::shared_ptr<Event> event);
   // Blocks the calling thread until every task enqueued before has run. Rethrows the error
   // kept for the calling thread, if any. Only for explicit synchronous reads and teardown.
   void synchronize();
@@ -162,6 +184,13 @@ class Queue {
 // The queue that runs work for the CPU. It lives for the whole process.
 Queue& cpu_queue();
 
+// The communication queue: a second worker thread, for the collectives of native/dist, so that
+// they run beside the CPU kernels instead of between them (issue 13: a bucket's allReduce
+// overlaps the rest of backward). MPI is initialised and called only from its thread. Work is
+// ordered between the two queues with events (Queue::record / Queue::wait). Started on first
+// use; lives for the whole process.
+Queue& comm_queue();
+
 // Runs `task` in `device`'s order: on the CPU it is queued on the worker thread and errors are
 // deferred to the next read; on a CUDA device the task runs at once on the calling thread with
 // the device current, and only *launches* work on the device's stream (errors in the launch
@@ -178,8 +207,8 @@ size_t device_pending(Device device);
 // asynchronously, through its runtime's staging (the caller may reuse src at once).
 void device_upload(Device device, void* dst, const void* src, size_t bytes);
 
-// Before an environment goes away: waits until every queue (the CPU worker, every device
-// stream) has run the work queued so far, ignoring errors.
+// Before an environment goes away: waits until every queue (the CPU worker, the communication
+// queue when started, every device stream) has run the work queued so far, ignoring errors.
 void fence_all_devices();
 
 }  // namespace alexnet

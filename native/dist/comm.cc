@@ -31,18 +31,12 @@ const DeviceCollectives& collectives_for(const char* op, const Tensor& t) {
 // MPI counts are int: collectives over more elements go in chunks.
 constexpr int64_t kChunk = int64_t{1} << 30;
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? std::string(v) : std::string();
-}
-
-// A non-negative integer environment variable, or -1.
-int env_int(const char* name) {
-  const std::string v = env(name);
-  if (v.empty()) return -1;
+// A non-negative integer, or -1 (absent or not a number).
+int parse_int(const char* v) {
+  if (v == nullptr || *v == '\0') return -1;
   char* end = nullptr;
-  const long n = std::strtol(v.c_str(), &end, 10);
-  if (end == v.c_str() || *end != '\0' || n < 0 || n > INT_MAX) return -1;
+  const long n = std::strtol(v, &end, 10);
+  if (end == v || *end != '\0' || n < 0 || n > INT_MAX) return -1;
   return static_cast<int>(n);
 }
 
@@ -100,6 +94,62 @@ void check_init_requested(const char* op) {
   if (!g_init_requested) fail(code::kDist, op, ": call initDistributed() first");
 }
 
+LaunchPlan launch_plan(const std::function<const char*(const char*)>& getenv) {
+  auto num = [&](const char* name) { return parse_int(getenv(name)); };
+  auto set = [&](const char* name) { const char* v = getenv(name); return v != nullptr && *v != '\0'; };
+  LaunchPlan p;
+  const int ompi_size = num("OMPI_COMM_WORLD_SIZE");
+  if (ompi_size >= 0) {  // Open MPI's mpirun (prterun too)
+    p.kind = LaunchPlan::Kind::Mpi;
+    p.launcher = "mpirun";
+    p.size = ompi_size;
+    p.rank = std::max(0, num("OMPI_COMM_WORLD_RANK"));
+    p.detail = "OMPI_COMM_WORLD_SIZE=" + std::to_string(ompi_size);
+    const int local = num("OMPI_COMM_WORLD_LOCAL_RANK");
+    const int local_size = num("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (local >= 0 && local_size > 0) {
+      p.local_rank = local;
+      p.local_size = local_size;
+      p.local_rank_source = "OMPI_COMM_WORLD_LOCAL_RANK";
+    }
+    return p;
+  }
+  // Slurm: SLURM_STEP_NUM_TASKS is set by srun for the tasks of a step (not in a batch script,
+  // whose SLURM_NTASKS is the job's and which runs one process).
+  const int procid = num("SLURM_PROCID");
+  const int step_tasks = num("SLURM_STEP_NUM_TASKS") >= 0 ? num("SLURM_STEP_NUM_TASKS") : num("SLURM_NTASKS");
+  if (procid >= 0 && step_tasks > 0 && set("PMIX_RANK")) {  // srun --mpi=pmix: Open MPI's direct launch
+    p.kind = LaunchPlan::Kind::Mpi;
+    p.launcher = "srun";
+    p.size = step_tasks;
+    p.rank = procid;
+    p.detail = "SLURM_PROCID=" + std::to_string(procid) + ", " + std::to_string(step_tasks) + " tasks, PMIX_RANK set";
+    const int local = num("SLURM_LOCALID");
+    if (local >= 0) {
+      p.local_rank = local;  // the local size comes from MPI_Comm_split_type
+      p.local_rank_source = "SLURM_LOCALID";
+    }
+    return p;
+  }
+  const int srun_tasks = num("SLURM_STEP_NUM_TASKS");
+  if (procid >= 0 && srun_tasks > 1) {
+    p.kind = LaunchPlan::Kind::Refused;
+    p.detail = "SLURM_STEP_NUM_TASKS=" + std::to_string(srun_tasks);
+    p.reason = "launched by srun (SLURM_STEP_NUM_TASKS=" + std::to_string(srun_tasks) + ") without PMIx (PMIX_RANK unset): "
+               "Open MPI starts under srun only through PMIx; use `srun --mpi=pmix`";
+    return p;
+  }
+  if (num("PMI_SIZE") > 1 || set("PMIX_RANK")) {
+    p.kind = LaunchPlan::Kind::Refused;
+    p.detail = set("PMIX_RANK") ? "PMIX_RANK set" : "PMI_SIZE=" + std::to_string(num("PMI_SIZE"));
+    p.reason = "launched by a launcher other than Open MPI's (PMI_SIZE/PMIX_RANK set, OMPI_COMM_WORLD_SIZE unset, not "
+               "under srun); only Open MPI (libmpi.so.40) is supported: MPICH's ABI differs";
+    return p;
+  }
+  p.reason = "not launched under Open MPI's mpirun (OMPI_COMM_WORLD_SIZE unset) or srun --mpi=pmix: a world of one process";
+  return p;
+}
+
 void init() {
   const WorldInfo current = snapshot();
   if (current.kind == WorldKind::Single || current.kind == WorldKind::Mpi) return;
@@ -107,22 +157,19 @@ void init() {
     fail(code::kDist, "initDistributed: MPI was finalized in this process and cannot be initialised again");
 
   WorldInfo w;
-  const int ompi_size = env_int("OMPI_COMM_WORLD_SIZE");
-  if (ompi_size < 0) {
-    const int pmi_size = env_int("PMI_SIZE");
-    if (pmi_size > 1 || !env("PMIX_RANK").empty())
-      fail(code::kDist, "initDistributed: launched by a launcher other than Open MPI's (PMI_SIZE/PMIX_RANK set, "
-           "OMPI_COMM_WORLD_SIZE unset); only Open MPI (libmpi.so.40) is supported: MPICH's ABI differs");
+  const LaunchPlan plan = launch_plan([](const char* name) -> const char* { return std::getenv(name); });
+  if (plan.kind == LaunchPlan::Kind::Refused) fail(code::kDist, "initDistributed: ", plan.reason);
+  if (plan.kind == LaunchPlan::Kind::Single) {
     w.kind = WorldKind::Single;
     w.local_rank_source = "single";
-    w.reason = "not launched under Open MPI's mpirun (OMPI_COMM_WORLD_SIZE unset): a world of one process";
+    w.reason = plan.reason;
     set_world(w);
     return;
   }
 
   const MpiLibrary& lib = mpi_library();
   if (!lib.found)
-    fail(code::kDist, "initDistributed: launched under mpirun (OMPI_COMM_WORLD_SIZE=", ompi_size,
+    fail(code::kDist, "initDistributed: launched under ", plan.launcher, " (", plan.detail,
          ") but MPI cannot be loaded: ", lib.reason);
   const MpiApi& api = lib.api;
   int already = 0;
@@ -133,7 +180,7 @@ void init() {
   } else {
     MPI_CHECK(MPI_Init_thread, nullptr, nullptr, mpi::MPI_THREAD_SERIALIZED, &provided);
   }
-  // Every MPI call of this process is made from this thread (the CPU queue's worker), the one
+  // Every MPI call of this process is made from this thread (the communication queue's worker), the one
   // that initialised MPI, so MPI_THREAD_FUNNELED is enough; SINGLE is not (the process has
   // other threads that might, for MPI, count as calling it).
   if (provided < mpi::MPI_THREAD_FUNNELED)
@@ -143,12 +190,10 @@ void init() {
   MPI_CHECK(MPI_Comm_rank, api.comm_world, &w.rank);
   MPI_CHECK(MPI_Comm_size, api.comm_world, &w.size);
 
-  const int env_local = env_int("OMPI_COMM_WORLD_LOCAL_RANK");
-  const int env_local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
-  if (env_local >= 0 && env_local_size > 0) {
-    w.local_rank = env_local;
-    w.local_size = env_local_size;
-    w.local_rank_source = "OMPI_COMM_WORLD_LOCAL_RANK";
+  if (plan.local_rank >= 0 && plan.local_size > 0) {
+    w.local_rank = plan.local_rank;
+    w.local_size = plan.local_size;
+    w.local_rank_source = plan.local_rank_source;
   } else {
     mpi::MPI_Comm local = nullptr;
     MPI_CHECK(MPI_Comm_split_type, api.comm_world, mpi::MPI_COMM_TYPE_SHARED, w.rank, api.info_null, &local);
@@ -156,8 +201,13 @@ void init() {
     MPI_CHECK(MPI_Comm_size, local, &w.local_size);
     g_local = local;
     w.local_rank_source = "MPI_Comm_split_type";
+    if (plan.local_rank >= 0) {  // srun: the local rank Slurm gave (the split's order may differ)
+      w.local_rank = plan.local_rank;
+      w.local_rank_source = plan.local_rank_source;
+    }
   }
   w.kind = WorldKind::Mpi;
+  w.launcher = plan.launcher;
   w.thread_level = thread_level_name(provided);
   w.library = lib.path;
   w.version = lib.version;

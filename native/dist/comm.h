@@ -1,17 +1,21 @@
 // The process's communicator (issue 13): MPI's world when launched by Open MPI's mpirun, else a
-// world of one process. Every function here runs on the CPU queue's worker thread (enqueued by
-// native/binding/dist.cc like any CPU operator), so MPI is initialised, used and finalised from
-// that one thread and the JavaScript thread never blocks on a collective. Errors are ERR_DIST
+// world of one process. Every function here runs on the communication queue's worker thread
+// (core/device.h comm_queue; native/binding/dist.cc orders it after the CPU work that produced
+// the input), so MPI is initialised, used and finalised from that one thread, collectives
+// overlap CPU kernels, and the JavaScript thread never blocks on a collective. Errors are ERR_DIST
 // (MPI's own text through MPI_ERRORS_RETURN) or ERR_DTYPE / ERR_DEVICE / ERR_ARGUMENT.
 //
-// When is it MPI?  launched under Open MPI's launcher (OMPI_COMM_WORLD_SIZE set) -> MPI;
-// the library missing then is an error (each rank training alone would be silently wrong).
-// Not launched (no OMPI_COMM_WORLD_SIZE) -> a world of size 1 without initialising MPI, even
-// where the library exists (no singleton MPI_Init: it is slow and may start daemons); launched
-// by another launcher (PMI_SIZE > 1 or PMIX_RANK without OMPI_ variables, e.g. MPICH's
-// hydra) -> ERR_DIST, MPICH's ABI is not supported.
+// When is it MPI? launch_plan() below decides from the environment alone: launched by Open
+// MPI's mpirun (OMPI_COMM_WORLD_SIZE set) or by Slurm's srun with PMIx (SLURM_PROCID and
+// PMIX_RANK set: `srun --mpi=pmix`, Open MPI's direct launch) -> MPI; the library missing then is
+// an error (each rank training alone would be silently wrong). Not launched -> a world of size 1
+// without initialising MPI, even where the library exists (no singleton MPI_Init: it is slow and
+// may start daemons). An srun step of several tasks without PMIx, or another launcher
+// (PMI_SIZE > 1 or PMIX_RANK outside Slurm without OMPI_ variables, e.g. MPICH's hydra)
+// -> ERR_DIST: Open MPI could not start there, and MPICH's ABI is not supported.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "../core/tensor.h"
@@ -26,17 +30,34 @@ struct WorldInfo {
   int size = 1;
   int local_rank = 0;
   int local_size = 1;
-  std::string local_rank_source;  // "OMPI_COMM_WORLD_LOCAL_RANK" | "MPI_Comm_split_type" | "single"
+  std::string local_rank_source;  // "OMPI_COMM_WORLD_LOCAL_RANK" | "SLURM_LOCALID" | "MPI_Comm_split_type" | "single"
+  std::string launcher;           // "mpirun" | "srun" | "" (a single world)
   std::string thread_level;       // MPI_Init_thread's `provided`: "MPI_THREAD_SERIALIZED", ...
   std::string library;            // path of libmpi in use ("" for a single world)
   std::string version;            // its MPI_Get_library_version
   std::string reason;             // why a single world (not launched, ...); "" under MPI
 };
 
+// How this process was launched, decided from its environment alone (a pure function of
+// `getenv`, which returns null for an unset variable; unit-tested over environments through the
+// binding's distLaunchPlan).
+struct LaunchPlan {
+  enum class Kind { Single, Mpi, Refused } kind = Kind::Single;
+  std::string launcher;           // "mpirun" | "srun" | "" (single, refused)
+  int size = 1;                   // the world size the launcher announces
+  int rank = 0;                   // this process's rank in it
+  int local_rank = -1;            // -1: ask MPI (MPI_Comm_split_type)
+  int local_size = -1;            // -1: ask MPI
+  std::string local_rank_source;  // "OMPI_COMM_WORLD_LOCAL_RANK" | "SLURM_LOCALID" | ""
+  std::string detail;             // the variables that decided, e.g. "OMPI_COMM_WORLD_SIZE=2"
+  std::string reason;             // why a world of one, or why refused
+};
+LaunchPlan launch_plan(const std::function<const char*(const char*)>& getenv);
+
 // A snapshot (thread-safe).
 WorldInfo world();
 
-// --- on the CPU queue's thread ------------------------------------------------------------------
+// --- on the communication queue's thread ------------------------------------------------------------------
 
 // Sets up the world (see above). A second call is a no-op; after finalize it is ERR_DIST.
 void init();

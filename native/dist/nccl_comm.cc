@@ -62,12 +62,13 @@ void watchdog() {
   }
 }
 
-// Rank 0's NCCL id to every rank: MPI_Bcast on the CPU queue's thread (the only thread that
-// calls MPI), after the CPU work queued before it; the calling thread waits for it.
+// Rank 0's NCCL id to every rank: MPI_Bcast on the communication queue's thread (the only
+// thread that calls MPI), in order with the collectives queued before it; the calling thread
+// waits for it.
 void share_id(void* id, size_t bytes) {
   std::promise<void> done;
   std::future<void> finished = done.get_future();
-  enqueue(Device{DeviceType::Cpu, 0}, [&done, id, bytes] {
+  comm_queue().enqueue([&done, id, bytes] {
     try {
       broadcast_bytes(id, bytes, 0);
       done.set_value();

@@ -4,7 +4,7 @@ import { alexnetError } from '../errors.js';
 import { backendInfo, packageVersion, setNumThreads } from '../info.js';
 import { seedForward } from './forward.js';
 import { useDefaultOpenblasKernels, type ConvAlgorithm } from '../native.js';
-import { launchRanks } from './launch.js';
+import { launchedRank, launchRanks } from './launch.js';
 import { evalCommand, exportCommand, filtersCommand, plotCommand, predictCommand, samplesCommand, trainCommand } from './commands.js';
 
 // Numeric flags are bounded, so a typo or a hostile value is an ERR_ARGUMENT error naming the
@@ -232,12 +232,12 @@ program
   .option('--seed <n>', 'seed', int('seed', 0, LIMITS.count), 123)
   .action(async (folder: string, opts: { count: number; classes: number; seed: number }) => samplesCommand(folder, opts));
 
-// Under mpirun (a world of more than one) an error names its rank and ends the process at once:
-// the other ranks may wait in a collective for this one, and mpirun ends the whole job when a
-// rank exits with an error (an orderly exit would try MPI_Finalize and wait for them).
-const mpiRank = Number(process.env.OMPI_COMM_WORLD_SIZE) > 1 ? process.env.OMPI_COMM_WORLD_RANK : undefined;
+// Under mpirun or srun (a world of more than one) an error names its rank and ends the process
+// at once: the other ranks may wait in a collective for this one, and the launcher ends the whole
+// job when a rank exits with an error (an orderly exit would try MPI_Finalize and wait for them).
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { code?: string; message?: string };
+  const mpiRank = launchedRank();
   console.error(`${mpiRank !== undefined ? `rank ${mpiRank}: ` : ''}alexnet: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`);
   process.exitCode = 1;
   if (mpiRank !== undefined) process.exit(1);

@@ -2,10 +2,12 @@
 // so a user need not write the mpirun line. The ranks run `alexnet train` without --nproc (one
 // process per rank, data-parallel as under a hand-written mpirun) and with --threads set to their
 // share of the cores unless the user chose it; this process waits for mpirun and exits with its
-// status (128 + the signal number when mpirun was killed by a signal).
+// status (128 + the signal number when mpirun was killed by a signal). Refused inside a job
+// already (mpirun, srun): that launcher sets the ranks.
 import { spawn } from 'node:child_process';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { alexnetError } from '../errors.js';
+import { loadNative, type LaunchPlan } from '../native.js';
 
 export interface MpirunPlan {
   /** 'mpirun' */
@@ -13,9 +15,23 @@ export interface MpirunPlan {
   args: string[];
 }
 
-/** True when this process was launched by Open MPI's mpirun (one rank of a job). */
-export function underMpirun(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.OMPI_COMM_WORLD_SIZE !== undefined || env.PMIX_RANK !== undefined;
+/**
+ * How a process with environment `env` counts as launched: by mpirun or srun --mpi=pmix ('mpi'),
+ * by a launcher it cannot run under ('refused'), or by none ('single'). The decision
+ * initDistributed() takes (native/dist/comm.h launch_plan), from the environment alone.
+ */
+export function launchEnvironment(env: NodeJS.ProcessEnv = process.env): LaunchPlan {
+  return loadNative().distLaunchPlan(env);
+}
+
+/** This process's rank when it is one of several ranks of an mpirun or srun job, else undefined. */
+export function launchedRank(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  try {
+    const p = launchEnvironment(env);
+    return p.kind === 'mpi' && p.size > 1 ? p.rank : undefined;
+  } catch {
+    return undefined; // the addon does not load: no launcher matters then
+  }
 }
 
 /** `args` (the command line after the script) without `--nproc N` / `--nproc=N`. */
@@ -68,9 +84,11 @@ const MISSING = "mpirun not found on the PATH: install Open MPI (Debian/Ubuntu: 
  * when already under mpirun (a rank would start a job of its own) or when mpirun is missing.
  */
 export async function launchRanks(n: number, args: readonly string[], script = process.argv[1]!): Promise<number> {
-  if (underMpirun()) {
-    throw alexnetError('ERR_DIST', `--nproc: this process is already a rank of an mpirun job (OMPI_COMM_WORLD_SIZE=${process.env.OMPI_COMM_WORLD_SIZE ?? '?'}); drop --nproc, mpirun's -n sets the ranks`);
+  const launched = launchEnvironment();
+  if (launched.kind === 'mpi') {
+    throw alexnetError('ERR_DIST', `--nproc: this process is already a rank of an ${launched.launcher} job (${launched.detail}); drop --nproc, ${launched.launcher}'s -n sets the ranks`);
   }
+  if (launched.kind === 'refused') throw alexnetError('ERR_DIST', `--nproc: ${launched.reason}`);
   const plan = mpirunPlan(n, script, args);
   // mpirun runs in a process group of its own, so a Ctrl-C at the terminal reaches this process
   // alone: the first asks the ranks for a checkpoint after the current step (SIGUSR1, which

@@ -9,7 +9,7 @@
 // run. Every rank must issue the same collectives in the same order.
 import { isMainThread } from 'node:worker_threads';
 import { alexnetError } from '../errors.js';
-import { loadNative, type DistWorld } from '../native.js';
+import { loadNative, type DistWorld, type NativeWork } from '../native.js';
 import { handleOf, type Tensor } from '../tensor.js';
 
 export type ReduceOp = 'sum' | 'avg';
@@ -52,6 +52,18 @@ export class Communicator {
     return tensor;
   }
 
+  /**
+   * allReduce that CPU work does not wait for: it runs on the communication thread once the CPU
+   * work queued before it has run, while the CPU goes on with the work queued after it (PyTorch's
+   * async_op=True). Until `work.wait()` is called, nothing queued may read or write `tensor`;
+   * work queued after wait() sees the result (and a failure reaches its next read). On a CUDA
+   * tensor it is ncclAllReduce on the device's stream, which orders the work after it already:
+   * wait() has nothing to wait for.
+   */
+  allReduceAsync(tensor: Tensor, op: ReduceOp = 'sum'): Work {
+    return new Work(loadNative().distAllReduceAsync(handleOf(tensor, 'allReduceAsync', 'tensor'), op));
+  }
+
   /** In place: every rank's tensor gets `root`'s contents (any dtype; CUDA: ncclBroadcast). Queued; returns the tensor. */
   broadcast<T extends Tensor>(tensor: T, root = 0): T {
     loadNative().distBroadcast(handleOf(tensor, 'broadcast', 'tensor'), root);
@@ -72,9 +84,22 @@ export class Communicator {
   }
 }
 
+/** An asynchronous collective (Communicator.allReduceAsync). */
+export class Work {
+  readonly #handle: NativeWork;
+  /** @internal */
+  constructor(handle: NativeWork) {
+    this.#handle = handle;
+  }
+  /** CPU work queued after this call waits for the collective (cudaStreamWaitEvent). Returns at once. */
+  wait(): void {
+    loadNative().distWait(this.#handle);
+  }
+}
+
 /**
  * Sets up the process's communicator (once; later calls return the same world). Under Open
- * MPI's mpirun it initialises MPI (MPI_Init_thread, on the CPU queue's thread); otherwise it is
+ * MPI's mpirun it initialises MPI (MPI_Init_thread, on the communication queue's thread); otherwise it is
  * a world of one, where allReduce and broadcast leave tensors unchanged. Rejects with ERR_DIST
  * when launched under mpirun but libmpi.so.40 cannot be loaded or MPI fails.
  */

@@ -1,2 +1,3 @@
-export { Communicator, initDistributed, type ReduceOp } from './communicator.js';
+export { Communicator, initDistributed, Work, type ReduceOp } from './communicator.js';
+export { DEFAULT_BUCKET_MB, GradientReducer, planBuckets, type GradientBucket, type GradientReducerOptions } from './reducer.js';
 export { DistributedSampler, type DistributedSamplerOptions } from './sampler.js';

@@ -515,6 +515,7 @@ export class Sequential extends Module {
       for (let i = layers.length - 1; i >= 0; i--) {
         const need = i > 0 || needInputGrad;
         const next: F32 | null = layers[i]!.backward(g!, need);
+        layers[i]!.runBackwardHooks();
         if (g !== gradOutput && g !== next) g!.dispose();
         if (next === null && need) throw alexnetError('ERR_INTERNAL', `Sequential.backward: child '${i}' returned no input gradient`);
         g = next;

@@ -88,6 +88,7 @@ export abstract class Module {
   training = true;
   readonly #children = new Map<string, Module>();
   readonly #params = new Map<string, Parameter>();
+  readonly #backwardHooks = new Set<(module: Module) => void>();
 
   /** Output of the layer for input `x`. In training mode it keeps what backward needs. */
   abstract forward(x: F32): F32;
@@ -97,6 +98,22 @@ export abstract class Module {
    * to the input of the last training-mode forward (null when `needInputGrad` is false).
    */
   abstract backward(gradOutput: F32, needInputGrad?: boolean): F32 | null;
+
+  /**
+   * Calls `fn(this)` each time a container (Sequential) has queued this module's backward, i.e.
+   * once the operators that write this module's parameter gradients are queued (not run: they
+   * run later on the device's queue). The data-parallel gradient reducer starts a bucket's
+   * allReduce from it. Returns a function that removes the hook.
+   */
+  registerBackwardHook(fn: (module: Module) => void): () => void {
+    this.#backwardHooks.add(fn);
+    return () => void this.#backwardHooks.delete(fn);
+  }
+
+  /** @internal Runs the backward hooks (called by containers after this module's backward). */
+  runBackwardHooks(): void {
+    for (const fn of [...this.#backwardHooks]) fn(this);
+  }
 
   /** Registers a child under `name` (PyTorch's add_module); returns it. */
   addModule<M extends Module>(name: string, module: M): M {

@@ -13,11 +13,12 @@
 // What a checkpoint holds, and how it is checked and restored, is src/train/state.ts.
 //
 // Data-parallel training (a `communicator` of worldSize > 1, one process per rank under
-// mpirun; on CUDA one GPU per rank, the device tensors' collectives through NCCL): rank 0's
-// weights are broadcast before the first step; each rank reads its shard of every epoch
-// (DistributedSampler semantics, `batchSize` per rank); after backward the flat gradient
-// buffer is averaged over the ranks with one allReduce, then every rank takes the
-// same SGD step, so the weights stay identical. The loss read back is averaged too (so every
+// mpirun or srun; on CUDA one GPU per rank, the device tensors' collectives through NCCL):
+// rank 0's weights are broadcast before the first step; each rank reads its shard of every
+// epoch (DistributedSampler semantics, `batchSize` per rank); the flat gradient buffer is
+// averaged over the ranks in buckets (src/dist/reducer.ts), each started during backward as soon
+// as its layers' backward is queued so that communication overlaps the rest of backward; then
+// every rank takes the same SGD step, so the weights stay identical. The loss read back is averaged too (so every
 // rank takes the same decisions: a NaN stops all of them), evaluation sums counts and losses
 // over the ranks' strided shares of the validation set (the same top-1 as one process), and rank
 // 0 alone writes checkpoints and the metrics log and reports progress (its train top-1 is its
@@ -30,6 +31,7 @@ import { dirname } from 'node:path';
 import { hasPixels, type Batch, type Dataset } from '../data/common.js';
 import { DataLoader } from '../data/loader.js';
 import type { Communicator } from '../dist/communicator.js';
+import { DEFAULT_BUCKET_MB, GradientReducer, planBuckets } from '../dist/reducer.js';
 import { alexnetError } from '../errors.js';
 import { Dropout } from '../nn/layers.js';
 import { loadNative } from '../native.js';
@@ -130,6 +132,11 @@ export interface TrainerOptions {
    * (libnccl.so.2: `alexnet info` says whether it was found): ERR_DIST naming where it looked otherwise.
    */
   communicator?: Communicator;
+  /**
+   * Data-parallel only: the gradient buckets' size in MiB (PyTorch DDP's bucket_cap_mb, default
+   * 25); Infinity averages the whole buffer in one allReduce after backward.
+   */
+  bucketMB?: number;
 }
 
 /** One training step queued on the device whose loss and accuracy have not been read yet. */
@@ -163,6 +170,8 @@ export class Trainer {
   #pos: Position = { step: 0, epoch: 0, batch: 0 };
   /** the communicator when training data-parallel (worldSize > 1), else null */
   readonly #comm: Communicator | null;
+  /** data-parallel: the gradient buckets (made at the first step, disposed by close()) */
+  #reducer: GradientReducer | null = null;
 
   constructor(options: TrainerOptions) {
     this.options = options;
@@ -182,6 +191,7 @@ export class Trainer {
     this.model = options.model;
     this.store = ParameterStore.create(this.model, { device: this.device });
     this.optimizer = new SGD(this.store, { lr: 0.01, ...options.optimizer });
+    if (this.#comm) planBuckets(this.store, options.bucketMB ?? DEFAULT_BUCKET_MB); // a bad bucketMB fails here
     const s = options.schedule ?? { kind: 'none' };
     this.#schedule =
       s.kind === 'step' ? new StepLR(this.optimizer, s.stepSize, s.gamma) :
@@ -312,6 +322,8 @@ export class Trainer {
   }
 
   async close(): Promise<void> {
+    this.#reducer?.dispose(); // its hooks on the model and its views of the gradient buffer
+    this.#reducer = null;
     await this.trainLoader.close();
     await this.valLoader?.close();
   }
@@ -488,14 +500,14 @@ export class Trainer {
       const logits = this.model.forward(x);
       const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
       const correct = topkCorrect(logits, y, 1);
-      const gx = this.model.backward(gradLogits, false);
+      // Data-parallel: the gradients are averaged in buckets started during backward.
       const comm = this.#comm;
+      if (comm) this.#reducer ??= new GradientReducer(comm, this.model, this.store, { bucketMB: this.options.bucketMB ?? DEFAULT_BUCKET_MB });
+      const gx = this.#reducer ? this.#reducer.backward(gradLogits, false) : this.model.backward(gradLogits, false);
       let flag: Tensor<'float32'> | null = null;
       if (comm) {
-        // One allReduce of the whole flat gradient buffer, queued after backward: no bucketing
-        // and no overlap with backward yet (that comes later). The loss is averaged too, and the
-        // ranks' interrupt flags summed, so every rank takes the same decisions.
-        comm.allReduce(this.store.grads, 'avg');
+        // The loss is averaged too, and the ranks' interrupt flags summed, so every rank takes
+        // the same decisions.
         comm.allReduce(loss, 'avg');
         flag = comm.allReduce(Tensor.from<'float32'>([this.options.signal?.aborted ? 1 : 0], [1]), 'sum');
       }
