@@ -452,6 +452,23 @@ export function buildCall(lib, rnd) {
         },
       } : {});
     },
+    allReduceAsync() {
+      const valid = g.chance(0.4);
+      const t = valid ? g.tensorOf(g.smallShape(), 'float32', true) : g.anyTensor(undefined, g.pick(['float32', 'int32']));
+      const op = valid ? g.pick(['sum', 'avg', undefined]) : g.chance(0.5) ? g.pick(['max', '', 'AVG']) : g.junk();
+      const before = valid ? t.dataSync().slice() : null;
+      const wait = g.chance(0.8);
+      const run = async (x, o) => {
+        const work = (await lib.initDistributed()).allReduceAsync(x, o);
+        if (wait) work.wait();
+        return x;
+      };
+      return call(`allReduceAsync${wait ? '+wait' : ''}`, run, [t, op], valid ? {
+        async check(y) {
+          return closeTo(await y.data(), before, 0);
+        },
+      } : {});
+    },
     broadcast() {
       const valid = g.chance(0.4);
       const t = valid ? g.tensorOf(g.smallShape(), g.pick(['float32', 'int32']), true) : g.anyTensor(undefined, g.pick(['float32', 'int32']));
