@@ -25,6 +25,7 @@
 #include <map>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <type_traits>
 
 #include "../dist/comm.h"
@@ -146,8 +147,8 @@ Napi::Value DistWorld(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
-  const char* op = "allReduce";
+// allReduce's arguments (tensor, op = 'sum' | 'avg'): the float32 tensor, and whether to average.
+static std::pair<Tensor, bool> all_reduce_args(const Napi::CallbackInfo& info, const char* op) {
   const Tensor t = collective_tensor(info, op);
   check_dtype(op, "tensor", t, DType::Float32);
   std::string reduce = "sum";
@@ -157,23 +158,21 @@ Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
   }
   if (reduce != "sum" && reduce != "avg")
     fail(code::kArgument, op, ": op must be 'sum' or 'avg' but got '", reduce, "'");
-  const bool average = reduce == "avg";
+  return {t, reduce == "avg"};
+}
+
+Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
+  const std::pair<Tensor, bool> args = all_reduce_args(info, "allReduce");
+  const Tensor t = args.first;
+  const bool average = args.second;
   dispatch(t, [t, average] { dist::all_reduce(t, average); }, [t, average] { dist::device_all_reduce(t, average); });
   return info.Env().Undefined();
 }
 
 Napi::Value DistAllReduceAsync(const Napi::CallbackInfo& info) {
-  const char* op = "allReduceAsync";
-  const Tensor t = collective_tensor(info, op);
-  check_dtype(op, "tensor", t, DType::Float32);
-  std::string reduce = "sum";
-  if (info.Length() >= 2 && !info[1].IsUndefined()) {
-    if (!info[1].IsString()) fail(code::kArgument, op, ": op must be 'sum' or 'avg'");
-    reduce = info[1].As<Napi::String>().Utf8Value();
-  }
-  if (reduce != "sum" && reduce != "avg")
-    fail(code::kArgument, op, ": op must be 'sum' or 'avg' but got '", reduce, "'");
-  const bool average = reduce == "avg";
+  const std::pair<Tensor, bool> args = all_reduce_args(info, "allReduceAsync");
+  const Tensor t = args.first;
+  const bool average = args.second;
   WorkHandle done;
   if (t.device().type == DeviceType::Cpu) {
     done = on_comm_queue([t, average] { dist::all_reduce(t, average); }, false);
