@@ -535,16 +535,21 @@ export class Sequential extends Module {
   }
 }
 
+/** The Dropout layers of a module, in module order, with their dotted names. */
+export function namedDropouts(module: Module): [string, Dropout][] {
+  return module.namedModules().filter((e): e is [string, Dropout] => e[1] instanceof Dropout);
+}
+
 /** The Dropout layers of a module with their dotted names, and their stream positions (for checkpoints). */
 export function dropoutState(module: Module): Record<string, { seed: number; offset: number }> {
   const out: Record<string, { seed: number; offset: number }> = {};
-  for (const [name, m] of module.namedModules()) if (m instanceof Dropout) out[name] = m.state();
+  for (const [name, d] of namedDropouts(module)) out[name] = d.state();
   return out;
 }
 
 /** Restores what dropoutState returned (every Dropout of the module must be listed). */
 export function loadDropoutState(module: Module, state: Record<string, { seed: number; offset: number }>): void {
-  const drops = module.namedModules().filter((e): e is [string, Dropout] => e[1] instanceof Dropout);
+  const drops = namedDropouts(module);
   const missing = drops.map(([n]) => n).filter((n) => !(n in state));
   if (missing.length > 0) throw alexnetError('ERR_ARGUMENT', `loadDropoutState: missing state for ${missing.join(', ')}`);
   for (const [n, d] of drops) d.loadState(state[n]!);

@@ -23,7 +23,7 @@
 import { alexnetError } from '../errors.js';
 import { checkpointError } from '../io/errors.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointHeader, type HostTensor } from '../io/checkpoint.js';
-import { Dropout, dropoutState, loadDropoutState } from '../nn/layers.js';
+import { dropoutState, loadDropoutState, namedDropouts } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import type { ParameterStore } from '../nn/store.js';
 import { copy } from '../ops/elementwise.js';
@@ -95,10 +95,7 @@ export interface TrainingTarget {
 
 /** The Dropout layers of a model in module order, with their dotted names. */
 function dropoutNames(model: Module): string[] {
-  return model
-    .namedModules()
-    .filter(([, m]) => m instanceof Dropout)
-    .map(([n]) => n);
+  return namedDropouts(model).map(([n]) => n);
 }
 
 /**

@@ -33,7 +33,7 @@ import { DataLoader } from '../data/loader.js';
 import type { Communicator } from '../dist/communicator.js';
 import { DEFAULT_BUCKET_MB, GradientReducer, planBuckets } from '../dist/reducer.js';
 import { alexnetError } from '../errors.js';
-import { Dropout } from '../nn/layers.js';
+import { namedDropouts, type Dropout } from '../nn/layers.js';
 import { loadNative } from '../native.js';
 import type { Module } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
@@ -272,7 +272,7 @@ export class Trainer {
   }
 
   #dropouts(): Dropout[] {
-    return this.model.namedModules().map((e) => e[1]).filter((m): m is Dropout => m instanceof Dropout);
+    return namedDropouts(this.model).map(([, d]) => d);
   }
 
   /**
