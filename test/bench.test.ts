@@ -267,3 +267,36 @@ describe('alexnet bench: the data-parallel line (a smoke test of its fields, not
     await expect(distributedBench({ globalBatch: 3, steps: 1 })).rejects.toMatchObject({ code: 'ERR_ARGUMENT', message: expect.stringMatching(/--dist-batch 3 does not split evenly over 2 ranks/) });
   }, 180_000);
 });
+
+describe('alexnet bench rig', () => {
+  it('times inference on an untrained twin with the same weights: training steps change the trained model only', async () => {
+    const { rig, disposeRig } = await import('../src/cli/bench.js');
+    const { softmaxCrossEntropy } = await import('../src/index.js');
+    const r = rig('cpu', 2);
+    try {
+      expect(r.inferModel).not.toBe(r.model);
+      const before = new Map<string, Float32Array>();
+      for (const [name, p] of r.inferModel.namedParameters()) before.set(name, (await p.data.data()) as Float32Array);
+      const trained = new Map(r.model.namedParameters());
+      // byte comparison: toEqual on tens of millions of elements takes minutes
+      const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+      for (const [name, w] of before) expect(same((await trained.get(name)!.data.data()) as Float32Array, w), name).toBe(true);
+      r.model.train();
+      r.store.zeroGrad();
+      const logits = r.model.forward(r.x);
+      const { loss, gradLogits } = softmaxCrossEntropy(logits, r.y);
+      r.model.backward(gradLogits, false)?.dispose();
+      r.sgd.step();
+      await loss.data();
+      for (const t of [logits, loss, gradLogits]) t.dispose();
+      let changed = 0;
+      for (const [name, p] of r.inferModel.namedParameters()) {
+        expect(same((await p.data.data()) as Float32Array, before.get(name)!), name).toBe(true);
+        if (!same((await trained.get(name)!.data.data()) as Float32Array, before.get(name)!)) changed++;
+      }
+      expect(changed).toBeGreaterThan(0);
+    } finally {
+      disposeRig(r);
+    }
+  });
+});
