@@ -134,9 +134,10 @@ export class Linear extends Module {
     this.bias = options.bias === false ? null : this.addParameter('bias', initTensor([outFeatures], inFeatures, options));
   }
 
-  forward(x: F32): F32 {
+  /** With `relu`, returns max(linear(x), 0) in one call (Sequential fuses Linear + ReLU so). */
+  forward(x: F32, relu = false): F32 {
     this.#input = null;
-    const y = linear(x, this.weight.data, this.bias?.data ?? null);
+    const y = linear(x, this.weight.data, this.bias?.data ?? null, relu ? { relu } : undefined);
     if (this.training) this.#input = x;
     return y;
   }
@@ -482,11 +483,11 @@ export class Sequential extends Module {
     const kept: F32[] = [];
     for (let i = 0; i < layers.length; i++) {
       const m = layers[i]!;
-      // Conv2d followed by ReLU runs as one fused pass; the ReLU adopts the result as its output.
-      const relu = m instanceof Conv2d ? layers[i + 1] : undefined;
+      // Conv2d or Linear followed by ReLU runs as one fused call; the ReLU adopts the result as its output.
+      const relu = m instanceof Conv2d || m instanceof Linear ? layers[i + 1] : undefined;
       let next: F32;
       if (relu instanceof ReLU) {
-        next = (m as Conv2d).forward(h, true);
+        next = (m as Conv2d | Linear).forward(h, true);
         relu.adoptOutput(next);
         i++;
       } else {
