@@ -121,7 +121,7 @@ export interface BenchOpsOptions {
 
 /** One row of benchOps: an operator at one shape, or a ceiling. */
 export interface BenchRow {
-  /** "conv2.forward", "sgemm (ceiling)" (CPU), "sgemm tf32 (ceiling)" / "sgemm fp32" (CUDA) */
+  /** "conv2.forward", "sgemm (ceiling)" (CPU), "sgemm tf32 (ceiling)" / "sgemm fp32" / "gemm bf16 (ceiling)" (CUDA) */
   name: string;
   shape: string;
   /** best of the repetitions */

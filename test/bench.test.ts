@@ -174,7 +174,7 @@ describe('benchOps on CUDA', () => {
     native.setTf32(true);
     const { result: rows, ticks } = await withTicks(() => native.benchOps({ device: 'cuda:0', batch: 128, reps: 2 }));
     expect(ticks).toBeGreaterThan(2); // the event loop kept running
-    expect(rows.map((r) => r.name)).toEqual(['sgemm tf32 (ceiling)', 'sgemm fp32', 'memcpy (ceiling)', ...OPERATOR_ROWS, ...CUDA_ONLY_ROWS]);
+    expect(rows.map((r) => r.name)).toEqual(['sgemm tf32 (ceiling)', 'sgemm fp32', 'gemm bf16 (ceiling)', 'memcpy (ceiling)', ...OPERATOR_ROWS, ...CUDA_ONLY_ROWS]);
     for (const name of CUDA_ONLY_ROWS) expect(rows.find((r) => r.name === name)!.gbps, name).toBeGreaterThan(0); // against the copy ceiling
     for (const r of rows) {
       expect(r.ms, r.name).toBeGreaterThan(0);
@@ -183,13 +183,15 @@ describe('benchOps on CUDA', () => {
     }
     expect(rows[0]!.fraction).toBe(1);
     expect(rows[2]!.fraction).toBe(1);
+    expect(rows[3]!.fraction).toBe(1);
     expect(rows[0]!.gflops).toBeGreaterThan(rows[1]!.gflops); // TF32 beats strict FP32
-    expect(rows[2]!.gbps).toBeGreaterThan(50);
+    expect(rows[2]!.gflops).toBeGreaterThan(rows[0]!.gflops); // bfloat16 tensor cores beat TF32's
+    expect(rows[3]!.gbps).toBeGreaterThan(50);
     // strict FP32: the FP32 SGEMM becomes the ceiling
     native.setTf32(false);
     try {
       const strict = await native.benchOps({ device: 'cuda:0', batch: 8, reps: 1 });
-      expect(strict.slice(0, 3).map((r) => r.name)).toEqual(['sgemm fp32 (ceiling)', 'sgemm tf32', 'memcpy (ceiling)']);
+      expect(strict.slice(0, 4).map((r) => r.name)).toEqual(['sgemm fp32 (ceiling)', 'sgemm tf32', 'gemm bf16 (ceiling)', 'memcpy (ceiling)']);
       expect(strict[0]!.fraction).toBe(1);
       for (const r of strict) expect(r.ms, r.name).toBeGreaterThan(0);
     } finally {
