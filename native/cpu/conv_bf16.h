@@ -15,8 +15,11 @@
 //    as long on AlexNet's conv2-4, measured in one process.)
 //  - portable: the operands widened to float32 (exact) and the float32 convolution of conv.h
 //    (without Winograd, whose transforms would round the products), the output rounded once.
-// The weight and bias gradients are float32 (the float32 master weights' gradients) on both
-// paths: dy and x are widened to float32 (exact) and the float32 weight gradient sums them.
+// The weight and bias gradients are float32 (the float32 master weights' gradients): on the
+// AVX-512 BF16 path x unfolded in bfloat16 in im2col's layout and dy as [O, N*Ho*Wo] go through
+// the same dot-product GEMM (both contiguous along the positions), its float32 sums added into
+// dw chunk by chunk; on the portable path dy and x are widened to float32 (exact) and the float32
+// weight gradient sums them.
 // vdpbf16ps treats bfloat16 subnormal inputs (|v| < 2^-126) as zero (bf16.h).
 #pragma once
 
