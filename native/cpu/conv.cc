@@ -195,8 +195,9 @@ void col2im(float* dx, const float* col, int64_t nb, const Conv2dParams& s) {
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
                     const Conv2dParams& s, bool relu, const Tensor* wt) {
-  if (conv_winograd_forward_selected(s)) return conv2d_forward_winograd(y, x, w, bias, s, relu, wt);
   const bool cached = wt != nullptr && derived_cache_enabled();
+  if (conv_winograd_forward_selected(s, cached))
+    return conv2d_forward_winograd(y, x, w, bias, s, relu, wt);
   if (conv_direct_supported(s) && !auto_prefers_gemm(s, cached))
     return conv2d_forward_direct(y, x, w, bias, s, relu, wt);
   const int64_t G = s.groups;

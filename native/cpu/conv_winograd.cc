@@ -464,30 +464,40 @@ namespace {
 // tenth of OpenBLAS's rate) 'auto' keeps the direct kernel where the CPU has one.
 //
 // Up to 64 tiles (batch 1-4 at 13x13, batch 1 at 27x27) on AVX-512 the products go through the
-// own kernel (run_small) instead, which 'auto' takes at any tile count: MEASURED_SMALL.
-bool auto_picks_winograd(const Conv2dParams& s) {
+// own kernel (run_small), which 'auto' takes for the forward pass whenever the transformed
+// filters come from the weight cache (inference: the weights stay): MEASURED_SMALL. Without the
+// cache, and for the input gradient (whose weights change every training step), the filter
+// transform (a*a/(k*k) times the weights' size, written on every call) is not paid for at
+// these sizes and the old rule stands.
+bool auto_picks_winograd(const Conv2dParams& s, bool filters_cached) {
   if (s.C < 32 || s.O < 32) return false;
   const int64_t m = 4;  // output tile edge of both F(4x4,3x3) and F(4x4,5x5)
   const int64_t tiles = s.N * ((s.Ho + m - 1) / m) * ((s.Wo + m - 1) / m);
-  if (tiles <= kMaxSmallTiles && own_products_available()) return true;
+  if (filters_cached && tiles <= kMaxSmallTiles && own_products_available()) return true;
   if (gemm_backend() != GemmBackend::Blas && conv_direct_isa() != ConvIsa::None) return false;
   return tiles >= (s.kH == 3 ? 128 : 32);
 }
 
 }  // namespace
 
-bool conv_winograd_forward_selected(const Conv2dParams& s) {
+namespace {
+bool selected(const Conv2dParams& s, bool filters_cached) {
   if (!conv_winograd_supported(s)) return false;
   switch (conv_algo()) {
     case ConvAlgo::Winograd:
     case ConvAlgo::WinogradGemm: return true;
-    case ConvAlgo::Auto: return auto_picks_winograd(s);
+    case ConvAlgo::Auto: return auto_picks_winograd(s, filters_cached);
     default: return false;
   }
 }
+}  // namespace
+
+bool conv_winograd_forward_selected(const Conv2dParams& s, bool filters_cached) {
+  return selected(s, filters_cached);
+}
 
 bool conv_winograd_backward_data_selected(const Conv2dParams& s) {
-  return s.pH <= s.kH - 1 && s.pW <= s.kW - 1 && conv_winograd_forward_selected(s);
+  return s.pH <= s.kH - 1 && s.pW <= s.kW - 1 && selected(s, false);
 }
 
 void conv2d_forward_winograd(float* y, const float* x, const float* w, const float* bias,

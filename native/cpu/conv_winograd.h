@@ -24,7 +24,11 @@ bool conv_winograd_supported(const Conv2dParams& s);
 
 // Whether conv2d_forward / conv2d_backward (dx) take Winograd under the current conv_algo():
 // always where supported with 'winograd', by the measured rule with 'auto', never otherwise.
-bool conv_winograd_forward_selected(const Conv2dParams& s);
+// `filters_cached`: the weight's tensor is known and the weight cache is on (the transformed
+// filters are then made once, not per call; 'auto' takes small batches to Winograd only then).
+// At up to 64 tiles on AVX-512 the tile-position products run on Winograd's own kernel rather
+// than sgemm (not with 'winograd-gemm').
+bool conv_winograd_forward_selected(const Conv2dParams& s, bool filters_cached = false);
 bool conv_winograd_backward_data_selected(const Conv2dParams& s);  // also needs p <= k - 1
 
 // y = conv2d(x, w) + bias, then max(y, 0) when `relu`. Requires conv_winograd_supported(s).
