@@ -1,6 +1,7 @@
 #include "conv_winograd.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -290,6 +291,14 @@ inline void output_tiles(float* y, const float* mm, const TileInfo* info, int64_
   for (int64_t l = 0; l < lanes; ++l) {
     const TileInfo& ti = info[ch * kLanes + l];
     float* dst = y + ti.y + co * g.Ho * g.Wo;
+    if (ti.rows == 4 && ti.cols == 4 && m == 4) {  // a whole tile: fixed trip counts unroll
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+          const float val = o[(i * 4 + j) * kLanes + l] + b;
+          dst[i * g.Wo + j] = relu ? (val <= 0.f ? 0.f : val) : val;
+        }
+      continue;
+    }
     for (int i = 0; i < ti.rows; ++i)
       for (int j = 0; j < ti.cols; ++j) {
         const float val = o[(i * m + j) * kLanes + l] + b;
@@ -415,11 +424,14 @@ void run_small(float* y, const float* x, const float* U, const float* bias, cons
   TileInfo info[kMaxSmallTiles];
   tile_info(info, 0, T, g, t);
   input_transform(V, x, info, T, ld, g, t);
+  // The blocks are handed out one at a time (each thread takes the next when it is done), so a
+  // thread that the OS holds back on a shared machine does not hold the other one up.
   const int64_t blocks = (g.Co + kRows - 1) / kRows;
-  parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
+  std::atomic<int64_t> next{0};
+  parallel_for(0, std::min<int64_t>(num_threads(), blocks), 1, [&](int64_t, int64_t) {
     float* M = scratch(Scratch::WinogradProducts, aa * kRows * ld);  // this thread's
     float mm[kMaxA * kMaxA * kLanes];
-    for (int64_t ob = lo; ob < hi; ++ob) {
+    for (int64_t ob = next.fetch_add(1); ob < blocks; ob = next.fetch_add(1)) {
       const float* Ub = U + ob * aa * g.Ci * kRows;
       for (int k = 0; k < aa; ++k)
         products_block(M + k * kRows * ld, ld, Ub + k * g.Ci * kRows, V + k * g.Ci * ld, ld, g.Ci, nv);
