@@ -10,7 +10,12 @@
 //
 // The tiles are taken in blocks so that V and M stay within a bounded scratch budget; the
 // transforms run on the fork-join pool, 16 tiles per vector (one tile per lane), and are
-// compiled per instruction set (simd.h). The backward data pass of the same shapes is the
+// compiled per instruction set (simd.h). At up to 64 tiles (a batch of 1-4 at 13x13, one image
+// at 27x27) on AVX-512, the products are too thin for sgemm ([O x C] x [C x 16] at batch 1,
+// each call paying OpenBLAS's packing and hand-off): they run on an own kernel instead (1-4
+// vectors of tiles x 4-16 output channels in registers, the filters broadcast from a layout
+// blocked by 16 output channels), the work split over those blocks of output channels, each
+// block's a*a products and output transform done by one thread ('winograd-gemm' keeps sgemm). The backward data pass of the same shapes is the
 // forward machinery applied to dy with the filters transposed (O <-> C) and flipped, padded by
 // k - 1 - p. The weight gradient keeps the paths of conv.cc / conv_direct.cc.
 #pragma once
