@@ -477,10 +477,17 @@ namespace {
 //
 // Up to 64 tiles (batch 1-4 at 13x13, batch 1 at 27x27) on AVX-512 the products go through the
 // own kernel (run_small), which 'auto' takes for the forward pass whenever the transformed
-// filters come from the weight cache (inference: the weights stay): MEASURED_SMALL. Without the
-// cache, and for the input gradient (whose weights change every training step), the filter
-// transform (a*a/(k*k) times the weights' size, written on every call) is not paid for at
-// these sizes and the old rule stands.
+// filters come from the weight cache (inference: the weights stay). Its time over the direct
+// kernel's with the cache (bench/infer-paths.mjs, alternating, the machine loaded: load 11-13;
+// bench/results/infer-paths-winograd-small-amd-epyc-2026-12-06.md):
+//   batch              1          2     4
+//   conv2 (5x5, 27x27) 0.33-0.51  (over Winograd through sgemm, main's path; 98+ tiles beyond)
+//   conv3 (3x3, 13x13) 0.61-0.65  0.56  0.25
+//   conv4              0.54-0.59  0.63  0.25
+//   conv5              0.43-0.63  0.41  0.33
+// Without the cache, and for the input gradient (whose weights change every training step), the
+// filter transform (a*a/(k*k) times the weights' size, written on every call) was not measured
+// at these sizes and the old rule stands.
 bool auto_picks_winograd(const Conv2dParams& s, bool filters_cached) {
   if (s.C < 32 || s.O < 32) return false;
   const int64_t m = 4;  // output tile edge of both F(4x4,3x3) and F(4x4,5x5)
