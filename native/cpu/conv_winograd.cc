@@ -245,6 +245,75 @@ void tile_info(TileInfo* info, int64_t t0, int64_t nt, const Geometry& g, const 
   }
 }
 
+#if ALEXNET_WINOGRAD_OWN
+// A 16 x 16 transpose in registers: r[i][j] <- r[j][i].
+__attribute__((target("avx512f"), always_inline)) inline void transpose16(__m512* r) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0x88);
+      t[8 * i + j + 4] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0xdd);
+    }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+    r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
+  }
+}
+
+// d[i*a + j][l] = the a x a input window of tile info[l] in channel c (0 outside x, and in the
+// lanes from `lanes` on): each window row is one masked load into a tile-major buffer, then
+// 16 x 16 transposes turn it lane-major (the scalar gather, one value at a time with bounds
+// checks, took an eighth of conv3's time at batch 1).
+__attribute__((target("avx512f,avx512vl"))) void gather_tiles_avx512(float* d,  // [a*a][kLanes]
+                                                                     const float* x,
+                                                                     const TileInfo* info,
+                                                                     int64_t lanes, int64_t c,
+                                                                     const Geometry& g, int a) {
+  alignas(64) float tmp[kLanes][kMaxA * kMaxA] = {};  // [lane][i*a + j]
+  const __m256 zero8 = _mm256_setzero_ps();
+  for (int64_t l = 0; l < lanes; ++l) {
+    const TileInfo& ti = info[l];
+    const float* plane = x + ti.x + c * g.H * g.W;
+    const int64_t jlo = std::max<int64_t>(0, -ti.iw0), jhi = std::min<int64_t>(a, g.W - ti.iw0);
+    const __mmask8 m = jhi > jlo ? static_cast<__mmask8>((1u << (jhi - jlo)) - 1) : 0;
+    float* row = tmp[l];
+    for (int i = 0; i < a; ++i) {
+      _mm256_storeu_ps(row + i * a, zero8);  // (spills into the next row, written after it)
+      const int64_t ih = ti.ih0 + i;
+      if (ih < 0 || ih >= g.H || m == 0) continue;
+      _mm256_mask_storeu_ps(row + i * a + jlo, m,
+                            _mm256_maskz_loadu_ps(m, plane + ih * g.W + ti.iw0 + jlo));
+    }
+  }
+  for (int q = 0; q * 16 < a * a; ++q) {
+    __m512 r[16];
+    for (int l = 0; l < 16; ++l) r[l] = _mm512_load_ps(tmp[l] + 16 * q);
+    transpose16(r);
+    const int n = std::min(16, a * a - 16 * q);
+    for (int e = 0; e < n; ++e) _mm512_storeu_ps(d + (16 * q + e) * kLanes, r[e]);
+  }
+}
+#endif
+
+bool own_products_available() {
+#if ALEXNET_WINOGRAD_OWN
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+  return ok;
+#else
+  return false;
+#endif
+}
+
 // V[k][c][j] = (B^T d B)[k] for the nt tiles `info` (0 in the lanes past nt, up to ld):
 // one task per (channel, group of kLanes tiles).
 void input_transform(float* V,        // [a*a][Ci][ld]
@@ -253,11 +322,21 @@ void input_transform(float* V,        // [a*a][Ci][ld]
                      const Transform& t) {
   const int a = t.a, aa = a * a;
   const int64_t chunks = (nt + kLanes - 1) / kLanes;
+  const bool vector_gather = own_products_available();
   parallel_for(0, g.Ci * chunks, 4, [&](int64_t lo, int64_t hi) {
     float d[kMaxA * kMaxA * kLanes], v[kMaxA * kMaxA * kLanes];
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t c = task / chunks, ch = task % chunks;
       const int64_t lanes = std::min<int64_t>(kLanes, nt - ch * kLanes);
+#if ALEXNET_WINOGRAD_OWN
+      if (vector_gather) {
+        gather_tiles_avx512(d, x, info + ch * kLanes, lanes, c, g, a);
+        sandwich(v, d, t.BT, a, a);
+        for (int k = 0; k < aa; ++k)
+          std::memcpy(V + (k * g.Ci + c) * ld + ch * kLanes, v + k * kLanes, kLanes * sizeof(float));
+        continue;
+      }
+#endif
       for (int64_t l = lanes; l < kLanes; ++l)
         for (int i = 0; i < aa; ++i) d[i * kLanes + l] = 0.f;
       for (int64_t l = 0; l < lanes; ++l) {
@@ -385,30 +464,6 @@ __attribute__((target("avx512f"))) void products_avx512(float* M,        // [RS]
     for (int j = 0; j < NV; ++j) _mm512_storeu_ps(M + r * ldm + j * 16, acc[r][j]);
 }
 
-// A 16 x 16 transpose in registers: r[i][j] <- r[j][i].
-__attribute__((target("avx512f"), always_inline)) inline void transpose16(__m512* r) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 4; ++j) {
-      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0x88);
-      t[8 * i + j + 4] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0xdd);
-    }
-  for (int j = 0; j < 8; ++j) {
-    r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
-    r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
-  }
-}
-
 // The outputs of the kLanes tiles `info` (lanes of them real) for channel co from their 4x4
 // output transforms o [16][kLanes] (m = 4): bias and ReLU on whole vectors, a transpose so that
 // each tile's 16 outputs lie in one vector, then one masked store per output row of the tile
@@ -452,15 +507,6 @@ void products_block(float* M, int64_t ldm, const float* U, const float* V, int64
   }
 }
 #endif
-
-bool own_products_available() {
-#if ALEXNET_WINOGRAD_OWN
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-  return ok;
-#else
-  return false;
-#endif
-}
 
 // Whether this geometry's products go through the own kernel (run_small) under conv_algo().
 bool use_own_products(int64_t N, int64_t Ho, int64_t Wo, int64_t m) {
