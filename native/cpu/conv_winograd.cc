@@ -322,7 +322,7 @@ void input_transform(float* V,        // [a*a][Ci][ld]
                      const Transform& t) {
   const int a = t.a, aa = a * a;
   const int64_t chunks = (nt + kLanes - 1) / kLanes;
-  const bool vector_gather = own_products_available();
+  [[maybe_unused]] const bool vector_gather = own_products_available();
   parallel_for(0, g.Ci * chunks, 4, [&](int64_t lo, int64_t hi) {
     float d[kMaxA * kMaxA * kLanes], v[kMaxA * kMaxA * kLanes];
     for (int64_t task = lo; task < hi; ++task) {
