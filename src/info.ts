@@ -58,7 +58,8 @@ export function setGemmBackend(name: 'blas' | 'portable'): void {
  * elsewhere; 'direct-avx2' limits the kernel to its AVX2 build; 'im2col' forces im2col + GEMM
  * everywhere (for comparisons); 'winograd' forces Winograd convolution (stride-1, ungrouped 3x3
  * and 5x5 kernels: the forward pass and the input gradient) wherever it applies and does what
- * 'auto' does elsewhere.
+ * 'auto' does elsewhere; 'winograd-gemm' is 'winograd' with the tile-position products always
+ * through the GEMM (at a batch of a few images 'winograd' has its own AVX-512 kernel for them).
  */
 /**
  * The CPU's bfloat16 kernels (conversions and the bfloat16 linear layer): 'auto' (default)

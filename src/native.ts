@@ -37,7 +37,7 @@ export type Pair = number | [number, number];
  * 'winograd' (Winograd for stride-1 3x3 and 5x5 convolutions and their input gradients, else as
  * 'auto'); 'auto' also takes Winograd where it measured faster.
  */
-export type ConvAlgorithm = 'auto' | 'direct' | 'direct-avx2' | 'im2col' | 'winograd';
+export type ConvAlgorithm = 'auto' | 'direct' | 'direct-avx2' | 'im2col' | 'winograd' | 'winograd-gemm';
 
 /**
  * What the addon reads of a wrapper's options: the same type, with its output Tensors passed as

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { backendInfo, conv2d, conv2dBackward, setConvAlgorithm, setGemmBackend, Tensor } from '../src/index.js';
+import { backendInfo, conv2d, conv2dBackward, loadNative, setConvAlgorithm, setGemmBackend, synchronize, Tensor } from '../src/index.js';
 import { expectClose, expectCode, f32, f64, rng, sampleIndices, uniform } from './helpers.js';
 import { conv2dAt, conv2dBackwardRef, conv2dRef, convOutSize, gradInputAt, type ConvGeometry } from './reference/conv.js';
 
@@ -59,7 +59,17 @@ const cases: Case[] = [
   { N: 3, C: 3, H: 9, W: 6, O: 5, k: 5, padding: [0, 0], bias: false },
   { N: 2, C: 17, H: 7, W: 7, O: 3, k: 5, padding: [1, 2] },
   { N: 1, C: 3, H: 5, W: 5, O: 4, k: 5, padding: [5, 3] },
+  // At batch 1-4 on AVX-512, 'winograd' runs its own products kernel (up to 64 tiles, in 1-4
+  // vectors of 16): 48 tiles (3 vectors) with 20 output channels (a block of 16 and a padded
+  // one), 64 tiles (4 vectors), and 65 tiles, one past it (the sgemm products).
+  { N: 3, C: 40, H: 13, W: 13, O: 20, k: 3, padding: [1, 1] },
+  { N: 4, C: 9, H: 13, W: 13, O: 33, k: 3, padding: [1, 1], bias: false },
+  { N: 1, C: 6, H: 20, W: 52, O: 18, k: 3, padding: [1, 1] },
 ];
+
+// 'winograd' (own products kernel where it applies) and 'winograd-gemm' (products through sgemm).
+const algos = ['winograd', 'winograd-gemm'] as const;
+const withAlgos = algos.flatMap((algo) => cases.map((c) => ({ algo, ...c })));
 
 describe('conv2d with Winograd', () => {
   beforeEach(() => setConvAlgorithm('winograd'));
@@ -68,7 +78,8 @@ describe('conv2d with Winograd', () => {
     if (backendInfo().backends.cpu.blasCompiled) setGemmBackend('blas');
   });
 
-  it.each(cases)('forward, with and without the fused ReLU, matches the float64 reference: %j', async (c) => {
+  it.each(withAlgos)('forward, with and without the fused ReLU, matches the float64 reference: %j', async ({ algo, ...c }) => {
+    setConvAlgorithm(algo);
     const r = rng();
     const g = geometry(c);
     const { x, w, b, Ho, Wo } = inputs(g, r, c.bias !== false);
@@ -85,7 +96,8 @@ describe('conv2d with Winograd', () => {
     expect(yr.every((v) => v >= 0)).toBe(true);
   });
 
-  it.each(cases)('input gradient (and the weight and bias gradients beside it) match the float64 reference: %j', async (c) => {
+  it.each(withAlgos)('input gradient (and the weight and bias gradients beside it) match the float64 reference: %j', async ({ algo, ...c }) => {
+    setConvAlgorithm(algo);
     const r = rng();
     const g = geometry(c);
     const { x, w, dy, Ho, Wo } = inputs(g, r, false);
@@ -101,7 +113,37 @@ describe('conv2d with Winograd', () => {
     expectClose(await grads.gradBias!.data(), ref.db, { atol: 1e-4, rtol: 1e-4, label: 'gradBias' });
   });
 
+  // Which products ran shows in the filters the weight cache keeps: the own kernel's are blocked
+  // by 16 output channels (40 padded to 48 here, 36 tile positions), sgemm's are not. (The two
+  // need not differ in value: OpenBLAS may sum the C products in the kernel's order too.)
+  it("'winograd' has its own products kernel for a few images on AVX-512, 'winograd-gemm' does not", async () => {
+    const r = rng();
+    const c: Case = { N: 1, C: 64, H: 13, W: 13, O: 40, k: 3, padding: [1, 1] };
+    const g = geometry(c);
+    const { x, w, b, dy, Ho, Wo } = inputs(g, r, true);
+    const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
+    const tb = Tensor.from(f32(b!), [g.O]);
+    const avx512 = backendInfo().backends.cpu.directConvIsa === 'avx512';
+    for (const algo of ['winograd', 'winograd-gemm'] as const) {
+      setConvAlgorithm(algo);
+      const tw = Tensor.from(f32(w), [g.O, g.C, 3, 3]);
+      await synchronize();
+      const before = loadNative().weightCacheBytes();
+      const y = await conv2d(tx, tw, tb, { padding: c.padding }).data();
+      expectClose(y, conv2dRef(x, w, b, g), { ...tolerance(g.C * 9), label: `${algo} forward` });
+      const held = loadNative().weightCacheBytes() - before;
+      const dx = await conv2dBackward(Tensor.from(f32(dy), [g.N, g.O, Ho, Wo]), tx, tw, { padding: c.padding }).gradInput!.data();
+      expectClose(dx, conv2dBackwardRef(dy, x, w, g).dx, { ...tolerance(g.O * 9), label: `${algo} gradInput` });
+      const own = algo === 'winograd' && avx512;
+      expect(held).toBe(36 * (own ? 48 : 40) * g.C * 4);
+      // and the input gradient's: blocked by the 64 input channels, a whole number of blocks
+      expect(loadNative().weightCacheBytes() - before).toBe(held + 36 * 40 * g.C * 4);
+      tw.dispose();
+    }
+  });
+
   it('runs through the portable GEMM as well as BLAS', async () => {
+    setConvAlgorithm('winograd-gemm');
     setGemmBackend('portable');
     const r = rng();
     for (const c of [cases[0]!, cases[7]!]) {

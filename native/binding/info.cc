@@ -57,11 +57,12 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   cpu.Set("gemm", cpu::gemm_backend() == cpu::GemmBackend::Blas ? "blas" : "portable");
   cpu.Set("threads", num_threads());
   const cpu::ConvAlgo algo = cpu::conv_algo();
-  cpu.Set("convAlgorithm", algo == cpu::ConvAlgo::Auto         ? "auto"
-                           : algo == cpu::ConvAlgo::Direct     ? "direct"
-                           : algo == cpu::ConvAlgo::DirectAvx2 ? "direct-avx2"
-                           : algo == cpu::ConvAlgo::Winograd   ? "winograd"
-                                                               : "im2col");
+  cpu.Set("convAlgorithm", algo == cpu::ConvAlgo::Auto           ? "auto"
+                           : algo == cpu::ConvAlgo::Direct       ? "direct"
+                           : algo == cpu::ConvAlgo::DirectAvx2   ? "direct-avx2"
+                           : algo == cpu::ConvAlgo::Winograd     ? "winograd"
+                           : algo == cpu::ConvAlgo::WinogradGemm ? "winograd-gemm"
+                                                                 : "im2col");
   const cpu::ConvIsa isa = cpu::conv_direct_cpu_isa();
   cpu.Set("directConv", isa != cpu::ConvIsa::None);
   cpu.Set("directConvIsa", isa == cpu::ConvIsa::Avx512 ? "avx512" : isa == cpu::ConvIsa::Avx2 ? "avx2" : "none");
@@ -133,18 +134,20 @@ Napi::Value SetBf16Kernel(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// setConvAlgorithm('auto' | 'direct' | 'direct-avx2' | 'im2col' | 'winograd'): the CPU
+// setConvAlgorithm('auto' | 'direct' | 'direct-avx2' | 'im2col' | 'winograd' | 'winograd-gemm'): the CPU
 // convolution path for work enqueued afterwards. 'auto' and 'direct' use the direct kernel
 // wherever the CPU and the shape allow it, with the CPU's best instruction set (so 'direct' on a
 // CPU without AVX2 still runs, through im2col), and 'auto' takes Winograd where its measured
 // rule says so (conv_winograd.cc); 'direct-avx2' limits the kernel to its AVX2 build; 'im2col'
 // forces im2col + GEMM everywhere; 'winograd' forces Winograd (stride-1 3x3 and 5x5 kernels,
-// forward and input gradient) wherever it applies and elsewhere does what 'auto' does. Tests use
-// it to check every path against the same reference.
+// forward and input gradient) wherever it applies and elsewhere does what 'auto' does;
+// 'winograd-gemm' is 'winograd' with its tile-position products always through sgemm (at a small
+// batch 'winograd' has its own kernel for them). Tests use it to check every path against the
+// same reference.
 Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   const char* op = "setConvAlgorithm";
   if (info.Length() < 1 || !info[0].IsString())
-    fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2', 'im2col' or 'winograd'");
+    fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2', 'im2col', 'winograd' or 'winograd-gemm'");
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   cpu::ConvAlgo a;
   if (name == "auto") a = cpu::ConvAlgo::Auto;
@@ -152,7 +155,8 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   else if (name == "direct-avx2") a = cpu::ConvAlgo::DirectAvx2;
   else if (name == "im2col") a = cpu::ConvAlgo::Im2col;
   else if (name == "winograd") a = cpu::ConvAlgo::Winograd;
-  else fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2', 'im2col' or 'winograd' but got '", name, "'");
+  else if (name == "winograd-gemm") a = cpu::ConvAlgo::WinogradGemm;
+  else fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2', 'im2col', 'winograd' or 'winograd-gemm' but got '", name, "'");
   device_synchronize(Device{});  // a global read by tasks: applies in program order
   cpu::set_conv_algo(a);
   return info.Env().Undefined();

@@ -46,7 +46,8 @@ constexpr int64_t kCopyGrain = int64_t{1} << 14;
 // packed blocks stay with the weight until it changes. Then the direct kernel wins at a batch
 // of one as well (bench/infer-paths.mjs --batch 1, alternating, the machine shared: conv3-5
 // forward 1.9 / 4.4 / 2.0 ms direct against 3.9 / 5.8 / 2.9 ms im2col), so 'auto' keeps the
-// direct kernel whenever the forward pass's packed weights come from the cache.
+// direct kernel whenever the forward pass's packed weights come from the cache. (On AVX-512
+// Winograd's own small-batch kernel comes before both there: conv_winograd.cc.)
 bool auto_prefers_gemm(const Conv2dParams& s, bool packed_cached = false) {
   return !packed_cached && conv_algo() == ConvAlgo::Auto && gemm_backend() == GemmBackend::Blas &&
          s.sH == 1 && s.sW == 1 && s.N * s.Ho * s.Wo <= ALEXNET_CONV_GEMM_MAX_POSITIONS;
@@ -195,8 +196,9 @@ void col2im(float* dx, const float* col, int64_t nb, const Conv2dParams& s) {
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
                     const Conv2dParams& s, bool relu, const Tensor* wt, bool winograd) {
-  if (winograd && conv_winograd_forward_selected(s)) return conv2d_forward_winograd(y, x, w, bias, s, relu, wt);
   const bool cached = wt != nullptr && derived_cache_enabled();
+  if (winograd && conv_winograd_forward_selected(s, cached))
+    return conv2d_forward_winograd(y, x, w, bias, s, relu, wt);
   if (conv_direct_supported(s) && !auto_prefers_gemm(s, cached))
     return conv2d_forward_direct(y, x, w, bias, s, relu, wt);
   const int64_t G = s.groups;

@@ -18,13 +18,14 @@
 
 namespace alexnet::cpu {
 
-enum class ConvAlgo { Auto, Im2col, Direct, DirectAvx2, Winograd };
+enum class ConvAlgo { Auto, Im2col, Direct, DirectAvx2, Winograd, WinogradGemm };
 enum class ConvIsa { None, Avx2, Avx512 };
 
 // Process-wide choice (tests force each path): Auto and Direct use the direct kernel where
 // supported, with the CPU's best instruction set; DirectAvx2 limits it to AVX2 (to compare the
 // AVX2 build on an AVX-512 CPU); Im2col never uses it. Winograd takes conv_winograd.h wherever
-// that applies and, elsewhere, the direct kernel like Auto.
+// that applies and, elsewhere, the direct kernel like Auto; WinogradGemm does the same but always
+// with the tile-position products through sgemm (not Winograd's own small-batch kernel).
 ConvAlgo conv_algo();
 void set_conv_algo(ConvAlgo a);
 

@@ -1,6 +1,7 @@
 #include "conv_winograd.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -9,6 +10,18 @@
 #include "gemm.h"
 #include "scratch.h"
 #include "simd.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// GCC 12's AVX-512 headers fill the unused "merge" operand of the unpack and shuffle intrinsics
+// with _mm512_undefined_ps(), which its uninitialised-use analysis then reports at every inline
+// site (GCC bug 105593, fixed in 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#define ALEXNET_WINOGRAD_OWN 1
+#else
+#define ALEXNET_WINOGRAD_OWN 0
+#endif
 
 namespace alexnet::cpu {
 
@@ -151,15 +164,25 @@ void sandwich(float* out, const float* in, const float* L, int lo, int li) {
   return sandwich_8_5(out, in, L);
 }
 
+// Output channels per block of the blocked filters (the own products kernel's rows).
+constexpr int64_t kRows = 16;
+
 // U[k][p][q] = (G g G^T)[k] with g = w[p][q] ([out][in][r][r]), or with `flip` the filters of the
 // backward data pass: g[a][b] = w[q][p][r-1-a][r-1-b] (w transposed in its first two axes and
 // rotated by 180 degrees), out = w's C and in = w's O. kLanes filters q at once, one per lane.
-void transform_filters(float* U,        // [a*a][out][in]
+// With `blocked`, the layout of the own products kernel instead: U[p / 16][k][q][p % 16], the
+// output channels padded with zero filters to whole blocks of kRows, so that one block's filters
+// for all a*a positions are one contiguous stream.
+void transform_filters(float* U,        // [a*a][out][in], or blocked [out/16][a*a][in][16]
                        const float* w,  // [O, C, r, r]
-                       int64_t O, int64_t C, const Transform& t, bool flip) {
+                       int64_t O, int64_t C, const Transform& t, bool flip, bool blocked = false) {
   const int a = t.a, aa = a * a, r = t.r, rr = r * r;
   const int64_t out = flip ? C : O, in = flip ? O : C;
   const int64_t plane = out * in, chunks = (in + kLanes - 1) / kLanes;
+  if (blocked && out % kRows != 0) {
+    const int64_t padded = (out + kRows - 1) / kRows * kRows;
+    std::memset(U, 0, static_cast<size_t>(aa * padded * in) * sizeof(float));
+  }
   parallel_for(0, out * chunks, 8, [&](int64_t lo, int64_t hi) {
     float g[kMaxA * kMaxA * kLanes], u[kMaxA * kMaxA * kLanes];
     for (int64_t task = lo; task < hi; ++task) {
@@ -180,6 +203,12 @@ void transform_filters(float* U,        // [a*a][out][in]
         }
       }
       sandwich(u, g, t.G, a, r);
+      if (blocked) {
+        float* dst = U + (p / kRows * aa * in + q0) * kRows + p % kRows;
+        for (int k = 0; k < aa; ++k)
+          for (int64_t l = 0; l < lanes; ++l) dst[(k * in + l) * kRows] = u[k * kLanes + l];
+        continue;
+      }
       float* dst = U + p * in + q0;
       for (int k = 0; k < aa; ++k)
         std::memcpy(dst + k * plane, u + k * kLanes, static_cast<size_t>(lanes) * sizeof(float));
@@ -200,9 +229,172 @@ struct TileInfo {
   bool inside;       // the whole a x a window lies inside x
 };
 
+// Where each tile t0 + j (j < nt) starts in x (relative to its image's channel 0) and in y, and
+// whether its input window lies inside x (no bounds checks then).
+void tile_info(TileInfo* info, int64_t t0, int64_t nt, const Geometry& g, const Transform& t) {
+  const int64_t m = t.m, a = t.a;
+  const int64_t tH = (g.Ho + m - 1) / m, tW = (g.Wo + m - 1) / m, per_image = tH * tW;
+  for (int64_t j = 0; j < nt; ++j) {
+    const int64_t tile = t0 + j;
+    const int64_t n = tile / per_image, th = tile % per_image / tW, tw = tile % tW;
+    const int64_t ih0 = th * m - g.pH, iw0 = tw * m - g.pW;
+    info[j] = TileInfo{n * g.Ci * g.H * g.W, n * g.Co * g.Ho * g.Wo + th * m * g.Wo + tw * m,
+                       ih0, iw0, static_cast<int>(std::min<int64_t>(m, g.Ho - th * m)),
+                       static_cast<int>(std::min<int64_t>(m, g.Wo - tw * m)),
+                       ih0 >= 0 && iw0 >= 0 && ih0 + a <= g.H && iw0 + a <= g.W};
+  }
+}
+
+#if ALEXNET_WINOGRAD_OWN
+// A 16 x 16 transpose in registers: r[i][j] <- r[j][i].
+__attribute__((target("avx512f"), always_inline)) inline void transpose16(__m512* r) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0x88);
+      t[8 * i + j + 4] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0xdd);
+    }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+    r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
+  }
+}
+
+// d[i*a + j][l] = the a x a input window of tile info[l] in channel c (0 outside x, and in the
+// lanes from `lanes` on): each window row is one masked load into a tile-major buffer, then
+// 16 x 16 transposes turn it lane-major (the scalar gather, one value at a time with bounds
+// checks, took an eighth of conv3's time at batch 1).
+__attribute__((target("avx512f,avx512vl"))) void gather_tiles_avx512(float* d,  // [a*a][kLanes]
+                                                                     const float* x,
+                                                                     const TileInfo* info,
+                                                                     int64_t lanes, int64_t c,
+                                                                     const Geometry& g, int a) {
+  alignas(64) float tmp[kLanes][kMaxA * kMaxA] = {};  // [lane][i*a + j]
+  const __m256 zero8 = _mm256_setzero_ps();
+  for (int64_t l = 0; l < lanes; ++l) {
+    const TileInfo& ti = info[l];
+    const float* plane = x + ti.x + c * g.H * g.W;
+    const int64_t jlo = std::max<int64_t>(0, -ti.iw0), jhi = std::min<int64_t>(a, g.W - ti.iw0);
+    const __mmask8 m = jhi > jlo ? static_cast<__mmask8>((1u << (jhi - jlo)) - 1) : 0;
+    float* row = tmp[l];
+    for (int i = 0; i < a; ++i) {
+      _mm256_storeu_ps(row + i * a, zero8);  // (spills into the next row, written after it)
+      const int64_t ih = ti.ih0 + i;
+      if (ih < 0 || ih >= g.H || m == 0) continue;
+      _mm256_mask_storeu_ps(row + i * a + jlo, m,
+                            _mm256_maskz_loadu_ps(m, plane + ih * g.W + ti.iw0 + jlo));
+    }
+  }
+  for (int q = 0; q * 16 < a * a; ++q) {
+    __m512 r[16];
+    for (int l = 0; l < 16; ++l) r[l] = _mm512_load_ps(tmp[l] + 16 * q);
+    transpose16(r);
+    const int n = std::min(16, a * a - 16 * q);
+    for (int e = 0; e < n; ++e) _mm512_storeu_ps(d + (16 * q + e) * kLanes, r[e]);
+  }
+}
+#endif
+
+bool own_products_available() {
+#if ALEXNET_WINOGRAD_OWN
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+// V[k][c][j] = (B^T d B)[k] for the nt tiles `info` (0 in the lanes past nt, up to ld):
+// one task per (channel, group of kLanes tiles).
+void input_transform(float* V,        // [a*a][Ci][ld]
+                     const float* x,  // [N, Ci, H, W]
+                     const TileInfo* info, int64_t nt, int64_t ld, const Geometry& g,
+                     const Transform& t) {
+  const int a = t.a, aa = a * a;
+  const int64_t chunks = (nt + kLanes - 1) / kLanes;
+  [[maybe_unused]] const bool vector_gather = own_products_available();
+  parallel_for(0, g.Ci * chunks, 4, [&](int64_t lo, int64_t hi) {
+    float d[kMaxA * kMaxA * kLanes], v[kMaxA * kMaxA * kLanes];
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t c = task / chunks, ch = task % chunks;
+      const int64_t lanes = std::min<int64_t>(kLanes, nt - ch * kLanes);
+#if ALEXNET_WINOGRAD_OWN
+      if (vector_gather) {
+        gather_tiles_avx512(d, x, info + ch * kLanes, lanes, c, g, a);
+        sandwich(v, d, t.BT, a, a);
+        for (int k = 0; k < aa; ++k)
+          std::memcpy(V + (k * g.Ci + c) * ld + ch * kLanes, v + k * kLanes, kLanes * sizeof(float));
+        continue;
+      }
+#endif
+      for (int64_t l = lanes; l < kLanes; ++l)
+        for (int i = 0; i < aa; ++i) d[i * kLanes + l] = 0.f;
+      for (int64_t l = 0; l < lanes; ++l) {
+        const TileInfo& ti = info[ch * kLanes + l];
+        const float* plane = x + ti.x + c * g.H * g.W;
+        if (ti.inside) {
+          const float* src = plane + ti.ih0 * g.W + ti.iw0;
+          for (int i = 0; i < a; ++i)
+            for (int j = 0; j < a; ++j) d[(i * a + j) * kLanes + l] = src[i * g.W + j];
+        } else {
+          for (int i = 0; i < a; ++i) {
+            const int64_t ih = ti.ih0 + i;
+            for (int j = 0; j < a; ++j) {
+              const int64_t iw = ti.iw0 + j;
+              d[(i * a + j) * kLanes + l] =
+                  ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? plane[ih * g.W + iw] : 0.f;
+            }
+          }
+        }
+      }
+      sandwich(v, d, t.BT, a, a);
+      for (int k = 0; k < aa; ++k)
+        std::memcpy(V + (k * g.Ci + c) * ld + ch * kLanes, v + k * kLanes, kLanes * sizeof(float));
+    }
+  });
+}
+
+// The output transform of kLanes tiles (group ch) of channel co, from their products
+// mm[k][lane], with bias and ReLU, into the valid outputs of y.
+inline void output_tiles(float* y, const float* mm, const TileInfo* info, int64_t nt, int64_t ch,
+                         int64_t co, float b, const Geometry& g, const Transform& t, bool relu) {
+  float o[kMaxA * kMaxA * kLanes];
+  const int m = t.m;
+  sandwich(o, mm, t.AT, m, t.a);
+  const int64_t lanes = std::min<int64_t>(kLanes, nt - ch * kLanes);
+  for (int64_t l = 0; l < lanes; ++l) {
+    const TileInfo& ti = info[ch * kLanes + l];
+    float* dst = y + ti.y + co * g.Ho * g.Wo;
+    if (ti.rows == 4 && ti.cols == 4 && m == 4) {  // a whole tile: fixed trip counts unroll
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+          const float val = o[(i * 4 + j) * kLanes + l] + b;
+          dst[i * g.Wo + j] = relu ? (val <= 0.f ? 0.f : val) : val;
+        }
+      continue;
+    }
+    for (int i = 0; i < ti.rows; ++i)
+      for (int j = 0; j < ti.cols; ++j) {
+        const float val = o[(i * m + j) * kLanes + l] + b;
+        // "v <= 0 ? 0 : v" keeps NaN, as PyTorch's ReLU does
+        dst[i * g.Wo + j] = relu ? (val <= 0.f ? 0.f : val) : val;
+      }
+  }
+}
+
 void run(float* y, const float* x, const float* U, const float* bias, const Geometry& g,
          const Transform& t, bool relu) {
-  const int m = t.m, a = t.a, aa = a * a;
+  const int m = t.m, aa = t.a * t.a;
   const int64_t tH = (g.Ho + m - 1) / m, tW = (g.Wo + m - 1) / m;
   const int64_t per_image = tH * tW, T = g.N * per_image;
   // Tiles per block: what fits the budget, a multiple of kLanes, at least 64, at most all.
@@ -217,50 +409,8 @@ void run(float* y, const float* x, const float* U, const float* bias, const Geom
     const int64_t nt = std::min(tb, T - t0);
     const int64_t chunks = (nt + kLanes - 1) / kLanes;
     const int64_t ld = chunks * kLanes;  // row length of V_k and M_k
-
-    // Where each tile of the block starts in x (relative to its image's channel 0) and in y,
-    // and whether its input window lies inside x (no bounds checks then).
-    for (int64_t j = 0; j < nt; ++j) {
-      const int64_t tile = t0 + j;
-      const int64_t n = tile / per_image, th = tile % per_image / tW, tw = tile % tW;
-      const int64_t ih0 = th * m - g.pH, iw0 = tw * m - g.pW;
-      info[j] = TileInfo{n * g.Ci * g.H * g.W, n * g.Co * g.Ho * g.Wo + th * m * g.Wo + tw * m,
-                         ih0, iw0, static_cast<int>(std::min<int64_t>(m, g.Ho - th * m)),
-                         static_cast<int>(std::min<int64_t>(m, g.Wo - tw * m)),
-                         ih0 >= 0 && iw0 >= 0 && ih0 + a <= g.H && iw0 + a <= g.W};
-    }
-
-    // Input transform: one task per (channel, group of kLanes tiles).
-    parallel_for(0, g.Ci * chunks, 4, [&](int64_t lo, int64_t hi) {
-      float d[kMaxA * kMaxA * kLanes], v[kMaxA * kMaxA * kLanes];
-      for (int64_t task = lo; task < hi; ++task) {
-        const int64_t c = task / chunks, ch = task % chunks;
-        const int64_t lanes = std::min<int64_t>(kLanes, nt - ch * kLanes);
-        for (int64_t l = lanes; l < kLanes; ++l)
-          for (int i = 0; i < aa; ++i) d[i * kLanes + l] = 0.f;
-        for (int64_t l = 0; l < lanes; ++l) {
-          const TileInfo& ti = info[ch * kLanes + l];
-          const float* plane = x + ti.x + c * g.H * g.W;
-          if (ti.inside) {
-            const float* src = plane + ti.ih0 * g.W + ti.iw0;
-            for (int i = 0; i < a; ++i)
-              for (int j = 0; j < a; ++j) d[(i * a + j) * kLanes + l] = src[i * g.W + j];
-          } else {
-            for (int i = 0; i < a; ++i) {
-              const int64_t ih = ti.ih0 + i;
-              for (int j = 0; j < a; ++j) {
-                const int64_t iw = ti.iw0 + j;
-                d[(i * a + j) * kLanes + l] =
-                    ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? plane[ih * g.W + iw] : 0.f;
-              }
-            }
-          }
-        }
-        sandwich(v, d, t.BT, a, a);
-        for (int k = 0; k < aa; ++k)
-          std::memcpy(V + (k * g.Ci + c) * ld + ch * kLanes, v + k * kLanes, kLanes * sizeof(float));
-      }
-    });
+    tile_info(info.data(), t0, nt, g, t);
+    input_transform(V, x, info.data(), nt, ld, g, t);
 
     // The a*a products, each M_k [Co, nt] = U_k [Co, Ci] @ V_k [Ci, nt].
     for (int k = 0; k < aa; ++k)
@@ -269,27 +419,140 @@ void run(float* y, const float* x, const float* U, const float* bias, const Geom
 
     // Output transform, bias, ReLU and the valid outputs: one task per (channel, group of tiles).
     parallel_for(0, g.Co * chunks, 4, [&](int64_t lo, int64_t hi) {
-      float mm[kMaxA * kMaxA * kLanes], o[kMaxA * kMaxA * kLanes];
+      float mm[kMaxA * kMaxA * kLanes];
       for (int64_t task = lo; task < hi; ++task) {
         const int64_t co = task / chunks, ch = task % chunks;
         for (int k = 0; k < aa; ++k)
           std::memcpy(mm + k * kLanes, M + (k * g.Co + co) * ld + ch * kLanes, kLanes * sizeof(float));
-        sandwich(o, mm, t.AT, m, a);
-        const float b = bias ? bias[co] : 0.f;
-        const int64_t lanes = std::min<int64_t>(kLanes, nt - ch * kLanes);
-        for (int64_t l = 0; l < lanes; ++l) {
-          const TileInfo& ti = info[ch * kLanes + l];
-          float* dst = y + ti.y + co * g.Ho * g.Wo;
-          for (int i = 0; i < ti.rows; ++i)
-            for (int j = 0; j < ti.cols; ++j) {
-              const float val = o[(i * m + j) * kLanes + l] + b;
-              // "v <= 0 ? 0 : v" keeps NaN, as PyTorch's ReLU does
-              dst[i * g.Wo + j] = relu ? (val <= 0.f ? 0.f : val) : val;
-            }
-        }
+        output_tiles(y, mm, info.data(), nt, ch, co, bias ? bias[co] : 0.f, g, t, relu);
       }
     });
   }
+}
+
+// The own products kernel, for a few images at a time (up to kMaxSmallTiles tiles: the products
+// [16 x Ci] @ [Ci x tiles] are then too thin for sgemm, which pays its packing and call
+// overheads a*a times per layer). The work is split over blocks of kRows output channels rather
+// than tiles or images, so both threads stay busy at batch 1; each block runs all a*a products
+// from the blocked filters (one contiguous stream, read once per call) into a thread-local
+// [a*a][16][tiles] that stays in L2, then its output transform.
+constexpr int64_t kMaxSmallTiles = 4 * kLanes;
+
+#if ALEXNET_WINOGRAD_OWN
+// M[r][j*16 + l] = sum_c U[c][r] V[c][j*16 + l] for r < RS, j < NV: RS x NV accumulators in
+// registers, per channel NV vector loads of V and RS broadcasts of U feeding RS*NV fused
+// multiply-adds.
+template <int RS, int NV>
+__attribute__((target("avx512f"))) void products_avx512(float* M,        // [RS][ldm]
+                                                        int64_t ldm,
+                                                        const float* U,  // [C][kRows] (row r0 first)
+                                                        const float* V,  // [C][ldv]
+                                                        int64_t ldv, int64_t C) {
+  __m512 acc[RS][NV];
+  for (int r = 0; r < RS; ++r)
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < C; ++c) {
+    __m512 v[NV];
+    for (int j = 0; j < NV; ++j) v[j] = _mm512_loadu_ps(V + c * ldv + j * 16);
+    const float* u = U + c * kRows;
+    for (int r = 0; r < RS; ++r) {
+      const __m512 b = _mm512_set1_ps(u[r]);
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(b, v[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < RS; ++r)
+    for (int j = 0; j < NV; ++j) _mm512_storeu_ps(M + r * ldm + j * 16, acc[r][j]);
+}
+
+// The outputs of the kLanes tiles `info` (lanes of them real) for channel co from their 4x4
+// output transforms o [16][kLanes] (m = 4): bias and ReLU on whole vectors, a transpose so that
+// each tile's 16 outputs lie in one vector, then one masked store per output row of the tile
+// (the scalar stores, one lane at a time, took a sixth of the layer's time at batch 1).
+__attribute__((target("avx512f,avx512vl"))) void store_tiles_avx512(
+    float* y, const float* o, const TileInfo* info, int64_t lanes, int64_t co, float b,
+    const Geometry& g, bool relu) {
+  __m512 r[16];
+  const __m512 bv = _mm512_set1_ps(b), zero = _mm512_setzero_ps();
+  for (int e = 0; e < 16; ++e) {
+    __m512 v = _mm512_add_ps(_mm512_loadu_ps(o + e * kLanes), bv);
+    // "v <= 0 ? 0 : v" keeps NaN, as PyTorch's ReLU does
+    if (relu) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), v, zero);
+    r[e] = v;
+  }
+  transpose16(r);  // r[l][i*4 + j]: tile l's output (i, j)
+  alignas(64) float t[16];
+  for (int64_t l = 0; l < lanes; ++l) {
+    const TileInfo& ti = info[l];
+    float* dst = y + ti.y + co * g.Ho * g.Wo;
+    const __mmask8 cols = static_cast<__mmask8>((1u << ti.cols) - 1);
+    _mm512_store_ps(t, r[l]);
+    for (int i = 0; i < ti.rows; ++i) _mm_mask_storeu_ps(dst + i * g.Wo, cols, _mm_load_ps(t + 4 * i));
+  }
+}
+
+// All kRows rows of one block for `nv` vectors of tiles (1 to 4): row groups that keep 16 or
+// 24 accumulators.
+void products_block(float* M, int64_t ldm, const float* U, const float* V, int64_t ldv,
+                    int64_t C, int64_t nv) {
+  switch (nv) {
+    case 1: return products_avx512<16, 1>(M, ldm, U, V, ldv, C);
+    case 2:
+      for (int r0 = 0; r0 < kRows; r0 += 8) products_avx512<8, 2>(M + r0 * ldm, ldm, U + r0, V, ldv, C);
+      return;
+    case 3:
+      for (int r0 = 0; r0 < kRows; r0 += 8) products_avx512<8, 3>(M + r0 * ldm, ldm, U + r0, V, ldv, C);
+      return;
+    default:
+      for (int r0 = 0; r0 < kRows; r0 += 4) products_avx512<4, 4>(M + r0 * ldm, ldm, U + r0, V, ldv, C);
+  }
+}
+#endif
+
+// Whether this geometry's products go through the own kernel (run_small) under conv_algo().
+bool use_own_products(int64_t N, int64_t Ho, int64_t Wo, int64_t m) {
+  const int64_t tiles = N * ((Ho + m - 1) / m) * ((Wo + m - 1) / m);
+  return conv_algo() != ConvAlgo::WinogradGemm && own_products_available() &&
+         tiles <= kMaxSmallTiles;
+}
+
+void run_small(float* y, const float* x, const float* U, const float* bias, const Geometry& g,
+               const Transform& t, bool relu) {
+#if ALEXNET_WINOGRAD_OWN
+  const int m = t.m, aa = t.a * t.a;  // m = 4 for both transforms (store_tiles_avx512)
+  const int64_t T = g.N * ((g.Ho + m - 1) / m) * ((g.Wo + m - 1) / m);
+  const int64_t nv = (T + kLanes - 1) / kLanes, ld = nv * kLanes;
+  float* V = scratch(Scratch::WinogradInput, aa * g.Ci * ld);
+  TileInfo info[kMaxSmallTiles];
+  tile_info(info, 0, T, g, t);
+  input_transform(V, x, info, T, ld, g, t);
+  // The blocks are handed out one at a time (each thread takes the next when it is done), so a
+  // thread that the OS holds back on a shared machine does not hold the other one up.
+  const int64_t blocks = (g.Co + kRows - 1) / kRows;
+  std::atomic<int64_t> next{0};
+  parallel_for(0, std::min<int64_t>(num_threads(), blocks), 1, [&](int64_t, int64_t) {
+    float* M = scratch(Scratch::WinogradProducts, aa * kRows * ld);  // this thread's
+    float mm[kMaxA * kMaxA * kLanes];
+    alignas(64) float o[kMaxA * kMaxA * kLanes];
+    for (int64_t ob = next.fetch_add(1); ob < blocks; ob = next.fetch_add(1)) {
+      const float* Ub = U + ob * aa * g.Ci * kRows;
+      for (int k = 0; k < aa; ++k)
+        products_block(M + k * kRows * ld, ld, Ub + k * g.Ci * kRows, V + k * g.Ci * ld, ld, g.Ci, nv);
+      const int64_t rows = std::min<int64_t>(kRows, g.Co - ob * kRows);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t co = ob * kRows + r;
+        for (int64_t ch = 0; ch < nv; ++ch) {
+          for (int k = 0; k < aa; ++k)
+            std::memcpy(mm + k * kLanes, M + (k * kRows + r) * ld + ch * kLanes, kLanes * sizeof(float));
+          sandwich(o, mm, t.AT, m, t.a);
+          store_tiles_avx512(y, o, info + ch * kLanes, std::min<int64_t>(kLanes, T - ch * kLanes), co,
+                             bias ? bias[co] : 0.f, g, relu);
+        }
+      }
+    }
+  });
+#else
+  (void)y, (void)x, (void)U, (void)bias, (void)g, (void)t, (void)relu;
+#endif
 }
 
 }  // namespace
@@ -315,45 +578,83 @@ namespace {
 // 16: 0.78, 0.90, 0.76, 0.70. Fewer channels than 32 were not measured and keep the old paths.
 // The products need a fast sgemm: with the portable GEMM (setGemmBackend('portable'), about a
 // tenth of OpenBLAS's rate) 'auto' keeps the direct kernel where the CPU has one.
-bool auto_picks_winograd(const Conv2dParams& s) {
-  if (gemm_backend() != GemmBackend::Blas && conv_direct_isa() != ConvIsa::None) return false;
+//
+// Up to 64 tiles (batch 1-4 at 13x13, batch 1 at 27x27) on AVX-512 the products go through the
+// own kernel (run_small), which 'auto' takes for the forward pass whenever the transformed
+// filters come from the weight cache (inference: the weights stay). Its time over the direct
+// kernel's with the cache (bench/infer-paths.mjs, alternating, the machine loaded: load 11-13;
+// bench/results/infer-paths-winograd-small-amd-epyc-2026-12-06.md):
+//   batch              1          2     4
+//   conv2 (5x5, 27x27) 0.33-0.51  (over Winograd through sgemm, main's path; 98+ tiles beyond)
+//   conv3 (3x3, 13x13) 0.61-0.65  0.56  0.25
+//   conv4              0.54-0.59  0.63  0.25
+//   conv5              0.43-0.63  0.41  0.33
+// Without the cache, and for the input gradient (whose weights change every training step), the
+// filter transform (a*a/(k*k) times the weights' size, written on every call) was not measured
+// at these sizes and the old rule stands.
+bool auto_picks_winograd(const Conv2dParams& s, bool filters_cached) {
+  if (s.C < 32 || s.O < 32) return false;
   const int64_t m = 4;  // output tile edge of both F(4x4,3x3) and F(4x4,5x5)
   const int64_t tiles = s.N * ((s.Ho + m - 1) / m) * ((s.Wo + m - 1) / m);
-  return s.C >= 32 && s.O >= 32 && tiles >= (s.kH == 3 ? 128 : 32);
+  if (filters_cached && tiles <= kMaxSmallTiles && own_products_available()) return true;
+  if (gemm_backend() != GemmBackend::Blas && conv_direct_isa() != ConvIsa::None) return false;
+  return tiles >= (s.kH == 3 ? 128 : 32);
 }
 
 }  // namespace
 
-bool conv_winograd_forward_selected(const Conv2dParams& s) {
+namespace {
+bool selected(const Conv2dParams& s, bool filters_cached) {
   if (!conv_winograd_supported(s)) return false;
   switch (conv_algo()) {
-    case ConvAlgo::Winograd: return true;
-    case ConvAlgo::Auto: return auto_picks_winograd(s);
+    case ConvAlgo::Winograd:
+    case ConvAlgo::WinogradGemm: return true;
+    case ConvAlgo::Auto: return auto_picks_winograd(s, filters_cached);
     default: return false;
   }
 }
+}  // namespace
+
+bool conv_winograd_forward_selected(const Conv2dParams& s, bool filters_cached) {
+  return selected(s, filters_cached);
+}
 
 bool conv_winograd_backward_data_selected(const Conv2dParams& s) {
-  return s.pH <= s.kH - 1 && s.pW <= s.kW - 1 && conv_winograd_forward_selected(s);
+  return s.pH <= s.kH - 1 && s.pW <= s.kW - 1 && selected(s, false);
 }
 
 void conv2d_forward_winograd(float* y, const float* x, const float* w, const float* bias,
                              const Conv2dParams& s, bool relu, const Tensor* wt) {
   const Transform& t = transform_for(s.kH);
+  const Geometry g{s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.pH, s.pW};
+  if (use_own_products(s.N, s.Ho, s.Wo, t.m)) {
+    const int64_t padded = (s.O + kRows - 1) / kRows * kRows;
+    const float* U = derived_or_scratch(
+        wt, {kWinogradForwardBlocked, t.m, s.O, s.C, s.kH, kRows}, t.a * t.a * padded * s.C,
+        Scratch::WinogradFilters, [&](float* d) { transform_filters(d, w, s.O, s.C, t, false, true); });
+    return run_small(y, x, U, bias, g, t, relu);
+  }
   const float* U = derived_or_scratch(wt, {kWinogradForward, t.m, s.O, s.C, s.kH, s.kW},
                                       t.a * t.a * s.O * s.C, Scratch::WinogradFilters,
                                       [&](float* d) { transform_filters(d, w, s.O, s.C, t, false); });
-  run(y, x, U, bias, Geometry{s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.pH, s.pW}, t, relu);
+  run(y, x, U, bias, g, t, relu);
 }
 
 void conv2d_backward_data_winograd(float* dx, const float* dy, const float* w,
                                    const Conv2dParams& s, const Tensor* wt) {
   const Transform& t = transform_for(s.kH);
+  const Geometry g{s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, s.kH - 1 - s.pH, s.kW - 1 - s.pW};
+  if (use_own_products(s.N, s.H, s.W, t.m)) {
+    const int64_t padded = (s.C + kRows - 1) / kRows * kRows;
+    const float* U = derived_or_scratch(
+        wt, {kWinogradBackwardBlocked, t.m, s.O, s.C, s.kH, kRows}, t.a * t.a * padded * s.O,
+        Scratch::WinogradFilters, [&](float* d) { transform_filters(d, w, s.O, s.C, t, true, true); });
+    return run_small(dx, dy, U, nullptr, g, t, false);
+  }
   const float* U = derived_or_scratch(wt, {kWinogradBackward, t.m, s.O, s.C, s.kH, s.kW},
                                       t.a * t.a * s.O * s.C, Scratch::WinogradFilters,
                                       [&](float* d) { transform_filters(d, w, s.O, s.C, t, true); });
-  run(dx, dy, U, nullptr,
-      Geometry{s.N, s.O, s.Ho, s.Wo, s.C, s.H, s.W, s.kH - 1 - s.pH, s.kW - 1 - s.pW}, t, false);
+  run(dx, dy, U, nullptr, g, t, false);
 }
 
 }  // namespace alexnet::cpu

@@ -10,7 +10,12 @@
 //
 // The tiles are taken in blocks so that V and M stay within a bounded scratch budget; the
 // transforms run on the fork-join pool, 16 tiles per vector (one tile per lane), and are
-// compiled per instruction set (simd.h). The backward data pass of the same shapes is the
+// compiled per instruction set (simd.h). At up to 64 tiles (a batch of 1-4 at 13x13, one image
+// at 27x27) on AVX-512, the products are too thin for sgemm ([O x C] x [C x 16] at batch 1,
+// each call paying OpenBLAS's packing and hand-off): they run on an own kernel instead (1-4
+// vectors of tiles x 4-16 output channels in registers, the filters broadcast from a layout
+// blocked by 16 output channels), the work split over those blocks of output channels, each
+// block's a*a products and output transform done by one thread ('winograd-gemm' keeps sgemm). The backward data pass of the same shapes is the
 // forward machinery applied to dy with the filters transposed (O <-> C) and flipped, padded by
 // k - 1 - p. The weight gradient keeps the paths of conv.cc / conv_direct.cc.
 #pragma once
@@ -24,7 +29,11 @@ bool conv_winograd_supported(const Conv2dParams& s);
 
 // Whether conv2d_forward / conv2d_backward (dx) take Winograd under the current conv_algo():
 // always where supported with 'winograd', by the measured rule with 'auto', never otherwise.
-bool conv_winograd_forward_selected(const Conv2dParams& s);
+// `filters_cached`: the weight's tensor is known and the weight cache is on (the transformed
+// filters are then made once, not per call; 'auto' takes small batches to Winograd only then).
+// At up to 64 tiles on AVX-512 the tile-position products run on Winograd's own kernel rather
+// than sgemm (not with 'winograd-gemm').
+bool conv_winograd_forward_selected(const Conv2dParams& s, bool filters_cached = false);
 bool conv_winograd_backward_data_selected(const Conv2dParams& s);  // also needs p <= k - 1
 
 // y = conv2d(x, w) + bias, then max(y, 0) when `relu`. Requires conv_winograd_supported(s).

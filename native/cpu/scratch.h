@@ -20,7 +20,8 @@ enum class Scratch {
   TileSums,       // conv_direct.cc: a band's partial sums between input-channel blocks
   WinogradFilters,   // conv_winograd.cc: the transformed filters U [a*a][O][C]
   WinogradInput,     // conv_winograd.cc: a block of transformed input tiles V [a*a][C][tiles]
-  WinogradProducts,  // conv_winograd.cc: the block's products M [a*a][O][tiles]
+  WinogradProducts,  // conv_winograd.cc: the block's products M [a*a][O][tiles] (or, small
+                     // batches, one thread's [a*a][16][tiles] of a block of 16 channels)
   Bf16Input,         // bf16.cc: the portable path's float32 copy of x
   Bf16Weights,       // bf16.cc, conv_bf16.cc: the portable path's float32 copy of w (conv_bf16.cc dx: W^T in bfloat16)
   Bf16Output,        // bf16.cc: the float32 sums of a bfloat16 output (backward: dy widened)
@@ -46,6 +47,8 @@ enum DerivedKind : int64_t {
   kDirectBackward = 2,  // conv_direct.cc: pack_weights, flipped
   kWinogradForward = 3, // conv_winograd.cc: transform_filters
   kWinogradBackward = 4,
+  kWinogradForwardBlocked = 5,  // conv_winograd.cc: the same, blocked for its own products kernel
+  kWinogradBackwardBlocked = 6,
 };
 
 }  // namespace alexnet::cpu
