@@ -46,6 +46,12 @@ void relu_forward_op(const Tensor& y, const Tensor& x) { relu_forward(index_of(x
 void relu_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& y) {
   relu_backward(index_of(y), dx.f32(), dy.f32(), y.f32(), y.numel());
 }
+void relu_forward_bf16_op(const Tensor& y, const Tensor& x) {
+  relu_forward_bf16(index_of(x), y.bf16(), x.cptr<uint16_t>(), x.numel());
+}
+void relu_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& y) {
+  relu_backward_bf16(index_of(y), dx.bf16(), dy.cptr<uint16_t>(), y.cptr<uint16_t>(), y.numel());
+}
 
 // --- cuDNN: convolution, pooling, LRN ---
 void conv2d_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
@@ -62,6 +68,14 @@ void max_pool2d_forward_op(const Tensor& y, const Tensor& x, const Pool2dParams&
 void max_pool2d_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& y,
                             const Pool2dParams& p) {
   maxpool2d_backward(index_of(x), dx.f32(), dy.f32(), x.f32(), y.f32(), p);
+}
+// bfloat16 pooling: our kernels (kernels/pool.cu), the CPU's rules
+void max_pool2d_forward_bf16_op(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
+  max_pool2d_forward_bf16(index_of(x), y.bf16(), x.cptr<uint16_t>(), p);
+}
+void max_pool2d_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor&,
+                                 const Pool2dParams& p) {
+  max_pool2d_backward_bf16(index_of(x), dx.bf16(), dy.cptr<uint16_t>(), x.cptr<uint16_t>(), p);
 }
 void lrn_forward_op(const Tensor& y, const Tensor& x, const LrnParams& p) {
   lrn_forward(index_of(x), y.f32(), x.f32(), p);
@@ -103,6 +117,12 @@ void dropout_forward_op(const Tensor& y, const Tensor& mask, const Tensor& x, co
 void dropout_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& mask) {
   dropout_backward(index_of(dy), dx.f32(), dy.f32(), mask.f32(), dy.numel());
 }
+void dropout_forward_bf16_op(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p) {
+  dropout_forward_bf16(index_of(x), y.bf16(), mask.f32(), x.cptr<uint16_t>(), x.numel(), p);
+}
+void dropout_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& mask) {
+  dropout_backward_bf16(index_of(dy), dx.bf16(), dy.cptr<uint16_t>(), mask.cf32(), dy.numel());
+}
 
 // --- softmax, loss, metrics (a bad label goes to the thread's device-side error record) ---
 void softmax_forward_op(const Tensor& probs, const Tensor& z) {
@@ -123,8 +143,9 @@ void topk_correct_op(const Tensor& out, const Tensor& z, const Tensor& labels, i
 }
 
 // --- optimiser (the update rules of native/core/sgd.h) ---
-void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const SgdParams& p) {
-  sgd_step(index_of(w), w.f32(), g.f32(), opt_f32(buf), w.numel(), p);
+void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& w16, const SgdParams& p) {
+  sgd_step(index_of(w), w.f32(), g.f32(), opt_f32(buf), w16.defined() ? w16.bf16() : nullptr, w.numel(), p);
+  if (w16.defined()) record_copy(w16, w);
 }
 
 // --- images: on the calling thread. Stream-ordered: the bytes land in a pool block (through
