@@ -1,5 +1,8 @@
 // conv2d: conv2dForward(x, weight, bias | null, options) -> y (options.relu: fused max(y, 0))
 //         conv2dBackward(gradOutput, x, weight, options) -> {gradInput, gradWeight, gradBias}
+// x and weight float32, or both bfloat16 (mixed precision): then the bias is float32, y float32
+// or (options.outDtype) bfloat16, and backward takes a bfloat16 gradOutput and gives a bfloat16
+// gradInput with float32 gradWeight / gradBias.
 // Everything is validated here, synchronously (the descriptor: native/core/ops/conv.h); the
 // backend's kernels run on the device queue.
 #include "common.h"
@@ -10,7 +13,7 @@ namespace {
 
 // Checks x and weight and reads stride / padding / dilation / groups. `op` names the caller.
 Conv2dParams conv_params(const char* op, const Tensor& x, const Tensor& w, const Napi::Object& o) {
-  check_conv2d_operands(op, x, w);
+  check_conv2d_operands(op, x, w, /*allow_bf16=*/true);
   const auto stride = pair_opt(o, "stride", {1, 1}, op);
   const auto padding = pair_opt(o, "padding", {0, 0}, op);
   const auto dilation = pair_opt(o, "dilation", {1, 1}, op);
@@ -33,9 +36,17 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
     check_shape(op, "bias", *bias, Shape::of({s.O}));
   }
   const bool relu = bool_opt(o, "relu", false, op);
-  Tensor y = Tensor::empty(s.output_shape(), DType::Float32, x.device());
+  const bool bf16 = x.dtype() == DType::BFloat16;
+  DType out_dtype = DType::Float32;
+  if (o.Has("outDtype") && !o.Get("outDtype").IsUndefined() && !o.Get("outDtype").IsNull()) {
+    out_dtype = parse_dtype(string_opt(o, "outDtype", "float32", op));
+    if (out_dtype == DType::Int32 || (!bf16 && out_dtype != DType::Float32))
+      fail(code::kDtype, op, ": outDtype ", dtype_name(out_dtype), " is not available for ", dtype_name(x.dtype()),
+           " inputs (float32 inputs give float32; bfloat16 inputs give float32 or bfloat16)");
+  }
+  Tensor y = Tensor::empty(s.output_shape(), out_dtype, x.device());
   const Tensor b = bias ? *bias : Tensor();
-  launch(x.device(), &Backend::conv2d_forward, y, x, w, b, s, relu);
+  launch(x.device(), bf16 ? &Backend::conv2d_forward_bf16 : &Backend::conv2d_forward, y, x, w, b, s, relu);
   return wrap(info.Env(), y);
 }
 
@@ -47,7 +58,10 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   const Tensor w = tensor_arg(info, 2, op, "weight");
   const Napi::Object o = options_arg(info, 3, op);
   const Conv2dParams s = conv_params(op, x, w, o);
-  check_dtype(op, "gradOutput", dy, DType::Float32);
+  const bool bf16 = x.dtype() == DType::BFloat16;
+  // bfloat16 inputs take a bfloat16 gradOutput and give a bfloat16 gradInput; the weight and
+  // bias gradients are float32 either way (they update float32 master weights).
+  check_dtype(op, "gradOutput", dy, x.dtype());
   check_same_device(op, {{"input", &x}, {"gradOutput", &dy}});
   check_shape(op, "gradOutput", dy, s.output_shape());
 
@@ -82,8 +96,9 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   const Tensor db = !want_db ? Tensor()
                     : gb_opt ? *gb_opt
                              : Tensor::empty(Shape::of({s.O}), DType::Float32, x.device());
-  const Tensor dx = want_dx ? Tensor::empty(x.shape(), DType::Float32, x.device()) : Tensor();
-  launch(x.device(), &Backend::conv2d_backward, dx, dw, db, dy, x, w, s, accumulate);
+  const Tensor dx = want_dx ? Tensor::empty(x.shape(), x.dtype(), x.device()) : Tensor();
+  launch(x.device(), bf16 ? &Backend::conv2d_backward_bf16 : &Backend::conv2d_backward, dx, dw, db, dy, x, w, s,
+         accumulate);
 
   Napi::Object result = Napi::Object::New(env);
   result.Set("gradInput", want_dx ? wrap(env, dx) : env.Null());

@@ -65,6 +65,13 @@ struct Backend {
   // dx, db may be undefined (not wanted); with `accumulate` dw and db are added to.
   void (*conv2d_backward)(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                           const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate);
+  // x, w bfloat16; bias float32 or undefined; y float32 or bfloat16 (float32 accumulation, the
+  // bias added in float32, then ReLU, y rounded once on the CPU; CUDA: see native/cuda/dnn.h)
+  void (*conv2d_forward_bf16)(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias,
+                              const Conv2dParams& p, bool relu);
+  // dy, x, w bfloat16; dx bfloat16 (or undefined); dw float32; db float32 (or undefined)
+  void (*conv2d_backward_bf16)(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                               const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate);
 
   // --- max pooling ---
   void (*max_pool2d_forward)(const Tensor& y, const Tensor& x, const Pool2dParams& p);
@@ -150,6 +157,8 @@ struct Backend {
     (b).relu_backward_bf16 = relu_backward_bf16_op;       \
     (b).conv2d_forward = conv2d_forward_op;               \
     (b).conv2d_backward = conv2d_backward_op;             \
+    (b).conv2d_forward_bf16 = conv2d_forward_bf16_op;     \
+    (b).conv2d_backward_bf16 = conv2d_backward_bf16_op;   \
     (b).max_pool2d_forward = max_pool2d_forward_op;       \
     (b).max_pool2d_backward = max_pool2d_backward_op;     \
     (b).max_pool2d_forward_bf16 = max_pool2d_forward_bf16_op; \

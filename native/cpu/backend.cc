@@ -10,6 +10,7 @@
 #include "activation.h"
 #include "bench.h"
 #include "bf16.h"
+#include "conv_bf16.h"
 #include "conv.h"
 #include "dropout.h"
 #include "elementwise.h"
@@ -58,6 +59,17 @@ void conv2d_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const 
 void conv2d_backward_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                         const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate) {
   conv2d_backward(opt_f32(dx), dw.f32(), opt_f32(db), dy.cf32(), x.cf32(), w.cf32(), p, accumulate, &w);
+}
+void conv2d_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
+                            const Conv2dParams& p, bool relu) {
+  const bool f32_out = y.dtype() == DType::Float32;
+  conv2d_forward_bf16(f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(), opt_cf32(b), p,
+                      relu);
+}
+void conv2d_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                             const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate) {
+  conv2d_backward_bf16(dx.defined() ? dx.bf16() : nullptr, dw.f32(), opt_f32(db), dy.bf16(), x.bf16(), w.bf16(), p,
+                       accumulate);
 }
 
 void max_pool2d_forward_op(const Tensor& y, const Tensor& x, const Pool2dParams& p) {

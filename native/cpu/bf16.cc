@@ -166,35 +166,46 @@ const std::array<std::array<TileFn, kNR>, kMR> kTiles = {
     tile_row<1>(std::make_integer_sequence<int, kNR>{}), tile_row<2>(std::make_integer_sequence<int, kNR>{}),
     tile_row<3>(std::make_integer_sequence<int, kNR>{}), tile_row<4>(std::make_integer_sequence<int, kNR>{})};
 
+// C [M, N] (float32, ldc) = A [M, K] (lda) B [N, K]^T (ldb), or += with `accumulate`, for the
+// rows [m_begin, m_end) and columns [n_begin, n_end) of C. Blocks of kMC rows of A and kOC rows of
+// B, kKC long in k, stay in L2 (A's block is reused across every block of B), with 4 x 4 tiles of
+// (A rows, B rows) in registers.
+void gemm_nt_block(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb,
+                   int64_t m_begin, int64_t m_end, int64_t n_begin, int64_t n_end, int64_t K, bool accumulate) {
+  constexpr int64_t kMC = 64, kOC = 64, kKC = 2048;
+  float part[kMR * kNR];
+  for (int64_t m0 = m_begin; m0 < m_end; m0 += kMC) {
+    const int64_t m1 = std::min(m_end, m0 + kMC);
+    for (int64_t o0 = n_begin; o0 < n_end; o0 += kOC) {
+      const int64_t o1 = std::min(n_end, o0 + kOC);
+      if (!accumulate)
+        for (int64_t r = m0; r < m1; ++r) std::fill(c + r * ldc + o0, c + r * ldc + o1, 0.f);
+      for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+        const int64_t kc = std::min(kKC, K - k0);
+        for (int64_t o = o0; o < o1; o += kNR) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNR, o1 - o));
+          for (int64_t r = m0; r < m1; r += kMR) {
+            const int mr = static_cast<int>(std::min<int64_t>(kMR, m1 - r));
+            kTiles[mr - 1][nr - 1](a + r * lda + k0, lda, b + o * ldb + k0, ldb, kc, part);
+            for (int i = 0; i < mr; ++i)
+              for (int j = 0; j < nr; ++j) c[(r + i) * ldc + o + j] += part[i * nr + j];
+          }
+        }
+      }
+    }
+  }
+}
+
 // y[B, out] (float32, overwritten) = x w^T. Each thread owns a range of w's rows (y's columns);
 // within it, blocks of kOC rows and kKC reductions keep a block of w in L2 while every row of
 // x streams past it, and 4 x 4 tiles of (x rows, w rows) in registers.
 // With `accumulate`, y += x w^T instead.
 void linear_avx512(float* y, const uint16_t* x, const uint16_t* w, int64_t B, int64_t in, int64_t out,
                    bool accumulate = false) {
-  constexpr int64_t kOC = 64, kKC = 2048;
   const int64_t blocks = (out + kNR - 1) / kNR;
   parallel_for(0, blocks, std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, B * in / 64 + 1)),
                [=](int64_t lo, int64_t hi) {
-    const int64_t o_begin = lo * kNR, o_end = std::min(out, hi * kNR);
-    float part[kMR * kNR];
-    for (int64_t o0 = o_begin; o0 < o_end; o0 += kOC) {
-      const int64_t o1 = std::min(o_end, o0 + kOC);
-      if (!accumulate)
-        for (int64_t b = 0; b < B; ++b) std::fill(y + b * out + o0, y + b * out + o1, 0.f);
-      for (int64_t k0 = 0; k0 < in; k0 += kKC) {
-        const int64_t kc = std::min(kKC, in - k0);
-        for (int64_t o = o0; o < o1; o += kNR) {
-          const int nr = static_cast<int>(std::min<int64_t>(kNR, o1 - o));
-          for (int64_t b = 0; b < B; b += kMR) {
-            const int mr = static_cast<int>(std::min<int64_t>(kMR, B - b));
-            kTiles[mr - 1][nr - 1](x + b * in + k0, in, w + o * in + k0, in, kc, part);
-            for (int i = 0; i < mr; ++i)
-              for (int j = 0; j < nr; ++j) y[(b + i) * out + o + j] += part[i * nr + j];
-          }
-        }
-      }
-    }
+    gemm_nt_block(y, out, x, in, w, in, 0, B, lo * kNR, std::min(out, hi * kNR), in, accumulate);
   });
 }
 
@@ -267,11 +278,12 @@ constexpr std::array<DxTileFn, kDxMR> dx_tiles(std::integer_sequence<int, Rs...>
 }
 const std::array<DxTileFn, kDxMR> kDxTiles = dx_tiles(std::make_integer_sequence<int, kDxMR>{});
 
-// dx [B, I] (float32, overwritten) = dy [B, O] w [O, I]: threads split dx's columns in chunks
-// of 32; the reduction goes in blocks of kOB rows of w, each block swept left to right across
-// the thread's columns (rows of w read in order: a column strip of all O rows would touch a new
-// page per row), its partial sums added into dx.
-void dx_avx512(float* dx, const uint16_t* dy, const uint16_t* w, int64_t B, int64_t I, int64_t O) {
+// dx [B, I] (float32, overwritten; row stride ldx) = dy [B, O] (ldy) w [O, I] (ldw): threads
+// split dx's columns in chunks of 32; the reduction goes in blocks of kOB rows of w, each block
+// swept left to right across the thread's columns (rows of w read in order: a column strip of all
+// O rows would touch a new page per row), its partial sums added into dx.
+void dx_avx512(float* dx, int64_t ldx, const uint16_t* dy, int64_t ldy, const uint16_t* w, int64_t ldw, int64_t B,
+               int64_t I, int64_t O) {
   constexpr int64_t kOB = 256;  // even: pairs of rows never straddle two blocks
   const int64_t chunks = (I + 31) / 32;
   parallel_for(0, chunks, 1, [=](int64_t lo, int64_t hi) {
@@ -282,7 +294,8 @@ void dx_avx512(float* dx, const uint16_t* dy, const uint16_t* w, int64_t B, int6
         const int ni = static_cast<int>(std::min<int64_t>(32, I - i0));
         for (int64_t b = 0; b < B; b += kDxMR) {
           const int mr = static_cast<int>(std::min<int64_t>(kDxMR, B - b));
-          kDxTiles[mr - 1](dy + b * O + o0, O, w + o0 * I + i0, I, ob, ni, dx + b * I + i0, I, /*add=*/o0 > 0);
+          kDxTiles[mr - 1](dy + b * ldy + o0, ldy, w + o0 * ldw + i0, ldw, ob, ni, dx + b * ldx + i0, ldx,
+                           /*add=*/o0 > 0);
         }
       }
     }
@@ -292,6 +305,45 @@ void dx_avx512(float* dx, const uint16_t* dy, const uint16_t* w, int64_t B, int6
 #endif  // ALEXNET_HAVE_X86
 
 }  // namespace
+
+void gemm_bf16_nt(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb, int64_t M,
+                  int64_t N, int64_t K) {
+  if (M <= 0 || N <= 0) return;
+#if ALEXNET_HAVE_X86
+  if (g_hardware) {
+    // Many rows (a convolution's output positions): threads split the rows in blocks of 64, each
+    // reading all of B; few rows (a fully connected layer's batch): they split B's rows.
+    if (M >= 256) {
+      parallel_for(0, (M + 63) / 64, 1, [=](int64_t lo, int64_t hi) {
+        gemm_nt_block(c, ldc, a, lda, b, ldb, lo * 64, std::min(M, hi * 64), 0, N, K, false);
+      });
+    } else {
+      parallel_for(0, (N + kNR - 1) / kNR, 1, [=](int64_t lo, int64_t hi) {
+        gemm_nt_block(c, ldc, a, lda, b, ldb, 0, M, lo * kNR, std::min(N, hi * kNR), K, false);
+      });
+    }
+    return;
+  }
+#endif
+  (void)c, (void)ldc, (void)a, (void)lda, (void)b, (void)ldb, (void)K;
+  fail(code::kInternal, "gemm_bf16_nt: this CPU has no AVX-512 BF16 instructions");
+}
+
+void gemm_bf16_nn(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb, int64_t M,
+                  int64_t N, int64_t K) {
+  if (M <= 0 || N <= 0) return;
+#if ALEXNET_HAVE_X86
+  if (g_hardware) {
+    if (K == 0) {
+      for (int64_t r = 0; r < M; ++r) std::fill(c + r * ldc, c + r * ldc + N, 0.f);
+      return;
+    }
+    return dx_avx512(c, ldc, a, lda, b, ldb, M, N, K);
+  }
+#endif
+  (void)c, (void)ldc, (void)a, (void)lda, (void)b, (void)ldb, (void)K;
+  fail(code::kInternal, "gemm_bf16_nn: this CPU has no AVX-512 BF16 instructions");
+}
 
 bool bf16_hardware() { return g_hardware; }
 Bf16Kernel bf16_kernel() { return g_kernel.load(); }
@@ -358,7 +410,7 @@ void linear_backward_bf16(uint16_t* dx, float* dw, float* db, const uint16_t* dy
   float* sum = scratch(Scratch::Bf16Weights, B * in + (bf16_kernel() == Bf16Kernel::Avx512Bf16 ? 0 : out * in));
 #if ALEXNET_HAVE_X86
   if (bf16_kernel() == Bf16Kernel::Avx512Bf16) {
-    dx_avx512(sum, dy, w, B, in, out);
+    dx_avx512(sum, in, dy, out, w, in, B, in, out);
   } else
 #endif
   {

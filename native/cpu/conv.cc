@@ -194,8 +194,8 @@ void col2im(float* dx, const float* col, int64_t nb, const Conv2dParams& s) {
 }
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
-                    const Conv2dParams& s, bool relu, const Tensor* wt) {
-  if (conv_winograd_forward_selected(s)) return conv2d_forward_winograd(y, x, w, bias, s, relu, wt);
+                    const Conv2dParams& s, bool relu, const Tensor* wt, bool winograd) {
+  if (winograd && conv_winograd_forward_selected(s)) return conv2d_forward_winograd(y, x, w, bias, s, relu, wt);
   const bool cached = wt != nullptr && derived_cache_enabled();
   if (conv_direct_supported(s) && !auto_prefers_gemm(s, cached))
     return conv2d_forward_direct(y, x, w, bias, s, relu, wt);
@@ -300,7 +300,8 @@ void gemm_backward(float* dx,          // [N, C, H, W] or nullptr
 }  // namespace
 
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
-                     const float* w, const Conv2dParams& s, bool accumulate, const Tensor* wt) {
+                     const float* w, const Conv2dParams& s, bool accumulate, const Tensor* wt,
+                     bool winograd) {
   const int64_t Kg = (s.C / s.groups) * s.kH * s.kW;
   const int64_t HoWo = s.Ho * s.Wo;
 
@@ -329,7 +330,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   // the flipped, transposed weights) and the weight gradient of the shapes it covers; im2col +
   // GEMM does whatever is left. Winograd (conv_winograd.h), where selected, takes the input
   // gradient before either.
-  const bool dx_winograd = dx && conv_winograd_backward_data_selected(s);
+  const bool dx_winograd = winograd && dx && conv_winograd_backward_data_selected(s);
   const bool dx_direct = dx && !dx_winograd && conv_direct_backward_data_supported(s) && !auto_prefers_gemm(s);
   const bool dw_direct = conv_direct_weight_grad_supported(s);
   if (dw_direct) conv2d_weight_grad_direct(dw, dy, x, s, accumulate);

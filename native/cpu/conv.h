@@ -34,7 +34,8 @@ void conv2d_forward(float* y,            // [N, O, Ho, Wo]
                     const float* w,      // [O, C/groups, kH, kW]
                     const float* bias,   // [O] or nullptr
                     const Conv2dParams& s, bool relu = false,
-                    const Tensor* wt = nullptr);  // w's tensor: its packed forms are cached with it
+                    const Tensor* wt = nullptr,  // w's tensor: its packed forms are cached with it
+                    bool winograd = true);  // false: never Winograd (every product exact, summed in float32)
 
 // Gradients of conv2d_forward given dy. dx and db may be nullptr (not computed). With
 // `accumulate`, dw and db are added to instead of overwritten.
@@ -45,7 +46,8 @@ void conv2d_backward(float* dx,          // [N, C, H, W] or nullptr
                      const float* x,     // [N, C, H, W]
                      const float* w,     // [O, C/groups, kH, kW]
                      const Conv2dParams& s, bool accumulate,
-                     const Tensor* wt = nullptr);  // w's tensor, as for conv2d_forward
+                     const Tensor* wt = nullptr,  // w's tensor, as for conv2d_forward
+                     bool winograd = true);       // as for conv2d_forward
 
 // The unfold step, exposed for tests and benchmarks: col[(c*kH + kh)*kW + kw][n*Ho*Wo + oh*Wo
 // + ow] = x[n, c, oh*sH - pH + kh*dH, ow*sW - pW + kw*dW] (0 outside), for n in [0, nb).

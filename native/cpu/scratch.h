@@ -24,6 +24,9 @@ enum class Scratch {
   Bf16Input,         // bf16.cc: the portable path's float32 copy of x
   Bf16Weights,       // bf16.cc: the portable path's float32 copy of w
   Bf16Output,        // bf16.cc: the float32 sums of a bfloat16 output (backward: dy widened)
+  Bf16Rows,          // conv_bf16.cc: bfloat16 im2row rows [positions, C*kH*kW] (forward), dy as [positions, O] (backward)
+  Bf16Sums,          // conv_bf16.cc: the float32 GEMM output (forward [positions, O], backward [positions, C*kH*kW])
+  Bf16Grad,          // conv_bf16.cc: the portable path's float32 dx before its one rounding
   kCount
 };
 

@@ -62,6 +62,17 @@ void conv2d_backward_op(const Tensor& dx, const Tensor& dw, const Tensor& db, co
                         const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate) {
   conv2d_backward(index_of(x), opt_f32(dx), dw.f32(), opt_f32(db), dy.f32(), x.f32(), w.f32(), p, accumulate);
 }
+void conv2d_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
+                            const Conv2dParams& p, bool relu) {
+  const bool f32_out = y.dtype() == DType::Float32;
+  conv2d_forward_bf16(index_of(x), f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(),
+                      opt_f32(b), p, relu);
+}
+void conv2d_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+                             const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate) {
+  conv2d_backward_bf16(index_of(x), dx.defined() ? dx.bf16() : nullptr, dw.f32(), opt_f32(db), dy.bf16(), x.bf16(),
+                       w.bf16(), p, accumulate);
+}
 void max_pool2d_forward_op(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
   maxpool2d_forward(index_of(x), y.f32(), x.f32(), p);
 }

@@ -61,24 +61,25 @@ struct CudnnDescriptor {
 
 struct TensorDesc : CudnnDescriptor<cudnnTensorDescriptor_t, &CudnnApi::cudnnCreateTensorDescriptor,
                                     &CudnnApi::cudnnDestroyTensorDescriptor> {
-  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w) {
+  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
     const CudnnApi& a = create("cudnnCreateTensorDescriptor");
-    CUDNN_CHECK(a.cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(n), as_int(c),
+    CUDNN_CHECK(a.cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, type, as_int(n), as_int(c),
                                              as_int(h), as_int(w)));
   }
 };
 
 struct FilterDesc : CudnnDescriptor<cudnnFilterDescriptor_t, &CudnnApi::cudnnCreateFilterDescriptor,
                                     &CudnnApi::cudnnDestroyFilterDescriptor> {
-  FilterDesc(int64_t k, int64_t c, int64_t h, int64_t w) {
+  FilterDesc(int64_t k, int64_t c, int64_t h, int64_t w, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
     const CudnnApi& a = create("cudnnCreateFilterDescriptor");
-    CUDNN_CHECK(a.cudnnSetFilter4dDescriptor(d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, as_int(k), as_int(c),
+    CUDNN_CHECK(a.cudnnSetFilter4dDescriptor(d, type, CUDNN_TENSOR_NCHW, as_int(k), as_int(c),
                                              as_int(h), as_int(w)));
   }
 };
 
 struct ConvDesc : CudnnDescriptor<cudnnConvolutionDescriptor_t, &CudnnApi::cudnnCreateConvolutionDescriptor,
                                   &CudnnApi::cudnnDestroyConvolutionDescriptor> {
+  // The compute type is float for both data types (bfloat16 data: cuDNN's PSEUDO_BFLOAT16 configuration).
   ConvDesc(const Conv2dParams& g, cudnnMathType_t m) {
     const CudnnApi& a = create("cudnnCreateConvolutionDescriptor");
     CUDNN_CHECK(a.cudnnSetConvolution2dDescriptor(d, as_int(g.pH), as_int(g.pW), as_int(g.sH), as_int(g.sW),
@@ -122,14 +123,15 @@ struct LrnDesc : CudnnDescriptor<cudnnLRNDescriptor_t, &CudnnApi::cudnnCreateLRN
 
 cudnnMathType_t search_math(bool tf32) { return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
 
-// One convolution shape (and math mode): its descriptors and the algorithms found for it.
-// Each direction has its own convolution descriptor, set once to the math type of its
-// algorithm, so no call changes a descriptor.
+// One convolution shape (and math mode, and data type): its descriptors and the algorithms found
+// for it. Each direction has its own convolution descriptor, set once to the math type of its
+// algorithm, so no call changes a descriptor. A bfloat16 plan (x, w, y bfloat16, float compute)
+// is used for the forward pass and the input gradient only (see conv2d_backward_bf16).
 struct ConvPlan {
   TensorDesc x, y;
   FilterDesc w;
   ConvDesc fwd, bwd_data, bwd_filter;
-  bool have_fwd = false, have_bwd = false;
+  bool have_fwd = false, have_bwd_data = false, have_bwd_filter = false;
   cudnnConvolutionFwdAlgo_t fwd_algo{};
   size_t fwd_ws = 0;
   cudnnConvolutionBwdDataAlgo_t bwd_data_algo{};
@@ -137,13 +139,14 @@ struct ConvPlan {
   cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo{};
   size_t bwd_filter_ws = 0;
   bool deterministic = false;  // only CUDNN_DETERMINISTIC algorithms (setDeterministic)
-  ConvPlan(const Conv2dParams& g, bool tf32, bool det)
-      : x(g.N, g.C, g.H, g.W),
-        y(g.N, g.O, g.Ho, g.Wo),
-        w(g.O, g.C / g.groups, g.kH, g.kW),
-        fwd(g, search_math(tf32)),
-        bwd_data(g, search_math(tf32)),
-        bwd_filter(g, search_math(tf32)),
+  // bf16: tensor-core math is what the data type is for; the TF32 switch is about float data.
+  ConvPlan(const Conv2dParams& g, bool tf32, bool det, bool bf16)
+      : x(g.N, g.C, g.H, g.W, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT),
+        y(g.N, g.O, g.Ho, g.Wo, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT),
+        w(g.O, g.C / g.groups, g.kH, g.kW, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT),
+        fwd(g, search_math(tf32 || bf16)),
+        bwd_data(g, search_math(tf32 || bf16)),
+        bwd_filter(g, search_math(tf32 || bf16)),
         deterministic(det) {}
 };
 
@@ -160,10 +163,10 @@ struct LrnPlan {
       : lrn(size, alpha, beta, k), t(N, C, H, W) {}
 };
 
-// The full geometry, the math mode (the data type is always float) and whether only
-// deterministic algorithms may be chosen.
+// The full geometry, the math mode, whether only deterministic algorithms may be chosen, and
+// the data type (true: bfloat16, false: float).
 using ConvKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
+                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool>;
 using PoolKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                            int64_t, int64_t>;
 using LrnKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, double, double, double>;
@@ -178,6 +181,8 @@ struct DeviceHandles {
   size_t workspace_bytes = 0;
   float* bias_scratch = nullptr;  // the bias gradient's partial sums; grows likewise
   size_t bias_scratch_floats = 0;
+  float* widened = nullptr;  // bfloat16 convolution operands widened to float32; grows likewise
+  size_t widened_floats = 0;
   // Kept for the process (as the handles are): never freed while queued work may use them.
   std::map<ConvKey, std::unique_ptr<ConvPlan>> convs;
   std::map<PoolKey, std::unique_ptr<PoolPlan>> pools;
@@ -228,20 +233,34 @@ float* bias_scratch(int device, DeviceHandles& h, int64_t floats) {
   return h.bias_scratch;
 }
 
-ConvKey key_of(const Conv2dParams& g, bool tf32, bool det) {
-  return ConvKey{g.N, g.C, g.H, g.W, g.O, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, g.dH, g.dW, g.groups, tf32, det};
+// Scratch for bfloat16 operands widened to float32 (caller holds h.mutex), grown like the others.
+float* widened_scratch(int device, DeviceHandles& h, int64_t floats) {
+  const auto n = static_cast<size_t>(std::max<int64_t>(floats, 1));
+  if (n > h.widened_floats) {
+    if (h.widened) free(device, h.widened);  // stream-ordered, like the workspace
+    h.widened = nullptr;
+    h.widened_floats = 0;
+    h.widened = static_cast<float*>(alloc(device, n * sizeof(float)));
+    h.widened_floats = n;
+  }
+  return h.widened;
 }
 
-// The plan of this shape in the current math mode, made on first use. Caller holds h.mutex.
-ConvPlan& conv_plan(DeviceHandles& h, const Conv2dParams& g) {
+ConvKey key_of(const Conv2dParams& g, bool tf32, bool det, bool bf16) {
+  return ConvKey{g.N, g.C, g.H, g.W, g.O, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, g.dH, g.dW, g.groups, tf32, det, bf16};
+}
+
+// The plan of this shape in the current math mode (and data type), made on first use. Caller
+// holds h.mutex.
+ConvPlan& conv_plan(DeviceHandles& h, const Conv2dParams& g, bool bf16 = false) {
   const bool tf32 = g_tf32.load();
   const bool det = g_deterministic.load();
-  auto& slot = h.convs[key_of(g, tf32, det)];
+  auto& slot = h.convs[key_of(g, tf32, det, bf16)];
   if (!slot) {
     try {
-      slot = std::make_unique<ConvPlan>(g, tf32, det);
+      slot = std::make_unique<ConvPlan>(g, tf32, det, bf16);
     } catch (...) {
-      h.convs.erase(key_of(g, tf32, det));
+      h.convs.erase(key_of(g, tf32, det, bf16));
       throw;
     }
   }
@@ -267,7 +286,7 @@ const Perf& fastest(const Perf* perf, int count, bool deterministic, const char*
   fail(alexnet::code::kCuda, what, ": cuDNN found no usable algorithm for this shape");
 }
 
-void find_forward(int device, DeviceHandles& h, ConvPlan& p, const float* x, const float* w, float* y) {
+void find_forward(int device, DeviceHandles& h, ConvPlan& p, const void* x, const void* w, void* y) {
   if (p.have_fwd) return;
   const size_t budget = search_budget(device);
   void* ws = workspace(device, h, budget);
@@ -283,40 +302,61 @@ void find_forward(int device, DeviceHandles& h, ConvPlan& p, const float* x, con
   p.have_fwd = true;
 }
 
-void find_backward(int device, DeviceHandles& h, ConvPlan& p, const Conv2dParams& g, const float* x,
-                   const float* w, const float* dy) {
-  if (p.have_bwd) return;
-  const CudnnApi& a = cudnn();
+// The input gradient's algorithm (dx written to scratch during the search).
+void find_backward_data(int device, DeviceHandles& h, ConvPlan& p, const Conv2dParams& g, const void* w,
+                        const void* dy) {
+  if (p.have_bwd_data) return;
   const size_t budget = search_budget(device);
   void* ws = workspace(device, h, budget);
-  // Searches write their outputs: give them scratch so accumulated gradients are untouched.
-  const size_t dx_bytes = static_cast<size_t>(g.N * g.C * g.H * g.W) * sizeof(float);
-  const size_t dw_bytes = static_cast<size_t>(g.O * (g.C / g.groups) * g.kH * g.kW) * sizeof(float);
-  void* scratch = alloc(device, std::max(dx_bytes, dw_bytes));
+  void* scratch = alloc(device, static_cast<size_t>(g.N * g.C * g.H * g.W) * sizeof(float));
   try {
     cudnnConvolutionBwdDataAlgoPerf_t pd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int n = 0;
-    CUDNN_CHECK(a.cudnnFindConvolutionBackwardDataAlgorithmEx(
+    CUDNN_CHECK(cudnn().cudnnFindConvolutionBackwardDataAlgorithmEx(
         h.dnn, p.w.d, w, p.y.d, dy, p.bwd_data.d, p.x.d, scratch, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
         &n, pd, ws, budget));
     const auto& bd = fastest(pd, n, p.deterministic, "conv2dBackward (data)");
-    cudnnConvolutionBwdFilterAlgoPerf_t pf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    CUDNN_CHECK(a.cudnnFindConvolutionBackwardFilterAlgorithmEx(
-        h.dnn, p.x.d, x, p.y.d, dy, p.bwd_filter.d, p.w.d, scratch,
-        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, pf, ws, budget));
-    const auto& bf = fastest(pf, n, p.deterministic, "conv2dBackward (filter)");
     p.bwd_data.math(bd.mathType);
-    p.bwd_filter.math(bf.mathType);
     p.bwd_data_algo = bd.algo;
     p.bwd_data_ws = bd.memory;
-    p.bwd_filter_algo = bf.algo;
-    p.bwd_filter_ws = bf.memory;
-    p.have_bwd = true;
+    p.have_bwd_data = true;
   } catch (...) {
     free(device, scratch);
     throw;
   }
   free(device, scratch);
+}
+
+// The weight gradient's algorithm. Searches write their outputs: dw goes to scratch so that
+// accumulated gradients are untouched.
+void find_backward_filter(int device, DeviceHandles& h, ConvPlan& p, const Conv2dParams& g, const void* x,
+                          const void* dy) {
+  if (p.have_bwd_filter) return;
+  const size_t budget = search_budget(device);
+  void* ws = workspace(device, h, budget);
+  void* scratch = alloc(device, static_cast<size_t>(g.O * (g.C / g.groups) * g.kH * g.kW) * sizeof(float));
+  try {
+    cudnnConvolutionBwdFilterAlgoPerf_t pf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    int n = 0;
+    CUDNN_CHECK(cudnn().cudnnFindConvolutionBackwardFilterAlgorithmEx(
+        h.dnn, p.x.d, x, p.y.d, dy, p.bwd_filter.d, p.w.d, scratch,
+        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, pf, ws, budget));
+    const auto& bf = fastest(pf, n, p.deterministic, "conv2dBackward (filter)");
+    p.bwd_filter.math(bf.mathType);
+    p.bwd_filter_algo = bf.algo;
+    p.bwd_filter_ws = bf.memory;
+    p.have_bwd_filter = true;
+  } catch (...) {
+    free(device, scratch);
+    throw;
+  }
+  free(device, scratch);
+}
+
+void find_backward(int device, DeviceHandles& h, ConvPlan& p, const Conv2dParams& g, const void* x,
+                   const void* w, const void* dy) {
+  find_backward_data(device, h, p, g, w, dy);
+  find_backward_filter(device, h, p, g, x, dy);
 }
 
 PoolPlan& pool_plan(DeviceHandles& h, const Pool2dParams& g) {
@@ -404,6 +444,82 @@ void conv2d_backward(int device, float* dx, float* dw, float* db, const float* d
     const int64_t S = g.Ho * g.Wo;
     bias_backward(device, db, dy, g.N, g.O, S, accumulate,
                   bias_scratch(device, h, bias_backward_scratch(g.N, g.O, S)));
+  }
+}
+
+void conv2d_forward_bf16(int device, float* y_f32, uint16_t* y_bf16, const uint16_t* x, const uint16_t* w,
+                         const float* bias, const Conv2dParams& g, bool relu) {
+  if (g.N == 0) return;  // y is empty
+  DeviceHandles& h = handles(device);
+  std::lock_guard<std::mutex> lock(h.mutex);
+  const float one = 1.f, zero = 0.f;
+  const int64_t S = g.Ho * g.Wo;
+  if (y_bf16 != nullptr) {
+    // cuDNN with bfloat16 x, w and y and float compute: the float32 sums rounded once into y;
+    // the bias (float32) and the ReLU follow in our epilogue, which rounds again when there is a
+    // bias (cuDNN has no bfloat16-in, float32-out convolution to add it before rounding).
+    ConvPlan& p = conv_plan(h, g, /*bf16=*/true);
+    find_forward(device, h, p, x, w, y_bf16);
+    void* ws = workspace(device, h, p.fwd_ws);
+    CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, p.x.d, x, p.w.d, w, p.fwd.d, p.fwd_algo, ws, p.fwd_ws,
+                                                &zero, p.y.d, y_bf16));
+    if (bias || relu) bias_relu_bf16(device, y_bf16, bias, g.N, g.O, S, relu);
+    return;
+  }
+  // A float32 output: x and w widened to float32 (exact) and the float32 plan. Its products are
+  // exact in strict FP32 and in TF32 alike (a bfloat16 value has 8 significant bits, TF32 keeps
+  // 11), and its sums are float32: the CPU's contract, with the bias added before any rounding.
+  const int64_t xn = g.N * g.C * g.H * g.W, wn = g.O * (g.C / g.groups) * g.kH * g.kW;
+  float* xf = widened_scratch(device, h, xn + wn);
+  float* wf = xf + xn;
+  bf16_to_float(device, xf, x, xn);
+  bf16_to_float(device, wf, w, wn);
+  ConvPlan& p = conv_plan(h, g);
+  find_forward(device, h, p, xf, wf, y_f32);
+  void* ws = workspace(device, h, p.fwd_ws);
+  CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, p.x.d, xf, p.w.d, wf, p.fwd.d, p.fwd_algo, ws, p.fwd_ws,
+                                              &zero, p.y.d, y_f32));
+  if (bias || relu) bias_relu_forward(device, y_f32, bias, g.N, g.O, S, relu);
+}
+
+void conv2d_backward_bf16(int device, uint16_t* dx, float* dw, float* db, const uint16_t* dy, const uint16_t* x,
+                          const uint16_t* w, const Conv2dParams& g, bool accumulate) {
+  if (g.N == 0) {
+    if (!accumulate) {  // empty sums, as conv2d_backward
+      fill(device, dw, 0.f, g.O * (g.C / g.groups) * g.kH * g.kW);
+      if (db) fill(device, db, 0.f, g.O);
+    }
+    return;
+  }
+  DeviceHandles& h = handles(device);
+  std::lock_guard<std::mutex> lock(h.mutex);
+  const CudnnApi& a = cudnn();
+  const float one = 1.f, zero = 0.f;
+  if (dx) {
+    // The input gradient in cuDNN's bfloat16 configuration: float32 sums, rounded once into dx.
+    ConvPlan& p = conv_plan(h, g, /*bf16=*/true);
+    find_backward_data(device, h, p, g, w, dy);
+    void* ws = workspace(device, h, p.bwd_data_ws);
+    CUDNN_CHECK(a.cudnnConvolutionBackwardData(h.dnn, &one, p.w.d, w, p.y.d, dy, p.bwd_data.d, p.bwd_data_algo, ws,
+                                               p.bwd_data_ws, &zero, p.x.d, dx));
+  }
+  // The weight gradient must be float32 (the float32 master weights', added into with
+  // accumulate), and cuDNN's bfloat16 configuration writes a bfloat16 dw: x and dy are widened
+  // (exact) and the float32 plan sums them (exact products in FP32 and TF32 alike, as forward).
+  const int64_t xn = g.N * g.C * g.H * g.W, yn = g.N * g.O * g.Ho * g.Wo;
+  float* xf = widened_scratch(device, h, xn + yn);
+  float* dyf = xf + xn;
+  bf16_to_float(device, xf, x, xn);
+  bf16_to_float(device, dyf, dy, yn);
+  ConvPlan& p = conv_plan(h, g);
+  find_backward_filter(device, h, p, g, xf, dyf);
+  void* ws = workspace(device, h, p.bwd_filter_ws);
+  const float beta_w = accumulate ? 1.f : 0.f;
+  CUDNN_CHECK(a.cudnnConvolutionBackwardFilter(h.dnn, &one, p.x.d, xf, p.y.d, dyf, p.bwd_filter.d, p.bwd_filter_algo,
+                                               ws, p.bwd_filter_ws, &beta_w, p.w.d, dw));
+  if (db) {
+    const int64_t S = g.Ho * g.Wo;
+    bias_backward(device, db, dyf, g.N, g.O, S, accumulate, bias_scratch(device, h, bias_backward_scratch(g.N, g.O, S)));
   }
 }
 

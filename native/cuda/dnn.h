@@ -52,6 +52,23 @@ void conv2d_backward(int device, float* dx /*[N,C,H,W] or null*/, float* dw /*[O
                      const float* x /*[N,C,H,W]*/, const float* w /*[O,C/g,kH,kW]*/, const Conv2dParams& g,
                      bool accumulate);
 
+// conv2d on bfloat16 x and w (float32 bias), y float32 or bfloat16 (exactly one non-null).
+// bfloat16 y: cuDNN with bfloat16 tensors and filters and float compute (CUDNN_DATA_BFLOAT16,
+// convolution descriptor CUDNN_DATA_FLOAT) writes the rounded sums, then our epilogue adds the
+// float32 bias and applies the ReLU, rounding a second time when there is a bias (cuDNN's
+// bfloat16 configuration has no float32 output to add it to first: the CPU rounds once).
+// float32 y: x and w widened to float32 (exact) and the float32 plan (products exact in FP32
+// and TF32 alike), the bias added in float32: the CPU's contract.
+void conv2d_forward_bf16(int device, float* y_f32 /*[N,O,Ho,Wo] or null*/, uint16_t* y_bf16 /*[N,O,Ho,Wo] or null*/,
+                         const uint16_t* x /*[N,C,H,W]*/, const uint16_t* w /*[O,C/g,kH,kW]*/,
+                         const float* b /*[O] or null*/, const Conv2dParams& g, bool relu);
+// Gradients of conv2d_forward_bf16: dx (may be null) bfloat16 from cuDNN's bfloat16 backward-data
+// (float compute, rounded once); dw (+)= corr(x, dy) float32 and db (+)= sum(dy) float32, from x
+// and dy widened to float32 (cuDNN's bfloat16 configuration would write a bfloat16 dw).
+void conv2d_backward_bf16(int device, uint16_t* dx /*[N,C,H,W] or null*/, float* dw /*[O,C/g,kH,kW]*/,
+                          float* db /*[O] or null*/, const uint16_t* dy /*[N,O,Ho,Wo]*/, const uint16_t* x /*[N,C,H,W]*/,
+                          const uint16_t* w /*[O,C/g,kH,kW]*/, const Conv2dParams& g, bool accumulate);
+
 void maxpool2d_forward(int device, float* y /*[N,C,Ho,Wo]*/, const float* x /*[N,C,H,W]*/,
                        const Pool2dParams& g);
 // CUDNN_POOLING_MAX_DETERMINISTIC (no atomics where windows overlap: two runs agree bitwise).

@@ -50,6 +50,10 @@ void bf16_to_float(int device, float* y /*[n]*/, const uint16_t* x /*[n]*/, int6
 void bias_to_bf16(int device, uint16_t* y /*[B,C]*/, const float* sum /*[B,C]*/, const float* bias /*[C] or null*/,
                   int64_t B, int64_t C);
 void zero_bf16(int device, uint16_t* y /*[n]*/, int64_t n);
+// y[n, c, s] = bf16(float(y[n, c, s]) + (bias ? bias[c] : 0)), then max(., 0) when relu: the
+// epilogue of cuDNN's bfloat16 convolution output (a second rounding when there is a bias)
+void bias_relu_bf16(int device, uint16_t* y /*[N,C,S]*/, const float* bias /*[C] or null*/, int64_t N, int64_t C,
+                    int64_t S, bool relu);
 // db[c] = (accumulate ? db[c] : 0) + sum over b of dy[b, c] (bfloat16 dy, summed in float32 in a
 // fixed order: deterministic)
 void bias_backward_bf16(int device, float* db /*[C]*/, const uint16_t* dy /*[B,C]*/, int64_t B, int64_t C,

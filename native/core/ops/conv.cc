@@ -10,9 +10,15 @@ int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_
   return span / stride + 1;
 }
 
-void check_conv2d_operands(const char* op, const Tensor& x, const Tensor& w) {
-  check_dtype(op, "input", x, DType::Float32);
-  check_dtype(op, "weight", w, DType::Float32);
+void check_conv2d_operands(const char* op, const Tensor& x, const Tensor& w, bool allow_bf16) {
+  if (allow_bf16 && (x.dtype() == DType::BFloat16 || w.dtype() == DType::BFloat16)) {
+    if (x.dtype() != w.dtype())
+      fail(code::kDtype, op, ": input is ", dtype_name(x.dtype()), " but weight is ", dtype_name(w.dtype()),
+           " (a bfloat16 convolution needs both in bfloat16: convert the other with toDtype)");
+  } else {
+    check_dtype(op, "input", x, DType::Float32);
+    check_dtype(op, "weight", w, DType::Float32);
+  }
   check_same_device(op, {{"input", &x}, {"weight", &w}});
   if (x.rank() != 4)
     fail(code::kShape, op, ": expected input of shape [N, C, H, W] (4 dimensions) but got shape ",

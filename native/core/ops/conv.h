@@ -26,8 +26,9 @@ struct Conv2dParams {
 // floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1; may be <= 0 (conv2d_params rejects that).
 int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dil);
 
-// The operands before any option is read: float32, one device, both of rank 4.
-void check_conv2d_operands(const char* op, const Tensor& x, const Tensor& w);
+// The operands before any option is read: float32 (or, with allow_bf16, both bfloat16), one
+// device, both of rank 4. A mixed pair is refused with ERR_DTYPE naming `op`.
+void check_conv2d_operands(const char* op, const Tensor& x, const Tensor& w, bool allow_bf16 = false);
 
 // The descriptor of conv2d(x [N, C, H, W], w [O, C/groups, kH, kW]) with the given stride,
 // padding, dilation and groups. Throws ERR_ARGUMENT (a bad hyper-parameter) or ERR_SHAPE (shapes

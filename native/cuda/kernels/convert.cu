@@ -21,6 +21,15 @@ __global__ void bias_to_bf16_kernel(uint16_t* __restrict__ y, const float* __res
   GRID_STRIDE(i, B * C) { y[i] = bf16::from_float(bias != nullptr ? sum[i] + bias[i % C] : sum[i]); }
 }
 
+__global__ void bias_relu_bf16_kernel(uint16_t* __restrict__ y, const float* __restrict__ bias, int64_t C, int64_t S,
+                                      int64_t n, bool relu) {
+  GRID_STRIDE(i, n) {
+    float v = bf16::to_float(y[i]) + (bias != nullptr ? bias[(i / S) % C] : 0.f);
+    if (relu) v = v <= 0.f ? 0.f : v;  // keeps NaN, as bias_relu_forward
+    y[i] = bf16::from_float(v);
+  }
+}
+
 __global__ void zero_bf16_kernel(uint16_t* __restrict__ y, int64_t n) {
   GRID_STRIDE(i, n) { y[i] = 0; }
 }
@@ -52,6 +61,13 @@ void bias_to_bf16(int device, uint16_t* y, const float* sum, const float* bias, 
   if (B * C == 0) return;
   bias_to_bf16_kernel<<<blocks_for(B * C), kThreads, 0, stream_of(device)>>>(y, sum, bias, B, C);
   ALEXNET_CUDA_CHECK_LAUNCH("bias_to_bf16_kernel");
+}
+
+void bias_relu_bf16(int device, uint16_t* y, const float* bias, int64_t N, int64_t C, int64_t S, bool relu) {
+  const int64_t n = N * C * S;
+  if (n == 0) return;
+  bias_relu_bf16_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(y, bias, C, S, n, relu);
+  ALEXNET_CUDA_CHECK_LAUNCH("bias_relu_bf16_kernel");
 }
 
 void zero_bf16(int device, uint16_t* y, int64_t n) {

@@ -1,0 +1,205 @@
+#include "conv_bf16.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../core/bf16.h"
+#include "../core/parallel.h"
+#include "bf16.h"
+#include "conv.h"
+#include "scratch.h"
+
+namespace alexnet::cpu {
+
+namespace {
+
+// Elements (bfloat16 rows or float32 sums) per chunk of images: the chunk's buffers stay around
+// 16-32 MB however large the batch.
+constexpr int64_t kChunkElements = int64_t{8} << 20;
+constexpr int64_t kCopyGrain = int64_t{1} << 14;
+
+bool use_avx512() { return bf16_kernel() == Bf16Kernel::Avx512Bf16; }
+
+int64_t images_per_chunk(const Conv2dParams& s, int64_t per_image) {
+  return std::clamp<int64_t>(kChunkElements / std::max<int64_t>(per_image, 1), 1, std::max<int64_t>(s.N, 1));
+}
+
+uint16_t* bf16_scratch(Scratch slot, int64_t n) {
+  return reinterpret_cast<uint16_t*>(scratch(slot, n / 2 + 1));
+}
+
+// rows[(n*Ho + oh)*Wo + ow][(c*kH + kh)*kW + kw] = x[n, c, oh*sH - pH + kh*dH, ow*sW - pW + kw*dW]
+// (0 outside the input), for n in [0, nb).
+void im2row(uint16_t* rows,        // [nb*Ho*Wo, C*kH*kW]
+            const uint16_t* x,     // [nb, C, H, W]
+            int64_t nb, const Conv2dParams& s) {
+  const int64_t K = s.C * s.kH * s.kW;
+  parallel_for(0, nb * s.Ho, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(s.Wo * K, 1)),
+               [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t n = t / s.Ho, oh = t % s.Ho;
+      for (int64_t ow = 0; ow < s.Wo; ++ow) {
+        uint16_t* row = rows + (t * s.Wo + ow) * K;
+        const int64_t iw0 = ow * s.sW - s.pW;
+        const bool inside = iw0 >= 0 && iw0 + (s.kW - 1) * s.dW < s.W;
+        for (int64_t c = 0; c < s.C; ++c) {
+          const uint16_t* plane = x + (n * s.C + c) * s.H * s.W;
+          for (int64_t kh = 0; kh < s.kH; ++kh) {
+            uint16_t* dst = row + (c * s.kH + kh) * s.kW;
+            const int64_t ih = oh * s.sH - s.pH + kh * s.dH;
+            if (ih < 0 || ih >= s.H) {
+              std::memset(dst, 0, static_cast<size_t>(s.kW) * sizeof(uint16_t));
+              continue;
+            }
+            const uint16_t* src = plane + ih * s.W;
+            if (inside && s.dW == 1) {
+              std::memcpy(dst, src + iw0, static_cast<size_t>(s.kW) * sizeof(uint16_t));
+            } else {
+              for (int64_t kw = 0; kw < s.kW; ++kw) {
+                const int64_t iw = iw0 + kw * s.dW;
+                dst[kw] = iw >= 0 && iw < s.W ? src[iw] : uint16_t{0};
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// dx planes (bfloat16, each rounded once) = the adjoint of im2row applied to dcol, summed in
+// float32: dx[n, c, ih, iw] = sum of the dcol entries whose (position, tap) reads it.
+void fold_rows(uint16_t* dx,          // [nb, C, H, W]
+               const float* dcol,     // [nb*Ho*Wo, C*kH*kW]
+               int64_t nb, const Conv2dParams& s) {
+  const int64_t K = s.C * s.kH * s.kW;
+  const int64_t HW = s.H * s.W, P = s.Ho * s.Wo;
+  parallel_for(0, nb * s.C, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(s.kH * s.kW * P, 1)),
+               [&](int64_t lo, int64_t hi) {
+    thread_local std::vector<float> plane;
+    plane.resize(static_cast<size_t>(HW));
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t n = t / s.C, c = t % s.C;
+      std::fill(plane.begin(), plane.end(), 0.f);
+      for (int64_t oh = 0; oh < s.Ho; ++oh)
+        for (int64_t ow = 0; ow < s.Wo; ++ow) {
+          const float* src = dcol + (n * P + oh * s.Wo + ow) * K + c * s.kH * s.kW;
+          for (int64_t kh = 0; kh < s.kH; ++kh) {
+            const int64_t ih = oh * s.sH - s.pH + kh * s.dH;
+            if (ih < 0 || ih >= s.H) continue;
+            float* prow = plane.data() + ih * s.W;
+            for (int64_t kw = 0; kw < s.kW; ++kw) {
+              const int64_t iw = ow * s.sW - s.pW + kw * s.dW;
+              if (iw >= 0 && iw < s.W) prow[iw] += src[kh * s.kW + kw];
+            }
+          }
+        }
+      uint16_t* out = dx + t * HW;
+      for (int64_t i = 0; i < HW; ++i) out[i] = bf16::from_float(plane[i]);
+    }
+  });
+}
+
+void forward_avx512(float* y_f32, uint16_t* y_bf16, const uint16_t* x, const uint16_t* w, const float* bias,
+                    const Conv2dParams& s, bool relu) {
+  const int64_t G = s.groups, Og = s.O / G, Kg = (s.C / G) * s.kH * s.kW, K = s.C * s.kH * s.kW;
+  const int64_t P = s.Ho * s.Wo;
+  const int64_t nb_max = images_per_chunk(s, P * std::max(K, s.O));
+  uint16_t* rows = bf16_scratch(Scratch::Bf16Rows, nb_max * P * K);
+  float* sums = scratch(Scratch::Bf16Sums, nb_max * P * s.O);
+  constexpr int64_t kOB = 16;  // output channels per scatter task: 16 rows of y written at once
+  const int64_t oblocks = (s.O + kOB - 1) / kOB;
+  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, s.N - n0);
+    im2row(rows, x + n0 * s.C * s.H * s.W, nb, s);
+    // sums [nb*P, O]: group g's columns [g*Og, (g+1)*Og) = rows[:, g*Kg..] @ W_g^T
+    for (int64_t g = 0; g < G; ++g)
+      gemm_bf16_nt(sums + g * Og, s.O, rows + g * Kg, K, w + g * Og * Kg, Kg, nb * P, Og, Kg);
+    // y[n, o, p] = sums[n*P + p, o] + bias[o] (ReLU), stored float32 or rounded once.
+    parallel_for(0, nb * oblocks, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(P * kOB, 1)),
+                 [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t n = t / oblocks, o0 = (t % oblocks) * kOB, o1 = std::min(s.O, o0 + kOB);
+        const int64_t base = (n0 + n) * s.O * P;
+        for (int64_t p = 0; p < P; ++p) {
+          const float* src = sums + (n * P + p) * s.O;
+          for (int64_t o = o0; o < o1; ++o) {
+            float v = src[o] + (bias != nullptr ? bias[o] : 0.f);
+            if (relu) v = v <= 0.f ? 0.f : v;  // keeps NaN, as the float32 path
+            if (y_f32 != nullptr) y_f32[base + o * P + p] = v;
+            else y_bf16[base + o * P + p] = bf16::from_float(v);
+          }
+        }
+      }
+    });
+  }
+}
+
+void backward_data_avx512(uint16_t* dx, const uint16_t* dy, const uint16_t* w, const Conv2dParams& s) {
+  const int64_t G = s.groups, Og = s.O / G, Kg = (s.C / G) * s.kH * s.kW, K = s.C * s.kH * s.kW;
+  const int64_t P = s.Ho * s.Wo;
+  const int64_t nb_max = images_per_chunk(s, P * std::max(K, s.O));
+  uint16_t* dyt = bf16_scratch(Scratch::Bf16Rows, nb_max * P * s.O);
+  float* dcol = scratch(Scratch::Bf16Sums, nb_max * P * K);
+  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, s.N - n0);
+    // dyt [nb*P, O] = dy [nb, O, P] transposed per image
+    parallel_for(0, nb * P, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(s.O, 1)), [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t n = t / P, p = t % P;
+        const uint16_t* src = dy + (n0 + n) * s.O * P + p;
+        uint16_t* dst = dyt + t * s.O;
+        for (int64_t o = 0; o < s.O; ++o) dst[o] = src[o * P];
+      }
+    });
+    // dcol [nb*P, K]: group g's columns [g*Kg, (g+1)*Kg) = dyt[:, g*Og..] @ W_g
+    for (int64_t g = 0; g < G; ++g)
+      gemm_bf16_nn(dcol + g * Kg, K, dyt + g * Og, s.O, w + g * Og * Kg, Kg, nb * P, Kg, Og);
+    fold_rows(dx + n0 * s.C * s.H * s.W, dcol, nb, s);
+  }
+}
+
+}  // namespace
+
+void conv2d_forward_bf16(float* y_f32, uint16_t* y_bf16, const uint16_t* x, const uint16_t* w, const float* bias,
+                         const Conv2dParams& s, bool relu) {
+  if (s.N == 0 || s.O == 0) return;  // y is empty
+  if (use_avx512()) return forward_avx512(y_f32, y_bf16, x, w, bias, s, relu);
+  // Portable: widened to float32 (exact), the float32 convolution without Winograd, one rounding.
+  const int64_t xn = s.N * s.C * s.H * s.W, wn = s.O * (s.C / s.groups) * s.kH * s.kW;
+  const int64_t yn = s.N * s.O * s.Ho * s.Wo;
+  float* xf = scratch(Scratch::Bf16Input, xn);
+  float* wf = scratch(Scratch::Bf16Weights, wn);
+  bf16_to_float(xf, x, xn);
+  bf16_to_float(wf, w, wn);
+  float* y = y_f32 != nullptr ? y_f32 : scratch(Scratch::Bf16Output, yn);
+  conv2d_forward(y, xf, wf, bias, s, relu, /*wt=*/nullptr, /*winograd=*/false);
+  if (y_bf16 != nullptr) float_to_bf16(y_bf16, y, yn);
+}
+
+void conv2d_backward_bf16(uint16_t* dx, float* dw, float* db, const uint16_t* dy, const uint16_t* x,
+                          const uint16_t* w, const Conv2dParams& s, bool accumulate) {
+  const int64_t xn = s.N * s.C * s.H * s.W, wn = s.O * (s.C / s.groups) * s.kH * s.kW;
+  const int64_t yn = s.N * s.O * s.Ho * s.Wo;
+  // dw and db: reductions over the batch and the positions, float32 on both paths (dy and x
+  // widened exactly; the float32 weight gradient, without Winograd).
+  float* dyf = scratch(Scratch::Bf16Output, yn);
+  float* xf = scratch(Scratch::Bf16Input, xn);
+  bf16_to_float(dyf, dy, yn);
+  bf16_to_float(xf, x, xn);
+  const bool avx = use_avx512();
+  if (dx == nullptr || s.N == 0 || avx) {
+    conv2d_backward(nullptr, dw, db, dyf, xf, nullptr, s, accumulate, nullptr, /*winograd=*/false);
+    if (dx != nullptr && s.N > 0) backward_data_avx512(dx, dy, w, s);
+    return;
+  }
+  // Portable dx: the float32 input gradient of the widened operands, rounded once.
+  float* wf = scratch(Scratch::Bf16Weights, wn);
+  float* dxf = scratch(Scratch::Bf16Grad, xn);
+  bf16_to_float(wf, w, wn);
+  conv2d_backward(dxf, dw, db, dyf, xf, wf, s, accumulate, nullptr, /*winograd=*/false);
+  float_to_bf16(dx, dxf, xn);
+}
+
+}  // namespace alexnet::cpu
