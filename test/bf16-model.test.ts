@@ -8,10 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  alexnet, Dropout, Flatten, Linear, loadCheckpoint, mulberry32, ParameterStore, ReLU, Sequential, SGD, softmaxCrossEntropy, Tensor,
-  Trainer,
+  alexnet, Conv2d, Dropout, Flatten, Linear, loadCheckpoint, MaxPool2d, mulberry32, ParameterStore, ReLU, Sequential, SGD, softmaxCrossEntropy,
+  SyntheticDataset, Tensor, Trainer,
 } from '../src/index.js';
 import { expectCode, normal, rng } from './helpers.js';
+import { smallNet } from './small-net.mjs';
 import { bf16Value, f32Bits, f32BitsToBf16 } from './reference/bf16.js';
 import { dropoutMaskRef } from './reference/dropout.js';
 
@@ -358,5 +359,52 @@ describe("the Trainer with precision 'bf16'", () => {
     expect(w?.data).toBeInstanceOf(Float32Array);
     // the master weights as trained, float32: the store's params, not their bfloat16 copy
     expect(Array.from(w!.data)).toEqual(Array.from(await model.namedParameters().find(([n]) => n === '1.weight')![1].data.data()));
+  }, 120_000);
+
+  it('the small AlexNet-shaped network (bfloat16 convolutions, fused Conv+ReLU, pooling) learns the synthetic set', async () => {
+    const data = (size: number, split: 'train' | 'val') => new SyntheticDataset({ size, imageSize: 32, split, seed: 7, numClasses: 2 });
+    const model = smallNet({ Sequential, Conv2d, ReLU, MaxPool2d, Flatten, Linear, Dropout, mulberry32 }) as Sequential;
+    const trainer = new Trainer({
+      model,
+      config: { test: 'bf16 small net' },
+      train: data(1024, 'train'),
+      val: data(256, 'val'),
+      batchSize: 32,
+      epochs: 4,
+      optimizer: { lr: 0.02, momentum: 0.9, weightDecay: 5e-4 }, // test/train.test.ts's float32 run
+      precision: 'bf16',
+      checkpoint: null,
+      workers: 0,
+    });
+    const before = await trainer.evaluate();
+    const summary = await trainer.run();
+    await trainer.close();
+    expect(summary.stopped).toBe('completed');
+    expect(before.top1).toBeLessThan(0.7);
+    expect(summary.valTop1).toBeGreaterThan(0.85);
+  }, 180_000);
+
+  it("AlexNet 'seed' in bf16: forward and backward run, logits float32 and near the float32 model's", async () => {
+    const r = rng();
+    const m32 = alexnet({ init: 'kaiming', seed: 3 });
+    const m16 = alexnet({ init: 'kaiming', seed: 3, precision: 'bf16' });
+    const x = Tensor.from(Float32Array.from(normal(2 * 3 * 227 * 227, r)), [2, 3, 227, 227]);
+    m32.eval();
+    m16.eval();
+    const [y32, y16] = [await m32.forward(x).data(), await m16.forward(x).data()];
+    // eight layers of bfloat16 rounding (2^-8 each): within a few percent of the logits' scale
+    const scale = Math.max(...Array.from(y32, Math.abs));
+    for (let i = 0; i < y32.length; i++) expect(Math.abs(y16[i]! - y32[i]!)).toBeLessThan(0.1 * scale);
+    m16.train();
+    const logits = m16.forward(x);
+    expect(logits.dtype).toBe('float32');
+    const { gradLogits } = softmaxCrossEntropy(logits, Tensor.from(Int32Array.of(0, 1), [2], { dtype: 'int32' }));
+    m16.backward(gradLogits, false);
+    for (const [name, p] of m16.namedParameters()) {
+      expect(p.grad.dtype).toBe('float32');
+      const g = await p.grad.data();
+      expect(g.every(Number.isFinite), name).toBe(true);
+      expect(g.some((v) => v !== 0), name).toBe(true);
+    }
   }, 120_000);
 });

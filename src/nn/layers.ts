@@ -119,11 +119,12 @@ export class Conv2d extends Module {
   // accumulation), its output bfloat16, or float32 for the network's last layer.
   #forward16(x: F32, relu: boolean): F32 {
     const input = bf16Input(x);
-    const outDtype = this.outputsFloat32 ? 'float32' : 'bfloat16';
-    const conv16 = conv2d as unknown as (x: BF16, w: BF16, b: F32 | null, o: object) => F32;
+    const o = { ...this.#opts(), ...(relu ? { relu } : {}) };
     let y: F32;
     try {
-      y = conv16(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...this.#opts(), ...(relu ? { relu } : {}), outDtype });
+      y = this.outputsFloat32
+        ? conv2d(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'float32' })
+        : (conv2d(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'bfloat16' }) as unknown as F32);
     } catch (e) {
       if (input.owned) input.x16.dispose();
       throw e;
@@ -137,9 +138,8 @@ export class Conv2d extends Module {
     const input = this.#input16!;
     this.#input16 = null;
     const grad = bf16Grad(gradOutput);
-    const backward16 = conv2dBackward as unknown as (dy: BF16, x: BF16, w: BF16, o: object) => { gradInput: BF16 | null };
     try {
-      const r = backward16(grad.g16, input.x16, this.weight.bf16(), {
+      const r = conv2dBackward(grad.g16, input.x16, this.weight.bf16(), {
         ...this.#opts(),
         computeGradInput: needInputGrad,
         computeGradBias: this.bias !== null,
