@@ -106,7 +106,7 @@ void matmul_op(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulPa
 }
 void linear_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LinearParams& p) {
   const bool f32_out = y.dtype() == DType::Float32;
-  linear_forward_bf16(f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(), opt_f32(b),
+  linear_forward_bf16(f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(), opt_cf32(b),
                       p.B, p.in, p.out);
 }
 void linear_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,

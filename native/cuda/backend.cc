@@ -22,6 +22,9 @@ namespace {
 
 // An optional tensor's data: null when absent.
 float* opt_f32(const Tensor& t) { return t.defined() ? t.f32() : nullptr; }
+// Read-only (Tensor::cf32): the read leaves the storage's version as it is, so a bfloat16 copy
+// of the float32 weights (whose biases these are) stays current (record_copy, core/tensor.h).
+const float* opt_cf32(const Tensor& t) { return t.defined() ? t.cf32() : nullptr; }
 int index_of(const Tensor& t) { return t.device().index; }
 
 // --- elementwise ---
@@ -66,7 +69,7 @@ void conv2d_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, c
                             const Conv2dParams& p, bool relu) {
   const bool f32_out = y.dtype() == DType::Float32;
   conv2d_forward_bf16(index_of(x), f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(),
-                      opt_f32(b), p, relu);
+                      opt_cf32(b), p, relu);
 }
 void conv2d_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                              const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate) {
@@ -113,7 +116,7 @@ void matmul_op(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulPa
 void linear_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LinearParams& p) {
   const bool f32_out = y.dtype() == DType::Float32;
   linear_forward_bf16(index_of(x), f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(),
-                      opt_f32(b), p);
+                      opt_cf32(b), p);
 }
 void linear_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,
                              const Tensor& w, const LinearParams& p, bool accumulate) {
