@@ -3,7 +3,7 @@ export { Tensor, synchronize, memoryStats, type Device, type MemoryStats, type T
 export * from './ops/index.js';
 export { alexnetError, isAlexnetError, type AlexnetError, type ErrorCode } from './errors.js';
 export { loadNative, nativePath, useDefaultOpenblasKernels, type BackendInfo, type BenchOpsOptions, type BenchRow, type ConvAlgorithm, type DistWorld, type DType, type MpiLibrary, type NcclLibrary } from './native.js';
-export { backendInfo, packageVersion, setNumThreads, setGemmBackend, setConvAlgorithm, setWeightCache, setTf32, setDeterministic, isDeterministic, setBf16Kernel, type Info } from './info.js';
+export { backendInfo, packageVersion, setNumThreads, setGemmBackend, setConvAlgorithm, setWeightCache, setTf32, setCublasLtEpilogues, setDeterministic, isDeterministic, setBf16Kernel, type Info } from './info.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './models/alexnet.js';

@@ -90,6 +90,16 @@ export function setTf32(on: boolean): void {
 }
 
 /**
+ * The CUDA fully connected layers as one cuBLASLt matrix product with the bias, and a following
+ * ReLU (Sequential fuses Linear + ReLU), applied in the product's epilogue (default off; also
+ * `ALEXNET_CUBLASLT=1`). Opt-in until a GPU run has measured it; deterministic mode and shapes
+ * cuBLASLt offers no algorithm for keep the cublasGemmEx path. A no-op on the CPU.
+ */
+export function setCublasLtEpilogues(on: boolean): void {
+  loadNative().setCublasLtEpilogues(on);
+}
+
+/**
  * Deterministic algorithms only (default off; PyTorch's torch.use_deterministic_algorithms):
  * two runs from the same seed, on the same machine and thread count, then give bitwise
  * identical weights. The CPU backend always is; on CUDA it limits cuDNN's convolution

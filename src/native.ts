@@ -88,7 +88,11 @@ export interface BackendInfo {
     libraries?: {
       cudnn: CudaLibraryInfo;
       cublas: CudaLibraryInfo;
+      /** cuBLASLt, resolved with cuBLAS (the fully connected layers' fused epilogues); `note`: why not */
+      cublasLt: { found: boolean; note: string };
     };
+    /** the fully connected layers through cuBLASLt's fused epilogues (setCublasLtEpilogues) */
+    cublasLtEpilogues?: boolean;
     /** cuDNN descriptors this process has made (CUDA builds): a shape seen before makes none */
     descriptorsCreated?: number;
   };
@@ -117,7 +121,7 @@ export interface BenchOpsOptions {
 
 /** One row of benchOps: an operator at one shape, or a ceiling. */
 export interface BenchRow {
-  /** "conv2.forward", "sgemm (ceiling)" (CPU), "sgemm tf32 (ceiling)" / "sgemm fp32" (CUDA) */
+  /** "conv2.forward", "sgemm (ceiling)" (CPU), "sgemm tf32 (ceiling)" / "sgemm fp32" / "gemm bf16 (ceiling)" (CUDA) */
   name: string;
   shape: string;
   /** best of the repetitions */
@@ -171,6 +175,7 @@ export interface NativeModule {
   setGemmBackend(name: 'blas' | 'portable'): void;
   /** TF32 tensor-op math on CUDA (default true); false = strict FP32 */
   setTf32(on: boolean): void;
+  setCublasLtEpilogues(on: boolean): void;
   setDeterministic(on: boolean): void;
   isDeterministic(): boolean;
   setConvAlgorithm(name: ConvAlgorithm): void;
@@ -208,7 +213,7 @@ export interface NativeModule {
   lrnBackward(gradOutput: NativeTensor, x: NativeTensor, output: NativeTensor, options: LrnOptions): NativeTensor;
   // linear: x [B,in], weight [out,in], bias [out] | null
   // (x and weight both bfloat16: bias float32, outDtype float32 (default) or bfloat16)
-  linearForward(x: NativeTensor, weight: NativeTensor, bias: NativeTensor | null, outDtype?: DType): NativeTensor;
+  linearForward(x: NativeTensor, weight: NativeTensor, bias: NativeTensor | null, outDtype?: DType, relu?: boolean): NativeTensor;
   linearBackward(
     gradOutput: NativeTensor,
     x: NativeTensor,
@@ -391,7 +396,7 @@ export interface CudaAbi {
   /** perf struct -> field -> sizeof(field) */
   fieldSizeof: Record<string, Record<string, number>>;
   /** the symbols the loader resolves (required, and looked up when present) */
-  functions: { cudnn: string[]; cudnnOptional: string[]; cublas: string[] };
+  functions: { cudnn: string[]; cudnnOptional: string[]; cublas: string[]; cublasLt: string[] };
   /** our own status names for some codes (no library needed) */
   cudnnStatusNames: Record<string, string>;
   cublasStatusNames: Record<string, string>;
@@ -419,6 +424,8 @@ export interface CudaLibraryStatus {
 export interface CudaLibraries {
   cudnn: CudaLibraryStatus;
   cublas: CudaLibraryStatus;
+  /** cuBLASLt, resolved with cuBLAS: the fully connected layers' fused bias / ReLU epilogues (`note`: why not) */
+  cublasLt: { found: boolean; note: string };
   /** what is missing and where it looked ("" when both were found) */
   reason: string;
 }

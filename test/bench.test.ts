@@ -174,7 +174,7 @@ describe('benchOps on CUDA', () => {
     native.setTf32(true);
     const { result: rows, ticks } = await withTicks(() => native.benchOps({ device: 'cuda:0', batch: 128, reps: 2 }));
     expect(ticks).toBeGreaterThan(2); // the event loop kept running
-    expect(rows.map((r) => r.name)).toEqual(['sgemm tf32 (ceiling)', 'sgemm fp32', 'memcpy (ceiling)', ...OPERATOR_ROWS, ...CUDA_ONLY_ROWS]);
+    expect(rows.map((r) => r.name)).toEqual(['sgemm tf32 (ceiling)', 'sgemm fp32', 'gemm bf16 (ceiling)', 'memcpy (ceiling)', ...OPERATOR_ROWS, ...CUDA_ONLY_ROWS]);
     for (const name of CUDA_ONLY_ROWS) expect(rows.find((r) => r.name === name)!.gbps, name).toBeGreaterThan(0); // against the copy ceiling
     for (const r of rows) {
       expect(r.ms, r.name).toBeGreaterThan(0);
@@ -183,13 +183,15 @@ describe('benchOps on CUDA', () => {
     }
     expect(rows[0]!.fraction).toBe(1);
     expect(rows[2]!.fraction).toBe(1);
+    expect(rows[3]!.fraction).toBe(1);
     expect(rows[0]!.gflops).toBeGreaterThan(rows[1]!.gflops); // TF32 beats strict FP32
-    expect(rows[2]!.gbps).toBeGreaterThan(50);
+    expect(rows[2]!.gflops).toBeGreaterThan(rows[0]!.gflops); // bfloat16 tensor cores beat TF32's
+    expect(rows[3]!.gbps).toBeGreaterThan(50);
     // strict FP32: the FP32 SGEMM becomes the ceiling
     native.setTf32(false);
     try {
       const strict = await native.benchOps({ device: 'cuda:0', batch: 8, reps: 1 });
-      expect(strict.slice(0, 3).map((r) => r.name)).toEqual(['sgemm fp32 (ceiling)', 'sgemm tf32', 'memcpy (ceiling)']);
+      expect(strict.slice(0, 4).map((r) => r.name)).toEqual(['sgemm fp32 (ceiling)', 'sgemm tf32', 'gemm bf16 (ceiling)', 'memcpy (ceiling)']);
       expect(strict[0]!.fraction).toBe(1);
       for (const r of strict) expect(r.ms, r.name).toBeGreaterThan(0);
     } finally {
@@ -266,4 +268,37 @@ describe('alexnet bench: the data-parallel line (a smoke test of its fields, not
     expect(md).toMatch(/\| 2 \(mpirun\) \| 1 \| 1 \| [\d.]+ \([\d.]+x\) \| \d+ \| \d+ \| \d+% \| \d+ \(\d+ buckets\) \| [\d.]+ \| -?\d+% \|/);
     await expect(distributedBench({ globalBatch: 3, steps: 1 })).rejects.toMatchObject({ code: 'ERR_ARGUMENT', message: expect.stringMatching(/--dist-batch 3 does not split evenly over 2 ranks/) });
   }, 180_000);
+});
+
+describe('alexnet bench rig', () => {
+  it('times inference on an untrained twin with the same weights: training steps change the trained model only', async () => {
+    const { rig, disposeRig } = await import('../src/cli/bench.js');
+    const { softmaxCrossEntropy } = await import('../src/index.js');
+    const r = rig('cpu', 2);
+    try {
+      expect(r.inferModel).not.toBe(r.model);
+      const before = new Map<string, Float32Array>();
+      for (const [name, p] of r.inferModel.namedParameters()) before.set(name, (await p.data.data()) as Float32Array);
+      const trained = new Map(r.model.namedParameters());
+      // byte comparison: toEqual on tens of millions of elements takes minutes
+      const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+      for (const [name, w] of before) expect(same((await trained.get(name)!.data.data()) as Float32Array, w), name).toBe(true);
+      r.model.train();
+      r.store.zeroGrad();
+      const logits = r.model.forward(r.x);
+      const { loss, gradLogits } = softmaxCrossEntropy(logits, r.y);
+      r.model.backward(gradLogits, false)?.dispose();
+      r.sgd.step();
+      await loss.data();
+      for (const t of [logits, loss, gradLogits]) t.dispose();
+      let changed = 0;
+      for (const [name, p] of r.inferModel.namedParameters()) {
+        expect(same((await p.data.data()) as Float32Array, before.get(name)!), name).toBe(true);
+        if (!same((await trained.get(name)!.data.data()) as Float32Array, before.get(name)!)) changed++;
+      }
+      expect(changed).toBeGreaterThan(0);
+    } finally {
+      disposeRig(r);
+    }
+  });
 });

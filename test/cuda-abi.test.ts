@@ -195,6 +195,35 @@ const expectedEnums: Record<string, Record<string, number>> = {
   cublasGemmAlgo_t: { CUBLAS_GEMM_DEFAULT: -1, CUBLAS_GEMM_DEFAULT_TENSOR_OP: 99 },
   // §A1 libraryPropertyType (library_types.h:117-122)
   libraryPropertyType: { MAJOR_VERSION: 0, MINOR_VERSION: 1, PATCH_LEVEL: 2 },
+  // §B9 cuBLASLt (cublasLt.h): the attributes and epilogues we set (sparse)
+  cublasLtMatmulDescAttributes_t: {
+    CUBLASLT_MATMUL_DESC_COMPUTE_TYPE: 0,
+    CUBLASLT_MATMUL_DESC_SCALE_TYPE: 1,
+    CUBLASLT_MATMUL_DESC_POINTER_MODE: 2,
+    CUBLASLT_MATMUL_DESC_TRANSA: 3,
+    CUBLASLT_MATMUL_DESC_TRANSB: 4,
+    CUBLASLT_MATMUL_DESC_EPILOGUE: 7,
+    CUBLASLT_MATMUL_DESC_BIAS_POINTER: 8,
+    CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE: 26,
+  },
+  cublasLtEpilogue_t: {
+    CUBLASLT_EPILOGUE_DEFAULT: 1,
+    CUBLASLT_EPILOGUE_RELU: 2,
+    CUBLASLT_EPILOGUE_BIAS: 4,
+    CUBLASLT_EPILOGUE_RELU_BIAS: 6,
+    CUBLASLT_EPILOGUE_BGRADB: 512,
+  },
+  cublasLtMatmulPreferenceAttributes_t: { CUBLASLT_MATMUL_PREF_SEARCH_MODE: 0, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES: 1 },
+};
+
+// §B9 cuBLASLt's semi-opaque structs (uint64_t data[N]) and the heuristic result (algo, size_t,
+// status, float, int[4]): sizes and alignment on x86_64
+const ltStructs = {
+  cublasLtMatrixLayoutOpaque_t: [64, 8],
+  cublasLtMatmulAlgo_t: [64, 8],
+  cublasLtMatmulDescOpaque_t: [256, 8],
+  cublasLtMatmulPreferenceOpaque_t: [64, 8],
+  cublasLtMatmulHeuristicResult_t: [96, 8],
 };
 
 // §A4: field order algo, status, time, (pad), memory, determinism, mathType, reserved[3];
@@ -212,6 +241,7 @@ const handles = [
   'cudnnPoolingDescriptor_t',
   'cudnnLRNDescriptor_t',
   'cublasHandle_t',
+  'cublasLtHandle_t',
   'cudaStream_t',
 ];
 
@@ -284,6 +314,19 @@ describe('cuDNN / cuBLAS declarations match docs/cuda-abi.md', () => {
       expect(abi.offsetof[s], `offsetof in ${s}`).toEqual(perfOffsets);
       expect(abi.fieldSizeof[s], `field sizes in ${s}`).toEqual(perfFieldSizes);
     }
+  });
+
+  it('cuBLASLt structs: the sizes of cublasLt.h (§B9)', () => {
+    for (const [s, [size, align]] of Object.entries(ltStructs)) {
+      expect(abi.sizeof[s], `sizeof(${s})`).toBe(size);
+      expect(abi.alignof[s], `alignof(${s})`).toBe(align);
+    }
+    expect(abi.functions.cublasLt).toEqual([
+      'cublasLtCreate', 'cublasLtDestroy', 'cublasLtMatmulDescCreate', 'cublasLtMatmulDescDestroy',
+      'cublasLtMatmulDescSetAttribute', 'cublasLtMatrixLayoutCreate', 'cublasLtMatrixLayoutDestroy',
+      'cublasLtMatmulPreferenceCreate', 'cublasLtMatmulPreferenceDestroy', 'cublasLtMatmulPreferenceSetAttribute',
+      'cublasLtMatmulAlgoGetHeuristic', 'cublasLtMatmul',
+    ]);
   });
 
   it('resolves exactly the expected symbols, with the _v2 names for cuBLAS v2 routines (§B8.1)', () => {
@@ -487,7 +530,9 @@ describe('loading cuDNN / cuBLAS at run time', () => {
           stubs([...abi.functions.cudnn, ...abi.functions.cudnnOptional]) + '\n',
         ['-Wl,--no-as-needed', '-L', dnnDir, '-l:libcudnn_graph.so.9'],
       );
-      cc(join(blasDir, 'libcublasLt.so.13'), 'int cublasLt_marker(void) { return 1; }\n');
+      // cuBLASLt with every function we call but cublasLtMatmul: the other eleven must be found
+      // through libcublas's handle (dlsym searches its dependencies) and the one missing named
+      cc(join(blasDir, 'libcublasLt.so.13'), 'int cublasLt_marker(void) { return 1; }\n' + stubs(abi.functions.cublasLt.filter((n) => n !== 'cublasLtMatmul')) + '\n');
       cc(
         join(blasDir, 'libcublas.so.13'),
         'int cublasGetProperty(int t, int* v) { *v = t == 0 ? 13 : t == 1 ? 1 : 2; return 0; }\n' +
@@ -513,6 +558,8 @@ describe('loading cuDNN / cuBLAS at run time', () => {
       expect(libs.cudnn).toMatchObject({ found: true, path: join(dnnDir, 'libcudnn.so.9'), version: '9.13.0', versionNumber: 91300, cudartVersion: 12090, reason: '' });
       expect(libs.cudnn.notes.join('\n')).toContain(`preloaded 2 cuDNN sub-libraries from ${dnnDir}`);
       expect(libs.cublas).toMatchObject({ found: true, path: join(blasDir, 'libcublas.so.13'), version: '13.1.2', versionNumber: 130102, reason: '' });
+      expect(libs.cublasLt).toEqual({ found: false, note: `cuBLASLt beside ${join(blasDir, 'libcublas.so.13')} lacks symbol cublasLtMatmul: fused epilogues off` });
+      expect(libs.cublas.notes).toContain(libs.cublasLt.note);
       expect(errs[0]!.code).toBe('ERR_CUDA');
       expect(errs[0]!.message).toMatch(/^cudnnAddTensor failed: CUDNN_STATUS_BAD_PARAM \(fake bad param, status 2000\) at native\/binding\/cuda_abi\.cc:\d+\n  cuDNN: fake last error$/);
       expect(errs[1]!.message).toMatch(/^cublasGemmEx failed: FAKE_STATUS_NAME \(fake status string, status 7\) at /);

@@ -105,6 +105,33 @@ for (const mode of ['tf32', 'fp32'] as const) {
       });
     }
 
+    it('linear through cuBLASLt epilogues (bias, ReLU, both, neither; float32 and bfloat16 inputs) against the CPU', async () => {
+      expect(cuda.libraries!.cublasLt.found, cuda.libraries!.cublasLt.note).toBe(true);
+      A.setCublasLtEpilogues(true);
+      try {
+        // AlexNet's classifier shapes at batch 2 and 64, and an awkward one
+        for (const [B, inF, outF] of [[2, 9216, 4096], [64, 4096, 4096], [3, 37, 13]] as const) {
+          for (const relu of [false, true]) {
+            for (const bias of [false, true]) {
+              await compare(`lt linear ${B}x${inF}->${outF} relu=${relu} bias=${bias}`, (r) => ({
+                x: randn([B, inF])(r), w: randn([outF, inF], 1 / Math.sqrt(inF))(r), ...(bias ? { b: randn([outF])(r) } : {}),
+              }), (t) => A.linear(t.x!, t.w!, t.b ?? null, { relu }), heavy);
+            }
+          }
+          for (const outDtype of ['float32', 'bfloat16'] as const) {
+            await compare(`lt linear bf16 ${B}x${inF}->${outF} out ${outDtype}`, (r) => ({
+              x: randn([B, inF])(r), w: randn([outF, inF], 1 / Math.sqrt(inF))(r), b: randn([outF])(r),
+            }), (t) => {
+              const y = A.linear(t.x!.bfloat16(), t.w!.bfloat16(), t.b!, { relu: true, outDtype });
+              return outDtype === 'float32' ? y : (y as Tensor<'bfloat16'>).float();
+            }, { atol: 2e-2, rtol: 1e-2 });
+          }
+        }
+      } finally {
+        A.setCublasLtEpilogues(false);
+      }
+    });
+
     it('maxPool2d forward and backward (3x3 stride 2, and padding)', async () => {
       for (const opts of [{ kernelSize: 3, stride: 2 }, { kernelSize: 3, stride: 2, padding: 1 }]) {
         await compare('maxPool2d', (r) => ({ x: randn([3, 5, 13, 11])(r) }), (t) => A.maxPool2d(t.x!, opts), exact);
@@ -127,6 +154,8 @@ for (const mode of ['tf32', 'fp32'] as const) {
       await compare('relu', (r) => ({ x: randn([3, 7, 5])(r) }), (t) => A.relu(t.x!), exact);
       await compare('reluBackward', (r) => ({ x: randn([3, 7])(r), dy: randn([3, 7])(r) }), (t) => A.reluBackward(t.dy!, A.relu(t.x!)), exact);
       await compare('linear', (r) => ({ x: randn([3, 37])(r), w: randn([13, 37])(r), b: randn([13])(r) }), (t) => A.linear(t.x!, t.w!, t.b!), heavy);
+      await compare('linear relu', (r) => ({ x: randn([3, 37])(r), w: randn([13, 37])(r), b: randn([13])(r) }), (t) => A.linear(t.x!, t.w!, t.b!, { relu: true }), heavy);
+      await compare('linear relu, no bias', (r) => ({ x: randn([5, 37])(r), w: randn([13, 37])(r) }), (t) => A.linear(t.x!, t.w!, null, { relu: true }), heavy);
       await compare('linearBackward', (r) => ({ dy: randn([3, 13])(r), x: randn([3, 37])(r), w: randn([13, 37])(r) }), (t) => A.linearBackward(t.dy!, t.x!, t.w!), heavy);
       for (const transA of [false, true])
         for (const transB of [false, true])

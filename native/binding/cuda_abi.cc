@@ -45,6 +45,10 @@ Napi::Value CudaAbi(const Napi::CallbackInfo& info) {
   }
   ALEXNET_CUDNN_PERF_STRUCTS(ALEXNET_ABI_STRUCT)
 #undef ALEXNET_ABI_STRUCT
+  // cuBLASLt's semi-opaque structs: sizes and alignment only (their bytes are the library's)
+#define ALEXNET_ABI_LT_STRUCT(T) abi.add_type<T>(#T);
+  ALEXNET_CUBLASLT_STRUCTS(ALEXNET_ABI_LT_STRUCT)
+#undef ALEXNET_ABI_LT_STRUCT
 #undef ALEXNET_ABI_FIELD
 
   // the symbols the loader resolves, in order
@@ -59,6 +63,7 @@ Napi::Value CudaAbi(const Napi::CallbackInfo& info) {
   functions.Set("cudnn", list({ALEXNET_CUDNN_FUNCTIONS(ALEXNET_ABI_NAME)}));
   functions.Set("cudnnOptional", list({ALEXNET_CUDNN_OPTIONAL_FUNCTIONS(ALEXNET_ABI_NAME)}));
   functions.Set("cublas", list({ALEXNET_CUBLAS_FUNCTIONS(ALEXNET_ABI_NAME)}));
+  functions.Set("cublasLt", list({ALEXNET_CUBLASLT_FUNCTIONS(ALEXNET_ABI_NAME)}));
 #undef ALEXNET_ABI_NAME
 
   // our status names (no library needed), for a few representative codes
@@ -109,6 +114,11 @@ Napi::Value CudaLibraries(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("cudnn", library_object(env, libs.cudnn));
   out.Set("cublas", library_object(env, libs.cublas));
+  // cuBLASLt (the fused-epilogue path of the fully connected layers): resolved with cuBLAS
+  Napi::Object lt = Napi::Object::New(env);
+  lt.Set("found", libs.cublaslt_ok);
+  lt.Set("note", libs.cublaslt_note);
+  out.Set("cublasLt", lt);
   out.Set("reason", libs.reason);
   return out;
 }

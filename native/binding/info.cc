@@ -201,6 +201,17 @@ Napi::Value SetDeterministic(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setCublasLtEpilogues(on): the CUDA fully connected layers as one cuBLASLt product with the
+// bias (and a following ReLU) in its epilogue (default off, or ALEXNET_CUBLASLT=1: opt-in until
+// a GPU run has measured it). A no-op without CUDA, and where cuBLASLt is missing.
+Napi::Value SetCublasLtEpilogues(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean()) fail(code::kArgument, "setCublasLtEpilogues: expected a boolean");
+  const bool on = info[0].As<Napi::Boolean>().Value();
+  for (DeviceType type : {DeviceType::Cpu, DeviceType::Cuda})
+    if (const Backend* b = find_backend(type); b != nullptr && b->set_gemm_epilogues != nullptr) b->set_gemm_epilogues(on);
+  return info.Env().Undefined();
+}
+
 Napi::Value IsDeterministic(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), g_deterministic_requested.load());
 }

@@ -1,5 +1,5 @@
 // Fully connected layer and matrix product (descriptors: native/core/ops/linear.h):
-//   linearForward(x [B,in], weight [out,in], bias [out] | null, outDtype?) -> y [B,out]
+//   linearForward(x [B,in], weight [out,in], bias [out] | null, outDtype?, relu?) -> y [B,out]
 //     (x and weight float32, or both bfloat16 with a float32 bias and y float32 or bfloat16)
 //   linearBackward(gradOutput [B,out], x, weight, options) -> {gradInput, gradWeight, gradBias}
 //     (bfloat16 x, weight and gradOutput: gradInput bfloat16, gradWeight and gradBias float32)
@@ -16,7 +16,11 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   const Tensor w = tensor_arg(info, 1, op, "weight");
   const std::optional<Tensor> bias = optional_tensor_arg(info, 2, op, "bias");
   check_same_device(op, {{"input", &x}, {"weight", &w}, {"bias", bias ? &*bias : nullptr}});
-  const LinearParams p = linear_params(op, x, w, /*allow_bf16=*/true);
+  LinearParams p = linear_params(op, x, w, /*allow_bf16=*/true);
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    if (!info[4].IsBoolean()) fail(code::kArgument, op, ": expected relu to be a boolean");
+    p.relu = info[4].As<Napi::Boolean>().Value();
+  }
   const bool bf16 = x.dtype() == DType::BFloat16;
   DType out_dtype = DType::Float32;
   if (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull()) {

@@ -130,6 +130,9 @@ struct Backend {
   void (*set_tf32)(bool on);
   // Deterministic algorithms only (setDeterministic; null: the backend always is deterministic)
   void (*set_deterministic)(bool on);
+  // Fused GEMM epilogues from a vendor library for the fully connected layers (setCublasLtEpilogues;
+  // null: the backend has no such switch)
+  void (*set_gemm_epilogues)(bool on);
   // What info() reports for this device kind (null: the binding reports the build's default)
   void (*describe)(InfoSink& out);
   // Test aid: makes the device fault (null: not supported)

@@ -96,6 +96,7 @@ void lrn_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const 
 
 void linear_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LinearParams& p) {
   linear_forward(y.f32(), x.cf32(), w.cf32(), opt_cf32(b), p.B, p.in, p.out);
+  if (p.relu) relu_forward(y.f32(), y.f32(), p.B * p.out);  // in place, while y is still in cache
 }
 void linear_backward_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,
                         const Tensor& w, const LinearParams& p, bool accumulate) {
@@ -108,6 +109,15 @@ void linear_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, c
   const bool f32_out = y.dtype() == DType::Float32;
   linear_forward_bf16(f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(), opt_cf32(b),
                       p.B, p.in, p.out);
+  if (!p.relu) return;
+  if (f32_out) {
+    relu_forward(y.f32(), y.f32(), p.B * p.out);
+  } else {
+    // bfloat16: negative values and -0 (sign bit set, not NaN) to +0; NaN kept, as relu does
+    uint16_t* v = y.bf16();
+    for (int64_t i = 0; i < p.B * p.out; ++i)
+      if ((v[i] & 0x8000u) != 0 && (v[i] & 0x7fffu) <= 0x7f80u) v[i] = 0;
+  }
 }
 void linear_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,
                              const Tensor& w, const LinearParams& p, bool accumulate) {
@@ -164,6 +174,7 @@ Backend table() {
   ALEXNET_SET_BACKEND_OPERATORS(b);
   b.lrn_odd_size_only = false;  // PyTorch's centring of even windows
   b.set_tf32 = nullptr;         // no TF32 on the CPU
+  b.set_gemm_epilogues = nullptr;  // the CPU applies bias and ReLU itself, always
   b.describe = nullptr;         // info().cpu is the binding's (it reads the CPU's settings itself)
   b.debug_fault = nullptr;
   b.bench_ops = bench_ops_op;

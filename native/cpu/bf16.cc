@@ -307,7 +307,7 @@ void dx_avx512(float* dx, int64_t ldx, const uint16_t* dy, int64_t ldy, const ui
 }  // namespace
 
 void gemm_bf16_nt(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb, int64_t M,
-                  int64_t N, int64_t K) {
+                  int64_t N, int64_t K, bool accumulate) {
   if (M <= 0 || N <= 0) return;
 #if ALEXNET_HAVE_X86
   if (g_hardware) {
@@ -315,17 +315,17 @@ void gemm_bf16_nt(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const u
     // reading all of B; few rows (a fully connected layer's batch): they split B's rows.
     if (M >= 256) {
       parallel_for(0, (M + 63) / 64, 1, [=](int64_t lo, int64_t hi) {
-        gemm_nt_block(c, ldc, a, lda, b, ldb, lo * 64, std::min(M, hi * 64), 0, N, K, false);
+        gemm_nt_block(c, ldc, a, lda, b, ldb, lo * 64, std::min(M, hi * 64), 0, N, K, accumulate);
       });
     } else {
       parallel_for(0, (N + kNR - 1) / kNR, 1, [=](int64_t lo, int64_t hi) {
-        gemm_nt_block(c, ldc, a, lda, b, ldb, 0, M, lo * kNR, std::min(N, hi * kNR), K, false);
+        gemm_nt_block(c, ldc, a, lda, b, ldb, 0, M, lo * kNR, std::min(N, hi * kNR), K, accumulate);
       });
     }
     return;
   }
 #endif
-  (void)c, (void)ldc, (void)a, (void)lda, (void)b, (void)ldb, (void)K;
+  (void)c, (void)ldc, (void)a, (void)lda, (void)b, (void)ldb, (void)K, (void)accumulate;
   fail(code::kInternal, "gemm_bf16_nt: this CPU has no AVX-512 BF16 instructions");
 }
 

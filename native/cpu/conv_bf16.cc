@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "../core/bf16.h"
 #include "../core/parallel.h"
@@ -68,35 +67,78 @@ void im2row(uint16_t* rows,        // [nb*Ho*Wo, C*kH*kW]
   });
 }
 
-// dx planes (bfloat16, each rounded once) = the adjoint of im2row applied to dcol, summed in
-// float32: dx[n, c, ih, iw] = sum of the dcol entries whose (position, tap) reads it.
-void fold_rows(uint16_t* dx,          // [nb, C, H, W]
-               const float* dcol,     // [nb*Ho*Wo, C*kH*kW]
-               int64_t nb, const Conv2dParams& s) {
-  const int64_t K = s.C * s.kH * s.kW;
-  const int64_t HW = s.H * s.W, P = s.Ho * s.Wo;
-  parallel_for(0, nb * s.C, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(s.kH * s.kW * P, 1)),
-               [&](int64_t lo, int64_t hi) {
-    thread_local std::vector<float> plane;
-    plane.resize(static_cast<size_t>(HW));
+// col[(c*kH + kh)*kW + kw][n*Ho*Wo + oh*Wo + ow] = x[n, c, oh*sH - pH + kh*dH, ow*sW - pW + kw*dW]
+// (0 outside the input), for n in [0, nb): im2col's layout (conv.h), in bfloat16.
+void im2col_bf16(uint16_t* col,       // [C*kH*kW, nb*Ho*Wo]
+                 const uint16_t* x,   // [nb, C, H, W]
+                 int64_t nb, const Conv2dParams& s) {
+  const int64_t K = s.C * s.kH * s.kW, P = s.Ho * s.Wo, ld = nb * P;
+  parallel_for(0, K * nb, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(P, 1)), [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) {
-      const int64_t n = t / s.C, c = t % s.C;
-      std::fill(plane.begin(), plane.end(), 0.f);
-      for (int64_t oh = 0; oh < s.Ho; ++oh)
-        for (int64_t ow = 0; ow < s.Wo; ++ow) {
-          const float* src = dcol + (n * P + oh * s.Wo + ow) * K + c * s.kH * s.kW;
-          for (int64_t kh = 0; kh < s.kH; ++kh) {
-            const int64_t ih = oh * s.sH - s.pH + kh * s.dH;
-            if (ih < 0 || ih >= s.H) continue;
-            float* prow = plane.data() + ih * s.W;
-            for (int64_t kw = 0; kw < s.kW; ++kw) {
-              const int64_t iw = ow * s.sW - s.pW + kw * s.dW;
-              if (iw >= 0 && iw < s.W) prow[iw] += src[kh * s.kW + kw];
-            }
-          }
+      const int64_t r = t / nb, n = t % nb;
+      const int64_t kw = r % s.kW, kh = (r / s.kW) % s.kH, c = r / (s.kW * s.kH);
+      const uint16_t* plane = x + (n * s.C + c) * s.H * s.W;
+      uint16_t* dst = col + r * ld + n * P;
+      for (int64_t oh = 0; oh < s.Ho; ++oh) {
+        const int64_t ih = oh * s.sH - s.pH + kh * s.dH;
+        uint16_t* row = dst + oh * s.Wo;
+        if (ih < 0 || ih >= s.H) {
+          std::memset(row, 0, static_cast<size_t>(s.Wo) * sizeof(uint16_t));
+          continue;
         }
-      uint16_t* out = dx + t * HW;
-      for (int64_t i = 0; i < HW; ++i) out[i] = bf16::from_float(plane[i]);
+        const uint16_t* src = plane + ih * s.W;
+        for (int64_t ow = 0; ow < s.Wo; ++ow) {
+          const int64_t iw = ow * s.sW - s.pW + kw * s.dW;
+          row[ow] = iw >= 0 && iw < s.W ? src[iw] : uint16_t{0};
+        }
+      }
+    }
+  });
+}
+
+// dw [O, C/g*kH*kW] (+)= dy_g [Og, N*Ho*Wo] @ col_g^T through the dot-product GEMM (both operands
+// contiguous along the positions), in chunks of images, each chunk's float32 sums added to dw.
+void backward_filter_avx512(float* dw, const uint16_t* dy, const uint16_t* x, const Conv2dParams& s,
+                            bool accumulate) {
+  const int64_t G = s.groups, Og = s.O / G, Kg = (s.C / G) * s.kH * s.kW, K = s.C * s.kH * s.kW;
+  const int64_t P = s.Ho * s.Wo;
+  const int64_t nb_max = images_per_chunk(s, P * std::max(K, s.O));
+  uint16_t* col = bf16_scratch(Scratch::Bf16Rows, nb_max * P * K);
+  uint16_t* dyg = nb_max > 1 ? bf16_scratch(Scratch::Bf16Weights, nb_max * P * s.O) : nullptr;
+  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, s.N - n0);
+    const int64_t ld = nb * P;
+    im2col_bf16(col, x + n0 * s.C * s.H * s.W, nb, s);
+    // dy as [O, nb*P]: one image's dy already is; several are gathered.
+    const uint16_t* dyb = dy + n0 * s.O * P;
+    if (nb > 1) {
+      parallel_for(0, nb * s.O, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(P, 1)), [&](int64_t lo, int64_t hi) {
+        for (int64_t t = lo; t < hi; ++t) {
+          const int64_t n = t / s.O, o = t % s.O;
+          std::memcpy(dyg + o * ld + n * P, dy + ((n0 + n) * s.O + o) * P, static_cast<size_t>(P) * sizeof(uint16_t));
+        }
+      });
+      dyb = dyg;
+    }
+    const bool add = accumulate || n0 > 0;
+    for (int64_t g = 0; g < G; ++g)
+      gemm_bf16_nt(dw + g * Og * Kg, Kg, dyb + g * Og * ld, ld, col + g * Kg * ld, ld, Og, Kg, ld, add);
+  }
+}
+
+// db[o] (+)= sum over n and positions of dy[n, o, :], widened (exact) and summed in double.
+void bias_grad(float* db, const uint16_t* dy, const Conv2dParams& s, bool accumulate) {
+  const int64_t P = s.Ho * s.Wo;
+  parallel_for(0, s.O, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(s.N * P, 1)), [&](int64_t lo, int64_t hi) {
+    for (int64_t o = lo; o < hi; ++o) {
+      double acc = 0;
+      for (int64_t n = 0; n < s.N; ++n) {
+        const uint16_t* p = dy + (n * s.O + o) * P;
+        float part = 0.f;
+        for (int64_t i = 0; i < P; ++i) part += bf16::to_float(p[i]);
+        acc += part;
+      }
+      db[o] = accumulate ? db[o] + static_cast<float>(acc) : static_cast<float>(acc);
     }
   });
 }
@@ -137,15 +179,25 @@ void forward_avx512(float* y_f32, uint16_t* y_bf16, const uint16_t* x, const uin
 }
 
 void backward_data_avx512(uint16_t* dx, const uint16_t* dy, const uint16_t* w, const Conv2dParams& s) {
-  const int64_t G = s.groups, Og = s.O / G, Kg = (s.C / G) * s.kH * s.kW, K = s.C * s.kH * s.kW;
-  const int64_t P = s.Ho * s.Wo;
-  const int64_t nb_max = images_per_chunk(s, P * std::max(K, s.O));
+  const int64_t G = s.groups, Og = s.O / G, Kg = (s.C / G) * s.kH * s.kW;
+  const int64_t P = s.Ho * s.Wo, CHW = s.C * s.H * s.W;
+  const int64_t nb_max = images_per_chunk(s, std::max(P * std::max(Kg * G, s.O), CHW));
   uint16_t* dyt = bf16_scratch(Scratch::Bf16Rows, nb_max * P * s.O);
-  float* dcol = scratch(Scratch::Bf16Sums, nb_max * P * K);
+  float* dcol = scratch(Scratch::Bf16Sums, nb_max * P * Kg * G);
+  float* dxf = scratch(Scratch::Bf16Grad, nb_max * CHW);
+  // W_g^T [Kg, Og] per group, contiguous along the reduction (o) as gemm_bf16_nt wants
+  uint16_t* wt = bf16_scratch(Scratch::Bf16Weights, s.O * Kg);
+  parallel_for(0, G * Kg, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(Og, 1)), [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t g = t / Kg, k = t % Kg;
+      for (int64_t o = 0; o < Og; ++o) wt[t * Og + o] = w[(g * Og + o) * Kg + k];
+    }
+  });
   for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, s.N - n0);
+    const int64_t ld = nb * P;
     // dyt [nb*P, O] = dy [nb, O, P] transposed per image
-    parallel_for(0, nb * P, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(s.O, 1)), [&](int64_t lo, int64_t hi) {
+    parallel_for(0, ld, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(s.O, 1)), [&](int64_t lo, int64_t hi) {
       for (int64_t t = lo; t < hi; ++t) {
         const int64_t n = t / P, p = t % P;
         const uint16_t* src = dy + (n0 + n) * s.O * P + p;
@@ -153,10 +205,13 @@ void backward_data_avx512(uint16_t* dx, const uint16_t* dy, const uint16_t* w, c
         for (int64_t o = 0; o < s.O; ++o) dst[o] = src[o * P];
       }
     });
-    // dcol [nb*P, K]: group g's columns [g*Kg, (g+1)*Kg) = dyt[:, g*Og..] @ W_g
+    // dcol [C*kH*kW, nb*P] (im2col's layout): group g's rows = W_g^T @ dy_g, i.e.
+    // (rows of W_g^T) . (rows of dyt's group-g columns), both contiguous along o
     for (int64_t g = 0; g < G; ++g)
-      gemm_bf16_nn(dcol + g * Kg, K, dyt + g * Og, s.O, w + g * Og * Kg, Kg, nb * P, Kg, Og);
-    fold_rows(dx + n0 * s.C * s.H * s.W, dcol, nb, s);
+      gemm_bf16_nt(dcol + g * Kg * ld, ld, wt + g * Kg * Og, Og, dyt + g * Og, s.O, Kg, ld, Og);
+    // folded back onto the input planes in float32 (conv.h's col2im), then rounded once
+    col2im(dxf, dcol, nb, s);
+    float_to_bf16(dx + n0 * CHW, dxf, nb * CHW);
   }
 }
 
@@ -182,16 +237,27 @@ void conv2d_backward_bf16(uint16_t* dx, float* dw, float* db, const uint16_t* dy
                           const uint16_t* w, const Conv2dParams& s, bool accumulate) {
   const int64_t xn = s.N * s.C * s.H * s.W, wn = s.O * (s.C / s.groups) * s.kH * s.kW;
   const int64_t yn = s.N * s.O * s.Ho * s.Wo;
-  // dw and db: reductions over the batch and the positions, float32 on both paths (dy and x
-  // widened exactly; the float32 weight gradient, without Winograd).
+  if (s.N == 0) {
+    if (!accumulate) {  // empty sums
+      std::memset(dw, 0, static_cast<size_t>(wn) * sizeof(float));
+      if (db != nullptr) std::memset(db, 0, static_cast<size_t>(s.O) * sizeof(float));
+    }
+    return;
+  }
+  if (use_avx512()) {
+    // dw: float32 sums of exact products straight from the bfloat16 operands; db likewise.
+    backward_filter_avx512(dw, dy, x, s, accumulate);
+    if (db != nullptr) bias_grad(db, dy, s, accumulate);
+    if (dx != nullptr) backward_data_avx512(dx, dy, w, s);
+    return;
+  }
+  // Portable: dy and x widened (exact), the float32 gradients without Winograd.
   float* dyf = scratch(Scratch::Bf16Output, yn);
   float* xf = scratch(Scratch::Bf16Input, xn);
   bf16_to_float(dyf, dy, yn);
   bf16_to_float(xf, x, xn);
-  const bool avx = use_avx512();
-  if (dx == nullptr || s.N == 0 || avx) {
+  if (dx == nullptr) {
     conv2d_backward(nullptr, dw, db, dyf, xf, nullptr, s, accumulate, nullptr, /*winograd=*/false);
-    if (dx != nullptr && s.N > 0) backward_data_avx512(dx, dy, w, s);
     return;
   }
   // Portable dx: the float32 input gradient of the widened operands, rounded once.

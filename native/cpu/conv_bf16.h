@@ -8,12 +8,18 @@
 //    output position's receptive field contiguous, as linear's x rows are), then the vdpbf16ps
 //    GEMM of the linear layer (gemm_bf16_nt: rows @ W_g^T, both operands contiguous along the
 //    reduction), then bias, ReLU and the one rounding while scattering to [N, O, Ho, Wo].
-//    Backward's dx: dy gathered to [N*Ho*Wo, O] in bfloat16, times W (gemm_bf16_nn, linear's dx
-//    kernel), folded back onto the input planes in float32, rounded once.
+//    Backward's dx: dy gathered to [N*Ho*Wo, O] in bfloat16 and W transposed to [C*kH*kW, O],
+//    so that the same dot-product GEMM gives the column gradient in im2col's layout
+//    [C*kH*kW, N*Ho*Wo]; conv.h's col2im folds it onto the input planes in float32, rounded once.
+//    (linear's dx kernel on [positions, C*kH*kW] rows, folded with a strided gather, took 1.2-2.1x
+//    as long on AlexNet's conv2-4, measured in one process.)
 //  - portable: the operands widened to float32 (exact) and the float32 convolution of conv.h
 //    (without Winograd, whose transforms would round the products), the output rounded once.
-// The weight and bias gradients are float32 (the float32 master weights' gradients) on both
-// paths: dy and x are widened to float32 (exact) and the float32 weight gradient sums them.
+// The weight and bias gradients are float32 (the float32 master weights' gradients): on the
+// AVX-512 BF16 path x unfolded in bfloat16 in im2col's layout and dy as [O, N*Ho*Wo] go through
+// the same dot-product GEMM (both contiguous along the positions), its float32 sums added into
+// dw chunk by chunk; on the portable path dy and x are widened to float32 (exact) and the float32
+// weight gradient sums them.
 // vdpbf16ps treats bfloat16 subnormal inputs (|v| < 2^-126) as zero (bf16.h).
 #pragma once
 

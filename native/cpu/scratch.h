@@ -22,11 +22,11 @@ enum class Scratch {
   WinogradInput,     // conv_winograd.cc: a block of transformed input tiles V [a*a][C][tiles]
   WinogradProducts,  // conv_winograd.cc: the block's products M [a*a][O][tiles]
   Bf16Input,         // bf16.cc: the portable path's float32 copy of x
-  Bf16Weights,       // bf16.cc: the portable path's float32 copy of w
+  Bf16Weights,       // bf16.cc, conv_bf16.cc: the portable path's float32 copy of w (conv_bf16.cc dx: W^T in bfloat16)
   Bf16Output,        // bf16.cc: the float32 sums of a bfloat16 output (backward: dy widened)
   Bf16Rows,          // conv_bf16.cc: bfloat16 im2row rows [positions, C*kH*kW] (forward), dy as [positions, O] (backward)
-  Bf16Sums,          // conv_bf16.cc: the float32 GEMM output (forward [positions, O], backward [positions, C*kH*kW])
-  Bf16Grad,          // conv_bf16.cc: the portable path's float32 dx before its one rounding
+  Bf16Sums,          // conv_bf16.cc: the float32 GEMM output (forward [positions, O], backward [C*kH*kW, positions])
+  Bf16Grad,          // conv_bf16.cc: float32 dx before its one rounding
   kCount
 };
 

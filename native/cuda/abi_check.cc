@@ -36,6 +36,8 @@ ALEXNET_CUBLAS_ENUMS(ABI_ENUM)
 ALEXNET_CUBLAS_HANDLES(ABI_HANDLE)
 ALEXNET_CUBLAS_FUNCTIONS(ABI_FN)
 ALEXNET_CUBLAS_OPTIONAL_FUNCTIONS(ABI_FN)
+ALEXNET_CUBLASLT_STRUCTS(ABI_STRUCT)
+ALEXNET_CUBLASLT_FUNCTIONS(ABI_FN)
 #elif defined(ALEXNET_CHECK_LIBRARY_TYPES)
 abi_item enum cudaDataType_t ALEXNET_CUDA_DATA_TYPE(ABI_VALUE)
 abi_item enum libraryPropertyType ALEXNET_LIBRARY_PROPERTY_TYPE(ABI_VALUE)
@@ -51,6 +53,7 @@ abi_item enum libraryPropertyType ALEXNET_LIBRARY_PROPERTY_TYPE(ABI_VALUE)
 static_assert(CUDNN_MAJOR == 9, "these declarations are for cuDNN 9 headers");
 #endif
 #ifdef ALEXNET_CHECK_CUBLAS
+#include <cublasLt.h>
 #include <cublas_v2.h>
 static_assert(CUBLAS_VER_MAJOR == 12 || CUBLAS_VER_MAJOR == 13,
               "these declarations are for cuBLAS 12 / 13 headers");
@@ -177,6 +180,23 @@ constexpr bool exact(F) {
   static_assert(exact<MapFn_t<blas::PFN_##name>>(&::name), "cuBLAS function type " #name);
 ALEXNET_CUBLAS_FUNCTIONS(ABI_CHECK_BLAS_FN)
 ALEXNET_CUBLAS_OPTIONAL_FUNCTIONS(ABI_CHECK_BLAS_FN)
+
+// cuBLASLt (cublasLt.h): the enums above (ALEXNET_CUBLAS_ENUMS lists them), the semi-opaque
+// structs by size and alignment, the heuristic result field by field, and every function.
+ABI_CHECK_BLAS_ENUM(cublasLtMatmulDescAttributes_t, ALEXNET_CUBLASLT_MATMUL_DESC_ATTRIBUTES)
+ABI_CHECK_BLAS_ENUM(cublasLtEpilogue_t, ALEXNET_CUBLASLT_EPILOGUE)
+ABI_CHECK_BLAS_ENUM(cublasLtMatmulPreferenceAttributes_t, ALEXNET_CUBLASLT_PREFERENCE_ATTRIBUTES)
+#define ABI_MAP_BLAS_STRUCT(type) ABI_MAP(blas::type, ::type)
+ALEXNET_CUBLASLT_STRUCTS(ABI_MAP_BLAS_STRUCT)
+#define ABI_CHECK_BLAS_STRUCT(T)                                                         \
+  static_assert(sizeof(blas::T) == sizeof(::T), "sizeof " #T);                           \
+  static_assert(alignof(blas::T) == alignof(::T), "alignof " #T);
+ALEXNET_CUBLASLT_STRUCTS(ABI_CHECK_BLAS_STRUCT)
+#define ABI_CHECK_BLAS_FIELD(T, field)                                                   \
+  static_assert(offsetof(blas::T, field) == offsetof(::T, field), "offsetof " #T "." #field); \
+  static_assert(sizeof(blas::T::field) == sizeof(::T::field), "sizeof " #T "." #field);
+ALEXNET_CUBLASLT_HEURISTIC_FIELDS(ABI_CHECK_BLAS_FIELD, cublasLtMatmulHeuristicResult_t)
+ALEXNET_CUBLASLT_FUNCTIONS(ABI_CHECK_BLAS_FN)
 #endif  // ALEXNET_CHECK_CUBLAS
 
 }  // namespace abi

@@ -11,6 +11,7 @@
 #include "../core/device.h"
 #include "bench.h"
 #include "dnn.h"
+#include "linear_lt.h"
 #include "dynload/loader.h"
 #include "ops.h"
 #include "probe.h"
@@ -204,6 +205,10 @@ void describe(InfoSink& out) {
   InfoSink& found = out.object("libraries");
   library_info(found.object("cudnn"), libs.cudnn);
   library_info(found.object("cublas"), libs.cublas);
+  InfoSink& lt = found.object("cublasLt");  // resolved with cuBLAS: the fused-epilogue path
+  lt.set_bool("found", libs.cublaslt_ok);
+  lt.set_string("note", libs.cublaslt_note);
+  out.set_bool("cublasLtEpilogues", cublaslt_epilogues());
   // Available = a device ran our probe kernel and cuDNN 9 and cuBLAS loaded.
   const bool available = probe.available && libs.cudnn_ok && libs.cublas_ok;
   out.set_bool("available", available);
@@ -227,6 +232,7 @@ Backend table() {
   b.lrn_odd_size_only = true;  // cuDNN centres an even window one channel later than PyTorch
   b.set_tf32 = &cuda::set_tf32;
   b.set_deterministic = &cuda::set_deterministic;
+  b.set_gemm_epilogues = &cuda::set_cublaslt_epilogues;
   b.describe = describe;
   b.debug_fault = &cuda::debug_fault;
   b.bench_ops = &cuda::bench_alexnet_ops;

@@ -214,6 +214,27 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
       });
   }
   release_cached(device);  // the next buffers should not stack on these
+  // The bfloat16 matrix rate (cublasGemmEx, 16BF inputs, 32F compute and output, as linear in
+  // bfloat16 runs): the ceiling a bfloat16 operator is held to, beside TF32's.
+  double gemm_bf16_ms = 0;
+  {
+    // bfloat16 operands in float buffers of half the count (two bfloat16 per float)
+    Buffer a32(device, static_cast<size_t>(n * n)), a16(device, static_cast<size_t>(n * n / 2)),
+        b16(device, static_cast<size_t>(n * n / 2)), c(device, static_cast<size_t>(n * n));
+    fill_random(device, a32, 6);
+    float_to_bf16(device, reinterpret_cast<uint16_t*>(a16.get()), a32.get(), n * n);
+    fill_random(device, a32, 7);
+    float_to_bf16(device, reinterpret_cast<uint16_t*>(b16.get()), a32.get(), n * n);
+    LinearParams lp;
+    lp.B = n;
+    lp.in = n;
+    lp.out = n;
+    gemm_bf16_ms = timer.best_ms([&] {
+      linear_forward_bf16(device, c.get(), nullptr, reinterpret_cast<const uint16_t*>(a16.get()),
+                          reinterpret_cast<const uint16_t*>(b16.get()), nullptr, lp);
+    });
+  }
+  release_cached(device);
   const double gemm_flop = 2.0 * n * n * n;
   const double peak_gflops = gemm_flop / gemm_ms[tf32_mode ? 1 : 0] / 1e6;
   const std::string gemm_shape = bench_dims({n, n, n});
@@ -223,6 +244,8 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
     rows.push_back(compute_row(std::string("sgemm ") + mode_name[mode] + (ceiling ? " (ceiling)" : ""),
                                gemm_shape, gemm_ms[mode], gemm_flop, peak_gflops));
   }
+  // its own ceiling (fraction 1): bfloat16 operators are measured against it, not against TF32's
+  rows.push_back(compute_row("gemm bf16 (ceiling)", gemm_shape, gemm_bf16_ms, gemm_flop, gemm_flop / gemm_bf16_ms / 1e6));
   size_t bytes = size_t{1} << 30;
   while (bytes > (size_t{64} << 20) && 2 * bytes > free_b / 2) bytes /= 2;
   double copy_ms = 0;

@@ -11,6 +11,7 @@
 
 #include "../core/error.h"
 #include "dynload/loader.h"
+#include "linear_lt.h"
 #include "ops.h"
 #include "runtime.h"
 
@@ -605,15 +606,20 @@ void linear_forward(int device, float* y, const float* x, const float* w, const 
                     const LinearParams& p) {
   const int64_t B = p.B, in = p.in, out = p.out;
   if (B == 0 || out == 0) return;  // y is empty
+  // One cuBLASLt product with the bias (and ReLU) in its epilogue, where switched on and offered
+  if (linear_lt_forward(device, y, false, x, w, false, bias, B, in, out, p.relu, g_tf32.load())) return;
   // in == 0: gemm writes zeros, so y = bias (as on the CPU)
   gemm(device, false, true, B, out, in, 1.f, x, in, w, in, 0.f, y, out);
-  if (bias) bias_relu_forward(device, y, bias, B, out, 1, /*relu=*/false);
+  bias_relu_forward(device, y, bias, B, out, 1, p.relu);  // nothing to do without bias and relu
 }
 
 void linear_forward_bf16(int device, float* y_f32, uint16_t* y_bf16, const uint16_t* x, const uint16_t* w,
                          const float* bias, const LinearParams& p) {
   const int64_t B = p.B, in = p.in, out = p.out;
   if (B == 0 || out == 0) return;  // y is empty
+  if (linear_lt_forward(device, y_f32 != nullptr ? static_cast<void*>(y_f32) : y_bf16, y_bf16 != nullptr, x, w, true,
+                        bias, B, in, out, p.relu, false))
+    return;
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);  // the workspace is per-device shared state
   // A bfloat16 output is summed in float32 first, so that the bias is added before the one
@@ -631,8 +637,14 @@ void linear_forward_bf16(int device, float* y_f32, uint16_t* y_bf16, const uint1
                                        sum, b::CUDA_R_32F, as_int(out), b::CUBLAS_COMPUTE_32F,
                                        b::CUBLAS_GEMM_DEFAULT));
   }
-  if (y_bf16 != nullptr) bias_to_bf16(device, y_bf16, sum, bias, B, out);
-  else if (bias) bias_relu_forward(device, sum, bias, B, out, 1, /*relu=*/false);
+  if (y_bf16 != nullptr && p.relu) {
+    bias_relu_forward(device, sum, bias, B, out, 1, true);  // in float32, then the one rounding
+    bias_to_bf16(device, y_bf16, sum, nullptr, B, out);
+  } else if (y_bf16 != nullptr) {
+    bias_to_bf16(device, y_bf16, sum, bias, B, out);
+  } else {
+    bias_relu_forward(device, sum, bias, B, out, 1, p.relu);
+  }
 }
 
 void linear_backward_bf16(int device, uint16_t* dx, float* dw, float* db, const uint16_t* dy, const uint16_t* x,

@@ -26,7 +26,7 @@ try {
   const comm = await initDistributed();
   rank = String(comm.rank);
   setNumThreads(threads);
-  const r = rig('cpu', batch);
+  const r = rig('cpu', batch, { infer: false });
   r.model.train();
   const reducer = new GradientReducer(comm, r.model, r.store);
   const stepMs: number[] = [];

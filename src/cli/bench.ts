@@ -174,7 +174,15 @@ class MemoryPeaks {
 export interface BenchRig {
   device: string;
   batch: number;
+  /** the network the training steps update */
   model: ReturnType<typeof alexnet>;
+  /**
+   * The same network (same seed, same weights) for the inference passes, never trained: an
+   * inference benchmark is a served model, whose weights stay fixed, as onnxruntime's session's
+   * do. Timed on the trained model, every pass after a training step would also pay for packing
+   * and transforming the changed filters (the weight cache's one-off work), which no peer does.
+   */
+  inferModel: ReturnType<typeof alexnet>;
   store: ParameterStore;
   sgd: SGD;
   host: Float32Array;
@@ -182,28 +190,30 @@ export interface BenchRig {
   y: Tensor<'int32'>;
 }
 
-export function rig(device: string, B: number): BenchRig {
+export function rig(device: string, B: number, options: { infer?: boolean } = {}): BenchRig {
   const model = alexnet({ config: 'seed', init: 'kaiming', seed: 1, device });
+  const inferModel = options.infer === false ? model : alexnet({ config: 'seed', init: 'kaiming', seed: 1, device });
   const store = ParameterStore.create(model, { device });
   const sgd = new SGD(store, { lr: 1e-4 });
   const host = new Float32Array(B * 3 * 227 * 227).map(() => Math.random() - 0.5);
   const x = Tensor.from(host, [B, 3, 227, 227], { device });
   const y = Tensor.from(Int32Array.from({ length: B }, (_, i) => i % 2), [B], { device, dtype: 'int32' });
-  return { device, batch: B, model, store, sgd, host, x, y };
+  return { device, batch: B, model, inferModel, store, sgd, host, x, y };
 }
 
 export function disposeRig(r: BenchRig): void {
   for (const t of [r.x, r.y]) t.dispose();
   r.model.dispose();
+  if (r.inferModel !== r.model) r.inferModel.dispose();
   r.store.dispose();
 }
 
 /** Milliseconds of an inference pass (eval mode) and of a training step (forward, loss, backward, SGD). */
 async function timeEndToEnd(r: BenchRig, reps: number, warmup = true): Promise<{ inferMs: number; trainMs: number }> {
-  const { model, store, sgd, x, y, device } = r;
-  model.eval();
+  const { model, inferModel, store, sgd, x, y, device } = r;
+  inferModel.eval();
   const inferMs = await best(reps, async () => {
-    const out = model.forward(x);
+    const out = inferModel.forward(x);
     await synchronize(device);
     out.dispose();
   }, warmup);
@@ -314,8 +324,8 @@ class OrtPeer {
       if (!this.#ort) {
         this.#ort = (await import('onnxruntime-node')) as typeof import('onnxruntime-node');
         this.#onnxPath = join(os.tmpdir(), `alexnet-bench-${process.pid}.onnx`);
-        r.model.eval();
-        await exportOnnx(r.model as never, this.#onnxPath, { batch: 'dynamic' });
+        r.inferModel.eval();
+        await exportOnnx(r.inferModel as never, this.#onnxPath, { batch: 'dynamic' });
       }
       const ort = this.#ort;
       this.#session = await ort.InferenceSession.create(this.#onnxPath!, { intraOpNumThreads: os.cpus().length });

@@ -80,6 +80,10 @@ function printInfo(json: boolean): void {
   } else {
     console.log(`cuda    compiled (${cuda.architectures ?? ''}, runtime ${cuda.runtimeVersion ?? '?'}); ` +
       `${cuda.available ? 'available' : `unavailable: ${cuda.reason}`}`);
+    const lt = cuda.libraries?.cublasLt;
+    if (cuda.libraries?.cublas.found && lt) {
+      console.log(`cublasLt ${lt.found ? `found; fused GEMM epilogues ${cuda.cublasLtEpilogues ? 'on' : 'off (setCublasLtEpilogues(true) or ALEXNET_CUBLASLT=1)'}` : lt.note}`);
+    }
   }
   const { mpi } = info;
   console.log(mpi.found ? `mpi     found: ${mpi.path} (${mpi.version || 'version unknown'})` : `mpi     not found: ${mpi.reason}`);

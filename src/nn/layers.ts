@@ -202,23 +202,25 @@ export class Linear extends Module {
     this.bias = options.bias === false ? null : this.addParameter('bias', initTensor([outFeatures], inFeatures, options));
   }
 
-  forward(x: F32): F32 {
+  /** With `relu`, returns max(linear(x), 0) in one call (Sequential fuses Linear + ReLU so). */
+  forward(x: F32, relu = false): F32 {
     this.clearCache();
-    if (this.precision === 'bf16') return this.#forward16(x);
-    const y = linear(x, this.weight.data, this.bias?.data ?? null);
+    if (this.precision === 'bf16') return this.#forward16(x, relu);
+    const y = linear(x, this.weight.data, this.bias?.data ?? null, relu ? { relu } : undefined);
     if (this.training) this.#input = x;
     return y;
   }
 
   // precision 'bf16': bfloat16 input and weight copy, float32 bias and accumulation; the output
   // bfloat16, or float32 for the network's last layer (the logits).
-  #forward16(x: F32): F32 {
+  #forward16(x: F32, relu: boolean): F32 {
     const input = bf16Input(x);
+    const o = relu ? { relu } : {};
     let y: F32;
     try {
       y = this.outputsFloat32
-        ? linear(input.x16, this.weight.bf16(), this.bias?.data ?? null, { outDtype: 'float32' })
-        : (linear(input.x16, this.weight.bf16(), this.bias?.data ?? null, { outDtype: 'bfloat16' }) as unknown as F32);
+        ? linear(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'float32' })
+        : (linear(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'bfloat16' }) as unknown as F32);
     } catch (e) {
       if (input.owned) input.x16.dispose();
       throw e;
@@ -591,11 +593,11 @@ export class Sequential extends Module {
     const kept: F32[] = [];
     for (let i = 0; i < layers.length; i++) {
       const m = layers[i]!;
-      // Conv2d followed by ReLU runs as one fused pass; the ReLU adopts the result as its output.
-      const relu = m instanceof Conv2d ? layers[i + 1] : undefined;
+      // Conv2d or Linear followed by ReLU runs as one fused call; the ReLU adopts the result as its output.
+      const relu = m instanceof Conv2d || m instanceof Linear ? layers[i + 1] : undefined;
       let next: F32;
       if (relu instanceof ReLU) {
-        next = (m as Conv2d).forward(h, true);
+        next = (m as Conv2d | Linear).forward(h, true);
         relu.adoptOutput(next);
         i++;
       } else {

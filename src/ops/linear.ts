@@ -14,8 +14,18 @@ export interface MatmulOptions {
   transB?: boolean;
 }
 
+/** Options of linear on float32 inputs. */
+export interface LinearFloatOptions {
+  /**
+   * y = max(x W^T + b, 0) in the same call (NaN kept, as relu does): Sequential fuses Linear +
+   * ReLU so. On the CPU the ReLU runs over y while it is still in cache; on CUDA it is the bias
+   * kernel's epilogue, or cuBLASLt's (setCublasLtEpilogues).
+   */
+  relu?: boolean;
+}
+
 /** Options of linear on bfloat16 inputs. */
-export interface LinearOptions<O extends 'float32' | 'bfloat16' = 'float32' | 'bfloat16'> {
+export interface LinearOptions<O extends 'float32' | 'bfloat16' = 'float32' | 'bfloat16'> extends LinearFloatOptions {
   /**
    * The output's dtype for bfloat16 inputs: 'float32' (default) keeps the float32 sum,
    * 'bfloat16' rounds it (plus the bias) once. Float32 inputs give float32 only.
@@ -30,7 +40,7 @@ export interface LinearOptions<O extends 'float32' | 'bfloat16' = 'float32' | 'b
  * present, else converted to float32 for sgemm; on CUDA through cuBLAS with bfloat16 inputs and
  * float32 compute.
  */
-export function linear(input: Tensor<'float32'>, weight: Tensor<'float32'>, bias?: Tensor<'float32'> | null): Tensor<'float32'>;
+export function linear(input: Tensor<'float32'>, weight: Tensor<'float32'>, bias?: Tensor<'float32'> | null, options?: LinearFloatOptions): Tensor<'float32'>;
 export function linear<O extends 'float32' | 'bfloat16' = 'float32'>(
   input: Tensor<'bfloat16'>,
   weight: Tensor<'bfloat16'>,
@@ -45,6 +55,7 @@ export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null, opti
       handleOf(weight, 'linear', 'weight'),
       bias == null ? null : handleOf(bias, 'linear', 'bias'),
       o.outDtype,
+      o.relu,
     ),
   );
 }

@@ -11,6 +11,7 @@ namespace alexnet {
 
 struct LinearParams {
   int64_t B = 0, in = 0, out = 0;  // x [B, in], weight [out, in], y [B, out]
+  bool relu = false;  // y = max(x W^T + b, 0) in the same pass (NaN kept, as relu does)
   Shape output_shape() const { return Shape::of({B, out}); }
 };
 

@@ -14,9 +14,11 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 // ---- opaque types (§B1) -------------------------------------------------------------------
 struct cublasContext;
+struct cublasLtContext;  // cublasLt.h:67 (13.1): typedef struct cublasLtContext* cublasLtHandle_t
 struct CUstream_st;
 typedef struct CUstream_st* cudaStream_t;  // as driver_types.h declares it
 
@@ -103,16 +105,80 @@ typedef enum { ALEXNET_CUBLAS_GEMM_ALGO(ALEXNET_ENUMERATOR) } cublasGemmAlgo_t;
   X(PATCH_LEVEL, 2)
 typedef enum { ALEXNET_LIBRARY_PROPERTY_TYPE(ALEXNET_ENUMERATOR) } libraryPropertyType;
 
-#define ALEXNET_CUBLAS_ENUMS(E)                              \
-  E(cublasStatus_t, ALEXNET_CUBLAS_STATUS)                   \
-  E(cublasOperation_t, ALEXNET_CUBLAS_OPERATION)             \
-  E(cublasMath_t, ALEXNET_CUBLAS_MATH)                       \
-  E(cublasComputeType_t, ALEXNET_CUBLAS_COMPUTE_TYPE)        \
-  E(cudaDataType_t, ALEXNET_CUDA_DATA_TYPE)                  \
-  E(cublasGemmAlgo_t, ALEXNET_CUBLAS_GEMM_ALGO)              \
-  E(libraryPropertyType, ALEXNET_LIBRARY_PROPERTY_TYPE)
+// ---- cuBLASLt (§B9, cublasLt.h of cuBLAS 13.1.1; libcublasLt.so.N, loaded beside libcublas):
+// the matrix product with a fused epilogue (bias, ReLU) for the fully connected layers.
+// Only the attributes and epilogues we set are declared; the values are sparse.
+#define ALEXNET_CUBLASLT_MATMUL_DESC_ATTRIBUTES(X) \
+  X(CUBLASLT_MATMUL_DESC_COMPUTE_TYPE, 0)          \
+  X(CUBLASLT_MATMUL_DESC_SCALE_TYPE, 1)            \
+  X(CUBLASLT_MATMUL_DESC_POINTER_MODE, 2)          \
+  X(CUBLASLT_MATMUL_DESC_TRANSA, 3)                \
+  X(CUBLASLT_MATMUL_DESC_TRANSB, 4)                \
+  X(CUBLASLT_MATMUL_DESC_EPILOGUE, 7)              \
+  X(CUBLASLT_MATMUL_DESC_BIAS_POINTER, 8)          \
+  X(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, 26)
+typedef enum { ALEXNET_CUBLASLT_MATMUL_DESC_ATTRIBUTES(ALEXNET_ENUMERATOR) } cublasLtMatmulDescAttributes_t;
 
-#define ALEXNET_CUBLAS_HANDLES(H) H(cublasHandle_t)
+// Bit flags in the header (RELU 2, BIAS 4, | 128 for an auxiliary output); the combined values.
+#define ALEXNET_CUBLASLT_EPILOGUE(X) \
+  X(CUBLASLT_EPILOGUE_DEFAULT, 1)    \
+  X(CUBLASLT_EPILOGUE_RELU, 2)       \
+  X(CUBLASLT_EPILOGUE_BIAS, 4)       \
+  X(CUBLASLT_EPILOGUE_RELU_BIAS, 6)  \
+  X(CUBLASLT_EPILOGUE_BGRADB, 512)
+typedef enum { ALEXNET_CUBLASLT_EPILOGUE(ALEXNET_ENUMERATOR) } cublasLtEpilogue_t;
+
+#define ALEXNET_CUBLASLT_PREFERENCE_ATTRIBUTES(X) \
+  X(CUBLASLT_MATMUL_PREF_SEARCH_MODE, 0)          \
+  X(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, 1)
+typedef enum { ALEXNET_CUBLASLT_PREFERENCE_ATTRIBUTES(ALEXNET_ENUMERATOR) } cublasLtMatmulPreferenceAttributes_t;
+
+// Semi-opaque structs the caller allocates (cublasLt.h:98-151): only their sizes matter.
+struct cublasLtMatrixLayoutOpaque_t {
+  uint64_t data[8];
+};
+struct cublasLtMatmulAlgo_t {
+  uint64_t data[8];
+};
+struct cublasLtMatmulDescOpaque_t {
+  uint64_t data[32];
+};
+struct cublasLtMatmulPreferenceOpaque_t {
+  uint64_t data[8];
+};
+typedef ::cublasLtContext* cublasLtHandle_t;
+typedef cublasLtMatrixLayoutOpaque_t* cublasLtMatrixLayout_t;
+typedef cublasLtMatmulDescOpaque_t* cublasLtMatmulDesc_t;
+typedef cublasLtMatmulPreferenceOpaque_t* cublasLtMatmulPreference_t;
+// cublasLt.h:2221-2245: one result of cublasLtMatmulAlgoGetHeuristic (96 bytes on x86-64)
+struct cublasLtMatmulHeuristicResult_t {
+  cublasLtMatmulAlgo_t algo;
+  size_t workspaceSize;
+  cublasStatus_t state;
+  float wavesCount;
+  int reserved[4];
+};
+#define ALEXNET_CUBLASLT_STRUCTS(S)  \
+  S(cublasLtMatrixLayoutOpaque_t)    \
+  S(cublasLtMatmulAlgo_t)            \
+  S(cublasLtMatmulDescOpaque_t)      \
+  S(cublasLtMatmulPreferenceOpaque_t) \
+  S(cublasLtMatmulHeuristicResult_t)
+#define ALEXNET_CUBLASLT_HEURISTIC_FIELDS(F, T) F(T, algo) F(T, workspaceSize) F(T, state) F(T, wavesCount) F(T, reserved)
+
+#define ALEXNET_CUBLAS_ENUMS(E)                                                \
+  E(cublasStatus_t, ALEXNET_CUBLAS_STATUS)                                     \
+  E(cublasOperation_t, ALEXNET_CUBLAS_OPERATION)                               \
+  E(cublasMath_t, ALEXNET_CUBLAS_MATH)                                         \
+  E(cublasComputeType_t, ALEXNET_CUBLAS_COMPUTE_TYPE)                          \
+  E(cudaDataType_t, ALEXNET_CUDA_DATA_TYPE)                                    \
+  E(cublasGemmAlgo_t, ALEXNET_CUBLAS_GEMM_ALGO)                                \
+  E(libraryPropertyType, ALEXNET_LIBRARY_PROPERTY_TYPE)                        \
+  E(cublasLtMatmulDescAttributes_t, ALEXNET_CUBLASLT_MATMUL_DESC_ATTRIBUTES)   \
+  E(cublasLtEpilogue_t, ALEXNET_CUBLASLT_EPILOGUE)                             \
+  E(cublasLtMatmulPreferenceAttributes_t, ALEXNET_CUBLASLT_PREFERENCE_ATTRIBUTES)
+
+#define ALEXNET_CUBLAS_HANDLES(H) H(cublasHandle_t) H(cublasLtHandle_t)
 
 // ---- functions (§B8: exported symbol names and signatures) ------------------------------------
 typedef cublasStatus_t (*PFN_cublasCreate_v2)(cublasHandle_t* handle);
@@ -139,6 +205,37 @@ typedef cublasStatus_t (*PFN_cublasGemmEx)(cublasHandle_t handle, cublasOperatio
                                            cublasComputeType_t computeType,
                                            cublasGemmAlgo_t algo);
 
+// cuBLASLt (§B9; cublasLt.h of 13.1.1, lines 69-71, 1011-1027, 1212-1223, 1623-1648, 2171-2194, 2270-2279)
+typedef cublasStatus_t (*PFN_cublasLtCreate)(cublasLtHandle_t* lightHandle);
+typedef cublasStatus_t (*PFN_cublasLtDestroy)(cublasLtHandle_t lightHandle);
+typedef cublasStatus_t (*PFN_cublasLtMatmulDescCreate)(cublasLtMatmulDesc_t* matmulDesc,
+                                                      cublasComputeType_t computeType,
+                                                      cudaDataType_t scaleType);
+typedef cublasStatus_t (*PFN_cublasLtMatmulDescDestroy)(cublasLtMatmulDesc_t matmulDesc);
+typedef cublasStatus_t (*PFN_cublasLtMatmulDescSetAttribute)(cublasLtMatmulDesc_t matmulDesc,
+                                                            cublasLtMatmulDescAttributes_t attr,
+                                                            const void* buf, size_t sizeInBytes);
+typedef cublasStatus_t (*PFN_cublasLtMatrixLayoutCreate)(cublasLtMatrixLayout_t* matLayout, cudaDataType type,
+                                                        uint64_t rows, uint64_t cols, int64_t ld);
+typedef cublasStatus_t (*PFN_cublasLtMatrixLayoutDestroy)(cublasLtMatrixLayout_t matLayout);
+typedef cublasStatus_t (*PFN_cublasLtMatmulPreferenceCreate)(cublasLtMatmulPreference_t* pref);
+typedef cublasStatus_t (*PFN_cublasLtMatmulPreferenceDestroy)(cublasLtMatmulPreference_t pref);
+typedef cublasStatus_t (*PFN_cublasLtMatmulPreferenceSetAttribute)(cublasLtMatmulPreference_t pref,
+                                                                  cublasLtMatmulPreferenceAttributes_t attr,
+                                                                  const void* buf, size_t sizeInBytes);
+typedef cublasStatus_t (*PFN_cublasLtMatmulAlgoGetHeuristic)(
+    cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t operationDesc, cublasLtMatrixLayout_t Adesc,
+    cublasLtMatrixLayout_t Bdesc, cublasLtMatrixLayout_t Cdesc, cublasLtMatrixLayout_t Ddesc,
+    cublasLtMatmulPreference_t preference, int requestedAlgoCount,
+    cublasLtMatmulHeuristicResult_t heuristicResultsArray[], int* returnAlgoCount);
+typedef cublasStatus_t (*PFN_cublasLtMatmul)(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t computeDesc,
+                                             const void* alpha, const void* A, cublasLtMatrixLayout_t Adesc,
+                                             const void* B, cublasLtMatrixLayout_t Bdesc, const void* beta,
+                                             const void* C, cublasLtMatrixLayout_t Cdesc, void* D,
+                                             cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t* algo,
+                                             void* workspace, size_t workspaceSizeInBytes,
+                                             cudaStream_t stream);
+
 // The symbols the loader resolves. cublasGetProperty first: it gives the version without a
 // handle (creating a handle needs a GPU), and is checked before anything else is looked up.
 #define ALEXNET_CUBLAS_FUNCTIONS(X) \
@@ -155,5 +252,22 @@ typedef cublasStatus_t (*PFN_cublasGemmEx)(cublasHandle_t handle, cublasOperatio
   X(cublasGetStatusString)
 
 #define ALEXNET_CUBLAS_OPTIONAL_FUNCTIONS(X)
+
+// Resolved through libcublas's handle (dlsym searches its dependencies, libcublasLt among them).
+// All or nothing: where one is missing the fused-epilogue path is off and the layers run as
+// cublasGemmEx + our bias kernel.
+#define ALEXNET_CUBLASLT_FUNCTIONS(X)   \
+  X(cublasLtCreate)                     \
+  X(cublasLtDestroy)                    \
+  X(cublasLtMatmulDescCreate)           \
+  X(cublasLtMatmulDescDestroy)          \
+  X(cublasLtMatmulDescSetAttribute)     \
+  X(cublasLtMatrixLayoutCreate)         \
+  X(cublasLtMatrixLayoutDestroy)        \
+  X(cublasLtMatmulPreferenceCreate)     \
+  X(cublasLtMatmulPreferenceDestroy)    \
+  X(cublasLtMatmulPreferenceSetAttribute) \
+  X(cublasLtMatmulAlgoGetHeuristic)     \
+  X(cublasLtMatmul)
 
 }  // namespace alexnet::cuda::blas

@@ -68,6 +68,22 @@ bool try_cublas(Libraries& libs, Search& s, const std::string& file, const std::
 #undef ALEXNET_RESOLVE
   if (!missing.empty())
     return give_up("cuBLAS " + libs.cublas.version_string + " at " + where + " " + lacks_symbols(missing));
+  // cuBLASLt through the same handle: dlsym(h) also searches libcublas's dependencies, among
+  // them the libcublasLt it was linked against (preloaded above, or found by the loader).
+  CublasLtApi lt_api;
+  std::vector<std::string> lt_missing;
+#define ALEXNET_RESOLVE_LT(name)                                \
+  lt_api.name = symbol<blas::PFN_##name>(h, #name);             \
+  if (!lt_api.name) lt_missing.push_back(#name);
+  ALEXNET_CUBLASLT_FUNCTIONS(ALEXNET_RESOLVE_LT)
+#undef ALEXNET_RESOLVE_LT
+  if (lt_missing.empty()) {
+    libs.cublaslt_ok = true;
+    libs.cublaslt_api = lt_api;
+  } else {
+    libs.cublaslt_note = "cuBLASLt beside " + where + " " + lacks_symbols(lt_missing) + ": fused epilogues off";
+    libs.cublas.notes.push_back(libs.cublaslt_note);
+  }
   libs.cublas.searched.push_back(place + ": loaded " + where + " (cuBLAS " + libs.cublas.version_string + ")");
   libs.cublas.found = true;
   libs.cublas_ok = true;

@@ -71,4 +71,9 @@ const CublasApi& cublas() {
   return libs.cublas_api;
 }
 
+const CublasLtApi* cublaslt() {
+  const Libraries& libs = libraries();
+  return libs.cublaslt_ok ? &libs.cublaslt_api : nullptr;
+}
+
 }  // namespace alexnet::cuda

@@ -58,6 +58,13 @@ struct CublasApi {
 #undef ALEXNET_DYNLOAD_MEMBER
 };
 
+// cuBLASLt, resolved from the cuBLAS library's handle: all set, or all null (Libraries::cublaslt_ok).
+struct CublasLtApi {
+#define ALEXNET_DYNLOAD_MEMBER(name) blas::PFN_##name name = nullptr;
+  ALEXNET_CUBLASLT_FUNCTIONS(ALEXNET_DYNLOAD_MEMBER)
+#undef ALEXNET_DYNLOAD_MEMBER
+};
+
 struct LibraryStatus {
   bool found = false;            // loaded, right major version, every required symbol resolved
   std::string path;              // the file in use (found), or the last one rejected
@@ -81,6 +88,9 @@ struct Libraries {
   std::string reason;  // what is missing and where it looked; "" when both were found
   CudnnApi cudnn_api;  // all null unless cudnn_ok
   CublasApi cublas_api;  // all null unless cublas_ok
+  bool cublaslt_ok = false;    // every cuBLASLt function we call resolved (only with cublas_ok)
+  std::string cublaslt_note;   // why not: the missing symbols ("" when cublaslt_ok or no cuBLAS)
+  CublasLtApi cublaslt_api;    // all null unless cublaslt_ok
 };
 
 // Loads both libraries on the first call (thread-safe, std::call_once); later calls return the
@@ -90,6 +100,9 @@ const Libraries& libraries();
 // The tables, or ERR_CUDA_UNAVAILABLE naming what is missing and where it looked.
 const CudnnApi& cudnn();
 const CublasApi& cublas();
+// The cuBLASLt table, or null where cuBLAS or one of its cuBLASLt functions is missing (the
+// callers then take the cublasGemmEx path). Never throws.
+const CublasLtApi* cublaslt();
 
 // Status names from our own tables (no library needed): "CUDNN_STATUS_BAD_PARAM". Unknown cuDNN
 // sub-codes are named by category: "CUDNN_STATUS_BAD_PARAM (sub-code 2013)".
