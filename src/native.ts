@@ -190,6 +190,8 @@ export interface NativeModule {
   copy(dst: NativeTensor, src: NativeTensor): void;
   /** a new tensor: x converted (float32 <-> bfloat16, round to nearest even; same dtype: a copy) */
   toDtype(x: NativeTensor, dtype: DType): NativeTensor;
+  /** copy = bf16(source) unless copy already holds source's current values (recorded per storage) */
+  refreshBf16Copy(copy: NativeTensor, source: NativeTensor): void;
   scale(t: NativeTensor, alpha: number): void;
   axpy(y: NativeTensor, alpha: number, x: NativeTensor): void;
   // relu
@@ -226,7 +228,13 @@ export interface NativeModule {
   softmax(logits: NativeTensor): NativeTensor;
   softmaxCrossEntropy(logits: NativeTensor, labels: NativeTensor): { loss: NativeTensor; gradLogits: NativeTensor };
   // SGD with momentum over flat parameter / gradient / momentum buffers, in place
-  sgdStep(param: NativeTensor, grad: NativeTensor, momentumBuffer: NativeTensor | null, options: SgdStepOptions): void;
+  sgdStep(
+    param: NativeTensor,
+    grad: NativeTensor,
+    momentumBuffer: NativeTensor | null,
+    options: SgdStepOptions,
+    paramBf16?: NativeTensor | null,
+  ): void;
   /**
    * sgdStep's own option parsing and checks, alone: throws what sgdStep would throw for these
    * options (messages named after `caller`, default 'sgdStep'), else returns them with the

@@ -94,14 +94,19 @@ describe('bfloat16 dtype', () => {
     const b2 = Tensor.zeros([2, 3], { dtype: 'bfloat16' }) as unknown as Tensor<'float32'>;
     const f2 = Tensor.zeros([2, 3]);
     const labels = Tensor.from(new Int32Array([0, 1]), [2]);
+    // relu, max pooling and dropout take bfloat16 too (test/bf16-ops.test.ts): an int32 input or
+    // mixed dtypes are refused
+    const i4 = Tensor.from(new Int32Array(16), [1, 1, 4, 4]) as unknown as Tensor<'float32'>;
     const cases: [string, () => unknown][] = [
-      ['relu', () => A.relu(b4)],
+      ['relu', () => A.relu(i4)],
       ['reluBackward', () => A.reluBackward(b4, f4)],
       ['conv2d', () => A.conv2d(b4, f4)],
       ['conv2d', () => A.conv2d(f4, b4)],
-      ['maxPool2d', () => A.maxPool2d(b4, { kernelSize: 2 })],
+      ['maxPool2d', () => A.maxPool2d(i4, { kernelSize: 2 })],
+      ['maxPool2dBackward', () => A.maxPool2dBackward(A.maxPool2d(f4, { kernelSize: 2 }), b4, A.maxPool2d(b4, { kernelSize: 2 }), { kernelSize: 2 })],
       ['localResponseNorm', () => A.localResponseNorm(b4, { size: 3 })],
-      ['dropout', () => A.dropout(b4, { p: 0.5, seed: 1 })],
+      ['dropout', () => A.dropout(i4, { p: 0.5, seed: 1 })],
+      ['dropoutBackward', () => A.dropoutBackward(f4, b4)],
       ['scale', () => A.scale(b4, 2)],
       ['axpy', () => A.axpy(f4, 1, b4)],
       ['softmax', () => A.softmax(b2)],

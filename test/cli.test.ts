@@ -84,11 +84,11 @@ describe('alexnet CLI', () => {
     expect(first.status, first.stderr).toBe(0);
     expect(summary(first).steps).toBe(2);
     const recorded = await readRunConfig(ckpt);
-    expect(recorded.train).toEqual({ batchSize: 4, epochs: 1, lr: 0.001, momentum: 0.9, weightDecay: 5e-4, convention: 'pytorch', schedule: 'none', warmup: 0, seed: 7, checkpointEvery: 0 });
+    expect(recorded.train).toEqual({ batchSize: 4, epochs: 1, lr: 0.001, momentum: 0.9, weightDecay: 5e-4, convention: 'pytorch', schedule: 'none', warmup: 0, seed: 7, checkpointEvery: 0, precision: 'fp32' });
     expect(recorded.data).toEqual({ kind: 'synthetic', trainSize: 12, valSize: 4, seed: 7 });
 
     // an option that defines the run, given with another value: refused, the checkpoint untouched
-    for (const bad of [['--lr', '0.01'], ['--batch-size', '2'], ['--seed', '8'], ['--train-size', '16'], ['--schedule', 'plateau']]) {
+    for (const bad of [['--lr', '0.01'], ['--batch-size', '2'], ['--seed', '8'], ['--train-size', '16'], ['--schedule', 'plateau'], ['--precision', 'bf16']]) {
       const r = train(['--resume', ckpt, ...bad]);
       expect(r.status, bad.join(' ')).not.toBe(0);
       expect(r.stderr).toContain('ERR_ARGUMENT');

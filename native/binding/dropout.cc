@@ -2,6 +2,8 @@
 // native/core/ops/dropout.h):
 //   dropoutForward(x, {p, seed, offset = 0}) -> {output, mask}
 //   dropoutBackward(gradOutput, mask) -> gradInput
+// input float32 or bfloat16: output and gradInput take its dtype, the mask is float32 either way
+// (the same mask for the same seed and offset).
 #include <cmath>
 
 #include "common.h"
@@ -35,13 +37,15 @@ Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || info[1].IsUndefined())
     fail(code::kArgument, op, ": expected options {p, seed} as the second argument");
   Napi::Object o = options_arg(info, 1, op);
-  check_dtype(op, "input", x, DType::Float32);
+  if (x.dtype() != DType::Float32 && x.dtype() != DType::BFloat16)
+    fail(code::kDtype, op, ": expected input to be float32 or bfloat16 but got ", dtype_name(x.dtype()));
+  const bool bf16 = x.dtype() == DType::BFloat16;
   DropoutParams params = dropout_params(op, required_number(o, "p", op));
   params.seed = counter_opt(o, "seed", true, op);
   params.offset = counter_opt(o, "offset", false, op);
-  Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor mask = Tensor::empty(x.shape(), DType::Float32, x.device());
-  launch(x.device(), &Backend::dropout_forward, y, mask, x, params);
+  launch(x.device(), bf16 ? &Backend::dropout_forward_bf16 : &Backend::dropout_forward, y, mask, x, params);
   return wrap_object(info.Env(), {{"output", y}, {"mask", mask}});
 }
 
@@ -50,11 +54,13 @@ Napi::Value DropoutBackward(const Napi::CallbackInfo& info) {
   const Tensor dy = tensor_arg(info, 0, op, "gradOutput");
   const Tensor mask = tensor_arg(info, 1, op, "mask");
   check_same_device(op, {{"gradOutput", &dy}, {"mask", &mask}});
-  check_dtype(op, "gradOutput", dy, DType::Float32);
+  if (dy.dtype() != DType::Float32 && dy.dtype() != DType::BFloat16)
+    fail(code::kDtype, op, ": expected gradOutput to be float32 or bfloat16 but got ", dtype_name(dy.dtype()));
   check_dtype(op, "mask", mask, DType::Float32);
   check_shape(op, "gradOutput", dy, mask.shape());
-  Tensor dx = Tensor::empty(dy.shape(), DType::Float32, dy.device());
-  launch(dy.device(), &Backend::dropout_backward, dx, dy, mask);
+  const bool bf16 = dy.dtype() == DType::BFloat16;
+  Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
+  launch(dy.device(), bf16 ? &Backend::dropout_backward_bf16 : &Backend::dropout_backward, dx, dy, mask);
   return wrap(info.Env(), dx);
 }
 

@@ -74,6 +74,28 @@ Napi::Value ToDtype(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), y);
 }
 
+// refreshBf16Copy(copy bfloat16, source float32): copy = bf16(source) unless the copy already
+// holds the source's current values (core/tensor.h: record_copy / copy_is_current, decided on
+// the device's queue when the task runs, in order with every write to source). Whole buffers
+// are recorded; any other pair converts at every call. Returns nothing.
+Napi::Value RefreshBf16Copy(const Napi::CallbackInfo& info) {
+  const char* op = "refreshBf16Copy";
+  const Tensor copy = tensor_arg(info, 0, op, "copy");
+  const Tensor source = tensor_arg(info, 1, op, "source");
+  check_dtype(op, "copy", copy, DType::BFloat16);
+  check_dtype(op, "source", source, DType::Float32);
+  check_same_device(op, {{"copy", &copy}, {"source", &source}});
+  check_shape(op, "copy", copy, source.shape());
+  check_outputs_do_not_alias(op, {{"copy", &copy}}, {{"source", &source}});
+  const auto convert = backend_for(copy.device()).to_dtype;
+  enqueue(copy.device(), [convert, copy, source] {
+    if (copy_is_current(copy, source)) return;
+    convert(copy, source);
+    record_copy(copy, source);
+  });
+  return info.Env().Undefined();
+}
+
 Napi::Value Scale(const Napi::CallbackInfo& info) {
   const Tensor t = tensor_arg(info, 0, "scale", "tensor");
   check_dtype("scale", "tensor", t, DType::Float32);

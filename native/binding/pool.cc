@@ -25,13 +25,34 @@ Shape pool_output_shape(const Tensor&, const Pool2dParams& s) { return s.output_
 
 }  // namespace
 
+// bfloat16: every tensor of the call bfloat16 (our kernels on both backends, the same rules).
 Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
-  return forward_with_options(info, "maxPool2d", pool_params, pool_output_shape, &Backend::max_pool2d_forward);
+  const char* op = "maxPool2d";
+  const Tensor x = tensor_arg(info, 0, op, "input");
+  if (x.dtype() != DType::BFloat16)
+    return forward_with_options(info, op, pool_params, pool_output_shape, &Backend::max_pool2d_forward);
+  const Pool2dParams p = pool_params(op, x, options_arg(info, 1, op));
+  Tensor y = Tensor::empty(p.output_shape(), DType::BFloat16, x.device());
+  launch(x.device(), &Backend::max_pool2d_forward_bf16, y, x, p);
+  return wrap(info.Env(), y);
 }
 
 Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
-  return backward_with_options(info, "maxPool2dBackward", pool_params, pool_output_shape,
-                               &Backend::max_pool2d_backward);
+  const char* op = "maxPool2dBackward";
+  const Tensor x = tensor_arg(info, 1, op, "input");
+  if (x.dtype() != DType::BFloat16)
+    return backward_with_options(info, op, pool_params, pool_output_shape, &Backend::max_pool2d_backward);
+  const Tensor dy = tensor_arg(info, 0, op, "gradOutput");
+  const Tensor y = tensor_arg(info, 2, op, "output");
+  const Pool2dParams p = pool_params(op, x, options_arg(info, 3, op));
+  check_dtype(op, "gradOutput", dy, DType::BFloat16);
+  check_dtype(op, "output", y, DType::BFloat16);
+  check_same_device(op, {{"input", &x}, {"gradOutput", &dy}, {"output", &y}});
+  check_shape(op, "gradOutput", dy, p.output_shape());
+  check_shape(op, "output", y, p.output_shape());
+  Tensor dx = Tensor::empty(x.shape(), DType::BFloat16, x.device());
+  launch(x.device(), &Backend::max_pool2d_backward_bf16, dx, dy, x, y, p);
+  return wrap(info.Env(), dx);
 }
 
 }  // namespace alexnet::binding

@@ -1,6 +1,9 @@
 // SGD with momentum over flat buffers, in place (the update rules: native/core/sgd.h):
 //   sgdStep(param, grad, momentumBuffer | null, {lr, momentum, dampening, weightDecay,
-//           nesterov, convention: 'pytorch' | 'krizhevsky', firstStep})
+//           nesterov, convention: 'pytorch' | 'krizhevsky', firstStep}, paramBf16?)
+//     paramBf16 (bfloat16, param's shape; null / undefined: none) gets bf16(param) after the
+//     update, written by the same kernel pass, and is recorded as param's current copy
+//     (refreshBf16Copy then has nothing to do until param is written again).
 //   sgdCheckOptions(options, caller = 'sgdStep') -> the options with the kernel's defaults filled
 //     in: the same parsing and checks as sgdStep, so the SGD class fails at construction with
 //     sgdStep's own messages instead of keeping a second copy of them in TypeScript.
@@ -57,8 +60,16 @@ Napi::Value SgdStep(const Napi::CallbackInfo& info) {
   // update, and no meaningful step passes one tensor as two of them, so any overlap is refused.
   check_outputs_do_not_alias(op, {{"param", &w}, {"momentumBuffer", buf ? &*buf : nullptr}},
                              {{"grad", &g}});
+  const std::optional<Tensor> w16 = optional_tensor_arg(info, 4, op, "paramBf16");
+  if (w16) {
+    check_same_device(op, {{"param", &w}, {"paramBf16", &*w16}});
+    check_dtype(op, "paramBf16", *w16, DType::BFloat16);
+    check_shape(op, "paramBf16", *w16, w.shape());
+    check_outputs_do_not_alias(op, {{"paramBf16", &*w16}},
+                               {{"param", &w}, {"grad", &g}, {"momentumBuffer", buf ? &*buf : nullptr}});
+  }
   const Tensor b = p.momentum != 0 ? *buf : Tensor();
-  launch(w.device(), &Backend::sgd_step, w, g, b, p);
+  launch(w.device(), &Backend::sgd_step, w, g, b, w16 ? *w16 : Tensor(), p);
   return info.Env().Undefined();
 }
 

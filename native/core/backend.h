@@ -55,6 +55,9 @@ struct Backend {
   // --- activation ---
   void (*relu_forward)(const Tensor& y, const Tensor& x);
   void (*relu_backward)(const Tensor& dx, const Tensor& dy, const Tensor& y);
+  // every tensor bfloat16
+  void (*relu_forward_bf16)(const Tensor& y, const Tensor& x);
+  void (*relu_backward_bf16)(const Tensor& dx, const Tensor& dy, const Tensor& y);
 
   // --- convolution (+ bias, + fused ReLU) ---
   void (*conv2d_forward)(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias,
@@ -74,6 +77,10 @@ struct Backend {
   void (*max_pool2d_forward)(const Tensor& y, const Tensor& x, const Pool2dParams& p);
   void (*max_pool2d_backward)(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& y,
                               const Pool2dParams& p);
+  // every tensor bfloat16 (y is not used by the backward: the arg-max is recomputed from x)
+  void (*max_pool2d_forward_bf16)(const Tensor& y, const Tensor& x, const Pool2dParams& p);
+  void (*max_pool2d_backward_bf16)(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& y,
+                                   const Pool2dParams& p);
 
   // --- local response normalisation ---
   // True when the backend computes odd windows only (cuDNN centres an even one differently).
@@ -99,6 +106,9 @@ struct Backend {
   // --- dropout ---
   void (*dropout_forward)(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p);
   void (*dropout_backward)(const Tensor& dx, const Tensor& dy, const Tensor& mask);
+  // y, x, dx, dy bfloat16; mask float32, the same mask dropout_forward draws for p
+  void (*dropout_forward_bf16)(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p);
+  void (*dropout_backward_bf16)(const Tensor& dx, const Tensor& dy, const Tensor& mask);
 
   // --- softmax and loss (a bad label is reported by the device's next read) ---
   void (*softmax_forward)(const Tensor& probs, const Tensor& logits);
@@ -106,8 +116,9 @@ struct Backend {
                                 const Tensor& labels);
 
   // --- optimiser, metrics ---
-  // buf is undefined iff p.momentum == 0
-  void (*sgd_step)(const Tensor& w, const Tensor& g, const Tensor& buf, const SgdParams& p);
+  // buf is undefined iff p.momentum == 0; w_bf16 (bfloat16, w's shape) undefined or written
+  // with bf16(w) after the update in the same pass, then recorded as w's copy (record_copy)
+  void (*sgd_step)(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& w_bf16, const SgdParams& p);
   void (*topk_correct)(const Tensor& correct, const Tensor& logits, const Tensor& labels, int64_t k);
 
   // --- on the calling thread: the backend orders the work on its queue itself ---
@@ -145,12 +156,16 @@ struct Backend {
     (b).to_dtype = to_dtype_op;                           \
     (b).relu_forward = relu_forward_op;                   \
     (b).relu_backward = relu_backward_op;                 \
+    (b).relu_forward_bf16 = relu_forward_bf16_op;         \
+    (b).relu_backward_bf16 = relu_backward_bf16_op;       \
     (b).conv2d_forward = conv2d_forward_op;               \
     (b).conv2d_backward = conv2d_backward_op;             \
     (b).conv2d_forward_bf16 = conv2d_forward_bf16_op;     \
     (b).conv2d_backward_bf16 = conv2d_backward_bf16_op;   \
     (b).max_pool2d_forward = max_pool2d_forward_op;       \
     (b).max_pool2d_backward = max_pool2d_backward_op;     \
+    (b).max_pool2d_forward_bf16 = max_pool2d_forward_bf16_op; \
+    (b).max_pool2d_backward_bf16 = max_pool2d_backward_bf16_op; \
     (b).lrn_forward = lrn_forward_op;                     \
     (b).lrn_backward = lrn_backward_op;                   \
     (b).linear_forward = linear_forward_op;               \
@@ -160,6 +175,8 @@ struct Backend {
     (b).linear_backward_bf16 = linear_backward_bf16_op;   \
     (b).dropout_forward = dropout_forward_op;             \
     (b).dropout_backward = dropout_backward_op;           \
+    (b).dropout_forward_bf16 = dropout_forward_bf16_op;   \
+    (b).dropout_backward_bf16 = dropout_backward_bf16_op; \
     (b).softmax_forward = softmax_forward_op;             \
     (b).softmax_cross_entropy = softmax_cross_entropy_op; \
     (b).sgd_step = sgd_step_op;                           \

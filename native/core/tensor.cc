@@ -184,4 +184,22 @@ Tensor Tensor::view(int64_t offset, const Shape& shape) const {
   return Tensor(storage_, shape, dtype_, offset_ + offset);
 }
 
+namespace {
+bool whole(const Tensor& t) { return t.defined() && t.offset() == 0 && t.nbytes() == t.storage()->bytes(); }
+}  // namespace
+
+void record_copy(const Tensor& copy, const Tensor& source) {
+  if (!whole(copy) || !whole(source) || copy.numel() != source.numel()) {
+    if (copy.defined()) copy.storage()->set_copy_record({});
+    return;
+  }
+  copy.storage()->set_copy_record({source.storage(), source.storage()->version()});
+}
+
+bool copy_is_current(const Tensor& copy, const Tensor& source) {
+  if (!whole(copy) || !whole(source) || copy.numel() != source.numel()) return false;
+  const Storage::CopyRecord r = copy.storage()->copy_record();
+  return r.source.lock() == source.storage() && r.version == source.storage()->version();
+}
+
 }  // namespace alexnet

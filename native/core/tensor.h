@@ -115,6 +115,20 @@ class Storage {
   const void* cdata() const { return data_; }
   uint64_t version() const { return version_.load(std::memory_order_acquire); }
   DerivedCache& derived() const { return derived_; }
+  // Which storage, at which of its versions, this storage's values were last converted from
+  // (the bfloat16 copy of the float32 weights under precision 'bf16'; record_copy below).
+  struct CopyRecord {
+    std::weak_ptr<Storage> source;
+    uint64_t version = 0;
+  };
+  CopyRecord copy_record() const {
+    std::lock_guard<std::mutex> lock(copy_mu_);
+    return copy_;
+  }
+  void set_copy_record(CopyRecord r) const {
+    std::lock_guard<std::mutex> lock(copy_mu_);
+    copy_ = std::move(r);
+  }
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
 
@@ -124,6 +138,8 @@ class Storage {
   Device device_;
   mutable std::atomic<uint64_t> version_{0};
   mutable DerivedCache derived_;
+  mutable std::mutex copy_mu_;
+  mutable CopyRecord copy_;
 };
 
 class Tensor {
@@ -177,5 +193,15 @@ class Tensor {
   DType dtype_ = DType::Float32;
   int64_t offset_ = 0;
 };
+
+// A converted copy kept beside its source, whole buffer for whole buffer (the bfloat16 copy of a
+// parameter store's float32 weights): record_copy(copy, source), called on the device's queue
+// right after `copy` was written from `source`, notes source's storage and its version then;
+// copy_is_current(copy, source) is true while that storage has had no writable access since
+// (Storage::data() moves the version on at every one: SGD steps, loads, copies, fills). Only
+// views that cover their whole storages are recorded; for any other pair copy_is_current is
+// false, so the caller converts again (never a stale copy).
+void record_copy(const Tensor& copy, const Tensor& source);
+bool copy_is_current(const Tensor& copy, const Tensor& source);
 
 }  // namespace alexnet

@@ -1,5 +1,6 @@
 #include "activation.h"
 
+#include "../core/bf16.h"
 #include "../core/parallel.h"
 
 namespace alexnet::cpu {
@@ -24,6 +25,22 @@ void relu_backward(float* dx /*[n]*/, const float* dy /*[n]*/, const float* y /*
     for (int64_t i = lo; i < hi; ++i) {
       const float g = dy[i];
       dx[i] = y[i] <= 0.f ? 0.f : g;
+    }
+  });
+}
+
+// bfloat16: the comparison on the widened value (exact), the kept value's bits copied as they are.
+void relu_forward_bf16(uint16_t* y /*[n]*/, const uint16_t* x /*[n]*/, int64_t n) {
+  parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) y[i] = bf16::to_float(x[i]) <= 0.f ? uint16_t{0} : x[i];
+  });
+}
+
+void relu_backward_bf16(uint16_t* dx /*[n]*/, const uint16_t* dy /*[n]*/, const uint16_t* y /*[n]*/, int64_t n) {
+  parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const uint16_t g = dy[i];
+      dx[i] = bf16::to_float(y[i]) <= 0.f ? uint16_t{0} : g;
     }
   });
 }

@@ -16,4 +16,14 @@ void relu_backward(float* dx,        // [n]
                    const float* y,   // [n]
                    int64_t n);
 
+// The bfloat16 forms (raw bfloat16 patterns), same rules: y = x where x > 0 or x is NaN (its bits
+// kept), +0 where x <= 0; dx = dy where y > 0 or NaN, +0 where y <= 0. Exact: no rounding.
+void relu_forward_bf16(uint16_t* y,         // [n]
+                       const uint16_t* x,   // [n]
+                       int64_t n);
+void relu_backward_bf16(uint16_t* dx,        // [n]
+                        const uint16_t* dy,  // [n]
+                        const uint16_t* y,   // [n]
+                        int64_t n);
+
 }  // namespace alexnet::cpu

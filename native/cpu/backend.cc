@@ -47,6 +47,10 @@ void relu_forward_op(const Tensor& y, const Tensor& x) { relu_forward(y.f32(), x
 void relu_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& y) {
   relu_backward(dx.f32(), dy.f32(), y.f32(), y.numel());
 }
+void relu_forward_bf16_op(const Tensor& y, const Tensor& x) { relu_forward_bf16(y.bf16(), x.cptr<uint16_t>(), x.numel()); }
+void relu_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& y) {
+  relu_backward_bf16(dx.bf16(), dy.cptr<uint16_t>(), y.cptr<uint16_t>(), y.numel());
+}
 
 void conv2d_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
                        const Conv2dParams& p, bool relu) {
@@ -76,6 +80,13 @@ void max_pool2d_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x,
                             const Pool2dParams& p) {
   max_pool2d_backward(dx.f32(), dy.f32(), x.f32(), p);
 }
+void max_pool2d_forward_bf16_op(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
+  max_pool2d_forward_bf16(y.bf16(), x.cptr<uint16_t>(), p);
+}
+void max_pool2d_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor&,
+                                 const Pool2dParams& p) {
+  max_pool2d_backward_bf16(dx.bf16(), dy.cptr<uint16_t>(), x.cptr<uint16_t>(), p);
+}
 
 void lrn_forward_op(const Tensor& y, const Tensor& x, const LrnParams& p) { lrn_forward(y.f32(), x.f32(), p); }
 // D is recomputed from x: the forward output is not needed.
@@ -96,7 +107,7 @@ void matmul_op(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulPa
 }
 void linear_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LinearParams& p) {
   const bool f32_out = y.dtype() == DType::Float32;
-  linear_forward_bf16(f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(), opt_f32(b),
+  linear_forward_bf16(f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(), opt_cf32(b),
                       p.B, p.in, p.out);
   if (!p.relu) return;
   if (f32_out) {
@@ -120,6 +131,12 @@ void dropout_forward_op(const Tensor& y, const Tensor& mask, const Tensor& x, co
 void dropout_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& mask) {
   dropout_backward(dx.f32(), dy.f32(), mask.f32(), dy.numel());
 }
+void dropout_forward_bf16_op(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p) {
+  dropout_forward_bf16(y.bf16(), mask.f32(), x.cptr<uint16_t>(), x.numel(), p);
+}
+void dropout_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& mask) {
+  dropout_backward_bf16(dx.bf16(), dy.cptr<uint16_t>(), mask.cf32(), dy.numel());
+}
 
 void softmax_forward_op(const Tensor& probs, const Tensor& z) {
   softmax_forward(probs.f32(), z.f32(), z.size(0), z.size(1));
@@ -129,8 +146,9 @@ void softmax_cross_entropy_op(const Tensor& loss, const Tensor& grad, const Tens
   softmax_cross_entropy(loss.f32(), grad.f32(), z.f32(), labels.i32(), z.size(0), z.size(1));
 }
 
-void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const SgdParams& p) {
-  sgd_step(w.f32(), g.f32(), opt_f32(buf), w.numel(), p);
+void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& w16, const SgdParams& p) {
+  sgd_step(w.f32(), g.f32(), opt_f32(buf), w16.defined() ? w16.bf16() : nullptr, w.numel(), p);
+  if (w16.defined()) record_copy(w16, w);
 }
 
 void topk_correct_op(const Tensor& out, const Tensor& z, const Tensor& labels, int64_t k) {

@@ -1,5 +1,6 @@
 #include "dropout.h"
 
+#include "../core/bf16.h"
 #include "../core/parallel.h"
 #include "../core/rng.h"
 
@@ -26,6 +27,26 @@ void dropout_forward(float* y, float* mask, const float* x, int64_t n, const Dro
 void dropout_backward(float* dx, const float* dy, const float* mask, int64_t n) {
   parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) dx[i] = dy[i] * mask[i];
+  });
+}
+
+void dropout_forward_bf16(uint16_t* y, float* mask, const uint16_t* x, int64_t n, const DropoutParams& p) {
+  const uint64_t key = dropout_key(p.seed), offset = p.offset;
+  const uint32_t threshold = p.threshold;
+  const float scale = p.scale;
+  parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const bool keep = dropout_bits24(key, offset + static_cast<uint64_t>(i)) >= threshold;
+      const float m = keep ? scale : 0.f;
+      mask[i] = m;
+      y[i] = bf16::from_float(bf16::to_float(x[i]) * m);
+    }
+  });
+}
+
+void dropout_backward_bf16(uint16_t* dx, const uint16_t* dy, const float* mask, int64_t n) {
+  parallel_for(0, n, kGrain, [=](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) dx[i] = bf16::from_float(bf16::to_float(dy[i]) * mask[i]);
   });
 }
 

@@ -22,4 +22,16 @@ void dropout_backward(float* dx,         // [n]
                       const float* mask, // [n]
                       int64_t n);
 
+// bfloat16 x, y, dy, dx; the mask float32, the very mask dropout_forward draws for the same
+// descriptor (same seed and offset: same elements kept, same scale). Products in float32,
+// rounded once: y = bf16(x * mask), dx = bf16(dy * mask).
+void dropout_forward_bf16(uint16_t* y,          // [n]
+                          float* mask,          // [n]
+                          const uint16_t* x,    // [n]
+                          int64_t n, const DropoutParams& p);
+void dropout_backward_bf16(uint16_t* dx,        // [n]
+                           const uint16_t* dy,  // [n]
+                           const float* mask,   // [n]
+                           int64_t n);
+
 }  // namespace alexnet::cpu

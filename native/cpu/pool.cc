@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../core/bf16.h"
 #include "../core/parallel.h"
 #include "simd.h"
 
@@ -87,25 +88,46 @@ void row_pass(float* r, const float* row, const Pool2dParams& s) {
 // Forward is separable: a row pass takes the max over kW columns at each output column, then a
 // column pass takes the max over kH of those rows. Both passes stream through memory; the
 // windows' overlap (3x3 stride 2 reads most pixels twice) is not paid twice per pixel.
+namespace {
+
+// One plane: out [Ho, Wo] from plane [H, W], rows [H, Wo] scratch.
+void forward_plane(float* out, const float* plane, float* rows, const Pool2dParams& s) {
+  for (int64_t h = 0; h < s.H; ++h) row_pass(rows + h * s.Wo, plane + h * s.W, s);
+  for (int64_t oh = 0; oh < s.Ho; ++oh) {
+    const int64_t h0 = oh * s.sH - s.pH;
+    const int64_t hs = std::max<int64_t>(h0, 0), he = std::min(h0 + s.kH, s.H);
+    float* o = out + oh * s.Wo;
+    for (int64_t ow = 0; ow < s.Wo; ++ow) o[ow] = -INFINITY;
+    for (int64_t h = hs; h < he; ++h) {
+      const float* r = rows + h * s.Wo;
+      for (int64_t ow = 0; ow < s.Wo; ++ow) o[ow] = nan_max(o[ow], r[ow]);
+    }
+  }
+}
+
+}  // namespace
+
 void max_pool2d_forward(float* y, const float* x, const Pool2dParams& s) {
   const int64_t HW = s.H * s.W, HoWo = s.Ho * s.Wo;
   parallel_for(0, s.N * s.C, plane_grain(s), [&](int64_t lo, int64_t hi) {
     std::vector<float> rows(static_cast<size_t>(s.H * s.Wo));  // [H, Wo] row-pass maxima
+    for (int64_t p = lo; p < hi; ++p) forward_plane(y + p * HoWo, x + p * HW, rows.data(), s);
+  });
+}
+
+// bfloat16: each plane widened to float32 (exact), pooled as above, and the maxima narrowed
+// back; a maximum is one of the inputs, so narrowing is exact (a NaN comes back quiet).
+void max_pool2d_forward_bf16(uint16_t* y, const uint16_t* x, const Pool2dParams& s) {
+  const int64_t HW = s.H * s.W, HoWo = s.Ho * s.Wo;
+  parallel_for(0, s.N * s.C, plane_grain(s), [&](int64_t lo, int64_t hi) {
+    std::vector<float> rows(static_cast<size_t>(s.H * s.Wo)), in(static_cast<size_t>(HW)),
+        out(static_cast<size_t>(HoWo));
     for (int64_t p = lo; p < hi; ++p) {
-      const float* plane = x + p * HW;
-      float* out = y + p * HoWo;
-      for (int64_t h = 0; h < s.H; ++h)
-        row_pass(rows.data() + h * s.Wo, plane + h * s.W, s);
-      for (int64_t oh = 0; oh < s.Ho; ++oh) {
-        const int64_t h0 = oh * s.sH - s.pH;
-        const int64_t hs = std::max<int64_t>(h0, 0), he = std::min(h0 + s.kH, s.H);
-        float* o = out + oh * s.Wo;
-        for (int64_t ow = 0; ow < s.Wo; ++ow) o[ow] = -INFINITY;
-        for (int64_t h = hs; h < he; ++h) {
-          const float* r = rows.data() + h * s.Wo;
-          for (int64_t ow = 0; ow < s.Wo; ++ow) o[ow] = nan_max(o[ow], r[ow]);
-        }
-      }
+      const uint16_t* plane = x + p * HW;
+      for (int64_t i = 0; i < HW; ++i) in[i] = bf16::to_float(plane[i]);
+      forward_plane(out.data(), in.data(), rows.data(), s);
+      uint16_t* o = y + p * HoWo;
+      for (int64_t i = 0; i < HoWo; ++i) o[i] = bf16::from_float(out[i]);
     }
   });
 }
@@ -148,37 +170,73 @@ ALEXNET_SIMD_CLONES void row_argmax(int32_t* id,          // [Wo] (columns [lo, 
 
 }  // namespace
 
+namespace {
+
+// Columns [lo, hi) of the output whose windows lie inside the row (ow*sW - pW >= 0 and
+// ow*sW - pW + kW <= W): the vectorised row_argmax's range.
+struct InteriorColumns {
+  int64_t lo, hi;
+  explicit InteriorColumns(const Pool2dParams& s)
+      : lo(std::min<int64_t>((s.pW + s.sW - 1) / s.sW, s.Wo)),
+        hi(std::max<int64_t>(lo, std::min<int64_t>(s.Wo, (s.W - s.kW + s.pW) / s.sW + 1))) {}
+};
+
+// One plane: d [H, W] (overwritten) from g [Ho, Wo] and plane [H, W]; id, m [Wo] scratch.
+void backward_plane(float* d, const float* g, const float* plane, int32_t* id, float* m,
+                    const InteriorColumns& c, bool small, const Pool2dParams& s) {
+  const int64_t lo = c.lo, hi = c.hi;
+  std::memset(d, 0, static_cast<size_t>(s.H * s.W) * sizeof(float));
+  for (int64_t oh = 0; oh < s.Ho; ++oh) {
+    const float* grow = g + oh * s.Wo;
+    const int64_t h0 = oh * s.sH - s.pH;
+    const bool fast = small && lo < hi && std::min(h0 + s.kH, s.H) > std::max<int64_t>(h0, 0);
+    if (fast) {
+      row_argmax(id, m, plane, oh, lo, hi, s.H, s.W, s.kH, s.kW, s.sH, s.sW, s.pH, s.pW);
+      for (int64_t ow = lo; ow < hi; ++ow) d[id[ow]] += grow[ow];
+    }
+    for (int64_t ow = 0; ow < s.Wo; ++ow) {  // border columns (or all, off the fast path)
+      if (fast && ow >= lo && ow < hi) continue;
+      const int64_t i = window_argmax(plane, oh, ow, s);
+      if (i >= 0) d[i] += grow[ow];
+    }
+  }
+}
+
+}  // namespace
+
 // dx: zero, then each window's dy added at its arg-max. The windows inside the row take the
 // vectorised row_argmax; the border ones (padding) the scalar window_argmax.
 void max_pool2d_backward(float* dx, const float* dy, const float* x, const Pool2dParams& s) {
   const int64_t HW = s.H * s.W, HoWo = s.Ho * s.Wo;
-  // output columns whose windows lie inside the row: ow*sW - pW >= 0 and ow*sW - pW + kW <= W
-  const int64_t lo = std::min<int64_t>((s.pW + s.sW - 1) / s.sW, s.Wo);
-  const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(s.Wo, (s.W - s.kW + s.pW) / s.sW + 1));
+  const InteriorColumns cols(s);
   const bool small = HW < (int64_t{1} << 31);  // plane indices fit int32
   parallel_for(0, s.N * s.C, plane_grain(s), [&](int64_t p0, int64_t p1) {
     std::vector<int32_t> id(static_cast<size_t>(s.Wo));
     std::vector<float> m(static_cast<size_t>(s.Wo));
+    for (int64_t p = p0; p < p1; ++p)
+      backward_plane(dx + p * HW, dy + p * HoWo, x + p * HW, id.data(), m.data(), cols, small, s);
+  });
+}
+
+// bfloat16: x and dy widened per plane (exact), the same arg-max (the widened values compare as
+// the bfloat16 ones do), the gradients routed and summed in float32, each input's sum rounded
+// once to bfloat16.
+void max_pool2d_backward_bf16(uint16_t* dx, const uint16_t* dy, const uint16_t* x, const Pool2dParams& s) {
+  const int64_t HW = s.H * s.W, HoWo = s.Ho * s.Wo;
+  const InteriorColumns cols(s);
+  const bool small = HW < (int64_t{1} << 31);
+  parallel_for(0, s.N * s.C, plane_grain(s), [&](int64_t p0, int64_t p1) {
+    std::vector<int32_t> id(static_cast<size_t>(s.Wo));
+    std::vector<float> m(static_cast<size_t>(s.Wo)), in(static_cast<size_t>(HW)),
+        g(static_cast<size_t>(HoWo)), d(static_cast<size_t>(HW));
     for (int64_t p = p0; p < p1; ++p) {
-      const float* plane = x + p * HW;
-      const float* g = dy + p * HoWo;
-      float* d = dx + p * HW;
-      std::memset(d, 0, static_cast<size_t>(HW) * sizeof(float));
-      for (int64_t oh = 0; oh < s.Ho; ++oh) {
-        const float* grow = g + oh * s.Wo;
-        const int64_t h0 = oh * s.sH - s.pH;
-        const bool fast = small && lo < hi && std::min(h0 + s.kH, s.H) > std::max<int64_t>(h0, 0);
-        if (fast) {
-          row_argmax(id.data(), m.data(), plane, oh, lo, hi, s.H, s.W, s.kH, s.kW, s.sH, s.sW,
-                     s.pH, s.pW);
-          for (int64_t ow = lo; ow < hi; ++ow) d[id[ow]] += grow[ow];
-        }
-        for (int64_t ow = 0; ow < s.Wo; ++ow) {  // border columns (or all, off the fast path)
-          if (fast && ow >= lo && ow < hi) continue;
-          const int64_t i = window_argmax(plane, oh, ow, s);
-          if (i >= 0) d[i] += grow[ow];
-        }
-      }
+      const uint16_t* xp = x + p * HW;
+      const uint16_t* gp = dy + p * HoWo;
+      for (int64_t i = 0; i < HW; ++i) in[i] = bf16::to_float(xp[i]);
+      for (int64_t i = 0; i < HoWo; ++i) g[i] = bf16::to_float(gp[i]);
+      backward_plane(d.data(), g.data(), in.data(), id.data(), m.data(), cols, small, s);
+      uint16_t* dp = dx + p * HW;
+      for (int64_t i = 0; i < HW; ++i) dp[i] = bf16::from_float(d[i]);
     }
   });
 }

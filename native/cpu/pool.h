@@ -21,4 +21,15 @@ void max_pool2d_backward(float* dx,        // [N, C, H, W]
                          const float* x,   // [N, C, H, W]
                          const Pool2dParams& s);
 
+// The bfloat16 forms (raw patterns): the same windows and arg-max (ties: the first), exact in
+// forward (a maximum is one of the inputs); backward sums each input's routed gradients in
+// float32 and rounds the sum once.
+void max_pool2d_forward_bf16(uint16_t* y,        // [N, C, Ho, Wo]
+                             const uint16_t* x,  // [N, C, H, W]
+                             const Pool2dParams& s);
+void max_pool2d_backward_bf16(uint16_t* dx,        // [N, C, H, W]
+                              const uint16_t* dy,  // [N, C, Ho, Wo]
+                              const uint16_t* x,   // [N, C, H, W]
+                              const Pool2dParams& s);
+
 }  // namespace alexnet::cpu

@@ -23,6 +23,9 @@ namespace {
 
 // An optional tensor's data: null when absent.
 float* opt_f32(const Tensor& t) { return t.defined() ? t.f32() : nullptr; }
+// Read-only (Tensor::cf32): the read leaves the storage's version as it is, so a bfloat16 copy
+// of the float32 weights (whose biases these are) stays current (record_copy, core/tensor.h).
+const float* opt_cf32(const Tensor& t) { return t.defined() ? t.cf32() : nullptr; }
 int index_of(const Tensor& t) { return t.device().index; }
 
 // --- elementwise ---
@@ -47,6 +50,12 @@ void relu_forward_op(const Tensor& y, const Tensor& x) { relu_forward(index_of(x
 void relu_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& y) {
   relu_backward(index_of(y), dx.f32(), dy.f32(), y.f32(), y.numel());
 }
+void relu_forward_bf16_op(const Tensor& y, const Tensor& x) {
+  relu_forward_bf16(index_of(x), y.bf16(), x.cptr<uint16_t>(), x.numel());
+}
+void relu_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& y) {
+  relu_backward_bf16(index_of(y), dx.bf16(), dy.cptr<uint16_t>(), y.cptr<uint16_t>(), y.numel());
+}
 
 // --- cuDNN: convolution, pooling, LRN ---
 void conv2d_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
@@ -61,7 +70,7 @@ void conv2d_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, c
                             const Conv2dParams& p, bool relu) {
   const bool f32_out = y.dtype() == DType::Float32;
   conv2d_forward_bf16(index_of(x), f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(),
-                      opt_f32(b), p, relu);
+                      opt_cf32(b), p, relu);
 }
 void conv2d_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                              const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate) {
@@ -74,6 +83,14 @@ void max_pool2d_forward_op(const Tensor& y, const Tensor& x, const Pool2dParams&
 void max_pool2d_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& y,
                             const Pool2dParams& p) {
   maxpool2d_backward(index_of(x), dx.f32(), dy.f32(), x.f32(), y.f32(), p);
+}
+// bfloat16 pooling: our kernels (kernels/pool.cu), the CPU's rules
+void max_pool2d_forward_bf16_op(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
+  max_pool2d_forward_bf16(index_of(x), y.bf16(), x.cptr<uint16_t>(), p);
+}
+void max_pool2d_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor&,
+                                 const Pool2dParams& p) {
+  max_pool2d_backward_bf16(index_of(x), dx.bf16(), dy.cptr<uint16_t>(), x.cptr<uint16_t>(), p);
 }
 void lrn_forward_op(const Tensor& y, const Tensor& x, const LrnParams& p) {
   lrn_forward(index_of(x), y.f32(), x.f32(), p);
@@ -100,7 +117,7 @@ void matmul_op(const Tensor& c, const Tensor& a, const Tensor& b, const MatmulPa
 void linear_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LinearParams& p) {
   const bool f32_out = y.dtype() == DType::Float32;
   linear_forward_bf16(index_of(x), f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(),
-                      opt_f32(b), p);
+                      opt_cf32(b), p);
 }
 void linear_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,
                              const Tensor& w, const LinearParams& p, bool accumulate) {
@@ -114,6 +131,12 @@ void dropout_forward_op(const Tensor& y, const Tensor& mask, const Tensor& x, co
 }
 void dropout_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& mask) {
   dropout_backward(index_of(dy), dx.f32(), dy.f32(), mask.f32(), dy.numel());
+}
+void dropout_forward_bf16_op(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p) {
+  dropout_forward_bf16(index_of(x), y.bf16(), mask.f32(), x.cptr<uint16_t>(), x.numel(), p);
+}
+void dropout_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& mask) {
+  dropout_backward_bf16(index_of(dy), dx.bf16(), dy.cptr<uint16_t>(), mask.cf32(), dy.numel());
 }
 
 // --- softmax, loss, metrics (a bad label goes to the thread's device-side error record) ---
@@ -135,8 +158,9 @@ void topk_correct_op(const Tensor& out, const Tensor& z, const Tensor& labels, i
 }
 
 // --- optimiser (the update rules of native/core/sgd.h) ---
-void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const SgdParams& p) {
-  sgd_step(index_of(w), w.f32(), g.f32(), opt_f32(buf), w.numel(), p);
+void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& w16, const SgdParams& p) {
+  sgd_step(index_of(w), w.f32(), g.f32(), opt_f32(buf), w16.defined() ? w16.bf16() : nullptr, w.numel(), p);
+  if (w16.defined()) record_copy(w16, w);
 }
 
 // --- images: on the calling thread. Stream-ordered: the bytes land in a pool block (through

@@ -11,6 +11,7 @@
 
 #include "../core/ops/dropout.h"
 #include "../core/ops/image.h"
+#include "../core/ops/pool.h"
 #include "../core/sgd.h"
 #include "runtime.h"  // DeviceErrorRecord
 
@@ -19,6 +20,10 @@ namespace alexnet::cuda {
 // --- activation.cu ---
 void relu_forward(int device, float* y /*[n]*/, const float* x /*[n]*/, int64_t n);
 void relu_backward(int device, float* dx /*[n]*/, const float* dy /*[n]*/, const float* y /*[n]*/, int64_t n);
+// bfloat16 (raw patterns), the same rules, exact
+void relu_forward_bf16(int device, uint16_t* y /*[n]*/, const uint16_t* x /*[n]*/, int64_t n);
+void relu_backward_bf16(int device, uint16_t* dx /*[n]*/, const uint16_t* dy /*[n]*/, const uint16_t* y /*[n]*/,
+                        int64_t n);
 // y[n,c,:] = y[n,c,:] + bias[c] (no bias: + 0), then max(., 0) when relu: the fused epilogue
 // after a convolution (S = Ho*Wo) or a GEMM (S = 1). One pass over y, no division per element.
 void bias_relu_forward(int device, float* y /*[N,C,S]*/, const float* bias /*[C] or null*/, int64_t N,
@@ -60,6 +65,20 @@ void dropout_forward(int device, float* y /*[n]*/, float* mask /*[n]*/, const fl
 void dropout_backward(int device, float* dx /*[n]*/, const float* dy /*[n]*/, const float* mask /*[n]*/,
                       int64_t n);
 
+// bfloat16 x, y, dy, dx; float32 mask, the same as dropout_forward's; products rounded once
+void dropout_forward_bf16(int device, uint16_t* y /*[n]*/, float* mask /*[n]*/, const uint16_t* x /*[n]*/,
+                          int64_t n, const DropoutParams& p);
+void dropout_backward_bf16(int device, uint16_t* dx /*[n]*/, const uint16_t* dy /*[n]*/,
+                           const float* mask /*[n]*/, int64_t n);
+
+// --- pool.cu --- (bfloat16 max pooling; float32 pooling is cuDNN's, dnn.h) The CPU's rules:
+// forward exact; backward routes each window's gradient to its first maximum (row-major, a NaN
+// wins), sums each input's share in float32 (no atomics: deterministic) and rounds it once.
+void max_pool2d_forward_bf16(int device, uint16_t* y /*[N,C,Ho,Wo]*/, const uint16_t* x /*[N,C,H,W]*/,
+                             const Pool2dParams& p);
+void max_pool2d_backward_bf16(int device, uint16_t* dx /*[N,C,H,W]*/, const uint16_t* dy /*[N,C,Ho,Wo]*/,
+                              const uint16_t* x /*[N,C,H,W]*/, const Pool2dParams& p);
+
 // --- loss.cu ---
 void softmax_forward(int device, float* y /*[B,C]*/, const float* x /*[B,C]*/, int64_t B, int64_t C);
 // loss[0] = mean_b(logsumexp(z_b) - z_b[label_b]); grad = (softmax(z) - onehot) / B.
@@ -70,8 +89,9 @@ void softmax_cross_entropy(int device, float* loss /*[1]*/, float* grad /*[B,C]*
                            int64_t C, float* row_loss_scratch /*[B]*/, DeviceErrorRecord* record /*[1]*/);
 
 // --- sgd.cu --- (the update rules of native/core/sgd.h, in double, rounded once, like the CPU)
-void sgd_step(int device, float* w /*[n]*/, const float* g /*[n]*/, float* buf /*[n] or null*/, int64_t n,
-              const SgdParams& p);
+// w_bf16: null, or written with bf16(w) after the update in the same pass
+void sgd_step(int device, float* w /*[n]*/, const float* g /*[n]*/, float* buf /*[n] or null*/,
+              uint16_t* w_bf16 /*[n] or null*/, int64_t n, const SgdParams& p);
 
 // --- metrics.cu ---
 // correct[0] = #rows whose label has fewer than k logits strictly greater than it (a NaN logit

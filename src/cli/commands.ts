@@ -49,7 +49,7 @@ export { MAX_CLASSES, MAX_SYNTHETIC_SAMPLES, parseSchedule, validateRunConfig, t
 /** The options a run records in its configuration (RunConfig.train). */
 function trainOptions(o: TrainCliOptions): RunTrainOptions {
   const { batchSize, epochs, lr, momentum, weightDecay, convention, schedule, warmup, seed, checkpointEvery } = o;
-  return { batchSize, epochs, lr, momentum, weightDecay, convention, schedule, warmup, seed, checkpointEvery };
+  return { batchSize, epochs, lr, momentum, weightDecay, convention, schedule, warmup, seed, checkpointEvery, precision: o.precision ?? 'fp32' };
 }
 
 /** Options a resume may change: how long the run goes on and how often it is saved. */
@@ -205,6 +205,7 @@ export async function trainCommand(options: TrainCliOptions): Promise<TrainSumma
     batchSize: o.batchSize,
     epochs: o.epochs,
     optimizer: { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, convention: o.convention },
+    precision: o.precision ?? 'fp32',
     schedule: parseSchedule(o.schedule),
     seed: o.seed,
     ...(o.workers !== undefined ? { workers: o.workers } : {}),

@@ -56,6 +56,7 @@ import { alexnetError } from '../errors.js';
 import { fillNormal } from '../nn/init.js';
 import { mulberry32, type Rng } from '../random.js';
 import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
+import type { Precision } from '../nn/module.js';
 import { Tensor, type Device } from '../tensor.js';
 
 export type AlexNetConfig = 'seed' | 'paper2012' | 'torchvision';
@@ -74,6 +75,11 @@ export interface AlexNetOptions {
   dropout?: number;
   /** where the parameters live (default 'cpu') */
   device?: Device | string;
+  /**
+   * 'fp32' (default) or 'bf16': bfloat16 activations and weight copies, float32 master weights
+   * and logits (Module.setPrecision). 'paper2012' has LRN, which is float32 only: ERR_DTYPE.
+   */
+  precision?: Precision;
 }
 
 /** Input side length of each configuration (the input is [N, 3, size, size]). */
@@ -198,6 +204,9 @@ function initPaper(layers: readonly (Conv2d | Linear)[], rng: Rng): void {
   });
 }
 
+const paper2012Bf16 = () =>
+  alexnetError('ERR_DTYPE', "AlexNet(paper2012): precision 'bf16' is not available: LocalResponseNorm has no bfloat16 form (use 'seed' or 'torchvision')");
+
 export class AlexNet extends Sequential {
   readonly config: AlexNetConfig;
   readonly numClasses: number;
@@ -211,6 +220,7 @@ export class AlexNet extends Sequential {
   constructor(options: AlexNetOptions = {}) {
     super();
     const o = resolveOptions(options);
+    if (options.precision === 'bf16' && o.config === 'paper2012') throw paper2012Bf16();
     this.config = o.config;
     this.numClasses = o.numClasses;
     this.inputSize = ALEXNET_INPUT_SIZE[o.config];
@@ -224,6 +234,13 @@ export class AlexNet extends Sequential {
     this.classifier = this.addModule('classifier', classifier);
     if (o.init === 'kaiming') initKaiming(weightedLayers(features, classifier), rng);
     if (o.init === 'paper') initPaper(weightedLayers(features, classifier), rng);
+    if (options.precision !== undefined) this.setPrecision(options.precision);
+  }
+
+  /** Module.setPrecision; 'bf16' is refused for 'paper2012', whose LRN layers are float32 only. */
+  override setPrecision(precision: Precision): this {
+    if (precision === 'bf16' && this.config === 'paper2012') throw paper2012Bf16();
+    return super.setPrecision(precision);
   }
 
   override forward(x: Tensor<'float32'>): Tensor<'float32'> {

@@ -9,7 +9,7 @@ import { localResponseNorm, localResponseNormBackward, type LrnOptions } from '.
 import { maxPool2d, maxPool2dBackward, type Pool2dOptions } from '../ops/pool.js';
 import { Tensor, type Device } from '../tensor.js';
 import { defaultRng, fillUniform, pytorchDefaultBound, type Rng } from './init.js';
-import { fmt, Module, type F32, type Parameter } from './module.js';
+import { fmt, Module, type BF16, type F32, type Parameter } from './module.js';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (Array.isArray(v) ? [v[0], v[1]] : [v, v]);
@@ -17,6 +17,27 @@ const pair = (v: Pair): [number, number] => (Array.isArray(v) ? [v[0], v[1]] : [
 function positiveInt(v: unknown, what: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw alexnetError('ERR_ARGUMENT', `${what} must be a positive integer, got ${String(v)}`);
   return v;
+}
+
+/**
+ * precision 'bf16': a layer with weights takes its input as bfloat16, converting a float32 one (the
+ * network's input, at the first layer: once) into a tensor it owns (`owned`).
+ */
+function bf16Input(x: F32 | BF16): { x16: BF16; owned: boolean } {
+  return x.dtype === 'bfloat16' ? { x16: x as BF16, owned: false } : { x16: (x as F32).bfloat16(), owned: true };
+}
+
+/** The gradient reaching a bfloat16 layer: the loss's float32 one is rounded once to bfloat16. */
+function bf16Grad(g: F32 | BF16): { g16: BF16; owned: boolean } {
+  return g.dtype === 'bfloat16' ? { g16: g as BF16, owned: false } : { g16: (g as F32).bfloat16(), owned: true };
+}
+
+/** The input gradient in the dtype of the layer's input (float32 for the network's input). */
+function asInputDtype(g: BF16 | null, inputWasFloat32: boolean): F32 | null {
+  if (g === null || !inputWasFloat32) return g as F32 | null;
+  const f = g.float();
+  g.dispose();
+  return f;
 }
 
 function noForward(layer: string): never {
@@ -61,6 +82,8 @@ export class Conv2d extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
   #input: F32 | null = null;
+  /** precision 'bf16': the bfloat16 input kept for backward, and whether this layer made it */
+  #input16: { x16: BF16; owned: boolean } | null = null;
 
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, options: Conv2dLayerOptions = {}) {
     super();
@@ -85,13 +108,54 @@ export class Conv2d extends Module {
 
   /** With `relu`, returns max(conv(x), 0) in one pass (Sequential fuses Conv2d + ReLU so). */
   forward(x: F32, relu = false): F32 {
-    this.#input = null;
+    this.clearCache();
+    if (this.precision === 'bf16') return this.#forward16(x, relu);
     const y = conv2d(x, this.weight.data, this.bias?.data ?? null, relu ? { ...this.#opts(), relu } : this.#opts());
     if (this.training) this.#input = x;
     return y;
   }
 
+  // precision 'bf16': the bfloat16 convolution (bfloat16 input and weight copy, float32 bias and
+  // accumulation), its output bfloat16, or float32 for the network's last layer.
+  #forward16(x: F32, relu: boolean): F32 {
+    const input = bf16Input(x);
+    const o = { ...this.#opts(), ...(relu ? { relu } : {}) };
+    let y: F32;
+    try {
+      y = this.outputsFloat32
+        ? conv2d(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'float32' })
+        : (conv2d(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'bfloat16' }) as unknown as F32);
+    } catch (e) {
+      if (input.owned) input.x16.dispose();
+      throw e;
+    }
+    if (this.training) this.#input16 = input;
+    else if (input.owned) input.x16.dispose();
+    return y;
+  }
+
+  #backward16(gradOutput: F32, needInputGrad: boolean): F32 | null {
+    const input = this.#input16!;
+    this.#input16 = null;
+    const grad = bf16Grad(gradOutput);
+    try {
+      const r = conv2dBackward(grad.g16, input.x16, this.weight.bf16(), {
+        ...this.#opts(),
+        computeGradInput: needInputGrad,
+        computeGradBias: this.bias !== null,
+        gradWeight: this.weight.grad,
+        ...(this.bias !== null ? { gradBias: this.bias.grad } : {}),
+        accumulate: true,
+      });
+      return asInputDtype(r.gradInput, input.owned);
+    } finally {
+      if (grad.owned) grad.g16.dispose();
+      if (input.owned) input.x16.dispose();
+    }
+  }
+
   backward(gradOutput: F32, needInputGrad = true): F32 | null {
+    if (this.#input16 !== null) return this.#backward16(gradOutput, needInputGrad);
     const x = this.#input ?? noForward('Conv2d');
     this.#input = null;
     const r = conv2dBackward(gradOutput, x, this.weight.data, {
@@ -107,6 +171,8 @@ export class Conv2d extends Module {
 
   override clearCache(): void {
     this.#input = null;
+    if (this.#input16?.owned) this.#input16.x16.dispose();
+    this.#input16 = null;
   }
   protected override extraRepr(): string {
     return `${this.inChannels}, ${this.outChannels}, kernel=${fmt(this.kernelSize)}, stride=${fmt(this.stride)}, padding=${fmt(this.padding)}${this.groups > 1 ? `, groups=${this.groups}` : ''}${this.bias ? '' : ', bias=false'}`;
@@ -125,6 +191,8 @@ export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
   #input: F32 | null = null;
+  /** precision 'bf16': the bfloat16 input kept for backward, and whether this layer made it */
+  #input16: { x16: BF16; owned: boolean } | null = null;
 
   constructor(inFeatures: number, outFeatures: number, options: LinearLayerOptions = {}) {
     super();
@@ -136,13 +204,53 @@ export class Linear extends Module {
 
   /** With `relu`, returns max(linear(x), 0) in one call (Sequential fuses Linear + ReLU so). */
   forward(x: F32, relu = false): F32 {
-    this.#input = null;
+    this.clearCache();
+    if (this.precision === 'bf16') return this.#forward16(x, relu);
     const y = linear(x, this.weight.data, this.bias?.data ?? null, relu ? { relu } : undefined);
     if (this.training) this.#input = x;
     return y;
   }
 
+  // precision 'bf16': bfloat16 input and weight copy, float32 bias and accumulation; the output
+  // bfloat16, or float32 for the network's last layer (the logits).
+  #forward16(x: F32, relu: boolean): F32 {
+    const input = bf16Input(x);
+    const o = relu ? { relu } : {};
+    let y: F32;
+    try {
+      y = this.outputsFloat32
+        ? linear(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'float32' })
+        : (linear(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'bfloat16' }) as unknown as F32);
+    } catch (e) {
+      if (input.owned) input.x16.dispose();
+      throw e;
+    }
+    if (this.training) this.#input16 = input;
+    else if (input.owned) input.x16.dispose();
+    return y;
+  }
+
+  #backward16(gradOutput: F32, needInputGrad: boolean): F32 | null {
+    const input = this.#input16!;
+    this.#input16 = null;
+    const grad = bf16Grad(gradOutput);
+    try {
+      const r = linearBackward(grad.g16, input.x16, this.weight.bf16(), {
+        computeGradInput: needInputGrad,
+        computeGradBias: this.bias !== null,
+        gradWeight: this.weight.grad,
+        ...(this.bias !== null ? { gradBias: this.bias.grad } : {}),
+        accumulate: true,
+      });
+      return asInputDtype(r.gradInput, input.owned);
+    } finally {
+      if (grad.owned) grad.g16.dispose();
+      if (input.owned) input.x16.dispose();
+    }
+  }
+
   backward(gradOutput: F32, needInputGrad = true): F32 | null {
+    if (this.#input16 !== null) return this.#backward16(gradOutput, needInputGrad);
     const x = this.#input ?? noForward('Linear');
     this.#input = null;
     return linearBackward(gradOutput, x, this.weight.data, {
@@ -156,6 +264,8 @@ export class Linear extends Module {
 
   override clearCache(): void {
     this.#input = null;
+    if (this.#input16?.owned) this.#input16.x16.dispose();
+    this.#input16 = null;
   }
   protected override extraRepr(): string {
     return `in=${this.inFeatures}, out=${this.outFeatures}${this.bias ? '' : ', bias=false'}`;

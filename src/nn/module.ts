@@ -16,10 +16,22 @@
 // the next child has consumed them. Operators run in call order on the device queue and storage
 // lives until the last queued task using it has run, so disposing right after enqueueing is safe.
 import { alexnetError } from '../errors.js';
-import { copy, fill } from '../ops/elementwise.js';
+import { copy, fill, refreshBf16Copy } from '../ops/elementwise.js';
 import { Tensor } from '../tensor.js';
 
 export type F32 = Tensor<'float32'>;
+export type BF16 = Tensor<'bfloat16'>;
+
+/**
+ * A model's arithmetic: 'fp32' (default), or 'bf16' (mixed precision): Conv2d and Linear read a
+ * bfloat16 copy of their float32 weights, the input is converted to bfloat16 once at the first
+ * layer, activations and the gradients between layers are bfloat16, the last layer with weights
+ * outputs float32 for the loss, weight gradients and the weights themselves (the master copy the
+ * optimizer updates and checkpoints hold) stay float32. Under 'bf16' the tensors passed between
+ * a model's layers are bfloat16 although the Module API types them F32; the model's input and
+ * output stay float32.
+ */
+export type Precision = 'fp32' | 'bf16';
 
 /** A learnable tensor and its gradient (same shape, same device). */
 export class Parameter {
@@ -27,6 +39,10 @@ export class Parameter {
   data: F32;
   /** The accumulated gradient (zeros at first). The store rebinds it to a view of its grads buffer. */
   grad: F32;
+  /** The bfloat16 copy of `data` (precision 'bf16'), made on first use; see bf16(). */
+  #data16: BF16 | null = null;
+  /** The whole buffers the copy is refreshed over: the store's flat ones, or data and #data16. */
+  #copyOf: { copy: BF16; source: F32 } | null = null;
 
   constructor(
     /** The local name inside its module ('weight', 'bias'); the full name comes from namedParameters(). */
@@ -41,6 +57,39 @@ export class Parameter {
     if (!sameShape(this.grad.shape, data.shape)) {
       throw alexnetError('ERR_SHAPE', `Parameter '${name}': grad shape ${fmt(this.grad.shape)} differs from data shape ${fmt(data.shape)}`);
     }
+  }
+
+  /**
+   * The bfloat16 copy of `data`, current: refreshed (converted again) only when `data`'s buffer
+   * was written since the copy was made (refreshBf16Copy; the SGD step writes the copy of a
+   * ParameterStore's buffer in its own pass, so training converts nothing here). Made on first
+   * use, unless a ParameterStore bound one (bindBf16).
+   */
+  bf16(): BF16 {
+    if (this.#data16 === null || this.#data16.disposed || this.#copyOf === null) {
+      this.#data16 = Tensor.zeros(this.data.shape, { dtype: 'bfloat16', device: this.data.device });
+      this.#copyOf = { copy: this.#data16, source: this.data };
+    }
+    if (this.#copyOf.source !== this.data && this.#copyOf.copy === this.#data16) this.#copyOf = { copy: this.#data16, source: this.data };
+    refreshBf16Copy(this.#copyOf.copy, this.#copyOf.source);
+    return this.#data16;
+  }
+
+  /**
+   * @internal The ParameterStore binds the copy to a view of its flat bfloat16 buffer, refreshed
+   * over the flat buffers as a whole (`copy` the store's bfloat16 buffer, `source` its params).
+   */
+  bindBf16(view: BF16 | null, whole: { copy: BF16; source: F32 } | null): void {
+    if (this.#data16 !== null && this.#data16 !== view) this.#data16.dispose();
+    this.#data16 = view;
+    this.#copyOf = whole;
+  }
+
+  /** Frees the bfloat16 copy (the next bf16() makes one again). */
+  disposeBf16(): void {
+    this.#data16?.dispose();
+    this.#data16 = null;
+    this.#copyOf = null;
   }
 
   get shape(): readonly number[] {
@@ -86,6 +135,8 @@ export type StateDict = Map<string, Tensor> | Record<string, Tensor>;
 export abstract class Module {
   /** Training mode (dropout active, activations kept for backward). Set with train() / eval(). */
   training = true;
+  #precision: Precision = 'fp32';
+  #outputsFloat32 = false;
   readonly #children = new Map<string, Module>();
   readonly #params = new Map<string, Parameter>();
   readonly #backwardHooks = new Set<(module: Module) => void>();
@@ -172,6 +223,38 @@ export abstract class Module {
     return this.parameters().reduce((a, p) => a + p.numel, 0);
   }
 
+  /** 'fp32' or 'bf16' (see Precision); set with setPrecision. */
+  get precision(): Precision {
+    return this.#precision;
+  }
+
+  /**
+   * @internal Under 'bf16': whether this module is the last one with parameters of the model
+   * setPrecision was called on, whose output (the logits) stays float32.
+   */
+  protected get outputsFloat32(): boolean {
+    return this.#outputsFloat32;
+  }
+
+  /**
+   * Sets the precision of this module and every descendant (see Precision) and marks the last
+   * module with parameters (in module order: the classifier's last Linear) to output float32.
+   * Returns this. Parameters are untouched: the bfloat16 copies are made on first use.
+   */
+  setPrecision(precision: Precision): this {
+    if (precision !== 'fp32' && precision !== 'bf16') throw alexnetError('ERR_ARGUMENT', `setPrecision: expected 'fp32' or 'bf16', got ${String(precision)}`);
+    const mods = this.namedModules().map(([, m]) => m);
+    for (const m of mods) {
+      m.#precision = precision;
+      m.#outputsFloat32 = false;
+      m.clearCache();
+      if (precision === 'fp32') for (const p of m.#params.values()) p.disposeBf16();
+    }
+    const last = mods.filter((m) => m.#params.size > 0).at(-1);
+    if (last !== undefined) last.#outputsFloat32 = true;
+    return this;
+  }
+
   /** Sets training mode on this module and every descendant; returns this. */
   train(mode = true): this {
     for (const [, m] of this.namedModules()) {
@@ -246,6 +329,7 @@ export abstract class Module {
       for (const p of m.#params.values()) {
         p.data.dispose();
         p.grad.dispose();
+        p.disposeBf16();
       }
     }
   }

@@ -28,6 +28,8 @@ export interface ParameterLayoutEntry {
 export interface ParameterStoreOptions {
   /** where the buffers live (default: the device of the first parameter, or 'cpu') */
   device?: Device | string;
+  /** also keep the bfloat16 copy of the params buffer (precision 'bf16'; see enableBf16Copy) */
+  bf16Copy?: boolean;
 }
 
 /** Parameters start at multiples of this many float32 elements (256 bytes). */
@@ -49,6 +51,7 @@ export class ParameterStore {
   readonly parameterCount: number;
   readonly device: string;
   readonly #entries: readonly [string, Parameter][];
+  #params16: Tensor<'bfloat16'> | null = null;
   #disposed = false;
 
   private constructor(params: F32, grads: F32, momentum: F32, layout: ParameterLayoutEntry[], entries: [string, Parameter][]) {
@@ -115,7 +118,32 @@ export class ParameterStore {
       });
     }
     const momentum = Tensor.zeros([total], { device });
-    return new ParameterStore(params, grads, momentum, layout, entries);
+    const store = new ParameterStore(params, grads, momentum, layout, entries);
+    if (options.bf16Copy === true) store.enableBf16Copy();
+    return store;
+  }
+
+  /**
+   * The bfloat16 copy of `params` (same layout; precision 'bf16'), or null until
+   * enableBf16Copy. The SGD step writes it in the pass that updates `params`; each Parameter's
+   * bf16() is a view of it, converted again only after some other write to `params` (a load).
+   */
+  get params16(): Tensor<'bfloat16'> | null {
+    return this.#params16;
+  }
+
+  /** Makes params16 (once) and binds every Parameter's bfloat16 copy to a view of it. Returns it. */
+  enableBf16Copy(): Tensor<'bfloat16'> {
+    this.#check();
+    if (this.#params16 !== null) return this.#params16;
+    const p16 = this.params.to('bfloat16');
+    this.#params16 = p16;
+    const whole = { copy: p16, source: this.params };
+    this.#entries.forEach(([, p], i) => {
+      const e = this.layout[i]!;
+      p.bindBf16(p16.view(e.offset, e.shape), whole);
+    });
+    return p16;
   }
 
   /** Zeroes every gradient: one fill over the grads buffer. */
@@ -157,7 +185,9 @@ export class ParameterStore {
     for (const [, p] of this.#entries) {
       p.data.dispose();
       p.grad.dispose();
+      p.disposeBf16();
     }
+    this.#params16?.dispose();
     this.params.dispose();
     this.grads.dispose();
     this.momentum.dispose();

@@ -11,21 +11,22 @@ export interface DropoutOptions {
   offset?: number;
 }
 
-export interface DropoutResult {
-  output: Tensor<'float32'>;
-  /** 0 or 1/(1-p) per element; pass it to dropoutBackward */
+export interface DropoutResult<D extends 'float32' | 'bfloat16' = 'float32'> {
+  /** input's dtype (bfloat16: input * mask computed in float32, rounded once) */
+  output: Tensor<D>;
+  /** 0 or 1/(1-p) per element, float32 for either input dtype (the same mask for the same seed and offset); pass it to dropoutBackward */
   mask: Tensor<'float32'>;
 }
 
 /** output = input * mask (training mode; for evaluation just skip the call). */
-export function dropout(input: Tensor<'float32'>, options: DropoutOptions): DropoutResult {
+export function dropout<D extends 'float32' | 'bfloat16' = 'float32'>(input: Tensor<D>, options: DropoutOptions): DropoutResult<D> {
   const r = loadNative().dropoutForward(handleOf(input, 'dropout', 'input'), options);
-  return { output: new Tensor(r.output), mask: new Tensor(r.mask) };
+  return { output: new Tensor<D>(r.output), mask: new Tensor<'float32'>(r.mask) };
 }
 
-/** gradInput = gradOutput * mask */
-export function dropoutBackward(gradOutput: Tensor<'float32'>, mask: Tensor<'float32'>): Tensor<'float32'> {
-  return new Tensor(
+/** gradInput = gradOutput * mask, in gradOutput's dtype (float32 or bfloat16; mask float32) */
+export function dropoutBackward<D extends 'float32' | 'bfloat16' = 'float32'>(gradOutput: Tensor<D>, mask: Tensor<'float32'>): Tensor<D> {
+  return new Tensor<D>(
     loadNative().dropoutBackward(handleOf(gradOutput, 'dropoutBackward', 'gradOutput'), handleOf(mask, 'dropoutBackward', 'mask')),
   );
 }

@@ -22,3 +22,15 @@ export function scale(t: Tensor<'float32'>, alpha: number): void {
 export function axpy(y: Tensor<'float32'>, alpha: number, x: Tensor<'float32'>): void {
   loadNative().axpy(handleOf(y, 'axpy', 'y'), alpha, handleOf(x, 'axpy', 'x'));
 }
+
+/**
+ * copy = bfloat16(source), unless `copy` already holds the bfloat16 of source's current values:
+ * the addon records, per buffer, which float32 buffer and which of its write versions a copy was
+ * made from (by this call or by sgdStep's `paramBf16`), and any write to the source since (a step,
+ * a load, a fill, a copy into it) makes the next call convert again. Only whole buffers are
+ * recorded (a store's flat buffers); views of part of one convert at every call.
+ */
+export function refreshBf16Copy(copy: Tensor<'bfloat16'>, source: Tensor<'float32'>): void {
+  const op = 'refreshBf16Copy';
+  loadNative().refreshBf16Copy(handleOf(copy, op, 'copy'), handleOf(source, op, 'source'));
+}

@@ -10,20 +10,24 @@ export interface Pool2dOptions {
 /**
  * 2-D max pooling (torch.nn.functional.max_pool2d): input [N, C, H, W] -> [N, C, Ho, Wo].
  * `stride` defaults to `kernelSize`; padding is implicit -inf and at most kernelSize / 2.
+ * float32 or bfloat16 (exact: a maximum is one of the inputs), output in input's dtype.
  */
-export function maxPool2d(input: Tensor<'float32'>, options: Pool2dOptions): Tensor<'float32'> {
-  return new Tensor(loadNative().maxPool2dForward(handleOf(input, 'maxPool2d', 'input'), options));
+export function maxPool2d<D extends 'float32' | 'bfloat16' = 'float32'>(input: Tensor<D>, options: Pool2dOptions): Tensor<D> {
+  return new Tensor<D>(loadNative().maxPool2dForward(handleOf(input, 'maxPool2d', 'input'), options));
 }
 
-/** Gradient of maxPool2d: each output gradient goes to its window's (first) maximum. */
-export function maxPool2dBackward(
-  gradOutput: Tensor<'float32'>,
-  input: Tensor<'float32'>,
-  output: Tensor<'float32'>,
+/**
+ * Gradient of maxPool2d: each output gradient goes to its window's (first) maximum. bfloat16
+ * (every tensor bfloat16): each input's share summed in float32 and rounded once.
+ */
+export function maxPool2dBackward<D extends 'float32' | 'bfloat16' = 'float32'>(
+  gradOutput: Tensor<D>,
+  input: Tensor<D>,
+  output: Tensor<D>,
   options: Pool2dOptions,
-): Tensor<'float32'> {
+): Tensor<D> {
   const op = 'maxPool2dBackward';
-  return new Tensor(
+  return new Tensor<D>(
     loadNative().maxPool2dBackward(handleOf(gradOutput, op, 'gradOutput'), handleOf(input, op, 'input'), handleOf(output, op, 'output'), options),
   );
 }

@@ -36,12 +36,16 @@ export type SgdOptions = SgdStepOptions;
 /**
  * Updates param (and momentumBuffer) in place from grad. momentumBuffer may be null only when
  * momentum is 0. Bad hyper-parameters throw ERR_ARGUMENT before anything is queued.
+ * `paramBf16` (bfloat16, param's shape) gets bfloat16(param) after the update, written in the
+ * same pass (the bfloat16 weights of precision 'bf16'), and counts as param's current copy for
+ * refreshBf16Copy.
  */
 export function sgdStep(
   param: Tensor<'float32'>,
   grad: Tensor<'float32'>,
   momentumBuffer: Tensor<'float32'> | null,
   options: SgdStepOptions,
+  paramBf16: Tensor<'bfloat16'> | null = null,
 ): void {
   const op = 'sgdStep';
   loadNative().sgdStep(
@@ -49,5 +53,6 @@ export function sgdStep(
     handleOf(grad, op, 'grad'),
     momentumBuffer === null ? null : handleOf(momentumBuffer, op, 'momentumBuffer'),
     options,
+    paramBf16 === null ? null : handleOf(paramBf16, op, 'paramBf16'),
   );
 }

@@ -87,13 +87,16 @@ export class SGD {
     return this.#step;
   }
 
-  /** One update of every parameter from store.grads (one sgdStep call over the flat buffers). */
+  /**
+   * One update of every parameter from store.grads (one sgdStep call over the flat buffers);
+   * with the store's bfloat16 copy (store.params16, precision 'bf16') written in the same pass.
+   */
   step(): void {
     if (this.store.disposed) throw alexnetError('ERR_DISPOSED', 'SGD.step: the parameter store has been disposed');
     sgdStep(this.store.params, this.store.grads, this.momentum === 0 ? null : this.store.momentum, {
       ...this.#options(),
       firstStep: this.#step === 0,
-    });
+    }, this.store.params16);
     this.#step++;
   }
 

@@ -42,6 +42,8 @@ export interface RunTrainOptions {
   warmup: number;
   seed: number;
   checkpointEvery: number;
+  /** 'fp32' or 'bf16' (Trainer's precision); absent in checkpoints of earlier versions: 'fp32' */
+  precision?: 'fp32' | 'bf16';
 }
 
 /** The most images one batch of a recorded run may have (1024 images of 3x227x227 are 633 MB). */
@@ -114,6 +116,7 @@ function validateTrainOptions(t: RunTrainOptions, bad: (field: string, want: str
     if (typeof t[k] !== 'number' || !Number.isFinite(t[k]) || t[k] < 0) bad(`train.${k}`, 'a finite number >= 0', t[k]);
   }
   if (t.convention !== 'pytorch' && t.convention !== 'krizhevsky') bad('train.convention', "'pytorch' or 'krizhevsky'", t.convention);
+  if (t.precision !== undefined && t.precision !== 'fp32' && t.precision !== 'bf16') bad('train.precision', "'fp32' or 'bf16'", t.precision);
   if (typeof t.schedule !== 'string' || t.schedule.length > 1000) bad('train.schedule', 'a schedule spec', t.schedule);
   try {
     parseSchedule(t.schedule);

@@ -35,7 +35,7 @@ import { DEFAULT_BUCKET_MB, GradientReducer, planBuckets } from '../dist/reducer
 import { alexnetError } from '../errors.js';
 import { namedDropouts, type Dropout } from '../nn/layers.js';
 import { loadNative } from '../native.js';
-import type { Module } from '../nn/module.js';
+import type { Module, Precision } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
 import { normalizeImages } from '../ops/image.js';
 import { softmaxCrossEntropy } from '../ops/loss.js';
@@ -98,6 +98,13 @@ export interface TrainerOptions {
   batchSize?: number;
   epochs?: number;
   optimizer?: Partial<SGDOptions> & { lr: number };
+  /**
+   * 'fp32' or 'bf16' (Module.setPrecision: bfloat16 activations and weight copies, float32 master
+   * weights, gradients of the weights, loss and checkpoints); default: the model's own. The
+   * Trainer sets it on the model, and under 'bf16' the SGD step writes the weights' bfloat16
+   * copy in its own pass. TF32 (setTf32) is a separate switch for the float32 arithmetic.
+   */
+  precision?: Precision;
   schedule?: ScheduleSpec;
   seed?: number;
   workers?: number;
@@ -189,7 +196,9 @@ export class Trainer {
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw alexnetError('ERR_ARGUMENT', `train: batchSize must be a positive integer, got ${this.batchSize}`);
     if (!Number.isInteger(this.epochs) || this.epochs < 1) throw alexnetError('ERR_ARGUMENT', `train: epochs must be a positive integer, got ${this.epochs}`);
     this.model = options.model;
-    this.store = ParameterStore.create(this.model, { device: this.device });
+    const precision = options.precision ?? this.model.precision;
+    if (precision !== this.model.precision || precision === 'bf16') this.model.setPrecision(precision);
+    this.store = ParameterStore.create(this.model, { device: this.device, bf16Copy: precision === 'bf16' });
     this.optimizer = new SGD(this.store, { lr: 0.01, ...options.optimizer });
     if (this.#comm) planBuckets(this.store, options.bucketMB ?? DEFAULT_BUCKET_MB); // a bad bucketMB fails here
     const s = options.schedule ?? { kind: 'none' };

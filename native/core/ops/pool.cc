@@ -11,7 +11,8 @@ int64_t pool_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad) {
 }
 
 void check_pool2d_input(const char* op, const Tensor& x) {
-  check_dtype(op, "input", x, DType::Float32);
+  if (x.dtype() != DType::Float32 && x.dtype() != DType::BFloat16)
+    fail(code::kDtype, op, ": expected input to be float32 or bfloat16 but got ", dtype_name(x.dtype()));
   if (x.rank() != 4)
     fail(code::kShape, op, ": expected input of shape [N, C, H, W] (4 dimensions) but got shape ",
          x.shape().str());

@@ -23,7 +23,7 @@ struct Pool2dParams {
 // floor((in + 2 pad - k) / stride) + 1; may be <= 0 (pool2d_params rejects that).
 int64_t pool_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad);
 
-// The input before any option is read: float32 of rank 4.
+// The input before any option is read: float32 or bfloat16, of rank 4.
 void check_pool2d_input(const char* op, const Tensor& x);
 
 // The descriptor of max_pool2d(x [N, C, H, W]) with the given window, stride and padding.

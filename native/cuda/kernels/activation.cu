@@ -1,4 +1,5 @@
 // ReLU forward/backward, the fused bias + ReLU epilogue and the bias gradient.
+#include "../../core/bf16.h"
 #include "../ops.h"
 #include "common.cuh"
 
@@ -20,7 +21,31 @@ __global__ void relu_backward_kernel(float* __restrict__ dx, const float* __rest
   GRID_STRIDE(i, n) { dx[i] = y[i] <= 0.f ? 0.f : dy[i]; }
 }
 
+__global__ void relu_forward_bf16_kernel(uint16_t* __restrict__ y, const uint16_t* __restrict__ x, int64_t n) {
+  GRID_STRIDE(i, n) {
+    const uint16_t v = x[i];
+    y[i] = bf16::to_float(v) <= 0.f ? uint16_t{0} : v;
+  }
+}
+
+__global__ void relu_backward_bf16_kernel(uint16_t* __restrict__ dx, const uint16_t* __restrict__ dy,
+                                          const uint16_t* __restrict__ y, int64_t n) {
+  GRID_STRIDE(i, n) { dx[i] = bf16::to_float(y[i]) <= 0.f ? uint16_t{0} : dy[i]; }
+}
+
 }  // namespace
+
+void relu_forward_bf16(int device, uint16_t* y, const uint16_t* x, int64_t n) {
+  if (n == 0) return;
+  relu_forward_bf16_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(y, x, n);
+  ALEXNET_CUDA_CHECK_LAUNCH("relu_forward_bf16_kernel");
+}
+
+void relu_backward_bf16(int device, uint16_t* dx, const uint16_t* dy, const uint16_t* y, int64_t n) {
+  if (n == 0) return;
+  relu_backward_bf16_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(dx, dy, y, n);
+  ALEXNET_CUDA_CHECK_LAUNCH("relu_backward_bf16_kernel");
+}
 
 void relu_forward(int device, float* y, const float* x, int64_t n) {
   if (n == 0) return;

@@ -1,6 +1,7 @@
 // The SGD-with-momentum update over all parameters in one launch (they live in one buffer).
 // The update rules of native/core/sgd.h, with exactly the arithmetic of native/cpu/sgd.cc: double
 // precision, rounded once per element.
+#include "../../core/bf16.h"
 #include "../ops.h"
 #include "common.cuh"
 
@@ -8,8 +9,9 @@ namespace alexnet::cuda {
 
 namespace {
 
+// w16: null, or gets bf16(w) after the update (the bfloat16 copy of the weights, same pass).
 __global__ void sgd_kernel(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ buf,
-                           int64_t n, SgdParams p) {
+                           uint16_t* __restrict__ w16, int64_t n, SgdParams p) {
   const double lr = p.lr, mu = p.momentum, wd = p.weight_decay, damp = 1.0 - p.dampening;
   GRID_STRIDE(i, n) {
     const double wi = w[i];
@@ -26,14 +28,15 @@ __global__ void sgd_kernel(float* __restrict__ w, const float* __restrict__ g, f
       buf[i] = static_cast<float>(v);
       w[i] = static_cast<float>(wi + v);
     }
+    if (w16 != nullptr) w16[i] = bf16::from_float(w[i]);
   }
 }
 
 }  // namespace
 
-void sgd_step(int device, float* w, const float* g, float* buf, int64_t n, const SgdParams& p) {
+void sgd_step(int device, float* w, const float* g, float* buf, uint16_t* w16, int64_t n, const SgdParams& p) {
   if (n == 0) return;
-  sgd_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(w, g, buf, n, p);
+  sgd_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(w, g, buf, w16, n, p);
   ALEXNET_CUDA_CHECK_LAUNCH("sgd_kernel");
 }
 
