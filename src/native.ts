@@ -163,6 +163,7 @@ export interface NativeModule {
   synchronize(device?: string): Promise<void>;
   pending(device?: string): number;
   memoryStats(device: string, resetPeak: boolean): import('./tensor.js').MemoryStats;
+  deviceCounters(device: string): import('./tensor.js').DeviceCounters;
   /** external memory reported to V8 so far, in bytes */
   externalMemory(): number;
   // build and backends
@@ -262,6 +263,8 @@ export interface NativeModule {
    * unusable for the rest of the process: call it only in a child process.
    */
   cudaDebugFault(device?: string, delayMs?: number): void;
+  /** test aid: keeps the device's queue busy for delayMs (native/binding/info.cc) */
+  debugStall(device?: string, delayMs?: number): void;
   // Open MPI run-time binding and the communicator (native/dist, native/binding/dist.cc)
   /** loads libmpi.so.40 on the first call (once per process; never initialises MPI) and says what it found */
   mpiLibrary(): MpiLibrary;

@@ -1,7 +1,9 @@
 // What this build contains and what it found at run time (`alexnet info`).
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../core/parallel.h"
@@ -223,6 +225,31 @@ Napi::Value CudaDebugFault(const Napi::CallbackInfo& info) {
   const Backend* b = find_backend(device.type);
   if (b == nullptr || b->debug_fault == nullptr) fail(code::kCudaUnavailable, op, ": this build has no CUDA support");
   b->debug_fault(device.index, delay_ms);
+  return info.Env().Undefined();
+}
+
+// debugStall(device = 'cpu', delayMs): TEST AID. Queues work that keeps the device's queue busy
+// for delayMs (CPU: the worker sleeps; CUDA: a kernel spins) and returns at once: what is queued
+// after it waits, so a test can make the device lag behind the host (test/step-counters.test.ts
+// drives the allocator's cache to its high-water mark this way).
+Napi::Value DebugStall(const Napi::CallbackInfo& info) {
+  const char* op = "debugStall";
+  std::string name = "cpu";
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsString()) fail(code::kDevice, op, ": expected device to be a string such as 'cpu' or 'cuda:0'");
+    name = info[0].As<Napi::String>().Utf8Value();
+  }
+  const Device device = Device::parse(name);
+  const double delay_ms = info.Length() > 1 && !info[1].IsUndefined() ? number_arg(info, 1, op, "delayMs") : 0.0;
+  if (!(delay_ms >= 0) || delay_ms > 60000) fail(code::kArgument, op, ": delayMs must be in [0, 60000] but got ", delay_ms);
+  if (device.type == DeviceType::Cpu) {
+    const auto d = std::chrono::microseconds(static_cast<int64_t>(delay_ms * 1000));
+    enqueue(device, [d] { std::this_thread::sleep_for(d); });
+    return info.Env().Undefined();
+  }
+  const Backend* b = find_backend(device.type);
+  if (b == nullptr || b->debug_stall == nullptr) fail(code::kCudaUnavailable, op, ": this build has no CUDA support");
+  b->debug_stall(device.index, delay_ms);
   return info.Env().Undefined();
 }
 

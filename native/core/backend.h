@@ -116,6 +116,8 @@ struct Backend {
   void (*describe)(InfoSink& out);
   // Test aid: makes the device fault (null: not supported)
   void (*debug_fault)(int index, double delay_ms);
+  // Test aid: queues a kernel that only spins for delay_ms (the stream is busy meanwhile).
+  void (*debug_stall)(int index, double delay_ms);
   // The per-operator benchmark (native/core/bench.h). Blocks: called off the JS thread.
   std::vector<BenchRow> (*bench_ops)(int index, int64_t batch, int reps);
 };

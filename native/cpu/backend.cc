@@ -136,6 +136,7 @@ Backend table() {
   b.set_tf32 = nullptr;         // no TF32 on the CPU
   b.describe = nullptr;         // info().cpu is the binding's (it reads the CPU's settings itself)
   b.debug_fault = nullptr;
+  b.debug_stall = nullptr;  // the CPU queue stalls in the binding (debugStall)
   b.bench_ops = bench_ops_op;
   return b;
 }

@@ -194,6 +194,7 @@ Backend table() {
   b.set_deterministic = &cuda::set_deterministic;
   b.describe = describe;
   b.debug_fault = &cuda::debug_fault;
+  b.debug_stall = &cuda::debug_stall;
   b.bench_ops = &cuda::bench_alexnet_ops;
   return b;
 }

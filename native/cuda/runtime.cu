@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -14,11 +15,21 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../core/device.h"  // count_allocation, count_synchronization (DeviceCounters)
 #include "../core/error.h"
 
 namespace alexnet::cuda {
 
 namespace {
+
+Device cuda_device(int index) { return Device{DeviceType::Cuda, index}; }
+
+// The calls DeviceCounters counts (native/core/device.h): every blocking wait of this file goes
+// through these two.
+cudaError_t counted_stream_sync(int device, cudaStream_t s) {
+  count_synchronization(cuda_device(device));
+  return cudaStreamSynchronize(s);
+}
 
 [[noreturn]] void throw_cuda(cudaError_t e, const char* what, const char* file, int line) {
   const char* code = e == cudaErrorMemoryAllocation ? alexnet::code::kOutOfMemory : alexnet::code::kCuda;
@@ -43,6 +54,7 @@ std::string bytes_text(uint64_t n) {
 // Pinned host buffers, reused by size class (cudaMallocHost is slow: milliseconds).
 class PinnedPool {
  public:
+  int device = 0;  // whose counters a new buffer counts in
   void* get(size_t bytes) {
     const size_t cls = size_class(bytes);
     {
@@ -55,6 +67,7 @@ class PinnedPool {
       }
     }
     void* p = nullptr;
+    count_allocation(cuda_device(device));
     CUDA_CHECK(cudaMallocHost(&p, cls));
     std::lock_guard<std::mutex> lock(mutex_);
     sizes_[p] = cls;
@@ -87,6 +100,9 @@ struct Context {
   cudaStream_t stream = nullptr;
   bool use_pool = true;
   cudaMemPool_t pool = nullptr;  // with use_pool
+  // The pool's reservation after the last allocation: one that grows it is an allocation that
+  // reached the driver (DeviceCounters). Atomic: alloc may be called from several threads.
+  std::atomic<uint64_t> pool_reserved_seen{0};
   PinnedPool pinned;
 
   // The cudaMalloc allocator (without use_pool). Every user of device memory works on
@@ -140,6 +156,7 @@ Context& context(int device) {
          " CUDA device(s) found)");
   auto ctx = std::make_unique<Context>();
   ctx->device = device;
+  ctx->pinned.device = device;
   DeviceGuard guard(device);
   CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
   // Virtual GPUs may lack memory pools while plain cudaMalloc works (and info()'s probe
@@ -201,7 +218,7 @@ class Staging {
     if (queued_) {
       // Error path: a copy into the buffers may still be queued; let it finish (or fail)
       // before they can serve another read.
-      cudaStreamSynchronize(ctx_.stream);
+      counted_stream_sync(ctx_.device, ctx_.stream);
       cudaGetLastError();
     }
     ctx_.pinned.put(data_);
@@ -240,6 +257,7 @@ DeviceErrorRecord* thread_record(Context& ctx) {
   if (it != records.end()) return it->second;
   DeviceGuard guard(ctx.device);
   void* record = nullptr;
+  count_allocation(cuda_device(ctx.device));
   CUDA_CHECK(cudaMalloc(&record, sizeof(DeviceErrorRecord)));
   // On the stream, so every kernel (all on this non-blocking stream) sees it cleared.
   const cudaError_t e = cudaMemsetAsync(record, 0, sizeof(DeviceErrorRecord), ctx.stream);
@@ -323,9 +341,12 @@ MemoryStats memory_stats(int device, bool reset_peak) {
 
 // The allocator's unused memory back to the driver, once the stream no longer uses it.
 void trim(Context& ctx) {
-  CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  CUDA_CHECK(counted_stream_sync(ctx.device, ctx.stream));
   if (ctx.use_pool) {
     CUDA_CHECK(cudaMemPoolTrimTo(ctx.pool, 0));
+    uint64_t reserved = 0;
+    if (cudaMemPoolGetAttribute(ctx.pool, cudaMemPoolAttrReservedMemCurrent, &reserved) != cudaSuccess) cudaGetLastError();
+    ctx.pool_reserved_seen.store(reserved);
     return;
   }
   std::multimap<size_t, void*> blocks;
@@ -354,12 +375,34 @@ bool is_out_of_memory(cudaError_t e, size_t bytes) {
   return e == cudaErrorInvalidValue && bytes > total_b;
 }
 
+// Counts an allocation when the pool's reservation grew since the last one looked (the pool
+// asked the driver for memory). Inside a stream capture the pool is not touched (the graph
+// allocates when it is instantiated), so nothing is counted there.
+void note_pool_growth(Context& ctx) noexcept {
+  uint64_t reserved = 0;
+  if (cudaMemPoolGetAttribute(ctx.pool, cudaMemPoolAttrReservedMemCurrent, &reserved) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  uint64_t seen = ctx.pool_reserved_seen.load();
+  while (reserved > seen) {
+    if (ctx.pool_reserved_seen.compare_exchange_weak(seen, reserved)) {
+      count_allocation(cuda_device(ctx.device));
+      return;
+    }
+  }
+  if (reserved < seen) ctx.pool_reserved_seen.store(reserved);  // trimmed by the driver meanwhile
+}
+
 void* pool_alloc(Context& ctx, size_t bytes) {
   const size_t n = bytes == 0 ? 256 : bytes;
   void* p = nullptr;
   for (int attempt = 0; attempt < 2; ++attempt) {
     cudaError_t e = cudaMallocAsync(&p, n, ctx.stream);
-    if (e == cudaSuccess) return p;
+    if (e == cudaSuccess) {
+      note_pool_growth(ctx);
+      return p;
+    }
     cudaGetLastError();  // not sticky: clear it so no later check reports it
     if (!is_out_of_memory(e, n)) throw_cuda(e, "cudaMallocAsync", __FILE__, __LINE__);
     if (attempt == 0) trim(ctx);
@@ -383,6 +426,7 @@ void* fallback_alloc(Context& ctx, size_t bytes) {
   }
   void* p = nullptr;
   for (int attempt = 0; attempt < 2; ++attempt) {
+    count_allocation(cuda_device(ctx.device));
     cudaError_t e = cudaMalloc(&p, n);
     if (e == cudaSuccess) break;
     p = nullptr;
@@ -404,7 +448,7 @@ void* fallback_alloc(Context& ctx, size_t bytes) {
 
 // --- the fault used by tests ---------------------------------------------------------------
 
-__global__ void debug_fault_kernel(int* bad, uint64_t delay_ns) {
+__global__ void debug_fault_kernel(int* bad, uint64_t delay_ns) {  // bad == null: spin only
   // The global timer gives the delay; the SM clock (under 5 GHz on any GPU) bounds the spin
   // should the timer not advance.
   uint64_t start = 0, now = 0;
@@ -414,7 +458,7 @@ __global__ void debug_fault_kernel(int* bad, uint64_t delay_ns) {
   do {
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
   } while (now - start < delay_ns && clock64() - cycles0 < max_cycles);
-  *reinterpret_cast<volatile int*>(bad) = 1;  // an address no allocation can have
+  if (bad != nullptr) *reinterpret_cast<volatile int*>(bad) = 1;  // an address no allocation can have
 }
 
 }  // namespace
@@ -573,7 +617,7 @@ void download_sync(int device, void* host_dst, const void* src, size_t bytes) {
   ReadStatus s;
   // A stream synchronise returns the device's error, where a wait on a host function would
   // wait forever.
-  s.error = static_cast<int>(cudaStreamSynchronize(ctx.stream));
+  s.error = static_cast<int>(counted_stream_sync(device, ctx.stream));
   if (s.error == 0) {
     staging.mark_drained();
     s.record = *staging.record();
@@ -607,7 +651,7 @@ void throw_read_status(int device, const ReadStatus& s) {
 void synchronize(int device) {
   Context& ctx = context(device);
   DeviceGuard guard(device);
-  CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  CUDA_CHECK(counted_stream_sync(device, ctx.stream));
 }
 
 void fence_all_streams() noexcept {
@@ -619,7 +663,7 @@ void fence_all_streams() noexcept {
   for (const auto& [device, s] : streams) {
     int previous = -1;
     if (cudaGetDevice(&previous) != cudaSuccess) previous = -1;
-    if (cudaSetDevice(device) == cudaSuccess) cudaStreamSynchronize(s);  // an error: nothing to wait for
+    if (cudaSetDevice(device) == cudaSuccess) counted_stream_sync(device, s);  // an error: nothing to wait for
     if (previous >= 0) cudaSetDevice(previous);
     cudaGetLastError();  // this thread's (non-sticky) error state only; reads get theirs from the stream
   }
@@ -636,6 +680,14 @@ void debug_fault(int device, double delay_ms) {
   const double ns = std::max(0.0, std::min(delay_ms, 60000.0)) * 1e6;
   // Address 16: inside the never-mapped first page of the device's address space.
   debug_fault_kernel<<<1, 1, 0, ctx.stream>>>(reinterpret_cast<int*>(uintptr_t{16}), static_cast<uint64_t>(ns));
+  check_last_error("debug_fault_kernel", __FILE__, __LINE__);
+}
+
+void debug_stall(int device, double delay_ms) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  const double ns = std::max(0.0, std::min(delay_ms, 60000.0)) * 1e6;
+  debug_fault_kernel<<<1, 1, 0, ctx.stream>>>(nullptr, static_cast<uint64_t>(ns));
   check_last_error("debug_fault_kernel", __FILE__, __LINE__);
 }
 

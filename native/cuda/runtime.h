@@ -107,6 +107,9 @@ void check_last_error(const char* what, const char* file, int line);
 // Test aid: launches a kernel that, after spinning for `delay_ms`, writes to an invalid
 // device address. The context is unusable afterwards (sticky error): only for a child process.
 void debug_fault(int device, double delay_ms);
+// Test aid: launches a kernel that only spins for `delay_ms`: the work queued after it waits,
+// while the host goes on queueing (tests that need the device to lag behind the host).
+void debug_stall(int device, double delay_ms);
 
 }  // namespace alexnet::cuda
 
