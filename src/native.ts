@@ -222,7 +222,7 @@ export interface NativeModule {
   softmax(logits: NativeTensor): NativeTensor;
   softmaxCrossEntropy(logits: NativeTensor, labels: NativeTensor): { loss: NativeTensor; gradLogits: NativeTensor };
   // SGD with momentum over flat parameter / gradient / momentum buffers, in place
-  sgdStep(param: NativeTensor, grad: NativeTensor, momentumBuffer: NativeTensor | null, options: SgdStepOptions): void;
+  sgdStep(param: NativeTensor, grad: NativeTensor, momentumBuffer: NativeTensor | null, options: SgdStepOptions, lr?: NativeTensor | null): void;
   /**
    * sgdStep's own option parsing and checks, alone: throws what sgdStep would throw for these
    * options (messages named after `caller`, default 'sgdStep'), else returns them with the

@@ -1,6 +1,9 @@
 // SGD with momentum over flat buffers, in place (the update rules: native/core/sgd.h):
 //   sgdStep(param, grad, momentumBuffer | null, {lr, momentum, dampening, weightDecay,
-//           nesterov, convention: 'pytorch' | 'krizhevsky', firstStep})
+//           nesterov, convention: 'pytorch' | 'krizhevsky', firstStep}, lr?)
+//     lr: optional int32 [2] tensor on the parameters' device holding a double's bits (see
+//     native/core/sgd.h): the kernel reads the learning rate from it when it runs, in place of
+//     options.lr (which is still checked).
 //   sgdCheckOptions(options, caller = 'sgdStep') -> the options with the kernel's defaults filled
 //     in: the same parsing and checks as sgdStep, so the SGD class fails at construction with
 //     sgdStep's own messages instead of keeping a second copy of them in TypeScript.
@@ -57,8 +60,14 @@ Napi::Value SgdStep(const Napi::CallbackInfo& info) {
   // update, and no meaningful step passes one tensor as two of them, so any overlap is refused.
   check_outputs_do_not_alias(op, {{"param", &w}, {"momentumBuffer", buf ? &*buf : nullptr}},
                              {{"grad", &g}});
+  const std::optional<Tensor> lr = optional_tensor_arg(info, 4, op, "lr");
+  if (lr) {
+    check_same_device(op, {{"param", &w}, {"lr", &*lr}});
+    check_dtype(op, "lr", *lr, DType::Int32);
+    check_shape(op, "lr", *lr, Shape::of({2}));
+  }
   const Tensor b = p.momentum != 0 ? *buf : Tensor();
-  launch(w.device(), &Backend::sgd_step, w, g, b, p);
+  launch(w.device(), &Backend::sgd_step, w, g, b, lr ? *lr : Tensor(), p);
   return info.Env().Undefined();
 }
 

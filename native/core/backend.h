@@ -99,8 +99,9 @@ struct Backend {
                                 const Tensor& labels);
 
   // --- optimiser, metrics ---
-  // buf is undefined iff p.momentum == 0
-  void (*sgd_step)(const Tensor& w, const Tensor& g, const Tensor& buf, const SgdParams& p);
+  // buf is undefined iff p.momentum == 0; lr, when defined, is int32 [2] holding a double's bits
+  // (native/core/sgd.h) read when the step runs, in place of p.lr
+  void (*sgd_step)(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& lr, const SgdParams& p);
   void (*topk_correct)(const Tensor& correct, const Tensor& logits, const Tensor& labels, int64_t k);
 
   // --- on the calling thread: the backend orders the work on its queue itself ---

@@ -107,8 +107,10 @@ void softmax_cross_entropy_op(const Tensor& loss, const Tensor& grad, const Tens
   softmax_cross_entropy(loss.f32(), grad.f32(), z.f32(), labels.i32(), z.size(0), z.size(1));
 }
 
-void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const SgdParams& p) {
-  sgd_step(w.f32(), g.f32(), opt_f32(buf), w.numel(), p);
+void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& lr, const SgdParams& p) {
+  SgdParams q = p;
+  if (lr.defined()) std::memcpy(&q.lr, lr.cptr<char>(), sizeof(double));  // read now, in queue order
+  sgd_step(w.f32(), g.f32(), opt_f32(buf), w.numel(), q);
 }
 
 void topk_correct_op(const Tensor& out, const Tensor& z, const Tensor& labels, int64_t k) {

@@ -123,8 +123,9 @@ void topk_correct_op(const Tensor& out, const Tensor& z, const Tensor& labels, i
 }
 
 // --- optimiser (the update rules of native/core/sgd.h) ---
-void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const SgdParams& p) {
-  sgd_step(index_of(w), w.f32(), g.f32(), opt_f32(buf), w.numel(), p);
+void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& lr, const SgdParams& p) {
+  const double* lr_device = lr.defined() ? reinterpret_cast<const double*>(lr.cptr<char>()) : nullptr;
+  sgd_step(index_of(w), w.f32(), g.f32(), opt_f32(buf), lr_device, w.numel(), p);
 }
 
 // --- images: on the calling thread. Stream-ordered: the bytes land in a pool block (through

@@ -66,8 +66,9 @@ void softmax_cross_entropy(int device, float* loss /*[1]*/, float* grad /*[B,C]*
                            int64_t C, float* row_loss_scratch /*[B]*/, DeviceErrorRecord* record /*[1]*/);
 
 // --- sgd.cu --- (the update rules of native/core/sgd.h, in double, rounded once, like the CPU)
-void sgd_step(int device, float* w /*[n]*/, const float* g /*[n]*/, float* buf /*[n] or null*/, int64_t n,
-              const SgdParams& p);
+// lr: the learning rate in device memory (a double, read by the kernel), or null for p.lr
+void sgd_step(int device, float* w /*[n]*/, const float* g /*[n]*/, float* buf /*[n] or null*/,
+              const double* lr /*[1] or null*/, int64_t n, const SgdParams& p);
 
 // --- metrics.cu ---
 // correct[0] = #rows whose label has fewer than k logits strictly greater than it (a NaN logit

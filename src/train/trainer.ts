@@ -324,6 +324,7 @@ export class Trainer {
   async close(): Promise<void> {
     this.#reducer?.dispose(); // its hooks on the model and its views of the gradient buffer
     this.#reducer = null;
+    this.optimizer.dispose(); // the learning rate's device tensor
     await this.trainLoader.close();
     await this.valLoader?.close();
   }
