@@ -11,7 +11,7 @@ export * from './data/index.js';
 export * from './io/index.js';
 export * from './viz/index.js';
 export * from './dist/index.js';
-export { Trainer, evaluate, type EvalResult, type TrainerOptions, type TrainSummary, type TrainProgress, type ScheduleSpec } from './train/trainer.js';
+export { Trainer, evaluate, GRAPH_WARMUP_STEPS, type EvalResult, type TrainerOptions, type TrainSummary, type TrainProgress, type ScheduleSpec } from './train/trainer.js';
 export {
   captureTrainingState,
   loadTrainingState,

@@ -265,6 +265,11 @@ export interface NativeModule {
   cudaDebugFault(device?: string, delayMs?: number): void;
   /** test aid: keeps the device's queue busy for delayMs (native/binding/info.cc) */
   debugStall(device?: string, delayMs?: number): void;
+  /** CUDA graphs of a device's stream (native/binding/info.cc; the Trainer's cudaGraph option) */
+  cudaGraphBegin(device: string): void;
+  cudaGraphEnd(device: string): number;
+  cudaGraphLaunch(device: string, id: number): void;
+  cudaGraphDestroy(device: string, id: number): void;
   // Open MPI run-time binding and the communicator (native/dist, native/binding/dist.cc)
   /** loads libmpi.so.40 on the first call (once per process; never initialises MPI) and says what it found */
   mpiLibrary(): MpiLibrary;

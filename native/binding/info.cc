@@ -253,4 +253,55 @@ Napi::Value DebugStall(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// CUDA graphs (native/cuda/runtime.h, issue 14): the Trainer's cudaGraph option.
+//   cudaGraphBegin(device): starts capturing what this thread queues on the device's stream
+//   cudaGraphEnd(device) -> id: ends the capture and instantiates it; throws ERR_CUDA saying why
+//     the capture failed (the capture is over either way)
+//   cudaGraphLaunch(device, id): queues one replay;  cudaGraphDestroy(device, id): frees it
+// A device without graphs (the CPU, a build without CUDA) is ERR_DEVICE / ERR_CUDA_UNAVAILABLE.
+namespace {
+
+const Backend& graph_backend(const Napi::CallbackInfo& info, const char* op, Device* device) {
+  if (info.Length() < 1 || !info[0].IsString()) fail(code::kDevice, op, ": expected device to be a string such as 'cuda:0'");
+  *device = Device::parse(info[0].As<Napi::String>().Utf8Value());
+  if (device->type == DeviceType::Cpu) fail(code::kDevice, op, ": CUDA graphs need a CUDA device, not 'cpu'");
+  const Backend* b = find_backend(device->type);
+  if (b == nullptr || b->graph_begin == nullptr) fail(code::kCudaUnavailable, op, ": this build has no CUDA support");
+  return *b;
+}
+
+int64_t graph_id_arg(const Napi::CallbackInfo& info, const char* op) {
+  const double id = number_arg(info, 1, op, "id");
+  if (!(id >= 1) || id != static_cast<double>(static_cast<int64_t>(id))) fail(code::kArgument, op, ": expected a graph id, got ", id);
+  return static_cast<int64_t>(id);
+}
+
+}  // namespace
+
+Napi::Value CudaGraphBegin(const Napi::CallbackInfo& info) {
+  Device d;
+  graph_backend(info, "cudaGraphBegin", &d).graph_begin(d.index);
+  return info.Env().Undefined();
+}
+
+Napi::Value CudaGraphEnd(const Napi::CallbackInfo& info) {
+  Device d;
+  const int64_t id = graph_backend(info, "cudaGraphEnd", &d).graph_end(d.index);
+  return Napi::Number::New(info.Env(), static_cast<double>(id));
+}
+
+Napi::Value CudaGraphLaunch(const Napi::CallbackInfo& info) {
+  Device d;
+  const Backend& b = graph_backend(info, "cudaGraphLaunch", &d);
+  b.graph_launch(d.index, graph_id_arg(info, "cudaGraphLaunch"));
+  return info.Env().Undefined();
+}
+
+Napi::Value CudaGraphDestroy(const Napi::CallbackInfo& info) {
+  Device d;
+  const Backend& b = graph_backend(info, "cudaGraphDestroy", &d);
+  b.graph_destroy(d.index, graph_id_arg(info, "cudaGraphDestroy"));
+  return info.Env().Undefined();
+}
+
 }  // namespace alexnet::binding

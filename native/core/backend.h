@@ -119,6 +119,13 @@ struct Backend {
   void (*debug_fault)(int index, double delay_ms);
   // Test aid: queues a kernel that only spins for delay_ms (the stream is busy meanwhile).
   void (*debug_stall)(int index, double delay_ms);
+  // CUDA graphs of the device's stream (null: the backend has none). begin starts capturing
+  // what the calling thread queues; end stops it and returns an id for the instantiated graph,
+  // or throws (the capture is over either way); launch queues one replay; destroy frees it.
+  void (*graph_begin)(int index);
+  int64_t (*graph_end)(int index);
+  void (*graph_launch)(int index, int64_t id);
+  void (*graph_destroy)(int index, int64_t id);
   // The per-operator benchmark (native/core/bench.h). Blocks: called off the JS thread.
   std::vector<BenchRow> (*bench_ops)(int index, int64_t batch, int reps);
 };

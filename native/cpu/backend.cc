@@ -139,6 +139,10 @@ Backend table() {
   b.describe = nullptr;         // info().cpu is the binding's (it reads the CPU's settings itself)
   b.debug_fault = nullptr;
   b.debug_stall = nullptr;  // the CPU queue stalls in the binding (debugStall)
+  b.graph_begin = nullptr;  // no graphs: the queue's tasks are already cheap to submit
+  b.graph_end = nullptr;
+  b.graph_launch = nullptr;
+  b.graph_destroy = nullptr;
   b.bench_ops = bench_ops_op;
   return b;
 }

@@ -196,6 +196,10 @@ Backend table() {
   b.describe = describe;
   b.debug_fault = &cuda::debug_fault;
   b.debug_stall = &cuda::debug_stall;
+  b.graph_begin = &cuda::graph_begin;
+  b.graph_end = &cuda::graph_end;
+  b.graph_launch = &cuda::graph_launch;
+  b.graph_destroy = &cuda::graph_destroy;
   b.bench_ops = &cuda::bench_alexnet_ops;
   return b;
 }

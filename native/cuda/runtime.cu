@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "../core/device.h"  // count_allocation, count_synchronization (DeviceCounters)
@@ -103,6 +104,15 @@ struct Context {
   // The pool's reservation after the last allocation: one that grows it is an allocation that
   // reached the driver (DeviceCounters). Atomic: alloc may be called from several threads.
   std::atomic<uint64_t> pool_reserved_seen{0};
+
+  // Graph capture (graph_begin .. graph_end), under mem_mutex: what was allocated in the
+  // capture, frees held back until it ends, the allocations of failed captures (no memory).
+  bool capturing = false;
+  std::unordered_set<void*> capture_allocs;
+  std::vector<void*> held_frees;
+  std::unordered_set<void*> phantom;
+  std::map<int64_t, cudaGraphExec_t> graphs;
+  int64_t next_graph = 1;
   PinnedPool pinned;
 
   // The cudaMalloc allocator (without use_pool). Every user of device memory works on
@@ -400,9 +410,15 @@ void* pool_alloc(Context& ctx, size_t bytes) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     cudaError_t e = cudaMallocAsync(&p, n, ctx.stream);
     if (e == cudaSuccess) {
-      note_pool_growth(ctx);
+      std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+      if (ctx.capturing) {
+        ctx.capture_allocs.insert(p);  // the graph's memory node: nothing reserved yet
+      } else {
+        note_pool_growth(ctx);
+      }
       return p;
     }
+    if (ctx.capturing) throw_cuda(e, "cudaMallocAsync (in a graph capture)", __FILE__, __LINE__);
     cudaGetLastError();  // not sticky: clear it so no later check reports it
     if (!is_out_of_memory(e, n)) throw_cuda(e, "cudaMallocAsync", __FILE__, __LINE__);
     if (attempt == 0) trim(ctx);
@@ -533,6 +549,17 @@ void free(int device, void* ptr) noexcept {
       return;
     }
     DeviceGuard guard(device);
+    {
+      std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+      if (ctx.phantom.erase(ptr) != 0) return;  // made in a failed capture: no memory behind it
+      if (ctx.capturing) {
+        if (ctx.capture_allocs.erase(ptr) == 0) {
+          ctx.held_frees.push_back(ptr);  // from before the capture: freed once it ends
+          return;
+        }
+        // the graph's own allocation: a free node (below)
+      }
+    }
     if (cudaFreeAsync(ptr, ctx.stream) != cudaSuccess) {
       // Nobody can be told from here (this runs in destructors). Clear the error so the next
       // check does not report it under another call's name; a sticky device fault stays and
@@ -689,6 +716,113 @@ void debug_stall(int device, double delay_ms) {
   const double ns = std::max(0.0, std::min(delay_ms, 60000.0)) * 1e6;
   debug_fault_kernel<<<1, 1, 0, ctx.stream>>>(nullptr, static_cast<uint64_t>(ns));
   check_last_error("debug_fault_kernel", __FILE__, __LINE__);
+}
+
+// --- CUDA graphs -------------------------------------------------------------------------------
+
+namespace {
+
+// Ends the capture state of ctx (under the caller's DeviceGuard): queues the held-back frees
+// and, when the capture failed, marks its allocations as having no memory.
+void finish_capture(Context& ctx, bool ok) {
+  std::vector<void*> frees;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    ctx.capturing = false;
+    if (!ok) ctx.phantom.insert(ctx.capture_allocs.begin(), ctx.capture_allocs.end());
+    ctx.capture_allocs.clear();
+    frees.swap(ctx.held_frees);
+  }
+  for (void* p : frees)
+    if (cudaFreeAsync(p, ctx.stream) != cudaSuccess) cudaGetLastError();
+}
+
+}  // namespace
+
+bool capturing(int device) noexcept {
+  try {
+    Context& ctx = context(device);
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    return ctx.capturing;
+  } catch (...) {
+    return false;
+  }
+}
+
+void graph_begin(int device) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  if (!ctx.use_pool)
+    fail(alexnet::code::kCuda, "cuda:", device,
+         ": CUDA graphs need the memory pool allocator (this device uses the cudaMalloc cache: no memory pools, or ALEXNET_CUDA_MEMPOOL=0)");
+  thread_record(ctx);  // made now: its cudaMalloc cannot be captured
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    if (ctx.capturing) fail(alexnet::code::kCuda, "cuda:", device, ": a graph capture is already in progress");
+  }
+  CUDA_CHECK(cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeThreadLocal));
+  std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+  ctx.capturing = true;
+}
+
+int64_t graph_end(int device) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    if (!ctx.capturing) fail(alexnet::code::kCuda, "cuda:", device, ": no graph capture in progress");
+  }
+  cudaGraph_t graph = nullptr;
+  const cudaError_t e = cudaStreamEndCapture(ctx.stream, &graph);
+  if (e != cudaSuccess || graph == nullptr) {
+    cudaGetLastError();
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    finish_capture(ctx, false);
+    fail(alexnet::code::kCuda, "cuda:", device, ": the graph capture failed: ", cudaGetErrorName(e), " (",
+         cudaGetErrorString(e), "); an operation that cannot be captured ran inside it");
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t ei = cudaGraphInstantiateWithFlags(&exec, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
+  cudaGraphDestroy(graph);
+  if (ei != cudaSuccess) {
+    cudaGetLastError();
+    finish_capture(ctx, false);
+    fail(alexnet::code::kCuda, "cuda:", device, ": cudaGraphInstantiateWithFlags failed: ", cudaGetErrorName(ei), " (",
+         cudaGetErrorString(ei), ")");
+  }
+  finish_capture(ctx, true);
+  std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+  const int64_t id = ctx.next_graph++;
+  ctx.graphs.emplace(id, exec);
+  return id;
+}
+
+void graph_launch(int device, int64_t id) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  cudaGraphExec_t exec = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    auto it = ctx.graphs.find(id);
+    if (it == ctx.graphs.end()) fail(alexnet::code::kArgument, "cuda:", device, ": no CUDA graph ", id);
+    exec = it->second;
+  }
+  CUDA_CHECK(cudaGraphLaunch(exec, ctx.stream));
+}
+
+void graph_destroy(int device, int64_t id) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  cudaGraphExec_t exec = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    auto it = ctx.graphs.find(id);
+    if (it == ctx.graphs.end()) return;
+    exec = it->second;
+    ctx.graphs.erase(it);
+  }
+  // A replay in flight finishes first (the driver frees an executing graph on completion).
+  if (cudaGraphExecDestroy(exec) != cudaSuccess) cudaGetLastError();
 }
 
 // --- registration with core ---------------------------------------------------------------------
