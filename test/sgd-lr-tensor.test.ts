@@ -5,7 +5,7 @@
 // order (a step queued before a write reads the old value), and an lr schedule changed mid-run
 // through the SGD class against eager sgdStep calls with options.lr.
 import { describe, expect, it } from 'vitest';
-import { copy, deviceCounters, lrTensor, ParameterStore, sgdStep, SGD, Tensor, writeLrTensor, Linear, Sequential, type SgdStepOptions } from '../src/index.js';
+import { copy, deviceCounters, lrTensor, ParameterStore, sgdStep, SGD, synchronize, Tensor, writeLrTensor, Linear, Sequential, type SgdStepOptions } from '../src/index.js';
 import { describeCuda, itCuda } from './cuda-gate.js';
 import { expectClose, expectCode, f32, rng, uniform } from './helpers.js';
 import { sgdStepRef } from './reference/sgd.js';
@@ -126,13 +126,15 @@ describe('sgdStep with the learning rate in device memory', () => {
 
   it('SGD: an lr schedule changed mid-run gives the same weights as eager steps with options.lr', () => checkSchedule('cpu'));
 
-  it('SGD writes the tensor only when lr changed (no allocation once warm)', () => {
+  it('SGD writes the tensor only when lr changed (no allocation once warm)', async () => {
     const store = ParameterStore.create(new Sequential(new Linear(4, 3, { rng: rng(3) })), { device: 'cpu' });
     const sgd = new SGD(store, { lr: 0.1 });
     try {
       sgd.step(); // makes the tensor
       sgd.lr = 0.2;
       sgd.step(); // the first write: its staging block may be new
+      // its staging tensor goes back to the cache once the queued copy has read it
+      await synchronize('cpu');
       const before = deviceCounters('cpu');
       sgd.step();
       sgd.step();

@@ -418,8 +418,14 @@ void* pool_alloc(Context& ctx, size_t bytes) {
       }
       return p;
     }
-    if (ctx.capturing) throw_cuda(e, "cudaMallocAsync (in a graph capture)", __FILE__, __LINE__);
     cudaGetLastError();  // not sticky: clear it so no later check reports it
+    bool in_capture = false;
+    {
+      std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+      in_capture = ctx.capturing;
+    }
+    // no trimming inside a capture (it synchronises): the capture fails instead
+    if (in_capture) throw_cuda(e, "cudaMallocAsync (in a graph capture)", __FILE__, __LINE__);
     if (!is_out_of_memory(e, n)) throw_cuda(e, "cudaMallocAsync", __FILE__, __LINE__);
     if (attempt == 0) trim(ctx);
   }
