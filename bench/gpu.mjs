@@ -80,12 +80,48 @@ const trainMs = await timed(async (step, last) => {
   for (const t of [logits, loss, gradLogits]) t.dispose();
 });
 const peakMemoryBytes = lib.memoryStats(device).peakUsedBytes;
+
+// The same step captured once as a CUDA graph and replayed (issue 14; the Trainer's cudaGraph
+// option). Timing only: the seed network's dropout masks are fixed at the capture here (the
+// Trainer refuses to replay an active Dropout), the kernels are the same.
+let graph;
+{
+  const native = lib.loadNative();
+  void sgd.lrTensor; // written before the capture
+  let outs = [];
+  let id = 0;
+  try {
+    native.cudaGraphBegin(device);
+    try {
+      store.zeroGrad();
+      const logits = model.forward(x);
+      const { loss, gradLogits } = lib.softmaxCrossEntropy(logits, labels);
+      outs = [logits, loss, gradLogits];
+      model.backward(gradLogits, false)?.dispose();
+      sgd.step();
+    } finally {
+      id = native.cudaGraphEnd(device); // throws (the capture over) when something in it failed
+    }
+    let graphLoss = NaN;
+    const ms = await timed(async (step, last) => {
+      native.cudaGraphLaunch(device, id);
+      if (last) graphLoss = (await outs[1].data())[0];
+    });
+    graph = { trainImagesPerSecond: (B * 1000) / ms, trainStepMs: ms, loss: graphLoss };
+  } catch (e) {
+    graph = { error: String(e?.message ?? e).split('\n')[0] };
+    console.error(`bench/gpu.mjs: CUDA graph: ${graph.error}`);
+  } finally {
+    if (id) native.cudaGraphDestroy(device, id);
+    for (const t of outs) t.dispose();
+  }
+}
 model.eval();
 const inferMs = await timed(async () => {
   model.forward(x).dispose();
 });
 
-const ours = { trainImagesPerSecond: (B * 1000) / trainMs, inferImagesPerSecond: (B * 1000) / inferMs, trainStepMs: trainMs, inferMs, loss: lastLoss, peakMemoryBytes };
+const ours = { trainImagesPerSecond: (B * 1000) / trainMs, inferImagesPerSecond: (B * 1000) / inferMs, trainStepMs: trainMs, inferMs, loss: lastLoss, peakMemoryBytes, graph };
 let torch = null;
 if (!values['no-torch']) {
   const args = [join(here, 'torch_alexnet.py'), '--batch', String(B), '--iters', String(iters)];
@@ -145,6 +181,7 @@ const md = [
   '| | train images/s | inference images/s |',
   '|---|---:|---:|',
   `| alexnet-node (${ours.trainStepMs.toFixed(1)} ms/step, ${mib(ours.peakMemoryBytes)}) | ${ours.trainImagesPerSecond.toFixed(0)} | ${ours.inferImagesPerSecond.toFixed(0)} |`,
+  graph.error ? `| ours ${result.tf32 ? 'tf32' : 'fp32'} + graph | ${graph.error} | |` : `| ours ${result.tf32 ? 'tf32' : 'fp32'} + graph (${graph.trainStepMs.toFixed(1)} ms/step; ${(graph.trainImagesPerSecond / ours.trainImagesPerSecond).toFixed(2)}x eager) | ${graph.trainImagesPerSecond.toFixed(0)} | |`,
   torch && !torch.error ? `| PyTorch ${torch.torch} eager (cudnn.benchmark; ${torch.trainStepMs.toFixed(1)} ms/step, ${mib(torch.peakMemoryBytes)}) | ${torch.trainImagesPerSecond.toFixed(0)} | ${torch.inferImagesPerSecond.toFixed(0)} |` : `| PyTorch | ${torch ? torch.error : 'not run'} | |`,
   result.ratios ? `| ratio (ours / PyTorch) | ${result.ratios.train.toFixed(2)}x | ${result.ratios.infer.toFixed(2)}x |` : '',
   compiled ? `| PyTorch torch.compile | ${compiled.trainImagesPerSecond.toFixed(0)} | ${compiled.inferImagesPerSecond.toFixed(0)} |` : '',

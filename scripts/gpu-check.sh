@@ -9,7 +9,8 @@
 #                                 per-operator benchmark (TF32); the end-to-end benchmark beside
 #                                 PyTorch eager (TF32)                              ~5 min
 #   bash scripts/gpu-check.sh 2   versions and info again; compute-sanitizer memcheck over every
-#                                 operator (scripts/gpu-ops-smoke.mjs); strict FP32 benchmarks;
+#                                 operator (scripts/gpu-ops-smoke.mjs); the training step as a
+#                                 CUDA graph against eager (scripts/gpu-graph.mjs); strict FP32 benchmarks;
 #                                 the whole test suite; the benchmark beside torch.compile  ~7 min
 #
 # Every step runs under `timeout` (a hang costs one step), and the stage as a whole has a time
@@ -296,6 +297,10 @@ else
     skip_step memcheck "compute-sanitizer not found"
     echo "compute-sanitizer not found" > "$WORK/memcheck.log"
   fi
+  # ~40 s: the seed AlexNet (dropout 0) trained with and without the CUDA graph from the same
+  # seed: weights within fp32 tolerance, bit for bit with setDeterministic(true); images/s of both
+  run_step cuda-graph 120 "the training step as a CUDA graph against eager: scripts/gpu-graph.mjs" \
+    "${BENCH_ENV[@]}" "$NODE" scripts/gpu-graph.mjs --json "$WORK/cuda-graph.json"
   run_step ops-bench-fp32 180 "bench/ops.mjs --device cuda --strict-fp32" "${BENCH_ENV[@]}" "$NODE" bench/ops.mjs --device cuda --strict-fp32
   run_step e2e-bench-fp32 240 "bench/gpu.mjs beside PyTorch eager, strict FP32" \
     "${BENCH_ENV[@]}" "$NODE" bench/gpu.mjs --batch 128 --strict-fp32 --no-bf16 --torch-timeout 180 --json "$WORK/bench-fp32.json"

@@ -1,5 +1,5 @@
 // alexnet-node: AlexNet for Node.js on a native addon (CPU backend; CUDA when present).
-export { Tensor, synchronize, memoryStats, type Device, type MemoryStats, type TensorOptions } from './tensor.js';
+export { Tensor, synchronize, memoryStats, deviceCounters, type Device, type DeviceCounters, type MemoryStats, type TensorOptions } from './tensor.js';
 export * from './ops/index.js';
 export { alexnetError, isAlexnetError, type AlexnetError, type ErrorCode } from './errors.js';
 export { loadNative, nativePath, useDefaultOpenblasKernels, type BackendInfo, type BenchOpsOptions, type BenchRow, type ConvAlgorithm, type DistWorld, type DType, type MpiLibrary, type NcclLibrary } from './native.js';
@@ -11,7 +11,7 @@ export * from './data/index.js';
 export * from './io/index.js';
 export * from './viz/index.js';
 export * from './dist/index.js';
-export { Trainer, evaluate, type EvalResult, type TrainerOptions, type TrainSummary, type TrainProgress, type ScheduleSpec } from './train/trainer.js';
+export { Trainer, evaluate, GRAPH_WARMUP_STEPS, type EvalResult, type TrainerOptions, type TrainSummary, type TrainProgress, type ScheduleSpec } from './train/trainer.js';
 export {
   captureTrainingState,
   loadTrainingState,

@@ -167,6 +167,7 @@ export interface NativeModule {
   synchronize(device?: string): Promise<void>;
   pending(device?: string): number;
   memoryStats(device: string, resetPeak: boolean): import('./tensor.js').MemoryStats;
+  deviceCounters(device: string): import('./tensor.js').DeviceCounters;
   /** external memory reported to V8 so far, in bytes */
   externalMemory(): number;
   // build and backends
@@ -234,6 +235,7 @@ export interface NativeModule {
     momentumBuffer: NativeTensor | null,
     options: SgdStepOptions,
     paramBf16?: NativeTensor | null,
+    lr?: NativeTensor | null,
   ): void;
   /**
    * sgdStep's own option parsing and checks, alone: throws what sgdStep would throw for these
@@ -275,6 +277,13 @@ export interface NativeModule {
    * unusable for the rest of the process: call it only in a child process.
    */
   cudaDebugFault(device?: string, delayMs?: number): void;
+  /** test aid: keeps the device's queue busy for delayMs (native/binding/info.cc) */
+  debugStall(device?: string, delayMs?: number): void;
+  /** CUDA graphs of a device's stream (native/binding/info.cc; the Trainer's cudaGraph option) */
+  cudaGraphBegin(device: string): void;
+  cudaGraphEnd(device: string): number;
+  cudaGraphLaunch(device: string, id: number): void;
+  cudaGraphDestroy(device: string, id: number): void;
   // Open MPI run-time binding and the communicator (native/dist, native/binding/dist.cc)
   /** loads libmpi.so.40 on the first call (once per process; never initialises MPI) and says what it found */
   mpiLibrary(): MpiLibrary;

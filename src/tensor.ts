@@ -318,3 +318,30 @@ export interface MemoryStats {
 export function memoryStats(device: Device | string = 'cpu', options: { resetPeak?: boolean } = {}): MemoryStats {
   return loadNative().memoryStats(device, options?.resetPeak ?? false);
 }
+
+/**
+ * What a warmed-up training step must not do, counted per device since the process started
+ * (compare two readings; native/core/device.h DeviceCounters says where each is counted).
+ */
+export interface DeviceCounters {
+  device: string;
+  /**
+   * Requests for memory that reached the system or the driver: on the CPU the tensor
+   * allocator's misses (its cache of freed blocks had none of the size) and the growth of a
+   * kernel's scratch or derived-weights buffer; on CUDA cudaMalloc, a cudaMallocAsync that grew
+   * the memory pool, cudaMallocHost of pinned staging.
+   */
+  allocations: number;
+  /**
+   * Blocking host waits on the device: dataSync(), the settings that wait for the queue; on
+   * CUDA every cudaStreamSynchronize of the runtime.
+   */
+  synchronizations: number;
+  /** Asynchronous read-backs: data() and synchronize() (the host is not blocked). */
+  reads: number;
+}
+
+/** The counters of `device` (see DeviceCounters). */
+export function deviceCounters(device: Device | string = 'cpu'): DeviceCounters {
+  return loadNative().deviceCounters(device);
+}

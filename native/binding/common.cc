@@ -220,6 +220,7 @@ void abandon(ReadContext* ctx, bool on_cpu_worker) noexcept {
 Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
                            std::function<void()> body,
                            const Tensor* download_src = nullptr, void* download_dst = nullptr) {
+  count_read(device);
   auto deferred = Napi::Promise::Deferred::New(env);
   auto* ctx = new ReadContext(deferred);
   if (result.IsObject()) ctx->result = Napi::Persistent(result.As<Napi::Object>());
@@ -247,6 +248,10 @@ Napi::Promise settle_after(Napi::Env env, Device device, Napi::Value result,
           error = std::current_exception();
         }
       }
+      // Drop what the body holds (the tensor read) before the JS thread can go on: its storage
+      // is then freed by the JS thread's dispose, in program order, not by this worker at some
+      // moment after the promise settled (a warmed-up step reuses that block; DeviceCounters).
+      body = nullptr;
       ctx->error = error;
       hand_over();
     });
@@ -299,6 +304,7 @@ Napi::Value TensorWrap::DataSync(const Napi::CallbackInfo& info) {
   const Tensor t = tensor("dataSync");
   Napi::TypedArray out = new_typed_array(info.Env(), t.dtype(), static_cast<size_t>(t.numel()), "dataSync");
   if (t.device().type == DeviceType::Cpu) {
+    count_synchronization(t.device());
     cpu_queue().synchronize();  // explicit, user-requested wait
     std::memcpy(typed_array_data(out), t.cptr<char>(), t.nbytes());
     return out;

@@ -1,7 +1,9 @@
 // What this build contains and what it found at run time (`alexnet info`).
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../core/parallel.h"
@@ -238,6 +240,82 @@ Napi::Value CudaDebugFault(const Napi::CallbackInfo& info) {
   const Backend* b = find_backend(device.type);
   if (b == nullptr || b->debug_fault == nullptr) fail(code::kCudaUnavailable, op, ": this build has no CUDA support");
   b->debug_fault(device.index, delay_ms);
+  return info.Env().Undefined();
+}
+
+// debugStall(device = 'cpu', delayMs): TEST AID. Queues work that keeps the device's queue busy
+// for delayMs (CPU: the worker sleeps; CUDA: a kernel spins) and returns at once: what is queued
+// after it waits, so a test can make the device lag behind the host (test/step-counters.test.ts
+// drives the allocator's cache to its high-water mark this way).
+Napi::Value DebugStall(const Napi::CallbackInfo& info) {
+  const char* op = "debugStall";
+  std::string name = "cpu";
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsString()) fail(code::kDevice, op, ": expected device to be a string such as 'cpu' or 'cuda:0'");
+    name = info[0].As<Napi::String>().Utf8Value();
+  }
+  const Device device = Device::parse(name);
+  const double delay_ms = info.Length() > 1 && !info[1].IsUndefined() ? number_arg(info, 1, op, "delayMs") : 0.0;
+  if (!(delay_ms >= 0) || delay_ms > 60000) fail(code::kArgument, op, ": delayMs must be in [0, 60000] but got ", delay_ms);
+  if (device.type == DeviceType::Cpu) {
+    const auto d = std::chrono::microseconds(static_cast<int64_t>(delay_ms * 1000));
+    enqueue(device, [d] { std::this_thread::sleep_for(d); });
+    return info.Env().Undefined();
+  }
+  const Backend* b = find_backend(device.type);
+  if (b == nullptr || b->debug_stall == nullptr) fail(code::kCudaUnavailable, op, ": this build has no CUDA support");
+  b->debug_stall(device.index, delay_ms);
+  return info.Env().Undefined();
+}
+
+// CUDA graphs (native/cuda/runtime.h, issue 14): the Trainer's cudaGraph option.
+//   cudaGraphBegin(device): starts capturing what this thread queues on the device's stream
+//   cudaGraphEnd(device) -> id: ends the capture and instantiates it; throws ERR_CUDA saying why
+//     the capture failed (the capture is over either way)
+//   cudaGraphLaunch(device, id): queues one replay;  cudaGraphDestroy(device, id): frees it
+// A device without graphs (the CPU, a build without CUDA) is ERR_DEVICE / ERR_CUDA_UNAVAILABLE.
+namespace {
+
+const Backend& graph_backend(const Napi::CallbackInfo& info, const char* op, Device* device) {
+  if (info.Length() < 1 || !info[0].IsString()) fail(code::kDevice, op, ": expected device to be a string such as 'cuda:0'");
+  *device = Device::parse(info[0].As<Napi::String>().Utf8Value());
+  if (device->type == DeviceType::Cpu) fail(code::kDevice, op, ": CUDA graphs need a CUDA device, not 'cpu'");
+  const Backend* b = find_backend(device->type);
+  if (b == nullptr || b->graph_begin == nullptr) fail(code::kCudaUnavailable, op, ": this build has no CUDA support");
+  return *b;
+}
+
+int64_t graph_id_arg(const Napi::CallbackInfo& info, const char* op) {
+  const double id = number_arg(info, 1, op, "id");
+  if (!(id >= 1) || id != static_cast<double>(static_cast<int64_t>(id))) fail(code::kArgument, op, ": expected a graph id, got ", id);
+  return static_cast<int64_t>(id);
+}
+
+}  // namespace
+
+Napi::Value CudaGraphBegin(const Napi::CallbackInfo& info) {
+  Device d;
+  graph_backend(info, "cudaGraphBegin", &d).graph_begin(d.index);
+  return info.Env().Undefined();
+}
+
+Napi::Value CudaGraphEnd(const Napi::CallbackInfo& info) {
+  Device d;
+  const int64_t id = graph_backend(info, "cudaGraphEnd", &d).graph_end(d.index);
+  return Napi::Number::New(info.Env(), static_cast<double>(id));
+}
+
+Napi::Value CudaGraphLaunch(const Napi::CallbackInfo& info) {
+  Device d;
+  const Backend& b = graph_backend(info, "cudaGraphLaunch", &d);
+  b.graph_launch(d.index, graph_id_arg(info, "cudaGraphLaunch"));
+  return info.Env().Undefined();
+}
+
+Napi::Value CudaGraphDestroy(const Napi::CallbackInfo& info) {
+  Device d;
+  const Backend& b = graph_backend(info, "cudaGraphDestroy", &d);
+  b.graph_destroy(d.index, graph_id_arg(info, "cudaGraphDestroy"));
   return info.Env().Undefined();
 }
 

@@ -1,9 +1,12 @@
 // SGD with momentum over flat buffers, in place (the update rules: native/core/sgd.h):
 //   sgdStep(param, grad, momentumBuffer | null, {lr, momentum, dampening, weightDecay,
-//           nesterov, convention: 'pytorch' | 'krizhevsky', firstStep}, paramBf16?)
+//           nesterov, convention: 'pytorch' | 'krizhevsky', firstStep}, paramBf16?, lr?)
 //     paramBf16 (bfloat16, param's shape; null / undefined: none) gets bf16(param) after the
 //     update, written by the same kernel pass, and is recorded as param's current copy
 //     (refreshBf16Copy then has nothing to do until param is written again).
+//     lr: optional int32 [2] tensor on the parameters' device holding a double's bits (see
+//     native/core/sgd.h): the kernel reads the learning rate from it when it runs, in place of
+//     options.lr (which is still checked).
 //   sgdCheckOptions(options, caller = 'sgdStep') -> the options with the kernel's defaults filled
 //     in: the same parsing and checks as sgdStep, so the SGD class fails at construction with
 //     sgdStep's own messages instead of keeping a second copy of them in TypeScript.
@@ -68,8 +71,14 @@ Napi::Value SgdStep(const Napi::CallbackInfo& info) {
     check_outputs_do_not_alias(op, {{"paramBf16", &*w16}},
                                {{"param", &w}, {"grad", &g}, {"momentumBuffer", buf ? &*buf : nullptr}});
   }
+  const std::optional<Tensor> lr = optional_tensor_arg(info, 5, op, "lr");
+  if (lr) {
+    check_same_device(op, {{"param", &w}, {"lr", &*lr}});
+    check_dtype(op, "lr", *lr, DType::Int32);
+    check_shape(op, "lr", *lr, Shape::of({2}));
+  }
   const Tensor b = p.momentum != 0 ? *buf : Tensor();
-  launch(w.device(), &Backend::sgd_step, w, g, b, w16 ? *w16 : Tensor(), p);
+  launch(w.device(), &Backend::sgd_step, w, g, b, w16 ? *w16 : Tensor(), lr ? *lr : Tensor(), p);
   return info.Env().Undefined();
 }
 

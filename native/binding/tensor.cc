@@ -83,6 +83,20 @@ Napi::Value MemoryStatsOf(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// deviceCounters(device = 'cpu') -> { allocations, synchronizations, reads }: the device's
+// DeviceCounters (core/device.h) since the process started.
+Napi::Value DeviceCountersOf(const Napi::CallbackInfo& info) {
+  Device dev = device_arg(info, 0, "deviceCounters");
+  if (dev.type != DeviceType::Cpu) device_runtime(dev);  // ERR_CUDA_UNAVAILABLE in a build without CUDA
+  const DeviceCounters c = device_counters(dev);
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("device", dev.str());
+  out.Set("allocations", static_cast<double>(c.allocations));
+  out.Set("synchronizations", static_cast<double>(c.synchronizations));
+  out.Set("reads", static_cast<double>(c.reads));
+  return out;
+}
+
 // pending(device = 'cpu') -> number of tasks queued or running (for tests and diagnostics)
 Napi::Value Pending(const Napi::CallbackInfo& info) {
   Device dev = device_arg(info, 0, "pending");

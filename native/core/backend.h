@@ -117,8 +117,11 @@ struct Backend {
 
   // --- optimiser, metrics ---
   // buf is undefined iff p.momentum == 0; w_bf16 (bfloat16, w's shape) undefined or written
-  // with bf16(w) after the update in the same pass, then recorded as w's copy (record_copy)
-  void (*sgd_step)(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& w_bf16, const SgdParams& p);
+  // with bf16(w) after the update in the same pass, then recorded as w's copy (record_copy);
+  // lr, when defined, is int32 [2] holding a double's bits (native/core/sgd.h) read when the
+  // step runs, in place of p.lr
+  void (*sgd_step)(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& w_bf16, const Tensor& lr,
+                   const SgdParams& p);
   void (*topk_correct)(const Tensor& correct, const Tensor& logits, const Tensor& labels, int64_t k);
 
   // --- on the calling thread: the backend orders the work on its queue itself ---
@@ -137,6 +140,15 @@ struct Backend {
   void (*describe)(InfoSink& out);
   // Test aid: makes the device fault (null: not supported)
   void (*debug_fault)(int index, double delay_ms);
+  // Test aid: queues a kernel that only spins for delay_ms (the stream is busy meanwhile).
+  void (*debug_stall)(int index, double delay_ms);
+  // CUDA graphs of the device's stream (null: the backend has none). begin starts capturing
+  // what the calling thread queues; end stops it and returns an id for the instantiated graph,
+  // or throws (the capture is over either way); launch queues one replay; destroy frees it.
+  void (*graph_begin)(int index);
+  int64_t (*graph_end)(int index);
+  void (*graph_launch)(int index, int64_t id);
+  void (*graph_destroy)(int index, int64_t id);
   // The per-operator benchmark (native/core/bench.h). Blocks: called off the JS thread.
   std::vector<BenchRow> (*bench_ops)(int index, int64_t batch, int reps);
 };

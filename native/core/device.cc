@@ -16,6 +16,8 @@ constexpr size_t kAlign = 64;  // a cache line; also what AVX-512 loads like
 // A caching allocator for CPU storage. Training allocates the same sizes every step; fresh
 // large blocks from malloc are mmapped and cost a page fault per 4 KiB on first touch (about a
 // third of a second per GiB here), so freed blocks are kept by exact size and handed out again.
+// Small blocks too (the loss scalar, the labels): a warmed-up training step then asks the
+// system for nothing (issue 14; the allocations counter, DeviceCounters, counts the misses).
 // The cache holds at most kMaxCached bytes; a failed allocation empties it and retries.
 class CpuCache {
  public:
@@ -31,6 +33,7 @@ class CpuCache {
         return p;
       }
     }
+    count_allocation(Device{});
     void* p = std::aligned_alloc(kAlign, bytes);
     if (p == nullptr) {
       release_all();
@@ -48,7 +51,7 @@ class CpuCache {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       used_ -= bytes;
-      if (bytes >= kMinCached && cached_ + bytes <= kMaxCached) {
+      if (cached_ + bytes <= kMaxCached) {
         try {
           free_[bytes].push_back(p);
           cached_ += bytes;
@@ -84,7 +87,6 @@ class CpuCache {
   }
 
  private:
-  static constexpr size_t kMinCached = 64 * 1024;          // small blocks: malloc is fast
   static constexpr size_t kMaxCached = size_t{2} << 30;    // 2 GiB
   std::mutex mutex_;
   std::map<size_t, std::vector<void*>> free_;
@@ -132,6 +134,29 @@ const DeviceRuntime& device_runtime(Device device) {
     fail(code::kCudaUnavailable, "device ", device.str(),
          " is not available: this build has no CUDA support (built without nvcc or with ALEXNET_CUDA=0)");
   return *rt;
+}
+
+namespace {
+// [device type][index]; indices past the table share its last row (no GPU count is that high).
+constexpr int kCounterDevices = 64;
+struct AtomicCounters {
+  std::atomic<uint64_t> allocations{0}, synchronizations{0}, reads{0};
+};
+AtomicCounters g_counters[2][kCounterDevices];
+
+AtomicCounters& counters(Device d) noexcept {
+  const int i = d.index < 0 ? 0 : (d.index >= kCounterDevices ? kCounterDevices - 1 : d.index);
+  return g_counters[slot(d.type)][i];
+}
+}  // namespace
+
+void count_allocation(Device device) noexcept { counters(device).allocations.fetch_add(1, std::memory_order_relaxed); }
+void count_synchronization(Device device) noexcept { counters(device).synchronizations.fetch_add(1, std::memory_order_relaxed); }
+void count_read(Device device) noexcept { counters(device).reads.fetch_add(1, std::memory_order_relaxed); }
+
+DeviceCounters device_counters(Device device) noexcept {
+  AtomicCounters& c = counters(device);
+  return DeviceCounters{c.allocations.load(), c.synchronizations.load(), c.reads.load()};
 }
 
 void* device_alloc(Device device, size_t bytes) {
@@ -308,6 +333,7 @@ void enqueue(Device device, Queue::Task task) {
 
 void device_synchronize(Device device) {
   if (device.type == DeviceType::Cpu) {
+    count_synchronization(device);
     cpu_queue().synchronize();
     return;
   }

@@ -109,6 +109,31 @@ void cpu_release_cached();
 // See MemoryStats; throws ERR_CUDA_UNAVAILABLE for a device kind this build lacks.
 MemoryStats device_memory_stats(Device device, bool reset_peak);
 
+// --- counters: what a warmed-up training step must not do (issue 14) ------------------------
+
+// Per device, since the process started, counted where they happen (tests assert that a step
+// makes none after warm-up; the figures are monotonic, compare two readings):
+//   allocations: requests for memory that reached the system or the driver. CPU: the tensor
+//     allocator's misses (aligned_alloc when its cache of freed blocks had no block of the size),
+//     the growth of a kernel's scratch buffer or of a derived-weights entry. CUDA: cudaMalloc
+//     (the cudaMalloc allocator's misses, the error records), a cudaMallocAsync that grew the
+//     memory pool's reservation, cudaMallocHost of pinned staging.
+//   synchronizations: blocking host waits on the device's queue. CPU: Queue::synchronize
+//     (dataSync, the settings that wait for the queue). CUDA: cudaStreamSynchronize /
+//     cudaDeviceSynchronize / cudaEventSynchronize in the runtime.
+//   reads: asynchronous read-backs (data(), synchronize()): the host learns a result without
+//     blocking, once the work queued before it has run. Not a synchronisation, but a step that
+//     needs one every time cannot run ahead of the device by more than the reads allow.
+struct DeviceCounters {
+  uint64_t allocations = 0;
+  uint64_t synchronizations = 0;
+  uint64_t reads = 0;
+};
+void count_allocation(Device device) noexcept;
+void count_synchronization(Device device) noexcept;
+void count_read(Device device) noexcept;
+DeviceCounters device_counters(Device device) noexcept;
+
 // Where a failed task's error waits for a read: one per thread that enqueues work, that is per
 // Node environment (the main thread and each worker_threads Worker run on their own thread).
 // So a worker's bad label rejects that worker's next read, never another thread's.

@@ -26,6 +26,12 @@
 // null) and dampening has no effect, as in PyTorch. Nesterov is defined for PyTorch's
 // convention only (and needs momentum > 0, dampening == 0). Arithmetic is done in double per
 // element and rounded once when stored, on every backend.
+//
+// The learning rate in device memory (issue 14): sgdStep may take lr as a tensor, int32 [2]
+// holding the bits of a double (little-endian, as a Float64Array's buffer read as an
+// Int32Array), on the parameters' device. The kernel reads it when it runs, so a step queued
+// once (a captured CUDA graph, replayed) follows every later write of the tensor; a double's
+// bits, not a float32, so the update is exactly the one with the number lr.
 #pragma once
 
 namespace alexnet {

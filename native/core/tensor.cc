@@ -137,6 +137,7 @@ const float* DerivedCache::get(const Key& key, int64_t n, uint64_t version,
       g_derived_bytes.fetch_sub(bytes);
       return nullptr;
     }
+    count_allocation(Device{});  // derived entries are the CPU kernels' (weights in host memory)
     try {
       entries_.push_back(std::make_unique<Entry>(Entry{key, kNever, std::vector<float>(static_cast<size_t>(n))}));
     } catch (...) {

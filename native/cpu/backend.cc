@@ -146,8 +146,11 @@ void softmax_cross_entropy_op(const Tensor& loss, const Tensor& grad, const Tens
   softmax_cross_entropy(loss.f32(), grad.f32(), z.f32(), labels.i32(), z.size(0), z.size(1));
 }
 
-void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& w16, const SgdParams& p) {
-  sgd_step(w.f32(), g.f32(), opt_f32(buf), w16.defined() ? w16.bf16() : nullptr, w.numel(), p);
+void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& w16, const Tensor& lr,
+                 const SgdParams& p) {
+  SgdParams q = p;
+  if (lr.defined()) std::memcpy(&q.lr, lr.cptr<char>(), sizeof(double));  // read now, in queue order
+  sgd_step(w.f32(), g.f32(), opt_f32(buf), w16.defined() ? w16.bf16() : nullptr, w.numel(), q);
   if (w16.defined()) record_copy(w16, w);
 }
 
@@ -177,6 +180,11 @@ Backend table() {
   b.set_gemm_epilogues = nullptr;  // the CPU applies bias and ReLU itself, always
   b.describe = nullptr;         // info().cpu is the binding's (it reads the CPU's settings itself)
   b.debug_fault = nullptr;
+  b.debug_stall = nullptr;  // the CPU queue stalls in the binding (debugStall)
+  b.graph_begin = nullptr;  // no graphs: the queue's tasks are already cheap to submit
+  b.graph_end = nullptr;
+  b.graph_launch = nullptr;
+  b.graph_destroy = nullptr;
   b.bench_ops = bench_ops_op;
   return b;
 }

@@ -158,8 +158,10 @@ void topk_correct_op(const Tensor& out, const Tensor& z, const Tensor& labels, i
 }
 
 // --- optimiser (the update rules of native/core/sgd.h) ---
-void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& w16, const SgdParams& p) {
-  sgd_step(index_of(w), w.f32(), g.f32(), opt_f32(buf), w16.defined() ? w16.bf16() : nullptr, w.numel(), p);
+void sgd_step_op(const Tensor& w, const Tensor& g, const Tensor& buf, const Tensor& w16, const Tensor& lr,
+                 const SgdParams& p) {
+  const double* lr_device = lr.defined() ? reinterpret_cast<const double*>(lr.cptr<char>()) : nullptr;
+  sgd_step(index_of(w), w.f32(), g.f32(), opt_f32(buf), w16.defined() ? w16.bf16() : nullptr, lr_device, w.numel(), p);
   if (w16.defined()) record_copy(w16, w);
 }
 
@@ -235,6 +237,11 @@ Backend table() {
   b.set_gemm_epilogues = &cuda::set_cublaslt_epilogues;
   b.describe = describe;
   b.debug_fault = &cuda::debug_fault;
+  b.debug_stall = &cuda::debug_stall;
+  b.graph_begin = &cuda::graph_begin;
+  b.graph_end = &cuda::graph_end;
+  b.graph_launch = &cuda::graph_launch;
+  b.graph_destroy = &cuda::graph_destroy;
   b.bench_ops = &cuda::bench_alexnet_ops;
   return b;
 }

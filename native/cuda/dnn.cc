@@ -210,8 +210,16 @@ DeviceHandles& handles(int device) {
   return ref;
 }
 
+// A kept buffer grown inside a graph capture would become the graph's memory: the capture fails
+// instead (a shape not seen during the warm-up steps; the Trainer then runs eagerly).
+void refuse_growth_in_capture(int device, const char* what) {
+  if (capturing(device))
+    fail(alexnet::code::kCuda, "cuda:", device, ": ", what, " would grow inside a CUDA graph capture (a shape not seen before the capture)");
+}
+
 void* workspace(int device, DeviceHandles& h, size_t bytes) {
   if (bytes <= h.workspace_bytes) return h.workspace;
+  refuse_growth_in_capture(device, "cuDNN's workspace");
   if (h.workspace) free(device, h.workspace);  // stream-ordered: safe behind queued work
   h.workspace = nullptr;
   h.workspace_bytes = 0;
@@ -225,6 +233,7 @@ float* bias_scratch(int device, DeviceHandles& h, int64_t floats) {
   if (floats <= 0) return nullptr;
   const auto n = static_cast<size_t>(floats);
   if (n > h.bias_scratch_floats) {
+    refuse_growth_in_capture(device, "the bias gradient's scratch");
     if (h.bias_scratch) free(device, h.bias_scratch);  // stream-ordered, like the workspace
     h.bias_scratch = nullptr;
     h.bias_scratch_floats = 0;

@@ -89,9 +89,10 @@ void softmax_cross_entropy(int device, float* loss /*[1]*/, float* grad /*[B,C]*
                            int64_t C, float* row_loss_scratch /*[B]*/, DeviceErrorRecord* record /*[1]*/);
 
 // --- sgd.cu --- (the update rules of native/core/sgd.h, in double, rounded once, like the CPU)
-// w_bf16: null, or written with bf16(w) after the update in the same pass
+// w_bf16: null, or written with bf16(w) after the update in the same pass;
+// lr: the learning rate in device memory (a double, read by the kernel), or null for p.lr
 void sgd_step(int device, float* w /*[n]*/, const float* g /*[n]*/, float* buf /*[n] or null*/,
-              uint16_t* w_bf16 /*[n] or null*/, int64_t n, const SgdParams& p);
+              uint16_t* w_bf16 /*[n] or null*/, const double* lr /*[1] or null*/, int64_t n, const SgdParams& p);
 
 // --- metrics.cu ---
 // correct[0] = #rows whose label has fewer than k logits strictly greater than it (a NaN logit

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -12,13 +13,24 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
+#include "../core/device.h"  // count_allocation, count_synchronization (DeviceCounters)
 #include "../core/error.h"
 
 namespace alexnet::cuda {
 
 namespace {
+
+Device cuda_device(int index) { return Device{DeviceType::Cuda, index}; }
+
+// The calls DeviceCounters counts (native/core/device.h): every blocking wait of this file goes
+// through these two.
+cudaError_t counted_stream_sync(int device, cudaStream_t s) {
+  count_synchronization(cuda_device(device));
+  return cudaStreamSynchronize(s);
+}
 
 [[noreturn]] void throw_cuda(cudaError_t e, const char* what, const char* file, int line) {
   const char* code = e == cudaErrorMemoryAllocation ? alexnet::code::kOutOfMemory : alexnet::code::kCuda;
@@ -43,6 +55,7 @@ std::string bytes_text(uint64_t n) {
 // Pinned host buffers, reused by size class (cudaMallocHost is slow: milliseconds).
 class PinnedPool {
  public:
+  int device = 0;  // whose counters a new buffer counts in
   void* get(size_t bytes) {
     const size_t cls = size_class(bytes);
     {
@@ -55,6 +68,7 @@ class PinnedPool {
       }
     }
     void* p = nullptr;
+    count_allocation(cuda_device(device));
     CUDA_CHECK(cudaMallocHost(&p, cls));
     std::lock_guard<std::mutex> lock(mutex_);
     sizes_[p] = cls;
@@ -87,6 +101,18 @@ struct Context {
   cudaStream_t stream = nullptr;
   bool use_pool = true;
   cudaMemPool_t pool = nullptr;  // with use_pool
+  // The pool's reservation after the last allocation: one that grows it is an allocation that
+  // reached the driver (DeviceCounters). Atomic: alloc may be called from several threads.
+  std::atomic<uint64_t> pool_reserved_seen{0};
+
+  // Graph capture (graph_begin .. graph_end), under mem_mutex: what was allocated in the
+  // capture, frees held back until it ends, the allocations of failed captures (no memory).
+  bool capturing = false;
+  std::unordered_set<void*> capture_allocs;
+  std::vector<void*> held_frees;
+  std::unordered_set<void*> phantom;
+  std::map<int64_t, cudaGraphExec_t> graphs;
+  int64_t next_graph = 1;
   PinnedPool pinned;
 
   // The cudaMalloc allocator (without use_pool). Every user of device memory works on
@@ -140,6 +166,7 @@ Context& context(int device) {
          " CUDA device(s) found)");
   auto ctx = std::make_unique<Context>();
   ctx->device = device;
+  ctx->pinned.device = device;
   DeviceGuard guard(device);
   CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
   // Virtual GPUs may lack memory pools while plain cudaMalloc works (and info()'s probe
@@ -201,7 +228,7 @@ class Staging {
     if (queued_) {
       // Error path: a copy into the buffers may still be queued; let it finish (or fail)
       // before they can serve another read.
-      cudaStreamSynchronize(ctx_.stream);
+      counted_stream_sync(ctx_.device, ctx_.stream);
       cudaGetLastError();
     }
     ctx_.pinned.put(data_);
@@ -240,6 +267,7 @@ DeviceErrorRecord* thread_record(Context& ctx) {
   if (it != records.end()) return it->second;
   DeviceGuard guard(ctx.device);
   void* record = nullptr;
+  count_allocation(cuda_device(ctx.device));
   CUDA_CHECK(cudaMalloc(&record, sizeof(DeviceErrorRecord)));
   // On the stream, so every kernel (all on this non-blocking stream) sees it cleared.
   const cudaError_t e = cudaMemsetAsync(record, 0, sizeof(DeviceErrorRecord), ctx.stream);
@@ -323,9 +351,12 @@ MemoryStats memory_stats(int device, bool reset_peak) {
 
 // The allocator's unused memory back to the driver, once the stream no longer uses it.
 void trim(Context& ctx) {
-  CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  CUDA_CHECK(counted_stream_sync(ctx.device, ctx.stream));
   if (ctx.use_pool) {
     CUDA_CHECK(cudaMemPoolTrimTo(ctx.pool, 0));
+    uint64_t reserved = 0;
+    if (cudaMemPoolGetAttribute(ctx.pool, cudaMemPoolAttrReservedMemCurrent, &reserved) != cudaSuccess) cudaGetLastError();
+    ctx.pool_reserved_seen.store(reserved);
     return;
   }
   std::multimap<size_t, void*> blocks;
@@ -354,13 +385,47 @@ bool is_out_of_memory(cudaError_t e, size_t bytes) {
   return e == cudaErrorInvalidValue && bytes > total_b;
 }
 
+// Counts an allocation when the pool's reservation grew since the last one looked (the pool
+// asked the driver for memory). Inside a stream capture the pool is not touched (the graph
+// allocates when it is instantiated), so nothing is counted there.
+void note_pool_growth(Context& ctx) noexcept {
+  uint64_t reserved = 0;
+  if (cudaMemPoolGetAttribute(ctx.pool, cudaMemPoolAttrReservedMemCurrent, &reserved) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  uint64_t seen = ctx.pool_reserved_seen.load();
+  while (reserved > seen) {
+    if (ctx.pool_reserved_seen.compare_exchange_weak(seen, reserved)) {
+      count_allocation(cuda_device(ctx.device));
+      return;
+    }
+  }
+  if (reserved < seen) ctx.pool_reserved_seen.store(reserved);  // trimmed by the driver meanwhile
+}
+
 void* pool_alloc(Context& ctx, size_t bytes) {
   const size_t n = bytes == 0 ? 256 : bytes;
   void* p = nullptr;
   for (int attempt = 0; attempt < 2; ++attempt) {
     cudaError_t e = cudaMallocAsync(&p, n, ctx.stream);
-    if (e == cudaSuccess) return p;
+    if (e == cudaSuccess) {
+      std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+      if (ctx.capturing) {
+        ctx.capture_allocs.insert(p);  // the graph's memory node: nothing reserved yet
+      } else {
+        note_pool_growth(ctx);
+      }
+      return p;
+    }
     cudaGetLastError();  // not sticky: clear it so no later check reports it
+    bool in_capture = false;
+    {
+      std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+      in_capture = ctx.capturing;
+    }
+    // no trimming inside a capture (it synchronises): the capture fails instead
+    if (in_capture) throw_cuda(e, "cudaMallocAsync (in a graph capture)", __FILE__, __LINE__);
     if (!is_out_of_memory(e, n)) throw_cuda(e, "cudaMallocAsync", __FILE__, __LINE__);
     if (attempt == 0) trim(ctx);
   }
@@ -383,6 +448,7 @@ void* fallback_alloc(Context& ctx, size_t bytes) {
   }
   void* p = nullptr;
   for (int attempt = 0; attempt < 2; ++attempt) {
+    count_allocation(cuda_device(ctx.device));
     cudaError_t e = cudaMalloc(&p, n);
     if (e == cudaSuccess) break;
     p = nullptr;
@@ -404,7 +470,7 @@ void* fallback_alloc(Context& ctx, size_t bytes) {
 
 // --- the fault used by tests ---------------------------------------------------------------
 
-__global__ void debug_fault_kernel(int* bad, uint64_t delay_ns) {
+__global__ void debug_fault_kernel(int* bad, uint64_t delay_ns) {  // bad == null: spin only
   // The global timer gives the delay; the SM clock (under 5 GHz on any GPU) bounds the spin
   // should the timer not advance.
   uint64_t start = 0, now = 0;
@@ -414,7 +480,7 @@ __global__ void debug_fault_kernel(int* bad, uint64_t delay_ns) {
   do {
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
   } while (now - start < delay_ns && clock64() - cycles0 < max_cycles);
-  *reinterpret_cast<volatile int*>(bad) = 1;  // an address no allocation can have
+  if (bad != nullptr) *reinterpret_cast<volatile int*>(bad) = 1;  // an address no allocation can have
 }
 
 }  // namespace
@@ -489,6 +555,17 @@ void free(int device, void* ptr) noexcept {
       return;
     }
     DeviceGuard guard(device);
+    {
+      std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+      if (ctx.phantom.erase(ptr) != 0) return;  // made in a failed capture: no memory behind it
+      if (ctx.capturing) {
+        if (ctx.capture_allocs.erase(ptr) == 0) {
+          ctx.held_frees.push_back(ptr);  // from before the capture: freed once it ends
+          return;
+        }
+        // the graph's own allocation: a free node (below)
+      }
+    }
     if (cudaFreeAsync(ptr, ctx.stream) != cudaSuccess) {
       // Nobody can be told from here (this runs in destructors). Clear the error so the next
       // check does not report it under another call's name; a sticky device fault stays and
@@ -573,7 +650,7 @@ void download_sync(int device, void* host_dst, const void* src, size_t bytes) {
   ReadStatus s;
   // A stream synchronise returns the device's error, where a wait on a host function would
   // wait forever.
-  s.error = static_cast<int>(cudaStreamSynchronize(ctx.stream));
+  s.error = static_cast<int>(counted_stream_sync(device, ctx.stream));
   if (s.error == 0) {
     staging.mark_drained();
     s.record = *staging.record();
@@ -607,7 +684,7 @@ void throw_read_status(int device, const ReadStatus& s) {
 void synchronize(int device) {
   Context& ctx = context(device);
   DeviceGuard guard(device);
-  CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  CUDA_CHECK(counted_stream_sync(device, ctx.stream));
 }
 
 void fence_all_streams() noexcept {
@@ -619,7 +696,7 @@ void fence_all_streams() noexcept {
   for (const auto& [device, s] : streams) {
     int previous = -1;
     if (cudaGetDevice(&previous) != cudaSuccess) previous = -1;
-    if (cudaSetDevice(device) == cudaSuccess) cudaStreamSynchronize(s);  // an error: nothing to wait for
+    if (cudaSetDevice(device) == cudaSuccess) counted_stream_sync(device, s);  // an error: nothing to wait for
     if (previous >= 0) cudaSetDevice(previous);
     cudaGetLastError();  // this thread's (non-sticky) error state only; reads get theirs from the stream
   }
@@ -637,6 +714,121 @@ void debug_fault(int device, double delay_ms) {
   // Address 16: inside the never-mapped first page of the device's address space.
   debug_fault_kernel<<<1, 1, 0, ctx.stream>>>(reinterpret_cast<int*>(uintptr_t{16}), static_cast<uint64_t>(ns));
   check_last_error("debug_fault_kernel", __FILE__, __LINE__);
+}
+
+void debug_stall(int device, double delay_ms) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  const double ns = std::max(0.0, std::min(delay_ms, 60000.0)) * 1e6;
+  debug_fault_kernel<<<1, 1, 0, ctx.stream>>>(nullptr, static_cast<uint64_t>(ns));
+  check_last_error("debug_fault_kernel", __FILE__, __LINE__);
+}
+
+// --- CUDA graphs -------------------------------------------------------------------------------
+
+namespace {
+
+// Ends the capture state of ctx (under the caller's DeviceGuard): queues the held-back frees
+// and, when the capture failed, marks its allocations as having no memory.
+void finish_capture(Context& ctx, bool ok) {
+  std::vector<void*> frees;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    ctx.capturing = false;
+    if (!ok) ctx.phantom.insert(ctx.capture_allocs.begin(), ctx.capture_allocs.end());
+    ctx.capture_allocs.clear();
+    frees.swap(ctx.held_frees);
+  }
+  for (void* p : frees)
+    if (cudaFreeAsync(p, ctx.stream) != cudaSuccess) cudaGetLastError();
+}
+
+}  // namespace
+
+bool capturing(int device) noexcept {
+  try {
+    Context& ctx = context(device);
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    return ctx.capturing;
+  } catch (...) {
+    return false;
+  }
+}
+
+void graph_begin(int device) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  if (!ctx.use_pool)
+    fail(alexnet::code::kCuda, "cuda:", device,
+         ": CUDA graphs need the memory pool allocator (this device uses the cudaMalloc cache: no memory pools, or ALEXNET_CUDA_MEMPOOL=0)");
+  thread_record(ctx);  // made now: its cudaMalloc cannot be captured
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    if (ctx.capturing) fail(alexnet::code::kCuda, "cuda:", device, ": a graph capture is already in progress");
+  }
+  CUDA_CHECK(cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeThreadLocal));
+  std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+  ctx.capturing = true;
+}
+
+int64_t graph_end(int device) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    if (!ctx.capturing) fail(alexnet::code::kCuda, "cuda:", device, ": no graph capture in progress");
+  }
+  cudaGraph_t graph = nullptr;
+  const cudaError_t e = cudaStreamEndCapture(ctx.stream, &graph);
+  if (e != cudaSuccess || graph == nullptr) {
+    cudaGetLastError();
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    finish_capture(ctx, false);
+    fail(alexnet::code::kCuda, "cuda:", device, ": the graph capture failed: ", cudaGetErrorName(e), " (",
+         cudaGetErrorString(e), "); an operation that cannot be captured ran inside it");
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t ei = cudaGraphInstantiateWithFlags(&exec, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
+  cudaGraphDestroy(graph);
+  if (ei != cudaSuccess) {
+    cudaGetLastError();
+    finish_capture(ctx, false);
+    fail(alexnet::code::kCuda, "cuda:", device, ": cudaGraphInstantiateWithFlags failed: ", cudaGetErrorName(ei), " (",
+         cudaGetErrorString(ei), ")");
+  }
+  finish_capture(ctx, true);
+  std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+  const int64_t id = ctx.next_graph++;
+  ctx.graphs.emplace(id, exec);
+  return id;
+}
+
+void graph_launch(int device, int64_t id) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  cudaGraphExec_t exec = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    auto it = ctx.graphs.find(id);
+    if (it == ctx.graphs.end()) fail(alexnet::code::kArgument, "cuda:", device, ": no CUDA graph ", id);
+    exec = it->second;
+  }
+  CUDA_CHECK(cudaGraphLaunch(exec, ctx.stream));
+}
+
+void graph_destroy(int device, int64_t id) {
+  Context& ctx = context(device);
+  DeviceGuard guard(device);
+  cudaGraphExec_t exec = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(ctx.mem_mutex);
+    auto it = ctx.graphs.find(id);
+    if (it == ctx.graphs.end()) return;
+    exec = it->second;
+    ctx.graphs.erase(it);
+  }
+  // A replay in flight finishes first (the driver frees an executing graph on completion).
+  if (cudaGraphExecDestroy(exec) != cudaSuccess) cudaGetLastError();
 }
 
 // --- registration with core ---------------------------------------------------------------------

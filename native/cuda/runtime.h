@@ -104,9 +104,36 @@ void fence_all_streams() noexcept;
 // Throws the pending asynchronous error of the device, if any (after a kernel launch).
 void check_last_error(const char* what, const char* file, int line);
 
+// --- CUDA graphs (issue 14: the training step captured once, replayed) ---------------------
+//
+// graph_begin starts capturing the device's stream (cudaStreamBeginCapture, thread-local mode:
+// the calling thread queues, nothing runs). Meanwhile: allocations become the graph's own
+// (cudaMallocAsync in a capture: a memory node, with a fixed address for the graph's life);
+// frees of those become free nodes; a free of memory from before the capture is held back and
+// queued once the capture ends (the graph cannot own it). Anything that cannot be captured (a
+// read, an upload through pinned staging, a synchronisation, a cuDNN algorithm search) fails
+// the call that tried it with its CUDA error and invalidates the capture. Needs the memory pool
+// allocator (with the cudaMalloc cache a block the graph uses could be handed out again).
+// graph_end ends the capture and instantiates it (cudaGraphInstantiateFlagAutoFreeOnLaunch: a
+// replay frees the previous replay's allocations that were not freed, so the tensors made in
+// the capture and kept keep their addresses). It returns the graph's id, or throws ERR_CUDA
+// saying why (the capture is ended either way; the tensors allocated in a failed capture have
+// no memory, and freeing them does nothing). graph_launch queues one replay on the stream;
+// graph_destroy frees the graph (after a replay in flight has run).
+void graph_begin(int device);
+int64_t graph_end(int device);
+void graph_launch(int device, int64_t id);
+void graph_destroy(int device, int64_t id);
+// Whether a graph capture is in progress on the device's stream (a buffer kept across steps,
+// like cuDNN's workspace, must not grow inside one: it would become the graph's memory).
+bool capturing(int device) noexcept;
+
 // Test aid: launches a kernel that, after spinning for `delay_ms`, writes to an invalid
 // device address. The context is unusable afterwards (sticky error): only for a child process.
 void debug_fault(int device, double delay_ms);
+// Test aid: launches a kernel that only spins for `delay_ms`: the work queued after it waits,
+// while the host goes on queueing (tests that need the device to lag behind the host).
+void debug_stall(int device, double delay_ms);
 
 }  // namespace alexnet::cuda
 

@@ -35,6 +35,8 @@ export interface TrainCliOptions extends RunTrainOptions {
   valSize: number;
   workers?: number;
   maxSteps?: number;
+  /** --cuda-graph: capture the step as a CUDA graph and replay it (TrainerOptions.cudaGraph) */
+  cudaGraph?: boolean;
   json: boolean;
   /** Verify the checksums of the --resume checkpoint (default true; --no-verify). */
   verify?: boolean;
@@ -144,6 +146,8 @@ function progressReporter(json: boolean): { onProgress: (p: TrainProgress) => vo
         if (started) bar.stop();
         started = false;
         console.log(p.message);
+      } else if (p.type === 'notice') {
+        console.error(p.message);
       }
     },
     stop: () => {
@@ -216,6 +220,7 @@ export async function trainCommand(options: TrainCliOptions): Promise<TrainSumma
     ...(o.verify === false ? { verifyCheckpoint: false } : {}),
     ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
     warmupSteps: o.warmup,
+    ...(o.cudaGraph ? { cudaGraph: true } : {}),
     onProgress: reporter.onProgress,
     signal: controller.signal,
     ...(comm.worldSize > 1 ? { communicator: comm } : {}),

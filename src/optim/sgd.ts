@@ -5,7 +5,8 @@
 import { alexnetError } from '../errors.js';
 import { loadNative } from '../native.js';
 import type { ParameterStore } from '../nn/store.js';
-import { sgdStep, type SgdConvention, type SgdStepOptions } from '../ops/sgd.js';
+import { lrTensor, sgdStep, writeLrTensor, type SgdConvention, type SgdStepOptions } from '../ops/sgd.js';
+import type { Tensor } from '../tensor.js';
 
 /**
  * Options of the SGD optimizer (torch.optim.SGD's, named in camelCase): sgdStep's fields less
@@ -40,6 +41,9 @@ export class SGD {
   readonly convention: SgdConvention;
   #lr: number;
   #step = 0;
+  /** the learning rate in device memory (made at the first step), and the value it holds */
+  #lrDevice: Tensor<'int32'> | null = null;
+  #lrWritten = NaN;
 
   constructor(store: ParameterStore, options: SGDOptions) {
     if (store === null || typeof store !== 'object' || !('params' in store) || !('grads' in store)) {
@@ -88,6 +92,27 @@ export class SGD {
   }
 
   /**
+   * The learning rate in device memory that every step reads (int32 [2], a double's bits; see
+   * sgdStep): `lr` as of the last step queued. A step reads it when it runs on the device, so
+   * changing `lr` costs no new launch configuration: the next step() writes the tensor, in
+   * queue order, when the value changed (a captured CUDA graph replays with the new value).
+   */
+  get lrTensor(): Tensor<'int32'> {
+    return this.#syncLr();
+  }
+
+  #syncLr(): Tensor<'int32'> {
+    if (this.#lrDevice === null || this.#lrDevice.disposed) {
+      this.#lrDevice = lrTensor(this.#lr, this.store.params.device);
+      this.#lrWritten = this.#lr;
+    } else if (!Object.is(this.#lrWritten, this.#lr)) {
+      writeLrTensor(this.#lrDevice, this.#lr);
+      this.#lrWritten = this.#lr;
+    }
+    return this.#lrDevice;
+  }
+
+  /**
    * One update of every parameter from store.grads (one sgdStep call over the flat buffers);
    * with the store's bfloat16 copy (store.params16, precision 'bf16') written in the same pass.
    */
@@ -96,8 +121,14 @@ export class SGD {
     sgdStep(this.store.params, this.store.grads, this.momentum === 0 ? null : this.store.momentum, {
       ...this.#options(),
       firstStep: this.#step === 0,
-    }, this.store.params16);
+    }, this.store.params16, this.#syncLr());
     this.#step++;
+  }
+
+  /** Frees the learning rate's device tensor (the store is the caller's); a later step makes it again. */
+  dispose(): void {
+    this.#lrDevice?.dispose();
+    this.#lrDevice = null;
   }
 
   /** Zeroes every gradient (one fill). */

@@ -37,6 +37,7 @@ import { namedDropouts, type Dropout } from '../nn/layers.js';
 import { loadNative } from '../native.js';
 import type { Module, Precision } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
+import { copy } from '../ops/elementwise.js';
 import { normalizeImages } from '../ops/image.js';
 import { softmaxCrossEntropy } from '../ops/loss.js';
 import { topkCorrect } from '../ops/metrics.js';
@@ -52,7 +53,8 @@ export type ScheduleSpec =
   | { kind: 'plateau'; patience?: number; factor?: number };
 
 export interface TrainProgress {
-  type: 'step' | 'epoch' | 'checkpoint' | 'stopped';
+  /** 'notice': a one-line message that changes nothing (why a CUDA graph is not used) */
+  type: 'step' | 'epoch' | 'checkpoint' | 'stopped' | 'notice';
   step: number;
   epoch: number;
   batch: number;
@@ -83,6 +85,11 @@ export interface TrainSummary {
   stopped: 'completed' | 'interrupted' | 'nan';
   message?: string;
   lr: number;
+  /**
+   * With the cudaGraph option: graphs captured (one per batch size), steps replayed from them,
+   * and why steps ran eagerly, if they did (the notice's text).
+   */
+  cudaGraph?: { graphs: number; replays: number; fallback?: string };
 }
 
 export interface TrainerOptions {
@@ -144,6 +151,32 @@ export interface TrainerOptions {
    * 25); Infinity averages the whole buffer in one allReduce after backward.
    */
   bucketMB?: number;
+  /**
+   * Opt-in (issue 14; CLI --cuda-graph): on CUDA, after GRAPH_WARMUP_STEPS eager steps (cuDNN's
+   * algorithm search done, buffers allocated, SGD past its first step), the step (zeroGrad,
+   * forward, loss, top-1 count, backward, SGD) is captured once per batch size as a CUDA graph
+   * and replayed: each step copies its batch into the graph's input buffers and launches the
+   * graph. The learning rate lives in device memory (SGD.lrTensor), so a schedule or warm-up
+   * needs no new capture. Steps run eagerly, with one 'notice' saying why, on the CPU, when
+   * training data-parallel, while a Dropout layer is active (its mask stream's offset is a host
+   * number: a replay would repeat the mask), or when the capture fails (an operation that
+   * cannot be captured). Never a crash: a failed capture leaves nothing behind.
+   */
+  cudaGraph?: boolean;
+}
+
+/** Eager steps a process runs before the cudaGraph option captures (see TrainerOptions.cudaGraph). */
+export const GRAPH_WARMUP_STEPS = 3;
+
+/** A captured training step of one batch size: its graph, input buffers and kept outputs. */
+interface CapturedStep {
+  id: number;
+  x: Tensor<'float32'>;
+  y: Tensor<'int32'>;
+  /** made inside the capture; the graph rewrites them at every replay (same addresses) */
+  outputs: Tensor[];
+  loss: Tensor<'float32'>;
+  correct: Tensor<'int32'>;
 }
 
 /** One training step queued on the device whose loss and accuracy have not been read yet. */
@@ -179,6 +212,12 @@ export class Trainer {
   readonly #comm: Communicator | null;
   /** data-parallel: the gradient buckets (made at the first step, disposed by close()) */
   #reducer: GradientReducer | null = null;
+  /** cudaGraph: the captured step per batch size */
+  #graphs = new Map<number, CapturedStep>();
+  /** cudaGraph: why steps run eagerly (null: they need not), steps replayed, eager steps run */
+  #graphFallback: string | null = null;
+  #graphReplays = 0;
+  #eagerSteps = 0;
 
   constructor(options: TrainerOptions) {
     this.options = options;
@@ -254,6 +293,7 @@ export class Trainer {
   async loadCheckpoint(path: string, options: { verify?: boolean } = {}): Promise<void> {
     const expect = Object.fromEntries(this.store.layout.map((e) => [e.name, [...e.shape]]));
     const state = await loadTrainingState(path, { expect, requireFinite: true, ...(options.verify !== undefined ? { verify: options.verify } : {}) });
+    this.#dropGraphs(); // captured against the state being replaced
     this.#pos = restoreTrainingState(state, this.#target(), path);
   }
 
@@ -333,6 +373,8 @@ export class Trainer {
   async close(): Promise<void> {
     this.#reducer?.dispose(); // its hooks on the model and its views of the gradient buffer
     this.#reducer = null;
+    this.#dropGraphs();
+    this.optimizer.dispose(); // the learning rate's device tensor
     await this.trainLoader.close();
     await this.valLoader?.close();
   }
@@ -490,6 +532,7 @@ export class Trainer {
       stopped: run.stopped,
       lr: this.optimizer.lr,
       ...(run.message ? { message: run.message } : {}),
+      ...(this.options.cudaGraph ? { cudaGraph: { graphs: this.#graphs.size, replays: this.#graphReplays, ...(this.#graphFallback ? { fallback: this.#graphFallback } : {}) } } : {}),
     };
   }
 
@@ -504,6 +547,9 @@ export class Trainer {
     const scheduled = this.optimizer.lr;
     if (step < warmup) this.optimizer.lr = (scheduled * (step + 1)) / warmup;
     try {
+      const captured = this.#capturedStep(batch);
+      if (captured) return this.#replay(captured, batch);
+      this.#eagerSteps++;
       const { x, y } = toDevice(batch, this.device);
       this.store.zeroGrad();
       const logits = this.model.forward(x);
@@ -529,6 +575,127 @@ export class Trainer {
     } finally {
       this.optimizer.lr = scheduled;
     }
+  }
+
+  /**
+   * cudaGraph: the captured step for this batch's size, capturing it now if it is time; null
+   * when this step runs eagerly (the option is off, still warming up, or graphs cannot be used:
+   * then a notice said why, once).
+   */
+  #capturedStep(batch: Batch): CapturedStep | null {
+    if (!this.options.cudaGraph || this.#graphFallback !== null) return null;
+    const why = this.#graphObstacle();
+    if (why) {
+      this.#noteGraphFallback(why);
+      return null;
+    }
+    const n = batch.labels.length;
+    const have = this.#graphs.get(n);
+    if (have) return have;
+    if (this.#eagerSteps < GRAPH_WARMUP_STEPS || this.optimizer.stepCount === 0) return null;
+    return this.#capture(batch);
+  }
+
+  /** Why this run's steps cannot be captured, or null. */
+  #graphObstacle(): string | null {
+    if (!this.device.startsWith('cuda')) return `the device is '${this.device}' (CUDA graphs need a CUDA device)`;
+    if (this.#comm) return 'training data-parallel (the collectives are not captured)';
+    const active = namedDropouts(this.model).find(([, d]) => d.p > 0);
+    if (active) return `Dropout '${active[0]}' (p ${active[1].p}) draws its mask at a host-side offset, which a replay would repeat`;
+    return null;
+  }
+
+  #noteGraphFallback(why: string): void {
+    this.#graphFallback = why;
+    this.#progress({ type: 'notice', ...this.#progressBase(this.trainLoader.length), message: `cudaGraph: steps run eagerly: ${why}` });
+  }
+
+  /**
+   * Captures the step for `batch`'s size: input buffers made outside the capture, the learning
+   * rate written outside it, then zeroGrad / forward / loss / top-1 / backward / SGD queued
+   * inside it (nothing runs). A failure anywhere ends the capture, undoes the host-side
+   * bookkeeping of the step that did not run (SGD's step count, the layers' caches) and leaves
+   * the run eager with a notice.
+   */
+  #capture(batch: Batch): CapturedStep | null {
+    const native = loadNative();
+    const x = Tensor.empty(batch.shape, { device: this.device });
+    const y = Tensor.empty<'int32'>([batch.labels.length], { device: this.device, dtype: 'int32' });
+    void this.optimizer.lrTensor; // made and written before the capture (an upload cannot be captured)
+    const before = this.optimizer.state();
+    const outputs: Tensor[] = [];
+    let failure: unknown = null;
+    let id = 0;
+    try {
+      native.cudaGraphBegin(this.device);
+    } catch (e) {
+      failure = e;
+    }
+    if (failure === null) {
+      try {
+        this.store.zeroGrad();
+        const logits = this.model.forward(x);
+        outputs.push(logits);
+        const { loss, gradLogits } = softmaxCrossEntropy(logits, y);
+        outputs.push(loss, gradLogits);
+        const correct = topkCorrect(logits, y, 1);
+        outputs.push(correct);
+        const gx = this.model.backward(gradLogits, false);
+        if (gx) outputs.push(gx);
+        this.optimizer.step();
+      } catch (e) {
+        failure = e;
+      }
+      try {
+        id = native.cudaGraphEnd(this.device);
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+    if (failure !== null) {
+      for (const t of [...outputs, x, y]) t.dispose(); // a failed capture's tensors have no memory: nothing happens
+      this.model.train(true); // drops the layers' caches of the step that did not run
+      this.optimizer.loadState(before);
+      const text = failure instanceof Error ? failure.message.split('\n')[0]! : String(failure);
+      this.#noteGraphFallback(`the capture failed: ${text}`);
+      return null;
+    }
+    this.optimizer.loadState(before); // the step counts when a replay runs it
+    const c: CapturedStep = { id, x, y, outputs, loss: outputs[1] as Tensor<'float32'>, correct: outputs[3] as Tensor<'int32'> };
+    this.#graphs.set(batch.labels.length, c);
+    return c;
+  }
+
+  /** One step as a replay: the batch into the graph's inputs, the learning rate, the launch, the reads. */
+  #replay(c: CapturedStep, batch: Batch): InFlight {
+    const { x, y } = toDevice(batch, this.device);
+    try {
+      copy(c.x, x);
+      copy(c.y, y);
+    } finally {
+      x.dispose(); // stream-ordered: the copies above still read them
+      y.dispose();
+    }
+    void this.optimizer.lrTensor; // this step's learning rate (a schedule, the warm-up factor), before the launch
+    loadNative().cudaGraphLaunch(this.device, c.id);
+    this.optimizer.loadState({ step: this.optimizer.stepCount + 1, lr: this.optimizer.lr });
+    this.#graphReplays++;
+    // the reads are queued behind this replay and before the next one, which rewrites the outputs
+    const result = Promise.all([c.loss.data(), c.correct.data()] as const);
+    result.catch(() => undefined);
+    return { batch, tensors: [], result };
+  }
+
+  /** Frees the captured steps (their graphs and the tensors they keep). */
+  #dropGraphs(): void {
+    for (const c of this.#graphs.values()) {
+      try {
+        loadNative().cudaGraphDestroy(this.device, c.id);
+      } finally {
+        for (const t of [...c.outputs, c.x, c.y]) t.dispose();
+      }
+    }
+    this.#graphs.clear();
   }
 
   /** Waits for a queued step's loss and correct count, then frees its tensors. */

@@ -11,8 +11,9 @@ namespace {
 
 // w16: null, or gets bf16(w) after the update (the bfloat16 copy of the weights, same pass).
 __global__ void sgd_kernel(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ buf,
-                           uint16_t* __restrict__ w16, int64_t n, SgdParams p) {
-  const double lr = p.lr, mu = p.momentum, wd = p.weight_decay, damp = 1.0 - p.dampening;
+                           uint16_t* __restrict__ w16, const double* __restrict__ lr_device, int64_t n,
+                           SgdParams p) {
+  const double lr = lr_device != nullptr ? *lr_device : p.lr, mu = p.momentum, wd = p.weight_decay, damp = 1.0 - p.dampening;
   GRID_STRIDE(i, n) {
     const double wi = w[i];
     const double gi = static_cast<double>(g[i]) + wd * wi;
@@ -34,9 +35,10 @@ __global__ void sgd_kernel(float* __restrict__ w, const float* __restrict__ g, f
 
 }  // namespace
 
-void sgd_step(int device, float* w, const float* g, float* buf, uint16_t* w16, int64_t n, const SgdParams& p) {
+void sgd_step(int device, float* w, const float* g, float* buf, uint16_t* w16, const double* lr, int64_t n,
+              const SgdParams& p) {
   if (n == 0) return;
-  sgd_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(w, g, buf, w16, n, p);
+  sgd_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(w, g, buf, w16, lr, n, p);
   ALEXNET_CUDA_CHECK_LAUNCH("sgd_kernel");
 }
 
