@@ -403,25 +403,28 @@ for (const kernel of KERNELS) {
 // [B, in, out] for the packed AVX-512 BF16 GEMM (native/cpu/gemm_bf16.cc: 8-row x 48-column
 // register tiles, K in pairs, blocks of 128 pairs, 256-row chunks, 8 panels of 48 columns packed
 // together, the threads' split of the (chunk, panel) grid): forward runs M = B, N = out, K = in
-// with B packed from [N, K] (from 48 rows; fewer take the dot-product tiles); gradInput runs
-// M = B, N = in, K = out with B packed from [K, N]. Between them M, N and K each take 1, 2, 31,
-// 33, 65, 257 on the packed path, with odd K inside the first block and after it, K past a
-// block (257, 513), N past one packed block (385 = 8 panels + 1), M past a chunk (257) and
-// leaving 1 or 2 rows for the last register tile.
+// with B packed from [N, K]; gradInput runs M = B, N = in, K = out with B packed from [K, N].
+// Both take the packed path from 96 rows (fewer take the in-place kernels, also run here: the
+// last four shapes). N and K each take 1, 2, 31, 33, 65, 257 on the packed path, with odd K
+// inside the first block and after it, K past a block (257, 513), N past one packed block
+// (385 = 8 panels + 1), M past a chunk (257, 2 chunks of 136 and 121) and leaving 1 or 2 rows
+// for the last register tile.
 const GEMM_EDGE_SHAPES: [number, number, number][] = [
-  [1, 1, 1],
-  [2, 2, 2],
-  [31, 33, 65],
-  [33, 65, 31],
-  [65, 257, 33],
+  [97, 1, 1],
+  [98, 2, 2],
+  [97, 33, 65],
+  [105, 65, 31],
+  [257, 257, 33],
   [257, 31, 2],
-  [49, 513, 257],
-  [65, 258, 385],
-  [57, 1, 49],
+  [130, 513, 257],
+  [97, 258, 385],
+  [96, 1, 49],
   [257, 65, 97],
-  [48, 2, 1],
-  [50, 65, 31],
-  [66, 33, 65],
+  [98, 31, 1],
+  [1, 257, 33],
+  [2, 65, 31],
+  [31, 1, 2],
+  [33, 31, 257],
 ];
 
 for (const kernel of KERNELS) {

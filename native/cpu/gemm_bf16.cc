@@ -12,8 +12,8 @@
 // 24 vdpbf16ps (768 multiply-adds) per pair for 3 loads and 8 broadcasts. A B panel (kKC x 48
 // words, 24 KB) stays in L1 while the rows of an M chunk (kMC rows) stream past it.
 //
-// Threads split the (M chunk, B panel) grid in contiguous ranges, so a fully connected layer's
-// few rows split by columns and a convolution's many positions by rows.
+// Threads split the (M chunk, B panel) grid in contiguous ranges: few rows split by columns,
+// many rows by chunks.
 #include "gemm_bf16.h"
 
 #include <algorithm>
@@ -196,7 +196,10 @@ void gemm_bf16_packed(float* c, int64_t ldc, const uint16_t* a, int64_t lda, con
   const int64_t pairs = (K + 1) / 2;
   const bool odd = (K & 1) != 0;
   const int64_t panels = (N + kNR - 1) / kNR;
+  // chunks of at most kMC rows, even in size (a multiple of kMR), so that threads splitting them
+  // get equal work
   const int64_t chunks = (M + kMC - 1) / kMC;
+  const int64_t mc = (((M + chunks - 1) / chunks) + kMR - 1) / kMR * kMR;
   // about 2 * kMC * kKC * kNR multiply-adds per (chunk, panel) pair of a full block
   parallel_for(0, chunks * panels, 1, [=](int64_t lo, int64_t hi) {
     uint32_t* packed = reinterpret_cast<uint32_t*>(scratch(Scratch::Bf16Packed, kPanels * kKC * kNR));
@@ -204,7 +207,7 @@ void gemm_bf16_packed(float* c, int64_t ldc, const uint16_t* a, int64_t lda, con
       const int64_t chunk = t / panels, pan0 = t % panels;
       const int64_t pan1 = std::min({panels, pan0 + kPanels, pan0 + (hi - t)});
       t += pan1 - pan0;
-      const int64_t m0 = chunk * kMC, m1 = std::min(M, m0 + kMC);
+      const int64_t m0 = chunk * mc, m1 = std::min(M, m0 + mc);
       for (int64_t p0 = 0; p0 < pairs; p0 += kKC) {
         const int64_t kp = std::min(kKC, pairs - p0);
         const bool last_odd = odd && p0 + kp == pairs;
