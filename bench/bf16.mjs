@@ -59,7 +59,6 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const variants = [{ name: 'fp32', kernel: null }];
 if (cpu.bf16Hardware) variants.push({ name: 'bf16 avx512_bf16', kernel: 'avx512_bf16' });
-if (cpu.bf16Hardware) variants.push({ name: 'bf16 TILES', kernel: 'avx512_bf16', tiles: true });
 variants.push({ name: 'bf16 portable', kernel: 'portable' });
 
 const CONVS = [
@@ -75,7 +74,6 @@ async function timeVariants(call) {
   const times = variants.map(() => []);
   const run = async (v) => {
     if (v.kernel) lib.setBf16Kernel(v.kernel);
-    if (v.tiles) process.env.ALEXNET_BF16_GEMM = 'tiles'; else delete process.env.ALEXNET_BF16_GEMM;
     const t0 = process.hrtime.bigint();
     const wait = call(v);
     await wait.data();
@@ -134,7 +132,6 @@ for (const [layer, inF, outF] of values.only === 'conv' ? [] : LAYERS) {
       const times = variants.map(() => []);
       const run = async (v) => {
         if (v.kernel) lib.setBf16Kernel(v.kernel);
-        if (v.tiles) process.env.ALEXNET_BF16_GEMM = 'tiles'; else delete process.env.ALEXNET_BF16_GEMM;
         const t0 = process.hrtime.bigint();
         let wait;
         if (pass === 'forward') {
