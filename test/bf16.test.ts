@@ -405,6 +405,54 @@ for (const kernel of KERNELS) {
   });
 }
 
+// [B, in, out] for the packed AVX-512 BF16 GEMM (native/cpu/gemm_bf16.cc: 8-row x 48-column
+// register tiles, K in pairs, blocks of 128 pairs, 256-row chunks, 8 panels of 48 columns packed
+// together, the threads' split of the (chunk, panel) grid): forward runs M = B, N = out, K = in
+// with B packed from [N, K]; gradInput runs M = B, N = in, K = out with B packed from [K, N].
+// Both take the packed path from 96 rows (fewer take the in-place kernels, also run here: the
+// last four shapes). N and K each take 1, 2, 31, 33, 65, 257 on the packed path, with odd K
+// inside the first block and after it, K past a block (257, 513), N past one packed block
+// (385 = 8 panels + 1), M past a chunk (257, 2 chunks of 136 and 121) and leaving 1 or 2 rows
+// for the last register tile.
+const GEMM_EDGE_SHAPES: [number, number, number][] = [
+  [97, 1, 1],
+  [98, 2, 2],
+  [97, 33, 65],
+  [105, 65, 31],
+  [257, 257, 33],
+  [257, 31, 2],
+  [130, 513, 257],
+  [97, 258, 385],
+  [96, 1, 49],
+  [257, 65, 97],
+  [98, 31, 1],
+  [1, 257, 33],
+  [2, 65, 31],
+  [31, 1, 2],
+  [33, 31, 257],
+];
+
+for (const kernel of KERNELS) {
+  describe(`bfloat16 GEMM edges (linear / linearBackward), ${kernel} kernel`, () => {
+    it('awkward M, N, K reach every edge of the blocking and match float64 on the bfloat16 values', async () => {
+      A.setBf16Kernel(kernel);
+      const r = rng();
+      for (const [B, K, N] of GEMM_EDGE_SHAPES) {
+        const x = bf16Random(B * K, r);
+        const w = bf16Random(N * K, r, 0.3);
+        const tx = Tensor.from(x.bits, [B, K], { dtype: 'bfloat16' });
+        const tw = Tensor.from(w.bits, [N, K], { dtype: 'bfloat16' });
+        const ref = linearBf16Ref(x.values, w.values, null, B, K, N, false);
+        expectWithin(await linear(tx, tw, null).data(), ref.y, ref.tol, `forward ${B}x${K}->${N}`);
+        const dy = bf16Random(B * N, r);
+        const g = A.linearBackward(Tensor.from(dy.bits, [B, N], { dtype: 'bfloat16' }), tx, tw);
+        const bref = linearBackwardBf16Ref(dy.values, x.values, w.values, B, K, N);
+        expectWithin(Float64Array.from(await g.gradInput!.data(), bf16Value), bref.dx, bref.dxTol, `gradInput ${B}x${K}->${N}`);
+      }
+    });
+  });
+}
+
 describe('linear on bfloat16: the two CPU kernels agree', () => {
   it.runIf(KERNELS.length === 2)('avx512_bf16 and portable give the same bfloat16 conversions and close products', async () => {
     const r = rng();

@@ -137,7 +137,9 @@ const bf16Values = async (t: Tensor<'bfloat16'>) => Float64Array.from(await t.da
 
 // Odd channel counts and sizes, stride 2 and 4, padding, 1x1, 11x11 (conv1's kernel), groups,
 // dilation, an odd number of output channels per group, a reduction past 2048 (the kernel's
-// k-block), and enough output positions (>= 256) for the row-split GEMM.
+// k-block), enough output positions (>= 256) for the row-split GEMM, and output channels per
+// group and C/groups*kH*kW from 96 (the packed GEMM's rows forward and backward; odd reductions,
+// odd Og, column panels cut short).
 const SHAPES: Geometry[] = [
   geometry(2, 3, 9, 11, 5, 3, 1, 1),
   geometry(1, 5, 13, 13, 7, 3, 2, 0),
@@ -148,6 +150,8 @@ const SHAPES: Geometry[] = [
   geometry(2, 33, 7, 9, 17, 3, 1, 1),
   geometry(1, 230, 5, 5, 3, 3, 1, 1),
   geometry(2, 48, 13, 13, 32, 3, 1, 1),
+  geometry(2, 24, 9, 8, 194, 3, 1, 1, 2),
+  geometry(1, 11, 12, 12, 100, 3, 1, 0),
 ];
 
 async function checkForward(device: string, shapes: Geometry[], cudaDoubleRounding = false): Promise<void> {

@@ -10,6 +10,7 @@
 #include "../core/error.h"
 #include "../core/parallel.h"
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "linear.h"
 #include "scratch.h"
 #include "simd.h"
@@ -48,6 +49,12 @@ const bool g_hardware = detect_bf16();
 std::atomic<Bf16Kernel> g_kernel{g_hardware ? Bf16Kernel::Avx512Bf16 : Bf16Kernel::Portable};
 
 constexpr int64_t kConvertGrain = 1 << 16;
+
+// Below this many rows of A (a fully connected layer's batch), the products run the in-place
+// kernels (the dot-product tiles for C = A B^T, row pairs unpacked in registers for C = A B),
+// which read B (the weights) where it lies: the packed GEMM's repacking of B, amortised over so
+// few rows, costs about what its register blocking gains (measured at 16 and 64 rows).
+constexpr int64_t kPackedMinRows = 96;
 
 // ---- portable conversions (the compiler vectorises these loops) ----
 
@@ -310,6 +317,7 @@ void gemm_bf16_nt(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const u
                   int64_t N, int64_t K, bool accumulate) {
   if (M <= 0 || N <= 0) return;
 #if ALEXNET_HAVE_X86
+  if (g_hardware && M >= kPackedMinRows) return gemm_bf16_packed(c, ldc, a, lda, b, ldb, true, M, N, K, accumulate);
   if (g_hardware) {
     // Many rows (a convolution's output positions): threads split the rows in blocks of 64, each
     // reading all of B; few rows (a fully connected layer's batch): they split B's rows.
@@ -338,6 +346,7 @@ void gemm_bf16_nn(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const u
       for (int64_t r = 0; r < M; ++r) std::fill(c + r * ldc, c + r * ldc + N, 0.f);
       return;
     }
+    if (M >= kPackedMinRows) return gemm_bf16_packed(c, ldc, a, lda, b, ldb, false, M, N, K, false);
     return dx_avx512(c, ldc, a, lda, b, ldb, M, N, K);
   }
 #endif
@@ -376,7 +385,8 @@ void linear_forward_bf16(float* y_f32, uint16_t* y_bf16, const uint16_t* x, cons
   float* y = y_f32 != nullptr ? y_f32 : scratch(Scratch::Bf16Output, B * out);
 #if ALEXNET_HAVE_X86
   if (bf16_kernel() == Bf16Kernel::Avx512Bf16) {
-    linear_avx512(y, x, w, B, in, out);
+    if (B < kPackedMinRows) linear_avx512(y, x, w, B, in, out);
+    else gemm_bf16_packed(y, out, x, in, w, in, true, B, out, in, false);
     if (bias != nullptr) {
       parallel_for(0, B, std::max<int64_t>(1, (1 << 14) / out), [=](int64_t lo, int64_t hi) {
         for (int64_t b = lo; b < hi; ++b)
@@ -410,7 +420,8 @@ void linear_backward_bf16(uint16_t* dx, float* dw, float* db, const uint16_t* dy
   float* sum = scratch(Scratch::Bf16Weights, B * in + (bf16_kernel() == Bf16Kernel::Avx512Bf16 ? 0 : out * in));
 #if ALEXNET_HAVE_X86
   if (bf16_kernel() == Bf16Kernel::Avx512Bf16) {
-    dx_avx512(sum, in, dy, out, w, in, B, in, out);
+    if (B < kPackedMinRows) dx_avx512(sum, in, dy, out, w, in, B, in, out);
+    else gemm_bf16_packed(sum, in, dy, out, w, in, false, B, in, out, false);
   } else
 #endif
   {

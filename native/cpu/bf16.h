@@ -54,17 +54,19 @@ void linear_backward_bf16(uint16_t* dx,         // [B, in] or null
 
 // The vdpbf16ps matrix products behind linear, for other operators (conv_bf16.cc). Only with
 // bf16_hardware() (else ERR_INTERNAL): callers pick the portable path themselves. Row-major,
-// bfloat16 operands, float32 sums of exact products, C overwritten.
-// C [M, N] (+)= A [M, K] @ B [N, K]^T (both operands contiguous along K: 4x4 tiles of dot
-// products; added into C with accumulate); threads split M in blocks of 64 when M >= 256, else N.
+// bfloat16 operands, float32 sums of exact products. From 96 rows of A (M) both run the packed,
+// register-blocked GEMM of gemm_bf16.cc; fewer rows (a fully connected layer's batch) run
+// kernels that read B in place, as repacking B for so few rows costs what blocking gains.
+// C [M, N] (+)= A [M, K] @ B [N, K]^T (both operands contiguous along K; added into C with
+// accumulate); few rows: 4x4 tiles of dot products.
 void gemm_bf16_nt(float* c,            // [M, N], row stride ldc
                   int64_t ldc,
                   const uint16_t* a,   // [M, K], row stride lda
                   int64_t lda,
                   const uint16_t* b,   // [N, K], row stride ldb
                   int64_t ldb, int64_t M, int64_t N, int64_t K, bool accumulate = false);
-// C [M, N] = A [M, K] @ B [K, N] (linearBackward's dx kernel: rows of B paired in registers);
-// threads split N in chunks of 32.
+// C [M, N] = A [M, K] @ B [K, N] (linearBackward's dx); few rows: rows of B paired in registers,
+// threads splitting N in chunks of 32.
 void gemm_bf16_nn(float* c,            // [M, N], row stride ldc
                   int64_t ldc,
                   const uint16_t* a,   // [M, K], row stride lda

@@ -149,32 +149,33 @@ void forward_avx512(float* y_f32, uint16_t* y_bf16, const uint16_t* x, const uin
   const int64_t P = s.Ho * s.Wo;
   const int64_t nb_max = images_per_chunk(s, P * std::max(K, s.O));
   uint16_t* rows = bf16_scratch(Scratch::Bf16Rows, nb_max * P * K);
-  float* sums = scratch(Scratch::Bf16Sums, nb_max * P * s.O);
-  constexpr int64_t kOB = 16;  // output channels per scatter task: 16 rows of y written at once
-  const int64_t oblocks = (s.O + kOB - 1) / kOB;
+  float* sums = y_f32 != nullptr ? nullptr : scratch(Scratch::Bf16Sums, nb_max * P * s.O);
   for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, s.N - n0);
     im2row(rows, x + n0 * s.C * s.H * s.W, nb, s);
-    // sums [nb*P, O]: group g's columns [g*Og, (g+1)*Og) = rows[:, g*Kg..] @ W_g^T
-    for (int64_t g = 0; g < G; ++g)
-      gemm_bf16_nt(sums + g * Og, s.O, rows + g * Kg, K, w + g * Og * Kg, Kg, nb * P, Og, Kg);
-    // y[n, o, p] = sums[n*P + p, o] + bias[o] (ReLU), stored float32 or rounded once.
-    parallel_for(0, nb * oblocks, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(P * kOB, 1)),
-                 [&](int64_t lo, int64_t hi) {
-      for (int64_t t = lo; t < hi; ++t) {
-        const int64_t n = t / oblocks, o0 = (t % oblocks) * kOB, o1 = std::min(s.O, o0 + kOB);
-        const int64_t base = (n0 + n) * s.O * P;
-        for (int64_t p = 0; p < P; ++p) {
-          const float* src = sums + (n * P + p) * s.O;
-          for (int64_t o = o0; o < o1; ++o) {
-            float v = src[o] + (bias != nullptr ? bias[o] : 0.f);
-            if (relu) v = v <= 0.f ? 0.f : v;  // keeps NaN, as the float32 path
-            if (y_f32 != nullptr) y_f32[base + o * P + p] = v;
-            else y_bf16[base + o * P + p] = bf16::from_float(v);
-          }
+    // y[n] [O, P]: group g's rows [g*Og, (g+1)*Og) = W_g @ rows[n][:, g*Kg..]^T, straight into
+    // the output's layout (float32 y itself, or the float32 sums of a bfloat16 y)
+    float* out = y_f32 != nullptr ? y_f32 + n0 * s.O * P : sums;
+    for (int64_t n = 0; n < nb; ++n)
+      for (int64_t g = 0; g < G; ++g)
+        gemm_bf16_nt(out + (n * s.O + g * Og) * P, P, w + g * Og * Kg, Kg, rows + n * P * K + g * Kg, K, Og, P, Kg);
+    // + bias, ReLU (keeps NaN, as the float32 path), in place, then rounded once for bfloat16
+    if (bias != nullptr || relu) {
+      parallel_for(0, nb * s.O, std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(P, 1)), [&](int64_t lo, int64_t hi) {
+        for (int64_t t = lo; t < hi; ++t) {
+          float* row = out + t * P;
+          const float b = bias != nullptr ? bias[t % s.O] : 0.f;
+          if (relu)
+            for (int64_t p = 0; p < P; ++p) {
+              const float v = row[p] + b;
+              row[p] = v <= 0.f ? 0.f : v;
+            }
+          else
+            for (int64_t p = 0; p < P; ++p) row[p] += b;
         }
-      }
-    });
+      });
+    }
+    if (y_f32 == nullptr) float_to_bf16(y_bf16 + n0 * s.O * P, sums, nb * s.O * P);
   }
 }
 
