@@ -69,7 +69,11 @@ describe('alexnet bench (end to end)', () => {
     expect(r!.matmul.gflops).toBeGreaterThan(1);
     expect(r!.inferGflops).toBeCloseTo((r!.inferImagesPerSecond * forward) / 1e9, 3);
     expect(r!.trainFractionOfMatmul).toBeCloseTo(r!.trainGflops / r!.matmul.gflops, 9);
-    for (const f of [r!.inferFractionOfMatmul, r!.trainFractionOfMatmul]) expect(f > 0 && f < 1.5).toBe(true);
+    // FLOPs are counted as the direct convolution's multiply-adds, so Winograd (4x fewer multiplies
+    // for 3x3, 6.25x for 5x5; at batch 1 it now runs conv2-5) can pass the matmul's rate, and the
+    // ceiling is measured once while a shared machine's load moves: only a broken count or clock
+    // would give more than 10x or nothing
+    for (const f of [r!.inferFractionOfMatmul, r!.trainFractionOfMatmul]) expect(f > 0 && f < 10, `fraction ${f}`).toBe(true);
     expect(r!.layers.map((l) => l.name)).toContain('features.0');
     expect(r!.layers.length).toBe(21);
     // the FMA peak from the same run: every instruction set of the CPU, the best one the ceiling
@@ -81,8 +85,9 @@ describe('alexnet bench (end to end)', () => {
     expect(peak.threads).toBe(backendInfo().backends.cpu.threads);
     expect(r!.inferFractionOfFmaPeak).toBeCloseTo(r!.inferGflops / peak.gflops, 9);
     expect(r!.trainFractionOfFmaPeak).toBeCloseTo(r!.trainGflops / peak.gflops, 9);
-    // no work outruns the hardware (with room for a peak measured while the machine was busier)
-    for (const f of [r!.inferFractionOfFmaPeak, r!.trainFractionOfFmaPeak]) expect(f > 0 && f < 1.5, String(f)).toBe(true);
+    // positive and bounded; Winograd's fewer multiplies can pass the peak in direct-convolution
+    // FLOPs (as above), so only a broken count or clock gives more than 10x
+    for (const f of [r!.inferFractionOfFmaPeak, r!.trainFractionOfFmaPeak]) expect(f > 0 && f < 10, String(f)).toBe(true);
     expect(r!.peer).toBeUndefined(); // peer: false runs neither peer
     expect(r!.torch).toBeUndefined();
     const md = benchMarkdown([r!]);
