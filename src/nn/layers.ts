@@ -40,6 +40,54 @@ function asInputDtype(g: BF16 | null, inputWasFloat32: boolean): F32 | null {
   return f;
 }
 
+type Kept16 = { x16: BF16; owned: boolean };
+
+/**
+ * precision 'bf16' forward of a layer with weights: the input rounded to bfloat16 once (unless
+ * it already is), `run` on it with the output dtype (float32 for the network's last layer, else
+ * bfloat16); the bfloat16 input is returned to keep for backward in training, else freed.
+ */
+function forward16(
+  x: F32,
+  outputsFloat32: boolean,
+  training: boolean,
+  run: (x16: BF16, outDtype: 'float32' | 'bfloat16') => Tensor,
+): { y: F32; kept: Kept16 | null } {
+  const input = bf16Input(x);
+  let y: F32;
+  try {
+    y = run(input.x16, outputsFloat32 ? 'float32' : 'bfloat16') as unknown as F32;
+  } catch (e) {
+    if (input.owned) input.x16.dispose();
+    throw e;
+  }
+  if (training) return { y, kept: input };
+  if (input.owned) input.x16.dispose();
+  return { y, kept: null };
+}
+
+/** Its backward: the gradient rounded to bfloat16 once, `run`, the input gradient in the input's dtype. */
+function backward16(gradOutput: F32, input: Kept16, run: (g16: BF16, x16: BF16) => BF16 | null): F32 | null {
+  const grad = bf16Grad(gradOutput);
+  try {
+    return asInputDtype(run(grad.g16, input.x16), input.owned);
+  } finally {
+    if (grad.owned) grad.g16.dispose();
+    if (input.owned) input.x16.dispose();
+  }
+}
+
+/** What a layer's backward asks of conv2dBackward / linearBackward: accumulate into its parameters' gradients. */
+function gradOptions(weight: Parameter, bias: Parameter | null, needInputGrad: boolean) {
+  return {
+    computeGradInput: needInputGrad,
+    computeGradBias: bias !== null,
+    gradWeight: weight.grad,
+    ...(bias !== null ? { gradBias: bias.grad } : {}),
+    accumulate: true,
+  };
+}
+
 function noForward(layer: string): never {
   throw alexnetError('ERR_ARGUMENT', `${layer}.backward: no activations kept: call forward in training mode (module.train()) before backward`);
 }
@@ -83,7 +131,7 @@ export class Conv2d extends Module {
   readonly bias: Parameter | null;
   #input: F32 | null = null;
   /** precision 'bf16': the bfloat16 input kept for backward, and whether this layer made it */
-  #input16: { x16: BF16; owned: boolean } | null = null;
+  #input16: Kept16 | null = null;
 
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, options: Conv2dLayerOptions = {}) {
     super();
@@ -118,55 +166,29 @@ export class Conv2d extends Module {
   // precision 'bf16': the bfloat16 convolution (bfloat16 input and weight copy, float32 bias and
   // accumulation), its output bfloat16, or float32 for the network's last layer.
   #forward16(x: F32, relu: boolean): F32 {
-    const input = bf16Input(x);
     const o = { ...this.#opts(), ...(relu ? { relu } : {}) };
-    let y: F32;
-    try {
-      y = this.outputsFloat32
-        ? conv2d(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'float32' })
-        : (conv2d(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'bfloat16' }) as unknown as F32);
-    } catch (e) {
-      if (input.owned) input.x16.dispose();
-      throw e;
-    }
-    if (this.training) this.#input16 = input;
-    else if (input.owned) input.x16.dispose();
+    const { y, kept } = forward16(x, this.outputsFloat32, this.training, (x16, outDtype) =>
+      conv2d(x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype }));
+    this.#input16 = kept;
     return y;
   }
 
   #backward16(gradOutput: F32, needInputGrad: boolean): F32 | null {
     const input = this.#input16!;
     this.#input16 = null;
-    const grad = bf16Grad(gradOutput);
-    try {
-      const r = conv2dBackward(grad.g16, input.x16, this.weight.bf16(), {
-        ...this.#opts(),
-        computeGradInput: needInputGrad,
-        computeGradBias: this.bias !== null,
-        gradWeight: this.weight.grad,
-        ...(this.bias !== null ? { gradBias: this.bias.grad } : {}),
-        accumulate: true,
-      });
-      return asInputDtype(r.gradInput, input.owned);
-    } finally {
-      if (grad.owned) grad.g16.dispose();
-      if (input.owned) input.x16.dispose();
-    }
+    return backward16(gradOutput, input, (g16, x16) =>
+      conv2dBackward(g16, x16, this.weight.bf16(), { ...this.#opts(), ...this.#gradOptions(needInputGrad) }).gradInput);
+  }
+
+  #gradOptions(needInputGrad: boolean) {
+    return gradOptions(this.weight, this.bias, needInputGrad);
   }
 
   backward(gradOutput: F32, needInputGrad = true): F32 | null {
     if (this.#input16 !== null) return this.#backward16(gradOutput, needInputGrad);
     const x = this.#input ?? noForward('Conv2d');
     this.#input = null;
-    const r = conv2dBackward(gradOutput, x, this.weight.data, {
-      ...this.#opts(),
-      computeGradInput: needInputGrad,
-      computeGradBias: this.bias !== null,
-      gradWeight: this.weight.grad,
-      ...(this.bias !== null ? { gradBias: this.bias.grad } : {}),
-      accumulate: true,
-    });
-    return r.gradInput;
+    return conv2dBackward(gradOutput, x, this.weight.data, { ...this.#opts(), ...this.#gradOptions(needInputGrad) }).gradInput;
   }
 
   override clearCache(): void {
@@ -192,7 +214,7 @@ export class Linear extends Module {
   readonly bias: Parameter | null;
   #input: F32 | null = null;
   /** precision 'bf16': the bfloat16 input kept for backward, and whether this layer made it */
-  #input16: { x16: BF16; owned: boolean } | null = null;
+  #input16: Kept16 | null = null;
 
   constructor(inFeatures: number, outFeatures: number, options: LinearLayerOptions = {}) {
     super();
@@ -214,52 +236,28 @@ export class Linear extends Module {
   // precision 'bf16': bfloat16 input and weight copy, float32 bias and accumulation; the output
   // bfloat16, or float32 for the network's last layer (the logits).
   #forward16(x: F32, relu: boolean): F32 {
-    const input = bf16Input(x);
     const o = relu ? { relu } : {};
-    let y: F32;
-    try {
-      y = this.outputsFloat32
-        ? linear(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'float32' })
-        : (linear(input.x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype: 'bfloat16' }) as unknown as F32);
-    } catch (e) {
-      if (input.owned) input.x16.dispose();
-      throw e;
-    }
-    if (this.training) this.#input16 = input;
-    else if (input.owned) input.x16.dispose();
+    const { y, kept } = forward16(x, this.outputsFloat32, this.training, (x16, outDtype) =>
+      linear(x16, this.weight.bf16(), this.bias?.data ?? null, { ...o, outDtype }));
+    this.#input16 = kept;
     return y;
   }
 
   #backward16(gradOutput: F32, needInputGrad: boolean): F32 | null {
     const input = this.#input16!;
     this.#input16 = null;
-    const grad = bf16Grad(gradOutput);
-    try {
-      const r = linearBackward(grad.g16, input.x16, this.weight.bf16(), {
-        computeGradInput: needInputGrad,
-        computeGradBias: this.bias !== null,
-        gradWeight: this.weight.grad,
-        ...(this.bias !== null ? { gradBias: this.bias.grad } : {}),
-        accumulate: true,
-      });
-      return asInputDtype(r.gradInput, input.owned);
-    } finally {
-      if (grad.owned) grad.g16.dispose();
-      if (input.owned) input.x16.dispose();
-    }
+    return backward16(gradOutput, input, (g16, x16) => linearBackward(g16, x16, this.weight.bf16(), this.#gradOptions(needInputGrad)).gradInput);
+  }
+
+  #gradOptions(needInputGrad: boolean) {
+    return gradOptions(this.weight, this.bias, needInputGrad);
   }
 
   backward(gradOutput: F32, needInputGrad = true): F32 | null {
     if (this.#input16 !== null) return this.#backward16(gradOutput, needInputGrad);
     const x = this.#input ?? noForward('Linear');
     this.#input = null;
-    return linearBackward(gradOutput, x, this.weight.data, {
-      computeGradInput: needInputGrad,
-      computeGradBias: this.bias !== null,
-      gradWeight: this.weight.grad,
-      ...(this.bias !== null ? { gradBias: this.bias.grad } : {}),
-      accumulate: true,
-    }).gradInput;
+    return linearBackward(gradOutput, x, this.weight.data, this.#gradOptions(needInputGrad)).gradInput;
   }
 
   override clearCache(): void {
