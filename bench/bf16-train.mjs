@@ -11,6 +11,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
+import { median, random } from './util.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const lib = await import(join(here, '..', 'dist', 'index.js'));
@@ -21,18 +22,6 @@ const B = Number(values.batch);
 const { Tensor, alexnet, ParameterStore, SGD, softmaxCrossEntropy } = lib;
 const cpu = lib.backendInfo().backends.cpu;
 
-function random(n, seed) {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    a[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 32 - 0.5;
-  }
-  return a;
-}
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const setups = ['fp32', 'bf16'].map((precision) => {
   const model = alexnet({ init: 'kaiming', seed: 1, precision });

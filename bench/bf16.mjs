@@ -19,6 +19,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median, random } from './util.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const lib = await import(join(here, '..', 'dist', 'index.js'));
@@ -43,19 +44,7 @@ const LAYERS = [
   ['fc8', 4096, 1000],
 ];
 
-function random(n, seed) {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    a[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 32 - 0.5;
-  }
-  return a;
-}
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const variants = [{ name: 'fp32', kernel: null }];
 if (cpu.bf16Hardware) variants.push({ name: 'bf16 avx512_bf16', kernel: 'avx512_bf16' });
