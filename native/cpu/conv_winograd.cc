@@ -689,6 +689,17 @@ namespace {
 // Without the cache, and for the input gradient (whose weights change every training step), the
 // filter transform (a*a/(k*k) times the weights' size, written on every call) was not measured
 // at these sizes and the old rule stands.
+//
+// The weight gradient (run_weight_grad) follows the same rule: its time over the direct
+// kernel's weight gradient (bench/wgrad-paths.mjs, alternating, the machine shared: load 7-8
+// on the 2 cores, so single entries are noisy; bench/results/wgrad-paths-amd-epyc-2026-12-06.md):
+//   batch              1     2     4     8     16    64
+//   conv2 (5x5, 27x27) 0.72  1.23  0.57  0.30  0.42  0.74
+//   conv3 (3x3, 13x13) 4.53  1.27  0.17  0.63  0.61  0.66
+//   conv4              2.52  1.91  0.50  0.78  0.58  0.48
+//   conv5              11.7  1.18  0.82  0.72  0.63  0.46
+// (128 tiles, batch 8 at 13x13, is where the 3x3 layers turn; conv2 at batch 2 was the one
+// entry above 1 past its 32 tiles and is left to the rule.)
 bool auto_picks_winograd(const Conv2dParams& s, bool filters_cached) {
   if (s.C < 32 || s.O < 32) return false;
   const int64_t m = 4;  // output tile edge of both F(4x4,3x3) and F(4x4,5x5)

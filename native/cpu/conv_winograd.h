@@ -28,7 +28,7 @@ namespace alexnet::cpu {
 // The shape fits the kernel: groups 1, stride 1, dilation 1, a 3x3 or 5x5 kernel, something to do.
 bool conv_winograd_supported(const Conv2dParams& s);
 
-// Whether conv2d_forward / conv2d_backward (dx) take Winograd under the current conv_algo():
+// Whether conv2d_forward / conv2d_backward (dx, dw) take Winograd under the current conv_algo():
 // always where supported with 'winograd', by the measured rule with 'auto', never otherwise.
 // `filters_cached`: the weight's tensor is known and the weight cache is on (the transformed
 // filters are then made once, not per call; 'auto' takes small batches to Winograd only then).
