@@ -34,7 +34,7 @@ export type Pair = number | [number, number];
 /**
  * CPU convolution path: 'auto' (direct kernel where it applies, the CPU's best instruction set),
  * 'direct' (same), 'direct-avx2' (the kernel's AVX2 build even on AVX-512 CPUs), 'im2col',
- * 'winograd' (Winograd for stride-1 3x3 and 5x5 convolutions and their input gradients, else as
+ * 'winograd' (Winograd for stride-1 3x3 and 5x5 convolutions and their input and weight gradients, else as
  * 'auto'); 'auto' also takes Winograd where it measured faster.
  */
 export type ConvAlgorithm = 'auto' | 'direct' | 'direct-avx2' | 'im2col' | 'winograd' | 'winograd-gemm';

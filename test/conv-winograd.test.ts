@@ -15,6 +15,12 @@ import { conv2dAt, conv2dBackwardRef, conv2dRef, convOutSize, gradInputAt, type 
 // 1.2e-6 and 1.6e-6 * sqrt(K)); the tests allow 1e-5 * sqrt(K), about 3x that worst case (some
 // 10 standard deviations), and rtol 1e-4 as the other conv tests.
 const tolerance = (K: number) => ({ atol: 1e-5 * Math.sqrt(K), rtol: 1e-4 });
+// The weight gradient sums K = N*Ho*Wo products per entry, through the adjoint transforms
+// (A dY A^T, then G^T dU G, whose entries reach 8 and 1/0.09): over every entry of a 64 -> 64
+// 3x3 layer at batch 4 and a 24 -> 32 5x5 layer at 27x27, batch 2, its worst error was 2.7e-6
+// and 5.0e-6 * sqrt(K), the direct kernel's 0.7e-6 and 1.1e-6 * sqrt(K) (im2col's 0.2-0.6e-6);
+// the tests allow 2e-5 * sqrt(K), 4x the worst case seen.
+const weightTolerance = (K: number) => ({ atol: 2e-5 * Math.sqrt(K), rtol: 1e-4 });
 
 interface Case {
   N: number;
@@ -109,8 +115,44 @@ describe('conv2d with Winograd', () => {
     );
     const ref = conv2dBackwardRef(dy, x, w, g);
     expectClose(await grads.gradInput!.data(), ref.dx, { ...tolerance(g.O * c.k * c.k), label: `winograd gradInput ${JSON.stringify(c)}` });
-    expectClose(await grads.gradWeight.data(), ref.dw, { atol: 1e-4, rtol: 1e-4, label: 'gradWeight' });
+    expectClose(await grads.gradWeight.data(), ref.dw, { ...weightTolerance(g.N * Ho * Wo), label: `winograd gradWeight ${JSON.stringify(c)}` });
     expectClose(await grads.gradBias!.data(), ref.db, { atol: 1e-4, rtol: 1e-4, label: 'gradBias' });
+  });
+
+  // The weight gradient (conv2d_weight_grad_winograd, any padding): odd channel counts, sizes
+  // that are not multiples of the tile, paddings 0 to k - 1 (and one past it), batch 1 to 5,
+  // written and accumulated into a view with a nonzero offset (its neighbours untouched).
+  it.each([
+    ...cases,
+    { N: 5, C: 7, H: 11, W: 10, O: 9, k: 3, padding: [2, 0] as [number, number] },
+    { N: 4, C: 33, H: 13, W: 13, O: 19, k: 3, padding: [1, 1] as [number, number] },
+    { N: 5, C: 5, H: 10, W: 9, O: 3, k: 5, padding: [4, 4] as [number, number] },
+    { N: 2, C: 9, H: 14, W: 15, O: 11, k: 5, padding: [3, 0] as [number, number] },
+  ])('weight gradient, written and accumulated, matches the float64 reference: %j', async (c) => {
+    const r = rng();
+    const g = geometry(c);
+    const { x, w, dy, Ho, Wo } = inputs(g, r, false);
+    const ref = conv2dBackwardRef(dy, x, w, g).dw;
+    const tol = weightTolerance(g.N * Ho * Wo);
+    const tdy = Tensor.from(f32(dy), [g.N, g.O, Ho, Wo]);
+    const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
+    const tw = Tensor.from(f32(w), [g.O, g.C, c.k, c.k]);
+    const off = 5;
+    const before = f32(uniform(off + w.length + 3, r));
+    for (const accumulate of [false, true]) {
+      const store = Tensor.from(before, [before.length]);
+      const gw = store.view(off, [g.O, g.C, c.k, c.k]);
+      conv2dBackward(tdy, tx, tw, { padding: c.padding, gradWeight: gw, accumulate, computeGradInput: false, computeGradBias: false });
+      const after = await store.data();
+      const want = accumulate ? Array.from(ref, (v, i) => v + before[off + i]!) : ref;
+      expectClose(after.subarray(off, off + w.length), want, { ...tol, label: `winograd gradWeight accumulate=${accumulate} ${JSON.stringify(c)}` });
+      expect([...after.subarray(0, off), ...after.subarray(off + w.length)]).toEqual([...before.subarray(0, off), ...before.subarray(off + w.length)]);
+    }
+    // Winograd ran: its sums round differently from the direct kernel's somewhere.
+    const dw = await conv2dBackward(tdy, tx, tw, { padding: c.padding, computeGradInput: false }).gradWeight.data();
+    setConvAlgorithm('direct');
+    const dd = await conv2dBackward(tdy, tx, tw, { padding: c.padding, computeGradInput: false }).gradWeight.data();
+    expect(dw.some((v, i) => v !== dd[i])).toBe(true);
   });
 
   // Which products ran shows in the filters the weight cache keeps: the own kernel's are blocked
@@ -158,8 +200,8 @@ describe('conv2d with Winograd', () => {
     }
   });
 
-  // AlexNet's stride-1 layers, checked at sampled outputs (a full float64 reference would take
-  // minutes). conv4 at batch 40 has 640 tiles, more than one block of the scratch budget (592
+  // AlexNet's stride-1 layers, checked at sampled outputs and weight-gradient entries (a full
+  // float64 reference would take minutes). conv4 at batch 40 has 640 tiles, more than one block of the scratch budget (592
   // tiles for 384 + 384 channels), so the block loop is covered too.
   it.each([
     { name: 'conv2', N: 1, C: 96, H: 27, W: 27, O: 256, k: 5, padding: [2, 2] as [number, number] },
@@ -183,6 +225,25 @@ describe('conv2d with Winograd', () => {
     const lastX = (g.N - 1) * g.C * g.H * g.W;
     const xi = [...sampleIndices(dx.length, 150, r), ...sampleIndices(g.C * g.H * g.W, 50, r).map((i) => lastX + i)];
     expectClose(xi.map((i) => dx[i]!), xi.map((i) => gradInputAt(dy, w, g, i)), { ...tolerance(g.O * c.k * c.k), label: `${c.name} sampled gradInput` });
+    // the weight gradient sums over every tile (conv4: over both blocks)
+    const dw = await conv2dBackward(Tensor.from(f32(dy), [g.N, g.O, Ho, Wo]), tx, tw, { padding: c.padding, computeGradInput: false }).gradWeight.data();
+    const kk = c.k * c.k;
+    const gradWeightAt = (i: number) => {
+      const o = Math.floor(i / (g.C * kk)), ch = Math.floor(i / kk) % g.C, kh = Math.floor(i / c.k) % c.k, kw = i % c.k;
+      let acc = 0;
+      for (let n = 0; n < g.N; n++)
+        for (let oh = 0; oh < Ho; oh++) {
+          const ih = oh - c.padding[0] + kh;
+          if (ih < 0 || ih >= g.H) continue;
+          for (let ow = 0; ow < Wo; ow++) {
+            const iw = ow - c.padding[1] + kw;
+            if (iw >= 0 && iw < g.W) acc += dy[((n * g.O + o) * Ho + oh) * Wo + ow]! * x[((n * g.C + ch) * g.H + ih) * g.W + iw]!;
+          }
+        }
+      return acc;
+    };
+    const wi = sampleIndices(dw.length, 200, r);
+    expectClose(wi.map((i) => dw[i]!), wi.map(gradWeightAt), { ...weightTolerance(g.N * Ho * Wo), label: `${c.name} sampled gradWeight` });
   });
 
   // Shapes Winograd does not take still give the right answer under 'winograd' (they keep

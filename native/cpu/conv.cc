@@ -331,13 +331,15 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   // The direct kernel takes the input gradient of stride-1 layers (a convolution of dy with
   // the flipped, transposed weights) and the weight gradient of the shapes it covers; im2col +
   // GEMM does whatever is left. Winograd (conv_winograd.h), where selected, takes the input
-  // gradient before either.
+  // gradient and the weight gradient before either.
   const bool dx_winograd = winograd && dx && conv_winograd_backward_data_selected(s);
   const bool dx_direct = dx && !dx_winograd && conv_direct_backward_data_supported(s) && !auto_prefers_gemm(s);
-  const bool dw_direct = conv_direct_weight_grad_supported(s);
+  const bool dw_winograd = winograd && dw && conv_winograd_weight_grad_selected(s);
+  const bool dw_direct = !dw_winograd && conv_direct_weight_grad_supported(s);
+  if (dw_winograd) conv2d_weight_grad_winograd(dw, dy, x, s, accumulate);
   if (dw_direct) conv2d_weight_grad_direct(dw, dy, x, s, accumulate);
   float* const dx_gemm = dx_direct || dx_winograd ? nullptr : dx;
-  float* const dw_gemm = dw_direct ? nullptr : dw;
+  float* const dw_gemm = dw_direct || dw_winograd ? nullptr : dw;
   if (dx_gemm || dw_gemm) gemm_backward(dx_gemm, dw_gemm, dy, x, w, s, accumulate);
   if (dx_direct) conv2d_backward_data_direct(dx, dy, w, s, wt);
   if (dx_winograd) conv2d_backward_data_winograd(dx, dy, w, s, wt);

@@ -1,6 +1,6 @@
 // 2-D convolution (+ bias) on the CPU, PyTorch layouts (NCHW input, OIHW weight). The path per
 // call (setConvAlgorithm; 'auto' by default): large stride-1 3x3 and 5x5 layers take Winograd
-// for the forward pass and the input gradient (conv_winograd.h); on CPUs with AVX-512 or AVX2 the
+// for the forward pass and both gradients (conv_winograd.h); on CPUs with AVX-512 or AVX2 the
 // forward pass, the stride-1 input gradient and (AVX-512) the weight gradient of common kernel
 // shapes run the direct kernels of conv_direct.h (their packed weights kept with the weight
 // tensor between calls: scratch.h, derived_or_scratch), except that 'auto' gives stride-1 layers

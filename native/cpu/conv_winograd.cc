@@ -56,6 +56,8 @@ struct Transform {
   float AT[kMaxA * kMaxA];   // [m][a]
   float BT[kMaxA * kMaxA];   // [a][a]
   float G[kMaxA * kMaxA];    // [a][r]
+  float A[kMaxA * kMaxA];    // [a][m]: A^T transposed (the weight gradient's adjoint output transform)
+  float GT[kMaxA * kMaxA];   // [r][a]: G transposed (its adjoint filter transform)
 };
 
 Transform make_transform(int m, int r, const double* pts) {
@@ -92,6 +94,10 @@ Transform make_transform(int m, int r, const double* pts) {
     poly(j < np ? j : -1, c);
     for (int i = 0; i < a; ++i) t.BT[j * a + i] = static_cast<float>(c[i]);
   }
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < a; ++j) t.A[j * m + i] = t.AT[i * a + j];
+  for (int j = 0; j < a; ++j)
+    for (int k = 0; k < r; ++k) t.GT[k * a + j] = t.G[j * r + k];
   return t;
 }
 
@@ -154,6 +160,19 @@ ALEXNET_SIMD_CLONES void sandwich_4_8(float* out, const float* in, const float* 
 ALEXNET_SIMD_CLONES void sandwich_8_5(float* out, const float* in, const float* L) {
   sandwich_body<8, 5>(out, in, L);
 }
+// The weight gradient's adjoints: A dY A^T (L = A) and G^T dU G (L = G^T).
+ALEXNET_SIMD_CLONES void sandwich_6_4(float* out, const float* in, const float* L) {
+  sandwich_body<6, 4>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_8_4(float* out, const float* in, const float* L) {
+  sandwich_body<8, 4>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_3_6(float* out, const float* in, const float* L) {
+  sandwich_body<3, 6>(out, in, L);
+}
+ALEXNET_SIMD_CLONES void sandwich_5_8(float* out, const float* in, const float* L) {
+  sandwich_body<5, 8>(out, in, L);
+}
 
 void sandwich(float* out, const float* in, const float* L, int lo, int li) {
   if (lo == 6 && li == 6) return sandwich_6_6(out, in, L);
@@ -161,6 +180,10 @@ void sandwich(float* out, const float* in, const float* L, int lo, int li) {
   if (lo == 6 && li == 3) return sandwich_6_3(out, in, L);
   if (lo == 8 && li == 8) return sandwich_8_8(out, in, L);
   if (lo == 4 && li == 8) return sandwich_4_8(out, in, L);
+  if (lo == 6 && li == 4) return sandwich_6_4(out, in, L);
+  if (lo == 8 && li == 4) return sandwich_8_4(out, in, L);
+  if (lo == 3 && li == 6) return sandwich_3_6(out, in, L);
+  if (lo == 5 && li == 8) return sandwich_5_8(out, in, L);
   return sandwich_8_5(out, in, L);
 }
 
@@ -430,6 +453,80 @@ void run(float* y, const float* x, const float* U, const float* bias, const Geom
   }
 }
 
+// The weight gradient. With U = G g G^T and each output tile Y = A^T (U .* V) A, the gradient
+// with respect to U_k[o][c] is sum over tiles of dM_k[o][tile] V_k[c][tile], where dM = A dY A^T
+// (the adjoint of the output transform; dY is 0 outside [Ho, Wo]), and dw[o][c] = G^T dU G (the
+// adjoint of the filter transform). The products dU_k [O, C] = dM_k [O, tiles] @ V_k^T are a*a
+// sgemm calls with the tiles as their inner dimension, accumulated over the blocks of tiles.
+void run_weight_grad(float* dw,        // [O, C, r, r]
+                     const float* dy,  // [N, O, Ho, Wo]
+                     const float* x,   // [N, C, H, W]
+                     const Geometry& g, const Transform& t, bool accumulate) {
+  const int m = t.m, a = t.a, aa = a * a, r = t.r, rr = r * r;
+  const int64_t tH = (g.Ho + m - 1) / m, tW = (g.Wo + m - 1) / m;
+  const int64_t T = g.N * tH * tW, O = g.Co, C = g.Ci;
+  int64_t tb = kBudget / (aa * (C + O));
+  tb = std::max<int64_t>(tb / kLanes * kLanes, 64);
+  tb = std::min(tb, (T + kLanes - 1) / kLanes * kLanes);
+  float* V = scratch(Scratch::WinogradInput, aa * C * tb);
+  float* dM = scratch(Scratch::WinogradProducts, aa * O * tb);
+  float* dU = scratch(Scratch::WinogradFilters, aa * O * C);
+  std::vector<TileInfo> info(static_cast<size_t>(tb));
+
+  for (int64_t t0 = 0; t0 < T; t0 += tb) {
+    const int64_t nt = std::min(tb, T - t0);
+    const int64_t chunks = (nt + kLanes - 1) / kLanes;
+    const int64_t ld = chunks * kLanes;
+    tile_info(info.data(), t0, nt, g, t);
+    input_transform(V, x, info.data(), nt, ld, g, t);
+    // dM[k][o][tile] = (A dY A^T)[k]: one task per (output channel, group of tiles).
+    parallel_for(0, O * chunks, 4, [&](int64_t lo, int64_t hi) {
+      float e[kMaxA * kMaxA * kLanes], dm[kMaxA * kMaxA * kLanes];
+      for (int64_t task = lo; task < hi; ++task) {
+        const int64_t o = task / chunks, ch = task % chunks;
+        const int64_t lanes = std::min<int64_t>(kLanes, nt - ch * kLanes);
+        std::memset(e, 0, sizeof(float) * m * m * kLanes);
+        for (int64_t l = 0; l < lanes; ++l) {
+          const TileInfo& ti = info[ch * kLanes + l];
+          const float* src = dy + ti.y + o * g.Ho * g.Wo;
+          for (int i = 0; i < ti.rows; ++i)
+            for (int j = 0; j < ti.cols; ++j) e[(i * m + j) * kLanes + l] = src[i * g.Wo + j];
+        }
+        sandwich(dm, e, t.A, a, m);
+        for (int k = 0; k < aa; ++k)
+          std::memcpy(dM + (k * O + o) * ld + ch * kLanes, dm + k * kLanes, kLanes * sizeof(float));
+      }
+    });
+    // dU_k [O, C] (+)= dM_k [O, nt] @ V_k [C, nt]^T
+    const float beta = t0 == 0 ? 0.f : 1.f;
+    for (int k = 0; k < aa; ++k)
+      sgemm(false, true, O, C, nt, 1.f, dM + k * O * ld, ld, V + k * C * ld, ld, beta,
+            dU + k * O * C, C);
+  }
+
+  // dw[o][c] (+)= G^T dU[o][c] G: one task per (output channel, group of kLanes input channels).
+  const int64_t cchunks = (C + kLanes - 1) / kLanes;
+  parallel_for(0, O * cchunks, 8, [&](int64_t lo, int64_t hi) {
+    float u[kMaxA * kMaxA * kLanes], gw[kMaxA * kMaxA * kLanes];
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t o = task / cchunks, c0 = task % cchunks * kLanes;
+      const int64_t lanes = std::min<int64_t>(kLanes, C - c0);
+      for (int k = 0; k < aa; ++k) {
+        const float* src = dU + (k * O + o) * C + c0;
+        for (int64_t l = 0; l < kLanes; ++l) u[k * kLanes + l] = l < lanes ? src[l] : 0.f;
+      }
+      sandwich(gw, u, t.GT, r, a);
+      for (int64_t l = 0; l < lanes; ++l) {
+        float* dst = dw + (o * C + c0 + l) * rr;
+        if (accumulate)
+          for (int i = 0; i < rr; ++i) dst[i] += gw[i * kLanes + l];
+        else
+          for (int i = 0; i < rr; ++i) dst[i] = gw[i * kLanes + l];
+      }
+    }
+  });
+}
+
 // The own products kernel, for a few images at a time (up to kMaxSmallTiles tiles: the products
 // [16 x Ci] @ [Ci x tiles] are then too thin for sgemm, which pays its packing and call
 // overheads a*a times per layer). The work is split over blocks of kRows output channels rather
@@ -592,6 +689,17 @@ namespace {
 // Without the cache, and for the input gradient (whose weights change every training step), the
 // filter transform (a*a/(k*k) times the weights' size, written on every call) was not measured
 // at these sizes and the old rule stands.
+//
+// The weight gradient (run_weight_grad) follows the same rule: its time over the direct
+// kernel's weight gradient (bench/wgrad-paths.mjs, alternating, the machine shared: load 7-8
+// on the 2 cores, so single entries are noisy; bench/results/wgrad-paths-amd-epyc-2026-12-06.md):
+//   batch              1     2     4     8     16    64
+//   conv2 (5x5, 27x27) 0.72  1.23  0.57  0.30  0.42  0.74
+//   conv3 (3x3, 13x13) 4.53  1.27  0.17  0.63  0.61  0.66
+//   conv4              2.52  1.91  0.50  0.78  0.58  0.48
+//   conv5              11.7  1.18  0.82  0.72  0.63  0.46
+// (128 tiles, batch 8 at 13x13, is where the 3x3 layers turn; conv2 at batch 2 was the one
+// entry above 1 past its 32 tiles and is left to the rule.)
 bool auto_picks_winograd(const Conv2dParams& s, bool filters_cached) {
   if (s.C < 32 || s.O < 32) return false;
   const int64_t m = 4;  // output tile edge of both F(4x4,3x3) and F(4x4,5x5)
@@ -621,6 +729,10 @@ bool conv_winograd_forward_selected(const Conv2dParams& s, bool filters_cached) 
 
 bool conv_winograd_backward_data_selected(const Conv2dParams& s) {
   return s.pH <= s.kH - 1 && s.pW <= s.kW - 1 && selected(s, false);
+}
+
+bool conv_winograd_weight_grad_selected(const Conv2dParams& s) {
+  return selected(s, false);
 }
 
 void conv2d_forward_winograd(float* y, const float* x, const float* w, const float* bias,
@@ -655,6 +767,13 @@ void conv2d_backward_data_winograd(float* dx, const float* dy, const float* w,
                                       t.a * t.a * s.O * s.C, Scratch::WinogradFilters,
                                       [&](float* d) { transform_filters(d, w, s.O, s.C, t, true); });
   run(dx, dy, U, nullptr, g, t, false);
+}
+
+void conv2d_weight_grad_winograd(float* dw, const float* dy, const float* x, const Conv2dParams& s,
+                                 bool accumulate) {
+  const Transform& t = transform_for(s.kH);
+  const Geometry g{s.N, s.C, s.H, s.W, s.O, s.Ho, s.Wo, s.pH, s.pW};
+  run_weight_grad(dw, dy, x, g, t, accumulate);
 }
 
 }  // namespace alexnet::cpu

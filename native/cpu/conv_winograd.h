@@ -17,7 +17,8 @@
 // blocked by 16 output channels), the work split over those blocks of output channels, each
 // block's a*a products and output transform done by one thread ('winograd-gemm' keeps sgemm). The backward data pass of the same shapes is the
 // forward machinery applied to dy with the filters transposed (O <-> C) and flipped, padded by
-// k - 1 - p. The weight gradient keeps the paths of conv.cc / conv_direct.cc.
+// k - 1 - p. The weight gradient is the adjoint of the forward pass: dM = A dY A^T per tile, the
+// a*a products dU_k[O, C] = dM_k @ V_k^T summed over the tiles (sgemm), dw = G^T dU G.
 #pragma once
 
 #include "conv.h"
@@ -27,7 +28,7 @@ namespace alexnet::cpu {
 // The shape fits the kernel: groups 1, stride 1, dilation 1, a 3x3 or 5x5 kernel, something to do.
 bool conv_winograd_supported(const Conv2dParams& s);
 
-// Whether conv2d_forward / conv2d_backward (dx) take Winograd under the current conv_algo():
+// Whether conv2d_forward / conv2d_backward (dx, dw) take Winograd under the current conv_algo():
 // always where supported with 'winograd', by the measured rule with 'auto', never otherwise.
 // `filters_cached`: the weight's tensor is known and the weight cache is on (the transformed
 // filters are then made once, not per call; 'auto' takes small batches to Winograd only then).
@@ -35,6 +36,7 @@ bool conv_winograd_supported(const Conv2dParams& s);
 // than sgemm (not with 'winograd-gemm').
 bool conv_winograd_forward_selected(const Conv2dParams& s, bool filters_cached = false);
 bool conv_winograd_backward_data_selected(const Conv2dParams& s);  // also needs p <= k - 1
+bool conv_winograd_weight_grad_selected(const Conv2dParams& s);
 
 // y = conv2d(x, w) + bias, then max(y, 0) when `relu`. Requires conv_winograd_supported(s).
 void conv2d_forward_winograd(float* y,           // [N, O, Ho, Wo]
@@ -50,5 +52,13 @@ void conv2d_backward_data_winograd(float* dx,        // [N, C, H, W] (overwritte
                                    const float* w,   // [O, C, k, k]
                                    const Conv2dParams& s,
                                    const Tensor* wt = nullptr);
+
+// dw (+)= gradient of conv2d with respect to w (any padding): the adjoints of the output and
+// filter transforms around a*a products dU_k = dM_k @ V_k^T over the tiles.
+// Requires conv_winograd_supported(s).
+void conv2d_weight_grad_winograd(float* dw,        // [O, C, k, k]
+                                 const float* dy,  // [N, O, Ho, Wo]
+                                 const float* x,   // [N, C, H, W]
+                                 const Conv2dParams& s, bool accumulate);
 
 }  // namespace alexnet::cpu
