@@ -172,18 +172,40 @@ using PoolKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                            int64_t, int64_t>;
 using LrnKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, double, double, double>;
 
+// A kept buffer grown inside a graph capture would become the graph's memory: the capture fails
+// instead (a shape not seen during the warm-up steps; the Trainer then runs eagerly).
+void refuse_growth_in_capture(int device, const char* what) {
+  if (capturing(device))
+    fail(alexnet::code::kCuda, "cuda:", device, ": ", what, " would grow inside a CUDA graph capture (a shape not seen before the capture)");
+}
+
+// A device buffer kept for the process that only grows: the old block is freed stream-ordered
+// (safe behind queued work), and once every shape was seen nothing is allocated. Growing it
+// inside a graph capture is refused (above). Caller holds the owner's mutex.
+struct GrowingBuffer {
+  void* p = nullptr;
+  size_t bytes = 0;
+  void* get(int device, size_t want, const char* what) {
+    if (want <= bytes) return p;
+    refuse_growth_in_capture(device, what);
+    if (p) free(device, p);
+    p = nullptr;
+    bytes = 0;
+    p = alloc(device, want);
+    bytes = want;
+    return p;
+  }
+};
+
 struct DeviceHandles {
   // Held by each operator for its call: cuDNN handles must not be used from two threads at
   // once, and the caches, the workspace and the bias scratch are shared state.
   std::mutex mutex;
   cudnnHandle_t dnn = nullptr;
   b::cublasHandle_t blas = nullptr;
-  void* workspace = nullptr;  // grows, never shrinks: no allocation once every shape was seen
-  size_t workspace_bytes = 0;
-  float* bias_scratch = nullptr;  // the bias gradient's partial sums; grows likewise
-  size_t bias_scratch_floats = 0;
-  float* widened = nullptr;  // bfloat16 convolution operands widened to float32; grows likewise
-  size_t widened_floats = 0;
+  GrowingBuffer workspace;     // cuDNN's
+  GrowingBuffer bias_scratch;  // the bias gradient's partial sums
+  GrowingBuffer widened;       // bfloat16 convolution operands widened to float32
   // Kept for the process (as the handles are): never freed while queued work may use them.
   std::map<ConvKey, std::unique_ptr<ConvPlan>> convs;
   std::map<PoolKey, std::unique_ptr<PoolPlan>> pools;
@@ -210,50 +232,18 @@ DeviceHandles& handles(int device) {
   return ref;
 }
 
-// A kept buffer grown inside a graph capture would become the graph's memory: the capture fails
-// instead (a shape not seen during the warm-up steps; the Trainer then runs eagerly).
-void refuse_growth_in_capture(int device, const char* what) {
-  if (capturing(device))
-    fail(alexnet::code::kCuda, "cuda:", device, ": ", what, " would grow inside a CUDA graph capture (a shape not seen before the capture)");
-}
-
-void* workspace(int device, DeviceHandles& h, size_t bytes) {
-  if (bytes <= h.workspace_bytes) return h.workspace;
-  refuse_growth_in_capture(device, "cuDNN's workspace");
-  if (h.workspace) free(device, h.workspace);  // stream-ordered: safe behind queued work
-  h.workspace = nullptr;
-  h.workspace_bytes = 0;
-  h.workspace = alloc(device, bytes);
-  h.workspace_bytes = bytes;
-  return h.workspace;
-}
+void* workspace(int device, DeviceHandles& h, size_t bytes) { return h.workspace.get(device, bytes, "cuDNN's workspace"); }
 
 // Scratch for bias_backward's partial sums (null when it needs none). Caller holds h.mutex.
 float* bias_scratch(int device, DeviceHandles& h, int64_t floats) {
   if (floats <= 0) return nullptr;
-  const auto n = static_cast<size_t>(floats);
-  if (n > h.bias_scratch_floats) {
-    refuse_growth_in_capture(device, "the bias gradient's scratch");
-    if (h.bias_scratch) free(device, h.bias_scratch);  // stream-ordered, like the workspace
-    h.bias_scratch = nullptr;
-    h.bias_scratch_floats = 0;
-    h.bias_scratch = static_cast<float*>(alloc(device, n * sizeof(float)));
-    h.bias_scratch_floats = n;
-  }
-  return h.bias_scratch;
+  return static_cast<float*>(h.bias_scratch.get(device, static_cast<size_t>(floats) * sizeof(float), "the bias gradient's scratch"));
 }
 
-// Scratch for bfloat16 operands widened to float32 (caller holds h.mutex), grown like the others.
+// Scratch for bfloat16 operands widened to float32 (caller holds h.mutex).
 float* widened_scratch(int device, DeviceHandles& h, int64_t floats) {
   const auto n = static_cast<size_t>(std::max<int64_t>(floats, 1));
-  if (n > h.widened_floats) {
-    if (h.widened) free(device, h.widened);  // stream-ordered, like the workspace
-    h.widened = nullptr;
-    h.widened_floats = 0;
-    h.widened = static_cast<float*>(alloc(device, n * sizeof(float)));
-    h.widened_floats = n;
-  }
-  return h.widened;
+  return static_cast<float*>(h.widened.get(device, n * sizeof(float), "the bfloat16 operands' widened copies"));
 }
 
 ConvKey key_of(const Conv2dParams& g, bool tf32, bool det, bool bf16) {
