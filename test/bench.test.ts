@@ -94,13 +94,23 @@ describe('alexnet bench (end to end)', () => {
     expect(md).toMatch(/matmul 2048\^3 in the same run/);
     expect(md).toMatch(new RegExp(`FMA peak in the same run \\(\\d+ threads, best of the rounds\\): \\*\\*[\\d.]+ GFLOP/s with ${peak.isa.replace('+', '\\+')}\\*\\*`));
     expect(md).toMatch(/\| 1 \| [\d.]+ \| \d+% \| [\d.]+ \| \d+% \| [\d.]+% \| [\d.]+% \|/);
+    // the mixed-precision network, timed in the same rounds (no onnxruntime ratio: no peer ran)
+    const m = r!.bf16 as { inferImagesPerSecond: number; trainImagesPerSecond: number; inferVsFp32: number; trainVsFp32: number; inferVsOnnxruntime?: number };
+    expect(m.inferImagesPerSecond).toBeGreaterThan(0);
+    expect(m.trainImagesPerSecond).toBeGreaterThan(0);
+    expect(m.inferVsFp32).toBeCloseTo(m.inferImagesPerSecond / r!.inferImagesPerSecond, 9);
+    expect(m.trainVsFp32).toBeCloseTo(m.trainImagesPerSecond / r!.trainImagesPerSecond, 9);
+    expect(m.inferVsOnnxruntime).toBeUndefined();
+    expect(md).toMatch(/^Mixed precision \(bf16/m);
+    expect(md).toMatch(/^\| 1 \| [\d.]+ \| [\d.]+x \| - \| [\d.]+ \| [\d.]+x \| - \|$/m);
   }, 180_000);
 
   it('runs onnxruntime and says why the PyTorch peer is skipped where its interpreter is missing', async () => {
     const { benchmark, benchMarkdown } = await import('../src/cli/bench.js');
     const log: string[] = [];
     const python = join(tmpdir(), 'no-such-dir', 'python3');
-    const [r] = await benchmark({ device: 'cpu', batches: [1], reps: 1, peer: true, python, log: (l) => log.push(l) });
+    const [r] = await benchmark({ device: 'cpu', batches: [1], reps: 1, peer: true, python, log: (l) => log.push(l), bf16: false });
+    expect(r!.bf16).toBeUndefined(); // left out when asked
     expect(log).toEqual([expect.stringMatching(/^PyTorch peer skipped: .*no-such-dir\/python3.*ENOENT/)]);
     expect(r!.torch).toEqual({ name: 'PyTorch (CPU)', skipped: expect.stringContaining('no-such-dir') });
     // onnxruntime-node still ran, in the same rounds
@@ -208,12 +218,13 @@ describe('benchOps on CUDA', () => {
 describe('alexnet bench --conv', () => {
   const bin = join(__dirname, '..', 'bin', 'alexnet.js');
   it('runs the convolution path it names (recorded in each JSON line) and refuses one it does not know', () => {
-    const r = spawnSync(process.execPath, [bin, 'bench', '--batch', '1', '--reps', '1', '--no-peer', '--json', '--conv', 'im2col', '--no-weight-cache', '--dist-batch', '2'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [bin, 'bench', '--batch', '1', '--reps', '1', '--no-peer', '--json', '--conv', 'im2col', '--no-weight-cache', '--no-bf16', '--dist-batch', '2'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     const line = lines.find((l) => l.type === undefined)!;
     expect(line.convAlgorithm).toBe('im2col');
     expect(line.weightCache).toBe(false);
+    expect(line.bf16).toBeUndefined(); // --no-bf16
     expect(line.inferImagesPerSecond).toBeGreaterThan(0);
     // then the data-parallel line (its fields: the next describe), at the --dist-batch asked for
     const dist = lines.at(-1)!;

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { exportOnnx } from '../io/onnx.js';
 import { alexnet } from '../models/alexnet.js';
 import { Conv2d, Linear } from '../nn/layers.js';
-import type { Module } from '../nn/module.js';
+import type { Module, Precision } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
 import { loadNative, type ConvAlgorithm } from '../native.js';
 import { matmul } from '../ops/linear.js';
@@ -57,6 +57,12 @@ export interface BenchResult {
   trainFractionOfFmaPeak: number;
   /** the second peer: PyTorch's CPU build, or why it did not run */
   torch?: TorchPeerResult;
+  /**
+   * The same network in mixed precision (Module.setPrecision('bf16'): bfloat16 weight copies and
+   * activations, float32 master weights and logits), timed in the same rounds; CPU only, unless
+   * the run was asked to leave it out.
+   */
+  bf16?: { inferImagesPerSecond: number; trainImagesPerSecond: number; inferVsFp32: number; trainVsFp32: number; inferVsOnnxruntime?: number } | { error: string };
 }
 
 export interface FmaPeakSummary {
@@ -190,12 +196,13 @@ export interface BenchRig {
   y: Tensor<'int32'>;
 }
 
-export function rig(device: string, B: number, options: { infer?: boolean } = {}): BenchRig {
-  const model = alexnet({ config: 'seed', init: 'kaiming', seed: 1, device });
-  const inferModel = options.infer === false ? model : alexnet({ config: 'seed', init: 'kaiming', seed: 1, device });
-  const store = ParameterStore.create(model, { device });
+export function rig(device: string, B: number, options: { infer?: boolean; precision?: Precision; host?: Float32Array } = {}): BenchRig {
+  const precision = options.precision ?? 'fp32';
+  const model = alexnet({ config: 'seed', init: 'kaiming', seed: 1, device, precision });
+  const inferModel = options.infer === false ? model : alexnet({ config: 'seed', init: 'kaiming', seed: 1, device, precision });
+  const store = ParameterStore.create(model, { device, bf16Copy: precision === 'bf16' });
   const sgd = new SGD(store, { lr: 1e-4 });
-  const host = new Float32Array(B * 3 * 227 * 227).map(() => Math.random() - 0.5);
+  const host = options.host ?? new Float32Array(B * 3 * 227 * 227).map(() => Math.random() - 0.5);
   const x = Tensor.from(host, [B, 3, 227, 227], { device });
   const y = Tensor.from(Int32Array.from({ length: B }, (_, i) => i % 2), [B], { device, dtype: 'int32' });
   return { device, batch: B, model, inferModel, store, sgd, host, x, y };
@@ -583,6 +590,63 @@ export interface BenchOptions {
   python?: string;
   /** where "PyTorch peer skipped: <reason>" goes (default console.error) */
   log?: (line: string) => void;
+  /** time the mixed-precision (bf16) network too, in the same rounds (default true) */
+  bf16?: boolean;
+}
+
+/**
+ * The network in mixed precision beside the float32 one: its own pair of models (same seed,
+ * same weights, same input), timed in the same rounds. A failure (a backend without a bfloat16
+ * path) is reported in the result, not thrown: the float32 figures and the peers still stand.
+ */
+class Bf16Engine {
+  #rig: BenchRig | null = null;
+  #best = { inferMs: Infinity, trainMs: Infinity };
+  #error: string | null = null;
+
+  prepare(r: BenchRig): void {
+    this.#best = { inferMs: Infinity, trainMs: Infinity };
+    this.#error = null;
+    try {
+      this.#rig = rig(r.device, r.batch, { precision: 'bf16', host: r.host });
+    } catch (e) {
+      this.#fail(e);
+    }
+  }
+
+  async round(first: boolean): Promise<void> {
+    if (!this.#rig || this.#error) return;
+    try {
+      const t = await timeEndToEnd(this.#rig, 1, first);
+      this.#best = { inferMs: Math.min(this.#best.inferMs, t.inferMs), trainMs: Math.min(this.#best.trainMs, t.trainMs) };
+    } catch (e) {
+      this.#fail(e);
+    }
+  }
+
+  result(r: BenchResult): NonNullable<BenchResult['bf16']> | { error: string } {
+    if (this.#error !== null || !Number.isFinite(this.#best.inferMs)) return { error: this.#error ?? 'not timed' };
+    const infer = (r.batch * 1000) / this.#best.inferMs;
+    const train = (r.batch * 1000) / this.#best.trainMs;
+    const ort = r.peer && 'ratio' in r.peer ? r.peer.inferImagesPerSecond : undefined;
+    return {
+      inferImagesPerSecond: infer,
+      trainImagesPerSecond: train,
+      inferVsFp32: infer / r.inferImagesPerSecond,
+      trainVsFp32: train / r.trainImagesPerSecond,
+      ...(ort ? { inferVsOnnxruntime: infer / ort } : {}),
+    };
+  }
+
+  #fail(e: unknown): void {
+    this.#error = (e as Error).message?.split('\n')[0] ?? String(e);
+    this.release();
+  }
+
+  release(): void {
+    if (this.#rig) disposeRig(this.#rig);
+    this.#rig = null;
+  }
 }
 
 export async function benchmark(options: BenchOptions): Promise<BenchResult[]> {
@@ -595,6 +659,7 @@ export async function benchmark(options: BenchOptions): Promise<BenchResult[]> {
   const ort = new OrtPeer();
   const torch = new TorchPeer();
   const peak = new FmaPeakMeter(native);
+  const bf16 = options.bf16 !== false ? new Bf16Engine() : null;
   const results: BenchResult[] = [];
   try {
     const ceiling = await matmulCeiling(options.device, options.reps);
@@ -602,6 +667,7 @@ export async function benchmark(options: BenchOptions): Promise<BenchResult[]> {
     if (peers && !(await torch.start(options.python ?? torchPython(), native.info().cpu.threads))) log(`PyTorch peer skipped: ${torch.skipped}`);
     for (const B of options.batches) {
       const r = rig(options.device, B);
+      bf16?.prepare(r);
       if (peers) {
         await ort.prepare(r);
         torch.reset();
@@ -611,6 +677,7 @@ export async function benchmark(options: BenchOptions): Promise<BenchResult[]> {
       for (let round = 0; round < options.reps; round++) {
         const t = await timeEndToEnd(r, 1, round === 0);
         times = { inferMs: Math.min(times.inferMs, t.inferMs), trainMs: Math.min(times.trainMs, t.trainMs) };
+        await bf16?.round(round === 0);
         if (peers) {
           await ort.round();
           await torch.round(B);
@@ -618,6 +685,7 @@ export async function benchmark(options: BenchOptions): Promise<BenchResult[]> {
         if (cpu) await peak.round();
       }
       if (peers) await ort.release();
+      bf16?.release(); // before the per-layer table: its memory is the float32 network's
       const { layers, chain } = await timeLayers(r, options.reps);
       memory.sample();
       const result = benchResult(r, times, layers, modelFlops(chain), memory, ceiling);
@@ -625,12 +693,14 @@ export async function benchmark(options: BenchOptions): Promise<BenchResult[]> {
         result.peer = ort.result(B, result.inferImagesPerSecond);
         result.torch = torch.result(result);
       }
+      if (bf16) result.bf16 = bf16.result(result);
       results.push(result);
       disposeRig(r);
     }
     applyFmaPeak(results, peak.summary);
   } finally {
     memory.stop();
+    bf16?.release();
     await ort.close();
     await torch.close();
   }
@@ -661,7 +731,7 @@ export function benchMarkdown(results: BenchResult[]): string {
     '',
     torchSkipped ? `PyTorch peer skipped: ${torchSkipped.skipped}` : torchRun ? `PyTorch peer: torch ${torchRun.version}, ${torchRun.threads} threads, fp32 eager (bench/torch_cpu.py)` : '',
     '',
-    'Each engine keeps its best of the rounds; a round times one pass of each in turn (ours, onnxruntime, PyTorch).',
+    `Each engine keeps its best of the rounds; a round times one pass of each in turn (ours${results.some((r) => r.bf16) ? ', ours in bf16' : ''}, onnxruntime, PyTorch).`,
     '',
     '| batch | inference images/s | of matmul rate | training images/s | of matmul rate | inference of FMA peak | training of FMA peak | onnxruntime inference images/s | ours / onnxruntime | PyTorch inference images/s | ours / PyTorch | PyTorch training images/s | ours / PyTorch | peak RSS |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -676,6 +746,26 @@ export function benchMarkdown(results: BenchResult[]): string {
     lines.push(
       `| ${r.batch} | ${r.inferImagesPerSecond.toFixed(1)} | ${pct(r.inferFractionOfMatmul)} | ${r.trainImagesPerSecond.toFixed(1)} | ${pct(r.trainFractionOfMatmul)} | ${ofPeak(r.inferFractionOfFmaPeak)} | ${ofPeak(r.trainFractionOfFmaPeak)} | ${peer} | ${torch} | ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GiB |`,
     );
+  }
+  const mixed = results.filter((r) => r.bf16);
+  if (mixed.length > 0) {
+    lines.push(
+      '',
+      'Mixed precision (bf16: bfloat16 weight copies and activations, float32 master weights and logits), the same network and input, timed in the same rounds:',
+      '',
+      '| batch | bf16 inference images/s | bf16 / fp32 | bf16 / onnxruntime | bf16 training images/s | bf16 / fp32 | bf16 / PyTorch fp32 training |',
+      '|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const r of mixed) {
+      const m = r.bf16!;
+      if ('error' in m) {
+        lines.push(`| ${r.batch} | ${m.error} | | | | | |`);
+        continue;
+      }
+      const t = r.torch && 'inferRatio' in r.torch ? `${(m.trainImagesPerSecond / r.torch.trainImagesPerSecond).toFixed(2)}x` : '-';
+      const o = m.inferVsOnnxruntime !== undefined ? `${m.inferVsOnnxruntime.toFixed(2)}x` : '-';
+      lines.push(`| ${r.batch} | ${m.inferImagesPerSecond.toFixed(1)} | ${m.inferVsFp32.toFixed(2)}x | ${o} | ${m.trainImagesPerSecond.toFixed(1)} | ${m.trainVsFp32.toFixed(2)}x | ${t} |`);
+    }
   }
   const last = results.at(-1);
   if (last) {
@@ -694,7 +784,7 @@ function ofPeak(f: number): string {
   return f > 0 ? `${(100 * f).toFixed(1)}%` : '-';
 }
 
-export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean; conv?: ConvAlgorithm; weightCache?: boolean; dist?: boolean; distBatch?: number }): Promise<void> {
+export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean; conv?: ConvAlgorithm; weightCache?: boolean; dist?: boolean; distBatch?: number; bf16?: boolean }): Promise<void> {
   const batches = (o.batch ?? (o.device === 'cpu' ? '1,16,64' : '1,16,64,128')).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
   // the CPU convolution path (default 'auto'): `--conv direct` against `--conv auto` compares them
   const conv = o.conv ?? 'auto';
@@ -702,7 +792,7 @@ export async function benchCommand(o: { device: string; batch?: string; reps: nu
   // the CPU weight cache (default on): `--no-weight-cache` against the default compares them
   const weightCache = o.weightCache !== false;
   setWeightCache(weightCache);
-  const results = await benchmark({ device: o.device, batches, reps: o.reps, peer: o.peer });
+  const results = await benchmark({ device: o.device, batches, reps: o.reps, peer: o.peer, bf16: o.bf16 !== false });
   if (o.json) for (const r of results) console.log(JSON.stringify({ ...r, convAlgorithm: conv, weightCache }));
   // CPU: the data-parallel line (2 ranks x half the threads beside 1 process x all of them)
   let dist: DistBenchResult | undefined;

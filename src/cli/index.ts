@@ -213,7 +213,7 @@ program
 
 program
   .command('bench')
-  .description('inference and training images/s of the seed AlexNet per batch size against a matmul and the FMA peak, a per-layer table, peak memory, onnxruntime-node and PyTorch (CPU) beside it, and (CPU) data-parallel training: 2 ranks under mpirun beside 1 process')
+  .description('inference and training images/s of the seed AlexNet per batch size against a matmul and the FMA peak, a per-layer table, peak memory, onnxruntime-node and PyTorch (CPU) beside it, the same network in mixed precision (bf16), and (CPU) data-parallel training: 2 ranks under mpirun beside 1 process')
   .option('--device <name>', 'cpu or cuda:N', 'cpu')
   .option('--batch <list>', 'batch sizes, comma separated (cpu: 1,16,64; cuda: 1,16,64,128)')
   .option('--reps <n>', 'timed repetitions (best is kept)', positiveInt('reps', 100_000), 3)
@@ -221,10 +221,11 @@ program
   .option('--save', 'write bench/results/bench-<device>[-<cpu model>]-<date>.{json,md}')
   .option('--json', 'one JSON object per batch size: {device, batch, trainImagesPerSecond, inferImagesPerSecond, layers, ...}')
   .option('--conv <algo>', 'CPU convolution path: auto | direct | direct-avx2 | im2col | winograd (to compare them)', oneOf('conv', ['auto', 'direct', 'direct-avx2', 'im2col', 'winograd'] as const), 'auto')
+  .option('--no-bf16', 'skip the mixed-precision (bf16) network timed beside the float32 one in the same rounds')
   .option('--no-weight-cache', 'CPU: derive packed / transformed weights on every call (setWeightCache(false)), to compare with the cache')
   .option('--no-dist', 'skip the data-parallel line (CPU: 2 ranks under mpirun x half the threads beside 1 process x all of them)')
   .option('--dist-batch <n>', 'global batch of the data-parallel line (split over the ranks)', positiveInt('dist-batch', LIMITS.batch), 32)
-  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean; conv: ConvAlgorithm; weightCache: boolean; dist: boolean; distBatch: number }) => {
+  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean; conv: ConvAlgorithm; weightCache: boolean; dist: boolean; distBatch: number; bf16: boolean }) => {
     useDefaultOpenblasKernels(); // before the addon loads
     const { benchCommand } = await import('./bench.js');
     await benchCommand({ ...opts, json: Boolean(opts.json), save: Boolean(opts.save) });
