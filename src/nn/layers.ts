@@ -3,7 +3,7 @@
 import { alexnetError } from '../errors.js';
 import { relu, reluBackward } from '../ops/activation.js';
 import { conv2d, conv2dBackward } from '../ops/conv.js';
-import { dropout, dropoutBackward } from '../ops/dropout.js';
+import { dropout, dropoutBackward, dropoutCounter, writeDropoutCounter } from '../ops/dropout.js';
 import { linear, linearBackward } from '../ops/linear.js';
 import { localResponseNorm, localResponseNormBackward, type LrnOptions } from '../ops/lrn.js';
 import { maxPool2d, maxPool2dBackward, type Pool2dOptions } from '../ops/pool.js';
@@ -412,6 +412,11 @@ export class Dropout extends Module {
   #mask: F32 | null = null;
   #identity = false;
   #pending = false;
+  /** deviceStream: the stream position in device memory, and the value it holds once the queued work has run */
+  #counter: Tensor<'int32'> | null = null;
+  #counterAt = -1;
+  #deviceStream = false;
+  #lastAdvance = 0;
 
   constructor(p = 0.5, options: DropoutLayerOptions = {}) {
     super();
@@ -423,20 +428,97 @@ export class Dropout extends Module {
     if (!Number.isSafeInteger(this.offset) || this.offset < 0) throw alexnetError('ERR_ARGUMENT', `Dropout: offset must be a non-negative integer, got ${String(this.offset)}`);
   }
 
-  forward(x: F32): F32 {
+  /** True while the layer draws from this training (forward would draw a mask). */
+  get active(): boolean {
+    return this.training && this.p > 0;
+  }
+
+  /**
+   * With `relu` (Sequential's fused ReLU + Dropout), returns dropout(max(x, 0)) in one pass
+   * whose one mask also carries the ReLU's derivative; only for an active layer.
+   */
+  forward(x: F32, relu = false): F32 {
     this.clearCache();
-    if (!this.training || this.p === 0) {
+    if (!this.active) {
+      if (relu) throw alexnetError('ERR_INTERNAL', 'Dropout.forward: the fused ReLU needs an active Dropout (training, p > 0)');
       this.#identity = true;
       this.#pending = this.training;
       return x;
     }
     // data-parallel: this rank's slice of the stream a single process would draw for the
     // ranks' batches laid end to end (see shardStream)
-    const { output, mask } = dropout(x, { p: this.p, seed: this.seed, offset: this.offset + this.#rank * x.numel });
-    this.offset += x.numel * this.#worldSize;
+    const shift = this.#rank * x.numel;
+    const advance = x.numel * this.#worldSize;
+    const { output, mask } = this.#deviceStream
+      ? dropout(x, { p: this.p, seed: this.seed, offset: shift, advance, relu }, this.#syncCounter(x.device))
+      : dropout(x, { p: this.p, seed: this.seed, offset: this.offset + shift, relu });
+    this.offset += advance;
+    if (this.#deviceStream) this.#counterAt += advance;
+    this.#lastAdvance = advance;
     this.#mask = mask;
     this.#pending = true;
     return output;
+  }
+
+  /**
+   * Draws at a stream position held in device memory (issue 14: a captured CUDA graph replays
+   * the same arguments, so the host offset would repeat its mask): each forward reads the
+   * counter on the device and advances it there; the host `offset` stays its mirror, in step
+   * (the Trainer's cudaGraph option turns this on and advances the mirror at each replay, see
+   * replayed()). The masks are those the host offset draws, bit for bit.
+   */
+  get deviceStream(): boolean {
+    return this.#deviceStream;
+  }
+  set deviceStream(on: boolean) {
+    this.#deviceStream = on;
+  }
+
+  /**
+   * The counter on `device` holding `offset` once the queued work has run: made, or written in
+   * queue order, when it does not (an upload: call it outside a CUDA graph capture).
+   */
+  counterTensor(device: Device | string): Tensor<'int32'> {
+    return this.#syncCounter(device);
+  }
+
+  #syncCounter(device: Device | string): Tensor<'int32'> {
+    if (this.#counter === null || this.#counter.disposed || this.#counter.device !== device) {
+      this.#counter?.dispose();
+      this.#counter = dropoutCounter(this.offset, device);
+      this.#counterAt = this.offset;
+    } else if (this.#counterAt !== this.offset) {
+      writeDropoutCounter(this.#counter, this.offset);
+      this.#counterAt = this.offset;
+    }
+    return this.#counter;
+  }
+
+  /** How far the last forward advanced the stream (0 when it drew nothing). */
+  get lastAdvance(): number {
+    return this.#lastAdvance;
+  }
+
+  /** The stream position and the counter's, to undo a forward that was queued but will not run (a graph capture). */
+  streamMark(): { offset: number; counterAt: number } {
+    return { offset: this.offset, counterAt: this.#counterAt };
+  }
+  streamRewind(mark: { offset: number; counterAt: number }): void {
+    this.offset = mark.offset;
+    this.#counterAt = mark.counterAt;
+  }
+
+  /** A replayed captured forward advanced the device counter by `advance`: the host mirror follows. */
+  replayed(advance: number): void {
+    this.offset += advance;
+    this.#counterAt += advance;
+  }
+
+  /** Frees the device counter (a later forward in deviceStream makes it again from `offset`). */
+  releaseCounter(): void {
+    this.#counter?.dispose();
+    this.#counter = null;
+    this.#counterAt = -1;
   }
 
   backward(gradOutput: F32, needInputGrad = true): F32 | null {
