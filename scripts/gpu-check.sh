@@ -297,8 +297,9 @@ else
     skip_step memcheck "compute-sanitizer not found"
     echo "compute-sanitizer not found" > "$WORK/memcheck.log"
   fi
-  # ~40 s: the seed AlexNet (dropout 0) trained with and without the CUDA graph from the same
-  # seed: weights within fp32 tolerance, bit for bit with setDeterministic(true); images/s of both
+  # ~40 s: the seed AlexNet (with dropout) trained with and without the CUDA graph from the same
+  # seed: weights within fp32 tolerance, bit for bit with setDeterministic(true), the same dropout
+  # stream offsets; images/s of both
   run_step cuda-graph 120 "the training step as a CUDA graph against eager: scripts/gpu-graph.mjs" \
     "${BENCH_ENV[@]}" "$NODE" scripts/gpu-graph.mjs --json "$WORK/cuda-graph.json"
   run_step ops-bench-fp32 180 "bench/ops.mjs --device cuda --strict-fp32" "${BENCH_ENV[@]}" "$NODE" bench/ops.mjs --device cuda --strict-fp32

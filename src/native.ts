@@ -223,7 +223,7 @@ export interface NativeModule {
   ): NativeWeightGradients;
   matmul(a: NativeTensor, b: NativeTensor, options?: MatmulOptions): NativeTensor;
   // dropout (inverted): mask holds 0 or 1/(1-p)
-  dropoutForward(x: NativeTensor, options: DropoutOptions): { output: NativeTensor; mask: NativeTensor };
+  dropoutForward(x: NativeTensor, options: DropoutOptions, counter?: NativeTensor | null): { output: NativeTensor; mask: NativeTensor };
   dropoutBackward(gradOutput: NativeTensor, mask: NativeTensor): NativeTensor;
   // softmax and fused softmax cross-entropy (mean over the batch); labels int32 [B]
   softmax(logits: NativeTensor): NativeTensor;

@@ -4,10 +4,11 @@
 // error. On cuda:0 (skipped without a GPU): the captured, replayed step trains as the eager one
 // does (same weights within fp32 tolerance; bitwise with setDeterministic(true)), through a
 // learning-rate schedule and warm-up changing lr between replays; a warmed-up replay allocates
-// nothing and never synchronises; an active Dropout keeps the run eager with a notice.
+// nothing and never synchronises; with an active Dropout the replays draw fresh masks (its stream
+// position lives in device memory) and the run equals the eager one, host offsets included.
 import { describe, expect, it } from 'vitest';
 import {
-  Conv2d, deviceCounters, Dropout, Flatten, GRAPH_WARMUP_STEPS, Linear, MaxPool2d, mulberry32, ReLU, Sequential, setDeterministic, SyntheticDataset, Trainer,
+  Conv2d, deviceCounters, Dropout, dropout, Flatten, GRAPH_WARMUP_STEPS, Linear, MaxPool2d, mulberry32, namedDropouts, ReLU, Sequential, setDeterministic, SyntheticDataset, Tensor, Trainer,
   type TrainProgress, type TrainSummary,
 } from '../src/index.js';
 import { loadNative } from '../src/native.js';
@@ -22,6 +23,7 @@ interface Run {
   notices: string[];
   weights: Float32Array;
   counters: { step: number; allocations: number; synchronizations: number }[];
+  dropoutOffsets: number[];
 }
 
 /** Trains the small network (dropout p as given) for `steps` steps; returns what it saw. */
@@ -59,7 +61,8 @@ async function train(device: string, cudaGraph: boolean, { steps = 10, dropout =
     const summary = await trainer.run();
     expect(summary.stopped).toBe('completed');
     const weights = await trainer.store.params.data();
-    return { summary, losses, notices, weights, counters };
+    const dropoutOffsets = namedDropouts(trainer.model).map(([, d]) => d.offset);
+    return { summary, losses, notices, weights, counters, dropoutOffsets };
   } finally {
     await trainer.close();
   }
@@ -122,9 +125,72 @@ describeCuda('cudaGraph on cuda:0', () => {
     expect(deltas).toEqual(deltas.map((d) => ({ step: d.step, allocations: 0, synchronizations: 0 })));
   }, 120_000);
 
-  itCuda('an active Dropout keeps the steps eager, with a notice', async () => {
-    const run = await train('cuda:0', true, { steps: 5, dropout: 0.25 });
-    expect(run.notices).toEqual([expect.stringMatching(/^cudaGraph: steps run eagerly: Dropout '\d+' \(p 0.25\)/)]);
-    expect(run.summary.cudaGraph).toEqual({ graphs: 0, replays: 0, fallback: expect.stringMatching(/Dropout/) });
+  itCuda('with an active Dropout, replays draw a fresh mask each (device-side stream position) and train as the eager run', async () => {
+    const eager = await train('cuda:0', false, { steps: 10, dropout: 0.4 });
+    const graph = await train('cuda:0', true, { steps: 10, dropout: 0.4 });
+    expect(graph.notices).toEqual([]);
+    expect(graph.summary.cudaGraph).toEqual({ graphs: 1, replays: 10 - GRAPH_WARMUP_STEPS });
+    // a repeated mask would change the gradients of every replayed step: the weights would part
+    expectClose(graph.losses, eager.losses, { atol: 1e-4, rtol: 1e-3, label: 'losses' });
+    expectClose(graph.weights, eager.weights, { atol: 1e-5, rtol: 1e-3, label: 'weights' });
+    // the host offsets (what checkpoints save) followed the replays exactly
+    expect(graph.dropoutOffsets).toEqual(eager.dropoutOffsets);
+    expect(graph.dropoutOffsets[0]).toBe(10 * 8 * 64);
   }, 120_000);
+
+  itCuda('with setDeterministic(true) and dropout the replayed run equals the eager one bit for bit', async () => {
+    setDeterministic(true);
+    try {
+      const eager = await train('cuda:0', false, { steps: 8, dropout: 0.4 });
+      const graph = await train('cuda:0', true, { steps: 8, dropout: 0.4 });
+      expect(graph.summary.cudaGraph?.replays).toBe(8 - GRAPH_WARMUP_STEPS);
+      expect(graph.losses).toEqual(eager.losses);
+      expect(Buffer.from(graph.weights.buffer).equals(Buffer.from(eager.weights.buffer))).toBe(true);
+      expect(graph.dropoutOffsets).toEqual(eager.dropoutOffsets);
+    } finally {
+      setDeterministic(false);
+    }
+  }, 120_000);
+
+  itCuda('the captured dropout draws a different mask at every replay (the device counter advances)', async () => {
+    // the Dropout layer inside a graph captured by hand, replayed three times: three masks, each
+    // the host stream's mask at the offset the mirror says, and all different
+    const d = new Dropout(0.5, { seed: 11, offset: 3 });
+    d.deviceStream = true;
+    const x = Tensor.from(new Float32Array(4096).fill(1), [4096], { device: 'cuda:0' });
+    d.counterTensor('cuda:0');
+    const mark = d.streamMark();
+    const native = loadNative();
+    native.cudaGraphBegin('cuda:0');
+    let y: Tensor<'float32'> | null = null;
+    let failure: unknown = null;
+    try {
+      y = d.forward(x);
+    } catch (e) {
+      failure = e;
+    }
+    const id = native.cudaGraphEnd('cuda:0');
+    if (failure !== null || y === null) throw failure;
+    const advance = d.lastAdvance;
+    d.streamRewind(mark);
+    const masks: Float32Array[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const at = d.offset;
+        native.cudaGraphLaunch('cuda:0', id);
+        d.replayed(advance);
+        const m = await y.data();
+        expect(Array.from(m)).toEqual(Array.from(await dropout(x, { p: 0.5, seed: 11, offset: at }).output.data()));
+        masks.push(m);
+      }
+    } finally {
+      native.cudaGraphDestroy('cuda:0', id);
+      y.dispose();
+      d.clearCache();
+      d.releaseCounter();
+    }
+    expect(d.offset).toBe(3 + 3 * 4096);
+    expect(masks[0]!.some((v, i) => v !== masks[1]![i])).toBe(true);
+    expect(masks[1]!.some((v, i) => v !== masks[2]![i])).toBe(true);
+  }, 60_000);
 });

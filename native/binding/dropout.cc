@@ -1,9 +1,13 @@
 // Inverted dropout (the random stream is documented in native/core/rng.h, the descriptor in
 // native/core/ops/dropout.h):
-//   dropoutForward(x, {p, seed, offset = 0}) -> {output, mask}
+//   dropoutForward(x, {p, seed, offset = 0, relu = false, advance = 0}, counter?) -> {output, mask}
 //   dropoutBackward(gradOutput, mask) -> gradInput
 // input float32 or bfloat16: output and gradInput take its dtype, the mask is float32 either way
-// (the same mask for the same seed and offset).
+// (the same mask for the same seed and offset). counter: int32 [2] on x's device holding the
+// stream position's uint64 bits, read when the draw runs (element i at counter + offset + i) and
+// advanced by `advance` after it, in queue order (so a captured CUDA graph draws a fresh mask at
+// each replay); `advance` needs a counter. relu: the fused ReLU + dropout (its mask is also 0 where
+// x <= 0, so dropoutBackward gives the gradient of both).
 #include <cmath>
 
 #include "common.h"
@@ -43,9 +47,20 @@ Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
   DropoutParams params = dropout_params(op, required_number(o, "p", op));
   params.seed = counter_opt(o, "seed", true, op);
   params.offset = counter_opt(o, "offset", false, op);
+  params.advance = counter_opt(o, "advance", false, op);
+  params.relu = bool_opt(o, "relu", false, op);
+  const std::optional<Tensor> counter = optional_tensor_arg(info, 2, op, "counter");
+  if (counter) {
+    check_same_device(op, {{"input", &x}, {"counter", &*counter}});
+    check_dtype(op, "counter", *counter, DType::Int32);
+    check_shape(op, "counter", *counter, Shape::of({2}));
+  } else if (params.advance != 0) {
+    fail(code::kArgument, op, ": option 'advance' needs a counter tensor (the third argument)");
+  }
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   Tensor mask = Tensor::empty(x.shape(), DType::Float32, x.device());
-  launch(x.device(), bf16 ? &Backend::dropout_forward_bf16 : &Backend::dropout_forward, y, mask, x, params);
+  launch(x.device(), bf16 ? &Backend::dropout_forward_bf16 : &Backend::dropout_forward, y, mask, x,
+         counter ? *counter : Tensor(), params);
   return wrap_object(info.Env(), {{"output", y}, {"mask", mask}});
 }
 

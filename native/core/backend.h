@@ -104,10 +104,14 @@ struct Backend {
                                const Tensor& x, const Tensor& w, const LinearParams& p, bool accumulate);
 
   // --- dropout ---
-  void (*dropout_forward)(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p);
+  // counter: undefined, or int32 [2] holding the stream position, read when the draw runs and
+  // advanced by p.advance after it (native/core/ops/dropout.h); p.relu: the fused ReLU + dropout
+  void (*dropout_forward)(const Tensor& y, const Tensor& mask, const Tensor& x, const Tensor& counter,
+                          const DropoutParams& p);
   void (*dropout_backward)(const Tensor& dx, const Tensor& dy, const Tensor& mask);
   // y, x, dx, dy bfloat16; mask float32, the same mask dropout_forward draws for p
-  void (*dropout_forward_bf16)(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p);
+  void (*dropout_forward_bf16)(const Tensor& y, const Tensor& mask, const Tensor& x, const Tensor& counter,
+                               const DropoutParams& p);
   void (*dropout_backward_bf16)(const Tensor& dx, const Tensor& dy, const Tensor& mask);
 
   // --- softmax and loss (a bad label is reported by the device's next read) ---

@@ -125,14 +125,17 @@ void linear_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& d
                        p.in, p.out, accumulate);
 }
 
-void dropout_forward_op(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p) {
-  dropout_forward(y.f32(), mask.f32(), x.f32(), x.numel(), p);
+void dropout_forward_op(const Tensor& y, const Tensor& mask, const Tensor& x, const Tensor& counter,
+                        const DropoutParams& p) {
+  dropout_forward(y.f32(), mask.f32(), x.f32(), x.numel(), counter.defined() ? counter.i32() : nullptr, p);
 }
 void dropout_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& mask) {
   dropout_backward(dx.f32(), dy.f32(), mask.f32(), dy.numel());
 }
-void dropout_forward_bf16_op(const Tensor& y, const Tensor& mask, const Tensor& x, const DropoutParams& p) {
-  dropout_forward_bf16(y.bf16(), mask.f32(), x.cptr<uint16_t>(), x.numel(), p);
+void dropout_forward_bf16_op(const Tensor& y, const Tensor& mask, const Tensor& x, const Tensor& counter,
+                             const DropoutParams& p) {
+  dropout_forward_bf16(y.bf16(), mask.f32(), x.cptr<uint16_t>(), x.numel(), counter.defined() ? counter.i32() : nullptr,
+                       p);
 }
 void dropout_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& mask) {
   dropout_backward_bf16(dx.bf16(), dy.cptr<uint16_t>(), mask.cf32(), dy.numel());

@@ -10,11 +10,15 @@
 
 namespace alexnet::cpu {
 
-// mask[i] = keep(i) ? scale : 0; y[i] = x[i] * mask[i]   (keep(i) as in native/core/rng.h)
+// mask[i] = keep(i) ? scale : 0; y[i] = x[i] * mask[i]   (keep(i) as in native/core/rng.h, at
+// counter offset + i, or *counter + offset + i with a counter, which then advances by p.advance;
+// p.relu: ReLU first, mask 0 where x <= 0; see native/core/ops/dropout.h)
 void dropout_forward(float* y,           // [n]
                      float* mask,        // [n]
                      const float* x,     // [n]
-                     int64_t n, const DropoutParams& p);
+                     int64_t n,
+                     int32_t* counter,   // [2] (a uint64's bits) or null
+                     const DropoutParams& p);
 
 // dx = dy * mask
 void dropout_backward(float* dx,         // [n]
@@ -28,7 +32,9 @@ void dropout_backward(float* dx,         // [n]
 void dropout_forward_bf16(uint16_t* y,          // [n]
                           float* mask,          // [n]
                           const uint16_t* x,    // [n]
-                          int64_t n, const DropoutParams& p);
+                          int64_t n,
+                          int32_t* counter,     // [2] or null
+                          const DropoutParams& p);
 void dropout_backward_bf16(uint16_t* dx,        // [n]
                            const uint16_t* dy,  // [n]
                            const float* mask,   // [n]

@@ -59,15 +59,16 @@ void bias_relu_bf16(int device, uint16_t* y /*[N,C,S]*/, const float* bias /*[C]
 void bias_backward_bf16(int device, float* db /*[C]*/, const uint16_t* dy /*[B,C]*/, int64_t B, int64_t C,
                         bool accumulate);
 
-// --- dropout.cu --- (the RNG of native/core/rng.h: same seed and offset, same mask)
+// --- dropout.cu --- (the RNG of native/core/rng.h: same seed and offset, same mask; counter
+// null or the stream position in device memory, advanced by p.advance: native/core/ops/dropout.h)
 void dropout_forward(int device, float* y /*[n]*/, float* mask /*[n]*/, const float* x /*[n]*/, int64_t n,
-                     const DropoutParams& p);
+                     int32_t* counter /*[2] or null*/, const DropoutParams& p);
 void dropout_backward(int device, float* dx /*[n]*/, const float* dy /*[n]*/, const float* mask /*[n]*/,
                       int64_t n);
 
 // bfloat16 x, y, dy, dx; float32 mask, the same as dropout_forward's; products rounded once
 void dropout_forward_bf16(int device, uint16_t* y /*[n]*/, float* mask /*[n]*/, const uint16_t* x /*[n]*/,
-                          int64_t n, const DropoutParams& p);
+                          int64_t n, int32_t* counter /*[2] or null*/, const DropoutParams& p);
 void dropout_backward_bf16(int device, uint16_t* dx /*[n]*/, const uint16_t* dy /*[n]*/,
                            const float* mask /*[n]*/, int64_t n);
 

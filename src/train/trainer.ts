@@ -157,10 +157,12 @@ export interface TrainerOptions {
    * forward, loss, top-1 count, backward, SGD) is captured once per batch size as a CUDA graph
    * and replayed: each step copies its batch into the graph's input buffers and launches the
    * graph. The learning rate lives in device memory (SGD.lrTensor), so a schedule or warm-up
-   * needs no new capture. Steps run eagerly, with one 'notice' saying why, on the CPU, when
-   * training data-parallel, while a Dropout layer is active (its mask stream's offset is a host
-   * number: a replay would repeat the mask), or when the capture fails (an operation that
-   * cannot be captured). Never a crash: a failed capture leaves nothing behind.
+   * needs no new capture. So do the Dropout layers' stream positions (Dropout.deviceStream):
+   * the captured step reads and advances them on the device, so every replay draws a fresh mask,
+   * and each replay advances the host offsets the same way, so checkpoints hold the exact stream
+   * position. Steps run eagerly, with one 'notice' saying why, on the CPU, when training
+   * data-parallel, or when the capture fails (an operation that cannot be captured). Never a
+   * crash: a failed capture leaves nothing behind.
    */
   cudaGraph?: boolean;
 }
@@ -177,6 +179,8 @@ interface CapturedStep {
   outputs: Tensor[];
   loss: Tensor<'float32'>;
   correct: Tensor<'int32'>;
+  /** the Dropout layers that draw in the step, and how far each replay advances its stream */
+  dropouts: [Dropout, number][];
 }
 
 /** One training step queued on the device whose loss and accuracy have not been read yet. */
@@ -375,6 +379,7 @@ export class Trainer {
     this.#reducer = null;
     this.#dropGraphs();
     this.optimizer.dispose(); // the learning rate's device tensor
+    for (const d of this.#dropouts()) d.releaseCounter(); // cudaGraph: the dropout streams' device counters
     await this.trainLoader.close();
     await this.valLoader?.close();
   }
@@ -600,8 +605,6 @@ export class Trainer {
   #graphObstacle(): string | null {
     if (!this.device.startsWith('cuda')) return `the device is '${this.device}' (CUDA graphs need a CUDA device)`;
     if (this.#comm) return 'training data-parallel (the collectives are not captured)';
-    const active = namedDropouts(this.model).find(([, d]) => d.p > 0);
-    if (active) return `Dropout '${active[0]}' (p ${active[1].p}) draws its mask at a host-side offset, which a replay would repeat`;
     return null;
   }
 
@@ -622,6 +625,14 @@ export class Trainer {
     const x = Tensor.empty(batch.shape, { device: this.device });
     const y = Tensor.empty<'int32'>([batch.labels.length], { device: this.device, dtype: 'int32' });
     void this.optimizer.lrTensor; // made and written before the capture (an upload cannot be captured)
+    // Each Dropout draws from its stream position in device memory, advanced on the device by
+    // the captured step itself (so every replay draws a fresh mask); made and written here.
+    const drops = this.#dropouts();
+    for (const d of drops) {
+      d.deviceStream = true;
+      d.counterTensor(this.store.params.device);
+    }
+    const marks = drops.map((d) => d.streamMark());
     const before = this.optimizer.state();
     const outputs: Tensor[] = [];
     let failure: unknown = null;
@@ -656,12 +667,19 @@ export class Trainer {
       for (const t of [...outputs, x, y]) t.dispose(); // a failed capture's tensors have no memory: nothing happens
       this.model.train(true); // drops the layers' caches of the step that did not run
       this.optimizer.loadState(before);
+      drops.forEach((d, i) => d.streamRewind(marks[i]!));
       const text = failure instanceof Error ? failure.message.split('\n')[0]! : String(failure);
       this.#noteGraphFallback(`the capture failed: ${text}`);
       return null;
     }
     this.optimizer.loadState(before); // the step counts when a replay runs it
-    const c: CapturedStep = { id, x, y, outputs, loss: outputs[1] as Tensor<'float32'>, correct: outputs[3] as Tensor<'int32'> };
+    // likewise the dropout streams advance when a replay runs (see #replay)
+    const advances = drops.map((d, i) => {
+      const a = d.offset - marks[i]!.offset;
+      d.streamRewind(marks[i]!);
+      return [d, a] as [Dropout, number];
+    }).filter(([, a]) => a > 0);
+    const c: CapturedStep = { id, x, y, outputs, loss: outputs[1] as Tensor<'float32'>, correct: outputs[3] as Tensor<'int32'>, dropouts: advances };
     this.#graphs.set(batch.labels.length, c);
     return c;
   }
@@ -677,8 +695,12 @@ export class Trainer {
       y.dispose();
     }
     void this.optimizer.lrTensor; // this step's learning rate (a schedule, the warm-up factor), before the launch
+    // the dropout counters hold the host offsets (rewritten, in queue order, only if a resume or
+    // an eager step moved them); the replay advances them on the device, the mirrors here
+    for (const [d] of c.dropouts) d.counterTensor(this.store.params.device);
     loadNative().cudaGraphLaunch(this.device, c.id);
     this.optimizer.loadState({ step: this.optimizer.stepCount + 1, lr: this.optimizer.lr });
+    for (const [d, advance] of c.dropouts) d.replayed(advance);
     this.#graphReplays++;
     // the reads are queued behind this replay and before the next one, which rewrites the outputs
     const result = Promise.all([c.loss.data(), c.correct.data()] as const);
