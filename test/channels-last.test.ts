@@ -330,6 +330,16 @@ describe('channels last on a model (CPU)', () => {
     expect(Array.from(await b.forward(x).data())).toEqual(Array.from(await a.forward(x).data()));
   });
 
+  it("precision 'bf16' with channels last: the bf16 NCHW model's training steps, bitwise", async () => {
+    const a = tinyAlexNet(5).setPrecision('bf16');
+    const b = tinyAlexNet(5).setPrecision('bf16').setMemoryFormat('channels_last');
+    const ra = await train(a, 3, 12);
+    const rb = await train(b, 3, 12);
+    expect(rb.losses).toEqual(ra.losses);
+    for (const [name, w] of ra.weights) expect(Array.from(rb.weights.get(name)!), name).toEqual(Array.from(w));
+    expect(Array.from(rb.inputGrad)).toEqual(Array.from(ra.inputGrad));
+  });
+
   it("AlexNet 'torchvision' (AdaptiveAvgPool2d on [N, H, W, C]): the NCHW model's logits", async () => {
     const m = alexnet({ config: 'torchvision', init: 'kaiming', seed: 2, numClasses: 7 }).eval();
     const mc = alexnet({ config: 'torchvision', init: 'kaiming', seed: 2, numClasses: 7, memoryFormat: 'channels_last' }).eval();
