@@ -426,7 +426,7 @@ describeCuda('channels last on CUDA (cuDNN NHWC descriptors and KRSC filters; ou
   }
 
   for (const dtype of ['float32', 'bfloat16'] as const) {
-    it(`${dtype} maxPool2d: the CPU bitwise (the same first-maximum rule and window-order sums)`, async () => {
+    it(`${dtype} maxPool2d: the CPU's forward bitwise (the same first-maximum rule), its backward to float32 rounding`, async () => {
       for (const [, g] of POOL_SHAPES) {
         const r = rng();
         const [Ho, Wo] = poolOutSize(g);
@@ -435,7 +435,8 @@ describeCuda('channels last on CUDA (cuDNN NHWC descriptors and KRSC filters; ou
         const gpu = await runPool(g, dtype, 'channels_last', x, dy, 'cuda');
         const cpu = await runPool(g, dtype, 'channels_last', x, dy, 'cpu');
         expect(Array.from(gpu.y)).toEqual(Array.from(cpu.y));
-        expect(Array.from(gpu.dx)).toEqual(Array.from(cpu.dx));
+        // the CPU adds a row's border windows after its interior ones: another order of float32 sums
+        expectClose(gpu.dx, cpu.dx, dtype === 'bfloat16' ? { atol: 1e-6, rtol: 2 ** -7 } : { atol: 1e-6, rtol: 1e-6, label: 'dx' });
       }
     });
 

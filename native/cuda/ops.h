@@ -91,8 +91,8 @@ void max_pool2d_forward_bf16(int device, uint16_t* y /*[N,C,Ho,Wo]*/, const uint
                              const Pool2dParams& p);
 void max_pool2d_backward_bf16(int device, uint16_t* dx /*[N,C,H,W]*/, const uint16_t* dy /*[N,C,Ho,Wo]*/,
                               const uint16_t* x /*[N,C,H,W]*/, const Pool2dParams& p);
-// The same kernels on float32 (sums in float32, window order: the CPU's bits), for channels
-// last (cuDNN pools NCHW float32; these keep the CPU's tie rule in the new format too)
+// The same kernels on float32 (the CPU's tie rule; forward bitwise, backward sums to float32
+// rounding), for channels last (cuDNN pools NCHW float32)
 void max_pool2d_forward_f32(int device, float* y /*[N,Ho,Wo,C]*/, const float* x /*[N,H,W,C]*/,
                             const Pool2dParams& p);
 void max_pool2d_backward_f32(int device, float* dx /*[N,H,W,C]*/, const float* dy /*[N,Ho,Wo,C]*/,

@@ -3,8 +3,9 @@
 // first maximum in row-major window order, a NaN wins. Forward: one thread per output, exact.
 // Backward: one thread per input element, which gathers dy from every window holding it whose
 // arg-max it is (recomputed from x), summed in float32 in window order (and, bfloat16, rounded
-// once); no atomics, so the result is the same every run, and the CPU's float32 sums (added in
-// window order too) come out the same. Channels last (s.channels_last, decision 14):
+// once); no atomics, so the result is the same every run. Against the CPU: forward bitwise; the
+// backward's float32 sums agree to rounding (the CPU adds a row's border windows after its
+// interior ones, so an input under 3 or more windows may sum in another order). Channels last (s.channels_last, decision 14):
 // the same windows over [N, H, W, C]; a "plane" is then one (n, c) strided by C, and the
 // threads of a warp take neighbouring channels, so their loads are coalesced.
 #include "../../core/bf16.h"
