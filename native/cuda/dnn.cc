@@ -499,7 +499,7 @@ void conv2d_backward(int device, float* dx, float* dw, float* db, const float* d
   std::lock_guard<std::mutex> lock(h.mutex);
   ConvPlan& p = conv_plan(h, g);
   const KrscScratch k = g.channels_last ? krsc_scratch(device, h, weight_numel(g), sizeof(float)) : KrscScratch{};
-  const float* wp = plan_weight(device, g, w, k.w);
+  const float* wp = dx ? plan_weight(device, g, w, k.w) : w;  // only the input gradient reads the weight
   const CudnnApi& a = cudnn();
   const float one = 1.f, zero = 0.f;
   if (dx) {
