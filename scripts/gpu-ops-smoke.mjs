@@ -103,7 +103,9 @@ for (const c of conv) {
   await run(`conv2dBackward (no input grad, no bias) ${tag}`, { dy: randn([c.n, c.o, ho, wo]), x, w }, (t) =>
     A.conv2dBackward(t.dy, t.x, t.w, { ...opts, computeGradInput: false, computeGradBias: false }));
 }
-for (const c of conv) {
+// channels last on one shape (groups 2: the KRSC filter's C/g): our transposes, epilogues and
+// pooling are what memcheck is for; every cuDNN plan more costs seconds under the sanitizer
+for (const c of conv.slice(1, 2)) {
   // channels last: x [n, h, w, c], y [n, ho, wo, o]; the weight keeps [o, c/g, k, k]
   const opts = { stride: c.stride, padding: c.padding, groups: c.groups, memoryFormat: 'channels_last' };
   const ho = Math.floor((c.h + 2 * c.padding - c.k) / c.stride) + 1;
