@@ -14,7 +14,11 @@
 // with --compile, torch.compile of both; each with ms per step and its peak GPU memory
 // (--no-bf16 leaves the bf16 rows out).
 //
-//   node bench/gpu.mjs [--batch 128] [--iters 20] [--strict-fp32] [--compile] [--no-bf16] [--no-torch]
+// --channels-last (opt-in, issue 14): two more rows of ours, measured after the others in the
+// same process: precision 'bf16' in NCHW, and 'bf16' with memoryFormat 'channels_last' (cuDNN's
+// NHWC tensor-core layout), with their ratio; the peer is PyTorch's bf16 channels-last recipe.
+//
+//   node bench/gpu.mjs [--batch 128] [--iters 20] [--strict-fp32] [--compile] [--no-bf16] [--no-torch] [--channels-last]
 //                      [--torch-timeout 240] [--json FILE]
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -34,6 +38,7 @@ const { values } = parseArgs({
     'no-torch': { type: 'boolean', default: false },
     compile: { type: 'boolean', default: false },
     'no-bf16': { type: 'boolean', default: false },
+    'channels-last': { type: 'boolean', default: false },
     'torch-timeout': { type: 'string', default: '240' },
     json: { type: 'string' },
   },
@@ -121,7 +126,40 @@ const inferMs = await timed(async () => {
   model.forward(x).dispose();
 });
 
-const ours = { trainImagesPerSecond: (B * 1000) / trainMs, inferImagesPerSecond: (B * 1000) / inferMs, trainStepMs: trainMs, inferMs, loss: lastLoss, peakMemoryBytes, graph };
+// --channels-last: the bf16 model in NCHW and channels-last, each its own model, store and SGD
+// from the same seed, timed like the float32 one (no graph)
+async function variant(memoryFormat) {
+  const m = lib.alexnet({ config: 'seed', init: 'kaiming', seed: 1, device, precision: 'bf16', memoryFormat });
+  const st = lib.ParameterStore.create(m, { device, bf16Copy: true });
+  const opt = new lib.SGD(st, { lr: 0.002 });
+  let loss = NaN;
+  m.train();
+  const tMs = await timed(async (step, last) => {
+    st.zeroGrad();
+    const logits = m.forward(x);
+    const r = lib.softmaxCrossEntropy(logits, labels);
+    m.backward(r.gradLogits, false)?.dispose();
+    opt.step();
+    if (last) loss = (await r.loss.data())[0];
+    for (const t of [logits, r.loss, r.gradLogits]) t.dispose();
+  });
+  m.eval();
+  const iMs = await timed(async () => m.forward(x).dispose());
+  return { memoryFormat, trainImagesPerSecond: (B * 1000) / tMs, inferImagesPerSecond: (B * 1000) / iMs, trainStepMs: tMs, inferMs: iMs, loss };
+}
+let bf16Variants = null;
+if (values['channels-last']) {
+  try {
+    const nchw = await variant('contiguous_format');
+    const cl = await variant('channels_last');
+    bf16Variants = { nchw, channelsLast: cl, ratio: { train: cl.trainImagesPerSecond / nchw.trainImagesPerSecond, infer: cl.inferImagesPerSecond / nchw.inferImagesPerSecond } };
+  } catch (e) {
+    bf16Variants = { error: String(e?.message ?? e).split('\n')[0] };
+    console.error(`bench/gpu.mjs: bf16 variants: ${bf16Variants.error}`);
+  }
+}
+
+const ours = { trainImagesPerSecond: (B * 1000) / trainMs, inferImagesPerSecond: (B * 1000) / inferMs, trainStepMs: trainMs, inferMs, loss: lastLoss, peakMemoryBytes, graph, ...(bf16Variants ? { bf16Variants } : {}) };
 let torch = null;
 if (!values['no-torch']) {
   const args = [join(here, 'torch_alexnet.py'), '--batch', String(B), '--iters', String(iters)];
@@ -182,6 +220,10 @@ const md = [
   '|---|---:|---:|',
   `| alexnet-node (${ours.trainStepMs.toFixed(1)} ms/step, ${mib(ours.peakMemoryBytes)}) | ${ours.trainImagesPerSecond.toFixed(0)} | ${ours.inferImagesPerSecond.toFixed(0)} |`,
   graph.error ? `| ours ${result.tf32 ? 'tf32' : 'fp32'} + graph | ${graph.error} | |` : `| ours ${result.tf32 ? 'tf32' : 'fp32'} + graph (${graph.trainStepMs.toFixed(1)} ms/step; ${(graph.trainImagesPerSecond / ours.trainImagesPerSecond).toFixed(2)}x eager) | ${graph.trainImagesPerSecond.toFixed(0)} | |`,
+  ...(!bf16Variants ? [] : bf16Variants.error ? [`| ours bf16 + channels-last | ${bf16Variants.error} | |`] : [
+    `| ours bf16 (${bf16Variants.nchw.trainStepMs.toFixed(1)} ms/step) | ${bf16Variants.nchw.trainImagesPerSecond.toFixed(0)} | ${bf16Variants.nchw.inferImagesPerSecond.toFixed(0)} |`,
+    `| ours bf16 + channels-last (${bf16Variants.channelsLast.trainStepMs.toFixed(1)} ms/step; ${bf16Variants.ratio.train.toFixed(2)}x / ${bf16Variants.ratio.infer.toFixed(2)}x bf16 NCHW) | ${bf16Variants.channelsLast.trainImagesPerSecond.toFixed(0)} | ${bf16Variants.channelsLast.inferImagesPerSecond.toFixed(0)} |`,
+  ]),
   torch && !torch.error ? `| PyTorch ${torch.torch} eager (cudnn.benchmark; ${torch.trainStepMs.toFixed(1)} ms/step, ${mib(torch.peakMemoryBytes)}) | ${torch.trainImagesPerSecond.toFixed(0)} | ${torch.inferImagesPerSecond.toFixed(0)} |` : `| PyTorch | ${torch ? torch.error : 'not run'} | |`,
   result.ratios ? `| ratio (ours / PyTorch) | ${result.ratios.train.toFixed(2)}x | ${result.ratios.infer.toFixed(2)}x |` : '',
   compiled ? `| PyTorch torch.compile | ${compiled.trainImagesPerSecond.toFixed(0)} | ${compiled.inferImagesPerSecond.toFixed(0)} |` : '',

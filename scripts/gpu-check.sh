@@ -10,7 +10,8 @@
 #                                 PyTorch eager (TF32)                              ~5 min
 #   bash scripts/gpu-check.sh 2   versions and info again; compute-sanitizer memcheck over every
 #                                 operator (scripts/gpu-ops-smoke.mjs); the training step as a
-#                                 CUDA graph against eager (scripts/gpu-graph.mjs); strict FP32 benchmarks;
+#                                 CUDA graph against eager (scripts/gpu-graph.mjs); channels-last
+#                                 against NCHW (scripts/gpu-channels-last.mjs); strict FP32 benchmarks;
 #                                 the whole test suite; the benchmark beside torch.compile  ~7 min
 #
 # Every step runs under `timeout` (a hang costs one step), and the stage as a whole has a time
@@ -302,6 +303,10 @@ else
   # stream offsets; images/s of both
   run_step cuda-graph 120 "the training step as a CUDA graph against eager: scripts/gpu-graph.mjs" \
     "${BENCH_ENV[@]}" "$NODE" scripts/gpu-graph.mjs --json "$WORK/cuda-graph.json"
+  # ~30 s: the seed AlexNet trained NCHW and channels-last (opt-in NHWC) from one seed, TF32 and
+  # bf16: weights agree to rounding; images/s of both (issue 14: opt-in until measured)
+  run_step channels-last 90 "channels-last against NCHW on cuda:0, TF32 and bf16: scripts/gpu-channels-last.mjs" \
+    "${BENCH_ENV[@]}" "$NODE" scripts/gpu-channels-last.mjs --json "$WORK/channels-last.json"
   run_step ops-bench-fp32 180 "bench/ops.mjs --device cuda --strict-fp32" "${BENCH_ENV[@]}" "$NODE" bench/ops.mjs --device cuda --strict-fp32
   run_step e2e-bench-fp32 240 "bench/gpu.mjs beside PyTorch eager, strict FP32" \
     "${BENCH_ENV[@]}" "$NODE" bench/gpu.mjs --batch 128 --strict-fp32 --no-bf16 --torch-timeout 180 --json "$WORK/bench-fp32.json"

@@ -3,7 +3,9 @@
 // forward and backward of conv2d (with bias, fused ReLU, groups, stride), maxPool2d,
 // localResponseNorm, relu, linear, matmul (all transposes), dropout, softmax, softmax
 // cross-entropy, sgdStep (both conventions, first and later steps), topkCorrect, and fill /
-// copy / scale / axpy, each result read back. vitest's harness and long timeouts stay outside
+// copy / scale / axpy, each result read back; and the channels-last forms (memoryFormat
+// 'channels_last': conv2d float32 and bfloat16, its backward accumulating into given gradients,
+// maxPool2d, toMemoryFormat both ways). vitest's harness and long timeouts stay outside
 // the sanitizer; this takes seconds without it.
 //
 // Each output is also compared with the same call on the CPU, loosely (TF32 is on): this is a
@@ -100,6 +102,43 @@ for (const c of conv) {
   await run(`conv2dBackward ${tag}`, { dy: randn([c.n, c.o, ho, wo]), x, w }, (t) => A.conv2dBackward(t.dy, t.x, t.w, opts));
   await run(`conv2dBackward (no input grad, no bias) ${tag}`, { dy: randn([c.n, c.o, ho, wo]), x, w }, (t) =>
     A.conv2dBackward(t.dy, t.x, t.w, { ...opts, computeGradInput: false, computeGradBias: false }));
+}
+// channels last on one shape (groups 2: the KRSC filter's C/g): our transposes, epilogues and
+// pooling are what memcheck is for; every cuDNN plan more costs seconds under the sanitizer
+for (const c of conv.slice(1, 2)) {
+  // channels last: x [n, h, w, c], y [n, ho, wo, o]; the weight keeps [o, c/g, k, k]
+  const opts = { stride: c.stride, padding: c.padding, groups: c.groups, memoryFormat: 'channels_last' };
+  const ho = Math.floor((c.h + 2 * c.padding - c.k) / c.stride) + 1;
+  const wo = Math.floor((c.w + 2 * c.padding - c.k) / c.stride) + 1;
+  const x = randn([c.n, c.h, c.w, c.c]);
+  const w = randn([c.o, c.c / c.groups, c.k, c.k], 0.3);
+  const b = randn([c.o]);
+  const tag = `channels-last k${c.k} s${c.stride} p${c.padding} g${c.groups}`;
+  await run(`conv2d+relu ${tag}`, { x, w, b }, (t) => A.conv2d(t.x, t.w, t.b, { ...opts, relu: true }));
+  await run(`conv2d bfloat16 (bfloat16 and float32 out) ${tag}`, { x, w, b }, (t) => [
+    A.conv2d(t.x.bfloat16(), t.w.bfloat16(), t.b, { ...opts, outDtype: 'bfloat16' }).float(),
+    A.conv2d(t.x.bfloat16(), t.w.bfloat16(), t.b, { ...opts, relu: true }),
+  ]);
+  await run(`conv2dBackward (accumulate) ${tag}`, { dy: randn([c.n, ho, wo, c.o]), x, w, gw: randn([c.o, c.c / c.groups, c.k, c.k]), gb: randn([c.o]) }, (t) =>
+    A.conv2dBackward(t.dy, t.x, t.w, { ...opts, gradWeight: t.gw, gradBias: t.gb, accumulate: true }));
+  await run(`conv2dBackward bfloat16 ${tag}`, { dy: randn([c.n, ho, wo, c.o]), x, w }, (t) => {
+    const g = A.conv2dBackward(t.dy.bfloat16(), t.x.bfloat16(), t.w.bfloat16(), opts);
+    return [g.gradInput.float(), g.gradWeight, g.gradBias];
+  });
+}
+await run('toMemoryFormat both ways', { x: randn([2, 35, 3, 34]) }, (t) => {
+  const cl = A.toMemoryFormat(t.x, 'channels_last');
+  return [cl, A.toMemoryFormat(cl, 'contiguous_format'), A.toMemoryFormat(t.x.bfloat16(), 'channels_last').float()];
+});
+for (const opts of [{ kernelSize: 3, stride: 2, memoryFormat: 'channels_last' }, { kernelSize: 3, stride: 2, padding: 1, memoryFormat: 'channels_last' }]) {
+  const x = randn([2, 13, 11, 3]);
+  const dy = randn([2, 6 + (opts.padding ?? 0), 5 + (opts.padding ?? 0), 3]);
+  await run(`maxPool2d + backward channels-last p${opts.padding ?? 0}`, { x, dy }, (t) => [A.maxPool2d(t.x, opts), A.maxPool2dBackward(t.dy, t.x, A.maxPool2d(t.x, opts), opts)]);
+  await run(`maxPool2d + backward channels-last bfloat16 p${opts.padding ?? 0}`, { x, dy }, (t) => {
+    const x16 = t.x.bfloat16();
+    const y16 = A.maxPool2d(x16, opts);
+    return [y16.float(), A.maxPool2dBackward(t.dy.bfloat16(), x16, y16, opts).float()];
+  });
 }
 for (const opts of [{ kernelSize: 3, stride: 2 }, { kernelSize: 3, stride: 2, padding: 1 }]) {
   const x = randn([2, 3, 13, 11]);

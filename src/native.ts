@@ -9,6 +9,7 @@ import type { DropoutOptions } from './ops/dropout.js';
 import type { MatmulOptions } from './ops/linear.js';
 import type { LrnOptions } from './ops/lrn.js';
 import type { Pool2dOptions } from './ops/pool.js';
+import type { MemoryFormat } from './ops/layout.js';
 import type { SgdStepOptions } from './ops/sgd.js';
 import type { NativeWeightGradients, WeightGradOptions } from './ops/weight-grad.js';
 
@@ -191,6 +192,8 @@ export interface NativeModule {
   copy(dst: NativeTensor, src: NativeTensor): void;
   /** a new tensor: x converted (float32 <-> bfloat16, round to nearest even; same dtype: a copy) */
   toDtype(x: NativeTensor, dtype: DType): NativeTensor;
+  /** a new tensor: x permuted [N,C,H,W] -> [N,H,W,C] ('channels_last') or back ('contiguous_format') */
+  toMemoryFormat(x: NativeTensor, format: MemoryFormat): NativeTensor;
   /** copy = bf16(source) unless copy already holds source's current values (recorded per storage) */
   refreshBf16Copy(copy: NativeTensor, source: NativeTensor): void;
   scale(t: NativeTensor, alpha: number): void;
@@ -198,7 +201,7 @@ export interface NativeModule {
   // relu
   reluForward(x: NativeTensor): NativeTensor;
   reluBackward(gradOutput: NativeTensor, output: NativeTensor): NativeTensor;
-  // conv2d: x [N,C,H,W], weight [O,C/groups,kH,kW], bias [O] | null
+  // conv2d: x [N,C,H,W] (memoryFormat 'channels_last': [N,H,W,C]), weight [O,C/groups,kH,kW], bias [O] | null
   conv2dForward(x: NativeTensor, weight: NativeTensor, bias: NativeTensor | null, options?: Conv2dOptions): NativeTensor;
   conv2dBackward(
     gradOutput: NativeTensor,

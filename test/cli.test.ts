@@ -107,4 +107,23 @@ describe('alexnet CLI', () => {
     expect(summary(more).steps).toBe(6);
     expect((await readRunConfig(ckpt)).train).toMatchObject({ batchSize: 4, epochs: 2, lr: 0.001, seed: 7 });
   }, 240_000);
+
+  it('--channels-last trains (the layout is not recorded: a resume may drop it); --config paper2012 refuses it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'alexnet-cli-'));
+    dirs.push(dir);
+    const ckpt = join(dir, 'ck.safetensors');
+    const files = ['--checkpoint', ckpt, '--metrics', join(dir, 'm.jsonl'), '--workers', '0', '--json'];
+    const train = (args: string[]) => spawnSync(process.execPath, [bin, 'train', ...args, ...files], { encoding: 'utf8' });
+    const first = train(['--channels-last', '--train-size', '4', '--val-size', '2', '--batch-size', '2', '--epochs', '1', '--max-steps', '1', '--checkpoint-every', '0']);
+    expect(first.status, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout.trim().split('\n').at(-1)!).steps).toBe(1);
+    expect((await readRunConfig(ckpt)).train).not.toHaveProperty('channelsLast');
+    expect((await loadCheckpoint(ckpt)).weights['features.0.weight']?.shape).toEqual([96, 3, 11, 11]);
+    const resumed = train(['--resume', ckpt, '--epochs', '2', '--max-steps', '3']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const lrn = train(['--config', 'paper2012', '--channels-last', '--train-size', '4', '--val-size', '2', '--batch-size', '2', '--max-steps', '1']);
+    expect(lrn.status).not.toBe(0);
+    expect(lrn.stderr).toContain('ERR_ARGUMENT');
+    expect(lrn.stderr).toContain('LocalResponseNorm');
+  }, 180_000);
 });

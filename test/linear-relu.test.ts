@@ -39,6 +39,7 @@ describe('linear with a fused ReLU', () => {
 
   it('bfloat16 inputs, float32 and bfloat16 outputs: the same bits as linear then relu', async () => {
     const r = rng(seedOf());
+    let zeros = 0;
     for (const [B, inF, outF] of [[1, 9, 5], [5, 64, 33], [16, 130, 96]] as const) {
       const x = Tensor.from(f32(uniform(B * inF, r)), [B, inF]).bfloat16();
       const w = Tensor.from(f32(uniform(outF * inF, r)), [outF, inF]).bfloat16();
@@ -52,9 +53,12 @@ describe('linear with a fused ReLU', () => {
         const got = await fused.data();
         expect(fused.dtype).toBe(outDtype);
         expect(Array.from(got)).toEqual(Array.from(ref));
-        expect(Array.from(got).some((v) => v === 0)).toBe(true);
+        zeros += Array.from(got).filter((v) => v === 0).length;
       }
     }
+    // the ReLU cut something (over all shapes: the 5 outputs of [1, 9, 5] alone are all
+    // positive one run in 32)
+    expect(zeros).toBeGreaterThan(0);
   });
 
   it('refuses a relu option that is not a boolean', () => {

@@ -404,6 +404,20 @@ std::string string_opt(const Napi::Object& o, const char* key, const std::string
   return v.As<Napi::String>().Utf8Value();
 }
 
+bool parse_memory_format(const std::string& s, const char* op) {
+  if (s == "channels_last") return true;
+  if (s == "contiguous_format") return false;
+  fail(code::kArgument, op, ": memoryFormat must be 'contiguous_format' or 'channels_last' but got '", s, "'");
+}
+
+bool channels_last_opt(const Napi::Object& o, const char* op) {
+  Napi::Value v = o.Get("memoryFormat");
+  if (v.IsUndefined() || v.IsNull()) return false;
+  if (!v.IsString())
+    fail(code::kArgument, op, ": expected option 'memoryFormat' to be 'contiguous_format' or 'channels_last'");
+  return parse_memory_format(v.As<Napi::String>().Utf8Value(), op);
+}
+
 std::array<int64_t, 2> pair_opt(const Napi::Object& o, const char* key,
                                 std::array<int64_t, 2> fallback, const char* op) {
   Napi::Value v = o.Get(key);

@@ -75,6 +75,12 @@ double number_arg(const Napi::CallbackInfo& info, size_t i, const char* op, cons
 bool bool_opt(const Napi::Object& o, const char* key, bool fallback, const char* op);
 std::string string_opt(const Napi::Object& o, const char* key, const std::string& fallback,
                        const char* op);
+// Option 'memoryFormat' of the convolution and pooling operators: 'contiguous_format' (the
+// default, also for undefined / null: [N, C, H, W]) -> false, 'channels_last' ([N, H, W, C])
+// -> true (docs/architecture.md, decision 14); anything else is ERR_ARGUMENT.
+bool channels_last_opt(const Napi::Object& o, const char* op);
+// The same for a memory format given as a string argument (toMemoryFormat).
+bool parse_memory_format(const std::string& s, const char* op);
 // A number n (-> {n, n}) or a pair [a, b].
 std::array<int64_t, 2> pair_opt(const Napi::Object& o, const char* key,
                                 std::array<int64_t, 2> fallback, const char* op);

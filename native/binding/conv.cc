@@ -3,6 +3,8 @@
 // x and weight float32, or both bfloat16 (mixed precision): then the bias is float32, y float32
 // or (options.outDtype) bfloat16, and backward takes a bfloat16 gradOutput and gives a bfloat16
 // gradInput with float32 gradWeight / gradBias.
+// options.memoryFormat 'channels_last': x, y and their gradients are [N, H, W, C]-ordered; the
+// weight and its gradient keep [O, C/groups, kH, kW] (docs/architecture.md, decision 14).
 // Everything is validated here, synchronously (the descriptor: native/core/ops/conv.h); the
 // backend's kernels run on the device queue.
 #include "common.h"
@@ -18,7 +20,7 @@ Conv2dParams conv_params(const char* op, const Tensor& x, const Tensor& w, const
   const auto padding = pair_opt(o, "padding", {0, 0}, op);
   const auto dilation = pair_opt(o, "dilation", {1, 1}, op);
   const int64_t groups = int_opt(o, "groups", 1, op);
-  return conv2d_params(op, x.shape(), w.shape(), stride, padding, dilation, groups);
+  return conv2d_params(op, x.shape(), w.shape(), stride, padding, dilation, groups, channels_last_opt(o, op));
 }
 
 }  // namespace

@@ -74,6 +74,27 @@ Napi::Value ToDtype(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), y);
 }
 
+// toMemoryFormat(x, format) -> y: 'channels_last' reads x as [N, C, H, W] and gives its
+// [N, H, W, C] permutation; 'contiguous_format' reads x as [N, H, W, C] and gives [N, C, H, W]
+// (docs/architecture.md, decision 14). float32 or bfloat16, y in x's dtype.
+Napi::Value ToMemoryFormat(const Napi::CallbackInfo& info) {
+  const char* op = "toMemoryFormat";
+  const Tensor x = tensor_arg(info, 0, op, "input");
+  if (info.Length() < 2 || !info[1].IsString())
+    fail(code::kArgument, op, ": expected memoryFormat to be 'contiguous_format' or 'channels_last'");
+  const bool to_cl = parse_memory_format(info[1].As<Napi::String>().Utf8Value(), op);
+  if (x.dtype() != DType::Float32 && x.dtype() != DType::BFloat16)
+    fail(code::kDtype, op, ": expected input to be float32 or bfloat16 but got ", dtype_name(x.dtype()));
+  if (x.rank() != 4)
+    fail(code::kShape, op, ": expected input of shape ", to_cl ? "[N, C, H, W]" : "[N, H, W, C]",
+         " (4 dimensions) but got shape ", x.shape().str());
+  const Shape& s = x.shape();
+  const Shape ys = to_cl ? Shape::of({s[0], s[2], s[3], s[1]}) : Shape::of({s[0], s[3], s[1], s[2]});
+  Tensor y = Tensor::empty(ys, x.dtype(), x.device());
+  launch(x.device(), &Backend::to_memory_format, y, x, to_cl);
+  return wrap(info.Env(), y);
+}
+
 // refreshBf16Copy(copy bfloat16, source float32): copy = bf16(source) unless the copy already
 // holds the source's current values (core/tensor.h: record_copy / copy_is_current, decided on
 // the device's queue when the task runs, in order with every write to source). Whole buffers

@@ -5,6 +5,7 @@
 // window order (PyTorch's rule), CUDA takes cuDNN's choice (MAX_DETERMINISTIC: the same every
 // run, but not documented to be the first). Without ties both backends agree. An empty batch
 // or channel count gives empty outputs. The descriptor: native/core/ops/pool.h.
+// options.memoryFormat 'channels_last': every tensor [N, H, W, C]-ordered (decision 14).
 #include "common.h"
 
 namespace alexnet::binding {
@@ -18,7 +19,7 @@ Pool2dParams pool_params(const char* op, const Tensor& x, const Napi::Object& o)
   const auto k = pair_opt(o, "kernelSize", {1, 1}, op);
   const auto stride = pair_opt(o, "stride", k, op);
   const auto padding = pair_opt(o, "padding", {0, 0}, op);
-  return pool2d_params(op, x.shape(), k, stride, padding);
+  return pool2d_params(op, x.shape(), k, stride, padding, channels_last_opt(o, op));
 }
 
 Shape pool_output_shape(const Tensor&, const Pool2dParams& s) { return s.output_shape(); }

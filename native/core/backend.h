@@ -52,6 +52,10 @@ struct Backend {
   // copy when the dtypes agree)
   void (*to_dtype)(const Tensor& y, const Tensor& x);
 
+  // y = x permuted between memory formats (float32 or bfloat16, y's dtype = x's): to_channels_last
+  // x [N, C, H, W] -> y [N, H, W, C], else x [N, H, W, C] -> y [N, C, H, W] (decision 14)
+  void (*to_memory_format)(const Tensor& y, const Tensor& x, bool to_channels_last);
+
   // --- activation ---
   void (*relu_forward)(const Tensor& y, const Tensor& x);
   void (*relu_backward)(const Tensor& dx, const Tensor& dy, const Tensor& y);
@@ -60,6 +64,7 @@ struct Backend {
   void (*relu_backward_bf16)(const Tensor& dx, const Tensor& dy, const Tensor& y);
 
   // --- convolution (+ bias, + fused ReLU) ---
+  // p.channels_last: x, y, dx, dy are [N, H, W, C]-ordered; w, dw stay [O, C/groups, kH, kW].
   void (*conv2d_forward)(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& bias,
                          const Conv2dParams& p, bool relu);
   // dx, db may be undefined (not wanted); with `accumulate` dw and db are added to.
@@ -73,7 +78,7 @@ struct Backend {
   void (*conv2d_backward_bf16)(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                                const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate);
 
-  // --- max pooling ---
+  // --- max pooling --- (p.channels_last: every tensor [N, H, W, C]-ordered)
   void (*max_pool2d_forward)(const Tensor& y, const Tensor& x, const Pool2dParams& p);
   void (*max_pool2d_backward)(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& y,
                               const Pool2dParams& p);
@@ -170,6 +175,7 @@ struct Backend {
     (b).scale = scale_op;                                 \
     (b).axpy = axpy_op;                                   \
     (b).to_dtype = to_dtype_op;                           \
+    (b).to_memory_format = to_memory_format_op;           \
     (b).relu_forward = relu_forward_op;                   \
     (b).relu_backward = relu_backward_op;                 \
     (b).relu_forward_bf16 = relu_forward_bf16_op;         \

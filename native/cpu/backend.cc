@@ -15,6 +15,7 @@
 #include "dropout.h"
 #include "elementwise.h"
 #include "image.h"
+#include "layout.h"
 #include "linear.h"
 #include "loss.h"
 #include "lrn.h"
@@ -52,41 +53,133 @@ void relu_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& y) 
   relu_backward_bf16(dx.bf16(), dy.cptr<uint16_t>(), y.cptr<uint16_t>(), y.numel());
 }
 
-void conv2d_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
+void conv2d_forward_nchw(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
                        const Conv2dParams& p, bool relu) {
   conv2d_forward(y.f32(), x.cf32(), w.cf32(), opt_cf32(b), p, relu, &w);
 }
-void conv2d_backward_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+void conv2d_backward_nchw(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                         const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate) {
   conv2d_backward(opt_f32(dx), dw.f32(), opt_f32(db), dy.cf32(), x.cf32(), w.cf32(), p, accumulate, &w);
 }
-void conv2d_forward_bf16_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
+void conv2d_forward_bf16_nchw(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b,
                             const Conv2dParams& p, bool relu) {
   const bool f32_out = y.dtype() == DType::Float32;
   conv2d_forward_bf16(f32_out ? y.f32() : nullptr, f32_out ? nullptr : y.bf16(), x.bf16(), w.bf16(), opt_cf32(b), p,
                       relu);
 }
-void conv2d_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
+void conv2d_backward_bf16_nchw(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy,
                              const Tensor& x, const Tensor& w, const Conv2dParams& p, bool accumulate) {
   conv2d_backward_bf16(dx.defined() ? dx.bf16() : nullptr, dw.f32(), opt_f32(db), dy.bf16(), x.bf16(), w.bf16(), p,
                        accumulate);
 }
 
-void max_pool2d_forward_op(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
+void max_pool2d_forward_nchw(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
   max_pool2d_forward(y.f32(), x.f32(), p);
 }
 // The CPU recomputes each window's maximum from x: the forward output is not needed.
-void max_pool2d_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor&,
+void max_pool2d_backward_nchw(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor&,
                             const Pool2dParams& p) {
   max_pool2d_backward(dx.f32(), dy.f32(), x.f32(), p);
 }
-void max_pool2d_forward_bf16_op(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
+void max_pool2d_forward_bf16_nchw(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
   max_pool2d_forward_bf16(y.bf16(), x.cptr<uint16_t>(), p);
 }
-void max_pool2d_backward_bf16_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor&,
+void max_pool2d_backward_bf16_nchw(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor&,
                                  const Pool2dParams& p) {
   max_pool2d_backward_bf16(dx.bf16(), dy.cptr<uint16_t>(), x.cptr<uint16_t>(), p);
 }
+
+
+// --- channels last (decision 14): the NCHW kernels above between transposes, the readable
+// reference of the CUDA path. The weight and its gradient are PyTorch's [O, C/groups, kH, kW]
+// in both formats, so only activations and their gradients move.
+
+// y = x permuted (N, C, S) <-> (N, S, C) in x's element type; C and S as the tensor is read in
+// NCHW terms: to_nhwc takes x [N, C, S], else x [N, S, C].
+void permute(const Tensor& y, const Tensor& x, int64_t N, int64_t C, int64_t S, bool to_nhwc) {
+  if (x.dtype() == DType::BFloat16) {
+    if (to_nhwc) nchw_to_nhwc(y.bf16(), x.cptr<uint16_t>(), N, C, S);
+    else nhwc_to_nchw(y.bf16(), x.cptr<uint16_t>(), N, C, S);
+  } else {
+    if (to_nhwc) nchw_to_nhwc(y.f32(), x.cf32(), N, C, S);
+    else nhwc_to_nchw(y.f32(), x.cf32(), N, C, S);
+  }
+}
+
+void to_memory_format_op(const Tensor& y, const Tensor& x, bool to_channels_last) {
+  if (to_channels_last) permute(y, x, x.size(0), x.size(1), x.size(2) * x.size(3), true);  // x [N, C, H, W]
+  else permute(y, x, x.size(0), x.size(3), x.size(1) * x.size(2), false);                  // x [N, H, W, C]
+}
+
+// An [N, H, W, C]-ordered tensor as a new [N, C, H, W] one (undefined stays undefined).
+Tensor to_nchw(const Tensor& t, int64_t N, int64_t C, int64_t H, int64_t W) {
+  if (!t.defined()) return t;
+  Tensor r = Tensor::empty(Shape::of({N, C, H, W}), t.dtype(), t.device());
+  permute(r, t, N, C, H * W, false);
+  return r;
+}
+// A new [N, C, H, W] tensor for a result that `dst` ([N, H, W, C]) will receive (undefined
+// stays undefined)...
+Tensor nchw_like(const Tensor& dst, int64_t N, int64_t C, int64_t H, int64_t W) {
+  return dst.defined() ? Tensor::empty(Shape::of({N, C, H, W}), dst.dtype(), dst.device()) : dst;
+}
+// ... and copied there.
+void store_nhwc(const Tensor& dst, const Tensor& src, int64_t N, int64_t C, int64_t H, int64_t W) {
+  if (dst.defined()) permute(dst, src, N, C, H * W, true);
+}
+
+template <void (*Op)(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Conv2dParams&, bool)>
+void conv2d_forward_any(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p,
+                        bool relu) {
+  if (!p.channels_last) return Op(y, x, w, b, p, relu);
+  Conv2dParams q = p;
+  q.channels_last = false;
+  const Tensor yn = nchw_like(y, p.N, p.O, p.Ho, p.Wo);
+  Op(yn, to_nchw(x, p.N, p.C, p.H, p.W), w, b, q, relu);
+  store_nhwc(y, yn, p.N, p.O, p.Ho, p.Wo);
+}
+
+template <void (*Op)(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                     const Conv2dParams&, bool)>
+void conv2d_backward_any(const Tensor& dx, const Tensor& dw, const Tensor& db, const Tensor& dy, const Tensor& x,
+                         const Tensor& w, const Conv2dParams& p, bool accumulate) {
+  if (!p.channels_last) return Op(dx, dw, db, dy, x, w, p, accumulate);
+  Conv2dParams q = p;
+  q.channels_last = false;
+  const Tensor dxn = nchw_like(dx, p.N, p.C, p.H, p.W);
+  Op(dxn, dw, db, to_nchw(dy, p.N, p.O, p.Ho, p.Wo), to_nchw(x, p.N, p.C, p.H, p.W), w, q, accumulate);
+  store_nhwc(dx, dxn, p.N, p.C, p.H, p.W);
+}
+
+template <void (*Op)(const Tensor&, const Tensor&, const Pool2dParams&)>
+void max_pool2d_forward_any(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
+  if (!p.channels_last) return Op(y, x, p);
+  Pool2dParams q = p;
+  q.channels_last = false;
+  const Tensor yn = nchw_like(y, p.N, p.C, p.Ho, p.Wo);
+  Op(yn, to_nchw(x, p.N, p.C, p.H, p.W), q);
+  store_nhwc(y, yn, p.N, p.C, p.Ho, p.Wo);
+}
+
+template <void (*Op)(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Pool2dParams&)>
+void max_pool2d_backward_any(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& y,
+                             const Pool2dParams& p) {
+  if (!p.channels_last) return Op(dx, dy, x, y, p);
+  Pool2dParams q = p;
+  q.channels_last = false;
+  const Tensor dxn = nchw_like(dx, p.N, p.C, p.H, p.W);
+  Op(dxn, to_nchw(dy, p.N, p.C, p.Ho, p.Wo), to_nchw(x, p.N, p.C, p.H, p.W), to_nchw(y, p.N, p.C, p.Ho, p.Wo), q);
+  store_nhwc(dx, dxn, p.N, p.C, p.H, p.W);
+}
+
+constexpr auto conv2d_forward_op = conv2d_forward_any<conv2d_forward_nchw>;
+constexpr auto conv2d_backward_op = conv2d_backward_any<conv2d_backward_nchw>;
+constexpr auto conv2d_forward_bf16_op = conv2d_forward_any<conv2d_forward_bf16_nchw>;
+constexpr auto conv2d_backward_bf16_op = conv2d_backward_any<conv2d_backward_bf16_nchw>;
+constexpr auto max_pool2d_forward_op = max_pool2d_forward_any<max_pool2d_forward_nchw>;
+constexpr auto max_pool2d_backward_op = max_pool2d_backward_any<max_pool2d_backward_nchw>;
+constexpr auto max_pool2d_forward_bf16_op = max_pool2d_forward_any<max_pool2d_forward_bf16_nchw>;
+constexpr auto max_pool2d_backward_bf16_op = max_pool2d_backward_any<max_pool2d_backward_bf16_nchw>;
 
 void lrn_forward_op(const Tensor& y, const Tensor& x, const LrnParams& p) { lrn_forward(y.f32(), x.f32(), p); }
 // D is recomputed from x: the forward output is not needed.

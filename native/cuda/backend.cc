@@ -45,6 +45,20 @@ void to_dtype_op(const Tensor& y, const Tensor& x) {
   fail(code::kDtype, "toDtype: no conversion from ", dtype_name(x.dtype()), " to ", dtype_name(y.dtype()));
 }
 
+// x [N, C, H, W] -> y [N, H, W, C], or back (decision 14): kernels/layout.cu
+void to_memory_format_op(const Tensor& y, const Tensor& x, bool to_channels_last) {
+  const int64_t N = x.size(0);
+  const int64_t C = to_channels_last ? x.size(1) : x.size(3);
+  const int64_t S = to_channels_last ? x.size(2) * x.size(3) : x.size(1) * x.size(2);
+  if (x.dtype() == DType::BFloat16) {
+    if (to_channels_last) nchw_to_nhwc_bf16(index_of(x), y.bf16(), x.cptr<uint16_t>(), N, C, S);
+    else nhwc_to_nchw_bf16(index_of(x), y.bf16(), x.cptr<uint16_t>(), N, C, S);
+  } else {
+    if (to_channels_last) nchw_to_nhwc(index_of(x), y.f32(), x.cf32(), N, C, S);
+    else nhwc_to_nchw(index_of(x), y.f32(), x.cf32(), N, C, S);
+  }
+}
+
 // --- activation ---
 void relu_forward_op(const Tensor& y, const Tensor& x) { relu_forward(index_of(x), y.f32(), x.f32(), x.numel()); }
 void relu_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& y) {
@@ -77,11 +91,14 @@ void conv2d_backward_bf16_op(const Tensor& dx, const Tensor& dw, const Tensor& d
   conv2d_backward_bf16(index_of(x), dx.defined() ? dx.bf16() : nullptr, dw.f32(), opt_f32(db), dy.bf16(), x.bf16(),
                        w.bf16(), p, accumulate);
 }
+// float32: cuDNN in NCHW; channels last: our kernels (kernels/pool.cu), the CPU's tie rule
 void max_pool2d_forward_op(const Tensor& y, const Tensor& x, const Pool2dParams& p) {
+  if (p.channels_last) return max_pool2d_forward_f32(index_of(x), y.f32(), x.cf32(), p);
   maxpool2d_forward(index_of(x), y.f32(), x.f32(), p);
 }
 void max_pool2d_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const Tensor& y,
                             const Pool2dParams& p) {
+  if (p.channels_last) return max_pool2d_backward_f32(index_of(x), dx.f32(), dy.cf32(), x.cf32(), p);
   maxpool2d_backward(index_of(x), dx.f32(), dy.f32(), x.f32(), y.f32(), p);
 }
 // bfloat16 pooling: our kernels (kernels/pool.cu), the CPU's rules

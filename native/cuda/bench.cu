@@ -359,6 +359,48 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
     });
     rows.push_back(memory_row("bias.backward", shape, bb, 4.0 * count, peak_gbps));
   }
+
+  // ---- channels last (opt-in, docs/architecture.md decision 14): the five convolutions with
+  // NHWC tensors and KRSC filters (the weight's transpose and the weight gradient's transpose
+  // back included, as the operator runs them), and max pooling by our NHWC kernel; beside the
+  // NCHW rows above, on the same shapes ----
+  for (const BenchConv& cv : kBenchConvs) {
+    const Conv2dParams g = conv2d_params("benchOps", Shape::of({B, cv.H, cv.H, cv.C}), Shape::of({cv.O, cv.C, cv.k, cv.k}),
+                                         {cv.s, cv.s}, {cv.p, cv.p}, {1, 1}, 1, /*channels_last=*/true);
+    const int64_t Ho = g.Ho;
+    Buffer x(device, static_cast<size_t>(B * cv.C * cv.H * cv.H)), w(device, static_cast<size_t>(cv.O * cv.C * cv.k * cv.k)),
+        bias(device, static_cast<size_t>(cv.O));
+    fill_random(device, x, 3);
+    fill_random(device, w, 4);
+    fill_random(device, bias, 5);
+    Buffer y(device, static_cast<size_t>(B * cv.O * Ho * Ho)), dx(device, x.count()), dw(device, w.count()),
+        db(device, bias.count());
+    const double flop = 2.0 * B * cv.O * Ho * Ho * cv.C * cv.k * cv.k;
+    const std::string shape = bench_dims({B, cv.H, cv.H, cv.C}) + " * " + bench_dims({cv.O, cv.C, cv.k, cv.k});
+    const double f = timer.best_ms([&] {
+      conv2d_forward(device, y.get(), x.get(), w.get(), bias.get(), g, /*relu=*/false);
+    });
+    rows.push_back(compute_row(std::string(cv.name) + ".forward (channels last)", shape, f, flop, peak_gflops));
+    const bool first = std::string(cv.name) == "conv1";
+    const double bw = timer.best_ms([&] {
+      conv2d_backward(device, first ? nullptr : dx.get(), dw.get(), db.get(), y.get(), x.get(), w.get(), g, false);
+    });
+    rows.push_back(compute_row(std::string(cv.name) + ".backward (channels last)", shape, bw, flop * (first ? 1 : 2), peak_gflops));
+  }
+  {
+    const int64_t C = kBenchActC, H = kBenchActH;
+    const size_t count = static_cast<size_t>(B * C * H * H);
+    const Pool2dParams pg = pool2d_params("benchOps", Shape::of({B, H, H, C}), {kBenchPoolK, kBenchPoolK},
+                                          {kBenchPoolS, kBenchPoolS}, {0, 0}, /*channels_last=*/true);
+    Buffer x(device, count), dx(device, count), py(device, static_cast<size_t>(B * C * pg.Ho * pg.Wo));
+    fill_random(device, x, 6);
+    const std::string shape = bench_dims({B, H, H, C});
+    const double pbytes = 4.0 * (count + py.count());
+    const double pf = timer.best_ms([&] { max_pool2d_forward_f32(device, py.get(), x.get(), pg); });
+    rows.push_back(memory_row("maxpool1.forward (channels last)", shape, pf, pbytes, peak_gbps));
+    const double pbw = timer.best_ms([&] { max_pool2d_backward_f32(device, dx.get(), py.get(), x.get(), pg); });
+    rows.push_back(memory_row("maxpool1.backward (channels last)", shape, pbw, 2 * pbytes, peak_gbps));
+  }
   return rows;
 }
 

@@ -60,20 +60,27 @@ struct CudnnDescriptor {
   }
 };
 
+// The memory format of a descriptor (decision 14): CUDNN_TENSOR_NHWC for channels last, where
+// a tensor is stored [N, H, W, C] and a filter [K, R, S, C] (KRSC: [O, kH, kW, C/groups]); the
+// dimensions passed are the logical n, c, h, w (or k, c, h, w) either way.
+cudnnTensorFormat_t format_of(bool channels_last) { return channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW; }
+
 struct TensorDesc : CudnnDescriptor<cudnnTensorDescriptor_t, &CudnnApi::cudnnCreateTensorDescriptor,
                                     &CudnnApi::cudnnDestroyTensorDescriptor> {
-  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
+  TensorDesc(int64_t n, int64_t c, int64_t h, int64_t w, cudnnDataType_t type = CUDNN_DATA_FLOAT,
+             bool channels_last = false) {
     const CudnnApi& a = create("cudnnCreateTensorDescriptor");
-    CUDNN_CHECK(a.cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, type, as_int(n), as_int(c),
+    CUDNN_CHECK(a.cudnnSetTensor4dDescriptor(d, format_of(channels_last), type, as_int(n), as_int(c),
                                              as_int(h), as_int(w)));
   }
 };
 
 struct FilterDesc : CudnnDescriptor<cudnnFilterDescriptor_t, &CudnnApi::cudnnCreateFilterDescriptor,
                                     &CudnnApi::cudnnDestroyFilterDescriptor> {
-  FilterDesc(int64_t k, int64_t c, int64_t h, int64_t w, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
+  FilterDesc(int64_t k, int64_t c, int64_t h, int64_t w, cudnnDataType_t type = CUDNN_DATA_FLOAT,
+             bool channels_last = false) {
     const CudnnApi& a = create("cudnnCreateFilterDescriptor");
-    CUDNN_CHECK(a.cudnnSetFilter4dDescriptor(d, type, CUDNN_TENSOR_NCHW, as_int(k), as_int(c),
+    CUDNN_CHECK(a.cudnnSetFilter4dDescriptor(d, type, format_of(channels_last), as_int(k), as_int(c),
                                              as_int(h), as_int(w)));
   }
 };
@@ -127,7 +134,8 @@ cudnnMathType_t search_math(bool tf32) { return tf32 ? CUDNN_DEFAULT_MATH : CUDN
 // One convolution shape (and math mode, and data type): its descriptors and the algorithms found
 // for it. Each direction has its own convolution descriptor, set once to the math type of its
 // algorithm, so no call changes a descriptor. A bfloat16 plan (x, w, y bfloat16, float compute)
-// is used for the forward pass and the input gradient only (see conv2d_backward_bf16).
+// is used for the forward pass and the input gradient only (see conv2d_backward_bf16). A
+// channels-last plan (g.channels_last) describes x and y as NHWC and the filter as KRSC.
 struct ConvPlan {
   TensorDesc x, y;
   FilterDesc w;
@@ -142,9 +150,9 @@ struct ConvPlan {
   bool deterministic = false;  // only CUDNN_DETERMINISTIC algorithms (setDeterministic)
   // bf16: tensor-core math is what the data type is for; the TF32 switch is about float data.
   ConvPlan(const Conv2dParams& g, bool tf32, bool det, bool bf16)
-      : x(g.N, g.C, g.H, g.W, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT),
-        y(g.N, g.O, g.Ho, g.Wo, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT),
-        w(g.O, g.C / g.groups, g.kH, g.kW, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT),
+      : x(g.N, g.C, g.H, g.W, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT, g.channels_last),
+        y(g.N, g.O, g.Ho, g.Wo, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT, g.channels_last),
+        w(g.O, g.C / g.groups, g.kH, g.kW, bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT, g.channels_last),
         fwd(g, search_math(tf32 || bf16)),
         bwd_data(g, search_math(tf32 || bf16)),
         bwd_filter(g, search_math(tf32 || bf16)),
@@ -164,10 +172,10 @@ struct LrnPlan {
       : lrn(size, alpha, beta, k), t(N, C, H, W) {}
 };
 
-// The full geometry, the math mode, whether only deterministic algorithms may be chosen, and
-// the data type (true: bfloat16, false: float).
+// The full geometry, the math mode, whether only deterministic algorithms may be chosen, the
+// data type (true: bfloat16, false: float) and the memory format (true: channels last).
 using ConvKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool>;
+                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, bool>;
 using PoolKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                            int64_t, int64_t>;
 using LrnKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, double, double, double>;
@@ -206,6 +214,7 @@ struct DeviceHandles {
   GrowingBuffer workspace;     // cuDNN's
   GrowingBuffer bias_scratch;  // the bias gradient's partial sums
   GrowingBuffer widened;       // bfloat16 convolution operands widened to float32
+  GrowingBuffer filters;      // channels last: the KRSC copy of a weight and the KRSC weight gradient
   // Kept for the process (as the handles are): never freed while queued work may use them.
   std::map<ConvKey, std::unique_ptr<ConvPlan>> convs;
   std::map<PoolKey, std::unique_ptr<PoolPlan>> pools;
@@ -246,8 +255,24 @@ float* widened_scratch(int device, DeviceHandles& h, int64_t floats) {
   return static_cast<float*>(h.widened.get(device, n * sizeof(float), "the bfloat16 operands' widened copies"));
 }
 
+// Channels last (decision 14): the weight's KRSC copy and the KRSC weight gradient, in one
+// kept buffer (caller holds h.mutex): `wn` elements of `elem` bytes for the copy, then wn floats.
+// The weight stays PyTorch's [O, C/g, kH, kW] in the store; cuDNN's NHWC kernels read KRSC, so
+// each call transposes it here (a few MiB for AlexNet, against the convolution's GFLOPs).
+struct KrscScratch {
+  void* w = nullptr;     // [O, kH, kW, C/g], the weight's element type
+  float* dw = nullptr;   // [O, kH, kW, C/g]
+};
+KrscScratch krsc_scratch(int device, DeviceHandles& h, int64_t wn, size_t elem) {
+  const size_t wbytes = (static_cast<size_t>(wn) * elem + 255) / 256 * 256;
+  char* p = static_cast<char*>(h.filters.get(device, wbytes + static_cast<size_t>(wn) * sizeof(float),
+                                             "the channels-last filter copies"));
+  return {p, reinterpret_cast<float*>(p + wbytes)};
+}
+
 ConvKey key_of(const Conv2dParams& g, bool tf32, bool det, bool bf16) {
-  return ConvKey{g.N, g.C, g.H, g.W, g.O, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, g.dH, g.dW, g.groups, tf32, det, bf16};
+  return ConvKey{g.N, g.C, g.H, g.W, g.O, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW, g.dH, g.dW, g.groups, tf32, det, bf16,
+                 g.channels_last};
 }
 
 // The plan of this shape in the current math mode (and data type), made on first use. Caller
@@ -353,12 +378,6 @@ void find_backward_filter(int device, DeviceHandles& h, ConvPlan& p, const Conv2
   free(device, scratch);
 }
 
-void find_backward(int device, DeviceHandles& h, ConvPlan& p, const Conv2dParams& g, const void* x,
-                   const void* w, const void* dy) {
-  find_backward_data(device, h, p, g, w, dy);
-  find_backward_filter(device, h, p, g, x, dy);
-}
-
 PoolPlan& pool_plan(DeviceHandles& h, const Pool2dParams& g) {
   const PoolKey key{g.N, g.C, g.H, g.W, g.kH, g.kW, g.sH, g.sW, g.pH, g.pW};
   auto& slot = h.pools[key];
@@ -400,18 +419,69 @@ void set_deterministic(bool on) { g_deterministic = on; }
 bool deterministic() { return g_deterministic; }
 uint64_t descriptors_created() { return g_descriptors_created.load(); }
 
+namespace {
+
+// The bias / ReLU epilogue's view of y [N, O, S] (S = Ho*Wo): channels last stores it
+// [N*S, O, 1], the fully connected layer's case.
+struct EpilogueShape {
+  int64_t N, C, S;
+};
+EpilogueShape epilogue_shape(const Conv2dParams& g) {
+  const int64_t S = g.Ho * g.Wo;
+  return g.channels_last ? EpilogueShape{g.N * S, g.O, 1} : EpilogueShape{g.N, g.O, S};
+}
+
+int64_t weight_numel(const Conv2dParams& g) { return g.O * (g.C / g.groups) * g.kH * g.kW; }
+
+// The weight as the plan reads it: itself in NCHW, its KRSC copy in `krsc` for channels last.
+const float* plan_weight(int device, const Conv2dParams& g, const float* w, void* krsc) {
+  if (!g.channels_last) return w;
+  nchw_to_nhwc(device, static_cast<float*>(krsc), w, g.O, g.C / g.groups, g.kH * g.kW);
+  return static_cast<const float*>(krsc);
+}
+const uint16_t* plan_weight(int device, const Conv2dParams& g, const uint16_t* w, void* krsc) {
+  if (!g.channels_last) return w;
+  nchw_to_nhwc_bf16(device, static_cast<uint16_t*>(krsc), w, g.O, g.C / g.groups, g.kH * g.kW);
+  return static_cast<const uint16_t*>(krsc);
+}
+
+// The float32 weight gradient from x and dy as the float plan `p` reads them, into PyTorch's
+// [O, C/g, kH, kW] dw (+= with accumulate). Channels last: cuDNN writes KRSC into the scratch,
+// which is then transposed and added into dw once (the master weights' layout never changes).
+void weight_gradient(int device, DeviceHandles& h, ConvPlan& p, const Conv2dParams& g, const float* x,
+                     const float* dy, float* dw, float* dw_krsc, bool accumulate) {
+  find_backward_filter(device, h, p, g, x, dy);
+  void* ws = workspace(device, h, p.bwd_filter_ws);
+  const float one = 1.f;
+  const float beta = accumulate && !g.channels_last ? 1.f : 0.f;
+  float* out = g.channels_last ? dw_krsc : dw;
+  CUDNN_CHECK(cudnn().cudnnConvolutionBackwardFilter(h.dnn, &one, p.x.d, x, p.y.d, dy, p.bwd_filter.d,
+                                                     p.bwd_filter_algo, ws, p.bwd_filter_ws, &beta, p.w.d, out));
+  if (g.channels_last) nhwc_to_nchw(device, dw, dw_krsc, g.O, g.C / g.groups, g.kH * g.kW, accumulate);
+}
+
+void bias_gradient(int device, DeviceHandles& h, const Conv2dParams& g, float* db, const float* dy, bool accumulate) {
+  const EpilogueShape e = epilogue_shape(g);
+  bias_backward(device, db, dy, e.N, e.C, e.S, accumulate, bias_scratch(device, h, bias_backward_scratch(e.N, e.C, e.S)));
+}
+
+}  // namespace
+
 void conv2d_forward(int device, float* y, const float* x, const float* w, const float* bias,
                     const Conv2dParams& g, bool relu) {
   if (g.N == 0) return;  // an empty batch: y is empty too (cuDNN rejects n = 0)
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
   ConvPlan& p = conv_plan(h, g);
-  find_forward(device, h, p, x, w, y);
+  const KrscScratch k = g.channels_last ? krsc_scratch(device, h, weight_numel(g), sizeof(float)) : KrscScratch{};
+  const float* wp = plan_weight(device, g, w, k.w);
+  find_forward(device, h, p, x, wp, y);
   void* ws = workspace(device, h, p.fwd_ws);
   const float one = 1.f, zero = 0.f;
-  CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, p.x.d, x, p.w.d, w, p.fwd.d, p.fwd_algo, ws,
+  CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, p.x.d, x, p.w.d, wp, p.fwd.d, p.fwd_algo, ws,
                                               p.fwd_ws, &zero, p.y.d, y));
-  if (bias || relu) bias_relu_forward(device, y, bias, g.N, g.O, g.Ho * g.Wo, relu);
+  const EpilogueShape e = epilogue_shape(g);
+  if (bias || relu) bias_relu_forward(device, y, bias, e.N, e.C, e.S, relu);
 }
 
 void conv2d_backward(int device, float* dx, float* dw, float* db, const float* dy, const float* x,
@@ -420,7 +490,7 @@ void conv2d_backward(int device, float* dx, float* dw, float* db, const float* d
     // An empty batch (as on the CPU): dx is empty, dw and db are empty sums, so zeros, or
     // unchanged when accumulating. cuDNN would reject the n = 0 descriptors.
     if (!accumulate) {
-      fill(device, dw, 0.f, g.O * (g.C / g.groups) * g.kH * g.kW);
+      fill(device, dw, 0.f, weight_numel(g));
       if (db) fill(device, db, 0.f, g.O);
     }
     return;
@@ -428,23 +498,18 @@ void conv2d_backward(int device, float* dx, float* dw, float* db, const float* d
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
   ConvPlan& p = conv_plan(h, g);
-  find_backward(device, h, p, g, x, w, dy);
+  const KrscScratch k = g.channels_last ? krsc_scratch(device, h, weight_numel(g), sizeof(float)) : KrscScratch{};
+  const float* wp = dx ? plan_weight(device, g, w, k.w) : w;  // only the input gradient reads the weight
   const CudnnApi& a = cudnn();
   const float one = 1.f, zero = 0.f;
-  const float beta_w = accumulate ? 1.f : 0.f;
   if (dx) {
+    find_backward_data(device, h, p, g, wp, dy);
     void* ws = workspace(device, h, p.bwd_data_ws);
-    CUDNN_CHECK(a.cudnnConvolutionBackwardData(h.dnn, &one, p.w.d, w, p.y.d, dy, p.bwd_data.d, p.bwd_data_algo,
+    CUDNN_CHECK(a.cudnnConvolutionBackwardData(h.dnn, &one, p.w.d, wp, p.y.d, dy, p.bwd_data.d, p.bwd_data_algo,
                                                ws, p.bwd_data_ws, &zero, p.x.d, dx));
   }
-  void* ws = workspace(device, h, p.bwd_filter_ws);
-  CUDNN_CHECK(a.cudnnConvolutionBackwardFilter(h.dnn, &one, p.x.d, x, p.y.d, dy, p.bwd_filter.d,
-                                               p.bwd_filter_algo, ws, p.bwd_filter_ws, &beta_w, p.w.d, dw));
-  if (db) {
-    const int64_t S = g.Ho * g.Wo;
-    bias_backward(device, db, dy, g.N, g.O, S, accumulate,
-                  bias_scratch(device, h, bias_backward_scratch(g.N, g.O, S)));
-  }
+  weight_gradient(device, h, p, g, x, dy, dw, k.dw, accumulate);
+  if (db) bias_gradient(device, h, g, db, dy, accumulate);
 }
 
 void conv2d_forward_bf16(int device, float* y_f32, uint16_t* y_bf16, const uint16_t* x, const uint16_t* w,
@@ -453,40 +518,45 @@ void conv2d_forward_bf16(int device, float* y_f32, uint16_t* y_bf16, const uint1
   DeviceHandles& h = handles(device);
   std::lock_guard<std::mutex> lock(h.mutex);
   const float one = 1.f, zero = 0.f;
-  const int64_t S = g.Ho * g.Wo;
+  const EpilogueShape e = epilogue_shape(g);
+  const int64_t wn = weight_numel(g);
   if (y_bf16 != nullptr) {
     // cuDNN with bfloat16 x, w and y and float compute: the float32 sums rounded once into y;
     // the bias (float32) and the ReLU follow in our epilogue, which rounds again when there is a
     // bias (cuDNN has no bfloat16-in, float32-out convolution to add it before rounding).
     ConvPlan& p = conv_plan(h, g, /*bf16=*/true);
-    find_forward(device, h, p, x, w, y_bf16);
+    const KrscScratch k = g.channels_last ? krsc_scratch(device, h, wn, sizeof(uint16_t)) : KrscScratch{};
+    const uint16_t* wp = plan_weight(device, g, w, k.w);
+    find_forward(device, h, p, x, wp, y_bf16);
     void* ws = workspace(device, h, p.fwd_ws);
-    CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, p.x.d, x, p.w.d, w, p.fwd.d, p.fwd_algo, ws, p.fwd_ws,
+    CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, p.x.d, x, p.w.d, wp, p.fwd.d, p.fwd_algo, ws, p.fwd_ws,
                                                 &zero, p.y.d, y_bf16));
-    if (bias || relu) bias_relu_bf16(device, y_bf16, bias, g.N, g.O, S, relu);
+    if (bias || relu) bias_relu_bf16(device, y_bf16, bias, e.N, e.C, e.S, relu);
     return;
   }
   // A float32 output: x and w widened to float32 (exact) and the float32 plan. Its products are
   // exact in strict FP32 and in TF32 alike (a bfloat16 value has 8 significant bits, TF32 keeps
   // 11), and its sums are float32: the CPU's contract, with the bias added before any rounding.
-  const int64_t xn = g.N * g.C * g.H * g.W, wn = g.O * (g.C / g.groups) * g.kH * g.kW;
+  const int64_t xn = g.N * g.C * g.H * g.W;
   float* xf = widened_scratch(device, h, xn + wn);
   float* wf = xf + xn;
   bf16_to_float(device, xf, x, xn);
   bf16_to_float(device, wf, w, wn);
   ConvPlan& p = conv_plan(h, g);
-  find_forward(device, h, p, xf, wf, y_f32);
+  const KrscScratch k = g.channels_last ? krsc_scratch(device, h, wn, sizeof(float)) : KrscScratch{};
+  const float* wp = plan_weight(device, g, wf, k.w);
+  find_forward(device, h, p, xf, wp, y_f32);
   void* ws = workspace(device, h, p.fwd_ws);
-  CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, p.x.d, xf, p.w.d, wf, p.fwd.d, p.fwd_algo, ws, p.fwd_ws,
+  CUDNN_CHECK(cudnn().cudnnConvolutionForward(h.dnn, &one, p.x.d, xf, p.w.d, wp, p.fwd.d, p.fwd_algo, ws, p.fwd_ws,
                                               &zero, p.y.d, y_f32));
-  if (bias || relu) bias_relu_forward(device, y_f32, bias, g.N, g.O, S, relu);
+  if (bias || relu) bias_relu_forward(device, y_f32, bias, e.N, e.C, e.S, relu);
 }
 
 void conv2d_backward_bf16(int device, uint16_t* dx, float* dw, float* db, const uint16_t* dy, const uint16_t* x,
                           const uint16_t* w, const Conv2dParams& g, bool accumulate) {
   if (g.N == 0) {
     if (!accumulate) {  // empty sums, as conv2d_backward
-      fill(device, dw, 0.f, g.O * (g.C / g.groups) * g.kH * g.kW);
+      fill(device, dw, 0.f, weight_numel(g));
       if (db) fill(device, db, 0.f, g.O);
     }
     return;
@@ -495,12 +565,15 @@ void conv2d_backward_bf16(int device, uint16_t* dx, float* dw, float* db, const 
   std::lock_guard<std::mutex> lock(h.mutex);
   const CudnnApi& a = cudnn();
   const float one = 1.f, zero = 0.f;
+  // bfloat16 KRSC weight copy (for dx) and the float32 KRSC weight gradient share the scratch
+  const KrscScratch k = g.channels_last ? krsc_scratch(device, h, weight_numel(g), sizeof(uint16_t)) : KrscScratch{};
   if (dx) {
     // The input gradient in cuDNN's bfloat16 configuration: float32 sums, rounded once into dx.
     ConvPlan& p = conv_plan(h, g, /*bf16=*/true);
-    find_backward_data(device, h, p, g, w, dy);
+    const uint16_t* wp = plan_weight(device, g, w, k.w);
+    find_backward_data(device, h, p, g, wp, dy);
     void* ws = workspace(device, h, p.bwd_data_ws);
-    CUDNN_CHECK(a.cudnnConvolutionBackwardData(h.dnn, &one, p.w.d, w, p.y.d, dy, p.bwd_data.d, p.bwd_data_algo, ws,
+    CUDNN_CHECK(a.cudnnConvolutionBackwardData(h.dnn, &one, p.w.d, wp, p.y.d, dy, p.bwd_data.d, p.bwd_data_algo, ws,
                                                p.bwd_data_ws, &zero, p.x.d, dx));
   }
   // The weight gradient must be float32 (the float32 master weights', added into with
@@ -512,15 +585,8 @@ void conv2d_backward_bf16(int device, uint16_t* dx, float* dw, float* db, const 
   bf16_to_float(device, xf, x, xn);
   bf16_to_float(device, dyf, dy, yn);
   ConvPlan& p = conv_plan(h, g);
-  find_backward_filter(device, h, p, g, xf, dyf);
-  void* ws = workspace(device, h, p.bwd_filter_ws);
-  const float beta_w = accumulate ? 1.f : 0.f;
-  CUDNN_CHECK(a.cudnnConvolutionBackwardFilter(h.dnn, &one, p.x.d, xf, p.y.d, dyf, p.bwd_filter.d, p.bwd_filter_algo,
-                                               ws, p.bwd_filter_ws, &beta_w, p.w.d, dw));
-  if (db) {
-    const int64_t S = g.Ho * g.Wo;
-    bias_backward(device, db, dyf, g.N, g.O, S, accumulate, bias_scratch(device, h, bias_backward_scratch(g.N, g.O, S)));
-  }
+  weight_gradient(device, h, p, g, xf, dyf, dw, k.dw, accumulate);
+  if (db) bias_gradient(device, h, g, db, dyf, accumulate);
 }
 
 void maxpool2d_forward(int device, float* y, const float* x, const Pool2dParams& g) {

@@ -10,6 +10,14 @@
 // mode (float data throughout): a shape's first call makes its cuDNN descriptors and searches
 // its algorithms, later calls only enqueue work. Cached descriptors live for the process.
 //
+// Channels last (Conv2dParams / Pool2dParams .channels_last, docs/architecture.md decision 14):
+// x, y and their gradients are [N, H, W, C]-ordered and described to cuDNN as CUDNN_TENSOR_NHWC;
+// the convolution's filter is described as NHWC too (KRSC), so that cuDNN's tensor-core kernels
+// run without transposing inside; the weight stays PyTorch's [O, C/g, kH, kW] in memory and is
+// transposed into a kept scratch per call, and the weight gradient comes back the same way
+// (cuDNN writes KRSC to scratch, one transpose adds it into dw). The bias / ReLU epilogue sees y
+// as [N*Ho*Wo, O]. Float32 max pooling is cuDNN's with NHWC descriptors.
+//
 // Empty sizes behave as on the CPU (native/cpu): an empty batch or channel count makes the
 // output empty (nothing to do; cuDNN would reject n = 0), a gradient summed over an empty
 // batch is zero (unchanged when accumulating), and a matrix product with K = 0 is C = beta * C.

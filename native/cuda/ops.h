@@ -59,6 +59,18 @@ void bias_relu_bf16(int device, uint16_t* y /*[N,C,S]*/, const float* bias /*[C]
 void bias_backward_bf16(int device, float* db /*[C]*/, const uint16_t* dy /*[B,C]*/, int64_t B, int64_t C,
                         bool accumulate);
 
+// --- layout.cu --- (memory formats, decision 14: exact permutations, S = H*W)
+// y[n, s, c] = x[n, c, s]: NCHW -> NHWC, and a weight [O, C/g, kH, kW] -> cuDNN's KRSC filter
+void nchw_to_nhwc(int device, float* y /*[N,S,C]*/, const float* x /*[N,C,S]*/, int64_t N, int64_t C, int64_t S);
+void nchw_to_nhwc_bf16(int device, uint16_t* y /*[N,S,C]*/, const uint16_t* x /*[N,C,S]*/, int64_t N, int64_t C,
+                       int64_t S);
+// y[n, c, s] = (accumulate ? y[n, c, s] : 0) + x[n, s, c]: NHWC -> NCHW, and a KRSC weight
+// gradient added into PyTorch's [O, C/g, kH, kW]
+void nhwc_to_nchw(int device, float* y /*[N,C,S]*/, const float* x /*[N,S,C]*/, int64_t N, int64_t C, int64_t S,
+                  bool accumulate = false);
+void nhwc_to_nchw_bf16(int device, uint16_t* y /*[N,C,S]*/, const uint16_t* x /*[N,S,C]*/, int64_t N, int64_t C,
+                       int64_t S);
+
 // --- dropout.cu --- (the RNG of native/core/rng.h: same seed and offset, same mask; counter
 // null or the stream position in device memory, advanced by p.advance: native/core/ops/dropout.h)
 void dropout_forward(int device, float* y /*[n]*/, float* mask /*[n]*/, const float* x /*[n]*/, int64_t n,
@@ -75,10 +87,17 @@ void dropout_backward_bf16(int device, uint16_t* dx /*[n]*/, const uint16_t* dy 
 // --- pool.cu --- (bfloat16 max pooling; float32 pooling is cuDNN's, dnn.h) The CPU's rules:
 // forward exact; backward routes each window's gradient to its first maximum (row-major, a NaN
 // wins), sums each input's share in float32 (no atomics: deterministic) and rounds it once.
+// p.channels_last: every tensor [N, H, W, C]-ordered instead (the same windows and rules).
 void max_pool2d_forward_bf16(int device, uint16_t* y /*[N,C,Ho,Wo]*/, const uint16_t* x /*[N,C,H,W]*/,
                              const Pool2dParams& p);
 void max_pool2d_backward_bf16(int device, uint16_t* dx /*[N,C,H,W]*/, const uint16_t* dy /*[N,C,Ho,Wo]*/,
                               const uint16_t* x /*[N,C,H,W]*/, const Pool2dParams& p);
+// The same kernels on float32 (the CPU's tie rule; forward bitwise, backward sums to float32
+// rounding), for channels last (cuDNN pools NCHW float32)
+void max_pool2d_forward_f32(int device, float* y /*[N,Ho,Wo,C]*/, const float* x /*[N,H,W,C]*/,
+                            const Pool2dParams& p);
+void max_pool2d_backward_f32(int device, float* dx /*[N,H,W,C]*/, const float* dy /*[N,Ho,Wo,C]*/,
+                             const float* x /*[N,H,W,C]*/, const Pool2dParams& p);
 
 // --- loss.cu ---
 void softmax_forward(int device, float* y /*[B,C]*/, const float* x /*[B,C]*/, int64_t B, int64_t C);

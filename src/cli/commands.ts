@@ -37,6 +37,8 @@ export interface TrainCliOptions extends RunTrainOptions {
   maxSteps?: number;
   /** --cuda-graph: capture the step as a CUDA graph and replay it (TrainerOptions.cudaGraph) */
   cudaGraph?: boolean;
+  /** --channels-last: [N, H, W, C] activations in the convolution stack (TrainerOptions.memoryFormat); not recorded in checkpoints */
+  channelsLast?: boolean;
   json: boolean;
   /** Verify the checksums of the --resume checkpoint (default true; --no-verify). */
   verify?: boolean;
@@ -221,6 +223,7 @@ export async function trainCommand(options: TrainCliOptions): Promise<TrainSumma
     ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
     warmupSteps: o.warmup,
     ...(o.cudaGraph ? { cudaGraph: true } : {}),
+    ...(o.channelsLast ? { memoryFormat: 'channels_last' as const } : {}),
     onProgress: reporter.onProgress,
     signal: controller.signal,
     ...(comm.worldSize > 1 ? { communicator: comm } : {}),

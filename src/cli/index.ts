@@ -151,6 +151,7 @@ program
   .option('--warmup <n>', 'linear learning-rate warm-up over the first n steps', int('warmup', 0, LIMITS.count), 0)
   .option('--precision <name>', 'fp32 | bf16 (bfloat16 activations and weight copies; float32 master weights, weight gradients, loss and checkpoints; --config seed or torchvision)', oneOf('precision', ['fp32', 'bf16'] as const), 'fp32')
   .option('--cuda-graph', 'CUDA: after warm-up, capture the training step as a CUDA graph and replay it (opt-in; steps run eagerly, with a notice, where it cannot be used: dropout active, data-parallel, a failed capture)')
+  .option('--channels-last', 'channels-last ([N, H, W, C]) activations in the convolution stack, the layout of cuDNN\'s tensor-core kernels (opt-in; weights and checkpoints unchanged; not with --config paper2012, whose LRN has no such form)')
   .option('--json', 'print one JSON object per line instead of a progress bar, ending with a summary')
   .option('--threads <n>', 'CPU threads of this process (default: all cores; with --nproc: the cores shared out among the ranks)', positiveInt('threads', LIMITS.threads))
   .option('--nproc <n>', 'train data-parallel with n local processes: runs this command under mpirun -n n (needs Open MPI; --batch-size is per process)', positiveInt('nproc', LIMITS.ranks))

@@ -56,7 +56,7 @@ import { alexnetError } from '../errors.js';
 import { fillNormal } from '../nn/init.js';
 import { mulberry32, type Rng } from '../random.js';
 import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
-import type { Precision } from '../nn/module.js';
+import type { MemoryFormat, Precision } from '../nn/module.js';
 import { Tensor, type Device } from '../tensor.js';
 
 export type AlexNetConfig = 'seed' | 'paper2012' | 'torchvision';
@@ -80,6 +80,12 @@ export interface AlexNetOptions {
    * and logits (Module.setPrecision). 'paper2012' has LRN, which is float32 only: ERR_DTYPE.
    */
   precision?: Precision;
+  /**
+   * 'contiguous_format' (default) or 'channels_last' (Module.setMemoryFormat): the convolution
+   * stack on [N, H, W, C] activations, the input still [N, 3, H, W]. 'paper2012' has LRN, which
+   * has no channels-last form: ERR_ARGUMENT.
+   */
+  memoryFormat?: MemoryFormat;
 }
 
 /** Input side length of each configuration (the input is [N, 3, size, size]). */
@@ -235,6 +241,7 @@ export class AlexNet extends Sequential {
     if (o.init === 'kaiming') initKaiming(weightedLayers(features, classifier), rng);
     if (o.init === 'paper') initPaper(weightedLayers(features, classifier), rng);
     if (options.precision !== undefined) this.setPrecision(options.precision);
+    if (options.memoryFormat !== undefined) this.setMemoryFormat(options.memoryFormat);
   }
 
   /** Module.setPrecision; 'bf16' is refused for 'paper2012', whose LRN layers are float32 only. */

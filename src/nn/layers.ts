@@ -4,6 +4,7 @@ import { alexnetError } from '../errors.js';
 import { relu, reluBackward } from '../ops/activation.js';
 import { conv2d, conv2dBackward } from '../ops/conv.js';
 import { dropout, dropoutBackward, dropoutCounter, writeDropoutCounter } from '../ops/dropout.js';
+import { toMemoryFormat } from '../ops/layout.js';
 import { linear, linearBackward } from '../ops/linear.js';
 import { localResponseNorm, localResponseNormBackward, type LrnOptions } from '../ops/lrn.js';
 import { maxPool2d, maxPool2dBackward, type Pool2dOptions } from '../ops/pool.js';
@@ -151,7 +152,8 @@ export class Conv2d extends Module {
   }
 
   #opts() {
-    return { stride: this.stride, padding: this.padding, groups: this.groups };
+    const o = { stride: this.stride, padding: this.padding, groups: this.groups };
+    return this.memoryFormat === 'channels_last' ? { ...o, memoryFormat: 'channels_last' as const } : o;
   }
 
   /** With `relu`, returns max(conv(x), 0) in one pass (Sequential fuses Conv2d + ReLU so). */
@@ -372,7 +374,9 @@ export class MaxPool2d extends InputOutputLayer<Pool2dOptions> {
   }
 
   protected opOptions(): Pool2dOptions {
-    return { kernelSize: this.kernelSize, stride: this.stride, padding: this.padding };
+    const o: Pool2dOptions = { kernelSize: this.kernelSize, stride: this.stride, padding: this.padding };
+    if (this.memoryFormat === 'channels_last') o.memoryFormat = 'channels_last';
+    return o;
   }
 
   protected override extraRepr(): string {
@@ -398,6 +402,10 @@ export class LocalResponseNorm extends InputOutputLayer<LrnOptions> {
 
   protected opOptions(): LrnOptions {
     return { size: this.size, alpha: this.alpha, beta: this.beta, k: this.k };
+  }
+
+  protected override channelsLastRefusal(): string {
+    return 'its window runs across channels of [N, C, H, W] activations and it has no channels-last form';
   }
 
   protected override extraRepr(): string {
@@ -589,20 +597,38 @@ export class Dropout extends Module {
   }
 }
 
-/** torch.nn.Flatten(startDim = 1): [N, C, H, W] -> [N, C*H*W] in C, H, W order (a view). */
+/**
+ * torch.nn.Flatten(startDim = 1): [N, C, H, W] -> [N, C*H*W] in C, H, W order (a view). Under
+ * memoryFormat 'channels_last' a 4-D input is [N, H, W, C]: it is converted back to
+ * [N, C, H, W] first, so the features come in PyTorch's order and the next Linear's weights keep
+ * their layout; backward converts the gradient the other way.
+ */
 export class Flatten extends Module {
   #inputShape: readonly number[] | null = null;
+  #converted = false;
 
   forward(x: F32): F32 {
     if (x.rank < 2) throw alexnetError('ERR_SHAPE', `Flatten: expected an input of rank >= 2, got ${fmt(x.shape)}`);
+    const convert = this.memoryFormat === 'channels_last' && x.rank === 4;
     this.#inputShape = this.training ? x.shape : null;
-    return x.reshape([x.shape[0]!, -1]);
+    this.#converted = convert;
+    if (!convert) return x.reshape([x.shape[0]!, -1]);
+    const nchw = toMemoryFormat(x, 'contiguous_format');
+    const y = nchw.reshape([x.shape[0]!, -1]); // a view: the storage lives while y does
+    nchw.dispose();
+    return y;
   }
 
   backward(gradOutput: F32, needInputGrad = true): F32 | null {
     const shape = this.#inputShape ?? noForward('Flatten');
     this.#inputShape = null;
-    return needInputGrad ? gradOutput.reshape(shape) : null;
+    if (!needInputGrad) return null;
+    if (!this.#converted) return gradOutput.reshape(shape);
+    const [n, h, w, c] = shape as [number, number, number, number];
+    const g = gradOutput.reshape([n, c, h, w]);
+    const cl = toMemoryFormat(g, 'channels_last');
+    g.dispose();
+    return cl;
   }
 
   override clearCache(): void {
@@ -625,10 +651,11 @@ export class AdaptiveAvgPool2d extends Module {
 
   forward(x: F32): F32 {
     const [h, w] = this.outputSize;
-    if (x.rank !== 4 || x.shape[2] !== h || x.shape[3] !== w) {
+    const cl = this.memoryFormat === 'channels_last'; // [N, H, W, C]
+    if (x.rank !== 4 || x.shape[cl ? 1 : 2] !== h || x.shape[cl ? 2 : 3] !== w) {
       throw alexnetError(
         'ERR_SHAPE',
-        `AdaptiveAvgPool2d: only the identity case is implemented: expected input [N, C, ${h}, ${w}], got ${fmt(x.shape)} (use the model's input size)`,
+        `AdaptiveAvgPool2d: only the identity case is implemented: expected input ${cl ? `[N, ${h}, ${w}, C]` : `[N, C, ${h}, ${w}]`}, got ${fmt(x.shape)} (use the model's input size)`,
       );
     }
     this.#seen = this.training;
@@ -694,6 +721,8 @@ export class Sequential extends Module {
   #input: F32 | null = null;
   #output: F32 | null = null;
   #activations: F32[] = [];
+  /** memoryFormat 'channels_last', on the model setMemoryFormat was called on: its converted input */
+  #converted: F32 | null = null;
 
   constructor(...layers: Module[]) {
     super();
@@ -719,6 +748,8 @@ export class Sequential extends Module {
 
   forward(x: F32): F32 {
     this.clearCache();
+    // channels last: the model's [N, C, H, W] input is converted here, once (setMemoryFormat)
+    if (this.convertsInput) x = this.#converted = toMemoryFormat(x, 'channels_last');
     const layers = this.children();
     let h = x;
     const kept: F32[] = [];
@@ -760,6 +791,10 @@ export class Sequential extends Module {
       }
       h = next;
     }
+    if (!this.training && this.#converted !== null && this.#converted !== h) {
+      this.#converted.dispose();
+      this.#converted = null;
+    }
     if (this.training) {
       this.#input = x;
       this.#output = h;
@@ -784,10 +819,18 @@ export class Sequential extends Module {
     } finally {
       this.clearCache();
     }
+    if (g !== null && this.convertsInput) {
+      // the input gradient in the model's input layout, [N, C, H, W]
+      const nchw = toMemoryFormat(g, 'contiguous_format');
+      if (g !== gradOutput) g.dispose();
+      g = nchw;
+    }
     return g;
   }
 
   override clearCache(): void {
+    if (this.#converted !== null && this.#converted !== this.#output) this.#converted.dispose();
+    this.#converted = null;
     const keep = new Set<F32 | null>([this.#input, this.#output]);
     for (const t of new Set(this.#activations)) if (!keep.has(t)) t.dispose();
     this.#activations = [];

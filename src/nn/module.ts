@@ -17,6 +17,7 @@
 // lives until the last queued task using it has run, so disposing right after enqueueing is safe.
 import { alexnetError } from '../errors.js';
 import { copy, fill, refreshBf16Copy } from '../ops/elementwise.js';
+import type { MemoryFormat } from '../ops/layout.js';
 import { Tensor } from '../tensor.js';
 
 export type F32 = Tensor<'float32'>;
@@ -32,6 +33,16 @@ export type BF16 = Tensor<'bfloat16'>;
  * output stay float32.
  */
 export type Precision = 'fp32' | 'bf16';
+
+/**
+ * A model's activation layout (docs/architecture.md, decision 14): 'contiguous_format' (default,
+ * [N, C, H, W]) or 'channels_last': set on a model with setMemoryFormat, its input (still
+ * [N, C, H, W]) is converted once to [N, H, W, C] where the model (a Sequential) begins, the
+ * convolution stack (Conv2d, bias, ReLU, MaxPool2d, Dropout) runs on [N, H, W, C] activations,
+ * and Flatten converts back, so the classifier, the weights (always PyTorch's layouts) and
+ * checkpoints are the same in both. Opt-in: the GPU check measures it against NCHW.
+ */
+export type { MemoryFormat };
 
 /** A learnable tensor and its gradient (same shape, same device). */
 export class Parameter {
@@ -137,6 +148,8 @@ export abstract class Module {
   training = true;
   #precision: Precision = 'fp32';
   #outputsFloat32 = false;
+  #memoryFormat: MemoryFormat = 'contiguous_format';
+  #convertsInput = false;
   readonly #children = new Map<string, Module>();
   readonly #params = new Map<string, Parameter>();
   readonly #backwardHooks = new Set<(module: Module) => void>();
@@ -252,6 +265,55 @@ export abstract class Module {
     }
     const last = mods.filter((m) => m.#params.size > 0).at(-1);
     if (last !== undefined) last.#outputsFloat32 = true;
+    return this;
+  }
+
+  /** 'contiguous_format' or 'channels_last' (see MemoryFormat); set with setMemoryFormat. */
+  get memoryFormat(): MemoryFormat {
+    return this.#memoryFormat;
+  }
+
+  /**
+   * @internal Under 'channels_last': whether this is the module setMemoryFormat was called on,
+   * which converts the model's [N, C, H, W] input once (a Sequential does; see MemoryFormat).
+   */
+  protected get convertsInput(): boolean {
+    return this.#convertsInput;
+  }
+
+  /**
+   * Why this layer cannot run on channels-last activations, or null when it can (the default;
+   * LocalResponseNorm overrides it).
+   */
+  protected channelsLastRefusal(): string | null {
+    return null;
+  }
+
+  /**
+   * Sets the activation layout of this module and every descendant (see MemoryFormat); this
+   * module converts the input. Refuses (ERR_ARGUMENT, nothing changed) when a descendant has no
+   * channels-last form, naming it. Returns this. Parameters are untouched.
+   */
+  setMemoryFormat(format: MemoryFormat): this {
+    if (format !== 'contiguous_format' && format !== 'channels_last') {
+      throw alexnetError('ERR_ARGUMENT', `setMemoryFormat: expected 'contiguous_format' or 'channels_last', got ${String(format)}`);
+    }
+    const mods = this.namedModules();
+    if (format === 'channels_last') {
+      const refused = mods.flatMap(([name, m]) => {
+        const why = m.channelsLastRefusal();
+        return why === null ? [] : [`${name === '' ? '(the model)' : name} (${m.constructor.name}): ${why}`];
+      });
+      if (refused.length > 0) {
+        throw alexnetError('ERR_ARGUMENT', `setMemoryFormat('channels_last'): not available for ${refused.join('; ')} (use 'contiguous_format')`);
+      }
+    }
+    for (const [, m] of mods) {
+      m.#memoryFormat = format;
+      m.#convertsInput = false;
+      m.clearCache();
+    }
+    this.#convertsInput = format === 'channels_last';
     return this;
   }
 

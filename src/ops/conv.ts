@@ -1,5 +1,6 @@
 import { loadNative, type NativeConv2dBackwardOptions, type Pair } from '../native.js';
 import { handleOf, Tensor } from '../tensor.js';
+import type { MemoryFormat } from './layout.js';
 import { gradientsOf, gradTargets, type WeightGradients, type WeightGradOptions } from './weight-grad.js';
 
 export interface Conv2dOptions {
@@ -9,6 +10,12 @@ export interface Conv2dOptions {
   groups?: number;
   /** apply max(y, 0) to the output in the same pass (Conv+ReLU fusion; forward only) */
   relu?: boolean;
+  /**
+   * 'contiguous_format' (default): input and output [N, C, H, W]; 'channels_last': input
+   * [N, H, W, C], output [N, Ho, Wo, O] (and so their gradients). The weight is [O, C/groups,
+   * kH, kW] either way. On CUDA, cuDNN's NHWC kernels (see toMemoryFormat).
+   */
+  memoryFormat?: MemoryFormat;
 }
 
 /** Options of conv2d on bfloat16 inputs (as linear's). */

@@ -1,6 +1,7 @@
 // Typed operator wrappers, one file per family (mirrors native/cpu and native/binding).
 export * from './activation.js';
 export * from './elementwise.js';
+export * from './layout.js';
 export * from './conv.js';
 export * from './pool.js';
 export * from './lrn.js';

@@ -1,10 +1,13 @@
 import { loadNative, type Pair } from '../native.js';
 import { handleOf, Tensor } from '../tensor.js';
+import type { MemoryFormat } from './layout.js';
 
 export interface Pool2dOptions {
   kernelSize: Pair;
   stride?: Pair;
   padding?: Pair;
+  /** 'contiguous_format' (default): [N, C, H, W]; 'channels_last': [N, H, W, C] in and out */
+  memoryFormat?: MemoryFormat;
 }
 
 /**

@@ -35,7 +35,7 @@ import { DEFAULT_BUCKET_MB, GradientReducer, planBuckets } from '../dist/reducer
 import { alexnetError } from '../errors.js';
 import { namedDropouts, type Dropout } from '../nn/layers.js';
 import { loadNative } from '../native.js';
-import type { Module, Precision } from '../nn/module.js';
+import type { MemoryFormat, Module, Precision } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
 import { copy } from '../ops/elementwise.js';
 import { normalizeImages } from '../ops/image.js';
@@ -112,6 +112,14 @@ export interface TrainerOptions {
    * copy in its own pass. TF32 (setTf32) is a separate switch for the float32 arithmetic.
    */
   precision?: Precision;
+  /**
+   * The activations' layout (Module.setMemoryFormat; default: the model's own): 'channels_last'
+   * converts the input once and runs the convolution stack on [N, H, W, C] activations (cuDNN's
+   * tensor-core layout); weights, the classifier and checkpoints are the same in both. Opt-in
+   * until the GPU check has measured it. Models with LocalResponseNorm (AlexNet 'paper2012')
+   * refuse it.
+   */
+  memoryFormat?: MemoryFormat;
   schedule?: ScheduleSpec;
   seed?: number;
   workers?: number;
@@ -241,6 +249,7 @@ export class Trainer {
     this.model = options.model;
     const precision = options.precision ?? this.model.precision;
     if (precision !== this.model.precision || precision === 'bf16') this.model.setPrecision(precision);
+    if (options.memoryFormat !== undefined && options.memoryFormat !== this.model.memoryFormat) this.model.setMemoryFormat(options.memoryFormat);
     this.store = ParameterStore.create(this.model, { device: this.device, bf16Copy: precision === 'bf16' });
     this.optimizer = new SGD(this.store, { lr: 0.01, ...options.optimizer });
     if (this.#comm) planBuckets(this.store, options.bucketMB ?? DEFAULT_BUCKET_MB); // a bad bucketMB fails here

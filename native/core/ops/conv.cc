@@ -31,7 +31,8 @@ void check_conv2d_operands(const char* op, const Tensor& x, const Tensor& w, boo
 }
 
 Conv2dParams conv2d_params(const char* op, const Shape& x, const Shape& w, std::array<int64_t, 2> stride,
-                           std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, int64_t groups) {
+                           std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, int64_t groups,
+                           bool channels_last) {
   if (stride[0] < 1 || stride[1] < 1)
     fail(code::kArgument, op, ": stride must be positive but got [", stride[0], ", ", stride[1], "]");
   if (padding[0] < 0 || padding[1] < 0)
@@ -43,7 +44,9 @@ Conv2dParams conv2d_params(const char* op, const Shape& x, const Shape& w, std::
   if (groups < 1) fail(code::kArgument, op, ": groups must be a positive integer but got ", groups);
 
   Conv2dParams s;
-  s.N = x[0], s.C = x[1], s.H = x[2], s.W = x[3];
+  s.channels_last = channels_last;
+  if (channels_last) s.N = x[0], s.H = x[1], s.W = x[2], s.C = x[3];
+  else s.N = x[0], s.C = x[1], s.H = x[2], s.W = x[3];
   s.O = w[0], s.kH = w[2], s.kW = w[3];
   s.sH = stride[0], s.sW = stride[1], s.pH = padding[0], s.pW = padding[1];
   s.dH = dilation[0], s.dW = dilation[1], s.groups = groups;

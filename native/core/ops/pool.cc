@@ -19,7 +19,7 @@ void check_pool2d_input(const char* op, const Tensor& x) {
 }
 
 Pool2dParams pool2d_params(const char* op, const Shape& x, std::array<int64_t, 2> k,
-                           std::array<int64_t, 2> stride, std::array<int64_t, 2> padding) {
+                           std::array<int64_t, 2> stride, std::array<int64_t, 2> padding, bool channels_last) {
   if (k[0] < 1 || k[1] < 1)
     fail(code::kArgument, op, ": kernelSize must be positive but got [", k[0], ", ", k[1], "]");
   if (stride[0] < 1 || stride[1] < 1)
@@ -31,7 +31,9 @@ Pool2dParams pool2d_params(const char* op, const Shape& x, std::array<int64_t, 2
     fail(code::kArgument, op, ": padding should be at most half of the kernel size but got padding [",
          padding[0], ", ", padding[1], "] for kernelSize [", k[0], ", ", k[1], "]");
   Pool2dParams s;
-  s.N = x[0], s.C = x[1], s.H = x[2], s.W = x[3];
+  s.channels_last = channels_last;
+  if (channels_last) s.N = x[0], s.H = x[1], s.W = x[2], s.C = x[3];
+  else s.N = x[0], s.C = x[1], s.H = x[2], s.W = x[3];
   s.kH = k[0], s.kW = k[1], s.sH = stride[0], s.sW = stride[1], s.pH = padding[0], s.pW = padding[1];
   if (s.H == 0 || s.W == 0)
     fail(code::kShape, op, ": expected input with non-zero height and width but got shape ", x.str());

@@ -1,9 +1,13 @@
-// Max pooling on bfloat16 tensors (the float32 form is cuDNN's, native/cuda/dnn.cc), with the
-// CPU's rules (native/cpu/pool.cc): PyTorch's MaxPool2d windows (implicit -inf padding), the
+// Max pooling on bfloat16 tensors, and on channels-last float32 ones (NCHW float32 is cuDNN's,
+// native/cuda/dnn.cc), with the CPU's rules (native/cpu/pool.cc): PyTorch's MaxPool2d windows (implicit -inf padding), the
 // first maximum in row-major window order, a NaN wins. Forward: one thread per output, exact.
 // Backward: one thread per input element, which gathers dy from every window holding it whose
-// arg-max it is (recomputed from x), summed in float32 in window order and rounded once; no
-// atomics, so the result is the same every run.
+// arg-max it is (recomputed from x), summed in float32 in window order (and, bfloat16, rounded
+// once); no atomics, so the result is the same every run. Against the CPU: forward bitwise; the
+// backward's float32 sums agree to rounding (the CPU adds a row's border windows after its
+// interior ones, so an input under 3 or more windows may sum in another order). Channels last (s.channels_last, decision 14):
+// the same windows over [N, H, W, C]; a "plane" is then one (n, c) strided by C, and the
+// threads of a warp take neighbouring channels, so their loads are coalesced.
 #include "../../core/bf16.h"
 #include "../ops.h"
 #include "common.cuh"
@@ -12,9 +16,17 @@ namespace alexnet::cuda {
 
 namespace {
 
-// The arg-max (plane index) of window (oh, ow) of `plane`, -1 for an empty window.
-__device__ int64_t window_argmax_bf16(const uint16_t* __restrict__ plane, int64_t oh, int64_t ow,
-                                      const Pool2dParams& s) {
+// The element types: float32 as is, bfloat16 through float32 (exact both ways for a maximum).
+__device__ float load(const float v) { return v; }
+__device__ float load(const uint16_t v) { return bf16::to_float(v); }
+__device__ void store(float* p, float v) { *p = v; }
+__device__ void store(uint16_t* p, float v) { *p = bf16::from_float(v); }
+
+// The arg-max (plane index h*W + w) of window (oh, ow) of `plane`, whose element (h, w) is
+// plane[(h*W + w) * cs] (cs: 1 in NCHW, C in channels last), -1 for an empty window.
+template <typename T>
+__device__ int64_t window_argmax(const T* __restrict__ plane, int64_t cs, int64_t oh, int64_t ow,
+                                 const Pool2dParams& s) {
   const int64_t h0 = oh * s.sH - s.pH, w0 = ow * s.sW - s.pW;
   const int64_t hs = h0 > 0 ? h0 : 0, he = h0 + s.kH < s.H ? h0 + s.kH : s.H;
   const int64_t ws = w0 > 0 ? w0 : 0, we = w0 + s.kW < s.W ? w0 + s.kW : s.W;
@@ -22,7 +34,7 @@ __device__ int64_t window_argmax_bf16(const uint16_t* __restrict__ plane, int64_
   float m = 0.f;
   for (int64_t h = hs; h < he; ++h)
     for (int64_t w = ws; w < we; ++w) {
-      const float v = bf16::to_float(plane[h * s.W + w]);
+      const float v = load(plane[(h * s.W + w) * cs]);
       if (best < 0 || v > m || (v != v && m == m)) {
         m = v;
         best = h * s.W + w;
@@ -31,25 +43,44 @@ __device__ int64_t window_argmax_bf16(const uint16_t* __restrict__ plane, int64_
   return best;
 }
 
-__global__ void max_pool2d_forward_bf16_kernel(uint16_t* __restrict__ y, const uint16_t* __restrict__ x,
-                                               Pool2dParams s) {
+template <typename T>
+__global__ void max_pool2d_forward_kernel(T* __restrict__ y, const T* __restrict__ x, Pool2dParams s) {
   const int64_t HoWo = s.Ho * s.Wo;
   GRID_STRIDE(i, s.N * s.C * HoWo) {
-    const int64_t p = i / HoWo, r = i - p * HoWo, oh = r / s.Wo, ow = r - oh * s.Wo;
-    const uint16_t* plane = x + p * s.H * s.W;
-    const int64_t a = window_argmax_bf16(plane, oh, ow, s);
-    // through float32 and back, as the CPU does: exact, a NaN comes back quiet
-    y[i] = a < 0 ? bf16::from_float(-INFINITY) : bf16::from_float(bf16::to_float(plane[a]));
+    // output i is (n, c, oh, ow) in NCHW order, (n, oh, ow, c) in channels last
+    int64_t n, c, r;
+    if (s.channels_last) {
+      n = i / (HoWo * s.C), c = i % s.C, r = (i / s.C) % HoWo;
+    } else {
+      const int64_t p = i / HoWo;
+      n = p / s.C, c = p % s.C, r = i - p * HoWo;
+    }
+    const int64_t oh = r / s.Wo, ow = r - oh * s.Wo;
+    const int64_t cs = s.channels_last ? s.C : 1;
+    const T* plane = s.channels_last ? x + n * s.H * s.W * s.C + c : x + (n * s.C + c) * s.H * s.W;
+    const int64_t a = window_argmax(plane, cs, oh, ow, s);
+    // through float32 and back, as the CPU does: exact, a bfloat16 NaN comes back quiet
+    store(y + i, a < 0 ? -INFINITY : load(plane[a * cs]));
   }
 }
 
-__global__ void max_pool2d_backward_bf16_kernel(uint16_t* __restrict__ dx, const uint16_t* __restrict__ dy,
-                                                const uint16_t* __restrict__ x, Pool2dParams s) {
-  const int64_t HW = s.H * s.W;
+template <typename T>
+__global__ void max_pool2d_backward_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ x,
+                                           Pool2dParams s) {
+  const int64_t HW = s.H * s.W, HoWo = s.Ho * s.Wo;
   GRID_STRIDE(i, s.N * s.C * HW) {
-    const int64_t p = i / HW, r = i - p * HW, h = r / s.W, w = r - h * s.W;
-    const uint16_t* plane = x + p * HW;
-    const uint16_t* g = dy + p * s.Ho * s.Wo;
+    // input i is (n, c, h, w) in NCHW order, (n, h, w, c) in channels last
+    int64_t n, c, r;
+    if (s.channels_last) {
+      n = i / (HW * s.C), c = i % s.C, r = (i / s.C) % HW;
+    } else {
+      const int64_t p = i / HW;
+      n = p / s.C, c = p % s.C, r = i - p * HW;
+    }
+    const int64_t h = r / s.W, w = r - h * s.W;
+    const int64_t cs = s.channels_last ? s.C : 1;  // stride between neighbouring (h, w) of one channel
+    const T* plane = s.channels_last ? x + n * HW * s.C + c : x + (n * s.C + c) * HW;
+    const T* g = s.channels_last ? dy + n * HoWo * s.C + c : dy + (n * s.C + c) * HoWo;
     // windows oh with oh*sH - pH <= h < oh*sH - pH + kH (likewise ow)
     const int64_t oh_lo = (h + s.pH - s.kH + 1 + s.sH - 1) >= 0 ? (h + s.pH - s.kH + 1 + s.sH - 1) / s.sH : 0;
     const int64_t oh_hi = (h + s.pH) / s.sH < s.Ho - 1 ? (h + s.pH) / s.sH : s.Ho - 1;
@@ -58,25 +89,43 @@ __global__ void max_pool2d_backward_bf16_kernel(uint16_t* __restrict__ dx, const
     float sum = 0.f;
     for (int64_t oh = oh_lo; oh <= oh_hi; ++oh)
       for (int64_t ow = ow_lo; ow <= ow_hi; ++ow)
-        if (window_argmax_bf16(plane, oh, ow, s) == r) sum += bf16::to_float(g[oh * s.Wo + ow]);
-    dx[i] = bf16::from_float(sum);
+        if (window_argmax(plane, cs, oh, ow, s) == r) sum += load(g[(oh * s.Wo + ow) * cs]);
+    store(dx + i, sum);
   }
+}
+
+template <typename T>
+void pool_forward(int device, T* y, const T* x, const Pool2dParams& p, const char* name) {
+  const int64_t n = p.N * p.C * p.Ho * p.Wo;
+  if (n == 0) return;
+  max_pool2d_forward_kernel<T><<<blocks_for(n), kThreads, 0, stream_of(device)>>>(y, x, p);
+  ALEXNET_CUDA_CHECK_LAUNCH(name);
+}
+
+template <typename T>
+void pool_backward(int device, T* dx, const T* dy, const T* x, const Pool2dParams& p, const char* name) {
+  const int64_t n = p.N * p.C * p.H * p.W;
+  if (n == 0) return;
+  max_pool2d_backward_kernel<T><<<blocks_for(n), kThreads, 0, stream_of(device)>>>(dx, dy, x, p);
+  ALEXNET_CUDA_CHECK_LAUNCH(name);
 }
 
 }  // namespace
 
 void max_pool2d_forward_bf16(int device, uint16_t* y, const uint16_t* x, const Pool2dParams& p) {
-  const int64_t n = p.N * p.C * p.Ho * p.Wo;
-  if (n == 0) return;
-  max_pool2d_forward_bf16_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(y, x, p);
-  ALEXNET_CUDA_CHECK_LAUNCH("max_pool2d_forward_bf16_kernel");
+  pool_forward(device, y, x, p, "max_pool2d_forward_kernel<bfloat16>");
 }
 
 void max_pool2d_backward_bf16(int device, uint16_t* dx, const uint16_t* dy, const uint16_t* x, const Pool2dParams& p) {
-  const int64_t n = p.N * p.C * p.H * p.W;
-  if (n == 0) return;
-  max_pool2d_backward_bf16_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(dx, dy, x, p);
-  ALEXNET_CUDA_CHECK_LAUNCH("max_pool2d_backward_bf16_kernel");
+  pool_backward(device, dx, dy, x, p, "max_pool2d_backward_kernel<bfloat16>");
+}
+
+void max_pool2d_forward_f32(int device, float* y, const float* x, const Pool2dParams& p) {
+  pool_forward(device, y, x, p, "max_pool2d_forward_kernel<float>");
+}
+
+void max_pool2d_backward_f32(int device, float* dx, const float* dy, const float* x, const Pool2dParams& p) {
+  pool_backward(device, dx, dy, x, p, "max_pool2d_backward_kernel<float>");
 }
 
 }  // namespace alexnet::cuda
