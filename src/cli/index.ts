@@ -73,6 +73,10 @@ function printInfo(json: boolean): void {
   const conv = cpu.convAlgorithm === 'winograd' ? `Winograd for stride-1 3x3 and 5x5, else ${base}`
     : cpu.convAlgorithm === 'auto' ? `${base}, Winograd for stride-1 3x3 and 5x5 layers with enough work` : base;
   console.log(`cpu     available; matrix products: ${cpu.gemm === 'blas' ? cpu.blas : 'portable kernel'}; convolutions: ${conv}; ${cpu.threads} threads`);
+  // the instruction-set cap (setCpuIsa / ALEXNET_CPU_ISA) and what the kernels use under it
+  const isaName = (i: string) => (i === 'avx512' ? 'AVX-512' : i === 'avx2' ? 'AVX2' : 'baseline x86-64 / portable');
+  console.log(`cpu isa our kernels: ${isaName(cpu.isa)}${cpu.isaCap === 'auto' ? ' (no cap' : ` (capped: ${cpu.isaCap}`}; the CPU has ${isaName(cpu.isaHardware)})` +
+    `${process.env.OPENBLAS_CORETYPE ? `; OpenBLAS kernels forced by OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : ''}`);
   console.log(`dtypes  float32, int32, bfloat16 (bfloat16: conversions and linear; bfloat16 products on the CPU: ` +
     `${cpu.bf16Kernel === 'avx512_bf16' ? 'AVX-512 BF16' : `portable (via float32${cpu.bf16Hardware ? '' : '; this CPU has no AVX-512 BF16'})`})`);
   if (!cuda.compiled) {
