@@ -228,9 +228,13 @@ program
   .option('--no-weight-cache', 'CPU: derive packed / transformed weights on every call (setWeightCache(false)), to compare with the cache')
   .option('--no-dist', 'skip the data-parallel line (CPU: 2 ranks under mpirun x half the threads beside 1 process x all of them)')
   .option('--dist-batch <n>', 'global batch of the data-parallel line (split over the ranks)', positiveInt('dist-batch', LIMITS.batch), 32)
-  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean; conv: ConvAlgorithm; weightCache: boolean; dist: boolean; distBatch: number }) => {
-    useDefaultOpenblasKernels(); // before the addon loads
-    const { benchCommand } = await import('./bench.js');
+  .option('--isa <set>', "CPU: 'avx2' caps our kernels to AVX2 and puts OpenBLAS (and the PyTorch peer) on AVX2 kernels, re-running the command in a child process with ALEXNET_CPU_ISA=avx2 OPENBLAS_CORETYPE=Haswell; onnxruntime cannot be capped and keeps the CPU's best", oneOf('isa', ['auto', 'avx2'] as const), 'auto')
+  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean; conv: ConvAlgorithm; weightCache: boolean; dist: boolean; distBatch: number; isa: 'auto' | 'avx2' }) => {
+    const { benchCommand, benchIsaChild } = await import('./bench.js');
+    if (opts.isa === 'avx2') {
+      // OpenBLAS and our cap are fixed when the addon loads: the work runs in a child process
+      if (!(await benchIsaChild(opts.isa))) return;
+    } else useDefaultOpenblasKernels(); // before the addon loads
     await benchCommand({ ...opts, json: Boolean(opts.json), save: Boolean(opts.save) });
   });
 
