@@ -11,6 +11,7 @@ import {
   linearBackward,
   matmul,
   maxPool2d,
+  sgdStep,
   setBf16Kernel,
   setConvAlgorithm,
   setCpuIsa,
@@ -23,6 +24,7 @@ import { bf16Value, f32Bits, f32BitsToBf16 } from './reference/bf16.js';
 import { conv2dBackwardRef, conv2dRef, convOutSize, type ConvGeometry } from './reference/conv.js';
 import { linearBackwardRef, linearRef, matmulRef } from './reference/linear.js';
 import { maxPool2dRef, poolOutSize, type PoolGeometry } from './reference/pool.js';
+import { sgdStepRef } from './reference/sgd.js';
 
 // The instruction-set cap (setCpuIsa / ALEXNET_CPU_ISA, native/cpu/isa.h): under 'avx2' every
 // kernel of ours that dispatches on the CPU's features runs its AVX2 build (or, with none, the
@@ -193,6 +195,28 @@ describe('setCpuIsa', () => {
     expect(wide(used)).toEqual([]);
     if (capped === 'avx2') expect(used).toEqual(expect.arrayContaining(['simd.avx2', 'conv.direct.avx2', 'gemm.skinny.avx2']));
     else expect(used).toEqual(['simd.base']);
+  });
+
+  // SGD's update is separate double roundings (no fused multiply-adds, native/cpu/sgd.cc), bit
+  // for bit the float64 reference, in every build: capped, and the CPU's best.
+  it.each(['avx2', 'auto'] as const)('SGD steps match the float64 reference bit for bit (cap %s)', async (cap) => {
+    setCpuIsa(cap);
+    const r = rng();
+    const n = 100_003;
+    for (const o of [{ lr: 0.1 }, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4, dampening: 0.1 }, { lr: 0.02, momentum: 0.9, weightDecay: 1e-3, convention: 'krizhevsky' as const }]) {
+      const w0 = f32(uniform(n, r, -0.1, 0.1));
+      const g = f32(uniform(n, r));
+      const b0 = f32(uniform(n, r, -0.1, 0.1));
+      const w = Tensor.from(w0, [n]);
+      cpuKernelsUsed({ reset: true });
+      sgdStep(w, Tensor.from(g, [n]), o.momentum ? Tensor.from(b0, [n]) : null, o);
+      const want = Float64Array.from(w0);
+      sgdStepRef(want, g, o.momentum ? Float64Array.from(b0) : null, o);
+      expect(Array.from(await w.data())).toEqual(Array.from(want, Math.fround));
+      const used = cpuKernelsUsed();
+      if (cap === 'avx2') expect(wide(used)).toEqual([]);
+      expect(used).toContain(`simd.${cap === 'avx2' ? capped : hardware}`);
+    }
   });
 
   it('bfloat16 conversions take the portable path under the cap, with the same bits', async () => {

@@ -1,5 +1,13 @@
 #include "sgd.h"
 
+// No fused multiply-adds here: the update is specified as separate double roundings (the float64
+// reference of test/reference/sgd.ts, bit for bit), and an FMA changes the float32 result where
+// w - lr * g lands on a tie (about 2 in 10^4 elements at lr 0.1). Until the AVX builds were
+// picked per call (simd.h), this file's target_clones only ever ran its baseline x86-64 build on
+// CPUs other than Skylake-SP / Haswell themselves (arch= clones are chosen by CPU model), which
+// has no FMA; with AVX2 / AVX-512 builds actually running, contraction must be off.
+#pragma GCC optimize("fp-contract=off")
+
 #include "../core/bf16.h"
 #include "../core/parallel.h"
 #include "simd.h"

@@ -4,7 +4,10 @@
 // the process-wide cap (setCpuIsa / ALEXNET_CPU_ISA). One prebuilt binary is fast on new CPUs,
 // still runs on old ones, and can run its AVX2 code on an AVX-512 CPU for comparison.
 //
-// (This replaced GCC's target_clones, whose loader-time choice cannot be capped.) The targets
+// (This replaced GCC's target_clones, whose loader-time choice cannot be capped, and whose arch=
+// clones are picked by CPU model, __builtin_cpu_is("skylake-avx512") / ("haswell"), not by
+// features: on every other CPU, the AMD EPYC (Zen 4) build machine included, only the baseline
+// x86-64 build ever ran. Here the features decide.) The targets
 // name instruction sets plus the matching tuning, not arch=: an arch= target cannot inline the
 // shared body. tune=skylake-avx512, as target_clones' arch=skylake-avx512 did, keeps the
 // vectoriser on 256-bit vectors for loops it vectorises itself (explicit 64-byte vector types
