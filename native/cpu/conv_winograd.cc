@@ -571,19 +571,28 @@ __attribute__((target("avx2,fma"))) void products_avx2(float* M,        // [RS][
                                                        const float* U,  // [C][kRows] (row r0 first)
                                                        const float* V,  // [C][ldv]
                                                        int64_t ldv, int64_t C) {
+  // The unroll pragmas unroll before scalar replacement, so the accumulators live in registers
+  // (without them GCC 12 also stored all 12 to the stack on every channel: half the speed).
   __m256 acc[RS][NV];
+#pragma GCC unroll 16
   for (int r = 0; r < RS; ++r)
+#pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[r][j] = _mm256_setzero_ps();
   for (int64_t c = 0; c < C; ++c) {
     __m256 v[NV];
+#pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) v[j] = _mm256_loadu_ps(V + c * ldv + j * 8);
     const float* u = U + c * kRows;
+#pragma GCC unroll 16
     for (int r = 0; r < RS; ++r) {
       const __m256 b = _mm256_broadcast_ss(u + r);
+#pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) acc[r][j] = _mm256_fmadd_ps(b, v[j], acc[r][j]);
     }
   }
+#pragma GCC unroll 16
   for (int r = 0; r < RS; ++r)
+#pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) _mm256_storeu_ps(M + r * ldm + j * 8, acc[r][j]);
 }
 
@@ -729,8 +738,9 @@ namespace {
 //   conv5              0.43-0.63  0.41  0.33
 // The kernel's AVX2 build (a CPU without AVX-512, or setCpuIsa('avx2')) against the direct
 // kernel's AVX2 build, the same way (ALEXNET_CPU_ISA=avx2 bench/infer-paths.mjs --batch 1
-// --settings direct+cache,winograd+cache, two runs, load 3.5): conv2 0.66-0.71, conv3 0.81-0.90,
-// conv4 0.85-0.91, conv5 0.84-0.91, so 'auto' takes it there too.
+// --settings auto+cache,direct+cache, load 1.2): conv2 0.41, conv3 0.54, conv4 0.57, conv5 0.57,
+// so 'auto' takes it there too (an earlier build that kept its accumulators on the stack was
+// already at 0.66-0.91).
 // Without the cache, and for the input gradient (whose weights change every training step), the
 // filter transform (a*a/(k*k) times the weights' size, written on every call) was not measured
 // at these sizes and the old rule stands.
