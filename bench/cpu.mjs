@@ -12,7 +12,9 @@
 //
 // OpenBLAS picks its kernels when it loads: if OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set
 // (some build machines force Haswell kernels), this script clears them before the addon loads, as a
-// user's machine would run.
+// user's machine would run. With --isa avx2 it instead sets ALEXNET_CPU_ISA=avx2 (our kernels'
+// cap, read when the addon loads) and OPENBLAS_CORETYPE=Haswell (OpenBLAS's AVX2 kernels) before
+// the addon loads, and takes the AVX2 FMA peak as the ceiling.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -20,8 +22,15 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const isaArg = process.argv.indexOf('--isa');
+const isa = isaArg > 0 ? process.argv[isaArg + 1] : 'auto';
+if (isa !== 'auto' && isa !== 'avx2') throw new Error(`--isa: expected auto or avx2 but got '${isa}'`);
 const lib = await import(join(here, '..', 'dist', 'index.js'));
 lib.useDefaultOpenblasKernels(); // before the addon loads
+if (isa === 'avx2') {
+  process.env.ALEXNET_CPU_ISA = 'avx2'; // both read when the addon (and OpenBLAS) load, just below
+  process.env.OPENBLAS_CORETYPE = 'Haswell';
+}
 const { cpuSlug } = await import(join(here, '..', 'dist', 'cli', 'bench.js'));
 const { Tensor, conv2d, conv2dBackward, linear, linearBackward, matmul, softmax, backendInfo, setConvAlgorithm, setNumThreads, synchronize } = lib;
 
@@ -33,6 +42,7 @@ const { values } = parseArgs({
     // the stride-1 convolutions again under each CPU convolution path (setConvAlgorithm)
     paths: { type: 'string', default: 'direct,im2col,winograd' },
     'no-save': { type: 'boolean', default: false },
+    isa: { type: 'string', default: 'auto' }, // read above, before the addon loads
   },
 });
 const B = Number(values.batch);
@@ -79,7 +89,9 @@ const sgemmGflops = (2 * n ** 3) / gemmMs / 1e6;
 // every layer, keeping the highest (on a shared machine one window can catch a neighbour's burst;
 // measured between the layers, the peak sees the same drift as they do)
 const native = lib.loadNative();
-const peakRows = await native.fmaPeak({ seconds: 0.2 });
+const allPeaks = await native.fmaPeak({ seconds: 0.2 });
+// under the AVX2 cap the ceiling is AVX2's peak ('best' below follows the cap too)
+const peakRows = backendInfo().backends.cpu.isa === 'avx512' ? allPeaks : allPeaks.filter((r) => r.isa !== 'avx512f');
 let peakGflops = peakRows[0].gflops;
 let peakWindows = 1;
 async function remeasurePeak() {
@@ -191,7 +203,9 @@ lines.push('');
 lines.push(`sgemm ${n}x${n}x${n}: ${gemmMs.toFixed(1)} ms = **${sgemmGflops.toFixed(1)} GFLOP/s** (the ceiling below)`);
 lines.push('');
 lines.push(`FMA peak (${peakRows[0].threads} threads, best of ${peakWindows} windows between the layers): **${peakGflops.toFixed(1)} GFLOP/s with ${peakRows[0].isa}** ` +
-  `(${peakRows.map((r) => `${r.isa} ${r.gflops.toFixed(1)}`).join(', ')}); sgemm is ${ofPeak(sgemmGflops)} of it`);
+  `(${allPeaks.map((r) => `${r.isa} ${r.gflops.toFixed(1)}`).join(', ')}); sgemm is ${ofPeak(sgemmGflops)} of it`);
+lines.push('');
+lines.push(`Instruction sets: our kernels ${info.backends.cpu.isa} (cap '${info.backends.cpu.isaCap}', the CPU has ${info.backends.cpu.isaHardware}); OpenBLAS ${process.env.OPENBLAS_CORETYPE ? `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : 'as it chose'}`);
 lines.push('');
 lines.push('| layer | shape | fwd ms | fwd GFLOP/s | fwd / sgemm | fwd / FMA peak | bwd ms | bwd GFLOP/s | bwd / sgemm | bwd / FMA peak |');
 lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -219,8 +233,8 @@ console.log(md);
 if (!values['no-save']) {
   const dir = join(here, 'results');
   mkdirSync(dir, { recursive: true });
-  const stamp = `${cpuSlug()}-${new Date().toISOString().slice(0, 10)}`;
-  const fmaPeak = { isa: peakRows[0].isa, gflops: peakGflops, windows: peakWindows, threads: peakRows[0].threads, isas: peakRows.map((r) => ({ isa: r.isa, gflops: r.gflops })) };
+  const stamp = `${cpuSlug()}-${isa === 'avx2' ? 'avx2-' : ''}${new Date().toISOString().slice(0, 10)}`;
+  const fmaPeak = { isa: peakRows[0].isa, gflops: peakGflops, windows: peakWindows, threads: peakRows[0].threads, isas: allPeaks.map((r) => ({ isa: r.isa, gflops: r.gflops })) };
   const layers = rows.map((r) => ({ ...r, fwdFractionOfFmaPeak: r.fwdGflops / peakGflops, bwdFractionOfFmaPeak: r.bwdGflops / peakGflops }));
   const json = { date: new Date().toISOString(), machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, platform: `${process.platform}-${process.arch}` }, node: process.version, backend: info.backends.cpu, batch: B, sgemm: { n, ms: gemmMs, gflops: sgemmGflops }, fmaPeak, layers, convPaths: pathRows, forward: { ms: netMs, imagesPerSecond: (B * 1000) / netMs, gflops: netGflops, fractionOfSgemm: netGflops / sgemmGflops, fractionOfFmaPeak: netGflops / peakGflops } };
   writeFileSync(join(dir, `cpu-${stamp}.json`), JSON.stringify(json, null, 2) + '\n');

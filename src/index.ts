@@ -2,8 +2,8 @@
 export { Tensor, synchronize, memoryStats, deviceCounters, type Device, type DeviceCounters, type MemoryStats, type TensorOptions } from './tensor.js';
 export * from './ops/index.js';
 export { alexnetError, isAlexnetError, type AlexnetError, type ErrorCode } from './errors.js';
-export { loadNative, nativePath, useDefaultOpenblasKernels, type BackendInfo, type BenchOpsOptions, type BenchRow, type ConvAlgorithm, type DistWorld, type DType, type MpiLibrary, type NcclLibrary } from './native.js';
-export { backendInfo, packageVersion, setNumThreads, setGemmBackend, setConvAlgorithm, setWeightCache, setTf32, setCublasLtEpilogues, setDeterministic, isDeterministic, setBf16Kernel, type Info } from './info.js';
+export { loadNative, nativePath, useDefaultOpenblasKernels, type BackendInfo, type BenchOpsOptions, type BenchRow, type ConvAlgorithm, type CpuIsa, type DistWorld, type DType, type MpiLibrary, type NcclLibrary } from './native.js';
+export { backendInfo, packageVersion, setNumThreads, setGemmBackend, setConvAlgorithm, setWeightCache, setTf32, setCublasLtEpilogues, setDeterministic, isDeterministic, setBf16Kernel, setCpuIsa, cpuKernelsUsed, type Info } from './info.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './models/alexnet.js';

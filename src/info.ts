@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadNative, nativePath, packageRoot, type BackendInfo, type ConvAlgorithm, type MpiLibrary, type NcclLibrary } from './native.js';
+import { loadNative, nativePath, packageRoot, type BackendInfo, type ConvAlgorithm, type CpuIsa, type MpiLibrary, type NcclLibrary } from './native.js';
 
 export interface Info {
   version: string;
@@ -69,6 +69,24 @@ export function setGemmBackend(name: 'blas' | 'portable'): void {
  */
 export function setBf16Kernel(name: 'auto' | 'avx512_bf16' | 'portable'): void {
   loadNative().setBf16Kernel(name);
+}
+
+/**
+ * The most our CPU kernels may use, for work issued afterwards: 'avx2' runs every kernel that
+ * dispatches on the CPU's features (convolutions, the portable GEMM, the fully connected layers'
+ * skinny GEMM, SGD, pooling, bfloat16) in its AVX2 build, or not at all where it has none (the
+ * caller's next path takes over: OpenBLAS for the skinny GEMM, the portable widening path for
+ * bfloat16); 'auto' (default, or ALEXNET_CPU_ISA at start) and 'avx512' lift the cap. OpenBLAS
+ * is not covered: it picks its kernels when it loads (OPENBLAS_CORETYPE=Haswell for AVX2).
+ * backendInfo().backends.cpu.isa says what the kernels use now.
+ */
+export function setCpuIsa(name: CpuIsa): void {
+  loadNative().setCpuIsa(name);
+}
+
+/** The builds of our CPU kernels that ran since the last reset (e.g. 'conv.winograd.own.avx2'); `reset` clears the record. */
+export function cpuKernelsUsed(options: { reset?: boolean } = {}): string[] {
+  return loadNative().cpuKernelsUsed(options.reset ?? false);
 }
 
 export function setConvAlgorithm(name: ConvAlgorithm): void {

@@ -48,6 +48,9 @@ type WithHandles<T, K extends keyof T> = Omit<T, K> & { [P in K]?: NativeTensor 
 export type NativeConv2dBackwardOptions = WithHandles<Conv2dBackwardOptions, 'gradWeight' | 'gradBias'>;
 export type NativeLinearBackwardOptions = WithHandles<WeightGradOptions, 'gradWeight' | 'gradBias'>;
 
+/** A cap on the instruction sets of our CPU kernels (setCpuIsa, ALEXNET_CPU_ISA). */
+export type CpuIsa = 'auto' | 'avx2' | 'avx512';
+
 export interface BackendInfo {
   buildSystem: string;
   napiVersion: number;
@@ -63,6 +66,12 @@ export interface BackendInfo {
     /** whether this CPU runs the direct convolution kernel, and with which instruction set */
     directConv: boolean;
     directConvIsa: 'avx512' | 'avx2' | 'none';
+    /** the cap on our CPU kernels' instruction sets (setCpuIsa / ALEXNET_CPU_ISA; default 'auto': none) */
+    isaCap: CpuIsa;
+    /** the CPU's best instruction set ('avx512': F, VL, BW, DQ; 'avx2': with FMA; 'base': x86-64 / other) */
+    isaHardware: 'avx512' | 'avx2' | 'base';
+    /** what our kernels use now: the CPU's best under the cap */
+    isa: 'avx512' | 'avx2' | 'base';
     /** whether this CPU has AVX-512 BF16 (vdpbf16ps, vcvtne2ps2bf16) */
     bf16Hardware: boolean;
     /** the bfloat16 kernels in use (setBf16Kernel) */
@@ -183,6 +192,10 @@ export interface NativeModule {
   setConvAlgorithm(name: ConvAlgorithm): void;
   /** the CPU's bfloat16 kernels: AVX-512 BF16 where present ('auto'), or the portable path */
   setBf16Kernel(name: 'auto' | 'avx512_bf16' | 'portable'): void;
+  /** the most our CPU kernels may use: 'avx2' runs every one in its AVX2 build (bfloat16 portable); 'auto' / 'avx512' lift the cap */
+  setCpuIsa(name: CpuIsa): void;
+  /** the builds of our CPU kernels that ran since the last reset ('conv.winograd.own.avx2', ...); `reset` clears the record */
+  cpuKernelsUsed(reset?: boolean): string[];
   /** CPU: keep packed / transformed weights with the weight until it is written (default true) */
   setWeightCache(on: boolean): void;
   /** bytes held by the weight cache now, all tensors together */
@@ -492,6 +505,14 @@ export function useDefaultOpenblasKernels(): boolean {
 export function loadNative(): NativeModule {
   if (cached) return cached;
   const found = findNative(packageRoot);
+  // ALEXNET_CPU_ISA caps the CPU kernels from the start (the addon reads it when it loads); a
+  // value it does not know is an error here rather than silently no cap.
+  const isa = process.env.ALEXNET_CPU_ISA;
+  if (isa && !['auto', 'avx2', 'avx512'].includes(isa)) {
+    const e = new Error(`alexnet: ALEXNET_CPU_ISA must be 'auto', 'avx2' or 'avx512' but is '${isa}'`) as Error & { code: string };
+    e.code = 'ERR_ARGUMENT';
+    throw e;
+  }
   cached = found.module;
   loadedFrom = found.path;
   return cached;

@@ -240,6 +240,29 @@ describe('alexnet bench --conv', () => {
   }, 180_000);
 });
 
+describe('alexnet bench --isa avx2', () => {
+  const bin = join(__dirname, '..', 'bin', 'alexnet.js');
+  it('runs our side capped to AVX2 with OpenBLAS on its Haswell kernels (a child process), says so, and says onnxruntime was not capped', async () => {
+    const r = spawnSync(process.execPath, [bin, 'bench', '--batch', '1', '--reps', '1', '--no-peer', '--no-dist', '--json', '--isa', 'avx2'], { encoding: 'utf8', env: { ...process.env, OPENBLAS_CORETYPE: 'Prescott' } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/running again in a child process with ALEXNET_CPU_ISA=avx2 OPENBLAS_CORETYPE=Haswell/);
+    const line = JSON.parse(r.stdout.trim().split('\n')[0]!);
+    const hardware = backendInfo().backends.cpu.isaHardware;
+    expect(line.cpuIsa).toMatchObject({ requested: 'avx2', cap: 'avx2', ours: hardware === 'base' ? 'base' : 'avx2', hardware, openblasCoretype: 'Haswell' });
+    if (backendInfo().backends.cpu.blas.includes('OpenBLAS')) expect(line.cpuIsa.blas).toMatch(/Haswell/);
+    expect(line.cpuIsa.onnxruntime).toMatch(/not capped/);
+    // the ceiling is the AVX2 peak, not AVX-512's
+    if (hardware !== 'base') expect(line.fmaPeak.isa).toBe('avx2+fma');
+    const { benchMarkdown } = await import('../src/cli/bench.js');
+    const md = benchMarkdown([line]);
+    expect(md).toMatch(/ours capped to avx2/);
+    expect(md).toMatch(/onnxruntime-node was NOT capped/);
+    const bad = spawnSync(process.execPath, [bin, 'bench', '--isa', 'avx512f'], { encoding: 'utf8' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/'--isa <set>' argument 'avx512f' is invalid/);
+  }, 180_000);
+});
+
 describe('alexnet bench: the data-parallel line (a smoke test of its fields, not of the timings)', () => {
   const hasMpirun = spawnSync('sh', ['-c', 'command -v mpirun']).status === 0;
   const launched = process.env.OMPI_COMM_WORLD_SIZE !== undefined;

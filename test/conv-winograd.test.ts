@@ -65,7 +65,7 @@ const cases: Case[] = [
   { N: 3, C: 3, H: 9, W: 6, O: 5, k: 5, padding: [0, 0], bias: false },
   { N: 2, C: 17, H: 7, W: 7, O: 3, k: 5, padding: [1, 2] },
   { N: 1, C: 3, H: 5, W: 5, O: 4, k: 5, padding: [5, 3] },
-  // At batch 1-4 on AVX-512, 'winograd' runs its own products kernel (up to 64 tiles, in 1-4
+  // At batch 1-4 on AVX-512 or AVX2, 'winograd' runs its own products kernel (up to 64 tiles, in 1-4
   // vectors of 16): 48 tiles (3 vectors) with 20 output channels (a block of 16 and a padded
   // one), 64 tiles (4 vectors), and 65 tiles, one past it (the sgemm products).
   { N: 3, C: 40, H: 13, W: 13, O: 20, k: 3, padding: [1, 1] },
@@ -158,14 +158,15 @@ describe('conv2d with Winograd', () => {
   // Which products ran shows in the filters the weight cache keeps: the own kernel's are blocked
   // by 16 output channels (40 padded to 48 here, 36 tile positions), sgemm's are not. (The two
   // need not differ in value: OpenBLAS may sum the C products in the kernel's order too.)
-  it("'winograd' has its own products kernel for a few images on AVX-512, 'winograd-gemm' does not", async () => {
+  it("'winograd' has its own products kernel for a few images on AVX-512 / AVX2, 'winograd-gemm' does not", async () => {
     const r = rng();
     const c: Case = { N: 1, C: 64, H: 13, W: 13, O: 40, k: 3, padding: [1, 1] };
     const g = geometry(c);
     const { x, w, b, dy, Ho, Wo } = inputs(g, r, true);
     const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
     const tb = Tensor.from(f32(b!), [g.O]);
-    const avx512 = backendInfo().backends.cpu.directConvIsa === 'avx512';
+    // the own kernel has AVX-512 and AVX2 builds (test/cpu-isa.test.ts runs the latter)
+    const ownKernel = backendInfo().backends.cpu.isa !== 'base';
     for (const algo of ['winograd', 'winograd-gemm'] as const) {
       setConvAlgorithm(algo);
       const tw = Tensor.from(f32(w), [g.O, g.C, 3, 3]);
@@ -176,7 +177,7 @@ describe('conv2d with Winograd', () => {
       const held = loadNative().weightCacheBytes() - before;
       const dx = await conv2dBackward(Tensor.from(f32(dy), [g.N, g.O, Ho, Wo]), tx, tw, { padding: c.padding }).gradInput!.data();
       expectClose(dx, conv2dBackwardRef(dy, x, w, g).dx, { ...tolerance(g.O * 9), label: `${algo} gradInput` });
-      const own = algo === 'winograd' && avx512;
+      const own = algo === 'winograd' && ownKernel;
       expect(held).toBe(36 * (own ? 48 : 40) * g.C * 4);
       // and the input gradient's: blocked by the 64 input channels, a whole number of blocks
       expect(loadNative().weightCacheBytes() - before).toBe(held + 36 * 40 * g.C * 4);

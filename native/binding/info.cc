@@ -10,6 +10,7 @@
 #include "../cpu/conv_direct.h"
 #include "../cpu/bf16.h"
 #include "../cpu/gemm.h"
+#include "../cpu/isa.h"
 #include "common.h"
 
 #if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
@@ -71,6 +72,11 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #if defined(ALEXNET_WITH_CBLAS) && defined(ALEXNET_OPENBLAS)
   cpu.Set("blasThreads", openblas_get_num_threads());
 #endif
+  // The instruction-set cap (setCpuIsa / ALEXNET_CPU_ISA), the CPU's best set and what our
+  // kernels use under the cap.
+  cpu.Set("isaCap", cpu::isa_cap_name(cpu::isa_cap()));
+  cpu.Set("isaHardware", cpu::simd_level_name(cpu::simd_hardware()));
+  cpu.Set("isa", cpu::simd_level_name(cpu::simd_level()));
   cpu.Set("bf16Hardware", cpu::bf16_hardware());
   cpu.Set("bf16Kernel", cpu::bf16_kernel_name(cpu::bf16_kernel()));
   out.Set("cpu", cpu);
@@ -127,13 +133,43 @@ Napi::Value SetBf16Kernel(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) fail(code::kArgument, "setBf16Kernel: ", expected);
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   cpu::Bf16Kernel k;
-  if (name == "auto") k = cpu::bf16_hardware() ? cpu::Bf16Kernel::Avx512Bf16 : cpu::Bf16Kernel::Portable;
+  const bool automatic = name == "auto";
+  if (automatic) k = cpu::bf16_hardware() ? cpu::Bf16Kernel::Avx512Bf16 : cpu::Bf16Kernel::Portable;
   else if (name == "avx512_bf16") k = cpu::Bf16Kernel::Avx512Bf16;
   else if (name == "portable") k = cpu::Bf16Kernel::Portable;
   else fail(code::kArgument, "setBf16Kernel: ", expected, " but got '", name, "'");
   device_synchronize(Device{});  // a global read by tasks: applies in program order
-  cpu::set_bf16_kernel(k);       // avx512_bf16 on a CPU without it: ERR_ARGUMENT
+  cpu::set_bf16_kernel(k, !automatic);  // avx512_bf16 on a CPU without it (or capped): ERR_ARGUMENT
   return info.Env().Undefined();
+}
+
+// setCpuIsa('auto' | 'avx2' | 'avx512'): the most our CPU kernels may use, for work enqueued
+// afterwards (isa.h): 'avx2' runs every kernel that dispatches on the CPU's features in its
+// AVX2 (or baseline) build, bfloat16 on the portable path; 'auto' and 'avx512' lift the cap.
+// OpenBLAS is not covered (OPENBLAS_CORETYPE, read when it loads).
+Napi::Value SetCpuIsa(const Napi::CallbackInfo& info) {
+  const char* expected = "expected 'auto', 'avx2' or 'avx512'";
+  if (info.Length() < 1 || !info[0].IsString()) fail(code::kArgument, "setCpuIsa: ", expected);
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  cpu::IsaCap cap;
+  if (!cpu::parse_isa_cap(name.c_str(), &cap)) fail(code::kArgument, "setCpuIsa: ", expected, " but got '", name, "'");
+  device_synchronize(Device{});  // a global read by tasks: applies in program order
+  cpu::set_isa_cap(cap);
+  return info.Env().Undefined();
+}
+
+// cpuKernelsUsed(reset = false) -> string[]: the builds of our CPU kernels that ran since the
+// last reset (isa.h's KernelUse names, e.g. 'conv.winograd.own.avx2'); waits for queued CPU
+// work first; `reset` clears the record afterwards.
+Napi::Value CpuKernelsUsed(const Napi::CallbackInfo& info) {
+  const bool reset = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  device_synchronize(Device{});
+  Napi::Array out = Napi::Array::New(info.Env());
+  uint32_t n = 0;
+  for (int k = 0; k < static_cast<int>(cpu::KernelUse::kCount); ++k)
+    if (cpu::g_kernel_used[k].load()) out.Set(n++, cpu::kernel_use_name(static_cast<cpu::KernelUse>(k)));
+  if (reset) cpu::reset_kernel_use();
+  return out;
 }
 
 // setConvAlgorithm('auto' | 'direct' | 'direct-avx2' | 'im2col' | 'winograd' | 'winograd-gemm'): the CPU

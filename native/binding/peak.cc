@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "../cpu/isa.h"
 #include "../cpu/peak.h"
 #include "common.h"
 
@@ -21,7 +22,13 @@ const char* kIsaNames = "'all', 'best', 'avx512f', 'avx2+fma', 'sse' or 'scalar'
 std::vector<cpu::PeakIsa> isas_for(const std::string& isa, const char* op) {
   const std::vector<cpu::PeakIsa> have = cpu::peak_isas();
   if (isa == "all") return have;
-  if (isa == "best") return {have.front()};
+  if (isa == "best") {
+    // the best the kernels may use: under an AVX2 cap (isa.h), AVX2 + FMA
+    if (cpu::simd_level() != cpu::SimdLevel::Avx512)
+      for (cpu::PeakIsa h : have)
+        if (h != cpu::PeakIsa::Avx512) return {h};
+    return {have.front()};
+  }
   const std::pair<const char*, cpu::PeakIsa> names[] = {{"avx512f", cpu::PeakIsa::Avx512},
                                                         {"avx2+fma", cpu::PeakIsa::Avx2},
                                                         {"sse", cpu::PeakIsa::Sse},

@@ -12,6 +12,7 @@
 #include "gemm.h"
 #include "gemm_bf16.h"
 #include "linear.h"
+#include "isa.h"
 #include "scratch.h"
 #include "simd.h"
 
@@ -48,6 +49,14 @@ bool detect_bf16() {
 const bool g_hardware = detect_bf16();
 std::atomic<Bf16Kernel> g_kernel{g_hardware ? Bf16Kernel::Avx512Bf16 : Bf16Kernel::Portable};
 
+// The AVX-512 BF16 kernels may run: the CPU has them and the process is not capped below
+// AVX-512 (isa.h).
+bool hardware_usable() {
+  const bool ok = g_hardware && simd_avx512();
+  if (ok) note_use(KernelUse::Bf16Avx512);
+  return ok;
+}
+
 constexpr int64_t kConvertGrain = 1 << 16;
 
 // Below this many rows of A (a fully connected layer's batch), the products run the in-place
@@ -58,20 +67,22 @@ constexpr int64_t kPackedMinRows = 96;
 
 // ---- portable conversions (the compiler vectorises these loops) ----
 
-ALEXNET_SIMD_CLONES void to_bf16_portable(uint16_t* y, const float* x, int64_t n) {
+ALEXNET_SIMD_BODY void to_bf16_portable_body(uint16_t* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     uint32_t u;
     std::memcpy(&u, x + i, sizeof u);
     y[i] = bf16::from_bits(u);
   }
 }
+ALEXNET_SIMD_DISPATCH(to_bf16_portable, (uint16_t * y, const float* x, int64_t n), (y, x, n))
 
-ALEXNET_SIMD_CLONES void to_float_loop(float* y, const uint16_t* x, int64_t n) {
+ALEXNET_SIMD_BODY void to_float_loop_body(float* y, const uint16_t* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const uint32_t u = static_cast<uint32_t>(x[i]) << 16;
     std::memcpy(y + i, &u, sizeof u);
   }
 }
+ALEXNET_SIMD_DISPATCH(to_float_loop, (float* y, const uint16_t* x, int64_t n), (y, x, n))
 
 #if ALEXNET_HAVE_X86
 
@@ -317,8 +328,8 @@ void gemm_bf16_nt(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const u
                   int64_t N, int64_t K, bool accumulate) {
   if (M <= 0 || N <= 0) return;
 #if ALEXNET_HAVE_X86
-  if (g_hardware && M >= kPackedMinRows) return gemm_bf16_packed(c, ldc, a, lda, b, ldb, true, M, N, K, accumulate);
-  if (g_hardware) {
+  if (hardware_usable() && M >= kPackedMinRows) return gemm_bf16_packed(c, ldc, a, lda, b, ldb, true, M, N, K, accumulate);
+  if (hardware_usable()) {
     // Many rows (a convolution's output positions): threads split the rows in blocks of 64, each
     // reading all of B; few rows (a fully connected layer's batch): they split B's rows.
     if (M >= 256) {
@@ -341,7 +352,7 @@ void gemm_bf16_nn(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const u
                   int64_t N, int64_t K) {
   if (M <= 0 || N <= 0) return;
 #if ALEXNET_HAVE_X86
-  if (g_hardware) {
+  if (hardware_usable()) {
     if (K == 0) {
       for (int64_t r = 0; r < M; ++r) std::fill(c + r * ldc, c + r * ldc + N, 0.f);
       return;
@@ -355,16 +366,24 @@ void gemm_bf16_nn(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const u
 }
 
 bool bf16_hardware() { return g_hardware; }
-Bf16Kernel bf16_kernel() { return g_kernel.load(); }
-void set_bf16_kernel(Bf16Kernel k) {
+Bf16Kernel bf16_kernel() {
+  // Under an AVX2 cap the portable path runs whatever was chosen (and 'auto' after the cap
+  // is lifted takes the hardware again).
+  const Bf16Kernel k = g_kernel.load();
+  return k == Bf16Kernel::Avx512Bf16 && !simd_avx512() ? Bf16Kernel::Portable : k;
+}
+void set_bf16_kernel(Bf16Kernel k, bool strict) {
   if (k == Bf16Kernel::Avx512Bf16 && !g_hardware)
     fail(code::kArgument, "setBf16Kernel: this CPU has no AVX-512 BF16 instructions; only 'portable' is available");
+  if (strict && k == Bf16Kernel::Avx512Bf16 && !simd_avx512())
+    fail(code::kArgument, "setBf16Kernel: the CPU's instruction sets are capped below AVX-512 (setCpuIsa / ALEXNET_CPU_ISA); only 'portable' is available");
   g_kernel.store(k);
 }
 const char* bf16_kernel_name(Bf16Kernel k) { return k == Bf16Kernel::Avx512Bf16 ? "avx512_bf16" : "portable"; }
 
 void float_to_bf16(uint16_t* y, const float* x, int64_t n) {
   const bool hw = bf16_kernel() == Bf16Kernel::Avx512Bf16;
+  if (hw) note_use(KernelUse::Bf16Avx512);
   parallel_for(0, n, kConvertGrain, [=](int64_t lo, int64_t hi) {
 #if ALEXNET_HAVE_X86
     if (hw) return to_bf16_avx512(y + lo, x + lo, hi - lo);
@@ -385,6 +404,7 @@ void linear_forward_bf16(float* y_f32, uint16_t* y_bf16, const uint16_t* x, cons
   float* y = y_f32 != nullptr ? y_f32 : scratch(Scratch::Bf16Output, B * out);
 #if ALEXNET_HAVE_X86
   if (bf16_kernel() == Bf16Kernel::Avx512Bf16) {
+    note_use(KernelUse::Bf16Avx512);
     if (B < kPackedMinRows) linear_avx512(y, x, w, B, in, out);
     else gemm_bf16_packed(y, out, x, in, w, in, true, B, out, in, false);
     if (bias != nullptr) {

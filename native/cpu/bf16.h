@@ -4,7 +4,8 @@
 // Two kernels, picked at run time: AVX-512 BF16 (vcvtne2ps2bf16 for the conversion, vdpbf16ps
 // for the products) where the CPU has it, and a portable path (integer round-to-nearest-even;
 // the layer converts its inputs to float32 and calls sgemm) everywhere else.
-// set_bf16_kernel(Portable) forces the portable path so that tests cover both on one machine.
+// set_bf16_kernel(Portable) forces the portable path so that tests cover both on one machine;
+// so does an AVX2 cap on the CPU's instruction sets (isa.h).
 #pragma once
 
 #include <cstdint>
@@ -14,8 +15,10 @@ namespace alexnet::cpu {
 enum class Bf16Kernel { Avx512Bf16, Portable };
 
 bool bf16_hardware();                 // the CPU has AVX-512 BF16 (and AVX-512 BW) usable
-Bf16Kernel bf16_kernel();             // what the next call runs
-void set_bf16_kernel(Bf16Kernel k);   // Avx512Bf16 without bf16_hardware() throws ERR_ARGUMENT
+Bf16Kernel bf16_kernel();             // what the next call runs (Portable under an AVX2 cap, isa.h)
+// Avx512Bf16 without bf16_hardware() throws ERR_ARGUMENT, and so does it under an AVX2 cap when
+// `strict` (setBf16Kernel('auto') is not: it keeps the hardware for when the cap is lifted).
+void set_bf16_kernel(Bf16Kernel k, bool strict = true);
 const char* bf16_kernel_name(Bf16Kernel k);  // "avx512_bf16", "portable"
 
 // y[i] = bf16::from_float(x[i]) (round to nearest even, NaN quiet)

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "../core/parallel.h"
+#include "isa.h"
 #include "scratch.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -192,12 +193,13 @@ TileFn tile_fn(int64_t S, int P) {
   }
 }
 
-// The best instruction set of this CPU for the kernel.
+// The best instruction set for the kernel: the CPU's, under the process-wide cap (isa.h).
 ConvIsa cpu_isa() {
-  static const ConvIsa isa = __builtin_cpu_supports("avx512f")                                   ? ConvIsa::Avx512
-                             : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? ConvIsa::Avx2
-                                                                                               : ConvIsa::None;
-  return isa;
+  switch (simd_level()) {
+    case SimdLevel::Avx512: return ConvIsa::Avx512;
+    case SimdLevel::Avx2: return ConvIsa::Avx2;
+    default: return ConvIsa::None;
+  }
 }
 
 // Packed weights per block of input channels: about this many bytes, so that a block stays in
@@ -409,8 +411,10 @@ WgradFn wgrad_fn(int64_t kW, int64_t S, int R) {
 void conv2d_forward_direct(float* y, const float* x, const float* w, const float* bias,
                            const Conv2dParams& s, bool relu, const Tensor* wt) {
 #if ALEXNET_DIRECT_CONV
-  if (conv_direct_isa() == ConvIsa::Avx512) return forward<Avx512>(y, x, w, bias, s, relu, wt);
-  if (conv_direct_isa() == ConvIsa::Avx2) return forward<Avx2>(y, x, w, bias, s, relu, wt);
+  const ConvIsa isa = conv_direct_isa();
+  note_use(isa == ConvIsa::Avx512 ? KernelUse::DirectAvx512 : KernelUse::DirectAvx2);
+  if (isa == ConvIsa::Avx512) return forward<Avx512>(y, x, w, bias, s, relu, wt);
+  if (isa == ConvIsa::Avx2) return forward<Avx2>(y, x, w, bias, s, relu, wt);
 #endif
   (void)y, (void)x, (void)w, (void)bias, (void)s, (void)relu, (void)wt;
 }
@@ -418,8 +422,10 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
 void conv2d_backward_data_direct(float* dx, const float* dy, const float* w, const Conv2dParams& s,
                                  const Tensor* wt) {
 #if ALEXNET_DIRECT_CONV
-  if (conv_direct_isa() == ConvIsa::Avx512) return backward_data<Avx512>(dx, dy, w, s, wt);
-  if (conv_direct_isa() == ConvIsa::Avx2) return backward_data<Avx2>(dx, dy, w, s, wt);
+  const ConvIsa isa = conv_direct_isa();
+  note_use(isa == ConvIsa::Avx512 ? KernelUse::DirectAvx512 : KernelUse::DirectAvx2);
+  if (isa == ConvIsa::Avx512) return backward_data<Avx512>(dx, dy, w, s, wt);
+  if (isa == ConvIsa::Avx2) return backward_data<Avx2>(dx, dy, w, s, wt);
 #endif
   (void)dx, (void)dy, (void)w, (void)s, (void)wt;
 }
@@ -432,6 +438,7 @@ bool conv_direct_weight_grad_supported(const Conv2dParams& s) {
 void conv2d_weight_grad_direct(float* dw, const float* dy, const float* x, const Conv2dParams& s,
                                bool accumulate) {
 #if ALEXNET_DIRECT_CONV
+  note_use(KernelUse::DirectWgradAvx512);
   const int64_t OB = (s.O + kWgBlock - 1) / kWgBlock, ldo = OB * kWgBlock;
   const int64_t Q = s.Ho * s.Wo, KK = s.kH * s.kW;
   const int64_t Hp = s.H + 2 * s.pH, Wp = s.W + 2 * s.pW;

@@ -29,8 +29,9 @@ enum class ConvIsa { None, Avx2, Avx512 };
 ConvAlgo conv_algo();
 void set_conv_algo(ConvAlgo a);
 
-// The best instruction set this CPU offers the kernel (AVX-512F, else AVX2 + FMA, else none),
-// and the one the current conv_algo() will use.
+// The best instruction set this CPU offers the kernel (AVX-512, else AVX2 + FMA, else none)
+// under the process-wide cap (isa.h: setCpuIsa('avx2') makes it AVX2), and the one the current
+// conv_algo() will use.
 ConvIsa conv_direct_cpu_isa();
 ConvIsa conv_direct_isa();
 

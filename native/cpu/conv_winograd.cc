@@ -8,6 +8,7 @@
 #include "../core/parallel.h"
 #include "conv_direct.h"
 #include "gemm.h"
+#include "isa.h"
 #include "scratch.h"
 #include "simd.h"
 
@@ -142,49 +143,48 @@ __attribute__((always_inline)) inline void sandwich_body(float* __restrict out,
     }
 }
 
-ALEXNET_SIMD_CLONES void sandwich_6_6(float* out, const float* in, const float* L) {
-  sandwich_body<6, 6>(out, in, L);
+// The builds per instruction set (simd.h), picked on each call by simd_level().
+#if ALEXNET_SIMD_X86
+template <int LO, int LI>
+ALEXNET_TARGET_AVX512 void sandwich_avx512(float* out, const float* in, const float* L) {
+  sandwich_body<LO, LI>(out, in, L);
 }
-ALEXNET_SIMD_CLONES void sandwich_4_6(float* out, const float* in, const float* L) {
-  sandwich_body<4, 6>(out, in, L);
+template <int LO, int LI>
+ALEXNET_TARGET_AVX2 void sandwich_avx2(float* out, const float* in, const float* L) {
+  sandwich_body<LO, LI>(out, in, L);
 }
-ALEXNET_SIMD_CLONES void sandwich_6_3(float* out, const float* in, const float* L) {
-  sandwich_body<6, 3>(out, in, L);
-}
-ALEXNET_SIMD_CLONES void sandwich_8_8(float* out, const float* in, const float* L) {
-  sandwich_body<8, 8>(out, in, L);
-}
-ALEXNET_SIMD_CLONES void sandwich_4_8(float* out, const float* in, const float* L) {
-  sandwich_body<4, 8>(out, in, L);
-}
-ALEXNET_SIMD_CLONES void sandwich_8_5(float* out, const float* in, const float* L) {
-  sandwich_body<8, 5>(out, in, L);
-}
-// The weight gradient's adjoints: A dY A^T (L = A) and G^T dU G (L = G^T).
-ALEXNET_SIMD_CLONES void sandwich_6_4(float* out, const float* in, const float* L) {
-  sandwich_body<6, 4>(out, in, L);
-}
-ALEXNET_SIMD_CLONES void sandwich_8_4(float* out, const float* in, const float* L) {
-  sandwich_body<8, 4>(out, in, L);
-}
-ALEXNET_SIMD_CLONES void sandwich_3_6(float* out, const float* in, const float* L) {
-  sandwich_body<3, 6>(out, in, L);
-}
-ALEXNET_SIMD_CLONES void sandwich_5_8(float* out, const float* in, const float* L) {
-  sandwich_body<5, 8>(out, in, L);
+#endif
+template <int LO, int LI>
+void sandwich_base(float* out, const float* in, const float* L) {
+  sandwich_body<LO, LI>(out, in, L);
 }
 
+template <int LO, int LI>
+void sandwich_fixed(float* out, const float* in, const float* L) {
+#if ALEXNET_SIMD_X86
+  switch (simd_level()) {
+    case SimdLevel::Avx512: note_use(KernelUse::SimdAvx512); return sandwich_avx512<LO, LI>(out, in, L);
+    case SimdLevel::Avx2: note_use(KernelUse::SimdAvx2); return sandwich_avx2<LO, LI>(out, in, L);
+    default: break;
+  }
+#endif
+  note_use(KernelUse::SimdBase);
+  sandwich_base<LO, LI>(out, in, L);
+}
+
+// B^T d B, A^T m A, G g G^T of both transforms, and the weight gradient's adjoints A dY A^T
+// (L = A) and G^T dU G (L = G^T).
 void sandwich(float* out, const float* in, const float* L, int lo, int li) {
-  if (lo == 6 && li == 6) return sandwich_6_6(out, in, L);
-  if (lo == 4 && li == 6) return sandwich_4_6(out, in, L);
-  if (lo == 6 && li == 3) return sandwich_6_3(out, in, L);
-  if (lo == 8 && li == 8) return sandwich_8_8(out, in, L);
-  if (lo == 4 && li == 8) return sandwich_4_8(out, in, L);
-  if (lo == 6 && li == 4) return sandwich_6_4(out, in, L);
-  if (lo == 8 && li == 4) return sandwich_8_4(out, in, L);
-  if (lo == 3 && li == 6) return sandwich_3_6(out, in, L);
-  if (lo == 5 && li == 8) return sandwich_5_8(out, in, L);
-  return sandwich_8_5(out, in, L);
+  if (lo == 6 && li == 6) return sandwich_fixed<6, 6>(out, in, L);
+  if (lo == 4 && li == 6) return sandwich_fixed<4, 6>(out, in, L);
+  if (lo == 6 && li == 3) return sandwich_fixed<6, 3>(out, in, L);
+  if (lo == 8 && li == 8) return sandwich_fixed<8, 8>(out, in, L);
+  if (lo == 4 && li == 8) return sandwich_fixed<4, 8>(out, in, L);
+  if (lo == 6 && li == 4) return sandwich_fixed<6, 4>(out, in, L);
+  if (lo == 8 && li == 4) return sandwich_fixed<8, 4>(out, in, L);
+  if (lo == 3 && li == 6) return sandwich_fixed<3, 6>(out, in, L);
+  if (lo == 5 && li == 8) return sandwich_fixed<5, 8>(out, in, L);
+  return sandwich_fixed<8, 5>(out, in, L);
 }
 
 // Output channels per block of the blocked filters (the own products kernel's rows).
@@ -328,10 +328,11 @@ __attribute__((target("avx512f,avx512vl"))) void gather_tiles_avx512(float* d,  
 }
 #endif
 
+// The own products kernel (run_small) has an AVX-512 and an AVX2 build; which one runs follows
+// simd_level() (the CPU's best, or AVX2 under the cap, isa.h).
 bool own_products_available() {
 #if ALEXNET_WINOGRAD_OWN
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-  return ok;
+  return simd_avx2();
 #else
   return false;
 #endif
@@ -345,7 +346,8 @@ void input_transform(float* V,        // [a*a][Ci][ld]
                      const Transform& t) {
   const int a = t.a, aa = a * a;
   const int64_t chunks = (nt + kLanes - 1) / kLanes;
-  [[maybe_unused]] const bool vector_gather = own_products_available();
+  [[maybe_unused]] const bool vector_gather = ALEXNET_WINOGRAD_OWN && simd_avx512();
+  if (vector_gather) note_use(KernelUse::WinogradGatherAvx512);
   parallel_for(0, g.Ci * chunks, 4, [&](int64_t lo, int64_t hi) {
     float d[kMaxA * kMaxA * kLanes], v[kMaxA * kMaxA * kLanes];
     for (int64_t task = lo; task < hi; ++task) {
@@ -561,6 +563,39 @@ __attribute__((target("avx512f"))) void products_avx512(float* M,        // [RS]
     for (int j = 0; j < NV; ++j) _mm512_storeu_ps(M + r * ldm + j * 16, acc[r][j]);
 }
 
+// The AVX2 build of products_avx512: 8 tiles per vector, RS x NV accumulators in 16 ymm
+// registers (RS * NV + NV + 1 <= 16).
+template <int RS, int NV>
+__attribute__((target("avx2,fma"))) void products_avx2(float* M,        // [RS][ldm]
+                                                       int64_t ldm,
+                                                       const float* U,  // [C][kRows] (row r0 first)
+                                                       const float* V,  // [C][ldv]
+                                                       int64_t ldv, int64_t C) {
+  // The unroll pragmas unroll before scalar replacement, so the accumulators live in registers
+  // (without them GCC 12 also stored all 12 to the stack on every channel: half the speed).
+  __m256 acc[RS][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < RS; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < C; ++c) {
+    __m256 v[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) v[j] = _mm256_loadu_ps(V + c * ldv + j * 8);
+    const float* u = U + c * kRows;
+#pragma GCC unroll 16
+    for (int r = 0; r < RS; ++r) {
+      const __m256 b = _mm256_broadcast_ss(u + r);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm256_fmadd_ps(b, v[j], acc[r][j]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < RS; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) _mm256_storeu_ps(M + r * ldm + j * 8, acc[r][j]);
+}
+
 // The outputs of the kLanes tiles `info` (lanes of them real) for channel co from their 4x4
 // output transforms o [16][kLanes] (m = 4): bias and ReLU on whole vectors, a transpose so that
 // each tile's 16 outputs lie in one vector, then one masked store per output row of the tile
@@ -588,9 +623,18 @@ __attribute__((target("avx512f,avx512vl"))) void store_tiles_avx512(
 }
 
 // All kRows rows of one block for `nv` vectors of tiles (1 to 4): row groups that keep 16 or
-// 24 accumulators.
+// 24 accumulators; the AVX2 build, 6 + 6 + 4 rows by pairs of 8-tile vectors (12 or 8
+// accumulators, each channel's two loads of V feeding 12 or 8 multiply-adds).
 void products_block(float* M, int64_t ldm, const float* U, const float* V, int64_t ldv,
-                    int64_t C, int64_t nv) {
+                    int64_t C, int64_t nv, bool avx512) {
+  if (!avx512) {
+    for (int64_t j = 0; j < 2 * nv; j += 2) {
+      products_avx2<6, 2>(M + j * 8, ldm, U, V + j * 8, ldv, C);
+      products_avx2<6, 2>(M + 6 * ldm + j * 8, ldm, U + 6, V + j * 8, ldv, C);
+      products_avx2<4, 2>(M + 12 * ldm + j * 8, ldm, U + 12, V + j * 8, ldv, C);
+    }
+    return;
+  }
   switch (nv) {
     case 1: return products_avx512<16, 1>(M, ldm, U, V, ldv, C);
     case 2:
@@ -617,6 +661,8 @@ void run_small(float* y, const float* x, const float* U, const float* bias, cons
 #if ALEXNET_WINOGRAD_OWN
   const int m = t.m, aa = t.a * t.a;  // m = 4 for both transforms (store_tiles_avx512)
   const int64_t T = g.N * ((g.Ho + m - 1) / m) * ((g.Wo + m - 1) / m);
+  const bool avx512 = simd_avx512();  // else the AVX2 build (own_products_available())
+  note_use(avx512 ? KernelUse::WinogradOwnAvx512 : KernelUse::WinogradOwnAvx2);
   const int64_t nv = (T + kLanes - 1) / kLanes, ld = nv * kLanes;
   float* V = scratch(Scratch::WinogradInput, aa * g.Ci * ld);
   TileInfo info[kMaxSmallTiles];
@@ -633,13 +679,17 @@ void run_small(float* y, const float* x, const float* U, const float* bias, cons
     for (int64_t ob = next.fetch_add(1); ob < blocks; ob = next.fetch_add(1)) {
       const float* Ub = U + ob * aa * g.Ci * kRows;
       for (int k = 0; k < aa; ++k)
-        products_block(M + k * kRows * ld, ld, Ub + k * g.Ci * kRows, V + k * g.Ci * ld, ld, g.Ci, nv);
+        products_block(M + k * kRows * ld, ld, Ub + k * g.Ci * kRows, V + k * g.Ci * ld, ld, g.Ci, nv, avx512);
       const int64_t rows = std::min<int64_t>(kRows, g.Co - ob * kRows);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t co = ob * kRows + r;
         for (int64_t ch = 0; ch < nv; ++ch) {
           for (int k = 0; k < aa; ++k)
             std::memcpy(mm + k * kLanes, M + (k * kRows + r) * ld + ch * kLanes, kLanes * sizeof(float));
+          if (!avx512) {
+            output_tiles(y, mm, info, T, ch, co, bias ? bias[co] : 0.f, g, t, relu);
+            continue;
+          }
           sandwich(o, mm, t.AT, m, t.a);
           store_tiles_avx512(y, o, info + ch * kLanes, std::min<int64_t>(kLanes, T - ch * kLanes), co,
                              bias ? bias[co] : 0.f, g, relu);
@@ -686,6 +736,11 @@ namespace {
 //   conv3 (3x3, 13x13) 0.61-0.65  0.56  0.25
 //   conv4              0.54-0.59  0.63  0.25
 //   conv5              0.43-0.63  0.41  0.33
+// The kernel's AVX2 build (a CPU without AVX-512, or setCpuIsa('avx2')) against the direct
+// kernel's AVX2 build, the same way (ALEXNET_CPU_ISA=avx2 bench/infer-paths.mjs --batch 1
+// --settings auto+cache,direct+cache, load 1.2): conv2 0.41, conv3 0.54, conv4 0.57, conv5 0.57,
+// so 'auto' takes it there too (an earlier build that kept its accumulators on the stack was
+// already at 0.66-0.91).
 // Without the cache, and for the input gradient (whose weights change every training step), the
 // filter transform (a*a/(k*k) times the weights' size, written on every call) was not measured
 // at these sizes and the old rule stands.

@@ -11,7 +11,7 @@
 // The tiles are taken in blocks so that V and M stay within a bounded scratch budget; the
 // transforms run on the fork-join pool, 16 tiles per vector (one tile per lane), and are
 // compiled per instruction set (simd.h). At up to 64 tiles (a batch of 1-4 at 13x13, one image
-// at 27x27) on AVX-512, the products are too thin for sgemm ([O x C] x [C x 16] at batch 1,
+// at 27x27) on AVX-512 or AVX2 (both builds; isa.h picks), the products are too thin for sgemm ([O x C] x [C x 16] at batch 1,
 // each call paying OpenBLAS's packing and hand-off): they run on an own kernel instead (1-4
 // vectors of tiles x 4-16 output channels in registers, the filters broadcast from a layout
 // blocked by 16 output channels), the work split over those blocks of output channels, each
@@ -32,7 +32,7 @@ bool conv_winograd_supported(const Conv2dParams& s);
 // always where supported with 'winograd', by the measured rule with 'auto', never otherwise.
 // `filters_cached`: the weight's tensor is known and the weight cache is on (the transformed
 // filters are then made once, not per call; 'auto' takes small batches to Winograd only then).
-// At up to 64 tiles on AVX-512 the tile-position products run on Winograd's own kernel rather
+// At up to 64 tiles on AVX-512 or AVX2 the tile-position products run on Winograd's own kernel rather
 // than sgemm (not with 'winograd-gemm').
 bool conv_winograd_forward_selected(const Conv2dParams& s, bool filters_cached = false);
 bool conv_winograd_backward_data_selected(const Conv2dParams& s);  // also needs p <= k - 1

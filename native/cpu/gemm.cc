@@ -107,9 +107,9 @@ void pack_a(bool ta, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_
 // as MR vectors of NR floats (GCC vector extensions: one zmm, two ymm or four xmm each).
 typedef float vec16 __attribute__((vector_size(NR * sizeof(float))));
 
-ALEXNET_SIMD_CLONES void micro_kernel(int64_t kc, const float* __restrict Ap,
-                                      const float* __restrict Bp, float alpha, float* C,
-                                      int64_t ldc, int64_t mr, int64_t nr) {
+ALEXNET_SIMD_BODY void micro_kernel_body(int64_t kc, const float* __restrict Ap,
+                                         const float* __restrict Bp, float alpha, float* C,
+                                         int64_t ldc, int64_t mr, int64_t nr) {
   vec16 acc[MR] = {};
   for (int64_t k = 0; k < kc; ++k) {
     vec16 b;
@@ -129,6 +129,11 @@ ALEXNET_SIMD_CLONES void micro_kernel(int64_t kc, const float* __restrict Ap,
   for (int64_t i = 0; i < mr; ++i)
     for (int64_t j = 0; j < nr; ++j) C[i * ldc + j] += alpha * acc[i][j];
 }
+
+ALEXNET_SIMD_DISPATCH(micro_kernel,
+                      (int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float alpha,
+                       float* C, int64_t ldc, int64_t mr, int64_t nr),
+                      (kc, Ap, Bp, alpha, C, ldc, mr, nr))
 
 }  // namespace
 

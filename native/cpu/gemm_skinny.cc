@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "../core/parallel.h"
+#include "isa.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // GCC 12's AVX-512 intrinsics build their results from _mm512_undefined_ps(), which trips
@@ -146,10 +147,72 @@ template <int MT> struct WeightGrad {
   template <typename... Args> static void run(Args... a) { weight_grad_tile<MT>(a...); }
 };
 
-// Near-equal row tiles of at most kMT: 16 rows -> 6, 5, 5.
-inline int tile_rows(int64_t M, int64_t m0) {
-  const int64_t left = M - m0, tiles = (left + kMT - 1) / kMT;
+// Near-equal row tiles of at most `most` rows: 16 rows -> 6, 5, 5 (kMT).
+inline int tile_rows(int64_t M, int64_t m0, int64_t most = kMT) {
+  const int64_t left = M - m0, tiles = (left + most - 1) / most;
   return static_cast<int>((left + tiles - 1) / tiles);
+}
+
+// ---- the forward shape in AVX2 (the fully connected layers' inference at small batch) ----
+// The same dot-product tiles with 8-float vectors and 16 registers: MT <= 4 rows of A x 3 rows
+// of B (12 accumulators, 3 + 1 loads per 12 multiply-adds).
+constexpr int kMT2 = 4;
+constexpr int64_t kNB2 = 3;
+
+#define ALEXNET_AVX2 __attribute__((target("avx2,fma")))
+
+ALEXNET_AVX2 inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <int MT>
+ALEXNET_AVX2 void forward_tile_avx2(float* C, int64_t ldc,        // [MT, nb] at (m0, n0)
+                                    const float* A, int64_t lda,  // [MT, K] rows m0..
+                                    const float* B, int64_t ldb,  // [nb, K] rows n0..
+                                    int64_t nb, int64_t K, float alpha, float beta) {
+  const float* b[kNB2];
+  for (int64_t j = 0; j < kNB2; ++j) b[j] = B + std::min(j, nb - 1) * ldb;  // tail: repeat a row
+  __m256 acc[MT][kNB2];
+  for (int i = 0; i < MT; ++i)
+    for (int64_t j = 0; j < kNB2; ++j) acc[i][j] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 bv[kNB2];
+    for (int64_t j = 0; j < kNB2; ++j) bv[j] = _mm256_loadu_ps(b[j] + k);
+    for (int i = 0; i < MT; ++i) {
+      const __m256 av = _mm256_loadu_ps(A + i * lda + k);
+      for (int64_t j = 0; j < kNB2; ++j) acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  if (k < K) {  // the last K % 8 columns, masked (nothing past a row is read)
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(K - k)),
+                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 bv[kNB2];
+    for (int64_t j = 0; j < kNB2; ++j) bv[j] = _mm256_maskload_ps(b[j] + k, m);
+    for (int i = 0; i < MT; ++i) {
+      const __m256 av = _mm256_maskload_ps(A + i * lda + k, m);
+      for (int64_t j = 0; j < kNB2; ++j) acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MT; ++i)
+    for (int64_t j = 0; j < nb; ++j) {
+      float* c = C + i * ldc + j;
+      const float v = alpha * hsum(acc[i][j]);
+      *c = beta != 0.f ? v + beta * *c : v;
+    }
+}
+
+void forward_avx2(int rows, float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
+                  int64_t ldb, int64_t nb, int64_t K, float alpha, float beta) {
+  switch (rows) {
+    case 1: return forward_tile_avx2<1>(C, ldc, A, lda, B, ldb, nb, K, alpha, beta);
+    case 2: return forward_tile_avx2<2>(C, ldc, A, lda, B, ldb, nb, K, alpha, beta);
+    case 3: return forward_tile_avx2<3>(C, ldc, A, lda, B, ldb, nb, K, alpha, beta);
+    default: return forward_tile_avx2<4>(C, ldc, A, lda, B, ldb, nb, K, alpha, beta);
+  }
 }
 
 constexpr int64_t kMinWork = int64_t{1} << 18;  // elements of the large operand
@@ -159,10 +222,27 @@ constexpr int64_t kMinWork = int64_t{1} << 18;  // elements of the large operand
 bool sgemm_skinny(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                   int64_t ldc) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (!avx512 || M <= 0 || N <= 0 || K <= 0) return false;
+  if (M <= 0 || N <= 0 || K <= 0) return false;
+  const bool forward = !trans_a && trans_b && M <= 32 && N >= 64 && K >= 256 && N * K >= kMinWork;
+  // AVX2 (a CPU without AVX-512, or the cap of isa.h): the forward shape only; the general
+  // kernels take the other two.
+  if (!simd_avx512()) {
+    if (!forward || !simd_avx2()) return false;
+    note_use(KernelUse::SkinnyAvx2);
+    parallel_for(0, (N + kNB2 - 1) / kNB2, 16, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t n0 = t * kNB2, nb = std::min(kNB2, N - n0);
+        for (int64_t m0 = 0; m0 < M;) {
+          const int rows = tile_rows(M, m0, kMT2);
+          forward_avx2(rows, C + m0 * ldc + n0, ldc, A + m0 * lda, lda, B + n0 * ldb, ldb, nb, K, alpha, beta);
+          m0 += rows;
+        }
+      }
+    });
+    return true;
+  }
 
-  if (!trans_a && trans_b && M <= 32 && N >= 64 && K >= 256 && N * K >= kMinWork) {
+  if (forward) {
     // forward: one task per block of 4 B rows; every tile of A rows reuses it from cache
     parallel_for(0, (N + kNB - 1) / kNB, 16, [&](int64_t lo, int64_t hi) {
       for (int64_t t = lo; t < hi; ++t) {
@@ -175,6 +255,7 @@ bool sgemm_skinny(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
         }
       }
     });
+    note_use(KernelUse::SkinnyAvx512);
     return true;
   }
   if (!trans_a && !trans_b && M <= 32 && N >= 64 && K >= 64 && N * K >= kMinWork &&
@@ -197,6 +278,7 @@ bool sgemm_skinny(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
         }
       }
     });
+    note_use(KernelUse::SkinnyAvx512);
     return true;
   }
   if (!trans_b && K <= 32 && M >= 64 && N >= 64 && M * N >= kMinWork) {
@@ -212,6 +294,7 @@ bool sgemm_skinny(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
                               std::min(kNC, N - n0), K, alpha, beta);
       }
     });
+    note_use(KernelUse::SkinnyAvx512);
     return true;
   }
   return false;

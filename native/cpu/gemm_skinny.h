@@ -1,4 +1,5 @@
-// Matrix products with one tiny dimension, on x86-64 with AVX-512: the fully connected layers
+// Matrix products with one tiny dimension, on x86-64 with AVX-512 (the forward shape also with
+// AVX2, for CPUs without AVX-512 and under the cap of isa.h): the fully connected layers
 // at small batch. There the work is bound by streaming the weight matrix once (fc6 is 151 MB),
 // and a general GEMM spends its time packing it into panels instead. Three shapes, named by the
 // layer pass they serve (row-major, as in gemm.h):
@@ -15,7 +16,7 @@
 namespace alexnet::cpu {
 
 // Runs the product and returns true when the shape is one of the three above, the arrays are
-// large enough to pay off and the CPU has AVX-512F; returns false (and does nothing) otherwise.
+// large enough to pay off and the CPU has AVX-512 (the forward shape: AVX2); returns false (and does nothing) otherwise.
 bool sgemm_skinny(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float* A, int64_t lda,  // [M,K] or [K,M] when trans_a
                   const float* B, int64_t ldb,  // [K,N] or [N,K] when trans_b

@@ -138,12 +138,12 @@ namespace {
 // plane indices, for output columns [lo, hi): one branch-free pass per window position in
 // row-major order (so ties keep the first, and a NaN wins unless one was already taken), which
 // vectorises across output columns. Rows of the window outside the input are skipped.
-ALEXNET_SIMD_CLONES void row_argmax(int32_t* id,          // [Wo] (columns [lo, hi) written)
-                                    float* m,             // [Wo] scratch: running maxima
-                                    const float* plane,   // [H, W]
-                                    int64_t oh, int64_t lo, int64_t hi, int64_t H, int64_t W,
-                                    int64_t kH, int64_t kW, int64_t sH, int64_t sW, int64_t pH,
-                                    int64_t pW) {
+ALEXNET_SIMD_BODY void row_argmax_body(int32_t* id,          // [Wo] (columns [lo, hi) written)
+                                       float* m,             // [Wo] scratch: running maxima
+                                       const float* plane,   // [H, W]
+                                       int64_t oh, int64_t lo, int64_t hi, int64_t H, int64_t W,
+                                       int64_t kH, int64_t kW, int64_t sH, int64_t sW, int64_t pH,
+                                       int64_t pW) {
   const int64_t h0 = oh * sH - pH;
   const int64_t hs = std::max<int64_t>(h0, 0), he = std::min(h0 + kH, H);
   bool first = true;
@@ -167,6 +167,10 @@ ALEXNET_SIMD_CLONES void row_argmax(int32_t* id,          // [Wo] (columns [lo, 
       }
     }
 }
+ALEXNET_SIMD_DISPATCH(row_argmax,
+                      (int32_t * id, float* m, const float* plane, int64_t oh, int64_t lo, int64_t hi, int64_t H,
+                       int64_t W, int64_t kH, int64_t kW, int64_t sH, int64_t sW, int64_t pH, int64_t pW),
+                      (id, m, plane, oh, lo, hi, H, W, kH, kW, sH, sW, pH, pW))
 
 }  // namespace
 

@@ -59,10 +59,28 @@ export interface BenchResult {
   torch?: TorchPeerResult;
   /**
    * The same network in mixed precision (Module.setPrecision('bf16'): bfloat16 weight copies and
-   * activations, float32 master weights and logits), timed in the same rounds; CPU only, unless
-   * the run was asked to leave it out.
+   * activations, float32 master weights and logits), timed in the same rounds, on every device
+   * unless the run was asked to leave it out (`--no-bf16`), or why it could not run.
    */
   bf16?: { inferImagesPerSecond: number; trainImagesPerSecond: number; inferVsFp32: number; trainVsFp32: number; inferVsOnnxruntime?: number } | { error: string };
+  /** CPU: the instruction sets each engine ran with (`--isa`) */
+  cpuIsa?: BenchIsa;
+}
+
+/** What `alexnet bench --isa` ran each engine with. */
+export interface BenchIsa {
+  /** the --isa asked for */
+  requested: 'auto' | 'avx2';
+  /** our kernels: what they used (backendInfo().backends.cpu.isa), the cap, the CPU's best */
+  ours: string;
+  cap: string;
+  hardware: string;
+  /** OpenBLAS as loaded (its config names the kernels: Haswell = AVX2), and OPENBLAS_CORETYPE */
+  blas: string;
+  openblasCoretype: string | null;
+  /** onnxruntime-node has no switch for its kernels: always the CPU's best */
+  onnxruntime: string;
+  torch: string;
 }
 
 export interface FmaPeakSummary {
@@ -441,11 +459,13 @@ export class TorchPeer {
   #warm = false;
 
   /** Starts the interpreter and waits until torch is imported; false (with the reason kept) where it cannot. */
-  async start(python: string, threads: number): Promise<boolean> {
+  async start(python: string, threads: number, isa: 'auto' | 'avx2' = 'auto'): Promise<boolean> {
     const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'torch_cpu.py');
-    const env = { ...process.env };
-    delete env.OPENBLAS_CORETYPE; // PyTorch's BLAS is OpenBLAS too: same kernels a user gets
-    delete env.OPENBLAS_L2_SIZE;
+    const env = { ...process.env, ...torchIsaEnv(isa) };
+    if (isa === 'auto') {
+      delete env.OPENBLAS_CORETYPE; // PyTorch's BLAS is OpenBLAS too: same kernels a user gets
+      delete env.OPENBLAS_L2_SIZE;
+    }
     try {
       const child = spawn(python, [script, '--serve', '--threads', String(threads)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
       this.#child = child;
@@ -540,6 +560,15 @@ export class TorchPeer {
   }
 }
 
+/**
+ * The PyTorch peer's environment under `--isa avx2`: oneDNN's documented cap (its convolutions
+ * then report `isa:Intel AVX2` and run jit:avx2 kernels, checked with ONEDNN_VERBOSE=1), ATen's
+ * CPU capability, and OpenBLAS's AVX2 kernels.
+ */
+export function torchIsaEnv(isa: 'auto' | 'avx2'): Record<string, string> {
+  return isa === 'avx2' ? { ONEDNN_MAX_CPU_ISA: 'AVX2', DNNL_MAX_CPU_ISA: 'AVX2', ATEN_CPU_CAPABILITY: 'avx2', OPENBLAS_CORETYPE: 'Haswell' } : {};
+}
+
 /** The machine's FMA peak on our pool: every instruction set once, then the best one re-measured each round; the highest is kept. */
 class FmaPeakMeter {
   summary: FmaPeakSummary = { isa: '', gflops: 0, threads: 0, isas: [] };
@@ -551,7 +580,10 @@ class FmaPeakMeter {
 
   async all(): Promise<void> {
     const rows = await this.#native.fmaPeak({ seconds: 0.2 });
-    this.summary = { isa: rows[0]!.isa, gflops: rows[0]!.gflops, threads: rows[0]!.threads, isas: rows.map((r) => ({ isa: r.isa, gflops: r.gflops })) };
+    // the ceiling is the best set our kernels may use: under an AVX2 cap, AVX2's peak
+    const capped = this.#native.info().cpu.isa !== 'avx512';
+    const top = (capped ? rows.find((r) => r.isa !== 'avx512f') : undefined) ?? rows[0]!;
+    this.summary = { isa: top.isa, gflops: top.gflops, threads: top.threads, isas: rows.map((r) => ({ isa: r.isa, gflops: r.gflops })) };
   }
 
   async round(): Promise<void> {
@@ -592,6 +624,8 @@ export interface BenchOptions {
   log?: (line: string) => void;
   /** time the mixed-precision (bf16) network too, in the same rounds (default true) */
   bf16?: boolean;
+  /** 'avx2': the PyTorch peer capped to AVX2 too (our cap and OpenBLAS's are set before the addon loads: benchIsaChild) */
+  isa?: 'auto' | 'avx2';
 }
 
 /**
@@ -664,7 +698,8 @@ export async function benchmark(options: BenchOptions): Promise<BenchResult[]> {
   try {
     const ceiling = await matmulCeiling(options.device, options.reps);
     if (cpu) await peak.all(); // the CPU's peak: no ceiling for a GPU run
-    if (peers && !(await torch.start(options.python ?? torchPython(), native.info().cpu.threads))) log(`PyTorch peer skipped: ${torch.skipped}`);
+    const isa = options.isa ?? 'auto';
+    if (peers && !(await torch.start(options.python ?? torchPython(), native.info().cpu.threads, isa))) log(`PyTorch peer skipped: ${torch.skipped}`);
     for (const B of options.batches) {
       const r = rig(options.device, B);
       bf16?.prepare(r);
@@ -694,6 +729,7 @@ export async function benchmark(options: BenchOptions): Promise<BenchResult[]> {
         result.torch = torch.result(result);
       }
       if (bf16) result.bf16 = bf16.result(result);
+      if (cpu) result.cpuIsa = benchIsa(isa);
       results.push(result);
       disposeRig(r);
     }
@@ -705,6 +741,43 @@ export async function benchmark(options: BenchOptions): Promise<BenchResult[]> {
     await torch.close();
   }
   return results;
+}
+
+function benchIsa(requested: 'auto' | 'avx2'): BenchIsa {
+  const cpu = backendInfo().backends.cpu;
+  return {
+    requested,
+    ours: cpu.isa,
+    cap: cpu.isaCap,
+    hardware: cpu.isaHardware,
+    blas: cpu.blas,
+    openblasCoretype: process.env.OPENBLAS_CORETYPE ?? null,
+    onnxruntime: `not capped (no switch for it): its own kernels for the CPU's best, ${cpu.isaHardware}`,
+    torch: requested === 'avx2' ? `capped: ${Object.entries(torchIsaEnv('avx2')).map(([k, v]) => `${k}=${v}`).join(' ')}` : 'not capped',
+  };
+}
+
+/** The variable that marks the child process of `alexnet bench --isa avx2` (benchIsaChild). */
+const ISA_CHILD = 'ALEXNET_BENCH_ISA_CHILD';
+
+/**
+ * `alexnet bench --isa avx2`: OpenBLAS picks its kernels once, when it loads, from
+ * OPENBLAS_CORETYPE, and our cap is read then too (ALEXNET_CPU_ISA). So the command runs itself
+ * again in a child process with both set before anything loads, and passes on its exit status.
+ * Returns true in that child (go on benchmarking), false in the parent once the child is done.
+ */
+export async function benchIsaChild(isa: 'auto' | 'avx2'): Promise<boolean> {
+  if (isa !== 'avx2' || process.env[ISA_CHILD] === '1') return true;
+  const env: NodeJS.ProcessEnv = { ...process.env, [ISA_CHILD]: '1', ALEXNET_CPU_ISA: 'avx2', OPENBLAS_CORETYPE: 'Haswell' };
+  delete env.OPENBLAS_L2_SIZE;
+  console.error('alexnet bench --isa avx2: running again in a child process with ALEXNET_CPU_ISA=avx2 OPENBLAS_CORETYPE=Haswell (set before the addon and OpenBLAS load)');
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { env, stdio: 'inherit' });
+  const code = await new Promise<number>((resolve) => {
+    child.once('error', () => resolve(1));
+    child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+  });
+  process.exitCode = code;
+  return false;
 }
 
 /** "amd-epyc", "intel-r-xeon-r-processor": the CPU model as a file-name part. */
@@ -731,6 +804,7 @@ export function benchMarkdown(results: BenchResult[]): string {
     '',
     torchSkipped ? `PyTorch peer skipped: ${torchSkipped.skipped}` : torchRun ? `PyTorch peer: torch ${torchRun.version}, ${torchRun.threads} threads, fp32 eager (bench/torch_cpu.py)` : '',
     '',
+    ...isaLines(first?.cpuIsa),
     `Each engine keeps its best of the rounds; a round times one pass of each in turn (ours${results.some((r) => r.bf16) ? ', ours in bf16' : ''}, onnxruntime, PyTorch).`,
     '',
     '| batch | inference images/s | of matmul rate | training images/s | of matmul rate | inference of FMA peak | training of FMA peak | onnxruntime inference images/s | ours / onnxruntime | PyTorch inference images/s | ours / PyTorch | PyTorch training images/s | ours / PyTorch | peak RSS |',
@@ -775,6 +849,20 @@ export function benchMarkdown(results: BenchResult[]): string {
   return lines.join('\n');
 }
 
+/** The header's instruction-set lines: what each engine ran with (plainly, where they differ). */
+function isaLines(isa: BenchIsa | undefined): string[] {
+  if (!isa) return [];
+  if (isa.requested === 'auto' && isa.cap === 'auto') return [`Instruction sets: ours ${isa.ours} (the CPU's best), OpenBLAS as it chose (${isa.blas}); onnxruntime and PyTorch their own choice.`, ''];
+  const coretype = isa.openblasCoretype ? `OPENBLAS_CORETYPE=${isa.openblasCoretype}` : 'OPENBLAS_CORETYPE unset';
+  return [
+    `**Instruction sets (--isa ${isa.requested}): ours capped to ${isa.ours}** (cap '${isa.cap}', the CPU has ${isa.hardware}; set with ALEXNET_CPU_ISA before the addon loaded, in a child process of the command), ` +
+      `OpenBLAS on ${coretype} (${isa.blas}); the FMA peak is the ${isa.ours} peak. ` +
+      `**onnxruntime-node was NOT capped: it ran its ${isa.hardware} kernels** (it has no switch for them), so "ours / onnxruntime" compares our ${isa.ours} code with its ${isa.hardware} code, a stricter comparison for us. ` +
+      `PyTorch: ${isa.torch}.`,
+    '',
+  ];
+}
+
 function pct(f: number): string {
   return `${(100 * f).toFixed(0)}%`;
 }
@@ -784,7 +872,7 @@ function ofPeak(f: number): string {
   return f > 0 ? `${(100 * f).toFixed(1)}%` : '-';
 }
 
-export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean; conv?: ConvAlgorithm; weightCache?: boolean; dist?: boolean; distBatch?: number; bf16?: boolean }): Promise<void> {
+export async function benchCommand(o: { device: string; batch?: string; reps: number; json: boolean; peer: boolean; save: boolean; conv?: ConvAlgorithm; weightCache?: boolean; dist?: boolean; distBatch?: number; bf16?: boolean; isa?: 'auto' | 'avx2' }): Promise<void> {
   const batches = (o.batch ?? (o.device === 'cpu' ? '1,16,64' : '1,16,64,128')).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
   // the CPU convolution path (default 'auto'): `--conv direct` against `--conv auto` compares them
   const conv = o.conv ?? 'auto';
@@ -792,7 +880,9 @@ export async function benchCommand(o: { device: string; batch?: string; reps: nu
   // the CPU weight cache (default on): `--no-weight-cache` against the default compares them
   const weightCache = o.weightCache !== false;
   setWeightCache(weightCache);
-  const results = await benchmark({ device: o.device, batches, reps: o.reps, peer: o.peer, bf16: o.bf16 !== false });
+  const isa = o.isa ?? 'auto';
+  if (isa === 'avx2' && backendInfo().backends.cpu.isa === 'avx512') throw new Error('alexnet bench --isa avx2: the cap did not take (ALEXNET_CPU_ISA=avx2 must be set before the addon loads)');
+  const results = await benchmark({ device: o.device, batches, reps: o.reps, peer: o.peer, isa, bf16: o.bf16 !== false });
   if (o.json) for (const r of results) console.log(JSON.stringify({ ...r, convAlgorithm: conv, weightCache }));
   // CPU: the data-parallel line (2 ranks x half the threads beside 1 process x all of them)
   let dist: DistBenchResult | undefined;
@@ -808,8 +898,8 @@ export async function benchCommand(o: { device: string; batch?: string; reps: nu
     const dir = join(process.cwd(), 'bench', 'results');
     await mkdir(dir, { recursive: true });
     // the CPU model in the name: results of several machines sit side by side
-    const stamp = `bench-${o.device.replace(':', '')}-${o.device === 'cpu' ? `${cpuSlug()}-` : ''}${new Date().toISOString().slice(0, 10)}`;
-    const machine = { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: backendInfo().backends.cpu.threads, convAlgorithm: conv, weightCache, fmaPeak: results[0]?.fmaPeak };
+    const stamp = `bench-${o.device.replace(':', '')}-${o.device === 'cpu' ? `${cpuSlug()}-` : ''}${isa === 'avx2' ? 'avx2-' : ''}${new Date().toISOString().slice(0, 10)}`;
+    const machine = { cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: backendInfo().backends.cpu.threads, convAlgorithm: conv, weightCache, fmaPeak: results[0]?.fmaPeak, cpuIsa: results[0]?.cpuIsa };
     await writeFile(join(dir, `${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), machine, results, ...(dist ? { distributed: dist } : {}) }, null, 2) + '\n');
     await writeFile(join(dir, `${stamp}.md`), md + '\n');
     if (!o.json) console.log(`\nsaved bench/results/${stamp}.{json,md}`);

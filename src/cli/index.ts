@@ -73,6 +73,10 @@ function printInfo(json: boolean): void {
   const conv = cpu.convAlgorithm === 'winograd' ? `Winograd for stride-1 3x3 and 5x5, else ${base}`
     : cpu.convAlgorithm === 'auto' ? `${base}, Winograd for stride-1 3x3 and 5x5 layers with enough work` : base;
   console.log(`cpu     available; matrix products: ${cpu.gemm === 'blas' ? cpu.blas : 'portable kernel'}; convolutions: ${conv}; ${cpu.threads} threads`);
+  // the instruction-set cap (setCpuIsa / ALEXNET_CPU_ISA) and what the kernels use under it
+  const isaName = (i: string) => (i === 'avx512' ? 'AVX-512' : i === 'avx2' ? 'AVX2' : 'baseline x86-64 / portable');
+  console.log(`cpu isa our kernels: ${isaName(cpu.isa)}${cpu.isaCap === 'auto' ? ' (no cap' : ` (capped: ${cpu.isaCap}`}; the CPU has ${isaName(cpu.isaHardware)})` +
+    `${process.env.OPENBLAS_CORETYPE ? `; OpenBLAS kernels forced by OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : ''}`);
   console.log(`dtypes  float32, int32, bfloat16 (bfloat16: conversions and linear; bfloat16 products on the CPU: ` +
     `${cpu.bf16Kernel === 'avx512_bf16' ? 'AVX-512 BF16' : `portable (via float32${cpu.bf16Hardware ? '' : '; this CPU has no AVX-512 BF16'})`})`);
   if (!cuda.compiled) {
@@ -226,9 +230,13 @@ program
   .option('--no-weight-cache', 'CPU: derive packed / transformed weights on every call (setWeightCache(false)), to compare with the cache')
   .option('--no-dist', 'skip the data-parallel line (CPU: 2 ranks under mpirun x half the threads beside 1 process x all of them)')
   .option('--dist-batch <n>', 'global batch of the data-parallel line (split over the ranks)', positiveInt('dist-batch', LIMITS.batch), 32)
-  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean; conv: ConvAlgorithm; weightCache: boolean; dist: boolean; distBatch: number; bf16: boolean }) => {
-    useDefaultOpenblasKernels(); // before the addon loads
-    const { benchCommand } = await import('./bench.js');
+  .option('--isa <set>', "CPU: 'avx2' caps our kernels to AVX2 and puts OpenBLAS (and the PyTorch peer) on AVX2 kernels, re-running the command in a child process with ALEXNET_CPU_ISA=avx2 OPENBLAS_CORETYPE=Haswell; onnxruntime cannot be capped and keeps the CPU's best", oneOf('isa', ['auto', 'avx2'] as const), 'auto')
+  .action(async (opts: { device: string; batch?: string; reps: number; peer: boolean; save?: boolean; json?: boolean; conv: ConvAlgorithm; weightCache: boolean; dist: boolean; distBatch: number; bf16: boolean; isa: 'auto' | 'avx2' }) => {
+    const { benchCommand, benchIsaChild } = await import('./bench.js');
+    if (opts.isa === 'avx2') {
+      // OpenBLAS and our cap are fixed when the addon loads: the work runs in a child process
+      if (!(await benchIsaChild(opts.isa))) return;
+    } else useDefaultOpenblasKernels(); // before the addon loads
     await benchCommand({ ...opts, json: Boolean(opts.json), save: Boolean(opts.save) });
   });
 
