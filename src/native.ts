@@ -498,12 +498,32 @@ export function useDefaultOpenblasKernels(): boolean {
   return true;
 }
 
+/** Whether loadNative set OPENBLAS_THREAD_TIMEOUT (the user had not): peers started later get OpenBLAS's own default back. */
+export let openblasThreadTimeoutSetByUs = false;
+
+/**
+ * OpenBLAS's worker threads spin after every call, by default for 2^28 cycles (about 0.1 s),
+ * before they sleep. Our own pool runs the work between OpenBLAS calls (Winograd's transforms,
+ * im2col, pooling, ReLU, the skinny GEMM) on the same cores, and a spinning OpenBLAS thread
+ * takes a core from it: on the 2-core build machine a batch-16 inference pass varied between
+ * 76 and 122 images/s from pass to pass, and a batch-64 training step ran at 33-42 images/s
+ * against 39-47 with the spin cut to 2^4 cycles (OPENBLAS_THREAD_TIMEOUT=4, the least it takes),
+ * where the pass held at 114-123. OpenBLAS reads the variable once, when it loads (with the
+ * addon), so it is set here, before that, unless the user set it (or GOTO_THREAD_TIMEOUT).
+ */
+function quietOpenblasThreads(): void {
+  if (process.env.OPENBLAS_THREAD_TIMEOUT !== undefined || process.env.GOTO_THREAD_TIMEOUT !== undefined) return;
+  process.env.OPENBLAS_THREAD_TIMEOUT = '4';
+  openblasThreadTimeoutSetByUs = true;
+}
+
 /**
  * Loads the addon: ALEXNET_ADDON, then the prebuilt for this platform, then a local build.
  * Fails with one error that lists every path tried and why each failed.
  */
 export function loadNative(): NativeModule {
   if (cached) return cached;
+  quietOpenblasThreads();
   const found = findNative(packageRoot);
   // ALEXNET_CPU_ISA caps the CPU kernels from the start (the addon reads it when it loads); a
   // value it does not know is an error here rather than silently no cap.

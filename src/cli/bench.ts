@@ -17,7 +17,7 @@ import { alexnet } from '../models/alexnet.js';
 import { Conv2d, Linear } from '../nn/layers.js';
 import type { Module, Precision } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
-import { loadNative, type ConvAlgorithm } from '../native.js';
+import { loadNative, openblasThreadTimeoutSetByUs, type ConvAlgorithm } from '../native.js';
 import { matmul } from '../ops/linear.js';
 import { softmaxCrossEntropy } from '../ops/loss.js';
 import { SGD } from '../optim/sgd.js';
@@ -465,6 +465,7 @@ export class TorchPeer {
     if (isa === 'auto') {
       delete env.OPENBLAS_CORETYPE; // PyTorch's BLAS is OpenBLAS too: same kernels a user gets
       delete env.OPENBLAS_L2_SIZE;
+    if (openblasThreadTimeoutSetByUs) delete env.OPENBLAS_THREAD_TIMEOUT; // our setting, not the peer's: it gets OpenBLAS's default, as its users do
     }
     try {
       const child = spawn(python, [script, '--serve', '--threads', String(threads)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
