@@ -260,31 +260,38 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
   rows.push_back(memory_row("memcpy (ceiling)", std::to_string(bytes >> 20) + " MiB device to device", copy_ms,
                             copy_bytes, peak_gbps));
 
-  // ---- the five convolutions: cuDNN (+ our bias kernels) ----
-  for (const BenchConv& cv : kBenchConvs) {
-    // The descriptor the operator itself would run with (native/core/ops/conv.h).
-    const Conv2dParams g = conv2d_params("benchOps", Shape::of({B, cv.C, cv.H, cv.H}), Shape::of({cv.O, cv.C, cv.k, cv.k}),
-                                         {cv.s, cv.s}, {cv.p, cv.p}, {1, 1}, 1);
-    const int64_t Ho = g.Ho;  // = g.Wo = cv.out()
-    Buffer x(device, static_cast<size_t>(B * cv.C * cv.H * cv.H)), w(device, static_cast<size_t>(cv.O * cv.C * cv.k * cv.k)),
-        bias(device, static_cast<size_t>(cv.O));
-    fill_random(device, x, 3);
-    fill_random(device, w, 4);
-    fill_random(device, bias, 5);
-    Buffer y(device, static_cast<size_t>(B * cv.O * Ho * Ho)), dx(device, x.count()), dw(device, w.count()),
-        db(device, bias.count());
-    const double flop = 2.0 * B * cv.O * Ho * Ho * cv.C * cv.k * cv.k;
-    const std::string shape = bench_dims({B, cv.C, cv.H, cv.H}) + " * " + bench_dims({cv.O, cv.C, cv.k, cv.k});
-    const double f = timer.best_ms([&] {
-      conv2d_forward(device, y.get(), x.get(), w.get(), bias.get(), g, /*relu=*/false);
-    });
-    rows.push_back(compute_row(std::string(cv.name) + ".forward", shape, f, flop, peak_gflops));
-    const bool first = std::string(cv.name) == "conv1";  // the first layer needs no gradInput
-    const double bw = timer.best_ms([&] {
-      conv2d_backward(device, first ? nullptr : dx.get(), dw.get(), db.get(), y.get(), x.get(), w.get(), g, false);
-    });
-    rows.push_back(compute_row(std::string(cv.name) + ".backward", shape, bw, flop * (first ? 1 : 2), peak_gflops));
-  }
+  // ---- the five convolutions: cuDNN (+ our bias kernels); with channels_last (opt-in,
+  // docs/architecture.md decision 14) NHWC tensors and KRSC filters, the weight's transpose and
+  // the weight gradient's transpose back included, as the operator runs them ----
+  const auto bench_convs = [&](bool channels_last) {
+    const std::string suffix = channels_last ? " (channels last)" : "";
+    for (const BenchConv& cv : kBenchConvs) {
+      // The descriptor the operator itself would run with (native/core/ops/conv.h).
+      const Shape xs = channels_last ? Shape::of({B, cv.H, cv.H, cv.C}) : Shape::of({B, cv.C, cv.H, cv.H});
+      const Conv2dParams g = conv2d_params("benchOps", xs, Shape::of({cv.O, cv.C, cv.k, cv.k}), {cv.s, cv.s},
+                                           {cv.p, cv.p}, {1, 1}, 1, channels_last);
+      const int64_t Ho = g.Ho;  // = g.Wo = cv.out()
+      Buffer x(device, static_cast<size_t>(B * cv.C * cv.H * cv.H)), w(device, static_cast<size_t>(cv.O * cv.C * cv.k * cv.k)),
+          bias(device, static_cast<size_t>(cv.O));
+      fill_random(device, x, 3);
+      fill_random(device, w, 4);
+      fill_random(device, bias, 5);
+      Buffer y(device, static_cast<size_t>(B * cv.O * Ho * Ho)), dx(device, x.count()), dw(device, w.count()),
+          db(device, bias.count());
+      const double flop = 2.0 * B * cv.O * Ho * Ho * cv.C * cv.k * cv.k;
+      const std::string shape = (channels_last ? bench_dims({B, cv.H, cv.H, cv.C}) : bench_dims({B, cv.C, cv.H, cv.H})) + " * " + bench_dims({cv.O, cv.C, cv.k, cv.k});
+      const double f = timer.best_ms([&] {
+        conv2d_forward(device, y.get(), x.get(), w.get(), bias.get(), g, /*relu=*/false);
+      });
+      rows.push_back(compute_row(std::string(cv.name) + ".forward" + suffix, shape, f, flop, peak_gflops));
+      const bool first = std::string(cv.name) == "conv1";  // the first layer needs no gradInput
+      const double bw = timer.best_ms([&] {
+        conv2d_backward(device, first ? nullptr : dx.get(), dw.get(), db.get(), y.get(), x.get(), w.get(), g, false);
+      });
+      rows.push_back(compute_row(std::string(cv.name) + ".backward" + suffix, shape, bw, flop * (first ? 1 : 2), peak_gflops));
+    }
+  };
+  bench_convs(false);
 
   // ---- memory-bound operators at conv1's output size: our ReLU kernels, cuDNN pooling and LRN ----
   {
@@ -360,33 +367,9 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
     rows.push_back(memory_row("bias.backward", shape, bb, 4.0 * count, peak_gbps));
   }
 
-  // ---- channels last (opt-in, docs/architecture.md decision 14): the five convolutions with
-  // NHWC tensors and KRSC filters (the weight's transpose and the weight gradient's transpose
-  // back included, as the operator runs them), and max pooling by our NHWC kernel; beside the
-  // NCHW rows above, on the same shapes ----
-  for (const BenchConv& cv : kBenchConvs) {
-    const Conv2dParams g = conv2d_params("benchOps", Shape::of({B, cv.H, cv.H, cv.C}), Shape::of({cv.O, cv.C, cv.k, cv.k}),
-                                         {cv.s, cv.s}, {cv.p, cv.p}, {1, 1}, 1, /*channels_last=*/true);
-    const int64_t Ho = g.Ho;
-    Buffer x(device, static_cast<size_t>(B * cv.C * cv.H * cv.H)), w(device, static_cast<size_t>(cv.O * cv.C * cv.k * cv.k)),
-        bias(device, static_cast<size_t>(cv.O));
-    fill_random(device, x, 3);
-    fill_random(device, w, 4);
-    fill_random(device, bias, 5);
-    Buffer y(device, static_cast<size_t>(B * cv.O * Ho * Ho)), dx(device, x.count()), dw(device, w.count()),
-        db(device, bias.count());
-    const double flop = 2.0 * B * cv.O * Ho * Ho * cv.C * cv.k * cv.k;
-    const std::string shape = bench_dims({B, cv.H, cv.H, cv.C}) + " * " + bench_dims({cv.O, cv.C, cv.k, cv.k});
-    const double f = timer.best_ms([&] {
-      conv2d_forward(device, y.get(), x.get(), w.get(), bias.get(), g, /*relu=*/false);
-    });
-    rows.push_back(compute_row(std::string(cv.name) + ".forward (channels last)", shape, f, flop, peak_gflops));
-    const bool first = std::string(cv.name) == "conv1";
-    const double bw = timer.best_ms([&] {
-      conv2d_backward(device, first ? nullptr : dx.get(), dw.get(), db.get(), y.get(), x.get(), w.get(), g, false);
-    });
-    rows.push_back(compute_row(std::string(cv.name) + ".backward (channels last)", shape, bw, flop * (first ? 1 : 2), peak_gflops));
-  }
+  // ---- channels last, beside the NCHW rows above on the same shapes: the convolutions, and max
+  // pooling by our NHWC kernel ----
+  bench_convs(true);
   {
     const int64_t C = kBenchActC, H = kBenchActH;
     const size_t count = static_cast<size_t>(B * C * H * H);
