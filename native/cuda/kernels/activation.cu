@@ -7,56 +7,54 @@ namespace alexnet::cuda {
 
 namespace {
 
-__global__ void relu_forward_kernel(float* __restrict__ y, const float* __restrict__ x, int64_t n) {
+// float32 or bfloat16 (uint16_t bits); the comparison in float32 (load, common.cuh), the value
+// passed through untouched.
+template <typename T>
+__global__ void relu_forward_kernel(T* __restrict__ y, const T* __restrict__ x, int64_t n) {
   // Not fmaxf: fmaxf(NaN, 0) is 0, and NaN must propagate (as in PyTorch and the CPU backend).
   GRID_STRIDE(i, n) {
-    const float v = x[i];
-    y[i] = v <= 0.f ? 0.f : v;
+    const T v = x[i];
+    y[i] = load(v) <= 0.f ? T{0} : v;
   }
 }
 
-__global__ void relu_backward_kernel(float* __restrict__ dx, const float* __restrict__ dy,
-                                     const float* __restrict__ y, int64_t n) {
+template <typename T>
+__global__ void relu_backward_kernel(T* __restrict__ dx, const T* __restrict__ dy, const T* __restrict__ y,
+                                     int64_t n) {
   // A NaN output passes its gradient (PyTorch's threshold_backward: y <= 0 ? 0 : dy).
-  GRID_STRIDE(i, n) { dx[i] = y[i] <= 0.f ? 0.f : dy[i]; }
+  GRID_STRIDE(i, n) { dx[i] = load(y[i]) <= 0.f ? T{0} : dy[i]; }
 }
 
-__global__ void relu_forward_bf16_kernel(uint16_t* __restrict__ y, const uint16_t* __restrict__ x, int64_t n) {
-  GRID_STRIDE(i, n) {
-    const uint16_t v = x[i];
-    y[i] = bf16::to_float(v) <= 0.f ? uint16_t{0} : v;
-  }
+template <typename T>
+void relu_forward_launch(int device, T* y, const T* x, int64_t n, const char* name) {
+  if (n == 0) return;
+  relu_forward_kernel<T><<<blocks_for(n), kThreads, 0, stream_of(device)>>>(y, x, n);
+  ALEXNET_CUDA_CHECK_LAUNCH(name);
 }
 
-__global__ void relu_backward_bf16_kernel(uint16_t* __restrict__ dx, const uint16_t* __restrict__ dy,
-                                          const uint16_t* __restrict__ y, int64_t n) {
-  GRID_STRIDE(i, n) { dx[i] = bf16::to_float(y[i]) <= 0.f ? uint16_t{0} : dy[i]; }
+template <typename T>
+void relu_backward_launch(int device, T* dx, const T* dy, const T* y, int64_t n, const char* name) {
+  if (n == 0) return;
+  relu_backward_kernel<T><<<blocks_for(n), kThreads, 0, stream_of(device)>>>(dx, dy, y, n);
+  ALEXNET_CUDA_CHECK_LAUNCH(name);
 }
 
 }  // namespace
 
 void relu_forward_bf16(int device, uint16_t* y, const uint16_t* x, int64_t n) {
-  if (n == 0) return;
-  relu_forward_bf16_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(y, x, n);
-  ALEXNET_CUDA_CHECK_LAUNCH("relu_forward_bf16_kernel");
+  relu_forward_launch(device, y, x, n, "relu_forward_bf16_kernel");
 }
 
 void relu_backward_bf16(int device, uint16_t* dx, const uint16_t* dy, const uint16_t* y, int64_t n) {
-  if (n == 0) return;
-  relu_backward_bf16_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(dx, dy, y, n);
-  ALEXNET_CUDA_CHECK_LAUNCH("relu_backward_bf16_kernel");
+  relu_backward_launch(device, dx, dy, y, n, "relu_backward_bf16_kernel");
 }
 
 void relu_forward(int device, float* y, const float* x, int64_t n) {
-  if (n == 0) return;
-  relu_forward_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(y, x, n);
-  ALEXNET_CUDA_CHECK_LAUNCH("relu_forward_kernel");
+  relu_forward_launch(device, y, x, n, "relu_forward_kernel");
 }
 
 void relu_backward(int device, float* dx, const float* dy, const float* y, int64_t n) {
-  if (n == 0) return;
-  relu_backward_kernel<<<blocks_for(n), kThreads, 0, stream_of(device)>>>(dx, dy, y, n);
-  ALEXNET_CUDA_CHECK_LAUNCH("relu_backward_kernel");
+  relu_backward_launch(device, dx, dy, y, n, "relu_backward_kernel");
 }
 
 

@@ -6,12 +6,20 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "../../core/bf16.h"
 #include "../../core/error.h"
 #include "../runtime.h"
 
 namespace alexnet::cuda {
 
 constexpr int kThreads = 256;
+
+// The element types of our kernels: float32 as is, bfloat16 (uint16_t bits) through float32,
+// exact on the way in, rounded to nearest even (once) on the way out.
+__device__ inline float load(const float v) { return v; }
+__device__ inline float load(const uint16_t v) { return bf16::to_float(v); }
+__device__ inline void store(float* p, float v) { *p = v; }
+__device__ inline void store(uint16_t* p, float v) { *p = bf16::from_float(v); }
 
 // Enough blocks to fill the GPU for a grid-stride loop over n elements (capped; the loop covers the rest).
 inline unsigned blocks_for(int64_t n) {

@@ -16,11 +16,25 @@ namespace alexnet::cuda {
 
 namespace {
 
-// The element types: float32 as is, bfloat16 through float32 (exact both ways for a maximum).
-__device__ float load(const float v) { return v; }
-__device__ float load(const uint16_t v) { return bf16::to_float(v); }
-__device__ void store(float* p, float v) { *p = v; }
-__device__ void store(uint16_t* p, float v) { *p = bf16::from_float(v); }
+// The element types go through float32 (load / store, common.cuh): exact both ways for a maximum.
+
+// Element i of a tensor of N images with C channels of S positions, in NCHW order ([N, C, S])
+// or channels last ([N, S, C]): its image n, channel c and position r in the channel's plane.
+struct PlaneIndex {
+  int64_t n, c, r;
+};
+__device__ inline PlaneIndex plane_index(int64_t i, int64_t C, int64_t S, bool channels_last) {
+  if (channels_last) return {i / (S * C), i % C, (i / C) % S};
+  const int64_t p = i / S;
+  return {p / C, p % C, i - p * S};
+}
+
+// The first element of plane (n, c) of such a tensor; its positions lie C apart in channels
+// last, 1 apart in NCHW.
+template <typename T>
+__device__ inline const T* plane_of(const T* t, int64_t n, int64_t c, int64_t C, int64_t S, bool channels_last) {
+  return channels_last ? t + n * S * C + c : t + (n * C + c) * S;
+}
 
 // The arg-max (plane index h*W + w) of window (oh, ow) of `plane`, whose element (h, w) is
 // plane[(h*W + w) * cs] (cs: 1 in NCHW, C in channels last), -1 for an empty window.
@@ -48,16 +62,10 @@ __global__ void max_pool2d_forward_kernel(T* __restrict__ y, const T* __restrict
   const int64_t HoWo = s.Ho * s.Wo;
   GRID_STRIDE(i, s.N * s.C * HoWo) {
     // output i is (n, c, oh, ow) in NCHW order, (n, oh, ow, c) in channels last
-    int64_t n, c, r;
-    if (s.channels_last) {
-      n = i / (HoWo * s.C), c = i % s.C, r = (i / s.C) % HoWo;
-    } else {
-      const int64_t p = i / HoWo;
-      n = p / s.C, c = p % s.C, r = i - p * HoWo;
-    }
-    const int64_t oh = r / s.Wo, ow = r - oh * s.Wo;
+    const PlaneIndex o = plane_index(i, s.C, HoWo, s.channels_last);
+    const int64_t oh = o.r / s.Wo, ow = o.r - oh * s.Wo;
     const int64_t cs = s.channels_last ? s.C : 1;
-    const T* plane = s.channels_last ? x + n * s.H * s.W * s.C + c : x + (n * s.C + c) * s.H * s.W;
+    const T* plane = plane_of(x, o.n, o.c, s.C, s.H * s.W, s.channels_last);
     const int64_t a = window_argmax(plane, cs, oh, ow, s);
     // through float32 and back, as the CPU does: exact, a bfloat16 NaN comes back quiet
     store(y + i, a < 0 ? -INFINITY : load(plane[a * cs]));
@@ -70,17 +78,11 @@ __global__ void max_pool2d_backward_kernel(T* __restrict__ dx, const T* __restri
   const int64_t HW = s.H * s.W, HoWo = s.Ho * s.Wo;
   GRID_STRIDE(i, s.N * s.C * HW) {
     // input i is (n, c, h, w) in NCHW order, (n, h, w, c) in channels last
-    int64_t n, c, r;
-    if (s.channels_last) {
-      n = i / (HW * s.C), c = i % s.C, r = (i / s.C) % HW;
-    } else {
-      const int64_t p = i / HW;
-      n = p / s.C, c = p % s.C, r = i - p * HW;
-    }
-    const int64_t h = r / s.W, w = r - h * s.W;
+    const PlaneIndex e = plane_index(i, s.C, HW, s.channels_last);
+    const int64_t r = e.r, h = r / s.W, w = r - h * s.W;
     const int64_t cs = s.channels_last ? s.C : 1;  // stride between neighbouring (h, w) of one channel
-    const T* plane = s.channels_last ? x + n * HW * s.C + c : x + (n * s.C + c) * HW;
-    const T* g = s.channels_last ? dy + n * HoWo * s.C + c : dy + (n * s.C + c) * HoWo;
+    const T* plane = plane_of(x, e.n, e.c, s.C, HW, s.channels_last);
+    const T* g = plane_of(dy, e.n, e.c, s.C, HoWo, s.channels_last);
     // windows oh with oh*sH - pH <= h < oh*sH - pH + kH (likewise ow)
     const int64_t oh_lo = (h + s.pH - s.kH + 1 + s.sH - 1) >= 0 ? (h + s.pH - s.kH + 1 + s.sH - 1) / s.sH : 0;
     const int64_t oh_hi = (h + s.pH) / s.sH < s.Ho - 1 ? (h + s.pH) / s.sH : s.Ho - 1;
