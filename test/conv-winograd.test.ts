@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { backendInfo, conv2d, conv2dBackward, loadNative, setConvAlgorithm, setGemmBackend, synchronize, Tensor } from '../src/index.js';
 import { expectClose, expectCode, f32, f64, rng, sampleIndices, uniform } from './helpers.js';
-import { conv2dAt, conv2dBackwardRef, conv2dRef, convOutSize, gradInputAt, type ConvGeometry } from './reference/conv.js';
+import { conv2dAt, conv2dBackwardRef, conv2dRef, convOutSize, gradInputAt, squareGeometry, type ConvGeometry, type SquareConvCase } from './reference/conv.js';
 
 // Winograd convolution (native/cpu/conv_winograd.cc) forced with setConvAlgorithm('winograd'),
 // against the float64 reference on fresh random inputs: x, dy uniform in [-1, 1], w in
@@ -22,21 +22,6 @@ const tolerance = (K: number) => ({ atol: 1e-5 * Math.sqrt(K), rtol: 1e-4 });
 // the tests allow 2e-5 * sqrt(K), 4x the worst case seen.
 const weightTolerance = (K: number) => ({ atol: 2e-5 * Math.sqrt(K), rtol: 1e-4 });
 
-interface Case {
-  N: number;
-  C: number;
-  H: number;
-  W: number;
-  O: number;
-  k: number;
-  padding: [number, number];
-  bias?: boolean;
-}
-
-const geometry = (c: Case): ConvGeometry => ({
-  N: c.N, C: c.C, H: c.H, W: c.W, O: c.O, kH: c.k, kW: c.k,
-  stride: [1, 1], padding: c.padding, dilation: [1, 1], groups: 1,
-});
 
 function inputs(g: ConvGeometry, r: () => number, bias: boolean) {
   const [Ho, Wo] = convOutSize(g);
@@ -55,7 +40,7 @@ function inputs(g: ConvGeometry, r: () => number, bias: boolean) {
 // multiples of the 16 filters per vector, batch 1 and 3, with and without bias. The last 5x5
 // case pads by more than k - 1, where the input gradient is not a Winograd convolution (it
 // falls back to the other paths).
-const cases: Case[] = [
+const cases: SquareConvCase[] = [
   { N: 1, C: 3, H: 13, W: 13, O: 17, k: 3, padding: [1, 1] },
   { N: 3, C: 17, H: 7, W: 7, O: 3, k: 3, padding: [0, 0] },
   { N: 1, C: 5, H: 5, W: 5, O: 16, k: 3, padding: [2, 2], bias: false },
@@ -87,7 +72,7 @@ describe('conv2d with Winograd', () => {
   it.each(withAlgos)('forward, with and without the fused ReLU, matches the float64 reference: %j', async ({ algo, ...c }) => {
     setConvAlgorithm(algo);
     const r = rng();
-    const g = geometry(c);
+    const g = squareGeometry(c);
     const { x, w, b, Ho, Wo } = inputs(g, r, c.bias !== false);
     const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
     const tw = Tensor.from(f32(w), [g.O, g.C, c.k, c.k]);
@@ -105,7 +90,7 @@ describe('conv2d with Winograd', () => {
   it.each(withAlgos)('input gradient (and the weight and bias gradients beside it) match the float64 reference: %j', async ({ algo, ...c }) => {
     setConvAlgorithm(algo);
     const r = rng();
-    const g = geometry(c);
+    const g = squareGeometry(c);
     const { x, w, dy, Ho, Wo } = inputs(g, r, false);
     const grads = conv2dBackward(
       Tensor.from(f32(dy), [g.N, g.O, Ho, Wo]),
@@ -130,7 +115,7 @@ describe('conv2d with Winograd', () => {
     { N: 2, C: 9, H: 14, W: 15, O: 11, k: 5, padding: [3, 0] as [number, number] },
   ])('weight gradient, written and accumulated, matches the float64 reference: %j', async (c) => {
     const r = rng();
-    const g = geometry(c);
+    const g = squareGeometry(c);
     const { x, w, dy, Ho, Wo } = inputs(g, r, false);
     const ref = conv2dBackwardRef(dy, x, w, g).dw;
     const tol = weightTolerance(g.N * Ho * Wo);
@@ -160,8 +145,8 @@ describe('conv2d with Winograd', () => {
   // need not differ in value: OpenBLAS may sum the C products in the kernel's order too.)
   it("'winograd' has its own products kernel for a few images on AVX-512 / AVX2, 'winograd-gemm' does not", async () => {
     const r = rng();
-    const c: Case = { N: 1, C: 64, H: 13, W: 13, O: 40, k: 3, padding: [1, 1] };
-    const g = geometry(c);
+    const c: SquareConvCase = { N: 1, C: 64, H: 13, W: 13, O: 40, k: 3, padding: [1, 1] };
+    const g = squareGeometry(c);
     const { x, w, b, dy, Ho, Wo } = inputs(g, r, true);
     const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
     const tb = Tensor.from(f32(b!), [g.O]);
@@ -190,7 +175,7 @@ describe('conv2d with Winograd', () => {
     setGemmBackend('portable');
     const r = rng();
     for (const c of [cases[0]!, cases[7]!]) {
-      const g = geometry(c);
+      const g = squareGeometry(c);
       const { x, w, b, dy, Ho, Wo } = inputs(g, r, true);
       const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
       const tw = Tensor.from(f32(w), [g.O, g.C, c.k, c.k]);
@@ -211,7 +196,7 @@ describe('conv2d with Winograd', () => {
     { name: 'conv5', N: 1, C: 384, H: 13, W: 13, O: 256, k: 3, padding: [1, 1] as [number, number] },
   ])('AlexNet $name shape at batch $N, forward and input gradient at sampled entries', async (c) => {
     const r = rng();
-    const g = geometry(c);
+    const g = squareGeometry(c);
     const { x, w, b, dy, Ho, Wo } = inputs(g, r, true);
     const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
     const tw = Tensor.from(f32(w), [g.O, g.C, c.k, c.k]);
@@ -279,8 +264,8 @@ describe('conv2d with Winograd', () => {
     setConvAlgorithm('auto');
     const r = rng();
     // 8 images of 13x13 = 128 tiles of 4x4 outputs, 32 channels: 'auto' picks Winograd here
-    const c: Case = { N: 8, C: 32, H: 13, W: 13, O: 40, k: 3, padding: [1, 1] };
-    const g = geometry(c);
+    const c: SquareConvCase = { N: 8, C: 32, H: 13, W: 13, O: 40, k: 3, padding: [1, 1] };
+    const g = squareGeometry(c);
     const { x, w, b, dy, Ho, Wo } = inputs(g, r, true);
     const tx = Tensor.from(f32(x), [g.N, g.C, g.H, g.W]);
     const tw = Tensor.from(f32(w), [g.O, g.C, 3, 3]);

@@ -21,7 +21,7 @@ import {
 } from '../src/index.js';
 import { expectClose, expectCode, f32, f64, rng, uniform } from './helpers.js';
 import { bf16Value, f32Bits, f32BitsToBf16 } from './reference/bf16.js';
-import { conv2dBackwardRef, conv2dRef, convOutSize, type ConvGeometry } from './reference/conv.js';
+import { conv2dBackwardRef, conv2dRef, convOutSize, squareGeometry, type ConvGeometry, type SquareConvCase } from './reference/conv.js';
 import { linearBackwardRef, linearRef, matmulRef } from './reference/linear.js';
 import { maxPool2dRef, poolOutSize, type PoolGeometry } from './reference/pool.js';
 import { sgdStepRef } from './reference/sgd.js';
@@ -40,19 +40,6 @@ const wide = (used: string[]) => used.filter((k) => k.endsWith('.avx512'));
 // Same tolerances as test/conv-winograd.test.ts (Winograd's transforms round more than a direct sum).
 const tolerance = (K: number) => ({ atol: 1e-5 * Math.sqrt(K), rtol: 1e-4 });
 
-interface Case {
-  N: number;
-  C: number;
-  H: number;
-  W: number;
-  O: number;
-  k: number;
-  padding: [number, number];
-}
-const geometry = (c: Case): ConvGeometry => ({
-  N: c.N, C: c.C, H: c.H, W: c.W, O: c.O, kH: c.k, kW: c.k,
-  stride: [1, 1], padding: c.padding, dilation: [1, 1], groups: 1,
-});
 
 afterEach(() => {
   setCpuIsa('auto');
@@ -84,7 +71,7 @@ describe('setCpuIsa', () => {
   // Winograd's small-batch products kernel (batch 1-4 at 13x13) in its AVX2 build: tile counts
   // of 1 to 4 vectors (16 tiles each) and past them, output channels that are not multiples of
   // the 16-channel block or of the 6 + 6 + 4 row groups, 3x3 and 5x5, paddings 0 to 2.
-  const small: Case[] = [
+  const small: SquareConvCase[] = [
     { N: 1, C: 3, H: 13, W: 13, O: 17, k: 3, padding: [1, 1] },
     { N: 3, C: 40, H: 13, W: 13, O: 20, k: 3, padding: [1, 1] },
     { N: 4, C: 9, H: 13, W: 13, O: 33, k: 3, padding: [1, 1] },
@@ -97,7 +84,7 @@ describe('setCpuIsa', () => {
     setCpuIsa('avx2');
     setConvAlgorithm('winograd');
     const r = rng();
-    const g = geometry(c);
+    const g = squareGeometry(c);
     const [Ho, Wo] = convOutSize(g);
     const x = f64(f32(uniform(g.N * g.C * g.H * g.W, r)));
     const w = f64(f32(uniform(g.O * g.C * c.k * c.k, r, -0.5, 0.5)));

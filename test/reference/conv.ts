@@ -16,6 +16,23 @@ export interface ConvGeometry {
   groups: number;
 }
 
+/** A square k x k, stride-1, undilated, ungrouped layer (the Winograd-shaped cases of the tests). */
+export interface SquareConvCase {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  O: number;
+  k: number;
+  padding: [number, number];
+  bias?: boolean;
+}
+
+export const squareGeometry = (c: SquareConvCase): ConvGeometry => ({
+  N: c.N, C: c.C, H: c.H, W: c.W, O: c.O, kH: c.k, kW: c.k,
+  stride: [1, 1], padding: c.padding, dilation: [1, 1], groups: 1,
+});
+
 export function convOutSize(g: ConvGeometry): [number, number] {
   const Ho = Math.floor((g.H + 2 * g.padding[0] - g.dilation[0] * (g.kH - 1) - 1) / g.stride[0]) + 1;
   const Wo = Math.floor((g.W + 2 * g.padding[1] - g.dilation[1] * (g.kW - 1) - 1) / g.stride[1]) + 1;
