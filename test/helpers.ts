@@ -105,3 +105,18 @@ export function expectCode(fn: () => unknown, code: string, message?: string | R
   expect((caught as { code?: string }).code).toBe(code);
   if (message !== undefined) expect((caught as Error).message).toMatch(message);
 }
+
+/**
+ * Collects the garbage earlier tests left (tensors never disposed, freed by their finalizers)
+ * and lets their finalizers run, so a process-wide count (the weight cache's bytes, native
+ * memory) moves only with what the caller does next; await synchronize() after it where the
+ * frees go through a device queue. Tests run with --expose-gc (vitest.config.ts).
+ */
+export async function collectGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  expect(gc, 'tests run with --expose-gc').toBeTypeOf('function');
+  for (let i = 0; i < 3; i++) {
+    gc!();
+    await new Promise((r) => setImmediate(r)); // finalizers queued by the collection run here
+  }
+}
