@@ -5,7 +5,8 @@
 // does (same weights within fp32 tolerance; bitwise with setDeterministic(true)), through a
 // learning-rate schedule and warm-up changing lr between replays; a warmed-up replay allocates
 // nothing and never synchronises; with an active Dropout the replays draw fresh masks (its stream
-// position lives in device memory) and the run equals the eager one, host offsets included.
+// position lives in device memory) and the run equals the eager one, host offsets included; in
+// bf16, weights written between replays reach the next replay through their bfloat16 copy.
 import { describe, expect, it } from 'vitest';
 import {
   Conv2d, deviceCounters, Dropout, dropout, Flatten, GRAPH_WARMUP_STEPS, Linear, MaxPool2d, mulberry32, namedDropouts, ReLU, Sequential, setDeterministic, SyntheticDataset, Tensor, Trainer,
@@ -27,7 +28,11 @@ interface Run {
 }
 
 /** Trains the small network (dropout p as given) for `steps` steps; returns what it saw. */
-async function train(device: string, cudaGraph: boolean, { steps = 10, dropout = 0, seed = 3, schedule = true, stallAt = -1 } = {}): Promise<Run> {
+async function train(
+  device: string,
+  cudaGraph: boolean,
+  { steps = 10, dropout = 0, seed = 3, schedule = true, stallAt = -1, precision = 'fp32' as 'fp32' | 'bf16', assignAt = -1 } = {},
+): Promise<Run> {
   const losses: number[] = [];
   const notices: string[] = [];
   const counters: Run['counters'] = [];
@@ -45,6 +50,7 @@ async function train(device: string, cudaGraph: boolean, { steps = 10, dropout =
     workers: 0,
     seed,
     cudaGraph,
+    precision,
     onProgress: (p: TrainProgress) => {
       if (p.type === 'notice') notices.push(p.message!);
       if (p.type === 'step') {
@@ -54,6 +60,13 @@ async function train(device: string, cudaGraph: boolean, { steps = 10, dropout =
         // the device lagging by a whole step: the staging and pool caches reach their high-water
         // mark here (as in test/step-counters.test.ts)
         if (p.step === stallAt) loadNative().debugStall(device, 500);
+        // a write to the weights outside the step (as a loaded checkpoint or Parameter.assign
+        // makes): the next step must train from the new values, graph or not
+        if (p.step === assignAt) {
+          const [, w] = trainer.model.namedParameters().find(([n]) => n.endsWith('weight'))!;
+          const rng = mulberry32(99);
+          w.assign(Float32Array.from({ length: w.numel }, () => (rng() - 0.5) * 0.2));
+        }
       }
     },
   });
@@ -147,6 +160,23 @@ describeCuda('cudaGraph on cuda:0', () => {
       expect(graph.losses).toEqual(eager.losses);
       expect(Buffer.from(graph.weights.buffer).equals(Buffer.from(eager.weights.buffer))).toBe(true);
       expect(graph.dropoutOffsets).toEqual(eager.dropoutOffsets);
+    } finally {
+      setDeterministic(false);
+    }
+  }, 120_000);
+
+  itCuda('precision bf16: weights written between replays reach the next replay (its bfloat16 copy is refreshed), bitwise as eager', async () => {
+    setDeterministic(true);
+    try {
+      const at = GRAPH_WARMUP_STEPS + 3; // two replays in, then the write, then four more replays
+      const eager = await train('cuda:0', false, { steps: 10, precision: 'bf16', assignAt: at });
+      const graph = await train('cuda:0', true, { steps: 10, precision: 'bf16', assignAt: at });
+      const untouched = await train('cuda:0', true, { steps: 10, precision: 'bf16' });
+      expect(graph.summary.cudaGraph?.replays).toBe(10 - GRAPH_WARMUP_STEPS);
+      expect(graph.losses).toEqual(eager.losses);
+      expect(Buffer.from(graph.weights.buffer).equals(Buffer.from(eager.weights.buffer))).toBe(true);
+      // the write did change the run (the comparison above could not pass by its absence)
+      expect(untouched.losses.slice(at)).not.toEqual(eager.losses.slice(at));
     } finally {
       setDeterministic(false);
     }

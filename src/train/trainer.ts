@@ -37,7 +37,7 @@ import { namedDropouts, type Dropout } from '../nn/layers.js';
 import { loadNative } from '../native.js';
 import type { MemoryFormat, Module, Precision } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
-import { copy } from '../ops/elementwise.js';
+import { copy, refreshBf16Copy } from '../ops/elementwise.js';
 import { normalizeImages } from '../ops/image.js';
 import { softmaxCrossEntropy } from '../ops/loss.js';
 import { topkCorrect } from '../ops/metrics.js';
@@ -707,6 +707,12 @@ export class Trainer {
     // the dropout counters hold the host offsets (rewritten, in queue order, only if a resume or
     // an eager step moved them); the replay advances them on the device, the mirrors here
     for (const [d] of c.dropouts) d.counterTensor(this.store.params.device);
+    // precision 'bf16': the captured forward reads the weights' bfloat16 copy as the capture
+    // found it (current, so no conversion was captured); the replayed SGD keeps it current, but a
+    // write to the parameters outside the graph (a checkpoint loaded, Parameter.assign) leaves it
+    // stale: convert it here, in queue order before the launch (nothing runs when it is current)
+    const p16 = this.store.params16;
+    if (p16 !== null) refreshBf16Copy(p16, this.store.params);
     loadNative().cudaGraphLaunch(this.device, c.id);
     this.optimizer.loadState({ step: this.optimizer.stepCount + 1, lr: this.optimizer.lr });
     for (const [d, advance] of c.dropouts) d.replayed(advance);
