@@ -91,4 +91,4 @@ mv .gpu-kit/kit.tar.xz.tmp .gpu-kit/kit.tar.xz
 size=$(stat -c %s .gpu-kit/kit.tar.xz)
 [ "$size" -lt $((60 * 1024 * 1024)) ] || { echo "the kit is $size bytes: over the 60 MiB this script allows (the carry limit is 64 MiB)"; exit 1; }
 ls -la .gpu-kit/kit.tar.xz
-echo "kit ready in $((SECONDS - t0)) s; carry .gpu-kit, then run: bash scripts/gpu-check.sh 1 (and 2)"
+echo "kit ready in $((SECONDS - t0)) s; carry .gpu-kit, then run: bash scripts/gpu-check.sh 1 (then 2; 3 and 4 in a later lease)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A rehearsal of the GPU check on this machine, which has no GPU: both stages of
+# A rehearsal of the GPU check on this machine, which has no GPU: the four stages of
 # scripts/gpu-check.sh run in a scratch copy of what would travel to the GPU machine (tracked and
 # untracked-not-ignored files, plus .gpu-kit/), with no node on PATH but the kit's (PyTorch only if the system python3 has it),
 # and a scratch $OUT, and this script checks what the GPU machine will enforce and what the
@@ -8,13 +8,16 @@
 #     digits, '.', '_' and '-', at most 2 folders deep
 #   - stage 1 ends red (non-zero) with "CUDA unavailable: <reason>" in its first lines of output
 #     and at the top of summary.md, the library search report and versions in the summary, and
-#     every CUDA test failing (ALEXNET_REQUIRE_CUDA=1) instead of skipping, and the NCCL step
-#     saying "skipped: no GPU" without failing
-#   - stage 2 runs the whole suite from the kit: its only failures are those CUDA tests
+#     every CUDA test failing (ALEXNET_REQUIRE_CUDA=1) instead of skipping
+#   - stages 2 and 3 end red with their reason, every step reported; the NCCL step (stage 3)
+#     says "skipped: no GPU" without failing
+#   - stage 4 runs the whole suite from the kit: its only failures are those CUDA tests
+#   - GPU_CHECK_ONLY runs only the steps named (and the set-up steps)
+#   - bench/gpu.mjs's own logic (every variant, the graph rows, the goals) on the CPU
 #   - a step that hangs is killed by its timeout, the steps after it still run, and the summary
 #     says so; a check killed by SIGTERM still leaves its summary and archive
 #   - without node at all (no kit), the summary is still written (by bash)
-# About 2.5 minutes on a 2-core machine, half of it stage 2's whole suite.
+# About 4 minutes on a 2-core machine, half of it stage 4's whole suite.
 #
 #   bash scripts/gpu-kit.sh --archs 90 && bash scripts/gpu-rehearse.sh [--keep]
 set -uo pipefail
@@ -112,8 +115,6 @@ expect "'CUDA unavailable: <reason>' in the first 20 lines of output" bash -c "h
 expect "summary.md starts red with 'CUDA unavailable: <reason>'" bash -c "head -n 1 '$S/out1/summary.md' | grep -q 'stage 1: RED' && head -n 6 '$S/out1/summary.md' | grep -q -- '- CUDA unavailable: .'"
 check_out "$S/out1"
 for sec in '## Versions' '## Steps' '## Tests' '### Failures' '## CUDA library search'; do expect "summary.md has $sec" has "$S/out1/summary.md" "$sec"; done
-expect "the NCCL step says 'skipped: no GPU' without failing (its CPU-against-CPU comparison ok), in the summary" \
-  bash -c "grep -q '^| nccl | ok' '$S/out1/summary.md' && grep -q -- '^- nccl: skipped: no GPU .*: ok$' '$S/out1/summary.md'"
 expect "the kit was unpacked and its node ran the steps" bash -c "grep -q '^| kit | ok' '$S/out1/summary.md' && grep -q '^| node | v' '$S/out1/summary.md'"
 # PyTorch: its version where the rehearsal's python3 has it (Debian's python3-torch, the CPU bench
 # peer, on a developer's machine), else the reason it is missing; either way the summary says which
@@ -130,7 +131,7 @@ if env -i HOME="$S/home" PATH="$S/sysbin" python3 -c 'import torch' > /dev/null 
     json "$S/torch-bench.json" "['bf16', 'compiled', 'compiledBf16'].every((k) => r[k] && r[k].trainImagesPerSecond > 0 && r[k].peakMemoryBytes > 0) && r.trainImagesPerSecond > 0"
 fi
 extract "$S/out1/gpu-check-1.tar.gz" "$S/a1"
-for f in versions.txt info.json cuda-libraries.json tests-cuda-tests.json tests-cuda-train.json nccl.json gpu-check.log steps.tsv; do
+for f in versions.txt info.json cuda-libraries.json tests-cuda-tests.json tests-cuda-train.json bench-tf32.json gpu-check.log steps.tsv; do
   expect "archive has $f" [ -s "$S/a1/gpu-check-1/$f" ]
 done
 expect "the library search report lists the places tried" json "$S/a1/gpu-check-1/cuda-libraries.json" "r.cudnn.searched.length > 2 && r.cublas.searched.length > 2 && r.reason.length > 0"
@@ -141,29 +142,49 @@ for run in cuda-tests cuda-train; do
 done
 expect "cuda-tests: the CPU-side tests ran and passed" json "$S/a1/gpu-check-1/tests-cuda-tests.json" "r.numPassedTests > 10"
 
-echo "=== stage 2 (expected: red; the whole suite from the kit fails only its CUDA tests) ==="
-check "$S/out2" "$S/stage2.txt" -- 2
+for st in 2 3; do
+  echo "=== stage $st (expected: red, CUDA unavailable; every step reported) ==="
+  check "$S/out$st" "$S/stage$st.txt" -- "$st"
+  echo "  stage $st: exit status $rc in $secs s"
+  expect "stage $st exits non-zero" [ "$rc" -ne 0 ]
+  expect "'CUDA unavailable: <reason>' in the first 20 lines of output" bash -c "head -n 20 '$S/stage$st.txt' | grep -q 'CUDA unavailable: .'"
+  check_out "$S/out$st"
+done
+for step in cuda-graph channels-last e2e-bench-compile ops-bench; do expect "stage 2 reports $step" bash -c "grep -q '^| $step | ' '$S/out2/summary.md'"; done
+for step in memcheck nccl ops-bench-fp32 e2e-bench-fp32; do expect "stage 3 reports $step" bash -c "grep -q '^| $step | ' '$S/out3/summary.md'"; done
+expect "the NCCL step says 'skipped: no GPU' without failing (its CPU-against-CPU comparison ok), in the summary" \
+  bash -c "grep -q '^| nccl | ok' '$S/out3/summary.md' && grep -q -- '^- nccl: skipped: no GPU .*: ok$' '$S/out3/summary.md'"
+
+echo "=== stage 4 (expected: red; the whole suite from the kit fails only its CUDA tests) ==="
+check "$S/out4s" "$S/stage4.txt" -- 4
 s2=$secs
-echo "  stage 2: exit status $rc in $s2 s"
-expect "stage 2 exits non-zero" [ "$rc" -ne 0 ]
-expect "'CUDA unavailable: <reason>' in the first 20 lines of output" bash -c "head -n 20 '$S/stage2.txt' | grep -q 'CUDA unavailable: .'"
-check_out "$S/out2"
-extract "$S/out2/gpu-check-2.tar.gz" "$S/a2"
+echo "  stage 4: exit status $rc in $s2 s"
+expect "stage 4 exits non-zero" [ "$rc" -ne 0 ]
+check_out "$S/out4s"
+extract "$S/out4s/gpu-check-4.tar.gz" "$S/a4"
 nfiles=$(ls "$S"/tree/test/*.test.ts | wc -l)
-expect "the whole suite ran from the kit ($nfiles files); its only failures are CUDA tests that may not skip" json "$S/a2/gpu-check-2/tests-suite.json" \
+expect "the whole suite ran from the kit ($nfiles files); its only failures are CUDA tests that may not skip" json "$S/a4/gpu-check-4/tests-suite.json" \
   "r.testResults.length === $nfiles && r.numPassedTests > 200 && r.numFailedTests > 0 && r.testResults.flatMap((f) => f.assertionResults).filter((a) => a.status === 'failed').every((a) => /CUDA is required/.test(a.title)) && r.testResults.every((f) => f.status !== 'failed' || f.assertionResults.some((a) => a.status === 'failed'))"
-expect "memcheck is reported (here: no compute-sanitizer)" has "$S/out2/summary.md" "memcheck"
-grep -E '^\| (memcheck|ops-bench-fp32|e2e-bench-fp32|suite|e2e-bench-compile) ' "$S/out2/summary.md" | sed 's/^/    /'
+
+echo "=== GPU_CHECK_ONLY=cuda-train: stage 1 runs that step alone (and the set-up steps) ==="
+check "$S/out6" "$S/stage1-only.txt" GPU_CHECK_ONLY=cuda-train -- 1
+grep -E '^\| (cuda-tests|cuda-train|e2e-bench) ' "$S/out6/summary.md" | sed 's/^/    /'
+expect "cuda-train ran, cuda-tests and e2e-bench were not asked" bash -c "grep -q '^| cuda-train | \*\*failed' '$S/out6/summary.md' && grep -q '^| cuda-tests | \*\*not asked' '$S/out6/summary.md' && grep -q '^| e2e-bench | \*\*not asked' '$S/out6/summary.md'"
+
+echo "=== bench/gpu.mjs's logic on the CPU (batch 2, one iteration, no PyTorch) ==="
+(cd "$S/tree" && env -i HOME="$S/home" PATH="$S/tree/.gpu-kit/bin:$S/sysbin" .gpu-kit/bin/node bench/gpu.mjs --device cpu --batch 2 --iters 1 --no-torch --channels-last --json "$S/gpu-bench.json") > "$S/gpu-bench.txt" 2>&1
+expect "every variant measured (tf32, bf16, bf16-cl), the graph rows say why not, the goals judged" json "$S/gpu-bench.json" \
+  "r.variants.map((v) => v.key).join() === 'tf32,bf16,bf16-cl' && r.variants.every((v) => v.trainImagesPerSecond > 0 && v.inferImagesPerSecond > 0 && v.peakMemoryBytes > 0 && /CUDA device/.test(v.graph.error)) && r.goals.length === 5 && ['bf16 eager', 'bf16-cl eager'].includes(r.best.name)"
 
 echo "=== a step that hangs is killed by its timeout (GPU_CHECK_HANG=cuda-tests, every step capped at 30 s) ==="
-check "$S/out3" "$S/stage1-hang.txt" GPU_CHECK_HANG=cuda-tests GPU_CHECK_STEP_TIMEOUT=30 -- 1
+check "$S/outh" "$S/stage1-hang.txt" GPU_CHECK_HANG=cuda-tests GPU_CHECK_STEP_TIMEOUT=30 -- 1
 s3=$secs
 echo "  exit status $rc in $s3 s"
-grep -E '^\| (cuda-tests|cuda-train|ops-bench|e2e-bench) ' "$S/out3/summary.md" | sed 's/^/    /'
+grep -E '^\| (cuda-tests|cuda-train|ops-bench|e2e-bench) ' "$S/outh/summary.md" | sed 's/^/    /'
 expect "non-zero" [ "$rc" -ne 0 ]
-check_out "$S/out3"
-expect "the summary names the killed step" has "$S/out3/summary.md" "step cuda-tests: timed out after"
-expect "the steps after it still ran" bash -c "grep -q '^| cuda-train | ' '$S/out3/summary.md' && grep -q '^| e2e-bench | ' '$S/out3/summary.md'"
+check_out "$S/outh"
+expect "the summary names the killed step" has "$S/outh/summary.md" "step cuda-tests: timed out after"
+expect "the steps after it still ran" bash -c "grep -q '^| cuda-train | ' '$S/outh/summary.md' && grep -q '^| e2e-bench | ' '$S/outh/summary.md'"
 
 echo "=== the check itself killed (SIGTERM after 20 s, in a hanging step) ==="
 t=$SECONDS
@@ -187,7 +208,7 @@ expect "non-zero, with 'CUDA unavailable: node is missing' in the first lines" b
 check_out "$S/out5"
 expect "summary.md (written by bash) names the reason" has "$S/out5/summary.md" "node is missing"
 
-echo "=== scripts/gpu-ops-smoke.mjs on the CPU (the script compute-sanitizer runs in stage 2) ==="
+echo "=== scripts/gpu-ops-smoke.mjs on the CPU (the script compute-sanitizer runs in stage 3) ==="
 (cd "$S/tree" && env -i HOME="$S/home" PATH="$S/tree/.gpu-kit/bin:$S/sysbin" .gpu-kit/bin/node scripts/gpu-ops-smoke.mjs --device cpu) > "$S/smoke.txt" 2>&1
 rc=$?
 tail -n 1 "$S/smoke.txt" | sed 's/^/  | /'
@@ -198,7 +219,7 @@ echo "--- summary.md of stage 1, first lines ---"
 head -n 12 "$S/out1/summary.md" | cut -c1-200
 echo "---"
 if [ "$fails" -eq 0 ]; then
-  echo "REHEARSAL PASSED in $((SECONDS - T0)) s (stage 1 $s1 s, stage 2 $s2 s, hang $s3 s, SIGTERM $s4 s)"
+  echo "REHEARSAL PASSED in $((SECONDS - T0)) s (stage 1 $s1 s, stage 4 $s2 s, hang $s3 s, SIGTERM $s4 s)"
 else
   echo "REHEARSAL FAILED: $fails check(s) in $((SECONDS - T0)) s; outputs in $S (kept)"
   KEEP=1

@@ -99,6 +99,10 @@ for (const f of readdirSync(work).filter((n) => /^bench-.*\.json$/.test(n)).sort
   if (b) benches.push({ name: f.replace(/^bench-|\.json$/g, ''), b });
 }
 for (const { name, b } of benches) {
+  for (const v of b.variants ?? []) {
+    if (v.error) problems.push(`ours ${v.key} (${name}): ${v.error}`);
+    else if (v.graph?.error) problems.push(`ours ${v.key} + CUDA graph (${name}): ${v.graph.error}`);
+  }
   if (b.torch?.error) warnings.push(`PyTorch (${name}): ${b.torch.error}`);
   if (b.torch?.compiled?.error) warnings.push(`torch.compile (${name}): ${b.torch.compiled.error}`);
 }
@@ -130,6 +134,11 @@ const headline = benches
   .map(({ name, b }) => `${b.tf32 ? 'TF32' : 'strict FP32'} (${name}): train ${b.ratios.train.toFixed(2)}x, inference ${b.ratios.infer.toFixed(2)}x` +
     (b.ratiosCompiled ? `; against torch.compile: train ${b.ratiosCompiled.train.toFixed(2)}x, inference ${b.ratiosCompiled.infer.toFixed(2)}x` : ''));
 if (headline.length) out.push(`**Ours / PyTorch eager, seed AlexNet, batch ${benches.find(({ b }) => b.ratios)?.b.batch}:** ${headline.join('; ')}`, '');
+// issue 14's goals, as bench/gpu.mjs judged them (TF32 runs; a --compile run has the torch.compile one)
+for (const { name, b } of benches.filter(({ b }) => Array.isArray(b.goals))) {
+  const fmtGoal = (g) => (g.value === null ? 'n/a' : g.target > 100 ? g.value.toFixed(0) : `${g.value.toFixed(2)}x`);
+  out.push(`**Goals (${name}):** ` + b.goals.map((g) => `${g.name}: ${fmtGoal(g)} (target ${g.target > 100 ? g.target : `${g.target}x`}, ${g.met === null ? 'not measured' : g.met ? 'met' : 'not met'}; ${g.how})`).join('; '), '');
+}
 
 // versions: "key: value" lines from the versions step, then what the addon says
 const versions = [];
@@ -210,6 +219,10 @@ if (benches.length || opsFiles.length) {
     }
     const o = b.ours ?? {};
     const t = b.torch && !b.torch.error ? b.torch : null;
+    for (const v of b.variants ?? []) {
+      out.push(`- ours ${v.key} (${name}): ` + (v.error ? `failed: ${plain(v.error).split('\n')[0]}` :
+        `train ${v.trainImagesPerSecond?.toFixed(0)} images/s (${v.trainStepMs?.toFixed(1)} ms/step), + graph ${v.graph?.error ? `failed: ${plain(v.graph.error).split('\n')[0]}` : `${v.graph?.trainImagesPerSecond?.toFixed(0)} (${v.graph?.speedup?.toFixed(2)}x eager)`}, inference ${v.inferImagesPerSecond?.toFixed(0)}`));
+    }
     out.push(`- end to end (${name}, batch ${b.batch}): ours ${o.trainImagesPerSecond?.toFixed(0)} train / ${o.inferImagesPerSecond?.toFixed(0)} inference images/s` +
       (t ? `; PyTorch ${t.torch} eager ${t.trainImagesPerSecond?.toFixed(0)} / ${t.inferImagesPerSecond?.toFixed(0)}` : `; PyTorch: ${b.torch?.error ?? 'not run'}`) +
       (b.ratios ? `; **ratio ours/PyTorch: train ${b.ratios.train.toFixed(2)}x, inference ${b.ratios.infer.toFixed(2)}x**` : '') +

@@ -23,6 +23,6 @@ ta.torch.device = lambda name: real_device("cpu")
 real_autocast = torch.autocast
 torch.autocast = lambda dev, **k: real_autocast("cpu", **k)
 torch.compile = lambda m: m
-sys.argv = ["x", "--batch", "2", "--iters", "1", "--bf16", "--compile"]
+sys.argv = ["x", "--batch", "2", "--iters", "1", "--bf16", "--compile"] + sys.argv[1:]
 ta.WARMUP = 1
 ta.main()
