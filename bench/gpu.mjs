@@ -295,14 +295,17 @@ const md = [
 ].join('\n');
 console.log(md);
 const dir = join(here, 'results');
-mkdirSync(dir, { recursive: true });
-const stamp = `gpu-${new Date().toISOString().slice(0, 10)}${values['strict-fp32'] ? '-fp32' : ''}${values.compile || values['compile-bf16'] ? '-compile' : ''}`;
-writeFileSync(join(dir, `${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
-writeFileSync(join(dir, `${stamp}.md`), md + '\n');
-if (process.env.OUT) {
-  mkdirSync(join(process.env.OUT, 'bench'), { recursive: true });
-  copyFileSync(join(dir, `${stamp}.json`), join(process.env.OUT, 'bench', `${stamp}.json`));
-  copyFileSync(join(dir, `${stamp}.md`), join(process.env.OUT, 'bench', `${stamp}.md`));
+// a CPU rehearsal (--device cpu) writes no result file but its --json
+if (device.startsWith('cuda')) {
+  mkdirSync(dir, { recursive: true });
+  const stamp = `gpu-${new Date().toISOString().slice(0, 10)}${values['strict-fp32'] ? '-fp32' : ''}${values.compile || values['compile-bf16'] ? '-compile' : ''}`;
+  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(join(dir, `${stamp}.md`), md + '\n');
+  if (process.env.OUT) {
+    mkdirSync(join(process.env.OUT, 'bench'), { recursive: true });
+    copyFileSync(join(dir, `${stamp}.json`), join(process.env.OUT, 'bench', `${stamp}.json`));
+    copyFileSync(join(dir, `${stamp}.md`), join(process.env.OUT, 'bench', `${stamp}.md`));
+  }
 }
 if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2) + '\n');
 // a variant of ours that failed outright makes the run fail (the check shows it red)
