@@ -49,13 +49,17 @@ interface Case {
   misaligned?: boolean;
 }
 
-/** On `device`, a tensor holding `data` (bfloat16 when bf16), as a view 1 element into a bigger storage when `misaligned`. */
+/**
+ * On the GPU, a tensor holding `data` (bfloat16 when bf16); when `misaligned`, a view one element
+ * (4 or 2 bytes) into a storage of one more, so its pointer is off every 256-byte boundary.
+ */
 function onDevice(data: Float32Array, shape: number[], bf16: boolean, misaligned: boolean): { t: Tensor; owners: Tensor[] } {
-  const whole = misaligned ? Tensor.from(f32([0, ...data]), [data.length + 1], { device: DEV }) : Tensor.from(data, shape, { device: DEV });
-  const t = misaligned ? whole.view(1, shape) : whole;
-  if (!bf16) return { t, owners: [whole] };
-  const t16 = t.bfloat16();
-  return { t: t16, owners: [whole, t16] };
+  const f = misaligned ? Tensor.from(f32([0, ...data]), [data.length + 1], { device: DEV }) : Tensor.from(data, shape, { device: DEV });
+  const whole = bf16 ? f.bfloat16() : f;
+  const owners = bf16 ? [f, whole] : [f];
+  if (!misaligned) return { t: whole, owners };
+  const view = whole.view(1, shape);
+  return { t: view, owners: [...owners, view] };
 }
 
 /** Runs linearBackward on the GPU for `c`, checks dx, dw, db against float64; returns the path taken. */
