@@ -5,7 +5,8 @@
 // cross-entropy, sgdStep (both conventions, first and later steps), topkCorrect, and fill /
 // copy / scale / axpy, each result read back; and the channels-last forms (memoryFormat
 // 'channels_last': conv2d float32 and bfloat16, its backward accumulating into given gradients,
-// maxPool2d, toMemoryFormat both ways). vitest's harness and long timeouts stay outside
+// maxPool2d, toMemoryFormat both ways); and linear forward and backward through cuBLASLt's fused
+// epilogues (setCublasLtEpilogues). vitest's harness and long timeouts stay outside
 // the sanitizer; this takes seconds without it.
 //
 // Each output is also compared with the same call on the CPU, loosely (TF32 is on): this is a
@@ -157,6 +158,38 @@ await run('linear (no bias)', { x: randn([3, 37]), w: randn([13, 37]) }, (t) => 
 await run('linearBackward', { dy: randn([3, 13]), x: randn([3, 37]), w: randn([13, 37]) }, (t) => A.linearBackward(t.dy, t.x, t.w));
 await run('linearBackward (accumulate into given gradients)', { dy: randn([3, 13]), x: randn([3, 37]), w: randn([13, 37]), gw: randn([13, 37]), gb: randn([13]) }, (t) =>
   A.linearBackward(t.dy, t.x, t.w, { gradWeight: t.gw, gradBias: t.gb, accumulate: true }));
+// The same through cuBLASLt (setCublasLtEpilogues): the forward's bias / ReLU epilogue and the
+// backward's weight gradient with the bias gradient in its epilogue (BGRADB), written and
+// accumulated (the kept scratch + axpy), float32 and bfloat16, on an odd shape and an aligned one.
+// On CUDA the weight-gradient product must have run through cuBLASLt at least once, so that the
+// sanitizer has seen it.
+A.setCublasLtEpilogues(true);
+const ltCalls = () => A.backendInfo().backends.cuda.cublasLtCalls ?? { forward: 0, weightGrad: 0, fallbacks: 0 };
+const lt0 = ltCalls();
+for (const [B, inF, outF] of [[3, 37, 13], [64, 256, 128]]) {
+  const tag = `${B}x${inF}->${outF}`;
+  const io = () => ({ dy: randn([B, outF]), x: randn([B, inF]), w: randn([outF, inF], 0.2), b: randn([outF]) });
+  await run(`cuBLASLt linear+relu ${tag}`, io(), (t) => A.linear(t.x, t.w, t.b, { relu: true }));
+  await run(`cuBLASLt linear bf16 ${tag}`, io(), (t) => A.linear(t.x.bfloat16(), t.w.bfloat16(), t.b, { relu: true }));
+  await run(`cuBLASLt linearBackward ${tag}`, io(), (t) => A.linearBackward(t.dy, t.x, t.w));
+  await run(`cuBLASLt linearBackward (accumulate) ${tag}`, { ...io(), gw: randn([outF, inF]), gb: randn([outF]) }, (t) =>
+    A.linearBackward(t.dy, t.x, t.w, { gradWeight: t.gw, gradBias: t.gb, accumulate: true }));
+  await run(`cuBLASLt linearBackward bf16 (accumulate) ${tag}`, { ...io(), gw: randn([outF, inF]), gb: randn([outF]) }, (t) => {
+    const g = A.linearBackward(t.dy.bfloat16(), t.x.bfloat16(), t.w.bfloat16(), { gradWeight: t.gw, gradBias: t.gb, accumulate: true });
+    return { dx: g.gradInput.float(), dw: g.gradWeight, db: g.gradBias };
+  });
+}
+A.setCublasLtEpilogues(false);
+if (DEV.startsWith('cuda')) {
+  const lt1 = ltCalls();
+  const [fwd, wgrad, fb] = [lt1.forward - lt0.forward, lt1.weightGrad - lt0.weightGrad, lt1.fallbacks - lt0.fallbacks];
+  if (wgrad > 0 && fwd > 0) {
+    console.log(`ok   cuBLASLt path taken: ${fwd} forward, ${wgrad} weight-gradient products, ${fb} fallbacks`);
+  } else {
+    failed++;
+    console.log(`FAIL cuBLASLt path not taken: ${fwd} forward, ${wgrad} weight-gradient products, ${fb} fallbacks (cuBLASLt: ${cuda.libraries?.cublasLt?.note || 'found'})`);
+  }
+}
 for (const transA of [false, true])
   for (const transB of [false, true])
     await run(`matmul transA=${transA} transB=${transB}`, { a: randn(transA ? [19, 7] : [7, 19]), b: randn(transB ? [11, 19] : [19, 11]) }, (t) =>

@@ -110,9 +110,11 @@ export function setTf32(on: boolean): void {
 
 /**
  * The CUDA fully connected layers as one cuBLASLt matrix product with the bias, and a following
- * ReLU (Sequential fuses Linear + ReLU), applied in the product's epilogue (default off; also
- * `ALEXNET_CUBLASLT=1`). Opt-in until a GPU run has measured it; deterministic mode and shapes
- * cuBLASLt offers no algorithm for keep the cublasGemmEx path. A no-op on the CPU.
+ * ReLU (Sequential fuses Linear + ReLU), applied in the product's epilogue, and in backward the
+ * weight gradient with the bias gradient reduced in its epilogue (default off; also
+ * `ALEXNET_CUBLASLT=1`). Opt-in until a GPU run has measured it; deterministic mode, shapes
+ * cuBLASLt offers no algorithm for and pointers not 256-byte aligned keep the cublasGemmEx path
+ * (`backendInfo().backends.cuda.cublasLtCalls` counts both). A no-op on the CPU.
  */
 export function setCublasLtEpilogues(on: boolean): void {
   loadNative().setCublasLtEpilogues(on);

@@ -103,6 +103,13 @@ export interface BackendInfo {
     };
     /** the fully connected layers through cuBLASLt's fused epilogues (setCublasLtEpilogues) */
     cublasLtEpilogues?: boolean;
+    /**
+     * fully connected calls of this process that ran as one cuBLASLt product (`forward`: with the
+     * bias / ReLU epilogue; `weightGrad`: the weight gradient with the bias gradient in its
+     * epilogue) and calls that asked for it (switched on, not deterministic, sizes not empty) but
+     * fell back to cublasGemmEx (no algorithm, a pointer not 256-byte aligned, cuBLASLt missing)
+     */
+    cublasLtCalls?: { forward: number; weightGrad: number; fallbacks: number };
     /** cuDNN descriptors this process has made (CUDA builds): a shape seen before makes none */
     descriptorsCreated?: number;
   };

@@ -20,7 +20,8 @@ const OPERATOR_ROWS = ['conv1.forward', 'conv1.backward', 'conv2.forward', 'conv
 // our bias kernels alone, then the channels-last convolutions and pooling (opt-in, measured beside NCHW)
 const CUDA_ONLY_ROWS = ['bias_relu.forward', 'bias.backward',
   ...['conv1', 'conv2', 'conv3', 'conv4', 'conv5'].flatMap((c) => [`${c}.forward (channels last)`, `${c}.backward (channels last)`]),
-  'maxpool1.forward (channels last)', 'maxpool1.backward (channels last)'];
+  'maxpool1.forward (channels last)', 'maxpool1.backward (channels last)',
+  ...['fc6', 'fc7', 'fc8'].flatMap((f) => [`${f}.forward (cuBLASLt)`, `${f}.backward (cuBLASLt)`])];
 
 /** Awaits `run` while counting timer ticks: the JS thread must not wait on the benchmark. */
 async function withTicks<T>(run: () => Promise<T>): Promise<{ result: T; ticks: number }> {

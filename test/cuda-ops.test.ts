@@ -108,6 +108,7 @@ for (const mode of ['tf32', 'fp32'] as const) {
     it('linear through cuBLASLt epilogues (bias, ReLU, both, neither; float32 and bfloat16 inputs) against the CPU', async () => {
       expect(cuda.libraries!.cublasLt.found, cuda.libraries!.cublasLt.note).toBe(true);
       A.setCublasLtEpilogues(true);
+      const before = A.backendInfo().backends.cuda.cublasLtCalls!;
       try {
         // AlexNet's classifier shapes at batch 2 and 64, and an awkward one
         for (const [B, inF, outF] of [[2, 9216, 4096], [64, 4096, 4096], [3, 37, 13]] as const) {
@@ -127,6 +128,9 @@ for (const mode of ['tf32', 'fp32'] as const) {
             }, { atol: 2e-2, rtol: 1e-2 });
           }
         }
+        // the comparisons above must have gone through cuBLASLt, not all through the fallback
+        const after = A.backendInfo().backends.cuda.cublasLtCalls!;
+        expect(after.forward - before.forward, 'linear calls that ran as one cuBLASLt product').toBeGreaterThan(0);
       } finally {
         A.setCublasLtEpilogues(false);
       }

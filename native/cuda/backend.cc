@@ -231,6 +231,13 @@ void describe(InfoSink& out) {
   lt.set_bool("found", libs.cublaslt_ok);
   lt.set_string("note", libs.cublaslt_note);
   out.set_bool("cublasLtEpilogues", cublaslt_epilogues());
+  // Fully connected calls that ran through cuBLASLt so far, and those that asked for it and fell
+  // back to cublasGemmEx (tests and benchmarks tell the path a call took by these).
+  const CublasLtCounts lt_counts = cublaslt_counts();
+  InfoSink& calls = out.object("cublasLtCalls");
+  calls.set_number("forward", static_cast<double>(lt_counts.forward));
+  calls.set_number("weightGrad", static_cast<double>(lt_counts.weight_grad));
+  calls.set_number("fallbacks", static_cast<double>(lt_counts.fallbacks));
   // Available = a device ran our probe kernel and cuDNN 9 and cuBLAS loaded.
   const bool available = probe.available && libs.cudnn_ok && libs.cublas_ok;
   out.set_bool("available", available);

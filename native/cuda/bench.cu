@@ -23,6 +23,7 @@
 #include "../core/ops/pool.h"
 #include "dnn.h"
 #include "kernels/common.cuh"
+#include "linear_lt.h"
 #include "ops.h"
 #include "runtime.h"
 
@@ -324,24 +325,45 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
     rows.push_back(memory_row("lrn1.backward", shape, lbw, 12.0 * count, peak_gbps));
   }
 
-  // ---- the three linear layers: cuBLAS (+ our bias kernels) ----
-  for (const BenchLinear& fc : kBenchLinears) {
-    const LinearParams lin{B, fc.in, fc.out};
-    Buffer x(device, static_cast<size_t>(B * fc.in)), w(device, static_cast<size_t>(fc.in * fc.out)),
-        bias(device, static_cast<size_t>(fc.out));
-    fill_random(device, x, 7);
-    fill_random(device, w, 8);
-    fill_random(device, bias, 9);
-    Buffer y(device, static_cast<size_t>(B * fc.out)), dx(device, x.count()), dw(device, w.count()),
-        db(device, bias.count());
-    const double flop = 2.0 * B * fc.in * fc.out;
-    const std::string shape = bench_dims({B, fc.in}) + " * " + bench_dims({fc.out, fc.in}) + "^T";
-    const double f = timer.best_ms([&] { linear_forward(device, y.get(), x.get(), w.get(), bias.get(), lin); });
-    rows.push_back(compute_row(std::string(fc.name) + ".forward", shape, f, flop, peak_gflops, 4.0 * w.count()));
-    const double bw = timer.best_ms([&] {
-      linear_backward(device, dx.get(), dw.get(), db.get(), y.get(), x.get(), w.get(), lin, false);
-    });
-    rows.push_back(compute_row(std::string(fc.name) + ".backward", shape, bw, 2 * flop, peak_gflops, 8.0 * w.count()));
+  // ---- the three linear layers: cuBLAS (+ our bias kernels); again at the end through cuBLASLt ----
+  // suffix names the rows; lt: the counts of cuBLASLt calls are read around each timing, and a
+  // row whose calls all fell back to cuBLAS says so on its shape.
+  const auto bench_linears = [&](const std::string& suffix, bool lt) {
+    for (const BenchLinear& fc : kBenchLinears) {
+      const LinearParams lin{B, fc.in, fc.out};
+      Buffer x(device, static_cast<size_t>(B * fc.in)), w(device, static_cast<size_t>(fc.in * fc.out)),
+          bias(device, static_cast<size_t>(fc.out));
+      fill_random(device, x, 7);
+      fill_random(device, w, 8);
+      fill_random(device, bias, 9);
+      Buffer y(device, static_cast<size_t>(B * fc.out)), dx(device, x.count()), dw(device, w.count()),
+          db(device, bias.count());
+      const double flop = 2.0 * B * fc.in * fc.out;
+      const std::string shape = bench_dims({B, fc.in}) + " * " + bench_dims({fc.out, fc.in}) + "^T";
+      const auto path = [&](uint64_t before, uint64_t after) { return lt && after == before ? " [fell back to cuBLAS]" : ""; };
+      uint64_t before = cublaslt_counts().forward;
+      const double f = timer.best_ms([&] { linear_forward(device, y.get(), x.get(), w.get(), bias.get(), lin); });
+      rows.push_back(compute_row(std::string(fc.name) + ".forward" + suffix, shape + path(before, cublaslt_counts().forward),
+                                 f, flop, peak_gflops, 4.0 * w.count()));
+      before = cublaslt_counts().weight_grad;
+      const double bw = timer.best_ms([&] {
+        linear_backward(device, dx.get(), dw.get(), db.get(), y.get(), x.get(), w.get(), lin, false);
+      });
+      rows.push_back(compute_row(std::string(fc.name) + ".backward" + suffix,
+                                 shape + path(before, cublaslt_counts().weight_grad), bw, 2 * flop, peak_gflops,
+                                 8.0 * w.count()));
+    }
+  };
+  {
+    const bool was_on = cublaslt_epilogues();
+    set_cublaslt_epilogues(false);
+    try {
+      bench_linears("", false);
+    } catch (...) {
+      set_cublaslt_epilogues(was_on);
+      throw;
+    }
+    set_cublaslt_epilogues(was_on);
   }
 
   // ---- our bias kernels alone, at conv1's output size (CUDA only: on the CPU the bias is part
@@ -383,6 +405,21 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
     rows.push_back(memory_row("maxpool1.forward (channels last)", shape, pf, pbytes, peak_gbps));
     const double pbw = timer.best_ms([&] { max_pool2d_backward_f32(device, dx.get(), py.get(), x.get(), pg); });
     rows.push_back(memory_row("maxpool1.backward (channels last)", shape, pbw, 2 * pbytes, peak_gbps));
+  }
+
+  // ---- the linear layers through cuBLASLt (setCublasLtEpilogues): the bias in the forward
+  // product's epilogue, the bias gradient in the weight gradient's (BGRADB), beside the cuBLAS
+  // rows above in the same run ----
+  {
+    const bool was_on = cublaslt_epilogues();
+    set_cublaslt_epilogues(true);
+    try {
+      bench_linears(" (cuBLASLt)", true);
+    } catch (...) {
+      set_cublaslt_epilogues(was_on);
+      throw;
+    }
+    set_cublaslt_epilogues(was_on);
   }
   return rows;
 }

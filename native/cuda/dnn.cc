@@ -729,6 +729,9 @@ void linear_backward_bf16(int device, uint16_t* dx, float* dw, float* db, const 
                                          b::CUDA_R_16BF, as_int(in), b::CUBLAS_COMPUTE_32F, b::CUBLAS_GEMM_DEFAULT));
     }
   }
+  // dw and db in one cuBLASLt product with the bias gradient in its epilogue, where switched on
+  // and offered (linear_lt.h); dx above stays cublasGemmEx. (h.mutex held: linear_lt takes its own.)
+  if (db != nullptr && linear_lt_weight_grad(device, dw, db, dy, x, true, B, in, out, accumulate, false)) return;
   // dw [out, in] (+)= dy^T [out, B] @ x [B, in]: column-major dw^T [in, out] = x^T [in, B] dy [B, out]
   // (x stored [B, in] is column-major [in, B]: OP_N, ld in; dy stored [B, out] is column-major
   // [out, B], transposed: OP_T, ld out).
@@ -750,6 +753,9 @@ void linear_backward(int device, float* dx, float* dw, float* db, const float* d
   // Empty sizes follow the CPU: B == 0 gives dw, db = 0 (unchanged when accumulating); out == 0
   // gives dx = 0; gemm and bias_backward handle each (K == 0 is beta * C, an empty sum is 0).
   if (dx) gemm(device, false, false, B, in, out, 1.f, dy, out, w, in, 0.f, dx, in);
+  // dw and db in one cuBLASLt product with the bias gradient in its epilogue, where switched on
+  // and offered (linear_lt.h); else the GEMM and our bias-gradient kernel.
+  if (db != nullptr && linear_lt_weight_grad(device, dw, db, dy, x, false, B, in, out, accumulate, g_tf32.load())) return;
   gemm(device, true, false, out, in, B, 1.f, dy, out, x, in, accumulate ? 1.f : 0.f, dw, in);
   if (db) {
     DeviceHandles& h = handles(device);
