@@ -354,17 +354,19 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
                                  8.0 * w.count()));
     }
   };
-  {
+  // the linear rows with the cuBLASLt switch as given, restored after (also when a row throws)
+  const auto bench_linears_with = [&](bool lt_on, const char* suffix) {
     const bool was_on = cublaslt_epilogues();
-    set_cublaslt_epilogues(false);
+    set_cublaslt_epilogues(lt_on);
     try {
-      bench_linears("", false);
+      bench_linears(suffix, lt_on);
     } catch (...) {
       set_cublaslt_epilogues(was_on);
       throw;
     }
     set_cublaslt_epilogues(was_on);
-  }
+  };
+  bench_linears_with(false, "");
 
   // ---- our bias kernels alone, at conv1's output size (CUDA only: on the CPU the bias is part
   // of the convolution) ----
@@ -410,17 +412,7 @@ std::vector<BenchRow> bench_alexnet_ops(int device, int64_t B, int reps) {
   // ---- the linear layers through cuBLASLt (setCublasLtEpilogues): the bias in the forward
   // product's epilogue, the bias gradient in the weight gradient's (BGRADB), beside the cuBLAS
   // rows above in the same run ----
-  {
-    const bool was_on = cublaslt_epilogues();
-    set_cublaslt_epilogues(true);
-    try {
-      bench_linears(" (cuBLASLt)", true);
-    } catch (...) {
-      set_cublaslt_epilogues(was_on);
-      throw;
-    }
-    set_cublaslt_epilogues(was_on);
-  }
+  bench_linears_with(true, " (cuBLASLt)");
   return rows;
 }
 
