@@ -401,9 +401,9 @@ describe('channels last on a model (CPU)', () => {
     expectCode(() => m.at(2).setPrecision('fp32'), 'ERR_ARGUMENT', /part of a Sequential set to 'bf16' by its setPrecision; call setPrecision on that model/);
     expect(m.at(2).precision).toBe('bf16');
     // a junk input to a bfloat16 layer: a coded error (it was a TypeError)
-    expectCode(() => m.forward({} as Tensor), 'ERR_ARGUMENT', /expected the input to be a Tensor/);
-    expectCode(() => features.at(0).forward(null as unknown as Tensor), 'ERR_ARGUMENT', /expected the input to be a Tensor/);
-    expectCode(() => new Flatten().forward(7 as unknown as Tensor), 'ERR_ARGUMENT', /Flatten: expected the input to be a Tensor/);
+    expectCode(() => m.forward({} as Tensor<'float32'>), 'ERR_ARGUMENT', /expected the input to be a Tensor/);
+    expectCode(() => features.at(0).forward(null as unknown as Tensor<'float32'>), 'ERR_ARGUMENT', /expected the input to be a Tensor/);
+    expectCode(() => new Flatten().forward(7 as unknown as Tensor<'float32'>), 'ERR_ARGUMENT', /Flatten: expected the input to be a Tensor/);
   });
 
   it("refuses what has no channels-last form: AlexNet 'paper2012' (LRN), unknown formats", () => {
