@@ -1,10 +1,59 @@
 // Regression tests for what the fuzz of the session-8/9 surface found (test/fuzz/calls-recent.mjs):
-// refused Trainer options that changed the model, step counts that made a run endless, and data sets
+// environment switches with values they do not take, switch names with a NUL inside, refused
+// Trainer options that changed the model, step counts that made a run endless, and data sets
 // whose length, sample shape, samples or labels are not what they claim. The model-level
 // setMemoryFormat / setPrecision findings are in channels-last.test.ts.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { Conv2d, DataLoader, Dropout, Flatten, Linear, ReLU, Sequential, Trainer, type Batch, type Dataset } from '../src/index.js';
+import { Conv2d, DataLoader, Dropout, Flatten, Linear, ReLU, Sequential, setCpuIsa, setNumThreads, Trainer, backendInfo, type Batch, type Dataset } from '../src/index.js';
+import { checkEnvironment } from '../src/native.js';
 import { expectCode } from './helpers.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+describe('environment switches', () => {
+  it('a value a switch does not take is ERR_ARGUMENT naming the variable and the values it takes (it was silently the default)', () => {
+    const bad: [string, string, RegExp][] = [
+      ['ALEXNET_RELU_DROPOUT', 'fusd', /ALEXNET_RELU_DROPOUT must be 'fused', 'epilogue' or 'off' but is 'fusd'/],
+      ['ALEXNET_CUBLASLT', 'true', /ALEXNET_CUBLASLT must be '0' or '1' but is 'true'/],
+      ['ALEXNET_CUDA_MEMPOOL', 'off', /ALEXNET_CUDA_MEMPOOL must be '0' or '1' but is 'off'/],
+      ['ALEXNET_DERIVED_CACHE_MB', '1e9', /ALEXNET_DERIVED_CACHE_MB must be a whole number of MiB in \[0, 1048576\] but is '1e9'/],
+      // 2^43 MiB shifted by 20 overflowed int64 in the addon
+      ['ALEXNET_DERIVED_CACHE_MB', '8796093022208', /ALEXNET_DERIVED_CACHE_MB must be/],
+      ['ALEXNET_CPU_ISA', 'avx2\nx', /ALEXNET_CPU_ISA must be 'auto', 'avx2' or 'avx512' but is 'avx2\\x0ax'/],
+    ];
+    for (const [name, value, message] of bad) expectCode(() => checkEnvironment({ [name]: value }), 'ERR_ARGUMENT', message);
+    // the values they take, unset and empty: no error
+    for (const env of [{}, { ALEXNET_RELU_DROPOUT: 'off', ALEXNET_CUBLASLT: '1', ALEXNET_CUDA_MEMPOOL: '0', ALEXNET_DERIVED_CACHE_MB: '0', ALEXNET_CPU_ISA: 'avx2' }, { ALEXNET_RELU_DROPOUT: '', ALEXNET_DERIVED_CACHE_MB: '1048576' }]) {
+      expect(() => checkEnvironment(env)).not.toThrow();
+    }
+  });
+
+  it('the library refuses a bad ALEXNET_RELU_DROPOUT at its first operator, in a fresh process', () => {
+    const script = `
+      const lib = await import(${JSON.stringify(join(here, '..', 'dist', 'index.js'))});
+      try {
+        lib.Tensor.zeros([2]);
+        console.log(JSON.stringify({ ok: true }));
+      } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+    const p = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ALEXNET_RELU_DROPOUT: 'fused ' }, encoding: 'utf8', timeout: 60_000 });
+    expect(p.status, p.stderr).toBe(0);
+    expect(JSON.parse(p.stdout.trim().split('\n').at(-1)!)).toEqual({ code: 'ERR_ARGUMENT', message: "alexnet: ALEXNET_RELU_DROPOUT must be 'fused', 'epilogue' or 'off' but is 'fused '" });
+  }, 60_000);
+});
+
+describe('switch setters', () => {
+  it("setCpuIsa('avx2\\0junk') is refused (the addon compared the C string, 'avx2'); messages show a NUL and keep a number's digits", () => {
+    const before = backendInfo().backends.cpu.isaCap;
+    expectCode(() => setCpuIsa('auto\u0000junk' as never), 'ERR_ARGUMENT', /setCpuIsa: expected 'auto', 'avx2' or 'avx512' but got 'auto\\x00junk'$/);
+    expect(backendInfo().backends.cpu.isaCap).toBe(before);
+    const threads = backendInfo().backends.cpu.threads;
+    expectCode(() => setNumThreads(2.0000001), 'ERR_ARGUMENT', /threads must be an integer in \[1, 64\] but got 2\.0000001$/);
+    expect(backendInfo().backends.cpu.threads).toBe(threads);
+  });
+});
 
 /** A small in-memory data set (3 x 4 x 4 images) with overridable parts. */
 function dataset(over: Partial<Dataset> & { label?: (i: number) => unknown; image?: (i: number) => unknown } = {}): Dataset {
