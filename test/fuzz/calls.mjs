@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, makeGen, reference } from './gen.mjs';
+import { recentEntries } from './calls-recent.mjs';
 
 /** A Tensor that is not disposed (false for a Proxy or an Object.create look-alike, whose getters throw). */
 export function live(t) {
@@ -535,7 +536,11 @@ export function buildCall(lib, rnd) {
     },
   };
   g.rnd = rnd;
-  const names = Object.keys(entries);
+  // the surface added in sessions 8 and 9 (bfloat16, channels last, counters, switches, models)
+  Object.assign(entries, recentEntries(lib, g, call));
+  // FUZZ_ONLY=name,name...: draw from those entries only (long runs aimed at part of the surface)
+  const only = process.env.FUZZ_ONLY ? new Set(process.env.FUZZ_ONLY.split(',')) : null;
+  const names = Object.keys(entries).filter((n) => only === null || only.has(n));
   const name = names[Math.floor(rnd() * names.length)];
   return entries[name]();
 }

@@ -4,6 +4,8 @@
 // abnormal exit) or hang (no progress for callTimeoutMs). After a crash or a hang the batch
 // goes on in a fresh child from the next call, so one bad call hides no other.
 //   npm run fuzz -- --seconds 600 [--seed 1] [--batch 500] [--parallel 2] [--verbose] [--lib other/dist/index.js]
+// FUZZ_ONLY=model,Trainer,... in the environment draws from those entries only (calls.mjs and
+// calls-recent.mjs name them), for a long run aimed at part of the surface.
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
