@@ -82,6 +82,8 @@ describe('data sets that are not what they claim', () => {
     // 2^14 samples of 3 x 4096 x 4096 would be a 3 TB buffer (a RangeError before)
     expectCode(() => new DataLoader(dataset({ length: 2 ** 14, sampleShape: [3, 4096, 4096] }), { batchSize: 2 ** 14 }), 'ERR_DATA', /more than 1073741824 values/);
     expectCode(() => new DataLoader(dataset(), { batchSize: 2, workers: 1e6 }), 'ERR_DATA', /workers must be at most 256/);
+    // a prefetch of 1e9 would read the whole epoch ahead into memory
+    expectCode(() => new DataLoader(dataset(), { batchSize: 2, prefetch: 1e9 }), 'ERR_DATA', /prefetch must be at most 64/);
   });
 
   it('a sample without a Float32Array image, or a label the int32 labels cannot hold exactly: ERR_DATA naming the sample (they were a TypeError, or silently another class)', async () => {

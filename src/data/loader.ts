@@ -21,6 +21,8 @@ import { DistributedSampler } from '../dist/sampler.js';
 export const MAX_SAMPLE_VALUES = 2 ** 28;
 /** The most values one batch buffer may have: 2^30 (4 GiB of float32). */
 export const MAX_BATCH_VALUES = 2 ** 30;
+/** The most batches a DataLoader reads ahead per worker (or in-thread). */
+export const MAX_PREFETCH = 64;
 /** The most worker threads a DataLoader starts. */
 export const MAX_WORKERS = 256;
 
@@ -241,6 +243,8 @@ export class DataLoader implements AsyncIterable<Batch> {
     }
     this.prefetch = checkInt(options.prefetch ?? 2, 'DataLoader: prefetch', 1);
     this.concurrency = checkInt(options.concurrency ?? 8, 'DataLoader: concurrency', 1);
+    // a huge prefetch would hold a whole epoch's batches in memory at once
+    if (this.prefetch > MAX_PREFETCH) throw dataError(`DataLoader: prefetch must be at most ${MAX_PREFETCH}, got ${this.prefetch}`);
     this.format = options.format ?? 'float32';
     if (this.format !== 'float32' && this.format !== 'uint8') throw dataError(`DataLoader: format must be 'float32' or 'uint8', got ${String(this.format)}`);
     if (this.format === 'uint8' && !hasPixels(dataset)) {
