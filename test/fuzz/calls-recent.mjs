@@ -3,6 +3,7 @@
 // a device counter, the global switches, small models under setPrecision / setMemoryFormat, and
 // the Trainer's options. Same contract as calls.mjs: each entry builds one call from `g` and
 // returns { name, text, run, check? }; valid calls carry a float64 oracle.
+import { scratch } from './calls.mjs';
 import { reference } from './gen.mjs';
 
 const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
@@ -68,6 +69,7 @@ export function recentEntries(lib, g, call) {
 
   return {
     Trainer: () => trainerEntry(lib, g),
+    resume: () => resumeEntry(lib, g, scratch),
     // conv2d in either memory format, float32 or bfloat16: valid calls against the float64 loops
     conv2dFormat() {
       if (g.chance(0.5)) {
@@ -501,4 +503,67 @@ export function trainerEntry(lib, g) {
   };
   const cleanup = { dispose: () => { model.clearCache(); for (const p of model.parameters()) { try { p.disposeBf16?.(); p.data.dispose(); p.grad.dispose(); } catch { /* held by a store */ } } }, disposed: false, shape: [] };
   return { name: 'Trainer', text, run, made: [...g.made, cleanup] };
+}
+
+/** This child's checkpoint of a bf16, channels-last training run (made by the first resume call). */
+let goodCheckpoint = null;
+
+/**
+ * Trainer({ resume }) from a checkpoint a bf16 / channels-last run wrote, damaged: cut, bits
+ * flipped (anywhere, in the header, in the tensor data) or a metadata field replaced. Either a
+ * coded error or a completed run; with verification on, a flip in the tensor data must be
+ * refused (ERR_CHECKPOINT: the checksums).
+ */
+export function resumeEntry(lib, g, scratch) {
+  const { Sequential, Conv2d, ReLU, MaxPool2d, Dropout, Flatten, Linear, Trainer } = lib;
+  const model = () => new Sequential(new Conv2d(3, 4, 3, { padding: 1 }), new ReLU(), new MaxPool2d(2), new Dropout(0.3), new Flatten(), new Linear(4 * 4 * 4, 2));
+  const data = { length: 16, classNames: ['a', 'b'], sampleShape: [3, 8, 8], load: (i) => ({ image: Float32Array.from({ length: 192 }, (_, k) => ((i * 13 + k) % 7) / 7 - 0.5), label: i % 2 }) };
+  const opts = (extra) => ({ config: { fuzz: 1 }, train: data, batchSize: 4, precision: 'bf16', memoryFormat: 'channels_last', metrics: null, workers: 0, optimizer: { lr: 0.05, momentum: 0.9 }, ...extra });
+  const how = g.int(0, 4), verify = g.chance(0.7);
+  const pick = { at: g.rnd(), bit: g.int(0, 7), k: g.int(1, 4), flips: Array.from({ length: 4 }, () => [g.rnd(), g.int(0, 7)]), key: g.rnd(), value: g.pick(['NaN', '-1', '1e300', '{', '[]', '{"lr":-1}', '{"step":-5,"lr":0.1}', 'null', '"x"', '{"dropout":[{"seed":-1,"offset":1e300}]}', '{"dropout":[]}', '{"seed":0,"epoch":1e300,"batch":7,"batchSize":0}', '{"train":{"precision":7,"batchSize":1e300}}']) };
+  let desc = '';
+  let dataFlip = false;
+  const run = async () => {
+    const path = `${scratch()}/resume-${process.pid}.safetensors`;
+    if (goodCheckpoint === null) {
+      const { readFileSync } = await import('node:fs');
+      const t = new Trainer({ model: model(), ...opts({ epochs: 1, checkpoint: path }) });
+      try { await t.run(); } finally { await t.close(); }
+      goodCheckpoint = readFileSync(path);
+    }
+    let b = Buffer.from(goodCheckpoint);
+    const n = Number(b.readBigUInt64LE(0));
+    if (how === 0) { const at = Math.floor(pick.at * b.length); b = b.subarray(0, at); desc = `cut at ${at} of ${goodCheckpoint.length}`; }
+    else if (how === 1) { for (const [r, bit] of pick.flips.slice(0, pick.k)) b[Math.floor(r * b.length)] ^= 1 << bit; desc = `${pick.k} bit flips`; }
+    else if (how === 2) { const at = 8 + Math.floor(pick.at * n); b[at] ^= 1 << pick.bit; desc = `header bit flip at ${at}`; }
+    else if (how === 3) { const at = 8 + n + Math.floor(pick.at * (b.length - 8 - n)); b[at] ^= 1 << pick.bit; dataFlip = true; desc = `data bit flip at ${at}`; }
+    else {
+      const h = JSON.parse(b.subarray(8, 8 + n).toString());
+      const keys = Object.keys(h.__metadata__);
+      const k = keys[Math.floor(pick.key * keys.length)];
+      h.__metadata__[k] = pick.value;
+      const hb = Buffer.from(JSON.stringify(h));
+      const out = Buffer.alloc(8 + hb.length + (b.length - 8 - n));
+      out.writeBigUInt64LE(BigInt(hb.length));
+      hb.copy(out, 8);
+      b.subarray(8 + n).copy(out, 8 + hb.length);
+      b = out;
+      desc = `metadata ${k} = ${pick.value}`;
+    }
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(path, b);
+    let t;
+    try {
+      t = new Trainer({ model: model(), ...opts({ epochs: 2, maxSteps: 6, checkpoint: null, resume: path, verifyCheckpoint: verify }) });
+      await t.run();
+    } catch (e) {
+      if (!(e && typeof e.code === 'string')) throw new Error(`${desc}: ${e?.constructor?.name}: ${e?.message}`);
+      throw Object.assign(new Error(`${desc}: ${e.message}`), { code: e.code });
+    } finally {
+      await t?.close();
+    }
+    if (verify && dataFlip) throw new Error(`${desc}: resumed from a checkpoint whose data fails its checksum`);
+    return null;
+  };
+  return { name: 'resume', text: `resume(bf16 channels-last checkpoint, damage ${['cut', 'flips', 'header flip', 'data flip', 'metadata'][how]}, verify ${verify})`, run, made: g.made };
 }
