@@ -392,7 +392,7 @@ export function buildCall(lib, rnd) {
     // ---- the Tensor API
     from() {
       const r = g.rnd();
-      const dtype = g.pick(['float32', 'int32', 'float32', 'float64', 'uint8', '', null, undefined]);
+      const dtype = g.pick(['float32', 'int32', 'float32', 'bfloat16', 'float64', 'uint8', '', null, undefined]);
       let shape, data;
       if (r < 0.2) {
         shape = g.hostileShape();
@@ -409,6 +409,7 @@ export function buildCall(lib, rnd) {
           () => new BigInt64Array(len),
           () => new Float64Array(len),
           () => new Uint8Array(len),
+          () => Uint16Array.from({ length: len }, () => g.int(0, 0xffff)),
           () => new Float32Array(new SharedArrayBuffer(len * 4)),
           () => g.junk(),
         ])();
