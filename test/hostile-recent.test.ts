@@ -44,6 +44,14 @@ describe('environment switches', () => {
   }, 60_000);
 });
 
+describe('environment switches on the command line', () => {
+  it('alexnet info with a bad ALEXNET_CUBLASLT: exit 1 and one line naming it (no doubled prefix)', () => {
+    const p = spawnSync(process.execPath, [join(here, '..', 'bin', 'alexnet.js'), 'info'], { env: { ...process.env, ALEXNET_CUBLASLT: 'yes' }, encoding: 'utf8', timeout: 60_000 });
+    expect(p.status).toBe(1);
+    expect(p.stderr.trim()).toBe("alexnet: ALEXNET_CUBLASLT must be '0' or '1' but is 'yes' (ERR_ARGUMENT)");
+  }, 60_000);
+});
+
 describe('switch setters', () => {
   it("setCpuIsa('avx2\\0junk') is refused (the addon compared the C string, 'avx2'); messages show a NUL and keep a number's digits", () => {
     const before = backendInfo().backends.cpu.isaCap;
