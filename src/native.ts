@@ -525,6 +525,33 @@ function quietOpenblasThreads(): void {
 }
 
 /**
+ * The environment variables that set a switch, with the values each takes ('' or unset: the
+ * default). ALEXNET_DERIVED_CACHE_MB takes a whole number of MiB up to 2^20 (1 TiB).
+ */
+const ENV_SWITCHES: Record<string, readonly string[] | 'mib'> = {
+  ALEXNET_CPU_ISA: ['auto', 'avx2', 'avx512'],
+  ALEXNET_RELU_DROPOUT: ['fused', 'epilogue', 'off'],
+  ALEXNET_CUBLASLT: ['0', '1'],
+  ALEXNET_CUDA_MEMPOOL: ['0', '1'],
+  ALEXNET_DERIVED_CACHE_MB: 'mib',
+};
+
+/** Throws ERR_ARGUMENT naming the first switch in `env` set to a value it does not take. */
+export function checkEnvironment(env: Record<string, string | undefined>): void {
+  for (const [name, values] of Object.entries(ENV_SWITCHES)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    const ok = values === 'mib' ? /^[0-9]{1,7}$/.test(v) && Number(v) <= 2 ** 20 : values.includes(v);
+    if (ok) continue;
+    const want = values === 'mib' ? 'a whole number of MiB in [0, 1048576]' : values.map((x) => `'${x}'`).join(', ').replace(/, ([^,]*)$/, ' or $1');
+    const shown = v.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+    const e = new Error(`alexnet: ${name} must be ${want} but is '${shown}'`) as Error & { code: string };
+    e.code = 'ERR_ARGUMENT';
+    throw e;
+  }
+}
+
+/**
  * Loads the addon: ALEXNET_ADDON, then the prebuilt for this platform, then a local build.
  * Fails with one error that lists every path tried and why each failed.
  */
@@ -532,14 +559,9 @@ export function loadNative(): NativeModule {
   if (cached) return cached;
   quietOpenblasThreads();
   const found = findNative(packageRoot);
-  // ALEXNET_CPU_ISA caps the CPU kernels from the start (the addon reads it when it loads); a
-  // value it does not know is an error here rather than silently no cap.
-  const isa = process.env.ALEXNET_CPU_ISA;
-  if (isa && !['auto', 'avx2', 'avx512'].includes(isa)) {
-    const e = new Error(`alexnet: ALEXNET_CPU_ISA must be 'auto', 'avx2' or 'avx512' but is '${isa}'`) as Error & { code: string };
-    e.code = 'ERR_ARGUMENT';
-    throw e;
-  }
+  // The switches read from the environment (the addon reads them when it loads, or at first
+  // use): a value they do not know is an error here rather than silently the default.
+  checkEnvironment(process.env);
   cached = found.module;
   loadedFrom = found.path;
   return cached;

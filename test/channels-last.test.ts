@@ -348,6 +348,64 @@ describe('channels last on a model (CPU)', () => {
     expect(Array.from(await mc.forward(x).data())).toEqual(Array.from(y));
   }, 60_000);
 
+  it('setMemoryFormat on a part of a model: the same format again is a no-op (it converted the input twice), another is refused, a part of an NCHW model converts in and out', async () => {
+    const ref = await train(tinyAlexNet(6), 2, 13);
+    const same = async (m: Sequential, label: string) => {
+      const r = await train(m, 2, 13);
+      expect(r.losses, label).toEqual(ref.losses);
+      for (const [name, w] of ref.weights) expect(Array.from(r.weights.get(name)!), `${label}: ${name}`).toEqual(Array.from(w));
+      expect(Array.from(r.inputGrad), label).toEqual(Array.from(ref.inputGrad));
+    };
+    // the whole model, then its feature stack and one of its layers again: one conversion
+    const twice = tinyAlexNet(6).setMemoryFormat('channels_last');
+    const features = twice.at(0) as Sequential;
+    expect(features.setMemoryFormat('channels_last')).toBe(features);
+    features.at(3).setMemoryFormat('channels_last');
+    await same(twice, 'channels_last set on the model, then on its parts');
+    // 'contiguous_format' on a part of a channels-last model would read [N, H, W, C] as NCHW
+    expectCode(() => features.setMemoryFormat('contiguous_format'), 'ERR_ARGUMENT', /part of a Sequential set to 'channels_last' by its setMemoryFormat; call setMemoryFormat on that model/);
+    expectCode(() => twice.at(1).setMemoryFormat('contiguous_format'), 'ERR_ARGUMENT', /Flatten is part of a Sequential/);
+    expect([features.memoryFormat, features.at(0).memoryFormat]).toEqual(['channels_last', 'channels_last']); // nothing changed
+    // the feature stack alone channels last in an NCHW model: its [N, C, H, W] input converted
+    // in, its 4-D output converted back (before: the Flatten after it read [N, H, W, C] as NCHW)
+    const part = tinyAlexNet(6);
+    part.at(0).setMemoryFormat('channels_last');
+    await same(part, 'the feature stack alone');
+    // the classifier alone: its [N, F] input has no layout (before: ERR_SHAPE from the conversion)
+    const classifier = tinyAlexNet(6);
+    classifier.at(2).setMemoryFormat('channels_last');
+    await same(classifier, 'the classifier alone');
+    // a lone layer set to channels last inside an NCHW model would read [N, C, H, W] as
+    // [N, H, W, C] (silently, where the sizes allow): refused when it runs, naming it
+    const x = Tensor.from(Float32Array.from(normal(2 * 3 * 31 * 31, rng())), [2, 3, 31, 31]);
+    const lone = tinyAlexNet(6);
+    (lone.at(0) as Sequential).at(3).setMemoryFormat('channels_last');
+    expectCode(() => lone.forward(x), 'ERR_ARGUMENT', /child '3' \(Conv2d\) takes \[N, H, W, C\] activations but this contiguous-format Sequential passes \[N, C, H, W\]/);
+    const flat = tinyAlexNet(6);
+    flat.at(1).setMemoryFormat('channels_last');
+    expectCode(() => flat.forward(x), 'ERR_ARGUMENT', /child 'flatten' \(Flatten\)/);
+    // the whole model afterwards takes over its parts
+    lone.setMemoryFormat('channels_last');
+    await same(lone, 'the whole model after a lone layer');
+    x.dispose();
+  });
+
+  it("setPrecision on a part of a bf16 model: 'bf16' again is a no-op, 'fp32' is refused (its layers would get bfloat16 activations)", async () => {
+    const ref = await train(tinyAlexNet(7).setPrecision('bf16'), 2, 14);
+    const m = tinyAlexNet(7).setPrecision('bf16');
+    const features = m.at(0) as Sequential;
+    expect(features.setPrecision('bf16')).toBe(features);
+    const r = await train(m, 2, 14);
+    expect(r.losses).toEqual(ref.losses);
+    for (const [name, w] of ref.weights) expect(Array.from(r.weights.get(name)!), name).toEqual(Array.from(w));
+    expectCode(() => m.at(2).setPrecision('fp32'), 'ERR_ARGUMENT', /part of a Sequential set to 'bf16' by its setPrecision; call setPrecision on that model/);
+    expect(m.at(2).precision).toBe('bf16');
+    // a junk input to a bfloat16 layer: a coded error (it was a TypeError)
+    expectCode(() => m.forward({} as Tensor<'float32'>), 'ERR_ARGUMENT', /expected the input to be a Tensor/);
+    expectCode(() => features.at(0).forward(null as unknown as Tensor<'float32'>), 'ERR_ARGUMENT', /expected the input to be a Tensor/);
+    expectCode(() => new Flatten().forward(7 as unknown as Tensor<'float32'>), 'ERR_ARGUMENT', /Flatten: expected the input to be a Tensor/);
+  });
+
   it("refuses what has no channels-last form: AlexNet 'paper2012' (LRN), unknown formats", () => {
     expectCode(() => alexnet({ config: 'paper2012', memoryFormat: 'channels_last' }), 'ERR_ARGUMENT', /features\.2 \(LocalResponseNorm\)/);
     const m = alexnet({ config: 'paper2012' });

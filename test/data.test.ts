@@ -435,10 +435,12 @@ describe('DataLoader', () => {
     expect(batches.map((b) => b.indices)).toEqual([[0, 1], [2, 3], [4]]);
     expect(() => new DataLoader(custom, { batchSize: 2, workers: 2 })).toThrow(/describe/);
     expect(() => new DataLoader(custom, { batchSize: 0 })).toThrow(/batchSize/);
-    // a length whose epoch order no JavaScript array holds: ERR_DATA, not an out-of-memory abort
-    for (const length of [2 ** 40, 1.5, -3]) {
-      const huge = new DataLoader({ ...custom, length }, { batchSize: 2, shuffle: true });
-      expect(() => huge.order(0)).toThrow(expect.objectContaining({ code: 'ERR_DATA', message: expect.stringContaining(`an epoch of ${length} samples`) }));
+    // a length whose epoch order no JavaScript array holds, or none at all (NaN made the
+    // trainer loop forever): ERR_DATA when the loader is made, not an out-of-memory abort later
+    for (const length of [2 ** 40, 1.5, -3, NaN, Infinity, '5' as unknown as number, undefined as unknown as number]) {
+      expect(() => new DataLoader({ ...custom, length }, { batchSize: 2, shuffle: true }), String(length)).toThrow(
+        expect.objectContaining({ code: 'ERR_DATA', message: expect.stringContaining(`the dataset's length must be an integer in [0, 100000000], got ${String(length)}`) }),
+      );
     }
   });
 

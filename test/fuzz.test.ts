@@ -53,5 +53,10 @@ describe('fuzz of the public surface (fixed seeds)', () => {
     // the fuzz reaches both sides of the oracle
     expect(r.ok).toBeGreaterThan(SEEDS * 50);
     expect(r.coded).toBeGreaterThan(SEEDS * 100);
+    // ... and the surface of sessions 8-9 (test/fuzz/calls-recent.mjs), with calls that succeed
+    const byName = r.byName as Map<string, { calls: number; ok: number }>;
+    for (const name of ['model', 'Trainer', 'resume', 'dropout+counter', 'toMemoryFormat', 'refreshBf16Copy', 'setCpuIsa', 'setReluDropoutFusion', 'setNumThreads']) {
+      expect(byName.get(name)?.ok ?? 0, name).toBeGreaterThan(0);
+    }
   }, 300_000);
 });

@@ -407,7 +407,7 @@ std::string string_opt(const Napi::Object& o, const char* key, const std::string
 bool parse_memory_format(const std::string& s, const char* op) {
   if (s == "channels_last") return true;
   if (s == "contiguous_format") return false;
-  fail(code::kArgument, op, ": memoryFormat must be 'contiguous_format' or 'channels_last' but got '", s, "'");
+  fail(code::kArgument, op, ": memoryFormat must be 'contiguous_format' or 'channels_last' but got ", quoted(s));
 }
 
 bool channels_last_opt(const Napi::Object& o, const char* op) {

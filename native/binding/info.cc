@@ -116,7 +116,7 @@ Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
   cpu::GemmBackend b;
   if (name == "blas") b = cpu::GemmBackend::Blas;
   else if (name == "portable") b = cpu::GemmBackend::Portable;
-  else fail(code::kArgument, "setGemmBackend: expected 'blas' or 'portable' but got '", name, "'");
+  else fail(code::kArgument, "setGemmBackend: expected 'blas' or 'portable' but got ", quoted(name));
   if (b == cpu::GemmBackend::Blas && !cpu::blas_compiled())
     fail(code::kArgument, "setGemmBackend: this build has no BLAS; only 'portable' is available");
   // The switch is a global read by tasks: drain the queue so it applies in program order.
@@ -137,7 +137,7 @@ Napi::Value SetBf16Kernel(const Napi::CallbackInfo& info) {
   if (automatic) k = cpu::bf16_hardware() ? cpu::Bf16Kernel::Avx512Bf16 : cpu::Bf16Kernel::Portable;
   else if (name == "avx512_bf16") k = cpu::Bf16Kernel::Avx512Bf16;
   else if (name == "portable") k = cpu::Bf16Kernel::Portable;
-  else fail(code::kArgument, "setBf16Kernel: ", expected, " but got '", name, "'");
+  else fail(code::kArgument, "setBf16Kernel: ", expected, " but got ", quoted(name));
   device_synchronize(Device{});  // a global read by tasks: applies in program order
   cpu::set_bf16_kernel(k, !automatic);  // avx512_bf16 on a CPU without it (or capped): ERR_ARGUMENT
   return info.Env().Undefined();
@@ -152,7 +152,9 @@ Napi::Value SetCpuIsa(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString()) fail(code::kArgument, "setCpuIsa: ", expected);
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   cpu::IsaCap cap;
-  if (!cpu::parse_isa_cap(name.c_str(), &cap)) fail(code::kArgument, "setCpuIsa: ", expected, " but got '", name, "'");
+  // (a name with a NUL inside, 'avx2\0junk', is not 'avx2': parse_isa_cap reads a C string)
+  if (name.find('\0') != std::string::npos || !cpu::parse_isa_cap(name.c_str(), &cap))
+    fail(code::kArgument, "setCpuIsa: ", expected, " but got ", quoted(name));
   device_synchronize(Device{});  // a global read by tasks: applies in program order
   cpu::set_isa_cap(cap);
   return info.Env().Undefined();
@@ -194,7 +196,7 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   else if (name == "im2col") a = cpu::ConvAlgo::Im2col;
   else if (name == "winograd") a = cpu::ConvAlgo::Winograd;
   else if (name == "winograd-gemm") a = cpu::ConvAlgo::WinogradGemm;
-  else fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2', 'im2col', 'winograd' or 'winograd-gemm' but got '", name, "'");
+  else fail(code::kArgument, op, ": expected 'auto', 'direct', 'direct-avx2', 'im2col', 'winograd' or 'winograd-gemm' but got ", quoted(name));
   device_synchronize(Device{});  // a global read by tasks: applies in program order
   cpu::set_conv_algo(a);
   return info.Env().Undefined();

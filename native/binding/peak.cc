@@ -39,7 +39,7 @@ std::vector<cpu::PeakIsa> isas_for(const std::string& isa, const char* op) {
       if (h == value) return {value};
     fail(code::kArgument, op, ": isa '", isa, "' is not supported by this CPU");
   }
-  fail(code::kArgument, op, ": isa must be ", kIsaNames, ", got '", isa, "'");
+  fail(code::kArgument, op, ": isa must be ", kIsaNames, ", got ", quoted(isa));
 }
 
 Napi::Value rows_to_js(Napi::Env env, const std::vector<cpu::PeakResult>& rows) {

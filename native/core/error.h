@@ -43,10 +43,29 @@ void append(std::ostringstream& os, const T& first, const Rest&... rest) {
 }
 }  // namespace detail
 
+// A user's string for a message: in single quotes, control characters (a NUL inside, a
+// newline) written as \xNN, so the message shows what was passed and is not cut at a NUL.
+inline std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (const unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "'";
+}
+
 // Builds a message from pieces: fail(code::kShape, "conv2d: input has ", c, " channels").
+// Numbers print with up to 15 significant digits (2.0000001 is not shown as 2).
 template <typename... Parts>
 [[noreturn]] void fail(const char* code, const Parts&... parts) {
   std::ostringstream os;
+  os.precision(15);
   detail::append(os, parts...);
   throw Error(code, os.str());
 }

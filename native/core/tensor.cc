@@ -107,7 +107,11 @@ int64_t budget_from_env() {
   if (v == nullptr || *v == 0) return int64_t{512} << 20;
   char* end = nullptr;
   const long long mb = std::strtoll(v, &end, 10);
-  return end != v && mb >= 0 ? static_cast<int64_t>(mb) << 20 : int64_t{512} << 20;
+  // The TypeScript layer refuses anything but [0, 2^20] (src/native.ts, checkEnvironment); a
+  // process that loads the addon directly gets the default for garbage and at most 1 TiB (no
+  // shift overflow).
+  if (end == v || *end != '\0' || mb < 0) return int64_t{512} << 20;
+  return static_cast<int64_t>(mb < (1LL << 20) ? mb : (1LL << 20)) << 20;
 }
 }  // namespace
 

@@ -254,7 +254,7 @@ program
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { code?: string; message?: string };
   const mpiRank = launchedRank();
-  console.error(`${mpiRank !== undefined ? `rank ${mpiRank}: ` : ''}alexnet: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}`);
+  console.error(`${mpiRank !== undefined ? `rank ${mpiRank}: ` : ''}alexnet: ${(e.message ?? String(err)).replace(/^alexnet: /, '')}${e.code ? ` (${e.code})` : ''}`);
   process.exitCode = 1;
   if (mpiRank !== undefined) process.exit(1);
 });

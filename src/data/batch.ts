@@ -49,7 +49,13 @@ async function loadSamples(
       const k = next++;
       const r = load(k);
       const info = r instanceof Promise ? await r : r;
-      labels[k] = info.label;
+      // a label the int32 labels tensor cannot hold exactly (1.5, NaN, 2^32 + 1) would be
+      // silently another class: refused, naming the sample
+      const label = (info as SampleInfo | null | undefined)?.label;
+      if (typeof label !== 'number' || !Number.isInteger(label) || label < 0 || label > 0x7fffffff) {
+        throw dataError(`sample ${req.indices[k]}: expected a label that is an integer in [0, 2^31), got ${typeof label === 'number' ? String(label) : typeof label}`);
+      }
+      labels[k] = label;
       indices[k] = info.index ?? req.indices[k]!;
     }
   };
@@ -75,6 +81,9 @@ export async function assembleBatch(dataset: Dataset, req: BatchRequest, concurr
   const images = new Float32Array(n * per);
   const into = dataset.loadInto?.bind(dataset);
   const place = (k: number, s: { image: Float32Array; label: number; index?: number }): SampleInfo => {
+    if (s === null || typeof s !== 'object' || !(s.image instanceof Float32Array)) {
+      throw dataError(`sample ${req.indices[k]}: load() must return { image: Float32Array, label }, got ${s === null || typeof s !== 'object' ? String(s) : `an image of ${s.image === undefined ? 'undefined' : Object.prototype.toString.call(s.image)}`}`);
+    }
     if (s.image.length !== per) {
       throw dataError(`sample ${req.indices[k]} has ${s.image.length} values, expected ${per} ([${C}, ${H}, ${W}])`);
     }

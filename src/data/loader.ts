@@ -14,8 +14,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { assembleBatch, type BatchRequest } from './batch.js';
-import { checkInt, dataError, epochOrder, hasPixels, rngFor, type Batch, type Dataset, type DatasetSpec, type DataWarning } from './common.js';
+import { checkInt, dataError, epochOrder, hasPixels, MAX_EPOCH_LENGTH, rngFor, type Batch, type Dataset, type DatasetSpec, type DataWarning } from './common.js';
 import { DistributedSampler } from '../dist/sampler.js';
+
+/** The most values one sample ([C, H, W]) may have: 2^28 (e.g. 3 x 9459 x 9459). */
+export const MAX_SAMPLE_VALUES = 2 ** 28;
+/** The most values one batch buffer may have: 2^30 (4 GiB of float32). */
+export const MAX_BATCH_VALUES = 2 ** 30;
+/** The most batches a DataLoader reads ahead per worker (or in-thread). */
+export const MAX_PREFETCH = 64;
+/** The most worker threads a DataLoader starts. */
+export const MAX_WORKERS = 256;
 
 /**
  * One rank's share of every epoch (data-parallel training). 'pad' (the default) is PyTorch's
@@ -207,18 +216,35 @@ export class DataLoader implements AsyncIterable<Batch> {
     if (!dataset || typeof dataset.load !== 'function' || !Array.isArray(dataset.sampleShape)) {
       throw dataError('DataLoader: expected a dataset with length, sampleShape and load()');
     }
+    // A length or sample shape that is not a small integer would loop forever (NaN batches) or
+    // ask for a buffer that cannot exist: refused here, before any work.
+    const n = dataset.length;
+    if (!Number.isSafeInteger(n) || n < 0 || n > MAX_EPOCH_LENGTH) {
+      throw dataError(`DataLoader: the dataset's length must be an integer in [0, ${MAX_EPOCH_LENGTH}], got ${String(n)}`);
+    }
+    const shape = dataset.sampleShape as readonly unknown[];
+    if (shape.length !== 3 || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 1) || (shape as number[]).reduce((a, b) => a * b, 1) > MAX_SAMPLE_VALUES) {
+      throw dataError(`DataLoader: the dataset's sampleShape must be [C, H, W] of positive integers with at most ${MAX_SAMPLE_VALUES} values, got [${shape.map(String).join(', ')}]`);
+    }
     this.dataset = dataset;
     this.batchSize = checkInt(options?.batchSize, 'DataLoader: batchSize', 1);
+    const per = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (Math.min(this.batchSize, n) * per > MAX_BATCH_VALUES) {
+      throw dataError(`DataLoader: a batch of ${this.batchSize} samples of [${shape.join(', ')}] is more than ${MAX_BATCH_VALUES} values`);
+    }
     this.shuffle = options.shuffle ?? false;
     this.seed = checkInt(options.seed ?? 0, 'DataLoader: seed', 0);
     this.dropLast = options.dropLast ?? false;
     const defaultWorkers = typeof dataset.describe === 'function' ? Math.min(2, availableParallelism()) : 0;
     this.workers = checkInt(options.workers ?? defaultWorkers, 'DataLoader: workers', 0);
+    if (this.workers > MAX_WORKERS) throw dataError(`DataLoader: workers must be at most ${MAX_WORKERS}, got ${this.workers}`);
     if (this.workers > 0 && typeof dataset.describe !== 'function') {
       throw dataError('DataLoader: worker threads need a dataset with describe() (SyntheticDataset, ImageFolder); use workers: 0 for this dataset');
     }
     this.prefetch = checkInt(options.prefetch ?? 2, 'DataLoader: prefetch', 1);
     this.concurrency = checkInt(options.concurrency ?? 8, 'DataLoader: concurrency', 1);
+    // a huge prefetch would hold a whole epoch's batches in memory at once
+    if (this.prefetch > MAX_PREFETCH) throw dataError(`DataLoader: prefetch must be at most ${MAX_PREFETCH}, got ${this.prefetch}`);
     this.format = options.format ?? 'float32';
     if (this.format !== 'float32' && this.format !== 'uint8') throw dataError(`DataLoader: format must be 'float32' or 'uint8', got ${String(this.format)}`);
     if (this.format === 'uint8' && !hasPixels(dataset)) {

@@ -10,7 +10,7 @@ import { localResponseNorm, localResponseNormBackward, type LrnOptions } from '.
 import { maxPool2d, maxPool2dBackward, type Pool2dOptions } from '../ops/pool.js';
 import { Tensor, type Device } from '../tensor.js';
 import { defaultRng, fillUniform, pytorchDefaultBound, type Rng } from './init.js';
-import { fmt, Module, type BF16, type F32, type Parameter } from './module.js';
+import { fmt, Module, type BF16, type F32, type MemoryFormat, type Parameter } from './module.js';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (Array.isArray(v) ? [v[0], v[1]] : [v, v]);
@@ -20,16 +20,23 @@ function positiveInt(v: unknown, what: string): number {
   return v;
 }
 
+/** A layer's input must be a Tensor (a coded error, not a TypeError on its first property). */
+function tensorInput(x: unknown, what: string): void {
+  if (!(x instanceof Tensor)) throw alexnetError('ERR_ARGUMENT', `${what}: expected the input to be a Tensor, got ${x === null ? 'null' : typeof x}`);
+}
+
 /**
  * precision 'bf16': a layer with weights takes its input as bfloat16, converting a float32 one (the
  * network's input, at the first layer: once) into a tensor it owns (`owned`).
  */
 function bf16Input(x: F32 | BF16): { x16: BF16; owned: boolean } {
+  tensorInput(x, 'a bfloat16 layer');
   return x.dtype === 'bfloat16' ? { x16: x as BF16, owned: false } : { x16: (x as F32).bfloat16(), owned: true };
 }
 
 /** The gradient reaching a bfloat16 layer: the loss's float32 one is rounded once to bfloat16. */
 function bf16Grad(g: F32 | BF16): { g16: BF16; owned: boolean } {
+  tensorInput(g, 'a bfloat16 layer\'s backward');
   return g.dtype === 'bfloat16' ? { g16: g as BF16, owned: false } : { g16: (g as F32).bfloat16(), owned: true };
 }
 
@@ -277,6 +284,11 @@ export class ReLU extends Module {
   #output: F32 | null = null;
   #passThrough = false;
 
+  /** elementwise: either layout */
+  override get inputFormat(): null {
+    return null;
+  }
+
   forward(x: F32): F32 {
     this.clearCache();
     const y = relu(x);
@@ -452,6 +464,11 @@ export class Dropout extends Module {
     if (!Number.isSafeInteger(this.offset) || this.offset < 0) throw alexnetError('ERR_ARGUMENT', `Dropout: offset must be a non-negative integer, got ${String(this.offset)}`);
   }
 
+  /** elementwise: either layout */
+  override get inputFormat(): null {
+    return null;
+  }
+
   /** True while the layer draws from this training (forward would draw a mask). */
   get active(): boolean {
     return this.training && this.p > 0;
@@ -608,6 +625,7 @@ export class Flatten extends Module {
   #converted = false;
 
   forward(x: F32): F32 {
+    tensorInput(x, 'Flatten');
     if (x.rank < 2) throw alexnetError('ERR_SHAPE', `Flatten: expected an input of rank >= 2, got ${fmt(x.shape)}`);
     const convert = this.memoryFormat === 'channels_last' && x.rank === 4;
     this.#inputShape = this.training ? x.shape : null;
@@ -650,6 +668,7 @@ export class AdaptiveAvgPool2d extends Module {
   }
 
   forward(x: F32): F32 {
+    tensorInput(x, 'AdaptiveAvgPool2d');
     const [h, w] = this.outputSize;
     const cl = this.memoryFormat === 'channels_last'; // [N, H, W, C]
     if (x.rank !== 4 || x.shape[cl ? 1 : 2] !== h || x.shape[cl ? 2 : 3] !== w) {
@@ -723,10 +742,17 @@ export class Sequential extends Module {
   #activations: F32[] = [];
   /** memoryFormat 'channels_last', on the model setMemoryFormat was called on: its converted input */
   #converted: F32 | null = null;
+  /** ... and whether its 4-D output was converted back to [N, C, H, W] (backward converts the gradient) */
+  #outputConverted = false;
 
   constructor(...layers: Module[]) {
     super();
     layers.forEach((m, i) => this.addModule(String(i), m));
+  }
+
+  /** The model setMemoryFormat('channels_last') was called on converts its [N, C, H, W] input itself. */
+  override get inputFormat(): MemoryFormat {
+    return this.convertsInput ? 'contiguous_format' : this.memoryFormat;
   }
 
   /** Appends a layer under the next index (or `name`); returns this. */
@@ -748,8 +774,10 @@ export class Sequential extends Module {
 
   forward(x: F32): F32 {
     this.clearCache();
-    // channels last: the model's [N, C, H, W] input is converted here, once (setMemoryFormat)
-    if (this.convertsInput) x = this.#converted = toMemoryFormat(x, 'channels_last');
+    tensorInput(x, 'Sequential');
+    // channels last: the model's [N, C, H, W] input is converted here, once (setMemoryFormat);
+    // an input of another rank (a classifier's [N, F]) has no layout and goes in as it is
+    if (this.convertsInput && x.rank === 4) x = this.#converted = toMemoryFormat(x, 'channels_last');
     const layers = this.children();
     let h = x;
     const kept: F32[] = [];
@@ -759,6 +787,7 @@ export class Sequential extends Module {
     for (let i = 0; i < layers.length; i++) {
       const m = layers[i]!;
       const after = layers[i + 1];
+      if (h.rank === 4) this.#checkLayout(m, i);
       let next: F32;
       if (m instanceof ReLU && activeDropout(after)) {
         // ReLU followed by an active Dropout: one pass (the Dropout applies the ReLU and records
@@ -791,6 +820,16 @@ export class Sequential extends Module {
       }
       h = next;
     }
+    // the model that converted its input gives a 4-D output back as [N, C, H, W] too (a
+    // feature extractor set to channels last on its own; a whole model's Flatten already did)
+    this.#outputConverted = false;
+    if (this.#converted !== null && h.rank === 4) {
+      const nhwc = h;
+      h = toMemoryFormat(nhwc, 'contiguous_format');
+      this.#outputConverted = true;
+      if (this.training) kept.push(nhwc);
+      else if (nhwc !== this.#converted) nhwc.dispose();
+    }
     if (!this.training && this.#converted !== null && this.#converted !== h) {
       this.#converted.dispose();
       this.#converted = null;
@@ -803,10 +842,27 @@ export class Sequential extends Module {
     return h;
   }
 
+  /**
+   * A child must take the activations in the layout this container passes them ([N, H, W, C]
+   * inside a channels-last model, else [N, C, H, W]); otherwise it would read one as the other
+   * (e.g. setMemoryFormat('channels_last') on a lone Conv2d of an NCHW model).
+   */
+  #checkLayout(m: Module, i: number): void {
+    const want = m.inputFormat;
+    if (want === null || want === this.memoryFormat) return;
+    const name = this.namedChildren()[i]?.[0] ?? String(i);
+    throw alexnetError(
+      'ERR_ARGUMENT',
+      `Sequential: child '${name}' (${m.constructor.name}) takes ${want === 'channels_last' ? '[N, H, W, C]' : '[N, C, H, W]'} activations but this ${this.memoryFormat === 'channels_last' ? 'channels-last' : 'contiguous-format'} Sequential passes ${this.memoryFormat === 'channels_last' ? '[N, H, W, C]' : '[N, C, H, W]'} ones: call setMemoryFormat on the whole model instead of on a part of it`,
+    );
+  }
+
   backward(gradOutput: F32, needInputGrad = true): F32 | null {
     if (this.#input === null) noForward('Sequential');
     const layers = this.children();
-    let g: F32 | null = gradOutput;
+    const convertedInput = this.#converted !== null;
+    // a 4-D output converted back to [N, C, H, W]: its gradient goes in as [N, H, W, C]
+    let g: F32 | null = this.#outputConverted ? toMemoryFormat(gradOutput, 'channels_last') : gradOutput;
     try {
       for (let i = layers.length - 1; i >= 0; i--) {
         const need = i > 0 || needInputGrad;
@@ -819,7 +875,7 @@ export class Sequential extends Module {
     } finally {
       this.clearCache();
     }
-    if (g !== null && this.convertsInput) {
+    if (g !== null && convertedInput) {
       // the input gradient in the model's input layout, [N, C, H, W]
       const nchw = toMemoryFormat(g, 'contiguous_format');
       if (g !== gradOutput) g.dispose();
@@ -831,6 +887,7 @@ export class Sequential extends Module {
   override clearCache(): void {
     if (this.#converted !== null && this.#converted !== this.#output) this.#converted.dispose();
     this.#converted = null;
+    this.#outputConverted = false;
     const keep = new Set<F32 | null>([this.#input, this.#output]);
     for (const t of new Set(this.#activations)) if (!keep.has(t)) t.dispose();
     this.#activations = [];

@@ -150,6 +150,9 @@ export abstract class Module {
   #outputsFloat32 = false;
   #memoryFormat: MemoryFormat = 'contiguous_format';
   #convertsInput = false;
+  /** The module whose setPrecision / setMemoryFormat call set this one's (null: never set) */
+  #precisionRoot: Module | null = null;
+  #formatRoot: Module | null = null;
   readonly #children = new Map<string, Module>();
   readonly #params = new Map<string, Parameter>();
   readonly #backwardHooks = new Set<(module: Module) => void>();
@@ -256,9 +259,19 @@ export abstract class Module {
    */
   setPrecision(precision: Precision): this {
     if (precision !== 'fp32' && precision !== 'bf16') throw alexnetError('ERR_ARGUMENT', `setPrecision: expected 'fp32' or 'bf16', got ${String(precision)}`);
+    // Inside a model that setPrecision('bf16') was called on, this module passes bfloat16
+    // activations on (and the model converts its input once): 'bf16' again is already the case,
+    // and a float32 part would take bfloat16 activations. (A part of a float32 model may be set
+    // to 'bf16' on its own: it converts its input and outputs float32.)
+    const root = this.#precisionRoot;
+    if (root !== null && root !== this && root.#precision === 'bf16') {
+      if (precision === 'bf16') return this;
+      throw alexnetError('ERR_ARGUMENT', `setPrecision('${precision}'): this ${this.constructor.name} is part of a ${root.constructor.name} set to 'bf16' by its setPrecision; call setPrecision on that model instead`);
+    }
     const mods = this.namedModules().map(([, m]) => m);
     for (const m of mods) {
       m.#precision = precision;
+      m.#precisionRoot = this;
       m.#outputsFloat32 = false;
       m.clearCache();
       if (precision === 'fp32') for (const p of m.#params.values()) p.disposeBf16();
@@ -298,6 +311,19 @@ export abstract class Module {
     if (format !== 'contiguous_format' && format !== 'channels_last') {
       throw alexnetError('ERR_ARGUMENT', `setMemoryFormat: expected 'contiguous_format' or 'channels_last', got ${String(format)}`);
     }
+    // Inside a model that setMemoryFormat('channels_last') was called on, this module already
+    // takes the model's converted [N, H, W, C] activations: 'channels_last' again is a no-op (a
+    // second conversion would permute them twice), and 'contiguous_format' would read them as
+    // [N, C, H, W]. (A part of an NCHW model may be set to 'channels_last' on its own: it
+    // converts its 4-D input, and a 4-D output back.)
+    const root = this.#formatRoot;
+    if (root !== null && root !== this && root.#memoryFormat === 'channels_last') {
+      if (format === 'channels_last') return this;
+      throw alexnetError(
+        'ERR_ARGUMENT',
+        `setMemoryFormat('${format}'): this ${this.constructor.name} is part of a ${root.constructor.name} set to 'channels_last' by its setMemoryFormat; call setMemoryFormat on that model instead`,
+      );
+    }
     const mods = this.namedModules();
     if (format === 'channels_last') {
       const refused = mods.flatMap(([name, m]) => {
@@ -311,10 +337,43 @@ export abstract class Module {
     for (const [, m] of mods) {
       m.#memoryFormat = format;
       m.#convertsInput = false;
+      m.#formatRoot = this;
       m.clearCache();
     }
     this.#convertsInput = format === 'channels_last';
     return this;
+  }
+
+  /**
+   * @internal The layout this module takes a 4-D input in: its memoryFormat (a Sequential that
+   * converts its input itself takes [N, C, H, W]); null for layers that do not care (elementwise
+   * ones). A container refuses a child whose layout differs from the activations it passes
+   * (Sequential.forward).
+   */
+  get inputFormat(): MemoryFormat | null {
+    return this.#memoryFormat;
+  }
+
+  /**
+   * @internal The precision and memory-format settings of this module and its descendants,
+   * restored by the returned function (a Trainer whose options are refused leaves the model as
+   * it was).
+   */
+  saveSettings(): () => void {
+    const saved = this.namedModules().map(([, m]) => ({ m, p: m.#precision, o: m.#outputsFloat32, f: m.#memoryFormat, c: m.#convertsInput, pr: m.#precisionRoot, fr: m.#formatRoot }));
+    return () => {
+      for (const { m, p, o, f, c, pr, fr } of saved) {
+        const changed = m.#precision !== p || m.#memoryFormat !== f || m.#convertsInput !== c || m.#outputsFloat32 !== o;
+        m.#precision = p;
+        m.#outputsFloat32 = o;
+        m.#memoryFormat = f;
+        m.#convertsInput = c;
+        m.#precisionRoot = pr;
+        m.#formatRoot = fr;
+        if (changed) m.clearCache();
+        if (p === 'fp32') for (const q of m.#params.values()) q.disposeBf16();
+      }
+    };
   }
 
   /** Sets training mode on this module and every descendant; returns this. */

@@ -35,7 +35,7 @@ import { DEFAULT_BUCKET_MB, GradientReducer, planBuckets } from '../dist/reducer
 import { alexnetError } from '../errors.js';
 import { namedDropouts, type Dropout } from '../nn/layers.js';
 import { loadNative } from '../native.js';
-import type { MemoryFormat, Module, Precision } from '../nn/module.js';
+import { Module, type MemoryFormat, type Precision } from '../nn/module.js';
 import { ParameterStore } from '../nn/store.js';
 import { copy, refreshBf16Copy } from '../ops/elementwise.js';
 import { normalizeImages } from '../ops/image.js';
@@ -244,32 +244,47 @@ export class Trainer {
     }
     this.batchSize = options.batchSize ?? 32;
     this.epochs = options.epochs ?? 1;
-    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw alexnetError('ERR_ARGUMENT', `train: batchSize must be a positive integer, got ${this.batchSize}`);
-    if (!Number.isInteger(this.epochs) || this.epochs < 1) throw alexnetError('ERR_ARGUMENT', `train: epochs must be a positive integer, got ${this.epochs}`);
+    if (!Number.isSafeInteger(this.batchSize) || this.batchSize < 1) throw alexnetError('ERR_ARGUMENT', `train: batchSize must be a positive integer, got ${String(this.batchSize)}`);
+    if (!Number.isSafeInteger(this.epochs) || this.epochs < 1) throw alexnetError('ERR_ARGUMENT', `train: epochs must be a positive integer, got ${String(this.epochs)}`);
+    // the step counts: a NaN or fractional one would never be reached (maxSteps: NaN ran forever)
+    for (const [key, min] of [['maxSteps', 0], ['warmupSteps', 0], ['logEvery', 1], ['checkpointEvery', 0]] as const) {
+      const v = options[key];
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < min)) throw alexnetError('ERR_ARGUMENT', `train: ${key} must be an integer >= ${min}, got ${String(v)}`);
+    }
+    if (options.cudaGraph !== undefined && typeof options.cudaGraph !== 'boolean') throw alexnetError('ERR_ARGUMENT', `train: cudaGraph must be a boolean, got ${String(options.cudaGraph)}`);
     this.model = options.model;
-    const precision = options.precision ?? this.model.precision;
-    if (precision !== this.model.precision || precision === 'bf16') this.model.setPrecision(precision);
-    if (options.memoryFormat !== undefined && options.memoryFormat !== this.model.memoryFormat) this.model.setMemoryFormat(options.memoryFormat);
-    this.store = ParameterStore.create(this.model, { device: this.device, bf16Copy: precision === 'bf16' });
-    this.optimizer = new SGD(this.store, { lr: 0.01, ...options.optimizer });
-    if (this.#comm) planBuckets(this.store, options.bucketMB ?? DEFAULT_BUCKET_MB); // a bad bucketMB fails here
-    const s = options.schedule ?? { kind: 'none' };
-    this.#schedule =
-      s.kind === 'step' ? new StepLR(this.optimizer, s.stepSize, s.gamma) :
-      s.kind === 'multistep' ? new MultiStepLR(this.optimizer, s.milestones, s.gamma) :
-      s.kind === 'plateau' ? new ReduceLROnPlateau(this.optimizer, { patience: s.patience ?? 2, factor: s.factor ?? 0.1, mode: 'min' }) :
-      null;
-    const workers = options.workers;
-    const want = options.dataFormat ?? 'auto';
-    if (!['auto', 'uint8', 'float32'].includes(want)) throw alexnetError('ERR_ARGUMENT', `train: dataFormat must be 'auto', 'uint8' or 'float32', got ${String(want)}`);
-    const format = (d: Dataset) => (want === 'float32' || (want === 'auto' && !hasPixels(d)) ? 'float32' : 'uint8');
-    const c = this.#comm;
-    const shard = (mode: 'pad' | 'strided') => (c ? { shard: { rank: c.rank, worldSize: c.worldSize, mode } } : {});
-    this.trainLoader = new DataLoader(options.train, { batchSize: this.batchSize, shuffle: true, seed: options.seed ?? 0, dropLast: true, format: format(options.train), ...shard('pad'), ...(workers !== undefined ? { workers } : {}) });
-    this.valLoader = options.val ? new DataLoader(options.val, { batchSize: this.batchSize, shuffle: false, dropLast: false, format: format(options.val), ...shard('strided'), ...(workers !== undefined ? { workers } : {}) }) : null;
-    if (this.trainLoader.length === 0) {
-      const share = c ? ` (this rank's share of ${this.trainLoader.samplesPerEpoch} of ${c.worldSize} ranks)` : '';
-      throw alexnetError('ERR_ARGUMENT', `train: the training set (${options.train.length} samples${share}) is smaller than one batch of ${this.batchSize}`);
+    if (!(this.model instanceof Module)) throw alexnetError('ERR_ARGUMENT', 'train: expected options.model to be a Module');
+    // Options refused below leave the model as it was (setPrecision / setMemoryFormat come first:
+    // the parameter store depends on them).
+    const restore = this.model.saveSettings();
+    try {
+      const precision = options.precision ?? this.model.precision;
+      if (precision !== this.model.precision || precision === 'bf16') this.model.setPrecision(precision);
+      if (options.memoryFormat !== undefined && options.memoryFormat !== this.model.memoryFormat) this.model.setMemoryFormat(options.memoryFormat);
+      this.store = ParameterStore.create(this.model, { device: this.device, bf16Copy: precision === 'bf16' });
+      this.optimizer = new SGD(this.store, { lr: 0.01, ...options.optimizer });
+      if (this.#comm) planBuckets(this.store, options.bucketMB ?? DEFAULT_BUCKET_MB); // a bad bucketMB fails here
+      const s = options.schedule ?? { kind: 'none' };
+      this.#schedule =
+        s.kind === 'step' ? new StepLR(this.optimizer, s.stepSize, s.gamma) :
+        s.kind === 'multistep' ? new MultiStepLR(this.optimizer, s.milestones, s.gamma) :
+        s.kind === 'plateau' ? new ReduceLROnPlateau(this.optimizer, { patience: s.patience ?? 2, factor: s.factor ?? 0.1, mode: 'min' }) :
+        null;
+      const workers = options.workers;
+      const want = options.dataFormat ?? 'auto';
+      if (!['auto', 'uint8', 'float32'].includes(want)) throw alexnetError('ERR_ARGUMENT', `train: dataFormat must be 'auto', 'uint8' or 'float32', got ${String(want)}`);
+      const format = (d: Dataset) => (want === 'float32' || (want === 'auto' && !hasPixels(d)) ? 'float32' : 'uint8');
+      const c = this.#comm;
+      const shard = (mode: 'pad' | 'strided') => (c ? { shard: { rank: c.rank, worldSize: c.worldSize, mode } } : {});
+      this.trainLoader = new DataLoader(options.train, { batchSize: this.batchSize, shuffle: true, seed: options.seed ?? 0, dropLast: true, format: format(options.train), ...shard('pad'), ...(workers !== undefined ? { workers } : {}) });
+      this.valLoader = options.val ? new DataLoader(options.val, { batchSize: this.batchSize, shuffle: false, dropLast: false, format: format(options.val), ...shard('strided'), ...(workers !== undefined ? { workers } : {}) }) : null;
+      if (this.trainLoader.length === 0) {
+        const share = c ? ` (this rank's share of ${this.trainLoader.samplesPerEpoch} of ${c.worldSize} ranks)` : '';
+        throw alexnetError('ERR_ARGUMENT', `train: the training set (${options.train.length} samples${share}) is smaller than one batch of ${this.batchSize}`);
+      }
+    } catch (e) {
+      restore();
+      throw e;
     }
   }
 

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, makeGen, reference } from './gen.mjs';
+import { recentEntries } from './calls-recent.mjs';
 
 /** A Tensor that is not disposed (false for a Proxy or an Object.create look-alike, whose getters throw). */
 export function live(t) {
@@ -391,7 +392,7 @@ export function buildCall(lib, rnd) {
     // ---- the Tensor API
     from() {
       const r = g.rnd();
-      const dtype = g.pick(['float32', 'int32', 'float32', 'float64', 'uint8', '', null, undefined]);
+      const dtype = g.pick(['float32', 'int32', 'float32', 'bfloat16', 'float64', 'uint8', '', null, undefined]);
       let shape, data;
       if (r < 0.2) {
         shape = g.hostileShape();
@@ -408,6 +409,7 @@ export function buildCall(lib, rnd) {
           () => new BigInt64Array(len),
           () => new Float64Array(len),
           () => new Uint8Array(len),
+          () => Uint16Array.from({ length: len }, () => g.int(0, 0xffff)),
           () => new Float32Array(new SharedArrayBuffer(len * 4)),
           () => g.junk(),
         ])();
@@ -535,7 +537,11 @@ export function buildCall(lib, rnd) {
     },
   };
   g.rnd = rnd;
-  const names = Object.keys(entries);
+  // the surface added in sessions 8 and 9 (bfloat16, channels last, counters, switches, models)
+  Object.assign(entries, recentEntries(lib, g, call));
+  // FUZZ_ONLY=name,name...: draw from those entries only (long runs aimed at part of the surface)
+  const only = process.env.FUZZ_ONLY ? new Set(process.env.FUZZ_ONLY.split(',')) : null;
+  const names = Object.keys(entries).filter((n) => only === null || only.has(n));
   const name = names[Math.floor(rnd() * names.length)];
   return entries[name]();
 }

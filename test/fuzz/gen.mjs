@@ -192,6 +192,40 @@ export function makeGen(lib, rnd) {
 /** Float64 references for the few valid calls the oracle checks numerically. */
 export const reference = {
   relu: (x) => Float64Array.from(x, (v) => (Number.isNaN(v) ? NaN : v > 0 ? v : 0)),
+  /**
+   * y [N, O, Ho, Wo] = conv2d(x [N, C, H, W], w [O, C/groups, kh, kw]) + b, in float64 (the
+   * naive loops); returns { y, shape, K } (K: the products summed per output).
+   */
+  conv2d(x, [N, C, H, W], w, [O, Cg, kh, kw], b, [sh, sw], [ph, pw], groups) {
+    const Ho = Math.floor((H + 2 * ph - kh) / sh) + 1, Wo = Math.floor((W + 2 * pw - kw) / sw) + 1;
+    const y = new Float64Array(N * O * Ho * Wo);
+    const Og = O / groups;
+    for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) {
+      const g = Math.floor(o / Og);
+      for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) {
+        let s = b ? b[o] : 0;
+        for (let c = 0; c < Cg; c++) for (let p = 0; p < kh; p++) for (let q = 0; q < kw; q++) {
+          const hi = i * sh - ph + p, wi = j * sw - pw + q;
+          if (hi < 0 || hi >= H || wi < 0 || wi >= W) continue;
+          s += x[((n * C + g * Cg + c) * H + hi) * W + wi] * w[((o * Cg + c) * kh + p) * kw + q];
+        }
+        y[((n * O + o) * Ho + i) * Wo + j] = s;
+      }
+    }
+    return { y, shape: [N, O, Ho, Wo], K: Cg * kh * kw };
+  },
+  /** [N, C, H, W] data -> [N, H, W, C] (channels last), any typed array */
+  toNhwc(a, [N, C, H, W]) {
+    const out = new a.constructor(a.length);
+    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) out[((n * H + h) * W + w) * C + c] = a[((n * C + c) * H + h) * W + w];
+    return out;
+  },
+  /** [N, H, W, C] data -> [N, C, H, W] */
+  toNchw(a, [N, C, H, W]) {
+    const out = new a.constructor(a.length);
+    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) out[((n * C + c) * H + h) * W + w] = a[((n * H + h) * W + w) * C + c];
+    return out;
+  },
   /** c[M,N] = op(a) @ op(b), op(a) [M,K] */
   matmul(a, as, b, bs, transA, transB) {
     const [M, K] = transA ? [as[1], as[0]] : [as[0], as[1]];

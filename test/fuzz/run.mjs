@@ -4,6 +4,8 @@
 // abnormal exit) or hang (no progress for callTimeoutMs). After a crash or a hang the batch
 // goes on in a fresh child from the next call, so one bad call hides no other.
 //   npm run fuzz -- --seconds 600 [--seed 1] [--batch 500] [--parallel 2] [--verbose] [--lib other/dist/index.js]
+// FUZZ_ONLY=model,Trainer,... in the environment draws from those entries only (calls.mjs and
+// calls-recent.mjs name them), for a long run aimed at part of the surface.
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -15,6 +17,8 @@ const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url));
 export async function runBatch(seed, start, count, { callTimeoutMs = 20_000, onFailure = () => {}, inject = '', lib = '' } = {}) {
   const stats = { calls: 0, ok: 0, coded: 0, uncoded: 0, mismatch: 0, crash: 0, hang: 0, generror: 0 };
   const failures = [];
+  /** calls per entry point (the call text's name), for the summary */
+  const byName = new Map();
   let next = start;
   const end = start + count;
   while (next < end) {
@@ -22,6 +26,11 @@ export async function runBatch(seed, start, count, { callTimeoutMs = 20_000, onF
     for (const res of r.results) {
       stats.calls++;
       stats[res.cls]++;
+      const name = (r.texts.get(res.index) ?? '?').split('(')[0];
+      const e = byName.get(name) ?? { calls: 0, ok: 0 };
+      e.calls++;
+      if (res.cls === 'ok') e.ok++;
+      byName.set(name, e);
       if (res.cls !== 'ok' && res.cls !== 'coded') {
         const f = { seed, index: res.index, kind: res.cls, call: r.texts.get(res.index) ?? '?', message: res.message };
         failures.push(f);
@@ -41,7 +50,7 @@ export async function runBatch(seed, start, count, { callTimeoutMs = 20_000, onF
     onFailure(f);
     next = at + 1;
   }
-  return { stats, failures };
+  return { stats, failures, byName };
 }
 
 function runChild(seed, start, count, callTimeoutMs, inject, lib) {
@@ -96,6 +105,7 @@ function runChild(seed, start, count, callTimeoutMs, inject, lib) {
 export async function fuzz({ seconds = 60, seed = 1, batch = 500, seeds = Infinity, parallel = 2, callTimeoutMs = 20_000, lib = '', onFailure, onBatch } = {}) {
   const total = { calls: 0, ok: 0, coded: 0, uncoded: 0, mismatch: 0, crash: 0, hang: 0, generror: 0 };
   const failures = [];
+  const byName = new Map();
   const t0 = Date.now();
   let nextSeed = seed, started = 0;
   const worker = async () => {
@@ -105,11 +115,17 @@ export async function fuzz({ seconds = 60, seed = 1, batch = 500, seeds = Infini
       const r = await runBatch(s, 0, batch, { callTimeoutMs, onFailure, lib });
       for (const k of Object.keys(total)) total[k] += r.stats[k];
       failures.push(...r.failures);
+      for (const [k, v] of r.byName) {
+        const e = byName.get(k) ?? { calls: 0, ok: 0 };
+        e.calls += v.calls;
+        e.ok += v.ok;
+        byName.set(k, e);
+      }
       onBatch?.(s, r.stats);
     }
   };
   await Promise.all(Array.from({ length: parallel }, worker));
-  return { ...total, seconds: (Date.now() - t0) / 1000, seedsRun: started, firstSeed: seed, failures };
+  return { ...total, seconds: (Date.now() - t0) / 1000, seedsRun: started, firstSeed: seed, failures, byName };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
@@ -142,7 +158,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     },
     onBatch: values.verbose ? (s, st) => console.log(`seed ${s}: ${JSON.stringify(st)}`) : undefined,
   });
-  const { failures, ...summary } = r;
+  const { failures, byName, ...summary } = r;
+  console.log('\ncalls (ok) per entry point:');
+  const rows = [...byName].sort((a, b) => b[1].calls - a[1].calls).map(([k, v]) => `${k} ${v.calls} (${v.ok})`);
+  for (let i = 0; i < rows.length; i += 4) console.log(`  ${rows.slice(i, i + 4).join(', ')}`);
   if (seen.size) {
     console.log('\nfailures by kind, operator and message:');
     for (const [k, n] of [...seen].sort((a, b) => b[1] - a[1])) console.log(`${String(n).padStart(7)}  ${k}`);
