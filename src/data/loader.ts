@@ -223,12 +223,12 @@ export class DataLoader implements AsyncIterable<Batch> {
       throw dataError(`DataLoader: the dataset's length must be an integer in [0, ${MAX_EPOCH_LENGTH}], got ${String(n)}`);
     }
     const shape = dataset.sampleShape as readonly unknown[];
-    if (shape.length !== 3 || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 1) || (shape as number[]).reduce((a, b) => a * b, 1) > MAX_SAMPLE_VALUES) {
+    const per = shape.reduce<number>((a, d) => a * Number(d), 1); // NaN unless every entry is a number
+    if (shape.length !== 3 || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 1) || per > MAX_SAMPLE_VALUES) {
       throw dataError(`DataLoader: the dataset's sampleShape must be [C, H, W] of positive integers with at most ${MAX_SAMPLE_VALUES} values, got [${shape.map(String).join(', ')}]`);
     }
     this.dataset = dataset;
     this.batchSize = checkInt(options?.batchSize, 'DataLoader: batchSize', 1);
-    const per = (shape as number[]).reduce((a, b) => a * b, 1);
     if (Math.min(this.batchSize, n) * per > MAX_BATCH_VALUES) {
       throw dataError(`DataLoader: a batch of ${this.batchSize} samples of [${shape.join(', ')}] is more than ${MAX_BATCH_VALUES} values`);
     }
