@@ -96,16 +96,23 @@ struct LtSpec {
   bool bias_f32;  // set BIAS_DATA_TYPE to float32 (else the bias has D's type, the default)
 };
 
+// Both products: bfloat16 or float32 inputs; float32 accumulation, TF32 where it is on for
+// float32 inputs.
+b::cudaDataType_t input_type(const LtKey& k) { return k.bf16_inputs ? b::CUDA_R_16BF : b::CUDA_R_32F; }
+b::cublasComputeType_t compute_type(const LtKey& k) {
+  return k.bf16_inputs || !k.tf32 ? b::CUBLAS_COMPUTE_32F : b::CUBLAS_COMPUTE_32F_FAST_TF32;
+}
+
 // Row-major y[B,out] = x[B,in] w[out,in]^T is column-major y^T [out,B] = op(w) x^T with w
 // stored column-major [in,out] (ld in) transposed, x^T column-major [in,B] (ld in) as is.
 // The bias vector has one element per row of D (out).
 LtSpec forward_spec(const LtKey& k) {
-  const b::cudaDataType_t in_type = k.bf16_inputs ? b::CUDA_R_16BF : b::CUDA_R_32F;
+  const b::cudaDataType_t in_type = input_type(k);
   const b::cudaDataType_t out_type = k.y_bf16 ? b::CUDA_R_16BF : b::CUDA_R_32F;
   const b::cublasLtEpilogue_t epilogue = k.relu ? (k.bias ? b::CUBLASLT_EPILOGUE_RELU_BIAS : b::CUBLASLT_EPILOGUE_RELU)
                                                 : (k.bias ? b::CUBLASLT_EPILOGUE_BIAS : b::CUBLASLT_EPILOGUE_DEFAULT);
   return LtSpec{
-      k.bf16_inputs || !k.tf32 ? b::CUBLAS_COMPUTE_32F : b::CUBLAS_COMPUTE_32F_FAST_TF32,
+      compute_type(k),
       b::CUBLAS_OP_T,
       b::CUBLAS_OP_N,
       Layout{in_type, k.in, k.out, k.in},  // A = w
@@ -123,9 +130,9 @@ LtSpec forward_spec(const LtKey& k) {
 // element per column of D (out), the reduction over k (the batch). Its type is D's (float32
 // for both input types), the default, so BIAS_DATA_TYPE is left alone.
 LtSpec weight_grad_spec(const LtKey& k) {
-  const b::cudaDataType_t in_type = k.bf16_inputs ? b::CUDA_R_16BF : b::CUDA_R_32F;
+  const b::cudaDataType_t in_type = input_type(k);
   return LtSpec{
-      k.bf16_inputs || !k.tf32 ? b::CUBLAS_COMPUTE_32F : b::CUBLAS_COMPUTE_32F_FAST_TF32,
+      compute_type(k),
       b::CUBLAS_OP_N,
       b::CUBLAS_OP_T,
       Layout{in_type, k.in, k.B, k.in},          // A = x
