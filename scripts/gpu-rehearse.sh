@@ -17,7 +17,7 @@
 #   - a step that hangs is killed by its timeout, the steps after it still run, and the summary
 #     says so; a check killed by SIGTERM still leaves its summary and archive
 #   - without node at all (no kit), the summary is still written (by bash)
-# About 4 minutes on a 2-core machine, half of it stage 4's whole suite.
+# About 8 minutes on a 2-core machine, most of it stage 4's whole suite.
 #
 #   bash scripts/gpu-kit.sh --archs 90 && bash scripts/gpu-rehearse.sh [--keep]
 set -uo pipefail
