@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+// Builds and runs the CUDA kernel emulator's checks (test/cuda-emu/README.md):
+//   node test/cuda-emu/build.mjs [--sanitize address|thread] [--out DIR] [-- case-filter...]
+// Copies native/ into DIR, rewrites every kernel launch `k<<<g, b, s, st>>>(args)` in
+// native/cuda/kernels to `::emu::launcher(g, b, s, st)(k)(args)`, compiles the kernels as host
+// C++ against include/ (our stand-ins for cuda_runtime.h and math_constants.h) with the
+// sanitizer, links them with the cases, and runs them. Exit status: the cases' (0 = all passed).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../..');
+const args = process.argv.slice(2);
+const dash = args.indexOf('--');
+const own = dash >= 0 ? args.slice(0, dash) : args;
+const filters = dash >= 0 ? args.slice(dash + 1) : [];
+const opt = (name, fallback) => {
+  const i = own.indexOf(name);
+  return i >= 0 ? own[i + 1] : fallback;
+};
+const sanitize = opt('--sanitize', 'address');
+if (!['address', 'thread', 'none'].includes(sanitize)) throw new Error(`--sanitize: address, thread or none, got ${sanitize}`);
+const out = resolve(opt('--out', join(root, 'build', `cuda-emu-${sanitize}`)));
+const cxx = process.env.CXX || 'g++';
+
+// A launch as our kernels write it: a kernel name (maybe with template arguments), <<<config>>>, (.
+const LAUNCH = /([A-Za-z_][\w:]*(?:<[^<>;()]*>)?)\s*<<<([^;]*?)>>>\s*\(/g;
+export function rewriteLaunches(text) {
+  return text.replace(LAUNCH, (_, kernel, config) => `::emu::launcher(${config})(${kernel})(`);
+}
+
+const kernelsDir = join(root, 'native/cuda/kernels');
+// probe.cu asks the real runtime about the device (cudaMalloc, a memcpy back): nothing to emulate.
+const skip = new Set(['probe.cu']);
+
+function build() {
+  rmSync(join(out, 'native'), { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  cpSync(join(root, 'native'), join(out, 'native'), { recursive: true });
+  const sources = [];
+  let launches = 0;
+  for (const name of readdirSync(kernelsDir)) {
+    if (!/\.(cu|cuh)$/.test(name)) continue;
+    const text = readFileSync(join(kernelsDir, name), 'utf8');
+    const rewritten = rewriteLaunches(text);
+    launches += (text.match(/<<</g) || []).length;
+    if (rewritten.includes('<<<')) throw new Error(`${name}: a launch the rewrite did not understand`);
+    writeFileSync(join(out, 'native/cuda/kernels', name), rewritten);
+    if (name.endsWith('.cu') && !skip.has(name)) sources.push(join(out, 'native/cuda/kernels', name));
+  }
+  for (const name of readdirSync(here)) if (name.endsWith('.cc')) sources.push(join(here, name));
+  const flags = ['-std=c++17', '-O1', '-g', '-pthread', '-fno-omit-frame-pointer', `-I${join(here, 'include')}`,
+    '-Wall', '-Wno-unknown-pragmas', '-Wno-unused-function', '-Wno-unused-parameter', '-Wno-sign-compare'];
+  if (sanitize === 'address') flags.push('-fsanitize=address,undefined', '-fno-sanitize-recover=undefined');
+  if (sanitize === 'thread') flags.push('-fsanitize=thread');
+  const objects = [];
+  const jobs = [];
+  for (const src of sources) {
+    const obj = join(out, src.replace(/[\\/]/g, '_').replace(/\.(cu|cc)$/, '') + '.o');
+    objects.push(obj);
+    const fresh = existsSync(obj) && statSync(obj).mtimeMs > statSync(src).mtimeMs && !src.startsWith(out);
+    if (!fresh) jobs.push([...flags, '-x', 'c++', '-c', src, '-o', obj]);
+  }
+  const width = Math.max(1, Math.min(cpus().length, 4));
+  runParallel(jobs, width);
+  const exe = join(out, 'emu-kernels');
+  execFileSync(cxx, [...flags, ...objects, '-o', exe], { stdio: 'inherit' });
+  return { exe, kernels: sources.filter((s) => s.endsWith('.cu')).length, launches };
+}
+
+function runParallel(jobs, width) {
+  // Plain compiles, `width` at a time, through a tiny shell pipeline (keeps this script sync).
+  for (let i = 0; i < jobs.length; i += width) {
+    const batch = jobs.slice(i, i + width);
+    const script = batch.map((j) => [cxx, ...j].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ') + ' &').join('\n') +
+      '\nfail=0; for p in $(jobs -p); do wait $p || fail=1; done; exit $fail';
+    const r = spawnSync('bash', ['-c', script], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('emulator build failed');
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { exe, kernels, launches } = build();
+  console.log(`emu: ${kernels} kernel files, ${launches} launches rewritten, sanitizer ${sanitize}`);
+  const env = { ...process.env };
+  if (sanitize === 'thread') env.TSAN_OPTIONS = `halt_on_error=1 exitcode=66 ${env.TSAN_OPTIONS ?? ''}`;
+  if (sanitize === 'address') env.ASAN_OPTIONS = `detect_leaks=1 ${env.ASAN_OPTIONS ?? ''}`;
+  const r = spawnSync(exe, filters, { stdio: 'inherit', env });
+  process.exit(r.status ?? 1);
+}

@@ -1,0 +1,192 @@
+// The CUDA kernel emulator: just enough of the CUDA programming model, on the host, to run our
+// own kernels (native/cuda/kernels/*.cu) without a GPU, under AddressSanitizer (out-of-bounds
+// reads and writes of "device" memory, which here is host memory) or ThreadSanitizer (races
+// between the threads of a block, i.e. a missing __syncthreads).
+//
+// Each CUDA thread of a block is an OS thread; blocks run one after another (so __shared__
+// variables can be function statics: one block owns them at a time). __syncthreads is a barrier
+// over the block, a warp shuffle an exchange through a per-warp barrier. A barrier reached by
+// part of a block while the rest has returned (divergent __syncthreads) or a launch the GPU
+// would refuse (a grid or block of zero, over the hardware's limits) is reported. Kernel
+// launches (`k<<<grid, block, smem, stream>>>(args)`) are rewritten by test/cuda-emu/build.mjs
+// to `::emu::launcher(grid, block, smem, stream)(k)(args)`, which runs the grid before it returns.
+//
+// What this cannot see: races between blocks (they never overlap here), the device's memory
+// model beyond what a barrier orders, timing, and everything cuDNN and cuBLAS do. It is not a
+// GPU: the CUDA tests and scripts/gpu-check.sh are the check that counts.
+#pragma once
+
+#include <math.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+struct uint3 {
+  unsigned x, y, z;
+};
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorLaunchFailure = 719,
+};
+enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4,
+};
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__
+#define __shared__ static
+#define __launch_bounds__(...)
+#define CUDART_CB
+
+namespace emu {
+
+struct Block;
+struct ThreadState {
+  uint3 tid{0, 0, 0};
+  uint3 bid{0, 0, 0};
+  dim3 bdim, gdim;
+  unsigned linear = 0;  // threadIdx as one number (x fastest)
+  Block* block = nullptr;
+};
+extern thread_local ThreadState t;
+
+// A problem the GPU would also have (or compute-sanitizer would report): printed, then the
+// process exits with status 3 (a kernel cannot go on sensibly after it).
+[[noreturn]] void abort_kernel(const char* what);
+
+void syncthreads();
+// The value lane (my lane ^ lane_mask) holds; every lane of the warp must take part.
+uint64_t shfl_xor_bits(unsigned mask, uint64_t bits, int lane_mask, int width);
+
+// Runs `body` once for every thread of every block (blocks in order); validates the geometry
+// like a launch does, setting the error cudaGetLastError returns instead of running.
+void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* ctx);
+
+template <typename Kernel>
+struct Bound {
+  dim3 grid, block;
+  size_t shared_bytes;
+  Kernel kernel;
+  template <typename... Args>
+  void operator()(Args... args) const {
+    auto call = [&]() { kernel(args...); };
+    run_grid(grid, block, shared_bytes, [](void* c) { (*static_cast<decltype(call)*>(c))(); }, &call);
+  }
+};
+struct Launcher {
+  dim3 grid, block;
+  size_t shared_bytes;
+  template <typename Kernel>
+  Bound<Kernel> operator()(Kernel k) const {
+    return Bound<Kernel>{grid, block, shared_bytes, k};
+  }
+};
+inline Launcher launcher(dim3 grid, dim3 block, size_t shared_bytes = 0, cudaStream_t = nullptr) {
+  return Launcher{grid, block, shared_bytes};
+}
+
+}  // namespace emu
+
+#define threadIdx (::emu::t.tid)
+#define blockIdx (::emu::t.bid)
+#define blockDim (::emu::t.bdim)
+#define gridDim (::emu::t.gdim)
+
+inline void __syncthreads() { ::emu::syncthreads(); }
+
+template <typename T>
+inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+  static_assert(sizeof(T) <= 8, "shuffle of a value over 8 bytes");
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  bits = ::emu::shfl_xor_bits(mask, bits, lane_mask, width);
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+
+// Device atomics on global or shared memory (sequentially consistent here).
+inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+  return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
+inline float atomicAdd(float* p, float v) {
+  float old, desired;
+  __atomic_load(p, &old, __ATOMIC_SEQ_CST);
+  do {
+    desired = old + v;
+  } while (!__atomic_compare_exchange(p, &old, &desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+  return old;
+}
+template <typename T>
+inline T atomicMin(T* p, T v) {
+  T old = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+  while (v < old && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+  }
+  return old;
+}
+template <typename T>
+inline T atomicMax(T* p, T v) {
+  T old = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+  while (v > old && !__atomic_compare_exchange_n(p, &old, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+  }
+  return old;
+}
+template <typename T>
+inline T atomicCAS(T* p, T compare, T value) {
+  __atomic_compare_exchange_n(p, &compare, value, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+  return compare;  // the old value either way
+}
+
+// CUDA's device math is in the global namespace.
+using std::isfinite;
+using std::isinf;
+using std::isnan;
+
+inline float __int_as_float(int i) {
+  float f;
+  std::memcpy(&f, &i, 4);
+  return f;
+}
+inline int __float_as_int(float f) {
+  int i;
+  std::memcpy(&i, &f, 4);
+  return i;
+}
+inline float __uint_as_float(unsigned u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline unsigned __float_as_uint(float f) {
+  unsigned u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// The runtime calls our launchers make.
+cudaError_t cudaGetLastError();
+cudaError_t cudaPeekAtLastError();
+const char* cudaGetErrorName(cudaError_t e);
+const char* cudaGetErrorString(cudaError_t e);
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s = nullptr);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s = nullptr);
