@@ -23,6 +23,9 @@ const opt = (name, fallback) => {
 };
 const sanitize = opt('--sanitize', 'address');
 if (!['address', 'thread', 'none'].includes(sanitize)) throw new Error(`--sanitize: address, thread or none, got ${sanitize}`);
+// --mutate '{"file":"activation.cu","from":"...","to":"..."}': a deliberate bug put into the copy
+// of one kernel file (the test that shows the checks can fail); `from` must occur exactly once.
+const mutate = opt('--mutate', null) ? JSON.parse(opt('--mutate')) : null;
 const out = resolve(opt('--out', join(root, 'build', `cuda-emu-${sanitize}`)));
 const cxx = process.env.CXX || 'g++';
 
@@ -45,7 +48,12 @@ function build() {
   for (const name of readdirSync(kernelsDir)) {
     if (!/\.(cu|cuh)$/.test(name)) continue;
     const text = readFileSync(join(kernelsDir, name), 'utf8');
-    const rewritten = rewriteLaunches(text);
+    let rewritten = rewriteLaunches(text);
+    if (mutate && mutate.file === name) {
+      const at = rewritten.split(mutate.from).length - 1;
+      if (at !== 1) throw new Error(`--mutate: ${JSON.stringify(mutate.from)} occurs ${at} times in ${name}`);
+      rewritten = rewritten.replace(mutate.from, mutate.to);
+    }
     launches += (text.match(/<<</g) || []).length;
     if (rewritten.includes('<<<')) throw new Error(`${name}: a launch the rewrite did not understand`);
     writeFileSync(join(out, 'native/cuda/kernels', name), rewritten);
@@ -61,7 +69,10 @@ function build() {
   for (const src of sources) {
     const obj = join(out, src.replace(/[\\/]/g, '_').replace(/\.(cu|cc)$/, '') + '.o');
     objects.push(obj);
-    const fresh = existsSync(obj) && statSync(obj).mtimeMs > statSync(src).mtimeMs && !src.startsWith(out);
+    // The copied kernels are rewritten on every build; our own sources are rebuilt when newer
+    // than their object, or when a header here changed.
+    const newest = Math.max(statSync(src).mtimeMs, ...readdirSync(join(here, 'include')).map((f) => statSync(join(here, 'include', f)).mtimeMs), statSync(join(here, 'harness.h')).mtimeMs);
+    const fresh = !src.startsWith(out) && existsSync(obj) && statSync(obj).mtimeMs > newest;
     if (!fresh) jobs.push([...flags, '-x', 'c++', '-c', src, '-o', obj]);
   }
   const width = Math.max(1, Math.min(cpus().length, 4));

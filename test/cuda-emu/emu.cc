@@ -1,14 +1,37 @@
-// The kernel emulator's runtime: blocks of OS threads, barriers, warp exchanges, the launch
-// checks and the last-error slot (see include/emu.h).
-#include <condition_variable>
+// The kernel emulator's runtime (see include/emu.h): the threads of a block are fibers
+// (ucontext) that one scheduler runs in turn; a fiber runs until it reaches a barrier
+// (__syncthreads, or a warp shuffle's exchange) or returns, and a barrier opens once every
+// thread it spans is there. Blocks run one after another.
+//
+// Under the sanitizers the fibers are made known to them: AddressSanitizer is told of every
+// stack switch, and ThreadSanitizer sees each CUDA thread as its own thread (its fiber API,
+// switching without synchronisation), with happens-before only where CUDA gives it: the launch
+// (host writes before, reads after), each barrier phase (every arrival releases, every thread
+// leaving acquires), and atomics. The scheduler's own bookkeeping is hidden from it. So a shared
+// memory access that no __syncthreads orders is reported as a data race, as compute-sanitizer's
+// racecheck would.
+#include <sys/mman.h>
+#include <ucontext.h>
+
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "include/emu.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define EMU_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
+#define EMU_TSAN 1
+#endif
 
 namespace emu {
 
@@ -23,79 +46,233 @@ void abort_kernel(const char* what) {
 
 namespace {
 
-enum Kind { kSync = 1, kExit = 2, kShuffle = 3 };
+enum State { kReady, kAtBlockBarrier, kAtWarpBarrier, kDone };
 
-// A reusable barrier for n threads that checks every arrival of a phase is of the same kind:
-// a __syncthreads that part of the block skips (or returns before) is a divergent barrier.
-class Barrier {
- public:
-  explicit Barrier(unsigned n) : n_(n) {}
-  void wait(int kind, const char* what) {
-    std::unique_lock<std::mutex> lock(m_);
-    if (arrived_ == 0) {
-      kind_ = kind;
-    } else if (kind_ != kind) {
-      lock.unlock();
-      abort_kernel(what);
+constexpr size_t kStackBytes = 256 * 1024;
+
+struct Fiber {
+  ucontext_t context;
+  char* stack = nullptr;
+  void* tsan = nullptr;       // ThreadSanitizer's fiber
+  void* asan_fake = nullptr;  // AddressSanitizer's fake stack, saved across a switch
+  int state = kDone;
+  bool quiet = false;  // ThreadSanitizer ignores this fiber's accesses outside the kernel
+  ThreadState where;
+};
+
+// Fibers are kept across launches (stacks and sanitizer state are costly to make).
+std::vector<Fiber*>& fiber_pool() {
+  static std::vector<Fiber*>* pool = new std::vector<Fiber*>;  // never freed: lives to the exit
+  return *pool;
+}
+
+Fiber* fiber(unsigned i) {
+  std::vector<Fiber*>& pool = fiber_pool();
+  while (pool.size() <= i) {
+    Fiber* f = new Fiber;
+    void* mem = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED) {
+      std::fprintf(stderr, "emu: no memory for a fiber stack\n");
+      std::_Exit(4);
     }
-    if (++arrived_ == n_) {
-      arrived_ = 0;
-      ++generation_;
-      cv_.notify_all();
-      return;
-    }
-    const uint64_t g = generation_;
-    cv_.wait(lock, [&] { return generation_ != g; });
+    f->stack = static_cast<char*>(mem);
+#ifdef EMU_TSAN
+    f->tsan = __tsan_create_fiber(0);
+#endif
+    pool.push_back(f);
   }
+  return pool[i];
+}
 
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  unsigned n_;
-  unsigned arrived_ = 0;
-  int kind_ = 0;
-  uint64_t generation_ = 0;
-};
+// Addresses whose only use is as ThreadSanitizer synchronisation objects.
+char g_launch_sync, g_done_sync;
 
-struct Warp {
-  explicit Warp(unsigned lanes) : lanes(lanes), barrier(lanes) {}
-  unsigned lanes;
-  Barrier barrier;
-  uint64_t slot[32] = {};
-};
+inline void tsan_release(void* a) {
+#ifdef EMU_TSAN
+  __tsan_release(a);
+#else
+  (void)a;
+#endif
+}
+inline void tsan_acquire(void* a) {
+#ifdef EMU_TSAN
+  __tsan_acquire(a);
+#else
+  (void)a;
+#endif
+}
+
+// Hides the emulator's own bookkeeping from ThreadSanitizer (it is ordered by the scheduler's
+// switches, which the sanitizer is told nothing of); the kernels' accesses stay checked.
+inline void quiet_begin() {
+#ifdef EMU_TSAN
+  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+  AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+#endif
+}
+inline void quiet_end() {
+#ifdef EMU_TSAN
+  AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+#endif
+}
 
 thread_local cudaError_t last_error = cudaSuccess;
 
 }  // namespace
 
 struct Block {
-  explicit Block(unsigned n) : barrier(n) {
-    for (unsigned first = 0; first < n; first += 32) warps.emplace_back(new Warp(std::min(32u, n - first)));
-  }
-  ~Block() {
-    for (Warp* w : warps) delete w;
-  }
-  Barrier barrier;
-  std::vector<Warp*> warps;
+  unsigned n = 0;
+  std::vector<Fiber*> fibers;
+  std::vector<uint64_t> slots;        // [warp][lane]: the warp shuffles' exchange
+  unsigned block_phase = 0;
+  std::vector<unsigned> warp_phase;   // [warp]
+  char block_sync[2];                 // barrier phase k synchronises through [k % 2]
+  std::vector<char> warp_sync;        // [warp][2]
+  void (*body)(void*) = nullptr;
+  void* ctx = nullptr;
+  ucontext_t scheduler;
+  void* scheduler_tsan = nullptr;
+  void* scheduler_fake = nullptr;
+  const void* main_bottom = nullptr;
+  size_t main_size = 0;
+
+  unsigned warp_lanes(unsigned w) const { return std::min(32u, n - 32 * w); }
 };
 
-void syncthreads() {
-  t.block->barrier.wait(kSync, "__syncthreads reached by part of the block only (divergent barrier)");
+namespace {
+
+void to_scheduler(Block& b, Fiber& f, bool exiting) {
+#ifdef EMU_TSAN
+  __tsan_switch_to_fiber(b.scheduler_tsan, __tsan_switch_to_fiber_no_sync);
+#endif
+#ifdef EMU_ASAN
+  __sanitizer_start_switch_fiber(exiting ? nullptr : &f.asan_fake, b.main_bottom, b.main_size);
+#endif
+  swapcontext(&f.context, &b.scheduler);
+#ifdef EMU_ASAN
+  __sanitizer_finish_switch_fiber(f.asan_fake, nullptr, nullptr);
+#endif
+  (void)exiting;
 }
 
+void fiber_entry() {
+  Block& b = *t.block;
+  Fiber& f = *b.fibers[t.linear];
+  if (!f.quiet) {  // once per fiber: it stays quiet between blocks and launches
+    quiet_begin();
+    f.quiet = true;
+  }
+#ifdef EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &b.main_bottom, &b.main_size);
+#endif
+  tsan_acquire(&g_launch_sync);
+  tsan_acquire(&g_done_sync);  // the blocks before this one (their __shared__ variables are ours now)
+  void (*body)(void*) = b.body;
+  void* ctx = b.ctx;
+  quiet_end();
+  body(ctx);
+  quiet_begin();
+  tsan_release(&g_done_sync);
+  f.state = kDone;
+  to_scheduler(b, f, true);
+  abort_kernel("a finished emulated thread was resumed");
+}
+
+// Waits at the block's barrier or this thread's warp's: releases into this phase's object,
+// lets the scheduler run the others, acquires once the barrier has opened.
+void wait_at(bool warp_scope) {
+  quiet_begin();
+  Block& b = *t.block;
+  Fiber& f = *b.fibers[t.linear];
+  const unsigned w = t.linear / 32;
+  char* sync = warp_scope ? &b.warp_sync[2 * w + (b.warp_phase[w] & 1)] : &b.block_sync[b.block_phase & 1];
+  tsan_release(sync);
+  f.state = warp_scope ? kAtWarpBarrier : kAtBlockBarrier;
+  to_scheduler(b, f, false);
+  tsan_acquire(sync);
+  quiet_end();
+}
+
+void switch_in(Block& b, Fiber& f) {
+  t = f.where;
+#ifdef EMU_TSAN
+  __tsan_switch_to_fiber(f.tsan, __tsan_switch_to_fiber_no_sync);
+#endif
+#ifdef EMU_ASAN
+  __sanitizer_start_switch_fiber(&b.scheduler_fake, f.stack, kStackBytes);
+#endif
+  swapcontext(&b.scheduler, &f.context);
+#ifdef EMU_ASAN
+  __sanitizer_finish_switch_fiber(b.scheduler_fake, nullptr, nullptr);
+#endif
+}
+
+// Runs every thread of the current block until all have returned; reports a barrier that
+// cannot open.
+void run_block(Block& b) {
+  for (Fiber* f : b.fibers) {
+    getcontext(&f->context);
+    f->context.uc_stack.ss_sp = f->stack;
+    f->context.uc_stack.ss_size = kStackBytes;
+    f->context.uc_link = nullptr;
+    makecontext(&f->context, fiber_entry, 0);
+    f->state = kReady;
+  }
+  const unsigned warps = (b.n + 31) / 32;
+  for (;;) {
+    for (Fiber* f : b.fibers)
+      if (f->state == kReady) switch_in(b, *f);
+    unsigned done = 0, at_block = 0;
+    for (Fiber* f : b.fibers) {
+      done += f->state == kDone;
+      at_block += f->state == kAtBlockBarrier;
+    }
+    if (done == b.n) return;
+    bool opened = false;
+    for (unsigned w = 0; w < warps; ++w) {
+      unsigned at_warp = 0;
+      for (unsigned l = 0; l < b.warp_lanes(w); ++l) at_warp += b.fibers[32 * w + l]->state == kAtWarpBarrier;
+      if (at_warp == 0) continue;
+      if (at_warp == b.warp_lanes(w)) {
+        for (unsigned l = 0; l < b.warp_lanes(w); ++l) b.fibers[32 * w + l]->state = kReady;
+        ++b.warp_phase[w];
+        opened = true;
+      }
+    }
+    if (opened) continue;
+    if (at_block > 0 && at_block + done == b.n) {
+      if (done > 0) {
+        t = b.fibers[0]->where;
+        abort_kernel(("__syncthreads reached by " + std::to_string(at_block) + " threads of the block while " +
+                      std::to_string(done) + " had returned (divergent barrier)").c_str());
+      }
+      for (Fiber* f : b.fibers) f->state = kReady;
+      ++b.block_phase;
+      continue;
+    }
+    t = b.fibers[0]->where;
+    abort_kernel("deadlock: threads wait at barriers that cannot open (a warp shuffle reached by part of a "
+                 "warp, or __syncthreads by part of the block)");
+  }
+}
+
+}  // namespace
+
+void syncthreads() { wait_at(false); }
+
 uint64_t shfl_xor_bits(unsigned mask, uint64_t bits, int lane_mask, int width) {
-  Warp& w = *t.block->warps[t.linear / 32];
-  const unsigned lane = t.linear % 32;
+  Block& b = *t.block;
+  const unsigned w = t.linear / 32, lane = t.linear % 32;
   if (width != 32) abort_kernel("warp shuffle with a width other than 32 (not emulated)");
-  if (w.lanes != 32 || mask != 0xffffffffu)
+  if (b.warp_lanes(w) != 32 || mask != 0xffffffffu)
     abort_kernel("warp shuffle with a full mask in a partial warp, or a partial mask");
   const unsigned src = lane ^ static_cast<unsigned>(lane_mask);
   if (src >= 32) abort_kernel("warp shuffle from a lane outside the warp");
-  w.barrier.wait(kShuffle, "warp shuffle reached by part of the warp only");
-  w.slot[lane] = bits;
-  w.barrier.wait(kShuffle, "warp shuffle reached by part of the warp only");
-  const uint64_t out = w.slot[src];
-  w.barrier.wait(kShuffle, "warp shuffle reached by part of the warp only");
+  b.slots[32 * w + lane] = bits;
+  wait_at(true);
+  const uint64_t out = b.slots[32 * w + src];
+  wait_at(true);  // nobody overwrites a slot before every lane has read
   return out;
 }
 
@@ -111,30 +288,48 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), v
     last_error = cudaErrorInvalidConfiguration;
     return;
   }
-  Block shared_state(static_cast<unsigned>(threads));
-  std::vector<std::thread> pool;
-  pool.reserve(threads);
-  for (unsigned z = 0; z < block.z; ++z)
-    for (unsigned y = 0; y < block.y; ++y)
-      for (unsigned x = 0; x < block.x; ++x) {
-        pool.emplace_back([=, &shared_state] {
-          t.tid = uint3{x, y, z};
-          t.bdim = block;
-          t.gdim = grid;
-          t.linear = x + block.x * (y + block.y * z);
-          t.block = &shared_state;
-          for (unsigned bz = 0; bz < grid.z; ++bz)
-            for (unsigned by = 0; by < grid.y; ++by)
-              for (unsigned bx = 0; bx < grid.x; ++bx) {
-                t.bid = uint3{bx, by, bz};
-                body(ctx);
-                // The block is over for this thread; the next block starts when all are here.
-                shared_state.barrier.wait(kExit, "a thread returned while others wait in __syncthreads");
-              }
-          t.block = nullptr;
-        });
-      }
-  for (std::thread& th : pool) th.join();
+  const ThreadState caller = t;
+  tsan_release(&g_launch_sync);
+#ifdef EMU_TSAN
+  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+  AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+#endif
+  {
+    Block b;
+    b.n = static_cast<unsigned>(threads);
+    b.body = body;
+    b.ctx = ctx;
+    const unsigned warps = (b.n + 31) / 32;
+    b.slots.assign(32 * warps, 0);
+    b.warp_phase.assign(warps, 0);
+    b.warp_sync.assign(2 * warps, 0);
+#ifdef EMU_TSAN
+    b.scheduler_tsan = __tsan_get_current_fiber();
+#endif
+    for (unsigned i = 0; i < b.n; ++i) b.fibers.push_back(fiber(i));
+    for (unsigned z = 0; z < block.z; ++z)
+      for (unsigned y = 0; y < block.y; ++y)
+        for (unsigned x = 0; x < block.x; ++x) {
+          ThreadState& w = b.fibers[x + block.x * (y + block.y * z)]->where;
+          w.tid = uint3{x, y, z};
+          w.bdim = block;
+          w.gdim = grid;
+          w.linear = x + block.x * (y + block.y * z);
+          w.block = &b;
+        }
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+      for (unsigned by = 0; by < grid.y; ++by)
+        for (unsigned bx = 0; bx < grid.x; ++bx) {
+          for (Fiber* f : b.fibers) f->where.bid = uint3{bx, by, bz};
+          run_block(b);
+        }
+  }
+  t = caller;
+#ifdef EMU_TSAN
+  AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+#endif
+  tsan_acquire(&g_done_sync);
 }
 
 }  // namespace emu
@@ -158,7 +353,8 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
   std::memset(p, value, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+  (void)kind;
   std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
