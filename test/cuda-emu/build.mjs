@@ -99,6 +99,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const env = { ...process.env };
   if (sanitize === 'thread') env.TSAN_OPTIONS = `halt_on_error=1 exitcode=66 ${env.TSAN_OPTIONS ?? ''}`;
   if (sanitize === 'address') env.ASAN_OPTIONS = `detect_leaks=1 ${env.ASAN_OPTIONS ?? ''}`;
-  const r = spawnSync(exe, filters, { stdio: 'inherit', env });
+  let r = spawnSync(exe, filters, { encoding: 'utf8', env, maxBuffer: 256 << 20 });
+  // Older ThreadSanitizers (GCC 12's) refuse the address layout of kernels with more mmap
+  // randomisation ("unexpected memory mapping"): rerun once without randomisation.
+  if (sanitize === 'thread' && /unexpected memory mapping/.test(`${r.stderr}`)) {
+    console.log('emu: ThreadSanitizer refused the memory layout; rerunning under setarch -R');
+    r = spawnSync('setarch', [process.arch === 'arm64' ? 'aarch64' : 'x86_64', '-R', exe, ...filters],
+      { encoding: 'utf8', env, maxBuffer: 256 << 20 });
+  }
+  process.stdout.write(r.stdout ?? '');
+  process.stderr.write(r.stderr ?? '');
+  if (r.error) throw r.error;
   process.exit(r.status ?? 1);
 }
