@@ -3,8 +3,9 @@
 // references, under AddressSanitizer + UBSan (bounds of every buffer) and ThreadSanitizer
 // (races inside a block: a missing __syncthreads). This is not the GPU check (the gated
 // cuda-*.test.ts files and scripts/gpu-check.sh are): it is the kernels' logic, executed.
-// The last three tests put a deliberate bug into a copy of a kernel and require each check to
-// catch it, so a harness that stopped checking would fail here.
+// The last tests put a deliberate bug into a copy of a kernel and require each check (ASan, TSan,
+// the float64 comparison, the launch limits) to catch it, so a harness that stopped checking
+// would fail here.
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -67,6 +68,13 @@ describe('CUDA kernels under the emulator', () => {
       mutate: { file: 'activation.cu', from: 'const float v = bias ? plane[j] + b : plane[j];', to: 'const float v = bias ? plane[j] - b : plane[j];' },
       filter: 'bias_relu_forward',
       expect: /FAIL bias_relu_forward/,
+    },
+    {
+      name: 'a grid over the hardware limit at training scale is a refused launch',
+      sanitize: 'address',
+      mutate: { file: 'image.cu', from: 'const int64_t chunk = 65535 / C * C;', to: 'const int64_t chunk = 70000 / C * C;' },
+      filter: 'launch_geometry_at_scale',
+      expect: /cudaErrorInvalidConfiguration/,
     },
   ];
   for (const m of mutants) {

@@ -118,6 +118,8 @@ inline void quiet_end() {
 }
 
 thread_local cudaError_t last_error = cudaSuccess;
+bool g_dry_run = false;
+uint64_t g_accepted = 0, g_refused = 0;
 
 }  // namespace
 
@@ -286,8 +288,11 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), v
     std::fprintf(stderr, "emu: refused launch grid (%u,%u,%u) block (%u,%u,%u) shared %zu\n", grid.x, grid.y,
                  grid.z, block.x, block.y, block.z, shared_bytes);
     last_error = cudaErrorInvalidConfiguration;
+    ++g_refused;
     return;
   }
+  ++g_accepted;
+  if (g_dry_run) return;
   const ThreadState caller = t;
   tsan_release(&g_launch_sync);
 #ifdef EMU_TSAN
@@ -332,6 +337,10 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), v
   tsan_acquire(&g_done_sync);
 }
 
+void set_dry_run(bool on) { g_dry_run = on; }
+uint64_t launches_accepted() { return g_accepted; }
+uint64_t launches_refused() { return g_refused; }
+
 }  // namespace emu
 
 cudaError_t cudaGetLastError() {
@@ -350,11 +359,13 @@ const char* cudaGetErrorName(cudaError_t e) {
 }
 const char* cudaGetErrorString(cudaError_t e) { return cudaGetErrorName(e); }
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+  if (emu::g_dry_run) return cudaSuccess;
   std::memset(p, value, bytes);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
   (void)kind;
+  if (emu::g_dry_run) return cudaSuccess;
   std::memmove(dst, src, bytes);
   return cudaSuccess;
 }

@@ -80,6 +80,14 @@ uint64_t shfl_xor_bits(unsigned mask, uint64_t bits, int lane_mask, int width);
 // like a launch does, setting the error cudaGetLastError returns instead of running.
 void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* ctx);
 
+// Dry run: launches are validated and counted but not run, and memsets and copies do nothing,
+// so launchers can be called with the shapes of real training (gigabytes) and placeholder
+// pointers to check the launch geometry they compute at scale.
+void set_dry_run(bool on);
+// Launches accepted so far (run or dry), and refused.
+uint64_t launches_accepted();
+uint64_t launches_refused();
+
 template <typename Kernel>
 struct Bound {
   dim3 grid, block;
