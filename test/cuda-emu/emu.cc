@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -41,6 +42,7 @@ class Barrier {
     if (++arrived_ == n_) {
       arrived_ = 0;
       ++generation_;
+      lock.unlock();  // wake the others after the unlock: they need the mutex to return
       cv_.notify_all();
       return;
     }
@@ -61,7 +63,12 @@ struct Warp {
   explicit Warp(unsigned lanes) : lanes(lanes), barrier(lanes) {}
   unsigned lanes;
   Barrier barrier;
-  uint64_t slot[32] = {};
+  // Two sets of slots, used alternately by successive shuffles: a lane writes set k % 2 of its
+  // k-th shuffle only after the barrier of shuffle k - 1, which every lane passes only once it
+  // has read set (k - 2) % 2 = k % 2, so one barrier per shuffle suffices (a third of the
+  // wake-ups of write / wait / read / wait: reductions are most of a softmax's emulated time).
+  uint64_t slot[2][32] = {};
+  unsigned count[32] = {};  // shuffles done, per lane
 };
 
 thread_local cudaError_t last_error = cudaSuccess;
@@ -91,13 +98,74 @@ uint64_t shfl_xor_bits(unsigned mask, uint64_t bits, int lane_mask, int width) {
     abort_kernel("warp shuffle with a full mask in a partial warp, or a partial mask");
   const unsigned src = lane ^ static_cast<unsigned>(lane_mask);
   if (src >= 32) abort_kernel("warp shuffle from a lane outside the warp");
+  const unsigned set = w.count[lane]++ & 1;
+  w.slot[set][lane] = bits;
   w.barrier.wait(kShuffle, "warp shuffle reached by part of the warp only");
-  w.slot[lane] = bits;
-  w.barrier.wait(kShuffle, "warp shuffle reached by part of the warp only");
-  const uint64_t out = w.slot[src];
-  w.barrier.wait(kShuffle, "warp shuffle reached by part of the warp only");
-  return out;
+  return w.slot[set][src];
 }
+
+namespace {
+
+// The OS threads that play a block's CUDA threads, kept from one launch to the next: creating
+// 256 threads per launch was most of a small case's time (about 1.5 ms a thread under TSan).
+// run(n, f) has threads 0..n-1 each call f(its index) and returns when all have.
+class Workers {
+ public:
+  template <typename F>
+  void run(unsigned n, const F& f) {
+    std::unique_lock<std::mutex> lock(m_);
+    while (threads_.size() < n) {
+      const unsigned index = static_cast<unsigned>(threads_.size());
+      threads_.emplace_back([this, index] { loop(index); });
+    }
+    job_ = [&f](unsigned i) { f(i); };
+    wanted_ = n;
+    done_ = 0;
+    ++launch_;
+    work_.notify_all();
+    finished_.wait(lock, [&] { return done_ == wanted_; });
+    job_ = nullptr;
+  }
+  ~Workers() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      quit_ = true;
+    }
+    work_.notify_all();
+    for (std::thread& th : threads_) th.join();
+  }
+
+ private:
+  void loop(unsigned index) {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(m_);
+    for (;;) {
+      work_.wait(lock, [&] { return quit_ || (launch_ != seen && index < wanted_); });
+      if (quit_) return;
+      seen = launch_;
+      const std::function<void(unsigned)> job = job_;
+      lock.unlock();
+      job(index);
+      lock.lock();
+      if (++done_ == wanted_) finished_.notify_one();
+    }
+  }
+
+  std::mutex m_;
+  std::condition_variable work_, finished_;
+  std::vector<std::thread> threads_;
+  std::function<void(unsigned)> job_;
+  uint64_t launch_ = 0;
+  unsigned wanted_ = 0, done_ = 0;
+  bool quit_ = false;
+};
+
+Workers& workers() {
+  static Workers w;
+  return w;
+}
+
+}  // namespace
 
 void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* ctx) {
   const uint64_t threads = uint64_t{block.x} * block.y * block.z;
@@ -112,29 +180,24 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), v
     return;
   }
   Block shared_state(static_cast<unsigned>(threads));
-  std::vector<std::thread> pool;
-  pool.reserve(threads);
-  for (unsigned z = 0; z < block.z; ++z)
-    for (unsigned y = 0; y < block.y; ++y)
-      for (unsigned x = 0; x < block.x; ++x) {
-        pool.emplace_back([=, &shared_state] {
-          t.tid = uint3{x, y, z};
-          t.bdim = block;
-          t.gdim = grid;
-          t.linear = x + block.x * (y + block.y * z);
-          t.block = &shared_state;
-          for (unsigned bz = 0; bz < grid.z; ++bz)
-            for (unsigned by = 0; by < grid.y; ++by)
-              for (unsigned bx = 0; bx < grid.x; ++bx) {
-                t.bid = uint3{bx, by, bz};
-                body(ctx);
-                // The block is over for this thread; the next block starts when all are here.
-                shared_state.barrier.wait(kExit, "a thread returned while others wait in __syncthreads");
-              }
-          t.block = nullptr;
-        });
-      }
-  for (std::thread& th : pool) th.join();
+  const auto cuda_thread = [&](unsigned linear) {
+    const unsigned x = linear % block.x, y = linear / block.x % block.y, z = linear / (block.x * block.y);
+    t.tid = uint3{x, y, z};
+    t.bdim = block;
+    t.gdim = grid;
+    t.linear = linear;
+    t.block = &shared_state;
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+      for (unsigned by = 0; by < grid.y; ++by)
+        for (unsigned bx = 0; bx < grid.x; ++bx) {
+          t.bid = uint3{bx, by, bz};
+          body(ctx);
+          // The block is over for this thread; the next block starts when all are here.
+          shared_state.barrier.wait(kExit, "a thread returned while others wait in __syncthreads");
+        }
+    t.block = nullptr;
+  };
+  workers().run(static_cast<unsigned>(threads), cuda_thread);
 }
 
 }  // namespace emu
