@@ -162,6 +162,48 @@ EMU_CASE(softmax_cross_entropy_bad_labels) {
   run_bad(70, 2, {{69, 2}, {40, INT_MAX}, {64, 7}, {33, -1}}, false);
 }
 
+// Non-finite logits, as the CPU computes them (a NaN is skipped by the max and then poisons its
+// row's sum): a NaN makes its row NaN, -inf logits get probability 0 (a -inf label logit: an
+// infinite loss), a +inf logit makes its row NaN (inf - inf), a row of -inf is NaN.
+EMU_CASE(softmax_nonfinite_logits) {
+  const int64_t B = 5, C = 300;
+  std::vector<float> z = draw_logits(B, C);
+  const float inf = std::numeric_limits<float>::infinity();
+  z[0 * C + 17] = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t c = 0; c < C; c += 3) z[1 * C + c] = -inf;
+  z[2 * C + 299] = inf;
+  for (int64_t c = 0; c < C; ++c) z[3 * C + c] = -inf;
+  z[4 * C + 5] = -inf;  // row 4: finite but for its label's logit
+  std::vector<double> p(B * C);
+  for (int64_t b = 0; b < B; ++b) {
+    const RowRef r = row_ref(&z[b * C], C);
+    for (int64_t c = 0; c < C; ++c) p[b * C + c] = std::exp(z[b * C + c] - r.m) / r.sum;
+  }
+  std::vector<float> y = uniform(B * C, 7.f, 8.f);
+  cu::softmax_forward(0, y.data(), z.data(), B, C);
+  expect_close("softmax non-finite", y, p, 1e-30, kRtol);
+
+  // one row at a time: each row's loss and gradient (a NaN row would hide the others in a mean)
+  const int32_t labels[B] = {3, 4, 5, 6, 5};
+  for (int64_t b = 0; b < B; ++b) {
+    const std::vector<float> row(z.begin() + b * C, z.begin() + (b + 1) * C);
+    float loss = 123.f;
+    std::vector<float> grad = uniform(C, 7.f, 8.f), scratch(1, 7.f);
+    DeviceErrorRecord record{};
+    cu::softmax_cross_entropy(0, &loss, grad.data(), row.data(), &labels[b], 1, C, scratch.data(), &record);
+    const RowRef r = row_ref(row.data(), C);
+    const double want_loss = r.m + std::log(r.sum) - row[labels[b]];
+    const std::string what = "non-finite row " + std::to_string(b);
+    EMU_CHECK(std::isnan(want_loss) ? std::isnan(loss) : (std::isinf(want_loss) ? loss == want_loss
+                                                                                 : std::fabs(loss - want_loss) < 1e-4),
+              what + " loss " + std::to_string(loss) + ", want " + std::to_string(want_loss));
+    std::vector<double> want(C);
+    for (int64_t c = 0; c < C; ++c) want[c] = p[b * C + c] - (c == labels[b]);
+    expect_close((what + " grad").c_str(), grad, want, 4 * std::ldexp(1.0, -24), kRtol);
+    EMU_CHECK(record.status == 0, what + ": error record set");
+  }
+}
+
 // 130 rows: the mean over more rows than a warp (valid labels; the label check across warps is
 // run_bad(70, ...) above, cheaper: every row is a block, and blocks run one after another here).
 EMU_CASE(softmax_cross_entropy_batch130) { run_valid(130, 10); }
