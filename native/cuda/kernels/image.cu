@@ -18,7 +18,8 @@ __global__ void normalize_images_kernel(float* __restrict__ y, const uint8_t* __
   __syncthreads();
   const uint8_t* in = x + static_cast<int64_t>(plane) * HW;
   float* out = y + static_cast<int64_t>(plane) * HW;
-  for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < HW; p += blockDim.x * gridDim.x) out[p] = table[in[p]];
+  // 64-bit positions: HW may be up to 2^31 - 1, and an int p + 64 * 256 past INT_MAX would wrap negative
+  GRID_STRIDE(p, HW) out[p] = table[in[p]];
 }
 
 }  // namespace

@@ -191,6 +191,12 @@ inline unsigned __float_as_uint(float f) {
   return u;
 }
 
+// Double arithmetic with the rounding spelled out (the device never fuses these into an FMA;
+// not inlined, so a host compiler told to contract, -mfma -ffp-contract=fast, cannot fuse them either).
+__attribute__((noinline)) inline double __dadd_rn(double a, double b) { return a + b; }
+__attribute__((noinline)) inline double __dsub_rn(double a, double b) { return a - b; }
+__attribute__((noinline)) inline double __dmul_rn(double a, double b) { return a * b; }
+
 // The runtime calls our launchers make.
 cudaError_t cudaGetLastError();
 cudaError_t cudaPeekAtLastError();
