@@ -36,6 +36,14 @@ export function rewriteLaunches(text) {
 }
 
 const kernelsDir = join(root, 'native/cuda/kernels');
+// Whether this CPU has FMA, so that the emulated kernels can be contracted like nvcc's.
+const fma = (() => {
+  try {
+    return /^flags\s*:.*\bfma\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
+  }
+})();
 // probe.cu asks the real runtime about the device (cudaMalloc, a memcpy back): nothing to emulate.
 const skip = new Set(['probe.cu']);
 
@@ -73,7 +81,13 @@ function build() {
     // than their object, or when a header here changed.
     const newest = Math.max(statSync(src).mtimeMs, ...readdirSync(join(here, 'include')).map((f) => statSync(join(here, 'include', f)).mtimeMs), statSync(join(here, 'harness.h')).mtimeMs);
     const fresh = !src.startsWith(out) && existsSync(obj) && statSync(obj).mtimeMs > newest;
-    if (!fresh) jobs.push([...flags, '-x', 'c++', '-c', src, '-o', obj]);
+    // The kernels are built the way nvcc builds them in one respect that changes results:
+    // a * b + c contracted into one fused multiply-add (nvcc's default --fmad=true), so a kernel
+    // that promises the CPU's roundings bit for bit must say so in its code (__dmul_rn, ...).
+    // (-fexpensive-optimizations is the part of -O2 that forms FMAs; the whole of -O2 made
+    // GCC 12's UBSan report the thread-local `emu::t` as a null pointer.)
+    const kernelFlags = src.startsWith(out) && fma ? ['-fexpensive-optimizations', '-mfma', '-ffp-contract=fast'] : [];
+    if (!fresh) jobs.push([...flags, ...kernelFlags, '-x', 'c++', '-c', src, '-o', obj]);
   }
   const width = Math.max(1, Math.min(cpus().length, 4));
   runParallel(jobs, width);
@@ -95,7 +109,8 @@ function runParallel(jobs, width) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { exe, kernels, launches } = build();
-  console.log(`emu: ${kernels} kernel files, ${launches} launches rewritten, sanitizer ${sanitize}`);
+  console.log(`emu: ${kernels} kernel files, ${launches} launches rewritten, sanitizer ${sanitize}, ` +
+    (fma ? 'a * b + c contracted to FMA as nvcc does' : 'no FMA on this CPU: products and sums rounded apart'));
   const env = { ...process.env };
   if (sanitize === 'thread') env.TSAN_OPTIONS = `halt_on_error=1 exitcode=66 ${env.TSAN_OPTIONS ?? ''}`;
   if (sanitize === 'address') env.ASAN_OPTIONS = `detect_leaks=1 ${env.ASAN_OPTIONS ?? ''}`;
