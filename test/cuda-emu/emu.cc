@@ -7,7 +7,8 @@
 // stack switch, and ThreadSanitizer sees each CUDA thread as its own thread (its fiber API,
 // switching without synchronisation), with happens-before only where CUDA gives it: the launch
 // (host writes before, reads after), each barrier phase (every arrival releases, every thread
-// leaving acquires), and atomics. The scheduler's own bookkeeping is hidden from it. So a shared
+// leaving acquires); atomics are relaxed, as CUDA's. The scheduler's own bookkeeping is hidden
+// from it. So a shared
 // memory access that no __syncthreads orders is reported as a data race, as compute-sanitizer's
 // racecheck would.
 #include <sys/mman.h>
