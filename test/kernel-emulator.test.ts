@@ -3,9 +3,9 @@
 // references, under AddressSanitizer + UBSan (bounds of every buffer) and ThreadSanitizer
 // (races inside a block: a missing __syncthreads). This is not the GPU check (the gated
 // cuda-*.test.ts files and scripts/gpu-check.sh are): it is the kernels' logic, executed.
-// The last tests put a deliberate bug into a copy of a kernel and require each check (ASan, TSan,
-// the float64 comparison, the launch limits) to catch it, so a harness that stopped checking
-// would fail here.
+// The last tests put a deliberate bug into a copy of a kernel and require each check (ASan, TSan
+// within a block and between blocks, the float64 comparison, uninitialised shared memory, the
+// launch limits) to catch it, so a harness that stopped checking would fail here.
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -68,6 +68,20 @@ describe('CUDA kernels under the emulator', () => {
       mutate: { file: 'activation.cu', from: 'const float v = bias ? plane[j] + b : plane[j];', to: 'const float v = bias ? plane[j] - b : plane[j];' },
       filter: 'bias_relu_forward',
       expect: /FAIL bias_relu_forward/,
+    },
+    {
+      name: 'two blocks writing one element is a ThreadSanitizer data race',
+      sanitize: 'thread',
+      mutate: { file: 'elementwise.cu', from: 'GRID_STRIDE(i, n) { t[i] = v; }', to: 'GRID_STRIDE(i, n) { t[blockIdx.x == 0 ? i : i - blockDim.x] = v; }' },
+      filter: 'fill_scale_axpy',
+      expect: /ThreadSanitizer: data race/,
+    },
+    {
+      name: 'shared memory read before it is written gives garbage, and a mismatch',
+      sanitize: 'address',
+      mutate: { file: 'image.cu', from: 'for (int v = threadIdx.x; v < 256; v += blockDim.x)', to: 'for (int v = threadIdx.x; v < 128; v += blockDim.x)' },
+      filter: 'normalize_images',
+      expect: /FAIL normalize_images/,
     },
     {
       name: 'a grid over the hardware limit at training scale is a refused launch',

@@ -34,6 +34,12 @@ const LAUNCH = /([A-Za-z_][\w:]*(?:<[^<>;()]*>)?)\s*<<<([^;]*?)>>>\s*\(/g;
 export function rewriteLaunches(text) {
   return text.replace(LAUNCH, (_, kernel, config) => `::emu::launcher(${config})(${kernel})(`);
 }
+// A __shared__ declaration, `__shared__ T name[a][b];` (no initialiser: CUDA allows none), as a
+// reference to the block's own object (include/emu.h, EMU_SHARED).
+const SHARED = /__shared__\s+([^;=]+?)\s+(\w+)\s*((?:\[[^\]]+\])*)\s*;/g;
+export function rewriteShared(text) {
+  return text.replace(SHARED, (_, type, name, dims) => `auto& ${name} = EMU_SHARED(${type}${dims});`);
+}
 
 const kernelsDir = join(root, 'native/cuda/kernels');
 // Whether this CPU has FMA, so that the emulated kernels can be contracted like nvcc's.
@@ -56,7 +62,8 @@ function build() {
   for (const name of readdirSync(kernelsDir)) {
     if (!/\.(cu|cuh)$/.test(name)) continue;
     const text = readFileSync(join(kernelsDir, name), 'utf8');
-    let rewritten = rewriteLaunches(text);
+    let rewritten = rewriteShared(rewriteLaunches(text));
+    if (rewritten.includes('__shared__')) throw new Error(`${name}: a __shared__ declaration the rewrite did not understand`);
     if (mutate && mutate.file === name) {
       const at = rewritten.split(mutate.from).length - 1;
       if (at !== 1) throw new Error(`--mutate: ${JSON.stringify(mutate.from)} occurs ${at} times in ${name}`);

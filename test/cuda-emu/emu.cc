@@ -6,16 +6,18 @@
 // Under the sanitizers the fibers are made known to them: AddressSanitizer is told of every
 // stack switch, and ThreadSanitizer sees each CUDA thread as its own thread (its fiber API,
 // switching without synchronisation), with happens-before only where CUDA gives it: the launch
-// (host writes before, reads after), each barrier phase (every arrival releases, every thread
-// leaving acquires); atomics are relaxed, as CUDA's. The scheduler's own bookkeeping is hidden
-// from it. So a shared
-// memory access that no __syncthreads orders is reported as a data race, as compute-sanitizer's
-// racecheck would.
+// (host writes before, reads after) and each barrier phase (every arrival releases, every
+// thread leaving acquires); atomics are relaxed, as CUDA's. The scheduler's own bookkeeping is
+// hidden from it. So a memory access that no __syncthreads orders is reported as a data race,
+// as compute-sanitizer's racecheck would report it; between blocks too, since consecutive
+// blocks run on different fibers and each block's barriers and shared variables are new memory.
 #include <sys/mman.h>
 #include <ucontext.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -61,14 +63,17 @@ struct Fiber {
   ThreadState where;
 };
 
-// Fibers are kept across launches (stacks and sanitizer state are costly to make).
-std::vector<Fiber*>& fiber_pool() {
-  static std::vector<Fiber*>* pool = new std::vector<Fiber*>;  // never freed: lives to the exit
-  return *pool;
+// Fibers are kept across launches (stacks and sanitizer state are costly to make). Two sets,
+// taken by even and odd blocks: to ThreadSanitizer a fiber is one thread, whose accesses are
+// ordered by program order, so consecutive blocks must not share fibers for a race between
+// them (two blocks writing one element) to be seen.
+std::vector<Fiber*>& fiber_pool(unsigned set) {
+  static std::vector<Fiber*>* pools = new std::vector<Fiber*>[2];  // never freed: lives to the exit
+  return pools[set];
 }
 
-Fiber* fiber(unsigned i) {
-  std::vector<Fiber*>& pool = fiber_pool();
+Fiber* fiber(unsigned set, unsigned i) {
+  std::vector<Fiber*>& pool = fiber_pool(set);
   while (pool.size() <= i) {
     Fiber* f = new Fiber;
     void* mem = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -87,6 +92,8 @@ Fiber* fiber(unsigned i) {
 
 // Addresses whose only use is as ThreadSanitizer synchronisation objects.
 char g_launch_sync, g_done_sync;
+
+constexpr size_t kMaxStaticShared = 48 * 1024;  // a block's static __shared__ limit
 
 inline void tsan_release(void* a) {
 #ifdef EMU_TSAN
@@ -127,11 +134,19 @@ uint64_t g_accepted = 0, g_refused = 0;
 struct Block {
   unsigned n = 0;
   std::vector<Fiber*> fibers;
-  std::vector<uint64_t> slots;        // [warp][lane]: the warp shuffles' exchange
-  unsigned block_phase = 0;
-  std::vector<unsigned> warp_phase;   // [warp]
-  char block_sync[2];                 // barrier phase k synchronises through [k % 2]
-  std::vector<char> warp_sync;        // [warp][2]
+  // Made afresh for every block (new memory: ThreadSanitizer forgets the accesses and the
+  // synchronisation of the block before, which on a GPU may run at the same time).
+  struct Barriers {
+    explicit Barriers(unsigned warps) : slots(32 * warps), warp_phase(warps), warp_sync(2 * warps) {}
+    std::vector<uint64_t> slots;       // [warp][lane]: the warp shuffles' exchange
+    unsigned block_phase = 0;
+    std::vector<unsigned> warp_phase;  // [warp]
+    char block_sync[2] = {};           // barrier phase k synchronises through [k % 2]
+    std::vector<char> warp_sync;       // [warp][2]
+  };
+  std::unique_ptr<Barriers> bar;
+  std::map<std::string, void*> shared_vars;  // this block's __shared__ variables, by site and type
+  size_t shared_bytes = 0;
   void (*body)(void*) = nullptr;
   void* ctx = nullptr;
   ucontext_t scheduler;
@@ -169,8 +184,7 @@ void fiber_entry() {
 #ifdef EMU_ASAN
   __sanitizer_finish_switch_fiber(nullptr, &b.main_bottom, &b.main_size);
 #endif
-  tsan_acquire(&g_launch_sync);
-  tsan_acquire(&g_done_sync);  // the blocks before this one (their __shared__ variables are ours now)
+  tsan_acquire(&g_launch_sync);  // nothing from the blocks before: on a GPU they may run at once
   void (*body)(void*) = b.body;
   void* ctx = b.ctx;
   quiet_end();
@@ -189,7 +203,8 @@ void wait_at(bool warp_scope) {
   Block& b = *t.block;
   Fiber& f = *b.fibers[t.linear];
   const unsigned w = t.linear / 32;
-  char* sync = warp_scope ? &b.warp_sync[2 * w + (b.warp_phase[w] & 1)] : &b.block_sync[b.block_phase & 1];
+  Block::Barriers& r = *b.bar;
+  char* sync = warp_scope ? &r.warp_sync[2 * w + (r.warp_phase[w] & 1)] : &r.block_sync[r.block_phase & 1];
   tsan_release(sync);
   f.state = warp_scope ? kAtWarpBarrier : kAtBlockBarrier;
   to_scheduler(b, f, false);
@@ -223,6 +238,7 @@ void run_block(Block& b) {
     f->state = kReady;
   }
   const unsigned warps = (b.n + 31) / 32;
+  b.bar = std::make_unique<Block::Barriers>(warps);
   for (;;) {
     for (Fiber* f : b.fibers)
       if (f->state == kReady) switch_in(b, *f);
@@ -231,7 +247,13 @@ void run_block(Block& b) {
       done += f->state == kDone;
       at_block += f->state == kAtBlockBarrier;
     }
-    if (done == b.n) return;
+    if (done == b.n) {
+      b.bar.reset();
+      for (auto& v : b.shared_vars) std::free(v.second);
+      b.shared_vars.clear();
+      b.shared_bytes = 0;
+      return;
+    }
     bool opened = false;
     for (unsigned w = 0; w < warps; ++w) {
       unsigned at_warp = 0;
@@ -239,7 +261,7 @@ void run_block(Block& b) {
       if (at_warp == 0) continue;
       if (at_warp == b.warp_lanes(w)) {
         for (unsigned l = 0; l < b.warp_lanes(w); ++l) b.fibers[32 * w + l]->state = kReady;
-        ++b.warp_phase[w];
+        ++b.bar->warp_phase[w];
         opened = true;
       }
     }
@@ -251,7 +273,7 @@ void run_block(Block& b) {
                       std::to_string(done) + " had returned (divergent barrier)").c_str());
       }
       for (Fiber* f : b.fibers) f->state = kReady;
-      ++b.block_phase;
+      ++b.bar->block_phase;
       continue;
     }
     t = b.fibers[0]->where;
@@ -264,6 +286,28 @@ void run_block(Block& b) {
 
 void syncthreads() { wait_at(false); }
 
+void* shared_variable(const char* site, const char* type, size_t bytes) {
+  quiet_begin();
+  Block& b = *t.block;
+  const std::string key = std::string(site) + " " + type;
+  auto it = b.shared_vars.find(key);
+  void* p;
+  if (it != b.shared_vars.end()) {
+    p = it->second;
+  } else {
+    // Fresh memory per block, filled with garbage as a GPU's is: all ones, a NaN as float, -1
+    // as an integer. A kernel that reads what it never wrote computes with that.
+    p = std::malloc(bytes);
+    if (p == nullptr) abort_kernel("no memory for a __shared__ variable");
+    std::memset(p, 0xff, bytes);
+    b.shared_vars.emplace(key, p);
+    b.shared_bytes += bytes;
+    if (b.shared_bytes > kMaxStaticShared) abort_kernel("over 48 KiB of static __shared__ memory in one block");
+  }
+  quiet_end();
+  return p;
+}
+
 uint64_t shfl_xor_bits(unsigned mask, uint64_t bits, int lane_mask, int width) {
   Block& b = *t.block;
   const unsigned w = t.linear / 32, lane = t.linear % 32;
@@ -272,9 +316,9 @@ uint64_t shfl_xor_bits(unsigned mask, uint64_t bits, int lane_mask, int width) {
     abort_kernel("warp shuffle with a full mask in a partial warp, or a partial mask");
   const unsigned src = lane ^ static_cast<unsigned>(lane_mask);
   if (src >= 32) abort_kernel("warp shuffle from a lane outside the warp");
-  b.slots[32 * w + lane] = bits;
+  b.bar->slots[32 * w + lane] = bits;
   wait_at(true);
-  const uint64_t out = b.slots[32 * w + src];
+  const uint64_t out = b.bar->slots[32 * w + src];
   wait_at(true);  // nobody overwrites a slot before every lane has read
   return out;
 }
@@ -305,28 +349,28 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), v
     b.n = static_cast<unsigned>(threads);
     b.body = body;
     b.ctx = ctx;
-    const unsigned warps = (b.n + 31) / 32;
-    b.slots.assign(32 * warps, 0);
-    b.warp_phase.assign(warps, 0);
-    b.warp_sync.assign(2 * warps, 0);
 #ifdef EMU_TSAN
     b.scheduler_tsan = __tsan_get_current_fiber();
 #endif
-    for (unsigned i = 0; i < b.n; ++i) b.fibers.push_back(fiber(i));
-    for (unsigned z = 0; z < block.z; ++z)
-      for (unsigned y = 0; y < block.y; ++y)
-        for (unsigned x = 0; x < block.x; ++x) {
-          ThreadState& w = b.fibers[x + block.x * (y + block.y * z)]->where;
-          w.tid = uint3{x, y, z};
-          w.bdim = block;
-          w.gdim = grid;
-          w.linear = x + block.x * (y + block.y * z);
-          w.block = &b;
-        }
+    b.fibers.resize(b.n);
+    uint64_t serial = 0;
     for (unsigned bz = 0; bz < grid.z; ++bz)
       for (unsigned by = 0; by < grid.y; ++by)
-        for (unsigned bx = 0; bx < grid.x; ++bx) {
-          for (Fiber* f : b.fibers) f->where.bid = uint3{bx, by, bz};
+        for (unsigned bx = 0; bx < grid.x; ++bx, ++serial) {
+          for (unsigned z = 0; z < block.z; ++z)
+            for (unsigned y = 0; y < block.y; ++y)
+              for (unsigned x = 0; x < block.x; ++x) {
+                const unsigned linear = x + block.x * (y + block.y * z);
+                Fiber* f = fiber(static_cast<unsigned>(serial & 1), linear);
+                b.fibers[linear] = f;
+                ThreadState& w = f->where;
+                w.tid = uint3{x, y, z};
+                w.bid = uint3{bx, by, bz};
+                w.bdim = block;
+                w.gdim = grid;
+                w.linear = linear;
+                w.block = &b;
+              }
           run_block(b);
         }
   }

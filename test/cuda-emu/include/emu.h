@@ -1,19 +1,21 @@
 // The CUDA kernel emulator: just enough of the CUDA programming model, on the host, to run our
-// own kernels (native/cuda/kernels/*.cu) without a GPU, under AddressSanitizer (out-of-bounds
-// reads and writes of "device" memory, which here is host memory) or ThreadSanitizer (races
-// between the threads of a block, i.e. a missing __syncthreads).
+// own kernels (native/cuda/kernels/*.cu) without a GPU, under AddressSanitizer + UBSan
+// (out-of-bounds reads and writes of "device" memory, which here is host memory) or
+// ThreadSanitizer (races: a missing __syncthreads, two blocks writing one element).
 //
-// Each CUDA thread of a block is an OS thread; blocks run one after another (so __shared__
-// variables can be function statics: one block owns them at a time). __syncthreads is a barrier
-// over the block, a warp shuffle an exchange through a per-warp barrier. A barrier reached by
-// part of a block while the rest has returned (divergent __syncthreads) or a launch the GPU
-// would refuse (a grid or block of zero, over the hardware's limits) is reported. Kernel
-// launches (`k<<<grid, block, smem, stream>>>(args)`) are rewritten by test/cuda-emu/build.mjs
-// to `::emu::launcher(grid, block, smem, stream)(k)(args)`, which runs the grid before it returns.
+// The threads of a block are fibers run in turn by one scheduler (emu.cc); blocks run one after
+// another. __syncthreads is a barrier over the block, a warp shuffle an exchange through a
+// per-warp barrier. Each block gets its own __shared__ variables, fresh and filled with
+// garbage. A barrier reached by part of a block while the rest has returned (a divergent
+// __syncthreads), or a launch the GPU would refuse (a grid or block of zero, over the
+// hardware's limits), is reported. build.mjs rewrites kernel launches
+// (`k<<<grid, block, smem, stream>>>(args)`) to `::emu::launcher(grid, block, smem,
+// stream)(k)(args)`, which runs the whole grid before it returns, and `__shared__`
+// declarations to EMU_SHARED.
 //
-// What this cannot see: races between blocks (they never overlap here), the device's memory
-// model beyond what a barrier orders, timing, and everything cuDNN and cuBLAS do. It is not a
-// GPU: the CUDA tests and scripts/gpu-check.sh are the check that counts.
+// What this cannot see: the device's memory model beyond what a barrier orders, timing, and
+// everything cuDNN and cuBLAS do. It is not a GPU: the CUDA tests and scripts/gpu-check.sh are
+// the check that counts (test/cuda-emu/README.md).
 #pragma once
 
 #include <math.h>
@@ -22,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <typeinfo>
 #include <utility>
 
 struct uint3 {
@@ -52,7 +55,8 @@ enum cudaMemcpyKind {
 #define __device__
 #define __host__
 #define __forceinline__
-#define __shared__ static
+// `__shared__ T name[n];` is rewritten by build.mjs to `auto& name = EMU_SHARED(T[n]);`: one
+// object per block, fresh and filled with garbage (all one bits) at the block's first use.
 #define __launch_bounds__(...)
 #define CUDART_CB
 
@@ -73,6 +77,14 @@ extern thread_local ThreadState t;
 [[noreturn]] void abort_kernel(const char* what);
 
 void syncthreads();
+void* shared_variable(const char* site, const char* type, size_t bytes);
+template <typename T>
+T& shared_variable(const char* site) {
+  return *static_cast<T*>(shared_variable(site, typeid(T).name(), sizeof(T)));
+}
+#define EMU_STR2(x) #x
+#define EMU_STR(x) EMU_STR2(x)
+#define EMU_SHARED(...) ::emu::shared_variable<__VA_ARGS__>(__FILE__ ":" EMU_STR(__LINE__))
 // The value lane (my lane ^ lane_mask) holds; every lane of the warp must take part.
 uint64_t shfl_xor_bits(unsigned mask, uint64_t bits, int lane_mask, int width);
 
