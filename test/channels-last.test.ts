@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  alexnet, Conv2d, conv2d, conv2dBackward, Dropout, Flatten, Linear, loadCheckpoint, MaxPool2d, maxPool2d, maxPool2dBackward, mulberry32,
-  ParameterStore, ReLU, Sequential, SGD, softmaxCrossEntropy, Tensor, toMemoryFormat, Trainer, type MemoryFormat,
+  alexnet, Conv2d, conv2d, conv2dBackward, Dropout, Flatten, Linear, loadCheckpoint, MaxPool2d, maxPool2d, maxPool2dBackward, memoryStats, Module, mulberry32,
+  ParameterStore, ReLU, Sequential, SGD, softmaxCrossEntropy, synchronize, Tensor, toMemoryFormat, Trainer, type MemoryFormat,
 } from '../src/index.js';
 import { describeCuda } from './cuda-gate.js';
 import { expectClose, expectCode, normal, rng } from './helpers.js';
@@ -376,7 +376,7 @@ describe('channels last on a model (CPU)', () => {
     classifier.at(2).setMemoryFormat('channels_last');
     await same(classifier, 'the classifier alone');
     // a lone layer set to channels last inside an NCHW model would read [N, C, H, W] as
-    // [N, H, W, C] (silently, where the sizes allow): refused when it runs, naming it
+    // [N, H, W, C] (silently, where the sizes allow): refused, naming it (before any layer runs: see the next test)
     const x = Tensor.from(Float32Array.from(normal(2 * 3 * 31 * 31, rng())), [2, 3, 31, 31]);
     const lone = tinyAlexNet(6);
     (lone.at(0) as Sequential).at(3).setMemoryFormat('channels_last');
@@ -387,6 +387,54 @@ describe('channels last on a model (CPU)', () => {
     // the whole model afterwards takes over its parts
     lone.setMemoryFormat('channels_last');
     await same(lone, 'the whole model after a lone layer');
+    x.dispose();
+  });
+
+  it('a child in another layout is refused when the forward starts, before any layer runs (it ran the layers before it); past a layer of unknown output rank, mid-forward, leaving nothing behind', async () => {
+    const x = Tensor.from(Float32Array.from(normal(2 * 3 * 31 * 31, rng())), [2, 3, 31, 31]);
+    /** A caller's layer: [N, 24] -> [N, 6, 2, 2] (its output rank is known only by running it). */
+    class Unflatten extends Module {
+      forward(v: Tensor<'float32'>): Tensor<'float32'> {
+        return v.reshape([v.shape[0]!, 6, 2, 2]);
+      }
+      backward(g: Tensor<'float32'>, need = true): Tensor<'float32'> | null {
+        return need ? g.reshape([g.shape[0]!, -1]) : null;
+      }
+    }
+    for (const training of [true, false]) {
+      // a lone layer deep inside the feature stack, and a Flatten set alone: refused before anything is allocated
+      const lone = tinyAlexNet(6).train(training);
+      (lone.at(0) as Sequential).at(3).setMemoryFormat('channels_last');
+      const flat = tinyAlexNet(6).train(training);
+      flat.at(1).setMemoryFormat('channels_last');
+      for (const [model, message] of [[lone, /child '3' \(Conv2d\) takes \[N, H, W, C\] activations/], [flat, /child 'flatten' \(Flatten\)/]] as const) {
+        await synchronize();
+        const before = memoryStats('cpu', { resetPeak: true });
+        expectCode(() => model.forward(x), 'ERR_ARGUMENT', message);
+        await synchronize();
+        expect(memoryStats('cpu').peakUsedBytes, `training ${training}: no layer ran`).toBe(before.usedBytes);
+      }
+      // after a caller's layer: refused when reached, the activations of the layers before disposed at once
+      const r = mulberry32(3);
+      const net = new Sequential(new Conv2d(3, 4, 3, { stride: 2, rng: r }), new ReLU(), new Flatten(), new Linear(4 * 15 * 15, 24, { rng: r }), new Unflatten(), new Conv2d(6, 2, 1, { rng: r })).train(training);
+      net.at(5).setMemoryFormat('channels_last');
+      await synchronize();
+      const used = memoryStats('cpu').usedBytes;
+      expectCode(() => net.forward(x), 'ERR_ARGUMENT', /child '5' \(Conv2d\) takes \[N, H, W, C\] activations/);
+      await synchronize();
+      expect(memoryStats('cpu').usedBytes, `training ${training}: nothing left behind`).toBe(used);
+      // and the model runs once the layer is back in the model's layout
+      net.at(5).setMemoryFormat('contiguous_format');
+      const y = net.forward(x);
+      expect(y.shape).toEqual([2, 2, 2, 2]);
+      if (training) {
+        const g = Tensor.full([2, 2, 2, 2], 1);
+        expect(net.backward(g, false)).toBeNull();
+        g.dispose();
+      }
+      net.clearCache();
+      y.dispose();
+    }
     x.dispose();
   });
 

@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { Conv2d, DataLoader, Dropout, Flatten, Linear, ReLU, Sequential, setCpuIsa, setNumThreads, Trainer, backendInfo, type Batch, type Dataset } from '../src/index.js';
+import { Conv2d, DataLoader, Dropout, Flatten, Linear, memoryStats, ReLU, Sequential, setCpuIsa, setNumThreads, synchronize, Tensor, Trainer, backendInfo, type Batch, type Dataset } from '../src/index.js';
 import { checkEnvironment } from '../src/native.js';
-import { expectCode } from './helpers.js';
+import { collectGarbage, expectCode, rng, uniform } from './helpers.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -135,6 +135,56 @@ describe('Trainer options', () => {
     // and the same model trains afterwards
     expect(() => new Trainer({ ...base, batchSize: 4, precision: 'bf16', memoryFormat: 'channels_last', optimizer: { lr: 0.1 } })).not.toThrow();
     expect(model.precision).toBe('bf16');
+  });
+
+  it('a Trainer refused after it made its parameter store gives the parameters their own tensors back and frees the store (its buffers stayed alive in the parameters)', async () => {
+    const r = rng();
+    const model = tinyModel().eval();
+    // fresh values and non-zero gradients, so that both must come back unchanged
+    for (const p of model.parameters()) {
+      p.assign(uniform(p.numel, r));
+      p.grad.dispose();
+      p.grad = Tensor.from(uniform(p.numel, r), p.shape);
+    }
+    const x = Tensor.from(uniform(2 * 48, r), [2, 3, 4, 4]);
+    const values = () => model.namedParameters().map(([n, p]) => [n, Array.from(p.data.dataSync()), Array.from(p.grad.dataSync())]);
+    const output = () => {
+      const y = model.forward(x);
+      const v = Array.from(y.dataSync());
+      y.dispose();
+      return v;
+    };
+    const used = async () => {
+      await collectGarbage(); // what nobody holds any more (the momentum buffer) goes with its finalizer
+      await synchronize();
+      return memoryStats().usedBytes;
+    };
+    const before = values();
+    const out = output();
+    const used0 = await used();
+    const base = { model, config: {}, train: dataset(), checkpoint: null, workers: 0, optimizer: { lr: 0.1 } };
+    // each refused after ParameterStore.create: by SGD, by the schedule, by the data set's size
+    const refused: [object, RegExp][] = [
+      [{ optimizer: { lr: NaN } }, /lr must be a finite number/],
+      [{ schedule: { kind: 'step', stepSize: 0 } }, /stepSize must be a positive integer/],
+      [{ batchSize: 9 }, /smaller than one batch of 9/],
+      [{ precision: 'bf16', batchSize: 9 }, /smaller than one batch of 9/], // the store's bfloat16 copy too
+    ];
+    for (const [o, message] of refused) {
+      expectCode(() => new Trainer({ ...base, ...o } as never), 'ERR_ARGUMENT', message);
+      expect(await used(), `${JSON.stringify(o)}: the store's buffers are freed`).toBe(used0);
+      expect(values(), JSON.stringify(o)).toEqual(before);
+      expect(output(), JSON.stringify(o)).toEqual(out);
+    }
+    // a later Trainer takes the same values and trains them
+    const t = new Trainer({ ...base, batchSize: 4, maxSteps: 1 });
+    expect(values()).toEqual(before);
+    const summary = await t.run();
+    expect(summary.steps).toBe(1);
+    expect(Number.isFinite(summary.trainLoss)).toBe(true);
+    expect(values()).not.toEqual(before);
+    await t.close();
+    x.dispose();
   });
 
   it('step counts that are not integers are refused up front (maxSteps NaN with epochs 1e300 ran forever)', () => {

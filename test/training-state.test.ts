@@ -3,7 +3,7 @@
 // the checkpoint keys earlier versions wrote (and such files still load), and a state that does
 // not fit its target (model configuration, dropout streams, optimizer state) is refused, naming
 // what differs, with nothing changed.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,10 +125,12 @@ describe('training state: round trip', () => {
     const tensorNames = [...file.tensors.keys()].sort();
     expect(tensorNames).toEqual([...Object.keys(state.weights), ...Object.keys(state.weights).map((k) => `optimizer.momentum.${k}`)].sort());
     const md = file.metadata;
-    expect(Object.keys(md).sort()).toEqual(['checkpoint', 'config', 'dataOrder', 'epoch', 'format', 'optimizer', 'rng', 'step']);
+    expect(Object.keys(md).sort()).toEqual(['checkpoint', 'config', 'dataOrder', 'epoch', 'format', 'optimizer', 'rng', 'stateVersion', 'step']);
+    expect(md.stateVersion).toBe('2');
     expect(JSON.parse(md.optimizer!)).toEqual({ ...a.optimizer.state(), schedule: { epoch: 3 } });
     expect(JSON.parse(md.rng!)).toEqual({ dropout: state.dropout, seed: 42 });
-    expect(JSON.parse(md.dataOrder!)).toEqual({ seed: 42, epoch: 2, batch: 5 });
+    // version 2: every field, null where the state records nothing
+    expect(JSON.parse(md.dataOrder!)).toEqual({ seed: 42, epoch: 2, batch: 5, batchSize: null, worldSize: null });
 
     // restored into other initial values: everything equals the source
     const b = target(99);
@@ -265,6 +267,116 @@ describe('training state: a mismatch is an error naming what differs, and nothin
     // an in-memory dropout stream that is not a stream
     const bad = { ...state, dropout: [state.dropout![0]!, { seed: -1, offset: 0 }] };
     expectCode(() => restoreTrainingState(bad, target(7)), 'ERR_ARGUMENT', /'rng'\.dropout\[1\] \(for '4\.1'\) must be/);
+  });
+});
+
+/** Rewrites the __metadata__ of a checkpoint (the checksums cover tensor data only). */
+async function editMetadata(path: string, edit: (md: Record<string, string>) => void): Promise<void> {
+  const file = await readFile(path);
+  const headerLen = Number(file.readBigUInt64LE(0));
+  const header = JSON.parse(file.subarray(8, 8 + headerLen).toString()) as { __metadata__: Record<string, string> };
+  edit(header.__metadata__);
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  await writeFile(path, Buffer.concat([len, json, file.subarray(8 + headerLen)]));
+}
+
+/** Edits one JSON section of the metadata. */
+const section = (key: string, edit: (o: Record<string, unknown>) => void) => (md: Record<string, string>) => {
+  const o = JSON.parse(md[key]!) as Record<string, unknown>;
+  edit(o);
+  md[key] = JSON.stringify(o);
+};
+
+describe('training state: metadata fields missing or mistyped', () => {
+  /** A checkpoint as the trainer writes it (inside an epoch, with a schedule and dropout streams). */
+  async function written(): Promise<{ path: string; a: TrainingTarget & { schedule: StepLR } }> {
+    const a = target(41);
+    await busy(a, rng());
+    const path = fresh('fields');
+    await saveTrainingState(path, await captureTrainingState(a, { config, seed: 7, batchSize: 4, position: { step: 12, epoch: 1, batch: 3 } }));
+    return { path, a };
+  }
+
+  it('a version 2 file with a field removed, or of the wrong type, is ERR_CHECKPOINT naming the file and the field (they resumed with defaults)', async () => {
+    const edits: [string, (md: Record<string, string>) => void, RegExp][] = [
+      ['no step and lr', section('optimizer', (o) => (delete o.step, delete o.lr)), /metadata 'optimizer' has no 'step', 'lr' \(a version 2 training state records every field/],
+      ['no schedule', section('optimizer', (o) => delete o.schedule), /metadata 'optimizer' has no 'schedule'/],
+      ['no dropout', section('rng', (o) => delete o.dropout), /metadata 'rng' has no 'dropout'/],
+      ['no rng seed', section('rng', (o) => delete o.seed), /metadata 'rng' has no 'seed'/],
+      ['no batch', section('dataOrder', (o) => delete o.batch), /metadata 'dataOrder' has no 'batch'/],
+      ['no data seed', section('dataOrder', (o) => delete o.seed), /metadata 'dataOrder' has no 'seed'/],
+      ['no batchSize', section('dataOrder', (o) => delete o.batchSize), /metadata 'dataOrder' has no 'batchSize'/],
+      ['schedule a string', section('optimizer', (o) => (o.schedule = 'weekly')), /'optimizer'\.schedule must be a schedule's state \(an object\) or null, got "weekly"/],
+      ['schedule an array', section('optimizer', (o) => (o.schedule = [3])), /'optimizer'\.schedule must be a schedule's state/],
+      ['lr a string', section('optimizer', (o) => (o.lr = '0.1')), /'optimizer'\.lr must be a finite number >= 0, got "0\.1"/],
+      ['lr null, step kept', section('optimizer', (o) => (o.lr = null)), /'optimizer' has step but no lr/],
+      ['lr NaN', (md) => (md.optimizer = md.optimizer!.replace(/"lr":[^,}]+/, '"lr":NaN')), /metadata 'optimizer' is not valid JSON/],
+      ['negative step', section('optimizer', (o) => (o.step = -4)), /'optimizer'\.step must be a non-negative integer, got -4/],
+      ['negative batch', section('dataOrder', (o) => (o.batch = -1)), /'dataOrder'\.batch must be a non-negative integer, got -1/],
+      ['batch null', section('dataOrder', (o) => (o.batch = null)), /'dataOrder'\.batch must be a non-negative integer, got null/],
+      ['seed a string', section('rng', (o) => (o.seed = '7')), /'rng'\.seed must be a finite number, got "7"/],
+      ['dropout an object', section('rng', (o) => (o.dropout = { seed: 1 })), /'rng'\.dropout must be an array/],
+      ['negative checkpoint step', (md) => (md.step = '-5'), /metadata 'step' must be a non-negative integer, got '-5'/],
+      ['an unknown version', (md) => (md.stateVersion = '3'), /metadata 'stateVersion' is "3"; this version reads training states of versions 1 to 2/],
+    ];
+    const { path } = await written();
+    const original = await readFile(path);
+    for (const [what, edit, message] of edits) {
+      await writeFile(path, original);
+      await editMetadata(path, edit);
+      const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      await expect(loadTrainingState(path), what).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(new RegExp(`^${escaped}: .*${message.source}`)) });
+    }
+    // the unedited file resumes, exactly (the trainer's path: loadTrainingState, then restore)
+    await writeFile(path, original);
+    const b = target(42);
+    expect(restoreTrainingState(await loadTrainingState(path), b, path)).toEqual({ step: 12, epoch: 1, batch: 3 });
+    // the extra metadata saveCheckpoint takes cannot stand in for the format's own keys
+    const { weights } = await loadTrainingState(path);
+    await expect(saveCheckpoint(fresh(), { weights, step: 0, epoch: 0, config, metadata: { step: '3' } })).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(/metadata key 'step' is the checkpoint format's own/) });
+  });
+
+  it('through the trainer (what --resume uses): refused before anything changes', async () => {
+    const { path } = await written();
+    await editMetadata(path, section('dataOrder', (o) => delete o.batch));
+    const t = new Trainer({ model: net(8), config, train: new SyntheticDataset({ size: 16, imageSize: 16, numClasses: 3, split: 'train' }), batchSize: 4, seed: 7, workers: 0, schedule: { kind: 'step', stepSize: 2 } });
+    try {
+      const before = Array.from(await t.store.params.data());
+      await expect(t.loadCheckpoint(path)).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(/metadata 'dataOrder' has no 'batch'/) });
+      expect(t.position).toEqual({ step: 0, epoch: 0, batch: 0 });
+      expect(Array.from(await t.store.params.data())).toEqual(before);
+      expect(t.optimizer.state()).toEqual({ step: 0, lr: 0.01 });
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('older files (no stateVersion) that lack fields still load, with the documented defaults', async () => {
+    const { path, a } = await written();
+    // what a file from before batchSize was recorded, and before every field was written, holds
+    await editMetadata(path, (md) => {
+      delete md.stateVersion;
+      section('dataOrder', (o) => (delete o.batchSize, delete o.worldSize))(md);
+      section('rng', (o) => delete o.seed)(md);
+    });
+    const st = await loadTrainingState(path);
+    expect(st.dataOrder).toEqual({ seed: 7, epoch: 1, batch: 3 });
+    expect(st.seed).toBeNull();
+    expect(st.optimizer).toEqual(a.optimizer.state());
+    // version 1 defaults for what even older files lack: the data position's seed from 'rng', batch 0
+    await editMetadata(path, (md) => {
+      section('dataOrder', (o) => (delete o.seed, delete o.batch))(md);
+      section('rng', (o) => (o.seed = 9))(md);
+      section('optimizer', (o) => delete o.schedule)(md);
+    });
+    const older = await loadTrainingState(path);
+    expect(older.dataOrder).toEqual({ seed: 9, epoch: 1, batch: 0 });
+    expect(older.schedule).toBeNull();
+    // a wrong type is refused in a version 1 file too
+    await editMetadata(path, section('optimizer', (o) => (o.lr = 'fast')));
+    await expect(loadTrainingState(path)).rejects.toMatchObject({ code: 'ERR_CHECKPOINT', message: expect.stringMatching(/'optimizer'\.lr must be a finite number/) });
   });
 });
 

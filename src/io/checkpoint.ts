@@ -6,6 +6,7 @@
 //   __metadata__                 {"format": "pt", "checkpoint": "alexnet-node/1", "step": "123",
 //                                 "epoch": "2", "config": "{...}", "rng": "{...}",
 //                                 "dataOrder": "{...}", "optimizer": "{...}"}
+//                                (plus CheckpointState.metadata: saveTrainingState's "stateVersion")
 //
 // "format": "pt" is what safetensors.torch.save_file writes, so tools that check it accept the
 // file. In Python:
@@ -38,6 +39,8 @@ export const CHECKPOINT_FORMAT = 'alexnet-node/1';
 const MOMENTUM_PREFIX = 'optimizer.momentum.';
 const DATA_ORDER_TENSOR = 'trainer.data_order';
 const RESERVED_PREFIXES = ['optimizer.', 'trainer.'];
+/** The metadata keys the format itself writes (CheckpointState.metadata may not set them). */
+const METADATA_KEYS = ['format', 'checkpoint', 'step', 'epoch', 'config', 'optimizer', 'rng', 'dataOrder'];
 
 /** Something with a shape that can hand its values to the host: a `Tensor`, for one. */
 export interface TensorLike {
@@ -80,6 +83,8 @@ export interface CheckpointState<T = TensorSource> {
   dataOrder?: DataOrder;
   /** The model/training configuration, JSON-serialisable. */
   config: object;
+  /** Further metadata strings (keys the format uses above are refused); loadCheckpoint returns them in `metadata`. */
+  metadata?: Record<string, string>;
 }
 
 /** What `loadCheckpoint` returns: every tensor as host values. */
@@ -188,6 +193,11 @@ export async function saveCheckpoint(path: string, state: CheckpointState, optio
       tensors[MOMENTUM_PREFIX + name] = h;
     }
     metadata.optimizer = jsonString(path, 'optimizer.config', state.optimizer.config ?? {});
+  }
+  for (const [key, value] of Object.entries(state.metadata ?? {})) {
+    if (METADATA_KEYS.includes(key)) throw checkpointError(`${path}: metadata key '${key}' is the checkpoint format's own`);
+    if (typeof value !== 'string') throw checkpointError(`${path}: metadata '${key}' must be a string, got ${typeof value}`);
+    metadata[key] = value;
   }
   if (state.rngState !== undefined) metadata.rng = jsonString(path, 'rngState', state.rngState);
   if (state.dataOrder !== undefined) {

@@ -695,6 +695,9 @@ export class AdaptiveAvgPool2d extends Module {
   }
 }
 
+/** The library's layers whose output has their input's rank (Sequential's layout check looks ahead through them). */
+const KEEPS_RANK: (abstract new (...args: never[]) => Module)[] = [Conv2d, Linear, ReLU, MaxPool2d, LocalResponseNorm, Dropout, AdaptiveAvgPool2d];
+
 /**
  * torch.nn.Sequential: children run in order, named '0', '1', ... (or the given names). Owns the
  * activations between its children (see module.ts): kept for backward in training mode and
@@ -775,50 +778,63 @@ export class Sequential extends Module {
   forward(x: F32): F32 {
     this.clearCache();
     tensorInput(x, 'Sequential');
+    // a child in another layout is refused before any layer runs, wherever the activations'
+    // rank is known ahead (see #checkLayouts)
+    this.#checkLayouts(x.rank);
     // channels last: the model's [N, C, H, W] input is converted here, once (setMemoryFormat);
     // an input of another rank (a classifier's [N, F]) has no layout and goes in as it is
+    const input = x;
     if (this.convertsInput && x.rank === 4) x = this.#converted = toMemoryFormat(x, 'channels_last');
     const layers = this.children();
     let h = x;
     const kept: F32[] = [];
-    const fusion = reluDropoutFusion;
-    const activeDropout = (d: Module | undefined): d is Dropout => fusion !== 'off' && d instanceof Dropout && d.active;
-    let reluIntoDropout = false; // 'epilogue': the layer before applied the ReLU, the Dropout next folds in its derivative
-    for (let i = 0; i < layers.length; i++) {
-      const m = layers[i]!;
-      const after = layers[i + 1];
-      if (h.rank === 4) this.#checkLayout(m, i);
-      let next: F32;
-      if (m instanceof ReLU && activeDropout(after)) {
-        // ReLU followed by an active Dropout: one pass (the Dropout applies the ReLU and records
-        // one mask carrying both derivatives); the ReLU's backward passes the gradient through.
-        m.passThrough();
-        next = after.forward(h, true);
-        i++;
-      } else if (reluIntoDropout && m instanceof Dropout) {
-        reluIntoDropout = false;
-        next = m.forward(h, true);
-      } else if ((m instanceof Conv2d || m instanceof Linear) && after instanceof ReLU && !(fusion === 'fused' && activeDropout(layers[i + 2]))) {
-        // Conv2d or Linear followed by ReLU runs as one fused call; the ReLU adopts the result as its output.
-        next = m.forward(h, true);
-        if (fusion === 'epilogue' && activeDropout(layers[i + 2])) {
-          after.passThrough();
-          reluIntoDropout = true;
+    try {
+      const fusion = reluDropoutFusion;
+      const activeDropout = (d: Module | undefined): d is Dropout => fusion !== 'off' && d instanceof Dropout && d.active;
+      let reluIntoDropout = false; // 'epilogue': the layer before applied the ReLU, the Dropout next folds in its derivative
+      for (let i = 0; i < layers.length; i++) {
+        const m = layers[i]!;
+        const after = layers[i + 1];
+        if (h.rank === 4) this.#checkLayout(m, i);
+        let next: F32;
+        if (m instanceof ReLU && activeDropout(after)) {
+          // ReLU followed by an active Dropout: one pass (the Dropout applies the ReLU and records
+          // one mask carrying both derivatives); the ReLU's backward passes the gradient through.
+          m.passThrough();
+          next = after.forward(h, true);
+          i++;
+        } else if (reluIntoDropout && m instanceof Dropout) {
+          reluIntoDropout = false;
+          next = m.forward(h, true);
+        } else if ((m instanceof Conv2d || m instanceof Linear) && after instanceof ReLU && !(fusion === 'fused' && activeDropout(layers[i + 2]))) {
+          // Conv2d or Linear followed by ReLU runs as one fused call; the ReLU adopts the result as its output.
+          next = m.forward(h, true);
+          if (fusion === 'epilogue' && activeDropout(layers[i + 2])) {
+            after.passThrough();
+            reluIntoDropout = true;
+          } else {
+            after.adoptOutput(next);
+          }
+          i++;
         } else {
-          after.adoptOutput(next);
+          // (a Conv2d or Linear before ReLU + active Dropout, with fusion 'fused': bias only here,
+          // the ReLU in the dropout's pass; see ReluDropoutFusion)
+          next = m.forward(h);
         }
-        i++;
-      } else {
-        // (a Conv2d or Linear before ReLU + active Dropout, with fusion 'fused': bias only here,
-        // the ReLU in the dropout's pass; see ReluDropoutFusion)
-        next = m.forward(h);
+        if (this.training) {
+          if (next !== x) kept.push(next);
+        } else if (h !== x && h !== next) {
+          h.dispose();
+        }
+        h = next;
       }
-      if (this.training) {
-        if (next !== x) kept.push(next);
-      } else if (h !== x && h !== next) {
-        h.dispose();
-      }
-      h = next;
+    } catch (e) {
+      // a child refused (its shape, or a layout check the rank was not known ahead for): the
+      // activations made so far go now, not with the garbage collector
+      for (const t of new Set([...kept, h, this.#converted])) if (t !== null && t !== input) t.dispose();
+      this.#converted = null;
+      for (const m of layers) m.clearCache();
+      throw e;
     }
     // the model that converted its input gives a 4-D output back as [N, C, H, W] too (a
     // feature extractor set to channels last on its own; a whole model's Flatten already did)
@@ -840,6 +856,23 @@ export class Sequential extends Module {
       this.#activations = kept;
     }
     return h;
+  }
+
+  /**
+   * Refuses, before anything runs, a child (at any depth of nested Sequentials) whose layout
+   * differs from the activations it would get, for every child the activations' rank is known
+   * at: from an input of rank `rank`, through the library's layers (Flatten makes [N, F], the
+   * others keep the rank). Past a layer of unknown output rank (a Module of the caller's) forward
+   * checks as it goes. Returns the output rank, or null when unknown.
+   */
+  #checkLayouts(rank: number | null): number | null {
+    this.namedChildren().forEach(([, m], i) => {
+      if (rank === 4) this.#checkLayout(m, i);
+      if (m instanceof Sequential) rank = m.#checkLayouts(rank);
+      else if (m instanceof Flatten) rank = rank === null ? null : 2;
+      else if (!KEEPS_RANK.some((c) => m instanceof c)) rank = null;
+    });
+    return rank;
   }
 
   /**

@@ -51,10 +51,12 @@ export class ParameterStore {
   readonly parameterCount: number;
   readonly device: string;
   readonly #entries: readonly [string, Parameter][];
+  /** the devices of each Parameter's data and grad before create (unbind puts them back there) */
+  readonly #homes: readonly (readonly [string, string])[];
   #params16: Tensor<'bfloat16'> | null = null;
   #disposed = false;
 
-  private constructor(params: F32, grads: F32, momentum: F32, layout: ParameterLayoutEntry[], entries: [string, Parameter][]) {
+  private constructor(params: F32, grads: F32, momentum: F32, layout: ParameterLayoutEntry[], entries: [string, Parameter][], homes: [string, string][]) {
     this.params = params;
     this.grads = grads;
     this.momentum = momentum;
@@ -63,6 +65,7 @@ export class ParameterStore {
     this.parameterCount = layout.reduce((n, e) => n + e.numel, 0);
     this.device = params.device;
     this.#entries = entries;
+    this.#homes = homes;
   }
 
   /**
@@ -80,46 +83,61 @@ export class ParameterStore {
       layout.push({ name, offset: total, shape: [...p.shape], numel: p.numel });
       total += p.numel;
     }
-    const onDevice = entries.every(([, p]) => p.data.device === device && p.grad.device === device);
+    const homes = entries.map(([, p]): [string, string] => [p.data.device, p.grad.device]);
+    const onDevice = homes.every(([d, g]) => d === device && g === device);
+    // The buffers and views are made (and filled) before any Parameter is rebound: a failure
+    // here (out of memory, an unknown device) leaves the module as it was.
+    const made: F32[] = [];
+    const keep = (t: F32): F32 => (made.push(t), t);
     let params: F32;
     let grads: F32;
-    if (onDevice) {
-      // zeros: the alignment gaps must hold finite values (a checkpoint checks every weight)
-      params = Tensor.zeros([total], { device });
-      grads = Tensor.zeros([total], { device });
-      entries.forEach(([, p], i) => {
+    let momentum: F32;
+    const views: [F32, F32][] = [];
+    try {
+      if (onDevice) {
+        // zeros: the alignment gaps must hold finite values (a checkpoint checks every weight)
+        params = keep(Tensor.zeros([total], { device }));
+        grads = keep(Tensor.zeros([total], { device }));
+      } else {
+        // Another device: gather on the host once (a one-time, synchronous setup step).
+        const hostP = new Float32Array(total);
+        const hostG = new Float32Array(total);
+        entries.forEach(([, p], i) => {
+          const e = layout[i]!;
+          hostP.set(p.data.dataSync() as Float32Array, e.offset);
+          hostG.set(p.grad.dataSync() as Float32Array, e.offset);
+        });
+        params = keep(Tensor.from(hostP, [total], { device }));
+        grads = keep(Tensor.from(hostG, [total], { device }));
+      }
+      for (const [i, [, p]] of entries.entries()) {
         const e = layout[i]!;
-        const v = params.view(e.offset, e.shape);
-        const g = grads.view(e.offset, e.shape);
-        copy(v, p.data);
-        copy(g, p.grad);
-        p.data.dispose();
-        p.grad.dispose();
-        p.data = v;
-        p.grad = g;
-      });
-    } else {
-      // Another device: gather on the host once (a one-time, synchronous setup step).
-      const hostP = new Float32Array(total);
-      const hostG = new Float32Array(total);
-      entries.forEach(([, p], i) => {
-        const e = layout[i]!;
-        hostP.set(p.data.dataSync() as Float32Array, e.offset);
-        hostG.set(p.grad.dataSync() as Float32Array, e.offset);
-      });
-      params = Tensor.from(hostP, [total], { device });
-      grads = Tensor.from(hostG, [total], { device });
-      entries.forEach(([, p], i) => {
-        const e = layout[i]!;
-        p.data.dispose();
-        p.grad.dispose();
-        p.data = params.view(e.offset, e.shape);
-        p.grad = grads.view(e.offset, e.shape);
-      });
+        const v: [F32, F32] = [keep(params.view(e.offset, e.shape)), keep(grads.view(e.offset, e.shape))];
+        views.push(v);
+        if (onDevice) {
+          copy(v[0], p.data);
+          copy(v[1], p.grad);
+        }
+      }
+      momentum = keep(Tensor.zeros([total], { device }));
+    } catch (e) {
+      for (const t of made) t.dispose();
+      throw e;
     }
-    const momentum = Tensor.zeros([total], { device });
-    const store = new ParameterStore(params, grads, momentum, layout, entries);
-    if (options.bf16Copy === true) store.enableBf16Copy();
+    entries.forEach(([, p], i) => {
+      p.data.dispose();
+      p.grad.dispose();
+      [p.data, p.grad] = views[i]!;
+    });
+    const store = new ParameterStore(params, grads, momentum, layout, entries, homes);
+    if (options.bf16Copy === true) {
+      try {
+        store.enableBf16Copy();
+      } catch (e) {
+        store.unbind();
+        throw e;
+      }
+    }
     return store;
   }
 
@@ -195,6 +213,41 @@ export class ParameterStore {
 
   [Symbol.dispose](): void {
     this.dispose();
+  }
+
+  /**
+   * Undoes create (a Trainer whose options are refused after it made its store): every Parameter
+   * gets its own tensors again, copies of its current values and gradient on the devices they
+   * were on before create, and the buffers are freed. The module is then as it was before create
+   * (the bfloat16 copies are made again on first use). Copies are made before anything is
+   * rebound: when one fails, the store is still whole.
+   */
+  unbind(): void {
+    this.#check();
+    const own = (t: F32, device: string): F32 => (t.device === device ? t.to('float32') : Tensor.from(t.dataSync(), t.shape, { device }));
+    const copies: [F32, F32][] = [];
+    try {
+      this.#entries.forEach(([, p], i) => {
+        const [d, g] = this.#homes[i]!;
+        const data = own(p.data, d);
+        try {
+          copies.push([data, own(p.grad, g)]);
+        } catch (e) {
+          data.dispose();
+          throw e;
+        }
+      });
+    } catch (e) {
+      for (const [d, g] of copies) {
+        d.dispose();
+        g.dispose();
+      }
+      throw e;
+    }
+    this.dispose(); // the views, the bfloat16 copies and the buffers
+    this.#entries.forEach(([, p], i) => {
+      [p.data, p.grad] = copies[i]!;
+    });
   }
 
   #check(): void {

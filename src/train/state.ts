@@ -1,7 +1,8 @@
 // The training state: everything a resume needs, typed, in one place. The trainer saves and
 // restores through it, the CLI reads it, and library users may read, inspect and write it.
 //
-// On disk it is a checkpoint (src/io/checkpoint.ts; format 'alexnet-node/1'), with these keys:
+// On disk it is a checkpoint (src/io/checkpoint.ts; format 'alexnet-node/1'), with these keys
+// (and __metadata__ 'stateVersion', below):
 //
 //   TrainingState field   checkpoint key
 //   config                __metadata__ 'config' (the CLI's RunConfig, or the caller's object)
@@ -12,6 +13,19 @@
 //   schedule              __metadata__ 'optimizer'.schedule (null: the run had no schedule)
 //   dropout, seed         __metadata__ 'rng': {"dropout": [{seed, offset}, ...], "seed": n}
 //   dataOrder             __metadata__ 'dataOrder': {"seed", "epoch", "batch", "batchSize", "worldSize"}
+//
+// Versions (metadata 'stateVersion'; the checksums cover tensor data only, so the metadata is
+// checked field by field):
+//   2 (written from 2026-12-06 on): every field of a section the file has is there; null marks
+//     what the state does not record ('optimizer' step and lr together, schedule: no schedule;
+//     'rng' dropout, seed; 'dataOrder' batchSize, worldSize). A field missing is an
+//     ERR_CHECKPOINT error naming the file and the field.
+//   1 (no 'stateVersion': files written before, or saveCheckpoint by hand): fields may be
+//     missing and read as: 'optimizer' without step and lr, or without schedule: those are
+//     left as the target has them; 'rng' without dropout: so are the streams; without seed:
+//     null; 'dataOrder' without seed: 'rng'.seed, else 0; without epoch: the checkpoint's epoch;
+//     without batch: 0; without batchSize: not checked; without worldSize: 1.
+// In both, a field of the wrong type or out of range is an ERR_CHECKPOINT error naming it.
 //
 // Dropout streams are listed in the model's module order (namedModules(), as dropoutState()
 // gives them). A section the file does not have (a weights-only checkpoint written by another
@@ -144,20 +158,27 @@ export function weightsAreFinite(state: TrainingState): boolean {
   return true;
 }
 
-/** Writes a training state as a checkpoint, atomically (the keys in the file comment). */
+/** The version of the training-state metadata saveTrainingState writes (see the file comment). */
+export const TRAINING_STATE_VERSION = 2;
+const VERSION_KEY = 'stateVersion';
+
+/**
+ * Writes a training state as a checkpoint, atomically (the keys in the file comment). Each
+ * section written holds all its fields, null where the state records nothing (version 2).
+ */
 export async function saveTrainingState(path: string, state: TrainingState): Promise<void> {
-  const rng: { dropout?: DropoutStream[]; seed?: number } = {};
-  if (state.dropout !== null) rng.dropout = state.dropout.map((d) => ({ seed: d.seed, offset: d.offset }));
-  if (state.seed !== null) rng.seed = state.seed;
+  const rng = { dropout: state.dropout?.map((d) => ({ seed: d.seed, offset: d.offset })) ?? null, seed: state.seed };
   const hasOptimizer = state.optimizer !== null || state.momentum !== null || state.schedule !== null;
+  const order = state.dataOrder;
   await saveCheckpoint(path, {
     weights: state.weights,
-    ...(hasOptimizer ? { optimizer: { momentum: state.momentum ?? {}, config: { ...(state.optimizer ?? {}), schedule: state.schedule } } } : {}),
+    ...(hasOptimizer ? { optimizer: { momentum: state.momentum ?? {}, config: { step: null, lr: null, ...(state.optimizer ?? {}), schedule: state.schedule } } } : {}),
     step: state.step,
     epoch: state.epoch,
     ...(state.dropout !== null || state.seed !== null ? { rngState: rng } : {}),
-    ...(state.dataOrder !== null ? { dataOrder: { ...state.dataOrder } } : {}),
+    ...(order !== null ? { dataOrder: { ...order, batchSize: order.batchSize ?? null, worldSize: order.worldSize ?? null } } : {}),
     config: state.config,
+    metadata: { [VERSION_KEY]: String(TRAINING_STATE_VERSION) },
   });
 }
 
@@ -184,20 +205,21 @@ export async function loadTrainingState<C extends object = object>(path: string,
   let config: C | undefined;
   const ck = await loadCheckpoint(path, {
     expect: (header) => {
-      validateResumeMetadata(path, header.optimizer, header.rng, header.recipe);
+      validateResumeMetadata(path, stateVersion(path, header.metadata), header.optimizer, header.rng, header.recipe);
       if (options.config) config = options.config(path, header.config);
       return typeof options.expect === 'function' ? options.expect(header) : options.expect;
     },
     requireFinite: options.requireFinite ?? true,
     ...(options.verify !== undefined ? { verify: options.verify } : {}),
   });
-  const o = (ck.optimizer?.config ?? undefined) as (Partial<SGDState> & { schedule?: unknown }) | undefined;
-  // The header check validated the types of the fields present; a resume needs both or neither.
-  if (o && (o.step === undefined) !== (o.lr === undefined)) throw checkpointError(`${path}: metadata 'optimizer' has ${o.step === undefined ? 'lr but no step' : 'step but no lr'}`);
-  const rng = ck.rngState as { dropout?: DropoutStream[]; seed?: number } | undefined;
-  const order = ck.dataOrder as Partial<DataPosition> | Int32Array | undefined;
+  // The header check validated the fields (null: not recorded, as absent in version 1).
+  const o = (ck.optimizer?.config ?? undefined) as (Nullable<SGDState> & { schedule?: unknown }) | undefined;
+  // a resume needs both or neither
+  if (o && (o.step == null) !== (o.lr == null)) throw checkpointError(`${path}: metadata 'optimizer' has ${o.step == null ? 'lr but no step' : 'step but no lr'}`);
+  const rng = ck.rngState as Nullable<{ dropout: DropoutStream[]; seed: number }> | undefined;
+  const order = ck.dataOrder as Nullable<DataPosition> | Int32Array | undefined;
   let optimizer: SGDState | null = null;
-  if (o && o.step !== undefined) {
+  if (o && o.step != null) {
     const { schedule: _, ...sgd } = o;
     optimizer = sgd as SGDState;
   }
@@ -227,8 +249,8 @@ export async function loadTrainingState<C extends object = object>(path: string,
             seed: order.seed ?? rng?.seed ?? 0,
             epoch: order.epoch ?? ck.epoch,
             batch: order.batch ?? 0,
-            ...(order.batchSize !== undefined ? { batchSize: order.batchSize } : {}),
-            ...(order.worldSize !== undefined ? { worldSize: order.worldSize } : {}),
+            ...(order.batchSize != null ? { batchSize: order.batchSize } : {}),
+            ...(order.worldSize != null ? { worldSize: order.worldSize } : {}),
           }
         : null,
   };
@@ -338,22 +360,53 @@ function safeCount(path: string, field: string, v: unknown): number {
   return v as number;
 }
 
+/** Each field may be absent (version 1) or null (not recorded). */
+type Nullable<T> = { [K in keyof T]?: T[K] | null };
+
+/** The training-state version of a file's metadata: 1 without the key (see the file comment). */
+function stateVersion(path: string, metadata: Readonly<Record<string, string>>): number {
+  const v = metadata[VERSION_KEY];
+  if (v === undefined) return 1;
+  if (v !== '1' && v !== String(TRAINING_STATE_VERSION)) {
+    throw checkpointError(`${path}: metadata '${VERSION_KEY}' is ${JSON.stringify(v).slice(0, 40)}; this version reads training states of versions 1 to ${TRAINING_STATE_VERSION}`);
+  }
+  return Number(v);
+}
+
+/** The fields each section holds from version 2 on (null where not recorded). */
+const SECTION_FIELDS = {
+  optimizer: ['step', 'lr', 'schedule'],
+  rng: ['dropout', 'seed'],
+  dataOrder: ['seed', 'epoch', 'batch', 'batchSize', 'worldSize'],
+} as const;
+
 /**
  * Checks the fields of the optimizer, rng and data-order metadata that readers use (the SGD
- * hyperparameters, the dropout streams, the data position): a wrong type or a non-finite number
- * is an error, not silently ignored.
+ * hyperparameters, the schedule, the dropout streams, the data position): a wrong type or a
+ * non-finite number is an error, not silently ignored; from version 2 on, so is a missing field.
  */
-function validateResumeMetadata(path: string, optimizer: object | undefined, rng: object | undefined, recipe: object | undefined): void {
+function validateResumeMetadata(path: string, version: number, optimizer: object | undefined, rng: object | undefined, recipe: object | undefined): void {
+  for (const [section, value] of [['optimizer', optimizer], ['rng', rng], ['dataOrder', recipe]] as const) {
+    if (version < 2 || value === undefined) continue;
+    const missing = SECTION_FIELDS[section].filter((k) => !(k in value));
+    if (missing.length > 0) {
+      throw checkpointError(`${path}: metadata '${section}' has no ${missing.map((k) => `'${k}'`).join(', ')} (a version ${version} training state records every field, null where it has no value: the file was edited or damaged)`);
+    }
+  }
+  const present = (o: Record<string, unknown>, k: string): boolean => k in o && o[k] !== null;
   if (optimizer !== undefined) {
     const o = optimizer as Record<string, unknown>;
-    if ('lr' in o) finiteNumber(path, "'optimizer'.lr", o.lr, 0);
-    if ('step' in o) safeCount(path, "'optimizer'.step", o.step);
+    if (present(o, 'lr')) finiteNumber(path, "'optimizer'.lr", o.lr, 0);
+    if (present(o, 'step')) safeCount(path, "'optimizer'.step", o.step);
     for (const k of ['momentum', 'weightDecay', 'dampening']) if (k in o) finiteNumber(path, `'optimizer'.${k}`, o[k], 0);
+    if (present(o, 'schedule') && (typeof o.schedule !== 'object' || Array.isArray(o.schedule))) {
+      throw checkpointError(`${path}: metadata 'optimizer'.schedule must be a schedule's state (an object) or null, got ${JSON.stringify(o.schedule)?.slice(0, 40)}`);
+    }
   }
   if (rng !== undefined) {
     const r = rng as Record<string, unknown>;
-    if ('seed' in r) finiteNumber(path, "'rng'.seed", r.seed);
-    if ('dropout' in r) {
+    if (present(r, 'seed')) finiteNumber(path, "'rng'.seed", r.seed);
+    if (present(r, 'dropout')) {
       if (!Array.isArray(r.dropout) || r.dropout.length > 1000) throw checkpointError(`${path}: metadata 'rng'.dropout must be an array of at most 1000 {seed, offset}`);
       r.dropout.forEach((d: unknown, i: number) => {
         if (d === null || typeof d !== 'object') throw checkpointError(`${path}: metadata 'rng'.dropout[${i}] must be {seed, offset}`);
@@ -366,7 +419,7 @@ function validateResumeMetadata(path: string, optimizer: object | undefined, rng
     const d = recipe as Record<string, unknown>;
     for (const k of ['seed', 'epoch', 'batch']) if (k in d) safeCount(path, `'dataOrder'.${k}`, d[k]);
     for (const k of ['batchSize', 'worldSize']) {
-      if (k in d && (!Number.isSafeInteger(d[k]) || (d[k] as number) < 1)) {
+      if (present(d, k) && (!Number.isSafeInteger(d[k]) || (d[k] as number) < 1)) {
         throw checkpointError(`${path}: metadata 'dataOrder'.${k} must be a positive integer, got ${JSON.stringify(d[k])?.slice(0, 40)}`);
       }
     }

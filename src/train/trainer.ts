@@ -255,13 +255,15 @@ export class Trainer {
     this.model = options.model;
     if (!(this.model instanceof Module)) throw alexnetError('ERR_ARGUMENT', 'train: expected options.model to be a Module');
     // Options refused below leave the model as it was (setPrecision / setMemoryFormat come first:
-    // the parameter store depends on them).
+    // the parameter store depends on them): its settings are restored, and a store already made
+    // gives every parameter its own tensors back and is freed (its views held its buffers).
     const restore = this.model.saveSettings();
+    let store: ParameterStore | null = null;
     try {
       const precision = options.precision ?? this.model.precision;
       if (precision !== this.model.precision || precision === 'bf16') this.model.setPrecision(precision);
       if (options.memoryFormat !== undefined && options.memoryFormat !== this.model.memoryFormat) this.model.setMemoryFormat(options.memoryFormat);
-      this.store = ParameterStore.create(this.model, { device: this.device, bf16Copy: precision === 'bf16' });
+      this.store = store = ParameterStore.create(this.model, { device: this.device, bf16Copy: precision === 'bf16' });
       this.optimizer = new SGD(this.store, { lr: 0.01, ...options.optimizer });
       if (this.#comm) planBuckets(this.store, options.bucketMB ?? DEFAULT_BUCKET_MB); // a bad bucketMB fails here
       const s = options.schedule ?? { kind: 'none' };
@@ -283,7 +285,11 @@ export class Trainer {
         throw alexnetError('ERR_ARGUMENT', `train: the training set (${options.train.length} samples${share}) is smaller than one batch of ${this.batchSize}`);
       }
     } catch (e) {
-      restore();
+      try {
+        store?.unbind();
+      } finally {
+        restore();
+      }
       throw e;
     }
   }
