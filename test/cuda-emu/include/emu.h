@@ -184,26 +184,19 @@ using std::isfinite;
 using std::isinf;
 using std::isnan;
 
-inline float __int_as_float(int i) {
-  float f;
-  std::memcpy(&f, &i, 4);
-  return f;
+namespace emu {
+template <typename To, typename From>
+inline To bits_as(From v) {  // C++20's std::bit_cast, for C++17
+  static_assert(sizeof(To) == sizeof(From), "bits_as: sizes differ");
+  To out;
+  std::memcpy(&out, &v, sizeof(To));
+  return out;
 }
-inline int __float_as_int(float f) {
-  int i;
-  std::memcpy(&i, &f, 4);
-  return i;
-}
-inline float __uint_as_float(unsigned u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-inline unsigned __float_as_uint(float f) {
-  unsigned u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
+}  // namespace emu
+inline float __int_as_float(int i) { return emu::bits_as<float>(i); }
+inline int __float_as_int(float f) { return emu::bits_as<int>(f); }
+inline float __uint_as_float(unsigned u) { return emu::bits_as<float>(u); }
+inline unsigned __float_as_uint(float f) { return emu::bits_as<unsigned>(f); }
 
 // Double arithmetic with the rounding spelled out (the device never fuses these into an FMA;
 // not inlined, so a host compiler told to contract, -mfma -ffp-contract=fast, cannot fuse them either).
