@@ -37,6 +37,20 @@ export const PARAMETER_ALIGN_ELEMENTS = 64;
 
 const alignUp = (n: number): number => Math.ceil(n / PARAMETER_ALIGN_ELEMENTS) * PARAMETER_ALIGN_ELEMENTS;
 
+/**
+ * Runs `build`, which passes every tensor it makes through `keep`; when it throws, those tensors
+ * are disposed before the error goes on (all of them made, or none left behind).
+ */
+function allOrNothing<T>(build: (keep: (t: F32) => F32) => T): T {
+  const made: F32[] = [];
+  try {
+    return build((t) => (made.push(t), t));
+  } catch (e) {
+    for (const t of made) t.dispose();
+    throw e;
+  }
+}
+
 export class ParameterStore {
   /** all parameter values, flat [numel] (zeros in the alignment gaps between parameters) */
   readonly params: F32;
@@ -87,13 +101,9 @@ export class ParameterStore {
     const onDevice = homes.every(([d, g]) => d === device && g === device);
     // The buffers and views are made (and filled) before any Parameter is rebound: a failure
     // here (out of memory, an unknown device) leaves the module as it was.
-    const made: F32[] = [];
-    const keep = (t: F32): F32 => (made.push(t), t);
-    let params: F32;
-    let grads: F32;
-    let momentum: F32;
-    const views: [F32, F32][] = [];
-    try {
+    const { params, grads, momentum, views } = allOrNothing((keep) => {
+      let params: F32;
+      let grads: F32;
       if (onDevice) {
         // zeros: the alignment gaps must hold finite values (a checkpoint checks every weight)
         params = keep(Tensor.zeros([total], { device }));
@@ -110,20 +120,17 @@ export class ParameterStore {
         params = keep(Tensor.from(hostP, [total], { device }));
         grads = keep(Tensor.from(hostG, [total], { device }));
       }
-      for (const [i, [, p]] of entries.entries()) {
+      const views = entries.map(([, p], i): [F32, F32] => {
         const e = layout[i]!;
         const v: [F32, F32] = [keep(params.view(e.offset, e.shape)), keep(grads.view(e.offset, e.shape))];
-        views.push(v);
         if (onDevice) {
           copy(v[0], p.data);
           copy(v[1], p.grad);
         }
-      }
-      momentum = keep(Tensor.zeros([total], { device }));
-    } catch (e) {
-      for (const t of made) t.dispose();
-      throw e;
-    }
+        return v;
+      });
+      return { params, grads, momentum: keep(Tensor.zeros([total], { device })), views };
+    });
     entries.forEach(([, p], i) => {
       p.data.dispose();
       p.grad.dispose();
@@ -225,25 +232,12 @@ export class ParameterStore {
   unbind(): void {
     this.#check();
     const own = (t: F32, device: string): F32 => (t.device === device ? t.to('float32') : Tensor.from(t.dataSync(), t.shape, { device }));
-    const copies: [F32, F32][] = [];
-    try {
-      this.#entries.forEach(([, p], i) => {
+    const copies = allOrNothing((keep) =>
+      this.#entries.map(([, p], i): [F32, F32] => {
         const [d, g] = this.#homes[i]!;
-        const data = own(p.data, d);
-        try {
-          copies.push([data, own(p.grad, g)]);
-        } catch (e) {
-          data.dispose();
-          throw e;
-        }
-      });
-    } catch (e) {
-      for (const [d, g] of copies) {
-        d.dispose();
-        g.dispose();
-      }
-      throw e;
-    }
+        return [keep(own(p.data, d)), keep(own(p.grad, g))];
+      }),
+    );
     this.dispose(); // the views, the bfloat16 copies and the buffers
     this.#entries.forEach(([, p], i) => {
       [p.data, p.grad] = copies[i]!;
