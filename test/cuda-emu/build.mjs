@@ -81,13 +81,15 @@ function build() {
   if (sanitize === 'thread') flags.push('-fsanitize=thread');
   const objects = [];
   const jobs = [];
+  // the newest header a source here may include: ours, and the project's (ops.h, bf16.h, ...)
+  const nativeHeaders = readdirSync(join(root, 'native'), { recursive: true }).filter((f) => /\.(h|cuh)$/.test(f)).map((f) => join(root, 'native', f));
+  const headers = Math.max(...[...readdirSync(join(here, 'include')).map((f) => join(here, 'include', f)), join(here, 'harness.h'), ...nativeHeaders].map((f) => statSync(f).mtimeMs));
   for (const src of sources) {
     const obj = join(out, src.replace(/[\\/]/g, '_').replace(/\.(cu|cc)$/, '') + '.o');
     objects.push(obj);
     // The copied kernels are rewritten on every build; our own sources are rebuilt when newer
-    // than their object, or when a header here changed.
-    const newest = Math.max(statSync(src).mtimeMs, ...readdirSync(join(here, 'include')).map((f) => statSync(join(here, 'include', f)).mtimeMs), statSync(join(here, 'harness.h')).mtimeMs);
-    const fresh = !src.startsWith(out) && existsSync(obj) && statSync(obj).mtimeMs > newest;
+    // than their object, or when a header they may include changed.
+    const fresh = !src.startsWith(out) && existsSync(obj) && statSync(obj).mtimeMs > Math.max(statSync(src).mtimeMs, headers);
     // The kernels are built the way nvcc builds them in one respect that changes results:
     // a * b + c contracted into one fused multiply-add (nvcc's default --fmad=true), so a kernel
     // that promises the CPU's roundings bit for bit must say so in its code (__dmul_rn, ...).
