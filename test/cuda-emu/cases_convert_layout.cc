@@ -13,23 +13,15 @@ namespace {
 using namespace emu_test;
 namespace cu = alexnet::cuda;
 
-uint32_t bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-float from_bits(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+using alexnet::bf16::bits_float;
+using alexnet::bf16::float_bits;
 
 // bfloat16 of a float32, from the value: the nearest multiple of the quantum 2^(e - 7) (e: the
 // value's binade, at least -126 as bfloat16 shares float32's subnormal range), ties to even
 // (rint in the default rounding mode); beyond the largest finite bfloat16, (2 - 2^-7) 2^127,
 // infinity. A NaN keeps its sign and top 7 mantissa bits, with the quiet bit set.
 uint16_t ref_bf16(float f) {
-  const uint32_t u = bits(f);
+  const uint32_t u = float_bits(f);
   const uint16_t sign = static_cast<uint16_t>((u >> 31) << 15);
   if (std::isnan(f)) return sign | 0x7f80 | 0x0040 | ((u >> 16) & 0x7f);
   if (std::isinf(f)) return sign | 0x7f80;
@@ -40,29 +32,9 @@ uint16_t ref_bf16(float f) {
   const double q = std::ldexp(1.0, std::max(e - 1, -126) - 7);
   const double r = std::rint(d / q) * q;
   if (std::fabs(r) > std::ldexp(2.0 - std::ldexp(1.0, -7), 127)) return sign | 0x7f80;
-  const uint32_t rb = bits(static_cast<float>(r));  // exact: 8 significant bits
+  const uint32_t rb = float_bits(static_cast<float>(r));  // exact: 8 significant bits
   if ((rb & 0xffff) != 0) fail_at(__FILE__, __LINE__, "reference rounding left low bits");
   return static_cast<uint16_t>(rb >> 16);
-}
-
-// Bit for bit, NaN payloads included (conversions move bits; nothing computes on them).
-void expect_exact_bits(const std::string& what, const uint16_t* got, const uint16_t* want, size_t n) {
-  int shown = 0;
-  for (size_t i = 0; i < n; ++i)
-    if (got[i] != want[i] && shown++ < 3) {
-      char buf[120];
-      std::snprintf(buf, sizeof buf, "[%zu] = 0x%04x, want 0x%04x", i, got[i], want[i]);
-      EMU_CHECK(false, what + buf);
-    }
-}
-void expect_exact_bits(const std::string& what, const float* got, const float* want, size_t n) {
-  int shown = 0;
-  for (size_t i = 0; i < n; ++i)
-    if (bits(got[i]) != bits(want[i]) && shown++ < 3) {
-      char buf[120];
-      std::snprintf(buf, sizeof buf, "[%zu] = 0x%08x, want 0x%08x", i, bits(got[i]), bits(want[i]));
-      EMU_CHECK(false, what + buf);
-    }
 }
 
 // Patterns that decide the rounding rule: zeros, infinities, NaNs (quiet, signalling, payloads,
@@ -81,15 +53,15 @@ const uint32_t kSpecial[] = {
 // random exact ties and near-ties (low half 0x8000, 0x7fff, 0x8001).
 std::vector<float> conversion_inputs(size_t random_count) {
   std::vector<float> v;
-  for (uint32_t u : kSpecial) v.push_back(from_bits(u));
+  for (uint32_t u : kSpecial) v.push_back(bits_float(u));
   std::uniform_int_distribution<uint32_t> any;
   for (size_t i = 0; i < random_count; ++i) {
     const uint32_t u = any(rng());
     switch (i % 4) {
-      case 0: v.push_back(from_bits(u)); break;
+      case 0: v.push_back(bits_float(u)); break;
       case 1: v.push_back(uniform(1, -1e3f, 1e3f)[0]); break;
-      case 2: v.push_back(from_bits((u & 0xffff0000u) | 0x8000u)); break;
-      default: v.push_back(from_bits((u & 0xffff0000u) | (i % 8 < 4 ? 0x7fffu : 0x8001u))); break;
+      case 2: v.push_back(bits_float((u & 0xffff0000u) | 0x8000u)); break;
+      default: v.push_back(bits_float((u & 0xffff0000u) | (i % 8 < 4 ? 0x7fffu : 0x8001u))); break;
     }
   }
   return v;
@@ -101,7 +73,7 @@ EMU_CASE(convert_float_to_bf16) {
     std::vector<uint16_t> y(x.size(), 0x1234), want(x.size());
     for (size_t i = 0; i < x.size(); ++i) want[i] = ref_bf16(x[i]);
     cu::float_to_bf16(0, y.data(), x.data(), static_cast<int64_t>(x.size()));
-    expect_exact_bits("float_to_bf16 n=" + std::to_string(x.size()), y.data(), want.data(), x.size());
+    expect_same_bits("float_to_bf16 n=" + std::to_string(x.size()), y.data(), want.data(), x.size(), Nan::Exact);
   }
   cu::float_to_bf16(0, nullptr, nullptr, 0);
 }
@@ -111,13 +83,13 @@ EMU_CASE(convert_bf16_to_float) {
   std::vector<uint16_t> x(65536);
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<uint16_t>(i);
   std::vector<float> y = uniform(x.size(), 1.f, 2.f), want(x.size());
-  for (size_t i = 0; i < x.size(); ++i) want[i] = from_bits(uint32_t{x[i]} << 16);
+  for (size_t i = 0; i < x.size(); ++i) want[i] = bits_float(uint32_t{x[i]} << 16);
   cu::bf16_to_float(0, y.data(), x.data(), static_cast<int64_t>(x.size()));
-  expect_exact_bits("bf16_to_float", y.data(), want.data(), x.size());
+  expect_same_bits("bf16_to_float", y.data(), want.data(), x.size(), Nan::Exact);
   // and an odd size, at an offset
   std::vector<float> y2 = uniform(1001, 1.f, 2.f);
   cu::bf16_to_float(0, y2.data(), x.data() + 0x7f00, 1001);
-  expect_exact_bits("bf16_to_float at 0x7f00", y2.data(), want.data() + 0x7f00, 1001);
+  expect_same_bits("bf16_to_float at 0x7f00", y2.data(), want.data() + 0x7f00, 1001, Nan::Exact);
 }
 
 // float32 a + b, from float64 (a float64 sum of two floats rounds to the float32 sum: float64
@@ -133,14 +105,14 @@ EMU_CASE(convert_bias_to_bf16) {
       std::vector<float> sum = uniform(B * C, -3.f, 3.f);
       const std::vector<float> bias = uniform(C, -2.f, 2.f);
       // special patterns among the sums (NaN, infinities, subnormals, ties, overflow)
-      for (size_t i = 0; i < sum.size(); i += 3) sum[i] = from_bits(kSpecial[(i / 3) % std::size(kSpecial)]);
+      for (size_t i = 0; i < sum.size(); i += 3) sum[i] = bits_float(kSpecial[(i / 3) % std::size(kSpecial)]);
       std::vector<uint16_t> y(B * C, 0x1234), want(B * C);
       for (int64_t i = 0; i < B * C; ++i) want[i] = ref_bf16(with_bias ? add_f32(sum[i], bias[i % C]) : sum[i]);
       cu::bias_to_bf16(0, y.data(), sum.data(), with_bias ? bias.data() : nullptr, B, C);
       // without a bias the sums are converted (NaN payloads kept); with one, a NaN is computed
       // (its payload is the hardware's), so NaN matches NaN there
-      if (with_bias) expect_same_bits(what.c_str(), y.data(), want.data(), y.size());
-      else expect_exact_bits(what, y.data(), want.data(), y.size());
+      if (with_bias) expect_same_bits(what, y.data(), want.data(), y.size());
+      else expect_same_bits(what, y.data(), want.data(), y.size(), Nan::Exact);
     }
 }
 
@@ -185,7 +157,7 @@ EMU_CASE(convert_bias_relu_bf16) {
           want[i] = ref_bf16(v);
         }
         cu::bias_relu_bf16(0, y.data(), with_bias ? bias.data() : nullptr, s.N, s.C, s.S, relu);
-        expect_same_bits(what.c_str(), y.data(), want.data(), n);
+        expect_same_bits(what, y.data(), want.data(), n);
       }
 }
 
@@ -219,7 +191,7 @@ EMU_CASE(convert_bias_backward_bf16) {
       }
       std::vector<float> again = db0;
       cu::bias_backward_bf16(0, again.data(), dy.data(), B, C, accumulate);
-      expect_exact_bits(what + " second run", again.data(), db.data(), C);
+      expect_same_bits(what + " second run", again.data(), db.data(), C, Nan::Exact);
     }
 }
 
@@ -237,7 +209,7 @@ const LayoutShape kLayouts[] = {{1, 1, 1},  {2, 3, 300}, {1, 96, 55}, {3, 33, 31
 std::vector<float> layout_values(size_t n) {
   std::vector<float> v = uniform(n, -3.f, 3.f);
   const uint32_t odd[] = {0x7fc00001, 0xffa00000, 0x7f800001, 0x80000000, 0x00000001, 0xff800000};
-  for (size_t i = 5; i < n; i += 11) v[i] = from_bits(odd[(i / 11) % 6]);
+  for (size_t i = 5; i < n; i += 11) v[i] = bits_float(odd[(i / 11) % 6]);
   return v;
 }
 
@@ -256,9 +228,9 @@ EMU_CASE(layout_nchw_to_nhwc) {
           wantb[(b * s.S + r) * s.C + c] = xb[(b * s.C + c) * s.S + r];
         }
     cu::nchw_to_nhwc(0, y.data(), x.data(), s.N, s.C, s.S);
-    expect_exact_bits("nchw_to_nhwc" + what, y.data(), want.data(), n);
+    expect_same_bits("nchw_to_nhwc" + what, y.data(), want.data(), n, Nan::Exact);
     cu::nchw_to_nhwc_bf16(0, yb.data(), xb.data(), s.N, s.C, s.S);
-    expect_exact_bits("nchw_to_nhwc_bf16" + what, yb.data(), wantb.data(), n);
+    expect_same_bits("nchw_to_nhwc_bf16" + what, yb.data(), wantb.data(), n, Nan::Exact);
   }
 }
 
@@ -278,10 +250,10 @@ EMU_CASE(layout_nhwc_to_nchw) {
         }
     std::vector<float> y = uniform(n, 7.f, 8.f);
     cu::nhwc_to_nchw(0, y.data(), x.data(), s.N, s.C, s.S);
-    expect_exact_bits("nhwc_to_nchw" + what, y.data(), want.data(), n);
+    expect_same_bits("nhwc_to_nchw" + what, y.data(), want.data(), n, Nan::Exact);
     std::vector<uint16_t> yb(n, 0x1234);
     cu::nhwc_to_nchw_bf16(0, yb.data(), xb.data(), s.N, s.C, s.S);
-    expect_exact_bits("nhwc_to_nchw_bf16" + what, yb.data(), wantb.data(), n);
+    expect_same_bits("nhwc_to_nchw_bf16" + what, yb.data(), wantb.data(), n, Nan::Exact);
 
     // accumulate: y + the permuted x, one float32 addition each (a NaN computed: NaN matches NaN)
     const std::vector<float> y0 = uniform(n, -3.f, 3.f);

@@ -18,27 +18,6 @@ namespace bf16 = alexnet::bf16;
 // Sizes around the block (256) and odd ones; few launches (each spawns its block's threads, slow under TSan).
 const int64_t kSizes[] = {1, 255, 257, 4099};
 
-uint32_t bits_of(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-// Bit for bit, +0 and -0 apart; any NaN matches any NaN.
-void expect_bits(const char* what, const float* got, const float* want, size_t n) {
-  size_t bad = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (std::isnan(got[i]) && std::isnan(want[i])) continue;
-    if (bits_of(got[i]) == bits_of(want[i])) continue;
-    if (++bad <= 3) {
-      char buf[200];
-      std::snprintf(buf, sizeof buf, "%s[%zu] = %.9g (0x%08x), want %.9g (0x%08x)", what, i, got[i],
-                    bits_of(got[i]), want[i], bits_of(want[i]));
-      fail_at(__FILE__, __LINE__, buf);
-    }
-  }
-  if (bad > 3) fail_at(__FILE__, __LINE__, std::string(what) + ": " + std::to_string(bad) + " mismatches in all");
-}
-
 // x with a few NaNs, infinities and signed zeros among uniform values (ReLU's and dropout's edge cases).
 std::vector<float> inputs(int64_t n) {
   std::vector<float> x = uniform(n, -2.f, 2.f);
@@ -109,8 +88,8 @@ EMU_CASE(dropout_forward_f32_host_offset) {
       std::vector<float> y(n, 7.f), mask(n, 7.f);
       cu::dropout_forward(0, y.data(), mask.data(), x.data(), n, nullptr, d);
       const std::vector<float> m = want_mask(x, d.seed, d.offset, p, relu);
-      expect_bits("mask", mask.data(), m.data(), n);
-      expect_bits("y", y.data(), want_y(x, m, relu).data(), n);
+      expect_same_bits("mask", mask.data(), m.data(), n);
+      expect_same_bits("y", y.data(), want_y(x, m, relu).data(), n);
       // the kept fraction is about 1 - p (a wrong threshold or key would shift it)
       if (n >= 1000 && !relu) {
         int64_t kept = 0;
@@ -128,8 +107,8 @@ EMU_CASE(dropout_forward_f32_host_offset) {
     std::vector<float> y(n), mask(n);
     cu::dropout_forward(0, y.data(), mask.data(), x.data(), n, nullptr, d);
     const std::vector<float> m = want_mask(x, d.seed, offset, 0.3, false);
-    expect_bits("mask (offset near 2^32 / 2^64)", mask.data(), m.data(), n);
-    expect_bits("y (offset near 2^32 / 2^64)", y.data(), want_y(x, m, false).data(), n);
+    expect_same_bits("mask (offset near 2^32 / 2^64)", mask.data(), m.data(), n);
+    expect_same_bits("y (offset near 2^32 / 2^64)", y.data(), want_y(x, m, false).data(), n);
   }
   // n == 0 launches nothing and, without a counter, touches nothing
   cu::dropout_forward(0, nullptr, nullptr, nullptr, 0, nullptr, params(0.5, false));
@@ -162,8 +141,8 @@ EMU_CASE(dropout_forward_device_counter) {
     std::vector<float> y(n), mask(n);
     cu::dropout_forward(0, y.data(), mask.data(), x.data(), n, counter, d);
     const std::vector<float> m = want_mask(x, d.seed, s.counter + d.offset, p, relu);
-    expect_bits("mask (counter)", mask.data(), m.data(), n);
-    expect_bits("y (counter)", y.data(), want_y(x, m, relu).data(), n);
+    expect_same_bits("mask (counter)", mask.data(), m.data(), n);
+    expect_same_bits("y (counter)", y.data(), want_y(x, m, relu).data(), n);
     // advanced by hand, in 32-bit words with the carry
     const uint64_t lo = (s.counter & 0xFFFFFFFFu) + (s.advance & 0xFFFFFFFFu);
     const uint32_t want_lo = static_cast<uint32_t>(lo);
@@ -176,7 +155,7 @@ EMU_CASE(dropout_forward_device_counter) {
       std::vector<float> y3(n), mask3(n);
       cu::dropout_forward(0, y3.data(), mask3.data(), x.data(), n, counter, d);
       const std::vector<float> m3 = want_mask(x, d.seed, s.counter + s.advance + d.offset, p, relu);
-      expect_bits("mask (second draw)", mask3.data(), m3.data(), n);
+      expect_same_bits("mask (second draw)", mask3.data(), m3.data(), n);
       EMU_CHECK(counter_value(counter) == s.counter + 2 * s.advance, "counter after two draws");
     }
   }
@@ -208,7 +187,7 @@ EMU_CASE(dropout_forward_bf16) {
     cu::dropout_forward_bf16(0, y.data(), mask.data(), x.data(), n, with_counter ? counter : nullptr, d);
     const std::vector<float> xf = from_bf16(x);
     const std::vector<float> m = want_mask(xf, d.seed, (with_counter ? start : 0) + d.offset, p, relu);
-    expect_bits("bf16 mask", mask.data(), m.data(), n);
+    expect_same_bits("bf16 mask", mask.data(), m.data(), n);
     // the float32 product (exact in double, rounded to float), then rounded to bf16
     std::vector<uint16_t> want(n);
     const std::vector<float> yf = want_y(xf, m, relu);
@@ -232,7 +211,7 @@ EMU_CASE(dropout_backward_f32_bf16) {
     std::vector<float> dx(n, 7.f), want(n);
     cu::dropout_backward(0, dx.data(), dy.data(), mk.data(), n);
     for (int64_t i = 0; i < n; ++i) want[i] = product(dy[i], mk[i]);
-    expect_bits("dx", dx.data(), want.data(), n);
+    expect_same_bits("dx", dx.data(), want.data(), n);
 
     const std::vector<uint16_t> dyh = to_bf16(inputs(n));
     std::vector<uint16_t> dxh(n, 0x1234), wanth(n);

@@ -69,8 +69,12 @@ inline void expect_close(const char* what, const std::vector<float>& got, const 
   EMU_CHECK(got.size() == want.size(), what);
   expect_close(what, got.data(), want.data(), std::min(got.size(), want.size()), atol, rtol);
 }
-// Bit for bit (NaNs compared as values: any NaN matches any NaN).
+// Equal values (+0 == -0; NaN only where want is NaN).
 void expect_same(const char* what, const float* got, const float* want, size_t n);
-void expect_same_bits(const char* what, const uint16_t* got, const uint16_t* want, size_t n);
+// Bit for bit (+0 and -0 apart). NaNs: any NaN matches any NaN (Nan::Any), or their patterns
+// must match too (Nan::Exact: sign and payload, for code that only moves bits).
+enum class Nan { Any, Exact };
+void expect_same_bits(const std::string& what, const uint16_t* got, const uint16_t* want, size_t n, Nan nan = Nan::Any);
+void expect_same_bits(const std::string& what, const float* got, const float* want, size_t n, Nan nan = Nan::Any);
 
 }  // namespace emu_test

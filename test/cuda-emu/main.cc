@@ -51,21 +51,50 @@ void expect_same(const char* what, const float* got, const float* want, size_t n
   expect_close(what, got, w.data(), n, 0, 0);
 }
 
-void expect_same_bits(const char* what, const uint16_t* got, const uint16_t* want, size_t n) {
+namespace {
+
+// The shared loop of the bit comparisons: U the bit pattern's type, `is_nan` the format's test.
+template <typename U>
+void compare_bits(const std::string& what, const U* got, const U* want, size_t n, Nan nan, bool (*is_nan)(U),
+                  const char* (*show)(char*, size_t, U)) {
   int shown = 0;
   size_t bad = 0;
   for (size_t i = 0; i < n; ++i) {
     if (got[i] == want[i]) continue;
-    const bool both_nan = (got[i] & 0x7fff) > 0x7f80 && (want[i] & 0x7fff) > 0x7f80;
-    if (both_nan) continue;
+    if (nan == Nan::Any && is_nan(got[i]) && is_nan(want[i])) continue;
     ++bad;
     if (shown++ < 3) {
-      char buf[256];
-      std::snprintf(buf, sizeof buf, "%s[%zu] = 0x%04x, want 0x%04x", what, i, got[i], want[i]);
+      char g[64], w[64], buf[256];
+      std::snprintf(buf, sizeof buf, "%s[%zu] = %s, want %s", what.c_str(), i, show(g, sizeof g, got[i]), show(w, sizeof w, want[i]));
       fail_at(__FILE__, __LINE__, buf);
     }
   }
-  if (bad > 3) fail_at(__FILE__, __LINE__, std::string(what) + ": " + std::to_string(bad) + " mismatches in all");
+  if (bad > 3) fail_at(__FILE__, __LINE__, what + ": " + std::to_string(bad) + " mismatches in all");
+}
+
+}  // namespace
+
+void expect_same_bits(const std::string& what, const uint16_t* got, const uint16_t* want, size_t n, Nan nan) {
+  compare_bits<uint16_t>(
+      what, got, want, n, nan, [](uint16_t h) { return (h & 0x7fff) > 0x7f80; },
+      [](char* buf, size_t size, uint16_t h) -> const char* {
+        std::snprintf(buf, size, "0x%04x", h);
+        return buf;
+      });
+}
+
+void expect_same_bits(const std::string& what, const float* got, const float* want, size_t n, Nan nan) {
+  std::vector<uint32_t> g(n), w(n);
+  for (size_t i = 0; i < n; ++i) {
+    g[i] = alexnet::bf16::float_bits(got[i]);
+    w[i] = alexnet::bf16::float_bits(want[i]);
+  }
+  compare_bits<uint32_t>(
+      what, g.data(), w.data(), n, nan, [](uint32_t u) { return (u & 0x7fffffffu) > 0x7f800000u; },
+      [](char* buf, size_t size, uint32_t u) -> const char* {
+        std::snprintf(buf, size, "%.9g (0x%08x)", static_cast<double>(alexnet::bf16::bits_float(u)), u);
+        return buf;
+      });
 }
 
 }  // namespace emu_test
