@@ -39,6 +39,7 @@ extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
 namespace emu {
 
 thread_local ThreadState t;
+thread_local cudaError_t last_error = cudaSuccess;  // cudaGetLastError's
 
 void abort_kernel(const char* what) {
   std::fprintf(stderr, "EMU FAIL: %s (block %u,%u,%u thread %u,%u,%u)\n", what, t.bid.x, t.bid.y, t.bid.z,
@@ -125,7 +126,6 @@ inline void quiet_end() {
 #endif
 }
 
-thread_local cudaError_t last_error = cudaSuccess;
 bool g_dry_run = false;
 uint64_t g_accepted = 0, g_refused = 0;
 
@@ -323,9 +323,10 @@ uint64_t shfl_xor_bits(unsigned mask, uint64_t bits, int lane_mask, int width) {
   return out;
 }
 
-void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* ctx) {
+namespace {
+// The limits of every GPU since compute capability 3.0 (cudaErrorInvalidConfiguration).
+bool launch_ok(dim3 grid, dim3 block, size_t shared_bytes) {
   const uint64_t threads = uint64_t{block.x} * block.y * block.z;
-  // The limits of every GPU since compute capability 3.0 (cudaErrorInvalidConfiguration).
   const bool bad = grid.x == 0 || grid.y == 0 || grid.z == 0 || block.x == 0 || block.y == 0 ||
                    block.z == 0 || threads > 1024 || block.z > 64 || grid.x > 2147483647u ||
                    grid.y > 65535 || grid.z > 65535 || shared_bytes > 48 * 1024;
@@ -334,8 +335,16 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), v
                  grid.z, block.x, block.y, block.z, shared_bytes);
     last_error = cudaErrorInvalidConfiguration;
     ++g_refused;
-    return;
   }
+  return !bad;
+}
+}  // namespace
+
+bool validate_launch(dim3 grid, dim3 block, size_t shared_bytes) { return launch_ok(grid, block, shared_bytes); }
+
+void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* ctx) {
+  const uint64_t threads = uint64_t{block.x} * block.y * block.z;
+  if (!launch_ok(grid, block, shared_bytes)) return;
   ++g_accepted;
   if (g_dry_run) return;
   const ThreadState caller = t;
@@ -388,6 +397,7 @@ uint64_t launches_refused() { return g_refused; }
 
 }  // namespace emu
 
+#ifndef EMU_DEVICE  // the emulated device has the whole runtime (device/runtime.cc)
 cudaError_t cudaGetLastError() {
   const cudaError_t e = emu::last_error;
   emu::last_error = cudaSuccess;
@@ -414,3 +424,4 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
+#endif

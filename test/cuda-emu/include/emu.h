@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <typeinfo>
 #include <utility>
 
@@ -40,8 +41,17 @@ using cudaStream_t = CUstream_st*;
 enum cudaError_t {
   cudaSuccess = 0,
   cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
   cudaErrorInvalidConfiguration = 9,
+  cudaErrorNoDevice = 100,
+  cudaErrorInvalidDevice = 101,
+  cudaErrorInvalidResourceHandle = 400,
+  cudaErrorNotReady = 600,
+  cudaErrorIllegalAddress = 700,
   cudaErrorLaunchFailure = 719,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorStreamCaptureImplicit = 906,
 };
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,
@@ -100,27 +110,47 @@ void set_dry_run(bool on);
 uint64_t launches_accepted();
 uint64_t launches_refused();
 
+// The launch check alone (run_grid's): false, with cudaErrorInvalidConfiguration as the calling
+// thread's last error, for a launch the GPU would refuse.
+bool validate_launch(dim3 grid, dim3 block, size_t shared_bytes);
+extern thread_local cudaError_t last_error;
+
+#ifdef EMU_DEVICE
+// The emulated device (device/runtime.cc): a launch is validated at once (its error is the
+// launching thread's, as cudaGetLastError after a launch reports it) and the grid queued on its
+// stream, to run on the device's thread, or recorded into a graph while the stream is captured.
+void queue_grid(cudaStream_t s, dim3 grid, dim3 block, size_t shared_bytes, std::function<void()> body);
+#endif
+
 template <typename Kernel>
 struct Bound {
   dim3 grid, block;
   size_t shared_bytes;
+  cudaStream_t stream;
   Kernel kernel;
   template <typename... Args>
   void operator()(Args... args) const {
+#ifdef EMU_DEVICE
+    if (!validate_launch(grid, block, shared_bytes)) return;
+    Kernel k = kernel;
+    queue_grid(stream, grid, block, shared_bytes, [k, args...]() { k(args...); });
+#else
     auto call = [&]() { kernel(args...); };
     run_grid(grid, block, shared_bytes, [](void* c) { (*static_cast<decltype(call)*>(c))(); }, &call);
+#endif
   }
 };
 struct Launcher {
   dim3 grid, block;
   size_t shared_bytes;
+  cudaStream_t stream;
   template <typename Kernel>
   Bound<Kernel> operator()(Kernel k) const {
-    return Bound<Kernel>{grid, block, shared_bytes, k};
+    return Bound<Kernel>{grid, block, shared_bytes, stream, k};
   }
 };
-inline Launcher launcher(dim3 grid, dim3 block, size_t shared_bytes = 0, cudaStream_t = nullptr) {
-  return Launcher{grid, block, shared_bytes};
+inline Launcher launcher(dim3 grid, dim3 block, size_t shared_bytes = 0, cudaStream_t stream = nullptr) {
+  return Launcher{grid, block, shared_bytes, stream};
 }
 
 }  // namespace emu
@@ -211,3 +241,95 @@ const char* cudaGetErrorName(cudaError_t e);
 const char* cudaGetErrorString(cudaError_t e);
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s = nullptr);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s = nullptr);
+
+#ifdef EMU_DEVICE
+// ---- the emulated device's runtime (device/runtime.cc): the rest of the CUDA runtime API the
+// backend calls (native/cuda/runtime.cu, bench.cu, probe.cu), with CUDA's names and values.
+struct CUevent_st;
+struct CUgraph_st;
+struct CUgraphExec_st;
+struct CUmemPoolHandle_st;
+using cudaEvent_t = CUevent_st*;
+using cudaGraph_t = CUgraph_st*;
+using cudaGraphExec_t = CUgraphExec_st*;
+using cudaMemPool_t = CUmemPoolHandle_st*;
+using cudaStreamCallback_t = void (*)(cudaStream_t, cudaError_t, void*);
+using cudaHostFn_t = void (*)(void*);
+
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem;
+  int major, minor;
+  int multiProcessorCount;
+  int l2CacheSize;
+};
+enum cudaDeviceAttr { cudaDevAttrL2CacheSize = 38, cudaDevAttrMemoryPoolsSupported = 115 };
+enum cudaMemPoolAttr {
+  cudaMemPoolReuseFollowEventDependencies = 1,
+  cudaMemPoolReuseAllowOpportunistic = 2,
+  cudaMemPoolReuseAllowInternalDependencies = 3,
+  cudaMemPoolAttrReleaseThreshold = 4,
+  cudaMemPoolAttrReservedMemCurrent = 5,
+  cudaMemPoolAttrReservedMemHigh = 6,
+  cudaMemPoolAttrUsedMemCurrent = 7,
+  cudaMemPoolAttrUsedMemHigh = 8,
+};
+enum cudaStreamCaptureMode {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2,
+};
+constexpr unsigned cudaStreamDefault = 0, cudaStreamNonBlocking = 1;
+constexpr unsigned cudaHostAllocDefault = 0, cudaHostAllocPortable = 1, cudaHostAllocMapped = 2;
+constexpr unsigned long long cudaGraphInstantiateFlagAutoFreeOnLaunch = 1;
+
+cudaError_t cudaGetDeviceCount(int* n);
+cudaError_t cudaGetDevice(int* d);
+cudaError_t cudaSetDevice(int d);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int d);
+cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int d);
+cudaError_t cudaRuntimeGetVersion(int* v);
+cudaError_t cudaDriverGetVersion(int* v);
+cudaError_t cudaDeviceSynchronize();
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
+cudaError_t cudaMalloc(void** p, size_t bytes);
+template <typename T>
+cudaError_t cudaMalloc(T** p, size_t bytes) { return cudaMalloc(reinterpret_cast<void**>(p), bytes); }
+cudaError_t cudaFree(void* p);
+cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s);
+cudaError_t cudaFreeAsync(void* p, cudaStream_t s);
+cudaError_t cudaMallocHost(void** p, size_t bytes);
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned flags);
+cudaError_t cudaHostGetDevicePointer(void** device, void* host, unsigned flags);
+cudaError_t cudaFreeHost(void* p);
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int d);
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr a, void* v);
+cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr a, void* v);
+cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t keep);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t s);
+cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaStreamAddCallback(cudaStream_t s, cudaStreamCallback_t cb, void* data, unsigned flags);
+cudaError_t cudaLaunchHostFunc(cudaStream_t s, cudaHostFn_t fn, void* data);
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags = 0);
+cudaError_t cudaEventCreate(cudaEvent_t* e);
+cudaError_t cudaEventDestroy(cudaEvent_t e);
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
+cudaError_t cudaEventSynchronize(cudaEvent_t e);
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t stop);
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g);
+cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t* e, cudaGraph_t g, unsigned long long flags);
+cudaError_t cudaGraphDestroy(cudaGraph_t g);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s);
+
+// Device code's clocks: the PTX `globaltimer` register (build.mjs rewrites the inline assembly
+// that reads it to this) and clock64(), both from the host's monotonic clock.
+namespace emu {
+uint64_t globaltimer_ns();
+}
+inline long long clock64() { return static_cast<long long>(::emu::globaltimer_ns()); }
+void __nanosleep(unsigned ns);
+#endif

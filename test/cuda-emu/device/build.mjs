@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// Builds the emulated device (test/cuda-emu/README.md, "The emulated device"): the whole addon
+// with its CUDA backend compiled as host C++ against the emulated CUDA runtime, and the
+// stand-in cuDNN and cuBLAS libraries beside it.
+//   node test/cuda-emu/device/build.mjs [--out DIR] [--print-env]
+// Writes DIR/alexnet.node, DIR/libcudaemu.so and DIR/lib/ (libcudnn.so.9, libcublas.so.13,
+// libcublasLt.so.13). --print-env prints the environment that points the package at them
+// (ALEXNET_ADDON, ALEXNET_CUDNN_PATH, ALEXNET_CUBLAS_PATH), one NAME=value per line.
+// Objects are rebuilt only when their source, or any header, is newer.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+import { rewriteLaunches, rewriteShared } from '../build.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const emuDir = resolve(here, '..');
+const root = resolve(here, '../../..');
+const cxx = process.env.CXX || 'g++';
+
+// The PTX register reads our kernels make (a clock): the host's monotonic clock instead.
+const GLOBALTIMER = /asm\s+volatile\s*\(\s*"mov\.u64 %0, %%globaltimer;"\s*:\s*"=l"\((\w+)\)\s*\)/g;
+export function rewriteDevice(text) {
+  return rewriteShared(rewriteLaunches(text)).replace(GLOBALTIMER, (_, v) => `(${v} = ::emu::globaltimer_ns())`);
+}
+
+function newest(files) {
+  return Math.max(0, ...files.filter((f) => existsSync(f)).map((f) => statSync(f).mtimeMs));
+}
+
+function runParallel(jobs, width) {
+  for (let i = 0; i < jobs.length; i += width) {
+    const batch = jobs.slice(i, i + width);
+    const script = batch.map((j) => [cxx, ...j].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ') + ' &').join('\n') +
+      '\nfail=0; for p in $(jobs -p); do wait $p || fail=1; done; exit $fail';
+    const r = spawnSync('bash', ['-c', script], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('emulated device build failed');
+  }
+}
+
+export function buildDevice(out = join(root, 'build', 'cuda-emu-device')) {
+  mkdirSync(join(out, 'lib'), { recursive: true });
+  mkdirSync(join(out, 'obj'), { recursive: true });
+  const sources = JSON.parse(readFileSync(join(root, 'native/sources.json'), 'utf8'));
+  // The CUDA sources, rewritten into out/src (written only when changed, so objects stay fresh).
+  const cudaFiles = [];
+  const nativeFiles = readdirSync(join(root, 'native'), { recursive: true });
+  for (const f of nativeFiles) {
+    if (!/\.(cu|cuh|h)$/.test(f)) continue;
+    const dst = join(out, 'src', 'native', f);
+    mkdirSync(dirname(dst), { recursive: true });
+    // headers beside them too, so that the copies' relative includes resolve
+    const original = readFileSync(join(root, 'native', f), 'utf8');
+    const text = f.endsWith('.h') ? original : rewriteDevice(original);
+    if (!f.endsWith('.h') && text.includes('<<<') || text.includes('__shared__') || /\basm\b/.test(text.replace(/\/\/.*$/gm, '')))
+      throw new Error(`native/${f}: a launch, __shared__ declaration or inline assembly the rewrite did not understand`);
+    if (!existsSync(dst) || readFileSync(dst, 'utf8') !== text) writeFileSync(dst, text);
+  }
+  const headers = newest([
+    ...nativeFiles.filter((f) => /\.(h|cuh)$/.test(f)).map((f) => join(root, 'native', f)),
+    ...readdirSync(join(emuDir, 'include')).map((f) => join(emuDir, 'include', f)),
+    join(here, 'emu_device.h'),
+  ]);
+  const nodeInclude = resolve(dirname(process.execPath), '../include/node');
+  if (!existsSync(join(nodeInclude, 'node_api.h'))) throw new Error(`no Node headers at ${nodeInclude}`);
+  const require = createRequire(join(root, 'package.json'));
+  const napiInclude = resolve(root, require('node-addon-api').include_dir);
+  const detect = (what) => execFileSync(process.execPath, ['scripts/detect.mjs', what], { cwd: root, encoding: 'utf8' }).trim();
+  const blasInclude = detect('blas-include');
+  const blasLib = detect('blas-lib');
+  const base = ['-std=c++17', '-O1', '-g0', '-fPIC', '-pthread', '-fexceptions', '-w'];
+  const emuFlags = ['-DEMU_DEVICE', `-I${join(emuDir, 'include')}`];
+  const defines = ['-DNAPI_VERSION=8', '-DNODE_ADDON_API_CPP_EXCEPTIONS', '-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
+    '-DNODE_ADDON_API_DISABLE_DEPRECATED', '-DALEXNET_BUILD_SYSTEM="emulated-device"', '-DALEXNET_WITH_CUDA',
+    '-DALEXNET_CUDA_ARCHS="emulated"', `-I${nodeInclude}`, `-I${napiInclude}`];
+  if (blasInclude && blasLib) defines.push(`-I${blasInclude}`, '-DALEXNET_WITH_CBLAS', '-DALEXNET_OPENBLAS');
+
+  const jobs = [];
+  const object = (src) => join(out, 'obj', src.replace(/^.*?native[\\/]/, '').replace(/[\\/]/g, '_') + '.o');
+  const compile = (src, flags, lang = []) => {
+    const obj = object(src);
+    if (!(existsSync(obj) && statSync(obj).mtimeMs > Math.max(statSync(src).mtimeMs, headers))) jobs.push([...base, ...flags, ...lang, '-c', src, '-o', obj]);
+    return obj;
+  };
+  // the emulated runtime, one shared library for the addon and the stand-in libraries
+  const runtimeObjs = [
+    compile(join(emuDir, 'emu.cc'), ['-O2', ...emuFlags]),
+    compile(join(here, 'runtime.cc'), ['-O2', ...emuFlags]),
+  ];
+  const addonObjs = [];
+  for (const f of sources.cpp) addonObjs.push(compile(join(root, f), defines));
+  for (const f of sources.cuda) {
+    const src = f.endsWith('.cu') ? join(out, 'src', f) : join(root, f);
+    addonObjs.push(compile(src, [...defines, ...emuFlags], f.endsWith('.cu') ? ['-x', 'c++'] : []));
+  }
+  const fakes = [];
+  for (const [file, lib] of [['fake_cudnn.cc', 'libcudnn.so.9'], ['fake_cublas.cc', 'libcublas.so.13']]) {
+    if (!existsSync(join(here, file))) continue;
+    fakes.push([compile(join(here, file), ['-O2', ...emuFlags, `-I${join(root, 'native/cuda/dynload')}`, `-I${join(root, 'native')}`]), lib]);
+  }
+  runParallel(jobs, Math.max(1, Math.min(cpus().length, 4)));
+
+  const runtimeLib = join(out, 'libcudaemu.so');
+  execFileSync(cxx, ['-shared', '-pthread', '-Wl,-soname,libcudaemu.so', ...runtimeObjs, '-o', runtimeLib], { stdio: 'inherit' });
+  for (const [obj, lib] of fakes) {
+    execFileSync(cxx, ['-shared', '-pthread', `-Wl,-soname,${lib}`, obj, `-L${out}`, '-lcudaemu', '-Wl,-rpath,$ORIGIN/..',
+      '-o', join(out, 'lib', lib)], { stdio: 'inherit' });
+  }
+  // cuBLASLt lives in libcublas.so.13 here; the loader preloads a libcublasLt.so.13 beside it
+  if (existsSync(join(out, 'lib', 'libcublas.so.13')) && !existsSync(join(here, 'fake_cublaslt.cc')))
+    copyFileSync(join(out, 'lib', 'libcublas.so.13'), join(out, 'lib', 'libcublasLt.so.13'));
+  const addon = join(out, 'alexnet.node');
+  const link = ['-shared', '-pthread', ...addonObjs, `-L${out}`, '-lcudaemu', '-Wl,-rpath,' + out, '-ldl', '-lrt'];
+  if (blasInclude && blasLib) link.push(blasLib, '-lm', '-Wl,--exclude-libs,ALL');
+  execFileSync(cxx, [...link, '-o', addon], { stdio: 'inherit' });
+  return {
+    addon,
+    env: { ALEXNET_ADDON: addon, ALEXNET_CUDNN_PATH: join(out, 'lib'), ALEXNET_CUBLAS_PATH: join(out, 'lib') },
+    compiled: jobs.length,
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2);
+  const i = args.indexOf('--out');
+  const t0 = Date.now();
+  const { env, compiled } = buildDevice(i >= 0 ? resolve(args[i + 1]) : undefined);
+  if (args.includes('--print-env')) {
+    for (const [k, v] of Object.entries(env)) console.log(`${k}=${v}`);
+  } else {
+    console.log(`emulated device: ${compiled} files compiled in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    for (const [k, v] of Object.entries(env)) console.log(`  ${k}=${v}`);
+  }
+}
