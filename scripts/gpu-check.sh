@@ -271,6 +271,7 @@ run_step info 60 "alexnet info --json" -o "$WORK/info.json" "$NODE" bin/alexnet.
   const fs = require("fs");
   let c;
   try { c = JSON.parse(fs.readFileSync(process.argv[1], "utf8")).backends.cuda; } catch (e) { c = { available: false, reason: "alexnet info --json gave no report: " + (fs.existsSync(process.argv[2]) ? fs.readFileSync(process.argv[2], "utf8").trim().split("\n").slice(0, 3).join(" / ") : "no output") }; }
+  if (c.available && (c.architectures === "emulated" || /^Emulated CUDA device/.test(c.deviceName || ""))) { c.available = false; c.reason = `the addon runs on the CPU emulation (${c.deviceName}; test/cuda-emu/device), which never counts as a GPU`; }
   if (c.available) console.log(`CUDA available: ${c.deviceName}, driver ${c.driverVersion}, runtime ${c.runtimeVersion}, cuDNN ${c.libraries.cudnn.version} (${c.libraries.cudnn.path}), cuBLAS ${c.libraries.cublas.version} (${c.libraries.cublas.path}), ${c.architectures}`);
   else { fs.writeFileSync(process.argv[3], c.reason + "\n"); console.log(`CUDA unavailable: ${c.reason}`); process.exitCode = 1; }
 ' "$WORK/info.json" "$WORK/info.log" "$WORK/cuda-unavailable.txt" 2>&1 | tee -a "$WORK/gpu-check.log"

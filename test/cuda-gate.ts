@@ -10,12 +10,21 @@ import { loadNative } from '../src/native.js';
 
 const cudaInfo = loadNative().info().cuda;
 
-/** True when the addon has CUDA compiled in, a device, and cuDNN and cuBLAS loaded. */
-export const cudaAvailable: boolean = cudaInfo.available;
-/** Why CUDA is unavailable ('' when it is available). */
-export const cudaReason: string = cudaInfo.available ? '' : cudaInfo.reason;
 /** True when CUDA tests must run (ALEXNET_REQUIRE_CUDA=1). */
 export const cudaRequired: boolean = process.env.ALEXNET_REQUIRE_CUDA === '1';
+/**
+ * True when the "device" is the emulated one (test/cuda-emu/device: the whole backend on the
+ * CPU, with stand-in cuDNN and cuBLAS). Its runs are a rehearsal, never the GPU check: under
+ * ALEXNET_REQUIRE_CUDA=1 it counts as no CUDA at all.
+ */
+export const cudaEmulated: boolean = cudaInfo.architectures === 'emulated' || /^Emulated CUDA device/.test(cudaInfo.deviceName ?? '');
+const emulatedRefused = cudaEmulated && cudaRequired;
+/** True when the addon has CUDA compiled in, a device, and cuDNN and cuBLAS loaded. */
+export const cudaAvailable: boolean = cudaInfo.available && !emulatedRefused;
+/** Why CUDA is unavailable ('' when it is available). */
+export const cudaReason: string = emulatedRefused
+  ? `the device is the CPU emulation (${cudaInfo.deviceName}), which never counts as a GPU (ALEXNET_REQUIRE_CUDA=1)`
+  : cudaInfo.available ? '' : cudaInfo.reason;
 
 const firstLine = (s: string): string => s.split('\n')[0] ?? s;
 
