@@ -47,6 +47,16 @@
 //
 // Not modelled: half precision and integer types, NCHW_VECT_C, 3-D convolutions, real
 // non-determinism, timing.
+//
+// Build (the emu:: services come from libcudaemu.so, linked as a dependency so that a
+// dlopen(RTLD_LOCAL) of this library finds them; the already loaded libcudaemu.so is reused by
+// its soname, so there stays one device per process):
+//   g++ -std=c++17 -O2 -fPIC -shared -Wl,-soname,libcudnn.so.9 -I native/cuda/dynload
+//       -I test/cuda-emu/include -I test/cuda-emu/device test/cuda-emu/device/fake_cudnn.cc
+//       -o DIR/libcudnn.so.9 -LDIR -lcudaemu -Wl,-rpath,'$ORIGIN' -Wl,--no-undefined
+// then ALEXNET_CUDNN_PATH=DIR. Without the dependency the loader rejects the file ("undefined
+// symbol: emu::enqueue") unless libcudaemu.so is loaded globally (LD_PRELOAD).
+// fake_cudnn_check.cc checks this library on its own, with a trivial device.
 #include <algorithm>
 #include <cmath>
 #include <cstdarg>
