@@ -614,6 +614,35 @@ void capture_case() {
   compare("captured forward replayed after its descriptors and scalars were gone", want, reader(y, 1, 3, 3, 3, false), 1e-6, 1e-5);
 }
 
+// AddTensor (a [1, C, 1, 1] bias broadcast onto NHWC C) and ConvolutionBackwardBias (db = sum dy).
+void bias_case() {
+  const int N = 2, C = 3, Hh = 4, Ww = 5;
+  cudnnTensorDescriptor_t bd, cd;
+  OK(A.cudnnCreateTensorDescriptor(&bd));
+  OK(A.cudnnCreateTensorDescriptor(&cd));
+  OK(A.cudnnSetTensor4dDescriptor(bd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, C, 1, 1));
+  OK(A.cudnnSetTensor4dDescriptor(cd, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, N, C, Hh, Ww));
+  float* b = dev_alloc<float>(C);
+  float* c = dev_alloc<float>(static_cast<size_t>(N) * C * Hh * Ww);
+  std::vector<double> c0(static_cast<size_t>(N) * C * Hh * Ww), want(c0.size()), sums(C, 0);
+  for (int i = 0; i < C; ++i) b[i] = static_cast<float>(rnd());
+  for (size_t i = 0; i < c0.size(); ++i) c0[i] = c[i] = static_cast<float>(rnd());
+  for (size_t i = 0; i < c0.size(); ++i) {
+    want[i] = 2 * b[i % C] + 0.5 * c0[i];  // NHWC: the channel is the fastest index
+    sums[i % C] += c0[i];
+  }
+  const float two = 2.f, half = 0.5f, one = 1.f, zero = 0.f;
+  float* db = dev_alloc<float>(C);
+  for (int i = 0; i < C; ++i) db[i] = NAN;
+  OK(A.cudnnConvolutionBackwardBias(H, &one, cd, c, &zero, bd, db));
+  compare("backward bias over NHWC dy", sums, [&](size_t i) { return static_cast<double>(db[i]); }, 1e-6, 1e-6);
+  OK(A.cudnnAddTensor(H, &two, bd, b, &half, cd, c));
+  compare("AddTensor of a [1, C, 1, 1] bias onto NHWC (alpha 2, beta 0.5)", want, [&](size_t i) { return static_cast<double>(c[i]); }, 1e-6, 1e-6);
+  EXPECT_CAT(2000, A.cudnnConvolutionBackwardBias(H, &one, cd, c, &zero, cd, db));
+  OK(A.cudnnDestroyTensorDescriptor(bd));
+  OK(A.cudnnDestroyTensorDescriptor(cd));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -656,6 +685,7 @@ int main(int argc, char** argv) {
   lrn_case(1);
   lrn_case(4);
 
+  bias_case();
   bad_params();
   capture_case();
   OK(A.cudnnDestroy(H));
