@@ -8,7 +8,7 @@
 // (ALEXNET_ADDON, ALEXNET_CUDNN_PATH, ALEXNET_CUBLAS_PATH), one NAME=value per line.
 // Objects are rebuilt only when their source, or any header, is newer.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,22 +96,29 @@ export function buildDevice(out = join(root, 'build', 'cuda-emu-device')) {
     const src = f.endsWith('.cu') ? join(out, 'src', f) : join(root, f);
     addonObjs.push(compile(src, [...defines, ...emuFlags], f.endsWith('.cu') ? ['-x', 'c++'] : []));
   }
-  const fakes = [];
-  for (const [file, lib] of [['fake_cudnn.cc', 'libcudnn.so.9'], ['fake_cublas.cc', 'libcublas.so.13']]) {
-    if (!existsSync(join(here, file))) continue;
-    fakes.push([compile(join(here, file), ['-O2', ...emuFlags, `-I${join(root, 'native/cuda/dynload')}`, `-I${join(root, 'native')}`]), lib]);
-  }
+  // The stand-ins, each one object per library: cuDNN; cuBLAS as it ships, libcublas.so.13
+  // needing libcublasLt.so.13 (fake_cublas.cc's FAKE_CUBLAS_PART 1 and 2).
+  const fakeFlags = ['-O2', ...emuFlags, `-I${join(root, 'native/cuda/dynload')}`, `-I${join(root, 'native')}`];
+  const fakeObj = (file, tag, extra = []) => {
+    const src = join(here, file);
+    const obj = join(out, 'obj', `${tag}.o`);
+    if (!(existsSync(obj) && statSync(obj).mtimeMs > Math.max(statSync(src).mtimeMs, headers))) jobs.push([...base, ...fakeFlags, ...extra, '-c', src, '-o', obj]);
+    return obj;
+  };
+  const cudnnObj = fakeObj('fake_cudnn.cc', 'fake_cudnn');
+  const cublasObj = fakeObj('fake_cublas.cc', 'fake_cublas', ['-DFAKE_CUBLAS_PART=1']);
+  const cublasLtObj = fakeObj('fake_cublas.cc', 'fake_cublaslt', ['-DFAKE_CUBLAS_PART=2']);
   runParallel(jobs, Math.max(1, Math.min(cpus().length, 4)));
 
   const runtimeLib = join(out, 'libcudaemu.so');
   execFileSync(cxx, ['-shared', '-pthread', '-Wl,-soname,libcudaemu.so', ...runtimeObjs, '-o', runtimeLib], { stdio: 'inherit' });
-  for (const [obj, lib] of fakes) {
-    execFileSync(cxx, ['-shared', '-pthread', `-Wl,-soname,${lib}`, obj, `-L${out}`, '-lcudaemu', '-Wl,-rpath,$ORIGIN/..',
-      '-o', join(out, 'lib', lib)], { stdio: 'inherit' });
-  }
-  // cuBLASLt lives in libcublas.so.13 here; the loader preloads a libcublasLt.so.13 beside it
-  if (existsSync(join(out, 'lib', 'libcublas.so.13')) && !existsSync(join(here, 'fake_cublaslt.cc')))
-    copyFileSync(join(out, 'lib', 'libcublas.so.13'), join(out, 'lib', 'libcublasLt.so.13'));
+  const lib = (name) => join(out, 'lib', name);
+  const shared = (obj, name, extra = []) => execFileSync(cxx, ['-shared', '-pthread', `-Wl,-soname,${name}`, obj, ...extra,
+    `-L${out}`, '-lcudaemu', '-Wl,-rpath,$ORIGIN/..', '-Wl,-rpath,$ORIGIN', '-Wl,--no-undefined', '-o', lib(name)], { stdio: 'inherit' });
+  shared(cudnnObj, 'libcudnn.so.9');
+  shared(cublasLtObj, 'libcublasLt.so.13');
+  // --no-as-needed: the linker would otherwise drop the dependency on cuBLASLt
+  shared(cublasObj, 'libcublas.so.13', ['-Wl,--no-as-needed', lib('libcublasLt.so.13'), '-Wl,--as-needed']);
   const addon = join(out, 'alexnet.node');
   const link = ['-shared', '-pthread', ...addonObjs, `-L${out}`, '-lcudaemu', '-Wl,-rpath,' + out, '-ldl', '-lrt'];
   if (blasInclude && blasLib) link.push(blasLib, '-lm', '-Wl,--exclude-libs,ALL');
