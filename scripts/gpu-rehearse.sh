@@ -162,10 +162,11 @@ echo "  stage 4: exit status $rc in $s2 s"
 expect "stage 4 exits non-zero" [ "$rc" -ne 0 ]
 check_out "$S/out4s"
 extract "$S/out4s/gpu-check-4.tar.gz" "$S/a4"
-# every test file but the kernel emulator (stage 4 leaves it out: it needs no GPU, CI runs it)
-nfiles=$(ls "$S"/tree/test/*.test.ts | grep -vc 'kernel-emulator\.test\.ts$')
-expect "the whole suite ran from the kit ($nfiles files, the kernel emulator left out); its only failures are CUDA tests that may not skip" json "$S/a4/gpu-check-4/tests-suite.json" \
-  "r.testResults.length === $nfiles && r.testResults.every((f) => !/kernel-emulator/.test(f.name)) && r.numPassedTests > 200 && r.numFailedTests > 0 && r.testResults.flatMap((f) => f.assertionResults).filter((a) => a.status === 'failed').every((a) => /CUDA is required/.test(a.title)) && r.testResults.every((f) => f.status !== 'failed' || f.assertionResults.some((a) => a.status === 'failed'))"
+# every test file but the kernel emulator and the emulated device (stage 4 leaves them out: they
+# need no GPU, CI runs them)
+nfiles=$(ls "$S"/tree/test/*.test.ts | grep -vc 'kernel-emulator\.test\.ts$\|cuda-emulated\.test\.ts$')
+expect "the whole suite ran from the kit ($nfiles files, the CPU emulations left out); its only failures are CUDA tests that may not skip" json "$S/a4/gpu-check-4/tests-suite.json" \
+  "r.testResults.length === $nfiles && r.testResults.every((f) => !/kernel-emulator|cuda-emulated/.test(f.name)) && r.numPassedTests > 200 && r.numFailedTests > 0 && r.testResults.flatMap((f) => f.assertionResults).filter((a) => a.status === 'failed').every((a) => /CUDA is required/.test(a.title)) && r.testResults.every((f) => f.status !== 'failed' || f.assertionResults.some((a) => a.status === 'failed'))"
 
 echo "=== GPU_CHECK_ONLY=cuda-train: stage 1 runs that step alone (and the set-up steps) ==="
 check "$S/out6" "$S/stage1-only.txt" GPU_CHECK_ONLY=cuda-train -- 1

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { TorchPeer, torchPython } from '../src/cli/bench.js';
 import { loadNative } from '../src/native.js';
 import { backendInfo } from '../src/info.js';
-import { itCuda } from './cuda-gate.js';
+import { itCudaMeasures } from './cuda-gate.js';
 import { expectCode } from './helpers.js';
 
 const OPERATOR_ROWS = ['conv1.forward', 'conv1.backward', 'conv2.forward', 'conv2.backward', 'conv3.forward', 'conv3.backward',
@@ -188,7 +188,7 @@ describe('benchOps on CUDA', () => {
     expect(rows.slice(0, 2 + OPERATOR_ROWS.length).map((r) => r.name)).toEqual(['sgemm (ceiling)', 'memcpy (ceiling)', ...OPERATOR_ROWS]);
   }, 120_000);
 
-  itCuda('times every row on the GPU with CUDA events, against its SGEMM and copy ceilings', async () => {
+  itCudaMeasures('times every row on the GPU with CUDA events, against its SGEMM and copy ceilings', async () => {
     const native = loadNative();
     native.setTf32(true);
     const { result: rows, ticks } = await withTicks(() => native.benchOps({ device: 'cuda:0', batch: 128, reps: 2 }));

@@ -57,3 +57,13 @@ export function itCuda(name: string, fn: () => unknown, timeout?: number): void 
   else if (cudaRequired) unavailable(name);
   else it.skip(`${name}${cudaSkipSuffix}`, fn, timeout);
 }
+
+/**
+ * itCuda() for a test that measures the GPU (speed ratios, bandwidth): it runs where itCuda runs,
+ * except on the emulated device, where it is skipped with that reason (a CPU emulation has no
+ * speed worth asserting). Under ALEXNET_REQUIRE_CUDA=1 it is exactly itCuda.
+ */
+export function itCudaMeasures(name: string, fn: () => unknown, timeout?: number): void {
+  if (cudaEmulated && !cudaRequired) it.skip(`${name} (skipped: a measurement of the GPU; the device is the CPU emulation)`, fn, timeout);
+  else itCuda(name, fn, timeout);
+}

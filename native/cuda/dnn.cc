@@ -113,9 +113,19 @@ struct PoolDesc : CudnnDescriptor<cudnnPoolingDescriptor_t, &CudnnApi::cudnnCrea
   }
 };
 
+// LrnParams holds float32 (the kernels' type), so the smallest k and beta cuDNN documents (1e-5,
+// 0.01), accepted in double by the binding, arrive here as the floats just below them
+// (9.99999975e-06, 0.00999999978), which cuDNN refuses (CUDNN_STATUS_BAD_PARAM): found by the
+// emulated device (test/cuda-emu/device). A value whose float32 rounding is the limit's is the limit.
+double at_least_limit(double v, double limit) {
+  return static_cast<float>(v) == static_cast<float>(limit) ? std::max(v, limit) : v;
+}
+
 struct LrnDesc : CudnnDescriptor<cudnnLRNDescriptor_t, &CudnnApi::cudnnCreateLRNDescriptor,
                                  &CudnnApi::cudnnDestroyLRNDescriptor> {
   LrnDesc(int64_t size, double alpha, double beta, double k) {
+    k = at_least_limit(k, kLrnMinK);
+    beta = at_least_limit(beta, kLrnMinBeta);
     // The binding validates first (lrn_params, native/core/ops/lrn.h, the same limits on every
     // device); this is the backstop for direct callers (the benchmark).
     if (size < kLrnMinSize || size > kLrnMaxSize || size % 2 == 0)

@@ -16,7 +16,8 @@
 // run without transposing inside; the weight stays PyTorch's [O, C/g, kH, kW] in memory and is
 // transposed into a kept scratch per call, and the weight gradient comes back the same way
 // (cuDNN writes KRSC to scratch, one transpose adds it into dw). The bias / ReLU epilogue sees y
-// as [N*Ho*Wo, O]. Float32 max pooling is cuDNN's with NHWC descriptors.
+// as [N*Ho*Wo, O]. Channels-last max pooling is our own kernel (kernels/pool.cu, in both dtypes;
+// backend.cc routes it there): the pooling plans here are NCHW float32 only.
 //
 // Empty sizes behave as on the CPU (native/cpu): an empty batch or channel count makes the
 // output empty (nothing to do; cuDNN would reject n = 0), a gradient summed over an empty

@@ -154,6 +154,17 @@ LtPlan& plan_for(const CublasLtApi& lt, LtDevice& dev, const LtKey& k) {
   if (it != dev.plans.end()) return *it->second;
   const LtSpec s = k.op == LtOp::Forward ? forward_spec(k) : weight_grad_spec(k);
   auto p = std::make_unique<LtPlan>();
+  // A call below that throws leaves no descriptor behind: the plan is kept only when complete.
+  struct Unmade {
+    const CublasLtApi& lt;
+    LtPlan* p;
+    ~Unmade() {
+      if (p == nullptr) return;
+      if (p->desc != nullptr) lt.cublasLtMatmulDescDestroy(p->desc);
+      for (b::cublasLtMatrixLayout_t l : {p->a, p->bl, p->d})
+        if (l != nullptr) lt.cublasLtMatrixLayoutDestroy(l);
+    }
+  } unmade{lt, p.get()};
   CUBLAS_CHECK(lt.cublasLtMatmulDescCreate(&p->desc, s.compute, b::CUDA_R_32F));
   set_attr(lt, p->desc, b::CUBLASLT_MATMUL_DESC_TRANSA, static_cast<int32_t>(s.trans_a));
   set_attr(lt, p->desc, b::CUBLASLT_MATMUL_DESC_TRANSB, static_cast<int32_t>(s.trans_b));
@@ -180,6 +191,7 @@ LtPlan& plan_for(const CublasLtApi& lt, LtDevice& dev, const LtKey& k) {
   } else if (st != b::CUBLAS_STATUS_SUCCESS && st != b::CUBLAS_STATUS_NOT_SUPPORTED) {
     CUBLAS_CHECK(st);
   }
+  unmade.p = nullptr;
   return *dev.plans.emplace(k, std::move(p)).first->second;
 }
 

@@ -101,8 +101,12 @@ struct Allocation {
   bool mapped = false;  // pinned memory the device may use (cudaHostAllocMapped)
 };
 
-std::mutex g_mem;                                // guards everything below up to the queue
-std::map<uintptr_t, Allocation> g_allocs;        // by base address
+// The registry (never destroyed, as the queue: the device thread may use it to the exit).
+struct Registry {
+  std::mutex m;                           // guards this and the counters below
+  std::map<uintptr_t, Allocation> allocs;  // by base address
+};
+Registry& M = *new Registry;
 uint64_t g_device_bytes = 0;                     // device memory held (all kinds but Pinned)
 uint64_t g_pool_used = 0, g_pool_reserved = 0, g_pool_used_high = 0, g_pool_reserved_high = 0;
 uint64_t g_pool_threshold = 0;
@@ -127,11 +131,16 @@ struct Work {
   std::function<void(cudaError_t)> always;   // stream callbacks: run with the device's status
 };
 
-std::mutex g_q;
-std::condition_variable g_q_cv;      // work queued
-std::condition_variable g_done_cv;   // work done
-std::deque<Work> g_queue;
-uint64_t g_submitted = 0, g_completed = 0;
+// Never destroyed: the device thread waits on it until the process is gone (a destructor run at
+// exit would wait for that waiter forever).
+struct DeviceQueue {
+  std::mutex m;
+  std::condition_variable work;  // work queued
+  std::condition_variable done;  // work done
+  std::deque<Work> items;
+  uint64_t submitted = 0, completed = 0;
+};
+DeviceQueue& Q = *new DeviceQueue;
 std::atomic<int> g_sticky{cudaSuccess};  // a device fault: every later call returns it
 std::thread::id g_device_thread;
 
@@ -189,17 +198,17 @@ void device_thread() {
   for (;;) {
     Work w;
     {
-      std::unique_lock<std::mutex> lock(g_q);
-      g_q_cv.wait(lock, [] { return !g_queue.empty(); });
-      w = std::move(g_queue.front());
-      g_queue.pop_front();
+      std::unique_lock<std::mutex> lock(Q.m);
+      Q.work.wait(lock, [] { return !Q.items.empty(); });
+      w = std::move(Q.items.front());
+      Q.items.pop_front();
     }
     run_work(w);
     {
-      std::lock_guard<std::mutex> lock(g_q);
-      g_completed = w.ticket;
+      std::lock_guard<std::mutex> lock(Q.m);
+      Q.completed = w.ticket;
     }
-    g_done_cv.notify_all();
+    Q.done.notify_all();
   }
 }
 
@@ -222,19 +231,19 @@ uint64_t submit(CUstream_st* s, std::string what, std::function<void()> run, std
   start_device();
   uint64_t ticket;
   {
-    std::lock_guard<std::mutex> lock(g_q);
-    ticket = ++g_submitted;
-    g_queue.push_back(Work{ticket, std::move(what), std::move(run), std::move(always)});
+    std::lock_guard<std::mutex> lock(Q.m);
+    ticket = ++Q.submitted;
+    Q.items.push_back(Work{ticket, std::move(what), std::move(run), std::move(always)});
     if (s != nullptr) s->last_ticket = ticket;
   }
-  g_q_cv.notify_one();
+  Q.work.notify_one();
   return ticket;
 }
 
 void wait_for(uint64_t ticket) {
   if (std::this_thread::get_id() == g_device_thread) fail("a CUDA call that waits for the device, made from a stream callback");
-  std::unique_lock<std::mutex> lock(g_q);
-  g_done_cv.wait(lock, [ticket] { return g_completed >= ticket; });
+  std::unique_lock<std::mutex> lock(Q.m);
+  Q.done.wait(lock, [ticket] { return Q.completed >= ticket; });
 }
 
 // ---- errors and capture rules ------------------------------------------------------------------
@@ -246,8 +255,8 @@ cudaError_t ret(cudaError_t e) {
 
 // The stream being captured by this thread, if any (ThreadLocal / Global captures restrict the
 // capturing thread's unsafe calls; Global ones every thread's, which we do not need).
-std::mutex g_streams;
-std::vector<CUstream_st*> g_all_streams;
+std::mutex& g_streams = *new std::mutex;
+std::vector<CUstream_st*>& g_all_streams = *new std::vector<CUstream_st*>;
 
 CUstream_st* my_capture() {
   std::lock_guard<std::mutex> lock(g_streams);
@@ -300,8 +309,8 @@ cudaError_t queue(CUstream_st* s, const char* what, std::function<void()> run) {
 // The allocation holding [p, p + bytes), or null.
 Allocation* find(const void* p, size_t bytes, uintptr_t* base_out = nullptr) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  auto it = g_allocs.upper_bound(a);
-  if (it == g_allocs.begin()) return nullptr;
+  auto it = M.allocs.upper_bound(a);
+  if (it == M.allocs.begin()) return nullptr;
   --it;
   if (a < it->first || a + std::max<size_t>(bytes, 1) > it->first + it->second.bytes) return nullptr;
   if (base_out) *base_out = it->first;
@@ -317,23 +326,23 @@ void* new_memory(size_t bytes, Kind kind) {
   void* p = std::aligned_alloc(256, n);
   if (p == nullptr) return nullptr;
   std::memset(p, 0xff, n);  // a GPU's new memory holds garbage
-  g_allocs[reinterpret_cast<uintptr_t>(p)] = Allocation{bytes, kind, true, false};
+  M.allocs[reinterpret_cast<uintptr_t>(p)] = Allocation{bytes, kind, true, false};
   if (kind != Kind::Pinned) g_device_bytes += n;
   return p;
 }
 
-void release_memory(uintptr_t base) {  // caller holds g_mem
-  auto it = g_allocs.find(base);
-  if (it == g_allocs.end()) return;
+void release_memory(uintptr_t base) {  // caller holds M.m
+  auto it = M.allocs.find(base);
+  if (it == M.allocs.end()) return;
   if (it->second.kind != Kind::Pinned) g_device_bytes -= round_up(std::max<size_t>(it->second.bytes, 1), 256);
-  g_allocs.erase(it);
+  M.allocs.erase(it);
   std::free(reinterpret_cast<void*>(base));
 }
 
 // Device memory in use: cudaMalloc'd and graph memory, and the pool's whole reservation.
-uint64_t held_bytes() { return g_device_bytes + g_pool_reserved; }  // caller holds g_mem
+uint64_t held_bytes() { return g_device_bytes + g_pool_reserved; }  // caller holds M.m
 
-bool fits(size_t bytes) {  // caller holds g_mem
+bool fits(size_t bytes) {  // caller holds M.m
   return round_up(bytes, 256) + held_bytes() <= device_memory_total();
 }
 
@@ -365,14 +374,14 @@ void enqueue(CUstream_st* s, const char* what, std::function<void()> work) {
 bool capturing(CUstream_st* s) { return s != nullptr && s->capturing; }
 
 bool is_device_memory(const void* p, size_t bytes) {
-  std::lock_guard<std::mutex> lock(g_mem);
+  std::lock_guard<std::mutex> lock(M.m);
   return device_usable(find(p, bytes));
 }
 
 void require_device_memory(const void* p, size_t bytes, const char* what) {
   if (is_device_memory(p, bytes)) return;
   char msg[512];
-  std::lock_guard<std::mutex> lock(g_mem);
+  std::lock_guard<std::mutex> lock(M.m);
   uintptr_t base = 0;
   Allocation* inside = find(p, 0, &base);
   if (inside == nullptr)
@@ -506,8 +515,8 @@ cudaError_t cudaDeviceSynchronize() {
   EMU_NOT_IN_CAPTURE("cudaDeviceSynchronize");
   uint64_t last;
   {
-    std::lock_guard<std::mutex> lock(emu::g_q);
-    last = emu::g_submitted;
+    std::lock_guard<std::mutex> lock(emu::Q.m);
+    last = emu::Q.submitted;
   }
   emu::wait_for(last);
   EMU_STICKY();
@@ -516,7 +525,7 @@ cudaError_t cudaDeviceSynchronize() {
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   EMU_STICKY();
   if (free_bytes == nullptr || total_bytes == nullptr) return ret(cudaErrorInvalidValue);
-  std::lock_guard<std::mutex> lock(emu::g_mem);
+  std::lock_guard<std::mutex> lock(emu::M.m);
   const uint64_t total = emu::device_memory_total();
   const uint64_t held = emu::held_bytes();
   *total_bytes = total;
@@ -531,7 +540,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   EMU_NOT_IN_CAPTURE("cudaMalloc");
   if (p == nullptr) return ret(cudaErrorInvalidValue);
   *p = nullptr;
-  std::lock_guard<std::mutex> lock(emu::g_mem);
+  std::lock_guard<std::mutex> lock(emu::M.m);
   if (!emu::fits(bytes)) return ret(cudaErrorMemoryAllocation);
   *p = emu::new_memory(bytes, emu::Kind::Device);
   return *p ? cudaSuccess : ret(cudaErrorMemoryAllocation);
@@ -544,13 +553,13 @@ cudaError_t cudaFree(void* p) {
   // cudaFree synchronises the device first
   uint64_t last;
   {
-    std::lock_guard<std::mutex> lock(emu::g_q);
-    last = emu::g_submitted;
+    std::lock_guard<std::mutex> lock(emu::Q.m);
+    last = emu::Q.submitted;
   }
   emu::wait_for(last);
-  std::lock_guard<std::mutex> lock(emu::g_mem);
-  auto it = emu::g_allocs.find(reinterpret_cast<uintptr_t>(p));
-  if (it == emu::g_allocs.end() || it->second.kind != emu::Kind::Device) return ret(cudaErrorInvalidValue);
+  std::lock_guard<std::mutex> lock(emu::M.m);
+  auto it = emu::M.allocs.find(reinterpret_cast<uintptr_t>(p));
+  if (it == emu::M.allocs.end() || it->second.kind != emu::Kind::Device) return ret(cudaErrorInvalidValue);
   emu::release_memory(it->first);
   return cudaSuccess;
 }
@@ -561,21 +570,21 @@ cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s) {
   *p = nullptr;
   if (s != nullptr && s->capturing) {
     // the graph's own memory: live only while the graph runs, between this node and its free
-    std::lock_guard<std::mutex> lock(emu::g_mem);
+    std::lock_guard<std::mutex> lock(emu::M.m);
     if (!emu::fits(bytes)) return ret(cudaErrorMemoryAllocation);
     void* q = emu::new_memory(bytes, emu::Kind::Graph);
     if (q == nullptr) return ret(cudaErrorMemoryAllocation);
-    emu::g_allocs[reinterpret_cast<uintptr_t>(q)].live = false;
+    emu::M.allocs[reinterpret_cast<uintptr_t>(q)].live = false;
     s->graph->allocs.push_back(q);
     s->graph->nodes.push_back(Node{"graph memory allocation", [q] {
-                                     std::lock_guard<std::mutex> l(emu::g_mem);
-                                     emu::g_allocs[reinterpret_cast<uintptr_t>(q)].live = true;
+                                     std::lock_guard<std::mutex> l(emu::M.m);
+                                     emu::M.allocs[reinterpret_cast<uintptr_t>(q)].live = true;
                                    }});
     *p = q;
     return cudaSuccess;
   }
   if (s == nullptr && emu::my_capture() != nullptr) return ret(cudaErrorStreamCaptureImplicit);
-  std::lock_guard<std::mutex> lock(emu::g_mem);
+  std::lock_guard<std::mutex> lock(emu::M.m);
   const size_t n = emu::round_up(std::max<size_t>(bytes, 1), 256);
   // the pool's idle memory is usable; beyond it the pool grows
   if (emu::g_pool_used + n > emu::g_pool_reserved &&
@@ -596,9 +605,9 @@ cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
   uintptr_t base = reinterpret_cast<uintptr_t>(p);
   emu::Kind kind;
   {
-    std::lock_guard<std::mutex> lock(emu::g_mem);
-    auto it = emu::g_allocs.find(base);
-    if (it == emu::g_allocs.end() || it->second.kind == emu::Kind::Pinned) return ret(cudaErrorInvalidValue);
+    std::lock_guard<std::mutex> lock(emu::M.m);
+    auto it = emu::M.allocs.find(base);
+    if (it == emu::M.allocs.end() || it->second.kind == emu::Kind::Pinned) return ret(cudaErrorInvalidValue);
     kind = it->second.kind;
   }
   if (s != nullptr && s->capturing) {
@@ -613,22 +622,22 @@ cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
       return ret(cudaErrorStreamCaptureUnsupported);
     }
     s->graph->nodes.push_back(Node{"graph memory free", [base] {
-                                     std::lock_guard<std::mutex> l(emu::g_mem);
-                                     emu::g_allocs[base].live = false;
+                                     std::lock_guard<std::mutex> l(emu::M.m);
+                                     emu::M.allocs[base].live = false;
                                    }});
     return cudaSuccess;
   }
   if (kind == emu::Kind::Graph) return ret(cudaErrorInvalidValue);  // freed with its graph
   if (kind == emu::Kind::Pool) {
-    std::lock_guard<std::mutex> lock(emu::g_mem);
-    emu::g_pool_used -= emu::round_up(std::max<size_t>(emu::g_allocs[base].bytes, 1), 256);
+    std::lock_guard<std::mutex> lock(emu::M.m);
+    emu::g_pool_used -= emu::round_up(std::max<size_t>(emu::M.allocs[base].bytes, 1), 256);
   }
   // Stream-ordered: the memory goes when the work before it has run; whatever is queued later
   // and still uses it finds it freed.
   const cudaError_t e = emu::queue(s, "cudaFreeAsync", [base, kind] {
-    std::lock_guard<std::mutex> l(emu::g_mem);
-    auto it = emu::g_allocs.find(base);
-    if (it == emu::g_allocs.end()) return;
+    std::lock_guard<std::mutex> l(emu::M.m);
+    auto it = emu::M.allocs.find(base);
+    if (it == emu::M.allocs.end()) return;
     if (kind == emu::Kind::Pool) {
       emu::g_device_bytes += emu::round_up(std::max<size_t>(it->second.bytes, 1), 256);  // release_memory subtracts it
     }
@@ -641,21 +650,21 @@ cudaError_t cudaMallocHost(void** p, size_t bytes) {
   EMU_STICKY();
   EMU_NOT_IN_CAPTURE("cudaMallocHost");
   if (p == nullptr) return ret(cudaErrorInvalidValue);
-  std::lock_guard<std::mutex> lock(emu::g_mem);
+  std::lock_guard<std::mutex> lock(emu::M.m);
   *p = emu::new_memory(bytes, emu::Kind::Pinned);
   return *p ? cudaSuccess : ret(cudaErrorMemoryAllocation);
 }
 cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned flags) {
   const cudaError_t e = cudaMallocHost(p, bytes);
   if (e != cudaSuccess) return e;
-  std::lock_guard<std::mutex> lock(emu::g_mem);
-  emu::g_allocs[reinterpret_cast<uintptr_t>(*p)].mapped = (flags & cudaHostAllocMapped) != 0;
+  std::lock_guard<std::mutex> lock(emu::M.m);
+  emu::M.allocs[reinterpret_cast<uintptr_t>(*p)].mapped = (flags & cudaHostAllocMapped) != 0;
   return cudaSuccess;
 }
 cudaError_t cudaHostGetDevicePointer(void** device, void* host, unsigned flags) {
   EMU_STICKY();
   if (device == nullptr || flags != 0) return ret(cudaErrorInvalidValue);
-  std::lock_guard<std::mutex> lock(emu::g_mem);
+  std::lock_guard<std::mutex> lock(emu::M.m);
   emu::Allocation* al = emu::find(host, 0);
   if (al == nullptr || al->kind != emu::Kind::Pinned || !al->mapped) return ret(cudaErrorInvalidValue);
   *device = host;  // unified addressing: the same address
@@ -667,13 +676,13 @@ cudaError_t cudaFreeHost(void* p) {
   if (p == nullptr) return cudaSuccess;
   uint64_t last;
   {
-    std::lock_guard<std::mutex> lock(emu::g_q);
-    last = emu::g_submitted;
+    std::lock_guard<std::mutex> lock(emu::Q.m);
+    last = emu::Q.submitted;
   }
   emu::wait_for(last);
-  std::lock_guard<std::mutex> lock(emu::g_mem);
-  auto it = emu::g_allocs.find(reinterpret_cast<uintptr_t>(p));
-  if (it == emu::g_allocs.end() || it->second.kind != emu::Kind::Pinned) return ret(cudaErrorInvalidValue);
+  std::lock_guard<std::mutex> lock(emu::M.m);
+  auto it = emu::M.allocs.find(reinterpret_cast<uintptr_t>(p));
+  if (it == emu::M.allocs.end() || it->second.kind != emu::Kind::Pinned) return ret(cudaErrorInvalidValue);
   emu::release_memory(it->first);
   return cudaSuccess;
 }
@@ -683,7 +692,7 @@ namespace {
 // Where a copy's end lies: device memory, pinned host memory, or the host's own (pageable).
 enum class Side { Device, Pinned, Pageable, Bad };
 Side side_of(const void* p, size_t bytes) {
-  std::lock_guard<std::mutex> lock(emu::g_mem);
+  std::lock_guard<std::mutex> lock(emu::M.m);
   emu::Allocation* al = emu::find(p, bytes);
   if (al == nullptr) {
     return emu::find(p, 0) != nullptr ? Side::Bad : Side::Pageable;  // past an allocation's end: bad
@@ -693,7 +702,7 @@ Side side_of(const void* p, size_t bytes) {
 }
 
 void check_live_at_run(const void* p, size_t bytes, const char* what) {
-  std::lock_guard<std::mutex> lock(emu::g_mem);
+  std::lock_guard<std::mutex> lock(emu::M.m);
   emu::Allocation* al = emu::find(p, bytes);
   if (al != nullptr && al->kind != emu::Kind::Pinned && !al->live) {
     char msg[256];
@@ -765,7 +774,7 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
   EMU_STICKY();
   if (bytes == 0) return cudaSuccess;
   {
-    std::lock_guard<std::mutex> lock(emu::g_mem);
+    std::lock_guard<std::mutex> lock(emu::M.m);
     emu::Allocation* al = emu::find(p, bytes);
     if (al == nullptr || (al->kind == emu::Kind::Pinned && !al->mapped)) {
       char msg[160];
@@ -794,7 +803,7 @@ cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int d) {
 cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr a, void* v) {
   EMU_STICKY();
   if (pool != &g_pool || v == nullptr) return ret(cudaErrorInvalidValue);
-  std::lock_guard<std::mutex> lock(emu::g_mem);
+  std::lock_guard<std::mutex> lock(emu::M.m);
   const uint64_t x = *static_cast<uint64_t*>(v);
   switch (a) {
     case cudaMemPoolAttrReleaseThreshold: emu::g_pool_threshold = x; return cudaSuccess;
@@ -812,7 +821,7 @@ cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr a, void*
 cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr a, void* v) {
   EMU_STICKY();
   if (pool != &g_pool || v == nullptr) return ret(cudaErrorInvalidValue);
-  std::lock_guard<std::mutex> lock(emu::g_mem);
+  std::lock_guard<std::mutex> lock(emu::M.m);
   uint64_t x = 0;
   switch (a) {
     case cudaMemPoolAttrReleaseThreshold: x = emu::g_pool_threshold; break;
@@ -828,7 +837,7 @@ cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr a, void*
 cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t keep) {
   EMU_STICKY();
   if (pool != &g_pool) return ret(cudaErrorInvalidValue);
-  std::lock_guard<std::mutex> lock(emu::g_mem);
+  std::lock_guard<std::mutex> lock(emu::M.m);
   const uint64_t floor = emu::round_up(emu::g_pool_used, emu::kPoolChunk);
   emu::g_pool_reserved = std::max<uint64_t>(floor, std::min<uint64_t>(emu::g_pool_reserved, emu::round_up(keep, emu::kPoolChunk)));
   if (emu::g_pool_used == 0 && keep == 0) emu::g_pool_reserved = 0;
@@ -861,10 +870,10 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   EMU_NOT_IN_CAPTURE("cudaStreamSynchronize");
   uint64_t ticket;
   if (s == nullptr) {
-    std::lock_guard<std::mutex> lock(emu::g_q);
-    ticket = emu::g_submitted;
+    std::lock_guard<std::mutex> lock(emu::Q.m);
+    ticket = emu::Q.submitted;
   } else {
-    std::lock_guard<std::mutex> lock(emu::g_q);
+    std::lock_guard<std::mutex> lock(emu::Q.m);
     ticket = s->last_ticket;
   }
   emu::wait_for(ticket);
@@ -911,8 +920,8 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   e->recorded = true;
   const cudaError_t r = emu::queue(s, "cudaEventRecord", [e] { e->at = std::chrono::steady_clock::now(); });
   if (r == cudaSuccess) {
-    std::lock_guard<std::mutex> lock(emu::g_q);
-    e->ticket = emu::g_submitted;
+    std::lock_guard<std::mutex> lock(emu::Q.m);
+    e->ticket = emu::Q.submitted;
   }
   return r;
 }
@@ -928,9 +937,9 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t stop)
   EMU_STICKY();
   if (ms == nullptr || start == nullptr || stop == nullptr) return ret(cudaErrorInvalidValue);
   {
-    std::lock_guard<std::mutex> lock(emu::g_q);
+    std::lock_guard<std::mutex> lock(emu::Q.m);
     if (!start->recorded || !stop->recorded) return ret(cudaErrorInvalidResourceHandle);
-    if (emu::g_completed < std::max(start->ticket, stop->ticket)) return ret(cudaErrorNotReady);
+    if (emu::Q.completed < std::max(start->ticket, stop->ticket)) return ret(cudaErrorNotReady);
   }
   *ms = std::chrono::duration<float, std::milli>(stop->at - start->at).count();
   return cudaSuccess;
@@ -966,7 +975,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g) {
   }
   if (invalidated) {
     *g = nullptr;
-    std::lock_guard<std::mutex> lock(emu::g_mem);
+    std::lock_guard<std::mutex> lock(emu::M.m);
     for (void* p : graph->allocs) emu::release_memory(reinterpret_cast<uintptr_t>(p));
     delete graph;
     return ret(cudaErrorStreamCaptureInvalidated);
@@ -987,7 +996,7 @@ cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t* e, cudaGraph_t g, uns
 cudaError_t cudaGraphDestroy(cudaGraph_t g) {
   if (g == nullptr) return ret(cudaErrorInvalidValue);
   {
-    std::lock_guard<std::mutex> lock(emu::g_mem);
+    std::lock_guard<std::mutex> lock(emu::M.m);
     for (void* p : g->allocs) emu::release_memory(reinterpret_cast<uintptr_t>(p));
   }
   delete g;
@@ -998,7 +1007,7 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
   // once a launch of it still queued has run
   emu::submit(nullptr, "cudaGraphExecDestroy", nullptr, [e](cudaError_t) {
     {
-      std::lock_guard<std::mutex> lock(emu::g_mem);
+      std::lock_guard<std::mutex> lock(emu::M.m);
       for (void* p : e->allocs) emu::release_memory(reinterpret_cast<uintptr_t>(p));
     }
     delete e;
@@ -1011,8 +1020,8 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
   return emu::queue(s, "cudaGraphLaunch", [e] {
     {
       // AutoFreeOnLaunch: graph memory a previous launch left allocated is freed first
-      std::lock_guard<std::mutex> lock(emu::g_mem);
-      for (void* p : e->allocs) emu::g_allocs[reinterpret_cast<uintptr_t>(p)].live = false;
+      std::lock_guard<std::mutex> lock(emu::M.m);
+      for (void* p : e->allocs) emu::M.allocs[reinterpret_cast<uintptr_t>(p)].live = false;
     }
     for (Node& n : e->nodes) {
       if (emu::g_sticky.load() != cudaSuccess) return;
