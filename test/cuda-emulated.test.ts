@@ -108,6 +108,24 @@ describe('the CUDA backend on the emulated device', () => {
     expect(r.status).toBe(0);
   }, 1_800_000);
 
+  // The emulation can fail: a bug planted in a copy of the runtime, which only shows when the
+  // device runs behind the host, as a GPU does.
+  it('catches a staging buffer reused before the device copied from it (a planted bug in runtime.cu)', () => {
+    const mutantOut = join(root, 'build/cuda-emu-device-mutant');
+    const mutate = {
+      file: 'cuda/runtime.cu',
+      from: 'add_callback(ctx, [c, data](cudaError_t) { c->pinned.put(data); });',
+      to: 'c->pinned.put(data);',
+    };
+    const b = run(process.execPath, [join(deviceDir, 'build.mjs'), '--out', mutantOut, '--print-env', '--mutate', JSON.stringify(mutate)]);
+    expect(b.status).toBe(0);
+    const env = Object.fromEntries(b.out.split('\n').filter((l) => /^ALEXNET_\w+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const r = vitestJson(['cuda-runtime.test.ts'], env);
+    const failed = r.results.flatMap((f) => f.assertionResults).filter((a) => a.status === 'failed');
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.map((a) => a.fullName).join('\n')).toMatch(/dataSync\(\) on CUDA returns what data\(\) returns/);
+  }, 1_200_000);
+
   it('never counts as a GPU: under ALEXNET_REQUIRE_CUDA=1 the CUDA tests fail, naming the emulation', () => {
     const r = vitestJson(['cuda-store.test.ts'], { ...deviceEnv, ALEXNET_REQUIRE_CUDA: '1' });
     const all = r.results.flatMap((f) => f.assertionResults);

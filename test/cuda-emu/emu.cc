@@ -133,6 +133,7 @@ uint64_t g_accepted = 0, g_refused = 0;
 
 struct Block {
   unsigned n = 0;
+  bool direct = false;  // run_grid_direct: threads are plain calls, no barrier may be reached
   std::vector<Fiber*> fibers;
   // Made afresh for every block (new memory: ThreadSanitizer forgets the accesses and the
   // synchronisation of the block before, which on a GPU may run at the same time).
@@ -284,7 +285,10 @@ void run_block(Block& b) {
 
 }  // namespace
 
-void syncthreads() { wait_at(false); }
+void syncthreads() {
+  if (t.block->direct) abort_kernel("__syncthreads in a kernel run without fibers (build.mjs judged it barrier-free)");
+  wait_at(false);
+}
 
 void* shared_variable(const char* site, const char* type, size_t bytes) {
   quiet_begin();
@@ -311,6 +315,7 @@ void* shared_variable(const char* site, const char* type, size_t bytes) {
 uint64_t shfl_xor_bits(unsigned mask, uint64_t bits, int lane_mask, int width) {
   Block& b = *t.block;
   const unsigned w = t.linear / 32, lane = t.linear % 32;
+  if (b.direct) abort_kernel("a warp shuffle in a kernel run without fibers (build.mjs judged it barrier-free)");
   if (width != 32) abort_kernel("warp shuffle with a width other than 32 (not emulated)");
   if (b.warp_lanes(w) != 32 || mask != 0xffffffffu)
     abort_kernel("warp shuffle with a full mask in a partial warp, or a partial mask");
@@ -388,6 +393,37 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), v
   AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
   AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
 #endif
+  tsan_acquire(&g_done_sync);
+}
+
+void run_grid_direct(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* ctx) {
+  if (!launch_ok(grid, block, shared_bytes)) return;
+  ++g_accepted;
+  if (g_dry_run) return;
+  const ThreadState caller = t;
+  tsan_release(&g_launch_sync);
+  Block b;
+  b.n = block.x * block.y * block.z;
+  b.direct = true;
+  for (unsigned bz = 0; bz < grid.z; ++bz)
+    for (unsigned by = 0; by < grid.y; ++by)
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        for (unsigned z = 0; z < block.z; ++z)
+          for (unsigned y = 0; y < block.y; ++y)
+            for (unsigned x = 0; x < block.x; ++x) {
+              t.tid = uint3{x, y, z};
+              t.bid = uint3{bx, by, bz};
+              t.bdim = block;
+              t.gdim = grid;
+              t.linear = x + block.x * (y + block.y * z);
+              t.block = &b;
+              body(ctx);
+            }
+        for (auto& v : b.shared_vars) std::free(v.second);
+        b.shared_vars.clear();
+        b.shared_bytes = 0;
+      }
+  t = caller;
   tsan_acquire(&g_done_sync);
 }
 

@@ -2,7 +2,7 @@
 // Builds the emulated device (test/cuda-emu/README.md, "The emulated device"): the whole addon
 // with its CUDA backend compiled as host C++ against the emulated CUDA runtime, and the
 // stand-in cuDNN and cuBLAS libraries beside it.
-//   node test/cuda-emu/device/build.mjs [--out DIR] [--print-env]
+//   node test/cuda-emu/device/build.mjs [--out DIR] [--print-env] [--mutate '{"file","from","to"}']
 // Writes DIR/alexnet.node, DIR/libcudaemu.so and DIR/lib/ (libcudnn.so.9, libcublas.so.13,
 // libcublasLt.so.13). --print-env prints the environment that points the package at them
 // (ALEXNET_ADDON, ALEXNET_CUDNN_PATH, ALEXNET_CUBLAS_PATH), one NAME=value per line.
@@ -23,8 +23,48 @@ const cxx = process.env.CXX || 'g++';
 
 // The PTX register reads our kernels make (a clock): the host's monotonic clock instead.
 const GLOBALTIMER = /asm\s+volatile\s*\(\s*"mov\.u64 %0, %%globaltimer;"\s*:\s*"=l"\((\w+)\)\s*\)/g;
-export function rewriteDevice(text) {
-  return rewriteShared(rewriteLaunches(text)).replace(GLOBALTIMER, (_, v) => `(${v} = ::emu::globaltimer_ns())`);
+
+// Which __global__ functions never reach a barrier: no __syncthreads or warp shuffle in their
+// body or in any function of ours they call (by name, to a fixed point, over every .cu/.cuh
+// file). Their launches run each thread as a plain call (emu::direct_launcher), about 10x faster
+// than fibers; a barrier reached anyway stops the run. A name defined twice counts as syncing if
+// either definition does.
+const FUNCTION = /\b(__global__|__device__)\b[^;{}]*?\b((?!__launch_bounds__)[A-Za-z_]\w*)\s*\([^;{}]*?\)\s*(?:const\s*)?\{/g;
+export function barrierFreeKernels(texts) {
+  const bodies = new Map(); // name -> [body, ...]
+  const kernels = new Set();
+  for (const text of texts) {
+    for (const m of text.matchAll(FUNCTION)) {
+      let depth = 0, i = m.index + m[0].length - 1;
+      const start = i;
+      for (; i < text.length; i++) {
+        if (text[i] === '{') depth++;
+        else if (text[i] === '}' && --depth === 0) break;
+      }
+      const body = text.slice(start, i + 1);
+      if (!bodies.has(m[2])) bodies.set(m[2], []);
+      bodies.get(m[2]).push(body);
+      if (m[1] === '__global__') kernels.add(m[2]);
+    }
+  }
+  const syncs = new Set([...bodies].filter(([, bs]) => bs.some((b) => /__syncthreads|__shfl/.test(b))).map(([n]) => n));
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const [name, bs] of bodies) {
+      if (syncs.has(name)) continue;
+      if (bs.some((b) => [...syncs].some((f) => new RegExp(`\\b${f}\\s*[(<]`).test(b)))) {
+        syncs.add(name);
+        changed = true;
+      }
+    }
+  }
+  return new Set([...kernels].filter((k) => !syncs.has(k)));
+}
+
+export function rewriteDevice(text, direct = new Set()) {
+  const launches = rewriteLaunches(text).replace(/::emu::launcher\(([^;]*?)\)\(((?:[\w:]+::)?(\w+)(?:<[^<>;()]*>)?)\)\(/g,
+    (all, config, kernel, name) => (direct.has(name) ? `::emu::direct_launcher(${config})(${kernel})(` : all));
+  return rewriteShared(launches).replace(GLOBALTIMER, (_, v) => `(${v} = ::emu::globaltimer_ns())`);
 }
 
 function newest(files) {
@@ -41,20 +81,27 @@ function runParallel(jobs, width) {
   }
 }
 
-export function buildDevice(out = join(root, 'build', 'cuda-emu-device')) {
+// mutate: { file, from, to }: a deliberate bug put into the copy of one .cu file (a path under
+// native/, e.g. "cuda/runtime.cu"); `from` must occur exactly once. Use its own `out`.
+export function buildDevice(out = join(root, 'build', 'cuda-emu-device'), mutate = null) {
   mkdirSync(join(out, 'lib'), { recursive: true });
   mkdirSync(join(out, 'obj'), { recursive: true });
   const sources = JSON.parse(readFileSync(join(root, 'native/sources.json'), 'utf8'));
   // The CUDA sources, rewritten into out/src (written only when changed, so objects stay fresh).
-  const cudaFiles = [];
   const nativeFiles = readdirSync(join(root, 'native'), { recursive: true });
+  const direct = barrierFreeKernels(nativeFiles.filter((f) => /\.(cu|cuh)$/.test(f)).map((f) => readFileSync(join(root, 'native', f), 'utf8')));
   for (const f of nativeFiles) {
     if (!/\.(cu|cuh|h)$/.test(f)) continue;
     const dst = join(out, 'src', 'native', f);
     mkdirSync(dirname(dst), { recursive: true });
     // headers beside them too, so that the copies' relative includes resolve
     const original = readFileSync(join(root, 'native', f), 'utf8');
-    const text = f.endsWith('.h') ? original : rewriteDevice(original);
+    let text = f.endsWith('.h') ? original : rewriteDevice(original, direct);
+    if (mutate && mutate.file === f.replace(/\\/g, '/')) {
+      const at = text.split(mutate.from).length - 1;
+      if (at !== 1) throw new Error(`--mutate: ${JSON.stringify(mutate.from)} occurs ${at} times in native/${f}`);
+      text = text.replace(mutate.from, mutate.to);
+    }
     if (!f.endsWith('.h') && text.includes('<<<') || text.includes('__shared__') || /\basm\b/.test(text.replace(/\/\/.*$/gm, '')))
       throw new Error(`native/${f}: a launch, __shared__ declaration or inline assembly the rewrite did not understand`);
     if (!existsSync(dst) || readFileSync(dst, 'utf8') !== text) writeFileSync(dst, text);
@@ -127,6 +174,7 @@ export function buildDevice(out = join(root, 'build', 'cuda-emu-device')) {
     addon,
     env: { ALEXNET_ADDON: addon, ALEXNET_CUDNN_PATH: join(out, 'lib'), ALEXNET_CUBLAS_PATH: join(out, 'lib') },
     compiled: jobs.length,
+    direct,
   };
 }
 
@@ -134,11 +182,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const i = args.indexOf('--out');
   const t0 = Date.now();
-  const { env, compiled } = buildDevice(i >= 0 ? resolve(args[i + 1]) : undefined);
+  const m = args.indexOf('--mutate');
+  const { env, compiled, direct } = buildDevice(i >= 0 ? resolve(args[i + 1]) : undefined, m >= 0 ? JSON.parse(args[m + 1]) : null);
   if (args.includes('--print-env')) {
     for (const [k, v] of Object.entries(env)) console.log(`${k}=${v}`);
   } else {
-    console.log(`emulated device: ${compiled} files compiled in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(`emulated device: ${compiled} files compiled in ${((Date.now() - t0) / 1000).toFixed(0)} s; ` +
+      `kernels without barriers (run as plain calls): ${[...direct].sort().join(', ')}`);
     for (const [k, v] of Object.entries(env)) console.log(`  ${k}=${v}`);
   }
 }

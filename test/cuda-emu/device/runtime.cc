@@ -23,6 +23,9 @@
 //     cudaErrorStreamCaptureUnsupported / Implicit and invalidate the capture, whose end is
 //     then cudaErrorStreamCaptureInvalidated. cudaMallocAsync in a capture is the graph's
 //     memory: live only between its allocation and free nodes while the graph runs.
+//   - the device runs behind the host: no work starts sooner than EMU_DEVICE_LAG_US (default
+//     2000) microseconds after it was queued, so a host that reuses or reads a buffer before
+//     the work using it has run sees the consequence every time, not by chance.
 //   - memory: the device has EMU_DEVICE_MEMORY_MB (default 4096) MiB; more is
 //     cudaErrorMemoryAllocation. The default pool's counters follow cudaMallocAsync /
 //     cudaFreeAsync at the time they are queued, reserved memory in 2 MiB steps.
@@ -122,10 +125,20 @@ uint64_t device_memory_total() {
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
+// How far the device runs behind the host: EMU_DEVICE_LAG_US microseconds (default 2000).
+std::chrono::microseconds device_lag() {
+  static const std::chrono::microseconds lag{[] {
+    const char* v = std::getenv("EMU_DEVICE_LAG_US");
+    return v != nullptr && *v ? std::strtoll(v, nullptr, 10) : 2000LL;
+  }()};
+  return lag;
+}
+
 // ---- the device thread's queue -----------------------------------------------------------------
 
 struct Work {
   uint64_t ticket;
+  std::chrono::steady_clock::time_point queued;
   std::string what;
   std::function<void()> run;                 // skipped once the device has faulted
   std::function<void(cudaError_t)> always;   // stream callbacks: run with the device's status
@@ -203,6 +216,9 @@ void device_thread() {
       w = std::move(Q.items.front());
       Q.items.pop_front();
     }
+    // A GPU runs behind its host: nothing runs sooner than the lag after it was queued, so a host
+    // that touches a buffer before waiting for the work that uses it is caught reliably.
+    std::this_thread::sleep_until(w.queued + device_lag());
     run_work(w);
     {
       std::lock_guard<std::mutex> lock(Q.m);
@@ -233,7 +249,7 @@ uint64_t submit(CUstream_st* s, std::string what, std::function<void()> run, std
   {
     std::lock_guard<std::mutex> lock(Q.m);
     ticket = ++Q.submitted;
-    Q.items.push_back(Work{ticket, std::move(what), std::move(run), std::move(always)});
+    Q.items.push_back(Work{ticket, std::chrono::steady_clock::now(), std::move(what), std::move(run), std::move(always)});
     if (s != nullptr) s->last_ticket = ticket;
   }
   Q.work.notify_one();
@@ -317,8 +333,14 @@ Allocation* find(const void* p, size_t bytes, uintptr_t* base_out = nullptr) {
   return &it->second;
 }
 
+std::atomic<int> g_captures{0};  // streams being captured now
+
+// Graph memory is not live outside its graph's run, but work being captured may name it (it
+// runs only when the graph does, after the allocation node).
 bool device_usable(const Allocation* al) {
-  return al != nullptr && al->live && (al->kind != Kind::Pinned || al->mapped);
+  if (al == nullptr) return false;
+  if (al->kind == Kind::Graph) return al->live || g_captures.load() > 0;
+  return al->live && (al->kind != Kind::Pinned || al->mapped);
 }
 
 void* new_memory(size_t bytes, Kind kind) {
@@ -396,10 +418,11 @@ void require_device_memory(const void* p, size_t bytes, const char* what) {
   fail(msg);
 }
 
-void queue_grid(cudaStream_t s, dim3 grid, dim3 block, size_t shared_bytes, std::function<void()> body) {
-  const cudaError_t e = queue(s, "a kernel", [grid, block, shared_bytes, body = std::move(body)]() {
-    run_grid(grid, block, shared_bytes, [](void* c) { (*static_cast<const std::function<void()>*>(c))(); },
-             const_cast<std::function<void()>*>(&body));
+void queue_grid(cudaStream_t s, dim3 grid, dim3 block, size_t shared_bytes, bool direct, std::function<void()> body) {
+  const cudaError_t e = queue(s, "a kernel", [grid, block, shared_bytes, direct, body = std::move(body)]() {
+    (direct ? run_grid_direct : run_grid)(grid, block, shared_bytes,
+                                          [](void* c) { (*static_cast<const std::function<void()>*>(c))(); },
+                                          const_cast<std::function<void()>*>(&body));
   });
   if (e != cudaSuccess) last_error = e;
 }
@@ -957,6 +980,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
   s->mode = mode;
   s->capturer = std::this_thread::get_id();
   s->graph = new CUgraph_st;
+  ++emu::g_captures;
   return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g) {
@@ -969,6 +993,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g) {
     if (s->mode != cudaStreamCaptureModeRelaxed && s->capturer != std::this_thread::get_id())
       return ret(cudaErrorInvalidValue);  // cudaErrorStreamCaptureWrongThread
     s->capturing = false;
+    --emu::g_captures;
     graph = s->graph;
     s->graph = nullptr;
     invalidated = s->invalidated;

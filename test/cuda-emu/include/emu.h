@@ -119,24 +119,30 @@ extern thread_local cudaError_t last_error;
 // The emulated device (device/runtime.cc): a launch is validated at once (its error is the
 // launching thread's, as cudaGetLastError after a launch reports it) and the grid queued on its
 // stream, to run on the device's thread, or recorded into a graph while the stream is captured.
-void queue_grid(cudaStream_t s, dim3 grid, dim3 block, size_t shared_bytes, std::function<void()> body);
+void queue_grid(cudaStream_t s, dim3 grid, dim3 block, size_t shared_bytes, bool direct, std::function<void()> body);
 #endif
+
+// Runs every thread of every block as a plain call, one after another, without fibers: for
+// kernels with no barrier (build.mjs decides from the source: no __syncthreads or warp shuffle in
+// the kernel or anything it calls). A barrier reached anyway stops the run.
+void run_grid_direct(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* ctx);
 
 template <typename Kernel>
 struct Bound {
   dim3 grid, block;
   size_t shared_bytes;
   cudaStream_t stream;
+  bool direct;
   Kernel kernel;
   template <typename... Args>
   void operator()(Args... args) const {
 #ifdef EMU_DEVICE
     if (!validate_launch(grid, block, shared_bytes)) return;
     Kernel k = kernel;
-    queue_grid(stream, grid, block, shared_bytes, [k, args...]() { k(args...); });
+    queue_grid(stream, grid, block, shared_bytes, direct, [k, args...]() { k(args...); });
 #else
     auto call = [&]() { kernel(args...); };
-    run_grid(grid, block, shared_bytes, [](void* c) { (*static_cast<decltype(call)*>(c))(); }, &call);
+    (direct ? run_grid_direct : run_grid)(grid, block, shared_bytes, [](void* c) { (*static_cast<decltype(call)*>(c))(); }, &call);
 #endif
   }
 };
@@ -144,13 +150,17 @@ struct Launcher {
   dim3 grid, block;
   size_t shared_bytes;
   cudaStream_t stream;
+  bool direct;
   template <typename Kernel>
   Bound<Kernel> operator()(Kernel k) const {
-    return Bound<Kernel>{grid, block, shared_bytes, stream, k};
+    return Bound<Kernel>{grid, block, shared_bytes, stream, direct, k};
   }
 };
 inline Launcher launcher(dim3 grid, dim3 block, size_t shared_bytes = 0, cudaStream_t stream = nullptr) {
-  return Launcher{grid, block, shared_bytes, stream};
+  return Launcher{grid, block, shared_bytes, stream, false};
+}
+inline Launcher direct_launcher(dim3 grid, dim3 block, size_t shared_bytes = 0, cudaStream_t stream = nullptr) {
+  return Launcher{grid, block, shared_bytes, stream, true};
 }
 
 }  // namespace emu
