@@ -105,7 +105,7 @@ function build() {
   return { exe, kernels: sources.filter((s) => s.endsWith('.cu')).length, launches };
 }
 
-function runParallel(jobs, width) {
+export function runParallel(jobs, width, cxx = process.env.CXX || 'g++') {
   // Plain compiles, `width` at a time, through a tiny shell pipeline (keeps this script sync).
   for (let i = 0; i < jobs.length; i += width) {
     const batch = jobs.slice(i, i + width);

@@ -7,14 +7,14 @@
 // libcublasLt.so.13). --print-env prints the environment that points the package at them
 // (ALEXNET_ADDON, ALEXNET_CUDNN_PATH, ALEXNET_CUBLAS_PATH), one NAME=value per line.
 // Objects are rebuilt only when their source, or any header, is newer.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { rewriteLaunches, rewriteShared } from '../build.mjs';
+import { rewriteLaunches, rewriteShared, runParallel } from '../build.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const emuDir = resolve(here, '..');
@@ -71,15 +71,6 @@ function newest(files) {
   return Math.max(0, ...files.filter((f) => existsSync(f)).map((f) => statSync(f).mtimeMs));
 }
 
-function runParallel(jobs, width) {
-  for (let i = 0; i < jobs.length; i += width) {
-    const batch = jobs.slice(i, i + width);
-    const script = batch.map((j) => [cxx, ...j].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ') + ' &').join('\n') +
-      '\nfail=0; for p in $(jobs -p); do wait $p || fail=1; done; exit $fail';
-    const r = spawnSync('bash', ['-c', script], { stdio: 'inherit' });
-    if (r.status !== 0) throw new Error('emulated device build failed');
-  }
-}
 
 // mutate: { file, from, to }: a deliberate bug put into the copy of one .cu file (a path under
 // native/, e.g. "cuda/runtime.cu"); `from` must occur exactly once. Use its own `out`.

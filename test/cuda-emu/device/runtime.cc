@@ -569,11 +569,11 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   return *p ? cudaSuccess : ret(cudaErrorMemoryAllocation);
 }
 
-cudaError_t cudaFree(void* p) {
-  EMU_STICKY();
-  EMU_NOT_IN_CAPTURE("cudaFree");
+namespace {
+// cudaFree / cudaFreeHost: the device finishes all queued work first, then the memory goes
+// (memory of another kind, or not an allocation's start, is cudaErrorInvalidValue).
+cudaError_t free_after_device(void* p, emu::Kind kind) {
   if (p == nullptr) return cudaSuccess;
-  // cudaFree synchronises the device first
   uint64_t last;
   {
     std::lock_guard<std::mutex> lock(emu::Q.m);
@@ -582,9 +582,16 @@ cudaError_t cudaFree(void* p) {
   emu::wait_for(last);
   std::lock_guard<std::mutex> lock(emu::M.m);
   auto it = emu::M.allocs.find(reinterpret_cast<uintptr_t>(p));
-  if (it == emu::M.allocs.end() || it->second.kind != emu::Kind::Device) return ret(cudaErrorInvalidValue);
+  if (it == emu::M.allocs.end() || it->second.kind != kind) return ret(cudaErrorInvalidValue);
   emu::release_memory(it->first);
   return cudaSuccess;
+}
+}  // namespace
+
+cudaError_t cudaFree(void* p) {
+  EMU_STICKY();
+  EMU_NOT_IN_CAPTURE("cudaFree");
+  return free_after_device(p, emu::Kind::Device);
 }
 
 cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s) {
@@ -696,18 +703,7 @@ cudaError_t cudaHostGetDevicePointer(void** device, void* host, unsigned flags) 
 cudaError_t cudaFreeHost(void* p) {
   EMU_STICKY();
   EMU_NOT_IN_CAPTURE("cudaFreeHost");
-  if (p == nullptr) return cudaSuccess;
-  uint64_t last;
-  {
-    std::lock_guard<std::mutex> lock(emu::Q.m);
-    last = emu::Q.submitted;
-  }
-  emu::wait_for(last);
-  std::lock_guard<std::mutex> lock(emu::M.m);
-  auto it = emu::M.allocs.find(reinterpret_cast<uintptr_t>(p));
-  if (it == emu::M.allocs.end() || it->second.kind != emu::Kind::Pinned) return ret(cudaErrorInvalidValue);
-  emu::release_memory(it->first);
-  return cudaSuccess;
+  return free_after_device(p, emu::Kind::Pinned);
 }
 
 namespace {
