@@ -66,6 +66,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
@@ -407,7 +408,7 @@ void each_product(const Conv& p, F f) {
     }
 }
 
-void conv_forward_work(const Conv& p, const void* x, const void* w, void* y, Scale s) {
+void conv_forward_naive(const Conv& p, const void* x, const void* w, void* y, Scale s) {
   const int N = p.y.dims[0], K = p.y.dims[1], Ho = p.y.dims[2], Wo = p.y.dims[3];
   std::vector<double> acc(static_cast<size_t>(N) * K * Ho * Wo, 0.0);
   each_product(p, [&](int n, int k, int oh, int ow, int ci, int ih, int iw, int c, int r, int sx) {
@@ -421,26 +422,257 @@ void conv_forward_work(const Conv& p, const void* x, const void* w, void* y, Sca
           blend(y, off4(p.y, n, k, oh, ow), p.y.dt, s, acc[((static_cast<size_t>(n) * K + k) * Ho + oh) * Wo + ow]);
 }
 
-void conv_bwd_data_work(const Conv& p, const void* w, const void* dy, void* dx, Scale s) {
-  const int N = p.x.dims[0], C = p.x.dims[1], H = p.x.dims[2], W = p.x.dims[3];
-  std::vector<double> acc(static_cast<size_t>(N) * C * H * W, 0.0);
-  each_product(p, [&](int n, int k, int oh, int ow, int ci, int ih, int iw, int c, int r, int sx) {
-    acc[((static_cast<size_t>(n) * C + ci) * H + ih) * W + iw] +=
-        op(p, load(dy, off4(p.y, n, k, oh, ow), p.y.dt)) * op(p, load(w, foff(p.w, k, c, r, sx), p.w.dt));
-  });
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c)
-      for (int h = 0; h < H; ++h)
-        for (int ww = 0; ww < W; ++ww)
-          blend(dx, off4(p.x, n, c, h, ww), p.x.dt, s, acc[((static_cast<size_t>(n) * C + c) * H + h) * W + ww]);
-}
-
-void conv_bwd_filter_work(const Conv& p, const void* x, const void* dy, void* dw, Scale s) {
+void conv_bwd_filter_naive(const Conv& p, const void* x, const void* dy, void* dw, Scale s) {
   std::vector<double> acc(static_cast<size_t>(p.w.k) * p.w.c * p.w.h * p.w.w, 0.0);
   each_product(p, [&](int n, int k, int oh, int ow, int ci, int ih, int iw, int c, int r, int sx) {
     acc[foff(p.w, k, c, r, sx)] +=
         op(p, load(x, off4(p.x, n, ci, ih, iw), p.x.dt)) * op(p, load(dy, off4(p.y, n, k, oh, ow), p.y.dt));
   });
+  for (size_t i = 0; i < acc.size(); ++i) blend(dw, static_cast<int64_t>(i), p.w.dt, s, acc[i]);
+}
+
+// ---- a dense float64 product, fast but with the naive order -------------------------------------
+// C[M x N] += A[M x K] * B[K x N], all row-major with the given leading dimensions. Every C element
+// is computed by one thread, adding its K products one at a time in ascending k order (a plain
+// multiply then add, as the naive loop does), so the result does not depend on blocking or on the
+// thread count. The speed comes from packing B into 4-column panels, 4x4 register tiles and
+// cache blocking over k and rows.
+typedef double emu_d2 __attribute__((vector_size(16)));
+inline emu_d2 ld2(const double* p) { emu_d2 v; std::memcpy(&v, p, sizeof v); return v; }
+inline void st2(double* p, emu_d2 v) { std::memcpy(p, &v, sizeof v); }
+
+void dgemm_rows(int64_t i0, int64_t i1, int64_t N, int64_t K, const double* A, int64_t lda, const double* Bp,
+                const double* B, int64_t ldb, double* C, int64_t ldc) {
+  constexpr int64_t KC = 128, MC = 64;
+  const int64_t NP = N / 4;
+  for (int64_t kb = 0; kb < K; kb += KC) {
+    const int64_t ke = std::min(K, kb + KC), kn = ke - kb;
+    for (int64_t mb = i0; mb < i1; mb += MC) {
+      const int64_t me = std::min(i1, mb + MC);
+      for (int64_t jp = 0; jp < NP; ++jp) {
+        const double* bp = Bp + (jp * K + kb) * 4;
+        int64_t i = mb;
+        for (; i + 4 <= me; i += 4) {
+          double* c0 = C + i * ldc + jp * 4;
+          emu_d2 c[4][2];
+          for (int r = 0; r < 4; ++r) {
+            c[r][0] = ld2(c0 + r * ldc);
+            c[r][1] = ld2(c0 + r * ldc + 2);
+          }
+          const double* a0 = A + i * lda + kb;
+          for (int64_t k = 0; k < kn; ++k) {
+            const emu_d2 b0 = ld2(bp + k * 4), b1 = ld2(bp + k * 4 + 2);
+            for (int r = 0; r < 4; ++r) {
+              const double a = a0[r * lda + k];
+              const emu_d2 av = {a, a};
+              c[r][0] += av * b0;
+              c[r][1] += av * b1;
+            }
+          }
+          for (int r = 0; r < 4; ++r) {
+            st2(c0 + r * ldc, c[r][0]);
+            st2(c0 + r * ldc + 2, c[r][1]);
+          }
+        }
+        for (; i < me; ++i) {
+          double* c0 = C + i * ldc + jp * 4;
+          emu_d2 x0 = ld2(c0), x1 = ld2(c0 + 2);
+          const double* a0 = A + i * lda + kb;
+          for (int64_t k = 0; k < kn; ++k) {
+            const emu_d2 av = {a0[k], a0[k]};
+            x0 += av * ld2(bp + k * 4);
+            x1 += av * ld2(bp + k * 4 + 2);
+          }
+          st2(c0, x0);
+          st2(c0 + 2, x1);
+        }
+      }
+      for (int64_t i = mb; i < me; ++i)
+        for (int64_t j = NP * 4; j < N; ++j) {
+          double v = C[i * ldc + j];
+          for (int64_t k = kb; k < ke; ++k) v += A[i * lda + k] * B[k * ldb + j];
+          C[i * ldc + j] = v;
+        }
+    }
+  }
+}
+
+void dgemm_acc(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda, const double* B, int64_t ldb, double* C,
+               int64_t ldc) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  const int64_t NP = N / 4;
+  std::vector<double> Bp(static_cast<size_t>(NP * K * 4));
+  for (int64_t jp = 0; jp < NP; ++jp)
+    for (int64_t k = 0; k < K; ++k)
+      for (int t = 0; t < 4; ++t) Bp[(jp * K + k) * 4 + t] = B[k * ldb + jp * 4 + t];
+  // two threads on rows when there is enough work (each row belongs to one of them)
+  if (M >= 16 && static_cast<double>(M) * N * K >= 4e6) {
+    const int64_t half = (M / 2) & ~int64_t(3);
+    std::thread t([&] { dgemm_rows(half, M, N, K, A, lda, Bp.data(), B, ldb, C, ldc); });
+    dgemm_rows(0, half, N, K, A, lda, Bp.data(), B, ldb, C, ldc);
+    t.join();
+  } else {
+    dgemm_rows(0, M, N, K, A, lda, Bp.data(), B, ldb, C, ldc);
+  }
+}
+
+// ---- the same convolutions as dense products ----------------------------------------------------
+// The naive loops above, computed as im2col + the product of dgemm_acc: per image and group, the
+// input is gathered (rounded as `op` does) into a float64 matrix whose rows are (c, r, s) — r, s
+// the input offsets, whose filter tap is tap() — and whose columns are output positions; a
+// position outside the image gets 0. Forward and filter gradient add their products in the
+// naive order (c, r, s for y; n, oh, ow for dw), so they give the same sums, except that a zero
+// padding entry adds an exact 0 product where the naive loop skips it: the same sum unless the
+// other operand is not finite (0 * inf = NaN), so those cases take the naive loop. The data
+// gradient sums W^T dy per (c, r, s, position) first, then adds those into dx (col2im): the same
+// products in a different float64 order.
+struct Geo {
+  int N, H, W, Ho, Wo, R, S;
+  int64_t KK, P;
+};
+Geo geo(const Conv& p) {
+  Geo g;
+  g.N = p.x.dims[0];
+  g.H = p.x.dims[2];
+  g.W = p.x.dims[3];
+  g.R = p.w.h;
+  g.S = p.w.w;
+  g.Ho = conv_out(g.H, p.c.ph, g.R, p.c.dh, p.c.u);
+  g.Wo = conv_out(g.W, p.c.pw, g.S, p.c.dw, p.c.v);
+  g.KK = static_cast<int64_t>(p.Cg) * g.R * g.S;
+  g.P = static_cast<int64_t>(g.Ho) * g.Wo;
+  return g;
+}
+// The group's filter as Kg rows of (c, r, s), rounded; false if any entry is not finite.
+bool filter_matrix(const Conv& p, const Geo& g, const void* w, int grp, std::vector<double>& m) {
+  m.assign(static_cast<size_t>(p.Kg) * g.KK, 0.0);
+  bool finite = true;
+  for (int k = 0; k < p.Kg; ++k)
+    for (int c = 0; c < p.Cg; ++c)
+      for (int r = 0; r < g.R; ++r)
+        for (int s = 0; s < g.S; ++s) {
+          const double v = op(p, load(w, foff(p.w, grp * p.Kg + k, c, tap(p, r, g.R), tap(p, s, g.S)), p.w.dt));
+          if (!std::isfinite(v)) finite = false;
+          m[static_cast<size_t>(k) * g.KK + (static_cast<int64_t>(c) * g.R + r) * g.S + s] = v;
+        }
+  return finite;
+}
+// Image n's input for group grp as (c, r, s) x position, or transposed (position x (c, r, s)).
+void im2col(const Conv& p, const Geo& g, const void* x, int n, int grp, bool transposed, std::vector<double>& col) {
+  col.assign(static_cast<size_t>(g.KK * g.P), 0.0);
+  for (int c = 0; c < p.Cg; ++c)
+    for (int r = 0; r < g.R; ++r)
+      for (int s = 0; s < g.S; ++s) {
+        const int64_t row = (static_cast<int64_t>(c) * g.R + r) * g.S + s;
+        for (int oh = 0; oh < g.Ho; ++oh) {
+          const int ih = oh * p.c.u - p.c.ph + r * p.c.dh;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int ow = 0; ow < g.Wo; ++ow) {
+            const int iw = ow * p.c.v - p.c.pw + s * p.c.dw;
+            if (iw < 0 || iw >= g.W) continue;
+            const int64_t pos = static_cast<int64_t>(oh) * g.Wo + ow;
+            const double v = op(p, load(x, off4(p.x, n, grp * p.Cg + c, ih, iw), p.x.dt));
+            col[static_cast<size_t>(transposed ? pos * g.KK + row : row * g.P + pos)] = v;
+          }
+        }
+      }
+}
+// dy of image n, group grp, as Kg rows of positions, rounded; false if any entry is not finite.
+bool dy_matrix(const Conv& p, const Geo& g, const void* dy, int n, int grp, std::vector<double>& m) {
+  m.assign(static_cast<size_t>(p.Kg * g.P), 0.0);
+  bool finite = true;
+  for (int k = 0; k < p.Kg; ++k)
+    for (int oh = 0; oh < g.Ho; ++oh)
+      for (int ow = 0; ow < g.Wo; ++ow) {
+        const double v = op(p, load(dy, off4(p.y, n, grp * p.Kg + k, oh, ow), p.y.dt));
+        if (!std::isfinite(v)) finite = false;
+        m[static_cast<size_t>(k * g.P + static_cast<int64_t>(oh) * g.Wo + ow)] = v;
+      }
+  return finite;
+}
+
+void conv_forward_work(const Conv& p, const void* x, const void* w, void* y, Scale s) {
+  const Geo g = geo(p);
+  const int K = p.y.dims[1];
+  std::vector<std::vector<double>> wm(p.g);
+  for (int grp = 0; grp < p.g; ++grp)
+    if (!filter_matrix(p, g, w, grp, wm[grp])) return conv_forward_naive(p, x, w, y, s);
+  std::vector<double> acc(static_cast<size_t>(g.N) * K * g.P, 0.0), col;
+  for (int n = 0; n < g.N; ++n)
+    for (int grp = 0; grp < p.g; ++grp) {
+      im2col(p, g, x, n, grp, false, col);
+      dgemm_acc(p.Kg, g.P, g.KK, wm[grp].data(), g.KK, col.data(), g.P,
+                acc.data() + (static_cast<size_t>(n) * K + static_cast<size_t>(grp) * p.Kg) * g.P, g.P);
+    }
+  for (int n = 0; n < g.N; ++n)
+    for (int k = 0; k < K; ++k)
+      for (int oh = 0; oh < g.Ho; ++oh)
+        for (int ow = 0; ow < g.Wo; ++ow)
+          blend(y, off4(p.y, n, k, oh, ow), p.y.dt, s, acc[((static_cast<size_t>(n) * K + k) * g.Ho + oh) * g.Wo + ow]);
+}
+
+void conv_bwd_data_work(const Conv& p, const void* w, const void* dy, void* dx, Scale s) {
+  const Geo g = geo(p);
+  const int C = p.x.dims[1];
+  // the filter transposed: (c, r, s) rows of Kg
+  std::vector<std::vector<double>> wt(p.g);
+  std::vector<double> wm;
+  for (int grp = 0; grp < p.g; ++grp) {
+    filter_matrix(p, g, w, grp, wm);
+    wt[grp].resize(wm.size());
+    for (int k = 0; k < p.Kg; ++k)
+      for (int64_t j = 0; j < g.KK; ++j) wt[grp][static_cast<size_t>(j * p.Kg + k)] = wm[static_cast<size_t>(k * g.KK + j)];
+  }
+  std::vector<double> acc(static_cast<size_t>(g.N) * C * g.H * g.W, 0.0), dym, dcol;
+  for (int n = 0; n < g.N; ++n)
+    for (int grp = 0; grp < p.g; ++grp) {
+      dy_matrix(p, g, dy, n, grp, dym);
+      dcol.assign(static_cast<size_t>(g.KK * g.P), 0.0);
+      dgemm_acc(g.KK, g.P, p.Kg, wt[grp].data(), p.Kg, dym.data(), g.P, dcol.data(), g.P);
+      for (int c = 0; c < p.Cg; ++c) {
+        double* plane = acc.data() + (static_cast<size_t>(n) * C + static_cast<size_t>(grp) * p.Cg + c) * g.H * g.W;
+        for (int r = 0; r < g.R; ++r)
+          for (int ss = 0; ss < g.S; ++ss) {
+            const double* row = dcol.data() + ((static_cast<int64_t>(c) * g.R + r) * g.S + ss) * g.P;
+            for (int oh = 0; oh < g.Ho; ++oh) {
+              const int ih = oh * p.c.u - p.c.ph + r * p.c.dh;
+              if (ih < 0 || ih >= g.H) continue;
+              for (int ow = 0; ow < g.Wo; ++ow) {
+                const int iw = ow * p.c.v - p.c.pw + ss * p.c.dw;
+                if (iw < 0 || iw >= g.W) continue;
+                plane[static_cast<size_t>(ih) * g.W + iw] += row[static_cast<int64_t>(oh) * g.Wo + ow];
+              }
+            }
+          }
+      }
+    }
+  for (int n = 0; n < g.N; ++n)
+    for (int c = 0; c < C; ++c)
+      for (int h = 0; h < g.H; ++h)
+        for (int ww = 0; ww < g.W; ++ww)
+          blend(dx, off4(p.x, n, c, h, ww), p.x.dt, s, acc[((static_cast<size_t>(n) * C + c) * g.H + h) * g.W + ww]);
+}
+
+void conv_bwd_filter_work(const Conv& p, const void* x, const void* dy, void* dw, Scale s) {
+  const Geo g = geo(p);
+  std::vector<std::vector<double>> dym(static_cast<size_t>(g.N) * p.g);
+  for (int n = 0; n < g.N; ++n)
+    for (int grp = 0; grp < p.g; ++grp)
+      if (!dy_matrix(p, g, dy, n, grp, dym[static_cast<size_t>(n) * p.g + grp])) return conv_bwd_filter_naive(p, x, dy, dw, s);
+  std::vector<double> acc(static_cast<size_t>(p.w.k) * p.w.c * p.w.h * p.w.w, 0.0), part, colt;
+  for (int grp = 0; grp < p.g; ++grp) {
+    part.assign(static_cast<size_t>(p.Kg * g.KK), 0.0);
+    for (int n = 0; n < g.N; ++n) {
+      im2col(p, g, x, n, grp, true, colt);
+      dgemm_acc(p.Kg, g.KK, g.P, dym[static_cast<size_t>(n) * p.g + grp].data(), g.P, colt.data(), g.KK, part.data(), g.KK);
+    }
+    for (int k = 0; k < p.Kg; ++k)
+      for (int c = 0; c < p.Cg; ++c)
+        for (int r = 0; r < g.R; ++r)
+          for (int ss = 0; ss < g.S; ++ss)
+            acc[foff(p.w, grp * p.Kg + k, c, tap(p, r, g.R), tap(p, ss, g.S))] =
+                part[static_cast<size_t>(k * g.KK + (static_cast<int64_t>(c) * g.R + r) * g.S + ss)];
+  }
   for (size_t i = 0; i < acc.size(); ++i) blend(dw, static_cast<int64_t>(i), p.w.dt, s, acc[i]);
 }
 
