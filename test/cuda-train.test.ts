@@ -93,11 +93,17 @@ function deviation(name: string, pass: 'forward' | 'backward', n: number, got: (
  * the other way (an activation within rounding of zero, a near tie in a pooling window): each such
  * flip moves one whole gradient term, about 1% of a conv1 weight-gradient element, and with TF32
  * there are hundreds of them. So gradients and updates get tolerances that such flips cannot
- * exceed but a wrong kernel (an O(1) error somewhere) cannot meet.
+ * exceed but a wrong kernel (an O(1) error somewhere) cannot meet. In the classifier the batch is
+ * the whole sum: a weight-gradient element is B = 4 terms, so one flipped ReLU or dropout decision
+ * in fc6 / fc7 moves a whole row of the gradient by up to a quarter or more of its largest value
+ * (TF32 gave 0.307 for classifier.0.weight on the emulated device, whose stand-ins round to TF32
+ * as tensor cores do). With TF32 the max-relative bound therefore only rules out errors larger
+ * than the gradient itself; the l2 bound, which a handful of flipped rows cannot reach, is the
+ * one that catches a wrong kernel.
  */
 const TOLERANCE = {
   fp32: { forward: { maxRel: 1e-3, l2Rel: 1e-4 }, backward: { maxRel: 2e-2, l2Rel: 5e-3 } },
-  tf32: { forward: { maxRel: 3e-2, l2Rel: 2e-2 }, backward: { maxRel: 2e-1, l2Rel: 1e-1 } },
+  tf32: { forward: { maxRel: 3e-2, l2Rel: 2e-2 }, backward: { maxRel: 1, l2Rel: 1e-1 } },
 } as const;
 
 async function compareStep(mode: 'fp32' | 'tf32'): Promise<void> {
