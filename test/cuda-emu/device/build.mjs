@@ -100,7 +100,7 @@ export function buildDevice(out = join(root, 'build', 'cuda-emu-device'), mutate
   const headers = newest([
     ...nativeFiles.filter((f) => /\.(h|cuh)$/.test(f)).map((f) => join(root, 'native', f)),
     ...readdirSync(join(emuDir, 'include')).map((f) => join(emuDir, 'include', f)),
-    join(here, 'emu_device.h'),
+    ...readdirSync(here).filter((f) => f.endsWith('.h')).map((f) => join(here, f)),
   ]);
   const nodeInclude = resolve(dirname(process.execPath), '../include/node');
   if (!existsSync(join(nodeInclude, 'node_api.h'))) throw new Error(`no Node headers at ${nodeInclude}`);
