@@ -32,6 +32,14 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, timeout =
 
 let deviceEnv: Record<string, string> = {};
 
+/** Builds the emulated device into `dir` (with a planted bug: `mutate`); the environment that selects it. */
+function buildDevice(dir: string, mutate?: { file: string; from: string; to: string }): { status: number | null; env: Record<string, string> } {
+  const r = run(process.execPath, [join(deviceDir, 'build.mjs'), '--out', dir, '--print-env', ...(mutate ? ['--mutate', JSON.stringify(mutate)] : [])]);
+  if (r.status !== 0) console.log(r.out.slice(-20000));
+  const env = Object.fromEntries(r.out.split('\n').filter((l) => /^ALEXNET_\w+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return { status: r.status, env };
+}
+
 interface Assertion {
   title: string;
   fullName: string;
@@ -58,10 +66,9 @@ function vitestJson(files: string[], env: Record<string, string>) {
 
 describe('the CUDA backend on the emulated device', () => {
   it('builds: the addon against the emulated runtime, the stand-in cuDNN and cuBLAS', () => {
-    const r = run(process.execPath, [join(deviceDir, 'build.mjs'), '--out', out, '--print-env']);
-    if (r.status !== 0) console.log(r.out.slice(-20000));
-    expect(r.status).toBe(0);
-    deviceEnv = Object.fromEntries(r.out.split('\n').filter((l) => /^ALEXNET_\w+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const b = buildDevice(out);
+    expect(b.status).toBe(0);
+    deviceEnv = b.env;
     expect(Object.keys(deviceEnv).sort()).toEqual(['ALEXNET_ADDON', 'ALEXNET_CUBLAS_PATH', 'ALEXNET_CUDNN_PATH']);
   }, 1_200_000);
 
@@ -118,10 +125,10 @@ describe('the CUDA backend on the emulated device', () => {
       from: 'add_callback(ctx, [c, data](cudaError_t) { c->pinned.put(data); });',
       to: 'c->pinned.put(data);',
     };
-    const b = run(process.execPath, [join(deviceDir, 'build.mjs'), '--out', mutantOut, '--print-env', '--mutate', JSON.stringify(mutate)]);
+    const b = buildDevice(mutantOut, mutate);
     expect(b.status).toBe(0);
-    const env = Object.fromEntries(b.out.split('\n').filter((l) => /^ALEXNET_\w+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-    const r = vitestJson(['cuda-runtime.test.ts'], env);
+    expect(Object.keys(b.env).length).toBe(3);
+    const r = vitestJson(['cuda-runtime.test.ts'], b.env);
     const failed = r.results.flatMap((f) => f.assertionResults).filter((a) => a.status === 'failed');
     expect(failed.length).toBeGreaterThan(0);
     expect(failed.map((a) => a.fullName).join('\n')).toMatch(/dataSync\(\) on CUDA returns what data\(\) returns/);

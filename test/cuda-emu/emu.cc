@@ -343,15 +343,19 @@ bool launch_ok(dim3 grid, dim3 block, size_t shared_bytes) {
   }
   return !bad;
 }
+// A launch that is to run: valid (else refused, as above) and counted; not run in a dry run.
+bool admit(dim3 grid, dim3 block, size_t shared_bytes) {
+  if (!launch_ok(grid, block, shared_bytes)) return false;
+  ++g_accepted;
+  return !g_dry_run;
+}
 }  // namespace
 
 bool validate_launch(dim3 grid, dim3 block, size_t shared_bytes) { return launch_ok(grid, block, shared_bytes); }
 
 void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* ctx) {
   const uint64_t threads = uint64_t{block.x} * block.y * block.z;
-  if (!launch_ok(grid, block, shared_bytes)) return;
-  ++g_accepted;
-  if (g_dry_run) return;
+  if (!admit(grid, block, shared_bytes)) return;
   const ThreadState caller = t;
   tsan_release(&g_launch_sync);
 #ifdef EMU_TSAN
@@ -397,9 +401,7 @@ void run_grid(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), v
 }
 
 void run_grid_direct(dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* ctx) {
-  if (!launch_ok(grid, block, shared_bytes)) return;
-  ++g_accepted;
-  if (g_dry_run) return;
+  if (!admit(grid, block, shared_bytes)) return;
   const ThreadState caller = t;
   tsan_release(&g_launch_sync);
   Block b;

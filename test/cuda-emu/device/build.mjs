@@ -118,8 +118,8 @@ export function buildDevice(out = join(root, 'build', 'cuda-emu-device'), mutate
 
   const jobs = [];
   const object = (src) => join(out, 'obj', src.replace(/^.*?native[\\/]/, '').replace(/[\\/]/g, '_') + '.o');
-  const compile = (src, flags, lang = []) => {
-    const obj = object(src);
+  // A compile job unless the object is newer than its source and every header.
+  const compile = (src, flags, lang = [], obj = object(src)) => {
     if (!(existsSync(obj) && statSync(obj).mtimeMs > Math.max(statSync(src).mtimeMs, headers))) jobs.push([...base, ...flags, ...lang, '-c', src, '-o', obj]);
     return obj;
   };
@@ -137,12 +137,7 @@ export function buildDevice(out = join(root, 'build', 'cuda-emu-device'), mutate
   // The stand-ins, each one object per library: cuDNN; cuBLAS as it ships, libcublas.so.13
   // needing libcublasLt.so.13 (fake_cublas.cc's FAKE_CUBLAS_PART 1 and 2).
   const fakeFlags = ['-O2', ...emuFlags, `-I${join(root, 'native/cuda/dynload')}`, `-I${join(root, 'native')}`];
-  const fakeObj = (file, tag, extra = []) => {
-    const src = join(here, file);
-    const obj = join(out, 'obj', `${tag}.o`);
-    if (!(existsSync(obj) && statSync(obj).mtimeMs > Math.max(statSync(src).mtimeMs, headers))) jobs.push([...base, ...fakeFlags, ...extra, '-c', src, '-o', obj]);
-    return obj;
-  };
+  const fakeObj = (file, tag, extra = []) => compile(join(here, file), [...fakeFlags, ...extra], [], join(out, 'obj', `${tag}.o`));
   const cudnnObj = fakeObj('fake_cudnn.cc', 'fake_cudnn');
   const cublasObj = fakeObj('fake_cublas.cc', 'fake_cublas', ['-DFAKE_CUBLAS_PART=1']);
   const cublasLtObj = fakeObj('fake_cublas.cc', 'fake_cublaslt', ['-DFAKE_CUBLAS_PART=2']);

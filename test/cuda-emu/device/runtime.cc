@@ -110,7 +110,7 @@ struct Registry {
   std::map<uintptr_t, Allocation> allocs;  // by base address
 };
 Registry& M = *new Registry;
-uint64_t g_device_bytes = 0;                     // device memory held (all kinds but Pinned)
+uint64_t g_device_bytes = 0;                     // cudaMalloc'd and graph memory held (the pool counts its own)
 uint64_t g_pool_used = 0, g_pool_reserved = 0, g_pool_used_high = 0, g_pool_reserved_high = 0;
 uint64_t g_pool_threshold = 0;
 
@@ -343,20 +343,25 @@ bool device_usable(const Allocation* al) {
   return al->live && (al->kind != Kind::Pinned || al->mapped);
 }
 
+// What an allocation of `bytes` takes: whole 256-byte units, at least one (cudaMalloc's alignment).
+size_t footprint(size_t bytes) { return round_up(std::max<size_t>(bytes, 1), 256); }
+// The kinds g_device_bytes counts: pinned memory is the host's, pool memory is in the pool's counters.
+bool counted(Kind kind) { return kind == Kind::Device || kind == Kind::Graph; }
+
 void* new_memory(size_t bytes, Kind kind) {
-  const size_t n = round_up(std::max<size_t>(bytes, 1), 256);
+  const size_t n = footprint(bytes);
   void* p = std::aligned_alloc(256, n);
   if (p == nullptr) return nullptr;
   std::memset(p, 0xff, n);  // a GPU's new memory holds garbage
   M.allocs[reinterpret_cast<uintptr_t>(p)] = Allocation{bytes, kind, true, false};
-  if (kind != Kind::Pinned) g_device_bytes += n;
+  if (counted(kind)) g_device_bytes += n;
   return p;
 }
 
 void release_memory(uintptr_t base) {  // caller holds M.m
   auto it = M.allocs.find(base);
   if (it == M.allocs.end()) return;
-  if (it->second.kind != Kind::Pinned) g_device_bytes -= round_up(std::max<size_t>(it->second.bytes, 1), 256);
+  if (counted(it->second.kind)) g_device_bytes -= footprint(it->second.bytes);
   M.allocs.erase(it);
   std::free(reinterpret_cast<void*>(base));
 }
@@ -615,14 +620,13 @@ cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t s) {
   }
   if (s == nullptr && emu::my_capture() != nullptr) return ret(cudaErrorStreamCaptureImplicit);
   std::lock_guard<std::mutex> lock(emu::M.m);
-  const size_t n = emu::round_up(std::max<size_t>(bytes, 1), 256);
+  const size_t n = emu::footprint(bytes);
   // the pool's idle memory is usable; beyond it the pool grows
   if (emu::g_pool_used + n > emu::g_pool_reserved &&
       emu::round_up(emu::g_pool_used + n, emu::kPoolChunk) - emu::g_pool_reserved + emu::held_bytes() > emu::device_memory_total())
     return ret(cudaErrorMemoryAllocation);
   void* q = emu::new_memory(bytes, emu::Kind::Pool);
   if (q == nullptr) return ret(cudaErrorMemoryAllocation);
-  emu::g_device_bytes -= n;  // counted in the pool's reservation instead
   emu::g_pool_used += n;
   emu::note_pool();
   *p = q;
@@ -660,20 +664,14 @@ cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
   if (kind == emu::Kind::Graph) return ret(cudaErrorInvalidValue);  // freed with its graph
   if (kind == emu::Kind::Pool) {
     std::lock_guard<std::mutex> lock(emu::M.m);
-    emu::g_pool_used -= emu::round_up(std::max<size_t>(emu::M.allocs[base].bytes, 1), 256);
+    emu::g_pool_used -= emu::footprint(emu::M.allocs[base].bytes);
   }
   // Stream-ordered: the memory goes when the work before it has run; whatever is queued later
   // and still uses it finds it freed.
-  const cudaError_t e = emu::queue(s, "cudaFreeAsync", [base, kind] {
+  return emu::queue(s, "cudaFreeAsync", [base] {
     std::lock_guard<std::mutex> l(emu::M.m);
-    auto it = emu::M.allocs.find(base);
-    if (it == emu::M.allocs.end()) return;
-    if (kind == emu::Kind::Pool) {
-      emu::g_device_bytes += emu::round_up(std::max<size_t>(it->second.bytes, 1), 256);  // release_memory subtracts it
-    }
     emu::release_memory(base);
   });
-  return e;
 }
 
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
