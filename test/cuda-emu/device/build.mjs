@@ -26,9 +26,9 @@ const GLOBALTIMER = /asm\s+volatile\s*\(\s*"mov\.u64 %0, %%globaltimer;"\s*:\s*"
 
 // Which __global__ functions never reach a barrier: no __syncthreads or warp shuffle in their
 // body or in any function of ours they call (by name, to a fixed point, over every .cu/.cuh
-// file). Their launches run each thread as a plain call (emu::direct_launcher), about 10x faster
-// than fibers; a barrier reached anyway stops the run. A name defined twice counts as syncing if
-// either definition does.
+// file). Their launches run each thread as a plain call (emu::direct_launcher), with no fiber
+// to set up and switch to per thread; a barrier reached anyway stops the run. A name defined
+// twice counts as syncing if either definition does.
 const FUNCTION = /\b(__global__|__device__)\b[^;{}]*?\b((?!__launch_bounds__)[A-Za-z_]\w*)\s*\([^;{}]*?\)\s*(?:const\s*)?\{/g;
 export function barrierFreeKernels(texts) {
   const bodies = new Map(); // name -> [body, ...]
