@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { maxPool2d, maxPool2dBackward, Tensor } from '../src/index.js';
+import { backendInfo, cpuKernelsUsed, maxPool2d, maxPool2dBackward, setCpuIsa, Tensor } from '../src/index.js';
 import { dot, expectClose, expectCode, f32, f64, finiteDifference, rng, sampleIndices, uniform } from './helpers.js';
 import { checkEmptyPool } from './empty-sizes.js';
 import { maxPool2dBackwardRef, maxPool2dRef, poolOutSize, type PoolGeometry } from './reference/pool.js';
@@ -99,6 +99,64 @@ describe('maxPool2d', () => {
     const want2 = new Float64Array(25);
     want2[12] = f32(dyv).reduce((a, b) => a + b, 0);
     expectClose(d2, want2, { atol: 1e-6, rtol: 1e-6, label: 'overlapping windows accumulate' });
+  });
+
+  // The forward pass's AVX-512 row pass for 3-wide stride-2 windows (16 output columns a step,
+  // masked at the row's end) against the scalar build (under setCpuIsa('avx2')) and against
+  // the window fold written here, bit for bit: values on a grid of ties, both zeros, and quiet
+  // NaNs with distinct payloads, so which of equal values or which NaN comes out is visible.
+  it('the 3x3 stride-2 forward picks, bit for bit, the first of equal values and the last NaN in row-major window order, in every build', async () => {
+    const hardware = backendInfo().backends.cpu.isaHardware;
+    const r = rng();
+    const shapes: Case[] = [
+      { N: 1, C: 3, H: 9, W: 55, kernel: [3, 3], stride: [2, 2] }, // 27 columns: 16 + 11
+      { N: 2, C: 2, H: 7, W: 67, kernel: [3, 3], stride: [2, 2], padding: [1, 1] }, // 34 + border
+      { N: 1, C: 2, H: 6, W: 34, kernel: [3, 3], stride: [2, 2], padding: [0, 1] }, // 16 + borders
+      { N: 1, C: 4, H: 5, W: 33, kernel: [3, 3], stride: [2, 2] }, // exactly 16
+      { N: 1, C: 2, H: 5, W: 4, kernel: [3, 3], stride: [2, 2], padding: [1, 1] }, // borders only
+    ];
+    const bits = new Uint32Array(1);
+    const asF32 = new Float32Array(bits.buffer);
+    try {
+      for (const c of shapes) {
+        const g = geometry(c);
+        const [Ho, Wo] = poolOutSize(g);
+        const n = g.N * g.C * g.H * g.W;
+        const xb = new Uint32Array(n);
+        for (let i = 0; i < n; i++) {
+          const u = r();
+          // 0x80000000 is -0; NaN payloads 1..4095 (quiet), about 4% of the inputs
+          xb[i] = u < 0.04 ? 0x7fc00000 + 1 + Math.floor(r() * 4095) : u < 0.3 ? 0x80000000 : u < 0.55 ? 0 : ((asF32[0] = Math.floor(r() * 3) - 2), bits[0]!);
+        }
+        const x = new Float32Array(xb.buffer);
+        // the reference: the window's index by the rule `v > m || v is NaN` in row-major order
+        const want = new Uint32Array(g.N * g.C * Ho * Wo);
+        const [kH, kW] = g.kernel, [sH, sW] = g.stride, [pH, pW] = g.padding;
+        for (let p = 0; p < g.N * g.C; p++)
+          for (let oh = 0; oh < Ho; oh++)
+            for (let ow = 0; ow < Wo; ow++) {
+              let best = -1;
+              for (let h = oh * sH - pH; h < oh * sH - pH + kH; h++)
+                for (let w = ow * sW - pW; w < ow * sW - pW + kW; w++) {
+                  if (h < 0 || h >= g.H || w < 0 || w >= g.W) continue;
+                  const i = (p * g.H + h) * g.W + w;
+                  if (best < 0 || x[i]! > x[best]! || Number.isNaN(x[i]!)) best = i;
+                }
+              want[(p * Ho + oh) * Wo + ow] = xb[best]!;
+            }
+        for (const isa of ['auto', 'avx2'] as const) {
+          setCpuIsa(isa);
+          cpuKernelsUsed({ reset: true });
+          const y = await maxPool2d(Tensor.from(x, [g.N, g.C, g.H, g.W]), opts(c)).data();
+          const got = new Uint32Array(y.buffer, y.byteOffset, y.length);
+          const bad = [...got.keys()].filter((i) => got[i] !== want[i]);
+          expect(bad.slice(0, 5).map((i) => `${i}: ${got[i]!.toString(16)} != ${want[i]!.toString(16)}`), `${isa} ${JSON.stringify(c)}`).toEqual([]);
+          if (isa === 'auto' && hardware === 'avx512') expect(cpuKernelsUsed()).toContain('simd.avx512');
+        }
+      }
+    } finally {
+      setCpuIsa('auto');
+    }
   });
 
   it('AlexNet pool1 (96 x 55x55, 3x3 stride 2) at batch 2', async () => {

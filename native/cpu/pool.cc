@@ -9,6 +9,13 @@
 #include "../core/parallel.h"
 #include "simd.h"
 
+#if ALEXNET_SIMD_X86
+#include <immintrin.h>
+// avx512f alone, not simd.h's ALEXNET_TARGET_AVX512: that one also sets the tuning, and GCC
+// inlines nothing (std::min included) across a change of tuning.
+#define ALEXNET_POOL_AVX512 __attribute__((target("avx512f")))
+#endif
+
 namespace alexnet::cpu {
 
 namespace {
@@ -85,13 +92,87 @@ void row_pass(float* r, const float* row, const Pool2dParams& s) {
   }
 }
 
+#if ALEXNET_SIMD_X86
+// The AVX-512 row pass for AlexNet's windows (3 wide, stride 2), 16 output columns a step:
+// two loads split into the even and odd columns (vpermt2ps), and the evens again from two
+// columns on; then the same selects as nan_max, in the same order (w, w+1, w+2), so every
+// result is the scalar pass's bit for bit (the first of equal values, the last NaN).
+// Masked loads read only the window's columns, never past the row.
+ALEXNET_POOL_AVX512 inline __m512 nan_max16(__m512 m, __m512 v) {
+  const __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  return _mm512_mask_mov_ps(m, take, v);
+}
+
+ALEXNET_POOL_AVX512 inline __mmask16 first_lanes(int64_t n) {
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
+}
+
+ALEXNET_POOL_AVX512 void row_pass_k3s2_avx512(float* r,           // [Wo]
+                                                const float* row,   // [W]
+                                                const Pool2dParams& s) {
+  const int64_t lo = std::min<int64_t>((s.pW + 1) / 2, s.Wo);
+  const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(s.Wo, (s.W - 3 + s.pW) / 2 + 1));
+  const float* base = row - s.pW;  // base[2 ow + k] is the window's column k (inside the row)
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t ow = lo; ow < hi; ow += 16) {
+    const int64_t n = std::min<int64_t>(16, hi - ow);
+    const float* p = base + 2 * ow;  // columns p[0 .. 2n] are read
+    const __m512 a = _mm512_maskz_loadu_ps(first_lanes(2 * n), p);
+    const __m512 b = _mm512_maskz_loadu_ps(first_lanes(2 * n - 16), p + 16);
+    const __m512 c = _mm512_maskz_loadu_ps(first_lanes(2 * n - 1), p + 2);
+    const __m512 d = _mm512_maskz_loadu_ps(first_lanes(2 * n - 17), p + 18);
+    __m512 m = _mm512_permutex2var_ps(a, even, b);             // p[2i]
+    m = nan_max16(m, _mm512_permutex2var_ps(a, odd, b));       // p[2i + 1]
+    m = nan_max16(m, _mm512_permutex2var_ps(c, even, d));      // p[2i + 2]
+    _mm512_mask_storeu_ps(r + ow, first_lanes(n), m);
+  }
+  for (int64_t ow = 0; ow < s.Wo; ++ow) {  // the border columns (padding)
+    if (ow == lo) ow = hi;
+    if (ow >= s.Wo) break;
+    const int64_t w0 = ow * 2 - s.pW;
+    const int64_t ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + 3, s.W);
+    float v = -INFINITY;
+    for (int64_t w = ws; w < we; ++w) v = nan_max(v, row[w]);
+    r[ow] = v;
+  }
+}
+
+// The column pass in AVX-512: out[ow] = the rows' maxima folded in row order from -inf.
+ALEXNET_POOL_AVX512 void column_pass_avx512(float* o, const float* rows, int64_t hs, int64_t he,
+                                              int64_t Wo) {
+  for (int64_t ow = 0; ow < Wo; ow += 16) {
+    const __mmask16 k = first_lanes(Wo - ow);
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int64_t h = hs; h < he; ++h) m = nan_max16(m, _mm512_maskz_loadu_ps(k, rows + h * Wo + ow));
+    _mm512_mask_storeu_ps(o + ow, k, m);
+  }
+}
+#endif
+
 // Forward is separable: a row pass takes the max over kW columns at each output column, then a
 // column pass takes the max over kH of those rows. Both passes stream through memory; the
 // windows' overlap (3x3 stride 2 reads most pixels twice) is not paid twice per pixel.
+// Folding each row and then the rows keeps the row-major window order's result (the first of
+// equal values, the last NaN), as the backward pass's arg-max does.
 namespace {
 
 // One plane: out [Ho, Wo] from plane [H, W], rows [H, Wo] scratch.
 void forward_plane(float* out, const float* plane, float* rows, const Pool2dParams& s) {
+#if ALEXNET_SIMD_X86
+  if (simd_avx512()) {
+    note_use(KernelUse::SimdAvx512);
+    for (int64_t h = 0; h < s.H; ++h) {
+      if (s.kW == 3 && s.sW == 2) row_pass_k3s2_avx512(rows + h * s.Wo, plane + h * s.W, s);
+      else row_pass(rows + h * s.Wo, plane + h * s.W, s);
+    }
+    for (int64_t oh = 0; oh < s.Ho; ++oh) {
+      const int64_t h0 = oh * s.sH - s.pH;
+      column_pass_avx512(out + oh * s.Wo, rows, std::max<int64_t>(h0, 0), std::min(h0 + s.kH, s.H), s.Wo);
+    }
+    return;
+  }
+#endif
   for (int64_t h = 0; h < s.H; ++h) row_pass(rows + h * s.Wo, plane + h * s.W, s);
   for (int64_t oh = 0; oh < s.Ho; ++oh) {
     const int64_t h0 = oh * s.sH - s.pH;
