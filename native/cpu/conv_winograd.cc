@@ -755,11 +755,28 @@ namespace {
 //   conv5              11.7  1.18  0.82  0.72  0.63  0.46
 // (128 tiles, batch 8 at 13x13, is where the 3x3 layers turn; conv2 at batch 2 was the one
 // entry above 1 past its 32 tiles and is left to the rule.)
+//
+// Except 3x3 layers at up to 32 tiles (batch 1 and 2 at 13x13), which keep the direct kernel.
+// The tables above timed each layer alone, repeated, so its filters stayed in cache; in a
+// whole inference pass they do not (the pass reads about 230 MB of weights, the fully
+// connected ones last), and F(4x4,3x3)'s transformed filters are 36/9 = 4 times the weights'
+// bytes (50 MB for conv3-5, against 12 MB packed for the direct kernel): at these batches the
+// multiplies Winograd saves take less time than streaming the larger filters from memory.
+// Measured on a 2-vCPU Intel Xeon (AVX-512), bench/infer-paths.mjs --cold (each layer timed
+// as a pass meets it, the network run layer by layer; bench/results/
+// infer-cold-filters-intel-xeon-2026-12-06.md), direct over Winograd for conv3, conv4, conv5:
+//   batch 1: 0.79, 0.81, 0.76   batch 2: 0.99, 0.94, 0.91   batch 4: 1.00, 1.05, 0.97
+// (conv2's 5x5, 2.56 times the bytes for 6.25 times fewer multiplies: 1.35 at batch 1, so
+// Winograd stays), and the whole forward pass at batch 1 under this rule over Winograd for
+// every layer (the rule before): 0.93.
+constexpr int64_t kColdFilterTiles = 32;
+
 bool auto_picks_winograd(const Conv2dParams& s, bool filters_cached) {
   if (s.C < 32 || s.O < 32) return false;
   const int64_t m = 4;  // output tile edge of both F(4x4,3x3) and F(4x4,5x5)
   const int64_t tiles = s.N * ((s.Ho + m - 1) / m) * ((s.Wo + m - 1) / m);
-  if (filters_cached && tiles <= kMaxSmallTiles && own_products_available()) return true;
+  if (filters_cached && tiles <= kMaxSmallTiles && own_products_available())
+    return !(s.kH == 3 && tiles <= kColdFilterTiles);
   if (gemm_backend() != GemmBackend::Blas && conv_direct_isa() != ConvIsa::None) return false;
   return tiles >= (s.kH == 3 ? 128 : 32);
 }
