@@ -62,12 +62,15 @@ export function setGemmBackend(name: 'blas' | 'portable'): void {
  * through the GEMM (at a batch of a few images 'winograd' has its own AVX-512 kernel for them).
  */
 /**
- * The CPU's bfloat16 kernels (conversions and the bfloat16 linear layer): 'auto' (default)
- * takes AVX-512 BF16 where the CPU has it; 'portable' forces integer rounding and the float32
- * GEMM; 'avx512_bf16' on a CPU without it is ERR_ARGUMENT. Both give the same conversions bit
+ * The CPU's bfloat16 kernels (conversions, and the products of the bfloat16 linear and
+ * convolution layers): 'auto' (default) takes the best the CPU has: 'amx_bf16' where it has
+ * AMX-BF16 (Intel's tile unit, Sapphire Rapids and later: the products of large enough matrices
+ * on its tiles, the rest on AVX-512 BF16), else 'avx512_bf16' where it has that; 'portable' forces
+ * integer rounding and the float32 GEMM. A kernel the CPU lacks is ERR_ARGUMENT
+ * (backendInfo().backends.cpu.bf16Hardware, bf16AmxHardware). All give the same conversions bit
  * for bit; the products differ only in float32 summation order.
  */
-export function setBf16Kernel(name: 'auto' | 'avx512_bf16' | 'portable'): void {
+export function setBf16Kernel(name: 'auto' | 'amx_bf16' | 'avx512_bf16' | 'portable'): void {
   loadNative().setBf16Kernel(name);
 }
 

@@ -74,8 +74,10 @@ export interface BackendInfo {
     isa: 'avx512' | 'avx2' | 'base';
     /** whether this CPU has AVX-512 BF16 (vdpbf16ps, vcvtne2ps2bf16) */
     bf16Hardware: boolean;
+    /** whether this CPU has AMX-BF16 and the system granted the process its tile state */
+    bf16AmxHardware: boolean;
     /** the bfloat16 kernels in use (setBf16Kernel) */
-    bf16Kernel: 'avx512_bf16' | 'portable';
+    bf16Kernel: 'amx_bf16' | 'avx512_bf16' | 'portable';
   };
   cuda: {
     compiled: boolean;
@@ -198,7 +200,7 @@ export interface NativeModule {
   isDeterministic(): boolean;
   setConvAlgorithm(name: ConvAlgorithm): void;
   /** the CPU's bfloat16 kernels: AVX-512 BF16 where present ('auto'), or the portable path */
-  setBf16Kernel(name: 'auto' | 'avx512_bf16' | 'portable'): void;
+  setBf16Kernel(name: 'auto' | 'amx_bf16' | 'avx512_bf16' | 'portable'): void;
   /** the most our CPU kernels may use: 'avx2' runs every one in its AVX2 build (bfloat16 portable); 'auto' / 'avx512' lift the cap */
   setCpuIsa(name: CpuIsa): void;
   /** the builds of our CPU kernels that ran since the last reset ('conv.winograd.own.avx2', ...); `reset` clears the record */

@@ -13,7 +13,8 @@ import { expectCode, normal, rng } from './helpers.js';
 import { bf16ToF32Bits, bf16Value, checkNearest, f32BitsToBf16 } from './reference/bf16.js';
 
 const info = A.backendInfo().backends.cpu;
-const KERNELS: ('avx512_bf16' | 'portable')[] = info.bf16Hardware ? ['avx512_bf16', 'portable'] : ['portable'];
+// AMX where the CPU has it (its tiles take the packed GEMM: from 96 rows here), then the AVX-512 BF16 kernel alone
+const KERNELS: ('amx_bf16' | 'avx512_bf16' | 'portable')[] = [...(info.bf16AmxHardware ? ['amx_bf16' as const] : []), ...(info.bf16Hardware ? ['avx512_bf16' as const] : []), 'portable'];
 
 afterAll(() => A.setBf16Kernel('auto'));
 
@@ -453,8 +454,8 @@ for (const kernel of KERNELS) {
   });
 }
 
-describe('linear on bfloat16: the two CPU kernels agree', () => {
-  it.runIf(KERNELS.length === 2)('avx512_bf16 and portable give the same bfloat16 conversions and close products', async () => {
+describe('linear on bfloat16: the CPU kernels agree', () => {
+  it.runIf(KERNELS.includes('avx512_bf16'))('avx512_bf16 and portable give the same bfloat16 conversions and close products', async () => {
     const r = rng();
     const [B, K, N] = [7, 301, 45];
     const x = bf16Random(B * K, r);
@@ -468,6 +469,47 @@ describe('linear on bfloat16: the two CPU kernels agree', () => {
     const ref = linearBf16Ref(x.values, w.values, null, B, K, N, false);
     const tol2 = ref.tol.map((t) => 2 * t);
     expectWithin(a, Float64Array.from(p), tol2, 'avx512 vs portable');
+  });
+
+  // The AMX path is a separate product (tiles of 16 x 32, blocks of 512 k): it must run when
+  // chosen (the kernel-use record), not run under 'avx512_bf16', and agree with both the
+  // float64 reference and the AVX-512 kernel within the summation-order bound.
+  it.runIf(KERNELS.includes('amx_bf16'))('amx_bf16 runs on the tiles where chosen, and agrees with avx512_bf16 and float64', async () => {
+    const r = rng();
+    const [B, K, N] = [161, 1101, 77]; // 5 row groups + 1 row, k in 3 blocks (the last inside a tile), 2 column tiles + 13
+    const x = bf16Random(B * K, r);
+    const w = bf16Random(N * K, r);
+    const dy = bf16Random(B * N, r);
+    const tx = Tensor.from(x.bits, [B, K], { dtype: 'bfloat16' });
+    const tw = Tensor.from(w.bits, [N, K], { dtype: 'bfloat16' });
+    const tdy = Tensor.from(dy.bits, [B, N], { dtype: 'bfloat16' });
+    const run = async (k: 'amx_bf16' | 'avx512_bf16') => {
+      A.setBf16Kernel(k);
+      A.cpuKernelsUsed({ reset: true });
+      const y = await linear(tx, tw).data();
+      const dx = Float64Array.from(await A.linearBackward(tdy, tx, tw).gradInput!.data(), bf16Value);
+      return { y, dx, used: A.cpuKernelsUsed() };
+    };
+    const amx = await run('amx_bf16');
+    expect(amx.used).toContain('bf16.amx');
+    const avx = await run('avx512_bf16');
+    expect(avx.used).not.toContain('bf16.amx');
+    const ref = linearBf16Ref(x.values, w.values, null, B, K, N, false);
+    expectWithin(amx.y, ref.y, ref.tol, 'amx forward vs float64');
+    expectWithin(amx.y, Float64Array.from(avx.y), ref.tol.map((t) => 2 * t), 'amx vs avx512 forward');
+    const bref = linearBackwardBf16Ref(dy.values, x.values, w.values, B, K, N);
+    expectWithin(amx.dx, bref.dx, bref.dxTol, 'amx gradInput vs float64');
+    A.setBf16Kernel('auto');
+    expect(A.backendInfo().backends.cpu.bf16Kernel).toBe('amx_bf16');
+  });
+
+  it('a kernel the CPU lacks is ERR_ARGUMENT and changes nothing', () => {
+    A.setBf16Kernel('auto');
+    const before = A.backendInfo().backends.cpu.bf16Kernel;
+    if (!info.bf16AmxHardware) expectCode(() => A.setBf16Kernel('amx_bf16'), 'ERR_ARGUMENT', /AMX-BF16/);
+    if (!info.bf16Hardware) expectCode(() => A.setBf16Kernel('avx512_bf16'), 'ERR_ARGUMENT', /AVX-512 BF16/);
+    expectCode(() => A.setBf16Kernel('amx' as never), 'ERR_ARGUMENT', /'auto', 'amx_bf16', 'avx512_bf16' or 'portable'/);
+    expect(A.backendInfo().backends.cpu.bf16Kernel).toBe(before);
   });
 });
 

@@ -34,8 +34,9 @@ describe('alexnet CLI', () => {
     // the dtypes, and the bfloat16 kernel the JSON reports
     const dtypes = plain.stdout.split('\n').find((l) => l.startsWith('dtypes '))!;
     expect(dtypes).toContain('bfloat16');
-    expect(info.backends.cpu.bf16Kernel).toBe(info.backends.cpu.bf16Hardware ? 'avx512_bf16' : 'portable');
-    expect(dtypes).toContain(info.backends.cpu.bf16Hardware ? 'AVX-512 BF16' : 'portable');
+    const cpu = info.backends.cpu;
+    expect(cpu.bf16Kernel).toBe(cpu.bf16AmxHardware ? 'amx_bf16' : cpu.bf16Hardware ? 'avx512_bf16' : 'portable');
+    expect(dtypes).toContain(cpu.bf16AmxHardware ? 'AMX (tiles) and AVX-512 BF16' : cpu.bf16Hardware ? 'AVX-512 BF16' : 'portable');
   });
 
   it('Ctrl-C during training saves a checkpoint that eval can load', async () => {

@@ -78,7 +78,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   cpu.Set("isaHardware", cpu::simd_level_name(cpu::simd_hardware()));
   cpu.Set("isa", cpu::simd_level_name(cpu::simd_level()));
   cpu.Set("bf16Hardware", cpu::bf16_hardware());
-  cpu.Set("bf16Kernel", cpu::bf16_kernel_name(cpu::bf16_kernel()));
+  cpu.Set("bf16AmxHardware", cpu::bf16_amx_hardware());
+  cpu.Set("bf16Kernel", cpu::bf16_kernel_current_name());
   out.Set("cpu", cpu);
 
   // The CUDA backend, where this build has one, reports itself (native/cuda/backend.cc).
@@ -125,21 +126,34 @@ Napi::Value SetGemmBackend(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// setBf16Kernel('auto' | 'avx512_bf16' | 'portable'): the CPU's bfloat16 conversions and
-// products for work enqueued afterwards. 'auto' takes AVX-512 BF16 where the CPU has it;
-// 'portable' forces the integer rounding and the float32 GEMM (so tests cover both paths).
+// setBf16Kernel('auto' | 'amx_bf16' | 'avx512_bf16' | 'portable'): the CPU's bfloat16
+// conversions and products for work enqueued afterwards. 'auto' takes the best the CPU has
+// (AMX for the packed GEMM's products, AVX-512 BF16 for the rest); 'avx512_bf16' leaves AMX
+// out; 'portable' forces the integer rounding and the float32 GEMM (so tests cover every path).
 Napi::Value SetBf16Kernel(const Napi::CallbackInfo& info) {
-  const char* expected = "expected 'auto', 'avx512_bf16' or 'portable'";
+  const char* expected = "expected 'auto', 'amx_bf16', 'avx512_bf16' or 'portable'";
   if (info.Length() < 1 || !info[0].IsString()) fail(code::kArgument, "setBf16Kernel: ", expected);
   const std::string name = info[0].As<Napi::String>().Utf8Value();
   cpu::Bf16Kernel k;
+  bool amx = false;
   const bool automatic = name == "auto";
-  if (automatic) k = cpu::bf16_hardware() ? cpu::Bf16Kernel::Avx512Bf16 : cpu::Bf16Kernel::Portable;
-  else if (name == "avx512_bf16") k = cpu::Bf16Kernel::Avx512Bf16;
-  else if (name == "portable") k = cpu::Bf16Kernel::Portable;
-  else fail(code::kArgument, "setBf16Kernel: ", expected, " but got ", quoted(name));
+  if (automatic) {
+    k = cpu::bf16_hardware() ? cpu::Bf16Kernel::Avx512Bf16 : cpu::Bf16Kernel::Portable;
+    amx = cpu::bf16_amx_hardware();
+  } else if (name == "amx_bf16") {
+    k = cpu::Bf16Kernel::Avx512Bf16;
+    amx = true;
+  } else if (name == "avx512_bf16") {
+    k = cpu::Bf16Kernel::Avx512Bf16;
+  } else if (name == "portable") {
+    k = cpu::Bf16Kernel::Portable;
+  } else {
+    fail(code::kArgument, "setBf16Kernel: ", expected, " but got ", quoted(name));
+  }
   device_synchronize(Device{});  // a global read by tasks: applies in program order
+  if (amx && !automatic && !cpu::bf16_amx_hardware()) cpu::set_bf16_amx(true);  // ERR_ARGUMENT, nothing changed
   cpu::set_bf16_kernel(k, !automatic);  // avx512_bf16 on a CPU without it (or capped): ERR_ARGUMENT
+  cpu::set_bf16_amx(amx);
   return info.Env().Undefined();
 }
 

@@ -19,6 +19,10 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
 #include <immintrin.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #define ALEXNET_HAVE_X86 1
 // GCC 12's AVX-512 headers fill the unused "merge" operand of unmasked intrinsics with
 // _mm512_undefined_*(), which its uninitialised-use analysis then reports at every inline site.
@@ -49,6 +53,29 @@ bool detect_bf16() {
 const bool g_hardware = detect_bf16();
 std::atomic<Bf16Kernel> g_kernel{g_hardware ? Bf16Kernel::Avx512Bf16 : Bf16Kernel::Portable};
 
+// AMX-BF16 and AMX-TILE (CPUID leaf 7, EDX bits 22 and 24), the OS saving the tile state
+// (XCR0 bits 17 and 18), and Linux's per-process grant of the tile data (without it the first
+// tile instruction faults). The grant is asked once, here, before any thread runs a tile.
+bool detect_amx() {
+#if ALEXNET_HAVE_X86 && defined(__linux__)
+  if (!g_hardware) return false;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || (c & (1u << 27)) == 0) return false;  // OSXSAVE
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  if ((d & (1u << 22)) == 0 || (d & (1u << 24)) == 0) return false;
+  unsigned lo = 0, hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & (3u << 17)) != (3u << 17)) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
+const bool g_amx_hardware = detect_amx();
+std::atomic<bool> g_amx{g_amx_hardware};
+
 // The AVX-512 BF16 kernels may run: the CPU has them and the process is not capped below
 // AVX-512 (isa.h).
 bool hardware_usable() {
@@ -64,6 +91,11 @@ constexpr int64_t kConvertGrain = 1 << 16;
 // which read B (the weights) where it lies: the packed GEMM's repacking of B, amortised over so
 // few rows, costs about what its register blocking gains (measured at 16 and 64 rows).
 constexpr int64_t kPackedMinRows = 96;
+// With AMX the packed GEMM's tiles take over from 32 rows (a row group of two tiles): at 64
+// rows (the fully connected layers at batch 64) they beat the in-place kernels, repacking
+// included (bench/results/amx-bf16-intel-xeon-2026-12-06.md).
+constexpr int64_t kAmxMinRows = 32;
+int64_t packed_min_rows() { return bf16_amx() ? kAmxMinRows : kPackedMinRows; }
 
 // ---- portable conversions (the compiler vectorises these loops) ----
 
@@ -328,7 +360,7 @@ void gemm_bf16_nt(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const u
                   int64_t N, int64_t K, bool accumulate) {
   if (M <= 0 || N <= 0) return;
 #if ALEXNET_HAVE_X86
-  if (hardware_usable() && M >= kPackedMinRows) return gemm_bf16_packed(c, ldc, a, lda, b, ldb, true, M, N, K, accumulate);
+  if (hardware_usable() && M >= packed_min_rows()) return gemm_bf16_packed(c, ldc, a, lda, b, ldb, true, M, N, K, accumulate);
   if (hardware_usable()) {
     // Many rows (a convolution's output positions): threads split the rows in blocks of 64, each
     // reading all of B; few rows (a fully connected layer's batch): they split B's rows.
@@ -357,7 +389,7 @@ void gemm_bf16_nn(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const u
       for (int64_t r = 0; r < M; ++r) std::fill(c + r * ldc, c + r * ldc + N, 0.f);
       return;
     }
-    if (M >= kPackedMinRows) return gemm_bf16_packed(c, ldc, a, lda, b, ldb, false, M, N, K, false);
+    if (M >= packed_min_rows()) return gemm_bf16_packed(c, ldc, a, lda, b, ldb, false, M, N, K, false);
     return dx_avx512(c, ldc, a, lda, b, ldb, M, N, K);
   }
 #endif
@@ -380,6 +412,17 @@ void set_bf16_kernel(Bf16Kernel k, bool strict) {
   g_kernel.store(k);
 }
 const char* bf16_kernel_name(Bf16Kernel k) { return k == Bf16Kernel::Avx512Bf16 ? "avx512_bf16" : "portable"; }
+
+bool bf16_amx_hardware() { return g_amx_hardware; }
+bool bf16_amx() { return g_amx.load() && bf16_kernel() == Bf16Kernel::Avx512Bf16; }
+void set_bf16_amx(bool on) {
+  if (on && !g_amx_hardware)
+    fail(code::kArgument, "setBf16Kernel: this CPU has no AMX-BF16 (or the system did not grant the process the AMX tile state); 'avx512_bf16' and 'portable' remain");
+  g_amx.store(on);
+}
+const char* bf16_kernel_current_name() {
+  return bf16_amx() ? "amx_bf16" : bf16_kernel_name(bf16_kernel());
+}
 
 void float_to_bf16(uint16_t* y, const float* x, int64_t n) {
   const bool hw = bf16_kernel() == Bf16Kernel::Avx512Bf16;
@@ -405,7 +448,7 @@ void linear_forward_bf16(float* y_f32, uint16_t* y_bf16, const uint16_t* x, cons
 #if ALEXNET_HAVE_X86
   if (bf16_kernel() == Bf16Kernel::Avx512Bf16) {
     note_use(KernelUse::Bf16Avx512);
-    if (B < kPackedMinRows) linear_avx512(y, x, w, B, in, out);
+    if (B < packed_min_rows()) linear_avx512(y, x, w, B, in, out);
     else gemm_bf16_packed(y, out, x, in, w, in, true, B, out, in, false);
     if (bias != nullptr) {
       parallel_for(0, B, std::max<int64_t>(1, (1 << 14) / out), [=](int64_t lo, int64_t hi) {
@@ -440,7 +483,7 @@ void linear_backward_bf16(uint16_t* dx, float* dw, float* db, const uint16_t* dy
   float* sum = scratch(Scratch::Bf16Weights, B * in + (bf16_kernel() == Bf16Kernel::Avx512Bf16 ? 0 : out * in));
 #if ALEXNET_HAVE_X86
   if (bf16_kernel() == Bf16Kernel::Avx512Bf16) {
-    if (B < kPackedMinRows) dx_avx512(sum, in, dy, out, w, in, B, in, out);
+    if (B < packed_min_rows()) dx_avx512(sum, in, dy, out, w, in, B, in, out);
     else gemm_bf16_packed(sum, in, dy, out, w, in, false, B, in, out, false);
   } else
 #endif

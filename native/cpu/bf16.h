@@ -21,6 +21,17 @@ Bf16Kernel bf16_kernel();             // what the next call runs (Portable under
 void set_bf16_kernel(Bf16Kernel k, bool strict = true);
 const char* bf16_kernel_name(Bf16Kernel k);  // "avx512_bf16", "portable"
 
+// AMX (Intel's tile matrix unit, Sapphire Rapids and later): the packed GEMM's products on
+// TDPBF16PS where the CPU has AMX-BF16 and Linux grants the process the tile state
+// (arch_prctl ARCH_REQ_XCOMP_PERM, asked once at load). The rest of the AVX-512 BF16 kernel
+// (conversions, the small-batch linear kernels) is unchanged; AMX runs only under it.
+bool bf16_amx_hardware();       // AMX-BF16 present and the tile state granted
+bool bf16_amx();                // the packed GEMM uses it now: hardware, chosen, kernel Avx512Bf16
+// on without bf16_amx_hardware() throws ERR_ARGUMENT
+void set_bf16_amx(bool on);
+// The name setBf16Kernel takes for what runs now: "amx_bf16", "avx512_bf16" or "portable".
+const char* bf16_kernel_current_name();
+
 // y[i] = bf16::from_float(x[i]) (round to nearest even, NaN quiet)
 void float_to_bf16(uint16_t* y,        // [n]
                    const float* x,     // [n]

@@ -94,7 +94,8 @@ const char* kernel_use_name(KernelUse k) {
                                       "conv.winograd.gather.avx512",
                                       "gemm.skinny.avx512",
                                       "gemm.skinny.avx2",
-                                      "bf16.avx512"};
+                                      "bf16.avx512",
+                                      "bf16.amx"};
   static_assert(sizeof(names) / sizeof(names[0]) == static_cast<size_t>(KernelUse::kCount));
   return names[static_cast<int>(k)];
 }

@@ -53,6 +53,7 @@ enum class KernelUse : int {
   SkinnyAvx512,        // the skinny GEMM of the fully connected layers
   SkinnyAvx2,          // (its AVX2 build: the forward shape only)
   Bf16Avx512,          // the AVX-512 BF16 conversions and products
+  Bf16Amx,             // the AMX (tile) products of the packed bfloat16 GEMM
   kCount
 };
 extern std::atomic<bool> g_kernel_used[static_cast<int>(KernelUse::kCount)];

@@ -28,7 +28,8 @@ enum class Scratch {
   Bf16Rows,          // conv_bf16.cc: bfloat16 im2row rows [positions, C*kH*kW] (forward), dy as [positions, O] (backward)
   Bf16Sums,          // conv_bf16.cc: the float32 GEMM output (forward [positions, O], backward [C*kH*kW, positions])
   Bf16Grad,          // conv_bf16.cc: float32 dx before its one rounding
-  Bf16Packed,        // gemm_bf16.cc: a block of B packed into [k pair][48 columns] panels
+  Bf16Packed,        // gemm_bf16.cc: a block of B packed into [k pair][48 columns] panels (AMX: 32)
+  Bf16AmxEdge,       // gemm_bf16.cc: rows of A zero-padded to a whole tile (the AMX path's edges)
   kCount
 };
 

@@ -78,7 +78,7 @@ function printInfo(json: boolean): void {
   console.log(`cpu isa our kernels: ${isaName(cpu.isa)}${cpu.isaCap === 'auto' ? ' (no cap' : ` (capped: ${cpu.isaCap}`}; the CPU has ${isaName(cpu.isaHardware)})` +
     `${process.env.OPENBLAS_CORETYPE ? `; OpenBLAS kernels forced by OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : ''}`);
   console.log(`dtypes  float32, int32, bfloat16 (bfloat16: conversions and linear; bfloat16 products on the CPU: ` +
-    `${cpu.bf16Kernel === 'avx512_bf16' ? 'AVX-512 BF16' : `portable (via float32${cpu.bf16Hardware ? '' : '; this CPU has no AVX-512 BF16'})`})`);
+    `${cpu.bf16Kernel === 'amx_bf16' ? 'AMX (tiles) and AVX-512 BF16' : cpu.bf16Kernel === 'avx512_bf16' ? 'AVX-512 BF16' : `portable (via float32${cpu.bf16Hardware ? '' : '; this CPU has no AVX-512 BF16'})`})`);
   if (!cuda.compiled) {
     console.log(`cuda    not compiled: ${cuda.reason}`);
   } else {
