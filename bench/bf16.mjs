@@ -6,7 +6,7 @@
 // call as one task, so all three are done; conv2dBackward likewise, without gradInput for conv1
 // as in training): conv2d / linear on float32 inputs (the float32 convolution's default path)
 // (sgemm, OpenBLAS or the portable GEMM) beside linear on bfloat16 inputs (float32 output) with
-// the AVX-512 BF16 kernel (where the CPU has it) and with the portable path (convert to float32,
+// the AMX and the AVX-512 BF16 kernels (where the CPU has them) and with the portable path (convert to float32,
 // then sgemm). The variants run interleaved, rep by rep, so a noisy neighbour slows them alike;
 // each figure is the median of the reps (each one call plus the wait for its result), and the
 // ratio is float32's median over the variant's. Prints a table and saves
@@ -47,6 +47,7 @@ const LAYERS = [
 
 
 const variants = [{ name: 'fp32', kernel: null }];
+if (cpu.bf16AmxHardware) variants.push({ name: 'bf16 amx_bf16', kernel: 'amx_bf16' });
 if (cpu.bf16Hardware) variants.push({ name: 'bf16 avx512_bf16', kernel: 'avx512_bf16' });
 variants.push({ name: 'bf16 portable', kernel: 'portable' });
 
@@ -157,7 +158,7 @@ lib.setBf16Kernel('auto');
 const lines = [
   '# bfloat16 vs float32 conv2d and linear on the CPU (AlexNet shapes)',
   '',
-  `${new Date().toISOString()} · ${os.cpus()[0]?.model} · ${cpu.threads} threads · ${cpu.blas} · AVX-512 BF16: ${cpu.bf16Hardware ? 'yes' : 'no'} · median of ${reps} interleaved reps`,
+  `${new Date().toISOString()} · ${os.cpus()[0]?.model} · ${cpu.threads} threads · ${cpu.blas} · AVX-512 BF16: ${cpu.bf16Hardware ? 'yes' : 'no'} · AMX-BF16: ${cpu.bf16AmxHardware ? 'yes' : 'no'} · median of ${reps} interleaved reps`,
   '',
   'conv: bfloat16 forward is bias + ReLU with a bfloat16 output (float32: bias + ReLU, float32 output); backward gives a float32 gradWeight and gradBias on both sides',
   '',
