@@ -269,7 +269,10 @@ export function recentEntries(lib, g, call) {
     },
     linearBf16() {
       if (g.chance(0.5)) {
-        const B = g.int(0, 5), I = g.int(0, 8), O = g.int(0, 6), relu = g.chance(0.3);
+        // from 32 rows the packed GEMM (the AMX tiles where the CPU has them) with its edges:
+        // row groups of 32, k ending inside a tile, columns past a tile
+        const big = g.chance(0.3);
+        const B = big ? g.int(32, 70) : g.int(0, 5), I = big ? g.int(1, 70) : g.int(0, 8), O = big ? g.int(1, 40) : g.int(0, 6), relu = g.chance(0.3);
         const x = plainTensor([B, I], 'bfloat16'), w = plainTensor([O, I], 'bfloat16'), b = g.chance(0.5) ? plainTensor([O]) : null;
         return call('linear', lib.linear, [x.t, w.t, b?.t ?? null, { relu }], {
           async check(y) {
@@ -324,7 +327,7 @@ export function recentEntries(lib, g, call) {
         setCpuIsa: [['auto', 'avx2', 'avx512'], () => lib.setCpuIsa('auto')],
         setReluDropoutFusion: [['fused', 'epilogue', 'off'], () => lib.setReluDropoutFusion('fused')],
         setCublasLtEpilogues: [[true, false], () => lib.setCublasLtEpilogues(false)],
-        setBf16Kernel: [['auto', 'portable'], () => lib.setBf16Kernel('auto')],
+        setBf16Kernel: [['auto', 'portable', 'avx512_bf16', 'amx_bf16'], () => lib.setBf16Kernel('auto')],
         setConvAlgorithm: [['auto', 'direct', 'direct-avx2', 'im2col', 'winograd', 'winograd-gemm'], () => lib.setConvAlgorithm('auto')],
         setGemmBackend: [blas ? ['blas', 'portable'] : ['portable'], () => lib.setGemmBackend(SWITCH_DEFAULTS.get('gemm'))],
         setNumThreads: [[1, 2, 3], () => lib.setNumThreads(SWITCH_DEFAULTS.get('threads'))],
