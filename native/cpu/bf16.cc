@@ -331,10 +331,14 @@ const std::array<DxTileFn, kDxMR> kDxTiles = dx_tiles(std::make_integer_sequence
 // dx [B, I] (float32, overwritten; row stride ldx) = dy [B, O] (ldy) w [O, I] (ldw): threads
 // split dx's columns in chunks of 32; the reduction goes in blocks of kOB rows of w, each block
 // swept left to right across the thread's columns (rows of w read in order: a column strip of all
-// O rows would touch a new page per row), its partial sums added into dx.
+// O rows would touch a new page per row), its partial sums added into dx. A block is 64 rows:
+// a tile reads 64 bytes of each of its rows, so a block is as many concurrent streams through
+// memory, and 256 of them defeated the hardware prefetcher (fc6's gradInput at batch 16 on an
+// Intel Xeon: about 20 ms with 256-row blocks, 12 with 64, 14 with 32; batch 1 and 31 no slower;
+// linearBackward timed alone, less its weight gradient; the float32 skinny kernel: 12).
 void dx_avx512(float* dx, int64_t ldx, const uint16_t* dy, int64_t ldy, const uint16_t* w, int64_t ldw, int64_t B,
                int64_t I, int64_t O) {
-  constexpr int64_t kOB = 256;  // even: pairs of rows never straddle two blocks
+  constexpr int64_t kOB = 64;  // even: pairs of rows never straddle two blocks
   const int64_t chunks = (I + 31) / 32;
   parallel_for(0, chunks, 1, [=](int64_t lo, int64_t hi) {
     for (int64_t o0 = 0; o0 < std::max<int64_t>(O, 1); o0 += kOB) {
