@@ -187,6 +187,18 @@ ALEXNET_BF16_TARGET void pack_nn(uint32_t* out, const uint16_t* b, int64_t ldb, 
   }
 }
 
+// A thread's share [lo, hi) of the (row chunk, panel) grid, walked in groups of at most `group`
+// panels of one chunk (the panels packed together): fn(chunk, first panel, past the last).
+template <class Fn>
+void for_panel_groups(int64_t lo, int64_t hi, int64_t panels, int64_t group, Fn&& fn) {
+  for (int64_t t = lo; t < hi;) {
+    const int64_t chunk = t / panels, pan0 = t % panels;
+    const int64_t pan1 = std::min({panels, pan0 + group, pan0 + (hi - t)});
+    t += pan1 - pan0;
+    fn(chunk, pan0, pan1);
+  }
+}
+
 // ---- AMX ----------------------------------------------------------------------------------
 // The same product on the tile unit. A tile holds 16 rows of 64 bytes; TDPBF16PS adds to a
 // 16 x 16 float32 tile C the products of a 16 x 32 bfloat16 tile of A (16 rows, 16 pairs of k)
@@ -271,10 +283,7 @@ void gemm_amx(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const uint1
     uint16_t* edge = reinterpret_cast<uint16_t*>(scratch(Scratch::Bf16AmxEdge, kAmxMR * kAmxKC));  // [32][2 kAmxKC]
     alignas(64) float cbuf[kAmxMR * kAmxNR];
     amx_configure();
-    for (int64_t t = lo; t < hi;) {
-      const int64_t chunk = t / panels, pan0 = t % panels;
-      const int64_t pan1 = std::min({panels, pan0 + kAmxPanels, pan0 + (hi - t)});
-      t += pan1 - pan0;
+    for_panel_groups(lo, hi, panels, kAmxPanels, [&](int64_t chunk, int64_t pan0, int64_t pan1) {
       const int64_t m0 = chunk * mc, m1 = std::min(M, m0 + mc);
       for (int64_t p0 = 0; p0 < pairs; p0 += kAmxKC) {
         const int64_t kp = std::min(kAmxKC, pairs - p0);
@@ -318,7 +327,7 @@ void gemm_amx(float* c, int64_t ldc, const uint16_t* a, int64_t lda, const uint1
           }
         }
       }
-    }
+    });
     amx_release();
   });
 }
@@ -347,10 +356,7 @@ void gemm_bf16_packed(float* c, int64_t ldc, const uint16_t* a, int64_t lda, con
   // about 2 * kMC * kKC * kNR multiply-adds per (chunk, panel) pair of a full block
   parallel_for(0, chunks * panels, 1, [=](int64_t lo, int64_t hi) {
     uint32_t* packed = reinterpret_cast<uint32_t*>(scratch(Scratch::Bf16Packed, kPanels * kKC * kNR));
-    for (int64_t t = lo; t < hi;) {
-      const int64_t chunk = t / panels, pan0 = t % panels;
-      const int64_t pan1 = std::min({panels, pan0 + kPanels, pan0 + (hi - t)});
-      t += pan1 - pan0;
+    for_panel_groups(lo, hi, panels, kPanels, [&](int64_t chunk, int64_t pan0, int64_t pan1) {
       const int64_t m0 = chunk * mc, m1 = std::min(M, m0 + mc);
       for (int64_t p0 = 0; p0 < pairs; p0 += kKC) {
         const int64_t kp = std::min(kKC, pairs - p0);
@@ -371,7 +377,7 @@ void gemm_bf16_packed(float* c, int64_t ldc, const uint16_t* a, int64_t lda, con
           }
         }
       }
-    }
+    });
   });
 }
 
