@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -22,6 +23,7 @@ class Pool {
     std::lock_guard<std::mutex> call(call_mutex_);
     stop_workers();
     threads_ = std::clamp(threads, 1, 64);
+    spin_ = static_cast<unsigned>(threads_) <= std::max(1u, std::thread::hardware_concurrency());
     stop_ = false;
     // A new worker starts at the current generation: the last run's job is over (its pointer
     // is gone), and a worker that took it for new work would call through a null job.
@@ -38,6 +40,7 @@ class Pool {
       remaining_ = chunks - 1;
       error_ = nullptr;
       ++generation_;
+      published_.store(generation_, std::memory_order_release);
     }
     wake_.notify_all();
     try {
@@ -57,6 +60,11 @@ class Pool {
   void work(int id, uint64_t seen) {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
+      if (!stop_ && generation_ == seen) {
+        lock.unlock();
+        spin_for_next(seen);
+        lock.lock();
+      }
       wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
@@ -72,6 +80,25 @@ class Pool {
       lock.lock();
       if (err && !error_) error_ = err;
       if (--remaining_ == 0) done_.notify_all();
+    }
+  }
+
+  // Before sleeping, a helper watches for the next region for up to kSpinMicros, as OpenMP's
+  // and onnxruntime's pools do: a pass of the network is a train of regions with gaps of tens of
+  // microseconds, and a helper that sleeps in every gap is woken by the scheduler wherever it
+  // sees fit, at first often on the CPU of the thread that woke it. A batch-1 forward pass run
+  // 300 ms after the last took 28.6-31 ms (median of 15) without this and 18.2-19.8 with it, the
+  // pass right after 27 against 16 (back to back: 15-16 ms either way; 2-vCPU Intel Xeon). Not
+  // when the pool has more threads than the machine has CPUs: the spinning would take their time.
+  void spin_for_next(uint64_t seen) {
+    if (!spin_) return;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+    for (int i = 0;; ++i) {
+      if (published_.load(std::memory_order_acquire) != seen) return;
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() >= until) return;
     }
   }
 
@@ -94,6 +121,9 @@ class Pool {
   int chunks_ = 0;
   int remaining_ = 0;
   uint64_t generation_ = 0;
+  std::atomic<uint64_t> published_{0};  // generation_, for helpers spinning without the lock
+  static constexpr int64_t kSpinMicros = 1000;
+  bool spin_ = false;  // set by resize (no helper runs then)
   bool stop_ = false;
   std::exception_ptr error_;
 };

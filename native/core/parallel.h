@@ -2,8 +2,9 @@
 //
 // parallel_for splits [begin, end) into at most num_threads() contiguous chunks of at least
 // `grain` iterations and runs fn(lo, hi) on each, the calling thread taking one chunk. Work
-// smaller than 2*grain runs inline. Helpers sleep on a condition variable between calls, so
-// they do not compete with OpenBLAS's own threads.
+// smaller than 2*grain runs inline. Between calls a helper watches for the next one for up to
+// 1 ms (a network's pass is a train of calls with short gaps), then sleeps on a condition
+// variable, so it does not compete for long with OpenBLAS's own threads (parallel.cc).
 #pragma once
 
 #include <cstdint>
