@@ -25,6 +25,7 @@
 #include "bf16.h"
 #include "isa.h"
 #include "scratch.h"
+#include "simd.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -56,9 +57,6 @@ inline uint32_t load_pair(const uint16_t* p) {
   return v;
 }
 
-inline __mmask16 lanes(int n) {  // the first n of 16 lanes, n clamped to [0, 16]
-  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << n) - 1);
-}
 
 // C rows [MR, 48 columns, nr valid] (+)= A rows [MR, 2 kp (- 1 when odd)] @ packed panel.
 // load_c: add to C's values, else overwrite them.
@@ -95,7 +93,7 @@ ALEXNET_BF16_TARGET void micro_kernel(const uint16_t* a, int64_t lda,  // [MR, 2
       acc[i][2] = _mm512_dpbf16_ps(acc[i][2], av, b2);
     }
   }
-  const __mmask16 m[3] = {lanes(nr), lanes(nr - 16), lanes(nr - 32)};
+  const __mmask16 m[3] = {first_lanes16(nr), first_lanes16(nr - 16), first_lanes16(nr - 32)};
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
 #pragma GCC unroll 3
@@ -175,7 +173,7 @@ ALEXNET_BF16_TARGET void pack_nn(uint32_t* out, const uint16_t* b, int64_t ldb, 
     const uint16_t* r0 = b + k * ldb + j0;
     const bool has_r1 = k + 1 < K;
     for (int v = 0; v < NR / 16; ++v) {
-      const __mmask16 m = lanes(nv - 16 * v);
+      const __mmask16 m = first_lanes16(nv - 16 * v);
       const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, r0 + 16 * v));
       __m512i w = lo;
       if (has_r1) {

@@ -4,6 +4,7 @@
 
 #include "../core/parallel.h"
 #include "isa.h"
+#include "simd.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // GCC 12's AVX-512 intrinsics build their results from _mm512_undefined_ps(), which trips
@@ -27,10 +28,6 @@ constexpr int64_t kNB = 4;    // rows of B per forward tile
 constexpr int64_t kNC = 64;   // columns per input-grad / weight-grad tile (four vectors)
 constexpr int64_t kKB = 16;   // rows of B per input-grad block
 
-ALEXNET_AVX512 inline __mmask16 tail_mask(int64_t left) {
-  return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << std::max<int64_t>(left, 0)) - 1u);
-}
-
 // C = alpha acc + beta C on masked lanes (beta == 0: C is not read, as in BLAS).
 ALEXNET_AVX512 inline void store_out(float* c, __m512 acc, __mmask16 m, float alpha, float beta) {
   __m512 v = _mm512_mul_ps(acc, _mm512_set1_ps(alpha));
@@ -50,7 +47,7 @@ ALEXNET_AVX512 void forward_tile(float* C, int64_t ldc,        // [MT, nb] at (m
   for (int i = 0; i < MT; ++i)
     for (int64_t j = 0; j < kNB; ++j) acc[i][j] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; k += 16) {
-    const __mmask16 m = tail_mask(K - k);
+    const __mmask16 m = first_lanes16(K - k);
     __m512 bv[kNB];
     for (int64_t j = 0; j < kNB; ++j) bv[j] = _mm512_maskz_loadu_ps(m, b[j] + k);
     for (int i = 0; i < MT; ++i) {
@@ -76,7 +73,7 @@ ALEXNET_AVX512 void input_grad_tile(float* C, int64_t ldc,        // [MT, 64] at
                                     int64_t width, int64_t kb, float alpha, float beta,
                                     bool first, bool last) {
   __mmask16 mask[4];
-  for (int v = 0; v < 4; ++v) mask[v] = tail_mask(width - 16 * v);
+  for (int v = 0; v < 4; ++v) mask[v] = first_lanes16(width - 16 * v);
   __m512 acc[MT][4];
   for (int i = 0; i < MT; ++i)
     for (int v = 0; v < 4; ++v) {
@@ -108,7 +105,7 @@ ALEXNET_AVX512 void weight_grad_tile(float* C, int64_t ldc,        // [MT, 64]
                                      const float* B, int64_t ldb,  // [K, 64]
                                      int64_t width, int64_t K, float alpha, float beta) {
   __mmask16 mask[4];
-  for (int v = 0; v < 4; ++v) mask[v] = tail_mask(width - 16 * v);
+  for (int v = 0; v < 4; ++v) mask[v] = first_lanes16(width - 16 * v);
   __m512 acc[MT][4];
   for (int i = 0; i < MT; ++i)
     for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_setzero_ps();

@@ -53,28 +53,46 @@ int64_t plane_grain(const Pool2dParams& s) {
 // so the loops below vectorise.
 inline float nan_max(float m, float v) { return (v > m || v != v) ? v : m; }
 
+namespace {
+
+// Columns [lo, hi) of the output whose windows lie inside the row (ow*sW - pW >= 0 and
+// ow*sW - pW + kW <= W): the range of the vectorised row passes and of row_argmax.
+struct InteriorColumns {
+  int64_t lo, hi;
+  explicit InteriorColumns(const Pool2dParams& s)
+      : lo(std::min<int64_t>((s.pW + s.sW - 1) / s.sW, s.Wo)),
+        hi(std::max<int64_t>(lo, std::min<int64_t>(s.Wo, (s.W - s.kW + s.pW) / s.sW + 1))) {}
+};
+
+// The maximum over output column ow's window in one input row, its columns clipped to the row.
+inline float window_row_max(const float* row, int64_t ow, const Pool2dParams& s) {
+  const int64_t w0 = ow * s.sW - s.pW;
+  const int64_t ws = std::max<int64_t>(w0, 0), we = std::min(w0 + s.kW, s.W);
+  float m = -INFINITY;
+  for (int64_t w = ws; w < we; ++w) m = nan_max(m, row[w]);
+  return m;
+}
+
+// The output columns outside [c.lo, c.hi): those whose windows reach into the padding.
+inline void border_columns(float* r, const float* row, const InteriorColumns& c, const Pool2dParams& s) {
+  for (int64_t ow = 0; ow < c.lo; ++ow) r[ow] = window_row_max(row, ow, s);
+  for (int64_t ow = c.hi; ow < s.Wo; ++ow) r[ow] = window_row_max(row, ow, s);
+}
+
+}  // namespace
+
 // The row pass of one input row: r[ow] = max over the window's columns. The output columns
 // whose windows lie inside the row are done k by k over all of them at once, which compiles
 // to branch-free (vectorised) selects; the few border columns take the bounded loop.
-template <int K>
+template <int K>  // K == s.kW
 void row_pass_fixed(float* r, const float* row, const Pool2dParams& s) {
-  const int64_t sw = s.sW, pw = s.pW;
-  // interior: ow in [lo, hi) with ow*sw - pw >= 0 and ow*sw - pw + K <= W
-  const int64_t lo = std::min<int64_t>((pw + sw - 1) / sw, s.Wo);
-  const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(s.Wo, (s.W - K + pw) / sw + 1));
-  const float* base = row - pw;
-  for (int64_t ow = lo; ow < hi; ++ow) r[ow] = base[ow * sw];
+  const InteriorColumns c(s);
+  const int64_t sw = s.sW;
+  const float* base = row - s.pW;
+  for (int64_t ow = c.lo; ow < c.hi; ++ow) r[ow] = base[ow * sw];
   for (int k = 1; k < K; ++k)
-    for (int64_t ow = lo; ow < hi; ++ow) r[ow] = nan_max(r[ow], base[ow * sw + k]);
-  for (int64_t ow = 0; ow < s.Wo; ++ow) {
-    if (ow == lo) ow = hi;
-    if (ow >= s.Wo) break;
-    const int64_t w0 = ow * sw - pw;
-    const int64_t ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + K, s.W);
-    float m = -INFINITY;
-    for (int64_t w = ws; w < we; ++w) m = nan_max(m, row[w]);
-    r[ow] = m;
-  }
+    for (int64_t ow = c.lo; ow < c.hi; ++ow) r[ow] = nan_max(r[ow], base[ow * sw + k]);
+  border_columns(r, row, c, s);
 }
 
 void row_pass(float* r, const float* row, const Pool2dParams& s) {
@@ -82,13 +100,7 @@ void row_pass(float* r, const float* row, const Pool2dParams& s) {
     case 2: return row_pass_fixed<2>(r, row, s);
     case 3: return row_pass_fixed<3>(r, row, s);
     default:
-      for (int64_t ow = 0; ow < s.Wo; ++ow) {
-        const int64_t w0 = ow * s.sW - s.pW;
-        const int64_t ws = std::max<int64_t>(w0, 0), we = std::min(w0 + s.kW, s.W);
-        float m = -INFINITY;
-        for (int64_t w = ws; w < we; ++w) m = nan_max(m, row[w]);
-        r[ow] = m;
-      }
+      for (int64_t ow = 0; ow < s.Wo; ++ow) r[ow] = window_row_max(row, ow, s);
   }
 }
 
@@ -103,46 +115,34 @@ ALEXNET_POOL_AVX512 inline __m512 nan_max16(__m512 m, __m512 v) {
   return _mm512_mask_mov_ps(m, take, v);
 }
 
-ALEXNET_POOL_AVX512 inline __mmask16 first_lanes(int64_t n) {
-  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
-}
-
 ALEXNET_POOL_AVX512 void row_pass_k3s2_avx512(float* r,           // [Wo]
                                                 const float* row,   // [W]
                                                 const Pool2dParams& s) {
-  const int64_t lo = std::min<int64_t>((s.pW + 1) / 2, s.Wo);
-  const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(s.Wo, (s.W - 3 + s.pW) / 2 + 1));
+  const InteriorColumns c(s);
+  const int64_t lo = c.lo, hi = c.hi;
   const float* base = row - s.pW;  // base[2 ow + k] is the window's column k (inside the row)
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   for (int64_t ow = lo; ow < hi; ow += 16) {
     const int64_t n = std::min<int64_t>(16, hi - ow);
     const float* p = base + 2 * ow;  // columns p[0 .. 2n] are read
-    const __m512 a = _mm512_maskz_loadu_ps(first_lanes(2 * n), p);
-    const __m512 b = _mm512_maskz_loadu_ps(first_lanes(2 * n - 16), p + 16);
-    const __m512 c = _mm512_maskz_loadu_ps(first_lanes(2 * n - 1), p + 2);
-    const __m512 d = _mm512_maskz_loadu_ps(first_lanes(2 * n - 17), p + 18);
+    const __m512 a = _mm512_maskz_loadu_ps(first_lanes16(2 * n), p);
+    const __m512 b = _mm512_maskz_loadu_ps(first_lanes16(2 * n - 16), p + 16);
+    const __m512 c = _mm512_maskz_loadu_ps(first_lanes16(2 * n - 1), p + 2);
+    const __m512 d = _mm512_maskz_loadu_ps(first_lanes16(2 * n - 17), p + 18);
     __m512 m = _mm512_permutex2var_ps(a, even, b);             // p[2i]
     m = nan_max16(m, _mm512_permutex2var_ps(a, odd, b));       // p[2i + 1]
     m = nan_max16(m, _mm512_permutex2var_ps(c, even, d));      // p[2i + 2]
-    _mm512_mask_storeu_ps(r + ow, first_lanes(n), m);
+    _mm512_mask_storeu_ps(r + ow, first_lanes16(n), m);
   }
-  for (int64_t ow = 0; ow < s.Wo; ++ow) {  // the border columns (padding)
-    if (ow == lo) ow = hi;
-    if (ow >= s.Wo) break;
-    const int64_t w0 = ow * 2 - s.pW;
-    const int64_t ws = std::max<int64_t>(w0, 0), we = std::min<int64_t>(w0 + 3, s.W);
-    float v = -INFINITY;
-    for (int64_t w = ws; w < we; ++w) v = nan_max(v, row[w]);
-    r[ow] = v;
-  }
+  border_columns(r, row, c, s);
 }
 
 // The column pass in AVX-512: out[ow] = the rows' maxima folded in row order from -inf.
 ALEXNET_POOL_AVX512 void column_pass_avx512(float* o, const float* rows, int64_t hs, int64_t he,
                                               int64_t Wo) {
   for (int64_t ow = 0; ow < Wo; ow += 16) {
-    const __mmask16 k = first_lanes(Wo - ow);
+    const __mmask16 k = first_lanes16(Wo - ow);
     __m512 m = _mm512_set1_ps(-INFINITY);
     for (int64_t h = hs; h < he; ++h) m = nan_max16(m, _mm512_maskz_loadu_ps(k, rows + h * Wo + ow));
     _mm512_mask_storeu_ps(o + ow, k, m);
@@ -256,15 +256,6 @@ ALEXNET_SIMD_DISPATCH(row_argmax,
 }  // namespace
 
 namespace {
-
-// Columns [lo, hi) of the output whose windows lie inside the row (ow*sW - pW >= 0 and
-// ow*sW - pW + kW <= W): the vectorised row_argmax's range.
-struct InteriorColumns {
-  int64_t lo, hi;
-  explicit InteriorColumns(const Pool2dParams& s)
-      : lo(std::min<int64_t>((s.pW + s.sW - 1) / s.sW, s.Wo)),
-        hi(std::max<int64_t>(lo, std::min<int64_t>(s.Wo, (s.W - s.kW + s.pW) / s.sW + 1))) {}
-};
 
 // One plane: d [H, W] (overwritten) from g [Ho, Wo] and plane [H, W]; id, m [Wo] scratch.
 void backward_plane(float* d, const float* g, const float* plane, int32_t* id, float* m,

@@ -14,6 +14,8 @@
 // still use zmm).
 #pragma once
 
+#include <cstdint>
+
 #include "isa.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -52,3 +54,13 @@
 #endif
 
 #define ALEXNET_SIMD_BODY __attribute__((always_inline)) inline
+
+namespace alexnet::cpu {
+
+// The first n of 16 lanes as a 16-bit lane mask (AVX-512's __mmask16), n clamped to [0, 16]:
+// the masked loads and stores at the end of a row.
+__attribute__((always_inline)) inline uint16_t first_lanes16(int64_t n) {
+  return n >= 16 ? uint16_t{0xFFFF} : n <= 0 ? uint16_t{0} : static_cast<uint16_t>((1u << n) - 1u);
+}
+
+}  // namespace alexnet::cpu
