@@ -151,9 +151,8 @@ Napi::Value SetBf16Kernel(const Napi::CallbackInfo& info) {
     fail(code::kArgument, "setBf16Kernel: ", expected, " but got ", quoted(name));
   }
   device_synchronize(Device{});  // a global read by tasks: applies in program order
-  if (amx && !automatic && !cpu::bf16_amx_hardware()) cpu::set_bf16_amx(true);  // ERR_ARGUMENT, nothing changed
-  cpu::set_bf16_kernel(k, !automatic);  // avx512_bf16 on a CPU without it (or capped): ERR_ARGUMENT
-  cpu::set_bf16_amx(amx);
+  // a kernel the CPU lacks (or avx512_bf16 / amx_bf16 under a cap): ERR_ARGUMENT, nothing changed
+  cpu::set_bf16_kernel(k, !automatic, amx);
   return info.Env().Undefined();
 }
 

@@ -91,10 +91,9 @@ constexpr int64_t kConvertGrain = 1 << 16;
 // which read B (the weights) where it lies: the packed GEMM's repacking of B, amortised over so
 // few rows, costs about what its register blocking gains (measured at 16 and 64 rows).
 constexpr int64_t kPackedMinRows = 96;
-// With AMX the packed GEMM's tiles take over from 32 rows (a row group of two tiles): there
-// they beat the in-place kernels, repacking included: fc6 forward at batch 32 5.5 ms against
-// 14.2, at 64 5.8 against 25.2 (bench/bf16.mjs; bench/results/amx-bf16-intel-xeon-2026-12-06.md).
-constexpr int64_t kAmxMinRows = 32;
+// With AMX the packed GEMM's tiles take over from kAmxMinRows (32, gemm_bf16.h): there they
+// beat the in-place kernels, repacking included: fc6 forward at batch 32 5.5 ms against 14.2,
+// at 64 5.8 against 25.2 (bench/bf16.mjs; bench/results/amx-bf16-intel-xeon-2026-12-06.md).
 int64_t packed_min_rows() { return bf16_amx() ? kAmxMinRows : kPackedMinRows; }
 
 // ---- portable conversions (the compiler vectorises these loops) ----
@@ -408,22 +407,21 @@ Bf16Kernel bf16_kernel() {
   const Bf16Kernel k = g_kernel.load();
   return k == Bf16Kernel::Avx512Bf16 && !simd_avx512() ? Bf16Kernel::Portable : k;
 }
-void set_bf16_kernel(Bf16Kernel k, bool strict) {
+void set_bf16_kernel(Bf16Kernel k, bool strict, bool amx) {
+  // every check before anything is stored: a refused choice changes nothing
+  if (amx && !g_amx_hardware)
+    fail(code::kArgument, "setBf16Kernel: this CPU has no AMX-BF16 (or the system did not grant the process the AMX tile state); 'avx512_bf16' and 'portable' remain");
   if (k == Bf16Kernel::Avx512Bf16 && !g_hardware)
     fail(code::kArgument, "setBf16Kernel: this CPU has no AVX-512 BF16 instructions; only 'portable' is available");
   if (strict && k == Bf16Kernel::Avx512Bf16 && !simd_avx512())
     fail(code::kArgument, "setBf16Kernel: the CPU's instruction sets are capped below AVX-512 (setCpuIsa / ALEXNET_CPU_ISA); only 'portable' is available");
   g_kernel.store(k);
+  g_amx.store(amx);
 }
 const char* bf16_kernel_name(Bf16Kernel k) { return k == Bf16Kernel::Avx512Bf16 ? "avx512_bf16" : "portable"; }
 
 bool bf16_amx_hardware() { return g_amx_hardware; }
 bool bf16_amx() { return g_amx.load() && bf16_kernel() == Bf16Kernel::Avx512Bf16; }
-void set_bf16_amx(bool on) {
-  if (on && !g_amx_hardware)
-    fail(code::kArgument, "setBf16Kernel: this CPU has no AMX-BF16 (or the system did not grant the process the AMX tile state); 'avx512_bf16' and 'portable' remain");
-  g_amx.store(on);
-}
 const char* bf16_kernel_current_name() {
   return bf16_amx() ? "amx_bf16" : bf16_kernel_name(bf16_kernel());
 }

@@ -17,8 +17,10 @@ enum class Bf16Kernel { Avx512Bf16, Portable };
 bool bf16_hardware();                 // the CPU has AVX-512 BF16 (and AVX-512 BW) usable
 Bf16Kernel bf16_kernel();             // what the next call runs (Portable under an AVX2 cap, isa.h)
 // Avx512Bf16 without bf16_hardware() throws ERR_ARGUMENT, and so does it under an AVX2 cap when
-// `strict` (setBf16Kernel('auto') is not: it keeps the hardware for when the cap is lifted).
-void set_bf16_kernel(Bf16Kernel k, bool strict = true);
+// `strict` (setBf16Kernel('auto') is not: it keeps the hardware for when the cap is lifted);
+// `amx` (the packed GEMM on AMX tiles, below) without bf16_amx_hardware() too. Nothing is
+// changed when it throws.
+void set_bf16_kernel(Bf16Kernel k, bool strict = true, bool amx = false);
 const char* bf16_kernel_name(Bf16Kernel k);  // "avx512_bf16", "portable"
 
 // AMX (Intel's tile matrix unit, Sapphire Rapids and later): the packed GEMM's products on
@@ -27,8 +29,6 @@ const char* bf16_kernel_name(Bf16Kernel k);  // "avx512_bf16", "portable"
 // (conversions, the small-batch linear kernels) is unchanged; AMX runs only under it.
 bool bf16_amx_hardware();       // AMX-BF16 present and the tile state granted
 bool bf16_amx();                // the packed GEMM uses it now: hardware, chosen, kernel Avx512Bf16
-// on without bf16_amx_hardware() throws ERR_ARGUMENT
-void set_bf16_amx(bool on);
 // The name setBf16Kernel takes for what runs now: "amx_bf16", "avx512_bf16" or "portable".
 const char* bf16_kernel_current_name();
 

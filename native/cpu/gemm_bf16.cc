@@ -213,7 +213,7 @@ void for_panel_groups(int64_t lo, int64_t hi, int64_t panels, int64_t group, Fn&
 // the additions across k differs from the AVX-512 kernel's.
 #define ALEXNET_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
 
-constexpr int kAmxMR = 32;           // rows of C per micro-kernel call (2 tiles)
+constexpr int kAmxMR = static_cast<int>(kAmxMinRows);  // rows of C per micro-kernel call (2 tiles)
 constexpr int kAmxNR = 32;           // columns of C per call (2 tiles)
 constexpr int64_t kAmxKC = 256;      // pairs of k per packed block (a multiple of 16)
 constexpr int64_t kAmxMC = 512;      // rows of A per chunk
@@ -340,7 +340,7 @@ void gemm_bf16_packed(float* c, int64_t ldc, const uint16_t* a, int64_t lda, con
       for (int64_t r = 0; r < M; ++r) std::fill(c + r * ldc, c + r * ldc + N, 0.f);
     return;
   }
-  if (M >= kAmxMR && bf16_amx()) {  // fewer rows than a row group: the AVX-512 kernel
+  if (M >= kAmxMinRows && bf16_amx()) {
     note_use(KernelUse::Bf16Amx);
     return gemm_amx(c, ldc, a, lda, b, ldb, b_nk, M, N, K, accumulate);
   }

@@ -6,6 +6,10 @@
 
 namespace alexnet::cpu {
 
+// With AMX (bf16_amx()) the packed GEMM runs its tiles from this many rows, a row group of its
+// micro-kernel (two tiles of 16); fewer rows take its AVX-512 kernel.
+constexpr int64_t kAmxMinRows = 32;
+
 // C [M, N] (+= with accumulate, else =) A [M, K] @ B, float32 sums of exact bfloat16 products,
 // B [N, K] (row stride ldb) when b_nk, else B [K, N] (row stride ldb). Any M, N, K >= 0
 // (K == 0 gives zeros); the threads split C.
