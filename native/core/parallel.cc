@@ -27,7 +27,7 @@ class Pool {
     stop_ = false;
     // A new worker starts at the current generation: the last run's job is over (its pointer
     // is gone), and a worker that took it for new work would call through a null job.
-    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i, g = generation_] { work(i, g); });
+    for (int i = 1; i < threads_; ++i) workers_.emplace_back([this, i, g = generation_.load()] { work(i, g); });
   }
 
   void run(int chunks, const std::function<void(int)>& job) {
@@ -40,7 +40,6 @@ class Pool {
       remaining_ = chunks - 1;
       error_ = nullptr;
       ++generation_;
-      published_.store(generation_, std::memory_order_release);
     }
     wake_.notify_all();
     try {
@@ -94,7 +93,7 @@ class Pool {
     if (!spin_) return;
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
     for (int i = 0;; ++i) {
-      if (published_.load(std::memory_order_acquire) != seen) return;
+      if (generation_.load(std::memory_order_acquire) != seen) return;
 #if defined(__x86_64__)
       __builtin_ia32_pause();
 #endif
@@ -120,8 +119,8 @@ class Pool {
   int threads_ = 1;
   int chunks_ = 0;
   int remaining_ = 0;
-  uint64_t generation_ = 0;
-  std::atomic<uint64_t> published_{0};  // generation_, for helpers spinning without the lock
+  // Written under mutex_; atomic so that a spinning helper can watch it without the lock.
+  std::atomic<uint64_t> generation_{0};
   static constexpr int64_t kSpinMicros = 1000;
   bool spin_ = false;  // set by resize (no helper runs then)
   bool stop_ = false;
