@@ -72,6 +72,9 @@ const cases: Case[] = [
   // the direct weight gradient (square 3/5/11 kernels, stride 1 or 4, a batch of >= 2): 5x5
   // tiles of two kernel rows with a one-row tail, 35 channels, three images over two threads
   { N: 3, C: 5, H: 12, W: 10, O: 35, k: [5, 5], padding: [2, 2] },
+  // packed weights over 512 KiB (for AVX-512's 32-channel blocks and AVX2's 16): the direct
+  // kernel walks block by block over the images instead of image by image
+  { N: 2, C: 112, H: 6, W: 6, O: 40, k: [5, 5], padding: [2, 2], bias: false },
 ];
 
 // The CPU convolution paths: the direct kernel with the CPU's best instruction set and with AVX2

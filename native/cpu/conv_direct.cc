@@ -108,6 +108,11 @@ __attribute__((always_inline)) inline void tile_body(
   using V = typename Isa::V;
   constexpr int64_t L = Isa::kBlock / 2;  // lanes
   V a[P], b[P];
+  if (last)  // the tile's output lines, written after the sums: asked for now, so that their
+    for (int64_t j = 0; j < nvalid; ++j) {  // reads for ownership overlap the arithmetic
+      __builtin_prefetch(y + j * ystride, 1, 3);
+      __builtin_prefetch(y + j * ystride + P - 1, 1, 3);
+    }
   for (int p = 0; p < P; ++p) {
     if (first) {
       a[p] = V{};
@@ -208,6 +213,14 @@ ConvIsa cpu_isa() {
 #define ALEXNET_DIRECT_WEIGHT_BLOCK_BYTES 16384
 #endif
 
+// All packed weights up to this size stay in the L2 cache beside one image's input: work then
+// goes image by image (every channel block of an image in turn, its input read from memory
+// once) instead of block by block over all images (the input read once per block).
+#ifndef ALEXNET_DIRECT_IMAGE_OUTER_BYTES
+#define ALEXNET_DIRECT_IMAGE_OUTER_BYTES (512 * 1024)
+#endif
+constexpr int64_t kImageOuterWeightBytes = ALEXNET_DIRECT_IMAGE_OUTER_BYTES;
+
 // Runs the tiles over y [N, O, Ho, Wo]. Work items are (ob, n, band of output rows), in that
 // order, so a thread's contiguous range keeps one block of packed weights hot while it walks
 // images; within an item, input channels go in blocks (weights in L1) and the band's partial
@@ -227,11 +240,14 @@ void run(float* y, const float* x, const float* wp, const float* bias_padded, co
   const int64_t bands = std::clamp<int64_t>((want + OB * p.N - 1) / (OB * p.N), 1, p.Ho);
   const int64_t band_rows = (p.Ho + bands - 1) / bands;
   const int64_t items = OB * p.N * bands;
+  const bool image_outer = OB * p.C * KK * kBlock * int64_t{sizeof(float)} <= kImageOuterWeightBytes;
   parallel_for(0, items, 1, [&](int64_t lo, int64_t hi) {
     float* acc = scratch(Scratch::TileSums, band_rows * ntiles * kMaxP * kBlock + 16);
     acc = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(acc) + 63) & ~uintptr_t{63});
     for (int64_t t = lo; t < hi; ++t) {
-      const int64_t band = t % bands, n = (t / bands) % p.N, ob = t / (bands * p.N);
+      const int64_t band = t % bands;
+      const int64_t n = image_outer ? t / (bands * OB) : (t / bands) % p.N;
+      const int64_t ob = image_outer ? (t / bands) % OB : t / (bands * p.N);
       const int64_t oh0 = band * band_rows, oh1 = std::min(p.Ho, oh0 + band_rows);
       const int64_t nvalid = std::min(kBlock, p.O - ob * kBlock);
       const float* b = bias_padded ? bias_padded + ob * kBlock : nullptr;
