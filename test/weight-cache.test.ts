@@ -5,7 +5,9 @@ import {
   conv2d,
   conv2dBackward,
   copy,
+  cpuKernelsUsed,
   fill,
+  linear,
   loadNative,
   scale,
   setConvAlgorithm,
@@ -17,6 +19,7 @@ import {
 } from '../src/index.js';
 import { collectGarbage, expectClose, f32, f64, rng, uniform } from './helpers.js';
 import { conv2dBackwardRef, conv2dRef, type ConvGeometry } from './reference/conv.js';
+import { linearRef } from './reference/linear.js';
 
 // The weight cache (core/tensor.h, DerivedCache): the CPU convolutions keep what they derive
 // from a weight (the direct kernel's packed blocks, Winograd's filter transforms) with the
@@ -165,6 +168,121 @@ describe('weight cache', () => {
     setWeightCache(false);
     const tw2 = Tensor.from(f32(uniform(g.O * g.C * 9, r)), [g.O, g.C, 3, 3]);
     await conv2d(tx, tw2, null, { padding: g.padding }).data();
+    expect(native().weightCacheBytes()).toBe(before);
+  });
+});
+
+// The linear layer's forward keeps its weight packed into 48-feature panels (linear_packed.h),
+// made on the second call at one version of the weight, never on the first: inference pays once,
+// a training loop (a write between forwards) never. AVX-512 only; elsewhere every call takes the
+// unpacked kernels and these tests check the same results with nothing held.
+describe('linear: packed weight panels', () => {
+  afterEach(() => setWeightCache(true));
+  const avx512 = () => backendInfo().backends.cpu.isa === 'avx512';
+  const panelBytes = (N: number, K: number) => Math.ceil(N / 48) * 48 * K * 4;
+  const relu = (v: Float64Array) => v.map((e) => (e < 0 ? 0 : e));
+  // rows from the smallest the path takes (6) past one 8-row tile, to the largest (192); the last panel's features
+  // ending in each of its three vectors (256, 301, 312, 520: 16, 13, 24, 40 past a whole 48);
+  // k not a multiple of the 128-wide blocks
+  const shapes: [number, number, number][] = [
+    [6, 256, 256],
+    [13, 300, 301],
+    [16, 1000, 312],
+    [37, 257, 520],
+    [192, 256, 256],
+  ];
+
+  it.each(shapes)('batch %i, %i -> %i: every call matches float64, with and without bias and ReLU; the second makes the panels', async (M, K, N) => {
+    const r = rng();
+    await collectGarbage();
+    await synchronize();
+    const x = f64(f32(uniform(M * K, r)));
+    const w = f64(f32(uniform(N * K, r, -0.5, 0.5)));
+    const b = f64(f32(uniform(N, r)));
+    const tx = Tensor.from(f32(x), [M, K]);
+    const tw = Tensor.from(f32(w), [N, K]);
+    const tb = Tensor.from(f32(b), [N]);
+    const tol = tolerance(K);
+    const before = native().weightCacheBytes();
+    cpuKernelsUsed({ reset: true });
+    expectClose(await linear(tx, tw, tb).data(), linearRef(x, w, b, M, K, N), { ...tol, label: 'call 1' });
+    expect(native().weightCacheBytes(), 'nothing is packed on the first call').toBe(before);
+    expect(cpuKernelsUsed()).not.toContain('linear.packed.avx512');
+    expectClose(await linear(tx, tw, tb, { relu: true }).data(), relu(linearRef(x, w, b, M, K, N)), { ...tol, label: 'call 2 (relu)' });
+    expect(native().weightCacheBytes() - before).toBe(avx512() ? panelBytes(N, K) : 0);
+    expect(cpuKernelsUsed().includes('linear.packed.avx512')).toBe(avx512());
+    expectClose(await linear(tx, tw, null).data(), linearRef(x, w, null, M, K, N), { ...tol, label: 'call 3 (no bias)' });
+    expectClose(await linear(tx, tw, null, { relu: true }).data(), relu(linearRef(x, w, null, M, K, N)), { ...tol, label: 'call 4 (no bias, relu)' });
+    tw.dispose();
+    await synchronize();
+    expect(native().weightCacheBytes(), 'freed with the weight').toBe(before);
+  });
+
+  it.each(writes.filter((wr) => wr.name !== 'conv2dBackward gradWeight'))('after a write through $name, both the unpacked and the repacked call use the new weights', async ({ apply }) => {
+    const [M, K, N] = [9, 260, 290];
+    const r = rng();
+    const x = f64(f32(uniform(M * K, r)));
+    const w0 = f64(f32(uniform(N * K, r, -0.5, 0.5)));
+    const b = f64(f32(uniform(N, r)));
+    const tx = Tensor.from(f32(x), [M, K]);
+    const tw = Tensor.from(f32(w0), [N, K]);
+    const tb = Tensor.from(f32(b), [N]);
+    const tol = tolerance(K);
+    for (let i = 0; i < 3; i++) expectClose(await linear(tx, tw, tb).data(), linearRef(x, w0, b, M, K, N), { ...tol, label: `before, call ${i}` });
+    apply(tw, r);
+    const y1 = linear(tx, tw, tb);
+    const y2 = linear(tx, tw, tb);
+    const y3 = linear(tx, tw, tb);
+    const w1 = f64(await tw.data());
+    expect(w1.some((v, i) => v !== w0[i]), 'the write changed the weight').toBe(true);
+    const ref = linearRef(x, w1, b, M, K, N);
+    for (const [i, y] of [y1, y2, y3].entries()) expectClose(await y.data(), ref, { ...tol, label: `after the write, call ${i + 1}` });
+  });
+
+  it('a training loop (a write between forwards) never packs; evaluation after it does, once', async () => {
+    const [M, K, N] = [16, 384, 320];
+    const r = rng();
+    await collectGarbage();
+    await synchronize();
+    const before = native().weightCacheBytes();
+    const x = f64(f32(uniform(M * K, r)));
+    const tx = Tensor.from(f32(x), [M, K]);
+    const tw = Tensor.from(f32(uniform(N * K, r, -0.5, 0.5)), [N, K]);
+    cpuKernelsUsed({ reset: true });
+    for (let step = 0; step < 4; step++) {
+      const y = linear(tx, tw, null);
+      sgdStep(tw, Tensor.from(f32(uniform(N * K, r)), [N, K]), null, { lr: 0.01 });
+      await y.data();
+      expect(native().weightCacheBytes(), `step ${step}`).toBe(before);
+    }
+    expect(cpuKernelsUsed()).not.toContain('linear.packed.avx512');
+    const w = f64(await tw.data());
+    for (let i = 0; i < 3; i++) expectClose(await linear(tx, tw, null).data(), linearRef(x, w, null, M, K, N), { ...tolerance(K), label: `eval ${i}` });
+    expect(native().weightCacheBytes() - before).toBe(avx512() ? panelBytes(N, K) : 0);
+  });
+
+  it('ReLU keeps NaN and infinities of the sums; setWeightCache(false) never packs', async () => {
+    const [M, K, N] = [8, 256, 260];
+    const r = rng();
+    const x = f32(uniform(M * K, r));
+    const w = f32(uniform(N * K, r, -0.5, 0.5));
+    w[3 * K + 7] = NaN; // output feature 3: NaN in every row
+    w[100 * K + 5] = Infinity; // feature 100: +-inf by the sign of x[., 5]
+    const tx = Tensor.from(x, [M, K]);
+    const tw = Tensor.from(w, [N, K]);
+    await linear(tx, tw, null, { relu: true }).data();
+    const y = await linear(tx, tw, null, { relu: true }).data();
+    for (let m = 0; m < M; m++) {
+      expect(y[m * N + 3]).toBeNaN();
+      expect(y[m * N + 100]).toBe(x[m * K + 5]! > 0 ? Infinity : 0);
+      expect(Number.isFinite(y[m * N + 4]!)).toBe(true);
+    }
+    setWeightCache(false);
+    await collectGarbage();
+    await synchronize();
+    const before = native().weightCacheBytes();
+    const tw2 = Tensor.from(f32(uniform(N * K, r)), [N, K]);
+    for (let i = 0; i < 3; i++) await linear(tx, tw2, null).data();
     expect(native().weightCacheBytes()).toBe(before);
   });
 });

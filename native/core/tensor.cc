@@ -128,14 +128,33 @@ DerivedCache::~DerivedCache() {
 }
 
 const float* DerivedCache::get(const Key& key, int64_t n, uint64_t version,
-                               const std::function<void(float*)>& fill) {
+                               const std::function<void(float*)>& fill, bool second_use) {
   if (!derived_cache_enabled() || n <= 0) return nullptr;
   std::lock_guard<std::mutex> lock(mu_);
   Entry* entry = nullptr;
   for (const auto& e : entries_)
-    if (e->key == key && static_cast<int64_t>(e->data.size()) == n) entry = e.get();
+    if (e->key == key && e->n == n) entry = e.get();
   if (entry != nullptr && entry->version == version) return entry->data.data();
+  if (second_use && (entry == nullptr || entry->seen != version)) {
+    if (entry == nullptr) {
+      try {
+        entries_.push_back(std::make_unique<Entry>(Entry{key, n, kNever, version, {}}));
+      } catch (...) {
+      }
+    } else {
+      entry->seen = version;
+    }
+    return nullptr;
+  }
   if (entry == nullptr) {
+    try {
+      entries_.push_back(std::make_unique<Entry>(Entry{key, n, kNever, kNever, {}}));
+    } catch (...) {
+      return nullptr;  // no memory for the cache: the caller derives into its scratch
+    }
+    entry = entries_.back().get();
+  }
+  if (entry->data.empty()) {
     const int64_t bytes = n * static_cast<int64_t>(sizeof(float));
     if (g_derived_bytes.fetch_add(bytes) + bytes > derived_cache_budget()) {
       g_derived_bytes.fetch_sub(bytes);
@@ -143,12 +162,11 @@ const float* DerivedCache::get(const Key& key, int64_t n, uint64_t version,
     }
     count_allocation(Device{});  // derived entries are the CPU kernels' (weights in host memory)
     try {
-      entries_.push_back(std::make_unique<Entry>(Entry{key, kNever, std::vector<float>(static_cast<size_t>(n))}));
+      entry->data.resize(static_cast<size_t>(n));
     } catch (...) {
       g_derived_bytes.fetch_sub(bytes);
-      return nullptr;  // no memory for the cache: the caller derives into its scratch
+      return nullptr;
     }
-    entry = entries_.back().get();
   }
   entry->version = kNever;  // until filled (fill may throw)
   fill(entry->data.data());
@@ -162,6 +180,13 @@ const float* Tensor::derived(const std::array<int64_t, 6>& key, int64_t n,
   const uint64_t version = storage_->version();
   const DerivedCache::Key full{offset_, numel(), key[0], key[1], key[2], key[3], key[4], key[5]};
   return storage_->derived().get(full, n, version, fill);
+}
+
+const float* Tensor::derived_on_reuse(const std::array<int64_t, 6>& key, int64_t n,
+                                      const std::function<void(float*)>& fill) const {
+  const uint64_t version = storage_->version();
+  const DerivedCache::Key full{offset_, numel(), key[0], key[1], key[2], key[3], key[4], key[5]};
+  return storage_->derived().get(full, n, version, fill, true);
 }
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {

@@ -79,14 +79,20 @@ class DerivedCache {
   DerivedCache& operator=(const DerivedCache&) = delete;
   // The entry for `key`, n floats: returned as it is if it was made at `version`, else
   // (re)filled by fill(entry) first. Null when the cache is off or the budget is spent.
+  // With `second_use`, an entry is only made (filled) on the second call at one version: the
+  // first notes the version and returns null. For derivations that cost more than they save
+  // once (a linear layer's packed weights), so that a training loop, which writes the weights
+  // between calls, never pays for them while inference does from its second call on.
   const float* get(const Key& key, int64_t n, uint64_t version,
-                   const std::function<void(float*)>& fill);
+                   const std::function<void(float*)>& fill, bool second_use = false);
 
  private:
   struct Entry {
     Key key;
-    uint64_t version;
-    std::vector<float> data;
+    int64_t n;
+    uint64_t version;  // of the values in data (kNever: not filled)
+    uint64_t seen;     // the version a second_use call last asked at
+    std::vector<float> data;  // empty until first filled
   };
   std::mutex mu_;
   std::vector<std::unique_ptr<Entry>> entries_;
@@ -183,6 +189,10 @@ class Tensor {
   // Null when the cache is off or full: the caller derives into a buffer of its own.
   const float* derived(const std::array<int64_t, 6>& key, int64_t n,
                        const std::function<void(float*)>& fill) const;
+  // The same, made only on the second call at one version of the values (DerivedCache::get's
+  // second_use): null on the first.
+  const float* derived_on_reuse(const std::array<int64_t, 6>& key, int64_t n,
+                                const std::function<void(float*)>& fill) const;
 
   // A contiguous view of numel(shape) elements starting `offset` elements into this tensor.
   Tensor view(int64_t offset, const Shape& shape) const;

@@ -17,6 +17,7 @@
 #include "image.h"
 #include "layout.h"
 #include "linear.h"
+#include "linear_packed.h"
 #include "loss.h"
 #include "lrn.h"
 #include "metrics.h"
@@ -188,6 +189,7 @@ void lrn_backward_op(const Tensor& dx, const Tensor& dy, const Tensor& x, const 
 }
 
 void linear_forward_op(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, const LinearParams& p) {
+  if (linear_forward_packed(y.f32(), x.cf32(), w, opt_cf32(b), p.B, p.in, p.out, p.relu)) return;
   linear_forward(y.f32(), x.cf32(), w.cf32(), opt_cf32(b), p.B, p.in, p.out);
   if (p.relu) relu_forward(y.f32(), y.f32(), p.B * p.out);  // in place, while y is still in cache
 }

@@ -30,6 +30,7 @@ enum class Scratch {
   Bf16Grad,          // conv_bf16.cc: float32 dx before its one rounding
   Bf16Packed,        // gemm_bf16.cc: a block of B packed into [k pair][48 columns] panels (AMX: 32)
   Bf16AmxEdge,       // gemm_bf16.cc: rows of A zero-padded to a whole tile (the AMX path's edges)
+  LinearRows,        // linear_packed.cc: x's rows interleaved per row tile
   kCount
 };
 
@@ -51,6 +52,7 @@ enum DerivedKind : int64_t {
   kWinogradBackward = 4,
   kWinogradForwardBlocked = 5,  // conv_winograd.cc: the same, blocked for its own products kernel
   kWinogradBackwardBlocked = 6,
+  kLinearPacked = 7,    // linear_packed.cc: pack_panels
 };
 
 }  // namespace alexnet::cpu
