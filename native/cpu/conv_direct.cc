@@ -223,8 +223,9 @@ constexpr int64_t kImageOuterWeightBytes = ALEXNET_DIRECT_IMAGE_OUTER_BYTES;
 
 // Runs the tiles over y [N, O, Ho, Wo]. Work items are (ob, n, band of output rows), in that
 // order, so a thread's contiguous range keeps one block of packed weights hot while it walks
-// images; within an item, input channels go in blocks (weights in L1) and the band's partial
-// sums wait in a per-thread buffer between blocks.
+// images (or (n, ob, band) when all the weights fit beside an image, above); within an item,
+// input channels go in blocks (weights in L1, the next block fetched meanwhile) and the band's
+// partial sums wait in a per-thread buffer between blocks.
 template <class Isa>
 void run(float* y, const float* x, const float* wp, const float* bias_padded, const Plan& p,
          bool relu) {
@@ -241,13 +242,14 @@ void run(float* y, const float* x, const float* wp, const float* bias_padded, co
   const int64_t band_rows = (p.Ho + bands - 1) / bands;
   const int64_t items = OB * p.N * bands;
   const bool image_outer = OB * p.C * KK * kBlock * int64_t{sizeof(float)} <= kImageOuterWeightBytes;
+  const auto block_of = [&](int64_t t) { return image_outer ? (t / bands) % OB : t / (bands * p.N); };
   parallel_for(0, items, 1, [&](int64_t lo, int64_t hi) {
     float* acc = scratch(Scratch::TileSums, band_rows * ntiles * kMaxP * kBlock + 16);
     acc = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(acc) + 63) & ~uintptr_t{63});
     for (int64_t t = lo; t < hi; ++t) {
       const int64_t band = t % bands;
       const int64_t n = image_outer ? t / (bands * OB) : (t / bands) % p.N;
-      const int64_t ob = image_outer ? (t / bands) % OB : t / (bands * p.N);
+      const int64_t ob = block_of(t);
       const int64_t oh0 = band * band_rows, oh1 = std::min(p.Ho, oh0 + band_rows);
       const int64_t nvalid = std::min(kBlock, p.O - ob * kBlock);
       const float* b = bias_padded ? bias_padded + ob * kBlock : nullptr;
@@ -255,8 +257,23 @@ void run(float* y, const float* x, const float* wp, const float* bias_padded, co
         const int64_t nc = std::min(cb, p.C - c0);
         const bool first = c0 == 0, last = c0 + nc == p.C;
         const float* w = wp + (ob * p.C + c0) * KK * kBlock;
+        // The next block of packed weights (the next channels', or the next item's first) is
+        // fetched into L2 a share per output row, so that in a cold pass (the weights last read
+        // a whole network ago) the first tile of each block does not wait on memory.
+        const int64_t next_c0 = last ? 0 : c0 + nc;
+        const int64_t next_ob = !last ? ob : t + 1 < hi ? block_of(t + 1) : -1;
+        const float* next_w = nullptr;
+        int64_t next_lines = 0, share = 0;
+        if (next_ob >= 0 && oh1 > oh0) {  // (the last band can be empty)
+          next_w = wp + (next_ob * p.C + next_c0) * KK * kBlock;
+          next_lines = std::min(cb, p.C - next_c0) * KK * kBlock / 16;
+          share = (next_lines + (oh1 - oh0) - 1) / (oh1 - oh0);
+        }
         float* a = acc;
         for (int64_t oh = oh0; oh < oh1; ++oh) {
+          if (next_w != nullptr)
+            for (int64_t l = (oh - oh0) * share, e = std::min(next_lines, l + share); l < e; ++l)
+              __builtin_prefetch(next_w + l * 16, 0, 2);
           const float* xin = x + (n * p.C + c0) * plane + oh * p.S * p.W;
           float* yrow = y + (n * p.O + ob * kBlock) * HoWo + oh * p.Wo;
           int64_t ow = 0;
