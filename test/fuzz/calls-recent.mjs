@@ -267,6 +267,37 @@ export function recentEntries(lib, g, call) {
       const copy = g.chance(0.15) ? src : g.anyTensor(g.chance(0.8) ? s : undefined, 'bfloat16');
       return call('refreshBf16Copy', lib.refreshBf16Copy, [copy, src]);
     },
+    // float32 linear on its kept weight panels (6-192 rows, features and k from 256): the
+    // second call at one weight value makes them; between the two, the weight may be written
+    // (the second must see the write), disposed (a coded error), or read through a view
+    linearPacked() {
+      const B = g.int(6, 40), I = g.int(256, 300), O = g.int(256, 300), relu = g.chance(0.3);
+      const x = plainTensor([B, I]), b = g.chance(0.5) ? plainTensor([O]) : null;
+      const whole = plainTensor([O * I + (g.chance(0.3) ? 7 : 0)]);
+      const off = whole.t.numel - O * I;
+      const w = off ? whole.t.view(off, [O, I]) : whole.t.reshape([O, I]);
+      const wv = whole.values.slice(off);
+      lib.linear(x.t, w, b?.t ?? null, { relu }).dispose();
+      const between = g.pick(['none', 'none', 'scale', 'dispose', 'dispose-base']);
+      if (between === 'scale') {
+        lib.scale(whole.t, -0.5);
+        for (let i = 0; i < wv.length; i++) wv[i] *= -0.5;
+      } else if (between === 'dispose') {
+        w.dispose();
+        return call('linear', lib.linear, [x.t, w, b?.t ?? null, { relu }]); // ERR_DISPOSED
+      } else if (between === 'dispose-base') {
+        whole.t.dispose(); // the view keeps the storage (and its panels)
+      }
+      return call('linear', lib.linear, [x.t, w, b?.t ?? null, { relu }], {
+        async check(y) {
+          if (y.dtype !== 'float32' || y.shape.join() !== [B, O].join()) return `got ${y.dtype} [${y.shape}]`;
+          const { c } = reference.matmul(x.values, [B, I], wv, [O, I], false, true);
+          const a = reference.matmul(x.values.map(Math.abs), [B, I], wv.map(Math.abs), [O, I], false, true).c;
+          for (let i = 0; i < B; i++) for (let j = 0; j < O; j++) { if (b) { c[i * O + j] += b.values[j]; a[i * O + j] += Math.abs(b.values[j]); } if (relu && !(c[i * O + j] > 0)) c[i * O + j] = 0; }
+          return within(Float64Array.from(y.dataSync()), c, a.map((v) => 1e-6 * Math.sqrt(I) * v + 1e-6));
+        },
+      });
+    },
     linearBf16() {
       if (g.chance(0.5)) {
         // from 32 rows the packed GEMM (the AMX tiles where the CPU has them) with its edges:
