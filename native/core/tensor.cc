@@ -124,7 +124,14 @@ int64_t derived_cache_budget() {
 int64_t derived_cache_bytes() { return g_derived_bytes.load(); }
 
 DerivedCache::~DerivedCache() {
-  for (const auto& e : entries_) g_derived_bytes.fetch_sub(static_cast<int64_t>(e->data.size() * sizeof(float)));
+  for (const auto& e : entries_) g_derived_bytes.fetch_sub(e->data.size() * static_cast<int64_t>(sizeof(float)));
+}
+
+bool DerivedBuffer::allocate(int64_t n) {
+  const size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
+  p_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+  n_ = p_ != nullptr ? n : 0;
+  return p_ != nullptr;
 }
 
 const float* DerivedCache::get(const Key& key, int64_t n, uint64_t version,
@@ -161,9 +168,7 @@ const float* DerivedCache::get(const Key& key, int64_t n, uint64_t version,
       return nullptr;
     }
     count_allocation(Device{});  // derived entries are the CPU kernels' (weights in host memory)
-    try {
-      entry->data.resize(static_cast<size_t>(n));
-    } catch (...) {
+    if (!entry->data.allocate(n)) {
       g_derived_bytes.fetch_sub(bytes);
       return nullptr;
     }

@@ -70,6 +70,26 @@ void check_shape_size(const Shape& s, const char* op);
 // (cdata(), Tensor::cptr() / cf32()) leaves it. All entries of all storages together stay under
 // derived_cache_budget() bytes; past it (or with the cache off) get() returns null and the
 // caller computes into its own scratch as it did before the cache.
+// The floats of one derived entry, 64-byte aligned and not initialised: the derivation writes
+// every one, from the pool's threads, so the pages of a large entry (fc6's panels are 151 MB)
+// are faulted in by those threads in parallel, not zeroed first by one (std::vector did that:
+// about half of the panels' making time).
+class DerivedBuffer {
+ public:
+  DerivedBuffer() = default;
+  ~DerivedBuffer() { std::free(p_); }
+  DerivedBuffer(DerivedBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+  DerivedBuffer& operator=(DerivedBuffer&&) = delete;
+  bool allocate(int64_t n);  // false (and empty) when there is no memory
+  bool empty() const { return p_ == nullptr; }
+  int64_t size() const { return n_; }
+  float* data() const { return p_; }
+
+ private:
+  float* p_ = nullptr;
+  int64_t n_ = 0;
+};
+
 class DerivedCache {
  public:
   using Key = std::array<int64_t, 8>;
@@ -92,7 +112,7 @@ class DerivedCache {
     int64_t n;
     uint64_t version;  // of the values in data (kNever: not filled)
     uint64_t seen;     // the version a second_use call last asked at
-    std::vector<float> data;  // empty until first filled
+    DerivedBuffer data;       // empty until first filled
   };
   std::mutex mu_;
   std::vector<std::unique_ptr<Entry>> entries_;

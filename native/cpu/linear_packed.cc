@@ -27,10 +27,41 @@ constexpr int kMR = 8;        // rows of x per tile: 8 x 3 accumulators, 3 panel
 constexpr int64_t kNR = 48;   // output features per panel (three vectors)
 constexpr int64_t kKC = 128;  // k per block: a panel's block (24 KiB) stays in L1 for every row tile
 
-// wp[p][k][j] = w[p*48 + j][k], 0 past N. A panel goes in chunks of 256 k: each of its 48 rows
-// is read as one sequential 1 KiB run (one stream for the prefetcher at a time) into a 48 KiB
-// block of the panel that stays in cache while it is written column by column.
-void pack_panels(float* wp, const float* w, int64_t N, int64_t K) {
+// out[c][i] = in[i][c] for a 16 x 16 block of floats: in, rows 16 apart by `ld`; out, rows of
+// 16 at `ldo`. Pairs, then quads, then 128-bit lanes twice (the usual four shuffle stages).
+ALEXNET_AVX512 inline void transpose16(float* out, int64_t ldo, const float* in, int64_t ld) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(in + i * ld);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);      // columns 0,1 | 4,5 | 8,9 | 12,13 of rows i, i+1
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);  // columns 2,3 | 6,7 | 10,11 | 14,15
+  }
+  for (int i = 0; i < 16; i += 4) {  // u: one column of rows i..i+3 per 128-bit lane
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));      // 0 4 8 12
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));  // 1 5 9 13
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));  // 2 6 10 14
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));  // 3 7 11 15
+  }
+  // rows 0-3 with rows 4-7 (and 8-11 with 12-15): lanes 0 and 2 (columns c, c+8), 1 and 3 (c+4, c+12)
+  for (int h = 0; h < 16; h += 8)
+    for (int q = 0; q < 4; ++q) {
+      t[h + 2 * q] = _mm512_shuffle_f32x4(r[h + q], r[h + 4 + q], 0x88);
+      t[h + 2 * q + 1] = _mm512_shuffle_f32x4(r[h + q], r[h + 4 + q], 0xDD);
+    }
+  // t[2q] holds columns q and q+8, t[2q+1] columns q+4 and q+12 (rows 0-7; t[8 + ...] rows 8-15)
+  for (int q = 0; q < 4; ++q) {
+    _mm512_storeu_ps(out + q * ldo, _mm512_shuffle_f32x4(t[2 * q], t[8 + 2 * q], 0x88));
+    _mm512_storeu_ps(out + (q + 8) * ldo, _mm512_shuffle_f32x4(t[2 * q], t[8 + 2 * q], 0xDD));
+    _mm512_storeu_ps(out + (q + 4) * ldo, _mm512_shuffle_f32x4(t[2 * q + 1], t[8 + 2 * q + 1], 0x88));
+    _mm512_storeu_ps(out + (q + 12) * ldo, _mm512_shuffle_f32x4(t[2 * q + 1], t[8 + 2 * q + 1], 0xDD));
+  }
+}
+
+// wp[p][k][j] = w[p*48 + j][k], 0 past N. A panel goes in chunks of 256 k (a 48 KiB block that
+// stays in cache while it is written) and each chunk in three groups of 16 rows, read as 16
+// sequential 1 KiB runs and transposed 16 x 16 at a time; rows past N, and k past the last
+// whole 16, go one float at a time.
+ALEXNET_AVX512 void pack_panels(float* wp, const float* w, int64_t N, int64_t K) {
   constexpr int64_t kChunk = 256;
   const int64_t panels = (N + kNR - 1) / kNR;
   parallel_for(0, panels, 1, [&](int64_t lo, int64_t hi) {
@@ -40,12 +71,14 @@ void pack_panels(float* wp, const float* w, int64_t N, int64_t K) {
       for (int64_t k0 = 0; k0 < K; k0 += kChunk) {
         const int64_t kk = std::min(kChunk, K - k0);
         float* block = dst + k0 * kNR;
-        for (int64_t j = 0; j < kNR; ++j) {
-          if (j < nr) {
-            const float* src = w + (n0 + j) * K + k0;
-            for (int64_t k = 0; k < kk; ++k) block[k * kNR + j] = src[k];
-          } else {
-            for (int64_t k = 0; k < kk; ++k) block[k * kNR + j] = 0.f;
+        for (int64_t g = 0; g < kNR; g += 16) {
+          const int64_t rows = std::clamp<int64_t>(nr - g, 0, 16);
+          int64_t k = 0;
+          if (rows == 16)
+            for (; k + 16 <= kk; k += 16) transpose16(block + k * kNR + g, kNR, w + (n0 + g) * K + k0 + k, K);
+          for (int64_t j = 0; j < 16; ++j) {
+            const float* src = w + (n0 + g + j) * K + k0;
+            for (int64_t kt = k; kt < kk; ++kt) block[kt * kNR + g + j] = j < rows ? src[kt] : 0.f;
           }
         }
       }
