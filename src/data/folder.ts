@@ -2,6 +2,7 @@
 // sharp and transformed as in Krizhevsky et al. 2012: resize the shorter side to 256, then a
 // random 227x227 crop and a random horizontal flip for training, or the centre crop for
 // evaluation; then per-channel mean/std normalisation of [0,1] pixels.
+import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Sharp, SharpOptions } from 'sharp';
@@ -63,6 +64,14 @@ function loadSharp(): Promise<SharpFactory> {
 
 const MAX_REPLACEMENT_TRIES = 16;
 
+/**
+ * The most bytes one decoded, resized image may have (2^28: 256 MiB, the same bound as a sample's
+ * values). A resized image is held whole while its crop is taken, and its longer side grows with
+ * the aspect ratio: a 700-byte 1x30000 PNG resized to a shorter side of 256 would be 256x7680000
+ * pixels, 5.9 GB (which took sharp down with an abort). Checked from the header, before decoding.
+ */
+export const MAX_DECODED_BYTES = 2 ** 28;
+
 export class ImageFolder implements Dataset {
   readonly root: string;
   readonly classNames: readonly string[];
@@ -89,15 +98,26 @@ export class ImageFolder implements Dataset {
     const classNames: string[] = [];
     for (const entry of entries) {
       if (entry.name.startsWith('.')) continue;
-      if (entry.isDirectory() || (entry.isSymbolicLink() && (await stat(join(dir, entry.name))).isDirectory())) classNames.push(entry.name);
+      // a dangling link or a link loop beside the class folders is not a class: left out, as
+      // such links are inside them
+      if (entry.isDirectory() || (entry.isSymbolicLink() && (await stat(join(dir, entry.name)).catch(() => undefined))?.isDirectory())) classNames.push(entry.name);
     }
     classNames.sort(byCodePoint);
     if (classNames.length === 0) throw dataError(`ImageFolder: '${dir}' has no class sub-folders`, dir);
     const files: string[] = [];
     const labels: number[] = [];
+    const skipCorrupt = options.skipCorrupt ?? false;
+    const onName = (path: string, why: string): void => {
+      // a name the file system holds but a JavaScript string cannot (bytes that are not UTF-8)
+      // would fail in the middle of an epoch: refused here, or left out with skipCorrupt
+      if (!skipCorrupt) throw dataError(`ImageFolder: ${why}: '${path}' (rename it, or pass skipCorrupt to leave it out)`, path);
+      const warning = { code: 'ERR_DATA' as const, message: `${why}: '${path}' (left out)`, file: path };
+      if (options.onWarning) options.onWarning(warning);
+      else console.warn(`alexnet data: ${warning.message}`);
+    };
     for (let c = 0; c < classNames.length; c++) {
       const classDir = join(dir, classNames[c]!);
-      const found = (await listImages(classDir, extensions)).map((f) => relative(dir, f).split(sep).join('/')).sort(byCodePoint);
+      const found = (await listImages(classDir, extensions, onName)).map((f) => relative(dir, f).split(sep).join('/')).sort(byCodePoint);
       if (found.length === 0) {
         throw dataError(`ImageFolder: class folder '${classDir}' holds no image with extension ${[...extensions].join('/')}`, classDir);
       }
@@ -107,7 +127,7 @@ export class ImageFolder implements Dataset {
       }
     }
     return new ImageFolder(
-      { root: dir, classNames, files, labels: Int32Array.from(labels), transform, skipCorrupt: options.skipCorrupt ?? false },
+      { root: dir, classNames, files, labels: Int32Array.from(labels), transform, skipCorrupt },
       options.onWarning,
     );
   }
@@ -155,7 +175,16 @@ export class ImageFolder implements Dataset {
       // stat does not open the file, so it cannot block.
       const st = await stat(file);
       if (!st.isFile()) throw new Error(`not a regular file (it is ${st.isFIFO() ? 'a FIFO (named pipe)' : st.isDirectory() ? 'a directory' : 'a special file'})`);
-      out = await sharp(file)
+      const img = sharp(file);
+      // The header gives the size: an image whose resized form would not fit in memory is
+      // refused here, before anything is decoded or allocated.
+      const { width: w, height: h } = await img.metadata();
+      if (!w || !h) throw new Error('the header gives no image size');
+      const [rw, rh] = resizedSize(w, h, R);
+      if (rw * rh * 3 > MAX_DECODED_BYTES) {
+        throw new Error(`its ${w}x${h} pixels resized to a shorter side of ${R} would be ${rw}x${rh} (${rw * rh * 3} bytes, more than the ${MAX_DECODED_BYTES} allowed): an extreme aspect ratio`);
+      }
+      out = await img
         .resize(R, R, { fit: 'outside', kernel: this.transform.kernel })
         .removeAlpha()
         .toColourspace('srgb')
@@ -291,9 +320,20 @@ export class ImageFolder implements Dataset {
   }
 }
 
+/** The most resizeSize may be: a square image resized to it has at most MAX_DECODED_BYTES (9459). */
+export const MAX_RESIZE_SIZE = Math.floor(Math.sqrt(MAX_DECODED_BYTES / 3));
+
+/** The size of a w x h image resized so that its shorter side is r (sharp's fit 'outside'), rounded up. */
+function resizedSize(w: number, h: number, r: number): [number, number] {
+  const scale = Math.max(r / w, r / h);
+  return [Math.max(r, Math.ceil(w * scale)), Math.max(r, Math.ceil(h * scale))];
+}
+
 export function resolveTransform(options: TransformOptions & { split?: string }): ResolvedTransform {
   const { mean, std } = checkNormalization(options, 'ImageFolder');
   const resizeSize = checkInt(options.resizeSize ?? 256, 'ImageFolder: resizeSize', 1);
+  // every image is resized to at least resizeSize x resizeSize and held whole (MAX_DECODED_BYTES)
+  if (resizeSize > MAX_RESIZE_SIZE) throw dataError(`ImageFolder: resizeSize must be at most ${MAX_RESIZE_SIZE}, got ${resizeSize}`);
   const cropSize = checkInt(options.cropSize ?? 227, 'ImageFolder: cropSize', 1);
   if (cropSize > resizeSize) throw dataError(`ImageFolder: cropSize ${cropSize} is larger than resizeSize ${resizeSize}`);
   const kernel = options.kernel ?? 'linear';
@@ -305,25 +345,54 @@ function byCodePoint(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-async function listImages(dir: string, extensions: Set<string>): Promise<string[]> {
+/**
+ * The image files under dir, recursively, following symbolic links. Every folder is listed once
+ * (by device and inode): a link back to a folder being listed (`x -> .`, `x -> ..`) is a cycle
+ * and an error (it listed the same files 40 times over, or 2^40 times with two such links: a
+ * hang), and a second link to a folder already listed adds nothing. A folder that cannot be read
+ * is an ERR_DATA error naming it.
+ */
+async function listImages(dir: string, extensions: Set<string>, onName: (path: string, why: string) => void): Promise<string[]> {
   const out: string[] = [];
-  const entries = await readdir(dir, { withFileTypes: true });
-  for (const entry of entries) {
-    if (entry.name.startsWith('.')) continue;
-    const full = join(dir, entry.name);
-    let isDir = entry.isDirectory();
-    let isFile = entry.isFile();
-    if (entry.isSymbolicLink()) {
-      const s = await stat(full).catch(() => undefined);
-      isDir = s?.isDirectory() ?? false;
-      isFile = s?.isFile() ?? false;
+  const listed = new Set<string>();
+  const walk = async (d: string, ancestors: readonly { id: string; path: string }[]): Promise<void> => {
+    let entries: Dirent<Buffer>[];
+    let id: string;
+    try {
+      const s = await stat(d);
+      id = `${s.dev}:${s.ino}`;
+      const again = ancestors.find((a) => a.id === id);
+      if (again) throw dataError(`ImageFolder: a symbolic link cycle: '${d}' is the folder '${again.path}' that contains it; remove the link`, d);
+      if (listed.has(id)) return;
+      listed.add(id);
+      entries = await readdir(d, { withFileTypes: true, encoding: 'buffer' });
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_DATA') throw e;
+      throw dataError(`ImageFolder: cannot read the folder '${d}': ${(e as Error).message}`, d, e);
     }
-    if (isDir) out.push(...(await listImages(full, extensions)));
-    else if (isFile) {
-      const dot = entry.name.lastIndexOf('.');
-      if (dot >= 0 && extensions.has(entry.name.slice(dot + 1).toLowerCase())) out.push(full);
+    // sorted, so that which of two links to one folder is listed does not depend on the file system's order
+    const names = entries.map((entry) => ({ entry, name: entry.name.toString('utf8') })).sort((a, b) => byCodePoint(a.name, b.name));
+    for (const { entry, name } of names) {
+      if (name.startsWith('.')) continue;
+      const full = join(d, name);
+      let isDir = entry.isDirectory();
+      let isFile = entry.isFile();
+      if (entry.isSymbolicLink()) {
+        const s = await stat(full).catch(() => undefined);
+        isDir = s?.isDirectory() ?? false;
+        isFile = s?.isFile() ?? false;
+      }
+      const dot = name.lastIndexOf('.');
+      const image = isFile && dot >= 0 && extensions.has(name.slice(dot + 1).toLowerCase());
+      if ((isDir || image) && !Buffer.from(name, 'utf8').equals(entry.name)) {
+        onName(full, `the name of ${isDir ? 'a folder' : 'an image'} is not valid UTF-8`);
+        continue;
+      }
+      if (isDir) await walk(full, [...ancestors, { id, path: d }]);
+      else if (image) out.push(full);
     }
-  }
+  };
+  await walk(dir, []);
   return out;
 }
 

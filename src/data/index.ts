@@ -23,6 +23,8 @@ export { SyntheticDataset, SYNTHETIC_CLASSES, type SyntheticOptions } from './sy
 export {
   ImageFolder,
   DEFAULT_EXTENSIONS,
+  MAX_DECODED_BYTES,
+  MAX_RESIZE_SIZE,
   resolveTransform,
   type CropParams,
   type DecodedImage,
