@@ -19,8 +19,8 @@ export interface AlexnetError extends Error {
   code: ErrorCode;
 }
 
-export function alexnetError(code: ErrorCode, message: string): AlexnetError {
-  const e = new Error(message) as AlexnetError;
+export function alexnetError(code: ErrorCode, message: string, cause?: unknown): AlexnetError {
+  const e = new Error(message, cause === undefined ? undefined : { cause }) as AlexnetError;
   e.code = code;
   return e;
 }

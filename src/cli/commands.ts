@@ -11,6 +11,7 @@ import { alexnetError } from '../errors.js';
 import { initDistributed } from '../dist/communicator.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { checkpointError } from '../io/errors.js';
+import { ensureDir } from '../io/atomic.js';
 import { exportOnnx } from '../io/onnx.js';
 import { alexnet, ALEXNET_INPUT_SIZE, type AlexNetConfig, type AlexNetInit } from '../models/alexnet.js';
 import { softmax } from '../ops/loss.js';
@@ -336,14 +337,13 @@ export async function filtersCommand(checkpoint: string, out: string, o: { scale
 /** Writes synthetic samples as PNGs (denormalised), under <folder>/<class>/<i>.png. */
 export async function samplesCommand(folder: string, o: { count: number; classes: number; seed: number }): Promise<void> {
   const { default: sharp } = await import('sharp');
-  const { mkdir } = await import('node:fs/promises');
   const ds = new SyntheticDataset({ size: o.count, numClasses: o.classes, seed: o.seed, split: 'val' });
   const size = ds.imageSize;
   for (let i = 0; i < ds.length; i++) {
     const { image, label } = ds.get(i);
     const rgb = toRgb8(image, size, size);
     const dir = `${folder}/${ds.classNames[label]}`;
-    await mkdir(dir, { recursive: true });
+    await ensureDir(dir, (message, cause) => alexnetError('ERR_ARGUMENT', `samples: ${message}`, cause));
     await sharp(rgb, { raw: { width: size, height: size, channels: 3 } }).png().toFile(`${dir}/${i}.png`);
     console.log(`${dir}/${i}.png`);
   }

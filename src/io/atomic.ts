@@ -14,7 +14,7 @@
 // anything is written.
 import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
-import { lstat, open, readdir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkpointError } from './errors.js';
 
@@ -156,6 +156,69 @@ async function writeTarget(path: string, noun: string): Promise<string> {
   if (t.isDirectory()) throw checkpointError(`${path}: is a symbolic link to the directory ${target}; give a file name for the ${noun}`);
   if (!t.isFile()) throw checkpointError(`${path}: is a symbolic link to ${target}, which is not a regular file; refusing to replace it`);
   return target;
+}
+
+/**
+ * Creates the folder `dir` and those above it that are missing, one level at a time. Node's
+ * mkdir({ recursive: true }) never returns when a file system answers ENOENT for a new child of
+ * a folder that exists (procfs: mkdir('/proc/x/y', { recursive: true }) spins forever, blocking a
+ * thread of libuv's pool and the process with it); here that ENOENT is final. Every failure is
+ * `fail(message)`, by default an ERR_CHECKPOINT error.
+ */
+export async function ensureDir(dir: string, fail: (message: string, cause?: unknown) => Error = checkpointError): Promise<void> {
+  const missing: string[] = [];
+  for (let p = resolve(dir); ; ) {
+    let s;
+    try {
+      s = await stat(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const parent = dirname(p);
+      if (code !== 'ENOENT' || parent === p) throw fail(`cannot use the folder '${p}' (${code ?? (e as Error).message})`, e);
+      missing.push(p);
+      p = parent;
+      continue;
+    }
+    if (!s.isDirectory()) throw fail(`'${p}' is not a folder`);
+    break;
+  }
+  for (const p of missing.reverse()) {
+    try {
+      await mkdir(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && (await stat(p).catch(() => undefined))?.isDirectory()) continue; // made by someone else meanwhile
+      throw fail(`cannot create the folder '${p}' (${code ?? (e as Error).message})`, e);
+    }
+  }
+}
+
+/**
+ * Checks, before a long run, that writeFileAtomic(path) can work: the path is not a directory or
+ * a special file, its folder exists or is created (ensureDir), and a temporary file can be made
+ * there and removed. Refusals are ERR_CHECKPOINT errors naming `path`; nothing is left behind.
+ */
+export async function checkWritable(path: string, options: Pick<AtomicWriteOptions, 'what' | 'noun'>): Promise<void> {
+  let full: string;
+  try {
+    full = await writeTarget(path, options.noun);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_CHECKPOINT') throw e;
+    throw checkpointError(`${path}: cannot write here (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
+  }
+  const dir = dirname(full);
+  await ensureDir(dir, (message, cause) => checkpointError(`${path}: cannot write ${options.what} here: ${message}`, cause));
+  const tmp = join(dir, `${basename(full)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  trackTemporary(tmp);
+  try {
+    await (await open(tmp, 'wx', 0o644)).close();
+    await unlink(tmp);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw checkpointError(`${path}: cannot write ${options.what} here (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
+  } finally {
+    inFlight.delete(tmp);
+  }
 }
 
 /**

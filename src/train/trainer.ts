@@ -26,13 +26,15 @@
 // each rank draws its own slice of them (Dropout.shardStream): the masks one process at the
 // global batch would draw, so dropout does not break the equivalence with it. Without a communicator, or with a world of one,
 // nothing of this runs: the loop is exactly the single-process one.
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, open, stat, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import { dirname } from 'node:path';
 import { hasPixels, type Batch, type Dataset } from '../data/common.js';
 import { DataLoader } from '../data/loader.js';
 import type { Communicator } from '../dist/communicator.js';
 import { DEFAULT_BUCKET_MB, GradientReducer, planBuckets } from '../dist/reducer.js';
 import { alexnetError } from '../errors.js';
+import { checkWritable, ensureDir } from '../io/atomic.js';
 import { namedDropouts, type Dropout } from '../nn/layers.js';
 import { loadNative } from '../native.js';
 import { Module, type MemoryFormat, type Precision } from '../nn/module.js';
@@ -311,7 +313,7 @@ export class Trainer {
   async saveCheckpoint(path: string): Promise<boolean> {
     const state = await this.trainingState();
     if (!weightsAreFinite(state)) return false;
-    await mkdir(dirname(path), { recursive: true });
+    await ensureDir(dirname(path), (message, cause) => alexnetError('ERR_CHECKPOINT', `${path}: cannot write the checkpoint here: ${message}`, cause));
     await saveTrainingState(path, state);
     return true;
   }
@@ -334,23 +336,30 @@ export class Trainer {
   /** Runs the loop; resolves with the summary (also on NaN or interruption). */
   async run(): Promise<TrainSummary> {
     const o = this.options;
-    if (o.resume) await this.loadCheckpoint(o.resume, o.verifyCheckpoint === false ? { verify: false } : {});
-    // identical initial weights on every rank (after a resume every rank loaded the same file:
-    // harmless); momentum starts at zero or comes from that file, the same everywhere
-    this.#comm?.broadcast(this.store.params, 0);
-    if (this.#comm) await this.#shardDropout(this.#comm);
+    // A checkpoint or metrics log that cannot be written is found now, not at the first save
+    // (with checkpointEvery 0, the end of the run: all of its work lost).
+    if (this.#isRoot && o.checkpoint) await checkWritable(o.checkpoint, { what: 'the checkpoint', noun: 'checkpoint' });
+    const log = await MetricsLog.open(this.#isRoot ? (o.metrics ?? null) : null);
     try {
-      const log = await MetricsLog.open(this.#isRoot ? (o.metrics ?? null) : null);
-      const run = new RunRecord(log, this.trainLoader.length, this.#worldSize);
-      this.model.train();
-      while (this.#pos.epoch < this.epochs) {
-        const epoch = this.#pos.epoch;
-        if (!(await this.#trainEpoch(run))) break;
-        await this.#endEpoch(run, epoch);
+      if (o.resume) await this.loadCheckpoint(o.resume, o.verifyCheckpoint === false ? { verify: false } : {});
+      // identical initial weights on every rank (after a resume every rank loaded the same file:
+      // harmless); momentum starts at zero or comes from that file, the same everywhere
+      this.#comm?.broadcast(this.store.params, 0);
+      if (this.#comm) await this.#shardDropout(this.#comm);
+      try {
+        const run = new RunRecord(log, this.trainLoader.length, this.#worldSize);
+        this.model.train();
+        while (this.#pos.epoch < this.epochs) {
+          const epoch = this.#pos.epoch;
+          if (!(await this.#trainEpoch(run))) break;
+          await this.#endEpoch(run, epoch);
+        }
+        return await this.#finishRun(run);
+      } finally {
+        for (const d of this.#dropouts()) d.shardStream(0, 1); // the model leaves the run single-process
       }
-      return await this.#finishRun(run);
     } finally {
-      for (const d of this.#dropouts()) d.shardStream(0, 1); // the model leaves the run single-process
+      await log.close();
     }
   }
 
@@ -845,15 +854,61 @@ export async function evaluate(
 
 /** The JSON-lines metrics log (nothing written when the run has none). */
 class MetricsLog {
-  private constructor(readonly path: string | null) {}
+  private constructor(
+    readonly path: string | null,
+    /** A FIFO's one handle for the whole run (a reader such as `cat` stops at the first close). */
+    readonly pipe: FileHandle | null = null,
+  ) {}
 
+  /**
+   * Checks the log can be written before the run starts: its folder is created (ensureDir, not
+   * Node's recursive mkdir, which spins forever under /proc), and a directory, or a FIFO that no
+   * process reads (appending to it blocked the run forever), is an ERR_ARGUMENT error.
+   */
   static async open(path: string | null): Promise<MetricsLog> {
-    if (path) await mkdir(dirname(path), { recursive: true });
+    if (!path) return new MetricsLog(null);
+    const fail = (message: string, cause?: unknown): Error => alexnetError('ERR_ARGUMENT', `metrics log ${path}: ${message}`, cause);
+    await ensureDir(dirname(path), fail);
+    const s = await stat(path).catch(() => undefined);
+    if (s?.isDirectory()) throw fail('is a directory; give a file name for the log');
+    try {
+      if (s?.isFIFO()) {
+        // O_NONBLOCK: without a reader, open fails at once (ENXIO) instead of waiting for one
+        return new MetricsLog(path, await open(path, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK));
+      }
+      await (await open(path, 'a')).close();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw fail(code === 'ENXIO' ? 'is a FIFO (named pipe) that no process reads' : `cannot be written (${code ?? (e as Error).message})`, e);
+    }
     return new MetricsLog(path);
   }
 
   async write(record: object): Promise<void> {
-    if (this.path) await appendFile(this.path, JSON.stringify(record) + '\n');
+    if (!this.path) return;
+    const line = JSON.stringify(record) + '\n';
+    if (this.pipe === null) {
+      await appendFile(this.path, line);
+      return;
+    }
+    // a non-blocking pipe: a full one (a slow reader) is waited for, a closed one is an error
+    const bytes = Buffer.from(line);
+    for (let done = 0, waits = 0; done < bytes.length; ) {
+      try {
+        done += (await this.pipe.write(bytes, done)).bytesWritten;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN' && waits++ < 600_000) {
+          await new Promise((r) => setTimeout(r, 1));
+          continue;
+        }
+        throw alexnetError('ERR_ARGUMENT', `metrics log ${this.path}: ${code === 'EPIPE' ? 'the process reading the FIFO has gone' : `cannot be written (${code ?? (e as Error).message})`}`, e);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pipe?.close();
   }
 }
 

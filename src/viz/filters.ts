@@ -3,6 +3,7 @@
 // 0, 1, 2 as red, green, blue, enlarged by nearest neighbour, with thin gaps between kernels.
 import sharp from 'sharp';
 import { alexnetError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 export interface FilterWeight {
   data: Float32Array | ArrayLike<number>;
@@ -104,6 +105,8 @@ export async function renderFilters(
   options: RenderFiltersOptions = {},
 ): Promise<{ width: number; height: number; columns: number; rows: number }> {
   const im = filtersImage(weight, options);
-  await sharp(im.data, { raw: { width: im.width, height: im.height, channels: 3 } }).png().toFile(outPath);
+  // written atomically (see plotMetrics)
+  const png = await sharp(im.data, { raw: { width: im.width, height: im.height, channels: 3 } }).png().toBuffer();
+  await writeFileAtomic(outPath, [png], { what: 'the PNG image', noun: 'PNG image' });
   return { width: im.width, height: im.height, columns: im.columns, rows: im.rows };
 }

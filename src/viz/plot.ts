@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { alexnetError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 /** One line of the metrics log written during training (every `logEvery` steps). */
 export interface TrainMetricsRecord {
@@ -364,7 +365,11 @@ export function metricsSvg(records: readonly MetricsRecord[], options: PlotOptio
 export async function plotMetrics(log: string | readonly MetricsRecord[], outPath: string, options: PlotOptions = {}): Promise<{ width: number; height: number }> {
   const records = typeof log === 'string' ? parseMetricsLog(log) : log;
   const svg = metricsSvg(records, options);
-  const info = await sharp(Buffer.from(svg)).png().toFile(outPath);
+  // written atomically, like checkpoints: a directory, a FIFO or a folder that is not there is
+  // an ERR_CHECKPOINT error naming the path (sharp's toFile printed libvips' errors, or wrote
+  // nothing into a FIFO and said it had)
+  const { data, info } = await sharp(Buffer.from(svg)).png().toBuffer({ resolveWithObject: true });
+  await writeFileAtomic(outPath, [data], { what: 'the PNG image', noun: 'PNG image' });
   return { width: info.width, height: info.height };
 }
 
