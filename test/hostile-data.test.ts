@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ImageFolder, MAX_DECODED_BYTES, MAX_RESIZE_SIZE, type DataWarning } from '../src/data/index.js';
+import { DataLoader, ImageFolder, MAX_DECODED_BYTES, MAX_RESIZE_SIZE, type DataWarning, type Dataset } from '../src/data/index.js';
 
 let tmp: string;
 let png: Buffer; // a valid 64x64 RGB PNG
@@ -151,5 +151,37 @@ describe('decompression bombs', () => {
     expect(e.code).toBe('ERR_DATA');
     expect(e.message).toMatch(/resizeSize must be at most 9459, got 100000/);
     await ImageFolder.open(root, { resizeSize: MAX_RESIZE_SIZE, cropSize: 64 });
+  });
+});
+
+describe('options of the wrong type', () => {
+  it('ImageFolder: extensions, split and onWarning of the wrong type are ERR_DATA when the folder is opened (a TypeError, or one thrown mid-epoch by the first skipped file)', async () => {
+    const root = folder();
+    for (const [opts, msg] of [
+      [{ extensions: 'png' }, /extensions must be an array of strings/],
+      [{ split: 3 }, /split must be a string, got number/],
+      [{ onWarning: 'log', skipCorrupt: true }, /onWarning must be a function, got string/],
+    ] as const) {
+      const e = await rejection(ImageFolder.open(root, opts as never));
+      expect(e.code).toBe('ERR_DATA');
+      expect(e.message).toMatch(msg);
+    }
+  });
+
+  it('DataLoader: a describe() that a worker cannot receive is ERR_DATA (it was a DOMException with code 25)', async () => {
+    const ds: Dataset = {
+      length: 4,
+      classNames: ['a'],
+      sampleShape: [3, 4, 4],
+      load: () => ({ image: new Float32Array(48), label: 0 }),
+      describe: () => ({ kind: 'synthetic', options: { size: 4, render: () => 1 } }) as never,
+    };
+    const loader = new DataLoader(ds, { batchSize: 2, workers: 1 });
+    const e = await rejection((async () => {
+      for await (const _ of loader) void _;
+    })());
+    await loader.close();
+    expect(e.code).toBe('ERR_DATA');
+    expect(e.message).toMatch(/cannot start the worker threads: .*could not be cloned/);
   });
 });

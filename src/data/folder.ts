@@ -87,8 +87,14 @@ export class ImageFolder implements Dataset {
   /** Lists root (or root/split): one sub-folder per class, sorted names = class indices. */
   static async open(root: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
     const transform = resolveTransform(options);
+    // options of the wrong type were a TypeError without a code (or, for onWarning, one thrown in
+    // the middle of an epoch by the first skipped file)
+    if (options.split !== undefined && typeof options.split !== 'string') throw dataError(`ImageFolder: split must be a string, got ${typeof options.split}`);
+    const ext = options.extensions ?? DEFAULT_EXTENSIONS;
+    if (!Array.isArray(ext) || !ext.every((e) => typeof e === 'string')) throw dataError('ImageFolder: extensions must be an array of strings');
+    if (options.onWarning !== undefined && typeof options.onWarning !== 'function') throw dataError(`ImageFolder: onWarning must be a function, got ${typeof options.onWarning}`);
     const dir = options.split === undefined ? root : join(root, options.split);
-    const extensions = new Set((options.extensions ?? DEFAULT_EXTENSIONS).map((e) => e.toLowerCase().replace(/^\./, '')));
+    const extensions = new Set(ext.map((e) => e.toLowerCase().replace(/^\./, '')));
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });

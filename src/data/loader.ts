@@ -345,9 +345,14 @@ export class DataLoader implements AsyncIterable<Batch> {
   #assemble(request: BatchRequest): Promise<Batch> {
     if (this.#closed) return Promise.reject(dataError('DataLoader: used after close()'));
     if (this.workers === 0) return assembleBatch(this.dataset, request, this.concurrency);
-    this.#pool ??= new WorkerPool(this.#workerScript!, this.dataset.describe!(), this.workers, this.concurrency, (w) =>
-      this.dataset.emitWarning ? this.dataset.emitWarning(w) : console.warn(`alexnet data: ${w.message}`),
-    );
+    try {
+      this.#pool ??= new WorkerPool(this.#workerScript!, this.dataset.describe!(), this.workers, this.concurrency, (w) =>
+        this.dataset.emitWarning ? this.dataset.emitWarning(w) : console.warn(`alexnet data: ${w.message}`),
+      );
+    } catch (e) {
+      // describe() threw, or gave what a worker cannot receive (a function: a DataCloneError)
+      return Promise.reject(dataError(`DataLoader: cannot start the worker threads: ${(e as Error).message} (describe() must give plain data; or use workers: 0)`, undefined, e));
+    }
     return this.#pool.run(request);
   }
 
