@@ -166,3 +166,49 @@ describe('plot, filters and samples outputs', () => {
     expect(f.stderr).toMatch(/samples: '.*plain' is not a folder \(ERR_ARGUMENT\)|samples: cannot use the folder '.*plain\/\w+' \(ENOTDIR\) \(ERR_ARGUMENT\)/);
   }, 60_000);
 });
+
+/** Runs the CLI, closes its stdout after the first line (as `| head -1` does); resolves with its exit and stderr. */
+function headOne(args: string[], timeout = 60_000): Promise<{ status: number | null; stderr: string; first: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [bin, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let stderr = '';
+    let first = '';
+    const timer = setTimeout(() => c.kill('SIGKILL'), timeout);
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    c.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (!first && out.includes('\n')) {
+        first = out.slice(0, out.indexOf('\n'));
+        c.stdout.destroy();
+      }
+    });
+    c.on('error', reject);
+    c.on('exit', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stderr, first });
+    });
+  });
+}
+
+describe('a reader that goes away (`alexnet ... | head -1`)', () => {
+  it('samples ends quietly with 141 (128 + SIGPIPE) instead of an uncaught EPIPE with a stack trace', async () => {
+    const r = await headOne(['samples', join(dir, 'samples-head'), '-n', '500']);
+    expect(r.first).toMatch(/samples-head\/hstripes\/0\.png$/);
+    expect(r.stderr).not.toMatch(/EPIPE|Unhandled|at /);
+    expect(r.status).toBe(141);
+    expect(readdirSync(join(dir, 'samples-head', 'hstripes')).length).toBeLessThan(250);
+  });
+
+  it('train stops as on Ctrl-C and saves its checkpoint (the uncaught EPIPE ended the run with nothing saved)', async () => {
+    const ck = join(dir, 'head-ck.safetensors');
+    const r = await headOne(['train', '--json', '--max-steps', '100', '--train-size', '24', '--val-size', '2', '-b', '2', '--lr', '0.0001',
+      '--workers', '0', '--checkpoint', ck, '--checkpoint-every', '0', '--metrics', join(dir, 'head.jsonl')]);
+    expect(r.first).toMatch(/^\{"type":"step","step":10,/);
+    expect(r.stderr).not.toMatch(/EPIPE|Unhandled/);
+    expect(r.status).toBe(0);
+    expect(existsSync(ck)).toBe(true);
+    const log = readFileSync(join(dir, 'head.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number });
+    expect(log.at(-1)!.step).toBeLessThan(100); // it stopped early, at the interrupt
+  });
+});

@@ -95,6 +95,19 @@ function printInfo(json: boolean): void {
   console.log(nccl.found ? `nccl    found: ${nccl.path} (NCCL ${nccl.versionString})` : `nccl    not found: ${nccl.reason}`);
 }
 
+// A reader that goes away (`alexnet train --json | head -3`): writing to the closed stdout raised
+// EPIPE as an uncaught exception with a stack trace, and a training run died without saving its
+// checkpoint. Output stops there; a command that listens for Ctrl-C (train) gets one, so it
+// saves a checkpoint after this step and ends; any other ends at once, as SIGPIPE would end it.
+let stdoutGone = false;
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  if (stdoutGone) return;
+  stdoutGone = true;
+  if (process.listenerCount('SIGINT') > 0) process.emit('SIGINT');
+  else process.exit(141); // 128 + SIGPIPE, what a shell reports for a command SIGPIPE ended
+});
+
 const program = new Command();
 program
   .name('alexnet')
