@@ -2,7 +2,8 @@
 // that cannot be read, names that are not UTF-8, and images whose header asks for more memory
 // than a resized image may take. Each is a coded error (or, where it cannot matter, left out)
 // before anything big is allocated, never a crash, a hang or a raw ENOENT.
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -184,4 +185,19 @@ describe('options of the wrong type', () => {
     expect(e.code).toBe('ERR_DATA');
     expect(e.message).toMatch(/cannot start the worker threads: .*could not be cloned/);
   });
+});
+
+describe('an image folder that does not fit the model', () => {
+  it('train --classes 2 on a folder of 3 classes is refused before the first step (the first label 2 failed the run mid-epoch)', () => {
+    const root = folder();
+    mkdirSync(join(root, 'c'));
+    writeFileSync(join(root, 'c', '1.png'), png);
+    const ck = join(tmp, `ck-${n++}.safetensors`);
+    const r = spawnSync(process.execPath, [join(__dirname, '..', 'bin', 'alexnet.js'), 'train', '--data', root, '--classes', '2', '-b', '1', '--max-steps', '3',
+      '--epochs', '1', '--workers', '0', '--checkpoint', ck, '--checkpoint-every', '1', '--metrics', join(tmp, `m-${n++}.jsonl`), '--json'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/the image folder '.*' has 3 class folders but the model has 2 classes \(labels 2 and above would be out of range\) \(ERR_ARGUMENT\)/);
+    expect(r.stdout).not.toMatch(/"type":"step"/);
+    expect(existsSync(ck)).toBe(false);
+  }, 60_000);
 });

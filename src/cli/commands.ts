@@ -109,6 +109,13 @@ async function datasets(cfg: RunConfig, evalOnly = false): Promise<{ train: Data
   }
   const train = evalOnly ? null : await ImageFolder.open(cfg.data.root, { train: true, cropSize: size });
   const val = cfg.data.valRoot ? await ImageFolder.open(cfg.data.valRoot, { train: false, cropSize: size }) : null;
+  // more class folders than the model has classes: the first label past them failed the run in
+  // the middle of an epoch (softmaxCrossEntropy: label out of range); refused before it starts
+  for (const ds of [train, val]) {
+    if (ds && ds.classNames.length > cfg.model.numClasses) {
+      throw alexnetError('ERR_ARGUMENT', `the image folder '${ds.root}' has ${ds.classNames.length} class folders but the model has ${cfg.model.numClasses} class${cfg.model.numClasses === 1 ? '' : 'es'} (labels ${cfg.model.numClasses} and above would be out of range)`);
+    }
+  }
   return { train, val };
 }
 
