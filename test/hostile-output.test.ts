@@ -212,3 +212,14 @@ describe('a reader that goes away (`alexnet ... | head -1`)', () => {
     expect(log.at(-1)!.step).toBeLessThan(100); // it stopped early, at the interrupt
   });
 });
+
+describe('bench --batch', () => {
+  it('each batch size is an integer from 1 to 1024 like every other batch flag (2000 went on to allocate gigabytes; "abc" was dropped silently)', () => {
+    // (not run against the previous code: there these start a benchmark)
+    for (const [value, bad] of [['2000', '2000'], ['1,abc', 'abc'], ['16,,64', ''], ['0', '0']]) {
+      const r = cli(['bench', '--batch', value, '--reps', '1', '--no-peer', '--no-dist', '--no-bf16'], 20_000);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr.trim()).toBe(`alexnet: --batch must be an integer from 1 to 1024, got '${bad}' (ERR_ARGUMENT)`);
+    }
+  });
+});

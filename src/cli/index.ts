@@ -37,6 +37,16 @@ function int(name: string, min: number, max: number) {
   };
 }
 
+/** A comma-separated list of integers in [min, max] (given back as such, checked). */
+function intList(name: string, min: number, max: number) {
+  const one = int(name, min, max);
+  return (value: string): string => {
+    const parts = value.split(',');
+    if (parts.length > 64) throw alexnetError('ERR_ARGUMENT', `--${name} takes at most 64 values, got ${parts.length}`);
+    return parts.map((p) => String(one(p))).join(',');
+  };
+}
+
 function positiveInt(name: string, max: number = LIMITS.count) {
   return int(name, 1, max);
 }
@@ -233,7 +243,7 @@ program
   .command('bench')
   .description('inference and training images/s of the seed AlexNet per batch size against a matmul and the FMA peak, a per-layer table, peak memory, onnxruntime-node and PyTorch (CPU) beside it, the same network in mixed precision (bf16), and (CPU) data-parallel training: 2 ranks under mpirun beside 1 process')
   .option('--device <name>', 'cpu or cuda:N', 'cpu')
-  .option('--batch <list>', 'batch sizes, comma separated (cpu: 1,16,64; cuda: 1,16,64,128)')
+  .option('--batch <list>', 'batch sizes, comma separated (cpu: 1,16,64; cuda: 1,16,64,128)', intList('batch', 1, LIMITS.batch))
   .option('--reps <n>', 'timed repetitions (best is kept)', positiveInt('reps', 100_000), 3)
   .option('--no-peer', 'skip the peers (onnxruntime-node; PyTorch, run by ALEXNET_BENCH_PYTHON or /usr/bin/python3)')
   .option('--save', 'write bench/results/bench-<device>[-<cpu model>]-<date>.{json,md}')
