@@ -2,7 +2,7 @@
 // asked), with W packed once into panels of 48 output features, [ceil(N/48)][K][48], and kept
 // with W (the derived cache, tensor.h) while W is unchanged.
 //
-// Why: at batch 6-192 a general GEMM packs W into its own panels on every call (for fc6 that is
+// Why: at batch 8-192 a general GEMM packs W into its own panels on every call (for fc6 that is
 // a second pass over 151 MB and a write of as much), and the skinny kernel (gemm_skinny.h) reads
 // the batch's rows from L2 for every group of four weight rows. Here each weight is read from
 // memory once per call, in the order it is stored, and the batch's rows come from L1.
@@ -27,10 +27,10 @@ bool linear_forward_packed(float* y,           // [M, N]
                            const float* bias,  // [N] or nullptr
                            int64_t M, int64_t K, int64_t N, bool relu);
 
-// Measured on fc6 and fc7 (bench/linear-packed.mjs): below 6 rows the weight stream alone
+// Measured on fc6 and fc7 (bench/linear-packed.mjs): below 8 rows the weight stream alone
 // decides and the skinny kernel keeps up with memory; past about 200 the partial sums of every
 // row, kept in C between blocks of k, cost more than a general GEMM's packing saves.
-constexpr int64_t kPackedMinRows = 6;
+constexpr int64_t kPackedMinRows = 8;
 constexpr int64_t kPackedMaxRows = 192;
 
 }  // namespace alexnet::cpu

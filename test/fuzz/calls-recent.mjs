@@ -267,11 +267,11 @@ export function recentEntries(lib, g, call) {
       const copy = g.chance(0.15) ? src : g.anyTensor(g.chance(0.8) ? s : undefined, 'bfloat16');
       return call('refreshBf16Copy', lib.refreshBf16Copy, [copy, src]);
     },
-    // float32 linear on its kept weight panels (6-192 rows, features and k from 256): the
+    // float32 linear on its kept weight panels (8-192 rows, features and k from 256): the
     // second call at one weight value makes them; between the two, the weight may be written
     // (the second must see the write), disposed (a coded error), or read through a view
     linearPacked() {
-      const B = g.int(6, 40), I = g.int(256, 300), O = g.int(256, 300), relu = g.chance(0.3);
+      const B = g.int(8, 40), I = g.int(256, 300), O = g.int(256, 300), relu = g.chance(0.3);
       const x = plainTensor([B, I]), b = g.chance(0.5) ? plainTensor([O]) : null;
       const whole = plainTensor([O * I + (g.chance(0.3) ? 7 : 0)]);
       const off = whole.t.numel - O * I;
