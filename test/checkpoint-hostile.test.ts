@@ -17,7 +17,7 @@ import {
   Trainer,
   writeSafetensors,
 } from '../src/index.js';
-import { rng } from './helpers.js';
+import { rejection, rng } from './helpers.js';
 
 const root = join(__dirname, '..');
 const bin = join(root, 'bin', 'alexnet.js');
@@ -31,14 +31,6 @@ afterAll(async () => {
 let n = 0;
 const fresh = (name = 'ck'): string => join(dir, `${name}-${n++}.safetensors`);
 
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error('expected a rejection');
-}
 
 async function expectCheckpointError(p: Promise<unknown>, message: RegExp): Promise<void> {
   const e = await rejection(p);

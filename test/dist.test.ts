@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { initDistributed, loadNative, scale, Tensor } from '../src/index.js';
-import { expectCode, rng, uniform } from './helpers.js';
+import { expectCode, rejection, rng, uniform } from './helpers.js';
 
 const root = join(__dirname, '..');
 const hasMpirun = spawnSync('sh', ['-c', 'command -v mpirun']).status === 0;
@@ -21,14 +21,6 @@ const launched = process.env.OMPI_COMM_WORLD_SIZE !== undefined;
 // the ranks load libmpi as this process does (ALEXNET_MPI_LIBRARY=/nonexistent: only the "missing" case runs)
 const mpiFound = loadNative().mpiLibrary().found;
 
-async function rejection(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as { code?: string; message: string };
-  }
-  throw new Error('expected a rejection');
-}
 
 describe.skipIf(launched)('a world of one (this process, not under mpirun)', () => {
   it('collectives before initDistributed are ERR_DIST', async () => {

@@ -120,3 +120,13 @@ export async function collectGarbage(): Promise<void> {
     await new Promise((r) => setImmediate(r)); // finalizers queued by the collection run here
   }
 }
+
+/** The error a promise rejects with; fails the test if it resolves. */
+export async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error & { code?: string };
+  }
+  throw new Error('expected a rejection');
+}

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataLoader, ImageFolder, MAX_DECODED_BYTES, MAX_RESIZE_SIZE, type DataWarning, type Dataset } from '../src/data/index.js';
+import { rejection } from './helpers.js';
 
 let tmp: string;
 let png: Buffer; // a valid 64x64 RGB PNG
@@ -32,14 +33,6 @@ function folder(): string {
   return root;
 }
 
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('listing an image folder', () => {
   it('a symbolic link back into its own folder is an ERR_DATA cycle error, not 41 copies of each image (or a hang with two links)', async () => {

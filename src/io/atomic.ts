@@ -193,19 +193,23 @@ export async function ensureDir(dir: string, fail: (message: string, cause?: unk
   }
 }
 
+/** writeTarget(path, noun), its refusals as ERR_CHECKPOINT errors naming `path`. */
+async function checkedTarget(path: string, noun: AtomicWriteOptions['noun']): Promise<string> {
+  try {
+    return await writeTarget(path, noun);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ERR_CHECKPOINT') throw e;
+    throw checkpointError(`${path}: cannot write here (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
+  }
+}
+
 /**
  * Checks, before a long run, that writeFileAtomic(path) can work: the path is not a directory or
  * a special file, its folder exists or is created (ensureDir), and a temporary file can be made
  * there and removed. Refusals are ERR_CHECKPOINT errors naming `path`; nothing is left behind.
  */
 export async function checkWritable(path: string, options: Pick<AtomicWriteOptions, 'what' | 'noun'>): Promise<void> {
-  let full: string;
-  try {
-    full = await writeTarget(path, options.noun);
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ERR_CHECKPOINT') throw e;
-    throw checkpointError(`${path}: cannot write here (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
-  }
+  const full = await checkedTarget(path, options.noun);
   const dir = dirname(full);
   await ensureDir(dir, (message, cause) => checkpointError(`${path}: cannot write ${options.what} here: ${message}`, cause));
   const tmp = join(dir, `${basename(full)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -227,13 +231,7 @@ export async function checkWritable(path: string, options: Pick<AtomicWriteOptio
  * errors) naming `path`; before the rename, the message says the file at `path` is unchanged.
  */
 export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[], options: AtomicWriteOptions): Promise<void> {
-  let full: string;
-  try {
-    full = await writeTarget(path, options.noun);
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ERR_CHECKPOINT') throw e;
-    throw checkpointError(`${path}: cannot write here (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, e);
-  }
+  const full = await checkedTarget(path, options.noun);
   const dir = dirname(full);
   await removeStaleTemporaries(full);
   const tmp = join(dir, `${basename(full)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
