@@ -142,17 +142,6 @@ const float* DerivedCache::get(const Key& key, int64_t n, uint64_t version,
   for (const auto& e : entries_)
     if (e->key == key && e->n == n) entry = e.get();
   if (entry != nullptr && entry->version == version) return entry->data.data();
-  if (second_use && (entry == nullptr || entry->seen != version)) {
-    if (entry == nullptr) {
-      try {
-        entries_.push_back(std::make_unique<Entry>(Entry{key, n, kNever, version, {}}));
-      } catch (...) {
-      }
-    } else {
-      entry->seen = version;
-    }
-    return nullptr;
-  }
   if (entry == nullptr) {
     try {
       entries_.push_back(std::make_unique<Entry>(Entry{key, n, kNever, kNever, {}}));
@@ -160,6 +149,10 @@ const float* DerivedCache::get(const Key& key, int64_t n, uint64_t version,
       return nullptr;  // no memory for the cache: the caller derives into its scratch
     }
     entry = entries_.back().get();
+  }
+  if (second_use && entry->seen != version) {  // the first call at this version: noted only
+    entry->seen = version;
+    return nullptr;
   }
   if (entry->data.empty()) {
     const int64_t bytes = n * static_cast<int64_t>(sizeof(float));
@@ -180,18 +173,11 @@ const float* DerivedCache::get(const Key& key, int64_t n, uint64_t version,
 }
 
 const float* Tensor::derived(const std::array<int64_t, 6>& key, int64_t n,
-                             const std::function<void(float*)>& fill) const {
+                             const std::function<void(float*)>& fill, bool second_use) const {
   // The version before the values are read: a write after it leaves the entry stale.
   const uint64_t version = storage_->version();
   const DerivedCache::Key full{offset_, numel(), key[0], key[1], key[2], key[3], key[4], key[5]};
-  return storage_->derived().get(full, n, version, fill);
-}
-
-const float* Tensor::derived_on_reuse(const std::array<int64_t, 6>& key, int64_t n,
-                                      const std::function<void(float*)>& fill) const {
-  const uint64_t version = storage_->version();
-  const DerivedCache::Key full{offset_, numel(), key[0], key[1], key[2], key[3], key[4], key[5]};
-  return storage_->derived().get(full, n, version, fill, true);
+  return storage_->derived().get(full, n, version, fill, second_use);
 }
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {

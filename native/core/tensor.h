@@ -61,15 +61,6 @@ struct Shape {
 // the product of the non-zero dimensions are at most kMaxNumel (overflow-safe).
 void check_shape_size(const Shape& s, const char* op);
 
-// Data a kernel derives from a tensor's values and keeps between calls (weights packed into
-// its tile layout, Winograd filter transforms), held by the tensor's storage and freed with it.
-// An entry is current while the storage's version is the one it was made at; every writable
-// access to the storage (Storage::data(), hence Tensor::ptr() / f32(), which every operator
-// that writes a tensor goes through: fill, copy, SGD step, uploads, collectives, kernels' outputs)
-// moves the version on, so no write path can leave a stale entry behind. A read-only access
-// (cdata(), Tensor::cptr() / cf32()) leaves it. All entries of all storages together stay under
-// derived_cache_budget() bytes; past it (or with the cache off) get() returns null and the
-// caller computes into its own scratch as it did before the cache.
 // The floats of one derived entry, 64-byte aligned and not initialised: the derivation writes
 // every one, from the pool's threads, so the pages of a large entry (fc6's panels are 151 MB)
 // are faulted in by those threads in parallel, not zeroed first by one (std::vector did that:
@@ -90,6 +81,15 @@ class DerivedBuffer {
   int64_t n_ = 0;
 };
 
+// Data a kernel derives from a tensor's values and keeps between calls (weights packed into
+// its tile layout, Winograd filter transforms), held by the tensor's storage and freed with it.
+// An entry is current while the storage's version is the one it was made at; every writable
+// access to the storage (Storage::data(), hence Tensor::ptr() / f32(), which every operator
+// that writes a tensor goes through: fill, copy, SGD step, uploads, collectives, kernels' outputs)
+// moves the version on, so no write path can leave a stale entry behind. A read-only access
+// (cdata(), Tensor::cptr() / cf32()) leaves it. All entries of all storages together stay under
+// derived_cache_budget() bytes; past it (or with the cache off) get() returns null and the
+// caller computes into its own scratch as it did before the cache.
 class DerivedCache {
  public:
   using Key = std::array<int64_t, 8>;
@@ -207,12 +207,10 @@ class Tensor {
   // n floats derived from this view's values by fill(buffer), kept with the storage until its
   // next write (DerivedCache); `key` names the layout (the view's offset and size are added).
   // Null when the cache is off or full: the caller derives into a buffer of its own.
+  // With `second_use`, made only on the second call at one version of the values
+  // (DerivedCache::get): null on the first.
   const float* derived(const std::array<int64_t, 6>& key, int64_t n,
-                       const std::function<void(float*)>& fill) const;
-  // The same, made only on the second call at one version of the values (DerivedCache::get's
-  // second_use): null on the first.
-  const float* derived_on_reuse(const std::array<int64_t, 6>& key, int64_t n,
-                                const std::function<void(float*)>& fill) const;
+                       const std::function<void(float*)>& fill, bool second_use = false) const;
 
   // A contiguous view of numel(shape) elements starting `offset` elements into this tensor.
   Tensor view(int64_t offset, const Shape& shape) const;

@@ -147,11 +147,8 @@ using TileFn = void (*)(float*, int64_t, const float*, const float*, const float
 constexpr TileFn kTiles[kMR] = {&tile<1>, &tile<2>, &tile<3>, &tile<4>,
                                 &tile<5>, &tile<6>, &tile<7>, &tile<8>};
 
-// Near-equal row tiles of at most kMR rows: the size of the one starting at m0.
-inline int tile_rows(int64_t M, int64_t m0) {
-  const int64_t left = M - m0, tiles = (left + kMR - 1) / kMR;
-  return static_cast<int>((left + tiles - 1) / tiles);
-}
+// x's rows in T = ceil(M / 8) near-equal tiles: tile t starts at row t * M / T (at most 8 rows).
+inline int64_t tile_start(int64_t t, int64_t M, int64_t T) { return t * M / T; }
 
 }  // namespace
 #endif
@@ -164,24 +161,22 @@ bool linear_forward_packed(float* y, const float* x, const Tensor& w, const floa
     return false;
   const int64_t panels = (N + kNR - 1) / kNR;
   const float* wsrc = w.cf32();
-  const float* wp = w.derived_on_reuse({kLinearPacked, kNR, N, K, 0, 0}, panels * K * kNR,
-                                       [&](float* d) { pack_panels(d, wsrc, N, K); });
+  const float* wp = w.derived({kLinearPacked, kNR, N, K, 0, 0}, panels * K * kNR,
+                              [&](float* d) { pack_panels(d, wsrc, N, K); }, /*second_use=*/true);
   if (wp == nullptr) return false;
   note_use(KernelUse::LinearPackedAvx512);
   // x's row tiles interleaved, xp[m0 * K + k * rows + i] = x[m0 + i][k]: a tile's broadcasts at
   // one k are then one contiguous run, not `rows` loads 4*K bytes apart (which, K a multiple
   // of 1024, all fall in one L1 set).
+  const int64_t tiles = (M + kMR - 1) / kMR;
   float* xp = scratch(Scratch::LinearRows, M * K);
-  parallel_for(0, M, 8, [&](int64_t lo, int64_t hi) {
-    for (int64_t m0 = 0; m0 < M;) {
-      const int rows = tile_rows(M, m0);
-      for (int i = 0; i < rows; ++i)
-        if (m0 + i >= lo && m0 + i < hi)
-          for (int64_t k = 0; k < K; ++k) xp[m0 * K + k * rows + i] = x[(m0 + i) * K + k];
-      m0 += rows;
+  parallel_for(0, tiles, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) {
+      const int64_t m0 = tile_start(t, M, tiles), rows = tile_start(t + 1, M, tiles) - m0;
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t k = 0; k < K; ++k) xp[m0 * K + k * rows + i] = x[(m0 + i) * K + k];
     }
   });
-  const int64_t tiles = (M + kMR - 1) / kMR;
   parallel_for(0, panels, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t p = lo; p < hi; ++p) {
       const int64_t n0 = p * kNR, nr = std::min(kNR, N - n0);
@@ -194,15 +189,14 @@ bool linear_forward_packed(float* y, const float* x, const Tensor& w, const floa
         // steps, so memory stays busy through the whole block and not only its first tile.
         const float* next = !last ? panel + (k0 + kc) * kNR : p + 1 < hi ? panel + K * kNR : nullptr;
         const int64_t next_rows = !last ? std::min(kKC, K - k0 - kc) : std::min(kKC, K);
-        for (int64_t m0 = 0, t = 0; m0 < M; ++t) {
-          const int rows = tile_rows(M, m0);
+        for (int64_t t = 0; t < tiles; ++t) {
+          const int64_t m0 = tile_start(t, M, tiles), rows = tile_start(t + 1, M, tiles) - m0;
           const int64_t share = (next_rows + tiles - 1) / tiles;
           const int64_t from = std::min(next_rows, t * share), count = std::min(next_rows, from + share) - from;
           const float* ahead = next != nullptr && count > 0 ? next + from * kNR : nullptr;
           const int64_t every = count > 0 ? (kc + count - 1) / count : 1;  // at most `count` rows
           kTiles[rows - 1](y + m0 * N + n0, N, xp + m0 * K + k0 * rows, panel + k0 * kNR,
                            bias ? bias + n0 : nullptr, ahead, every, kc, nr, first, last, relu);
-          m0 += rows;
         }
       }
     }
