@@ -2,14 +2,14 @@
 // cannot be written (found before the first step, not after the run), a folder under /proc
 // (Node's recursive mkdir spins there forever), a metrics log that is a directory or a FIFO
 // nobody reads (appending blocked the run forever), and plot / filters / samples outputs that are
-// directories, FIFOs or missing folders. Anything that used to hang runs in a child process with
-// a time limit.
+// directories, FIFOs or missing folders, and a metrics log for plot that is not a regular file
+// or is too large to read. Anything that used to hang runs in a child process with a time limit.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Conv2d, Dropout, Flatten, Linear, MaxPool2d, mulberry32, plotMetrics, ReLU, Sequential, SyntheticDataset, Trainer, type TrainProgress } from '../src/index.js';
+import { Conv2d, Dropout, Flatten, Linear, MAX_METRICS_LOG_BYTES, MaxPool2d, mulberry32, parseMetricsLog, plotMetrics, plotMetricsFile, readMetricsLog, ReLU, Sequential, SyntheticDataset, Trainer, type TrainProgress } from '../src/index.js';
 import { smallNet as sharedSmallNet } from './small-net.mjs';
 
 const root = join(__dirname, '..');
@@ -154,6 +154,36 @@ describe('plot, filters and samples outputs', () => {
     const r = cli(['plot', join(dir, 'm.jsonl'), '-o', d]);
     expect(r.status).toBe(1);
     expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^alexnet: .*plot-dir: is a directory; give a file name for the PNG image \(ERR_CHECKPOINT\)$/)]);
+  });
+
+  it('plot reads only a regular metrics log: a missing path, a directory, a FIFO nobody writes (it waited forever), a device (/dev/zero was read until the string overflowed) or a log over 256 MiB is ERR_ARGUMENT naming it', async () => {
+    const fifo = join(dir, 'log.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const big = join(dir, 'big.jsonl');
+    writeFileSync(big, '');
+    truncateSync(big, MAX_METRICS_LOG_BYTES + 1); // sparse: no disk
+    for (const [path, msg] of [
+      [join(dir, 'no-such.jsonl'), /no-such\.jsonl: cannot open \(ENOENT\)/],
+      [dir, /: not a regular file \(it is a directory\)/],
+      [fifo, /log\.fifo: not a regular file \(it is a FIFO \(named pipe\)\)/],
+      ['/dev/zero', /\/dev\/zero: not a regular file \(it is a device\)/],
+      [big, new RegExp(`big\\.jsonl: the metrics log is ${MAX_METRICS_LOG_BYTES + 1} bytes, more than the ${MAX_METRICS_LOG_BYTES}`)],
+    ] as const) {
+      let err: (Error & { code?: string }) | undefined;
+      await readMetricsLog(path).catch((e: Error) => (err = e));
+      expect(err?.code, path).toBe('ERR_ARGUMENT');
+      expect(err?.message).toMatch(msg);
+    }
+    // the command line, in a child with a time limit (the FIFO hung it), says so in one line
+    const r = cli(['plot', fifo, '-o', join(dir, 'fifo.png')], 20_000);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^alexnet: .*log\.fifo: not a regular file .* \(ERR_ARGUMENT\)$/)]);
+    expect(existsSync(join(dir, 'fifo.png'))).toBe(false);
+    // a log a run is still appending to (its last line incomplete) plots what is complete
+    const live = join(dir, 'live.jsonl');
+    writeFileSync(live, `${log}{"type":"train","st`);
+    expect(parseMetricsLog(await readMetricsLog(live))).toHaveLength(2);
+    expect(await plotMetricsFile(live, join(dir, 'live.png'))).toEqual({ width: 1200, height: 500 });
   });
 
   it.skipIf(!procfs)('samples into a folder under /proc or under a file: ERR_ARGUMENT, not a hang or a raw ENOTDIR', () => {

@@ -1,6 +1,5 @@
 // `alexnet train | eval | predict | export | plot | filters`: the command-line front of src/train,
 // src/io and src/viz.
-import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Dataset } from '../data/common.js';
@@ -18,7 +17,7 @@ import { softmax } from '../ops/loss.js';
 import { Tensor } from '../tensor.js';
 import { MAX_CLASSES, MAX_SYNTHETIC_SAMPLES, modelFromCheckpoint, parseSchedule, readRunConfig, validateRunConfig, type RunConfig, type RunTrainOptions } from '../train/run-config.js';
 import { evaluate, Trainer, type TrainProgress, type TrainSummary } from '../train/trainer.js';
-import { plotMetrics } from '../viz/plot.js';
+import { plotMetricsFile } from '../viz/plot.js';
 import { renderFilters } from '../viz/filters.js';
 
 /** `alexnet train`'s options: the run's recorded training options (RunTrainOptions) and the rest. */
@@ -328,8 +327,7 @@ export async function exportCommand(checkpoint: string, o: { out: string; opset:
 }
 
 export async function plotCommand(metrics: string, out: string): Promise<void> {
-  const text = await readFile(metrics, 'utf8');
-  const { width, height } = await plotMetrics(text, out, { title: `alexnet-node: ${metrics}` });
+  const { width, height } = await plotMetricsFile(metrics, out, { title: `alexnet-node: ${metrics}` });
   console.log(`wrote ${out} (${width}x${height})`);
 }
 

@@ -5,6 +5,8 @@ export {
   parseMetricsLog,
   plotMetrics,
   plotMetricsFile,
+  readMetricsLog,
+  MAX_METRICS_LOG_BYTES,
   type MetricsRecord,
   type PlotOptions,
   type TrainMetricsRecord,

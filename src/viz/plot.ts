@@ -1,10 +1,10 @@
 // Training curves: a metrics log (JSON lines) drawn as two panels, loss and accuracy, in an SVG
 // that sharp (librsvg) rasterises to PNG. No plotting library: axes, "nice" ticks, lines,
 // markers and a legend are a few dozen SVG elements.
-import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { alexnetError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { openRegularFile } from '../io/safetensors.js';
 
 /** One line of the metrics log written during training (every `logEvery` steps). */
 export interface TrainMetricsRecord {
@@ -373,7 +373,41 @@ export async function plotMetrics(log: string | readonly MetricsRecord[], outPat
   return { width: info.width, height: info.height };
 }
 
-/** Reads a metrics log file and plots it. */
+/** The largest metrics log readMetricsLog takes: 256 MiB, about a million records. */
+export const MAX_METRICS_LOG_BYTES = 256 * 2 ** 20;
+
+/**
+ * Reads a metrics log file: a regular file of at most MAX_METRICS_LOG_BYTES, read up to the size
+ * it had when opened (a log a run is still appending to ends in an incomplete line, which
+ * parseMetricsLog leaves out). A FIFO, a device or a directory is refused, not waited on or read
+ * without end; every refusal is an ERR_ARGUMENT error naming the path.
+ */
+export async function readMetricsLog(path: string): Promise<string> {
+  const argumentError = (message: string, cause?: unknown) => alexnetError('ERR_ARGUMENT', message, cause);
+  const fh = await openRegularFile(path, argumentError);
+  try {
+    const { size } = await fh.stat();
+    if (size > MAX_METRICS_LOG_BYTES) {
+      throw argumentError(`${path}: the metrics log is ${size} bytes, more than the ${MAX_METRICS_LOG_BYTES} plot reads; plot its last records instead (tail -n 500000 log.jsonl > part.jsonl)`);
+    }
+    const buf = Buffer.allocUnsafe(size);
+    let n = 0;
+    while (n < size) {
+      const { bytesRead } = await fh.read(buf, n, size - n, n);
+      if (bytesRead === 0) break; // truncated while read: what there was
+      n += bytesRead;
+    }
+    return buf.toString('utf8', 0, n);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === undefined || code.startsWith('ERR_')) throw e;
+    throw argumentError(`${path}: reading the metrics log failed (${code})`, e);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** Reads a metrics log file (readMetricsLog) and plots it. */
 export async function plotMetricsFile(logPath: string, outPath: string, options: PlotOptions = {}): Promise<{ width: number; height: number }> {
-  return plotMetrics(await readFile(logPath, 'utf8'), outPath, options);
+  return plotMetrics(await readMetricsLog(logPath), outPath, options);
 }
