@@ -7,12 +7,12 @@
 // round, so the machine's drift hits all of them alike. FLOP rates are given as fractions of a
 // square matmul and of the machine's FMA peak, both measured in the same run.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { exportOnnx } from '../io/onnx.js';
+import { encodeOnnx } from '../io/onnx.js';
 import { alexnet } from '../models/alexnet.js';
 import { Conv2d, Linear } from '../nn/layers.js';
 import type { Module, Precision } from '../nn/module.js';
@@ -332,7 +332,8 @@ function benchResult(
 class OrtPeer {
   readonly name = 'onnxruntime-node (CPU)';
   #ort: typeof import('onnxruntime-node') | null = null;
-  #onnxPath: string | null = null;
+  /** the model as ONNX bytes, in memory: no file is left behind when a run is killed */
+  #onnx: Uint8Array | null = null;
   #session: import('onnxruntime-node').InferenceSession | null = null;
   #feeds: Record<string, import('onnxruntime-node').Tensor> = {};
   #error: string | null = null;
@@ -348,12 +349,11 @@ class OrtPeer {
     try {
       if (!this.#ort) {
         this.#ort = (await import('onnxruntime-node')) as typeof import('onnxruntime-node');
-        this.#onnxPath = join(os.tmpdir(), `alexnet-bench-${process.pid}.onnx`);
         r.inferModel.eval();
-        await exportOnnx(r.inferModel as never, this.#onnxPath, { batch: 'dynamic' });
+        this.#onnx = await encodeOnnx(r.inferModel as never, { batch: 'dynamic' });
       }
       const ort = this.#ort;
-      this.#session = await ort.InferenceSession.create(this.#onnxPath!, { intraOpNumThreads: os.cpus().length });
+      this.#session = await ort.InferenceSession.create(this.#onnx!, { intraOpNumThreads: os.cpus().length });
       this.#feeds = { input: new ort.Tensor('float32', r.host, [r.batch, 3, 227, 227]) };
     } catch (e) {
       this.#fail(e);
@@ -391,7 +391,7 @@ class OrtPeer {
 
   async close(): Promise<void> {
     await this.release();
-    if (this.#onnxPath) await rm(this.#onnxPath, { force: true });
+    this.#onnx = null;
   }
 }
 
