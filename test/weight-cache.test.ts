@@ -239,7 +239,7 @@ describe('linear: packed weight panels', () => {
     for (const [i, y] of [y1, y2, y3].entries()) expectClose(await y.data(), ref, { ...tol, label: `after the write, call ${i + 1}` });
   });
 
-  it('a training loop (a write between forwards) never packs; evaluation after it does, once', async () => {
+  it('a training loop (a write between forwards) never packs; evaluation after it does, once, and training again frees the panels', async () => {
     const [M, K, N] = [16, 384, 320];
     const r = rng();
     await collectGarbage();
@@ -258,6 +258,14 @@ describe('linear: packed weight panels', () => {
     expect(cpuKernelsUsed()).not.toContain('linear.packed.avx512');
     const w = f64(await tw.data());
     for (let i = 0; i < 3; i++) expectClose(await linear(tx, tw, null).data(), linearRef(x, w, null, M, K, N), { ...tolerance(K), label: `eval ${i}` });
+    expect(native().weightCacheBytes() - before).toBe(avx512() ? panelBytes(N, K) : 0);
+    // training again: its first forward frees the evaluation's panels (they were held, stale,
+    // until the next evaluation), and the one after that packs again
+    sgdStep(tw, Tensor.from(f32(uniform(N * K, r)), [N, K]), null, { lr: 0.01 });
+    const w2 = f64(await tw.data());
+    expectClose(await linear(tx, tw, null).data(), linearRef(x, w2, null, M, K, N), { ...tolerance(K), label: 'train again' });
+    expect(native().weightCacheBytes(), 'the stale panels are freed').toBe(before);
+    for (let i = 0; i < 2; i++) expectClose(await linear(tx, tw, null).data(), linearRef(x, w2, null, M, K, N), { ...tolerance(K), label: `eval again ${i}` });
     expect(native().weightCacheBytes() - before).toBe(avx512() ? panelBytes(N, K) : 0);
   });
 

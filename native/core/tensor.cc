@@ -152,6 +152,11 @@ const float* DerivedCache::get(const Key& key, int64_t n, uint64_t version,
   }
   if (second_use && entry->seen != version) {  // the first call at this version: noted only
     entry->seen = version;
+    if (!entry->data.empty()) {  // and a stale entry freed, not held through training
+      g_derived_bytes.fetch_sub(entry->data.size() * static_cast<int64_t>(sizeof(float)));
+      entry->data.release();
+      entry->version = kNever;
+    }
     return nullptr;
   }
   if (entry->data.empty()) {
