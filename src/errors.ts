@@ -28,3 +28,13 @@ export function alexnetError(code: ErrorCode, message: string, cause?: unknown):
 export function isAlexnetError(e: unknown): e is AlexnetError {
   return e instanceof Error && typeof (e as Partial<AlexnetError>).code === 'string' && (e as AlexnetError).code.startsWith('ERR_');
 }
+
+/**
+ * `s` safe to print to a terminal: control characters (C0, DEL and C1, which a terminal reads
+ * as the start of an escape sequence: colours, cursor moves, a title, a clipboard write) shown
+ * as \xNN. Newlines and tabs are kept with `lines` (a message of several lines), else shown too.
+ * For names that come from files (class folders, a checkpoint's run configuration, paths).
+ */
+export function printable(s: string, { lines = false }: { lines?: boolean } = {}): string {
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => (lines && (c === '\n' || c === '\t') ? c : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}

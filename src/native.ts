@@ -4,6 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { printable } from './errors.js';
 import type { Conv2dBackwardOptions, Conv2dOptions } from './ops/conv.js';
 import type { DropoutOptions } from './ops/dropout.js';
 import type { MatmulOptions } from './ops/linear.js';
@@ -546,7 +547,7 @@ export function checkEnvironment(env: Record<string, string | undefined>): void 
     const ok = values === 'mib' ? /^[0-9]{1,7}$/.test(v) && Number(v) <= 2 ** 20 : values.includes(v);
     if (ok) continue;
     const want = values === 'mib' ? 'a whole number of MiB in [0, 1048576]' : values.map((x) => `'${x}'`).join(', ').replace(/, ([^,]*)$/, ' or $1');
-    const shown = v.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+    const shown = printable(v);
     const e = new Error(`alexnet: ${name} must be ${want} but is '${shown}'`) as Error & { code: string };
     e.code = 'ERR_ARGUMENT';
     throw e;

@@ -17,6 +17,7 @@ import {
   Trainer,
   writeSafetensors,
 } from '../src/index.js';
+import sharp from 'sharp';
 import { rejection, rng } from './helpers.js';
 
 const root = join(__dirname, '..');
@@ -463,4 +464,33 @@ describe('symlinked checkpoint paths (item 11)', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/ck\.safetensors: is a symbolic link to the directory .*folder.*\(ERR_CHECKPOINT\)/);
   }, 150_000);
+});
+
+describe('names from a checkpoint or the command line reach the terminal escaped', () => {
+  // a raw control character, newlines aside
+  const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
+
+  it('predict shows class names and file names with their control characters as \\xNN (an OSC 52 clipboard write, a colour, a C1 CSI); --json keeps the names; an error naming such a path too', async () => {
+    const { weights, config } = seedRun();
+    const names = ['\x1b]52;c;aGk=\x07clip', 'red\x1b[31m\x9b2J'];
+    const path = fresh('escapes');
+    await saveCheckpoint(path, { weights, step: 0, epoch: 0, config: { ...config, classNames: names } });
+    const img = join(dir, 'img\x1b[2J.png');
+    await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toFile(img);
+    const r = cli(['predict', path, img, '-k', '2']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).not.toMatch(RAW_CONTROL);
+    expect(r.stdout).toContain('img\\x1b[2J.png: ');
+    expect(r.stdout).toContain('\\x1b]52;c;aGk=\\x07clip ');
+    expect(r.stdout).toContain('red\\x1b[31m\\x9b2J ');
+    const j = cli(['predict', path, img, '-k', '2', '--json']);
+    expect(j.status, j.stderr).toBe(0);
+    const out = JSON.parse(j.stdout.trim()) as { file: string; top: { class: string }[] };
+    expect(out.file).toBe(img);
+    expect(out.top.map((t) => t.class).sort()).toEqual([...names].sort());
+    const e = cli(['predict', path, join(dir, 'missing\x1b[2J\x9b.png')]);
+    expect(e.status).toBe(1);
+    expect(e.stderr).not.toMatch(RAW_CONTROL);
+    expect(e.stderr).toContain('missing\\x1b[2J\\x9b.png');
+  }, 120_000);
 });

@@ -6,7 +6,7 @@ import type { Dataset } from '../data/common.js';
 import { toRgb8 } from '../data/common.js';
 import { ImageFolder, resolveTransform } from '../data/folder.js';
 import { SyntheticDataset, SYNTHETIC_CLASSES } from '../data/synthetic.js';
-import { alexnetError } from '../errors.js';
+import { alexnetError, printable } from '../errors.js';
 import { initDistributed } from '../dist/communicator.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { checkpointError } from '../io/errors.js';
@@ -300,7 +300,9 @@ export async function predictCommand(checkpoint: string, images: string[], o: { 
       logits.dispose();
       const ranked = Array.from(p, (v, c) => ({ class: cfg.classNames[c] ?? String(c), probability: v })).sort((a, b) => b.probability - a.probability).slice(0, k);
       if (o.json) console.log(JSON.stringify({ file: images[i], top: ranked }));
-      else console.log(`${images[i]}: ${ranked.map((r) => `${r.class} ${(100 * r.probability).toFixed(1)}%`).join(', ')}`);
+      // class names come from the checkpoint, file names from the command line: shown with
+      // their control characters escaped, so a hostile one cannot drive the terminal
+      else console.log(`${printable(images[i]!)}: ${ranked.map((r) => `${printable(r.class)} ${(100 * r.probability).toFixed(1)}%`).join(', ')}`);
     }
   } finally {
     model.dispose();

@@ -1,6 +1,6 @@
 // The `alexnet` command-line tool.
 import { Command, InvalidArgumentError } from 'commander';
-import { alexnetError } from '../errors.js';
+import { alexnetError, printable } from '../errors.js';
 import { backendInfo, packageVersion, setNumThreads } from '../info.js';
 import { seedForward } from './forward.js';
 import { useDefaultOpenblasKernels, type ConvAlgorithm } from '../native.js';
@@ -277,7 +277,9 @@ program
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as { code?: string; message?: string };
   const mpiRank = launchedRank();
-  console.error(`${mpiRank !== undefined ? `rank ${mpiRank}: ` : ''}alexnet: ${(e.message ?? String(err)).replace(/^alexnet: /, '')}${e.code ? ` (${e.code})` : ''}`);
+  // the message may hold a path or a name from a file: no escape sequence reaches the terminal
+  const message = printable((e.message ?? String(err)).replace(/^alexnet: /, ''), { lines: true });
+  console.error(`${mpiRank !== undefined ? `rank ${mpiRank}: ` : ''}alexnet: ${message}${e.code ? ` (${printable(String(e.code))})` : ''}`);
   process.exitCode = 1;
   if (mpiRank !== undefined) process.exit(1);
 });
