@@ -7,10 +7,7 @@
 // out of cache by the time it is met again). The unpacked calls run with setWeightCache(false),
 // which leaves the panels unused; the packed ones are made once before timing.
 //
-// --isa avx2 runs both sides as an AVX2 CPU would (setCpuIsa('avx2'), OpenBLAS on its Haswell
-// kernels): the AVX2 tiles against the AVX2 skinny kernel and OpenBLAS's AVX2 GEMM.
-//
-//   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE node bench/linear-packed.mjs [--rows 2,4,6,8,16,32,64,128,192,256] [--rounds 8] [--isa avx2]
+//   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE node bench/linear-packed.mjs [--rows 2,4,6,8,16,32,64,128,192,256] [--rounds 8]
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,20 +15,14 @@ import os from 'node:os';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const lib = await import(join(here, '..', 'dist', 'index.js'));
-const { Tensor, linear, synchronize, setWeightCache, cpuKernelsUsed, setCpuIsa } = lib;
+lib.useDefaultOpenblasKernels();
+const { Tensor, linear, synchronize, setWeightCache, cpuKernelsUsed } = lib;
 const { values } = parseArgs({
   options: {
     rows: { type: 'string', default: '2,4,6,8,16,32,64,128,192,256' },
     rounds: { type: 'string', default: '8' },
-    isa: { type: 'string', default: 'auto' },
   },
 });
-// before the addon loads: OpenBLAS picks its kernels then
-if (values.isa === 'avx2') {
-  process.env.OPENBLAS_CORETYPE = 'Haswell';
-  delete process.env.OPENBLAS_L2_SIZE;
-} else lib.useDefaultOpenblasKernels();
-setCpuIsa(values.isa);
 const rowsList = values.rows.split(',').map(Number);
 const rounds = Number(values.rounds);
 const layers = [
@@ -41,7 +32,7 @@ const layers = [
 
 const random = (n, s) => Tensor.from(new Float32Array(n).map(() => (Math.random() - 0.5) * s), [n]);
 console.log(`# linear forward: packed weight panels against the unpacked kernels\n`);
-console.log(`${new Date().toISOString()} · ${os.cpus()[0]?.model ?? 'cpu'} · ${lib.backendInfo().backends.cpu.threads ?? ''} threads · kernels ${lib.backendInfo().backends.cpu.isa} · load ${os.loadavg()[0].toFixed(2)}\n`);
+console.log(`${new Date().toISOString()} · ${os.cpus()[0]?.model ?? 'cpu'} · ${lib.backendInfo().backends.cpu.threads ?? ''} threads · load ${os.loadavg()[0].toFixed(2)}\n`);
 console.log('| layer | rows | unpacked ms | packed ms | packed / unpacked speed | packed GFLOP/s | packed weight GB/s |');
 console.log('|---|---:|---:|---:|---:|---:|---:|');
 for (const [name, K, N] of layers) {
@@ -68,7 +59,7 @@ for (const [name, K, N] of layers) {
         for (let i = 0; i < 3; i++) best[mode] = Math.min(best[mode], await call());
       }
     setWeightCache(true);
-    const used = cpuKernelsUsed().some((k) => k.startsWith('linear.packed.'));
+    const used = cpuKernelsUsed().includes('linear.packed.avx512');
     const gflop = (2 * M * K * N) / 1e9;
     console.log(
       `| ${name} | ${M} | ${best.unpacked.toFixed(2)} | ${used ? best.packed.toFixed(2) : '(not taken)'} | ${used ? (best.unpacked / best.packed).toFixed(2) + 'x' : ''} | ${used ? ((gflop / best.packed) * 1e3).toFixed(0) : ''} | ${used ? ((N * K * 4) / best.packed / 1e6).toFixed(1) : ''} |`,

@@ -96,8 +96,7 @@ const char* kernel_use_name(KernelUse k) {
                                       "gemm.skinny.avx2",
                                       "bf16.avx512",
                                       "bf16.amx",
-                                      "linear.packed.avx512",
-                                      "linear.packed.avx2"};
+                                      "linear.packed.avx512"};
   static_assert(sizeof(names) / sizeof(names[0]) == static_cast<size_t>(KernelUse::kCount));
   return names[static_cast<int>(k)];
 }

@@ -55,7 +55,6 @@ enum class KernelUse : int {
   Bf16Avx512,          // the AVX-512 BF16 conversions and products
   Bf16Amx,             // the AMX (tile) products of the packed bfloat16 GEMM
   LinearPackedAvx512,  // the linear layer's forward on its kept weight panels (linear_packed.h)
-  LinearPackedAvx2,
   kCount
 };
 extern std::atomic<bool> g_kernel_used[static_cast<int>(KernelUse::kCount)];

@@ -18,10 +18,9 @@
 
 namespace alexnet::cpu {
 
-// Runs the product into y and returns true when this path serves it: a CPU with AVX-512 or
-// AVX2 with FMA (under the cap of isa.h; the panels are the same for both), kPackedMinRows <= M
-// <= kPackedMaxRows, N and K large enough, and W's panels current. Returns false, having
-// written nothing, otherwise (the caller runs sgemm).
+// Runs the product into y and returns true when this path serves it: a CPU with AVX-512 (under
+// the cap of isa.h), kPackedMinRows <= M <= kPackedMaxRows, N and K large enough, and W's
+// panels current. Returns false, having written nothing, otherwise (the caller runs sgemm).
 bool linear_forward_packed(float* y,           // [M, N]
                            const float* x,     // [M, K]
                            const Tensor& w,    // [N, K] (float32, read through cf32)
