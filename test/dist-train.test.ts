@@ -206,6 +206,12 @@ function mpirun(args: string[], seconds = 120) {
     process.execPath, join(root, 'test', 'dist-train-ranks.mjs'), ...args], { encoding: 'utf8', cwd: root });
 }
 
+/** A rank's weights as dist-train-ranks.mjs wrote them after its `name` run. */
+async function weightsOf(dir: string, rank: number, name: string): Promise<Float32Array> {
+  const b = await readFile(join(dir, `weights-${rank}-${name}.f32`));
+  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+}
+
 function results(stdout: string): Array<Record<string, unknown>> {
   return stdout.split('\n').filter((l) => l.startsWith('RESULT ')).map((l) => JSON.parse(l.slice(7)));
 }
@@ -254,19 +260,39 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): { abs: number; rel
 
 describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: mpirun)', () => {
   it.skipIf(!mpiFound)('two ranks at batch B train to the weights of one process at batch 2B over the union of their batches; rank 0 alone writes; resume is exact', async () => {
-    const dir = await tempDir();
-    const seed = 1 + Math.floor(Math.random() * 1000);
-    const r = mpirun([dir, String(seed)], 200);
-    expect(r.status, `mpirun failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
-    const res = results(r.stdout).sort((a, b) => (a.rank as number) - (b.rank as number));
+    /** The 2-rank run and one process at batch 2B from `seed`: their weights and how far apart. */
+    const attempt = async (seed: number) => {
+      const dir = await tempDir();
+      const r = mpirun([dir, String(seed)], 200);
+      expect(r.status, `mpirun failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
+      const res = results(r.stdout).sort((a, b) => (a.rank as number) - (b.rank as number));
+      const single = new Trainer({
+        model: smallNet(seed), config: {}, train: unionOrder(data('train', SIZE), seed), val: data('val', 21), batchSize: 2 * B, epochs: EPOCHS,
+        optimizer: { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 }, seed, workers: 0, dataFormat: 'float32',
+      });
+      const summary = await single.run();
+      const want = await single.store.params.data();
+      await single.close();
+      const full0 = await weightsOf(dir, 0, 'full');
+      return { seed, dir, res, summary, want, full0, d: maxDiff(full0, want) };
+    };
+    const data = (split: 'train' | 'val', size: number) => new SyntheticDataset({ size, imageSize: 32, split, seed: 11, numClasses: 2 });
+    // float32 sums in another order over 6 steps: relative differences of ~1e-7 (2e-7 at most over
+    // 50 seeds), far below what any missed or double-counted sample, or an unaveraged gradient,
+    // would give (checked below). Unless that rounding tips a ReLU or max-pool decision the other
+    // way in one run and not the other: then one gradient term moves whole, and the weights can
+    // differ by 1e-3 (one seed in 50 gave 3e-5, one CI run 2e-3). Such a flip belongs to a seed,
+    // a wrong sum to every seed: a second seed is drawn when the first is off, and must agree.
+    let run = await attempt(1 + Math.floor(Math.random() * 1000));
+    if (!(run.d.rel < 2e-4)) {
+      console.log(`seed ${run.seed}: max relative difference ${run.d.rel} (a flipped decision?); a second seed`);
+      run = await attempt(1 + ((run.seed + 1 + Math.floor(Math.random() * 998)) % 1000));
+    }
+    const { seed, dir, res, summary, want, full0, d } = run;
     expect(res.map((x) => x.rank)).toEqual([0, 1]);
     const [r0, r1] = res as Array<{ rank: number; summary: Record<string, number>; wrote: string[]; buckets: number }>;
-    const weights = async (rank: number, name: string) => {
-      const b = await readFile(join(dir, `weights-${rank}-${name}.f32`));
-      return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-    };
-    const [full0, full1, resumed0, resumed1, bucketed0, bucketed1] = await Promise.all(
-      [weights(0, 'full'), weights(1, 'full'), weights(0, 'resumed'), weights(1, 'resumed'), weights(0, 'bucketed'), weights(1, 'bucketed')]);
+    const [full1, resumed0, resumed1, bucketed0, bucketed1] = await Promise.all(
+      [weightsOf(dir, 1, 'full'), weightsOf(dir, 0, 'resumed'), weightsOf(dir, 1, 'resumed'), weightsOf(dir, 0, 'bucketed'), weightsOf(dir, 1, 'bucketed')]);
 
     // rank 0 alone wrote the checkpoint and the metrics log (each rank listed what existed in its
     // own directory after its run: rank 1's stays empty)
@@ -278,19 +304,8 @@ describe.skipIf(!hasMpirun || launched)('under mpirun -n 2 (needs openmpi-bin: m
     expect(firstDifference(full1, full0), 'the ranks ended with other weights').toBe(-1);
 
     // one process at batch 2B over the same samples per step
-    const data = (split: 'train' | 'val', size: number) => new SyntheticDataset({ size, imageSize: 32, split, seed: 11, numClasses: 2 });
-    const single = new Trainer({
-      model: smallNet(seed), config: {}, train: unionOrder(data('train', SIZE), seed), val: data('val', 21), batchSize: 2 * B, epochs: EPOCHS,
-      optimizer: { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 }, seed, workers: 0, dataFormat: 'float32',
-    });
-    const summary = await single.run();
-    const want = await single.store.params.data();
-    await single.close();
     expect(summary.steps).toBe(r0!.summary.steps);
-    const d = maxDiff(full0, want);
-    // float32 sums in another order over 6 steps: relative differences of ~1e-6, far below what
-    // any missed or double-counted sample, or an unaveraged gradient, would give (checked below)
-    expect(d.rel, `max |diff| ${d.abs}`).toBeLessThan(2e-4);
+    expect(d.rel, `seed ${seed}: max |diff| ${d.abs}`).toBeLessThan(2e-4);
     // the weights moved from the initial ones much more than that
     const init = await smallNet(seed).parameters()[0]!.data.data();
     expect(maxDiff(full0.slice(0, init.length), want.slice(0, init.length)).abs).toBeLessThan(maxDiff(init, want.slice(0, init.length)).abs / 100);
